@@ -1,0 +1,62 @@
+# The flash-sale platform. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+PKGS := ./...
+SERVICES := deploy/services.sh
+# Tests talk to the real services; `services-env` exports their addresses.
+WITH_SERVICES = $(SERVICES) up && eval "$$($(SERVICES) env)" &&
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build the seckill binary into bin/
+	$(GO) build -o bin/seckill .
+
+demo: ## run a sale on the embedded stand-ins and print the result (no servers needed)
+	$(GO) run . demo
+
+run: ## run gateway, backend and worker in one process (embedded stand-ins unless addresses are set)
+	$(GO) run . all
+
+test: ## run every test, unit and against the real MySQL, Redis and RocketMQ (started if not up)
+	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: ## run the tests without -race
+	$(WITH_SERVICES) $(GO) test -count=1 -timeout 20m $(PKGS)
+
+services-up: ## install and start MariaDB, Redis, Redis Cluster, RocketMQ
+	$(SERVICES) up
+
+services-down: ## stop the services
+	$(SERVICES) down
+
+migrate: ## apply the schema migrations to SECKILL_MYSQL_DSN
+	$(GO) run . migrate
+
+gen: ## regenerate the kitex code from idl/
+	rm -rf idl/kitex_gen
+	$(GO) tool kitex -module github.com/seckill/flashsale -gen-path idl/kitex_gen idl/seckill.thrift
+
+plugins: ## build the example Wasm plugins and test fixtures
+	plugins/build.sh
+
+fmt: ## format the code
+	gofmt -w $$(git ls-files '*.go' | grep -v '^idl/kitex_gen/')
+
+lint: ## vet the code
+	$(GO) vet $(PKGS)
+
+check: ## fail if formatting, go mod tidy or regenerating would change the tree
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^idl/kitex_gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^idl/kitex_gen/'); echo "gofmt would change these files"; exit 1; }
+	$(GO) mod tidy
+	$(MAKE) gen >/dev/null
+	$(GO) vet $(PKGS)
+	@git diff --exit-code --stat -- go.mod go.sum idl/ || { echo "go mod tidy or make gen changed the tree"; exit 1; }
+	@test -z "$$(git status --porcelain -- idl/)" || { git status --porcelain -- idl/; echo "make gen left new files"; exit 1; }
+
+clean: ## remove build output
+	rm -rf bin/
+
+.PHONY: help build demo run test test-short services-up services-down migrate gen plugins fmt lint check clean

@@ -1,0 +1,44 @@
+// Package queue is the contract between the backend, which publishes admitted order
+// requests, and the workers, which write them. RocketMQ implements it for real
+// deployments and tests (backend/rocketmq); an in-process queue implements it for the
+// embedded quick start (backend/inmem).
+package queue
+
+import (
+	"context"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// Publisher hands an admitted request to the queue. When Publish returns nil the queue
+// holds the request durably; on error it may or may not, so the caller must not assume
+// either (the write is idempotent by ticket).
+type Publisher interface {
+	Publish(ctx context.Context, r domain.OrderRequest) error
+}
+
+// Delivery is one message handed to a worker.
+type Delivery struct {
+	ID      string
+	Request domain.OrderRequest
+	// Attempt counts deliveries of this message, from 1.
+	Attempt int
+	// Last is set on the final delivery: a handler that cannot write it must settle it
+	// (fail the ticket and give the stock back) rather than ask for a redelivery.
+	Last bool
+	// Malformed is set when the message could not be decoded into a valid request.
+	Malformed error
+}
+
+// Handler handles a batch of deliveries. Returning nil acknowledges every delivery of
+// the batch; an error asks for all of them to be delivered again later, so a handler
+// must be idempotent.
+type Handler interface {
+	Handle(ctx context.Context, batch []Delivery) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, batch []Delivery) error
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, batch []Delivery) error { return f(ctx, batch) }

@@ -1,0 +1,203 @@
+// Package rocketmq carries admitted order requests from the backend to the workers
+// over Apache RocketMQ (name server and broker; the remoting protocol of
+// github.com/apache/rocketmq-client-go/v2).
+package rocketmq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/queue"
+)
+
+var quietOnce sync.Once
+
+// quiet turns the client library's chatty logging down to warnings; it is global to
+// the library, so it is done once.
+func quiet() { quietOnce.Do(func() { rlog.SetLogLevel("warn") }) }
+
+// ProducerConfig configures a Producer.
+type ProducerConfig struct {
+	NameServers []string
+	Topic       string
+	Group       string
+	Retries     int           // sends retried by the client on another broker or queue
+	Timeout     time.Duration // per send
+	// Tag marks every message; consumers may select by it (tests share a topic this way).
+	Tag string
+}
+
+// Producer publishes order requests. It implements queue.Publisher.
+type Producer struct {
+	p     rocketmq.Producer
+	topic string
+	tag   string
+}
+
+var _ queue.Publisher = (*Producer)(nil)
+
+// NewProducer starts a producer.
+func NewProducer(cfg ProducerConfig) (*Producer, error) {
+	quiet()
+	if cfg.Retries <= 0 {
+		cfg.Retries = 2
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	if cfg.Group == "" {
+		cfg.Group = "seckill_backend"
+	}
+	p, err := rocketmq.NewProducer(
+		producer.WithNameServer(cfg.NameServers),
+		producer.WithGroupName(cfg.Group),
+		producer.WithRetry(cfg.Retries),
+		producer.WithSendMsgTimeout(cfg.Timeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new rocketmq producer: %w", err)
+	}
+	if err := p.Start(); err != nil {
+		return nil, fmt.Errorf("start rocketmq producer: %w", err)
+	}
+	return &Producer{p: p, topic: cfg.Topic, tag: cfg.Tag}, nil
+}
+
+// Publish sends one order request and returns once the broker stored it.
+func (p *Producer) Publish(ctx context.Context, r domain.OrderRequest) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode order %s: %w", r.Ticket, err)
+	}
+	msg := primitive.NewMessage(p.topic, body)
+	msg.WithKeys([]string{r.Ticket})
+	if p.tag != "" {
+		msg.WithTag(p.tag)
+	}
+	// Orders of one item and bucket share a sharding key so a worker sees them together
+	// and can write them in one transaction.
+	msg.WithShardingKey(strconv.FormatInt(r.ItemID, 10) + ":" + strconv.Itoa(r.Bucket))
+	res, err := p.p.SendSync(ctx, msg)
+	if err != nil {
+		return fmt.Errorf("publish order %s: %w", r.Ticket, err)
+	}
+	if res.Status != primitive.SendOK {
+		return fmt.Errorf("publish order %s: broker answered status %d", r.Ticket, res.Status)
+	}
+	return nil
+}
+
+// Close stops the producer.
+func (p *Producer) Close() error { return p.p.Shutdown() }
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	NameServers []string
+	Topic       string
+	Group       string
+	// Goroutines bounds how many batches are handled at once.
+	Goroutines int
+	// BatchSize is the most messages handed to the handler at once.
+	BatchSize int
+	// MaxAttempts is how many deliveries a message gets before it is handed to the
+	// handler as its last (Delivery.Last), after which it is never redelivered.
+	MaxAttempts int
+	// Tag selects the messages carrying it; "" takes all.
+	Tag string
+}
+
+// Consumer delivers order requests to a queue.Handler. A batch the handler fails is
+// redelivered later (every message of it); nothing is acknowledged before the handler
+// returns nil.
+type Consumer struct {
+	c   rocketmq.PushConsumer
+	cfg ConsumerConfig
+}
+
+// NewConsumer subscribes h to the topic and starts consuming.
+func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
+	quiet()
+	if cfg.Goroutines <= 0 {
+		cfg.Goroutines = 8
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	c, err := rocketmq.NewPushConsumer(
+		consumer.WithNameServer(cfg.NameServers),
+		consumer.WithGroupName(cfg.Group),
+		consumer.WithConsumerModel(consumer.Clustering),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
+		consumer.WithConsumeGoroutineNums(cfg.Goroutines),
+		consumer.WithConsumeMessageBatchMaxSize(cfg.BatchSize),
+		// Past this the broker parks the message in %DLQ%<group>; the handler sees the
+		// last delivery first and settles it, so nothing is left pending.
+		consumer.WithMaxReconsumeTimes(int32(cfg.MaxAttempts)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("new rocketmq consumer: %w", err)
+	}
+	mc := &Consumer{c: c, cfg: cfg}
+	sel := consumer.MessageSelector{}
+	if cfg.Tag != "" {
+		sel = consumer.MessageSelector{Type: consumer.TAG, Expression: cfg.Tag}
+	}
+	err = c.Subscribe(cfg.Topic, sel, func(ctx context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		return mc.consume(ctx, h, msgs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", cfg.Topic, err)
+	}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("start rocketmq consumer: %w", err)
+	}
+	return mc, nil
+}
+
+func (c *Consumer) consume(ctx context.Context, h queue.Handler, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	batch := make([]queue.Delivery, 0, len(msgs))
+	maxAttempt := 0
+	for _, m := range msgs {
+		d := queue.Delivery{ID: m.MsgId, Attempt: int(m.ReconsumeTimes) + 1}
+		d.Last = d.Attempt >= c.cfg.MaxAttempts
+		if err := json.Unmarshal(m.Body, &d.Request); err != nil {
+			d.Malformed = fmt.Errorf("decode message %s: %w", m.MsgId, err)
+		} else if err := d.Request.Validate(); err != nil {
+			d.Malformed = fmt.Errorf("message %s: %w", m.MsgId, err)
+		}
+		maxAttempt = max(maxAttempt, d.Attempt)
+		batch = append(batch, d)
+	}
+	if err := h.Handle(ctx, batch); err != nil {
+		// Redeliver soon: delay levels 1s, 5s, 10s, 30s, 1m ... by attempt.
+		if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
+			cc.DelayLevelWhenNextConsume = min(maxAttempt, 5)
+		}
+		return consumer.ConsumeRetryLater, err
+	}
+	return consumer.ConsumeSuccess, nil
+}
+
+// Close stops consuming; batches being handled finish first.
+func (c *Consumer) Close() error {
+	err := c.c.Shutdown()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("stop rocketmq consumer: %w", err)
+	}
+	return nil
+}

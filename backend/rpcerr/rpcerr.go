@@ -1,0 +1,63 @@
+// Package rpcerr maps the domain's coded errors to kitex business status errors and
+// back: the only place the two meet.
+package rpcerr
+
+import (
+	"errors"
+
+	"github.com/cloudwego/kitex/pkg/kerrors"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+)
+
+var toCode = map[string]rpc.ErrorCode{
+	domain.EBadRequest:    rpc.ErrorCode_BAD_REQUEST,
+	domain.ENotFound:      rpc.ErrorCode_NOT_FOUND,
+	domain.ESoldOut:       rpc.ErrorCode_SOLD_OUT,
+	domain.ELimitExceeded: rpc.ErrorCode_LIMIT_EXCEEDED,
+	domain.ENotStarted:    rpc.ErrorCode_NOT_STARTED,
+	domain.EEnded:         rpc.ErrorCode_ENDED,
+	domain.EUnavailable:   rpc.ErrorCode_UNAVAILABLE,
+	domain.EConflict:      rpc.ErrorCode_CONFLICT,
+	domain.EForbidden:     rpc.ErrorCode_FORBIDDEN,
+	domain.EInternal:      rpc.ErrorCode_INTERNAL,
+}
+
+var fromCode = func() map[rpc.ErrorCode]string {
+	m := map[rpc.ErrorCode]string{}
+	for k, v := range toCode {
+		m[v] = k
+	}
+	return m
+}()
+
+// ToBiz turns a domain error into a kitex business status error; other errors become
+// internal ones whose detail stays on the server.
+func ToBiz(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := domain.ErrorCode(err)
+	return kerrors.NewBizStatusError(int32(toCode[code]), domain.ErrorMessage(err))
+}
+
+// FromRPC turns what a kitex call returned into a domain error: business status
+// errors keep their code; any other failure (timeout, connection refused, no
+// instance) is unavailable.
+func FromRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if be, ok := kerrors.FromBizStatusError(err); ok {
+		if code, ok := fromCode[rpc.ErrorCode(be.BizStatusCode())]; ok {
+			return &domain.Error{Code: code, Message: be.BizMessage()}
+		}
+		return &domain.Error{Code: domain.EInternal, Message: be.BizMessage()}
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return de
+	}
+	return &domain.Error{Code: domain.EUnavailable, Message: "the backend is unavailable; nothing was taken"}
+}

@@ -1,0 +1,245 @@
+package sale
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// CatalogStore is where activities live for good (MySQL).
+type CatalogStore interface {
+	Activity(ctx context.Context, id int64) (*domain.Activity, error)
+}
+
+// ByteCache is the shared cache (Redis) with rebuild locks.
+type ByteCache interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	Del(ctx context.Context, keys ...string) error
+	Lock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
+	SetLocked(ctx context.Context, key, token string, val []byte, ttl time.Duration) (bool, error)
+	Unlock(ctx context.Context, key, token string) error
+}
+
+// CatalogConfig tunes the read path.
+type CatalogConfig struct {
+	LocalTTL  time.Duration // in-process copies; short, since other replicas change things
+	SharedTTL time.Duration // Redis copies; jittered by up to a fifth
+	NullTTL   time.Duration // how long an unknown id is remembered as unknown
+	LockTTL   time.Duration // how long a rebuild may hold its lock
+}
+
+func (c *CatalogConfig) defaults() {
+	if c.LocalTTL <= 0 {
+		c.LocalTTL = 2 * time.Second
+	}
+	if c.SharedTTL <= 0 {
+		c.SharedTTL = 10 * time.Minute
+	}
+	if c.NullTTL <= 0 {
+		c.NullTTL = 30 * time.Second
+	}
+	if c.LockTTL <= 0 {
+		c.LockTTL = 3 * time.Second
+	}
+}
+
+// Catalog is the read path of activities: a local cache, then Redis, then MySQL.
+//   - avalanche: shared TTLs carry jitter so keys written together expire apart;
+//   - penetration: unknown ids are cached as null objects, briefly;
+//   - breakdown: one rebuild per key at a time, in-process (singleflight) and across
+//     replicas (a Redis lock whose holder writes only while it still holds it).
+//
+// Each cached copy carries the activity's version; a copy older than one seen before
+// is not taken.
+type Catalog struct {
+	store CatalogStore
+	cache ByteCache
+	cfg   CatalogConfig
+	log   *slog.Logger
+
+	sf    singleflight.Group
+	mu    sync.RWMutex
+	local map[int64]localEntry
+
+	loads atomic.Int64 // reads that reached the store
+}
+
+type localEntry struct {
+	a       *domain.Activity // nil: the id is unknown
+	version int64
+	expires time.Time
+}
+
+// cached is the shared cache's record: an activity, or null for an unknown id.
+type cached struct {
+	Version  int64            `json:"v"`
+	Activity *domain.Activity `json:"a"`
+}
+
+// NewCatalog returns a Catalog.
+func NewCatalog(store CatalogStore, cache ByteCache, cfg CatalogConfig, log *slog.Logger) *Catalog {
+	cfg.defaults()
+	return &Catalog{store: store, cache: cache, cfg: cfg, log: log, local: map[int64]localEntry{}}
+}
+
+// StoreLoads is how many reads reached the store.
+func (c *Catalog) StoreLoads() int64 { return c.loads.Load() }
+
+func catalogKey(id int64) string { return "sk:{cat:a:" + strconv.FormatInt(id, 10) + "}" }
+
+// Activity returns a published or unpublished activity; not_found for unknown ids.
+// The returned value is shared: callers must not change it.
+func (c *Catalog) Activity(ctx context.Context, id int64) (*domain.Activity, error) {
+	c.mu.RLock()
+	e, ok := c.local[id]
+	c.mu.RUnlock()
+	if ok && time.Now().Before(e.expires) {
+		return found(id, e.a)
+	}
+	v, err, _ := c.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
+		rec, err := c.shared(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		c.keepLocal(id, rec)
+		return rec.Activity, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return found(id, v.(*domain.Activity))
+}
+
+func found(id int64, a *domain.Activity) (*domain.Activity, error) {
+	if a == nil {
+		return nil, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	}
+	return a, nil
+}
+
+func (c *Catalog) keepLocal(id int64, rec cached) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.local[id]; ok && old.version > rec.Version && time.Now().Before(old.expires) {
+		return // never step back to an older copy
+	}
+	c.local[id] = localEntry{a: rec.Activity, version: rec.Version, expires: time.Now().Add(c.cfg.LocalTTL)}
+	if len(c.local) > 100_000 { // bound memory; ids are cheap to reload
+		clear(c.local)
+	}
+}
+
+// shared reads Redis, and on a miss rebuilds the entry once across all replicas.
+func (c *Catalog) shared(ctx context.Context, id int64) (cached, error) {
+	key := catalogKey(id)
+	if rec, ok := c.readShared(ctx, key); ok {
+		return rec, nil
+	}
+	token, locked, err := c.cache.Lock(ctx, key, c.cfg.LockTTL)
+	if err != nil {
+		c.log.Warn("catalog lock failed; reading the store", "activity", id, "err", err)
+		return c.load(ctx, id)
+	}
+	if !locked {
+		// Another replica is rebuilding: wait for its copy, up to the lock's life.
+		deadline := time.Now().Add(c.cfg.LockTTL)
+		for time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return cached{}, ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			if rec, ok := c.readShared(ctx, key); ok {
+				return rec, nil
+			}
+		}
+		return c.load(ctx, id)
+	}
+	rec, err := c.load(ctx, id)
+	if err != nil {
+		if uerr := c.cache.Unlock(ctx, key, token); uerr != nil {
+			c.log.Warn("catalog unlock failed", "activity", id, "err", uerr)
+		}
+		return cached{}, err
+	}
+	if _, err := c.cache.SetLocked(ctx, key, token, mustJSON(rec), c.ttl(rec)); err != nil {
+		c.log.Warn("catalog cache write failed", "activity", id, "err", err)
+	}
+	return rec, nil
+}
+
+func (c *Catalog) readShared(ctx context.Context, key string) (cached, bool) {
+	b, ok, err := c.cache.Get(ctx, key)
+	if err != nil {
+		c.log.Warn("catalog cache read failed", "key", key, "err", err)
+		return cached{}, false
+	}
+	if !ok {
+		return cached{}, false
+	}
+	var rec cached
+	if err := json.Unmarshal(b, &rec); err != nil {
+		c.log.Warn("catalog cache entry unreadable", "key", key, "err", err)
+		return cached{}, false
+	}
+	return rec, true
+}
+
+func (c *Catalog) load(ctx context.Context, id int64) (cached, error) {
+	c.loads.Add(1)
+	a, err := c.store.Activity(ctx, id)
+	if domain.IsCode(err, domain.ENotFound) {
+		return cached{}, nil
+	}
+	if err != nil {
+		return cached{}, err
+	}
+	return cached{Version: a.Version, Activity: a}, nil
+}
+
+func (c *Catalog) ttl(rec cached) time.Duration {
+	if rec.Activity == nil {
+		return c.cfg.NullTTL
+	}
+	return c.cfg.SharedTTL + rand.N(c.cfg.SharedTTL/5+1)
+}
+
+// Refresh reloads an activity from the store into both caches (publish pre-warms
+// this way; a change or offline refreshes it so readers see the new version).
+func (c *Catalog) Refresh(ctx context.Context, id int64) (*domain.Activity, error) {
+	rec, err := c.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	delete(c.local, id)
+	c.mu.Unlock()
+	if err := c.cache.Set(ctx, catalogKey(id), mustJSON(rec), c.ttl(rec)); err != nil {
+		// A stale shared copy would outlive the change: drop it, or fail loudly.
+		if derr := c.cache.Del(ctx, catalogKey(id)); derr != nil {
+			return nil, fmt.Errorf("refresh activity %d: %w", id, errors.Join(err, derr))
+		}
+	}
+	c.keepLocal(id, rec)
+	return found(id, rec.Activity)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are encoded here
+	}
+	return b
+}

@@ -1,0 +1,402 @@
+// Package sale is the backend's engine: it admits order requests against Redis, writes
+// them to MySQL at once (sync) or hands them to the queue (async, bucket), and serves
+// the catalog, the orders and the operators' changes.
+package sale
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/queue"
+	"github.com/seckill/flashsale/backend/redis"
+)
+
+// OrderWriter writes admitted requests to the database (mysql.Store).
+type OrderWriter interface {
+	WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error)
+	OrderByTicket(ctx context.Context, ticket string) (domain.Order, error)
+}
+
+// Config tunes the service.
+type Config struct {
+	Catalog CatalogConfig
+	// PublishAttempts is how often a send to the queue is tried before the request is
+	// refused and its stock given back (the client library retries inside each).
+	PublishAttempts int
+	// ReplayWait is how long a replayed sync request waits for the first to finish.
+	ReplayWait time.Duration
+}
+
+// Service is the backend. It is safe for concurrent use.
+type Service struct {
+	store   *mysql.Store
+	writer  OrderWriter
+	stock   *redis.Stock
+	pub     queue.Publisher
+	catalog *Catalog
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+
+	restore singleflight.Group
+	shedMu  sync.Mutex
+	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count
+}
+
+// New returns a Service. pub may be nil when no activity uses a queued strategy.
+func New(store *mysql.Store, stock *redis.Stock, cache ByteCache, pub queue.Publisher, cfg Config, m *Metrics, log *slog.Logger) *Service {
+	if cfg.PublishAttempts <= 0 {
+		cfg.PublishAttempts = 3
+	}
+	if cfg.ReplayWait <= 0 {
+		cfg.ReplayWait = 5 * time.Second
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Service{
+		store: store, writer: store, stock: stock, pub: pub, cfg: cfg, log: log, metrics: m,
+		catalog: NewCatalog(store, cache, cfg.Catalog, log),
+		shed:    map[int64]map[string]*atomic.Int64{},
+	}
+}
+
+// SetWriter replaces the order writer (tests inject failures this way).
+func (s *Service) SetWriter(w OrderWriter) { s.writer = w }
+
+// Catalog is the service's read path of activities.
+func (s *Service) Catalog() *Catalog { return s.catalog }
+
+// PlaceOrder is one shopper's attempt to buy.
+type PlaceOrder struct {
+	UserID, ActivityID, ItemID int64
+	Quantity                   int
+	IdempotencyKey             string
+	Trace                      map[string]string
+}
+
+// Placed is the answer to an admitted attempt.
+type Placed struct {
+	Status   domain.TicketStatus // created (sync) or pending (queued)
+	OrderID  int64
+	Ticket   string
+	Replayed bool
+}
+
+func (s *Service) count(activityID int64, reason string) {
+	s.metrics.Refused.WithLabelValues(reason).Inc()
+	s.shedMu.Lock()
+	m := s.shed[activityID]
+	if m == nil {
+		m = map[string]*atomic.Int64{}
+		s.shed[activityID] = m
+	}
+	c := m[reason]
+	if c == nil {
+		c = &atomic.Int64{}
+		m[reason] = c
+	}
+	s.shedMu.Unlock()
+	c.Add(1)
+}
+
+func newTicket(activityID, itemID int64) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return redis.NewTicket(activityID, itemID, hex.EncodeToString(b[:]))
+}
+
+func homeBucket(userID int64, buckets int) int {
+	if buckets <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	h.Write([]byte(strconv.FormatInt(userID, 10)))
+	return int(h.Sum32() % uint32(buckets))
+}
+
+// PlaceOrder admits or refuses one attempt. Refusals are *domain.Error; unavailable
+// means nothing was deducted.
+func (s *Service) PlaceOrder(ctx context.Context, p PlaceOrder) (Placed, error) {
+	start := time.Now()
+	res, err := s.placeOrder(ctx, p)
+	outcome := "admitted"
+	if err != nil {
+		outcome = domain.ErrorCode(err)
+		s.count(p.ActivityID, outcome)
+	}
+	s.metrics.Place.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	return res, err
+}
+
+func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) {
+	if p.UserID <= 0 || p.ActivityID <= 0 || p.ItemID <= 0 {
+		return Placed{}, domain.Errorf(domain.EBadRequest, "user, activity and item ids must be positive")
+	}
+	if p.Quantity <= 0 || p.Quantity > domain.MaxQuantity {
+		return Placed{}, domain.Errorf(domain.EBadRequest, "quantity must be 1 to %d", domain.MaxQuantity)
+	}
+	if len(p.IdempotencyKey) > 128 {
+		return Placed{}, domain.Errorf(domain.EBadRequest, "idempotency key is longer than 128 bytes")
+	}
+	a, err := s.catalog.Activity(ctx, p.ActivityID)
+	if err != nil {
+		return Placed{}, s.unavailable(err)
+	}
+	item, ok := a.Item(p.ItemID)
+	if !ok || a.State != domain.StatePublished {
+		return Placed{}, domain.Errorf(domain.ENotFound, "item %d is not on sale in activity %d", p.ItemID, p.ActivityID)
+	}
+	d := redis.Deduction{
+		ActivityID: a.ID, ItemID: item.ID, UserID: p.UserID, Quantity: p.Quantity,
+		IdempotencyKey: p.IdempotencyKey, Ticket: newTicket(a.ID, item.ID),
+		Buckets: a.BucketCount, HomeBucket: homeBucket(p.UserID, a.BucketCount),
+	}
+	got, err := s.stock.Deduct(ctx, d)
+	if errors.Is(err, redis.ErrNotLoaded) {
+		// Redis lost the sale (restart) or was never warmed: restore it from MySQL once,
+		// then try again. Until then nothing is deducted.
+		if rerr := s.restoreItem(ctx, a, item.ID); rerr != nil {
+			s.log.Error("restore sale state", "activity", a.ID, "item", item.ID, "err", rerr)
+			return Placed{}, domain.Errorf(domain.EUnavailable, "the sale's stock is being restored; try again")
+		}
+		got, err = s.stock.Deduct(ctx, d)
+	}
+	if err != nil {
+		s.metrics.Lua.WithLabelValues(domain.ErrorCode(err)).Inc()
+		return Placed{}, s.unavailable(err)
+	}
+	s.metrics.Lua.WithLabelValues("ok").Inc()
+	if got.Replayed {
+		return s.replay(ctx, p.UserID, a, got.Ticket)
+	}
+	r := domain.OrderRequest{
+		Ticket: got.Ticket, UserID: p.UserID, ActivityID: a.ID, ItemID: item.ID, Bucket: got.Bucket,
+		Quantity: p.Quantity, AmountCents: item.PriceCents * int64(p.Quantity), AdmittedAt: time.Now().UnixMilli(), Trace: p.Trace,
+	}
+	if a.Strategy.Queued() {
+		return s.enqueue(ctx, a, r)
+	}
+	return s.writeNow(ctx, a, r)
+}
+
+// unavailable passes domain errors through and turns anything else (a dependency
+// failing) into unavailable; the cause goes to the log, not to the client.
+func (s *Service) unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	s.log.Error("dependency failed", "err", err)
+	return &domain.Error{Code: domain.EUnavailable, Message: "a dependency is unavailable; nothing was taken"}
+}
+
+func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
+	w, err := s.writer.WriteOrder(ctx, r, a.PerUserLimit)
+	if err == nil {
+		if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}, a.BucketCount); serr != nil {
+			// The order stands; the ticket stays in flight until the reconciler settles it.
+			s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
+		}
+		return Placed{Status: domain.TicketCreated, OrderID: w.Order.ID, Ticket: r.Ticket}, nil
+	}
+	reason := domain.ErrorCode(err)
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		// A transient failure may still have committed (a lost commit answer): only
+		// give the stock back once the order is known not to exist.
+		if o, lerr := s.writer.OrderByTicket(ctx, r.Ticket); lerr == nil {
+			if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID}, a.BucketCount); serr != nil {
+				s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
+			}
+			return Placed{Status: domain.TicketCreated, OrderID: o.ID, Ticket: r.Ticket}, nil
+		} else if !domain.IsCode(lerr, domain.ENotFound) {
+			s.log.Error("write order failed and its outcome is unknown; left in flight for the reconciler", "ticket", r.Ticket, "err", err, "lookup", lerr)
+			return Placed{}, s.unavailable(err)
+		}
+		s.log.Warn("write order failed; stock given back", "ticket", r.Ticket, "err", err)
+		reason = "write_failed"
+	}
+	if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); serr != nil {
+		s.log.Error("give stock back", "ticket", r.Ticket, "err", serr)
+	}
+	return Placed{}, s.unavailable(err)
+}
+
+func (s *Service) enqueue(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
+	if s.pub == nil {
+		return Placed{}, s.failAdmitted(ctx, a, r, "no_queue", errors.New("no queue configured"))
+	}
+	var err error
+	for attempt := 1; attempt <= s.cfg.PublishAttempts; attempt++ {
+		start := time.Now()
+		if err = s.pub.Publish(ctx, r); err == nil {
+			s.metrics.Publish.WithLabelValues("ok").Observe(time.Since(start).Seconds())
+			return Placed{Status: domain.TicketPending, Ticket: r.Ticket}, nil
+		}
+		s.metrics.Publish.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+	}
+	return Placed{}, s.failAdmitted(ctx, a, r, "publish_failed", err)
+}
+
+// failAdmitted gives back the stock of an admitted request that could not be handed
+// on, and answers unavailable.
+func (s *Service) failAdmitted(ctx context.Context, a *domain.Activity, r domain.OrderRequest, reason string, cause error) error {
+	s.log.Warn("admitted request not handed on; stock given back", "ticket", r.Ticket, "reason", reason, "err", cause)
+	// Settle even if the caller's context is done: the stock must come back.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.stock.Settle(sctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); err != nil {
+		s.log.Error("give stock back", "ticket", r.Ticket, "err", err)
+	}
+	return domain.Errorf(domain.EUnavailable, "the order could not be queued; nothing was taken")
+}
+
+// replay answers a request whose idempotency key was seen: with the first request's
+// answer.
+func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, ticket string) (Placed, error) {
+	if a.Strategy.Queued() {
+		return Placed{Status: domain.TicketPending, Ticket: ticket, Replayed: true}, nil
+	}
+	deadline := time.Now().Add(s.cfg.ReplayWait)
+	for {
+		t, err := s.stock.Ticket(ctx, userID, ticket)
+		if err != nil {
+			return Placed{}, s.unavailable(err)
+		}
+		switch t.Status {
+		case domain.TicketCreated:
+			return Placed{Status: domain.TicketCreated, OrderID: t.OrderID, Ticket: ticket, Replayed: true}, nil
+		case domain.TicketFailed:
+			return Placed{}, domain.Errorf(domain.EUnavailable, "the first request with this key failed: %s", t.Reason)
+		}
+		if time.Now().After(deadline) {
+			return Placed{}, domain.Errorf(domain.EConflict, "the first request with this key is still being processed")
+		}
+		select {
+		case <-ctx.Done():
+			return Placed{}, s.unavailable(ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// restoreItem loads an item's sale state into Redis from MySQL, once at a time.
+func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID int64) error {
+	_, err, _ := s.restore.Do(strconv.FormatInt(itemID, 10), func() (any, error) {
+		return nil, s.warmItem(ctx, a, itemID, false)
+	})
+	return err
+}
+
+// warmItem writes what Redis needs to sell an item, from MySQL.
+func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64, overwrite bool) error {
+	rows, err := s.store.Stock(ctx, itemID)
+	if err != nil {
+		return err
+	}
+	buyers, err := s.store.Buyers(ctx, itemID)
+	if err != nil {
+		return err
+	}
+	stock := make([]int64, a.BucketCount)
+	for _, r := range rows {
+		if r.Bucket < len(stock) {
+			stock[r.Bucket] = r.Available
+		}
+	}
+	return s.stock.Warm(ctx, redis.Sale{
+		ActivityID: a.ID, ItemID: itemID, State: a.State, Start: a.Start, End: a.End,
+		PerUserLimit: a.PerUserLimit, BucketStock: stock, Buyers: buyers,
+	}, overwrite)
+}
+
+// Ticket tells a ticket's owner where it stands.
+func (s *Service) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	t, err := s.stock.Ticket(ctx, userID, ticket)
+	return t, s.unavailable(err)
+}
+
+// Orders lists a user's orders.
+func (s *Service) Orders(ctx context.Context, userID int64) ([]domain.Order, error) {
+	os, err := s.store.Orders(ctx, userID)
+	return os, s.unavailable(err)
+}
+
+// Order returns one of a user's orders.
+func (s *Service) Order(ctx context.Context, userID, id int64) (domain.Order, error) {
+	o, err := s.store.Order(ctx, userID, id)
+	return o, s.unavailable(err)
+}
+
+// Cancel cancels a user's unpaid order and gives its stock back; cancelling twice is
+// not an error.
+func (s *Service) Cancel(ctx context.Context, userID, id int64) (domain.Order, error) {
+	return s.end(ctx, userID, id, domain.OrderCancelled)
+}
+
+func (s *Service) end(ctx context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, error) {
+	o, changed, err := s.store.EndOrder(ctx, userID, id, to)
+	if err != nil {
+		return o, s.unavailable(err)
+	}
+	if o.Status == domain.OrderPaid {
+		return o, domain.Errorf(domain.EConflict, "order %d is paid", id)
+	}
+	// Whether this call or an earlier one ended it, Redis gets the stock back exactly
+	// once (Release is idempotent per order), so a retry after a failure here converges.
+	if _, err := s.stock.Release(ctx, o); err != nil {
+		s.log.Error("give back stock of ended order", "order", id, "err", err)
+		return o, s.unavailable(err)
+	}
+	if changed {
+		s.metrics.Ended.WithLabelValues(string(to)).Inc()
+	}
+	return o, nil
+}
+
+// Pay marks an order paid (the payment itself is out of scope), so the unpaid-order
+// timeout leaves it alone.
+func (s *Service) Pay(ctx context.Context, userID, id int64) (domain.Order, error) {
+	o, err := s.store.PayOrder(ctx, userID, id)
+	return o, s.unavailable(err)
+}
+
+// ExpireUnpaid ends orders left unpaid for longer than timeout and gives their stock
+// back. It returns how many it ended.
+func (s *Service) ExpireUnpaid(ctx context.Context, timeout time.Duration) (int, error) {
+	stale, err := s.store.StaleOrders(ctx, time.Now().Add(-timeout), 500)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range stale {
+		if _, err := s.end(ctx, 0, o.ID, domain.OrderExpired); err != nil {
+			return n, fmt.Errorf("expire order %d: %w", o.ID, err)
+		}
+		n++
+	}
+	return n, nil
+}

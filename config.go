@@ -1,0 +1,180 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+)
+
+// Config is the whole configuration file. Every component reads the parts it needs.
+// Precedence: defaults < file (-config) < environment < flags.
+type Config struct {
+	MySQL    backend.MySQLConfig    `yaml:"mysql"`
+	Redis    backend.RedisConfig    `yaml:"redis"`
+	RocketMQ backend.RocketMQConfig `yaml:"rocketmq"`
+	Backend  backend.Config         `yaml:"backend"`
+	Worker   WorkerConfig           `yaml:"worker"`
+	Gateway  gateway.Config         `yaml:"gateway"`
+	Log      LogConfig              `yaml:"log"`
+}
+
+// WorkerConfig is the worker's part of the file.
+type WorkerConfig struct {
+	Goroutines  int    `yaml:"goroutines"`
+	BatchSize   int    `yaml:"batch_size"`
+	MaxAttempts int    `yaml:"max_attempts"`
+	MetricsAddr string `yaml:"metrics_listen"`
+}
+
+// LogConfig chooses the log format.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// defaultConfig runs the all-in-one mode with the embedded stand-ins: no addresses.
+func defaultConfig() Config {
+	return Config{
+		RocketMQ: backend.RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
+		Backend:  backend.Config{Listen: "127.0.0.1:8888"},
+		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 1, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
+		Gateway: gateway.Config{
+			Listen: "127.0.0.1:8080",
+			Limits: ratelimit.Limits{
+				Global: ratelimit.Rule{RPS: 100_000, Burst: 20_000},
+				User:   ratelimit.Rule{RPS: 5, Burst: 10},
+				Item:   ratelimit.Rule{RPS: 50_000, Burst: 10_000},
+				IP:     ratelimit.Rule{RPS: 200, Burst: 400},
+			},
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// settings documents each environment variable; --help prints them.
+var settings = []struct{ env, yaml, help string }{
+	{"SECKILL_CONFIG", "", "path of the YAML configuration file (same as -config)"},
+	{"SECKILL_MYSQL_DSN", "mysql.dsn", "MySQL DSN, user:pass@tcp(host:port)/db; empty: the embedded stand-in (all-in-one only)"},
+	{"SECKILL_REDIS_ADDR", "redis.addrs", "Redis address(es), comma-separated; empty: the embedded stand-in"},
+	{"SECKILL_REDIS_CLUSTER", "redis.cluster", "true to use Redis Cluster even with one seed address"},
+	{"SECKILL_REDIS_PASSWORD", "redis.password", "Redis password (never logged)"},
+	{"SECKILL_ROCKETMQ_NAMESRV", "rocketmq.name_servers", "RocketMQ name server(s), comma-separated; empty: the in-process queue"},
+	{"SECKILL_ROCKETMQ_TOPIC", "rocketmq.topic", "topic of admitted orders (default seckill_orders)"},
+	{"SECKILL_ROCKETMQ_GROUP", "rocketmq.group", "consumer group of the workers (default seckill_workers)"},
+	{"SECKILL_BACKEND_LISTEN", "backend.listen", "kitex address of the backend (default 127.0.0.1:8888)"},
+	{"SECKILL_BACKEND_ADDRS", "gateway.backend_addrs", "backends the gateway calls, comma-separated"},
+	{"SECKILL_GATEWAY_LISTEN", "gateway.listen", "HTTP address of the gateway (default 127.0.0.1:8080)"},
+	{"SECKILL_JWT_SECRET", "gateway.jwt_secret", "HS256 key of shoppers' tokens, 16+ bytes (never logged)"},
+	{"SECKILL_ADMIN_TOKEN", "gateway.admin_token", "operators' bearer token, 16+ bytes (never logged)"},
+	{"SECKILL_WORKER_GOROUTINES", "worker.goroutines", "batches a worker writes at once (default 8)"},
+	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders per worker batch (default 1)"},
+	{"SECKILL_LOG_LEVEL", "log.level", "debug, info, warn or error"},
+	{"SECKILL_LOG_FORMAT", "log.format", "text or json"},
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// loadConfig reads the file (if any) over the defaults, then the environment.
+func loadConfig(path string) (Config, error) {
+	cfg := defaultConfig()
+	if path == "" {
+		path = os.Getenv("SECKILL_CONFIG")
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	env := func(k string, set func(string) error) error {
+		if v, ok := os.LookupEnv(k); ok {
+			if err := set(v); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+		return nil
+	}
+	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	list := func(p *[]string) func(string) error { return func(v string) error { *p = splitList(v); return nil } }
+	num := func(p *int) func(string) error {
+		return func(v string) (err error) { *p, err = strconv.Atoi(v); return err }
+	}
+	boolean := func(p *bool) func(string) error {
+		return func(v string) (err error) { *p, err = strconv.ParseBool(v); return err }
+	}
+	for _, e := range []error{
+		env("SECKILL_MYSQL_DSN", str(&cfg.MySQL.DSN)),
+		env("SECKILL_REDIS_ADDR", list(&cfg.Redis.Addrs)),
+		env("SECKILL_REDIS_CLUSTER", boolean(&cfg.Redis.Cluster)),
+		env("SECKILL_REDIS_PASSWORD", str(&cfg.Redis.Password)),
+		env("SECKILL_ROCKETMQ_NAMESRV", list(&cfg.RocketMQ.NameServers)),
+		env("SECKILL_ROCKETMQ_TOPIC", str(&cfg.RocketMQ.Topic)),
+		env("SECKILL_ROCKETMQ_GROUP", str(&cfg.RocketMQ.Group)),
+		env("SECKILL_BACKEND_LISTEN", str(&cfg.Backend.Listen)),
+		env("SECKILL_BACKEND_ADDRS", list(&cfg.Gateway.BackendAddrs)),
+		env("SECKILL_GATEWAY_LISTEN", str(&cfg.Gateway.Listen)),
+		env("SECKILL_JWT_SECRET", str(&cfg.Gateway.JWTSecret)),
+		env("SECKILL_ADMIN_TOKEN", str(&cfg.Gateway.AdminToken)),
+		env("SECKILL_WORKER_GOROUTINES", num(&cfg.Worker.Goroutines)),
+		env("SECKILL_WORKER_BATCH", num(&cfg.Worker.BatchSize)),
+		env("SECKILL_LOG_LEVEL", str(&cfg.Log.Level)),
+		env("SECKILL_LOG_FORMAT", str(&cfg.Log.Format)),
+	} {
+		if e != nil {
+			return cfg, e
+		}
+	}
+	cfg.Backend.MySQL, cfg.Backend.Redis, cfg.Backend.RocketMQ = cfg.MySQL, cfg.Redis, cfg.RocketMQ
+	return cfg, nil
+}
+
+// redacted is the configuration with its secrets blanked, for logs.
+func (c Config) redacted() Config {
+	blank := func(s *string) {
+		if *s != "" {
+			*s = "<redacted>"
+		}
+	}
+	blank(&c.Gateway.JWTSecret)
+	blank(&c.Gateway.AdminToken)
+	blank(&c.Redis.Password)
+	blank(&c.Backend.Redis.Password)
+	if c.MySQL.DSN != "" {
+		c.MySQL.DSN = redactDSN(c.MySQL.DSN)
+		c.Backend.MySQL.DSN = c.MySQL.DSN
+	}
+	return c
+}
+
+// redactDSN hides the password of user:pass@tcp(...)/db.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	if at < 0 {
+		return dsn
+	}
+	cred := dsn[:at]
+	if i := strings.Index(cred, ":"); i >= 0 {
+		cred = cred[:i] + ":<redacted>"
+	}
+	return cred + dsn[at:]
+}

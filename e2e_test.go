@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/backend/testenv"
+	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/worker"
+)
+
+const (
+	jwtSecret  = "e2e-secret-0123456789abcdef"
+	adminToken = "e2e-admin-token-0123456789"
+)
+
+// stack is gateway, backend and worker started from their Mains on free ports, on the
+// real MySQL, Redis and RocketMQ.
+type stack struct {
+	url string
+	db  *testenv.DB
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db := testenv.MySQL(t)
+	tag := "e2e" + testenv.ID()
+	mq := backend.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
+	rc := backend.RedisConfig{Addrs: []string{testenv.RedisAddr()}}
+	my := backend.MySQLConfig{DSN: db.DSN}
+
+	b, err := backend.Open(ctx, backend.Config{Listen: "127.0.0.1:0", MySQL: my, Redis: rc, RocketMQ: mq}, backend.Deps{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	w, err := worker.Open(ctx, worker.MainConfig{MySQL: my, Redis: rc, RocketMQ: mq, Goroutines: 8, BatchSize: 1, MaxAttempts: 5}, worker.Deps{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	g, err := gateway.Open(ctx, gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{b.Addr().String()},
+		JWTSecret: jwtSecret, AdminToken: adminToken,
+		Limits: ratelimit.Limits{User: ratelimit.Rule{RPS: 100, Burst: 100}}}, gateway.Deps{Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return &stack{url: "http://" + g.Addr().String(), db: db}
+}
+
+func (s *stack) do(t *testing.T, method, path, token string, body any, hdr map[string]string) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.url+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func token(t *testing.T, user int64) string {
+	t.Helper()
+	tok, err := auth.Mint([]byte(jwtSecret), user, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestEndToEnd: orders travel gateway -> kitex -> backend -> Redis Lua -> RocketMQ ->
+// worker -> MySQL, and tickets come back created.
+func TestEndToEnd(t *testing.T) {
+	for _, strategy := range []string{"async", "sync"} {
+		t.Run(strategy, func(t *testing.T) { testEndToEnd(t, strategy) })
+	}
+}
+
+func testEndToEnd(t *testing.T, strategy string) {
+	s := startStack(t)
+	const stock, buyers = 20, 30
+	code, a := s.do(t, "POST", "/admin/v1/activities", adminToken, map[string]any{
+		"name": "e2e " + strategy, "start": time.Now().Add(-time.Minute).Format(time.RFC3339), "end": time.Now().Add(time.Hour).Format(time.RFC3339),
+		"strategy": strategy, "per_user_limit": 1, "items": []map[string]any{{"name": "phone", "price_cents": 19900, "stock": stock}},
+	}, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create activity: got %d %v", code, a)
+	}
+	aid := int64(a["id"].(float64))
+	iid := int64(a["items"].([]any)[0].(map[string]any)["id"].(float64))
+	if code, out := s.do(t, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", aid), adminToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("publish: got %d %v", code, out)
+	}
+
+	type result struct {
+		user          int64
+		code          int
+		ticket, order string
+		errCode       string
+	}
+	results := make(chan result, buyers)
+	var wg sync.WaitGroup
+	for u := int64(1); u <= buyers; u++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, out := s.do(t, "POST", "/api/v1/orders", token(t, u), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1},
+				map[string]string{"Idempotency-Key": fmt.Sprint("e2e-", u)})
+			r := result{user: u, code: code}
+			r.ticket, _ = out["ticket"].(string)
+			r.order, _ = out["order_id"].(string)
+			r.errCode, _ = out["error"].(string)
+			results <- r
+		}()
+	}
+	wg.Wait()
+	close(results)
+	admitted := map[int64]result{}
+	for r := range results {
+		switch {
+		case strategy == "async" && r.code == http.StatusAccepted && r.ticket != "":
+			admitted[r.user] = r
+		case strategy == "sync" && r.code == http.StatusCreated && r.order != "":
+			admitted[r.user] = r
+		case r.code == http.StatusConflict && r.errCode == "sold_out":
+		default:
+			t.Fatalf("user %d: got %d %+v", r.user, r.code, r)
+		}
+	}
+	if len(admitted) != stock {
+		t.Fatalf("got %d admitted, want %d", len(admitted), stock)
+	}
+	// Poll every ticket to created.
+	deadline := time.Now().Add(60 * time.Second)
+	for u, r := range admitted {
+		for {
+			code, out := s.do(t, "GET", "/api/v1/orders/tickets/"+r.ticket, token(t, u), nil, nil)
+			if code != http.StatusOK {
+				t.Fatalf("ticket of user %d: got %d %v", u, code, out)
+			}
+			if out["status"] == "created" {
+				if out["order_id"] == "" || (r.order != "" && out["order_id"] != r.order) {
+					t.Fatalf("ticket of user %d: got %v, want order %q", u, out, r.order)
+				}
+				break
+			}
+			if out["status"] != "pending" || time.Now().After(deadline) {
+				t.Fatalf("ticket of user %d: got %v", u, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Only the owner sees a ticket.
+		if code, _ := s.do(t, "GET", "/api/v1/orders/tickets/"+r.ticket, token(t, u+1000), nil, nil); code != http.StatusNotFound {
+			t.Fatalf("someone else's ticket: got %d, want 404", code)
+		}
+	}
+	// The rows in MySQL, and the stock in Redis and MySQL.
+	var orders, users int
+	if err := s.db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT user_id) FROM orders WHERE item_id = ? AND status = 'created'`, iid).Scan(&orders, &users); err != nil {
+		t.Fatal(err)
+	}
+	if orders != stock || users != stock {
+		t.Fatalf("mysql: got %d orders of %d users, want %d of %d", orders, users, stock, stock)
+	}
+	code, st := s.do(t, "GET", fmt.Sprintf("/admin/v1/activities/%d/stats", aid), adminToken, nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("stats: got %d %v", code, st)
+	}
+	it := st["items"].([]any)[0].(map[string]any)
+	if it["redis_stock"].(float64) != 0 || it["mysql_stock"].(float64) != 0 || it["orders"].(float64) != stock || st["pending_tickets"].(float64) != 0 {
+		t.Fatalf("stats: got %v, want redis 0, mysql 0, %d orders, nothing pending", it, stock)
+	}
+	// The sold-out answer now comes from the edge.
+	code, out := s.do(t, "POST", "/api/v1/orders", token(t, 999), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, nil)
+	if code != http.StatusConflict || out["error"] != "sold_out" {
+		t.Fatalf("after the sale: got %d %v, want 409 sold_out", code, out)
+	}
+	// A cancel gives a unit back, and the edge's sold-out flag clears within a second.
+	var someone int64
+	var someOrder string
+	for u := range admitted {
+		someone = u
+		break
+	}
+	code, list := s.do(t, "GET", "/api/v1/orders", token(t, someone), nil, nil)
+	if code != http.StatusOK || len(list["orders"].([]any)) != 1 {
+		t.Fatalf("my orders: got %d %v", code, list)
+	}
+	someOrder = list["orders"].([]any)[0].(map[string]any)["id"].(string)
+	for n := 0; n < 2; n++ {
+		code, out = s.do(t, "POST", "/api/v1/orders/"+someOrder+"/cancel", token(t, someone), nil, nil)
+		if code != http.StatusOK || out["status"] != "cancelled" {
+			t.Fatalf("cancel %d: got %d %v", n, code, out)
+		}
+	}
+	var got int
+	deadline = time.Now().Add(3 * time.Second)
+	for {
+		code, out = s.do(t, "POST", "/api/v1/orders", token(t, 5000), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, nil)
+		if code == http.StatusAccepted || code == http.StatusCreated {
+			got++
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a cancel: got %d %v, want the unit on sale again", code, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s: %d of %d buyers admitted, every ticket created, MySQL and Redis at 0, then a cancel resold", strategy, len(admitted), buyers)
+}

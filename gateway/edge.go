@@ -1,0 +1,151 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+)
+
+// edgeCache answers what it can without the backend: activity metadata (with TTLs),
+// null objects for ids the backend does not know, and sold-out flags.
+//
+// Sold-out flags are set by the backend's sold_out answers and cleared by polling:
+// while an item is flagged, one request per poll interval per gateway asks the backend
+// for the item's remaining stock, and the flag clears as soon as stock is back (cancel,
+// expiry, an operator's change). Polling was chosen over a push channel because it
+// needs no extra moving part, costs one small RPC per flagged item per interval, and
+// bounds staleness by the interval (default 500 ms) even when a push would be lost.
+type edgeCache struct {
+	client  seckill.Client
+	ttl     time.Duration
+	nullTTL time.Duration
+	poll    time.Duration
+	log     *slog.Logger
+
+	sf   singleflight.Group
+	mu   sync.RWMutex
+	acts map[int64]edgeEntry
+
+	soldMu  sync.Mutex
+	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
+}
+
+type edgeEntry struct {
+	a       *rpc.Activity // nil: unknown id (a null object)
+	expires time.Time
+}
+
+func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *slog.Logger) *edgeCache {
+	return &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
+		acts: map[int64]edgeEntry{}, soldOut: map[[2]int64]time.Time{}}
+}
+
+// activity returns a published activity, from the cache when fresh. Unknown ids give
+// not_found, remembered for nullTTL.
+func (e *edgeCache) activity(ctx context.Context, id int64) (*rpc.Activity, bool, error) {
+	e.mu.RLock()
+	en, ok := e.acts[id]
+	e.mu.RUnlock()
+	if ok && time.Now().Before(en.expires) {
+		if en.a == nil {
+			return nil, true, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+		}
+		return en.a, true, nil
+	}
+	v, err, _ := e.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
+		a, err := e.client.GetActivity(ctx, &rpc.IDReq{Id: id})
+		err = rpcerr.FromRPC(err)
+		ttl := e.ttl
+		switch {
+		case domain.IsCode(err, domain.ENotFound):
+			a, ttl = nil, e.nullTTL
+		case err != nil:
+			return nil, err
+		}
+		e.mu.Lock()
+		if len(e.acts) > 100_000 { // ids come from clients: bound the map
+			clear(e.acts)
+		}
+		e.acts[id] = edgeEntry{a: a, expires: time.Now().Add(ttl)}
+		e.mu.Unlock()
+		return a, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if a := v.(*rpc.Activity); a != nil {
+		return a, false, nil
+	}
+	return nil, false, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+}
+
+// forget drops an activity (an operator changed it through this gateway).
+func (e *edgeCache) forget(id int64) {
+	e.mu.Lock()
+	delete(e.acts, id)
+	e.mu.Unlock()
+	e.soldMu.Lock()
+	for k := range e.soldOut {
+		if k[0] == id {
+			delete(e.soldOut, k)
+		}
+	}
+	e.soldMu.Unlock()
+}
+
+func (e *edgeCache) markSoldOut(activityID, itemID int64) {
+	e.soldMu.Lock()
+	if _, ok := e.soldOut[[2]int64{activityID, itemID}]; !ok {
+		e.soldOut[[2]int64{activityID, itemID}] = time.Now()
+	}
+	e.soldMu.Unlock()
+}
+
+func (e *edgeCache) isSoldOut(activityID, itemID int64) bool {
+	e.soldMu.Lock()
+	_, ok := e.soldOut[[2]int64{activityID, itemID}]
+	e.soldMu.Unlock()
+	return ok
+}
+
+// run polls the flagged items until ctx ends and clears the flags of those with stock.
+func (e *edgeCache) run(ctx context.Context) {
+	t := time.NewTicker(e.poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.soldMu.Lock()
+		flagged := make([][2]int64, 0, len(e.soldOut))
+		for k := range e.soldOut {
+			flagged = append(flagged, k)
+		}
+		e.soldMu.Unlock()
+		for _, k := range flagged {
+			cctx, cancel := context.WithTimeout(ctx, e.poll)
+			it, err := e.client.GetItem(cctx, &rpc.IDReq{Id: k[1]})
+			cancel()
+			err = rpcerr.FromRPC(err)
+			if err != nil && !domain.IsCode(err, domain.ENotFound) {
+				continue // keep the flag while the backend cannot tell
+			}
+			if err != nil || it.Remaining != 0 {
+				e.soldMu.Lock()
+				delete(e.soldOut, k)
+				e.soldMu.Unlock()
+			}
+		}
+	}
+}

@@ -1,0 +1,201 @@
+// Package gateway is the hertz edge of the platform: it parses and validates, checks
+// identity, applies rate limits, answers from its edge cache, runs the Wasm admission
+// chain, and forwards the survivors to the backend over kitex.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app/server"
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/pkg/connpool"
+	"github.com/cloudwego/kitex/pkg/retry"
+	"github.com/cloudwego/kitex/pkg/transmeta"
+	"github.com/cloudwego/kitex/transport"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+)
+
+// Config configures a gateway.
+type Config struct {
+	Listen       string           `yaml:"listen"`        // HTTP address; port 0 picks one
+	BackendAddrs []string         `yaml:"backend_addrs"` // kitex backends, balanced
+	JWTSecret    string           `yaml:"jwt_secret"`    // HS256 key of shoppers' tokens; never logged
+	AdminToken   string           `yaml:"admin_token"`   // operators' bearer token; never logged
+	Limits       ratelimit.Limits `yaml:"limits"`
+	MaxKeys      int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
+	RPCTimeout   time.Duration    `yaml:"rpc_timeout"`
+	CacheTTL     time.Duration    `yaml:"cache_ttl"`      // activity metadata
+	NullTTL      time.Duration    `yaml:"null_ttl"`       // unknown ids
+	SoldOutPoll  time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
+	MaxBodyBytes int              `yaml:"max_body_bytes"` // shoppers' bodies
+}
+
+func (c *Config) defaults() {
+	if c.RPCTimeout <= 0 {
+		c.RPCTimeout = 3 * time.Second
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = 2 * time.Second
+	}
+	if c.NullTTL <= 0 {
+		c.NullTTL = 10 * time.Second
+	}
+	if c.SoldOutPoll <= 0 {
+		c.SoldOutPoll = 500 * time.Millisecond
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 4 << 10
+	}
+}
+
+// Deps are what a caller may hand in.
+type Deps struct {
+	Registry *prometheus.Registry // nil: a new one; served at /metrics
+	Log      *slog.Logger
+	// Admission runs the Wasm chain; nil admits everything. Set by the caller that
+	// owns the plugin manager (see gateway/wasm).
+	Admission Admission
+}
+
+// Main is a running gateway.
+type Main struct {
+	cfg     Config
+	deps    Deps
+	gw      *Gateway
+	h       *server.Hertz
+	addr    net.Addr
+	cancel  context.CancelFunc
+	closers []func() error
+}
+
+// NewBackendClient returns a kitex client for the backends: TTHeader (so business
+// errors travel), long connections reused from a pool, a per-call timeout, and retries
+// only for calls that are idempotent (placing an order always carries an idempotency
+// key, so it is one of them).
+func NewBackendClient(addrs []string, timeout time.Duration) (seckill.Client, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("no backend address configured")
+	}
+	idem := retry.BuildFailurePolicy(retry.NewFailurePolicy())
+	policies := map[string]retry.Policy{}
+	for _, m := range []string{"PlaceOrder", "GetTicket", "ListActivities", "GetActivity", "GetItem", "ListOrders",
+		"GetOrder", "CancelOrder", "PayOrder", "AdminGetActivity", "PublishActivity", "OfflineActivity", "GetActivityStats", "Ping"} {
+		policies[m] = idem
+	}
+	return seckill.NewClient("seckill.backend",
+		client.WithHostPorts(addrs...),
+		client.WithTransportProtocol(transport.TTHeader),
+		client.WithMetaHandler(transmeta.ClientTTHeaderHandler),
+		client.WithRPCTimeout(timeout),
+		client.WithConnectTimeout(300*time.Millisecond),
+		client.WithLongConnection(connpool.IdleConfig{MaxIdlePerAddress: 256, MaxIdleGlobal: 1024, MaxIdleTimeout: time.Minute}),
+		client.WithRetryMethodPolicies(policies),
+	)
+}
+
+// Open builds the gateway; Start serves it.
+func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
+	cfg.defaults()
+	if deps.Log == nil {
+		deps.Log = slog.Default()
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+		deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	verifier, err := auth.NewVerifier([]byte(cfg.JWTSecret))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w (set SECKILL_JWT_SECRET)", err)
+	}
+	admin, err := auth.NewAdminCheck(cfg.AdminToken)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w (set SECKILL_ADMIN_TOKEN)", err)
+	}
+	cl, err := NewBackendClient(cfg.BackendAddrs, cfg.RPCTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	gw := &Gateway{
+		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log,
+		limiter:   ratelimit.New(cfg.Limits, cfg.MaxKeys),
+		edge:      newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
+		shed:      newShedCounter(deps.Registry),
+		metrics:   newHTTPMetrics(deps.Registry),
+		registry:  deps.Registry,
+		admission: deps.Admission,
+	}
+	return &Main{cfg: cfg, deps: deps, gw: gw}, nil
+}
+
+// Gateway is the request handling of a Main, for tests that drive it in process.
+func (m *Main) Gateway() *Gateway { return m.gw }
+
+// Start listens and serves in the background; Addr is valid once it returns.
+func (m *Main) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", m.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway listen on %s: %w", m.cfg.Listen, err)
+	}
+	m.addr = ln.Addr()
+	m.h = server.New(
+		server.WithListener(ln),
+		server.WithMaxRequestBodySize(32<<20), // plugin uploads; shoppers' bodies are bounded per route
+		server.WithReadTimeout(10*time.Second),
+		server.WithWriteTimeout(10*time.Second),
+		server.WithIdleTimeout(2*time.Minute),
+		server.WithExitWaitTime(5*time.Second),
+		server.WithDisablePrintRoute(true),
+	)
+	m.gw.Register(m.h)
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	go m.gw.edge.run(bg)
+	go func() {
+		if err := m.h.Run(); err != nil {
+			m.deps.Log.Error("gateway stopped", "err", err)
+		}
+	}()
+	m.deps.Log.Info("gateway serving", "addr", m.addr.String())
+	return nil
+}
+
+// Addr is where the gateway listens.
+func (m *Main) Addr() net.Addr { return m.addr }
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (m *Main) Run(ctx context.Context) error {
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return m.Close()
+}
+
+// Close stops accepting, lets requests in flight finish (up to the exit wait), and
+// releases what it holds.
+func (m *Main) Close() error {
+	var errs []error
+	if m.h != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		errs = append(errs, m.h.Shutdown(ctx))
+		cancel()
+		m.h = nil
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i]())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,156 @@
+// Package ratelimit sheds traffic with token buckets (golang.org/x/time/rate): one
+// global bucket, and one per user, per item and per client IP. Per-key buckets live in
+// size-bounded LRU maps, so a flood of distinct keys evicts the idle ones instead of
+// growing memory.
+package ratelimit
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+)
+
+// Kind names a limit.
+type Kind string
+
+const (
+	Global Kind = "global"
+	User   Kind = "user"
+	Item   Kind = "item"
+	IP     Kind = "ip"
+)
+
+// Rule is one token bucket: RPS tokens a second, up to Burst at once. RPS <= 0 turns
+// the limit off.
+type Rule struct {
+	RPS   float64 `json:"rps" yaml:"rps"`
+	Burst int     `json:"burst" yaml:"burst"`
+}
+
+// Limits are the rules of every kind.
+type Limits struct {
+	Global Rule `json:"global" yaml:"global"`
+	User   Rule `json:"user" yaml:"user"`
+	Item   Rule `json:"item" yaml:"item"`
+	IP     Rule `json:"ip" yaml:"ip"`
+}
+
+func (l Limits) rule(k Kind) Rule {
+	switch k {
+	case Global:
+		return l.Global
+	case User:
+		return l.User
+	case Item:
+		return l.Item
+	default:
+		return l.IP
+	}
+}
+
+// Limiter applies Limits. It is safe for concurrent use.
+type Limiter struct {
+	limits  atomic.Pointer[Limits]
+	global  atomic.Pointer[rate.Limiter]
+	mu      sync.Mutex // guards creating a key's bucket
+	perKey  map[Kind]*lru.Cache[string, *rate.Limiter]
+	maxKeys int
+}
+
+// New returns a Limiter that keeps at most maxKeys buckets per kind.
+func New(l Limits, maxKeys int) *Limiter {
+	if maxKeys <= 0 {
+		maxKeys = 100_000
+	}
+	lim := &Limiter{perKey: map[Kind]*lru.Cache[string, *rate.Limiter]{}, maxKeys: maxKeys}
+	for _, k := range []Kind{User, Item, IP} {
+		c, err := lru.New[string, *rate.Limiter](maxKeys)
+		if err != nil {
+			panic(err) // only for a non-positive size
+		}
+		lim.perKey[k] = c
+	}
+	lim.Set(l)
+	return lim
+}
+
+func newBucket(r Rule) *rate.Limiter {
+	if r.RPS <= 0 {
+		return rate.NewLimiter(rate.Inf, 0)
+	}
+	return rate.NewLimiter(rate.Limit(r.RPS), max(r.Burst, 1))
+}
+
+// Set replaces the limits at run time. Existing buckets take the new rate and burst.
+func (l *Limiter) Set(n Limits) {
+	l.limits.Store(&n)
+	l.global.Store(newBucket(n.Global))
+	now := time.Now()
+	for k, c := range l.perKey {
+		r := n.rule(k)
+		for _, key := range c.Keys() {
+			if b, ok := c.Peek(key); ok {
+				if r.RPS <= 0 {
+					b.SetLimitAt(now, rate.Inf)
+				} else {
+					b.SetLimitAt(now, rate.Limit(r.RPS))
+					b.SetBurstAt(now, max(r.Burst, 1))
+				}
+			}
+		}
+	}
+}
+
+// Limits returns the limits in force.
+func (l *Limiter) Limits() Limits { return *l.limits.Load() }
+
+// Allow takes a token of kind's bucket for key (key is ignored for Global). When there
+// is none it returns false and how long until one is due.
+func (l *Limiter) Allow(k Kind, key string) (bool, time.Duration) {
+	r := l.limits.Load().rule(k)
+	if r.RPS <= 0 {
+		return true, 0
+	}
+	var b *rate.Limiter
+	if k == Global {
+		b = l.global.Load()
+	} else {
+		b = l.bucket(k, key, r)
+	}
+	now := time.Now()
+	res := b.ReserveN(now, 1)
+	if !res.OK() {
+		return false, time.Second
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func (l *Limiter) bucket(k Kind, key string, r Rule) *rate.Limiter {
+	c := l.perKey[k]
+	if b, ok := c.Get(key); ok {
+		return b
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := c.Get(key); ok {
+		return b
+	}
+	b := newBucket(r)
+	c.Add(key, b)
+	return b
+}
+
+// Len is how many buckets of a kind are held.
+func (l *Limiter) Len(k Kind) int {
+	if c, ok := l.perKey[k]; ok {
+		return c.Len()
+	}
+	return 1
+}

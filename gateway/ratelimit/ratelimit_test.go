@@ -1,0 +1,89 @@
+package ratelimit
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+)
+
+func TestAllow(t *testing.T) {
+	l := New(Limits{User: Rule{RPS: 1, Burst: 3}}, 100)
+	for i := 0; i < 3; i++ {
+		if ok, _ := l.Allow(User, "u1"); !ok {
+			t.Fatalf("request %d refused within the burst", i)
+		}
+	}
+	ok, wait := l.Allow(User, "u1")
+	if ok || wait <= 0 {
+		t.Fatalf("got ok=%v wait=%v past the burst, want refused with a wait", ok, wait)
+	}
+	if ok, _ := l.Allow(User, "u2"); !ok {
+		t.Fatal("another user was refused")
+	}
+	if ok, _ := l.Allow(Item, "i1"); !ok {
+		t.Fatal("a kind without a rule refused")
+	}
+}
+
+func TestGlobal(t *testing.T) {
+	l := New(Limits{Global: Rule{RPS: 1, Burst: 2}}, 10)
+	got := 0
+	for i := 0; i < 10; i++ {
+		if ok, _ := l.Allow(Global, strconv.Itoa(i)); ok {
+			got++
+		}
+	}
+	if got != 2 {
+		t.Fatalf("got %d admitted, want 2", got)
+	}
+}
+
+func TestSetAtRunTime(t *testing.T) {
+	l := New(Limits{User: Rule{RPS: 1, Burst: 1}}, 10)
+	l.Allow(User, "u")
+	if ok, _ := l.Allow(User, "u"); ok {
+		t.Fatal("second request admitted at burst 1")
+	}
+	l.Set(Limits{})
+	if ok, _ := l.Allow(User, "u"); !ok {
+		t.Fatal("refused after the limit was turned off")
+	}
+	if got := l.Limits().User.RPS; got != 0 {
+		t.Fatalf("got rps %v, want 0", got)
+	}
+}
+
+// TestBoundedMemory: a flood of distinct keys keeps at most maxKeys buckets.
+func TestBoundedMemory(t *testing.T) {
+	const maxKeys = 1000
+	l := New(Limits{IP: Rule{RPS: 10, Burst: 10}, User: Rule{RPS: 10, Burst: 10}}, maxKeys)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 20_000; i++ {
+				l.Allow(IP, strconv.Itoa(g)+"-"+strconv.Itoa(i))
+			}
+		}(g)
+	}
+	wg.Wait()
+	if got := l.Len(IP); got > maxKeys {
+		t.Fatalf("got %d buckets, want at most %d", got, maxKeys)
+	}
+	if got := l.Len(User); got != 0 {
+		t.Fatalf("got %d user buckets, want 0", got)
+	}
+}
+
+func BenchmarkAllow(b *testing.B) {
+	l := New(Limits{Global: Rule{RPS: 1e9, Burst: 1e6}, User: Rule{RPS: 1e9, Burst: 1e6}}, 100_000)
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			l.Allow(Global, "")
+			l.Allow(User, strconv.Itoa(i%50_000))
+			i++
+		}
+	})
+}

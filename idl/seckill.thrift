@@ -1,0 +1,202 @@
+// The backend service of the flash-sale platform: what the gateway calls over kitex.
+//
+// Errors: a refused call returns a kitex business status error whose code is one of
+// the ErrorCode values below and whose message is for humans (see backend/domain).
+// Times are unix milliseconds; money is integer cents; order ids are decimal strings.
+namespace go rpc
+
+enum ErrorCode {
+    BAD_REQUEST = 1001
+    NOT_FOUND = 1002
+    SOLD_OUT = 1003
+    LIMIT_EXCEEDED = 1004
+    NOT_STARTED = 1005
+    ENDED = 1006
+    UNAVAILABLE = 1007
+    CONFLICT = 1008
+    FORBIDDEN = 1009
+    INTERNAL = 1010
+}
+
+struct Item {
+    1: i64 id
+    2: i64 activity_id
+    3: string name
+    4: i64 price_cents
+    5: i64 total_stock
+    // Approximate units left (Redis pre-deduction view); -1 when unknown.
+    6: i64 remaining
+}
+
+struct Activity {
+    1: i64 id
+    2: string name
+    3: i64 start_ms
+    4: i64 end_ms
+    // draft | published | offline
+    5: string state
+    // sync | async | bucket
+    6: string strategy
+    7: i32 per_user_limit
+    8: i32 bucket_count
+    9: list<Item> items
+    10: i64 version
+}
+
+struct ItemSpec {
+    1: string name
+    2: i64 price_cents
+    3: i64 stock
+}
+
+struct CreateActivityReq {
+    1: string name
+    2: i64 start_ms
+    3: i64 end_ms
+    4: string strategy
+    5: i32 per_user_limit
+    6: i32 bucket_count
+    7: list<ItemSpec> items
+}
+
+// Changes to an activity; unset fields keep their value.
+struct ItemChange {
+    1: i64 item_id
+    2: optional string name
+    3: optional i64 price_cents
+    // New total stock; the difference is added to (or taken from) what is available.
+    4: optional i64 total_stock
+}
+
+struct UpdateActivityReq {
+    1: i64 id
+    2: optional string name
+    3: optional i64 start_ms
+    4: optional i64 end_ms
+    5: optional string strategy
+    6: optional i32 per_user_limit
+    7: optional i32 bucket_count
+    8: list<ItemChange> items
+}
+
+struct IDReq {
+    1: i64 id
+}
+
+struct ListActivitiesReq {
+    // Only published activities when false.
+    1: bool include_all
+}
+
+struct ListActivitiesResp {
+    1: list<Activity> activities
+}
+
+struct PlaceOrderReq {
+    1: i64 user_id
+    2: i64 activity_id
+    3: i64 item_id
+    4: i32 quantity
+    5: string idempotency_key
+    6: map<string, string> trace
+}
+
+struct PlaceOrderResp {
+    // created (sync) or pending (async, bucket)
+    1: string status
+    2: string order_id
+    3: string ticket
+    // True when this answer replays an earlier request with the same idempotency key.
+    4: bool replayed
+}
+
+struct TicketReq {
+    1: i64 user_id
+    2: string ticket
+}
+
+struct TicketResp {
+    // pending | created | failed
+    1: string status
+    2: string order_id
+    3: string reason
+}
+
+struct Order {
+    1: string id
+    2: i64 user_id
+    3: i64 activity_id
+    4: i64 item_id
+    5: i32 quantity
+    6: i64 amount_cents
+    // created (unpaid) | paid | cancelled | expired
+    7: string status
+    8: i64 created_ms
+    9: string ticket
+}
+
+struct OrderReq {
+    1: i64 user_id
+    2: string order_id
+}
+
+struct ListOrdersReq {
+    1: i64 user_id
+}
+
+struct ListOrdersResp {
+    1: list<Order> orders
+}
+
+struct ItemStats {
+    1: i64 item_id
+    2: i64 total_stock
+    3: i64 redis_stock
+    4: i64 mysql_stock
+    5: i64 in_flight
+    6: i64 orders
+    7: i64 units_sold
+    8: i64 pending_tickets
+    9: bool redis_loaded
+}
+
+struct ActivityStats {
+    1: i64 activity_id
+    2: list<ItemStats> items
+    3: i64 pending_tickets
+    // Refusals of the backend by reason (sold_out, limit_exceeded, ...).
+    4: map<string, i64> shed
+}
+
+struct PingReq {
+    1: binary payload
+}
+
+struct PingResp {
+    1: binary payload
+}
+
+service Seckill {
+    // Shoppers
+    PlaceOrderResp PlaceOrder(1: PlaceOrderReq req)
+    TicketResp GetTicket(1: TicketReq req)
+    ListActivitiesResp ListActivities(1: ListActivitiesReq req)
+    Activity GetActivity(1: IDReq req)
+    Item GetItem(1: IDReq req)
+    ListOrdersResp ListOrders(1: ListOrdersReq req)
+    Order GetOrder(1: OrderReq req)
+    Order CancelOrder(1: OrderReq req)
+    // Marks an order paid (payment itself is out of scope) so the unpaid timeout keeps it.
+    Order PayOrder(1: OrderReq req)
+
+    // Operators
+    Activity CreateActivity(1: CreateActivityReq req)
+    Activity UpdateActivity(1: UpdateActivityReq req)
+    Activity AdminGetActivity(1: IDReq req)
+    Activity PublishActivity(1: IDReq req)
+    Activity OfflineActivity(1: IDReq req)
+    ActivityStats GetActivityStats(1: IDReq req)
+
+    // Baseline for the bench: a round trip that does nothing.
+    PingResp Ping(1: PingReq req)
+}

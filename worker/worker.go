@@ -1,0 +1,195 @@
+// Package worker writes admitted order requests from the queue into MySQL and records
+// each ticket's result in Redis.
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/queue"
+	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/backend/sale"
+)
+
+// Activities gives a worker the activity an order belongs to (its per-user limit and
+// bucket count).
+type Activities interface {
+	Activity(ctx context.Context, id int64) (*domain.Activity, error)
+}
+
+// Config tunes a worker.
+type Config struct {
+	// WriteAttempts is how often a transient write failure is retried in process before
+	// the batch goes back to the queue for a later delivery.
+	WriteAttempts int
+	RetryBackoff  time.Duration
+}
+
+// Worker is a queue.Handler. The queue bounds how many batches run at once.
+type Worker struct {
+	writer     sale.OrderWriter
+	stock      *redis.Stock
+	activities Activities
+	cfg        Config
+	log        *slog.Logger
+	m          *Metrics
+}
+
+var _ queue.Handler = (*Worker)(nil)
+
+// New returns a Worker.
+func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg Config, m *Metrics, log *slog.Logger) *Worker {
+	if cfg.WriteAttempts <= 0 {
+		cfg.WriteAttempts = 3
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return &Worker{writer: writer, stock: stock, activities: activities, cfg: cfg, log: log, m: m}
+}
+
+// Handle writes a batch. It returns an error, so that the whole batch is delivered
+// again, only when a write failed for a transient reason; every delivery it
+// acknowledges is written, or settled as failed with its stock given back.
+func (w *Worker) Handle(ctx context.Context, batch []queue.Delivery) error {
+	w.m.Batch.Observe(float64(len(batch)))
+	var errs []error
+	for _, d := range batch {
+		if err := w.one(ctx, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *Worker) one(ctx context.Context, d queue.Delivery) error {
+	start := time.Now()
+	result, err := w.process(ctx, d)
+	w.m.Processed.WithLabelValues(result).Inc()
+	w.m.Latency.Observe(time.Since(start).Seconds())
+	if d.Request.AdmittedAt > 0 {
+		w.m.Lag.Observe(time.Since(time.UnixMilli(d.Request.AdmittedAt)).Seconds())
+	}
+	return err
+}
+
+func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) {
+	r := d.Request
+	if d.Malformed != nil {
+		// Nothing can be written or given back for a message that does not say what it
+		// is; it is counted and logged with its id for an operator.
+		w.log.Error("dead letter: malformed message", "id", d.ID, "err", d.Malformed)
+		w.m.DeadLetters.WithLabelValues("malformed").Inc()
+		return "malformed", nil
+	}
+	a, err := w.activities.Activity(ctx, r.ActivityID)
+	if domain.IsCode(err, domain.ENotFound) {
+		return w.settle(ctx, r, 1, domain.TicketFailed, 0, domain.ENotFound)
+	}
+	if err != nil {
+		return "retry", err
+	}
+	t, err := w.stock.Ticket(ctx, r.UserID, r.Ticket)
+	switch {
+	case err == nil && t.Status == domain.TicketCreated:
+		return "duplicate", nil
+	case err == nil && t.Status == domain.TicketFailed:
+		// The backend gave up on it (the send looked failed) and gave its stock back.
+		return "skipped", nil
+	case err != nil && !domain.IsCode(err, domain.ENotFound):
+		return "retry", err
+	}
+	// In flight, or unknown to Redis (it lost its state): write it; MySQL guards stock
+	// and the per-user limit by itself.
+	var werr error
+	for attempt := 1; attempt <= w.cfg.WriteAttempts; attempt++ {
+		written, err := w.writer.WriteOrder(ctx, r, a.PerUserLimit)
+		if err == nil {
+			res := "created"
+			if written.Duplicate {
+				res = "duplicate"
+			}
+			_, err := w.settle(ctx, r, a.BucketCount, domain.TicketCreated, written.Order.ID, "")
+			return res, err
+		}
+		var de *domain.Error
+		if errors.As(err, &de) {
+			return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, de.Code)
+		}
+		werr = err
+		w.m.WriteRetries.Inc()
+		select {
+		case <-ctx.Done():
+			return "retry", ctx.Err()
+		case <-time.After(time.Duration(attempt) * w.cfg.RetryBackoff):
+		}
+	}
+	if !d.Last {
+		w.log.Warn("write failed; the message will be delivered again", "ticket", r.Ticket, "attempt", d.Attempt, "err", werr)
+		return "retry", werr
+	}
+	// The last delivery: end the ticket one way or the other so nothing stays pending.
+	w.m.DeadLetters.WithLabelValues("write_failed").Inc()
+	if o, err := w.writer.OrderByTicket(ctx, r.Ticket); err == nil {
+		return w.settle(ctx, r, a.BucketCount, domain.TicketCreated, o.ID, "")
+	} else if !domain.IsCode(err, domain.ENotFound) {
+		w.log.Error("dead letter: outcome unknown, left in flight for the reconciler", "ticket", r.Ticket, "err", errors.Join(werr, err))
+		return "dead_letter", nil
+	}
+	w.log.Error("dead letter: write kept failing; ticket failed and stock given back", "ticket", r.Ticket, "err", werr)
+	return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, "write_failed")
+}
+
+func (w *Worker) settle(ctx context.Context, r domain.OrderRequest, buckets int, st domain.TicketStatus, orderID int64, reason string) (string, error) {
+	if buckets <= r.Bucket {
+		buckets = r.Bucket + 1
+	}
+	_, err := w.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: st, OrderID: orderID, Reason: reason}, buckets)
+	if err != nil {
+		return "retry", err
+	}
+	if st == domain.TicketFailed {
+		return "failed_" + reason, nil
+	}
+	return "created", nil
+}
+
+// Metrics are the worker's Prometheus series.
+type Metrics struct {
+	Processed    *prometheus.CounterVec
+	DeadLetters  *prometheus.CounterVec
+	Batch        prometheus.Histogram
+	Latency      prometheus.Histogram
+	Lag          prometheus.Histogram
+	WriteRetries prometheus.Counter
+}
+
+// NewMetrics creates the series and registers them on reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Processed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_worker_messages_total",
+			Help: "Messages handled by the worker, by result."}, []string{"result"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_worker_dead_letters_total",
+			Help: "Messages that could not be written after every delivery, by reason."}, []string{"reason"}),
+		Batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_worker_batch_size",
+			Help: "Messages per batch handed to the worker.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
+		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_worker_write_seconds",
+			Help: "Time to write one order.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		Lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_worker_lag_seconds",
+			Help: "Time from admission to the worker finishing the order (queue lag included).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		WriteRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "seckill_worker_write_retries_total",
+			Help: "Transient write failures retried in process."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Processed, m.DeadLetters, m.Batch, m.Latency, m.Lag, m.WriteRetries)
+	}
+	return m
+}
