@@ -67,7 +67,10 @@ func startStack(t *testing.T) *stack {
 	if err := g.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.Close() })
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections() // so the graceful shutdown has nothing to wait for
+		g.Close()
+	})
 	return &stack{url: "http://" + g.Addr().String(), db: db}
 }
 

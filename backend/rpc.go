@@ -167,8 +167,13 @@ func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq
 		n := int(*req.PerUserLimit)
 		c.PerUserLimit = &n
 	}
-	if req.Strategy != nil || req.BucketCount != nil {
-		return nil, rpcerr.ToBiz(domain.Errorf(domain.EBadRequest, "strategy and bucket_count are fixed once an activity is created"))
+	if req.Strategy != nil {
+		return nil, rpcerr.ToBiz(domain.Errorf(domain.EBadRequest, "the strategy is fixed once an activity is created"))
+	}
+	if req.BucketCount != nil {
+		if _, err := h.svc.SetBuckets(ctx, req.Id, int(*req.BucketCount)); err != nil {
+			return nil, rpcerr.ToBiz(err)
+		}
 	}
 	for _, ic := range req.Items {
 		c.Items = append(c.Items, sale.ItemChange{ItemID: ic.ItemId, Name: ic.Name, PriceCents: ic.PriceCents, TotalStock: ic.TotalStock})

@@ -24,7 +24,8 @@ type MainConfig struct {
 	Redis       backend.RedisConfig    `yaml:"redis"`
 	RocketMQ    backend.RocketMQConfig `yaml:"rocketmq"`
 	Goroutines  int                    `yaml:"goroutines"`   // batches written at once
-	BatchSize   int                    `yaml:"batch_size"`   // most messages per batch
+	BatchSize   int                    `yaml:"batch_size"`   // most orders of one item and bucket per transaction
+	BatchWindow time.Duration          `yaml:"batch_window"` // how long a batch waits to fill
 	MaxAttempts int                    `yaml:"max_attempts"` // deliveries before a message is settled for good
 	TicketTTL   time.Duration          `yaml:"ticket_ttl"`
 }
@@ -90,7 +91,7 @@ func Open(ctx context.Context, cfg MainConfig, deps Deps) (_ *Main, err error) {
 	}
 	catalog := sale.NewCatalog(store, redis.NewCache(deps.Redis), sale.CatalogConfig{}, deps.Log)
 	reg := deps.Registry
-	m.Worker = New(store, stock, catalog, Config{}, NewMetrics(reg), deps.Log)
+	m.Worker = New(store, stock, catalog, Config{BatchSize: cfg.BatchSize, BatchWindow: cfg.BatchWindow}, NewMetrics(reg), deps.Log)
 	if reg != nil {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "seckill_worker_db_retries_total",
 			Help: "Optimistic stock updates that lost a race and were tried again."}, func() float64 { return float64(store.Retries()) }))

@@ -6,11 +6,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/sale"
@@ -28,6 +30,11 @@ type Config struct {
 	// the batch goes back to the queue for a later delivery.
 	WriteAttempts int
 	RetryBackoff  time.Duration
+	// BatchSize is the most orders of one item and bucket written in one transaction;
+	// 1 writes each order on its own.
+	BatchSize int
+	// BatchWindow is how long the first order of a batch waits for others to join.
+	BatchWindow time.Duration
 }
 
 // Worker is a queue.Handler. The queue bounds how many batches run at once.
@@ -38,6 +45,13 @@ type Worker struct {
 	cfg        Config
 	log        *slog.Logger
 	m          *Metrics
+	batches    *batcher
+}
+
+// BatchWriter writes several orders of one item and bucket in one transaction
+// (mysql.Store); a Worker with BatchSize > 1 needs its writer to be one.
+type BatchWriter interface {
+	WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]mysql.Written, []error)
 }
 
 var _ queue.Handler = (*Worker)(nil)
@@ -50,23 +64,45 @@ func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1
+	}
+	if cfg.BatchWindow <= 0 {
+		cfg.BatchWindow = 2 * time.Millisecond
+	}
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Worker{writer: writer, stock: stock, activities: activities, cfg: cfg, log: log, m: m}
+	w := &Worker{writer: writer, stock: stock, activities: activities, cfg: cfg, log: log, m: m}
+	w.batches = newBatcher(w.writeBatch, cfg.BatchSize, cfg.BatchWindow)
+	return w
 }
 
 // Handle writes a batch. It returns an error, so that the whole batch is delivered
 // again, only when a write failed for a transient reason; every delivery it
 // acknowledges is written, or settled as failed with its stock given back.
 func (w *Worker) Handle(ctx context.Context, batch []queue.Delivery) error {
-	w.m.Batch.Observe(float64(len(batch)))
-	var errs []error
-	for _, d := range batch {
-		if err := w.one(ctx, d); err != nil {
-			errs = append(errs, err)
+	if len(batch) == 1 || w.cfg.BatchSize <= 1 {
+		var errs []error
+		for _, d := range batch {
+			if err := w.one(ctx, d); err != nil {
+				errs = append(errs, err)
+			}
 		}
+		return errors.Join(errs...)
 	}
+	// Each delivery goes its own way until its write, where deliveries of the same
+	// item and bucket meet in one transaction.
+	errs := make([]error, len(batch))
+	var wg sync.WaitGroup
+	for i, d := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = w.one(ctx, d)
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -111,7 +147,7 @@ func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) 
 	// and the per-user limit by itself.
 	var werr error
 	for attempt := 1; attempt <= w.cfg.WriteAttempts; attempt++ {
-		written, err := w.writer.WriteOrder(ctx, r, a.PerUserLimit)
+		written, err := w.write(ctx, r, a.PerUserLimit)
 		if err == nil {
 			res := "created"
 			if written.Duplicate {
@@ -180,7 +216,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_worker_dead_letters_total",
 			Help: "Messages that could not be written after every delivery, by reason."}, []string{"reason"}),
 		Batch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_worker_batch_size",
-			Help: "Messages per batch handed to the worker.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64}}),
+			Help: "Orders written per transaction.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}),
 		Latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_worker_write_seconds",
 			Help: "Time to write one order.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		Lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_worker_lag_seconds",
@@ -192,4 +228,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Processed, m.DeadLetters, m.Batch, m.Latency, m.Lag, m.WriteRetries)
 	}
 	return m
+}
+
+// write writes one order: on its own, or in a batch with others of its item and bucket.
+func (w *Worker) write(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error) {
+	if w.cfg.BatchSize <= 1 {
+		return w.writer.WriteOrder(ctx, r, limit)
+	}
+	return w.batches.write(ctx, r, limit)
+}
+
+func (w *Worker) writeBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]mysql.Written, []error) {
+	w.m.Batch.Observe(float64(len(reqs)))
+	if bw, ok := w.writer.(BatchWriter); ok {
+		return bw.WriteBatch(ctx, reqs, limit)
+	}
+	out := make([]mysql.Written, len(reqs))
+	errs := make([]error, len(reqs))
+	for i, r := range reqs {
+		out[i], errs[i] = w.writer.WriteOrder(ctx, r, limit)
+	}
+	return out, errs
 }

@@ -574,3 +574,46 @@ func (s *Store) PayOrder(ctx context.Context, userID, id int64) (domain.Order, e
 	}
 	return o, nil
 }
+
+// MoveStock moves n units from one bucket row of an item to another in one
+// transaction, both rows updated with the versioned update.
+func (s *Store) MoveStock(ctx context.Context, itemID int64, from, to int, n int64) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return fmt.Errorf("move stock: %w", err)
+	}
+	defer tx.Rollback()
+	// Lower bucket first: two movers lock rows in the same order.
+	first, second := from, to
+	d1, d2 := -n, n
+	if to < from {
+		first, second, d1, d2 = to, from, n, -n
+	}
+	if err := s.moveStock(ctx, tx, itemID, first, d1); err != nil {
+		return err
+	}
+	if err := s.moveStock(ctx, tx, itemID, second, d2); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// SetBucketCount changes an activity's bucket count and makes sure every item has a
+// stock row for each bucket (new rows hold nothing; rows past the count are kept for
+// the orders in flight that name them, and emptied by the rebalancer).
+func (s *Store) SetBucketCount(ctx context.Context, activityID int64, n int) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set bucket count: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE activities SET bucket_count = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?`, n, activityID); err != nil {
+		return fmt.Errorf("set bucket count of activity %d: %w", activityID, err)
+	}
+	for b := 0; b < n; b++ {
+		if _, err := tx.ExecContext(ctx, `INSERT IGNORE INTO item_stock (item_id, bucket, available) SELECT id, ?, 0 FROM items WHERE activity_id = ?`, b, activityID); err != nil {
+			return fmt.Errorf("add bucket rows: %w", err)
+		}
+	}
+	return tx.Commit()
+}

@@ -28,6 +28,8 @@ var (
 	adjustLua string
 	//go:embed lua/reset.lua
 	resetLua string
+	//go:embed lua/take.lua
+	takeLua string
 
 	// Scripts are called by SHA; go-redis falls back to EVAL on NOSCRIPT.
 	deductScript  = goredis.NewScript(deductLua)
@@ -36,6 +38,7 @@ var (
 	warmScript    = goredis.NewScript(warmLua)
 	adjustScript  = goredis.NewScript(adjustLua)
 	resetScript   = goredis.NewScript(resetLua)
+	takeScript    = goredis.NewScript(takeLua)
 )
 
 // ErrNotLoaded means Redis holds no sale state for the item (it was never warmed, or
@@ -61,7 +64,7 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 // sale go by SHA.
 func (s *Stock) Load(ctx context.Context) error {
 	load := func(ctx context.Context, c goredis.Scripter) error {
-		for _, sc := range []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript} {
+		for _, sc := range []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript, takeScript} {
 			if err := sc.Load(ctx, c).Err(); err != nil {
 				return fmt.Errorf("load script: %w", err)
 			}
@@ -398,4 +401,21 @@ func (s *Stock) TicketUser(ctx context.Context, ticket string) (int64, error) {
 	}
 	f, err := parseInflight(v)
 	return f.user, err
+}
+
+// Take removes up to n units from a bucket and returns how many it removed.
+func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
+	got, err := takeScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).bucket(bucket)}, n).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("take from item %d bucket %d: %w", itemID, bucket, err)
+	}
+	return got, nil
+}
+
+// SetBuckets records a new bucket count in an item's sale state.
+func (s *Stock) SetBuckets(ctx context.Context, activityID, itemID int64, n int) error {
+	if err := s.rdb.HSet(ctx, keysFor(activityID, itemID).meta(), "buckets", n).Err(); err != nil {
+		return fmt.Errorf("set buckets of item %d: %w", itemID, err)
+	}
+	return nil
 }

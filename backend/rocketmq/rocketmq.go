@@ -24,9 +24,9 @@ import (
 
 var quietOnce sync.Once
 
-// quiet turns the client library's chatty logging down to warnings; it is global to
+// quiet turns the client library's chatty logging down to errors (its warnings repeat for every retry topic it looks up); it is global to
 // the library, so it is done once.
-func quiet() { quietOnce.Do(func() { rlog.SetLogLevel("warn") }) }
+func quiet() { quietOnce.Do(func() { rlog.SetLogLevel("error") }) }
 
 // ProducerConfig configures a Producer.
 type ProducerConfig struct {
@@ -65,6 +65,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		producer.WithGroupName(cfg.Group),
 		producer.WithRetry(cfg.Retries),
 		producer.WithSendMsgTimeout(cfg.Timeout),
+		// Same sharding key (item and bucket), same queue: a worker's batch then holds
+		// orders it can write in one transaction.
+		producer.WithQueueSelector(producer.NewHashQueueSelector()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("new rocketmq producer: %w", err)

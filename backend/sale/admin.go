@@ -121,8 +121,8 @@ type ItemChange struct {
 	TotalStock *int64
 }
 
-// ActivityChange changes an activity; nil fields stay. Strategy and bucket count are
-// fixed once created (moving stock between layouts is the bucket issue's rebalancer).
+// ActivityChange changes an activity; nil fields stay. The strategy is fixed once
+// created; the bucket count changes through SetBuckets.
 type ActivityChange struct {
 	mysql.ActivityChange
 	Items []ItemChange

@@ -175,6 +175,9 @@ func (s *Service) Run(ctx context.Context, interval time.Duration, rc ReconcileC
 		if _, err := s.Reconcile(ctx, rc); err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile pass failed", "err", err)
 		}
+		if err := s.RebalanceAll(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rebalance pass failed", "err", err)
+		}
 		if unpaidTimeout > 0 {
 			if n, err := s.ExpireUnpaid(ctx, unpaidTimeout); err != nil && ctx.Err() == nil {
 				s.log.Warn("expire unpaid orders", "err", err)

@@ -49,6 +49,7 @@ type envOpts struct {
 	replicas  int
 	queue     bool // RocketMQ producer and worker
 	publisher queue.Publisher
+	batch     int // worker batch size
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -74,10 +75,10 @@ func newEnv(t *testing.T, o envOpts) *env {
 	for n := 0; n < max(o.replicas, 1); n++ {
 		e.replicas = append(e.replicas, sale.New(e.db.Store, e.stock, redis.NewCache(e.rdb), pub, sale.Config{}, nil, testLog(t)))
 	}
-	e.worker = worker.New(e.db.Store, e.stock, sale.NewCatalog(e.db.Store, redis.NewCache(e.rdb), sale.CatalogConfig{}, testLog(t)), worker.Config{}, nil, testLog(t))
+	e.worker = worker.New(e.db.Store, e.stock, sale.NewCatalog(e.db.Store, redis.NewCache(e.rdb), sale.CatalogConfig{}, testLog(t)), worker.Config{BatchSize: o.batch, BatchWindow: 5 * time.Millisecond}, nil, testLog(t))
 	if o.queue {
 		c, err := rocketmq.NewConsumer(rocketmq.ConsumerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(),
-			Group: "c_" + tag, Tag: tag, Goroutines: 16, BatchSize: 1, MaxAttempts: 5}, e.worker)
+			Group: "c_" + tag, Tag: tag, Goroutines: 16, BatchSize: max(o.batch, 1), MaxAttempts: 5}, e.worker)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,10 +91,15 @@ func (e *env) svc() *sale.Service { return e.replicas[0] }
 
 // sale creates and publishes an activity of one item.
 func (e *env) sale(t *testing.T, strategy domain.Strategy, stock int64, limit int) *domain.Activity {
+	return e.saleN(t, strategy, stock, limit, 1)
+}
+
+// saleN is sale with buckets.
+func (e *env) saleN(t *testing.T, strategy domain.Strategy, stock int64, limit, buckets int) *domain.Activity {
 	t.Helper()
 	ctx := context.Background()
 	a := &domain.Activity{Name: "hammer", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour),
-		Strategy: strategy, PerUserLimit: limit, BucketCount: 1,
+		Strategy: strategy, PerUserLimit: limit, BucketCount: buckets,
 		Items: []domain.Item{{Name: "phone", PriceCents: 100, TotalStock: stock}}}
 	if err := e.svc().CreateActivity(ctx, a); err != nil {
 		t.Fatal(err)
@@ -110,7 +116,7 @@ func (e *env) settle(t *testing.T, a *domain.Activity, within time.Duration) tim
 	t.Helper()
 	start := time.Now()
 	for {
-		st, err := e.stock.State(context.Background(), a.ID, a.Items[0].ID, a.BucketCount)
+		st, err := e.stock.State(context.Background(), a.ID, a.Items[0].ID, domain.MaxBuckets)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,11 +151,15 @@ func (e *env) checkInvariants(t *testing.T, a *domain.Activity, wantOrders int64
 	if err := e.db.QueryRowContext(ctx, `SELECT SUM(available) FROM item_stock WHERE item_id = ?`, item).Scan(&mysqlLeft); err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.stock.State(ctx, a.ID, item, a.BucketCount)
+	st, err := e.stock.State(ctx, a.ID, item, domain.MaxBuckets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if orders != wantOrders || over != 0 || dupTickets != 0 || mysqlLeft != wantLeft || st.Available() != wantLeft || st.Tickets != 0 || units+mysqlLeft != a.Items[0].TotalStock {
+	var total int64
+	if err := e.db.QueryRowContext(ctx, `SELECT total_stock FROM items WHERE id = ?`, item).Scan(&total); err != nil {
+		t.Fatal(err)
+	}
+	if orders != wantOrders || over != 0 || dupTickets != 0 || mysqlLeft != wantLeft || st.Available() != wantLeft || st.Tickets != 0 || units+mysqlLeft != total {
 		t.Fatalf("invariants: got %d orders (%d units), %d users over the limit, %d duplicate tickets, mysql %d left, redis %d left, %d pending; want %d orders, 0, 0, %d, %d, 0",
 			orders, units, over, dupTickets, mysqlLeft, st.Available(), st.Tickets, wantOrders, wantLeft, wantLeft)
 	}
@@ -212,8 +222,12 @@ func (e *env) hammer(t *testing.T, a *domain.Activity, users, perUser int) *tall
 }
 
 func testHammer(t *testing.T, strategy domain.Strategy, replicas int) {
-	e := newEnv(t, envOpts{replicas: replicas, queue: strategy.Queued()})
-	a := e.sale(t, strategy, 100, 1)
+	buckets, batch := 1, 1
+	if strategy == domain.StrategyBucket {
+		buckets, batch = 4, 16
+	}
+	e := newEnv(t, envOpts{replicas: replicas, queue: strategy.Queued(), batch: batch})
+	a := e.saleN(t, strategy, 100, 1, buckets)
 	start := time.Now()
 	tl := e.hammer(t, a, 1000, 2)
 	admitted := time.Since(start)
@@ -239,6 +253,7 @@ func TestHammerSync(t *testing.T)             { testHammer(t, domain.StrategySyn
 func TestHammerAsync(t *testing.T)            { testHammer(t, domain.StrategyAsync, 1) }
 func TestHammerAsyncTwoReplicas(t *testing.T) { testHammer(t, domain.StrategyAsync, 2) }
 func TestHammerSyncTwoReplicas(t *testing.T)  { testHammer(t, domain.StrategySync, 2) }
+func TestHammerBucket(t *testing.T)           { testHammer(t, domain.StrategyBucket, 1) }
 
 func TestDemandBelowStock(t *testing.T) {
 	for _, strategy := range []domain.Strategy{domain.StrategySync, domain.StrategyAsync} {

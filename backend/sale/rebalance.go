@@ -1,0 +1,159 @@
+package sale
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// Moving units between buckets (DESIGN: bucket strategy).
+//
+// A move of n units from bucket A to bucket B goes in three steps:
+//  1. Redis: take up to n units out of A's counter, atomically (take.lua). Shoppers
+//     can no longer get them from A; nobody can get them from B yet.
+//  2. MySQL: one transaction moves the units taken from A's row to B's row, both with
+//     the versioned update.
+//  3. Redis: add the units to B's counter.
+//
+// Why it is safe: between the steps Redis holds at most what MySQL holds in every
+// bucket (units are taken from Redis before MySQL and given to Redis after MySQL), so
+// no shopper is ever admitted against a unit that is not in MySQL: no oversell. The
+// units taken in step 1 came out of A's counter, which never counts A's in-flight
+// orders, so A's row keeps enough for them. If step 2 fails, the units go back to A;
+// if step 3 fails, B's counter is short and the reconciler, which compares each bucket
+// with its row, gives them back: a unit can be parked for a while, never lost.
+
+// Rebalance evens out the buckets of an item when some have drained while others hold
+// stock, and empties buckets past the activity's bucket count. It returns how many
+// units it moved.
+func (s *Service) Rebalance(ctx context.Context, a *domain.Activity, itemID int64) (int64, error) {
+	rows, err := s.store.Stock(ctx, itemID)
+	if err != nil {
+		return 0, err
+	}
+	n := a.BucketCount
+	width := max(n, len(rows))
+	st, err := s.stock.State(ctx, a.ID, itemID, width)
+	if err != nil || !st.Loaded {
+		return 0, err
+	}
+	var total int64
+	for _, v := range st.BucketStock {
+		total += v
+	}
+	target := domain.SplitStock(total, n)
+	// Only move when it matters: a live bucket is empty or under half its share, or a
+	// bucket past the count holds units.
+	need := false
+	for b, v := range st.BucketStock {
+		if b >= n && v > 0 || b < n && (v == 0 && total >= int64(n) || v*2 < target[b]) {
+			need = true
+		}
+	}
+	if !need {
+		return 0, nil
+	}
+	var moved int64
+	for from := range st.BucketStock {
+		surplus := st.BucketStock[from]
+		if from < n {
+			surplus -= target[from]
+		}
+		for to := 0; to < n && surplus > 0; to++ {
+			deficit := target[to] - st.BucketStock[to]
+			if to == from || deficit <= 0 {
+				continue
+			}
+			m, err := s.move(ctx, a, itemID, from, to, min(surplus, deficit))
+			if err != nil {
+				return moved, err
+			}
+			st.BucketStock[from] -= m
+			st.BucketStock[to] += m
+			surplus -= m
+			moved += m
+			if m == 0 {
+				break // the bucket drained meanwhile
+			}
+		}
+	}
+	if moved > 0 {
+		s.log.Info("rebalanced buckets", "activity", a.ID, "item", itemID, "units", moved)
+		s.metrics.Repairs.WithLabelValues("rebalance").Add(float64(moved))
+	}
+	return moved, nil
+}
+
+// move moves up to n units from one bucket to another (see the top of this file).
+func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, from, to int, n int64) (int64, error) {
+	got, err := s.stock.Take(ctx, a.ID, itemID, from, n)
+	if err != nil || got == 0 {
+		return 0, err
+	}
+	if err := s.store.MoveStock(ctx, itemID, from, to, got); err != nil {
+		if _, uerr := s.stock.Adjust(ctx, a.ID, itemID, from, got); uerr != nil {
+			s.log.Error("give taken units back to their bucket; the reconciler will", "item", itemID, "bucket", from, "err", uerr)
+		}
+		return 0, fmt.Errorf("move %d units of item %d from bucket %d to %d: %w", got, itemID, from, to, err)
+	}
+	if _, err := s.stock.Adjust(ctx, a.ID, itemID, to, got); err != nil {
+		s.log.Error("add moved units to their bucket; the reconciler will", "item", itemID, "bucket", to, "err", err)
+	}
+	return got, nil
+}
+
+// SetBuckets changes an activity's bucket count during a sale and spreads the stock
+// over the new buckets.
+func (s *Service) SetBuckets(ctx context.Context, id int64, n int) (*domain.Activity, error) {
+	a, err := s.store.Activity(ctx, id)
+	if err != nil {
+		return nil, s.unavailable(err)
+	}
+	if a.Strategy != domain.StrategyBucket {
+		return nil, domain.Errorf(domain.EBadRequest, "bucket_count applies to the bucket strategy only")
+	}
+	if n < 1 || n > domain.MaxBuckets {
+		return nil, domain.Errorf(domain.EBadRequest, "bucket_count must be 1 to %d", domain.MaxBuckets)
+	}
+	if err := s.store.SetBucketCount(ctx, id, n); err != nil {
+		return nil, s.unavailable(err)
+	}
+	if a, err = s.catalog.Refresh(ctx, id); err != nil {
+		return nil, s.unavailable(err)
+	}
+	for _, it := range a.Items {
+		if a.State == domain.StatePublished {
+			if err := s.stock.SetBuckets(ctx, a.ID, it.ID, n); err != nil {
+				return nil, s.unavailable(err)
+			}
+			// New buckets start at zero (SETNX keeps live counters).
+			if err := s.warmItem(ctx, a, it.ID, false); err != nil {
+				return nil, s.unavailable(err)
+			}
+			if _, err := s.Rebalance(ctx, a, it.ID); err != nil {
+				return nil, s.unavailable(err)
+			}
+		}
+	}
+	return a, nil
+}
+
+// RebalanceAll rebalances every bucketed item of the published activities.
+func (s *Service) RebalanceAll(ctx context.Context) error {
+	as, err := s.store.Activities(ctx, false)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if a.Strategy != domain.StrategyBucket {
+			continue
+		}
+		for _, it := range a.Items {
+			if _, err := s.Rebalance(ctx, a, it.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
