@@ -415,8 +415,13 @@ func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int
 
 // addPurchase adds units to what a user holds of an item and refuses past limit.
 func addPurchase(ctx context.Context, tx *sql.Tx, itemID, userID int64, units, limit int) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO purchases (item_id, user_id, units) VALUES (?, ?, ?)
-		ON DUPLICATE KEY UPDATE units = units + VALUES(units)`, itemID, userID, units); err != nil {
+	// INSERT first, UPDATE only for a buyer who holds units already: an INSERT ... ON
+	// DUPLICATE KEY UPDATE would take next-key locks that make buyers wait on each other.
+	_, err := tx.ExecContext(ctx, `INSERT INTO purchases (item_id, user_id, units) VALUES (?, ?, ?)`, itemID, userID, units)
+	if isDuplicate(err) {
+		_, err = tx.ExecContext(ctx, `UPDATE purchases SET units = units + ? WHERE item_id = ? AND user_id = ?`, units, itemID, userID)
+	}
+	if err != nil {
 		return fmt.Errorf("record purchase of user %d: %w", userID, err)
 	}
 	if limit <= 0 {

@@ -1,0 +1,87 @@
+// Package wasm is the gateway's admission plugin host: an ordered chain of
+// WebAssembly plugins that run for every shopper request before it is
+// forwarded, loaded, replaced, reordered and removed at run time.
+//
+// The package knows no HTTP framework; package hertzhost adapts it to hertz.
+//
+// # ABI
+//
+// Guests speak http-wasm (host module "http_handler"), the ABI of
+// github.com/http-wasm/http-wasm-host-go, so guests written for other
+// http-wasm hosts run here unchanged (the upstream TCK passes against the
+// hertz adapter). A guest exports memory, handle_request () -> i64 and
+// handle_response (i32, i32) -> (). handle_request returns next=1 in its low
+// 32 bits to admit the request; otherwise it rejects it, having set a status
+// and written a body. The gateway's extension module "seckill" adds what
+// admission needs (see SeckillModule): counter_incr (shared fixed-window
+// counters, Counters), now_unix_ms (the real clock) and fail (apply the fail
+// policy without trapping). WASI preview 1 is provided (real clocks, crypto
+// random, stdout/stderr to the log; no files, no network), so Go guests
+// built with GOOS=wasip1 -buildmode=c-shared run; their _initialize (or a
+// command's _start) runs once per instance.
+//
+// # Why not handler.NewMiddleware
+//
+// http-wasm-host-go's handler.Middleware keeps guests in a sync.Pool: the
+// pool is unbounded, instances are closed by finalizers, an instance that
+// trapped goes back into the pool, a runtime is created per middleware with
+// no extra host module, and the host is fixed at construction. The gateway
+// needs the opposite on each point, so this package implements the
+// http_handler host functions itself on wazero (same names, signatures and
+// semantics, including the before/after-next rules and lower-case header
+// names) while keeping the upstream contract for hosts: a host is a
+// handler.Host (type Host), exactly what an adapter written for
+// http-wasm-host-go implements. Upstream's own code is not used, only its
+// API types and its TCK.
+//
+// # Plugins, pools and limits
+//
+// Each plugin has its own wazero runtime, because the memory limit
+// (RuntimeConfig.WithMemoryLimitPages) and the deadline enforcement
+// (WithCloseOnContextDone, which makes compiled loops check for
+// cancellation) are runtime settings. All runtimes share one compilation
+// cache, so a module is compiled once however often it is loaded.
+//
+// A plugin owns a fixed pool of PoolSize instances, all instantiated by Put
+// (off the request path). A request takes an idle instance, waiting at most
+// until the plugin's deadline, which also bounds the call; the call runs
+// with that deadline. An instance whose call trapped, exited or timed out is
+// closed and never reused; a refiller goroutine instantiates its
+// replacement, so requests never pay for instantiation. A guest that exports
+// seckill_request_only (every guest built with plugins/sdk) returns its
+// instance right after handle_request; other guests keep it until the rest
+// of the gateway has answered and handle_response has run, as the ABI
+// requires, so their pool bounds the requests in flight through them.
+//
+// # Fail policy
+//
+// A plugin fails when its call traps (a Go panic, unreachable, out of
+// bounds), exits, passes its deadline, finds no free instance in time, or
+// calls seckill.fail. FailOpen admits the request as if the plugin had called
+// next; FailClosed refuses it with 503 {"error":"unavailable","message":
+// "admission plugin <name> failed"}: the gateway could not decide, so the
+// answer says "unavailable" (retry later) rather than 403 (you may not).
+// A rejection (next=0) is 403 {"error":"rejected","message":"<name>:
+// <reason>"}, or the status the plugin set if it is >= 400, with the body the
+// plugin wrote as the reason. The Verdict carries these; the adapter writes
+// them.
+//
+// # Hot swap
+//
+// The chain is an immutable snapshot behind an atomic.Pointer. Put builds
+// and validates the new plugin completely, then swaps in a new snapshot;
+// errors leave the running chain untouched. A request enters every plugin of
+// the snapshot it loaded (an atomic count per plugin) before running any, so
+// the replaced plugin can tell when it is idle: it refuses new entries
+// (requests then load the new snapshot), waits for those in flight (bounded
+// by Options.DrainTimeout), and closes its runtime explicitly. No finalizer
+// is involved and no request fails because of a swap.
+//
+// # Using it
+//
+//	m, err := wasm.NewManager(ctx, wasm.Options{Counters: wasm.NewRedisCounters(rdb, ""), Logger: log})
+//	reg.MustRegister(wasm.NewCollector(m))
+//	h.Use(hertzhost.Middleware(m))                    // after auth and the trusted headers
+//	hertzhost.RegisterAdmin(adminGroup, m)            // under /admin/v1, behind admin auth
+//	defer m.Close(ctx)
+package wasm

@@ -1,0 +1,212 @@
+package hertzhost
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/route"
+
+	"github.com/seckill/flashsale/gateway/wasm"
+)
+
+// MaxAdminBody bounds the body of PUT /plugins/:name: a 16 MiB module in
+// base64 plus the other fields. The hertz server's own limit
+// (server.WithMaxRequestBodySize, 4 MiB by default) must be at least this.
+const MaxAdminBody = 24 << 20
+
+// RegisterAdmin registers the plugin admin endpoints on g (mount it under
+// /admin/v1 behind the admin auth):
+//
+//	GET    /plugins        200 {"plugins": [plugin...]} in chain order
+//	PUT    /plugins/:name  200 plugin; load or replace (400 bad_request on a bad body or module)
+//	DELETE /plugins/:name  204; 404 not_found for unknown names
+func RegisterAdmin(g *route.RouterGroup, m *wasm.Manager) {
+	a := admin{m: m}
+	g.GET("/plugins", a.list)
+	g.PUT("/plugins/:name", a.put)
+	g.DELETE("/plugins/:name", a.delete)
+}
+
+type admin struct{ m *wasm.Manager }
+
+// PutRequest is the body of PUT /plugins/:name. All but WasmBase64 are
+// optional; unknown fields are refused.
+type PutRequest struct {
+	WasmBase64       string          `json:"wasm_base64"`
+	Order            int             `json:"order"`
+	Config           json.RawMessage `json:"config,omitempty"` // any JSON, handed to the guest
+	FailPolicy       string          `json:"fail_policy,omitempty"`
+	TimeoutMS        int64           `json:"timeout_ms,omitempty"`
+	MemoryLimitPages uint32          `json:"memory_limit_pages,omitempty"`
+	PoolSize         int             `json:"pool_size,omitempty"`
+}
+
+// Plugin is a loaded plugin as the admin API shows it.
+type Plugin struct {
+	Name             string          `json:"name"`
+	Order            int             `json:"order"`
+	Config           json.RawMessage `json:"config"`
+	FailPolicy       string          `json:"fail_policy"`
+	SHA256           string          `json:"sha256"`
+	SizeBytes        int             `json:"size_bytes"`
+	TimeoutMS        int64           `json:"timeout_ms"`
+	MemoryLimitPages uint32          `json:"memory_limit_pages"`
+	PoolSize         int             `json:"pool_size"`
+	RequestOnly      bool            `json:"request_only"`
+	LoadedAt         time.Time       `json:"loaded_at"`
+	Counters         Counters        `json:"counters"`
+}
+
+// Counters are a plugin's counters in the admin API (kept across
+// replacements of the same name).
+type Counters struct {
+	Calls              uint64  `json:"calls"`
+	Admitted           uint64  `json:"admitted"`
+	Rejections         uint64  `json:"rejections"`
+	Errors             uint64  `json:"errors"`
+	Timeouts           uint64  `json:"timeouts"`
+	InstancesCreated   uint64  `json:"instances_created"`
+	InstancesDiscarded uint64  `json:"instances_discarded"`
+	InstancesLive      int     `json:"instances_live"`
+	LatencySumMS       float64 `json:"latency_sum_ms"`
+	LatencyP50MS       float64 `json:"latency_p50_ms"`
+	LatencyP99MS       float64 `json:"latency_p99_ms"`
+}
+
+// PluginOf converts a wasm.Info to its admin API form.
+func PluginOf(i wasm.Info) Plugin {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	cfg := i.Config
+	if len(cfg) == 0 {
+		cfg = json.RawMessage("null")
+	}
+	s := i.Stats
+	return Plugin{
+		Name:             i.Name,
+		Order:            i.Order,
+		Config:           cfg,
+		FailPolicy:       string(i.FailPolicy),
+		SHA256:           i.SHA256,
+		SizeBytes:        i.Size,
+		TimeoutMS:        i.Timeout.Milliseconds(),
+		MemoryLimitPages: i.MemoryLimitPages,
+		PoolSize:         i.PoolSize,
+		RequestOnly:      i.RequestOnly,
+		LoadedAt:         i.LoadedAt.UTC(),
+		Counters: Counters{
+			Calls: s.Calls, Admitted: s.Admitted, Rejections: s.Rejections,
+			Errors: s.Errors, Timeouts: s.Timeouts,
+			InstancesCreated: s.InstancesCreated, InstancesDiscarded: s.InstancesDiscarded,
+			InstancesLive: s.InstancesLive,
+			LatencySumMS:  ms(s.LatencySum), LatencyP50MS: ms(s.LatencyP50), LatencyP99MS: ms(s.LatencyP99),
+		},
+	}
+}
+
+func (a admin) list(_ context.Context, c *app.RequestContext) {
+	infos := a.m.List()
+	out := struct {
+		Plugins []Plugin `json:"plugins"`
+	}{Plugins: make([]Plugin, len(infos))}
+	for i, info := range infos {
+		out.Plugins[i] = PluginOf(info)
+	}
+	writeJSON(c, http.StatusOK, out)
+}
+
+func (a admin) put(ctx context.Context, c *app.RequestContext) {
+	name := c.Param("name")
+	body := c.Request.Body()
+	if len(body) > MaxAdminBody {
+		writeError(c, http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("body of %d bytes over the limit of %d", len(body), MaxAdminBody))
+		return
+	}
+	req, err := decodePut(body)
+	if err != nil {
+		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	wasmBytes, err := base64.StdEncoding.DecodeString(req.WasmBase64)
+	if err != nil {
+		writeError(c, http.StatusBadRequest, "bad_request", "wasm_base64: "+err.Error())
+		return
+	}
+	if len(req.Config) > 0 && bytes.Equal(bytes.TrimSpace(req.Config), []byte("null")) {
+		req.Config = nil
+	}
+	info, err := a.m.Put(ctx, name, wasm.Spec{
+		Wasm:             wasmBytes,
+		Order:            req.Order,
+		Config:           req.Config,
+		FailPolicy:       wasm.FailPolicy(req.FailPolicy),
+		Timeout:          time.Duration(req.TimeoutMS) * time.Millisecond,
+		MemoryLimitPages: req.MemoryLimitPages,
+		PoolSize:         req.PoolSize,
+	})
+	if err != nil {
+		writeManagerError(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, PluginOf(info))
+}
+
+// decodePut decodes strictly: unknown fields, trailing data and a missing
+// module are errors.
+func decodePut(body []byte) (PutRequest, error) {
+	var req PutRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("body: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, errors.New("body: trailing data after the JSON object")
+	}
+	if req.WasmBase64 == "" {
+		return req, errors.New("wasm_base64 is required")
+	}
+	if req.TimeoutMS < 0 {
+		return req, errors.New("timeout_ms must not be negative")
+	}
+	return req, nil
+}
+
+func (a admin) delete(ctx context.Context, c *app.RequestContext) {
+	if err := a.m.Delete(ctx, c.Param("name")); err != nil {
+		writeManagerError(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// writeManagerError maps the Manager's error codes to HTTP.
+func writeManagerError(c *app.RequestContext, err error) {
+	switch wasm.Code(err) {
+	case wasm.CodeInvalid:
+		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
+	case wasm.CodeNotFound:
+		writeError(c, http.StatusNotFound, "not_found", err.Error())
+	case wasm.CodeClosed:
+		writeError(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+	default:
+		writeError(c, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func writeJSON(c *app.RequestContext, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(c, http.StatusInternalServerError, "internal", "encode response: "+err.Error())
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", body)
+}

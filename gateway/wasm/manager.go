@@ -1,0 +1,514 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// FailPolicy says what a plugin's failure (trap, timeout, no free instance,
+// sdk Fail) means for the request.
+type FailPolicy string
+
+const (
+	// FailOpen admits the request as if the plugin had called next.
+	FailOpen FailPolicy = "open"
+	// FailClosed rejects the request with 503 unavailable.
+	FailClosed FailPolicy = "closed"
+)
+
+// Options configure a Manager. Zero values take the defaults.
+type Options struct {
+	// Counters back seckill.counter_incr. Default: NewMemoryCounters(0),
+	// which is right for one gateway instance only; use RedisCounters when
+	// several gateways share the limits.
+	Counters Counters
+	// Logger receives guest logs (tagged with the plugin) and the manager's
+	// own events. Default: a logger that discards everything.
+	Logger *slog.Logger
+
+	// DefaultTimeout is the per-call deadline (waiting for an instance
+	// included) of plugins whose Spec has none. Default 50ms.
+	DefaultTimeout time.Duration
+	// DefaultMemoryPages is the memory limit in 64 KiB pages of plugins
+	// whose Spec has none. Default 512 (32 MiB).
+	DefaultMemoryPages uint32
+	// DefaultPoolSize is the number of instances of plugins whose Spec has
+	// none. Default GOMAXPROCS, within [2, 16].
+	DefaultPoolSize int
+	// MaxModuleBytes bounds Spec.Wasm. Default 16 MiB.
+	MaxModuleBytes int
+
+	// InitTimeout bounds the instantiation of one instance (the guest's
+	// _initialize or _start). Default 10s.
+	InitTimeout time.Duration
+	// DrainTimeout bounds how long a replaced or deleted plugin may finish
+	// its calls in flight before it is closed anyway. Default 10s.
+	DrainTimeout time.Duration
+
+	// Features are the http-wasm features the Hosts given to Handle
+	// support; a guest that enables features during its initialization gets
+	// this answer. Default FeaturesDefault.
+	Features Features
+	// CompilationCache is shared by all plugins so a module is compiled
+	// once. Default: an in-memory cache owned (and closed) by the Manager.
+	CompilationCache wazero.CompilationCache
+	// Now is the clock of seckill.now_unix_ms. Default time.Now.
+	Now func() time.Time
+}
+
+// Spec is what an operator loads under a plugin name.
+type Spec struct {
+	Wasm       []byte          // the module (http-wasm guest)
+	Order      int             // position in the chain: ascending, ties by name
+	Config     json.RawMessage // handed verbatim to the guest by get_config
+	FailPolicy FailPolicy      // default FailOpen
+	Timeout    time.Duration   // per-call deadline; 0: Options.DefaultTimeout
+	// MemoryLimitPages caps the guest memory in 64 KiB pages; 0:
+	// Options.DefaultMemoryPages.
+	MemoryLimitPages uint32
+	// PoolSize is the number of instances; 0: Options.DefaultPoolSize.
+	PoolSize int
+}
+
+// Limits on Spec values.
+const (
+	MaxTimeout     = 10 * time.Second
+	MaxPoolSize    = 256
+	MaxMemoryPages = 65536 // 4 GiB, the wasm32 limit
+)
+
+// Info describes a loaded plugin.
+type Info struct {
+	Name             string
+	Order            int
+	Config           json.RawMessage
+	FailPolicy       FailPolicy
+	SHA256           string // hex of the module bytes
+	Size             int    // module bytes
+	Timeout          time.Duration
+	MemoryLimitPages uint32
+	PoolSize         int
+	// RequestOnly is true when the guest exports seckill_request_only, so
+	// the response phase is skipped.
+	RequestOnly bool
+	LoadedAt    time.Time
+	Stats       Stats
+}
+
+// Manager holds the admission chain: the plugins in order, swapped
+// atomically as operators change them.
+type Manager struct {
+	opts      Options
+	log       *slog.Logger
+	counters  Counters
+	cache     wazero.CompilationCache
+	ownsCache bool
+
+	chain atomic.Pointer[chain]
+
+	mu     sync.Mutex // serializes changes of the chain
+	stats  map[string]*stats
+	closed bool
+}
+
+// chain is an immutable snapshot of the plugins in order.
+type chain struct {
+	plugins []*plugin
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// NewManager returns a Manager with an empty chain.
+func NewManager(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Counters == nil {
+		opts.Counters = NewMemoryCounters(0)
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = 50 * time.Millisecond
+	}
+	if opts.DefaultMemoryPages == 0 {
+		opts.DefaultMemoryPages = 512
+	}
+	if opts.DefaultPoolSize <= 0 {
+		opts.DefaultPoolSize = min(max(runtime.GOMAXPROCS(0), 2), 16)
+	}
+	if opts.MaxModuleBytes <= 0 {
+		opts.MaxModuleBytes = 16 << 20
+	}
+	if opts.InitTimeout <= 0 {
+		opts.InitTimeout = 10 * time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.Features == 0 {
+		opts.Features = FeaturesDefault
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	switch {
+	case opts.DefaultTimeout > MaxTimeout:
+		return nil, fmt.Errorf("wasm: default timeout %v over %v", opts.DefaultTimeout, MaxTimeout)
+	case opts.DefaultMemoryPages > MaxMemoryPages:
+		return nil, fmt.Errorf("wasm: default memory pages %d over %d", opts.DefaultMemoryPages, MaxMemoryPages)
+	case opts.DefaultPoolSize > MaxPoolSize:
+		return nil, fmt.Errorf("wasm: default pool size %d over %d", opts.DefaultPoolSize, MaxPoolSize)
+	}
+	m := &Manager{
+		opts:     opts,
+		log:      opts.Logger,
+		counters: opts.Counters,
+		cache:    opts.CompilationCache,
+		stats:    make(map[string]*stats),
+	}
+	if m.cache == nil {
+		m.cache = wazero.NewCompilationCache()
+		m.ownsCache = true
+	}
+	m.chain.Store(&chain{})
+	return m, nil
+}
+
+// normalize validates spec and fills in the defaults.
+func (m *Manager) normalize(name string, spec Spec) (Spec, error) {
+	if !namePattern.MatchString(name) {
+		return spec, invalidf(nil, "plugin name %q: want 1-63 of [a-z0-9_-], starting with a letter or digit", name)
+	}
+	if len(spec.Wasm) == 0 {
+		return spec, invalidf(nil, "plugin %s: empty module", name)
+	}
+	if len(spec.Wasm) > m.opts.MaxModuleBytes {
+		return spec, invalidf(nil, "plugin %s: module of %d bytes over the limit of %d", name, len(spec.Wasm), m.opts.MaxModuleBytes)
+	}
+	switch spec.FailPolicy {
+	case "":
+		spec.FailPolicy = FailOpen
+	case FailOpen, FailClosed:
+	default:
+		return spec, invalidf(nil, "plugin %s: fail policy %q: want %q or %q", name, spec.FailPolicy, FailOpen, FailClosed)
+	}
+	if len(spec.Config) > 0 && !json.Valid(spec.Config) {
+		return spec, invalidf(nil, "plugin %s: config is not valid JSON", name)
+	}
+	spec.Config = bytes.Clone(spec.Config) // the caller's slice may change
+	switch {
+	case spec.Timeout < 0 || spec.Timeout > MaxTimeout:
+		return spec, invalidf(nil, "plugin %s: timeout %v: want (0, %v]", name, spec.Timeout, MaxTimeout)
+	case spec.Timeout == 0:
+		spec.Timeout = m.opts.DefaultTimeout
+	}
+	switch {
+	case spec.MemoryLimitPages > MaxMemoryPages:
+		return spec, invalidf(nil, "plugin %s: memory limit %d pages over %d", name, spec.MemoryLimitPages, MaxMemoryPages)
+	case spec.MemoryLimitPages == 0:
+		spec.MemoryLimitPages = m.opts.DefaultMemoryPages
+	}
+	switch {
+	case spec.PoolSize < 0 || spec.PoolSize > MaxPoolSize:
+		return spec, invalidf(nil, "plugin %s: pool size %d: want [1, %d]", name, spec.PoolSize, MaxPoolSize)
+	case spec.PoolSize == 0:
+		spec.PoolSize = m.opts.DefaultPoolSize
+	}
+	return spec, nil
+}
+
+// Put loads spec under name, or replaces the plugin of that name. The module
+// is validated, compiled and instantiated (its whole pool) before the chain
+// changes; on any error the running chain is untouched and the error has
+// CodeInvalid (or CodeClosed). Then the new chain is swapped in atomically,
+// and the replaced plugin drains its calls in flight (at most
+// Options.DrainTimeout, or until ctx ends) and is closed before Put returns.
+func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error) {
+	spec, err := m.normalize(name, spec)
+	if err != nil {
+		return Info{}, err
+	}
+	if m.isClosed() {
+		return Info{}, errClosed
+	}
+	p, err := m.newPlugin(ctx, name, spec)
+	if err != nil {
+		return Info{}, err
+	}
+
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		p.close(ctx)
+		return Info{}, errClosed
+	}
+	st := m.stats[name]
+	if st == nil {
+		st = &stats{}
+		m.stats[name] = st
+	}
+	p.stats = st
+	p.stats.created.Add(uint64(p.live.Load()))
+	old := m.chain.Load().plugins
+	next := make([]*plugin, 0, len(old)+1)
+	var replaced *plugin
+	for _, q := range old {
+		if q.name == name {
+			replaced = q
+			continue
+		}
+		next = append(next, q)
+	}
+	next = append(next, p)
+	slices.SortFunc(next, func(a, b *plugin) int {
+		if a.spec.Order != b.spec.Order {
+			return a.spec.Order - b.spec.Order
+		}
+		if a.name < b.name {
+			return -1
+		}
+		return 1
+	})
+	m.chain.Store(&chain{plugins: next})
+	p.startRefiller()
+	m.mu.Unlock()
+
+	if replaced != nil {
+		m.retire(ctx, replaced)
+	}
+	m.log.InfoContext(ctx, "wasm plugin loaded", "plugin", name, "sha256", p.sha256, "order", spec.Order, "replaced", replaced != nil)
+	return p.info(), nil
+}
+
+// Delete unloads the plugin name: it leaves the chain at once, then drains
+// and is closed before Delete returns. Unknown names: CodeNotFound.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return errClosed
+	}
+	old := m.chain.Load().plugins
+	i := slices.IndexFunc(old, func(p *plugin) bool { return p.name == name })
+	if i < 0 {
+		m.mu.Unlock()
+		return &Error{Code: CodeNotFound, Message: fmt.Sprintf("plugin %s not found", name)}
+	}
+	victim := old[i]
+	m.chain.Store(&chain{plugins: slices.Delete(slices.Clone(old), i, i+1)})
+	delete(m.stats, name)
+	m.mu.Unlock()
+
+	m.retire(ctx, victim)
+	m.log.InfoContext(ctx, "wasm plugin unloaded", "plugin", name)
+	return nil
+}
+
+// List describes the loaded plugins in chain order.
+func (m *Manager) List() []Info {
+	ps := m.chain.Load().plugins
+	out := make([]Info, len(ps))
+	for i, p := range ps {
+		out[i] = p.info()
+	}
+	return out
+}
+
+// Close unloads every plugin (draining them, bounded by ctx and
+// Options.DrainTimeout) and releases the compilation cache if the Manager
+// owns it. Handle admits everything afterwards; Put and Delete fail.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	old := m.chain.Load().plugins
+	m.chain.Store(&chain{})
+	m.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, p := range old {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.retire(ctx, p)
+		}()
+	}
+	wg.Wait()
+	if m.ownsCache {
+		if err := m.cache.Close(ctx); err != nil {
+			return fmt.Errorf("close compilation cache: %w", err)
+		}
+	}
+	return nil
+}
+
+var errClosed = &Error{Code: CodeClosed, Message: "plugin manager closed"}
+
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// retire drains p (its calls in flight finish, bounded) and closes it.
+func (m *Manager) retire(ctx context.Context, p *plugin) {
+	if !p.drain(ctx, m.opts.DrainTimeout) {
+		m.log.WarnContext(ctx, "wasm plugin closed before its calls in flight finished",
+			"plugin", p.name, "sha256", p.sha256, "drain_timeout", m.opts.DrainTimeout)
+	}
+	p.close(ctx)
+}
+
+// newPlugin compiles spec.Wasm in a runtime of its own (the memory limit is
+// per runtime) sharing the compilation cache, checks the ABI and fills the
+// instance pool.
+func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugin, error) {
+	sum := sha256.Sum256(spec.Wasm)
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(m.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(spec.MemoryLimitPages))
+	p := &plugin{
+		m:        m,
+		name:     name,
+		spec:     spec,
+		config:   spec.Config,
+		sha256:   hex.EncodeToString(sum[:]),
+		size:     len(spec.Wasm),
+		loadedAt: time.Now(),
+		runtime:  rt,
+		idle:     make(chan *instance, spec.PoolSize),
+		refill:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		drained:  make(chan struct{}),
+		stats:    &stats{}, // replaced by the name's stats when swapped in
+	}
+	p.spec.Wasm = nil // not kept: the compiled module is
+
+	fail := func(err error) (*plugin, error) {
+		_ = rt.Close(ctx) // closing a runtime that never served; the cause matters
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(ctx, spec.Wasm)
+	if err != nil {
+		return fail(invalidf(err, "plugin %s: module does not compile", name))
+	}
+	p.compiled = compiled
+	if err := p.checkABI(); err != nil {
+		return fail(err)
+	}
+	if err := m.instantiateHostModules(ctx, rt, compiled); err != nil {
+		return fail(&Error{Code: CodeInternal, Message: "plugin " + name + ": host modules", Err: err})
+	}
+
+	// Fill the pool now, off the request path; this also proves the
+	// guest initializes (a bad config can make it panic here).
+	errs := make([]error, spec.PoolSize)
+	insts := make([]*instance, spec.PoolSize)
+	var wg sync.WaitGroup
+	for i := range spec.PoolSize {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			insts[i], errs[i] = p.newInstance(ctx)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fail(invalidf(firstErr(errs), "plugin %s: instantiate", name))
+	}
+	for _, in := range insts {
+		p.idle <- in
+	}
+	p.live.Store(int32(spec.PoolSize))
+	return p, nil
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkABI verifies the exports the http-wasm ABI requires and the imports
+// the host can satisfy, and finds the start function.
+func (p *plugin) checkABI() error {
+	exports := p.compiled.ExportedFunctions()
+	want := func(fn string, params, results []api.ValueType) error {
+		def, ok := exports[fn]
+		if !ok {
+			return invalidf(nil, "plugin %s: module does not export function %s", p.name, fn)
+		}
+		if !slices.Equal(def.ParamTypes(), params) || !slices.Equal(def.ResultTypes(), results) {
+			return invalidf(nil, "plugin %s: function %s has signature %s, want %s", p.name, fn,
+				signature(def.ParamTypes(), def.ResultTypes()), signature(params, results))
+		}
+		return nil
+	}
+	i32, i64 := api.ValueTypeI32, api.ValueTypeI64
+	if err := want("handle_request", nil, []api.ValueType{i64}); err != nil {
+		return err
+	}
+	if err := want("handle_response", []api.ValueType{i32, i32}, nil); err != nil {
+		return err
+	}
+	if _, ok := p.compiled.ExportedMemories()["memory"]; !ok {
+		return invalidf(nil, "plugin %s: module does not export its memory as \"memory\"", p.name)
+	}
+	if def, ok := exports[ExportRequestOnly]; ok {
+		if len(def.ParamTypes()) != 0 || len(def.ResultTypes()) != 0 {
+			return invalidf(nil, "plugin %s: function %s must be () -> ()", p.name, ExportRequestOnly)
+		}
+		p.requestOnly = true
+	}
+	switch {
+	case exports["_initialize"] != nil:
+		p.startFn = "_initialize"
+	case exports["_start"] != nil:
+		p.startFn = "_start"
+	}
+	for _, def := range p.compiled.ImportedFunctions() {
+		mod, fn, _ := def.Import()
+		switch mod {
+		case HTTPHandlerModule, SeckillModule, wasiModule:
+		default:
+			return invalidf(nil, "plugin %s: imports %s.%s; the host provides only %s, %s and %s",
+				p.name, mod, fn, HTTPHandlerModule, SeckillModule, wasiModule)
+		}
+	}
+	return nil
+}
+
+func signature(params, results []api.ValueType) string {
+	name := func(ts []api.ValueType) string {
+		s := "("
+		for i, t := range ts {
+			if i > 0 {
+				s += ", "
+			}
+			s += api.ValueTypeName(t)
+		}
+		return s + ")"
+	}
+	return name(params) + " -> " + name(results)
+}

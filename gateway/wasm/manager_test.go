@@ -1,0 +1,695 @@
+package wasm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// testCache keeps compiled modules on disk between test runs: a Go guest
+// takes seconds to compile.
+var testCache wazero.CompilationCache
+
+func TestMain(m *testing.M) {
+	dir := filepath.Join(os.TempDir(), "seckill-wasm-test-cache")
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compilation cache:", err)
+		os.Exit(1)
+	}
+	testCache = c
+	code := m.Run()
+	_ = c.Close(context.Background()) // process exits next
+	os.Exit(code)
+}
+
+// Fixtures, relative to this package.
+const (
+	probeWasm        = "testdata/probe.wasm"
+	admitWasm        = "testdata/admit.wasm"
+	unreachableWasm  = "testdata/unreachable.wasm"
+	noExportsWasm    = "testdata/noexports.wasm"
+	garbageWasm      = "testdata/garbage.wasm"
+	blocklistWasm    = "../../plugins/examples/blocklist/blocklist.wasm"
+	attemptlimitWasm = "../../plugins/examples/attemptlimit/attemptlimit.wasm"
+	powcheckWasm     = "../../plugins/examples/powcheck/powcheck.wasm"
+	timewindowWasm   = "../../plugins/examples/timewindow/timewindow.wasm"
+)
+
+var (
+	fixtureMu sync.Mutex
+	fixtures  = map[string][]byte{}
+)
+
+func mustReadWasm(tb testing.TB, path string) []byte {
+	tb.Helper()
+	fixtureMu.Lock()
+	defer fixtureMu.Unlock()
+	if b, ok := fixtures[path]; ok {
+		return b
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("read %s: %v (run plugins/build.sh)", path, err)
+	}
+	fixtures[path] = b
+	return b
+}
+
+func newTestManager(tb testing.TB, opts Options) *Manager {
+	tb.Helper()
+	opts.CompilationCache = testCache
+	if opts.DefaultPoolSize == 0 {
+		opts.DefaultPoolSize = 2
+	}
+	if opts.DefaultTimeout == 0 {
+		opts.DefaultTimeout = 2 * time.Second // generous: -race and busy CI machines
+	}
+	m, err := NewManager(context.Background(), opts)
+	if err != nil {
+		tb.Fatalf("NewManager: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := m.Close(context.Background()); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	return m
+}
+
+func mustPut(tb testing.TB, m *Manager, name string, spec Spec) Info {
+	tb.Helper()
+	info, err := m.Put(context.Background(), name, spec)
+	if err != nil {
+		tb.Fatalf("Put(%s): %v", name, err)
+	}
+	return info
+}
+
+// handle runs the chain on h and reports whether next ran.
+func handle(m *Manager, h *testHost) (Verdict, bool) {
+	var ran bool
+	v := m.Handle(context.Background(), h, func(context.Context) error { ran = true; return nil })
+	return v, ran
+}
+
+func TestPutAndHandle_Admit(t *testing.T) {
+	m := newTestManager(t, Options{})
+	info := mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm), Config: json.RawMessage(`{"hello":"world"}`)})
+	if !info.RequestOnly {
+		t.Errorf("got RequestOnly false, want true for an SDK guest")
+	}
+	h := newTestHost()
+	v, ran := handle(m, h)
+	if !v.Admitted || !ran {
+		t.Fatalf("got admitted=%v next ran=%v, want both true (verdict %+v)", v.Admitted, ran, v)
+	}
+	if got, want := h.reqHeader.Get("X-Probe-Config"), `{"hello":"world"}`; got != want {
+		t.Errorf("got config %q, want %q", got, want)
+	}
+	if got, want := h.reqHeader.Get("X-Probe-Calls"), "1"; got != want {
+		t.Errorf("got calls %q, want %q", got, want)
+	}
+}
+
+func TestTrustedHeaders(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm)})
+	tests := []struct {
+		name   string
+		header []string
+		want   string
+	}{
+		{"all set", []string{"X-Probe", "trusted", "X-Seckill-User", "42", "X-Seckill-Activity", "7", "X-Seckill-Item", "9", "X-Real-IP", "203.0.113.5"}, "42|7|9|203.0.113.5"},
+		{"ip from peer", []string{"X-Probe", "trusted", "X-Seckill-User", "42"}, "42|||192.0.2.10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHost(tt.header...)
+			if v, _ := handle(m, h); !v.Admitted {
+				t.Fatalf("got %+v, want admitted", v)
+			}
+			if got := h.reqHeader.Get("X-Probe-Trusted"); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRejection(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm)})
+	tests := []struct {
+		mode        string
+		wantStatus  int
+		wantMessage string
+		wantGuest   int
+	}{
+		{"reject", 429, "probe: go away", 429},
+		{"reject-silent", 403, "probe: request rejected", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			v, ran := handle(m, newTestHost("X-Probe", tt.mode))
+			if v.Admitted || ran {
+				t.Fatalf("got admitted=%v next ran=%v, want a rejection", v.Admitted, ran)
+			}
+			if v.Status != tt.wantStatus || v.Error != VerdictRejected || v.Message != tt.wantMessage || v.Plugin != "probe" {
+				t.Errorf("got %d %q %q from %q, want %d %q %q from probe", v.Status, v.Error, v.Message, v.Plugin,
+					tt.wantStatus, VerdictRejected, tt.wantMessage)
+			}
+			if v.GuestStatus != tt.wantGuest {
+				t.Errorf("got guest status %d, want %d", v.GuestStatus, tt.wantGuest)
+			}
+		})
+	}
+	st := m.List()[0].Stats
+	if st.Calls != 2 || st.Rejections != 2 || st.Admitted != 0 || st.Errors != 0 {
+		t.Errorf("got stats %+v, want 2 calls, 2 rejections", st)
+	}
+}
+
+func TestExamplePlugins(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	nonce := solvePow(t, "42", 8)
+	tests := []struct {
+		name, wasm, config string
+		header             []string
+		wantAdmit          bool
+		wantStatus         int
+		wantMessage        string
+	}{
+		{"blocklist user", blocklistWasm, `{"users":["42"],"ips":["203.0.113.7","198.51.100.0/24"]}`,
+			[]string{"X-Seckill-User", "42"}, false, 403, "blocklist: user 42 is blocked"},
+		{"blocklist ip", blocklistWasm, `{"users":["42"],"ips":["203.0.113.7","198.51.100.0/24"]}`,
+			[]string{"X-Seckill-User", "7", "X-Real-IP", "198.51.100.9"}, false, 403, "blocklist: ip 198.51.100.9 is blocked"},
+		{"blocklist other", blocklistWasm, `{"users":["42"],"ips":["203.0.113.7","198.51.100.0/24"]}`,
+			[]string{"X-Seckill-User", "7", "X-Real-IP", "192.0.2.1"}, true, 0, ""},
+		{"blocklist status", blocklistWasm, `{"users":["42"],"status":451}`,
+			[]string{"X-Seckill-User", "42"}, false, 451, "blocklist: user 42 is blocked"},
+		{"powcheck missing", powcheckWasm, `{"difficulty":8}`,
+			[]string{"X-Seckill-User", "42"}, false, 403, "powcheck: proof of work required (X-Pow header)"},
+		{"powcheck weak", powcheckWasm, `{"difficulty":8}`,
+			[]string{"X-Seckill-User", "43", "X-Pow", nonce}, false, 403, "powcheck: proof of work too weak"},
+		{"powcheck ok", powcheckWasm, `{"difficulty":8}`,
+			[]string{"X-Seckill-User", "42", "X-Pow", nonce}, true, 0, ""},
+		{"timewindow before", timewindowWasm, fmt.Sprintf(`{"start_ms":%d,"end_ms":%d}`, now.UnixMilli()+1, now.UnixMilli()+1000),
+			nil, false, 403, "timewindow: not started"},
+		{"timewindow inside", timewindowWasm, fmt.Sprintf(`{"start_ms":%d,"end_ms":%d}`, now.UnixMilli(), now.UnixMilli()+1000),
+			nil, true, 0, ""},
+		{"timewindow after", timewindowWasm, fmt.Sprintf(`{"start_ms":%d,"end_ms":%d}`, now.UnixMilli()-1000, now.UnixMilli()),
+			nil, false, 403, "timewindow: ended"},
+	}
+	m := newTestManager(t, Options{Now: func() time.Time { return now }})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := strings.Fields(tt.name)[0]
+			mustPut(t, m, name, Spec{Wasm: mustReadWasm(t, tt.wasm), Config: json.RawMessage(tt.config), FailPolicy: FailClosed})
+			t.Cleanup(func() {
+				if err := m.Delete(context.Background(), name); err != nil {
+					t.Errorf("Delete: %v", err)
+				}
+			})
+			v, ran := handle(m, newTestHost(tt.header...))
+			if v.Admitted != tt.wantAdmit || ran != tt.wantAdmit {
+				t.Fatalf("got admitted=%v next ran=%v, want %v (verdict %+v)", v.Admitted, ran, tt.wantAdmit, v)
+			}
+			if tt.wantAdmit {
+				return
+			}
+			if v.Status != tt.wantStatus || v.Message != tt.wantMessage {
+				t.Errorf("got %d %q, want %d %q", v.Status, v.Message, tt.wantStatus, tt.wantMessage)
+			}
+		})
+	}
+}
+
+func TestAttemptLimit(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "attemptlimit", Spec{Wasm: mustReadWasm(t, attemptlimitWasm), Config: json.RawMessage(`{"max":3,"window_ms":10000}`)})
+	for i := 1; i <= 5; i++ {
+		h := newTestHost("X-Seckill-User", "42")
+		v, _ := handle(m, h)
+		if want := i <= 3; v.Admitted != want {
+			t.Fatalf("attempt %d: got admitted=%v, want %v", i, v.Admitted, want)
+		}
+		if i > 3 {
+			if v.Status != 429 || v.Message != "attemptlimit: too many attempts: at most 3 per 10s" {
+				t.Errorf("attempt %d: got %d %q, want 429 and the limit message", i, v.Status, v.Message)
+			}
+			if got := h.respHeader.Get("Retry-After"); got != "10" {
+				t.Errorf("got Retry-After %q, want 10", got)
+			}
+		}
+	}
+	if v, _ := handle(m, newTestHost("X-Seckill-User", "43")); !v.Admitted {
+		t.Errorf("another user: got %+v, want admitted", v)
+	}
+}
+
+// failingCounters is a counter store that is down.
+type failingCounters struct{}
+
+func (failingCounters) Incr(context.Context, string, int64, time.Duration) (int64, error) {
+	return 0, errors.New("store down")
+}
+
+func TestAttemptLimit_StoreDown(t *testing.T) {
+	tests := []struct {
+		policy    FailPolicy
+		wantAdmit bool
+	}{{FailOpen, true}, {FailClosed, false}}
+	for _, tt := range tests {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			m := newTestManager(t, Options{Counters: failingCounters{}})
+			mustPut(t, m, "attemptlimit", Spec{Wasm: mustReadWasm(t, attemptlimitWasm), FailPolicy: tt.policy})
+			v, _ := handle(m, newTestHost("X-Seckill-User", "42"))
+			if v.Admitted != tt.wantAdmit {
+				t.Fatalf("got %+v, want admitted=%v", v, tt.wantAdmit)
+			}
+			if !tt.wantAdmit && (v.Status != 503 || v.Error != VerdictUnavailable) {
+				t.Errorf("got %d %q, want 503 unavailable", v.Status, v.Error)
+			}
+			if st := m.List()[0].Stats; st.Errors != 1 || st.InstancesDiscarded != 0 {
+				t.Errorf("got errors=%d discarded=%d, want 1 error and the instance kept", st.Errors, st.InstancesDiscarded)
+			}
+		})
+	}
+}
+
+func TestProbeCounter(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "a", Spec{Wasm: mustReadWasm(t, probeWasm)})
+	count := func(key string, ttlMS int) string {
+		t.Helper()
+		h := newTestHost("X-Probe", "counter", "X-Probe-Key", key, "X-Probe-TTL-Ms", strconv.Itoa(ttlMS))
+		v, _ := handle(m, h)
+		if !v.Admitted {
+			return fmt.Sprintf("rejected %d %s", v.Status, v.Message)
+		}
+		return h.reqHeader.Get("X-Probe-Counter")
+	}
+	for i := 1; i <= 3; i++ {
+		if got, want := count("k", 60_000), strconv.Itoa(i); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	if got, want := count("short", 30), "1"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got, want := count("short", 30), "1"; got != want {
+		t.Errorf("after expiry: got %s, want %s", got, want)
+	}
+	if got, want := count("k", 0), "rejected 500 a: sdk: invalid argument"; got != want {
+		t.Errorf("ttl 0: got %s, want %s", got, want)
+	}
+	// Keys are private to a plugin.
+	mustPut(t, m, "b", Spec{Wasm: mustReadWasm(t, probeWasm), Order: 1})
+	h := newTestHost("X-Probe", "counter", "X-Probe-Key", "k", "X-Probe-TTL-Ms", "60000")
+	handle(m, h)
+	if got, want := h.reqHeader.Get("X-Probe-Counter"), "1"; got != want { // b ran last
+		t.Errorf("plugin b: got %s, want %s", got, want)
+	}
+}
+
+func TestNow(t *testing.T) {
+	now := time.UnixMilli(1_234_567_890_123)
+	m := newTestManager(t, Options{Now: func() time.Time { return now }})
+	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm)})
+	h := newTestHost("X-Probe", "now")
+	handle(m, h)
+	if got, want := h.reqHeader.Get("X-Probe-Now"), "1234567890123"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestPut_Invalid(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm), Config: json.RawMessage(`"v1"`)})
+	before := m.List()
+	probe := mustReadWasm(t, probeWasm)
+	tests := []struct {
+		name    string
+		plugin  string
+		spec    Spec
+		wantMsg string
+	}{
+		{"garbage", "probe", Spec{Wasm: mustReadWasm(t, garbageWasm)}, "does not compile"},
+		{"no exports", "probe", Spec{Wasm: mustReadWasm(t, noExportsWasm)}, "does not export function handle_request"},
+		{"empty", "probe", Spec{}, "empty module"},
+		{"bad name", "Bad Name", Spec{Wasm: probe}, "plugin name"},
+		{"fail policy", "probe", Spec{Wasm: probe, FailPolicy: "maybe"}, "fail policy"},
+		{"config", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{nope`)}, "config is not valid JSON"},
+		{"timeout", "probe", Spec{Wasm: probe, Timeout: time.Hour}, "timeout"},
+		{"pool", "probe", Spec{Wasm: probe, PoolSize: MaxPoolSize + 1}, "pool size"},
+		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
+		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
+		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := m.Put(context.Background(), tt.plugin, tt.spec)
+			if err == nil {
+				t.Fatal("got no error, want one")
+			}
+			if got := Code(err); got != CodeInvalid {
+				t.Errorf("got code %q (%v), want %q", got, err, CodeInvalid)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("got %q, want it to contain %q", err, tt.wantMsg)
+			}
+			after := m.List()
+			if len(after) != 1 || after[0].SHA256 != before[0].SHA256 || string(after[0].Config) != `"v1"` {
+				t.Errorf("chain changed: got %+v", after)
+			}
+			h := newTestHost()
+			if v, _ := handle(m, h); !v.Admitted || h.reqHeader.Get("X-Probe-Config") != `"v1"` {
+				t.Errorf("got %+v config %q, want the old plugin to admit", v, h.reqHeader.Get("X-Probe-Config"))
+			}
+		})
+	}
+}
+
+func TestRuntimeFaults(t *testing.T) {
+	tests := []struct {
+		name        string
+		wasm        string
+		mode        string
+		wantTimeout bool
+		wantDiscard bool
+	}{
+		{"panic", probeWasm, "panic", false, true},
+		{"unreachable", unreachableWasm, "", false, true},
+		{"endless loop", probeWasm, "loop", true, true},
+		{"memory bomb", probeWasm, "grow", false, true},
+		{"sdk fail", probeWasm, "fail", false, false},
+	}
+	for _, tt := range tests {
+		for _, policy := range []FailPolicy{FailOpen, FailClosed} {
+			t.Run(tt.name+"/"+string(policy), func(t *testing.T) {
+				t.Parallel()
+				m := newTestManager(t, Options{})
+				timeout := 10 * time.Second // the memory limit, not the deadline, must stop a bomb
+				if tt.wantTimeout {
+					timeout = 300 * time.Millisecond
+				}
+				mustPut(t, m, "p", Spec{
+					Wasm: mustReadWasm(t, tt.wasm), FailPolicy: policy, PoolSize: 1,
+					Timeout: timeout, MemoryLimitPages: 160, // 10 MiB
+				})
+				start := time.Now()
+				v, ran := handle(m, newTestHost("X-Probe", tt.mode))
+				if elapsed := time.Since(start); elapsed > 5*time.Second {
+					t.Errorf("took %v, want the fault stopped fast", elapsed)
+				}
+				wantAdmit := policy == FailOpen
+				if v.Admitted != wantAdmit || ran != wantAdmit {
+					t.Fatalf("got admitted=%v next ran=%v, want %v (%+v)", v.Admitted, ran, wantAdmit, v)
+				}
+				if !wantAdmit && (v.Status != 503 || v.Error != VerdictUnavailable || v.Message != "admission plugin p failed" || !v.Failed) {
+					t.Errorf("got %+v, want 503 unavailable", v)
+				}
+				st := m.List()[0].Stats
+				if tt.wantTimeout && st.Timeouts != 1 || !tt.wantTimeout && st.Errors != 1 {
+					t.Errorf("got errors=%d timeouts=%d, want one %s", st.Errors, st.Timeouts, map[bool]string{true: "timeout", false: "error"}[tt.wantTimeout])
+				}
+				if got := st.InstancesDiscarded == 1; got != tt.wantDiscard {
+					t.Errorf("got %d discarded, want discarded=%v", st.InstancesDiscarded, tt.wantDiscard)
+				}
+				// The manager keeps serving: the next request works.
+				if tt.wasm == probeWasm {
+					if v, ran := handle(m, newTestHost()); !v.Admitted || !ran {
+						t.Errorf("next request: got %+v, want admitted", v)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestTrappedInstanceNotReused(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "p", Spec{Wasm: mustReadWasm(t, probeWasm), PoolSize: 1})
+	calls := func() string {
+		t.Helper()
+		h := newTestHost()
+		if v, _ := handle(m, h); !v.Admitted {
+			t.Fatalf("got %+v, want admitted", v)
+		}
+		return h.reqHeader.Get("X-Probe-Calls")
+	}
+	if got := calls(); got != "1" {
+		t.Fatalf("got %s calls, want 1", got)
+	}
+	if got := calls(); got != "2" {
+		t.Fatalf("got %s calls, want 2: the instance is reused", got)
+	}
+	handle(m, newTestHost("X-Probe", "panic"))
+	// The next request waits for the refilled instance: a fresh one.
+	if got := calls(); got != "1" {
+		t.Errorf("after a trap: got %s calls, want 1 (a fresh instance)", got)
+	}
+	st := m.List()[0].Stats
+	if st.InstancesCreated != 2 || st.InstancesDiscarded != 1 || st.InstancesLive != 1 {
+		t.Errorf("got created=%d discarded=%d live=%d, want 2, 1, 1", st.InstancesCreated, st.InstancesDiscarded, st.InstancesLive)
+	}
+}
+
+func TestPoolExhausted(t *testing.T) {
+	// admit.wasm has no seckill_request_only: its instance is held until
+	// next returns, so with a pool of one a second request must wait.
+	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
+		t.Run(string(policy), func(t *testing.T) {
+			m := newTestManager(t, Options{})
+			info := mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, FailPolicy: policy, Timeout: 50 * time.Millisecond})
+			if info.RequestOnly {
+				t.Fatal("got RequestOnly, want false")
+			}
+			inNext, release := make(chan struct{}), make(chan struct{})
+			done := make(chan Verdict)
+			go func() {
+				done <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
+					close(inNext)
+					<-release
+					return nil
+				})
+			}()
+			<-inNext
+			v, _ := handle(m, newTestHost())
+			if want := policy == FailOpen; v.Admitted != want {
+				t.Errorf("while the only instance is held: got admitted=%v, want %v", v.Admitted, want)
+			}
+			close(release)
+			if v := <-done; !v.Admitted {
+				t.Errorf("first request: got %+v, want admitted", v)
+			}
+			if v, _ := handle(m, newTestHost()); !v.Admitted {
+				t.Errorf("after release: got %+v, want admitted", v)
+			}
+			if st := m.List()[0].Stats; st.Timeouts != 1 || st.Calls != 3 {
+				t.Errorf("got timeouts=%d calls=%d, want 1 and 3", st.Timeouts, st.Calls)
+			}
+		})
+	}
+}
+
+func TestHotSwapUnderLoad(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	mustPut(t, m, "probe", Spec{Wasm: probe, Config: json.RawMessage(`0`)})
+
+	const workers = 8
+	var stop atomic.Bool
+	var total, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				h := newTestHost()
+				v, ran := handle(m, h)
+				total.Add(1)
+				if !v.Admitted || !ran || h.reqHeader.Get("X-Probe-Config") == "" {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	for i := 1; i <= 20; i++ {
+		// Alternate the module too: an example plugin that admits everyone.
+		spec := Spec{Wasm: probe, Config: json.RawMessage(strconv.Itoa(i)), FailPolicy: FailClosed}
+		mustPut(t, m, "probe", spec)
+		if i%5 == 0 {
+			mustPut(t, m, "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Order: -1, FailPolicy: FailClosed})
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if total.Load() < workers {
+		t.Fatalf("got %d requests, want some per worker", total.Load())
+	}
+	if failed.Load() != 0 {
+		t.Errorf("got %d of %d requests failed during 20 swaps, want 0", failed.Load(), total.Load())
+	}
+	for _, info := range m.List() {
+		if info.Stats.Errors != 0 || info.Stats.Timeouts != 0 {
+			t.Errorf("%s: got errors=%d timeouts=%d, want 0", info.Name, info.Stats.Errors, info.Stats.Timeouts)
+		}
+	}
+	t.Logf("%d requests during 20 swaps", total.Load())
+}
+
+func TestOrderAndDelete(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	mustPut(t, m, "a", Spec{Wasm: probe, Order: 1, Config: json.RawMessage(`"A"`)})
+	mustPut(t, m, "b", Spec{Wasm: probe, Order: 2, Config: json.RawMessage(`"B"`)})
+	lastWriter := func() string { // each probe sets X-Probe-Config: the last one wins
+		h := newTestHost()
+		handle(m, h)
+		return h.reqHeader.Get("X-Probe-Config")
+	}
+	order := func() string {
+		var names []string
+		for _, i := range m.List() {
+			names = append(names, i.Name)
+		}
+		return strings.Join(names, ",")
+	}
+	if got, want := order(), "a,b"; got != want {
+		t.Fatalf("got order %s, want %s", got, want)
+	}
+	if got, want := lastWriter(), `"B"`; got != want {
+		t.Errorf("got last %s, want %s", got, want)
+	}
+	mustPut(t, m, "a", Spec{Wasm: probe, Order: 3, Config: json.RawMessage(`"A"`)})
+	if got, want := order(), "b,a"; got != want {
+		t.Errorf("after reorder: got order %s, want %s", got, want)
+	}
+	if got, want := lastWriter(), `"A"`; got != want {
+		t.Errorf("after reorder: got last %s, want %s", got, want)
+	}
+	if err := m.Delete(context.Background(), "a"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if got, want := order(), "b"; got != want {
+		t.Errorf("after delete: got %s, want %s", got, want)
+	}
+	if err := m.Delete(context.Background(), "a"); Code(err) != CodeNotFound {
+		t.Errorf("delete twice: got %v, want %s", err, CodeNotFound)
+	}
+	if err := m.Delete(context.Background(), "b"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if v, ran := handle(m, newTestHost()); !v.Admitted || !ran {
+		t.Errorf("empty chain: got %+v, want admitted", v)
+	}
+}
+
+func TestClose(t *testing.T) {
+	m, err := NewManager(context.Background(), Options{CompilationCache: testCache, DefaultPoolSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm)})
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := m.Put(context.Background(), "probe", Spec{Wasm: mustReadWasm(t, probeWasm)}); Code(err) != CodeClosed {
+		t.Errorf("Put after Close: got %v, want %s", err, CodeClosed)
+	}
+	if v, _ := handle(m, newTestHost("X-Probe", "reject")); !v.Admitted {
+		t.Errorf("Handle after Close: got %+v, want admitted (no plugins)", v)
+	}
+}
+
+// solvePow finds a nonce whose sha256(user:nonce) has difficulty zero bits
+// and checks that "43" fails with it.
+func solvePow(tb testing.TB, user string, difficulty int) string {
+	tb.Helper()
+	for i := 0; ; i++ {
+		n := strconv.Itoa(i)
+		if zeroBits(user+":"+n) >= difficulty && zeroBits("43:"+n) < difficulty {
+			return n
+		}
+	}
+}
+
+func TestSwapDrainsOldPlugin(t *testing.T) {
+	tests := []struct {
+		name         string
+		drainTimeout time.Duration
+		wantPutWaits bool
+	}{
+		{"drained", 10 * time.Second, true},
+		{"drain bounded", 50 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newTestManager(t, Options{DrainTimeout: tt.drainTimeout})
+			admit := mustReadWasm(t, admitWasm) // holds its instance until next returns
+			mustPut(t, m, "held", Spec{Wasm: admit, PoolSize: 2, FailPolicy: FailClosed})
+
+			inNext, release := make(chan struct{}), make(chan struct{})
+			first := make(chan Verdict)
+			go func() {
+				first <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
+					close(inNext)
+					<-release
+					return nil
+				})
+			}()
+			<-inNext
+			putDone := make(chan error)
+			go func() {
+				_, err := m.Put(context.Background(), "held", Spec{Wasm: admit, PoolSize: 2, Config: json.RawMessage(`2`), FailPolicy: FailClosed})
+				putDone <- err
+			}()
+			// Requests during the swap are served, by the new plugin once
+			// it is in.
+			for range 5 {
+				if v, ran := handle(m, newTestHost()); !v.Admitted || !ran {
+					t.Fatalf("request during swap: got %+v, want admitted", v)
+				}
+			}
+			select {
+			case err := <-putDone:
+				if tt.wantPutWaits {
+					t.Fatalf("Put returned (%v) while a call was in flight, want it to wait", err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(300 * time.Millisecond):
+				if !tt.wantPutWaits {
+					t.Fatal("Put still waiting after 300ms, want it bounded by the drain timeout")
+				}
+			}
+			close(release)
+			if v := <-first; !v.Admitted {
+				t.Errorf("request in flight: got %+v, want admitted", v)
+			}
+			if tt.wantPutWaits {
+				if err := <-putDone; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := string(m.List()[0].Config); got != "2" {
+				t.Errorf("got config %s, want the new plugin's 2", got)
+			}
+		})
+	}
+}

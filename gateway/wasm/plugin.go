@@ -1,0 +1,320 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/http-wasm/http-wasm-host-go/api/handler"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+const wasiModule = wasi_snapshot_preview1.ModuleName
+
+// plugin is one loaded module: its runtime, compiled code and instance
+// pool. A plugin is never changed after it joins a chain; replacing it means
+// a new plugin.
+type plugin struct {
+	m           *Manager
+	name        string
+	spec        Spec // normalized; Wasm dropped
+	config      []byte
+	sha256      string
+	size        int
+	loadedAt    time.Time
+	requestOnly bool
+	startFn     string
+
+	runtime  wazero.Runtime
+	compiled wazero.CompiledModule
+	stats    *stats
+
+	// The pool: idle instances, and how many exist (idle or busy). The
+	// refiller keeps live at spec.PoolSize by replacing discarded ones, so
+	// requests never instantiate.
+	idle    chan *instance
+	live    atomic.Int32
+	refill  chan struct{}
+	done    chan struct{} // closed by close: stops the refiller and waiters
+	nextID  atomic.Uint64
+	refills sync.WaitGroup
+
+	// inflight counts requests inside the plugin; closingBit marks it
+	// retired: no new request may enter.
+	inflight  atomic.Int64
+	drained   chan struct{}
+	drainOnce sync.Once
+	closeOnce sync.Once
+}
+
+const closingBit = int64(1) << 62
+
+// instance is one instantiated guest. It serves one call at a time.
+type instance struct {
+	mod            api.Module
+	handleRequest  api.Function
+	handleResponse api.Function
+	features       handler.Features // enabled during initialization
+	stack          [2]uint64        // call stack of handle_request/handle_response
+}
+
+func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule) error {
+	var wasi, httpHandler, seckill bool
+	for _, def := range compiled.ImportedFunctions() {
+		mod, _, _ := def.Import()
+		switch mod {
+		case wasiModule:
+			wasi = true
+		case HTTPHandlerModule:
+			httpHandler = true
+		case SeckillModule:
+			seckill = true
+		}
+	}
+	if wasi {
+		if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+			return fmt.Errorf("instantiate wasi: %w", err)
+		}
+	}
+	if httpHandler {
+		if err := m.instantiateHTTPHandler(ctx, rt); err != nil {
+			return fmt.Errorf("instantiate %s: %w", HTTPHandlerModule, err)
+		}
+	}
+	if seckill {
+		if err := m.instantiateSeckill(ctx, rt); err != nil {
+			return fmt.Errorf("instantiate %s: %w", SeckillModule, err)
+		}
+	}
+	return nil
+}
+
+// newInstance instantiates the guest and runs its start function, bounded by
+// Options.InitTimeout whatever ctx says (a slow init must not be cut short
+// by a caller's deadline, an endless one must end).
+func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.m.opts.InitTimeout)
+	defer cancel()
+	inst := &instance{}
+	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
+
+	id := strconv.FormatUint(p.nextID.Add(1), 10)
+	cfg := wazero.NewModuleConfig().
+		WithName(p.name + "#" + id).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader).
+		WithStdout(&guestOutput{log: p.m.log, plugin: p.name, level: slog.LevelInfo}).
+		WithStderr(&guestOutput{log: p.m.log, plugin: p.name, level: slog.LevelWarn})
+	if p.startFn != "" {
+		cfg = cfg.WithStartFunctions(p.startFn)
+	} else {
+		cfg = cfg.WithStartFunctions()
+	}
+	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if mod.IsClosed() { // the start function exited with code 0
+		return nil, fmt.Errorf("guest exited during initialization")
+	}
+	inst.mod = mod
+	inst.handleRequest = mod.ExportedFunction(handler.FuncHandleRequest)
+	inst.handleResponse = mod.ExportedFunction(handler.FuncHandleResponse)
+	return inst, nil
+}
+
+func (in *instance) close(ctx context.Context) {
+	_ = in.mod.Close(ctx) // closing a module we throw away; nothing to do on error
+}
+
+// acquire takes an idle instance, waiting until ctx ends.
+func (p *plugin) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.done:
+		return nil, errClosed
+	}
+}
+
+// release returns a healthy instance to the pool.
+func (p *plugin) release(in *instance) {
+	select {
+	case p.idle <- in:
+	default: // cannot happen: the pool never holds more than PoolSize
+		in.close(context.Background())
+		p.live.Add(-1)
+	}
+}
+
+// discard throws an instance away (after a trap or timeout) and asks the
+// refiller for a fresh one.
+func (p *plugin) discard(in *instance) {
+	in.close(context.Background())
+	p.live.Add(-1)
+	p.stats.discarded.Add(1)
+	select {
+	case p.refill <- struct{}{}:
+	default:
+	}
+}
+
+// startRefiller starts the goroutine that replaces discarded instances.
+func (p *plugin) startRefiller() {
+	p.refills.Add(1)
+	go func() {
+		defer p.refills.Done()
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-p.refill:
+			}
+			for p.live.Load() < int32(p.spec.PoolSize) {
+				in, err := p.newInstance(context.Background())
+				if err != nil {
+					p.m.log.Error("wasm instance", "plugin", p.name, "err", err)
+					select { // retry later; requests fail per policy meanwhile
+					case <-p.done:
+						return
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+				select {
+				case <-p.done:
+					in.close(context.Background())
+					return
+				default:
+				}
+				p.live.Add(1)
+				p.stats.created.Add(1)
+				p.release(in)
+			}
+		}
+	}()
+}
+
+// enter registers a request in flight; false if the plugin is retired.
+func (p *plugin) enter() bool {
+	if p.inflight.Add(1)&closingBit != 0 {
+		p.leave()
+		return false
+	}
+	return true
+}
+
+func (p *plugin) leave() {
+	if p.inflight.Add(-1) == closingBit {
+		p.drainOnce.Do(func() { close(p.drained) })
+	}
+}
+
+// drain refuses new requests and waits for those in flight, at most timeout
+// or until ctx ends. It reports whether all finished.
+func (p *plugin) drain(ctx context.Context, timeout time.Duration) bool {
+	if p.inflight.Or(closingBit) == 0 {
+		p.drainOnce.Do(func() { close(p.drained) })
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-p.drained:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// close stops the refiller and closes the runtime, which closes every
+// instance and releases the compiled code (from the cache too, once no
+// other plugin uses the same module).
+func (p *plugin) close(ctx context.Context) {
+	p.closeOnce.Do(func() {
+		close(p.done)
+		p.refills.Wait()
+		for {
+			select {
+			case in := <-p.idle:
+				in.close(ctx)
+				p.live.Add(-1)
+				continue
+			default:
+			}
+			break
+		}
+		if err := p.runtime.Close(ctx); err != nil {
+			p.m.log.Warn("wasm runtime close", "plugin", p.name, "err", err)
+		}
+	})
+}
+
+func (p *plugin) info() Info {
+	st := p.stats.snapshot()
+	st.InstancesLive = int(p.live.Load())
+	return Info{
+		Name:             p.name,
+		Order:            p.spec.Order,
+		Config:           p.spec.Config,
+		FailPolicy:       p.spec.FailPolicy,
+		SHA256:           p.sha256,
+		Size:             p.size,
+		Timeout:          p.spec.Timeout,
+		MemoryLimitPages: p.spec.MemoryLimitPages,
+		PoolSize:         p.spec.PoolSize,
+		RequestOnly:      p.requestOnly,
+		LoadedAt:         p.loadedAt,
+		Stats:            st,
+	}
+}
+
+// guestOutput logs what a guest writes to stdout or stderr, line by line,
+// bounded (a Go guest's panic goes to stderr).
+type guestOutput struct {
+	log    *slog.Logger
+	plugin string
+	level  slog.Level
+	buf    []byte
+	lines  int
+}
+
+const (
+	maxGuestLine  = 1 << 10
+	maxGuestLines = 64 // per instance; the rest is dropped
+)
+
+func (w *guestOutput) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 && w.lines < maxGuestLines {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			w.buf = append(w.buf, b[:min(len(b), maxGuestLine-len(w.buf))]...)
+			break
+		}
+		w.buf = append(w.buf, b[:min(i, maxGuestLine-len(w.buf))]...)
+		b = b[i+1:]
+		if len(bytes.TrimSpace(w.buf)) > 0 {
+			w.lines++
+			w.log.Log(context.Background(), w.level, "wasm guest output", "plugin", w.plugin, "line", sanitize(w.buf))
+		}
+		w.buf = w.buf[:0]
+	}
+	return n, nil
+}

@@ -1,0 +1,78 @@
+// Command probe is a test guest for the wasm package. What it does is chosen
+// per request by the X-Probe header, so one module covers the faults the
+// gateway must survive and the host functions it must provide:
+//
+//	(none)         admit; set request headers X-Probe-Calls (calls served by
+//	               this instance) and X-Probe-Config (the config)
+//	reject         reject with status 429 and body "go away"
+//	reject-silent  reject without status or body
+//	panic          panic (a trap: the Go runtime exits)
+//	loop           spin forever (the deadline must stop it)
+//	grow           allocate memory without end (the memory limit must stop it)
+//	fail           call sdk.Fail
+//	counter        add 1 to the counter named by X-Probe-Key with the ttl in
+//	               X-Probe-TTL-Ms, put the value in request header X-Probe-Counter
+//	now            put sdk.Now() in request header X-Probe-Now (unix ms)
+//	trusted        put the trusted headers and client IP in request header
+//	               X-Probe-Trusted
+//
+// Config {"panic_on_init":true} makes instantiation fail.
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/seckill/flashsale/plugins/sdk"
+)
+
+var (
+	calls int
+	sink  [][]byte
+)
+
+func init() {
+	if strings.Contains(string(sdk.Config()), `"panic_on_init":true`) {
+		panic("probe: asked to fail at init")
+	}
+	sdk.HandleRequest(handle)
+}
+
+func main() {}
+
+func handle(req sdk.Request, resp sdk.Response) bool {
+	calls++
+	switch req.Header("X-Probe") {
+	case "reject":
+		return resp.Reject(429, "go away")
+	case "reject-silent":
+		return false
+	case "panic":
+		panic("probe: boom")
+	case "loop":
+		for {
+		}
+	case "grow":
+		for {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+	case "fail":
+		sdk.Fail("probe: asked to fail")
+		return true
+	case "counter":
+		ttl, _ := strconv.ParseInt(req.Header("X-Probe-TTL-Ms"), 10, 64)
+		n, err := sdk.Counter(req.Header("X-Probe-Key"), 1, time.Duration(ttl)*time.Millisecond)
+		if err != nil {
+			return resp.Reject(500, err.Error())
+		}
+		req.SetHeader("X-Probe-Counter", strconv.FormatInt(n, 10))
+	case "now":
+		req.SetHeader("X-Probe-Now", strconv.FormatInt(sdk.Now().UnixMilli(), 10))
+	case "trusted":
+		req.SetHeader("X-Probe-Trusted", req.UserID()+"|"+req.ActivityID()+"|"+req.ItemID()+"|"+req.ClientIP())
+	}
+	req.SetHeader("X-Probe-Calls", strconv.Itoa(calls))
+	req.SetHeader("X-Probe-Config", string(sdk.Config()))
+	return true
+}
