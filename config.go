@@ -145,6 +145,9 @@ func loadConfig(path string) (Config, error) {
 		}
 	}
 	cfg.Backend.MySQL, cfg.Backend.Redis, cfg.Backend.RocketMQ = cfg.MySQL, cfg.Redis, cfg.RocketMQ
+	if len(cfg.Gateway.CountersRedis) == 0 && !cfg.Redis.Cluster {
+		cfg.Gateway.CountersRedis = cfg.Redis.Addrs
+	}
 	return cfg, nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudwego/hertz/pkg/common/hlog"
+	"github.com/cloudwego/kitex/pkg/klog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -96,6 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg.Log, stderr)
+	quietFrameworks(cfg.Log.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -134,6 +137,15 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// quietFrameworks keeps hertz's and kitex's own logs to warnings unless debugging.
+func quietFrameworks(level string) {
+	if level == "debug" {
+		return
+	}
+	hlog.SetLevel(hlog.LevelWarn)
+	klog.SetLevel(klog.LevelWarn)
 }
 
 func mintToken(w io.Writer, cfg Config, user int64, ttl time.Duration) error {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -63,5 +62,3 @@ func rateLimited(c *app.RequestContext, what string, wait time.Duration) {
 	c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
 	fail(c, eRateLimited, what+" rate limit reached; retry later")
 }
-
-func noop(context.Context, *app.RequestContext) {}

@@ -20,8 +20,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
@@ -38,6 +42,12 @@ type Config struct {
 	NullTTL      time.Duration    `yaml:"null_ttl"`       // unknown ids
 	SoldOutPoll  time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
 	MaxBodyBytes int              `yaml:"max_body_bytes"` // shoppers' bodies
+	// CountersRedis is where plugins' shared counters live (Redis addresses), so every
+	// gateway sees the same counts; empty keeps them in this process.
+	CountersRedis []string `yaml:"counters_redis"`
+	// PluginTimeout and PluginMemoryPages are the defaults of plugins loaded without.
+	PluginTimeout     time.Duration `yaml:"plugin_timeout"`
+	PluginMemoryPages uint32        `yaml:"plugin_memory_pages"`
 }
 
 func (c *Config) defaults() {
@@ -62,9 +72,8 @@ func (c *Config) defaults() {
 type Deps struct {
 	Registry *prometheus.Registry // nil: a new one; served at /metrics
 	Log      *slog.Logger
-	// Admission runs the Wasm chain; nil admits everything. Set by the caller that
-	// owns the plugin manager (see gateway/wasm).
-	Admission Admission
+	// Plugins is the Wasm plugin manager; nil: the gateway makes its own.
+	Plugins *wasm.Manager
 }
 
 // Main is a running gateway.
@@ -86,7 +95,9 @@ func NewBackendClient(addrs []string, timeout time.Duration) (seckill.Client, er
 	if len(addrs) == 0 {
 		return nil, errors.New("no backend address configured")
 	}
-	idem := retry.BuildFailurePolicy(retry.NewFailurePolicy())
+	fp := retry.NewFailurePolicy()
+	fp.WithMaxRetryTimes(1)
+	idem := retry.BuildFailurePolicy(fp)
 	policies := map[string]retry.Policy{}
 	for _, m := range []string{"PlaceOrder", "GetTicket", "ListActivities", "GetActivity", "GetItem", "ListOrders",
 		"GetOrder", "CancelOrder", "PayOrder", "AdminGetActivity", "PublishActivity", "OfflineActivity", "GetActivityStats", "Ping"} {
@@ -125,16 +136,38 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	m := &Main{cfg: cfg, deps: deps}
+	if deps.Plugins == nil {
+		var counters wasm.Counters = wasm.NewMemoryCounters(100_000)
+		if len(cfg.CountersRedis) > 0 {
+			rdb := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cfg.CountersRedis})
+			m.closers = append(m.closers, rdb.Close)
+			counters = wasm.NewRedisCounters(rdb, "")
+		}
+		pm, err := wasm.NewManager(ctx, wasm.Options{Counters: counters, Logger: deps.Log,
+			DefaultTimeout: cfg.PluginTimeout, DefaultMemoryPages: cfg.PluginMemoryPages})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: plugins: %w", err)
+		}
+		deps.Plugins = pm
+		m.closers = append(m.closers, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			return pm.Close(ctx)
+		})
+		deps.Registry.MustRegister(wasm.NewCollector(pm))
+	}
 	gw := &Gateway{
 		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log,
-		limiter:   ratelimit.New(cfg.Limits, cfg.MaxKeys),
-		edge:      newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
-		shed:      newShedCounter(deps.Registry),
-		metrics:   newHTTPMetrics(deps.Registry),
-		registry:  deps.Registry,
-		admission: deps.Admission,
+		limiter:  ratelimit.New(cfg.Limits, cfg.MaxKeys),
+		edge:     newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
+		shed:     newShedCounter(deps.Registry),
+		metrics:  newHTTPMetrics(deps.Registry),
+		registry: deps.Registry,
+		plugins:  deps.Plugins,
 	}
-	return &Main{cfg: cfg, deps: deps, gw: gw}, nil
+	m.deps, m.gw = deps, gw
+	return m, nil
 }
 
 // Gateway is the request handling of a Main, for tests that drive it in process.
@@ -149,7 +182,7 @@ func (m *Main) Start(ctx context.Context) error {
 	m.addr = ln.Addr()
 	m.h = server.New(
 		server.WithListener(ln),
-		server.WithMaxRequestBodySize(32<<20), // plugin uploads; shoppers' bodies are bounded per route
+		server.WithMaxRequestBodySize(hertzhost.MaxAdminBody), // plugin uploads; shoppers' bodies are bounded per route
 		server.WithReadTimeout(10*time.Second),
 		server.WithWriteTimeout(10*time.Second),
 		server.WithIdleTimeout(2*time.Minute),

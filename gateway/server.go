@@ -15,7 +15,6 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/hertz/pkg/common/adaptor"
-	"github.com/cloudwego/hertz/pkg/route"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -23,6 +22,8 @@ import (
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
@@ -38,33 +39,26 @@ const (
 
 var trustedHeaders = []string{HeaderUser, HeaderActivity, HeaderItem, HeaderRealIP}
 
-// Admission is the Wasm admission chain as a hertz handler: it calls c.Next to admit
-// or aborts with a response to reject.
-type Admission = app.HandlerFunc
-
 // Gateway handles requests.
 type Gateway struct {
-	cfg       Config
-	backend   seckill.Client
-	verifier  *auth.Verifier
-	admin     *auth.AdminCheck
-	limiter   *ratelimit.Limiter
-	edge      *edgeCache
-	shed      *shedCounter
-	metrics   *httpMetrics
-	registry  *prometheus.Registry
-	admission Admission
-	log       *slog.Logger
+	cfg      Config
+	backend  seckill.Client
+	verifier *auth.Verifier
+	admin    *auth.AdminCheck
+	limiter  *ratelimit.Limiter
+	edge     *edgeCache
+	shed     *shedCounter
+	metrics  *httpMetrics
+	registry *prometheus.Registry
+	plugins  *wasm.Manager
+	log      *slog.Logger
 }
 
 // Limiter is the gateway's rate limiter (operators change it at run time).
 func (g *Gateway) Limiter() *ratelimit.Limiter { return g.limiter }
 
-// Routes lets a caller add admin routes (the plugin API) under the admin group.
-type Routes func(admin *route.RouterGroup)
-
 // Register mounts the API of API.md on h.
-func (g *Gateway) Register(h *server.Hertz, extra ...Routes) {
+func (g *Gateway) Register(h *server.Hertz) {
 	h.Use(g.observe, g.stripTrusted)
 	h.GET("/healthz", func(_ context.Context, c *app.RequestContext) {
 		c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -78,11 +72,7 @@ func (g *Gateway) Register(h *server.Hertz, extra ...Routes) {
 	pub.GET("/items/:id", g.getItem)
 
 	shop := h.Group("/api/v1/orders", g.shopper)
-	admission := g.admission
-	if admission == nil {
-		admission = noop
-	}
-	shop.POST("", g.parseOrder, g.limitOrder, g.edgeOrder, g.admit(admission), g.placeOrder)
+	shop.POST("", g.parseOrder, g.limitOrder, g.edgeOrder, g.admit(hertzhost.Middleware(g.plugins)), g.placeOrder)
 	shop.GET("", g.listOrders)
 	shop.GET("/tickets/:ticket", g.getTicket)
 	shop.GET("/:id", g.getOrder)
@@ -111,9 +101,7 @@ func (g *Gateway) Register(h *server.Hertz, extra ...Routes) {
 			adaptor.HertzHandler(pprof.Handler(c.Param("name")))(ctx, c)
 		}
 	})
-	for _, r := range extra {
-		r(adm)
-	}
+	hertzhost.RegisterAdmin(adm, g.plugins)
 }
 
 // stripTrusted drops trusted-context headers a client sent.
@@ -190,8 +178,8 @@ func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
-// orderBody is what a shopper posts.
-type orderBody struct {
+// OrderBody is what a shopper posts.
+type OrderBody struct {
 	ActivityID int64 `json:"activity_id"`
 	ItemID     int64 `json:"item_id"`
 	Quantity   int   `json:"quantity"`
@@ -211,8 +199,8 @@ func decodeStrict(body []byte, v any) error {
 }
 
 // DecodeOrder parses and validates an order body.
-func DecodeOrder(body []byte) (orderBody, error) {
-	var b orderBody
+func DecodeOrder(body []byte) (OrderBody, error) {
+	var b OrderBody
 	if err := decodeStrict(body, &b); err != nil {
 		return b, domain.Errorf(domain.EBadRequest, "%v", err)
 	}
@@ -265,9 +253,9 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
-func orderOf(c *app.RequestContext) orderBody {
+func orderOf(c *app.RequestContext) OrderBody {
 	v, _ := c.Get("order")
-	b, _ := v.(orderBody)
+	b, _ := v.(OrderBody)
 	return b
 }
 

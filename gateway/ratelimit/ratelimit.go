@@ -84,23 +84,13 @@ func newBucket(r Rule) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(r.RPS), max(r.Burst, 1))
 }
 
-// Set replaces the limits at run time. Existing buckets take the new rate and burst.
+// Set replaces the limits at run time. Buckets start afresh under the new rules (a
+// raised limit takes effect at once, not after the old buckets refill).
 func (l *Limiter) Set(n Limits) {
 	l.limits.Store(&n)
 	l.global.Store(newBucket(n.Global))
-	now := time.Now()
-	for k, c := range l.perKey {
-		r := n.rule(k)
-		for _, key := range c.Keys() {
-			if b, ok := c.Peek(key); ok {
-				if r.RPS <= 0 {
-					b.SetLimitAt(now, rate.Inf)
-				} else {
-					b.SetLimitAt(now, rate.Limit(r.RPS))
-					b.SetBurstAt(now, max(r.Burst, 1))
-				}
-			}
-		}
+	for _, c := range l.perKey {
+		c.Purge()
 	}
 }
 

@@ -1,0 +1,391 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/kitex/pkg/transmeta"
+	"github.com/cloudwego/kitex/server"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+)
+
+const (
+	secret = "gateway-test-secret-0123456789"
+	admin  = "gateway-test-admin-0123456789"
+)
+
+// stubBackend is a kitex backend whose answers the test sets; the gateway is the
+// subject here, the backend has tests of its own on the real services.
+type stubBackend struct {
+	rpc.Seckill // methods the tests do not use panic
+	mu          sync.Mutex
+	activity    *rpc.Activity
+	placeErr    error
+	remaining   int64
+	calls       map[string]int
+	lastUser    int64
+}
+
+func (s *stubBackend) count(m string) {
+	s.mu.Lock()
+	s.calls[m]++
+	s.mu.Unlock()
+}
+
+func (s *stubBackend) n(m string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[m]
+}
+
+func (s *stubBackend) GetActivity(_ context.Context, req *rpc.IDReq) (*rpc.Activity, error) {
+	s.count("GetActivity")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.activity == nil || req.Id != s.activity.Id {
+		return nil, rpcerr.ToBiz(domain.Errorf(domain.ENotFound, "activity %d not found", req.Id))
+	}
+	return s.activity, nil
+}
+
+func (s *stubBackend) GetItem(_ context.Context, req *rpc.IDReq) (*rpc.Item, error) {
+	s.count("GetItem")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &rpc.Item{Id: req.Id, Remaining: s.remaining}, nil
+}
+
+func (s *stubBackend) PlaceOrder(_ context.Context, req *rpc.PlaceOrderReq) (*rpc.PlaceOrderResp, error) {
+	s.count("PlaceOrder")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUser = req.UserId
+	if s.placeErr != nil {
+		return nil, rpcerr.ToBiz(s.placeErr)
+	}
+	return &rpc.PlaceOrderResp{Status: "pending", Ticket: fmt.Sprintf("%d-%d-t%d", req.ActivityId, req.ItemId, req.UserId)}, nil
+}
+
+func (s *stubBackend) Ping(context.Context, *rpc.PingReq) (*rpc.PingResp, error) {
+	return &rpc.PingResp{}, nil
+}
+
+func (s *stubBackend) GetActivityStats(_ context.Context, req *rpc.IDReq) (*rpc.ActivityStats, error) {
+	return &rpc.ActivityStats{ActivityId: req.Id, Shed: map[string]int64{}}, nil
+}
+
+type fixture struct {
+	url     string
+	backend *stubBackend
+	gw      *gateway.Main
+}
+
+func start(t *testing.T, limits ratelimit.Limits) *fixture {
+	t.Helper()
+	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
+		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := seckill.NewServer(stub, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
+	go srv.Run()
+	t.Cleanup(func() { srv.Stop() })
+	time.Sleep(50 * time.Millisecond)
+	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
+		JWTSecret: secret, AdminToken: admin, Limits: limits, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond},
+		gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		g.Close()
+	})
+	return &fixture{url: "http://" + g.Addr().String(), backend: stub, gw: g}
+}
+
+func tok(t testing.TB, user int64) string {
+	t.Helper()
+	s, err := auth.Mint([]byte(secret), user, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type resp struct {
+	status int
+	body   map[string]any
+	header http.Header
+}
+
+func (f *fixture) do(t testing.TB, method, path, token, body string, hdr ...string) resp {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.url+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	out := resp{status: r.StatusCode, header: r.Header}
+	json.NewDecoder(r.Body).Decode(&out.body)
+	return out
+}
+
+const order = `{"activity_id": 7, "item_id": 70, "quantity": 1}`
+
+func TestRefusalsByLayer(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	expired := func() string {
+		s, _ := auth.Mint([]byte(secret), 5, -time.Minute)
+		return s
+	}()
+	other, _ := auth.Mint([]byte("another-secret-0123456789abcdef"), 5, time.Hour)
+	tests := []struct {
+		name       string
+		token      string
+		body       string
+		hdr        []string
+		wantStatus int
+		wantCode   string
+	}{
+		{"no token", "", order, nil, 401, "unauthorized"},
+		{"expired token", expired, order, nil, 401, "unauthorized"},
+		{"badly signed", other, order, nil, 401, "unauthorized"},
+		{"malformed json", tok(t, 5), `{"activity_id": 7,`, nil, 400, "bad_request"},
+		{"unknown field", tok(t, 5), `{"activity_id": 7, "item_id": 70, "quantity": 1, "price": 0}`, nil, 400, "bad_request"},
+		{"two objects", tok(t, 5), order + order, nil, 400, "bad_request"},
+		{"zero quantity", tok(t, 5), `{"activity_id": 7, "item_id": 70, "quantity": 0}`, nil, 400, "bad_request"},
+		{"negative id", tok(t, 5), `{"activity_id": -7, "item_id": 70, "quantity": 1}`, nil, 400, "bad_request"},
+		{"string id", tok(t, 5), `{"activity_id": "7", "item_id": 70, "quantity": 1}`, nil, 400, "bad_request"},
+		{"too large", tok(t, 5), `{"activity_id": 7, "item_id": 70, "quantity": 1, "x": "` + strings.Repeat("a", 5000) + `"}`, nil, 413, "too_large"},
+		{"bad idempotency key", tok(t, 5), order, []string{"Idempotency-Key", strings.Repeat("k", 200)}, 400, "bad_request"},
+		{"unknown activity", tok(t, 5), `{"activity_id": 8, "item_id": 70, "quantity": 1}`, nil, 404, "not_found"},
+		{"item not in activity", tok(t, 5), `{"activity_id": 7, "item_id": 71, "quantity": 1}`, nil, 404, "not_found"},
+		{"admitted", tok(t, 5), order, nil, 202, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.do(t, "POST", "/api/v1/orders", tt.token, tt.body, tt.hdr...)
+			code, _ := r.body["error"].(string)
+			if r.status != tt.wantStatus || code != tt.wantCode {
+				t.Fatalf("got %d %v, want %d %q", r.status, r.body, tt.wantStatus, tt.wantCode)
+			}
+			if tt.wantCode != "" && r.body["message"] == "" {
+				t.Fatalf("got no message in %v", r.body)
+			}
+		})
+	}
+	if n := f.backend.n("PlaceOrder"); n != 1 {
+		t.Fatalf("got %d orders at the backend, want only the admitted one", n)
+	}
+}
+
+func TestAdminIdentity(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	if r := f.do(t, "GET", "/admin/v1/limits", "", ""); r.status != 401 {
+		t.Fatalf("no token: got %d, want 401", r.status)
+	}
+	if r := f.do(t, "GET", "/admin/v1/limits", tok(t, 5), ""); r.status != 403 || r.body["error"] != "forbidden" {
+		t.Fatalf("shopper token: got %d %v, want 403 forbidden", r.status, r.body)
+	}
+	if r := f.do(t, "GET", "/admin/v1/limits", admin, ""); r.status != 200 {
+		t.Fatalf("admin token: got %d %v, want 200", r.status, r.body)
+	}
+}
+
+func TestRateLimitsAndRunTimeChange(t *testing.T) {
+	f := start(t, ratelimit.Limits{User: ratelimit.Rule{RPS: 0.5, Burst: 1}})
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order); r.status != 202 {
+		t.Fatalf("first: got %d %v", r.status, r.body)
+	}
+	r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order)
+	if r.status != 429 || r.body["error"] != "rate_limited" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("second: got %d %v %v, want 429 with Retry-After", r.status, r.body, r.header)
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 6), order); r.status != 202 {
+		t.Fatalf("another user: got %d %v", r.status, r.body)
+	}
+	// An operator lifts the limit at run time.
+	if r := f.do(t, "PUT", "/admin/v1/limits", admin, `{"user": {"rps": 100, "burst": 100}}`); r.status != 200 {
+		t.Fatalf("put limits: got %d %v", r.status, r.body)
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order); r.status != 202 {
+		t.Fatalf("after lifting: got %d %v", r.status, r.body)
+	}
+	if r := f.do(t, "PUT", "/admin/v1/limits", admin, `{"user": {"rps": -1}}`); r.status != 400 {
+		t.Fatalf("negative limit: got %d, want 400", r.status)
+	}
+}
+
+func TestEdgeCache(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	// Null objects: an unknown id reaches the backend once.
+	for i := 0; i < 20; i++ {
+		if r := f.do(t, "GET", "/api/v1/activities/999", "", ""); r.status != 404 || r.body["error"] != "not_found" {
+			t.Fatalf("unknown activity: got %d %v", r.status, r.body)
+		}
+	}
+	if n := f.backend.n("GetActivity"); n != 1 {
+		t.Fatalf("got %d backend reads of an unknown id, want 1", n)
+	}
+	// Sold out: after the backend says so once, the edge answers alone.
+	f.backend.mu.Lock()
+	f.backend.placeErr = domain.Errorf(domain.ESoldOut, "item 70 is sold out")
+	f.backend.remaining = 0
+	f.backend.mu.Unlock()
+	for i := 0; i < 10; i++ {
+		if r := f.do(t, "POST", "/api/v1/orders", tok(t, int64(10+i)), order); r.status != 409 || r.body["error"] != "sold_out" {
+			t.Fatalf("sold out: got %d %v", r.status, r.body)
+		}
+	}
+	if n := f.backend.n("PlaceOrder"); n != 1 {
+		t.Fatalf("got %d orders at the backend after it said sold out, want 1", n)
+	}
+	// Stock comes back (a cancel): the flag clears within about a second.
+	f.backend.mu.Lock()
+	f.backend.placeErr = nil
+	f.backend.remaining = 1
+	f.backend.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		r := f.do(t, "POST", "/api/v1/orders", tok(t, 50), order)
+		if r.status == 202 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sold-out flag did not clear: %d %v", r.status, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The shed counts by layer and reason show in the stats.
+	r := f.do(t, "GET", "/admin/v1/activities/7/stats", admin, "")
+	shed, _ := r.body["gateway_shed"].(map[string]any)
+	if shed["cache/sold_out"] == nil || shed["cache/sold_out"].(float64) < 9 || shed["backend/sold_out"].(float64) != 1 {
+		t.Fatalf("stats: got %v, want cache/sold_out >= 9 and backend/sold_out 1", r.body)
+	}
+}
+
+func TestOutsideWindowAtTheEdge(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	f.backend.mu.Lock()
+	f.backend.activity.StartMs = time.Now().Add(time.Hour).UnixMilli()
+	f.backend.activity.EndMs = time.Now().Add(2 * time.Hour).UnixMilli()
+	f.backend.mu.Unlock()
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order); r.status != 409 || r.body["error"] != "not_started" {
+		t.Fatalf("got %d %v, want 409 not_started", r.status, r.body)
+	}
+	if n := f.backend.n("PlaceOrder"); n != 0 {
+		t.Fatalf("got %d orders at the backend, want 0", n)
+	}
+}
+
+// TestTrustedHeadersAndPlugins: a client cannot pose as another user to plugins, and a
+// plugin loaded at run time rejects with its reason.
+func TestTrustedHeadersAndPlugins(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	wasmBytes, err := os.ReadFile("../plugins/examples/blocklist/blocklist.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"wasm_base64": base64.StdEncoding.EncodeToString(wasmBytes), "config": map[string]any{"users": []string{"999"}}})
+	if r := f.do(t, "PUT", "/admin/v1/plugins/blocklist", admin, string(body)); r.status != 200 && r.status != 201 {
+		t.Fatalf("load plugin: got %d %v", r.status, r.body)
+	}
+	r := f.do(t, "POST", "/api/v1/orders", tok(t, 999), order)
+	if r.status != 403 || r.body["error"] != "rejected" || !strings.Contains(fmt.Sprint(r.body["message"]), "blocklist") {
+		t.Fatalf("blocked user: got %d %v, want 403 rejected by blocklist", r.status, r.body)
+	}
+	// User 5 claims to be 999, then to be 1 while 999 claims to be 5.
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order, gateway.HeaderUser, "999"); r.status != 202 {
+		t.Fatalf("spoofed header: got %d %v, want 202 (the header ignored)", r.status, r.body)
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 999), order, gateway.HeaderUser, "5"); r.status != 403 {
+		t.Fatalf("blocked user with a spoofed header: got %d %v, want 403", r.status, r.body)
+	}
+	f.backend.mu.Lock()
+	last := f.backend.lastUser
+	f.backend.mu.Unlock()
+	if last != 5 {
+		t.Fatalf("backend saw user %d, want 5", last)
+	}
+	if r := f.do(t, "PUT", "/admin/v1/plugins/bad", admin, `{"wasm_base64": "`+base64.StdEncoding.EncodeToString([]byte("garbage"))+`"}`); r.status != 400 {
+		t.Fatalf("garbage module: got %d %v, want 400", r.status, r.body)
+	}
+	if r := f.do(t, "DELETE", "/admin/v1/plugins/blocklist", admin, ""); r.status >= 300 {
+		t.Fatalf("unload: got %d %v", r.status, r.body)
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 999), order); r.status != 202 {
+		t.Fatalf("after unload: got %d %v, want 202", r.status, r.body)
+	}
+}
+
+// TestBackendDown: with no backend, orders get 503 unavailable.
+func TestBackendDown(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{addr}, JWTSecret: secret, AdminToken: admin,
+		RPCTimeout: 500 * time.Millisecond}, gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	f := &fixture{url: "http://" + g.Addr().String()}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order); r.status != 503 || r.body["error"] != "unavailable" {
+		t.Fatalf("got %d %v, want 503 unavailable", r.status, r.body)
+	}
+	if r := f.do(t, "GET", "/readyz", "", ""); r.status != 503 {
+		t.Fatalf("readyz: got %d, want 503", r.status)
+	}
+	if r := f.do(t, "GET", "/healthz", "", ""); r.status != 200 {
+		t.Fatalf("healthz: got %d, want 200", r.status)
+	}
+}
+
+func FuzzDecodeOrder(f *testing.F) {
+	for _, s := range []string{order, `{}`, `{"activity_id": 1e400}`, `[]`, `{"activity_id": 1, "item_id": 2, "quantity": 3}x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := gateway.DecodeOrder(b)
+		if err == nil && (o.ActivityID <= 0 || o.ItemID <= 0 || o.Quantity <= 0 || o.Quantity > domain.MaxQuantity) {
+			t.Fatalf("accepted %+v from %q", o, b)
+		}
+		if err != nil && !domain.IsCode(err, domain.EBadRequest) {
+			t.Fatalf("got %v, want bad_request", err)
+		}
+	})
+}
+

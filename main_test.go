@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	quietFrameworks("warn")
+	os.Exit(m.Run())
+}
+
+func TestHelpListsSettings(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--help"}, &out, &out); code != 0 {
+		t.Fatalf("got exit %d, want 0", code)
+	}
+	for _, s := range settings {
+		if !strings.Contains(out.String(), s.env) {
+			t.Fatalf("help does not explain %s", s.env)
+		}
+	}
+}
+
+func TestTokenCommand(t *testing.T) {
+	t.Setenv("SECKILL_JWT_SECRET", "token-test-secret-0123456789")
+	var out, errb bytes.Buffer
+	if code := run([]string{"token", "-user", "42"}, &out, &errb); code != 0 {
+		t.Fatalf("got exit %d: %s", code, errb.String())
+	}
+	if parts := strings.Split(strings.TrimSpace(out.String()), "."); len(parts) != 3 {
+		t.Fatalf("got %q, want a JWT", out.String())
+	}
+	if code := run([]string{"token", "-user", "0"}, &out, &errb); code == 0 {
+		t.Fatal("a token for user 0: got exit 0, want an error")
+	}
+}
+
+func TestConfigRedactsSecrets(t *testing.T) {
+	t.Setenv("SECKILL_JWT_SECRET", "jwt-secret-value-0123456789")
+	t.Setenv("SECKILL_ADMIN_TOKEN", "admin-secret-value-0123456789")
+	t.Setenv("SECKILL_MYSQL_DSN", "seckill:pa55word@tcp(127.0.0.1:3306)/seckill")
+	cfg, err := loadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Join([]string{cfg.redacted().Gateway.JWTSecret, cfg.redacted().Gateway.AdminToken, cfg.redacted().MySQL.DSN}, " ")
+	for _, secret := range []string{"jwt-secret-value", "admin-secret-value", "pa55word"} {
+		if strings.Contains(s, secret) {
+			t.Fatalf("redacted config shows %q: %s", secret, s)
+		}
+	}
+}
