@@ -148,9 +148,10 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
 		consumer.WithConsumeGoroutineNums(cfg.Goroutines),
 		consumer.WithConsumeMessageBatchMaxSize(cfg.BatchSize),
-		// Past this the broker parks the message in %DLQ%<group>; the handler sees the
+		// The broker parks a message in %DLQ%<group> once it failed MaxAttempts
+		// deliveries (its retry count reaching MaxAttempts-1); the handler sees the
 		// last delivery first and settles it, so nothing is left pending.
-		consumer.WithMaxReconsumeTimes(int32(cfg.MaxAttempts)),
+		consumer.WithMaxReconsumeTimes(int32(cfg.MaxAttempts-1)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("new rocketmq consumer: %w", err)

@@ -1,0 +1,170 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/inmem"
+	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/worker"
+)
+
+// TestStackAsyncSale runs the queued path of a sale on the stand-ins with the real
+// adapters and worker: Redis pre-deducts, the queue carries the admitted requests,
+// workers write MySQL and settle the tickets. Demand is four times the stock; once it
+// settles, the invariants hold.
+func TestStackAsyncSale(t *testing.T) {
+	const (
+		stock   = 50
+		buyers  = 200
+		senders = 20
+	)
+	ctx := context.Background()
+	s, err := StartWith(ctx, Config{Queue: inmem.Config{Goroutines: 4, BatchSize: 8, Backoff: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	db, err := mysql.Open(ctx, s.MySQLDSN, 16)
+	if err != nil {
+		t.Fatalf("open mysql: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if applied, err := mysql.Migrate(ctx, db); err != nil || len(applied) != 0 {
+		t.Errorf("migrate a started stack: applied %v, %v; want nothing left to apply", applied, err)
+	}
+	rdb, err := redis.Open(ctx, []string{s.RedisAddr}, "", false)
+	if err != nil {
+		t.Fatalf("open redis: %v", err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	store := mysql.NewStore(db)
+	st := redis.NewStock(rdb, time.Hour)
+	if err := st.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	a := mustCreateActivity(t, store, domain.StrategyAsync, 1, 1, stock)
+	if err := store.SetState(ctx, a.ID, domain.StatePublished); err != nil {
+		t.Fatal(err)
+	}
+	item := a.Items[0]
+	mustWarm(t, st, redis.Sale{ActivityID: a.ID, ItemID: item.ID, State: domain.StatePublished, Start: a.Start, End: a.End,
+		PerUserLimit: a.PerUserLimit, BucketStock: []int64{stock}}, true)
+
+	w := worker.New(store, st, store, worker.Config{RetryBackoff: time.Millisecond}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stop, err := s.Queue.Subscribe(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stop() })
+
+	var mu sync.Mutex
+	var tickets []domain.Ticket
+	soldOut := 0
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Go(func() {
+			for user := int64(g + 1); user <= buyers; user += senders {
+				ticket := redis.NewTicket(a.ID, item.ID, fmt.Sprintf("u%d", user))
+				_, err := st.Deduct(ctx, redis.Deduction{ActivityID: a.ID, ItemID: item.ID, UserID: user, Quantity: 1, Ticket: ticket, Buckets: 1})
+				if domain.IsCode(err, domain.ESoldOut) {
+					mu.Lock()
+					soldOut++
+					mu.Unlock()
+					continue
+				}
+				if err != nil {
+					t.Errorf("deduct for user %d: %v", user, err)
+					continue
+				}
+				r := domain.OrderRequest{Ticket: ticket, UserID: user, ActivityID: a.ID, ItemID: item.ID, Quantity: 1,
+					AmountCents: item.PriceCents, AdmittedAt: time.Now().UnixMilli()}
+				if err := s.Queue.Publish(ctx, r); err != nil {
+					t.Errorf("publish %s: %v", ticket, err)
+					continue
+				}
+				mu.Lock()
+				tickets = append(tickets, domain.Ticket{ID: ticket, UserID: user})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "the queue to drain", func() bool { return s.Queue.Len() == 0 })
+
+	if len(tickets) != stock || soldOut != buyers-stock {
+		t.Errorf("got %d admitted and %d sold out, want %d and %d", len(tickets), soldOut, stock, buyers-stock)
+	}
+	for _, tk := range tickets {
+		got, err := st.Ticket(ctx, tk.UserID, tk.ID)
+		if err != nil || got.Status != domain.TicketCreated || got.OrderID == 0 {
+			t.Errorf("ticket %s: got %+v, %v, want created with an order", tk.ID, got, err)
+		}
+	}
+	c, err := store.Counts(ctx, item.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Orders != stock {
+		t.Errorf("got %d orders in MySQL, want %d", c.Orders, stock)
+	}
+	rows, err := store.Stock(ctx, item.ID)
+	if err != nil || len(rows) != 1 || rows[0].Available != 0 {
+		t.Errorf("got MySQL stock %+v, %v, want 0 available", rows, err)
+	}
+	state := assertAvailable(t, st, item.ID, 0)
+	if state.Tickets != 0 {
+		t.Errorf("got %d tickets in flight, want 0", state.Tickets)
+	}
+	if qs := s.Queue.Stats(); qs.Acked != stock || qs.DeadLetters != 0 {
+		t.Errorf("got queue stats %+v, want %d acked and no dead letters", qs, stock)
+	}
+}
+
+func TestStackClose(t *testing.T) {
+	ctx := context.Background()
+	s, err := Start(ctx)
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if err := s.Queue.Publish(ctx, domain.OrderRequest{Ticket: "1-1-a"}); err == nil {
+		t.Errorf("publish after close: got nil, want an error")
+	}
+	cfg, err := gomysql.ParseDSN(s.MySQLDSN)
+	if err != nil {
+		t.Fatalf("parse dsn: %v", err)
+	}
+	for _, addr := range []string{cfg.Addr, s.RedisAddr} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("dial %s after close: got a connection, want none", addr)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
