@@ -222,7 +222,7 @@ func requireReal(cfg Config, who string) error {
 		missing = append(missing, "SECKILL_ROCKETMQ_NAMESRV")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%s: set %s (the embedded stand-ins exist only in the all-in-one mode)", who, strings.Join(missing, ", "))
+		return fmt.Errorf("%s: set %s (the embedded stand-ins exist only in the all-in-one mode: seckill all)", who, strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -283,33 +283,15 @@ func runGateway(ctx context.Context, cfg Config, log *slog.Logger) error {
 }
 
 func runAll(ctx context.Context, cfg Config, log *slog.Logger) error {
-	if err := requireReal(cfg, "all"); err != nil {
-		return err
+	if cfg.Gateway.JWTSecret == "" || cfg.Gateway.AdminToken == "" {
+		return errors.New("all: set SECKILL_JWT_SECRET and SECKILL_ADMIN_TOKEN (16+ bytes each)")
 	}
 	reg := newRegistry()
-	b, err := backend.Open(ctx, cfg.Backend, backend.Deps{Registry: reg, Log: log})
+	s, err := StartStack(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	if err := b.Start(ctx); err != nil {
-		return err
-	}
-	defer b.Close()
-	if len(cfg.RocketMQ.NameServers) > 0 {
-		w, err := worker.Open(ctx, workerConfig(cfg), worker.Deps{Registry: reg, Log: log})
-		if err != nil {
-			return err
-		}
-		if err := w.Start(); err != nil {
-			return err
-		}
-		defer w.Close()
-	}
-	cfg.Gateway.BackendAddrs = []string{b.Addr().String()}
-	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: reg, Log: log})
-	if err != nil {
-		return err
-	}
-	log.Info("all-in-one starting", "config", fmt.Sprintf("%+v", cfg.redacted()))
-	return g.Run(ctx)
+	log.Info("all-in-one serving", "url", s.URL(), "stand-ins", strings.Join(s.Embedded, ", "), "config", fmt.Sprintf("%+v", s.Config.redacted()))
+	<-ctx.Done()
+	return s.Close()
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestEmbeddedStack: the all-in-one mode with no server configured sells a sale
+// exactly, on the stand-ins.
+func TestEmbeddedStack(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
+	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gateway.Limits.User.RPS, cfg.Gateway.Limits.User.Burst = 1000, 1000
+	s, err := StartStack(context.Background(), cfg, newRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		s.Close()
+	})
+	if len(s.Embedded) != 3 {
+		t.Fatalf("got stand-ins %v, want mysql, redis and the queue", s.Embedded)
+	}
+	st := &stack{url: s.URL()}
+	code, a := st.do(t, "POST", "/admin/v1/activities", adminToken, map[string]any{
+		"name": "embedded", "start": time.Now().Add(-time.Minute).Format(time.RFC3339), "end": time.Now().Add(time.Hour).Format(time.RFC3339),
+		"strategy": "async", "per_user_limit": 1, "items": []map[string]any{{"name": "mug", "price_cents": 500, "stock": 10}},
+	}, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create: got %d %v", code, a)
+	}
+	aid := int64(a["id"].(float64))
+	iid := int64(a["items"].([]any)[0].(map[string]any)["id"].(float64))
+	if code, out := st.do(t, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", aid), adminToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("publish: got %d %v", code, out)
+	}
+	tickets := map[int64]string{}
+	for u := int64(1); u <= 15; u++ {
+		code, out := st.do(t, "POST", "/api/v1/orders", token(t, u), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, nil)
+		switch code {
+		case http.StatusAccepted:
+			tickets[u] = out["ticket"].(string)
+		case http.StatusConflict:
+		default:
+			t.Fatalf("user %d: got %d %v", u, code, out)
+		}
+	}
+	if len(tickets) != 10 {
+		t.Fatalf("got %d admitted, want 10", len(tickets))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for u, tk := range tickets {
+		for {
+			_, out := st.do(t, "GET", "/api/v1/orders/tickets/"+tk, token(t, u), nil, nil)
+			if out["status"] == "created" {
+				break
+			}
+			if out["status"] != "pending" || time.Now().After(deadline) {
+				t.Fatalf("ticket of %d: got %v", u, out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	_, stats := st.do(t, "GET", fmt.Sprintf("/admin/v1/activities/%d/stats", aid), adminToken, nil, nil)
+	it := stats["items"].([]any)[0].(map[string]any)
+	if it["orders"].(float64) != 10 || it["mysql_stock"].(float64) != 0 || it["redis_stock"].(float64) != 0 {
+		t.Fatalf("stats: got %v", it)
+	}
+}
