@@ -388,4 +388,3 @@ func FuzzDecodeOrder(f *testing.F) {
 		}
 	})
 }
-
