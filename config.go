@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -27,10 +28,11 @@ type Config struct {
 
 // WorkerConfig is the worker's part of the file.
 type WorkerConfig struct {
-	Goroutines  int    `yaml:"goroutines"`
-	BatchSize   int    `yaml:"batch_size"`
-	MaxAttempts int    `yaml:"max_attempts"`
-	MetricsAddr string `yaml:"metrics_listen"`
+	Goroutines  int           `yaml:"goroutines"`
+	BatchSize   int           `yaml:"batch_size"`
+	BatchWindow time.Duration `yaml:"batch_window"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	MetricsAddr string        `yaml:"metrics_listen"`
 }
 
 // LogConfig chooses the log format.
@@ -44,7 +46,7 @@ func defaultConfig() Config {
 	return Config{
 		RocketMQ: backend.RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
 		Backend:  backend.Config{Listen: "127.0.0.1:8888"},
-		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 1, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
+		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 16, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
 		Gateway: gateway.Config{
 			Listen: "127.0.0.1:8080",
 			Limits: ratelimit.Limits{
@@ -74,7 +76,7 @@ var settings = []struct{ env, yaml, help string }{
 	{"SECKILL_JWT_SECRET", "gateway.jwt_secret", "HS256 key of shoppers' tokens, 16+ bytes (never logged)"},
 	{"SECKILL_ADMIN_TOKEN", "gateway.admin_token", "operators' bearer token, 16+ bytes (never logged)"},
 	{"SECKILL_WORKER_GOROUTINES", "worker.goroutines", "batches a worker writes at once (default 8)"},
-	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders per worker batch (default 1)"},
+	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders of one item and bucket per worker transaction (default 16; 1 turns batching off)"},
 	{"SECKILL_LOG_LEVEL", "log.level", "debug, info, warn or error"},
 	{"SECKILL_LOG_FORMAT", "log.format", "text or json"},
 }

@@ -255,7 +255,7 @@ func metricsAddrNear(listen string) string {
 
 func workerConfig(cfg Config) worker.MainConfig {
 	return worker.MainConfig{MySQL: cfg.MySQL, Redis: cfg.Redis, RocketMQ: cfg.RocketMQ, Goroutines: cfg.Worker.Goroutines,
-		BatchSize: cfg.Worker.BatchSize, MaxAttempts: cfg.Worker.MaxAttempts, TicketTTL: cfg.Backend.TicketTTL}
+		BatchSize: cfg.Worker.BatchSize, BatchWindow: cfg.Worker.BatchWindow, MaxAttempts: cfg.Worker.MaxAttempts, TicketTTL: cfg.Backend.TicketTTL}
 }
 
 func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {

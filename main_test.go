@@ -53,3 +53,28 @@ func TestConfigRedactsSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeConfigLoads: the configuration shown in the README is valid.
+func TestReadmeConfigLoads(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	start := strings.Index(s, "```yaml\n")
+	end := strings.Index(s[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("README has no yaml block")
+	}
+	path := t.TempDir() + "/seckill.yaml"
+	if err := os.WriteFile(path, []byte(s[start+8:start+8+end]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(path)
+	if err != nil {
+		t.Fatalf("README's configuration: %v", err)
+	}
+	if cfg.Worker.BatchSize != 16 || cfg.Gateway.Limits.User.RPS != 5 || cfg.Backend.UnpaidTimeout.Minutes() != 15 {
+		t.Fatalf("got %+v, want the README's values", cfg)
+	}
+}
