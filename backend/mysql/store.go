@@ -320,6 +320,20 @@ func (s *Store) AddStock(ctx context.Context, itemID int64, bucket int, delta in
 	return tx.Commit()
 }
 
+// notCommitted marks a write that failed before its COMMIT was sent: nothing of it is
+// in the database, so its stock can be given back at once.
+type notCommitted struct{ err error }
+
+func (e notCommitted) Error() string { return e.err.Error() }
+func (e notCommitted) Unwrap() error { return e.err }
+
+// NotCommitted reports whether err is a write failure known to have left nothing in
+// the database (as opposed to a failed COMMIT, whose outcome is unknown).
+func NotCommitted(err error) bool {
+	var nc notCommitted
+	return errors.As(err, &nc)
+}
+
 // ErrContention means an optimistic update lost its race MaxAttempts times. It is
 // transient: try again later.
 var ErrContention = errors.New("stock row contention: optimistic update kept losing")
@@ -378,6 +392,19 @@ type Written struct {
 // refusal that retrying cannot change (sold_out in MySQL, limit_exceeded, not_found)
 // is a *domain.Error; any other error is transient.
 func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (Written, error) {
+	w, err := s.writeOrder(ctx, r, limit)
+	var de *domain.Error
+	if err != nil && !errors.As(err, &de) && !errors.Is(err, errUnknownOutcome) {
+		err = notCommitted{err}
+	}
+	return w, err
+}
+
+// errUnknownOutcome marks failures after which the order may exist (a failed COMMIT, or
+// a failed look-up of an order a unique key says exists).
+var errUnknownOutcome = errors.New("outcome unknown")
+
+func (s *Store) writeOrder(ctx context.Context, r domain.OrderRequest, limit int) (Written, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return Written{}, fmt.Errorf("write order %s: %w", r.Ticket, err)
@@ -391,7 +418,7 @@ func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int
 		tx.Rollback()
 		prev, err := s.OrderByTicket(ctx, r.Ticket)
 		if err != nil {
-			return Written{}, err
+			return Written{}, fmt.Errorf("order %s exists: %w: %w", r.Ticket, errUnknownOutcome, err)
 		}
 		return Written{Order: prev, Duplicate: true}, nil
 	}
@@ -408,7 +435,7 @@ func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int
 		return Written{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return Written{}, fmt.Errorf("commit order %s: %w", r.Ticket, err)
+		return Written{}, fmt.Errorf("order %s: %w: %w", r.Ticket, errUnknownOutcome, err)
 	}
 	return Written{Order: o}, nil
 }

@@ -47,7 +47,7 @@ func NewTicket(activityID, itemID int64, random string) string {
 
 // ParseTicket returns the activity and item a ticket belongs to.
 func ParseTicket(ticket string) (activityID, itemID int64, err error) {
-	parts := strings.Split(ticket, "-")
+	parts := strings.SplitN(ticket, "-", 3)
 	if len(parts) != 3 || parts[2] == "" || len(ticket) > 80 {
 		return 0, 0, domain.Errorf(domain.ENotFound, "unknown ticket")
 	}

@@ -30,6 +30,8 @@ var (
 	resetLua string
 	//go:embed lua/take.lua
 	takeLua string
+	//go:embed lua/ticket.lua
+	ticketLua string
 
 	// Scripts are called by SHA; go-redis falls back to EVAL on NOSCRIPT.
 	deductScript  = goredis.NewScript(deductLua)
@@ -39,6 +41,7 @@ var (
 	adjustScript  = goredis.NewScript(adjustLua)
 	resetScript   = goredis.NewScript(resetLua)
 	takeScript    = goredis.NewScript(takeLua)
+	ticketScript  = goredis.NewScript(ticketLua)
 )
 
 // ErrNotLoaded means Redis holds no sale state for the item (it was never warmed, or
@@ -64,7 +67,7 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 // sale go by SHA.
 func (s *Stock) Load(ctx context.Context) error {
 	load := func(ctx context.Context, c goredis.Scripter) error {
-		for _, sc := range []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript, takeScript} {
+		for _, sc := range []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript, takeScript, ticketScript} {
 			if err := sc.Load(ctx, c).Err(); err != nil {
 				return fmt.Errorf("load script: %w", err)
 			}
@@ -142,8 +145,11 @@ type ticketRecord struct {
 }
 
 // Settle ends an in-flight ticket with its result. When the result is failed the
-// ticket's stock, buyer units and idempotency record are given back. It reports
-// whether this call settled the ticket (false: it was settled before).
+// ticket's stock, buyer units and idempotency record are given back; the stock is not
+// when the reason is sold_out (MySQL, the last word, had fewer units than Redis
+// counted: the reconciler corrects the count). It reports whether this call settled
+// the ticket (false: it was settled before, or Redis lost it; then the result is
+// recorded unless one is).
 func (s *Stock) Settle(ctx context.Context, t domain.Ticket, buckets int) (bool, error) {
 	a, i, err := ParseTicket(t.ID)
 	if err != nil {
@@ -157,6 +163,9 @@ func (s *Stock) Settle(ctx context.Context, t domain.Ticket, buckets int) (bool,
 	giveBack := "0"
 	if t.Status == domain.TicketFailed {
 		giveBack = "1"
+		if t.Reason == domain.ESoldOut {
+			giveBack = "2" // MySQL had fewer units than Redis: there is nothing to give back
+		}
 	}
 	keys := append([]string{k.buyers(), k.idem(), k.inflight(), k.result(t.ID)}, k.buckets(buckets)...)
 	n, err := settleScript.Run(ctx, s.rdb, keys, t.ID, rec, int(s.resultTTL/time.Second), giveBack).Int()
@@ -185,18 +194,11 @@ func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain
 		return domain.Ticket{}, err
 	}
 	k := keysFor(a, i)
-	// Both reads in one MULTI: a settle between them would otherwise hide the ticket.
-	var res *goredis.StringCmd
-	var fl *goredis.StringCmd
-	_, err = s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		res = p.Get(ctx, k.result(ticket))
-		fl = p.HGet(ctx, k.inflight(), ticket)
-		return nil
-	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	res, err := ticketScript.Run(ctx, s.rdb, []string{k.result(ticket), k.inflight()}, ticket).Slice()
+	if err != nil {
 		return domain.Ticket{}, fmt.Errorf("read ticket %s: %w", ticket, err)
 	}
-	if raw, err := res.Result(); err == nil {
+	if raw, ok := res[0].(string); ok {
 		var rec ticketRecord
 		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 			return domain.Ticket{}, fmt.Errorf("decode ticket %s: %w", ticket, err)
@@ -206,12 +208,9 @@ func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain
 		}
 		return domain.Ticket{ID: ticket, UserID: rec.UserID, Status: domain.TicketStatus(rec.Status), OrderID: rec.OrderID, Reason: rec.Reason}, nil
 	}
-	v, err := fl.Result()
-	if errors.Is(err, goredis.Nil) {
+	v, ok := res[1].(string)
+	if !ok {
 		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
-	}
-	if err != nil {
-		return domain.Ticket{}, fmt.Errorf("read ticket %s: %w", ticket, err)
 	}
 	f, err := parseInflight(v)
 	if err != nil || f.user != userID {

@@ -240,3 +240,41 @@ func TestParseTicket(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleModes: a request MySQL refused as sold out frees the buyer but gives no
+// stock back (Redis had counted a unit MySQL lacks); a ticket Redis lost (restart)
+// still gets its result recorded, once.
+func TestSettleModes(t *testing.T) {
+	ctx := context.Background()
+	st := redis.NewStock(testenv.Redis(t), time.Hour)
+	s, e := open()
+	a, i := sale(t, st, []int64{2}, 1, s, e)
+	d, err := deduct(st, a, i, 1, 1, "k", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := st.Settle(ctx, domain.Ticket{ID: d.Ticket, UserID: 1, Status: domain.TicketFailed, Reason: domain.ESoldOut}, 1); err != nil || !ok {
+		t.Fatalf("settle: %v %v", ok, err)
+	}
+	state, _ := st.State(ctx, a, i, 1)
+	if state.Available() != 1 {
+		t.Fatalf("got %d left, want 1 (no phantom unit given back)", state.Available())
+	}
+	if _, err := deduct(st, a, i, 1, 1, "k", 1); err != nil {
+		t.Fatalf("the buyer may try again: %v", err)
+	}
+	lost := redis.NewTicket(a, i, "lost")
+	for n, want := range []domain.TicketStatus{domain.TicketCreated, domain.TicketCreated} {
+		status := domain.TicketCreated
+		if n == 1 {
+			status = domain.TicketFailed // a later settle does not overwrite the first result
+		}
+		if ok, err := st.Settle(ctx, domain.Ticket{ID: lost, UserID: 3, Status: status, OrderID: 5}, 1); err != nil || ok {
+			t.Fatalf("settle of a ticket not in flight: got %v, %v; want false", ok, err)
+		}
+		tk, err := st.Ticket(ctx, 3, lost)
+		if err != nil || tk.Status != want {
+			t.Fatalf("got %+v, %v; want %s", tk, err, want)
+		}
+	}
+}

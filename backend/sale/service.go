@@ -220,9 +220,12 @@ func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.Ord
 	}
 	reason := domain.ErrorCode(err)
 	var de *domain.Error
-	if !errors.As(err, &de) {
-		// A transient failure may still have committed (a lost commit answer): only
-		// give the stock back once the order is known not to exist.
+	if mysql.NotCommitted(err) {
+		s.log.Warn("write order failed before commit; stock given back", "ticket", r.Ticket, "err", err)
+		reason = "write_failed"
+	} else if !errors.As(err, &de) {
+		// A failed COMMIT may still have committed (a lost answer): only give the
+		// stock back once the order is known not to exist.
 		if o, lerr := s.writer.OrderByTicket(ctx, r.Ticket); lerr == nil {
 			if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID}, a.BucketCount); serr != nil {
 				s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
