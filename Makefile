@@ -23,6 +23,9 @@ run: ## run gateway, backend and worker in one process (embedded stand-ins unles
 test: ## run every test, unit and against the real MySQL, Redis and RocketMQ (started if not up)
 	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+test-faults: ## run the fault suite on the real services (kills and cuts servers during sales)
+	$(WITH_SERVICES) $(GO) test -tags faults -run TestFault -count=1 -timeout 15m -v .
+
 test-short: ## run the tests without -race
 	$(WITH_SERVICES) $(GO) test -count=1 -timeout 20m $(PKGS)
 
@@ -59,4 +62,4 @@ check: ## fail if formatting, go mod tidy or regenerating would change the tree
 clean: ## remove build output
 	rm -rf bin/
 
-.PHONY: help build demo run test test-short services-up services-down migrate gen plugins fmt lint check clean
+.PHONY: help build demo run test test-faults test-short services-up services-down migrate gen plugins fmt lint check clean

@@ -377,3 +377,66 @@ func waitPort(t *testing.T, port int) {
 }
 
 func parseDSN(dsn string) (*gomysql.Config, error) { return gomysql.ParseDSN(dsn) }
+
+// TestFaultBrokerRestarted: the RocketMQ broker is killed and started again during an
+// async sale. Sends fail cleanly while it is down (503, stock given back); every
+// ticket acknowledged before is written; the sale then sells out exactly.
+// It runs last: the other tests share the broker.
+func TestFaultBrokerRestarted(t *testing.T) {
+	pidFile := filepath.Join(os.Getenv("SECKILL_STATE_DIR"), "rocketmq", "broker.pid")
+	if os.Getenv("SECKILL_STATE_DIR") == "" {
+		pidFile = "/tmp/seckill-services/rocketmq/broker.pid"
+	}
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("broker pid (started by deploy/services.sh): %v", err)
+	}
+	pid, err := strconv.Atoi(string(trimSpace(raw)))
+	if err != nil {
+		t.Fatalf("broker pid %q: %v", raw, err)
+	}
+	e := newFaultEnv(t, "", testenv.RedisAddr(), true)
+	a := e.sale(t, domain.StrategyAsync, 300)
+	before := e.buy(a, 1, 201)
+	if before["ok"] != 200 {
+		t.Fatalf("before: got %v, want 200 admitted", before)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill broker: %v", err)
+	}
+	killed := time.Now()
+	time.Sleep(time.Second)
+	down := e.buy(a, 201, 221)
+	st, _ := e.backend.Stock.State(context.Background(), a.ID, a.Items[0].ID, 1)
+	t.Logf("while the broker is down: %v; redis %d left, %d in flight", down, st.Available(), st.Tickets)
+	if down["ok"] != 0 || down[domain.EUnavailable] != 20 {
+		t.Fatalf("while the broker is down: got %v, want 20 unavailable", down)
+	}
+	up := exec.Command("deploy/services.sh", "up")
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("restart the broker: %v\n%s", err, out)
+	}
+	restarted := time.Since(killed)
+	// Sends work again once the producer sees the broker; then the sale sells out.
+	var after map[string]int
+	deadline := time.Now().Add(90 * time.Second)
+	for u := int64(1000); ; u += 400 {
+		after = e.buy(a, u, u+400)
+		if after["ok"] > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	e.buy(a, 5000, 5400)
+	took := e.settle(t, a, 3*time.Minute)
+	orders := e.invariants(t, a, true)
+	t.Logf("broker killed and restarted (back in %v): before %v, down %v, after %v; %d orders of 300, settled %v later",
+		restarted.Round(time.Second), before, down, after, orders, took.Round(time.Millisecond))
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}

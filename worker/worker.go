@@ -59,7 +59,7 @@ var _ queue.Handler = (*Worker)(nil)
 // New returns a Worker.
 func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg Config, m *Metrics, log *slog.Logger) *Worker {
 	if cfg.WriteAttempts <= 0 {
-		cfg.WriteAttempts = 3
+		cfg.WriteAttempts = 5 // with the doubling backoff, rides out about 3 s in process
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
@@ -165,7 +165,7 @@ func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) 
 		select {
 		case <-ctx.Done():
 			return "retry", ctx.Err()
-		case <-time.After(time.Duration(attempt) * w.cfg.RetryBackoff):
+		case <-time.After(w.cfg.RetryBackoff << (attempt - 1)):
 		}
 	}
 	if !d.Last {

@@ -188,9 +188,11 @@ func (c *Consumer) consume(ctx context.Context, h queue.Handler, msgs []*primiti
 		batch = append(batch, d)
 	}
 	if err := h.Handle(ctx, batch); err != nil {
-		// Redeliver soon: delay levels 1s, 5s, 10s, 30s, 1m ... by attempt.
+		// Redeliver soon: delay level 1 (1 s) after the first failure, level 2 (5 s)
+		// after the others. The handler already retried in process, and a sale wants
+		// its orders written as soon as the database is back, not minutes later.
 		if cc, ok := primitive.GetConcurrentlyCtx(ctx); ok {
-			cc.DelayLevelWhenNextConsume = min(maxAttempt, 5)
+			cc.DelayLevelWhenNextConsume = min(maxAttempt, 2)
 		}
 		return consumer.ConsumeRetryLater, err
 	}
