@@ -43,6 +43,7 @@ Commands:
   worker    run the queue workers
   migrate   apply the MySQL schema migrations
   token     mint a shopper token:  seckill token -user 42 [-ttl 24h]
+  admin     the operator CLI: activities, plugins, limits (seckill admin -h)
 
 Every command takes -config FILE (YAML). Settings, by environment variable:
 `
@@ -71,6 +72,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "admin" { // flags of its own
+		if err := runAdmin(rest, stdout, stderr); err != nil {
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(stderr, "seckill:", err)
+			}
+			return 1
+		}
+		return 0
+	}
 	fs := flag.NewFlagSet("seckill "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file")

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+const adminUsage = `Usage: seckill admin [-url URL] [-token TOKEN] <command>
+
+Talks to a gateway's operator API (the token defaults to $SECKILL_ADMIN_TOKEN).
+
+  activities list
+  activities create -file sale.json        (the body of POST /admin/v1/activities)
+  activities get|publish|offline|stats ID
+  activities update ID -file change.json    (the body of PUT /admin/v1/activities/ID)
+  plugins list
+  plugins load NAME -wasm FILE [-config JSON] [-order N] [-fail-policy open|closed] [-timeout-ms N]
+  plugins remove NAME
+  limits get
+  limits set -file limits.json
+`
+
+// adminClient calls the operator API.
+type adminClient struct {
+	url, token string
+	out        io.Writer
+	http       *http.Client
+}
+
+func (c *adminClient) call(method, path string, body []byte) error {
+	req, err := http.NewRequest(method, strings.TrimRight(c.url, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, b, "", "  ") == nil {
+		b = pretty.Bytes()
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	_, err = fmt.Fprintln(c.out, string(b))
+	return err
+}
+
+func runAdmin(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("seckill admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
+	token := fs.String("token", os.Getenv("SECKILL_ADMIN_TOKEN"), "the operators' token")
+	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) < 2 {
+		fs.Usage()
+		return errors.New("admin: say what to do")
+	}
+	if *token == "" {
+		return errors.New("admin: no token; set SECKILL_ADMIN_TOKEN or -token")
+	}
+	c := &adminClient{url: *url, token: *token, out: stdout, http: &http.Client{Timeout: 30 * time.Second}}
+	what, verb, rest := rest[0], rest[1], rest[2:]
+	sub := flag.NewFlagSet("seckill admin "+what+" "+verb, flag.ContinueOnError)
+	sub.SetOutput(stderr)
+	file := sub.String("file", "", "JSON body")
+	wasmFile := sub.String("wasm", "", "the plugin's .wasm file")
+	config := sub.String("config", "", "the plugin's configuration (JSON)")
+	order := sub.Int("order", 0, "the plugin's place in the chain")
+	policy := sub.String("fail-policy", "", "open or closed")
+	timeout := sub.Int("timeout-ms", 0, "per-call deadline in milliseconds")
+	var pos []string
+	for len(rest) > 0 { // positional arguments may come before or after the flags
+		if err := sub.Parse(rest); err != nil {
+			return err
+		}
+		rest = sub.Args()
+		if len(rest) > 0 {
+			pos, rest = append(pos, rest[0]), rest[1:]
+		}
+	}
+	body := func() ([]byte, error) {
+		if *file == "" {
+			return nil, errors.New("admin: -file is required")
+		}
+		if *file == "-" {
+			return io.ReadAll(os.Stdin)
+		}
+		return os.ReadFile(*file)
+	}
+	arg := func() (string, error) {
+		if len(pos) != 1 {
+			return "", fmt.Errorf("admin: %s %s takes one argument", what, verb)
+		}
+		return pos[0], nil
+	}
+	switch what + " " + verb {
+	case "activities list":
+		return c.call("GET", "/admin/v1/activities", nil)
+	case "activities create":
+		b, err := body()
+		if err != nil {
+			return err
+		}
+		return c.call("POST", "/admin/v1/activities", b)
+	case "activities get", "activities stats", "activities publish", "activities offline", "activities update":
+		id, err := arg()
+		if err != nil {
+			return err
+		}
+		switch verb {
+		case "get":
+			return c.call("GET", "/admin/v1/activities/"+id, nil)
+		case "stats":
+			return c.call("GET", "/admin/v1/activities/"+id+"/stats", nil)
+		case "update":
+			b, err := body()
+			if err != nil {
+				return err
+			}
+			return c.call("PUT", "/admin/v1/activities/"+id, b)
+		}
+		return c.call("POST", "/admin/v1/activities/"+id+"/"+verb, nil)
+	case "plugins list":
+		return c.call("GET", "/admin/v1/plugins", nil)
+	case "plugins load":
+		name, err := arg()
+		if err != nil {
+			return err
+		}
+		wasm, err := os.ReadFile(*wasmFile)
+		if err != nil {
+			return fmt.Errorf("admin: -wasm: %w", err)
+		}
+		req := map[string]any{"wasm_base64": base64.StdEncoding.EncodeToString(wasm)}
+		if *config != "" {
+			if !json.Valid([]byte(*config)) {
+				return errors.New("admin: -config is not valid JSON")
+			}
+			req["config"] = json.RawMessage(*config)
+		}
+		if *order != 0 {
+			req["order"] = *order
+		}
+		if *policy != "" {
+			req["fail_policy"] = *policy
+		}
+		if *timeout != 0 {
+			req["timeout_ms"] = *timeout
+		}
+		b, _ := json.Marshal(req)
+		return c.call("PUT", "/admin/v1/plugins/"+name, b)
+	case "plugins remove":
+		name, err := arg()
+		if err != nil {
+			return err
+		}
+		return c.call("DELETE", "/admin/v1/plugins/"+name, nil)
+	case "limits get":
+		return c.call("GET", "/admin/v1/limits", nil)
+	case "limits set":
+		b, err := body()
+		if err != nil {
+			return err
+		}
+		return c.call("PUT", "/admin/v1/limits", b)
+	}
+	fs.Usage()
+	return fmt.Errorf("admin: unknown command %q", what+" "+verb)
+}
