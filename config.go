@@ -77,6 +77,7 @@ var settings = []struct{ env, yaml, help string }{
 	{"SECKILL_JWT_SECRET", "gateway.jwt_secret", "HS256 key of shoppers' tokens, 16+ bytes (never logged)"},
 	{"SECKILL_ADMIN_TOKEN", "gateway.admin_token", "operators' bearer token, 16+ bytes (never logged)"},
 	{"SECKILL_WORKER_GOROUTINES", "worker.goroutines", "batches a worker writes at once (default 8)"},
+	{"SECKILL_WORKER_METRICS", "worker.metrics_listen", "where the worker serves /metrics (default 127.0.0.1:9102)"},
 	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders of one item and bucket per worker transaction (default 16; 1 turns batching off)"},
 	{"SECKILL_LOG_LEVEL", "log.level", "debug, info, warn or error"},
 	{"SECKILL_LOG_FORMAT", "log.format", "text or json"},
@@ -141,6 +142,7 @@ func loadConfig(path string) (Config, error) {
 		env("SECKILL_ADMIN_TOKEN", str(&cfg.Gateway.AdminToken)),
 		env("SECKILL_WORKER_GOROUTINES", num(&cfg.Worker.Goroutines)),
 		env("SECKILL_WORKER_BATCH", num(&cfg.Worker.BatchSize)),
+		env("SECKILL_WORKER_METRICS", str(&cfg.Worker.MetricsAddr)),
 		env("SECKILL_LOG_LEVEL", str(&cfg.Log.Level)),
 		env("SECKILL_LOG_FORMAT", str(&cfg.Log.Format)),
 	} {
