@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/backend/telemetry"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 )
@@ -24,6 +25,7 @@ type Config struct {
 	Worker   WorkerConfig           `yaml:"worker"`
 	Gateway  gateway.Config         `yaml:"gateway"`
 	Log      LogConfig              `yaml:"log"`
+	Tracing  telemetry.Config       `yaml:"tracing"`
 }
 
 // WorkerConfig is the worker's part of the file.
@@ -79,6 +81,8 @@ var settings = []struct{ env, yaml, help string }{
 	{"SECKILL_WORKER_GOROUTINES", "worker.goroutines", "batches a worker writes at once (default 8)"},
 	{"SECKILL_WORKER_METRICS", "worker.metrics_listen", "where the worker serves /metrics (default 127.0.0.1:9102)"},
 	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders of one item and bucket per worker transaction (default 16; 1 turns batching off)"},
+	{"SECKILL_TRACING_EXPORTER", "tracing.exporter", "OpenTelemetry spans: none (default), stdout or otlp"},
+	{"SECKILL_TRACING_ENDPOINT", "tracing.endpoint", "OTLP/HTTP collector for otlp, e.g. 127.0.0.1:4318"},
 	{"SECKILL_LOG_LEVEL", "log.level", "debug, info, warn or error"},
 	{"SECKILL_LOG_FORMAT", "log.format", "text or json"},
 }
@@ -143,6 +147,8 @@ func loadConfig(path string) (Config, error) {
 		env("SECKILL_WORKER_GOROUTINES", num(&cfg.Worker.Goroutines)),
 		env("SECKILL_WORKER_BATCH", num(&cfg.Worker.BatchSize)),
 		env("SECKILL_WORKER_METRICS", str(&cfg.Worker.MetricsAddr)),
+		env("SECKILL_TRACING_EXPORTER", str(&cfg.Tracing.Exporter)),
+		env("SECKILL_TRACING_ENDPOINT", str(&cfg.Tracing.Endpoint)),
 		env("SECKILL_LOG_LEVEL", str(&cfg.Log.Level)),
 		env("SECKILL_LOG_FORMAT", str(&cfg.Log.Format)),
 	} {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/telemetry"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/worker"
@@ -111,6 +112,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quietFrameworks(cfg.Log.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdownTracing, err := telemetry.Setup(ctx, "seckill-"+cmd, cfg.Tracing)
+	if err != nil {
+		fmt.Fprintln(stderr, "seckill:", err)
+		return 2
+	}
+	defer shutdownTracing(context.Background())
 
 	switch cmd {
 	case "token":

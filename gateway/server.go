@@ -17,9 +17,13 @@ import (
 	"github.com/cloudwego/hertz/pkg/common/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/backend/telemetry"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
@@ -338,13 +342,21 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 		// A key of the gateway's own makes the call idempotent, so kitex may retry it.
 		key = "gw-" + newRandomKey()
 	}
-	trace := map[string]string{}
-	if tp := c.GetHeader("traceparent"); len(tp) > 0 && len(tp) < 128 {
-		trace["traceparent"] = string(tp)
+	// The trace goes on from the client's traceparent, if it sent one, to the backend
+	// (in the request) and from there to the worker (in the queued message).
+	incoming := map[string]string{}
+	for _, h := range []string{"traceparent", "tracestate"} {
+		if v := c.GetHeader(h); len(v) > 0 && len(v) < 512 {
+			incoming[h] = string(v)
+		}
 	}
+	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, incoming), "gateway.place_order", trace.WithAttributes(
+		attribute.Int64("seckill.user", userOf(c)), attribute.Int64("seckill.activity", b.ActivityID), attribute.Int64("seckill.item", b.ItemID)))
+	defer span.End()
 	resp, err := g.backend.PlaceOrder(ctx, &rpc.PlaceOrderReq{UserId: userOf(c), ActivityId: b.ActivityID, ItemId: b.ItemID,
-		Quantity: int32(b.Quantity), IdempotencyKey: key, Trace: trace})
+		Quantity: int32(b.Quantity), IdempotencyKey: key, Trace: telemetry.Inject(ctx, nil)})
 	if err = rpcerr.FromRPC(err); err != nil {
+		span.SetStatus(codes.Error, domain.ErrorCode(err))
 		code := domain.ErrorCode(err)
 		if code == domain.ESoldOut {
 			g.edge.markSoldOut(b.ActivityID, b.ItemID)

@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/backend/telemetry"
 )
 
 // Activities gives a worker the activity an order belongs to (its per-user limit and
@@ -108,7 +112,14 @@ func (w *Worker) Handle(ctx context.Context, batch []queue.Delivery) error {
 
 func (w *Worker) one(ctx context.Context, d queue.Delivery) error {
 	start := time.Now()
+	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, d.Request.Trace), "worker.write_order", trace.WithAttributes(
+		attribute.String("seckill.ticket", d.Request.Ticket), attribute.Int("seckill.attempt", d.Attempt)))
+	defer span.End()
 	result, err := w.process(ctx, d)
+	span.SetAttributes(attribute.String("seckill.result", result))
+	if err != nil {
+		span.SetStatus(codes.Error, result)
+	}
 	w.m.Processed.WithLabelValues(result).Inc()
 	w.m.Latency.Observe(time.Since(start).Seconds())
 	if d.Request.AdmittedAt > 0 {

@@ -16,12 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/backend/telemetry"
 )
 
 // OrderWriter writes admitted requests to the database (mysql.Store).
@@ -134,12 +137,16 @@ func homeBucket(userID int64, buckets int) int {
 // means nothing was deducted.
 func (s *Service) PlaceOrder(ctx context.Context, p PlaceOrder) (Placed, error) {
 	start := time.Now()
+	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, p.Trace), "backend.place_order")
+	defer span.End()
 	res, err := s.placeOrder(ctx, p)
 	outcome := "admitted"
 	if err != nil {
 		outcome = domain.ErrorCode(err)
 		s.count(p.ActivityID, outcome)
+		span.SetStatus(codes.Error, outcome)
 	}
+	span.SetAttributes(attribute.String("seckill.outcome", outcome), attribute.String("seckill.ticket", res.Ticket))
 	s.metrics.Place.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	return res, err
 }
@@ -167,7 +174,9 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 		IdempotencyKey: p.IdempotencyKey, Ticket: newTicket(a.ID, item.ID),
 		Buckets: a.BucketCount, HomeBucket: homeBucket(p.UserID, a.BucketCount),
 	}
-	got, err := s.stock.Deduct(ctx, d)
+	dctx, dspan := telemetry.Tracer().Start(ctx, "redis.deduct")
+	got, err := s.stock.Deduct(dctx, d)
+	dspan.End()
 	if errors.Is(err, redis.ErrNotLoaded) {
 		// Redis lost the sale (restart) or was never warmed: restore it from MySQL once,
 		// then try again. Until then nothing is deducted.
@@ -187,7 +196,7 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 	}
 	r := domain.OrderRequest{
 		Ticket: got.Ticket, UserID: p.UserID, ActivityID: a.ID, ItemID: item.ID, Bucket: got.Bucket,
-		Quantity: p.Quantity, AmountCents: item.PriceCents * int64(p.Quantity), AdmittedAt: time.Now().UnixMilli(), Trace: p.Trace,
+		Quantity: p.Quantity, AmountCents: item.PriceCents * int64(p.Quantity), AdmittedAt: time.Now().UnixMilli(),
 	}
 	if a.Strategy.Queued() {
 		return s.enqueue(ctx, a, r)
@@ -210,7 +219,9 @@ func (s *Service) unavailable(err error) error {
 }
 
 func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
-	w, err := s.writer.WriteOrder(ctx, r, a.PerUserLimit)
+	wctx, span := telemetry.Tracer().Start(ctx, "mysql.write_order")
+	w, err := s.writer.WriteOrder(wctx, r, a.PerUserLimit)
+	span.End()
 	if err == nil {
 		if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}, a.BucketCount); serr != nil {
 			// The order stands; the ticket stays in flight until the reconciler settles it.
@@ -248,6 +259,9 @@ func (s *Service) enqueue(ctx context.Context, a *domain.Activity, r domain.Orde
 	if s.pub == nil {
 		return Placed{}, s.failAdmitted(ctx, a, r, "no_queue", errors.New("no queue configured"))
 	}
+	ctx, span := telemetry.Tracer().Start(ctx, "queue.publish")
+	defer span.End()
+	r.Trace = telemetry.Inject(ctx, nil) // the worker's span is a child of this one
 	var err error
 	for attempt := 1; attempt <= s.cfg.PublishAttempts; attempt++ {
 		start := time.Now()
