@@ -12,16 +12,17 @@ import (
 )
 
 // WriteBatch writes several admitted requests for the same item and bucket in one
-// transaction: one multi-row INSERT of the orders, one multi-row upsert of the
+// transaction: one multi-row INSERT of the orders, one multi-row INSERT of the new
 // buyers' units, and one versioned UPDATE of the stock row by the batch's total. It
-// is idempotent per order: requests whose ticket already has an order come back as
-// duplicates and are not written again.
+// is idempotent per order: the same message twice in a batch is written once, and an
+// order written before (a redelivery) meets the unique index.
 //
-// When the batch as a whole cannot commit for a reason that concerns only some of its
-// orders (a buyer over the limit, fewer units left than the batch needs, a duplicate
-// racing in from another writer), it falls back to writing each order on its own, so
-// one bad order never holds back the rest. The result is in the order of reqs; errs[i]
-// is nil, a *domain.Error (permanent) or another error (transient).
+// The fast path is the flash-sale common case: every order new, every buyer new.
+// Whenever the batch as a whole cannot commit for a reason that concerns only some of
+// its orders (an order written before, a buyer who already holds units or would pass
+// the limit, fewer units left than the batch needs), the batch is written order by
+// order, so one odd order never holds back the rest. The result is in the order of
+// reqs; errs[i] is nil, a *domain.Error (permanent) or another error (transient).
 func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]Written, []error) {
 	out := make([]Written, len(reqs))
 	errs := make([]error, len(reqs))
@@ -34,83 +35,55 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 			panic("mysql: WriteBatch needs one item and bucket") // a caller's bug
 		}
 	}
-	if len(reqs) == 1 {
-		out[0], errs[0] = s.WriteOrder(ctx, reqs[0], limit)
-		return out, errs
-	}
-	fresh, err := s.markDuplicates(ctx, reqs, out)
-	if err != nil {
-		for i := range errs {
-			errs[i] = err
+	// first[i] is the index of the first request with reqs[i]'s ticket.
+	first := make([]int, len(reqs))
+	seen := map[string]int{}
+	var fresh []int
+	units := map[int64]int{}
+	for i, r := range reqs {
+		if j, ok := seen[r.Ticket]; ok {
+			first[i] = j
+			continue
 		}
-		return out, errs
+		seen[r.Ticket], first[i] = i, i
+		fresh = append(fresh, i)
+		units[r.UserID] += r.Quantity
 	}
-	if len(fresh) == 0 {
-		return out, errs
+	together := len(fresh) > 1
+	for _, n := range units {
+		if limit > 0 && n > limit {
+			together = false // let the order-by-order path refuse the extra ones
+		}
 	}
-	err = s.writeTogether(ctx, reqs, fresh, out, limit)
-	if err == nil {
-		return out, errs
+	var err error
+	if together {
+		err = s.writeTogether(ctx, reqs, fresh, units, out)
+		var de *domain.Error
+		if err != nil && !errors.As(err, &de) && !isDuplicate(err) {
+			for _, i := range fresh {
+				errs[i] = err
+			}
+			return out, errs
+		}
 	}
-	var de *domain.Error
-	if !errors.As(err, &de) && !isDuplicate(err) {
+	if !together || err != nil {
 		for _, i := range fresh {
-			errs[i] = err
+			out[i], errs[i] = s.WriteOrder(ctx, reqs[i], limit)
 		}
-		return out, errs
 	}
-	// Some order of the batch is refused or raced: write them one by one.
-	for _, i := range fresh {
-		out[i], errs[i] = s.WriteOrder(ctx, reqs[i], limit)
+	for i := range reqs {
+		if first[i] != i {
+			out[i], errs[i] = Written{Order: out[first[i]].Order, Duplicate: true}, errs[first[i]]
+		}
 	}
 	return out, errs
-}
-
-// markDuplicates fills in the orders that exist already and returns the indexes of
-// the rest.
-func (s *Store) markDuplicates(ctx context.Context, reqs []domain.OrderRequest, out []Written) ([]int, error) {
-	args := make([]any, len(reqs))
-	for i, r := range reqs {
-		args[i] = r.Ticket
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+orderCols+` FROM orders WHERE ticket IN (`+placeholders(len(reqs))+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("look up batch: %w", err)
-	}
-	defer rows.Close()
-	seen := map[string]domain.Order{}
-	for rows.Next() {
-		o, err := scanOrder(rows)
-		if err != nil {
-			return nil, err
-		}
-		seen[o.Ticket] = o
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	var fresh []int
-	inBatch := map[string]bool{}
-	for i, r := range reqs {
-		if o, ok := seen[r.Ticket]; ok {
-			out[i] = Written{Order: o, Duplicate: true}
-			continue
-		}
-		if inBatch[r.Ticket] { // the same message twice in one batch
-			out[i] = Written{Duplicate: true}
-			continue
-		}
-		inBatch[r.Ticket] = true
-		fresh = append(fresh, i)
-	}
-	return fresh, nil
 }
 
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, out []Written, limit int) error {
+func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, units map[int64]int, out []Written) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)
@@ -120,8 +93,6 @@ func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, f
 	var ins strings.Builder
 	ins.WriteString(`INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, quantity, amount_cents, status, created_at, updated_at) VALUES `)
 	args := make([]any, 0, len(fresh)*9)
-	units := map[int64]int{}
-	var users []int64
 	total := 0
 	for n, i := range fresh {
 		r := reqs[i]
@@ -130,47 +101,32 @@ func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, f
 		}
 		ins.WriteString("(?, ?, ?, ?, ?, ?, ?, 'created', ?, ?)")
 		args = append(args, r.Ticket, r.UserID, r.ActivityID, r.ItemID, r.Bucket, r.Quantity, r.AmountCents, now, now)
-		if _, ok := units[r.UserID]; !ok {
-			users = append(users, r.UserID)
-		}
-		units[r.UserID] += r.Quantity
 		total += r.Quantity
 	}
+	// A ticket written before fails this with a duplicate key: the caller goes order
+	// by order then.
 	if _, err := tx.ExecContext(ctx, ins.String(), args...); err != nil {
 		return fmt.Errorf("insert batch: %w", err)
 	}
+	// New buyers only (a plain INSERT takes no gap locks, so batches of other buckets
+	// do not wait on each other); a buyer who holds units already makes it fail as a
+	// duplicate, and the caller goes order by order, which checks the limit.
+	item := reqs[0].ItemID
 	var up strings.Builder
 	up.WriteString(`INSERT INTO purchases (item_id, user_id, units) VALUES `)
 	args = args[:0]
-	item := reqs[0].ItemID
-	for n, u := range users {
+	n := 0
+	for u, q := range units {
 		if n > 0 {
 			up.WriteString(",")
 		}
 		up.WriteString("(?, ?, ?)")
-		args = append(args, item, u, units[u])
+		args = append(args, item, u, q)
+		n++
 	}
-	// A plain INSERT: new buyers (the common case in a flash sale) take no gap locks,
-	// so batches of other buckets do not wait on each other here. A buyer who already
-	// holds units makes it fail as a duplicate, and the batch is written order by order.
 	if _, err := tx.ExecContext(ctx, up.String(), args...); err != nil {
 		return fmt.Errorf("record batch purchases: %w", err)
 	}
-	if limit > 0 {
-		args = args[:0]
-		args = append(args, item, limit)
-		for _, u := range users {
-			args = append(args, u)
-		}
-		var over int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM purchases WHERE item_id = ? AND units > ? AND user_id IN (`+placeholders(len(users))+`)`, args...).Scan(&over); err != nil {
-			return fmt.Errorf("check batch limits: %w", err)
-		}
-		if over > 0 {
-			return domain.Errorf(domain.ELimitExceeded, "%d buyers of the batch are over the limit", over)
-		}
-	}
-	// The ids: one query for the batch, by ticket.
 	args = args[:0]
 	for _, i := range fresh {
 		args = append(args, reqs[i].Ticket)
