@@ -1,0 +1,170 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/queue"
+	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/backend/testenv"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// TestBatcherGroups: orders of one item and bucket that arrive together share a
+// write, up to the batch size; other buckets get writes of their own.
+func TestBatcherGroups(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	b := newBatcher(func(_ context.Context, reqs []domain.OrderRequest, _ int) ([]mysql.Written, []error) {
+		mu.Lock()
+		sizes = append(sizes, len(reqs))
+		for _, r := range reqs[1:] {
+			if r.ItemID != reqs[0].ItemID || r.Bucket != reqs[0].Bucket {
+				t.Errorf("batch mixes %d/%d with %d/%d", reqs[0].ItemID, reqs[0].Bucket, r.ItemID, r.Bucket)
+			}
+		}
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+		out := make([]mysql.Written, len(reqs))
+		for i, r := range reqs {
+			out[i].Order.Ticket = r.Ticket
+		}
+		return out, make([]error, len(reqs))
+	}, 10, 50*time.Millisecond)
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := domain.OrderRequest{Ticket: fmt.Sprint(i), ItemID: 1, Bucket: i % 2}
+			w, err := b.write(context.Background(), r, 1)
+			if err != nil || w.Order.Ticket != r.Ticket {
+				t.Errorf("order %d: got %+v, %v", i, w, err)
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range sizes {
+		if n > 10 {
+			t.Fatalf("got a batch of %d, want at most 10", n)
+		}
+		total += n
+	}
+	if total != 40 || len(sizes) >= 40 {
+		t.Fatalf("got batches %v, want 40 orders in fewer than 40 writes", sizes)
+	}
+}
+
+type failingWriter struct{ *mysql.Store }
+
+func (failingWriter) WriteOrder(context.Context, domain.OrderRequest, int) (mysql.Written, error) {
+	return mysql.Written{}, errors.New("injected: database unreachable")
+}
+
+func counter(tb testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
+	tb.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		tb.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestHandleOutcomes: what a worker acknowledges and what it hands back.
+func TestHandleOutcomes(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	rdb := testenv.Redis(t)
+	stock := redis.NewStock(rdb, time.Hour)
+	svc := sale.New(db.Store, stock, redis.NewCache(rdb), nil, sale.Config{}, nil, quiet)
+	a := &domain.Activity{Name: "w", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
+		PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: 5}}}
+	if err := svc.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Publish(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{}, quiet)
+	admit := func(user int64) queue.Delivery {
+		d, err := stock.Deduct(ctx, redis.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: user, Quantity: 1,
+			Ticket: redis.NewTicket(a.ID, a.Items[0].ID, fmt.Sprint("w", user)), Buckets: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return queue.Delivery{ID: d.Ticket, Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
+	}
+	left := func() int64 {
+		st, _ := stock.State(ctx, a.ID, a.Items[0].ID, 1)
+		return st.Available()
+	}
+
+	t.Run("malformed is acknowledged and counted", func(t *testing.T) {
+		w := New(db.Store, stock, catalog, Config{}, nil, quiet)
+		if err := w.Handle(ctx, []queue.Delivery{{ID: "bad", Malformed: errors.New("not json")}}); err != nil {
+			t.Fatalf("got %v, want the message acknowledged", err)
+		}
+		if got := counter(t, w.m.DeadLetters.WithLabelValues("malformed")); got != 1 {
+			t.Fatalf("got %v dead letters, want 1", got)
+		}
+	})
+	t.Run("transient failure asks for redelivery", func(t *testing.T) {
+		w := New(failingWriter{db.Store}, stock, catalog, Config{WriteAttempts: 2, RetryBackoff: time.Millisecond}, nil, quiet)
+		d := admit(1)
+		if err := w.Handle(ctx, []queue.Delivery{d}); err == nil {
+			t.Fatal("got nil, want an error so the message comes again")
+		}
+		if tk, _ := stock.Ticket(ctx, 1, d.Request.Ticket); tk.Status != domain.TicketPending || left() != 4 {
+			t.Fatalf("got %+v with %d left, want still pending with 4 left", tk, left())
+		}
+		// The last delivery is settled: failed, stock back, a dead letter.
+		d.Attempt, d.Last = 8, true
+		if err := w.Handle(ctx, []queue.Delivery{d}); err != nil {
+			t.Fatalf("last delivery: got %v, want it acknowledged", err)
+		}
+		if tk, _ := stock.Ticket(ctx, 1, d.Request.Ticket); tk.Status != domain.TicketFailed || left() != 5 {
+			t.Fatalf("got %+v with %d left, want failed with 5 left", tk, left())
+		}
+		if got := counter(t, w.m.DeadLetters.WithLabelValues("write_failed")); got != 1 {
+			t.Fatalf("got %v dead letters, want 1", got)
+		}
+	})
+	t.Run("written once however often delivered", func(t *testing.T) {
+		w := New(db.Store, stock, catalog, Config{BatchSize: 4}, nil, quiet)
+		d := admit(2)
+		for n := 0; n < 3; n++ {
+			if err := w.Handle(ctx, []queue.Delivery{d, d}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var orders int
+		db.QueryRow(`SELECT COUNT(*) FROM orders WHERE ticket = ?`, d.Request.Ticket).Scan(&orders)
+		tk, _ := stock.Ticket(ctx, 2, d.Request.Ticket)
+		if orders != 1 || tk.Status != domain.TicketCreated || left() != 4 {
+			t.Fatalf("got %d orders, ticket %+v, %d left; want 1, created, 4", orders, tk, left())
+		}
+	})
+	t.Run("unknown activity fails the ticket", func(t *testing.T) {
+		w := New(db.Store, stock, catalog, Config{}, nil, quiet)
+		r := domain.OrderRequest{Ticket: redis.NewTicket(a.ID+99, 1, "x"), UserID: 3, ActivityID: a.ID + 99, ItemID: 1, Quantity: 1}
+		if err := w.Handle(ctx, []queue.Delivery{{ID: "u", Attempt: 1, Request: r}}); err != nil {
+			t.Fatal(err)
+		}
+		if tk, err := stock.Ticket(ctx, 3, r.Ticket); err != nil || tk.Status != domain.TicketFailed {
+			t.Fatalf("got %+v, %v; want failed", tk, err)
+		}
+	})
+}
