@@ -98,6 +98,24 @@ func (s *stack) do(t *testing.T, method, path, token string, body any, hdr map[s
 	return resp.StatusCode, out
 }
 
+// sale creates and publishes an activity of one item through the admin API.
+func (s *stack) sale(t *testing.T, name, strategy string, stock int) (activity, item int64) {
+	t.Helper()
+	code, a := s.do(t, "POST", "/admin/v1/activities", adminToken, map[string]any{
+		"name": name, "start": time.Now().Add(-time.Minute).Format(time.RFC3339), "end": time.Now().Add(time.Hour).Format(time.RFC3339),
+		"strategy": strategy, "per_user_limit": 1, "items": []map[string]any{{"name": "phone", "price_cents": 19900, "stock": stock}},
+	}, nil)
+	if code != http.StatusCreated {
+		t.Fatalf("create activity: got %d %v", code, a)
+	}
+	activity = int64(a["id"].(float64))
+	item = int64(a["items"].([]any)[0].(map[string]any)["id"].(float64))
+	if code, out := s.do(t, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", activity), adminToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("publish: got %d %v", code, out)
+	}
+	return activity, item
+}
+
 func token(t *testing.T, user int64) string {
 	t.Helper()
 	tok, err := auth.Mint([]byte(jwtSecret), user, time.Hour)
@@ -118,18 +136,7 @@ func TestEndToEnd(t *testing.T) {
 func testEndToEnd(t *testing.T, strategy string) {
 	s := startStack(t)
 	const stock, buyers = 20, 30
-	code, a := s.do(t, "POST", "/admin/v1/activities", adminToken, map[string]any{
-		"name": "e2e " + strategy, "start": time.Now().Add(-time.Minute).Format(time.RFC3339), "end": time.Now().Add(time.Hour).Format(time.RFC3339),
-		"strategy": strategy, "per_user_limit": 1, "items": []map[string]any{{"name": "phone", "price_cents": 19900, "stock": stock}},
-	}, nil)
-	if code != http.StatusCreated {
-		t.Fatalf("create activity: got %d %v", code, a)
-	}
-	aid := int64(a["id"].(float64))
-	iid := int64(a["items"].([]any)[0].(map[string]any)["id"].(float64))
-	if code, out := s.do(t, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", aid), adminToken, nil, nil); code != http.StatusOK {
-		t.Fatalf("publish: got %d %v", code, out)
-	}
+	aid, iid := s.sale(t, "e2e "+strategy, strategy, stock)
 
 	type result struct {
 		user          int64

@@ -34,18 +34,7 @@ func TestEmbeddedStack(t *testing.T) {
 		t.Fatalf("got stand-ins %v, want mysql, redis and the queue", s.Embedded)
 	}
 	st := &stack{url: s.URL()}
-	code, a := st.do(t, "POST", "/admin/v1/activities", adminToken, map[string]any{
-		"name": "embedded", "start": time.Now().Add(-time.Minute).Format(time.RFC3339), "end": time.Now().Add(time.Hour).Format(time.RFC3339),
-		"strategy": "async", "per_user_limit": 1, "items": []map[string]any{{"name": "mug", "price_cents": 500, "stock": 10}},
-	}, nil)
-	if code != http.StatusCreated {
-		t.Fatalf("create: got %d %v", code, a)
-	}
-	aid := int64(a["id"].(float64))
-	iid := int64(a["items"].([]any)[0].(map[string]any)["id"].(float64))
-	if code, out := st.do(t, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", aid), adminToken, nil, nil); code != http.StatusOK {
-		t.Fatalf("publish: got %d %v", code, out)
-	}
+	aid, iid := st.sale(t, "embedded", "async", 10)
 	tickets := map[int64]string{}
 	for u := int64(1); u <= 15; u++ {
 		code, out := st.do(t, "POST", "/api/v1/orders", token(t, u), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, nil)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,11 +33,7 @@ func TestTraceCrossesEveryHop(t *testing.T) {
 	}
 	t.Cleanup(func() { http.DefaultClient.CloseIdleConnections(); s.Close() })
 	st := &stack{url: s.URL()}
-	_, a := st.do(t, "POST", "/admin/v1/activities", adminToken, map[string]any{"name": "traced", "start": time.Now().Add(-time.Minute).Format(time.RFC3339),
-		"end": time.Now().Add(time.Hour).Format(time.RFC3339), "strategy": "async", "per_user_limit": 1, "items": []map[string]any{{"name": "t", "price_cents": 1, "stock": 5}}}, nil)
-	aid := int64(a["id"].(float64))
-	iid := int64(a["items"].([]any)[0].(map[string]any)["id"].(float64))
-	st.do(t, "POST", fmt.Sprintf("/admin/v1/activities/%d/publish", aid), adminToken, nil, nil)
+	aid, iid := st.sale(t, "traced", "async", 5)
 	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	code, out := st.do(t, "POST", "/api/v1/orders", token(t, 1), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1},
 		map[string]string{"traceparent": "00-" + clientTrace + "-00f067aa0ba902b7-01"})
