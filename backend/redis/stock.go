@@ -418,3 +418,22 @@ func (s *Stock) SetBuckets(ctx context.Context, activityID, itemID int64, n int)
 	}
 	return nil
 }
+
+// Available sums an item's bucket counters (cheaper than State: in-flight records are
+// not read); loaded is false when Redis holds no sale state for the item.
+func (s *Stock) Available(ctx context.Context, activityID, itemID int64, buckets int) (n int64, loaded bool, err error) {
+	k := keysFor(activityID, itemID)
+	pipe := s.rdb.Pipeline()
+	exists := pipe.Exists(ctx, k.meta())
+	counts := pipe.MGet(ctx, k.buckets(buckets)...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, false, fmt.Errorf("read stock of item %d: %w", itemID, err)
+	}
+	for _, v := range counts.Val() {
+		if sv, ok := v.(string); ok {
+			c, _ := strconv.ParseInt(sv, 10, 64)
+			n += c
+		}
+	}
+	return n, exists.Val() == 1, nil
+}

@@ -67,11 +67,11 @@ func (s *Service) Activities(ctx context.Context, all bool) ([]*domain.Activity,
 
 // Remaining is the approximate stock left of an item (Redis's view), -1 if unknown.
 func (s *Service) Remaining(ctx context.Context, a *domain.Activity, itemID int64) int64 {
-	st, err := s.stock.State(ctx, a.ID, itemID, a.BucketCount)
-	if err != nil || !st.Loaded {
+	n, loaded, err := s.stock.Available(ctx, a.ID, itemID, a.BucketCount)
+	if err != nil || !loaded {
 		return -1
 	}
-	return st.Available()
+	return n
 }
 
 // Publish puts an activity on sale: Redis gets its stock, buyer records and window,
