@@ -47,7 +47,7 @@ type LogConfig struct {
 func defaultConfig() Config {
 	return Config{
 		RocketMQ: backend.RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
-		Backend:  backend.Config{Listen: "127.0.0.1:8888"},
+		Backend:  backend.Config{Listen: "127.0.0.1:8888", UnpaidTimeout: 15 * time.Minute},
 		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 16, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
 		Gateway: gateway.Config{
 			Listen: "127.0.0.1:8080",
