@@ -289,8 +289,8 @@ func TestEdgeCache(t *testing.T) {
 	// The shed counts by layer and reason show in the stats.
 	r := f.do(t, "GET", "/admin/v1/activities/7/stats", admin, "")
 	shed, _ := r.body["gateway_shed"].(map[string]any)
-	if shed["cache/sold_out"] == nil || shed["cache/sold_out"].(float64) < 9 || shed["backend/sold_out"].(float64) != 1 {
-		t.Fatalf("stats: got %v, want cache/sold_out >= 9 and backend/sold_out 1", r.body)
+	if shed["cache/sold_out"] == nil || shed["cache/sold_out"].(float64) < 9 || shed["backend/sold_out"].(float64) != 1 || shed["plugin/rejected"] != nil {
+		t.Fatalf("stats: got %v, want cache/sold_out >= 9, backend/sold_out 1 and no plugin rejections", r.body)
 	}
 }
 

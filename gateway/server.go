@@ -326,7 +326,8 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
 		h(ctx, c)
-		if c.IsAborted() {
+		// Aborted before the order went on: a plugin said no (or failed closed).
+		if c.IsAborted() && !c.GetBool("forwarded") {
 			g.shed.add(orderOf(c).ActivityID, layerPlugin, "rejected")
 		}
 	}
@@ -336,6 +337,7 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	if c.IsAborted() {
 		return
 	}
+	c.Set("forwarded", true)
 	b := orderOf(c)
 	key := c.GetString("idem")
 	if key == "" {
