@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -37,6 +38,11 @@ type edgeCache struct {
 
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
+
+	// forwarded remembers the idempotency keys (user:key) this gateway sent on, so a
+	// client's retry of an order that went through is answered by the backend (with
+	// the first answer), not refused here as sold out.
+	forwarded *lru.Cache[string, struct{}]
 }
 
 type edgeEntry struct {
@@ -45,8 +51,24 @@ type edgeEntry struct {
 }
 
 func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *slog.Logger) *edgeCache {
+	fw, err := lru.New[string, struct{}](200_000)
+	if err != nil {
+		panic(err) // only for a non-positive size
+	}
 	return &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
-		acts: map[int64]edgeEntry{}, soldOut: map[[2]int64]time.Time{}}
+		acts: map[int64]edgeEntry{}, soldOut: map[[2]int64]time.Time{}, forwarded: fw}
+}
+
+// retryOf reports whether a request with this user and key is a retry of one this
+// gateway forwarded.
+func (e *edgeCache) retryOf(user int64, key string) bool {
+	return key != "" && e.forwarded.Contains(strconv.FormatInt(user, 10)+":"+key)
+}
+
+func (e *edgeCache) remember(user int64, key string) {
+	if key != "" {
+		e.forwarded.Add(strconv.FormatInt(user, 10)+":"+key, struct{}{})
+	}
 }
 
 // activity returns a published activity, from the cache when fresh. Unknown ids give

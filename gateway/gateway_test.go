@@ -388,3 +388,26 @@ func FuzzDecodeOrder(f *testing.F) {
 		}
 	})
 }
+
+// TestRetryAfterSoldOutReachesBackend: a client's retry (same Idempotency-Key) of an
+// order this gateway forwarded is answered by the backend, not refused as sold out.
+func TestRetryAfterSoldOutReachesBackend(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order, "Idempotency-Key", "first"); r.status != 202 {
+		t.Fatalf("first: got %d %v", r.status, r.body)
+	}
+	f.backend.mu.Lock()
+	f.backend.placeErr = domain.Errorf(domain.ESoldOut, "sold out")
+	f.backend.remaining = 0
+	f.backend.mu.Unlock()
+	f.do(t, "POST", "/api/v1/orders", tok(t, 6), order) // flags the item
+	f.backend.mu.Lock()
+	f.backend.placeErr = nil // the backend replays user 5's first answer
+	f.backend.mu.Unlock()
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order, "Idempotency-Key", "first"); r.status != 202 {
+		t.Fatalf("retry: got %d %v, want the first answer from the backend", r.status, r.body)
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 7), order, "Idempotency-Key", "other"); r.status != 409 {
+		t.Fatalf("a new key: got %d %v, want 409 from the edge", r.status, r.body)
+	}
+}

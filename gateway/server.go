@@ -312,7 +312,7 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		reason, msg = domain.ENotStarted, fmt.Sprintf("activity %d starts at %s", a.Id, time.UnixMilli(a.StartMs).UTC().Format(time.RFC3339))
 	case now >= a.EndMs:
 		reason, msg = domain.EEnded, fmt.Sprintf("activity %d has ended", a.Id)
-	case g.edge.isSoldOut(b.ActivityID, b.ItemID):
+	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.edge.retryOf(userOf(c), c.GetString("idem")):
 		reason, msg = domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID)
 	}
 	if reason != "" {
@@ -343,6 +343,8 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	if key == "" {
 		// A key of the gateway's own makes the call idempotent, so kitex may retry it.
 		key = "gw-" + newRandomKey()
+	} else {
+		g.edge.remember(userOf(c), key)
 	}
 	// The trace goes on from the client's traceparent, if it sent one, to the backend
 	// (in the request) and from there to the worker (in the queued message).

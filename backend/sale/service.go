@@ -39,7 +39,8 @@ type Config struct {
 	// PublishAttempts is how often a send to the queue is tried before the request is
 	// refused and its stock given back (the client library retries inside each).
 	PublishAttempts int
-	// ReplayWait is how long a replayed sync request waits for the first to finish.
+	// ReplayWait is how long a replayed sync request waits for the first to finish
+	// before it answers with the ticket, pending (well under the gateway's RPC timeout).
 	ReplayWait time.Duration
 }
 
@@ -65,7 +66,7 @@ func New(store *mysql.Store, stock *redis.Stock, cache ByteCache, pub queue.Publ
 		cfg.PublishAttempts = 3
 	}
 	if cfg.ReplayWait <= 0 {
-		cfg.ReplayWait = 5 * time.Second
+		cfg.ReplayWait = time.Second
 	}
 	if m == nil {
 		m = NewMetrics(nil)
@@ -310,7 +311,9 @@ func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, 
 			return Placed{}, domain.Errorf(domain.EUnavailable, "the first request with this key failed: %s", t.Reason)
 		}
 		if time.Now().After(deadline) {
-			return Placed{}, domain.Errorf(domain.EConflict, "the first request with this key is still being processed")
+			// Still being written: the honest answer is the ticket, which the client
+			// can poll, as for the queued strategies.
+			return Placed{Status: domain.TicketPending, Ticket: ticket, Replayed: true}, nil
 		}
 		select {
 		case <-ctx.Done():
