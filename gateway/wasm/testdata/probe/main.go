@@ -16,7 +16,10 @@
 //	trusted        put the trusted headers and client IP in request header
 //	               X-Probe-Trusted
 //
-// Config {"panic_on_init":true} makes instantiation fail.
+// Config {"panic_on_init":true} makes instantiation fail. Config
+// {"header":"X-Other"} makes the probe read its mode from that header instead
+// of X-Probe, so several probes in one chain can be told apart (one fails on
+// X-Fault-Open, another on X-Fault-Closed).
 package main
 
 import (
@@ -28,13 +31,24 @@ import (
 )
 
 var (
-	calls int
-	sink  [][]byte
+	calls  int
+	sink   [][]byte
+	header = "X-Probe" // the header that picks the mode
 )
 
 func init() {
-	if strings.Contains(string(sdk.Config()), `"panic_on_init":true`) {
+	cfg := string(sdk.Config())
+	if strings.Contains(cfg, `"panic_on_init":true`) {
 		panic("probe: asked to fail at init")
+	}
+	// A tiny scan rather than encoding/json: the probe stays small and fast
+	// to compile.
+	const key = `"header":"`
+	if i := strings.Index(cfg, key); i >= 0 {
+		rest := cfg[i+len(key):]
+		if j := strings.IndexByte(rest, '"'); j > 0 {
+			header = rest[:j]
+		}
 	}
 	sdk.HandleRequest(handle)
 }
@@ -43,7 +57,7 @@ func main() {}
 
 func handle(req sdk.Request, resp sdk.Response) bool {
 	calls++
-	switch req.Header("X-Probe") {
+	switch req.Header(header) {
 	case "reject":
 		return resp.Reject(429, "go away")
 	case "reject-silent":

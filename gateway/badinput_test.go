@@ -1,0 +1,292 @@
+package gateway_test
+
+// Bad input at the HTTP edge: bodies over the limits, clients that send slowly
+// or not at all, floods of connections. Spoofed trusted headers, shopper tokens
+// on /admin and other people's tickets are tested elsewhere (gateway_test.go and
+// the backend).
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
+)
+
+// readTimeout is the gateway's HTTP read timeout (server.WithReadTimeout in
+// main.go, not configurable): the bound on reading one request's headers and
+// body.
+const readTimeout = 10 * time.Second
+
+func (f *fixture) addr() string { return strings.TrimPrefix(f.url, "http://") }
+
+// orderHead is the start of a raw POST /api/v1/orders announcing n body bytes.
+func orderHead(token string, n int) string {
+	return fmt.Sprintf("POST /api/v1/orders HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", token, n)
+}
+
+// statusLine reads the first line of the answer on c, or returns the error
+// that ended the connection.
+func statusLine(c net.Conn, within time.Duration) (string, error) {
+	if err := c.SetReadDeadline(time.Now().Add(within)); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func dial(tb testing.TB, f *fixture) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp", f.addr())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// mustServe checks the gateway still takes a normal order.
+func mustServe(tb testing.TB, f *fixture, when string) {
+	tb.Helper()
+	if r := f.do(tb, "POST", "/api/v1/orders", tok(tb, 5), order); r.status != http.StatusAccepted {
+		tb.Fatalf("%s: a normal order got %d %v, want 202", when, r.status, r.body)
+	}
+}
+
+// padded is the test order padded with spaces to exactly n bytes.
+func padded(n int) string { return order + strings.Repeat(" ", n-len(order)) }
+
+// TestOversizedBodies: an order body over the limit (4 KiB by default) is 413
+// too_large whatever its size below the server's maximum; a body over the
+// server's maximum (the plugin upload limit) is refused before it is read; the
+// gateway keeps serving.
+func TestOversizedBodies(t *testing.T) {
+	f := startGateway(t)
+	const limit = 4 << 10 // Config.MaxBodyBytes default
+	tests := []struct {
+		name       string
+		token      string
+		size       int
+		wantStatus int
+		wantCode   string
+	}{
+		{"at the limit", tok(t, 5), limit, 202, ""},
+		{"one byte over", tok(t, 5), limit + 1, 413, "too_large"},
+		{"1 MiB", tok(t, 5), 1 << 20, 413, "too_large"},
+		// Under the server's maximum (one limit for every route: the plugin
+		// upload's), so hertz reads all of it before any handler runs, even
+		// without a token.
+		{"20 MiB", tok(t, 5), 20 << 20, 413, "too_large"},
+		{"20 MiB without a token", "", 20 << 20, 401, "unauthorized"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := f.do(t, "POST", "/api/v1/orders", tt.token, padded(tt.size))
+			if code, _ := r.body["error"].(string); r.status != tt.wantStatus || code != tt.wantCode {
+				t.Fatalf("got %d %v, want %d %q", r.status, r.body, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+
+	// Over the server's maximum: refused on the Content-Length alone, before
+	// a byte of the body is read.
+	t.Run("over the server maximum", func(t *testing.T) {
+		c := dial(t, f)
+		if _, err := io.WriteString(c, orderHead(tok(t, 5), hertzhost.MaxAdminBody+1)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := statusLine(c, 10*time.Second)
+		if err != nil || !strings.Contains(line, " 413 ") {
+			t.Fatalf("got %q %v, want 413", line, err)
+		}
+	})
+	// Chunked, so no Content-Length: refused once the chunks pass the maximum.
+	t.Run("chunked over the server maximum", func(t *testing.T) {
+		c := dial(t, f)
+		req := strings.Replace(orderHead(tok(t, 5), 0), "Content-Length: 0", "Transfer-Encoding: chunked", 1)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		chunk := fmt.Sprintf("%x\r\n%s\r\n", 1<<20, bytes.Repeat([]byte{' '}, 1<<20))
+		var writeErr error
+		for range hertzhost.MaxAdminBody>>20 + 2 {
+			if _, writeErr = io.WriteString(c, chunk); writeErr != nil {
+				break // the gateway closed the connection: refused
+			}
+		}
+		line, err := statusLine(c, 10*time.Second)
+		if writeErr == nil && (err != nil || !strings.Contains(line, " 413 ")) {
+			t.Fatalf("got %q %v after sending it all, want 413", line, err)
+		}
+	})
+	// A Content-Length the client never fills.
+	t.Run("body shorter than announced", func(t *testing.T) {
+		c := dial(t, f)
+		if _, err := io.WriteString(c, orderHead(tok(t, 5), 20<<20)+order); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := statusLine(c, 2*readTimeout)
+		if err == nil && strings.Contains(line, " 2") {
+			t.Fatalf("got %q, want no success", line)
+		}
+	})
+	mustServe(t, f, "after the oversized bodies")
+}
+
+// TestSlowClients: a client that sends its headers and then its body slower
+// than the read timeout allows is cut off, while other clients are served.
+// The timeout bounds the whole request, not each read: a trickle of a byte
+// every two seconds is cut off too.
+func TestSlowClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the gateway's 10s read timeout")
+	}
+	f := startGateway(t)
+	token := tok(t, 5)
+	tests := []struct {
+		name string
+		send func(c net.Conn) // sends part of a request, slowly
+	}{
+		{"headers then a stall", func(c net.Conn) {
+			io.WriteString(c, orderHead(token, len(order))+order[:10]) //nolint:errcheck // a failed write shows in the answer
+		}},
+		{"headers then a byte every 2s", func(c net.Conn) {
+			io.WriteString(c, orderHead(token, len(order))) //nolint:errcheck
+			go func() {
+				for i := range len(order) {
+					if _, err := c.Write([]byte{order[i]}); err != nil {
+						return // cut off
+					}
+					time.Sleep(2 * time.Second)
+				}
+			}()
+		}},
+		{"half the headers", func(c net.Conn) {
+			io.WriteString(c, "POST /api/v1/orders HTTP/1.1\r\nHost: gateway\r\n") //nolint:errcheck
+		}},
+	}
+	var wg sync.WaitGroup
+	for _, tt := range tests {
+		c := dial(t, f)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			tt.send(c)
+			// Cut off: an error answer or a closed connection, never a
+			// success, and not much after the read timeout (a generous
+			// bound: this checks there is a bound, not how fast it is).
+			line, err := statusLine(c, 3*readTimeout)
+			elapsed := time.Since(start)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Errorf("%s: still open after %v, want it cut off after about %v", tt.name, elapsed, readTimeout)
+				return
+			}
+			if strings.Contains(line, " 2") {
+				t.Errorf("%s: got %q, want no success", tt.name, line)
+			}
+			t.Logf("%s: cut off after %v with %q %v", tt.name, elapsed.Round(time.Millisecond), line, err)
+		}()
+	}
+	// Meanwhile the gateway serves others, many times over.
+	for i := range 20 {
+		mustServe(t, f, fmt.Sprintf("while slow clients hang (%d)", i))
+		time.Sleep(200 * time.Millisecond)
+	}
+	wg.Wait()
+	mustServe(t, f, "after the slow clients")
+}
+
+// TestConnectionFlood: 2000 connections that never send a byte do not hold a
+// goroutine each, and the gateway answers a normal request while they are
+// open; closing them gives everything back. 500 connections that send half a
+// request's headers do hold one each, until the read timeout frees them.
+func TestConnectionFlood(t *testing.T) {
+	f := startGateway(t)
+	mustServe(t, f, "before the flood")
+	base := settledGoroutines(t, 0, 5*time.Second)
+
+	const idle = 2000
+	conns := make([]net.Conn, 0, idle)
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = conns[:0]
+	}
+	defer closeAll()
+	for range idle {
+		c, err := net.Dial("tcp", f.addr())
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	mustServe(t, f, fmt.Sprintf("with %d idle connections open", idle))
+	during := runtime.NumGoroutine()
+	if during-base > idle/10 {
+		t.Errorf("got %d goroutines with %d idle connections open, %d before: want no goroutine per connection", during, idle, base)
+	}
+	closeAll()
+	after := settledGoroutines(t, base+20, 10*time.Second)
+	t.Logf("goroutines: %d before, %d with %d idle connections, %d after closing them", base, during, idle, after)
+
+	if testing.Short() {
+		return
+	}
+	// Half a request's headers: hertz reads them on a goroutine of its own,
+	// held until the read timeout.
+	const partial = 500
+	for range partial {
+		c, err := net.Dial("tcp", f.addr())
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, "POST /api/v1/orders HTTP/1.1\r\nHost: gateway\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustServe(t, f, fmt.Sprintf("with %d half-sent requests", partial))
+	held := runtime.NumGoroutine()
+	freed := settledGoroutines(t, base+20, 3*readTimeout)
+	t.Logf("goroutines: %d with %d half-sent requests (held until the read timeout), %d after it", held, partial, freed)
+	mustServe(t, f, "after the half-sent requests")
+}
+
+// settledGoroutines waits until the goroutine count is at most want (want 0:
+// until it stops changing) and returns it; it fails the test if that does not
+// happen within d.
+func settledGoroutines(tb testing.TB, want int, d time.Duration) int {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	last := runtime.NumGoroutine()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		n := runtime.NumGoroutine()
+		if want > 0 && n <= want || want == 0 && n == last {
+			return n
+		}
+		if time.Now().After(deadline) {
+			if want > 0 {
+				tb.Errorf("got %d goroutines after %v, want at most %d", n, d, want)
+			}
+			return n
+		}
+		last = n
+	}
+}
