@@ -17,6 +17,9 @@ build: ## build the seckill binary into bin/
 demo: ## run a sale on the embedded stand-ins and print the result (no servers needed)
 	$(GO) run . demo
 
+bench: ## load-test every scenario and strategy on the real services (started if not up); results in bench/results/ (BENCH_FLAGS="-scenario hot ...")
+	$(GO) run . bench $(BENCH_FLAGS)
+
 run: ## run gateway, backend and worker in one process (embedded stand-ins unless addresses are set)
 	$(GO) run . all
 
@@ -62,4 +65,4 @@ check: ## fail if formatting, go mod tidy or regenerating would change the tree
 clean: ## remove build output
 	rm -rf bin/
 
-.PHONY: help build demo run test test-faults test-short services-up services-down migrate gen plugins fmt lint check clean
+.PHONY: help build demo bench run test test-faults test-short services-up services-down migrate gen plugins fmt lint check clean

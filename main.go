@@ -44,6 +44,8 @@ Commands:
   worker    run the queue workers
   migrate   apply the MySQL schema migrations
   token     mint a shopper token:  seckill token -user 42 [-ttl 24h]
+  bench     load-test the system, check the invariants, write bench/results (seckill bench -h)
+  demo      run a sale in one process on the stand-ins and print the result (seckill demo -h)
   admin     the operator CLI: activities, plugins, limits (seckill admin -h)
 
 Every command takes -config FILE (YAML). Settings, by environment variable:
@@ -73,6 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "bench" || cmd == "demo" { // flags of their own: bench_cmd.go, demo.go
+		return runLoadCommand(cmd, rest, stdout, stderr)
+	}
 	if cmd == "admin" { // flags of its own
 		if err := runAdmin(rest, stdout, stderr); err != nil {
 			if !errors.Is(err, flag.ErrHelp) {

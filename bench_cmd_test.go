@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/seckill/flashsale/bench"
+)
+
+// TestBenchCommand runs every scenario under every strategy, tiny, on the real
+// services, and checks that the invariants were checked and held and that the results
+// were written.
+func TestBenchCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "-scenario", "all", "-strategy", "all",
+		"-attempts", "600", "-users", "200", "-stock", "40", "-concurrency", "16",
+		"-mixed-attempts", "600", "-mixed-users", "200", "-mixed-stock", "20", "-cold-stock", "5", "-items", "8", "-hot-items", "2",
+		"-rate", "60", "-duration", "2s", "-baseline-duration", "300ms", "-settle-timeout", "90s",
+		"-out", dir, "-name", "t", "-quiet"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("got exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	for _, f := range []string{"t.json", "t.md", "t-throughput.svg", "t-latency.svg", "t-shed.svg"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: got %v, want a written file", f, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "t.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Runs) != 9 {
+		t.Fatalf("got ok=%v with %d runs, want ok with 9; failures: %v", rep.OK, len(rep.Runs), rep.Failures)
+	}
+	for _, rr := range rep.Runs {
+		sqlChecked := false
+		for _, c := range rr.Invariants {
+			if !c.OK {
+				t.Errorf("%s/%s: %s: %s", rr.Scenario, rr.Strategy, c.Name, c.Detail)
+			}
+			sqlChecked = sqlChecked || (c.Name == "no oversell (SQL)" && !c.Skipped)
+		}
+		if !sqlChecked {
+			t.Errorf("%s/%s: the invariants were not checked in MySQL directly", rr.Scenario, rr.Strategy)
+		}
+		if rr.Scenario == bench.Hot && (rr.UnitsSold != 40 || rr.Orders != 40) {
+			t.Errorf("hot/%s: got %d units in %d orders, want all 40 sold", rr.Strategy, rr.UnitsSold, rr.Orders)
+		}
+		if rr.Sent == 0 || rr.Answer.Count == 0 {
+			t.Errorf("%s/%s: nothing measured: %+v", rr.Scenario, rr.Strategy, rr)
+		}
+	}
+	if len(rep.Baselines) != 4 {
+		t.Fatalf("got %d baselines, want 4", len(rep.Baselines))
+	}
+	for _, b := range rep.Baselines {
+		if b.Skipped != "" || b.Ops == 0 {
+			t.Errorf("baseline %s: got %d ops, skipped %q", b.Name, b.Ops, b.Skipped)
+		}
+	}
+	if rep.Machine.GitCommit == "" || rep.Machine.Cores == 0 {
+		t.Errorf("machine info missing: %+v", rep.Machine)
+	}
+	if !strings.Contains(out.String(), "| hot | bucket |") {
+		t.Errorf("the printed table lacks the runs:\n%s", out.String())
+	}
+}
+
+func TestBenchCommandRefusesRemoteTargets(t *testing.T) {
+	var out, errb bytes.Buffer
+	// -url may name another host, but only over http.
+	if code := run([]string{"bench", "-url", "https://10.0.0.1:8080", "-admin-token", "a-token-0123456789", "-jwt-secret", "a-secret-0123456789", "-quiet"}, &out, &errb); code == 0 {
+		t.Fatal("an https target: got exit 0")
+	}
+	if !strings.Contains(errb.String(), "http://") {
+		t.Fatalf("got %q, want it to say only http targets are supported", errb.String())
+	}
+	if code := run([]string{"bench", "-url", "http://127.0.0.1:1", "-quiet"}, &out, &errb); code == 0 {
+		t.Fatal("-url without the secrets: got exit 0")
+	}
+}
