@@ -106,6 +106,7 @@ func (g *Gateway) Register(h *server.Hertz) {
 		}
 	})
 	hertzhost.RegisterAdmin(adm, g.plugins)
+	h.NoRoute(func(_ context.Context, c *app.RequestContext) { fail(c, domain.ENotFound, "no such path") })
 }
 
 // stripTrusted drops trusted-context headers a client sent.
