@@ -68,6 +68,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	url := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
 	token := fs.String("token", os.Getenv("SECKILL_ADMIN_TOKEN"), "the operators' token")
+	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for an answer (a plugin load compiles the module first)")
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,7 +81,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if *token == "" {
 		return errors.New("admin: no token; set SECKILL_ADMIN_TOKEN or -token")
 	}
-	c := &adminClient{url: *url, token: *token, out: stdout, http: &http.Client{Timeout: 30 * time.Second}}
+	c := &adminClient{url: *url, token: *token, out: stdout, http: &http.Client{Timeout: *timeout}}
 	what, verb, rest := rest[0], rest[1], rest[2:]
 	sub := flag.NewFlagSet("seckill admin "+what+" "+verb, flag.ContinueOnError)
 	sub.SetOutput(stderr)
@@ -89,7 +90,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	config := sub.String("config", "", "the plugin's configuration (JSON)")
 	order := sub.Int("order", 0, "the plugin's place in the chain")
 	policy := sub.String("fail-policy", "", "open or closed")
-	timeout := sub.Int("timeout-ms", 0, "per-call deadline in milliseconds")
+	callTimeout := sub.Int("timeout-ms", 0, "the plugin's per-call deadline in milliseconds")
 	var pos []string
 	for len(rest) > 0 { // positional arguments may come before or after the flags
 		if err := sub.Parse(rest); err != nil {
@@ -166,8 +167,8 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		if *policy != "" {
 			req["fail_policy"] = *policy
 		}
-		if *timeout != 0 {
-			req["timeout_ms"] = *timeout
+		if *callTimeout != 0 {
+			req["timeout_ms"] = *callTimeout
 		}
 		b, _ := json.Marshal(req)
 		return c.call("PUT", "/admin/v1/plugins/"+name, b)
