@@ -485,7 +485,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	finals = poller.Stop()
 	polls = poller.Polls.Load()
 	usage := m.stop()
-	st, err := b.admin.stats(ctx, act.ID)
+	st, err := b.finalStats(ctx, act.ID, last.Load())
 	if err != nil {
 		return RunReport{}, fmt.Errorf("read the stats after the run: %w", err)
 	}
@@ -559,6 +559,28 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	b.prog.say("%-18s %d attempts %.0f/s, %d orders %.0f/s, answer p50 %.1f ms p99 %.1f ms, settled in %.2fs: %s",
 		label, rr.Sent, rr.AttemptsPerSec, rr.Orders, rr.OrdersPerSec, rr.Answer.P50, rr.Answer.P99, rr.SettleSeconds, verdict)
 	return rr, nil
+}
+
+// finalStats reads the stats once more, retrying a busy backend for a while; if it
+// still does not answer, the last snapshot of the settle wait stands in (the run is
+// then unsettled and fails its checks) so one swamped run does not end the bench.
+func (b *bencher) finalStats(ctx context.Context, id int64, last *Stats) (*Stats, error) {
+	var err error
+	for try := 0; try < 8; try++ {
+		var st *Stats
+		if st, err = b.admin.stats(ctx, id); err == nil {
+			return st, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(250<<min(try, 3)) * time.Millisecond)
+	}
+	if last != nil {
+		b.prog.say("bench: the stats did not answer after the run (%v); using the last ones read while settling", err)
+		return last, nil
+	}
+	return nil, err
 }
 
 // commitWindow reads when the activity's first and last orders were written.

@@ -235,8 +235,11 @@ func ratio(m map[string]float64, k string) string {
 	if !ok {
 		return "–"
 	}
-	if v >= 10 {
+	switch {
+	case v >= 10:
 		return fmt.Sprintf("%.0f×", v)
+	case v < 0.01:
+		return fmt.Sprintf("%.3f×", v)
 	}
 	return fmt.Sprintf("%.2f×", v)
 }

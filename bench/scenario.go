@@ -56,7 +56,7 @@ func DefaultSizes() Sizes {
 		HotStock: 1000, HotAttempts: 100_000, HotUsers: 20_000, HotConcurrency: 128,
 		MixedItems: 50, MixedHotItems: 5, MixedHotStock: 200, MixedColdStock: 50, MixedSkew: 1.5,
 		MixedAttempts: 30_000, MixedUsers: 10_000, MixedConcurrency: 128,
-		Rate: 250, Duration: 60 * time.Second, MaxInFlight: 2048,
+		Rate: 200, Duration: 60 * time.Second, MaxInFlight: 2048,
 	}
 }
 
