@@ -378,13 +378,10 @@ func (m *Manager) retire(ctx context.Context, p *plugin) {
 
 // newPlugin compiles spec.Wasm in a runtime of its own (the memory limit is
 // per runtime) sharing the compilation cache, checks the ABI and fills the
-// instance pool.
+// instance pool. A module already loaded from the same bytes with the same
+// memory limit is reused as it is: it was checked when it was compiled.
 func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugin, error) {
 	sum := sha256.Sum256(spec.Wasm)
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(m.cache).
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(spec.MemoryLimitPages))
 	p := &plugin{
 		m:        m,
 		name:     name,
@@ -393,7 +390,6 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 		sha256:   hex.EncodeToString(sum[:]),
 		size:     len(spec.Wasm),
 		loadedAt: time.Now(),
-		runtime:  rt,
 		idle:     make(chan *instance, spec.PoolSize),
 		refill:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
@@ -402,43 +398,76 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 	}
 	p.spec.Wasm = nil // not kept: the compiled module is
 
-	fail := func(err error) (*plugin, error) {
-		_ = rt.Close(ctx) // closing a runtime that never served; the cause matters
-		return nil, err
+	md := m.sharedModule(p.sha256, spec.MemoryLimitPages)
+	if md == nil {
+		var err error
+		if md, err = m.compile(ctx, name, spec.Wasm, p.sha256, spec.MemoryLimitPages); err != nil {
+			return nil, err
+		}
 	}
-	compiled, err := rt.CompileModule(ctx, spec.Wasm)
-	if err != nil {
-		return fail(invalidf(err, "plugin %s: module does not compile", name))
-	}
-	p.compiled = compiled
-	if err := p.checkABI(); err != nil {
-		return fail(err)
-	}
-	if err := m.instantiateHostModules(ctx, rt, compiled); err != nil {
-		return fail(&Error{Code: CodeInternal, Message: "plugin " + name + ": host modules", Err: err})
-	}
+	p.mod = md
+	p.requestOnly, p.startFn = md.requestOnly, md.startFn
 
 	// Fill the pool now, off the request path; this also proves the
-	// guest initializes (a bad config can make it panic here).
+	// guest initializes (a bad config can make it panic here). One
+	// instance at a time per two cores: on a small machine a swap under
+	// load must not take every core from the requests the old plugin is
+	// still serving.
 	errs := make([]error, spec.PoolSize)
 	insts := make([]*instance, spec.PoolSize)
+	sem := make(chan struct{}, max(runtime.GOMAXPROCS(0)/2, 1))
 	var wg sync.WaitGroup
 	for i := range spec.PoolSize {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
+			defer func() { <-sem }()
 			insts[i], errs[i] = p.newInstance(ctx)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fail(invalidf(firstErr(errs), "plugin %s: instantiate", name))
+		for _, in := range insts {
+			if in != nil {
+				in.close(ctx)
+			}
+		}
+		_ = md.unref(ctx) // a runtime that never served this plugin; the cause matters
+		return nil, invalidf(firstErr(errs), "plugin %s: instantiate", name)
 	}
 	for _, in := range insts {
 		p.idle <- in
 	}
 	p.live.Store(int32(spec.PoolSize))
 	return p, nil
+}
+
+// compile decodes, validates and compiles wasmBytes in a new runtime with
+// the memory limit pages, checks the ABI and instantiates the host modules
+// the guest imports. The module has one reference, the caller's.
+func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, sum string, pages uint32) (*module, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
+		WithCompilationCache(m.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(pages))
+	fail := func(err error) (*module, error) {
+		_ = rt.Close(ctx) // closing a runtime that never served; the cause matters
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(ctx, wasmBytes)
+	if err != nil {
+		return fail(invalidf(err, "plugin %s: module does not compile", name))
+	}
+	md := &module{runtime: rt, compiled: compiled, sha256: sum, memoryPages: pages}
+	if err := md.checkABI(name); err != nil {
+		return fail(err)
+	}
+	if err := m.instantiateHostModules(ctx, rt, compiled); err != nil {
+		return fail(&Error{Code: CodeInternal, Message: "plugin " + name + ": host modules", Err: err})
+	}
+	md.refs.Store(1)
+	return md, nil
 }
 
 func firstErr(errs []error) error {
@@ -451,16 +480,16 @@ func firstErr(errs []error) error {
 }
 
 // checkABI verifies the exports the http-wasm ABI requires and the imports
-// the host can satisfy, and finds the start function.
-func (p *plugin) checkABI() error {
+// the host can satisfy (of the plugin name), and finds the start function.
+func (p *module) checkABI(name string) error {
 	exports := p.compiled.ExportedFunctions()
 	want := func(fn string, params, results []api.ValueType) error {
 		def, ok := exports[fn]
 		if !ok {
-			return invalidf(nil, "plugin %s: module does not export function %s", p.name, fn)
+			return invalidf(nil, "plugin %s: module does not export function %s", name, fn)
 		}
 		if !slices.Equal(def.ParamTypes(), params) || !slices.Equal(def.ResultTypes(), results) {
-			return invalidf(nil, "plugin %s: function %s has signature %s, want %s", p.name, fn,
+			return invalidf(nil, "plugin %s: function %s has signature %s, want %s", name, fn,
 				signature(def.ParamTypes(), def.ResultTypes()), signature(params, results))
 		}
 		return nil
@@ -473,11 +502,11 @@ func (p *plugin) checkABI() error {
 		return err
 	}
 	if _, ok := p.compiled.ExportedMemories()["memory"]; !ok {
-		return invalidf(nil, "plugin %s: module does not export its memory as \"memory\"", p.name)
+		return invalidf(nil, "plugin %s: module does not export its memory as \"memory\"", name)
 	}
 	if def, ok := exports[ExportRequestOnly]; ok {
 		if len(def.ParamTypes()) != 0 || len(def.ResultTypes()) != 0 {
-			return invalidf(nil, "plugin %s: function %s must be () -> ()", p.name, ExportRequestOnly)
+			return invalidf(nil, "plugin %s: function %s must be () -> ()", name, ExportRequestOnly)
 		}
 		p.requestOnly = true
 	}
@@ -493,7 +522,7 @@ func (p *plugin) checkABI() error {
 		case HTTPHandlerModule, SeckillModule, wasiModule:
 		default:
 			return invalidf(nil, "plugin %s: imports %s.%s; the host provides only %s, %s and %s",
-				p.name, mod, fn, HTTPHandlerModule, SeckillModule, wasiModule)
+				name, mod, fn, HTTPHandlerModule, SeckillModule, wasiModule)
 		}
 	}
 	return nil

@@ -693,3 +693,48 @@ func TestSwapDrainsOldPlugin(t *testing.T) {
 		})
 	}
 }
+
+// TestSwapSameModuleReusesCompiled: a PUT of the same bytes with the same
+// memory limit keeps the compiled module (no decode, validation or compile on
+// a busy gateway) but gets new instances with the new config; another memory
+// limit compiles again; the runtime closes with the last plugin using it.
+func TestSwapSameModuleReusesCompiled(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	mustPut(t, m, "probe", Spec{Wasm: probe, Config: json.RawMessage(`"v1"`)})
+	current := func(name string) *plugin {
+		t.Helper()
+		for _, p := range m.chain.Load().plugins {
+			if p.name == name {
+				return p
+			}
+		}
+		t.Fatalf("plugin %s not in the chain", name)
+		return nil
+	}
+	first := current("probe").mod
+
+	mustPut(t, m, "probe", Spec{Wasm: probe, Config: json.RawMessage(`"v2"`)})
+	if got := current("probe").mod; got != first {
+		t.Errorf("same bytes and limit: got a new module, want the loaded one reused")
+	}
+	h := newTestHost()
+	if v, _ := handle(m, h); !v.Admitted || h.reqHeader.Get("X-Probe-Config") != `"v2"` {
+		t.Errorf("got %+v config %q, want admitted with the new config", v, h.reqHeader.Get("X-Probe-Config"))
+	}
+	if got := first.refs.Load(); got != 1 {
+		t.Errorf("got %d references after the swap, want 1 (the old plugin let go)", got)
+	}
+
+	mustPut(t, m, "other", Spec{Wasm: probe, Order: 1, MemoryLimitPages: 200})
+	if current("other").mod == first {
+		t.Errorf("another memory limit: got the module reused, want one compiled with its own limit")
+	}
+	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, blocklistWasm)})
+	if got := first.refs.Load(); got != 0 {
+		t.Errorf("got %d references once no plugin uses the module, want 0 (closed)", got)
+	}
+	if _, err := first.runtime.InstantiateModule(context.Background(), first.compiled, wazero.NewModuleConfig().WithName("after")); err == nil {
+		t.Errorf("instantiate in the module's runtime after its last plugin went: got no error, want the runtime closed")
+	}
+}

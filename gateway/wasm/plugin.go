@@ -33,9 +33,8 @@ type plugin struct {
 	requestOnly bool
 	startFn     string
 
-	runtime  wazero.Runtime
-	compiled wazero.CompiledModule
-	stats    *stats
+	mod   *module // shared with the plugins loaded from the same bytes
+	stats *stats
 
 	// The pool: idle instances, and how many exist (idle or busy). The
 	// refiller keeps live at spec.PoolSize by replacing discarded ones, so
@@ -44,7 +43,6 @@ type plugin struct {
 	live    atomic.Int32
 	refill  chan struct{}
 	done    chan struct{} // closed by close: stops the refiller and waiters
-	nextID  atomic.Uint64
 	refills sync.WaitGroup
 
 	// inflight counts requests inside the plugin; closingBit marks it
@@ -106,7 +104,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{}
 	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
 
-	id := strconv.FormatUint(p.nextID.Add(1), 10)
+	id := strconv.FormatUint(p.mod.nextID.Add(1), 10)
 	cfg := wazero.NewModuleConfig().
 		WithName(p.name + "#" + id).
 		WithSysWalltime().
@@ -119,7 +117,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	} else {
 		cfg = cfg.WithStartFunctions()
 	}
-	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, cfg)
+	mod, err := p.mod.runtime.InstantiateModule(ctx, p.mod.compiled, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +151,16 @@ func (p *plugin) acquire(ctx context.Context) (*instance, error) {
 	}
 }
 
-// release returns a healthy instance to the pool.
+// release returns a healthy instance to the pool, or closes it if the
+// plugin has closed meanwhile (its module may live on in another plugin).
 func (p *plugin) release(in *instance) {
+	select {
+	case <-p.done:
+		in.close(context.Background())
+		p.live.Add(-1)
+		return
+	default:
+	}
 	select {
 	case p.idle <- in:
 	default: // cannot happen: the pool never holds more than PoolSize
@@ -243,9 +249,10 @@ func (p *plugin) drain(ctx context.Context, timeout time.Duration) bool {
 	return false
 }
 
-// close stops the refiller and closes the runtime, which closes every
-// instance and releases the compiled code (from the cache too, once no
-// other plugin uses the same module).
+// close stops the refiller, closes the idle instances and lets go of the
+// module; the last plugin using it closes its runtime, which closes every
+// instance left and releases the compiled code (from the cache too, once
+// no other plugin uses the same module).
 func (p *plugin) close(ctx context.Context) {
 	p.closeOnce.Do(func() {
 		close(p.done)
@@ -260,7 +267,7 @@ func (p *plugin) close(ctx context.Context) {
 			}
 			break
 		}
-		if err := p.runtime.Close(ctx); err != nil {
+		if err := p.mod.unref(ctx); err != nil {
 			p.m.log.Warn("wasm runtime close", "plugin", p.name, "err", err)
 		}
 	})
