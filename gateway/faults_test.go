@@ -642,7 +642,7 @@ const (
 
 var (
 	faultsPerSecond = flag.Float64("faults-per-second", 20, "BenchmarkPluginFaults: faulty requests a second in the whole mix")
-	probeDeadline   = flag.Duration("probe-deadline", 0, "BenchmarkPluginFaults: the probes' deadline (0: the gateway's default, 50ms)")
+	probeDeadline   = flag.Duration("probe-deadline", 0, "BenchmarkPluginFaults: the probes' deadline (0: the gateway's default, 10ms)")
 )
 
 // benchMixes are the fault mixes: "all" is the whole storm, the others one part
@@ -661,7 +661,7 @@ var benchMixes = []struct {
 
 // BenchmarkPluginFaults sends b.N healthy orders through the real gateway
 // twice, side by side: (a, "calm") with a healthy plugin chain, (b, "storm")
-// with the same chain while its probes trap, loop until their deadline (50ms,
+// with the same chain while its probes trap, loop until their deadline (10ms,
 // the default) and exhaust their memory on a stream of faulty requests, and
 // blocklist is hot-swapped every second. It reports the healthy requests' p50
 // and p99 latency in each run and the ratio of the p99s (the goal: under 2),
