@@ -76,6 +76,9 @@ var settings = []struct{ env, yaml, help string }{
 	{"SECKILL_BACKEND_LISTEN", "backend.listen", "kitex address of the backend (default 127.0.0.1:8888)"},
 	{"SECKILL_BACKEND_ADDRS", "gateway.backend_addrs", "backends the gateway calls, comma-separated"},
 	{"SECKILL_GATEWAY_LISTEN", "gateway.listen", "HTTP address of the gateway (default 127.0.0.1:8080)"},
+	{"SECKILL_GATEWAY_READ_TIMEOUT", "gateway.read_timeout", "bound on reading one request, and on a new connection's wait for its first (default 10s)"},
+	{"SECKILL_GATEWAY_WRITE_TIMEOUT", "gateway.write_timeout", "bound on writing one answer (default 10s)"},
+	{"SECKILL_GATEWAY_IDLE_TIMEOUT", "gateway.idle_timeout", "how long a keep-alive connection may wait for its next request (default 2m)"},
 	{"SECKILL_JWT_SECRET", "gateway.jwt_secret", "HS256 key of shoppers' tokens, 16+ bytes (never logged)"},
 	{"SECKILL_ADMIN_TOKEN", "gateway.admin_token", "operators' bearer token, 16+ bytes (never logged)"},
 	{"SECKILL_WORKER_GOROUTINES", "worker.goroutines", "batches a worker writes at once (default 8)"},
@@ -127,6 +130,9 @@ func loadConfig(path string) (Config, error) {
 	num := func(p *int) func(string) error {
 		return func(v string) (err error) { *p, err = strconv.Atoi(v); return err }
 	}
+	duration := func(p *time.Duration) func(string) error {
+		return func(v string) (err error) { *p, err = time.ParseDuration(v); return err }
+	}
 	boolean := func(p *bool) func(string) error {
 		return func(v string) (err error) { *p, err = strconv.ParseBool(v); return err }
 	}
@@ -142,6 +148,9 @@ func loadConfig(path string) (Config, error) {
 		env("SECKILL_BACKEND_LISTEN", str(&cfg.Backend.Listen)),
 		env("SECKILL_BACKEND_ADDRS", list(&cfg.Gateway.BackendAddrs)),
 		env("SECKILL_GATEWAY_LISTEN", str(&cfg.Gateway.Listen)),
+		env("SECKILL_GATEWAY_READ_TIMEOUT", duration(&cfg.Gateway.ReadTimeout)),
+		env("SECKILL_GATEWAY_WRITE_TIMEOUT", duration(&cfg.Gateway.WriteTimeout)),
+		env("SECKILL_GATEWAY_IDLE_TIMEOUT", duration(&cfg.Gateway.IdleTimeout)),
 		env("SECKILL_JWT_SECRET", str(&cfg.Gateway.JWTSecret)),
 		env("SECKILL_ADMIN_TOKEN", str(&cfg.Gateway.AdminToken)),
 		env("SECKILL_WORKER_GOROUTINES", num(&cfg.Worker.Goroutines)),

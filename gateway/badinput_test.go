@@ -8,6 +8,7 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,12 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
 
-// readTimeout is the gateway's HTTP read timeout (server.WithReadTimeout in
-// main.go, not configurable): the bound on reading one request's headers and
-// body.
+// readTimeout is the gateway's default HTTP read timeout (Config.ReadTimeout):
+// the bound on reading one request's headers and body, and on a new
+// connection's wait for its first request.
 const readTimeout = 10 * time.Second
 
 func (f *fixture) addr() string { return strings.TrimPrefix(f.url, "http://") }
@@ -43,6 +45,28 @@ func statusLine(c net.Conn, within time.Duration) (string, error) {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
+}
+
+type rawAnswer struct {
+	status int
+	code   string // the error code of the API's error shape
+}
+
+// answerOn reads one HTTP answer on c.
+func answerOn(c net.Conn, within time.Duration) (rawAnswer, error) {
+	if err := c.SetReadDeadline(time.Now().Add(within)); err != nil {
+		return rawAnswer{}, err
+	}
+	r, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return rawAnswer{}, err
+	}
+	defer r.Body.Close()
+	var e struct{ Error string }
+	if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+		return rawAnswer{status: r.StatusCode}, fmt.Errorf("body not in the API's error shape: %w", err)
+	}
+	return rawAnswer{status: r.StatusCode, code: e.Error}, nil
 }
 
 func dial(tb testing.TB, f *fixture) net.Conn {
@@ -288,5 +312,45 @@ func settledGoroutines(tb testing.TB, want int, d time.Duration) int {
 			return n
 		}
 		last = n
+	}
+}
+
+// TestSilentConnection: a connection that never sends a byte is closed once
+// the read timeout has passed (hertz's own timeouts start with a request's
+// first byte, so it was held forever), while a connection that has been
+// served stays open between requests (the idle timeout is longer).
+func TestSilentConnection(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	f := startGateway(t, func(c *gateway.Config) { c.ReadTimeout = timeout })
+
+	silent := dial(t, f)
+	served := dial(t, f)
+	if _, err := io.WriteString(served, orderHead(tok(t, 5), len(order))+order); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := answerOn(served, 10*time.Second); err != nil || r.status != http.StatusAccepted {
+		t.Fatalf("first order on the kept connection: got %+v %v, want 202", r, err)
+	}
+
+	// Closed by the gateway: the read ends with EOF or a reset, not at this
+	// deadline (generous: this checks that it closes, not when).
+	if err := silent.SetReadDeadline(time.Now().Add(60 * timeout)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := silent.Read(make([]byte, 1))
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Fatalf("silent connection still open after %v, want it closed after the read timeout of %v", 60*timeout, timeout)
+	case err == nil:
+		t.Fatalf("silent connection: got %d bytes, want it closed", n)
+	}
+
+	// The served connection outlived the read timeout and still serves.
+	if _, err := io.WriteString(served, orderHead(tok(t, 5), len(order))+order); err != nil {
+		t.Fatalf("kept connection: %v", err)
+	}
+	if r, err := answerOn(served, 10*time.Second); err != nil || r.status != http.StatusAccepted {
+		t.Fatalf("second order on the kept connection: got %+v %v, want 202", r, err)
 	}
 }

@@ -45,8 +45,9 @@ var wasmCache = sync.OnceValues(func() (wazero.CompilationCache, error) {
 
 // startGateway is start (gateway_test.go) for tests and benchmarks alike: a
 // gateway on a stub kitex backend, without rate limits, whose plugin manager
-// has the gateway's defaults but the shared compilation cache.
-func startGateway(tb testing.TB) *fixture {
+// has the gateway's defaults but the shared compilation cache. configure, if
+// any, changes the gateway's Config before it opens.
+func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 	tb.Helper()
 	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
 		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
@@ -72,9 +73,12 @@ func startGateway(tb testing.TB) *fixture {
 			tb.Errorf("close plugins: %v", err)
 		}
 	})
-	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
-		JWTSecret: secret, AdminToken: admin, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond},
-		gateway.Deps{Log: log, Plugins: pm})
+	cfg := gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
+		JWTSecret: secret, AdminToken: admin, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	g, err := gateway.Open(context.Background(), cfg, gateway.Deps{Log: log, Plugins: pm})
 	if err != nil {
 		tb.Fatal(err)
 	}

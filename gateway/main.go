@@ -42,6 +42,12 @@ type Config struct {
 	NullTTL      time.Duration    `yaml:"null_ttl"`       // unknown ids
 	SoldOutPoll  time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
 	MaxBodyBytes int              `yaml:"max_body_bytes"` // shoppers' bodies
+	// ReadTimeout bounds reading one request, and a new connection's wait for
+	// its first request; WriteTimeout writing one answer; IdleTimeout a
+	// keep-alive connection's wait for its next request.
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
 	// CountersRedis is where plugins' shared counters live (Redis addresses), so every
 	// gateway sees the same counts; empty keeps them in this process.
 	CountersRedis []string `yaml:"counters_redis"`
@@ -65,6 +71,15 @@ func (c *Config) defaults() {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = 4 << 10
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 2 * time.Minute
 	}
 }
 
@@ -180,15 +195,18 @@ func (m *Main) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway listen on %s: %w", m.cfg.Listen, err)
 	}
 	m.addr = ln.Addr()
+	fr := firstRequest{timeout: m.cfg.ReadTimeout}
 	m.h = server.New(
 		server.WithListener(ln),
 		server.WithMaxRequestBodySize(hertzhost.MaxAdminBody), // plugin uploads; shoppers' bodies are bounded per route
-		server.WithReadTimeout(10*time.Second),
-		server.WithWriteTimeout(10*time.Second),
-		server.WithIdleTimeout(2*time.Minute),
+		server.WithReadTimeout(m.cfg.ReadTimeout),
+		server.WithWriteTimeout(m.cfg.WriteTimeout),
+		server.WithIdleTimeout(m.cfg.IdleTimeout),
+		server.WithOnAccept(fr.onAccept),
 		server.WithExitWaitTime(5*time.Second),
 		server.WithDisablePrintRoute(true),
 	)
+	m.h.Use(fr.served)
 	m.gw.Register(m.h)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
