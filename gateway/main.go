@@ -25,7 +25,6 @@ import (
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
-	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
@@ -198,7 +197,11 @@ func (m *Main) Start(ctx context.Context) error {
 	fr := firstRequest{timeout: m.cfg.ReadTimeout}
 	m.h = server.New(
 		server.WithListener(ln),
-		server.WithMaxRequestBodySize(hertzhost.MaxAdminBody), // plugin uploads; shoppers' bodies are bounded per route
+		// Bodies longer than a shopper's limit are streamed, not read
+		// ahead, so each route decides on its own limit (boundBody) before
+		// reading them: plugin uploads take megabytes, orders a few bytes.
+		server.WithStreamBody(true),
+		server.WithMaxRequestBodySize(m.cfg.MaxBodyBytes),
 		server.WithReadTimeout(m.cfg.ReadTimeout),
 		server.WithWriteTimeout(m.cfg.WriteTimeout),
 		server.WithIdleTimeout(m.cfg.IdleTimeout),

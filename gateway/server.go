@@ -63,7 +63,7 @@ func (g *Gateway) Limiter() *ratelimit.Limiter { return g.limiter }
 
 // Register mounts the API of API.md on h.
 func (g *Gateway) Register(h *server.Hertz) {
-	h.Use(g.observe, g.stripTrusted)
+	h.Use(g.observe, g.boundBody, g.stripTrusted)
 	h.GET("/healthz", func(_ context.Context, c *app.RequestContext) {
 		c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -83,7 +83,7 @@ func (g *Gateway) Register(h *server.Hertz) {
 	shop.POST("/:id/cancel", g.cancelOrder)
 	shop.POST("/:id/pay", g.payOrder)
 
-	adm := h.Group("/admin/v1", g.operator)
+	adm := h.Group("/admin/v1", g.operator, g.readBody)
 	adm.POST("/activities", g.createActivity)
 	adm.GET("/activities", g.adminListActivities)
 	adm.GET("/activities/:id", g.adminGetActivity)

@@ -1,0 +1,106 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
+)
+
+// maxAdminJSON bounds the bodies of the admin API but plugin uploads
+// (hertzhost.MaxAdminBody): an activity with its items, limits.
+const maxAdminJSON = 1 << 20
+
+// bodyLimit is the largest body the route of c takes, and whether the route
+// is an operator's (its body is read only once the admin token is checked).
+func (g *Gateway) bodyLimit(c *app.RequestContext) (limit int, admin bool) {
+	path := string(c.Path())
+	switch {
+	case !strings.HasPrefix(path, "/admin/"):
+		return g.cfg.MaxBodyBytes, false
+	case string(c.Method()) == "PUT" && strings.HasPrefix(path, "/admin/v1/plugins/"):
+		return hertzhost.MaxAdminBody, true
+	default:
+		return maxAdminJSON, true
+	}
+}
+
+// boundBody refuses a body over its route's limit on its Content-Length
+// alone, before any of it is read beyond the server's read-ahead (the
+// shoppers' limit), and before identity is checked: a stranger cannot make
+// the gateway buffer the 24 MiB a plugin upload may take. Shoppers' bodies
+// sent chunked are read here up to the limit; operators' in readBody, after
+// their token.
+func (g *Gateway) boundBody(ctx context.Context, c *app.RequestContext) {
+	limit, admin := g.bodyLimit(c)
+	if n := c.Request.Header.ContentLength(); n > limit {
+		g.tooLarge(c, limit)
+		return
+	}
+	if !admin && !g.readStream(c, limit) {
+		return
+	}
+	c.Next(ctx)
+}
+
+// readBody reads an operator's body up to its route's limit (after
+// operator has checked the token).
+func (g *Gateway) readBody(ctx context.Context, c *app.RequestContext) {
+	limit, _ := g.bodyLimit(c)
+	if g.readStream(c, limit) {
+		c.Next(ctx)
+	}
+}
+
+// readStream makes a body the server streams (longer than its read-ahead,
+// or chunked) an ordinary one, reading at most limit bytes; over that, the
+// request is refused. It reports whether the handler chain may go on.
+func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
+	n := c.Request.Header.ContentLength()
+	if !c.Request.IsBodyStream() || n >= 0 && n <= g.cfg.MaxBodyBytes {
+		return true // read ahead already
+	}
+	var body []byte
+	var err error
+	if n >= 0 { // n <= limit: boundBody checked
+		body = make([]byte, n)
+		_, err = io.ReadFull(c.Request.BodyStream(), body)
+	} else {
+		body, err = io.ReadAll(io.LimitReader(c.Request.BodyStream(), int64(limit)+1))
+	}
+	switch {
+	case err != nil:
+		c.Request.ResetBody()
+		c.Response.SetConnectionClose()
+		fail(c, domain.EBadRequest, "the body could not be read")
+		return false
+	case len(body) > limit: // chunked: the rest is not read
+		c.Request.ResetBody()
+		g.tooLarge(c, limit)
+		return false
+	}
+	c.Request.SetBody(body)
+	return true
+}
+
+// tooLarge answers 413 and closes the connection after the answer. The
+// rest of a body of known length up to maxDrain is read and thrown away
+// after the answer (never buffered), so a client that writes its whole body
+// before reading gets the 413 rather than a reset connection; a longer or
+// chunked one is not read at all.
+func (g *Gateway) tooLarge(c *app.RequestContext, limit int) {
+	g.shed.add(0, layerInput, "too_large")
+	if n := c.Request.Header.ContentLength(); n < 0 || n > maxDrain {
+		c.Request.ResetBody()
+	}
+	c.Response.SetConnectionClose()
+	fail(c, eTooLarge, fmt.Sprintf("the body is over %d bytes", limit))
+}
+
+// maxDrain is the longest refused body read to its end (see tooLarge).
+const maxDrain = hertzhost.MaxAdminBody
