@@ -68,6 +68,57 @@ func TestBatcherGroups(t *testing.T) {
 	}
 }
 
+// TestBatcherOneWriteAtATime: a key's groups are written one after another, never two
+// at once (two would race on the stock row's version), and a group that waits for
+// its turn goes on filling: under a steady stream, batches grow past what the window
+// alone would gather.
+func TestBatcherOneWriteAtATime(t *testing.T) {
+	var mu sync.Mutex
+	writing := map[int]int{}
+	var sizes []int
+	b := newBatcher(func(_ context.Context, reqs []domain.OrderRequest, _ int) ([]mysql.Written, []error) {
+		bucket := reqs[0].Bucket
+		mu.Lock()
+		writing[bucket]++
+		if writing[bucket] > 1 {
+			t.Errorf("bucket %d: %d writes at once", bucket, writing[bucket])
+		}
+		sizes = append(sizes, len(reqs))
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // a slow transaction
+		mu.Lock()
+		writing[bucket]--
+		mu.Unlock()
+		return make([]mysql.Written, len(reqs)), make([]error, len(reqs))
+	}, 64, time.Millisecond)
+	var wg sync.WaitGroup
+	for i := range 400 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.write(context.Background(), domain.OrderRequest{Ticket: fmt.Sprint(i), ItemID: 1, Bucket: i % 2}, 1); err != nil {
+				t.Error(err)
+			}
+		}()
+		if i%20 == 0 {
+			time.Sleep(time.Millisecond) // a stream, not one burst
+		}
+	}
+	wg.Wait()
+	biggest, total := 0, 0
+	for _, n := range sizes {
+		biggest, total = max(biggest, n), total+n
+	}
+	if total != 400 || biggest > 64 || biggest < 20 {
+		t.Fatalf("got batches %v; want 400 orders, none over 64, some past the 20 one window gathers", sizes)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.keys) != 0 {
+		t.Fatalf("%d keys left behind after every write ended", len(b.keys))
+	}
+}
+
 type failingWriter struct{ *mysql.Store }
 
 func (failingWriter) WriteOrder(context.Context, domain.OrderRequest, int) (mysql.Written, error) {
