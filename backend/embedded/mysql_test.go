@@ -446,3 +446,26 @@ func isDuplicateKey(err error) bool {
 	var me *gomysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1062
 }
+
+// TestStoreWriteBatchIDs: the ids a batch returns are the ones the embedded
+// server gave its orders (the store takes them from the INSERT's first id when
+// the server says its ids are consecutive).
+func TestStoreWriteBatchIDs(t *testing.T) {
+	ctx := context.Background()
+	s := mysql.NewStore(mustStartMySQL(t, 4))
+	a := mustCreateActivity(t, s, domain.StrategyBucket, 1, 1, 20)
+	for round := range 2 {
+		var reqs []domain.OrderRequest
+		for k := range 5 {
+			user := int64(round*10 + k + 1)
+			reqs = append(reqs, order(a, fmt.Sprintf("b%d", user), user, 0, 1))
+		}
+		written, errs := s.WriteBatch(ctx, reqs, 1)
+		for k, r := range reqs {
+			got, err := s.OrderByTicket(ctx, r.Ticket)
+			if errs[k] != nil || err != nil || got.ID != written[k].Order.ID {
+				t.Errorf("%s: batch said id %d (%v); the server has %+v, %v", r.Ticket, written[k].Order.ID, errs[k], got, err)
+			}
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 	first := make([]int, len(reqs))
 	seen := map[string]int{}
 	var fresh []int
-	units := map[int64]int{}
+	buyers := map[int64]buyer{}
 	for i, r := range reqs {
 		if j, ok := seen[r.Ticket]; ok {
 			first[i] = j
@@ -47,17 +47,18 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 		}
 		seen[r.Ticket], first[i] = i, i
 		fresh = append(fresh, i)
-		units[r.UserID] += r.Quantity
+		u := buyers[r.UserID]
+		buyers[r.UserID] = buyer{units: u.units + r.Quantity, orders: u.orders + 1}
 	}
 	together := len(fresh) > 1
-	for _, n := range units {
-		if limit > 0 && n > limit {
+	for _, u := range buyers {
+		if limit > 0 && u.units > limit {
 			together = false // let the order-by-order path refuse the extra ones
 		}
 	}
 	var err error
 	if together {
-		err = s.writeTogether(ctx, reqs, fresh, units, out)
+		err = s.writeTogether(ctx, reqs, fresh, buyers, out)
 		var de *domain.Error
 		if err != nil && !errors.As(err, &de) && !isDuplicate(err) {
 			for _, i := range fresh {
@@ -79,11 +80,14 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 	return out, errs
 }
 
+// buyer is what a batch adds to one user's purchases row.
+type buyer struct{ units, orders int }
+
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, units map[int64]int, out []Written) error {
+func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, buyers map[int64]buyer, out []Written) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)
@@ -105,47 +109,33 @@ func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, f
 	}
 	// A ticket written before fails this with a duplicate key: the caller goes order
 	// by order then.
-	if _, err := tx.ExecContext(ctx, ins.String(), args...); err != nil {
+	res, err := tx.ExecContext(ctx, ins.String(), args...)
+	if err != nil {
 		return fmt.Errorf("insert batch: %w", err)
+	}
+	ids, err := s.batchIDs(ctx, tx, res, reqs, fresh)
+	if err != nil {
+		return err
 	}
 	// New buyers only (a plain INSERT takes no gap locks, so batches of other buckets
 	// do not wait on each other); a buyer who holds units already makes it fail as a
 	// duplicate, and the caller goes order by order, which checks the limit.
 	item := reqs[0].ItemID
 	var up strings.Builder
-	up.WriteString(`INSERT INTO purchases (item_id, user_id, units) VALUES `)
+	up.WriteString(`INSERT INTO purchases (item_id, user_id, units, orders) VALUES `)
 	args = args[:0]
 	n := 0
-	for u, q := range units {
+	for u, b := range buyers {
 		if n > 0 {
 			up.WriteString(",")
 		}
-		up.WriteString("(?, ?, ?)")
-		args = append(args, item, u, q)
+		up.WriteString("(?, ?, ?, ?)")
+		args = append(args, item, u, b.units, b.orders)
 		n++
 	}
 	if _, err := tx.ExecContext(ctx, up.String(), args...); err != nil {
 		return fmt.Errorf("record batch purchases: %w", err)
 	}
-	args = args[:0]
-	for _, i := range fresh {
-		args = append(args, reqs[i].Ticket)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, ticket FROM orders WHERE ticket IN (`+placeholders(len(fresh))+`)`, args...)
-	if err != nil {
-		return fmt.Errorf("read batch ids: %w", err)
-	}
-	ids := map[string]int64{}
-	for rows.Next() {
-		var id int64
-		var t string
-		if err := rows.Scan(&id, &t); err != nil {
-			rows.Close()
-			return err
-		}
-		ids[t] = id
-	}
-	rows.Close()
 	// The stock row is the hot one: it is locked last, so held the shortest.
 	if err := s.moveStock(ctx, tx, item, reqs[0].Bucket, -int64(total)); err != nil {
 		return err
@@ -153,10 +143,75 @@ func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, f
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
-	for _, i := range fresh {
+	for k, i := range fresh {
 		r := reqs[i]
-		out[i] = Written{Order: domain.Order{ID: ids[r.Ticket], Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID,
+		out[i] = Written{Order: domain.Order{ID: ids[k], Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID,
 			Bucket: r.Bucket, Quantity: r.Quantity, AmountCents: r.AmountCents, Status: domain.OrderCreated, CreatedAt: now}}
 	}
 	return nil
+}
+
+// batchIDs returns the ids the multi-row INSERT res gave the orders fresh, in their
+// order. InnoDB gives the rows of one INSERT with a known row count consecutive
+// auto-increment values, auto_increment_increment apart, when innodb_autoinc_lock_mode
+// is 0 or 1 (MariaDB's default is 1); LAST_INSERT_ID is the first. That saves a read of
+// every row back. With the interleaved mode (2), or a server that does not say, the
+// ids are read back by ticket.
+func (s *Store) batchIDs(ctx context.Context, tx *sql.Tx, res sql.Result, reqs []domain.OrderRequest, fresh []int) ([]int64, error) {
+	ids := make([]int64, len(fresh))
+	if step := s.autoIncStep(ctx, tx); step > 0 {
+		first, err := res.LastInsertId()
+		n, err2 := res.RowsAffected()
+		if err == nil && err2 == nil && n == int64(len(fresh)) && first > 0 {
+			for k := range ids {
+				ids[k] = first + int64(k)*step
+			}
+			return ids, nil
+		}
+	}
+	args := make([]any, 0, len(fresh))
+	for _, i := range fresh {
+		args = append(args, reqs[i].Ticket)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, ticket FROM orders WHERE ticket IN (`+placeholders(len(fresh))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read batch ids: %w", err)
+	}
+	defer rows.Close()
+	byTicket := make(map[string]int64, len(fresh))
+	for rows.Next() {
+		var id int64
+		var t string
+		if err := rows.Scan(&id, &t); err != nil {
+			return nil, fmt.Errorf("read batch ids: %w", err)
+		}
+		byTicket[t] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read batch ids: %w", err)
+	}
+	for k, i := range fresh {
+		ids[k] = byTicket[reqs[i].Ticket]
+	}
+	return ids, nil
+}
+
+// autoIncStep is auto_increment_increment when the server gives a multi-row INSERT
+// consecutive ids, else 0. It asks once, inside the batch's transaction (a server that
+// runs one transaction at a time, like the embedded one, would not answer another
+// connection meanwhile); a failed question is asked again next time.
+func (s *Store) autoIncStep(ctx context.Context, tx *sql.Tx) int64 {
+	if v := s.idStep.Load(); v != 0 {
+		return max(v, 0)
+	}
+	var mode, step int64
+	err := tx.QueryRowContext(ctx, `SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment`).Scan(&mode, &step)
+	if err != nil {
+		return 0
+	}
+	if mode > 1 || step < 1 {
+		step = -1 // interleaved: read the ids back
+	}
+	s.idStep.Store(step)
+	return max(step, 0)
 }

@@ -3,6 +3,7 @@ package mysql_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +50,57 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	applied, err := mysql.Migrate(context.Background(), db.DB)
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second migrate: got %v, %v; want nothing applied", applied, err)
+	}
+}
+
+// TestItemCountsBackfill: 0002 counts the live orders each buyer of a database
+// written before it already holds (the stats read them from there since).
+func TestItemCountsBackfill(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	a := newActivity(t, db.Store, 10, 1, 3)
+	for _, r := range []domain.OrderRequest{request(a, 1, "u1a", 1), request(a, 1, "u1b", 2), request(a, 2, "u2", 1)} {
+		if _, err := db.Store.WriteOrder(ctx, r, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := db.Store.OrderByTicket(ctx, "u1b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.Store.EndOrder(ctx, 1, o.ID, domain.OrderCancelled); err != nil {
+		t.Fatal(err)
+	}
+	want := mysql.ItemCounts{Orders: 2, Units: 2}
+	if c, err := db.Store.Counts(ctx, a.Items[0].ID); err != nil || c != want {
+		t.Fatalf("counts as written: got %+v, %v; want %+v", c, err, want)
+	}
+	// As a database from before 0002 would have them, then the backfill.
+	if _, err := db.ExecContext(ctx, `UPDATE purchases SET orders = 0`); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := mysql.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backfill string
+	for _, m := range ms {
+		if m.Version == "0002_item_counts" {
+			for _, stmt := range strings.Split(m.SQL, ";\n") {
+				if strings.Contains(stmt, "UPDATE purchases") {
+					backfill = stmt
+				}
+			}
+		}
+	}
+	if backfill == "" {
+		t.Fatal("0002_item_counts has no backfill")
+	}
+	if _, err := db.ExecContext(ctx, backfill); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := db.Store.Counts(ctx, a.Items[0].ID); err != nil || c != want {
+		t.Fatalf("counts after the backfill: got %+v, %v; want %+v", c, err, want)
 	}
 }
 
@@ -173,4 +225,44 @@ func TestWriteOrderHammer(t *testing.T) {
 			created, soldOut, c.Orders, stock, writers-stock, stock)
 	}
 	t.Logf("optimistic retries: %d", db.Store.Retries())
+}
+
+// TestWriteBatchIDs: batches written at the same time by several writers, on two
+// buckets, each return the ids MySQL gave their orders (they are taken from the
+// INSERT's first id, not read back, so a wrong step or an interleaving would show).
+func TestWriteBatchIDs(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	const writers, batches, size = 8, 10, 12
+	a := newActivity(t, db.Store, writers*batches*size, 2, 1)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				reqs := make([]domain.OrderRequest, size)
+				for k := range reqs {
+					user := int64((w*batches+b)*size + k + 1)
+					reqs[k] = request(a, user, fmt.Sprintf("id-%d", user), 1)
+					reqs[k].Bucket = w % 2
+				}
+				written, errs := db.Store.WriteBatch(ctx, reqs, 1)
+				for k, r := range reqs {
+					if errs[k] != nil {
+						t.Errorf("%s: %v", r.Ticket, errs[k])
+						continue
+					}
+					got, err := db.Store.OrderByTicket(ctx, r.Ticket)
+					if err != nil || got.ID != written[k].Order.ID || got.UserID != r.UserID {
+						t.Errorf("%s: batch said id %d; MySQL has %+v, %v", r.Ticket, written[k].Order.ID, got, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if left := available(t, db.Store, a.Items[0].ID); left != 0 {
+		t.Fatalf("%d units left, want 0", left)
+	}
 }
