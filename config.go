@@ -48,7 +48,7 @@ func defaultConfig() Config {
 	return Config{
 		RocketMQ: backend.RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
 		Backend:  backend.Config{Listen: "127.0.0.1:8888", UnpaidTimeout: 15 * time.Minute},
-		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 16, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
+		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 64, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
 		Gateway: gateway.Config{
 			Listen: "127.0.0.1:8080",
 			Limits: ratelimit.Limits{
@@ -83,7 +83,7 @@ var settings = []struct{ env, yaml, help string }{
 	{"SECKILL_ADMIN_TOKEN", "gateway.admin_token", "operators' bearer token, 16+ bytes (never logged)"},
 	{"SECKILL_WORKER_GOROUTINES", "worker.goroutines", "batches a worker writes at once (default 8)"},
 	{"SECKILL_WORKER_METRICS", "worker.metrics_listen", "where the worker serves /metrics (default 127.0.0.1:9102)"},
-	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders of one item and bucket per worker transaction (default 16; 1 turns batching off)"},
+	{"SECKILL_WORKER_BATCH", "worker.batch_size", "most orders of one item and bucket per worker transaction (default 64; 1 turns batching off)"},
 	{"SECKILL_TRACING_EXPORTER", "tracing.exporter", "OpenTelemetry spans: none (default), stdout or otlp"},
 	{"SECKILL_TRACING_ENDPOINT", "tracing.endpoint", "OTLP/HTTP collector for otlp, e.g. 127.0.0.1:4318"},
 	{"SECKILL_LOG_LEVEL", "log.level", "debug, info, warn or error"},
