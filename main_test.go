@@ -74,7 +74,7 @@ func TestReadmeConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("README's configuration: %v", err)
 	}
-	if cfg.Worker.BatchSize != 16 || cfg.Gateway.Limits.User.RPS != 5 || cfg.Backend.UnpaidTimeout.Minutes() != 15 {
+	if cfg.Worker.BatchSize != 64 || cfg.Gateway.Limits.User.RPS != 5 || cfg.Backend.UnpaidTimeout.Minutes() != 15 {
 		t.Fatalf("got %+v, want the README's values", cfg)
 	}
 }
