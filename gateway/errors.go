@@ -29,6 +29,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case domain.EUnavailable:
 		return http.StatusServiceUnavailable
+	case domain.EOutcomeUnknown:
+		return http.StatusGatewayTimeout
 	case domain.EForbidden, eRejected:
 		return http.StatusForbidden
 	case eUnauthorized:

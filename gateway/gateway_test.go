@@ -42,6 +42,8 @@ type stubBackend struct {
 	remaining   int64
 	calls       map[string]int
 	lastUser    int64
+	placeDelay  time.Duration // PlaceOrder answers this late (after taking the order)
+	keys        []string      // the idempotency keys PlaceOrder saw
 }
 
 func (s *stubBackend) count(m string) {
@@ -78,8 +80,14 @@ func (s *stubBackend) PlaceOrder(_ context.Context, req *rpc.PlaceOrderReq) (*rp
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUser = req.UserId
+	s.keys = append(s.keys, req.IdempotencyKey)
 	if s.placeErr != nil {
 		return nil, rpcerr.ToBiz(s.placeErr)
+	}
+	if d := s.placeDelay; d > 0 {
+		s.mu.Unlock()
+		time.Sleep(d)
+		s.mu.Lock()
 	}
 	return &rpc.PlaceOrderResp{Status: "pending", Ticket: fmt.Sprintf("%d-%d-t%d", req.ActivityId, req.ItemId, req.UserId)}, nil
 }
@@ -98,7 +106,7 @@ type fixture struct {
 	gw      *gateway.Main
 }
 
-func start(t *testing.T, limits ratelimit.Limits) *fixture {
+func start(t *testing.T, limits ratelimit.Limits, opts ...func(*gateway.Config)) *fixture {
 	t.Helper()
 	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
 		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
@@ -110,9 +118,12 @@ func start(t *testing.T, limits ratelimit.Limits) *fixture {
 	go srv.Run()
 	t.Cleanup(func() { srv.Stop() })
 	time.Sleep(50 * time.Millisecond)
-	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
-		JWTSecret: secret, AdminToken: admin, Limits: limits, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond},
-		gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
+		JWTSecret: secret, AdminToken: admin, Limits: limits, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	g, err := gateway.Open(context.Background(), cfg, gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,6 +383,44 @@ func TestBackendDown(t *testing.T) {
 	if r := f.do(t, "GET", "/healthz", "", ""); r.status != 200 {
 		t.Fatalf("healthz: got %d, want 200", r.status)
 	}
+}
+
+// TestBackendTooSlow: an order the backend takes but answers too late gets 504
+// outcome_unknown, not 503 "nothing was taken", with the key that learns its outcome;
+// a retry with that key reaches the backend with the same key (the backend answers it
+// from the first attempt, never placing a second order).
+func TestBackendTooSlow(t *testing.T) {
+	f := start(t, ratelimit.Limits{}, func(c *gateway.Config) { c.RPCTimeout = 200 * time.Millisecond })
+	f.backend.mu.Lock()
+	f.backend.placeDelay = time.Second
+	f.backend.mu.Unlock()
+	for _, sent := range []string{"", "my-key-1"} {
+		req, _ := http.NewRequest("POST", f.url+"/api/v1/orders", strings.NewReader(order))
+		req.Header.Set("Authorization", "Bearer "+tok(t, 5))
+		if sent != "" {
+			req.Header.Set("Idempotency-Key", sent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		key := resp.Header.Get("Idempotency-Key")
+		if resp.StatusCode != 504 || body["error"] != "outcome_unknown" || key == "" || (sent != "" && key != sent) ||
+			!strings.Contains(fmt.Sprint(body["message"]), key) {
+			t.Fatalf("key %q: got %d %v, key %q; want 504 outcome_unknown naming the key", sent, resp.StatusCode, body, key)
+		}
+		f.backend.mu.Lock()
+		seen := f.backend.keys[len(f.backend.keys)-1]
+		f.backend.mu.Unlock()
+		if seen != key {
+			t.Fatalf("the backend saw key %q, the answer says %q", seen, key)
+		}
+	}
+	// A refusal before the request leaves (nobody listening) is still 503 unavailable:
+	// TestBackendDown.
 }
 
 func FuzzDecodeOrder(f *testing.F) {

@@ -360,9 +360,15 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	defer span.End()
 	resp, err := g.backend.PlaceOrder(ctx, &rpc.PlaceOrderReq{UserId: userOf(c), ActivityId: b.ActivityID, ItemId: b.ItemID,
 		Quantity: int32(b.Quantity), IdempotencyKey: key, Trace: telemetry.Inject(ctx, nil)})
-	if err = rpcerr.FromRPC(err); err != nil {
+	if err = rpcerr.FromRPCChange(err); err != nil {
 		span.SetStatus(codes.Error, domain.ErrorCode(err))
 		code := domain.ErrorCode(err)
+		if code == domain.EOutcomeUnknown {
+			// The order may exist: the same key gets its outcome (and never a second
+			// order), so the answer hands the key over, the gateway's own included.
+			c.Header("Idempotency-Key", key)
+			err = domain.Errorf(code, "the backend did not answer in time; the order may have been placed: retry with Idempotency-Key %s to learn its outcome", key)
+		}
 		if code == domain.ESoldOut {
 			g.edge.markSoldOut(b.ActivityID, b.ItemID)
 		}
@@ -423,9 +429,17 @@ func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
 	c.JSON(http.StatusOK, map[string]any{"orders": out})
 }
 
-func (g *Gateway) orderCall(ctx context.Context, c *app.RequestContext, call func(context.Context, *rpc.OrderReq, ...callopt) (*rpc.Order, error)) {
+// orderCall calls the backend on one of the caller's orders; change says the call
+// changes the order, so a timeout's outcome is unknown (retrying it is safe: ending or
+// paying an order twice is not an error).
+func (g *Gateway) orderCall(ctx context.Context, c *app.RequestContext, change bool, call func(context.Context, *rpc.OrderReq, ...callopt) (*rpc.Order, error)) {
 	o, err := call(ctx, &rpc.OrderReq{UserId: userOf(c), OrderId: c.Param("id")})
-	if err = rpcerr.FromRPC(err); err != nil {
+	if change {
+		err = rpcerr.FromRPCChange(err)
+	} else {
+		err = rpcerr.FromRPC(err)
+	}
+	if err != nil {
 		failErr(c, err)
 		return
 	}
@@ -433,15 +447,15 @@ func (g *Gateway) orderCall(ctx context.Context, c *app.RequestContext, call fun
 }
 
 func (g *Gateway) getOrder(ctx context.Context, c *app.RequestContext) {
-	g.orderCall(ctx, c, g.backend.GetOrder)
+	g.orderCall(ctx, c, false, g.backend.GetOrder)
 }
 
 func (g *Gateway) cancelOrder(ctx context.Context, c *app.RequestContext) {
-	g.orderCall(ctx, c, g.backend.CancelOrder)
+	g.orderCall(ctx, c, true, g.backend.CancelOrder)
 }
 
 func (g *Gateway) payOrder(ctx context.Context, c *app.RequestContext) {
-	g.orderCall(ctx, c, g.backend.PayOrder)
+	g.orderCall(ctx, c, true, g.backend.PayOrder)
 }
 
 func parseID(c *app.RequestContext) (int64, bool) {

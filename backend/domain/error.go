@@ -18,6 +18,10 @@ const (
 	EConflict      = "conflict"
 	EForbidden     = "forbidden"
 	EInternal      = "internal"
+	// EOutcomeUnknown: a change was asked of a backend that did not answer (a timeout,
+	// a connection lost mid-call); it may or may not have been made. Only the gateway
+	// gives it, never the backend.
+	EOutcomeUnknown = "outcome_unknown"
 )
 
 // Error is the domain's coded error. Message is meant for the person on the other end.

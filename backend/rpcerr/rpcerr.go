@@ -61,3 +61,37 @@ func FromRPC(err error) error {
 	}
 	return &domain.Error{Code: domain.EUnavailable, Message: "the backend is unavailable; nothing was taken"}
 }
+
+// notSent are the kitex failures that happen before a request leaves the client: no
+// instance, no connection, a breaker or limit in the way. The backend cannot have acted
+// on such a request.
+var notSent = []error{
+	kerrors.ErrServiceDiscovery, kerrors.ErrGetConnection, kerrors.ErrLoadbalance,
+	kerrors.ErrCircuitBreak, kerrors.ErrACL, kerrors.ErrOverlimit,
+	kerrors.ErrNoResolver, kerrors.ErrNoDestService, kerrors.ErrNoDestAddress, kerrors.ErrNoConnection,
+}
+
+// FromRPCChange is FromRPC for a call that changes something (placing, cancelling or
+// paying an order). A failure that may have come after the request reached the
+// backend (a timeout, a connection lost mid-call) is outcome_unknown: the backend may
+// have done it, so "unavailable, nothing was taken" would be a lie. Failures before
+// the request left stay unavailable.
+func FromRPCChange(err error) error {
+	out := FromRPC(err)
+	if domain.ErrorCode(out) != domain.EUnavailable {
+		return out
+	}
+	if _, ok := kerrors.FromBizStatusError(err); ok {
+		return out // the backend itself said unavailable: it took nothing
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return out
+	}
+	for _, e := range notSent {
+		if errors.Is(err, e) {
+			return out
+		}
+	}
+	return &domain.Error{Code: domain.EOutcomeUnknown, Message: "the backend did not answer in time; the change may or may not have been made"}
+}
