@@ -1,0 +1,132 @@
+package rocketmq_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/queue"
+	"github.com/seckill/flashsale/backend/rocketmq"
+	"github.com/seckill/flashsale/backend/testenv"
+)
+
+// seen is what a test's handler was handed, by ticket.
+type seen struct {
+	mu         sync.Mutex
+	deliveries map[string][]queue.Delivery
+}
+
+func (s *seen) add(d queue.Delivery) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliveries[d.Request.Ticket] = append(s.deliveries[d.Request.Ticket], d)
+}
+
+func (s *seen) get(ticket string) []queue.Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.deliveries[ticket])
+}
+
+// TestPublishConsume on the real broker: every published request reaches the handler
+// intact (trace context included); a request whose batch keeps failing is delivered
+// again, MaxAttempts times in all, the last marked Last, and never after the handler
+// acknowledged it; a request that does not validate arrives marked Malformed.
+func TestPublishConsume(t *testing.T) {
+	tag := "rq" + testenv.ID()
+	p, err := rocketmq.NewProducer(rocketmq.ProducerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Tag: tag, Group: "p_" + tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const attempts = 3
+	got := &seen{deliveries: map[string][]queue.Delivery{}}
+	h := queue.HandlerFunc(func(_ context.Context, batch []queue.Delivery) error {
+		for _, d := range batch {
+			got.add(d)
+		}
+		for _, d := range batch {
+			if d.Request.UserID == 666 && !d.Last {
+				return errors.New("injected: the database is down")
+			}
+		}
+		return nil
+	})
+	c, err := rocketmq.NewConsumer(rocketmq.ConsumerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(),
+		Group: "c_" + tag, Tag: tag, Goroutines: 4, BatchSize: 1, MaxAttempts: attempts}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	ctx := context.Background()
+	want := map[string]domain.OrderRequest{}
+	for i := range 40 {
+		r := domain.OrderRequest{Ticket: fmt.Sprintf("%s-%d", tag, i), UserID: int64(i + 1), ActivityID: 7, ItemID: 70 + int64(i%3),
+			Bucket: i % 2, Quantity: 1, AmountCents: 100, AdmittedAt: time.Now().UnixMilli(), Trace: map[string]string{"traceparent": fmt.Sprint(i)}}
+		if i == 39 {
+			r.UserID = 666 // its handler fails until the last delivery
+		}
+		want[r.Ticket] = r
+	}
+	bad := domain.OrderRequest{Ticket: tag + "-bad", UserID: 1, ActivityID: 7, ItemID: 70} // no quantity
+	for _, r := range append(slices.Collect(maps.Values(want)), bad) {
+		if err := p.Publish(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	failing := tag + "-39"
+	published := time.Now()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		missing := 0
+		for ticket := range want {
+			if len(got.get(ticket)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 && len(got.get(failing)) >= attempts && len(got.get(bad.Ticket)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90 s: %d requests never delivered, the failing one delivered %d times, the malformed one %d",
+				missing, len(got.get(failing)), len(got.get(bad.Ticket)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("every request delivered, the failing one %d times, %v after publishing", attempts, time.Since(published).Round(time.Millisecond))
+	for ticket, r := range want {
+		d := got.get(ticket)[0]
+		if !equalRequest(d.Request, r) || d.Malformed != nil || d.Attempt != 1 {
+			t.Errorf("%s: got %+v, want %+v on its first attempt", ticket, d, r)
+		}
+	}
+	if d := got.get(bad.Ticket)[0]; d.Malformed == nil {
+		t.Errorf("the request without a quantity arrived unmarked: %+v", d)
+	}
+	// The failing one: attempts 1..MaxAttempts, only the last marked Last, and nothing
+	// more once it was acknowledged.
+	time.Sleep(3 * time.Second)
+	ds := got.get(failing)
+	if len(ds) != attempts {
+		t.Fatalf("the failing request was delivered %d times, want %d", len(ds), attempts)
+	}
+	for i, d := range ds {
+		if d.Attempt != i+1 || d.Last != (i == attempts-1) {
+			t.Errorf("delivery %d of the failing request: attempt %d, last %v", i+1, d.Attempt, d.Last)
+		}
+	}
+}
+
+func equalRequest(a, b domain.OrderRequest) bool {
+	return a.Ticket == b.Ticket && a.UserID == b.UserID && a.ActivityID == b.ActivityID && a.ItemID == b.ItemID &&
+		a.Bucket == b.Bucket && a.Quantity == b.Quantity && a.AmountCents == b.AmountCents && a.AdmittedAt == b.AdmittedAt &&
+		maps.Equal(a.Trace, b.Trace)
+}
