@@ -124,6 +124,13 @@ type Manager struct {
 
 	chain atomic.Pointer[chain]
 
+	// instantiating bounds the instantiations running at once, all plugins
+	// together (pool fills on load and swap, replacements of discarded
+	// instances): GOMAXPROCS/2, at least 1. An instantiation is ~10ms of
+	// CPU that cannot yield; on a 2-core gateway two at once, or one beside
+	// a looping guest, left no core to the requests.
+	instantiating chan struct{}
+
 	mu     sync.Mutex // serializes changes of the chain
 	stats  map[string]*stats
 	closed bool
@@ -182,6 +189,8 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		counters: opts.Counters,
 		cache:    opts.CompilationCache,
 		stats:    make(map[string]*stats),
+
+		instantiating: make(chan struct{}, max(runtime.GOMAXPROCS(0)/2, 1)),
 	}
 	if m.cache == nil {
 		m.cache = wazero.NewCompilationCache()
@@ -412,20 +421,18 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 	p.requestOnly, p.startFn = md.requestOnly, md.startFn
 
 	// Fill the pool now, off the request path; this also proves the
-	// guest initializes (a bad config can make it panic here). One
-	// instance at a time per two cores: on a small machine a swap under
-	// load must not take every core from the requests the old plugin is
-	// still serving.
+	// guest initializes (a bad config can make it panic here). At most
+	// Manager.instantiating at once: a swap under load must not take
+	// every core from the requests the old plugin is still serving.
 	errs := make([]error, spec.PoolSize)
 	insts := make([]*instance, spec.PoolSize)
-	sem := make(chan struct{}, max(runtime.GOMAXPROCS(0)/2, 1))
 	var wg sync.WaitGroup
 	for i := range spec.PoolSize {
 		wg.Add(1)
-		sem <- struct{}{}
+		m.instantiating <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer func() { <-m.instantiating }()
 			insts[i], errs[i] = p.newInstance(ctx)
 		}()
 	}

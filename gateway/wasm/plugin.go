@@ -193,7 +193,13 @@ func (p *plugin) startRefiller() {
 			case <-p.refill:
 			}
 			for p.live.Load() < int32(p.spec.PoolSize) {
+				select { // one of the Manager's instantiation slots
+				case <-p.done:
+					return
+				case p.m.instantiating <- struct{}{}:
+				}
 				in, err := p.newInstance(context.Background())
+				<-p.m.instantiating
 				if err != nil {
 					p.m.log.Error("wasm instance", "plugin", p.name, "err", err)
 					select { // retry later; requests fail per policy meanwhile
