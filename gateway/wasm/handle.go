@@ -198,7 +198,7 @@ func (p *plugin) handleRequest(ctx context.Context, host Host) requestResult {
 	}
 	cs := &callState{p: p, inst: in, host: host, features: in.features}
 	in.stack[0] = 0
-	err = in.handleRequest.CallWithStack(context.WithValue(ctx, callKey{}, cs), in.stack[:])
+	err = in.call(context.WithValue(ctx, callKey{}, cs), in.handleRequest)
 	cs.closeBodies()
 	p.stats.observe(time.Since(start))
 	if err != nil {
@@ -237,7 +237,7 @@ func (p *plugin) handleResponse(ctx context.Context, in *instance, cs *callState
 		isError = 1
 	}
 	in.stack[0], in.stack[1] = uint64(reqCtx), isError
-	err := in.handleResponse.CallWithStack(context.WithValue(ctx, callKey{}, cs), in.stack[:])
+	err := in.call(context.WithValue(ctx, callKey{}, cs), in.handleResponse)
 	cs.closeBodies()
 	if err != nil {
 		p.countFailure(ctx, err, "handle_response")

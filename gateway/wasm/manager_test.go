@@ -738,3 +738,83 @@ func TestSwapSameModuleReusesCompiled(t *testing.T) {
 		t.Errorf("instantiate in the module's runtime after its last plugin went: got no error, want the runtime closed")
 	}
 }
+
+// TestCloseWithCallsInFlight: a plugin closed while calls still use its
+// instances (the drain timed out) neither crashes the gateway nor leaves the
+// calls hanging: one call is looping inside the guest, another holds its
+// instance for the response phase while next runs.
+func TestCloseWithCallsInFlight(t *testing.T) {
+	m := newTestManager(t, Options{DrainTimeout: 20 * time.Millisecond})
+	mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, Order: 1})
+	mustPut(t, m, "looping", Spec{Wasm: mustReadWasm(t, probeWasm), PoolSize: 1, Order: 2, Timeout: 5 * time.Second})
+
+	inNext, release := make(chan struct{}), make(chan struct{})
+	held := make(chan Verdict)
+	go func() {
+		// The probe admits this one (no X-Probe), then next waits.
+		held <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
+			close(inNext)
+			<-release
+			return nil
+		})
+	}()
+	<-inNext
+	looped := make(chan Verdict)
+	go func() {
+		// Waits for held's instance of "held" until its deadline (2s),
+		// so take the probe alone: delete "held" first.
+		looped <- m.Handle(context.Background(), newTestHost("X-Probe", "loop"), func(context.Context) error { return nil })
+	}()
+	if err := m.Delete(context.Background(), "held"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let the loop start (it runs up to 5s otherwise)
+	if err := m.Delete(context.Background(), "looping"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case v := <-looped:
+		if !v.Admitted { // fail open: the loop was cut off by the close
+			t.Errorf("looping call: got %+v, want admitted (fail open)", v)
+		}
+	case <-time.After(4 * time.Second):
+		t.Fatal("looping call still running 4s after its plugin was closed, want it cut off")
+	}
+	close(release)
+	if v := <-held; !v.Admitted {
+		t.Errorf("held call: got %+v, want admitted (its response phase fails quietly)", v)
+	}
+}
+
+// TestGuestMemoryFreedAfterLastCall: guest memory that wazero frees while a
+// call runs on it stays mapped until the call leaves; no call starts on
+// freed memory.
+func TestGuestMemoryFreedAfterLastCall(t *testing.T) {
+	in := &instance{}
+	alloc := memoryAllocator(in)
+	if alloc == nil {
+		t.Skip("guest memory is wazero's on this platform")
+	}
+	lm := alloc.Allocate(64<<10, 4*64<<10)
+	if got := len(lm.Reallocate(2 * 64 << 10)); got != 2*64<<10 || in.mem == nil {
+		t.Fatalf("got %d bytes (memory recorded: %v), want %d", got, in.mem != nil, 2*64<<10)
+	}
+	if b := lm.Reallocate(5 * 64 << 10); b != nil {
+		t.Errorf("grow past the limit: got %d bytes, want nil", len(b))
+	}
+	if !in.mem.enter() {
+		t.Fatal("enter before free: got false, want true")
+	}
+	lm.Free() // the module closed under a running call
+	if in.mem.buf == nil {
+		t.Fatal("freed while a call runs on it, want it kept until the call leaves")
+	}
+	in.mem.buf[0] = 1 // still mapped: no fault
+	in.mem.leave()
+	if in.mem.buf != nil {
+		t.Error("still held after the last call left, want it unmapped")
+	}
+	if in.mem.enter() {
+		t.Error("enter after free: got true, want false")
+	}
+}

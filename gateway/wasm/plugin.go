@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/http-wasm/http-wasm-host-go/api/handler"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -62,6 +64,21 @@ type instance struct {
 	handleResponse api.Function
 	features       handler.Features // enabled during initialization
 	stack          [2]uint64        // call stack of handle_request/handle_response
+	mem            *guestMemory     // nil: wazero's own (memory.go)
+}
+
+var errInstanceClosed = errors.New("wasm instance closed")
+
+// call calls fn (handle_request or handle_response) with in.stack, if the
+// instance's memory is still there (memory.go).
+func (in *instance) call(ctx context.Context, fn api.Function) error {
+	if in.mem != nil {
+		if !in.mem.enter() {
+			return errInstanceClosed
+		}
+		defer in.mem.leave()
+	}
+	return fn.CallWithStack(ctx, in.stack[:])
 }
 
 func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule) error {
@@ -103,6 +120,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	defer cancel()
 	inst := &instance{}
 	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
+	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator(inst))
 
 	id := strconv.FormatUint(p.mod.nextID.Add(1), 10)
 	cfg := wazero.NewModuleConfig().
