@@ -30,10 +30,15 @@ type Activities interface {
 
 // Config tunes a worker.
 type Config struct {
-	// WriteAttempts is how often a transient write failure is retried in process before
-	// the batch goes back to the queue for a later delivery.
+	// A transient write failure (the database unreachable, say) is retried in process,
+	// the wait doubling from RetryBackoff up to 1 s, for RetryFor (default 30 s) or
+	// WriteAttempts tries (0: no bound but the time), before the batch goes back to the
+	// queue for a later delivery. Riding an outage out in process writes the orders the
+	// moment the database is back; a redelivery comes a second or more later, and the
+	// first one of a new consumer group can take the client's 30 s route refresh.
 	WriteAttempts int
 	RetryBackoff  time.Duration
+	RetryFor      time.Duration
 	// BatchSize is the most orders of one item and bucket written in one transaction;
 	// 1 writes each order on its own.
 	BatchSize int
@@ -62,8 +67,8 @@ var _ queue.Handler = (*Worker)(nil)
 
 // New returns a Worker.
 func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg Config, m *Metrics, log *slog.Logger) *Worker {
-	if cfg.WriteAttempts <= 0 {
-		cfg.WriteAttempts = 5 // with the doubling backoff, rides out about 3 s in process
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 30 * time.Second
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
@@ -157,7 +162,9 @@ func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) 
 	// In flight, or unknown to Redis (it lost its state): write it; MySQL guards stock
 	// and the per-user limit by itself.
 	var werr error
-	for attempt := 1; attempt <= w.cfg.WriteAttempts; attempt++ {
+	first := time.Now()
+	wait := w.cfg.RetryBackoff
+	for attempt := 1; w.cfg.WriteAttempts <= 0 || attempt <= w.cfg.WriteAttempts; attempt++ {
 		written, err := w.write(ctx, r, a.PerUserLimit)
 		if err == nil {
 			res := "created"
@@ -172,12 +179,16 @@ func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) 
 			return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, de.Code)
 		}
 		werr = err
+		if time.Since(first)+wait > w.cfg.RetryFor {
+			break
+		}
 		w.m.WriteRetries.Inc()
 		select {
 		case <-ctx.Done():
 			return "retry", ctx.Err()
-		case <-time.After(w.cfg.RetryBackoff << (attempt - 1)):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, time.Second)
 	}
 	if !d.Last {
 		w.log.Warn("write failed; the message will be delivered again", "ticket", r.Ticket, "attempt", d.Attempt, "err", werr)

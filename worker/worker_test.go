@@ -121,6 +121,24 @@ func TestBatcherOneWriteAtATime(t *testing.T) {
 
 type failingWriter struct{ *mysql.Store }
 
+// flakyWriter fails its first n writes as a database that is unreachable would.
+type flakyWriter struct {
+	*mysql.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (f *flakyWriter) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error) {
+	f.mu.Lock()
+	fail := f.n > 0
+	f.n--
+	f.mu.Unlock()
+	if fail {
+		return mysql.Written{}, errors.New("injected: database unreachable")
+	}
+	return f.Store.WriteOrder(ctx, r, limit)
+}
+
 func (failingWriter) WriteOrder(context.Context, domain.OrderRequest, int) (mysql.Written, error) {
 	return mysql.Written{}, errors.New("injected: database unreachable")
 }
@@ -216,6 +234,19 @@ func TestHandleOutcomes(t *testing.T) {
 		}
 		if tk, err := stock.Ticket(ctx, 3, r.Ticket); err != nil || tk.Status != domain.TicketFailed {
 			t.Fatalf("got %+v, %v; want failed", tk, err)
+		}
+	})
+	t.Run("an outage shorter than RetryFor is ridden out in process", func(t *testing.T) {
+		w := New(&flakyWriter{Store: db.Store, n: 6}, stock, catalog, Config{RetryBackoff: time.Millisecond, RetryFor: time.Minute}, nil, quiet)
+		d := admit(4)
+		if err := w.Handle(ctx, []queue.Delivery{d}); err != nil {
+			t.Fatalf("got %v, want the order written on the seventh try and acknowledged", err)
+		}
+		if tk, _ := stock.Ticket(ctx, 4, d.Request.Ticket); tk.Status != domain.TicketCreated {
+			t.Fatalf("got %+v, want created", tk)
+		}
+		if got := counter(t, w.m.WriteRetries); got != 6 {
+			t.Fatalf("got %v retries, want 6", got)
 		}
 	})
 }
