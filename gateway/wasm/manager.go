@@ -128,7 +128,8 @@ type Manager struct {
 	// together (pool fills on load and swap, replacements of discarded
 	// instances): GOMAXPROCS/2, at least 1. An instantiation is ~10ms of
 	// CPU that cannot yield; on a 2-core gateway two at once, or one beside
-	// a looping guest, left no core to the requests.
+	// a looping guest, left no core to the requests. A pool down to half
+	// its size is refilled without waiting for a slot (plugin.go).
 	instantiating chan struct{}
 
 	mu     sync.Mutex // serializes changes of the chain

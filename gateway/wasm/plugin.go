@@ -211,13 +211,21 @@ func (p *plugin) startRefiller() {
 			case <-p.refill:
 			}
 			for p.live.Load() < int32(p.spec.PoolSize) {
-				select { // one of the Manager's instantiation slots
-				case <-p.done:
-					return
-				case p.m.instantiating <- struct{}{}:
+				// One of the Manager's instantiation slots, unless half the
+				// pool is gone: then requests are about to wait out their
+				// deadline for an instance, which costs more than a core.
+				slot := p.live.Load() > int32(p.spec.PoolSize/2)
+				if slot {
+					select {
+					case <-p.done:
+						return
+					case p.m.instantiating <- struct{}{}:
+					}
 				}
 				in, err := p.newInstance(context.Background())
-				<-p.m.instantiating
+				if slot {
+					<-p.m.instantiating
+				}
 				if err != nil {
 					p.m.log.Error("wasm instance", "plugin", p.name, "err", err)
 					select { // retry later; requests fail per policy meanwhile
