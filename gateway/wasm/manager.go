@@ -394,7 +394,7 @@ func (m *Manager) retire(ctx context.Context, p *plugin) {
 // instance pool. A module already loaded from the same bytes with the same
 // memory limit is reused as it is: it was checked when it was compiled.
 func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugin, error) {
-	sum := sha256.Sum256(spec.Wasm)
+	sum := politeSHA256(spec.Wasm)
 	p := &plugin{
 		m:        m,
 		name:     name,
@@ -435,6 +435,7 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 			defer wg.Done()
 			defer func() { <-m.instantiating }()
 			insts[i], errs[i] = p.newInstance(ctx)
+			runtime.Gosched() // let requests have the core before the next one
 		}()
 	}
 	wg.Wait()
@@ -479,6 +480,21 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	}
 	md.refs.Store(1)
 	return md, nil
+}
+
+// politeSHA256 hashes b in pieces of 256 KiB, yielding the processor
+// between them (a module is megabytes; see decodeBase64Politely in
+// hertzhost).
+func politeSHA256(b []byte) [sha256.Size]byte {
+	const piece = 256 << 10
+	h := sha256.New()
+	for i := 0; i < len(b); i += piece {
+		h.Write(b[i:min(i+piece, len(b))])
+		runtime.Gosched()
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 func firstErr(errs []error) error {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/bytedance/sonic"
@@ -136,7 +137,7 @@ func (a admin) put(ctx context.Context, c *app.RequestContext) {
 		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	wasmBytes, err := base64.StdEncoding.DecodeString(req.WasmBase64)
+	wasmBytes, err := decodeBase64Politely(req.WasmBase64)
 	if err != nil {
 		writeError(c, http.StatusBadRequest, "bad_request", "wasm_base64: "+err.Error())
 		return
@@ -158,6 +159,28 @@ func (a admin) put(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	writeJSON(c, http.StatusOK, PluginOf(info))
+}
+
+// decodeBase64Politely decodes s in pieces of 256 KiB, yielding the
+// processor between them: a module is megabytes of base64, and on a small
+// gateway decoding it in one go held a core from the requests for 5-20ms.
+func decodeBase64Politely(s string) ([]byte, error) {
+	const piece = 256 << 10 // a multiple of 4: padding only at the very end
+	enc := base64.StdEncoding
+	out := make([]byte, enc.DecodedLen(len(s)))
+	n := 0
+	for i := 0; i < len(s); i += piece {
+		m, err := enc.Decode(out[n:], []byte(s[i:min(i+piece, len(s))]))
+		if err != nil {
+			if ce, ok := err.(base64.CorruptInputError); ok {
+				return nil, base64.CorruptInputError(int64(i) + int64(ce))
+			}
+			return nil, err
+		}
+		n += m
+		runtime.Gosched()
+	}
+	return out[:n], nil
 }
 
 // putJSON decodes well-formed PUT bodies fast: encoding/json scans a 4.5 MB
