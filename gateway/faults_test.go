@@ -679,24 +679,25 @@ var benchMixes = []struct {
 //	go test -run '^$' -bench BenchmarkPluginFaults -benchtime 3000x -count 3 ./gateway/ [-faults-per-second 2]
 //
 // Latest figures (2026-11-26, the 2 shared cores this was written on, 3 runs
-// each: calm p99 / storm p99 in ms, p99-ratio; no healthy request failed, no
-// fault was answered against its policy; loop, bomb and swap at 2/s were run
-// again after a neighbour's load had pushed the calm p99 past 100ms):
+// each: calm p99 / storm p99 in ms, p99-ratio; no fault was answered against
+// its policy; healthy requests failed: 1 of 9,000 in the swap runs at 20/s, 2 of
+// 9,000 in the whole mix at 2/s, none elsewhere):
 //
 //	            20 faults/s                      2 faults/s
-//	all    2.3-3.6 / 32-54   ratio 13-16     3.5-3.9 / 33-42   ratio 8.6-12
-//	trap   2.6-4.3 / 12-76   ratio 2.9-20    2.3-3.2 / 4.0-6.2 ratio 1.5-2.7
-//	loop   3.3-8.6 / 22-26   ratio 2.7-7.9   3.3-3.9 / 7.3-18  ratio 2.2-4.6
-//	bomb   3.4-4.7 / 18-28   ratio 4.1-7.1   2.7-4.4 / 6.0-9.9 ratio 1.4-3.5
-//	swap   2.6-3.3 / 23-35   ratio 6.9-13    3.3-4.7 / 22-26   ratio 4.7-7.7
+//	all    3.1-3.7 / 5.7-18  ratio 1.6-5.8   3.2-4.8 / 4.6-15  ratio 1.2-3.2
+//	trap   4.2-4.7 / 3.9-5.3 ratio 0.9-1.2   2.9-4.7 / 3.2-5.3 ratio 1.0-1.1
+//	loop   2.4-2.8 / 4.3-4.4 ratio 1.5-1.8   2.9-4.4 / 3.8-4.1 ratio 0.9-1.4
+//	bomb   2.3-2.7 / 3.5-4.1 ratio 1.5-1.6   2.5-3.2 / 2.7-4.0 ratio 0.9-1.3
+//	swap   2.5-3.6 / 4.1-22  ratio 1.5-5.9   2.8-4.3 / 4.3-7.0 ratio 1.3-2.5
 //
-// Short of the goal, and why: every fault but a swap costs a new instance,
-// ~7-10ms of CPU inside wazero that cannot yield; a looping guest holds a
-// core until its deadline's timer, which needs the other core, fires; a swap
-// instantiates the new pool. On 2 cores any of these beside another leaves
-// the requests no core for 10-20ms. The calm p99 (~3ms) is small, so the
-// ratio magnifies those stalls; the swap (same rate at both fault rates)
-// dominates the whole mix at 2 faults/s.
+// Before the gateway raised GOMAXPROCS and GOGC the same runs gave the whole
+// mix 13-16 (20/s) and 8.6-12 (2/s). A guest cannot be preempted: one that
+// loops until its deadline, or an instance being made, holds its Go processor,
+// so with only two the requests had no core for 10-20ms; with four a core the
+// OS shares the cores instead. A swap's upload allocates megabytes, and at
+// GOGC 100 the collections it set off stalled requests with mark assists.
+// Still short of 2x: the hot swap every second (its p99 varies most from run
+// to run), and so the whole mix.
 func BenchmarkPluginFaults(b *testing.B) {
 	for _, mix := range benchMixes {
 		var kinds []faultKind

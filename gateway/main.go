@@ -4,11 +4,15 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app/server"
@@ -53,6 +57,31 @@ type Config struct {
 	// PluginTimeout and PluginMemoryPages are the defaults of plugins loaded without.
 	PluginTimeout     time.Duration `yaml:"plugin_timeout"`
 	PluginMemoryPages uint32        `yaml:"plugin_memory_pages"`
+	// Procs is how many Go processors (GOMAXPROCS) the gateway asks for at least.
+	// Plugins' guest code runs without preemption points, so a guest that loops until
+	// its deadline, or an instance being made, holds a processor; with more
+	// processors than cores the OS shares the cores among them and other requests go
+	// on. 0: four a core, at least 8; -1: leave GOMAXPROCS alone (as when the
+	// GOMAXPROCS environment variable is set).
+	Procs int `yaml:"procs"`
+	// GCPercent is the garbage collector's GOGC the gateway sets: a plugin upload
+	// allocates megabytes at once, and at the default 100 the collections it sets off
+	// stall requests (mark assists). 0: 400; -1: leave it (as when the GOGC
+	// environment variable is set). The gateway's live heap is small, so 400 costs
+	// tens of MB.
+	GCPercent int `yaml:"gc_percent"`
+}
+
+// procsFor is the GOMAXPROCS a gateway configured with procs wants on cpus cores, or
+// 0 to leave it alone.
+func procsFor(procs, cpus int, envSet bool) int {
+	switch {
+	case procs < 0 || envSet:
+		return 0
+	case procs == 0:
+		return max(4*cpus, 8)
+	}
+	return procs
 }
 
 func (c *Config) defaults() {
@@ -133,6 +162,17 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	cfg.defaults()
 	if deps.Log == nil {
 		deps.Log = slog.Default()
+	}
+	_, envSet := os.LookupEnv("GOMAXPROCS")
+	if n, was := procsFor(cfg.Procs, runtime.NumCPU(), envSet), runtime.GOMAXPROCS(0); n > was {
+		runtime.GOMAXPROCS(n)
+		deps.Log.Info("raised GOMAXPROCS so plugin guests, which cannot be preempted, do not hold the cores", "from", was, "to", n)
+	}
+	if _, set := os.LookupEnv("GOGC"); !set && cfg.GCPercent >= 0 {
+		gc := cmp.Or(cfg.GCPercent, 400)
+		if was := debug.SetGCPercent(gc); was != gc {
+			deps.Log.Info("set GOGC for the gateway", "from", was, "to", gc)
+		}
 	}
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
