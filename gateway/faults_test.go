@@ -43,10 +43,10 @@ var wasmCache = sync.OnceValues(func() (wazero.CompilationCache, error) {
 	return wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "seckill-wasm-test-cache"))
 })
 
-// startGateway is start (gateway_test.go) for tests and benchmarks alike: a
-// gateway on a stub kitex backend, without rate limits, whose plugin manager
-// has the gateway's defaults but the shared compilation cache. configure, if
-// any, changes the gateway's Config before it opens.
+// startGateway starts, for tests and benchmarks alike, a gateway on a stub kitex
+// backend, without rate limits, whose plugin manager has the gateway's defaults
+// but the shared compilation cache. configure, if any, changes the gateway's
+// Config before it opens.
 func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 	tb.Helper()
 	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),

@@ -15,16 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudwego/kitex/pkg/transmeta"
-	"github.com/cloudwego/kitex/server"
-
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
-	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
 const (
@@ -106,35 +102,10 @@ type fixture struct {
 	gw      *gateway.Main
 }
 
+// start is startGateway (faults_test.go) with the given rate limits.
 func start(t *testing.T, limits ratelimit.Limits, opts ...func(*gateway.Config)) *fixture {
 	t.Helper()
-	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
-		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := seckill.NewServer(stub, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
-	go srv.Run()
-	t.Cleanup(func() { srv.Stop() })
-	time.Sleep(50 * time.Millisecond)
-	cfg := gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
-		JWTSecret: secret, AdminToken: admin, Limits: limits, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	g, err := gateway.Open(context.Background(), cfg, gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		http.DefaultClient.CloseIdleConnections()
-		g.Close()
-	})
-	return &fixture{url: "http://" + g.Addr().String(), backend: stub, gw: g}
+	return startGateway(t, append([]func(*gateway.Config){func(c *gateway.Config) { c.Limits = limits }}, opts...)...)
 }
 
 func tok(t testing.TB, user int64) string {
