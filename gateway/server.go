@@ -342,7 +342,8 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	b := orderOf(c)
 	key := c.GetString("idem")
 	if key == "" {
-		// A key of the gateway's own makes the call idempotent, so kitex may retry it.
+		// A key of the gateway's own makes the call idempotent: a 504 hands it over
+		// for the client's retry.
 		key = "gw-" + newRandomKey()
 	} else {
 		g.edge.remember(userOf(c), key)
