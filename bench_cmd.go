@@ -105,22 +105,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	z.MixedAttempts = pick(*mixedAttempts, set["attempts"], z.HotAttempts, def.MixedAttempts)
 	z.MixedUsers = pick(*mixedUsers, set["users"], z.HotUsers, def.MixedUsers)
-	z.MixedHotStock = pick64(*mixedStock, set["stock"], z.HotStock, def.MixedHotStock)
+	z.MixedHotStock = pick(*mixedStock, set["stock"], z.HotStock, def.MixedHotStock)
 	z.MixedConcurrency = z.HotConcurrency
 	return f, nil
 }
 
-func pick(explicit int, fromShared bool, shared, def int) int {
-	switch {
-	case explicit > 0:
-		return explicit
-	case fromShared:
-		return shared
-	}
-	return def
-}
-
-func pick64(explicit int64, fromShared bool, shared, def int64) int64 {
+// pick is a flag's value when set, else the shared flag's when that was set, else
+// the default.
+func pick[T int | int64](explicit T, fromShared bool, shared, def T) T {
 	switch {
 	case explicit > 0:
 		return explicit
