@@ -463,15 +463,22 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 		WithCompilationCache(m.cache).
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages))
+	var image *dataImage
 	fail := func(err error) (*module, error) {
 		_ = rt.Close(ctx) // closing a runtime that never served; the cause matters
+		image.close()
 		return nil, err
+	}
+	// The data segments are applied once, here, where the instances'
+	// memories can start from their image (dataimage.go).
+	if stripped, img, ok := splitData(wasmBytes); ok {
+		wasmBytes, image = stripped, newDataImage(img)
 	}
 	compiled, err := rt.CompileModule(ctx, wasmBytes)
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}
-	md := &module{runtime: rt, compiled: compiled, sha256: sum, memoryPages: pages}
+	md := &module{runtime: rt, compiled: compiled, sha256: sum, memoryPages: pages, image: image}
 	if err := md.checkABI(name); err != nil {
 		return fail(err)
 	}

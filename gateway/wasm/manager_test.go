@@ -791,7 +791,7 @@ func TestCloseWithCallsInFlight(t *testing.T) {
 // freed memory.
 func TestGuestMemoryFreedAfterLastCall(t *testing.T) {
 	in := &instance{}
-	alloc := memoryAllocator(in)
+	alloc := memoryAllocator(in, nil)
 	if alloc == nil {
 		t.Skip("guest memory is wazero's on this platform")
 	}

@@ -80,19 +80,25 @@ func (g *guestMemory) release() {
 	g.buf = nil
 }
 
-// memoryAllocator gives the guest memory of one instance to in; nil where
-// memory cannot be mapped (wazero's own allocation then).
-func memoryAllocator(in *instance) experimental.MemoryAllocator {
-	if !canReserve {
+// memoryAllocator gives the guest memory of one instance to in, starting
+// with image (the module's data, dataimage.go; nil: none); nil where memory
+// cannot be mapped and there is no image (wazero's own allocation then).
+func memoryAllocator(in *instance, image *dataImage) experimental.MemoryAllocator {
+	if !canReserve && image == nil {
 		return nil
 	}
-	return experimental.MemoryAllocatorFunc(func(capacity, max uint64) experimental.LinearMemory {
-		g := &guestMemory{max: max}
-		if buf, ok := reserve(max); ok {
+	return experimental.MemoryAllocatorFunc(func(capacity, limit uint64) experimental.LinearMemory {
+		g := &guestMemory{max: limit}
+		if buf, ok := reserve(limit); ok {
 			g.buf, g.unmap = buf, unreserve
 		} else { // out of address space: a Go slice, grown by copying
-			g.buf = make([]byte, 0, capacity)
+			n := 0
+			if image != nil {
+				n = len(image.bytes)
+			}
+			g.buf = make([]byte, n, max(capacity, uint64(n)))
 		}
+		image.writeTo(g.buf, g.unmap != nil)
 		in.mem = g
 		return g
 	})

@@ -8,3 +8,11 @@ const canReserve = false
 func reserve(uint64) ([]byte, bool) { return nil, false }
 
 func unreserve([]byte) {}
+
+type imageFile struct{}
+
+func newImageFile([]byte) *imageFile { return nil }
+
+func (*imageFile) mapOnto([]byte) bool { return false }
+
+func (*imageFile) close() {}

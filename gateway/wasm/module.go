@@ -18,8 +18,9 @@ type module struct {
 	compiled    wazero.CompiledModule
 	sha256      string // hex of the module bytes
 	memoryPages uint32
-	requestOnly bool   // exports seckill_request_only
-	startFn     string // _initialize, _start or none
+	image       *dataImage // a new instance's memory starts with it; nil: the module has its data segments (dataimage.go)
+	requestOnly bool       // exports seckill_request_only
+	startFn     string     // _initialize, _start or none
 
 	refs   atomic.Int32  // plugins using it; 0: closed
 	nextID atomic.Uint64 // instance names are unique per runtime
@@ -45,7 +46,9 @@ func (md *module) unref(ctx context.Context) error {
 	if md.refs.Add(-1) != 0 {
 		return nil
 	}
-	return md.runtime.Close(ctx)
+	err := md.runtime.Close(ctx)
+	md.image.close()
+	return err
 }
 
 // sharedModule returns a module of the current chain compiled from the

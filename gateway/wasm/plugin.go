@@ -120,7 +120,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	defer cancel()
 	inst := &instance{}
 	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
-	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator(inst))
+	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator(inst, p.mod.image))
 
 	id := strconv.FormatUint(p.mod.nextID.Add(1), 10)
 	cfg := wazero.NewModuleConfig().
