@@ -126,9 +126,12 @@ type Manager struct {
 
 	// instantiating bounds the instantiations running at once, all plugins
 	// together (pool fills on load and swap, replacements of discarded
-	// instances): GOMAXPROCS/2, at least 1. An instantiation is ~10ms of
-	// CPU that cannot yield; on a 2-core gateway two at once, or one beside
-	// a looping guest, left no core to the requests. A pool down to half
+	// instances): half the cores, at least 1. Cores, not GOMAXPROCS: the
+	// gateway raises GOMAXPROCS to four a core (gateway.Open), and four
+	// instantiations at once on two cores held both for as long as they
+	// ran. An instantiation is milliseconds of CPU that cannot yield; on a
+	// 2-core gateway two at once, or one beside a looping guest, left no
+	// core to the requests. A pool down to half
 	// its size is refilled without waiting for a slot (plugin.go).
 	instantiating chan struct{}
 
@@ -191,7 +194,7 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		cache:    opts.CompilationCache,
 		stats:    make(map[string]*stats),
 
-		instantiating: make(chan struct{}, max(runtime.GOMAXPROCS(0)/2, 1)),
+		instantiating: make(chan struct{}, max(runtime.NumCPU()/2, 1)),
 	}
 	if m.cache == nil {
 		m.cache = wazero.NewCompilationCache()
