@@ -84,7 +84,7 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 		g.tooLarge(c, limit)
 		return false
 	}
-	c.Request.SetBody(body)
+	c.Request.SetBodyRaw(body) // ours: no need to copy megabytes of upload again
 	return true
 }
 
