@@ -437,7 +437,7 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 		go func() {
 			defer wg.Done()
 			defer func() { <-m.instantiating }()
-			insts[i], errs[i] = p.newInstance(ctx)
+			inBackground(func() { insts[i], errs[i] = p.newInstance(ctx) })
 			runtime.Gosched() // let requests have the core before the next one
 		}()
 	}
@@ -477,7 +477,9 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	if stripped, img, ok := splitData(wasmBytes); ok {
 		wasmBytes, image = stripped, newDataImage(img)
 	}
-	compiled, err := rt.CompileModule(ctx, wasmBytes)
+	var compiled wazero.CompiledModule
+	var err error
+	inBackground(func() { compiled, err = rt.CompileModule(ctx, wasmBytes) })
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}

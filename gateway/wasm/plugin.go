@@ -222,7 +222,14 @@ func (p *plugin) startRefiller() {
 					case p.m.instantiating <- struct{}{}:
 					}
 				}
-				in, err := p.newInstance(context.Background())
+				// In the background if it waits for a slot; else at once.
+				var in *instance
+				var err error
+				if slot {
+					inBackground(func() { in, err = p.newInstance(context.Background()) })
+				} else {
+					in, err = p.newInstance(context.Background())
+				}
 				if slot {
 					<-p.m.instantiating
 				}
