@@ -2,13 +2,16 @@ package wasm
 
 import (
 	"runtime"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// backgroundNice is the nice value of background work (inBackground): under
-// the kernel's fair scheduler a thread at 10 gets about a tenth of a core
-// that a thread at 0 wants too, and all of a core that nobody else does.
+// backgroundNice is the nice value of background work (inBackground) and of
+// demoted guest calls (watchCall): under the kernel's fair scheduler a
+// thread at 10 gets about a tenth of a core that a thread at 0 wants too,
+// and all of a core that nobody else does.
 const backgroundNice = 10
 
 // lowerPriority moves the calling goroutine to an OS thread of its own for
@@ -20,4 +23,87 @@ const backgroundNice = 10
 func lowerPriority() {
 	runtime.LockOSThread()
 	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), backgroundNice)
+}
+
+// canDemote reports whether a guest call's thread, once demoted, can be
+// given its priority back: raising a priority needs CAP_SYS_NICE or a
+// RLIMIT_NICE that allows it. Tried once, on a thread that ends afterwards.
+var canDemote = sync.OnceValue(func() bool {
+	ok := make(chan bool)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		tid := unix.Gettid()
+		was, err := nice(tid)
+		ok <- err == nil && was < backgroundNice &&
+			unix.Setpriority(unix.PRIO_PROCESS, tid, backgroundNice) == nil &&
+			unix.Setpriority(unix.PRIO_PROCESS, tid, was) == nil
+	}()
+	return <-ok
+})
+
+// nice is the nice value of the thread tid (the system call answers 20 -
+// nice, to keep its results positive).
+func nice(tid int) (int, error) {
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, tid)
+	return 20 - p, err
+}
+
+// watchCall runs f, a guest call, and if f is still running after `after`,
+// lowers the priority of the OS thread it runs on to backgroundNice until f
+// returns. A guest cannot be preempted: one that loops until its deadline
+// otherwise holds a core as firmly as the requests do, and on a small
+// gateway the requests wait. Nothing is watched if after is 0 or the
+// gateway may not raise a priority back (canDemote).
+//
+// The goroutine is not locked to its thread: a call that blocks in a host
+// function (a Redis counter) would then cost a thread handoff each time.
+// Running guest code cannot move to another thread, so the thread demoted
+// is the one running the guest, unless the guest blocked in a host call
+// since it started; either way the priority is given back by thread id
+// when f returns, so a demotion lasts at most as long as the call.
+func watchCall(after time.Duration, f func() error) error {
+	if after <= 0 || !canDemote() {
+		return f()
+	}
+	w := &demotion{tid: unix.Gettid()}
+	t := time.AfterFunc(after, w.demote)
+	defer func() {
+		t.Stop()
+		w.end()
+	}()
+	return f()
+}
+
+// demotion is one watched call.
+type demotion struct {
+	tid int
+	mu  sync.Mutex
+	was int  // the nice value before
+	on  bool // demoted
+	off bool // the call returned
+}
+
+func (w *demotion) demote() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.off {
+		return
+	}
+	was, err := nice(w.tid)
+	if err != nil || was >= backgroundNice {
+		return
+	}
+	if unix.Setpriority(unix.PRIO_PROCESS, w.tid, backgroundNice) == nil {
+		w.was, w.on = was, true
+	}
+}
+
+// end gives the thread its priority back.
+func (w *demotion) end() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.off = true
+	if w.on {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, w.tid, w.was) // canDemote said it may
+	}
 }

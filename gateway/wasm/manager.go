@@ -56,6 +56,15 @@ type Options struct {
 	// MaxModuleBytes bounds Spec.Wasm. Default 16 MiB.
 	MaxModuleBytes int
 
+	// DemoteAfter: a guest call still running after this long has its OS
+	// thread's priority lowered (nice 10) until it returns, so that a guest
+	// looping toward its deadline takes what CPU the requests leave rather
+	// than an equal share (a guest cannot be preempted). Linux only, and
+	// only where the gateway may raise a priority back (CAP_SYS_NICE, or a
+	// RLIMIT_NICE of 20 or more: systemd's LimitNICE=-20... ). Default 2ms
+	// (an admission plugin answers in microseconds); negative: never.
+	DemoteAfter time.Duration
+
 	// InitTimeout bounds the instantiation of one instance (the guest's
 	// _initialize or _start). Default 10s.
 	InitTimeout time.Duration
@@ -164,6 +173,12 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.DefaultPoolSize <= 0 {
 		opts.DefaultPoolSize = min(max(runtime.GOMAXPROCS(0), 2), 16)
 	}
+	switch {
+	case opts.DemoteAfter == 0:
+		opts.DemoteAfter = 2 * time.Millisecond
+	case opts.DemoteAfter < 0:
+		opts.DemoteAfter = 0 // watchCall: never
+	}
 	if opts.MaxModuleBytes <= 0 {
 		opts.MaxModuleBytes = 16 << 20
 	}
@@ -195,6 +210,10 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		stats:    make(map[string]*stats),
 
 		instantiating: make(chan struct{}, max(runtime.NumCPU()/2, 1)),
+	}
+	if opts.DemoteAfter > 0 && !canDemote() {
+		m.log.Info("wasm: long guest calls keep their priority: demoting one needs Linux and the right to raise a priority back (CAP_SYS_NICE or RLIMIT_NICE)",
+			"demote_after", opts.DemoteAfter)
 	}
 	if m.cache == nil {
 		m.cache = wazero.NewCompilationCache()

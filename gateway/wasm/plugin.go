@@ -65,6 +65,7 @@ type instance struct {
 	features       handler.Features // enabled during initialization
 	stack          [2]uint64        // call stack of handle_request/handle_response
 	mem            *guestMemory     // nil: wazero's own (memory.go)
+	demoteAfter    time.Duration    // Options.DemoteAfter
 }
 
 var errInstanceClosed = errors.New("wasm instance closed")
@@ -78,7 +79,7 @@ func (in *instance) call(ctx context.Context, fn api.Function) error {
 		}
 		defer in.mem.leave()
 	}
-	return fn.CallWithStack(ctx, in.stack[:])
+	return watchCall(in.demoteAfter, func() error { return fn.CallWithStack(ctx, in.stack[:]) })
 }
 
 func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule) error {
@@ -118,7 +119,7 @@ func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime,
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.m.opts.InitTimeout)
 	defer cancel()
-	inst := &instance{}
+	inst := &instance{demoteAfter: p.m.opts.DemoteAfter}
 	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
 	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator(inst, p.mod.image))
 
