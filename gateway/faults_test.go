@@ -163,6 +163,23 @@ func faultChain(healthyTimeoutMS, probeTimeoutMS, probePool int) []pluginSpec {
 	}
 }
 
+// swapBodies are the bodies a storm swaps blocklist with, in turn: as
+// loaded, and with one more user blocked (one no test request is from), so
+// that every swap changes the plugin's config and makes its pool anew.
+func swapBodies(tb testing.TB, loaded map[string]string) []string {
+	tb.Helper()
+	var spec map[string]any
+	if err := json.Unmarshal([]byte(loaded["blocklist"]), &spec); err != nil {
+		tb.Fatal(err)
+	}
+	spec["config"] = map[string]any{"users": []string{"999", "99999"}}
+	other, err := json.Marshal(spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return []string{string(other), loaded["blocklist"]}
+}
+
 // load PUTs the plugins and returns their PUT bodies by name (for hot swaps).
 func (f *fixture) load(tb testing.TB, plugins []pluginSpec) map[string]string {
 	tb.Helper()
@@ -250,14 +267,14 @@ func tokens(tb testing.TB, n int) []string {
 }
 
 // storm is the fault mix running in the background: faulty requests, each
-// checked against its fail policy, and a hot swap (PUT of the same plugin)
-// every second.
+// checked against its fail policy, and a hot swap (PUT of the same plugin,
+// its config changed) every second.
 type storm struct {
 	f      *fixture
 	client *http.Client
 	token  string
-	swap   string // PUT body of the swapped plugin
-	swapTo string // its name
+	swap   []string // PUT bodies of the swapped plugin, in turn
+	swapTo string   // its name
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -270,8 +287,8 @@ type storm struct {
 	faultSlot chan struct{}
 }
 
-func newStorm(f *fixture, client *http.Client, token, swapName, swapBody string, maxConcurrentFaults int) *storm {
-	return &storm{f: f, client: client, token: token, swapTo: swapName, swap: swapBody, stop: make(chan struct{}),
+func newStorm(f *fixture, client *http.Client, token, swapName string, swapBodies []string, maxConcurrentFaults int) *storm {
+	return &storm{f: f, client: client, token: token, swapTo: swapName, swap: swapBodies, stop: make(chan struct{}),
 		sent: map[string]int{}, faultSlot: make(chan struct{}, maxConcurrentFaults)}
 }
 
@@ -324,15 +341,16 @@ func (s *storm) faultsEvery(interval time.Duration, kinds []faultKind) {
 	}()
 }
 
-// swapEvery PUTs the same plugin again at once and then every interval.
+// swapEvery PUTs the plugin again at once and then every interval, its
+// bodies in turn.
 func (s *storm) swapEvery(interval time.Duration) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		for {
-			a, err := s.put()
+		for n := 0; ; n++ {
+			a, err := s.put(s.swap[n%len(s.swap)])
 			s.mu.Lock()
 			if err != nil || a != http.StatusOK {
 				s.swapFails = append(s.swapFails, fmt.Sprintf("swap %s: got %d %v", s.swapTo, a, err))
@@ -349,8 +367,8 @@ func (s *storm) swapEvery(interval time.Duration) {
 	}()
 }
 
-func (s *storm) put() (int, error) {
-	req, err := http.NewRequest("PUT", s.f.url+"/admin/v1/plugins/"+s.swapTo, strings.NewReader(s.swap))
+func (s *storm) put(body string) (int, error) {
+	req, err := http.NewRequest("PUT", s.f.url+"/admin/v1/plugins/"+s.swapTo, strings.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -533,7 +551,7 @@ func TestPluginFaultsFailPolicy(t *testing.T) {
 	defer c.CloseIdleConnections()
 	toks := tokens(t, 200)
 
-	s := newStorm(f, c, toks[0], "blocklist", bodies["blocklist"], 3)
+	s := newStorm(f, c, toks[0], "blocklist", swapBodies(t, bodies), 3)
 	stop := make(chan struct{})
 	done := make(chan loadResult)
 	go func() { done <- healthyLoad(f, c, toks, 6, stop) }()
@@ -578,7 +596,7 @@ func TestPluginFaultsFailPolicy(t *testing.T) {
 	if a, err := f.order(c, toks[1]); err != nil || a.status != http.StatusAccepted {
 		t.Errorf("after the storm: got %+v %v, want 202", a, err)
 	}
-	s2 := newStorm(f, c, toks[2], "", "", 1)
+	s2 := newStorm(f, c, toks[2], "", nil, 1)
 	s2.fault(faultKinds[3]) // trap/closed
 	s2.fault(faultKinds[0]) // trap/open
 	for _, p := range s2.problems {
@@ -742,7 +760,7 @@ func benchFaults(b *testing.B, kinds []faultKind, swap bool) {
 		calm.latencies = append(calm.latencies, r.latencies...)
 		calm.failures = append(calm.failures, r.failures...)
 
-		s := newStorm(f, c, toks[0], "blocklist", bodies["blocklist"], benchMaxFaults)
+		s := newStorm(f, c, toks[0], "blocklist", swapBodies(b, bodies), benchMaxFaults)
 		if len(kinds) > 0 && *faultsPerSecond > 0 {
 			// Each kind at the rate it has in the whole mix.
 			perKind := time.Duration(float64(len(faultKinds)) / *faultsPerSecond * float64(time.Second))
