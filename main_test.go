@@ -87,13 +87,14 @@ func TestEnvSettings(t *testing.T) {
 	t.Setenv("SECKILL_GATEWAY_IDLE_TIMEOUT", "5m")
 	t.Setenv("SECKILL_WORKER_BATCH", "32")
 	t.Setenv("SECKILL_GATEWAY_PROCS", "-1")
+	t.Setenv("SECKILL_GATEWAY_MAX_CONNECTIONS", "500")
 	t.Setenv("SECKILL_REDIS_ADDR", "10.0.0.1:6379,10.0.0.2:6379")
 	cfg, err := loadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := cfg.Gateway
-	if g.ReadTimeout.Seconds() != 3 || g.WriteTimeout.Seconds() != 4 || g.IdleTimeout.Minutes() != 5 || g.Procs != -1 ||
+	if g.ReadTimeout.Seconds() != 3 || g.WriteTimeout.Seconds() != 4 || g.IdleTimeout.Minutes() != 5 || g.Procs != -1 || g.MaxConnections != 500 ||
 		cfg.Worker.BatchSize != 32 || len(cfg.Backend.Redis.Addrs) != 2 || cfg.Backend.Redis.Addrs[1] != "10.0.0.2:6379" {
 		t.Fatalf("got gateway %+v, worker %+v, backend redis %+v", g, cfg.Worker, cfg.Backend.Redis)
 	}

@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -378,5 +380,107 @@ func TestSilentConnection(t *testing.T) {
 	}
 	if r, err := answerOn(served, 10*time.Second); err != nil || r.status != http.StatusAccepted {
 		t.Fatalf("second order on the kept connection: got %+v %v, want 202", r, err)
+	}
+}
+
+// TestConnectionCap: with gateway.max_connections open, a new connection is
+// answered 503 and closed before it is read, the ones open keep being
+// served, and once one closes a new one is taken again.
+func TestConnectionCap(t *testing.T) {
+	const most = 3
+	f := startGateway(t, func(c *gateway.Config) { c.MaxConnections = most })
+	waitConns := func(want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); f.gw.OpenConnections() != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections open, want %d", f.gw.OpenConnections(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	http.DefaultClient.CloseIdleConnections() // the fixture's own
+	waitConns(0)
+
+	order1 := func(c net.Conn, user int64) (rawAnswer, error) {
+		if _, err := io.WriteString(c, orderHead(tok(t, user), len(order))+order); err != nil {
+			return rawAnswer{}, err
+		}
+		return answerOn(c, 10*time.Second)
+	}
+	var open []net.Conn
+	for i := range most {
+		c := dial(t, f)
+		if r, err := order1(c, int64(10+i)); err != nil || r.status != http.StatusAccepted {
+			t.Fatalf("connection %d of %d: got %+v %v, want 202", i+1, most, r, err)
+		}
+		open = append(open, c)
+	}
+	waitConns(most)
+
+	over := dial(t, f)
+	if line, err := statusLine(over, 10*time.Second); line != "HTTP/1.1 503 Service Unavailable" {
+		t.Fatalf("connection over the cap: got %q %v, want a 503 status line", line, err)
+	}
+	if _, err := io.ReadAll(over); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("connection over the cap: %v, want it closed", err)
+	}
+	// A flood of 200 more: each refused and closed, none counted open.
+	var flood sync.WaitGroup
+	var refused atomic.Int64
+	for range 200 {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			c, err := net.Dial("tcp", f.addr())
+			if err != nil {
+				return // the backlog may overflow: refused too
+			}
+			defer c.Close()
+			if line, _ := statusLine(c, 10*time.Second); line == "HTTP/1.1 503 Service Unavailable" {
+				refused.Add(1)
+			}
+		}()
+	}
+	flood.Wait()
+	if n := f.gw.OpenConnections(); n != most {
+		t.Errorf("after the flood: %d connections open, want %d", n, most)
+	}
+	t.Logf("flood: %d of 200 answered 503", refused.Load())
+	// The open ones are still served.
+	if r, err := order1(open[0], 10); err != nil || r.status != http.StatusAccepted {
+		t.Fatalf("open connection while over the cap: got %+v %v, want 202", r, err)
+	}
+
+	open[1].Close()
+	waitConns(most - 1)
+	again := dial(t, f)
+	if r, err := order1(again, 20); err != nil || r.status != http.StatusAccepted {
+		t.Fatalf("new connection after one closed: got %+v %v, want 202", r, err)
+	}
+
+	// The refusal was counted (the metrics' connection makes the third).
+	again.Close()
+	waitConns(most - 1) // open[0], open[2]
+	r, err := http.Get(f.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	metrics, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "seckill_gateway_connections_open 3\n"; !strings.Contains(string(metrics), want) { // open[0], open[2] and this one
+		t.Errorf("metrics: want %s", want)
+	}
+	// Every refusal is counted, answered 503 or not (the client may have gone).
+	var shed int64
+	for line := range strings.Lines(string(metrics)) {
+		if v, ok := strings.CutPrefix(line, `seckill_gateway_shed_total{layer="input",reason="too_many_connections"} `); ok {
+			fmt.Sscan(v, &shed)
+		}
+	}
+	if shed < 1+refused.Load() || shed > 201 {
+		t.Errorf("refusals counted: %d, want %d to 201", shed, 1+refused.Load())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	hnetpoll "github.com/cloudwego/hertz/pkg/network/netpoll"
+	"github.com/cloudwego/netpoll"
 )
 
 // firstRequest closes a connection that has not brought a whole request's
@@ -14,7 +16,10 @@ import (
 // once a request's first bytes arrive and its idle timeout only after a
 // first request, so a connection that never sends a byte was held forever;
 // a timer, not a goroutine, watches each one.
-type firstRequest struct{ timeout time.Duration }
+type firstRequest struct {
+	timeout time.Duration
+	limit   *connLimit
+}
 
 type connWatch struct {
 	state atomic.Int32 // watchWaiting, watchServed or watchClosed
@@ -29,9 +34,13 @@ const (
 
 type connWatchKey struct{}
 
-// onAccept is the server's OnAccept hook: it starts the connection's timer
-// and hands it to the requests in the connection's context.
+// onAccept is the server's OnAccept hook: it refuses a connection over the
+// cap, starts the connection's timer and hands it to the requests in the
+// connection's context.
 func (f firstRequest) onAccept(conn net.Conn) context.Context {
+	if !f.limit.admit(conn) {
+		return context.Background()
+	}
 	w := &connWatch{}
 	w.timer = time.AfterFunc(f.timeout, func() {
 		if w.state.CompareAndSwap(watchWaiting, watchClosed) {
@@ -48,4 +57,54 @@ func (firstRequest) served(ctx context.Context, c *app.RequestContext) {
 		w.timer.Stop()
 	}
 	c.Next(ctx)
+}
+
+// connLimit counts the connections open and caps them
+// (Config.MaxConnections). A connection over the cap is answered 503 and
+// closed as it is accepted, before any of it is read: a flood of
+// connections costs the gateway a count and a short write each, not the
+// buffers, timers and file descriptors it needs for the connections it
+// serves.
+type connLimit struct {
+	max     int64 // 0: no cap
+	open    atomic.Int64
+	refused func() // counts a refusal
+}
+
+// closeNotifier is what hertz's netpoll connections underneath are.
+type closeNotifier interface {
+	AddCloseCallback(netpoll.CloseCallback) error
+}
+
+// refusal is the whole answer to a connection over the cap.
+var refusal = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
+	"Content-Type: application/json; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 61\r\n\r\n" +
+	`{"error":"unavailable","message":"too many open connections"}`)
+
+// admit counts conn open until it closes; false if it is over the cap, in
+// which case it has been answered and closed. A connection whose close
+// cannot be watched (another transport) is not counted.
+func (l *connLimit) admit(conn net.Conn) bool {
+	var cn closeNotifier
+	if hc, ok := conn.(*hnetpoll.Conn); ok {
+		cn, _ = hc.Conn.(closeNotifier)
+	}
+	if cn == nil {
+		return true
+	}
+	if n := l.open.Add(1); l.max > 0 && n > l.max {
+		l.open.Add(-1)
+		l.refused()
+		_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = conn.Write(refusal) // best effort: the client may not read it
+		_ = conn.Close()           // refused; nothing to report
+		return false
+	}
+	if err := cn.AddCloseCallback(func(netpoll.Connection) error {
+		l.open.Add(-1)
+		return nil
+	}); err != nil {
+		l.open.Add(-1) // not watched: not counted
+	}
+	return true
 }

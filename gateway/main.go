@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app/server"
@@ -51,6 +52,11 @@ type Config struct {
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the client connections open at once; one over it
+	// is answered 503 and closed as it is accepted. 0: 16384, or the open
+	// files limit less 1024 (kept for backends, Redis and logs) if that is
+	// lower; -1: no cap.
+	MaxConnections int `yaml:"max_connections"`
 	// CountersRedis is where plugins' shared counters live (Redis addresses), so every
 	// gateway sees the same counts; empty keeps them in this process.
 	CountersRedis []string `yaml:"counters_redis"`
@@ -109,6 +115,29 @@ func (c *Config) defaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 2 * time.Minute
 	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = defaultMaxConnections(openFilesLimit())
+	}
+}
+
+// defaultMaxConnections is the cap on connections for a process that may
+// open files files (0: unknown).
+func defaultMaxConnections(files uint64) int {
+	const most, reserve = 16384, 1024
+	if files == 0 || files >= most+reserve {
+		return most
+	}
+	return max(int(files)-reserve, int(files)/2)
+}
+
+// openFilesLimit is the soft limit on open files (Go raises it to the hard
+// limit at start), or 0 if unknown.
+func openFilesLimit() uint64 {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return 0
+	}
+	return l.Cur
 }
 
 // Deps are what a caller may hand in.
@@ -128,6 +157,7 @@ type Main struct {
 	addr    net.Addr
 	cancel  context.CancelFunc
 	closers []func() error
+	conns   *connLimit
 }
 
 // NewBackendClient returns a kitex client for the backends: TTHeader (so business
@@ -224,6 +254,11 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		plugins:  deps.Plugins,
 	}
 	m.deps, m.gw = deps, gw
+	m.conns = &connLimit{max: int64(max(m.cfg.MaxConnections, 0)),
+		refused: func() { gw.shed.add(0, layerInput, "too_many_connections") }}
+	deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_gateway_connections_open",
+		Help: "Client connections open (counted against gateway.max_connections)."},
+		func() float64 { return float64(m.conns.open.Load()) }))
 	return m, nil
 }
 
@@ -237,7 +272,7 @@ func (m *Main) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway listen on %s: %w", m.cfg.Listen, err)
 	}
 	m.addr = ln.Addr()
-	fr := firstRequest{timeout: m.cfg.ReadTimeout}
+	fr := firstRequest{timeout: m.cfg.ReadTimeout, limit: m.conns}
 	m.h = server.New(
 		server.WithListener(ln),
 		// Bodies longer than a shopper's limit are streamed, not read
@@ -265,6 +300,9 @@ func (m *Main) Start(ctx context.Context) error {
 	m.deps.Log.Info("gateway serving", "addr", m.addr.String())
 	return nil
 }
+
+// OpenConnections is how many client connections are open.
+func (m *Main) OpenConnections() int64 { return m.conns.open.Load() }
 
 // Addr is where the gateway listens.
 func (m *Main) Addr() net.Addr { return m.addr }
