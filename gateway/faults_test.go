@@ -64,7 +64,8 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 		tb.Fatalf("compilation cache: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pm, err := wasm.NewManager(context.Background(), wasm.Options{Counters: wasm.NewMemoryCounters(100_000), Logger: log, CompilationCache: cache})
+	pm, err := wasm.NewManager(context.Background(), wasm.Options{Counters: wasm.NewMemoryCounters(100_000), Logger: log, CompilationCache: cache,
+		DemoteAfter: *demoteAfter})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -664,6 +665,7 @@ const (
 
 var (
 	faultsPerSecond = flag.Float64("faults-per-second", 20, "BenchmarkPluginFaults: faulty requests a second in the whole mix")
+	demoteAfter     = flag.Duration("demote-after", 0, "the gateway's wasm.Options.DemoteAfter (0: its default; negative: never)")
 	probeDeadline   = flag.Duration("probe-deadline", 0, "BenchmarkPluginFaults: the probes' deadline (0: the gateway's default, 10ms)")
 )
 

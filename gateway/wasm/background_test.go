@@ -3,6 +3,7 @@
 package wasm
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -10,9 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestWatchCallDemotes: a guest call that runs past the threshold is
-// lowered to backgroundNice while it runs and gets its priority back when
-// it returns; a short call is never touched.
+// TestWatchCallDemotes: a guest call that runs past the threshold and keeps
+// its thread busy is lowered to backgroundNice while it runs and gets its
+// priority back when it returns; a long call that waits, and a short call,
+// are never touched.
 func TestWatchCallDemotes(t *testing.T) {
 	if !canDemote() {
 		t.Skip("this process may not raise a thread's priority back (no CAP_SYS_NICE or RLIMIT_NICE)")
@@ -25,9 +27,12 @@ func TestWatchCallDemotes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Spin for up to half a second of CPU (not of the clock: on a busy
+	// machine the thread gets only part of a core) until demoted.
 	var during int
+	start, _ := threadCPU(tid)
 	err = watchCall(time.Millisecond, func() error {
-		for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+		for cpu := start; cpu-start < 500*time.Millisecond; cpu, _ = threadCPU(tid) {
 			if n, _ := nice(tid); n == backgroundNice {
 				during = n
 				break
@@ -39,10 +44,25 @@ func TestWatchCallDemotes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if during != backgroundNice {
-		t.Errorf("nice during a long call: never %d within 50ms", backgroundNice)
+		t.Errorf("nice during a long busy call: never %d within 500ms of CPU", backgroundNice)
 	}
 	if after, _ := nice(tid); after != before {
 		t.Errorf("nice after the call: got %d, want %d back", after, before)
+	}
+
+	// A call that waits rather than runs (a guest short of a core looks
+	// the same from the clock) is not demoted.
+	err = watchCall(time.Millisecond, func() error {
+		for range 10 {
+			time.Sleep(3 * time.Millisecond) // the thread idles: it is locked to this goroutine
+			if n, _ := nice(tid); n != before {
+				return fmt.Errorf("nice %d while the call waits, want %d", n, before)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 
 	err = watchCall(time.Hour, func() error {
@@ -88,4 +108,35 @@ func TestInBackgroundLowersPriority(t *testing.T) {
 		}
 	}()
 	inBackground(func() { panic("boom") })
+}
+
+// TestThreadCPU: another thread's CPU clock counts the time it runs, not
+// the time it sleeps.
+func TestThreadCPU(t *testing.T) {
+	tids := make(chan int)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid := unix.Gettid()
+		tids <- tid
+		// 30ms of CPU by its own clock (CLOCK_THREAD_CPUTIME_ID).
+		var ts unix.Timespec
+		for unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) == nil && ts.Nano() < int64(30*time.Millisecond) {
+		}
+		tids <- tid
+		<-done
+	}()
+	tid := <-tids
+	<-tids // spun
+	busy, ok := threadCPU(tid)
+	if !ok || busy < 30*time.Millisecond {
+		t.Errorf("after spinning 30ms of CPU: got %v (ok %v), want at least 30ms", busy, ok)
+	}
+	time.Sleep(30 * time.Millisecond) // it waits on done
+	idle, _ := threadCPU(tid)
+	if idle-busy > 5*time.Millisecond {
+		t.Errorf("while waiting: the clock went from %v to %v, want it still", busy, idle)
+	}
+	close(done)
 }
