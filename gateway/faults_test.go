@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -501,6 +502,28 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
+// waitRefilled waits until every plugin's pool is full again (instances
+// discarded by faults are replaced in the background), at most within.
+func (f *fixture) waitRefilled(tb testing.TB, within time.Duration) error {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		short := ""
+		for name, p := range f.plugins(tb) {
+			if p.Counters.InstancesLive != p.PoolSize {
+				short = fmt.Sprintf("%s: %d of %d instances live, want the pool refilled", name, p.Counters.InstancesLive, p.PoolSize)
+			}
+		}
+		switch {
+		case short == "":
+			return nil
+		case time.Now().After(deadline):
+			return errors.New(short)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // pluginInfo is a plugin as GET /admin/v1/plugins shows it (the fields used here).
 type pluginInfo struct {
 	Name     string
@@ -629,19 +652,8 @@ func TestPluginFaultsFailPolicy(t *testing.T) {
 			t.Errorf("%s: got %d errors and %d timeouts, want none", name, p.Counters.Errors, p.Counters.Timeouts)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for name := range ps {
-		for {
-			p := f.plugins(t)[name]
-			if p.Counters.InstancesLive == p.PoolSize {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%s: %d of %d instances live, want the pool refilled", name, p.Counters.InstancesLive, p.PoolSize)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	if err := f.waitRefilled(t, 20*time.Second); err != nil {
+		t.Error(err)
 	}
 	t.Logf("%d healthy requests, %d faulty (%d admitted fail-open), %d swaps", len(healthy.latencies),
 		9*len(faultKinds), s.admitted, s.swaps)
@@ -775,6 +787,11 @@ func benchFaults(b *testing.B, kinds []faultKind, swap bool) {
 		r = pacedLoad(f, c, toks, benchRate, n, benchMaxInFlight)
 		stormTime += time.Since(start)
 		s.end()
+		// The next calm round starts once the storm's discarded instances
+		// are replaced, so that it measures calm, not the storm's tail.
+		if err := f.waitRefilled(b, 10*time.Second); err != nil {
+			b.Error(err)
+		}
 		stormy.latencies = append(stormy.latencies, r.latencies...)
 		stormy.failures = append(stormy.failures, r.failures...)
 		for _, k := range s.sent {
