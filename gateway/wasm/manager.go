@@ -280,7 +280,8 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 	if m.isClosed() {
 		return Info{}, errClosed
 	}
-	p, err := m.newPlugin(ctx, name, spec)
+	var p *plugin
+	inBackground(func() { p, err = m.newPlugin(ctx, name, spec) }) // hash, compile, fill the pool
 	if err != nil {
 		return Info{}, err
 	}

@@ -134,14 +134,21 @@ func (a admin) put(ctx context.Context, c *app.RequestContext) {
 			fmt.Sprintf("body of %d bytes over the limit of %d", len(body), MaxAdminBody))
 		return
 	}
-	req, err := decodePut(body)
+	// Megabytes of JSON and base64: decoded at a lower priority than the
+	// requests the gateway serves meanwhile.
+	var req PutRequest
+	var wasmBytes []byte
+	var err error
+	wasm.InBackground(func() {
+		if req, err = decodePut(body); err != nil {
+			return
+		}
+		if wasmBytes, err = decodeBase64Politely(req.WasmBase64); err != nil {
+			err = fmt.Errorf("wasm_base64: %w", err)
+		}
+	})
 	if err != nil {
 		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
-	wasmBytes, err := decodeBase64Politely(req.WasmBase64)
-	if err != nil {
-		writeError(c, http.StatusBadRequest, "bad_request", "wasm_base64: "+err.Error())
 		return
 	}
 	if len(req.Config) > 0 && bytes.Equal(bytes.TrimSpace(req.Config), []byte("null")) {
