@@ -457,6 +457,7 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 		go func() {
 			defer wg.Done()
 			defer func() { <-m.instantiating }()
+			// A goroutine of its own is not on Put's background thread.
 			inBackground(func() { insts[i], errs[i] = p.newInstance(ctx) })
 			runtime.Gosched() // let requests have the core before the next one
 		}()
@@ -497,9 +498,7 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	if stripped, img, ok := splitData(wasmBytes); ok {
 		wasmBytes, image = stripped, newDataImage(img)
 	}
-	var compiled wazero.CompiledModule
-	var err error
-	inBackground(func() { compiled, err = rt.CompileModule(ctx, wasmBytes) })
+	compiled, err := rt.CompileModule(ctx, wasmBytes) // in the background already: Put
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}
