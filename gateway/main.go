@@ -19,7 +19,6 @@ import (
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/connpool"
-	"github.com/cloudwego/kitex/pkg/retry"
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/transport"
 	"github.com/prometheus/client_golang/prometheus"
@@ -162,7 +161,7 @@ type Main struct {
 
 // NewBackendClient returns a kitex client for the backends: TTHeader (so business
 // errors travel), long connections reused from a pool, a per-call timeout, and one
-// retry after a timeout for calls that are idempotent. Placing an order is idempotent
+// retry after a timeout for calls that are idempotent (retryingClient). Placing an order is idempotent
 // too (it always carries a key) but is not retried here: after a retry, the last
 // attempt's error (a refused connection, say) would hide that the first may have
 // reached the backend, and the answer must tell "nothing was taken" (503) from
@@ -171,23 +170,18 @@ func NewBackendClient(addrs []string, timeout time.Duration) (seckill.Client, er
 	if len(addrs) == 0 {
 		return nil, errors.New("no backend address configured")
 	}
-	fp := retry.NewFailurePolicy()
-	fp.WithMaxRetryTimes(1)
-	idem := retry.BuildFailurePolicy(fp)
-	policies := map[string]retry.Policy{}
-	for _, m := range []string{"GetTicket", "ListActivities", "GetActivity", "GetItem", "ListOrders",
-		"GetOrder", "CancelOrder", "PayOrder", "AdminGetActivity", "PublishActivity", "OfflineActivity", "GetActivityStats", "Ping"} {
-		policies[m] = idem
-	}
-	return seckill.NewClient("seckill.backend",
+	c, err := seckill.NewClient("seckill.backend",
 		client.WithHostPorts(addrs...),
 		client.WithTransportProtocol(transport.TTHeader),
 		client.WithMetaHandler(transmeta.ClientTTHeaderHandler),
 		client.WithRPCTimeout(timeout),
 		client.WithConnectTimeout(300*time.Millisecond),
 		client.WithLongConnection(connpool.IdleConfig{MaxIdlePerAddress: 256, MaxIdleGlobal: 1024, MaxIdleTimeout: time.Minute}),
-		client.WithRetryMethodPolicies(policies),
 	)
+	if err != nil {
+		return nil, err
+	}
+	return retryingClient{c}, nil
 }
 
 // Open builds the gateway; Start serves it.
