@@ -52,13 +52,7 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 	tb.Helper()
 	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
 		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := seckill.NewServer(stub, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
-	go srv.Run()
-	tb.Cleanup(func() { srv.Stop() })
+	backendAddr := serveBackend(tb, stub)
 
 	cache, err := wasmCache()
 	if err != nil {
@@ -75,7 +69,7 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 			tb.Errorf("close plugins: %v", err)
 		}
 	})
-	cfg := gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{ln.Addr().String()},
+	cfg := gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{backendAddr},
 		JWTSecret: secret, AdminToken: admin, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
 	for _, c := range configure {
 		c(&cfg)
@@ -96,6 +90,20 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 	f := &fixture{url: "http://" + g.Addr().String(), backend: stub, gw: g}
 	waitReady(tb, f)
 	return f
+}
+
+// serveBackend serves h over kitex as the backend does (TTHeader) until the
+// test ends, and returns its address.
+func serveBackend(tb testing.TB, h rpc.Seckill) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := seckill.NewServer(h, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
+	go srv.Run()
+	tb.Cleanup(func() { srv.Stop() })
+	return ln.Addr().String()
 }
 
 // waitReady waits until the gateway reaches the backend (the kitex server

@@ -2,17 +2,12 @@ package gateway_test
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cloudwego/kitex/pkg/transmeta"
-	"github.com/cloudwego/kitex/server"
-
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
-	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
 // slowFirst answers its first GetItem and every PlaceOrder after delay.
@@ -39,14 +34,7 @@ func (s *slowFirst) PlaceOrder(ctx context.Context, req *rpc.PlaceOrderReq) (*rp
 func TestBackendClientRetries(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	stub := &slowFirst{stubBackend: stubBackend{calls: map[string]int{}, remaining: 5}, delay: 3 * timeout}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := seckill.NewServer(stub, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
-	go srv.Run()
-	t.Cleanup(func() { srv.Stop() })
-	c, err := gateway.NewBackendClient([]string{ln.Addr().String()}, timeout)
+	c, err := gateway.NewBackendClient([]string{serveBackend(t, stub)}, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
