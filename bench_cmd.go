@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/klog"
 
 	"github.com/seckill/flashsale/bench"
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 // The bench and demo commands take flags of their own, so run hands them their
@@ -133,11 +132,7 @@ func list(s string, all []string) []string {
 	return out
 }
 
-func randomSecret() string {
-	var b [24]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func randomSecret() string { return randhex.String(24) }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

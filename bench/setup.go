@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"math/big"
@@ -17,14 +16,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 // RandomID is a short random name for the bench's own resources.
-func RandomID() string {
-	var b [5]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func RandomID() string { return randhex.String(5) }
 
 // CreateDatabase makes a database of the bench's own on the server of dsn, applies
 // the schema migrations, and starts its ids at a random offset (so the Redis keys of

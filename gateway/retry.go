@@ -3,11 +3,15 @@ package gateway
 import (
 	"context"
 
+	kcallopt "github.com/cloudwego/kitex/client/callopt"
 	"github.com/cloudwego/kitex/pkg/kerrors"
 
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
+
+// callopt is a kitex per-call option, as the generated client's methods take them.
+type callopt = kcallopt.Option
 
 // retryingClient is the backend client with one retry after a timeout for
 // the calls that are idempotent. The retry is ours, not kitex's failure

@@ -30,6 +30,7 @@ import (
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 // Trusted context headers: set by the gateway for plugins and the backend; the same
@@ -344,7 +345,7 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	if key == "" {
 		// A key of the gateway's own makes the call idempotent: a 504 hands it over
 		// for the client's retry.
-		key = "gw-" + newRandomKey()
+		key = "gw-" + randhex.String(16)
 	} else {
 		g.edge.remember(userOf(c), key)
 	}

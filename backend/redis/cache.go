@@ -2,13 +2,13 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 // Cache is a byte cache in Redis with rebuild locks, for the catalog's read path.
@@ -44,11 +44,7 @@ func (c *Cache) Del(ctx context.Context, keys ...string) error {
 // Lock takes the rebuild lock of key for ttl. It returns a token that only this holder
 // knows; ok is false when someone else holds the lock.
 func (c *Cache) Lock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", false, err
-	}
-	token = hex.EncodeToString(b[:])
+	token = randhex.String(16)
 	ok, err = c.rdb.SetNX(ctx, lockKey(key), token, ttl).Result()
 	if err != nil {
 		return "", false, fmt.Errorf("lock %s: %w", key, err)

@@ -5,8 +5,6 @@ package sale
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -25,6 +23,7 @@ import (
 	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/telemetry"
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 // OrderWriter writes admitted requests to the database (mysql.Store).
@@ -118,11 +117,7 @@ func (s *Service) count(activityID int64, reason string) {
 }
 
 func newTicket(activityID, itemID int64) string {
-	var b [12]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return redis.NewTicket(activityID, itemID, hex.EncodeToString(b[:]))
+	return redis.NewTicket(activityID, itemID, randhex.String(12))
 }
 
 func homeBucket(userID int64, buckets int) int {

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"os"
@@ -21,6 +20,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 const hint = "start the services with `deploy/services.sh up` (make test does it)"
@@ -54,11 +54,7 @@ func NameServers() []string {
 func TestTopic() string { return env("SECKILL_ROCKETMQ_TEST_TOPIC", "seckill_orders_test") }
 
 // ID returns a short random name for per-test resources.
-func ID() string {
-	var b [5]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func ID() string { return randhex.String(5) }
 
 // DB is a fresh database on the real MySQL server.
 type DB struct {
