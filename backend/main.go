@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
-	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/rocketmq"
 	"github.com/seckill/flashsale/backend/sale"
@@ -63,7 +63,7 @@ type Config struct {
 type Deps struct {
 	DB        *sql.DB
 	Redis     goredis.UniversalClient
-	Publisher queue.Publisher
+	Publisher domain.Publisher
 	Registry  prometheus.Registerer
 	Log       *slog.Logger
 }
@@ -119,7 +119,8 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	if err := m.Stock.Load(ctx); err != nil {
 		return nil, err
 	}
-	m.Service = sale.New(m.Store, m.Stock, redis.NewCache(deps.Redis), deps.Publisher, sale.Config{}, sale.NewMetrics(deps.Registry), deps.Log)
+	m.Service = sale.New(sale.Deps{Catalog: m.Store, Orders: m.Store, Ledger: m.Stock, Cache: redis.NewCache(deps.Redis),
+		Publisher: deps.Publisher, Metrics: sale.NewMetrics(deps.Registry), Log: deps.Log}, sale.Config{})
 	return m, nil
 }
 

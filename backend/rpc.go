@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
@@ -154,7 +153,7 @@ func (h *handler) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq
 }
 
 func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq) (*rpc.Activity, error) {
-	c := sale.ActivityChange{ActivityChange: mysql.ActivityChange{Name: req.Name}}
+	c := sale.ActivityChange{ActivityChange: domain.ActivityChange{Name: req.Name}}
 	if req.StartMs != nil {
 		t := time.UnixMilli(*req.StartMs).UTC()
 		c.Start = &t
@@ -176,7 +175,7 @@ func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq
 		}
 	}
 	for _, ic := range req.Items {
-		c.Items = append(c.Items, sale.ItemChange{ItemID: ic.ItemId, Name: ic.Name, PriceCents: ic.PriceCents, TotalStock: ic.TotalStock})
+		c.Items = append(c.Items, domain.ItemChange{ItemID: ic.ItemId, Name: ic.Name, PriceCents: ic.PriceCents, TotalStock: ic.TotalStock})
 	}
 	a, err := h.svc.Update(ctx, req.Id, c)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/mysql"
 )
 
 // batcher gathers orders of the same item and bucket that arrive within a window and
@@ -20,7 +19,7 @@ import (
 // and the busier the row, the bigger its batches. The callers' own concurrency bounds
 // how many groups are written at once.
 type batcher struct {
-	writeFn func(context.Context, []domain.OrderRequest, int) ([]mysql.Written, []error)
+	writeFn func(context.Context, []domain.OrderRequest, int) ([]domain.Written, []error)
 	size    int
 	window  time.Duration
 
@@ -49,15 +48,15 @@ type group struct {
 }
 
 type batchResult struct {
-	w   mysql.Written
+	w   domain.Written
 	err error
 }
 
-func newBatcher(fn func(context.Context, []domain.OrderRequest, int) ([]mysql.Written, []error), size int, window time.Duration) *batcher {
+func newBatcher(fn func(context.Context, []domain.OrderRequest, int) ([]domain.Written, []error), size int, window time.Duration) *batcher {
 	return &batcher{writeFn: fn, size: size, window: window, keys: map[batchKey]*keyState{}}
 }
 
-func (b *batcher) write(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error) {
+func (b *batcher) write(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	key := batchKey{item: r.ItemID, bucket: r.Bucket, limit: limit}
 	res := make(chan batchResult, 1)
 	b.mu.Lock()
@@ -88,7 +87,7 @@ func (b *batcher) write(ctx context.Context, r domain.OrderRequest, limit int) (
 	case out := <-res:
 		return out.w, out.err
 	case <-ctx.Done():
-		return mysql.Written{}, ctx.Err()
+		return domain.Written{}, ctx.Err()
 	}
 }
 

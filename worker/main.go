@@ -11,8 +11,8 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
-	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/rocketmq"
 	"github.com/seckill/flashsale/backend/sale"
@@ -31,7 +31,7 @@ type MainConfig struct {
 }
 
 // Subscriber starts delivering messages to h; the returned function stops it.
-type Subscriber func(h queue.Handler) (stop func() error, err error)
+type Subscriber func(h domain.Handler) (stop func() error, err error)
 
 // Deps are connections a caller may hand in (the embedded mode and tests).
 type Deps struct {
@@ -74,7 +74,7 @@ func Open(ctx context.Context, cfg MainConfig, deps Deps) (_ *Main, err error) {
 		m.closers = append(m.closers, deps.Redis.Close)
 	}
 	if deps.Subscribe == nil {
-		deps.Subscribe = func(h queue.Handler) (func() error, error) {
+		deps.Subscribe = func(h domain.Handler) (func() error, error) {
 			c, err := rocketmq.NewConsumer(rocketmq.ConsumerConfig{NameServers: cfg.RocketMQ.NameServers, Topic: cfg.RocketMQ.Topic,
 				Group: cfg.RocketMQ.Group, Tag: cfg.RocketMQ.Tag, Goroutines: cfg.Goroutines, BatchSize: cfg.BatchSize, MaxAttempts: cfg.MaxAttempts}, h)
 			if err != nil {

@@ -15,10 +15,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/mysql"
-	"github.com/seckill/flashsale/backend/queue"
-	"github.com/seckill/flashsale/backend/redis"
-	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/backend/telemetry"
 )
 
@@ -46,10 +42,10 @@ type Config struct {
 	BatchWindow time.Duration
 }
 
-// Worker is a queue.Handler. The queue bounds how many batches run at once.
+// Worker is a domain.Handler. The queue bounds how many batches run at once.
 type Worker struct {
-	writer     sale.OrderWriter
-	stock      *redis.Stock
+	orders     domain.OrderStore
+	ledger     domain.StockLedger
 	activities Activities
 	cfg        Config
 	log        *slog.Logger
@@ -57,16 +53,10 @@ type Worker struct {
 	batches    *batcher
 }
 
-// BatchWriter writes several orders of one item and bucket in one transaction
-// (mysql.Store); a Worker with BatchSize > 1 needs its writer to be one.
-type BatchWriter interface {
-	WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]mysql.Written, []error)
-}
-
-var _ queue.Handler = (*Worker)(nil)
+var _ domain.Handler = (*Worker)(nil)
 
 // New returns a Worker.
-func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg Config, m *Metrics, log *slog.Logger) *Worker {
+func New(orders domain.OrderStore, ledger domain.StockLedger, activities Activities, cfg Config, m *Metrics, log *slog.Logger) *Worker {
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = 30 * time.Second
 	}
@@ -82,7 +72,7 @@ func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	w := &Worker{writer: writer, stock: stock, activities: activities, cfg: cfg, log: log, m: m}
+	w := &Worker{orders: orders, ledger: ledger, activities: activities, cfg: cfg, log: log, m: m}
 	w.batches = newBatcher(w.writeBatch, cfg.BatchSize, cfg.BatchWindow)
 	return w
 }
@@ -90,7 +80,7 @@ func New(writer sale.OrderWriter, stock *redis.Stock, activities Activities, cfg
 // Handle writes a batch. It returns an error, so that the whole batch is delivered
 // again, only when a write failed for a transient reason; every delivery it
 // acknowledges is written, or settled as failed with its stock given back.
-func (w *Worker) Handle(ctx context.Context, batch []queue.Delivery) error {
+func (w *Worker) Handle(ctx context.Context, batch []domain.Delivery) error {
 	if len(batch) == 1 || w.cfg.BatchSize <= 1 {
 		var errs []error
 		for _, d := range batch {
@@ -115,7 +105,7 @@ func (w *Worker) Handle(ctx context.Context, batch []queue.Delivery) error {
 	return errors.Join(errs...)
 }
 
-func (w *Worker) one(ctx context.Context, d queue.Delivery) error {
+func (w *Worker) one(ctx context.Context, d domain.Delivery) error {
 	start := time.Now()
 	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, d.Request.Trace), "worker.write_order", trace.WithAttributes(
 		attribute.String("seckill.ticket", d.Request.Ticket), attribute.Int("seckill.attempt", d.Attempt)))
@@ -133,7 +123,7 @@ func (w *Worker) one(ctx context.Context, d queue.Delivery) error {
 	return err
 }
 
-func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) {
+func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error) {
 	r := d.Request
 	if d.Malformed != nil {
 		// Nothing can be written or given back for a message that does not say what it
@@ -149,7 +139,7 @@ func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) 
 	if err != nil {
 		return "retry", err
 	}
-	t, err := w.stock.Ticket(ctx, r.UserID, r.Ticket)
+	t, err := w.ledger.Ticket(ctx, r.UserID, r.Ticket)
 	switch {
 	case err == nil && t.Status == domain.TicketCreated:
 		return "duplicate", nil
@@ -196,7 +186,7 @@ func (w *Worker) process(ctx context.Context, d queue.Delivery) (string, error) 
 	}
 	// The last delivery: end the ticket one way or the other so nothing stays pending.
 	w.m.DeadLetters.WithLabelValues("write_failed").Inc()
-	if o, err := w.writer.OrderByTicket(ctx, r.Ticket); err == nil {
+	if o, err := w.orders.OrderByTicket(ctx, r.Ticket); err == nil {
 		return w.settle(ctx, r, a.BucketCount, domain.TicketCreated, o.ID, "")
 	} else if !domain.IsCode(err, domain.ENotFound) {
 		w.log.Error("dead letter: outcome unknown, left in flight for the reconciler", "ticket", r.Ticket, "err", errors.Join(werr, err))
@@ -210,7 +200,7 @@ func (w *Worker) settle(ctx context.Context, r domain.OrderRequest, buckets int,
 	if buckets <= r.Bucket {
 		buckets = r.Bucket + 1
 	}
-	_, err := w.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: st, OrderID: orderID, Reason: reason}, buckets)
+	_, err := w.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: st, OrderID: orderID, Reason: reason}, buckets)
 	if err != nil {
 		return "retry", err
 	}
@@ -253,22 +243,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // write writes one order: on its own, or in a batch with others of its item and bucket.
-func (w *Worker) write(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error) {
+func (w *Worker) write(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	if w.cfg.BatchSize <= 1 {
-		return w.writer.WriteOrder(ctx, r, limit)
+		return w.orders.WriteOrder(ctx, r, limit)
 	}
 	return w.batches.write(ctx, r, limit)
 }
 
-func (w *Worker) writeBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]mysql.Written, []error) {
+func (w *Worker) writeBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]domain.Written, []error) {
 	w.m.Batch.Observe(float64(len(reqs)))
-	if bw, ok := w.writer.(BatchWriter); ok {
-		return bw.WriteBatch(ctx, reqs, limit)
-	}
-	out := make([]mysql.Written, len(reqs))
-	errs := make([]error, len(reqs))
-	for i, r := range reqs {
-		out[i], errs[i] = w.writer.WriteOrder(ctx, r, limit)
-	}
-	return out, errs
+	return w.orders.WriteBatch(ctx, reqs, limit)
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
-	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/backend/testenv"
@@ -27,7 +26,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func TestBatcherGroups(t *testing.T) {
 	var mu sync.Mutex
 	var sizes []int
-	b := newBatcher(func(_ context.Context, reqs []domain.OrderRequest, _ int) ([]mysql.Written, []error) {
+	b := newBatcher(func(_ context.Context, reqs []domain.OrderRequest, _ int) ([]domain.Written, []error) {
 		mu.Lock()
 		sizes = append(sizes, len(reqs))
 		for _, r := range reqs[1:] {
@@ -37,7 +36,7 @@ func TestBatcherGroups(t *testing.T) {
 		}
 		mu.Unlock()
 		time.Sleep(5 * time.Millisecond)
-		out := make([]mysql.Written, len(reqs))
+		out := make([]domain.Written, len(reqs))
 		for i, r := range reqs {
 			out[i].Order.Ticket = r.Ticket
 		}
@@ -76,7 +75,7 @@ func TestBatcherOneWriteAtATime(t *testing.T) {
 	var mu sync.Mutex
 	writing := map[int]int{}
 	var sizes []int
-	b := newBatcher(func(_ context.Context, reqs []domain.OrderRequest, _ int) ([]mysql.Written, []error) {
+	b := newBatcher(func(_ context.Context, reqs []domain.OrderRequest, _ int) ([]domain.Written, []error) {
 		bucket := reqs[0].Bucket
 		mu.Lock()
 		writing[bucket]++
@@ -89,7 +88,7 @@ func TestBatcherOneWriteAtATime(t *testing.T) {
 		mu.Lock()
 		writing[bucket]--
 		mu.Unlock()
-		return make([]mysql.Written, len(reqs)), make([]error, len(reqs))
+		return make([]domain.Written, len(reqs)), make([]error, len(reqs))
 	}, 64, time.Millisecond)
 	var wg sync.WaitGroup
 	for i := range 400 {
@@ -128,19 +127,19 @@ type flakyWriter struct {
 	n  int
 }
 
-func (f *flakyWriter) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error) {
+func (f *flakyWriter) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	f.mu.Lock()
 	fail := f.n > 0
 	f.n--
 	f.mu.Unlock()
 	if fail {
-		return mysql.Written{}, errors.New("injected: database unreachable")
+		return domain.Written{}, errors.New("injected: database unreachable")
 	}
 	return f.Store.WriteOrder(ctx, r, limit)
 }
 
-func (failingWriter) WriteOrder(context.Context, domain.OrderRequest, int) (mysql.Written, error) {
-	return mysql.Written{}, errors.New("injected: database unreachable")
+func (failingWriter) WriteOrder(context.Context, domain.OrderRequest, int) (domain.Written, error) {
+	return domain.Written{}, errors.New("injected: database unreachable")
 }
 
 func counter(tb testing.TB, c interface{ Write(*dto.Metric) error }) float64 {
@@ -158,7 +157,7 @@ func TestHandleOutcomes(t *testing.T) {
 	db := testenv.MySQL(t)
 	rdb := testenv.Redis(t)
 	stock := redis.NewStock(rdb, time.Hour)
-	svc := sale.New(db.Store, stock, redis.NewCache(rdb), nil, sale.Config{}, nil, quiet)
+	svc := sale.New(sale.Deps{Catalog: db.Store, Orders: db.Store, Ledger: stock, Cache: redis.NewCache(rdb), Log: quiet}, sale.Config{})
 	a := &domain.Activity{Name: "w", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
 		PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: 5}}}
 	if err := svc.CreateActivity(ctx, a); err != nil {
@@ -168,13 +167,13 @@ func TestHandleOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{}, quiet)
-	admit := func(user int64) queue.Delivery {
-		d, err := stock.Deduct(ctx, redis.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: user, Quantity: 1,
-			Ticket: redis.NewTicket(a.ID, a.Items[0].ID, fmt.Sprint("w", user)), Buckets: 1})
+	admit := func(user int64) domain.Delivery {
+		d, err := stock.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: user, Quantity: 1,
+			Ticket: domain.NewTicket(a.ID, a.Items[0].ID, fmt.Sprint("w", user)), Buckets: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return queue.Delivery{ID: d.Ticket, Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
+		return domain.Delivery{ID: d.Ticket, Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
 	}
 	left := func() int64 {
 		st, _ := stock.State(ctx, a.ID, a.Items[0].ID, 1)
@@ -183,7 +182,7 @@ func TestHandleOutcomes(t *testing.T) {
 
 	t.Run("malformed is acknowledged and counted", func(t *testing.T) {
 		w := New(db.Store, stock, catalog, Config{}, nil, quiet)
-		if err := w.Handle(ctx, []queue.Delivery{{ID: "bad", Malformed: errors.New("not json")}}); err != nil {
+		if err := w.Handle(ctx, []domain.Delivery{{ID: "bad", Malformed: errors.New("not json")}}); err != nil {
 			t.Fatalf("got %v, want the message acknowledged", err)
 		}
 		if got := counter(t, w.m.DeadLetters.WithLabelValues("malformed")); got != 1 {
@@ -193,7 +192,7 @@ func TestHandleOutcomes(t *testing.T) {
 	t.Run("transient failure asks for redelivery", func(t *testing.T) {
 		w := New(failingWriter{db.Store}, stock, catalog, Config{WriteAttempts: 2, RetryBackoff: time.Millisecond}, nil, quiet)
 		d := admit(1)
-		if err := w.Handle(ctx, []queue.Delivery{d}); err == nil {
+		if err := w.Handle(ctx, []domain.Delivery{d}); err == nil {
 			t.Fatal("got nil, want an error so the message comes again")
 		}
 		if tk, _ := stock.Ticket(ctx, 1, d.Request.Ticket); tk.Status != domain.TicketPending || left() != 4 {
@@ -201,7 +200,7 @@ func TestHandleOutcomes(t *testing.T) {
 		}
 		// The last delivery is settled: failed, stock back, a dead letter.
 		d.Attempt, d.Last = 8, true
-		if err := w.Handle(ctx, []queue.Delivery{d}); err != nil {
+		if err := w.Handle(ctx, []domain.Delivery{d}); err != nil {
 			t.Fatalf("last delivery: got %v, want it acknowledged", err)
 		}
 		if tk, _ := stock.Ticket(ctx, 1, d.Request.Ticket); tk.Status != domain.TicketFailed || left() != 5 {
@@ -215,7 +214,7 @@ func TestHandleOutcomes(t *testing.T) {
 		w := New(db.Store, stock, catalog, Config{BatchSize: 4}, nil, quiet)
 		d := admit(2)
 		for n := 0; n < 3; n++ {
-			if err := w.Handle(ctx, []queue.Delivery{d, d}); err != nil {
+			if err := w.Handle(ctx, []domain.Delivery{d, d}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -228,8 +227,8 @@ func TestHandleOutcomes(t *testing.T) {
 	})
 	t.Run("unknown activity fails the ticket", func(t *testing.T) {
 		w := New(db.Store, stock, catalog, Config{}, nil, quiet)
-		r := domain.OrderRequest{Ticket: redis.NewTicket(a.ID+99, 1, "x"), UserID: 3, ActivityID: a.ID + 99, ItemID: 1, Quantity: 1}
-		if err := w.Handle(ctx, []queue.Delivery{{ID: "u", Attempt: 1, Request: r}}); err != nil {
+		r := domain.OrderRequest{Ticket: domain.NewTicket(a.ID+99, 1, "x"), UserID: 3, ActivityID: a.ID + 99, ItemID: 1, Quantity: 1}
+		if err := w.Handle(ctx, []domain.Delivery{{ID: "u", Attempt: 1, Request: r}}); err != nil {
 			t.Fatal(err)
 		}
 		if tk, err := stock.Ticket(ctx, 3, r.Ticket); err != nil || tk.Status != domain.TicketFailed {
@@ -239,7 +238,7 @@ func TestHandleOutcomes(t *testing.T) {
 	t.Run("an outage shorter than RetryFor is ridden out in process", func(t *testing.T) {
 		w := New(&flakyWriter{Store: db.Store, n: 6}, stock, catalog, Config{RetryBackoff: time.Millisecond, RetryFor: time.Minute}, nil, quiet)
 		d := admit(4)
-		if err := w.Handle(ctx, []queue.Delivery{d}); err != nil {
+		if err := w.Handle(ctx, []domain.Delivery{d}); err != nil {
 			t.Fatalf("got %v, want the order written on the seventh try and acknowledged", err)
 		}
 		if tk, _ := stock.Ticket(ctx, 4, d.Request.Ticket); tk.Status != domain.TicketCreated {

@@ -125,7 +125,7 @@ func TestStoreActivity(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read stock: %v", err)
 	}
-	if want := []mysql.StockRow{{Bucket: 0, Available: 4}, {Bucket: 1, Available: 3}, {Bucket: 2, Available: 3}}; !slices.Equal(rows, want) {
+	if want := []domain.StockRow{{Bucket: 0, Available: 4}, {Bucket: 1, Available: 3}, {Bucket: 2, Available: 3}}; !slices.Equal(rows, want) {
 		t.Errorf("got stock rows %v, want %v", rows, want)
 	}
 	if _, err := s.Activity(ctx, a.ID+100); !domain.IsCode(err, domain.ENotFound) {
@@ -140,7 +140,7 @@ func TestStoreActivity(t *testing.T) {
 	}
 
 	name, limit, end := "renamed", 5, a.End.Add(time.Hour)
-	if err := s.UpdateActivity(ctx, a.ID, mysql.ActivityChange{Name: &name, PerUserLimit: &limit, End: &end}); err != nil {
+	if err := s.UpdateActivity(ctx, a.ID, domain.ActivityChange{Name: &name, PerUserLimit: &limit, End: &end}); err != nil {
 		t.Fatalf("update activity: %v", err)
 	}
 	price := int64(100)
@@ -161,7 +161,7 @@ func TestStoreActivity(t *testing.T) {
 		got.Items[0].Name != name || got.Items[0].PriceCents != price || got.Items[0].TotalStock != 15 {
 		t.Errorf("after updates: got %+v", got)
 	}
-	if rows, err := s.Stock(ctx, a.Items[0].ID); err != nil || rows[1] != (mysql.StockRow{Bucket: 1, Available: 8, Version: 1}) {
+	if rows, err := s.Stock(ctx, a.Items[0].ID); err != nil || rows[1] != (domain.StockRow{Bucket: 1, Available: 8, Version: 1}) {
 		t.Errorf("after adding stock: got rows %+v, %v", rows, err)
 	}
 }
@@ -220,7 +220,7 @@ func TestStoreWriteOrder(t *testing.T) {
 	if want := map[int64]int64{7: 2, 8: 2, 9: 1}; !mapsEqual(buyers, want) {
 		t.Errorf("got buyers %v, want %v", buyers, want)
 	}
-	if c, err := s.Counts(ctx, item); err != nil || c != (mysql.ItemCounts{Orders: 4, Units: 5}) {
+	if c, err := s.Counts(ctx, item); err != nil || c != (domain.ItemCounts{Orders: 4, Units: 5}) {
 		t.Errorf("got counts %+v, %v, want 4 orders of 5 units", c, err)
 	}
 
@@ -252,7 +252,7 @@ func TestStoreWriteOrder(t *testing.T) {
 		t.Errorf("buy again after cancelling: %v", err)
 	}
 	assertStock(t, s, item, 0, 6)
-	if c, err := s.Counts(ctx, item); err != nil || c != (mysql.ItemCounts{Orders: 4, Units: 5}) {
+	if c, err := s.Counts(ctx, item); err != nil || c != (domain.ItemCounts{Orders: 4, Units: 5}) {
 		t.Errorf("got counts %+v, %v, want 4 orders of 5 units", c, err)
 	}
 
@@ -321,7 +321,7 @@ func TestStoreHammer(t *testing.T) {
 						user := int64(g*each + i + 1)
 						r := order(a, fmt.Sprintf("h%d", user), user, 0, 1)
 						w, err := s.WriteOrder(ctx, r, a.PerUserLimit)
-						var again mysql.Written
+						var again domain.Written
 						if err == nil {
 							again, err = s.WriteOrder(ctx, r, a.PerUserLimit) // a redelivery
 						}

@@ -35,20 +35,20 @@ func mustStartRedis(tb testing.TB, resultTTL time.Duration) (*redis.Stock, gored
 }
 
 // mustWarm loads an item's sale state.
-func mustWarm(tb testing.TB, st *redis.Stock, sale redis.Sale, overwrite bool) {
+func mustWarm(tb testing.TB, st *redis.Stock, sale domain.SaleState, overwrite bool) {
 	tb.Helper()
 	if err := st.Warm(context.Background(), sale, overwrite); err != nil {
 		tb.Fatalf("warm item %d: %v", sale.ItemID, err)
 	}
 }
 
-func onSale(item int64, limit int, buckets ...int64) redis.Sale {
+func onSale(item int64, limit int, buckets ...int64) domain.SaleState {
 	now := time.Now()
-	return redis.Sale{ActivityID: 1, ItemID: item, State: domain.StatePublished, Start: now.Add(-time.Hour), End: now.Add(time.Hour),
+	return domain.SaleState{ActivityID: 1, ItemID: item, State: domain.StatePublished, Start: now.Add(-time.Hour), End: now.Add(time.Hour),
 		PerUserLimit: limit, BucketStock: buckets}
 }
 
-func assertAvailable(tb testing.TB, st *redis.Stock, item int64, want ...int64) redis.ItemState {
+func assertAvailable(tb testing.TB, st *redis.Stock, item int64, want ...int64) domain.ItemState {
 	tb.Helper()
 	s, err := st.State(context.Background(), 1, item, len(want))
 	if err != nil {
@@ -87,7 +87,7 @@ func TestStockScripts(t *testing.T) {
 		{"zero quantity", 3, 0, "", "1-2-g", domain.EBadRequest, ""},
 	}
 	for _, s := range steps {
-		got, err := st.Deduct(ctx, redis.Deduction{ActivityID: 1, ItemID: item, UserID: s.user, Quantity: s.qty,
+		got, err := st.Deduct(ctx, domain.Deduction{ActivityID: 1, ItemID: item, UserID: s.user, Quantity: s.qty,
 			IdempotencyKey: s.idem, Ticket: s.ticket, Buckets: 1})
 		if code := domain.ErrorCode(err); code != s.wantCode {
 			t.Fatalf("%s: got error %v, want code %q", s.name, err, s.wantCode)
@@ -95,9 +95,9 @@ func TestStockScripts(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		want := redis.Deducted{Ticket: s.ticket}
+		want := domain.Deducted{Ticket: s.ticket}
 		if s.wantReplay != "" {
-			want = redis.Deducted{Ticket: s.wantReplay, Replayed: true}
+			want = domain.Deducted{Ticket: s.wantReplay, Replayed: true}
 		}
 		if got != want {
 			t.Errorf("%s: got %+v, want %+v", s.name, got, want)
@@ -152,8 +152,8 @@ func TestStockScripts(t *testing.T) {
 	}
 
 	// The failed request's key is free again: the retry deducts instead of replaying.
-	got, err := st.Deduct(ctx, redis.Deduction{ActivityID: 1, ItemID: item, UserID: 2, Quantity: 2, IdempotencyKey: "k2", Ticket: "1-2-h", Buckets: 1})
-	if err != nil || got != (redis.Deducted{Ticket: "1-2-h"}) {
+	got, err := st.Deduct(ctx, domain.Deduction{ActivityID: 1, ItemID: item, UserID: 2, Quantity: 2, IdempotencyKey: "k2", Ticket: "1-2-h", Buckets: 1})
+	if err != nil || got != (domain.Deducted{Ticket: "1-2-h"}) {
 		t.Errorf("retry of a failed key: got %+v, %v, want a new deduction", got, err)
 	}
 	if pending, err := st.Ticket(ctx, 2, "1-2-h"); err != nil || pending.Status != domain.TicketPending {
@@ -172,7 +172,7 @@ func TestStockScripts(t *testing.T) {
 		}
 	}
 	assertAvailable(t, st, item, 3)
-	if _, err := st.Deduct(ctx, redis.Deduction{ActivityID: 1, ItemID: item, UserID: 1, Quantity: 3, Ticket: "1-2-i", Buckets: 1}); err != nil {
+	if _, err := st.Deduct(ctx, domain.Deduction{ActivityID: 1, ItemID: item, UserID: 1, Quantity: 3, Ticket: "1-2-i", Buckets: 1}); err != nil {
 		t.Errorf("buy again after a release: %v", err)
 	}
 
@@ -209,7 +209,7 @@ func TestDeductRefusals(t *testing.T) {
 	past := onSale(11, 1, 5)
 	past.Start, past.End = now.Add(-time.Hour), now.Add(-time.Second)
 	offline := onSale(12, 1, 5)
-	for _, s := range []redis.Sale{future, past, offline} {
+	for _, s := range []domain.SaleState{future, past, offline} {
 		mustWarm(t, st, s, false)
 	}
 	if err := st.SetState(ctx, 1, 12, domain.StateOffline); err != nil {
@@ -223,11 +223,11 @@ func TestDeductRefusals(t *testing.T) {
 		{"not started", 10, func(err error) bool { return domain.IsCode(err, domain.ENotStarted) }},
 		{"ended", 11, func(err error) bool { return domain.IsCode(err, domain.EEnded) }},
 		{"offline", 12, func(err error) bool { return domain.IsCode(err, domain.ENotFound) }},
-		{"never warmed", 13, func(err error) bool { return errors.Is(err, redis.ErrNotLoaded) }},
+		{"never warmed", 13, func(err error) bool { return errors.Is(err, domain.ErrNotLoaded) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := st.Deduct(ctx, redis.Deduction{ActivityID: 1, ItemID: tt.item, UserID: 1, Quantity: 1, Ticket: "1-1-x", Buckets: 1})
+			_, err := st.Deduct(ctx, domain.Deduction{ActivityID: 1, ItemID: tt.item, UserID: 1, Quantity: 1, Ticket: "1-1-x", Buckets: 1})
 			if !tt.wantErr(err) {
 				t.Errorf("got %v", err)
 			}
@@ -250,7 +250,7 @@ func TestDeductBuckets(t *testing.T) {
 		{3, 0, 0, domain.ESoldOut},
 	}
 	for _, tt := range tests {
-		got, err := st.Deduct(ctx, redis.Deduction{ActivityID: 1, ItemID: 3, UserID: tt.user, Quantity: 1, Ticket: "1-3-u" + string(rune('0'+tt.user)),
+		got, err := st.Deduct(ctx, domain.Deduction{ActivityID: 1, ItemID: 3, UserID: tt.user, Quantity: 1, Ticket: "1-3-u" + string(rune('0'+tt.user)),
 			Buckets: 2, HomeBucket: tt.home})
 		if code := domain.ErrorCode(err); code != tt.wantCode {
 			t.Fatalf("user %d: got %v, want code %q", tt.user, err, tt.wantCode)
@@ -272,7 +272,7 @@ func TestKeysExpire(t *testing.T) {
 	ctx := context.Background()
 	st, rdb := mustStartRedis(t, time.Second)
 	mustWarm(t, st, onSale(4, 1, 1), false)
-	if _, err := st.Deduct(ctx, redis.Deduction{ActivityID: 1, ItemID: 4, UserID: 1, Quantity: 1, Ticket: "1-4-a", Buckets: 1}); err != nil {
+	if _, err := st.Deduct(ctx, domain.Deduction{ActivityID: 1, ItemID: 4, UserID: 1, Quantity: 1, Ticket: "1-4-a", Buckets: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Settle(ctx, domain.Ticket{ID: "1-4-a", UserID: 1, Status: domain.TicketCreated, OrderID: 1}, 1); err != nil {

@@ -60,7 +60,7 @@ func TestStackAsyncSale(t *testing.T) {
 		t.Fatal(err)
 	}
 	item := a.Items[0]
-	mustWarm(t, st, redis.Sale{ActivityID: a.ID, ItemID: item.ID, State: domain.StatePublished, Start: a.Start, End: a.End,
+	mustWarm(t, st, domain.SaleState{ActivityID: a.ID, ItemID: item.ID, State: domain.StatePublished, Start: a.Start, End: a.End,
 		PerUserLimit: a.PerUserLimit, BucketStock: []int64{stock}}, true)
 
 	w := worker.New(store, st, store, worker.Config{RetryBackoff: time.Millisecond}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -77,8 +77,8 @@ func TestStackAsyncSale(t *testing.T) {
 	for g := range senders {
 		wg.Go(func() {
 			for user := int64(g + 1); user <= buyers; user += senders {
-				ticket := redis.NewTicket(a.ID, item.ID, fmt.Sprintf("u%d", user))
-				_, err := st.Deduct(ctx, redis.Deduction{ActivityID: a.ID, ItemID: item.ID, UserID: user, Quantity: 1, Ticket: ticket, Buckets: 1})
+				ticket := domain.NewTicket(a.ID, item.ID, fmt.Sprintf("u%d", user))
+				_, err := st.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: item.ID, UserID: user, Quantity: 1, Ticket: ticket, Buckets: 1})
 				if domain.IsCode(err, domain.ESoldOut) {
 					mu.Lock()
 					soldOut++

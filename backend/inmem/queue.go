@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/queue"
 )
 
 // Errors Publish and Subscribe return.
@@ -100,7 +99,7 @@ type Stats struct {
 	InHand      int   // of those, messages in a handler's hands
 }
 
-// Queue is an in-process message queue. It implements queue.Publisher, and its
+// Queue is an in-process message queue. It implements domain.Publisher, and its
 // Subscribe method is a worker.Subscriber. It is safe for concurrent use.
 type Queue struct {
 	cfg Config
@@ -122,7 +121,7 @@ type Queue struct {
 	published, delivered, acked, redelivered, deadLetters atomic.Int64
 }
 
-var _ queue.Publisher = (*Queue)(nil)
+var _ domain.Publisher = (*Queue)(nil)
 
 // groupKey is what batches are grouped by: the item and bucket of a request, as the
 // RocketMQ producer's sharding key.
@@ -313,7 +312,7 @@ func (q *Queue) Len() int {
 //
 // The context h gets is not cancelled by stop, so batches in hand finish their writes.
 // A panic in h is recovered and counts as a handler error.
-func (q *Queue) Subscribe(h queue.Handler) (stop func() error, err error) {
+func (q *Queue) Subscribe(h domain.Handler) (stop func() error, err error) {
 	if h == nil {
 		return nil, errors.New("subscribe to in-memory queue: nil handler")
 	}
@@ -357,7 +356,7 @@ func (q *Queue) Close() error {
 // subscription is one Subscribe: its goroutines take batches until stopped.
 type subscription struct {
 	q        *Queue
-	h        queue.Handler
+	h        domain.Handler
 	quit     chan struct{}
 	stopped  bool // under q.mu: take no more batches
 	stopOnce sync.Once
@@ -426,9 +425,9 @@ func (s *subscription) next() (batch []*message, ok bool) {
 // handle hands one batch to the handler and applies its answer.
 func (s *subscription) handle(batch []*message) {
 	q := s.q
-	ds := make([]queue.Delivery, len(batch))
+	ds := make([]domain.Delivery, len(batch))
 	for i, m := range batch {
-		d := queue.Delivery{ID: m.id, Request: m.req, Attempt: m.attempts, Last: m.attempts >= q.cfg.MaxAttempts}
+		d := domain.Delivery{ID: m.id, Request: m.req, Attempt: m.attempts, Last: m.attempts >= q.cfg.MaxAttempts}
 		d.Request.Trace = maps.Clone(m.req.Trace) // each delivery gets its own map
 		if err := d.Request.Validate(); err != nil {
 			d.Malformed = fmt.Errorf("message %s: %w", m.id, err)
@@ -440,7 +439,7 @@ func (s *subscription) handle(batch []*message) {
 	q.finish(batch, err != nil)
 }
 
-func callHandler(h queue.Handler, batch []queue.Delivery) (err error) {
+func callHandler(h domain.Handler, batch []domain.Delivery) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/queue"
 )
 
 // req returns a valid request for item and bucket, named by ticket.
@@ -31,7 +30,7 @@ func mustPublish(tb testing.TB, q *Queue, rs ...domain.OrderRequest) {
 }
 
 // mustSubscribe subscribes h and stops the subscription when the test ends.
-func mustSubscribe(tb testing.TB, q *Queue, h queue.HandlerFunc) (stop func() error) {
+func mustSubscribe(tb testing.TB, q *Queue, h domain.HandlerFunc) (stop func() error) {
 	tb.Helper()
 	stop, err := q.Subscribe(h)
 	if err != nil {
@@ -56,11 +55,11 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 // recorder is a handler that records every batch it sees and answers with fail.
 type recorder struct {
 	mu      sync.Mutex
-	batches [][]queue.Delivery
-	fail    func(batch []queue.Delivery) error
+	batches [][]domain.Delivery
+	fail    func(batch []domain.Delivery) error
 }
 
-func (r *recorder) Handle(_ context.Context, batch []queue.Delivery) error {
+func (r *recorder) Handle(_ context.Context, batch []domain.Delivery) error {
 	r.mu.Lock()
 	r.batches = append(r.batches, slices.Clone(batch))
 	r.mu.Unlock()
@@ -70,7 +69,7 @@ func (r *recorder) Handle(_ context.Context, batch []queue.Delivery) error {
 	return nil
 }
 
-func (r *recorder) seen() [][]queue.Delivery {
+func (r *recorder) seen() [][]domain.Delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.batches)
@@ -85,7 +84,7 @@ func (r *recorder) deliveries() int {
 }
 
 // tickets renders batches as "t1,t2|t3" for comparison.
-func tickets(batches [][]queue.Delivery) string {
+func tickets(batches [][]domain.Delivery) string {
 	var parts []string
 	for _, b := range batches {
 		var ts []string
@@ -177,7 +176,7 @@ func TestRedelivery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := New(Config{Goroutines: 2, MaxAttempts: tt.maxAttempts, Backoff: time.Millisecond})
 			var calls atomic.Int32
-			rec := &recorder{fail: func([]queue.Delivery) error {
+			rec := &recorder{fail: func([]domain.Delivery) error {
 				if int(calls.Add(1)) <= tt.failures {
 					return errors.New("write failed")
 				}
@@ -212,7 +211,7 @@ func TestRedelivery(t *testing.T) {
 func TestFailedBatchRedeliveredWhole(t *testing.T) {
 	q := New(Config{Goroutines: 1, BatchSize: 4, MaxAttempts: 3, Backoff: time.Millisecond})
 	var calls atomic.Int32
-	rec := &recorder{fail: func([]queue.Delivery) error {
+	rec := &recorder{fail: func([]domain.Delivery) error {
 		if calls.Add(1) == 1 {
 			return errors.New("transient")
 		}
@@ -260,7 +259,7 @@ func TestRedeliveryWaitsOutBackoff(t *testing.T) {
 	var mu sync.Mutex
 	var at []time.Time
 	mustPublish(t, q, req("t1", 1, 0))
-	mustSubscribe(t, q, func(context.Context, []queue.Delivery) error {
+	mustSubscribe(t, q, func(context.Context, []domain.Delivery) error {
 		mu.Lock()
 		defer mu.Unlock()
 		at = append(at, time.Now())
@@ -282,7 +281,7 @@ func TestStop(t *testing.T) {
 
 	inHand := make(chan struct{})
 	release := make(chan error)
-	stop := mustSubscribe(t, q, func(_ context.Context, b []queue.Delivery) error {
+	stop := mustSubscribe(t, q, func(_ context.Context, b []domain.Delivery) error {
 		inHand <- struct{}{}
 		return <-release
 	})
@@ -340,7 +339,7 @@ func mapsEqual(a, b map[string]int) bool {
 func TestStopLeavesDelayedMessages(t *testing.T) {
 	q := New(Config{Goroutines: 2, MaxAttempts: 5, Backoff: time.Hour})
 	mustPublish(t, q, req("t1", 1, 0))
-	stop := mustSubscribe(t, q, func(context.Context, []queue.Delivery) error { return errors.New("fail") })
+	stop := mustSubscribe(t, q, func(context.Context, []domain.Delivery) error { return errors.New("fail") })
 	waitFor(t, "the failed delivery", func() bool { return q.Stats().Redelivered == 1 })
 	stop()
 	if got := q.Len(); got != 1 {
@@ -399,7 +398,7 @@ func TestCapacity(t *testing.T) {
 	t.Run("redeliveries keep their room", func(t *testing.T) {
 		q := New(Config{Capacity: 1, MaxAttempts: 3, Backoff: time.Hour, PublishTimeout: 10 * time.Millisecond})
 		mustPublish(t, q, req("t1", 1, 0))
-		mustSubscribe(t, q, func(context.Context, []queue.Delivery) error { return errors.New("fail") })
+		mustSubscribe(t, q, func(context.Context, []domain.Delivery) error { return errors.New("fail") })
 		waitFor(t, "the failed delivery", func() bool { return q.Stats().Redelivered == 1 })
 		if err := q.Publish(context.Background(), req("t2", 1, 0)); !errors.Is(err, ErrFull) {
 			t.Errorf("publish while a redelivery waits: got %v, want %v", err, ErrFull)
@@ -418,7 +417,7 @@ func TestCapacity(t *testing.T) {
 		if err := q.Publish(context.Background(), req("t3", 1, 0)); !errors.Is(err, ErrClosed) {
 			t.Errorf("publish to a closed queue: got %v, want %v", err, ErrClosed)
 		}
-		if _, err := q.Subscribe(queue.HandlerFunc(func(context.Context, []queue.Delivery) error { return nil })); !errors.Is(err, ErrClosed) {
+		if _, err := q.Subscribe(domain.HandlerFunc(func(context.Context, []domain.Delivery) error { return nil })); !errors.Is(err, ErrClosed) {
 			t.Errorf("subscribe to a closed queue: got %v, want %v", err, ErrClosed)
 		}
 	})
@@ -431,7 +430,7 @@ func TestGoroutinesBound(t *testing.T) {
 	for i := range 30 {
 		mustPublish(t, q, req(fmt.Sprintf("t%d", i), int64(i), 0))
 	}
-	mustSubscribe(t, q, func(context.Context, []queue.Delivery) error {
+	mustSubscribe(t, q, func(context.Context, []domain.Delivery) error {
 		n := running.Add(1)
 		for {
 			p := peak.Load()
@@ -454,7 +453,7 @@ func TestMalformedAndPanic(t *testing.T) {
 	bad := req("", 1, 0) // no ticket
 	mustPublish(t, q, bad)
 	var calls atomic.Int32
-	rec := &recorder{fail: func([]queue.Delivery) error {
+	rec := &recorder{fail: func([]domain.Delivery) error {
 		if calls.Add(1) == 1 {
 			panic("boom")
 		}
@@ -499,7 +498,7 @@ func TestHammer(t *testing.T) {
 	acked := map[string]int{}
 	lastFailed := map[string]int{}
 	var n atomic.Int64
-	h := func(_ context.Context, b []queue.Delivery) error {
+	h := func(_ context.Context, b []domain.Delivery) error {
 		fail := n.Add(1)%3 == 0
 		mu.Lock()
 		defer mu.Unlock()

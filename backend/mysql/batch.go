@@ -23,8 +23,8 @@ import (
 // the limit, fewer units left than the batch needs), the batch is written order by
 // order, so one odd order never holds back the rest. The result is in the order of
 // reqs; errs[i] is nil, a *domain.Error (permanent) or another error (transient).
-func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]Written, []error) {
-	out := make([]Written, len(reqs))
+func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]domain.Written, []error) {
+	out := make([]domain.Written, len(reqs))
 	errs := make([]error, len(reqs))
 	if len(reqs) == 0 {
 		return out, errs
@@ -74,7 +74,7 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 	}
 	for i := range reqs {
 		if first[i] != i {
-			out[i], errs[i] = Written{Order: out[first[i]].Order, Duplicate: true}, errs[first[i]]
+			out[i], errs[i] = domain.Written{Order: out[first[i]].Order, Duplicate: true}, errs[first[i]]
 		}
 	}
 	return out, errs
@@ -87,7 +87,7 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, buyers map[int64]buyer, out []Written) error {
+func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, buyers map[int64]buyer, out []domain.Written) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)
@@ -145,7 +145,7 @@ func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, f
 	}
 	for k, i := range fresh {
 		r := reqs[i]
-		out[i] = Written{Order: domain.Order{ID: ids[k], Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID,
+		out[i] = domain.Written{Order: domain.Order{ID: ids[k], Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID,
 			Bucket: r.Bucket, Quantity: r.Quantity, AmountCents: r.AmountCents, Status: domain.OrderCreated, CreatedAt: now}}
 	}
 	return nil

@@ -15,7 +15,8 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 )
 
-// Store is the MySQL side of the platform. It is safe for concurrent use.
+// Store is the MySQL side of the platform: the catalog and the order store. It is
+// safe for concurrent use.
 type Store struct {
 	db *sql.DB
 	// MaxAttempts bounds the optimistic retries of one stock update.
@@ -26,6 +27,11 @@ type Store struct {
 	// idStep is what autoIncStep found: 0 not asked yet, -1 read ids back.
 	idStep atomic.Int64
 }
+
+var (
+	_ domain.Catalog    = (*Store)(nil)
+	_ domain.OrderStore = (*Store)(nil)
+)
 
 // NewStore returns a Store on db.
 func NewStore(db *sql.DB) *Store { return &Store{db: db, MaxAttempts: 20} }
@@ -216,15 +222,8 @@ func (s *Store) SetState(ctx context.Context, id int64, st domain.State) error {
 	return nil
 }
 
-// ActivityChange is what an operator may change of an activity; nil fields stay.
-type ActivityChange struct {
-	Name         *string
-	Start, End   *time.Time
-	PerUserLimit *int
-}
-
 // UpdateActivity applies a change of the activity's own fields and bumps its version.
-func (s *Store) UpdateActivity(ctx context.Context, id int64, c ActivityChange) error {
+func (s *Store) UpdateActivity(ctx context.Context, id int64, c domain.ActivityChange) error {
 	var sets []string
 	var args []any
 	if c.Name != nil {
@@ -265,23 +264,16 @@ func (s *Store) UpdateItem(ctx context.Context, id int64, name *string, price *i
 	return nil
 }
 
-// StockRow is one bucket of an item's stock.
-type StockRow struct {
-	Bucket    int
-	Available int64
-	Version   int64
-}
-
 // Stock returns the stock rows of an item, by bucket.
-func (s *Store) Stock(ctx context.Context, itemID int64) ([]StockRow, error) {
+func (s *Store) Stock(ctx context.Context, itemID int64) ([]domain.StockRow, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT bucket, available, version FROM item_stock WHERE item_id = ? ORDER BY bucket`, itemID)
 	if err != nil {
 		return nil, fmt.Errorf("read stock of item %d: %w", itemID, err)
 	}
 	defer rows.Close()
-	var out []StockRow
+	var out []domain.StockRow
 	for rows.Next() {
-		var r StockRow
+		var r domain.StockRow
 		if err := rows.Scan(&r.Bucket, &r.Available, &r.Version); err != nil {
 			return nil, err
 		}
@@ -324,20 +316,6 @@ func (s *Store) AddStock(ctx context.Context, itemID int64, bucket int, delta in
 		return fmt.Errorf("update total stock of item %d: %w", itemID, err)
 	}
 	return tx.Commit()
-}
-
-// notCommitted marks a write that failed before its COMMIT was sent: nothing of it is
-// in the database, so its stock can be given back at once.
-type notCommitted struct{ err error }
-
-func (e notCommitted) Error() string { return e.err.Error() }
-func (e notCommitted) Unwrap() error { return e.err }
-
-// NotCommitted reports whether err is a write failure known to have left nothing in
-// the database (as opposed to a failed COMMIT, whose outcome is unknown).
-func NotCommitted(err error) bool {
-	var nc notCommitted
-	return errors.As(err, &nc)
 }
 
 // ErrContention means an optimistic update lost its race MaxAttempts times. It is
@@ -386,22 +364,16 @@ func (s *Store) moveStock(ctx context.Context, tx *sql.Tx, itemID int64, bucket 
 	}
 }
 
-// Written is the outcome of writing one admitted request.
-type Written struct {
-	Order     domain.Order
-	Duplicate bool // the order had been written before (a redelivery); nothing changed
-}
-
 // WriteOrder writes one admitted request in one transaction: the order row (unique by
 // ticket), the user's purchase units (checked against limit), and the versioned update
 // of the stock row. A redelivered request finds its order and writes nothing. A
 // refusal that retrying cannot change (sold_out in MySQL, limit_exceeded, not_found)
 // is a *domain.Error; any other error is transient.
-func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (Written, error) {
+func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	w, err := s.writeOrder(ctx, r, limit)
 	var de *domain.Error
 	if err != nil && !errors.As(err, &de) && !errors.Is(err, errUnknownOutcome) {
-		err = notCommitted{err}
+		err = domain.NotCommitted(err)
 	}
 	return w, err
 }
@@ -410,10 +382,10 @@ func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int
 // a failed look-up of an order a unique key says exists).
 var errUnknownOutcome = errors.New("outcome unknown")
 
-func (s *Store) writeOrder(ctx context.Context, r domain.OrderRequest, limit int) (Written, error) {
+func (s *Store) writeOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return Written{}, fmt.Errorf("write order %s: %w", r.Ticket, err)
+		return domain.Written{}, fmt.Errorf("write order %s: %w", r.Ticket, err)
 	}
 	defer tx.Rollback()
 	o := domain.Order{Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID, Bucket: r.Bucket,
@@ -424,26 +396,26 @@ func (s *Store) writeOrder(ctx context.Context, r domain.OrderRequest, limit int
 		tx.Rollback()
 		prev, err := s.OrderByTicket(ctx, r.Ticket)
 		if err != nil {
-			return Written{}, fmt.Errorf("order %s exists: %w: %w", r.Ticket, errUnknownOutcome, err)
+			return domain.Written{}, fmt.Errorf("order %s exists: %w: %w", r.Ticket, errUnknownOutcome, err)
 		}
-		return Written{Order: prev, Duplicate: true}, nil
+		return domain.Written{Order: prev, Duplicate: true}, nil
 	}
 	if err != nil {
-		return Written{}, fmt.Errorf("insert order %s: %w", r.Ticket, err)
+		return domain.Written{}, fmt.Errorf("insert order %s: %w", r.Ticket, err)
 	}
 	if o.ID, err = res.LastInsertId(); err != nil {
-		return Written{}, err
+		return domain.Written{}, err
 	}
 	if err := addPurchase(ctx, tx, r.ItemID, r.UserID, r.Quantity, limit); err != nil {
-		return Written{}, err
+		return domain.Written{}, err
 	}
 	if err := s.moveStock(ctx, tx, r.ItemID, r.Bucket, -int64(r.Quantity)); err != nil {
-		return Written{}, err
+		return domain.Written{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return Written{}, fmt.Errorf("order %s: %w: %w", r.Ticket, errUnknownOutcome, err)
+		return domain.Written{}, fmt.Errorf("order %s: %w: %w", r.Ticket, errUnknownOutcome, err)
 	}
-	return Written{Order: o}, nil
+	return domain.Written{Order: o}, nil
 }
 
 // addPurchase adds an order of units to what a user holds of an item and refuses past
@@ -583,16 +555,11 @@ func (s *Store) StaleOrders(ctx context.Context, before time.Time, limit int) ([
 	return out, rows.Err()
 }
 
-// ItemCounts is what MySQL says of an item's sales.
-type ItemCounts struct {
-	Orders, Units int64
-}
-
 // Counts returns the live (created or paid) orders and units of an item, from its
 // buyers' rows (every order and every end of one writes its buyer's row in the same
 // transaction).
-func (s *Store) Counts(ctx context.Context, itemID int64) (ItemCounts, error) {
-	var c ItemCounts
+func (s *Store) Counts(ctx context.Context, itemID int64) (domain.ItemCounts, error) {
+	var c domain.ItemCounts
 	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(orders), 0), COALESCE(SUM(units), 0) FROM purchases WHERE item_id = ?`, itemID).Scan(&c.Orders, &c.Units)
 	if err != nil {
 		return c, fmt.Errorf("count orders of item %d: %w", itemID, err)

@@ -71,7 +71,7 @@ func TestItemCountsBackfill(t *testing.T) {
 	if _, _, err := db.Store.EndOrder(ctx, 1, o.ID, domain.OrderCancelled); err != nil {
 		t.Fatal(err)
 	}
-	want := mysql.ItemCounts{Orders: 2, Units: 2}
+	want := domain.ItemCounts{Orders: 2, Units: 2}
 	if c, err := db.Store.Counts(ctx, a.Items[0].ID); err != nil || c != want {
 		t.Fatalf("counts as written: got %+v, %v; want %+v", c, err, want)
 	}

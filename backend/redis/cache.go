@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/internal/randhex"
 )
 
@@ -15,6 +16,8 @@ import (
 type Cache struct {
 	rdb goredis.UniversalClient
 }
+
+var _ domain.Cache = (*Cache)(nil)
 
 // NewCache returns a Cache on rdb.
 func NewCache(rdb goredis.UniversalClient) *Cache { return &Cache{rdb: rdb} }

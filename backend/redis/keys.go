@@ -6,9 +6,6 @@ package redis
 import (
 	"fmt"
 	"strconv"
-	"strings"
-
-	"github.com/seckill/flashsale/backend/domain"
 )
 
 // itemKeys names the keys of one item of one activity. They share the hash tag
@@ -37,24 +34,4 @@ func (k itemKeys) buckets(n int) []string {
 		out[i] = k.bucket(i)
 	}
 	return out
-}
-
-// NewTicket returns a ticket id that names its activity and item, so a ticket's keys
-// can be found from the ticket alone: "<activity>-<item>-<random hex>".
-func NewTicket(activityID, itemID int64, random string) string {
-	return fmt.Sprintf("%d-%d-%s", activityID, itemID, random)
-}
-
-// ParseTicket returns the activity and item a ticket belongs to.
-func ParseTicket(ticket string) (activityID, itemID int64, err error) {
-	parts := strings.SplitN(ticket, "-", 3)
-	if len(parts) != 3 || parts[2] == "" || len(ticket) > 80 {
-		return 0, 0, domain.Errorf(domain.ENotFound, "unknown ticket")
-	}
-	a, err1 := strconv.ParseInt(parts[0], 10, 64)
-	i, err2 := strconv.ParseInt(parts[1], 10, 64)
-	if err1 != nil || err2 != nil || a <= 0 || i <= 0 {
-		return 0, 0, domain.Errorf(domain.ENotFound, "unknown ticket")
-	}
-	return a, i, nil
 }

@@ -44,15 +44,13 @@ var (
 	ticketScript  = goredis.NewScript(ticketLua)
 )
 
-// ErrNotLoaded means Redis holds no sale state for the item (it was never warmed, or
-// Redis lost its data): nothing was deducted, and the item must be warmed from MySQL.
-var ErrNotLoaded = errors.New("sale state not loaded in redis")
-
-// Stock is the Redis side of a sale. It is safe for concurrent use.
+// Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
 type Stock struct {
 	rdb       goredis.UniversalClient
 	resultTTL time.Duration
 }
+
+var _ domain.StockLedger = (*Stock)(nil)
 
 // NewStock returns a Stock on rdb (a single node, a cluster or a ring) that keeps
 // ticket results for resultTTL.
@@ -80,27 +78,10 @@ func (s *Stock) Load(ctx context.Context) error {
 	return load(ctx, s.rdb)
 }
 
-// Deduction asks for stock for one request.
-type Deduction struct {
-	ActivityID, ItemID, UserID int64
-	Quantity                   int
-	IdempotencyKey             string // "" when the client sent none
-	Ticket                     string // the ticket the request gets if admitted
-	Buckets                    int    // the item's bucket count
-	HomeBucket                 int    // where the user's request tries first
-}
-
-// Deducted is the outcome of an admitted (or replayed) request.
-type Deducted struct {
-	Ticket   string
-	Bucket   int
-	Replayed bool // an earlier request with the same idempotency key holds Ticket
-}
-
 // Deduct runs the pre-deduction script. A refusal comes back as a *domain.Error
 // (sold_out, limit_exceeded, not_started, ended, not_found, bad_request); ErrNotLoaded
 // when Redis has no state for the item.
-func (s *Stock) Deduct(ctx context.Context, d Deduction) (Deducted, error) {
+func (s *Stock) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {
 	k := keysFor(d.ActivityID, d.ItemID)
 	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.inflight()}, k.buckets(d.Buckets)...)
 	idem := ""
@@ -109,32 +90,32 @@ func (s *Stock) Deduct(ctx context.Context, d Deduction) (Deducted, error) {
 	}
 	res, err := deductScript.Run(ctx, s.rdb, keys, d.UserID, d.Quantity, idem, d.Ticket, d.HomeBucket).Slice()
 	if err != nil {
-		return Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
+		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	code, _ := res[0].(int64)
 	switch code {
 	case 0:
 		b, _ := res[1].(int64)
-		return Deducted{Ticket: d.Ticket, Bucket: int(b)}, nil
+		return domain.Deducted{Ticket: d.Ticket, Bucket: int(b)}, nil
 	case 1:
 		t, _ := res[1].(string)
-		return Deducted{Ticket: t, Replayed: true}, nil
+		return domain.Deducted{Ticket: t, Replayed: true}, nil
 	case 2:
-		return Deducted{}, domain.Errorf(domain.ESoldOut, "item %d is sold out", d.ItemID)
+		return domain.Deducted{}, domain.Errorf(domain.ESoldOut, "item %d is sold out", d.ItemID)
 	case 3:
-		return Deducted{}, domain.Errorf(domain.ELimitExceeded, "you already hold the per-user limit of item %d", d.ItemID)
+		return domain.Deducted{}, domain.Errorf(domain.ELimitExceeded, "you already hold the per-user limit of item %d", d.ItemID)
 	case 4:
-		return Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
 	case 5:
-		return Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
 	case 6:
-		return Deducted{}, ErrNotLoaded
+		return domain.Deducted{}, domain.ErrNotLoaded
 	case 7:
-		return Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
 	case 8:
-		return Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
+		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
 	}
-	return Deducted{}, fmt.Errorf("deduct item %d: unexpected script result %v", d.ItemID, res)
+	return domain.Deducted{}, fmt.Errorf("deduct item %d: unexpected script result %v", d.ItemID, res)
 }
 
 type ticketRecord struct {
@@ -151,7 +132,7 @@ type ticketRecord struct {
 // the ticket (false: it was settled before, or Redis lost it; then the result is
 // recorded unless one is).
 func (s *Stock) Settle(ctx context.Context, t domain.Ticket, buckets int) (bool, error) {
-	a, i, err := ParseTicket(t.ID)
+	a, i, err := domain.ParseTicket(t.ID)
 	if err != nil {
 		return false, err
 	}
@@ -189,7 +170,7 @@ func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 // Ticket returns where a ticket stands: its result when settled, pending while in
 // flight, not_found otherwise (unknown, expired, or another user's).
 func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
-	a, i, err := ParseTicket(ticket)
+	a, i, err := domain.ParseTicket(ticket)
 	if err != nil {
 		return domain.Ticket{}, err
 	}
@@ -241,19 +222,9 @@ func parseInflight(v string) (inflight, error) {
 	return inflight{user: u, qty: q, bucket: b, admitted: time.UnixMilli(ms)}, nil
 }
 
-// Sale is what Redis needs to know of an item to sell it.
-type Sale struct {
-	ActivityID, ItemID int64
-	State              domain.State
-	Start, End         time.Time
-	PerUserLimit       int
-	BucketStock        []int64         // available units per bucket, MySQL's view
-	Buyers             map[int64]int64 // units held per user, from MySQL's orders
-}
-
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
 // set; buyer records are added only where missing.
-func (s *Stock) Warm(ctx context.Context, sale Sale, overwrite bool) error {
+func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool) error {
 	k := keysFor(sale.ActivityID, sale.ItemID)
 	keys := append([]string{k.meta(), k.buyers()}, k.buckets(len(sale.BucketStock))...)
 	ow := "0"
@@ -295,35 +266,17 @@ func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int
 	return n, nil
 }
 
-// ItemState is a snapshot of an item's Redis state.
-type ItemState struct {
-	Loaded      bool
-	BucketStock []int64
-	InFlight    int64   // units pre-deducted but not yet settled
-	InFlightBy  []int64 // the same, by bucket
-	Tickets     int     // tickets in flight
-}
-
-// Available is the sum of the bucket counters.
-func (st ItemState) Available() int64 {
-	var n int64
-	for _, b := range st.BucketStock {
-		n += b
-	}
-	return n
-}
-
 // State reads an item's counters and in-flight tickets.
-func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error) {
+func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int) (domain.ItemState, error) {
 	k := keysFor(activityID, itemID)
 	pipe := s.rdb.Pipeline()
 	exists := pipe.Exists(ctx, k.meta())
 	stock := pipe.MGet(ctx, k.buckets(buckets)...)
 	fl := pipe.HVals(ctx, k.inflight())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return ItemState{}, fmt.Errorf("read state of item %d: %w", itemID, err)
+		return domain.ItemState{}, fmt.Errorf("read state of item %d: %w", itemID, err)
 	}
-	st := ItemState{Loaded: exists.Val() == 1, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	st := domain.ItemState{Loaded: exists.Val() == 1, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
 	for i, v := range stock.Val() {
 		if sv, ok := v.(string); ok {
 			st.BucketStock[i], _ = strconv.ParseInt(sv, 10, 64)
@@ -332,7 +285,7 @@ func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int
 	for _, v := range fl.Val() {
 		f, err := parseInflight(v)
 		if err != nil {
-			return ItemState{}, err
+			return domain.ItemState{}, err
 		}
 		st.InFlight += int64(f.qty)
 		if f.bucket < buckets {
@@ -387,7 +340,7 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 
 // TicketUser returns the user of an in-flight ticket.
 func (s *Stock) TicketUser(ctx context.Context, ticket string) (int64, error) {
-	a, i, err := ParseTicket(ticket)
+	a, i, err := domain.ParseTicket(ticket)
 	if err != nil {
 		return 0, err
 	}

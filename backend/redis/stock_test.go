@@ -23,7 +23,7 @@ func init() { nextID.Store(time.Now().UnixNano() / 1000) }
 func sale(tb testing.TB, st *redis.Stock, buckets []int64, limit int, start, end time.Time) (int64, int64) {
 	tb.Helper()
 	a, i := nextID.Add(1), nextID.Add(1)
-	err := st.Warm(context.Background(), redis.Sale{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: start, End: end,
+	err := st.Warm(context.Background(), domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: start, End: end,
 		PerUserLimit: limit, BucketStock: buckets}, true)
 	if err != nil {
 		tb.Fatal(err)
@@ -33,9 +33,9 @@ func sale(tb testing.TB, st *redis.Stock, buckets []int64, limit int, start, end
 
 func open() (time.Time, time.Time) { return time.Now().Add(-time.Minute), time.Now().Add(time.Hour) }
 
-func deduct(st *redis.Stock, a, i, user int64, qty int, key string, buckets int) (redis.Deducted, error) {
-	return st.Deduct(context.Background(), redis.Deduction{ActivityID: a, ItemID: i, UserID: user, Quantity: qty,
-		IdempotencyKey: key, Ticket: redis.NewTicket(a, i, fmt.Sprintf("u%dq%dk%s%d", user, qty, key, nextID.Add(1))), Buckets: buckets})
+func deduct(st *redis.Stock, a, i, user int64, qty int, key string, buckets int) (domain.Deducted, error) {
+	return st.Deduct(context.Background(), domain.Deduction{ActivityID: a, ItemID: i, UserID: user, Quantity: qty,
+		IdempotencyKey: key, Ticket: domain.NewTicket(a, i, fmt.Sprintf("u%dq%dk%s%d", user, qty, key, nextID.Add(1))), Buckets: buckets})
 }
 
 func clients(t *testing.T) map[string]goredis.UniversalClient {
@@ -91,7 +91,7 @@ func TestDeductRefusals(t *testing.T) {
 			if _, err := deduct(st, a3, i3, 1, 1, "", 1); !domain.IsCode(err, domain.EEnded) {
 				t.Fatalf("after end: got %v, want ended", err)
 			}
-			if _, err := deduct(st, nextID.Add(1), nextID.Add(1), 1, 1, "", 1); err != redis.ErrNotLoaded {
+			if _, err := deduct(st, nextID.Add(1), nextID.Add(1), 1, 1, "", 1); err != domain.ErrNotLoaded {
 				t.Fatalf("never warmed: got %v, want ErrNotLoaded", err)
 			}
 		})
@@ -173,8 +173,8 @@ func TestBucketsFallOver(t *testing.T) {
 			s, e := open()
 			a, i := sale(t, st, []int64{0, 0, 2, 0}, 10, s, e)
 			for u := int64(1); u <= 2; u++ {
-				got, err := st.Deduct(context.Background(), redis.Deduction{ActivityID: a, ItemID: i, UserID: u, Quantity: 1,
-					Ticket: redis.NewTicket(a, i, fmt.Sprint("b", u)), Buckets: 4, HomeBucket: 0})
+				got, err := st.Deduct(context.Background(), domain.Deduction{ActivityID: a, ItemID: i, UserID: u, Quantity: 1,
+					Ticket: domain.NewTicket(a, i, fmt.Sprint("b", u)), Buckets: 4, HomeBucket: 0})
 				if err != nil || got.Bucket != 2 {
 					t.Fatalf("user %d: got %+v, %v; want bucket 2", u, got, err)
 				}
@@ -234,7 +234,7 @@ func TestParseTicket(t *testing.T) {
 		{"", 0, 0, true},
 	}
 	for _, tt := range tests {
-		a, i, err := redis.ParseTicket(tt.in)
+		a, i, err := domain.ParseTicket(tt.in)
 		if a != tt.a || i != tt.i || (err != nil) != tt.wantErr {
 			t.Errorf("ParseTicket(%q) = %d, %d, %v; want %d, %d, err=%v", tt.in, a, i, err, tt.a, tt.i, tt.wantErr)
 		}
@@ -263,7 +263,7 @@ func TestSettleModes(t *testing.T) {
 	if _, err := deduct(st, a, i, 1, 1, "k", 1); err != nil {
 		t.Fatalf("the buyer may try again: %v", err)
 	}
-	lost := redis.NewTicket(a, i, "lost")
+	lost := domain.NewTicket(a, i, "lost")
 	for n, want := range []domain.TicketStatus{domain.TicketCreated, domain.TicketCreated} {
 		status := domain.TicketCreated
 		if n == 1 {

@@ -19,7 +19,6 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/rlog"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/queue"
 )
 
 var quietOnce sync.Once
@@ -39,14 +38,14 @@ type ProducerConfig struct {
 	Tag string
 }
 
-// Producer publishes order requests. It implements queue.Publisher.
+// Producer publishes order requests. It implements domain.Publisher.
 type Producer struct {
 	p     rocketmq.Producer
 	topic string
 	tag   string
 }
 
-var _ queue.Publisher = (*Producer)(nil)
+var _ domain.Publisher = (*Producer)(nil)
 
 // NewProducer starts a producer.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
@@ -121,7 +120,7 @@ type ConsumerConfig struct {
 	Tag string
 }
 
-// Consumer delivers order requests to a queue.Handler. A batch the handler fails is
+// Consumer delivers order requests to a domain.Handler. A batch the handler fails is
 // redelivered later (every message of it); nothing is acknowledged before the handler
 // returns nil.
 type Consumer struct {
@@ -130,7 +129,7 @@ type Consumer struct {
 }
 
 // NewConsumer subscribes h to the topic and starts consuming.
-func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
+func NewConsumer(cfg ConsumerConfig, h domain.Handler) (*Consumer, error) {
 	quiet()
 	if cfg.Goroutines <= 0 {
 		cfg.Goroutines = 8
@@ -173,11 +172,11 @@ func NewConsumer(cfg ConsumerConfig, h queue.Handler) (*Consumer, error) {
 	return mc, nil
 }
 
-func (c *Consumer) consume(ctx context.Context, h queue.Handler, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
-	batch := make([]queue.Delivery, 0, len(msgs))
+func (c *Consumer) consume(ctx context.Context, h domain.Handler, msgs []*primitive.MessageExt) (consumer.ConsumeResult, error) {
+	batch := make([]domain.Delivery, 0, len(msgs))
 	maxAttempt := 0
 	for _, m := range msgs {
-		d := queue.Delivery{ID: m.MsgId, Attempt: int(m.ReconsumeTimes) + 1}
+		d := domain.Delivery{ID: m.MsgId, Attempt: int(m.ReconsumeTimes) + 1}
 		d.Last = d.Attempt >= c.cfg.MaxAttempts
 		if err := json.Unmarshal(m.Body, &d.Request); err != nil {
 			d.Malformed = fmt.Errorf("decode message %s: %w", m.MsgId, err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/rocketmq"
 	"github.com/seckill/flashsale/backend/testenv"
 )
@@ -19,16 +18,16 @@ import (
 // seen is what a test's handler was handed, by ticket.
 type seen struct {
 	mu         sync.Mutex
-	deliveries map[string][]queue.Delivery
+	deliveries map[string][]domain.Delivery
 }
 
-func (s *seen) add(d queue.Delivery) {
+func (s *seen) add(d domain.Delivery) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.deliveries[d.Request.Ticket] = append(s.deliveries[d.Request.Ticket], d)
 }
 
-func (s *seen) get(ticket string) []queue.Delivery {
+func (s *seen) get(ticket string) []domain.Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.deliveries[ticket])
@@ -46,8 +45,8 @@ func TestPublishConsume(t *testing.T) {
 	}
 	defer p.Close()
 	const attempts = 3
-	got := &seen{deliveries: map[string][]queue.Delivery{}}
-	h := queue.HandlerFunc(func(_ context.Context, batch []queue.Delivery) error {
+	got := &seen{deliveries: map[string][]domain.Delivery{}}
+	h := domain.HandlerFunc(func(_ context.Context, batch []domain.Delivery) error {
 		for _, d := range batch {
 			got.add(d)
 		}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/mysql"
 )
 
 // CreateActivity stores a new activity (state draft).
@@ -20,7 +19,7 @@ func (s *Service) CreateActivity(ctx context.Context, a *domain.Activity) error 
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	if err := s.store.CreateActivity(ctx, a); err != nil {
+	if err := s.activities.CreateActivity(ctx, a); err != nil {
 		return s.unavailable(err)
 	}
 	_, err := s.catalog.Refresh(ctx, a.ID) // drop a cached null object for the new id
@@ -29,7 +28,7 @@ func (s *Service) CreateActivity(ctx context.Context, a *domain.Activity) error 
 
 // AdminActivity reads an activity from MySQL, whatever its state.
 func (s *Service) AdminActivity(ctx context.Context, id int64) (*domain.Activity, error) {
-	a, err := s.store.Activity(ctx, id)
+	a, err := s.activities.Activity(ctx, id)
 	return a, s.unavailable(err)
 }
 
@@ -47,7 +46,7 @@ func (s *Service) Activity(ctx context.Context, id int64) (*domain.Activity, err
 
 // Item reads an item of a published activity.
 func (s *Service) Item(ctx context.Context, id int64) (domain.Item, *domain.Activity, error) {
-	it, err := s.store.Item(ctx, id)
+	it, err := s.activities.Item(ctx, id)
 	if err != nil {
 		return it, nil, s.unavailable(err)
 	}
@@ -61,13 +60,13 @@ func (s *Service) Item(ctx context.Context, id int64) (domain.Item, *domain.Acti
 
 // Activities lists activities: published ones, or all for operators.
 func (s *Service) Activities(ctx context.Context, all bool) ([]*domain.Activity, error) {
-	as, err := s.store.Activities(ctx, all)
+	as, err := s.activities.Activities(ctx, all)
 	return as, s.unavailable(err)
 }
 
 // Remaining is the approximate stock left of an item (Redis's view), -1 if unknown.
 func (s *Service) Remaining(ctx context.Context, a *domain.Activity, itemID int64) int64 {
-	n, loaded, err := s.stock.Available(ctx, a.ID, itemID, a.BucketCount)
+	n, loaded, err := s.ledger.Available(ctx, a.ID, itemID, a.BucketCount)
 	if err != nil || !loaded {
 		return -1
 	}
@@ -77,11 +76,11 @@ func (s *Service) Remaining(ctx context.Context, a *domain.Activity, itemID int6
 // Publish puts an activity on sale: Redis gets its stock, buyer records and window,
 // and the caches are pre-warmed.
 func (s *Service) Publish(ctx context.Context, id int64) (*domain.Activity, error) {
-	a, err := s.store.Activity(ctx, id)
+	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, s.unavailable(err)
 	}
-	if err := s.store.SetState(ctx, id, domain.StatePublished); err != nil {
+	if err := s.activities.SetState(ctx, id, domain.StatePublished); err != nil {
 		return nil, s.unavailable(err)
 	}
 	a.State = domain.StatePublished
@@ -97,15 +96,15 @@ func (s *Service) Publish(ctx context.Context, id int64) (*domain.Activity, erro
 
 // Offline takes an activity off sale; orders in flight still complete.
 func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, error) {
-	a, err := s.store.Activity(ctx, id)
+	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, s.unavailable(err)
 	}
-	if err := s.store.SetState(ctx, id, domain.StateOffline); err != nil {
+	if err := s.activities.SetState(ctx, id, domain.StateOffline); err != nil {
 		return nil, s.unavailable(err)
 	}
 	for _, it := range a.Items {
-		if err := s.stock.SetState(ctx, a.ID, it.ID, domain.StateOffline); err != nil {
+		if err := s.ledger.SetState(ctx, a.ID, it.ID, domain.StateOffline); err != nil {
 			return nil, s.unavailable(err)
 		}
 	}
@@ -113,25 +112,17 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 	return a, s.unavailable(err)
 }
 
-// ItemChange changes an item; nil fields stay.
-type ItemChange struct {
-	ItemID     int64
-	Name       *string
-	PriceCents *int64
-	TotalStock *int64
-}
-
 // ActivityChange changes an activity; nil fields stay. The strategy is fixed once
 // created; the bucket count changes through SetBuckets.
 type ActivityChange struct {
-	mysql.ActivityChange
-	Items []ItemChange
+	domain.ActivityChange
+	Items []domain.ItemChange
 }
 
 // Update applies an operator's change. A stock change keeps the invariants: units are
 // added to or taken from what is available, never from what is sold or in flight.
 func (s *Service) Update(ctx context.Context, id int64, c ActivityChange) (*domain.Activity, error) {
-	a, err := s.store.Activity(ctx, id)
+	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, s.unavailable(err)
 	}
@@ -159,11 +150,11 @@ func (s *Service) Update(ctx context.Context, id int64, c ActivityChange) (*doma
 			return nil, domain.Errorf(domain.EBadRequest, "item %d: bad name, price or stock", ic.ItemID)
 		}
 	}
-	if err := s.store.UpdateActivity(ctx, id, c.ActivityChange); err != nil {
+	if err := s.activities.UpdateActivity(ctx, id, c.ActivityChange); err != nil {
 		return nil, s.unavailable(err)
 	}
 	for _, ic := range c.Items {
-		if err := s.store.UpdateItem(ctx, ic.ItemID, ic.Name, ic.PriceCents); err != nil {
+		if err := s.activities.UpdateItem(ctx, ic.ItemID, ic.Name, ic.PriceCents); err != nil {
 			return nil, s.unavailable(err)
 		}
 		if ic.TotalStock != nil {
@@ -173,7 +164,7 @@ func (s *Service) Update(ctx context.Context, id int64, c ActivityChange) (*doma
 			}
 		}
 	}
-	if a, err = s.store.Activity(ctx, id); err != nil {
+	if a, err = s.activities.Activity(ctx, id); err != nil {
 		return nil, s.unavailable(err)
 	}
 	if a.State == domain.StatePublished {
@@ -206,13 +197,13 @@ func (s *Service) changeStock(ctx context.Context, a *domain.Activity, itemID, d
 		}
 		d := sign * n
 		if d < 0 && loaded {
-			if _, err := s.stock.Adjust(ctx, a.ID, itemID, b, d); err != nil {
+			if _, err := s.ledger.Adjust(ctx, a.ID, itemID, b, d); err != nil {
 				return s.unavailable(err)
 			}
 		}
-		if err := s.store.AddStock(ctx, itemID, b, d); err != nil {
+		if err := s.orders.AddStock(ctx, itemID, b, d); err != nil {
 			if d < 0 && loaded {
-				if _, uerr := s.stock.Adjust(ctx, a.ID, itemID, b, -d); uerr != nil {
+				if _, uerr := s.ledger.Adjust(ctx, a.ID, itemID, b, -d); uerr != nil {
 					s.log.Error("undo stock change in redis; the reconciler will repair it", "item", itemID, "err", uerr)
 				}
 			}
@@ -222,7 +213,7 @@ func (s *Service) changeStock(ctx context.Context, a *domain.Activity, itemID, d
 			return s.unavailable(err)
 		}
 		if d > 0 && loaded {
-			if _, err := s.stock.Adjust(ctx, a.ID, itemID, b, d); err != nil {
+			if _, err := s.ledger.Adjust(ctx, a.ID, itemID, b, d); err != nil {
 				s.log.Error("add stock in redis; the reconciler will repair it", "item", itemID, "err", err)
 			}
 		}
@@ -252,21 +243,21 @@ type ItemStats struct {
 // Stats reports an activity's stock in Redis and MySQL, orders, pending tickets and
 // what the backend refused, by reason.
 func (s *Service) Stats(ctx context.Context, id int64) ([]ItemStats, map[string]int64, error) {
-	a, err := s.store.Activity(ctx, id)
+	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, nil, s.unavailable(err)
 	}
 	var out []ItemStats
 	for _, it := range a.Items {
-		st, err := s.stock.State(ctx, a.ID, it.ID, a.BucketCount)
+		st, err := s.ledger.State(ctx, a.ID, it.ID, a.BucketCount)
 		if err != nil {
 			return nil, nil, s.unavailable(err)
 		}
-		rows, err := s.store.Stock(ctx, it.ID)
+		rows, err := s.orders.Stock(ctx, it.ID)
 		if err != nil {
 			return nil, nil, s.unavailable(err)
 		}
-		c, err := s.store.Counts(ctx, it.ID)
+		c, err := s.orders.Counts(ctx, it.ID)
 		if err != nil {
 			return nil, nil, s.unavailable(err)
 		}

@@ -17,19 +17,9 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 )
 
-// CatalogStore is where activities live for good (MySQL).
-type CatalogStore interface {
+// activityReader is what the read path needs of the catalog.
+type activityReader interface {
 	Activity(ctx context.Context, id int64) (*domain.Activity, error)
-}
-
-// ByteCache is the shared cache (Redis) with rebuild locks.
-type ByteCache interface {
-	Get(ctx context.Context, key string) ([]byte, bool, error)
-	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
-	Del(ctx context.Context, keys ...string) error
-	Lock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
-	SetLocked(ctx context.Context, key, token string, val []byte, ttl time.Duration) (bool, error)
-	Unlock(ctx context.Context, key, token string) error
 }
 
 // CatalogConfig tunes the read path.
@@ -64,8 +54,8 @@ func (c *CatalogConfig) defaults() {
 // Each cached copy carries the activity's version; a copy older than one seen before
 // is not taken.
 type Catalog struct {
-	store CatalogStore
-	cache ByteCache
+	store activityReader
+	cache domain.Cache
 	cfg   CatalogConfig
 	log   *slog.Logger
 
@@ -89,7 +79,7 @@ type cached struct {
 }
 
 // NewCatalog returns a Catalog.
-func NewCatalog(store CatalogStore, cache ByteCache, cfg CatalogConfig, log *slog.Logger) *Catalog {
+func NewCatalog(store activityReader, cache domain.Cache, cfg CatalogConfig, log *slog.Logger) *Catalog {
 	cfg.defaults()
 	return &Catalog{store: store, cache: cache, cfg: cfg, log: log, local: map[int64]localEntry{}}
 }

@@ -28,13 +28,13 @@ import (
 // stock, and empties buckets past the activity's bucket count. It returns how many
 // units it moved.
 func (s *Service) Rebalance(ctx context.Context, a *domain.Activity, itemID int64) (int64, error) {
-	rows, err := s.store.Stock(ctx, itemID)
+	rows, err := s.orders.Stock(ctx, itemID)
 	if err != nil {
 		return 0, err
 	}
 	n := a.BucketCount
 	width := max(n, len(rows))
-	st, err := s.stock.State(ctx, a.ID, itemID, width)
+	st, err := s.ledger.State(ctx, a.ID, itemID, width)
 	if err != nil || !st.Loaded {
 		return 0, err
 	}
@@ -87,17 +87,17 @@ func (s *Service) Rebalance(ctx context.Context, a *domain.Activity, itemID int6
 
 // move moves up to n units from one bucket to another (see the top of this file).
 func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, from, to int, n int64) (int64, error) {
-	got, err := s.stock.Take(ctx, a.ID, itemID, from, n)
+	got, err := s.ledger.Take(ctx, a.ID, itemID, from, n)
 	if err != nil || got == 0 {
 		return 0, err
 	}
-	if err := s.store.MoveStock(ctx, itemID, from, to, got); err != nil {
-		if _, uerr := s.stock.Adjust(ctx, a.ID, itemID, from, got); uerr != nil {
+	if err := s.orders.MoveStock(ctx, itemID, from, to, got); err != nil {
+		if _, uerr := s.ledger.Adjust(ctx, a.ID, itemID, from, got); uerr != nil {
 			s.log.Error("give taken units back to their bucket; the reconciler will", "item", itemID, "bucket", from, "err", uerr)
 		}
 		return 0, fmt.Errorf("move %d units of item %d from bucket %d to %d: %w", got, itemID, from, to, err)
 	}
-	if _, err := s.stock.Adjust(ctx, a.ID, itemID, to, got); err != nil {
+	if _, err := s.ledger.Adjust(ctx, a.ID, itemID, to, got); err != nil {
 		s.log.Error("add moved units to their bucket; the reconciler will", "item", itemID, "bucket", to, "err", err)
 	}
 	return got, nil
@@ -106,7 +106,7 @@ func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, fr
 // SetBuckets changes an activity's bucket count during a sale and spreads the stock
 // over the new buckets.
 func (s *Service) SetBuckets(ctx context.Context, id int64, n int) (*domain.Activity, error) {
-	a, err := s.store.Activity(ctx, id)
+	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, s.unavailable(err)
 	}
@@ -116,7 +116,7 @@ func (s *Service) SetBuckets(ctx context.Context, id int64, n int) (*domain.Acti
 	if n < 1 || n > domain.MaxBuckets {
 		return nil, domain.Errorf(domain.EBadRequest, "bucket_count must be 1 to %d", domain.MaxBuckets)
 	}
-	if err := s.store.SetBucketCount(ctx, id, n); err != nil {
+	if err := s.activities.SetBucketCount(ctx, id, n); err != nil {
 		return nil, s.unavailable(err)
 	}
 	if a, err = s.catalog.Refresh(ctx, id); err != nil {
@@ -124,7 +124,7 @@ func (s *Service) SetBuckets(ctx context.Context, id int64, n int) (*domain.Acti
 	}
 	for _, it := range a.Items {
 		if a.State == domain.StatePublished {
-			if err := s.stock.SetBuckets(ctx, a.ID, it.ID, n); err != nil {
+			if err := s.ledger.SetBuckets(ctx, a.ID, it.ID, n); err != nil {
 				return nil, s.unavailable(err)
 			}
 			// New buckets start at zero (SETNX keeps live counters).
@@ -141,7 +141,7 @@ func (s *Service) SetBuckets(ctx context.Context, id int64, n int) (*domain.Acti
 
 // RebalanceAll rebalances every bucketed item of the published activities.
 func (s *Service) RebalanceAll(ctx context.Context) error {
-	as, err := s.store.Activities(ctx, false)
+	as, err := s.activities.Activities(ctx, false)
 	if err != nil {
 		return err
 	}

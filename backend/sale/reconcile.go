@@ -39,7 +39,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcileConfig) ([]Repair,
 	if cfg.StaleTicket <= 0 {
 		cfg.StaleTicket = 15 * time.Minute
 	}
-	as, err := s.store.Activities(ctx, false)
+	as, err := s.activities.Activities(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcileConfig) ([]Repair,
 
 func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID int64, cfg ReconcileConfig) ([]Repair, error) {
 	var repairs []Repair
-	flying, err := s.stock.InFlight(ctx, a.ID, itemID)
+	flying, err := s.ledger.InFlight(ctx, a.ID, itemID)
 	if err != nil {
 		return nil, err
 	}
@@ -74,11 +74,11 @@ func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID 
 			repairs = append(repairs, *r)
 		}
 	}
-	before, err := s.stock.State(ctx, a.ID, itemID, a.BucketCount)
+	before, err := s.ledger.State(ctx, a.ID, itemID, a.BucketCount)
 	if err != nil || !before.Loaded {
 		return repairs, err // not loaded: the next order restores it from MySQL
 	}
-	rows, err := s.store.Stock(ctx, itemID)
+	rows, err := s.orders.Stock(ctx, itemID)
 	if err != nil {
 		return repairs, err
 	}
@@ -87,14 +87,14 @@ func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID 
 		return repairs, ctx.Err()
 	case <-time.After(cfg.Quiet):
 	}
-	after, err := s.stock.State(ctx, a.ID, itemID, a.BucketCount)
+	after, err := s.ledger.State(ctx, a.ID, itemID, a.BucketCount)
 	if err != nil {
 		return repairs, err
 	}
 	if !slices.Equal(before.BucketStock, after.BucketStock) || !slices.Equal(before.InFlightBy, after.InFlightBy) {
 		return repairs, nil // not quiet; try again on the next pass
 	}
-	rows2, err := s.store.Stock(ctx, itemID)
+	rows2, err := s.orders.Stock(ctx, itemID)
 	if err != nil {
 		return repairs, err
 	}
@@ -115,7 +115,7 @@ func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID 
 		if have == want {
 			continue
 		}
-		ok, err := s.stock.Reset(ctx, a.ID, itemID, r.Bucket, have, want)
+		ok, err := s.ledger.Reset(ctx, a.ID, itemID, r.Bucket, have, want)
 		if err != nil {
 			return repairs, err
 		}
@@ -135,7 +135,7 @@ func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID 
 // settleStale ends a ticket that stayed in flight too long, from MySQL's record.
 func (s *Service) settleStale(ctx context.Context, a *domain.Activity, ticket string) (*Repair, error) {
 	t := domain.Ticket{ID: ticket, Status: domain.TicketFailed, Reason: "stale"}
-	o, err := s.writer.OrderByTicket(ctx, ticket)
+	o, err := s.orders.OrderByTicket(ctx, ticket)
 	switch {
 	case err == nil:
 		t.Status, t.OrderID, t.UserID, t.Reason = domain.TicketCreated, o.ID, o.UserID, ""
@@ -143,13 +143,13 @@ func (s *Service) settleStale(ctx context.Context, a *domain.Activity, ticket st
 		return nil, err
 	}
 	if t.UserID == 0 {
-		u, err := s.stock.TicketUser(ctx, ticket)
+		u, err := s.ledger.TicketUser(ctx, ticket)
 		if err != nil {
 			return nil, err
 		}
 		t.UserID = u
 	}
-	ok, err := s.stock.Settle(ctx, t, a.BucketCount)
+	ok, err := s.ledger.Settle(ctx, t, a.BucketCount)
 	if err != nil || !ok {
 		return nil, err
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
-	"github.com/seckill/flashsale/backend/queue"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/rocketmq"
 	"github.com/seckill/flashsale/backend/sale"
@@ -48,8 +47,10 @@ type env struct {
 type envOpts struct {
 	replicas  int
 	queue     bool // RocketMQ producer and worker
-	publisher queue.Publisher
+	publisher domain.Publisher
 	batch     int // worker batch size
+	// orders wraps the order store the replicas use (to inject failures); nil: as is.
+	orders func(domain.OrderStore) domain.OrderStore
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -72,8 +73,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 			pub = p
 		}
 	}
+	var orders domain.OrderStore = e.db.Store
+	if o.orders != nil {
+		orders = o.orders(orders)
+	}
 	for n := 0; n < max(o.replicas, 1); n++ {
-		e.replicas = append(e.replicas, sale.New(e.db.Store, e.stock, redis.NewCache(e.rdb), pub, sale.Config{}, nil, testLog(t)))
+		e.replicas = append(e.replicas, sale.New(sale.Deps{Catalog: e.db.Store, Orders: orders, Ledger: e.stock,
+			Cache: redis.NewCache(e.rdb), Publisher: pub, Log: testLog(t)}, sale.Config{}))
 	}
 	e.worker = worker.New(e.db.Store, e.stock, sale.NewCatalog(e.db.Store, redis.NewCache(e.rdb), sale.CatalogConfig{}, testLog(t)), worker.Config{BatchSize: o.batch, BatchWindow: 5 * time.Millisecond}, nil, testLog(t))
 	if o.queue {
@@ -270,14 +276,18 @@ func TestDemandBelowStock(t *testing.T) {
 	}
 }
 
-// failingWriter fails every write without touching the database.
-type failingWriter struct{ mysql *mysql.Store }
-
-func (f failingWriter) WriteOrder(context.Context, domain.OrderRequest, int) (mysql.Written, error) {
-	return mysql.Written{}, errors.New("injected: connection reset")
+// failingWrites is an order store whose writes fail without touching the database
+// while fail is set.
+type failingWrites struct {
+	domain.OrderStore
+	fail atomic.Bool
 }
-func (f failingWriter) OrderByTicket(ctx context.Context, t string) (domain.Order, error) {
-	return f.mysql.OrderByTicket(ctx, t)
+
+func (f *failingWrites) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
+	if f.fail.Load() {
+		return domain.Written{}, errors.New("injected: connection reset")
+	}
+	return f.OrderStore.WriteOrder(ctx, r, limit)
 }
 
 type failingPublisher struct{ calls atomic.Int64 }
@@ -290,16 +300,17 @@ func (f *failingPublisher) Publish(context.Context, domain.OrderRequest) error {
 func TestFailurePaths(t *testing.T) {
 	ctx := context.Background()
 	t.Run("mysql write fails", func(t *testing.T) {
-		e := newEnv(t, envOpts{})
+		fw := &failingWrites{}
+		e := newEnv(t, envOpts{orders: func(s domain.OrderStore) domain.OrderStore { fw.OrderStore = s; return fw }})
 		a := e.sale(t, domain.StrategySync, 10, 1)
-		e.svc().SetWriter(failingWriter{e.db.Store})
+		fw.fail.Store(true)
 		_, err := e.svc().PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1, IdempotencyKey: "x"})
 		if !domain.IsCode(err, domain.EUnavailable) {
 			t.Fatalf("got %v, want unavailable", err)
 		}
 		e.checkInvariants(t, a, 0, 10)
 		// Nothing was taken: the same key may try again once MySQL is back.
-		e.svc().SetWriter(e.db.Store)
+		fw.fail.Store(false)
 		p, err := e.svc().PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1, IdempotencyKey: "x"})
 		if err != nil || p.Replayed || p.Status != domain.TicketCreated {
 			t.Fatalf("retry: got %+v, %v; want a new order", p, err)
@@ -319,13 +330,13 @@ func TestFailurePaths(t *testing.T) {
 	t.Run("message delivered twice", func(t *testing.T) {
 		e := newEnv(t, envOpts{publisher: &failingPublisher{}})
 		a := e.sale(t, domain.StrategyAsync, 10, 1)
-		d, err := e.stock.Deduct(ctx, redis.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 5, Quantity: 1, Ticket: redis.NewTicket(a.ID, a.Items[0].ID, "dup"), Buckets: 1})
+		d, err := e.stock.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 5, Quantity: 1, Ticket: domain.NewTicket(a.ID, a.Items[0].ID, "dup"), Buckets: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg := queue.Delivery{ID: "m1", Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: 5, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
+		msg := domain.Delivery{ID: "m1", Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: 5, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
 		for n := 0; n < 3; n++ {
-			if err := e.worker.Handle(ctx, []queue.Delivery{msg}); err != nil {
+			if err := e.worker.Handle(ctx, []domain.Delivery{msg}); err != nil {
 				t.Fatalf("delivery %d: %v", n, err)
 			}
 		}

@@ -19,18 +19,9 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/backend/mysql"
-	"github.com/seckill/flashsale/backend/queue"
-	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/telemetry"
 	"github.com/seckill/flashsale/internal/randhex"
 )
-
-// OrderWriter writes admitted requests to the database (mysql.Store).
-type OrderWriter interface {
-	WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (mysql.Written, error)
-	OrderByTicket(ctx context.Context, ticket string) (domain.Order, error)
-}
 
 // Config tunes the service.
 type Config struct {
@@ -43,42 +34,53 @@ type Config struct {
 	ReplayWait time.Duration
 }
 
+// Deps are the ports a Service works through.
+type Deps struct {
+	Catalog   domain.Catalog     // activities and items for good
+	Orders    domain.OrderStore  // orders, buyers and stock rows: the last word
+	Ledger    domain.StockLedger // the hot state where shoppers are admitted
+	Cache     domain.Cache       // the catalog's shared cache
+	Publisher domain.Publisher   // nil when no activity uses a queued strategy
+	Metrics   *Metrics           // nil: unregistered series
+	Log       *slog.Logger
+}
+
 // Service is the backend. It is safe for concurrent use.
 type Service struct {
-	store   *mysql.Store
-	writer  OrderWriter
-	stock   *redis.Stock
-	pub     queue.Publisher
-	catalog *Catalog
-	cfg     Config
-	log     *slog.Logger
-	metrics *Metrics
+	activities domain.Catalog
+	orders     domain.OrderStore
+	ledger     domain.StockLedger
+	pub        domain.Publisher
+	catalog    *Catalog
+	cfg        Config
+	log        *slog.Logger
+	metrics    *Metrics
 
 	restore singleflight.Group
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count
 }
 
-// New returns a Service. pub may be nil when no activity uses a queued strategy.
-func New(store *mysql.Store, stock *redis.Stock, cache ByteCache, pub queue.Publisher, cfg Config, m *Metrics, log *slog.Logger) *Service {
+// New returns a Service on d's ports.
+func New(d Deps, cfg Config) *Service {
 	if cfg.PublishAttempts <= 0 {
 		cfg.PublishAttempts = 3
 	}
 	if cfg.ReplayWait <= 0 {
 		cfg.ReplayWait = time.Second
 	}
-	if m == nil {
-		m = NewMetrics(nil)
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
 	}
 	return &Service{
-		store: store, writer: store, stock: stock, pub: pub, cfg: cfg, log: log, metrics: m,
-		catalog: NewCatalog(store, cache, cfg.Catalog, log),
+		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, cfg: cfg, log: d.Log, metrics: d.Metrics,
+		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}
 }
-
-// SetWriter replaces the order writer (tests inject failures this way).
-func (s *Service) SetWriter(w OrderWriter) { s.writer = w }
 
 // Catalog is the service's read path of activities.
 func (s *Service) Catalog() *Catalog { return s.catalog }
@@ -117,7 +119,7 @@ func (s *Service) count(activityID int64, reason string) {
 }
 
 func newTicket(activityID, itemID int64) string {
-	return redis.NewTicket(activityID, itemID, randhex.String(12))
+	return domain.NewTicket(activityID, itemID, randhex.String(12))
 }
 
 func homeBucket(userID int64, buckets int) int {
@@ -165,22 +167,22 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 	if !ok || a.State != domain.StatePublished {
 		return Placed{}, domain.Errorf(domain.ENotFound, "item %d is not on sale in activity %d", p.ItemID, p.ActivityID)
 	}
-	d := redis.Deduction{
+	d := domain.Deduction{
 		ActivityID: a.ID, ItemID: item.ID, UserID: p.UserID, Quantity: p.Quantity,
 		IdempotencyKey: p.IdempotencyKey, Ticket: newTicket(a.ID, item.ID),
 		Buckets: a.BucketCount, HomeBucket: homeBucket(p.UserID, a.BucketCount),
 	}
 	dctx, dspan := telemetry.Tracer().Start(ctx, "redis.deduct")
-	got, err := s.stock.Deduct(dctx, d)
+	got, err := s.ledger.Deduct(dctx, d)
 	dspan.End()
-	if errors.Is(err, redis.ErrNotLoaded) {
+	if errors.Is(err, domain.ErrNotLoaded) {
 		// Redis lost the sale (restart) or was never warmed: restore it from MySQL once,
 		// then try again. Until then nothing is deducted.
 		if rerr := s.restoreItem(ctx, a, item.ID); rerr != nil {
 			s.log.Error("restore sale state", "activity", a.ID, "item", item.ID, "err", rerr)
 			return Placed{}, domain.Errorf(domain.EUnavailable, "the sale's stock is being restored; try again")
 		}
-		got, err = s.stock.Deduct(ctx, d)
+		got, err = s.ledger.Deduct(ctx, d)
 	}
 	if err != nil {
 		s.metrics.Lua.WithLabelValues(domain.ErrorCode(err)).Inc()
@@ -216,10 +218,10 @@ func (s *Service) unavailable(err error) error {
 
 func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
 	wctx, span := telemetry.Tracer().Start(ctx, "mysql.write_order")
-	w, err := s.writer.WriteOrder(wctx, r, a.PerUserLimit)
+	w, err := s.orders.WriteOrder(wctx, r, a.PerUserLimit)
 	span.End()
 	if err == nil {
-		if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}, a.BucketCount); serr != nil {
+		if _, serr := s.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}, a.BucketCount); serr != nil {
 			// The order stands; the ticket stays in flight until the reconciler settles it.
 			s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
 		}
@@ -227,14 +229,14 @@ func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.Ord
 	}
 	reason := domain.ErrorCode(err)
 	var de *domain.Error
-	if mysql.NotCommitted(err) {
+	if domain.IsNotCommitted(err) {
 		s.log.Warn("write order failed before commit; stock given back", "ticket", r.Ticket, "err", err)
 		reason = "write_failed"
 	} else if !errors.As(err, &de) {
 		// A failed COMMIT may still have committed (a lost answer): only give the
 		// stock back once the order is known not to exist.
-		if o, lerr := s.writer.OrderByTicket(ctx, r.Ticket); lerr == nil {
-			if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID}, a.BucketCount); serr != nil {
+		if o, lerr := s.orders.OrderByTicket(ctx, r.Ticket); lerr == nil {
+			if _, serr := s.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID}, a.BucketCount); serr != nil {
 				s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
 			}
 			return Placed{Status: domain.TicketCreated, OrderID: o.ID, Ticket: r.Ticket}, nil
@@ -245,7 +247,7 @@ func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.Ord
 		s.log.Warn("write order failed; stock given back", "ticket", r.Ticket, "err", err)
 		reason = "write_failed"
 	}
-	if _, serr := s.stock.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); serr != nil {
+	if _, serr := s.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); serr != nil {
 		s.log.Error("give stock back", "ticket", r.Ticket, "err", serr)
 	}
 	return Placed{}, s.unavailable(err)
@@ -281,7 +283,7 @@ func (s *Service) failAdmitted(ctx context.Context, a *domain.Activity, r domain
 	// Settle even if the caller's context is done: the stock must come back.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := s.stock.Settle(sctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); err != nil {
+	if _, err := s.ledger.Settle(sctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); err != nil {
 		s.log.Error("give stock back", "ticket", r.Ticket, "err", err)
 	}
 	return domain.Errorf(domain.EUnavailable, "the order could not be queued; nothing was taken")
@@ -295,7 +297,7 @@ func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, 
 	}
 	deadline := time.Now().Add(s.cfg.ReplayWait)
 	for {
-		t, err := s.stock.Ticket(ctx, userID, ticket)
+		t, err := s.ledger.Ticket(ctx, userID, ticket)
 		if err != nil {
 			return Placed{}, s.unavailable(err)
 		}
@@ -328,11 +330,11 @@ func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID in
 
 // warmItem writes what Redis needs to sell an item, from MySQL.
 func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64, overwrite bool) error {
-	rows, err := s.store.Stock(ctx, itemID)
+	rows, err := s.orders.Stock(ctx, itemID)
 	if err != nil {
 		return err
 	}
-	buyers, err := s.store.Buyers(ctx, itemID)
+	buyers, err := s.orders.Buyers(ctx, itemID)
 	if err != nil {
 		return err
 	}
@@ -342,7 +344,7 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 			stock[r.Bucket] = r.Available
 		}
 	}
-	return s.stock.Warm(ctx, redis.Sale{
+	return s.ledger.Warm(ctx, domain.SaleState{
 		ActivityID: a.ID, ItemID: itemID, State: a.State, Start: a.Start, End: a.End,
 		PerUserLimit: a.PerUserLimit, BucketStock: stock, Buyers: buyers,
 	}, overwrite)
@@ -350,19 +352,19 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 
 // Ticket tells a ticket's owner where it stands.
 func (s *Service) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
-	t, err := s.stock.Ticket(ctx, userID, ticket)
+	t, err := s.ledger.Ticket(ctx, userID, ticket)
 	return t, s.unavailable(err)
 }
 
 // Orders lists a user's orders.
 func (s *Service) Orders(ctx context.Context, userID int64) ([]domain.Order, error) {
-	os, err := s.store.Orders(ctx, userID)
+	os, err := s.orders.Orders(ctx, userID)
 	return os, s.unavailable(err)
 }
 
 // Order returns one of a user's orders.
 func (s *Service) Order(ctx context.Context, userID, id int64) (domain.Order, error) {
-	o, err := s.store.Order(ctx, userID, id)
+	o, err := s.orders.Order(ctx, userID, id)
 	return o, s.unavailable(err)
 }
 
@@ -373,7 +375,7 @@ func (s *Service) Cancel(ctx context.Context, userID, id int64) (domain.Order, e
 }
 
 func (s *Service) end(ctx context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, error) {
-	o, changed, err := s.store.EndOrder(ctx, userID, id, to)
+	o, changed, err := s.orders.EndOrder(ctx, userID, id, to)
 	if err != nil {
 		return o, s.unavailable(err)
 	}
@@ -382,7 +384,7 @@ func (s *Service) end(ctx context.Context, userID, id int64, to domain.OrderStat
 	}
 	// Whether this call or an earlier one ended it, Redis gets the stock back exactly
 	// once (Release is idempotent per order), so a retry after a failure here converges.
-	if _, err := s.stock.Release(ctx, o); err != nil {
+	if _, err := s.ledger.Release(ctx, o); err != nil {
 		s.log.Error("give back stock of ended order", "order", id, "err", err)
 		return o, s.unavailable(err)
 	}
@@ -395,14 +397,14 @@ func (s *Service) end(ctx context.Context, userID, id int64, to domain.OrderStat
 // Pay marks an order paid (the payment itself is out of scope), so the unpaid-order
 // timeout leaves it alone.
 func (s *Service) Pay(ctx context.Context, userID, id int64) (domain.Order, error) {
-	o, err := s.store.PayOrder(ctx, userID, id)
+	o, err := s.orders.PayOrder(ctx, userID, id)
 	return o, s.unavailable(err)
 }
 
 // ExpireUnpaid ends orders left unpaid for longer than timeout and gives their stock
 // back. It returns how many it ended.
 func (s *Service) ExpireUnpaid(ctx context.Context, timeout time.Duration) (int, error) {
-	stale, err := s.store.StaleOrders(ctx, time.Now().Add(-timeout), 500)
+	stale, err := s.orders.StaleOrders(ctx, time.Now().Add(-timeout), 500)
 	if err != nil {
 		return 0, err
 	}

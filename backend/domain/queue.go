@@ -1,26 +1,20 @@
-// Package queue is the contract between the backend, which publishes admitted order
-// requests, and the workers, which write them. RocketMQ implements it for real
-// deployments and tests (backend/rocketmq); an in-process queue implements it for the
-// embedded quick start (backend/inmem).
-package queue
+package domain
 
-import (
-	"context"
+import "context"
 
-	"github.com/seckill/flashsale/backend/domain"
-)
-
-// Publisher hands an admitted request to the queue. When Publish returns nil the queue
-// holds the request durably; on error it may or may not, so the caller must not assume
-// either (the write is idempotent by ticket).
+// Publisher hands an admitted request to the queue that carries it from the backend to
+// the workers. When Publish returns nil the queue holds the request durably; on error
+// it may or may not, so the caller must not assume either (the write is idempotent by
+// ticket). RocketMQ implements it for real deployments (backend/rocketmq), an
+// in-process queue for the embedded quick start (backend/inmem).
 type Publisher interface {
-	Publish(ctx context.Context, r domain.OrderRequest) error
+	Publish(ctx context.Context, r OrderRequest) error
 }
 
 // Delivery is one message handed to a worker.
 type Delivery struct {
 	ID      string
-	Request domain.OrderRequest
+	Request OrderRequest
 	// Attempt counts deliveries of this message, from 1.
 	Attempt int
 	// Last is set on the final delivery: a handler that cannot write it must settle it
