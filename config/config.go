@@ -1,7 +1,10 @@
-package main
+// Package config is the configuration of every seckill command: the YAML file, the
+// environment variables that override it, and their documentation.
+package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -43,8 +46,8 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text or json
 }
 
-// defaultConfig runs the all-in-one mode with the embedded stand-ins: no addresses.
-func defaultConfig() Config {
+// Default runs the all-in-one mode with the embedded stand-ins: no addresses.
+func Default() Config {
 	return Config{
 		RocketMQ: backend.RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
 		Backend:  backend.Config{Listen: "127.0.0.1:8888", UnpaidTimeout: 15 * time.Minute},
@@ -62,8 +65,14 @@ func defaultConfig() Config {
 	}
 }
 
-// settings documents each environment variable; --help prints them.
-var settings = []struct{ env, yaml, help string }{
+// Setting is one environment variable: the YAML key it overrides and what it means.
+type Setting struct{ Env, Key, Help string }
+
+// Settings are the environment variables Load reads.
+func Settings() []Setting { return settings }
+
+// settings documents each environment variable; WriteUsage prints them.
+var settings = []Setting{
 	{"SECKILL_CONFIG", "", "path of the YAML configuration file (same as -config)"},
 	{"SECKILL_MYSQL_DSN", "mysql.dsn", "MySQL DSN, user:pass@tcp(host:port)/db; empty: the embedded stand-in (all-in-one only)"},
 	{"SECKILL_REDIS_ADDR", "redis.addrs", "Redis address(es), comma-separated; empty: the embedded stand-in"},
@@ -93,7 +102,19 @@ var settings = []struct{ env, yaml, help string }{
 	{"SECKILL_LOG_FORMAT", "log.format", "text or json"},
 }
 
-func splitList(s string) []string {
+// WriteUsage writes every environment variable with its help and YAML key, for --help.
+func WriteUsage(w io.Writer) {
+	for _, s := range settings {
+		y := ""
+		if s.Key != "" {
+			y = " [" + s.Key + "]"
+		}
+		fmt.Fprintf(w, "  %-26s %s%s\n", s.Env, s.Help, y)
+	}
+}
+
+// SplitList splits a comma-separated list, as the environment variables write lists.
+func SplitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -103,11 +124,12 @@ func splitList(s string) []string {
 	return out
 }
 
-// loadConfig reads the file (if any) over the defaults, then the environment.
-func loadConfig(path string) (Config, error) {
-	cfg := defaultConfig()
+// Load reads the file at path (if any; "" takes SECKILL_CONFIG) over the defaults,
+// then the environment as env looks variables up (os.LookupEnv in a command).
+func Load(path string, env func(string) (string, bool)) (Config, error) {
+	cfg := Default()
 	if path == "" {
-		path = os.Getenv("SECKILL_CONFIG")
+		path, _ = env("SECKILL_CONFIG")
 	}
 	if path != "" {
 		b, err := os.ReadFile(path)
@@ -120,8 +142,8 @@ func loadConfig(path string) (Config, error) {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
-	env := func(k string, set func(string) error) error {
-		if v, ok := os.LookupEnv(k); ok {
+	lookup := func(k string, set func(string) error) error {
+		if v, ok := env(k); ok {
 			if err := set(v); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
 			}
@@ -129,7 +151,7 @@ func loadConfig(path string) (Config, error) {
 		return nil
 	}
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
-	list := func(p *[]string) func(string) error { return func(v string) error { *p = splitList(v); return nil } }
+	list := func(p *[]string) func(string) error { return func(v string) error { *p = SplitList(v); return nil } }
 	num := func(p *int) func(string) error {
 		return func(v string) (err error) { *p, err = strconv.Atoi(v); return err }
 	}
@@ -140,32 +162,32 @@ func loadConfig(path string) (Config, error) {
 		return func(v string) (err error) { *p, err = strconv.ParseBool(v); return err }
 	}
 	for _, e := range []error{
-		env("SECKILL_MYSQL_DSN", str(&cfg.MySQL.DSN)),
-		env("SECKILL_REDIS_ADDR", list(&cfg.Redis.Addrs)),
-		env("SECKILL_REDIS_CLUSTER", boolean(&cfg.Redis.Cluster)),
-		env("SECKILL_REDIS_PASSWORD", str(&cfg.Redis.Password)),
-		env("SECKILL_ROCKETMQ_NAMESRV", list(&cfg.RocketMQ.NameServers)),
-		env("SECKILL_ROCKETMQ_TOPIC", str(&cfg.RocketMQ.Topic)),
-		env("SECKILL_ROCKETMQ_GROUP", str(&cfg.RocketMQ.Group)),
-		env("SECKILL_ROCKETMQ_TAG", str(&cfg.RocketMQ.Tag)),
-		env("SECKILL_BACKEND_LISTEN", str(&cfg.Backend.Listen)),
-		env("SECKILL_BACKEND_ADDRS", list(&cfg.Gateway.BackendAddrs)),
-		env("SECKILL_GATEWAY_LISTEN", str(&cfg.Gateway.Listen)),
-		env("SECKILL_GATEWAY_READ_TIMEOUT", duration(&cfg.Gateway.ReadTimeout)),
-		env("SECKILL_GATEWAY_WRITE_TIMEOUT", duration(&cfg.Gateway.WriteTimeout)),
-		env("SECKILL_GATEWAY_IDLE_TIMEOUT", duration(&cfg.Gateway.IdleTimeout)),
-		env("SECKILL_GATEWAY_MAX_CONNECTIONS", num(&cfg.Gateway.MaxConnections)),
-		env("SECKILL_GATEWAY_PROCS", num(&cfg.Gateway.Procs)),
-		env("SECKILL_GATEWAY_GC_PERCENT", num(&cfg.Gateway.GCPercent)),
-		env("SECKILL_JWT_SECRET", str(&cfg.Gateway.JWTSecret)),
-		env("SECKILL_ADMIN_TOKEN", str(&cfg.Gateway.AdminToken)),
-		env("SECKILL_WORKER_GOROUTINES", num(&cfg.Worker.Goroutines)),
-		env("SECKILL_WORKER_BATCH", num(&cfg.Worker.BatchSize)),
-		env("SECKILL_WORKER_METRICS", str(&cfg.Worker.MetricsAddr)),
-		env("SECKILL_TRACING_EXPORTER", str(&cfg.Tracing.Exporter)),
-		env("SECKILL_TRACING_ENDPOINT", str(&cfg.Tracing.Endpoint)),
-		env("SECKILL_LOG_LEVEL", str(&cfg.Log.Level)),
-		env("SECKILL_LOG_FORMAT", str(&cfg.Log.Format)),
+		lookup("SECKILL_MYSQL_DSN", str(&cfg.MySQL.DSN)),
+		lookup("SECKILL_REDIS_ADDR", list(&cfg.Redis.Addrs)),
+		lookup("SECKILL_REDIS_CLUSTER", boolean(&cfg.Redis.Cluster)),
+		lookup("SECKILL_REDIS_PASSWORD", str(&cfg.Redis.Password)),
+		lookup("SECKILL_ROCKETMQ_NAMESRV", list(&cfg.RocketMQ.NameServers)),
+		lookup("SECKILL_ROCKETMQ_TOPIC", str(&cfg.RocketMQ.Topic)),
+		lookup("SECKILL_ROCKETMQ_GROUP", str(&cfg.RocketMQ.Group)),
+		lookup("SECKILL_ROCKETMQ_TAG", str(&cfg.RocketMQ.Tag)),
+		lookup("SECKILL_BACKEND_LISTEN", str(&cfg.Backend.Listen)),
+		lookup("SECKILL_BACKEND_ADDRS", list(&cfg.Gateway.BackendAddrs)),
+		lookup("SECKILL_GATEWAY_LISTEN", str(&cfg.Gateway.Listen)),
+		lookup("SECKILL_GATEWAY_READ_TIMEOUT", duration(&cfg.Gateway.ReadTimeout)),
+		lookup("SECKILL_GATEWAY_WRITE_TIMEOUT", duration(&cfg.Gateway.WriteTimeout)),
+		lookup("SECKILL_GATEWAY_IDLE_TIMEOUT", duration(&cfg.Gateway.IdleTimeout)),
+		lookup("SECKILL_GATEWAY_MAX_CONNECTIONS", num(&cfg.Gateway.MaxConnections)),
+		lookup("SECKILL_GATEWAY_PROCS", num(&cfg.Gateway.Procs)),
+		lookup("SECKILL_GATEWAY_GC_PERCENT", num(&cfg.Gateway.GCPercent)),
+		lookup("SECKILL_JWT_SECRET", str(&cfg.Gateway.JWTSecret)),
+		lookup("SECKILL_ADMIN_TOKEN", str(&cfg.Gateway.AdminToken)),
+		lookup("SECKILL_WORKER_GOROUTINES", num(&cfg.Worker.Goroutines)),
+		lookup("SECKILL_WORKER_BATCH", num(&cfg.Worker.BatchSize)),
+		lookup("SECKILL_WORKER_METRICS", str(&cfg.Worker.MetricsAddr)),
+		lookup("SECKILL_TRACING_EXPORTER", str(&cfg.Tracing.Exporter)),
+		lookup("SECKILL_TRACING_ENDPOINT", str(&cfg.Tracing.Endpoint)),
+		lookup("SECKILL_LOG_LEVEL", str(&cfg.Log.Level)),
+		lookup("SECKILL_LOG_FORMAT", str(&cfg.Log.Format)),
 	} {
 		if e != nil {
 			return cfg, e
@@ -178,8 +200,8 @@ func loadConfig(path string) (Config, error) {
 	return cfg, nil
 }
 
-// redacted is the configuration with its secrets blanked, for logs.
-func (c Config) redacted() Config {
+// Redacted is the configuration with its secrets blanked, for logs.
+func (c Config) Redacted() Config {
 	blank := func(s *string) {
 		if *s != "" {
 			*s = "<redacted>"
