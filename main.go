@@ -49,7 +49,9 @@ Commands:
   demo      run a sale in one process on the stand-ins and print the result (seckill demo -h)
   admin     the operator CLI: activities, plugins, limits (seckill admin -h)
 
-Every command takes -config FILE (YAML). Settings, by environment variable:
+Every command takes -config FILE (YAML). An environment variable overrides each key of
+the file; there, lists are comma-separated and durations Go's (1m30s).
+Settings: variable [YAML key] default, then what it means.
 `
 
 func printUsage(w io.Writer) {

@@ -20,8 +20,10 @@ func TestHelpListsSettings(t *testing.T) {
 		t.Fatalf("got exit %d, want 0", code)
 	}
 	for _, s := range config.Settings() {
-		if !strings.Contains(out.String(), s.Env) {
-			t.Errorf("help does not explain %s", s.Env)
+		for _, want := range []string{s.Env + "  [" + s.Key + "]", s.Help} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("help: got no %q, want every setting's variable, key and help", want)
+			}
 		}
 	}
 }
