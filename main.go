@@ -51,7 +51,8 @@ Commands:
 
 Every command takes -config FILE (YAML). An environment variable overrides each key of
 the file; there, lists are comma-separated and durations Go's (1m30s).
-Settings: variable [YAML key] default, then what it means.
+Settings (docs/CONFIGURATION.md has them as a table): variable [YAML key] default, then
+what it means.
 `
 
 func printUsage(w io.Writer) {

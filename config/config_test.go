@@ -300,3 +300,24 @@ func TestReadmeConfigLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigurationDoc: docs/CONFIGURATION.md is what the settings table generates.
+func TestConfigurationDoc(t *testing.T) {
+	got, err := os.ReadFile("../docs/CONFIGURATION.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotLines, wantLines := strings.Split(string(got), "\n"), strings.Split(string(Markdown()), "\n")
+	for i := range max(len(gotLines), len(wantLines)) {
+		var g, w string
+		if i < len(gotLines) {
+			g = gotLines[i]
+		}
+		if i < len(wantLines) {
+			w = wantLines[i]
+		}
+		if g != w {
+			t.Fatalf("docs/CONFIGURATION.md differs from the settings table (make docs regenerates it): line %d: got %q, want %q", i+1, g, w)
+		}
+	}
+}

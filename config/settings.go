@@ -28,7 +28,7 @@ type Setting struct {
 // older than the rule keep working.
 type row struct {
 	key, env, help string
-	unset          string              // what the component makes of the zero value, when that is the default
+	unset          string              // what the component makes of the zero value, shown when that is the default
 	hide           func(string) string // a secret, and how Redacted shows it
 }
 
@@ -130,9 +130,9 @@ func table() []entry {
 			e.Env = envName(f.key)
 		}
 		switch d := def.FieldByIndex(f.index); {
-		case d.IsZero():
+		case d.IsZero() && r.unset != "":
 			e.Default = r.unset
-		case r.hide != nil:
+		case r.hide != nil && !d.IsZero():
 			e.Default = r.hide(format(d))
 		default:
 			e.Default = format(d)
@@ -164,6 +164,29 @@ func WriteUsage(w io.Writer) {
 		fmt.Fprintf(&b, "\n      %s%s\n", s.Help, secretNote(s))
 	}
 	io.WriteString(w, b.String())
+}
+
+// Markdown is docs/CONFIGURATION.md: every setting in a table.
+func Markdown() []byte {
+	var b strings.Builder
+	b.WriteString(`# Configuration
+
+<!-- Generated from the settings table in config/settings.go by ` + "`make docs`" + `; do not edit. -->
+
+Every seckill command reads the defaults, then the YAML file (` + "`-config FILE`" + `, or the
+file ` + "`" + ConfigEnv + "`" + ` names), then the environment: each overrides the one before.
+Every key of the file has an environment variable. In the environment, lists are
+comma-separated and durations are Go's (` + "`1m30s`" + `). Secrets are redacted in logs.
+` + "`seckill --help`" + ` lists the same settings.
+
+| YAML key | Environment variable | Default | Meaning |
+|---|---|---|---|
+`)
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	for _, s := range Settings() {
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s%s |\n", s.Key, s.Env, cell(s.Default), cell(s.Help), secretNote(s))
+	}
+	return []byte(b.String())
 }
 
 // secretNote closes the help of a secret.
