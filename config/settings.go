@@ -166,22 +166,21 @@ func WriteUsage(w io.Writer) {
 	io.WriteString(w, b.String())
 }
 
+// markdownHead opens docs/CONFIGURATION.md.
+const markdownHead = "# Configuration\n\n" +
+	"<!-- Generated from the settings table in config/settings.go by `make docs`; do not edit. -->\n\n" +
+	"Every seckill command reads the defaults, then the YAML file (`-config FILE`, or the\n" +
+	"file `" + ConfigEnv + "` names), then the environment: each overrides the one before.\n" +
+	"Every key of the file has an environment variable. In the environment, lists are\n" +
+	"comma-separated and durations are Go's (`1m30s`). Secrets are redacted in logs.\n" +
+	"`seckill --help` lists the same settings.\n\n" +
+	"| YAML key | Environment variable | Default | Meaning |\n" +
+	"|---|---|---|---|\n"
+
 // Markdown is docs/CONFIGURATION.md: every setting in a table.
 func Markdown() []byte {
 	var b strings.Builder
-	b.WriteString(`# Configuration
-
-<!-- Generated from the settings table in config/settings.go by ` + "`make docs`" + `; do not edit. -->
-
-Every seckill command reads the defaults, then the YAML file (` + "`-config FILE`" + `, or the
-file ` + "`" + ConfigEnv + "`" + ` names), then the environment: each overrides the one before.
-Every key of the file has an environment variable. In the environment, lists are
-comma-separated and durations are Go's (` + "`1m30s`" + `). Secrets are redacted in logs.
-` + "`seckill --help`" + ` lists the same settings.
-
-| YAML key | Environment variable | Default | Meaning |
-|---|---|---|---|
-`)
+	b.WriteString(markdownHead)
 	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 	for _, s := range Settings() {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s%s |\n", s.Key, s.Env, cell(s.Default), cell(s.Help), secretNote(s))
