@@ -45,6 +45,9 @@ gen: ## regenerate the kitex code from idl/
 	rm -rf idl/kitex_gen
 	$(GO) tool kitex -module github.com/seckill/flashsale -gen-path idl/kitex_gen idl/seckill.thrift
 
+docs: ## regenerate docs/CONFIGURATION.md from the settings table (config/settings.go)
+	$(GO) run ./config/gen -o docs/CONFIGURATION.md
+
 plugins: ## build the example Wasm plugins and test fixtures
 	plugins/build.sh
 
@@ -58,11 +61,12 @@ check: ## fail if formatting, go mod tidy or regenerating would change the tree
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^idl/kitex_gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^idl/kitex_gen/'); echo "gofmt would change these files"; exit 1; }
 	$(GO) mod tidy
 	$(MAKE) gen >/dev/null
+	$(MAKE) docs >/dev/null
 	$(GO) vet $(PKGS)
-	@git diff --exit-code --stat -- go.mod go.sum idl/ || { echo "go mod tidy or make gen changed the tree"; exit 1; }
-	@test -z "$$(git status --porcelain -- idl/)" || { git status --porcelain -- idl/; echo "make gen left new files"; exit 1; }
+	@git diff --exit-code --stat -- go.mod go.sum idl/ docs/CONFIGURATION.md || { echo "go mod tidy, make gen or make docs changed the tree"; exit 1; }
+	@test -z "$$(git status --porcelain -- idl/ docs/CONFIGURATION.md)" || { git status --porcelain -- idl/ docs/CONFIGURATION.md; echo "make gen or make docs left new files"; exit 1; }
 
 clean: ## remove build output
 	rm -rf bin/
 
-.PHONY: help build demo bench run test test-faults test-short services-up services-down migrate gen plugins fmt lint check clean
+.PHONY: help build demo bench run test test-faults test-short services-up services-down migrate gen docs plugins fmt lint check clean

@@ -17,6 +17,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/klog"
 
 	"github.com/seckill/flashsale/bench"
+	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/internal/randhex"
 )
 
@@ -125,7 +126,7 @@ func list(s string, all []string) []string {
 	if s == "" || s == "all" {
 		return nil
 	}
-	out := splitList(s)
+	out := config.SplitList(s)
 	if len(out) == 1 && out[0] == "all" {
 		return all
 	}
@@ -220,7 +221,7 @@ func urlTarget(f *benchFlags) (*bench.Target, error) {
 		return nil, errors.New("-url needs -admin-token and -jwt-secret (or SECKILL_ADMIN_TOKEN and SECKILL_JWT_SECRET)")
 	}
 	if f.redisAddr != "" {
-		t.RedisAddrs = splitList(f.redisAddr)
+		t.RedisAddrs = config.SplitList(f.redisAddr)
 	}
 	if u := strings.TrimPrefix(f.url, "http://"); strings.HasPrefix(u, "127.") || strings.HasPrefix(u, "localhost") || strings.HasPrefix(u, "[::1]") {
 		t.Services, _ = bench.ResolveServices(bench.ServicesIn(stateDir()))
@@ -239,7 +240,7 @@ func stateDir() string {
 // services (starting them with deploy/services.sh when none is configured), on a
 // database of the bench's own.
 func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*bench.Target, func(activityIDs []int64), []string, error) {
-	cfg, err := loadConfig(f.config)
+	cfg, err := config.Load(f.config, os.LookupEnv)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -266,10 +267,10 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 			cfg.MySQL.DSN = env["SECKILL_MYSQL_DSN"]
 		}
 		if len(cfg.Redis.Addrs) == 0 {
-			cfg.Redis.Addrs = splitList(env["SECKILL_REDIS_ADDR"])
+			cfg.Redis.Addrs = config.SplitList(env["SECKILL_REDIS_ADDR"])
 		}
 		if len(cfg.RocketMQ.NameServers) == 0 {
-			cfg.RocketMQ.NameServers = splitList(env["SECKILL_ROCKETMQ_NAMESRV"])
+			cfg.RocketMQ.NameServers = config.SplitList(env["SECKILL_ROCKETMQ_NAMESRV"])
 		}
 		say("started the services with %s up", script)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/bench"
+	"github.com/seckill/flashsale/config"
 )
 
 // runDemo is `seckill demo`: the all-in-one mode (embedded stand-ins wherever no
@@ -60,7 +61,7 @@ type demoArgs struct {
 }
 
 func demo(ctx context.Context, a demoArgs, stdout, stderr io.Writer) error {
-	cfg, err := loadConfig(a.config)
+	cfg, err := config.Load(a.config, os.LookupEnv)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/backend/telemetry"
+	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/worker"
@@ -48,18 +49,15 @@ Commands:
   demo      run a sale in one process on the stand-ins and print the result (seckill demo -h)
   admin     the operator CLI: activities, plugins, limits (seckill admin -h)
 
-Every command takes -config FILE (YAML). Settings, by environment variable:
+Every command takes -config FILE (YAML). An environment variable overrides each key of
+the file; there, lists are comma-separated and durations Go's (1m30s).
+Settings (docs/CONFIGURATION.md has them as a table): variable [YAML key] default, then
+what it means.
 `
 
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, usage)
-	for _, s := range settings {
-		y := ""
-		if s.yaml != "" {
-			y = " [" + s.yaml + "]"
-		}
-		fmt.Fprintf(w, "  %-26s %s%s\n", s.env, s.help, y)
-	}
+	config.WriteUsage(w)
 }
 
 func main() {
@@ -108,7 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, err := config.Load(*cfgPath, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(stderr, "seckill:", err)
 		return 2
@@ -149,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+func newLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
 		lvl = slog.LevelInfo
@@ -170,7 +168,7 @@ func quietFrameworks(level string) {
 	klog.SetLevel(klog.LevelWarn)
 }
 
-func mintToken(w io.Writer, cfg Config, user int64, ttl time.Duration) error {
+func mintToken(w io.Writer, cfg config.Config, user int64, ttl time.Duration) error {
 	if user <= 0 {
 		return errors.New("token: -user must be a positive user id")
 	}
@@ -185,7 +183,7 @@ func mintToken(w io.Writer, cfg Config, user int64, ttl time.Duration) error {
 	return err
 }
 
-func migrate(ctx context.Context, w io.Writer, cfg Config) error {
+func migrate(ctx context.Context, w io.Writer, cfg config.Config) error {
 	if cfg.MySQL.DSN == "" {
 		return errors.New("migrate: no MySQL configured; set SECKILL_MYSQL_DSN")
 	}
@@ -232,7 +230,7 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	log.Info("metrics serving", "addr", ln.Addr().String())
 }
 
-func requireReal(cfg Config, who string) error {
+func requireReal(cfg config.Config, who string) error {
 	var missing []string
 	if cfg.MySQL.DSN == "" {
 		missing = append(missing, "SECKILL_MYSQL_DSN")
@@ -249,7 +247,7 @@ func requireReal(cfg Config, who string) error {
 	return nil
 }
 
-func runBackend(ctx context.Context, cfg Config, log *slog.Logger) error {
+func runBackend(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := requireReal(cfg, "backend"); err != nil {
 		return err
 	}
@@ -275,12 +273,12 @@ func metricsAddrNear(listen string) string {
 	return net.JoinHostPort(host, strconv.Itoa(p+1000))
 }
 
-func workerConfig(cfg Config) worker.MainConfig {
+func workerConfig(cfg config.Config) worker.MainConfig {
 	return worker.MainConfig{MySQL: cfg.MySQL, Redis: cfg.Redis, RocketMQ: cfg.RocketMQ, Goroutines: cfg.Worker.Goroutines,
 		BatchSize: cfg.Worker.BatchSize, BatchWindow: cfg.Worker.BatchWindow, MaxAttempts: cfg.Worker.MaxAttempts, TicketTTL: cfg.Backend.TicketTTL}
 }
 
-func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
+func runWorker(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := requireReal(cfg, "worker"); err != nil {
 		return err
 	}
@@ -293,7 +291,7 @@ func runWorker(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return m.Run(ctx)
 }
 
-func runGateway(ctx context.Context, cfg Config, log *slog.Logger) error {
+func runGateway(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if len(cfg.Gateway.BackendAddrs) == 0 {
 		cfg.Gateway.BackendAddrs = []string{cfg.Backend.Listen}
 	}
@@ -304,7 +302,7 @@ func runGateway(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return m.Run(ctx)
 }
 
-func runAll(ctx context.Context, cfg Config, log *slog.Logger) error {
+func runAll(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.Gateway.JWTSecret == "" || cfg.Gateway.AdminToken == "" {
 		return errors.New("all: set SECKILL_JWT_SECRET and SECKILL_ADMIN_TOKEN (16+ bytes each)")
 	}
@@ -313,7 +311,7 @@ func runAll(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("all-in-one serving", "url", s.URL(), "stand-ins", strings.Join(s.Embedded, ", "), "config", fmt.Sprintf("%+v", s.Config.redacted()))
+	log.Info("all-in-one serving", "url", s.URL(), "stand-ins", strings.Join(s.Embedded, ", "), "config", fmt.Sprintf("%+v", s.Config.Redacted()))
 	<-ctx.Done()
 	return s.Close()
 }

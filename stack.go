@@ -11,6 +11,7 @@ import (
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/embedded"
 	"github.com/seckill/flashsale/backend/inmem"
+	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/worker"
 )
@@ -19,7 +20,7 @@ import (
 // the configuration names no server, an in-process stand-in takes its place
 // (go-mysql-server, miniredis, an in-process queue).
 type Stack struct {
-	Config   Config // as run: the stand-ins' addresses filled in
+	Config   config.Config // as run: the stand-ins' addresses filled in
 	Backend  *backend.Main
 	Worker   *worker.Main
 	Gateway  *gateway.Main
@@ -31,7 +32,7 @@ type Stack struct {
 func (s *Stack) URL() string { return "http://" + s.Gateway.Addr().String() }
 
 // StartStack starts the all-in-one mode.
-func StartStack(ctx context.Context, cfg Config, reg *prometheus.Registry, log *slog.Logger) (_ *Stack, err error) {
+func StartStack(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log *slog.Logger) (_ *Stack, err error) {
 	s := &Stack{}
 	defer func() {
 		if err != nil {

@@ -13,12 +13,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seckill/flashsale/config"
 )
 
 // TestEmbeddedStack: the all-in-one mode with no server configured sells a sale
 // exactly, on the stand-ins.
 func TestEmbeddedStack(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.Limits.User.RPS, cfg.Gateway.Limits.User.Burst = 1000, 1000
@@ -71,7 +73,7 @@ func TestEmbeddedStack(t *testing.T) {
 
 // TestAdminCLI drives the operator CLI against the embedded stack.
 func TestAdminCLI(t *testing.T) {
-	cfg := defaultConfig()
+	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	s, err := StartStack(context.Background(), cfg, newRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))

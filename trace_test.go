@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/seckill/flashsale/config"
 )
 
 // TestTraceCrossesEveryHop: one order's spans at the gateway, the backend, the queue
@@ -24,7 +26,7 @@ func TestTraceCrossesEveryHop(t *testing.T) {
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTracerProvider(prevTP); otel.SetTextMapPropagator(prevProp) })
 
-	cfg := defaultConfig()
+	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	s, err := StartStack(context.Background(), cfg, newRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))

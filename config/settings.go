@@ -1,0 +1,351 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ConfigEnv names the configuration file when no -config is given.
+const ConfigEnv = "SECKILL_CONFIG"
+
+// Setting is one leaf key of the configuration file and the environment variable
+// that overrides it.
+type Setting struct {
+	Key     string // as the file nests it, dotted: gateway.limits.user.rps
+	Env     string // SECKILL_GATEWAY_LIMITS_USER_RPS
+	Default string // the value when neither sets it; "" none
+	Help    string
+	Secret  bool // never logged: Redacted hides it
+}
+
+// row documents one key. Its environment variable is SECKILL_ and the key
+// upper-cased with underscores for dots, unless env names another: the short names
+// older than the rule keep working.
+type row struct {
+	key, env, help string
+	unset          string              // what the component makes of the zero value, shown when that is the default
+	hide           func(string) string // a secret, and how Redacted shows it
+}
+
+// rows is the settings table, in the order of Config. A test fails when a key of
+// Config has no row or a row no key.
+var rows = []row{
+	{key: "mysql.dsn", help: "MySQL DSN, user:pass@tcp(host:port)/db; empty: the embedded stand-in (all-in-one only)", hide: redactDSN},
+	{key: "mysql.max_conns", unset: "32", help: "connections in each process's MySQL pool"},
+
+	{key: "redis.addrs", env: "SECKILL_REDIS_ADDR", help: "Redis address, or a cluster's seed addresses, comma-separated; empty: the embedded stand-in (all-in-one only)"},
+	{key: "redis.password", help: "Redis password", hide: blank},
+	{key: "redis.cluster", help: "true to use Redis Cluster even with one seed address"},
+
+	{key: "rocketmq.name_servers", env: "SECKILL_ROCKETMQ_NAMESRV", help: "RocketMQ name servers, comma-separated; empty: the in-process queue (all-in-one only)"},
+	{key: "rocketmq.topic", help: "topic of admitted orders"},
+	{key: "rocketmq.group", help: "consumer group of the workers"},
+	{key: "rocketmq.tag", help: "tag on every order message; workers take only it (empty: all)"},
+
+	{key: "backend.listen", help: "kitex address of the backend; port 0 picks one"},
+	{key: "backend.ticket_ttl", unset: "24h", help: "how long a ticket's result is kept in Redis"},
+	{key: "backend.reconcile_interval", unset: "10s", help: "how often the reconciler compares Redis with MySQL; negative: never"},
+	{key: "backend.unpaid_timeout", help: "orders left unpaid this long expire and their stock returns; 0: never"},
+	{key: "backend.stale_ticket", unset: "15m", help: "a ticket in flight this long is ended by the reconciler"},
+
+	{key: "worker.goroutines", help: "batches a worker writes at once"},
+	{key: "worker.batch_size", env: "SECKILL_WORKER_BATCH", help: "most orders of one item and bucket per worker transaction; 1 turns batching off"},
+	{key: "worker.batch_window", help: "how long a batch waits to fill"},
+	{key: "worker.max_attempts", help: "deliveries of an order message before it is settled for good"},
+	{key: "worker.metrics_listen", env: "SECKILL_WORKER_METRICS", help: "where the worker serves /metrics and /healthz; empty: nowhere"},
+
+	{key: "gateway.listen", help: "HTTP address of the gateway; port 0 picks one"},
+	{key: "gateway.backend_addrs", env: "SECKILL_BACKEND_ADDRS", help: "backends the gateway calls, comma-separated, balanced; empty: backend.listen"},
+	{key: "gateway.jwt_secret", env: "SECKILL_JWT_SECRET", help: "HS256 key of shoppers' tokens, 16+ bytes", hide: blank},
+	{key: "gateway.admin_token", env: "SECKILL_ADMIN_TOKEN", help: "operators' bearer token, 16+ bytes", hide: blank},
+	{key: "gateway.limits.global.rps", help: "requests a second the gateway admits in all (a token bucket); 0 turns the limit off; PUT /admin/v1/limits changes the limits live"},
+	{key: "gateway.limits.global.burst", help: "requests the global bucket admits at once"},
+	{key: "gateway.limits.user.rps", help: "requests a second from one shopper; 0 turns the limit off"},
+	{key: "gateway.limits.user.burst", help: "requests one shopper's bucket admits at once"},
+	{key: "gateway.limits.item.rps", help: "requests a second for one item; 0 turns the limit off"},
+	{key: "gateway.limits.item.burst", help: "requests one item's bucket admits at once"},
+	{key: "gateway.limits.ip.rps", help: "requests a second from one IP address on paths without a shopper's identity; 0 turns the limit off"},
+	{key: "gateway.limits.ip.burst", help: "requests one address's bucket admits at once"},
+	{key: "gateway.limiter_max_keys", unset: "100000", help: "shoppers, items and addresses whose buckets are kept, per kind (the least recently used go)"},
+	{key: "gateway.rpc_timeout", unset: "3s", help: "bound on one call to the backend"},
+	{key: "gateway.cache_ttl", unset: "2s", help: "how long the gateway keeps an activity's metadata"},
+	{key: "gateway.null_ttl", unset: "10s", help: "how long the gateway remembers that an id is unknown"},
+	{key: "gateway.sold_out_poll", unset: "500ms", help: "how often an item flagged sold out is rechecked, so the flag clears once stock is back"},
+	{key: "gateway.max_body_bytes", unset: "4096", help: "largest body of a shopper's request (operators' may be 1 MiB, plugin uploads 24 MiB)"},
+	{key: "gateway.read_timeout", unset: "10s", help: "bound on reading one request, and on a new connection's wait for its first"},
+	{key: "gateway.write_timeout", unset: "10s", help: "bound on writing one answer"},
+	{key: "gateway.idle_timeout", unset: "2m", help: "how long a keep-alive connection may wait for its next request"},
+	{key: "gateway.max_connections", unset: "16384, or the open files limit less 1024 if lower", help: "client connections open at once; one over it gets 503 and is closed; -1: no cap"},
+	{key: "gateway.counters_redis", help: "Redis addresses of plugins' shared counters, so every gateway sees the same counts; empty: redis.addrs unless redis.cluster is set, else this process"},
+	{key: "gateway.plugin_timeout", unset: "10ms", help: "per-call deadline of plugins loaded without one, waiting for an instance included"},
+	{key: "gateway.plugin_memory_pages", unset: "512 (32 MiB)", help: "memory limit of plugins loaded without one, in 64 KiB pages"},
+	{key: "gateway.procs", unset: "4 a core, at least 8", help: "Go processors (GOMAXPROCS) the gateway asks for at least, so plugin guests that cannot be preempted do not hold the cores; -1 leaves GOMAXPROCS alone"},
+	{key: "gateway.gc_percent", unset: "400", help: "GOGC the gateway sets, so a plugin upload's allocations do not stall requests; -1 leaves it alone"},
+
+	{key: "log.level", help: "debug, info, warn or error"},
+	{key: "log.format", help: "text or json"},
+
+	{key: "tracing.exporter", unset: "none", help: "where OpenTelemetry spans go: none, stdout, or otlp (OTLP over HTTP)"},
+	{key: "tracing.endpoint", unset: "localhost:4318", help: "the OTLP/HTTP collector of the otlp exporter"},
+	{key: "tracing.sample", unset: "1", help: "share of traces kept, more than 0 and at most 1"},
+}
+
+// rowOf is the row of key.
+func rowOf(key string) (row, bool) {
+	i := slices.IndexFunc(rows, func(r row) bool { return r.key == key })
+	if i < 0 {
+		return row{}, false
+	}
+	return rows[i], true
+}
+
+// envName is the environment variable a key has unless its row names another.
+func envName(key string) string {
+	return "SECKILL_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// entry is a setting and the field of Config that holds it.
+type entry struct {
+	Setting
+	index []int
+}
+
+// table joins the rows with the keys of Config: one entry a key, in the order of
+// Config. A key without a row has no help (a test fails on it).
+func table() []entry {
+	def := reflect.ValueOf(Default())
+	var out []entry
+	for _, f := range fields() {
+		if f.setting != f.key {
+			continue // a copy of another section
+		}
+		r, _ := rowOf(f.key)
+		e := entry{Setting: Setting{Key: f.key, Env: r.env, Help: r.help, Secret: r.hide != nil}, index: f.index}
+		if e.Env == "" {
+			e.Env = envName(f.key)
+		}
+		switch d := def.FieldByIndex(f.index); {
+		case d.IsZero() && r.unset != "":
+			e.Default = r.unset
+		case r.hide != nil && !d.IsZero():
+			e.Default = r.hide(format(d))
+		default:
+			e.Default = format(d)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Settings are the keys of the configuration file, in the order of Config.
+func Settings() []Setting {
+	var out []Setting
+	for _, e := range table() {
+		out = append(out, e.Setting)
+	}
+	return out
+}
+
+// WriteUsage writes every setting's environment variable, YAML key, default and
+// help, for --help.
+func WriteUsage(w io.Writer) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "  %s\n      path of the YAML configuration file (same as -config)\n", ConfigEnv)
+	for _, s := range Settings() {
+		fmt.Fprintf(&b, "  %s  [%s]", s.Env, s.Key)
+		if s.Default != "" {
+			fmt.Fprintf(&b, "  default %s", s.Default)
+		}
+		fmt.Fprintf(&b, "\n      %s%s\n", s.Help, secretNote(s))
+	}
+	io.WriteString(w, b.String())
+}
+
+// markdownHead opens docs/CONFIGURATION.md.
+const markdownHead = "# Configuration\n\n" +
+	"<!-- Generated from the settings table in config/settings.go by `make docs`; do not edit. -->\n\n" +
+	"Every seckill command reads the defaults, then the YAML file (`-config FILE`, or the\n" +
+	"file `" + ConfigEnv + "` names), then the environment: each overrides the one before.\n" +
+	"Every key of the file has an environment variable. In the environment, lists are\n" +
+	"comma-separated and durations are Go's (`1m30s`). Secrets are redacted in logs.\n" +
+	"`seckill --help` lists the same settings.\n\n" +
+	"| YAML key | Environment variable | Default | Meaning |\n" +
+	"|---|---|---|---|\n"
+
+// Markdown is docs/CONFIGURATION.md: every setting in a table.
+func Markdown() []byte {
+	var b strings.Builder
+	b.WriteString(markdownHead)
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+	for _, s := range Settings() {
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s%s |\n", s.Key, s.Env, cell(s.Default), cell(s.Help), secretNote(s))
+	}
+	return []byte(b.String())
+}
+
+// secretNote closes the help of a secret.
+func secretNote(s Setting) string {
+	if s.Secret {
+		return " (secret: logs show it redacted)"
+	}
+	return ""
+}
+
+// field is one leaf key of Config and where it lives.
+type field struct {
+	key     string // as the file nests it: backend.redis.addrs
+	setting string // the key of its setting: key, or in a copy the key it is copied from (redis.addrs)
+	index   []int  // for reflect's FieldByIndex
+}
+
+// fields are the leaf keys of Config, copies included, in the order of Config.
+func fields() []field {
+	return walk(reflect.TypeFor[Config](), "", nil, nil)
+}
+
+func walk(t reflect.Type, prefix string, index []int, out []field) []field {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name, inline := yamlName(sf)
+		if name == "" && !inline {
+			continue
+		}
+		key, idx := prefix+name, append(slices.Clip(index), i)
+		switch {
+		case inline:
+			out = walk(sf.Type, prefix, idx, out)
+		case sf.Type.Kind() == reflect.Struct:
+			out = walk(sf.Type, key+".", idx, out)
+		default:
+			out = append(out, field{key: key, setting: settingKey(key), index: idx})
+		}
+	}
+	return out
+}
+
+// yamlName is the key yaml.v3 gives a struct field: "" when it skips the field.
+func yamlName(sf reflect.StructField) (name string, inline bool) {
+	if !sf.IsExported() {
+		return "", false
+	}
+	name, flags, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	switch {
+	case name == "-":
+		return "", false
+	case slices.Contains(strings.Split(flags, ","), "inline"):
+		return "", true
+	case name == "":
+		return strings.ToLower(sf.Name), false
+	}
+	return name, false
+}
+
+// settingKey is the key of the setting that fills key: key itself unless key lies
+// in a copy.
+func settingKey(key string) string {
+	for _, c := range copies {
+		if rest, ok := strings.CutPrefix(key, c.to+"."); ok {
+			return c.from + "." + rest
+		}
+	}
+	return key
+}
+
+// fieldOf is the field of the Config v at key, a leaf or a section.
+func fieldOf(v reflect.Value, key string) reflect.Value {
+next:
+	for name := range strings.SplitSeq(key, ".") {
+		for i := range v.NumField() {
+			if n, _ := yamlName(v.Type().Field(i)); n == name {
+				v = v.Field(i)
+				continue next
+			}
+		}
+		panic("config: no key " + key)
+	}
+	return v
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// parse sets v from an environment variable's value, by v's kind.
+func parse(v reflect.Value, s string) error {
+	if v.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err == nil {
+			v.SetInt(int64(d))
+		}
+		return err
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("no environment syntax for %s", v.Type())
+		}
+		v.Set(reflect.ValueOf(SplitList(s)).Convert(v.Type()))
+	default:
+		return fmt.Errorf("no environment syntax for %s", v.Type())
+	}
+	return nil
+}
+
+// format writes v as parse reads it.
+func format(v reflect.Value) string {
+	if v.Type() == durationType {
+		return shortDuration(time.Duration(v.Int()))
+	}
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return strconv.FormatFloat(v.Float(), 'f', -1, v.Type().Bits())
+	case reflect.Slice:
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = v.Index(i).String()
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// shortDuration is d without zero units: 15m, not 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
