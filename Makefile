@@ -12,22 +12,22 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 build: ## build the seckill binary into bin/
-	$(GO) build -o bin/seckill .
+	$(GO) build -o bin/seckill ./cmd/seckill
 
 demo: ## run a sale on the embedded stand-ins and print the result (no servers needed)
-	$(GO) run . demo
+	$(GO) run ./cmd/seckill demo
 
 bench: ## load-test every scenario and strategy on the real services (started if not up); results in bench/results/ (BENCH_FLAGS="-scenario hot ...")
-	$(GO) run . bench $(BENCH_FLAGS)
+	$(GO) run ./cmd/seckill bench $(BENCH_FLAGS)
 
 run: ## run gateway, backend and worker in one process (embedded stand-ins unless addresses are set)
-	$(GO) run . all
+	$(GO) run ./cmd/seckill all
 
 test: ## run every test, unit and against the real MySQL, Redis and RocketMQ (started if not up)
 	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 test-faults: ## run the fault suite on the real services (kills and cuts servers during sales)
-	$(WITH_SERVICES) $(GO) test -tags faults -run TestFault -count=1 -timeout 15m -v .
+	$(WITH_SERVICES) $(GO) test -tags faults -run TestFault -count=1 -timeout 15m -v ./app/
 
 test-short: ## run the tests without -race
 	$(WITH_SERVICES) $(GO) test -count=1 -timeout 20m $(PKGS)
@@ -39,7 +39,7 @@ services-down: ## stop the services
 	$(SERVICES) down
 
 migrate: ## apply the schema migrations to SECKILL_MYSQL_DSN
-	$(GO) run . migrate
+	$(GO) run ./cmd/seckill migrate
 
 gen: ## regenerate the kitex code from idl/
 	rm -rf idl/kitex_gen

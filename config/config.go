@@ -4,8 +4,10 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,14 +23,42 @@ import (
 // Precedence: defaults < file (-config) < environment < flags. Every leaf key has a
 // row in the settings table (settings.go), which names its environment variable.
 type Config struct {
-	MySQL    backend.MySQLConfig    `yaml:"mysql"`
-	Redis    backend.RedisConfig    `yaml:"redis"`
-	RocketMQ backend.RocketMQConfig `yaml:"rocketmq"`
-	Backend  backend.Config         `yaml:"backend"`
-	Worker   WorkerConfig           `yaml:"worker"`
-	Gateway  gateway.Config         `yaml:"gateway"`
-	Log      LogConfig              `yaml:"log"`
-	Tracing  telemetry.Config       `yaml:"tracing"`
+	// PortBase is where the listeners' default ports start, so several processes on
+	// one host never collide: the gateway on PortBase and its ops listener on the next
+	// port, the backend on PortBase+2 and its ops on PortBase+3, the worker's ops on
+	// PortBase+4. A listener set on its own keeps its address; an ops listener left
+	// unset follows its listener (port + 1).
+	PortBase int              `yaml:"port_base"`
+	MySQL    MySQLConfig      `yaml:"mysql"`
+	Redis    RedisConfig      `yaml:"redis"`
+	RocketMQ RocketMQConfig   `yaml:"rocketmq"`
+	Backend  backend.Config   `yaml:"backend"`
+	Worker   WorkerConfig     `yaml:"worker"`
+	Gateway  gateway.Config   `yaml:"gateway"`
+	Log      LogConfig        `yaml:"log"`
+	Tracing  telemetry.Config `yaml:"tracing"`
+}
+
+// MySQLConfig says where MySQL is.
+type MySQLConfig struct {
+	DSN      string `yaml:"dsn"`       // go-sql-driver syntax: user:pass@tcp(host:port)/db
+	MaxConns int    `yaml:"max_conns"` // pool size
+}
+
+// RedisConfig says where Redis is: one node, or a cluster's seed nodes. Every part
+// of the system (stock, tickets, the catalog cache, plugins' counters) uses it.
+type RedisConfig struct {
+	Addrs    []string `yaml:"addrs"`
+	Password string   `yaml:"password"`
+	Cluster  bool     `yaml:"cluster"` // a cluster even with one seed address
+}
+
+// RocketMQConfig says where RocketMQ is.
+type RocketMQConfig struct {
+	NameServers []string `yaml:"name_servers"`
+	Topic       string   `yaml:"topic"`
+	Group       string   `yaml:"group"` // consumer group of the workers
+	Tag         string   `yaml:"tag"`   // tag on every message; workers take only it ("" = all)
 }
 
 // WorkerConfig is the worker's part of the file.
@@ -37,7 +67,7 @@ type WorkerConfig struct {
 	BatchSize   int           `yaml:"batch_size"`
 	BatchWindow time.Duration `yaml:"batch_window"`
 	MaxAttempts int           `yaml:"max_attempts"`
-	MetricsAddr string        `yaml:"metrics_listen"`
+	OpsListen   string        `yaml:"ops_listen"` // /metrics and /healthz
 }
 
 // LogConfig chooses the log format.
@@ -46,14 +76,25 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text or json
 }
 
-// Default runs the all-in-one mode with the embedded stand-ins: no addresses.
+// DefaultPortBase is the default of port_base.
+const DefaultPortBase = 8080
+
+// Default runs the all-in-one mode with the embedded stand-ins (no server addresses),
+// its listeners on loopback from DefaultPortBase.
 func Default() Config {
+	c := defaults()
+	c.deriveListeners()
+	return c
+}
+
+// defaults are Default's values before the listeners are derived from the port base.
+func defaults() Config {
 	return Config{
-		RocketMQ: backend.RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
-		Backend:  backend.Config{Listen: "127.0.0.1:8888", UnpaidTimeout: 15 * time.Minute},
-		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 64, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8, MetricsAddr: "127.0.0.1:9102"},
+		PortBase: DefaultPortBase,
+		RocketMQ: RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
+		Backend:  backend.Config{UnpaidTimeout: 15 * time.Minute},
+		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 64, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8},
 		Gateway: gateway.Config{
-			Listen: "127.0.0.1:8080",
 			Limits: ratelimit.Limits{
 				Global: ratelimit.Rule{RPS: 100_000, Burst: 20_000},
 				User:   ratelimit.Rule{RPS: 5, Burst: 10},
@@ -76,20 +117,11 @@ func SplitList(s string) []string {
 	return out
 }
 
-// copies are sections Load fills from others: the backend connects to the servers
-// of the top-level mysql, redis and rocketmq sections, as the worker does. They have
-// no settings of their own and the file may not set them.
-var copies = []struct{ to, from string }{
-	{"backend.mysql", "mysql"},
-	{"backend.redis", "redis"},
-	{"backend.rocketmq", "rocketmq"},
-}
-
 // Load reads the file at path (if any; "" takes SECKILL_CONFIG) over the defaults,
 // then every setting's environment variable as env looks it up (os.LookupEnv in a
 // command).
 func Load(path string, env func(string) (string, bool)) (Config, error) {
-	cfg := Default()
+	cfg := defaults()
 	if path == "" {
 		path, _ = env(ConfigEnv)
 	}
@@ -104,11 +136,6 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 		if err := dec.Decode(&cfg); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
-		for _, c := range copies {
-			if !fieldOf(v, c.to).IsZero() {
-				return cfg, fmt.Errorf("config %s: %s is taken from %s; set that instead", path, c.to, c.from)
-			}
-		}
 	}
 	for _, e := range table() {
 		s, ok := env(e.Env)
@@ -119,21 +146,19 @@ func Load(path string, env func(string) (string, bool)) (Config, error) {
 			return cfg, fmt.Errorf("%s (%s): %w", e.Env, e.Key, err)
 		}
 	}
-	for _, c := range copies {
-		fieldOf(v, c.to).Set(fieldOf(v, c.from))
+	if cfg.PortBase <= 0 || cfg.PortBase > 65535-4 {
+		return cfg, fmt.Errorf("port_base must be 1 to %d, not %d", 65535-4, cfg.PortBase)
 	}
-	if len(cfg.Gateway.CountersRedis) == 0 && !cfg.Redis.Cluster {
-		cfg.Gateway.CountersRedis = cfg.Redis.Addrs
-	}
+	cfg.deriveListeners()
 	return cfg, nil
 }
 
 // Redacted is the configuration with its secrets hidden, for logs: every field of a
-// secret setting (the copies in backend included) as the setting's row hides it.
+// secret setting as the setting's row hides it.
 func (c Config) Redacted() Config {
 	v := reflect.ValueOf(&c).Elem()
 	for _, f := range fields() {
-		r, ok := rowOf(f.setting)
+		r, ok := rowOf(f.key)
 		if !ok || r.hide == nil {
 			continue
 		}
@@ -158,4 +183,35 @@ func redactDSN(dsn string) string {
 		cred = cred[:i] + ":<redacted>"
 	}
 	return cred + dsn[at:]
+}
+
+// deriveListeners fills the listeners left empty from the port base (see PortBase).
+func (c *Config) deriveListeners() {
+	at := func(off int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(c.PortBase+off)) }
+	if c.Gateway.Listen == "" {
+		c.Gateway.Listen = at(0)
+	}
+	if c.Backend.Listen == "" {
+		c.Backend.Listen = at(2)
+	}
+	if c.Backend.OpsListen == "" {
+		c.Backend.OpsListen = NextPort(c.Backend.Listen)
+	}
+	if c.Worker.OpsListen == "" {
+		c.Worker.OpsListen = at(4)
+	}
+}
+
+// NextPort is addr with the port after its own: where a listener's ops listener goes
+// unless configured. Port 0 (any free port) stays 0.
+func NextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }

@@ -39,9 +39,6 @@ func writeFile(tb testing.TB, yaml string) string {
 func TestSettingsTable(t *testing.T) {
 	keys := map[string]bool{}
 	for _, f := range fields() {
-		if f.setting != f.key {
-			continue
-		}
 		keys[f.key] = true
 		if _, ok := rowOf(f.key); !ok {
 			t.Errorf("key %s has no row in the settings table", f.key)
@@ -71,7 +68,7 @@ func TestSettingsTable(t *testing.T) {
 		}
 	}
 	for _, f := range fields() {
-		if r, _ := rowOf(f.setting); r.hide != nil {
+		if r, _ := rowOf(f.key); r.hide != nil {
 			if k := fieldOf(reflect.ValueOf(Config{}), f.key).Kind(); k != reflect.String {
 				t.Errorf("secret %s: got a %s, want a string (Redacted hides only strings)", f.key, k)
 			}
@@ -127,20 +124,20 @@ func TestEveryKeyFromEnv(t *testing.T) {
 }
 
 // TestEnvSettings: the variables keep their names and meanings, and land where the
-// components read them (the backend's copies included).
+// components read them.
 func TestEnvSettings(t *testing.T) {
 	for _, tt := range []struct {
 		env, value string
 		keys       []string // where the value lands
 	}{
-		{"SECKILL_MYSQL_DSN", "u:p@tcp(10.0.0.1:3306)/db", []string{"mysql.dsn", "backend.mysql.dsn"}},
-		{"SECKILL_REDIS_ADDR", "10.0.0.1:6379,10.0.0.2:6379", []string{"redis.addrs", "backend.redis.addrs", "gateway.counters_redis"}},
-		{"SECKILL_REDIS_CLUSTER", "true", []string{"redis.cluster", "backend.redis.cluster"}},
-		{"SECKILL_REDIS_PASSWORD", "pw", []string{"redis.password", "backend.redis.password"}},
-		{"SECKILL_ROCKETMQ_NAMESRV", "10.0.0.1:9876", []string{"rocketmq.name_servers", "backend.rocketmq.name_servers"}},
-		{"SECKILL_ROCKETMQ_TOPIC", "t", []string{"rocketmq.topic", "backend.rocketmq.topic"}},
-		{"SECKILL_ROCKETMQ_GROUP", "g", []string{"rocketmq.group", "backend.rocketmq.group"}},
-		{"SECKILL_ROCKETMQ_TAG", "tag", []string{"rocketmq.tag", "backend.rocketmq.tag"}},
+		{"SECKILL_MYSQL_DSN", "u:p@tcp(10.0.0.1:3306)/db", []string{"mysql.dsn"}},
+		{"SECKILL_REDIS_ADDR", "10.0.0.1:6379,10.0.0.2:6379", []string{"redis.addrs"}},
+		{"SECKILL_REDIS_CLUSTER", "true", []string{"redis.cluster"}},
+		{"SECKILL_REDIS_PASSWORD", "pw", []string{"redis.password"}},
+		{"SECKILL_ROCKETMQ_NAMESRV", "10.0.0.1:9876", []string{"rocketmq.name_servers"}},
+		{"SECKILL_ROCKETMQ_TOPIC", "t", []string{"rocketmq.topic"}},
+		{"SECKILL_ROCKETMQ_GROUP", "g", []string{"rocketmq.group"}},
+		{"SECKILL_ROCKETMQ_TAG", "tag", []string{"rocketmq.tag"}},
 		{"SECKILL_BACKEND_LISTEN", "127.0.0.1:1", []string{"backend.listen"}},
 		{"SECKILL_BACKEND_ADDRS", "10.0.0.1:8888,10.0.0.2:8888", []string{"gateway.backend_addrs"}},
 		{"SECKILL_GATEWAY_LISTEN", "127.0.0.1:2", []string{"gateway.listen"}},
@@ -157,7 +154,9 @@ func TestEnvSettings(t *testing.T) {
 		{"SECKILL_ADMIN_TOKEN", "a", []string{"gateway.admin_token"}},
 		{"SECKILL_WORKER_GOROUTINES", "3", []string{"worker.goroutines"}},
 		{"SECKILL_WORKER_BATCH", "32", []string{"worker.batch_size"}},
-		{"SECKILL_WORKER_METRICS", "127.0.0.1:3", []string{"worker.metrics_listen"}},
+		{"SECKILL_WORKER_OPS_LISTEN", "127.0.0.1:3", []string{"worker.ops_listen"}},
+		{"SECKILL_BACKEND_OPS_LISTEN", "127.0.0.1:4", []string{"backend.ops_listen"}},
+		{"SECKILL_PORT_BASE", "9000", []string{"port_base"}},
 		{"SECKILL_BACKEND_UNPAID_TIMEOUT", "1h", []string{"backend.unpaid_timeout"}},
 		{"SECKILL_TRACING_EXPORTER", "otlp", []string{"tracing.exporter"}},
 		{"SECKILL_TRACING_ENDPOINT", "127.0.0.1:4318", []string{"tracing.endpoint"}},
@@ -229,13 +228,12 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
-// TestFileErrors: a file with an unknown key, or setting a section the backend takes
-// from the top level, fails Load naming the key.
+// TestFileErrors: a file with an unknown key fails Load naming the key.
 func TestFileErrors(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"gateway: {listen_addr: x}\n", "listen_addr"},
-		{"backend: {mysql: {dsn: \"u:p@tcp(h:1)/db\"}}\n", "backend.mysql"},
-		{"backend: {redis: {addrs: [\"h:1\"]}}\n", "backend.redis"},
+		{"backend: {mysql: {dsn: \"u:p@tcp(h:1)/db\"}}\n", "field mysql not found"},
+		{"port_base: 0\n", "port_base"},
 	} {
 		_, err := Load(writeFile(t, tt.yaml), envOf(nil))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -319,5 +317,49 @@ func TestConfigurationDoc(t *testing.T) {
 		if g != w {
 			t.Fatalf("docs/CONFIGURATION.md differs from the settings table (make docs regenerates it): line %d: got %q, want %q", i+1, g, w)
 		}
+	}
+}
+
+// fieldOf is the field of the Config v at key, a leaf or a section.
+func fieldOf(v reflect.Value, key string) reflect.Value {
+next:
+	for name := range strings.SplitSeq(key, ".") {
+		for i := range v.NumField() {
+			if n, _ := yamlName(v.Type().Field(i)); n == name {
+				v = v.Field(i)
+				continue next
+			}
+		}
+		panic("config: no key " + key)
+	}
+	return v
+}
+
+// TestListenersFromPortBase: listeners not set on their own follow port_base, and an
+// ops listener follows its listener, so processes with their own bases never collide.
+func TestListenersFromPortBase(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want [4]string // gateway, backend, backend ops, worker ops
+	}{
+		{"defaults", nil, [4]string{"127.0.0.1:8080", "127.0.0.1:8082", "127.0.0.1:8083", "127.0.0.1:8084"}},
+		{"base", map[string]string{"SECKILL_PORT_BASE": "9100"}, [4]string{"127.0.0.1:9100", "127.0.0.1:9102", "127.0.0.1:9103", "127.0.0.1:9104"}},
+		{"backend set", map[string]string{"SECKILL_PORT_BASE": "9100", "SECKILL_BACKEND_LISTEN": "0.0.0.0:7000"}, [4]string{"127.0.0.1:9100", "0.0.0.0:7000", "0.0.0.0:7001", "127.0.0.1:9104"}},
+		{"any port", map[string]string{"SECKILL_BACKEND_LISTEN": "127.0.0.1:0"}, [4]string{"127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:8084"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load("", envOf(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := [4]string{cfg.Gateway.Listen, cfg.Backend.Listen, cfg.Backend.OpsListen, cfg.Worker.OpsListen}
+			if got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if _, err := Load("", envOf(map[string]string{"SECKILL_PORT_BASE": "70000"})); err == nil {
+		t.Error("port_base 70000: got no error, want one")
 	}
 }

@@ -35,6 +35,8 @@ type row struct {
 // rows is the settings table, in the order of Config. A test fails when a key of
 // Config has no row or a row no key.
 var rows = []row{
+	{key: "port_base", help: "first port of the listeners' defaults: gateway base, its ops base+1, backend base+2, its ops base+3, worker ops base+4; give each process on one host its own base"},
+
 	{key: "mysql.dsn", help: "MySQL DSN, user:pass@tcp(host:port)/db; empty: the embedded stand-in (all-in-one only)", hide: redactDSN},
 	{key: "mysql.max_conns", unset: "32", help: "connections in each process's MySQL pool"},
 
@@ -47,7 +49,8 @@ var rows = []row{
 	{key: "rocketmq.group", help: "consumer group of the workers"},
 	{key: "rocketmq.tag", help: "tag on every order message; workers take only it (empty: all)"},
 
-	{key: "backend.listen", help: "kitex address of the backend; port 0 picks one"},
+	{key: "backend.listen", help: "kitex address of the backend; port 0 picks one (default 127.0.0.1:port_base+2)"},
+	{key: "backend.ops_listen", help: "where the backend serves /metrics and /healthz (default: the port after backend.listen)"},
 	{key: "backend.ticket_ttl", unset: "24h", help: "how long a ticket's result is kept in Redis"},
 	{key: "backend.reconcile_interval", unset: "10s", help: "how often the reconciler compares Redis with MySQL; negative: never"},
 	{key: "backend.unpaid_timeout", help: "orders left unpaid this long expire and their stock returns; 0: never"},
@@ -57,9 +60,9 @@ var rows = []row{
 	{key: "worker.batch_size", env: "SECKILL_WORKER_BATCH", help: "most orders of one item and bucket per worker transaction; 1 turns batching off"},
 	{key: "worker.batch_window", help: "how long a batch waits to fill"},
 	{key: "worker.max_attempts", help: "deliveries of an order message before it is settled for good"},
-	{key: "worker.metrics_listen", env: "SECKILL_WORKER_METRICS", help: "where the worker serves /metrics and /healthz; empty: nowhere"},
+	{key: "worker.ops_listen", help: "where the worker serves /metrics and /healthz (default 127.0.0.1:port_base+4)"},
 
-	{key: "gateway.listen", help: "HTTP address of the gateway; port 0 picks one"},
+	{key: "gateway.listen", help: "HTTP address of the gateway; port 0 picks one (default 127.0.0.1:port_base)"},
 	{key: "gateway.backend_addrs", env: "SECKILL_BACKEND_ADDRS", help: "backends the gateway calls, comma-separated, balanced; empty: backend.listen"},
 	{key: "gateway.jwt_secret", env: "SECKILL_JWT_SECRET", help: "HS256 key of shoppers' tokens, 16+ bytes", hide: blank},
 	{key: "gateway.admin_token", env: "SECKILL_ADMIN_TOKEN", help: "operators' bearer token, 16+ bytes", hide: blank},
@@ -81,7 +84,6 @@ var rows = []row{
 	{key: "gateway.write_timeout", unset: "10s", help: "bound on writing one answer"},
 	{key: "gateway.idle_timeout", unset: "2m", help: "how long a keep-alive connection may wait for its next request"},
 	{key: "gateway.max_connections", unset: "16384, or the open files limit less 1024 if lower", help: "client connections open at once; one over it gets 503 and is closed; -1: no cap"},
-	{key: "gateway.counters_redis", help: "Redis addresses of plugins' shared counters, so every gateway sees the same counts; empty: redis.addrs unless redis.cluster is set, else this process"},
 	{key: "gateway.plugin_timeout", unset: "10ms", help: "per-call deadline of plugins loaded without one, waiting for an instance included"},
 	{key: "gateway.plugin_memory_pages", unset: "512 (32 MiB)", help: "memory limit of plugins loaded without one, in 64 KiB pages"},
 	{key: "gateway.procs", unset: "4 a core, at least 8", help: "Go processors (GOMAXPROCS) the gateway asks for at least, so plugin guests that cannot be preempted do not hold the cores; -1 leaves GOMAXPROCS alone"},
@@ -118,12 +120,9 @@ type entry struct {
 // table joins the rows with the keys of Config: one entry a key, in the order of
 // Config. A key without a row has no help (a test fails on it).
 func table() []entry {
-	def := reflect.ValueOf(Default())
+	def := reflect.ValueOf(defaults())
 	var out []entry
 	for _, f := range fields() {
-		if f.setting != f.key {
-			continue // a copy of another section
-		}
 		r, _ := rowOf(f.key)
 		e := entry{Setting: Setting{Key: f.key, Env: r.env, Help: r.help, Secret: r.hide != nil}, index: f.index}
 		if e.Env == "" {
@@ -198,12 +197,11 @@ func secretNote(s Setting) string {
 
 // field is one leaf key of Config and where it lives.
 type field struct {
-	key     string // as the file nests it: backend.redis.addrs
-	setting string // the key of its setting: key, or in a copy the key it is copied from (redis.addrs)
-	index   []int  // for reflect's FieldByIndex
+	key   string // as the file nests it: gateway.limits.user.rps
+	index []int  // for reflect's FieldByIndex
 }
 
-// fields are the leaf keys of Config, copies included, in the order of Config.
+// fields are the leaf keys of Config, in the order of Config.
 func fields() []field {
 	return walk(reflect.TypeFor[Config](), "", nil, nil)
 }
@@ -222,7 +220,7 @@ func walk(t reflect.Type, prefix string, index []int, out []field) []field {
 		case sf.Type.Kind() == reflect.Struct:
 			out = walk(sf.Type, key+".", idx, out)
 		default:
-			out = append(out, field{key: key, setting: settingKey(key), index: idx})
+			out = append(out, field{key: key, index: idx})
 		}
 	}
 	return out
@@ -243,32 +241,6 @@ func yamlName(sf reflect.StructField) (name string, inline bool) {
 		return strings.ToLower(sf.Name), false
 	}
 	return name, false
-}
-
-// settingKey is the key of the setting that fills key: key itself unless key lies
-// in a copy.
-func settingKey(key string) string {
-	for _, c := range copies {
-		if rest, ok := strings.CutPrefix(key, c.to+"."); ok {
-			return c.from + "." + rest
-		}
-	}
-	return key
-}
-
-// fieldOf is the field of the Config v at key, a leaf or a section.
-func fieldOf(v reflect.Value, key string) reflect.Value {
-next:
-	for name := range strings.SplitSeq(key, ".") {
-		for i := range v.NumField() {
-			if n, _ := yamlName(v.Type().Field(i)); n == name {
-				v = v.Field(i)
-				continue next
-			}
-		}
-		panic("config: no key " + key)
-	}
-	return v
 }
 
 var durationType = reflect.TypeFor[time.Duration]()

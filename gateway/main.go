@@ -24,8 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
@@ -56,9 +54,6 @@ type Config struct {
 	// files limit less 1024 (kept for backends, Redis and logs) if that is
 	// lower; -1: no cap.
 	MaxConnections int `yaml:"max_connections"`
-	// CountersRedis is where plugins' shared counters live (Redis addresses), so every
-	// gateway sees the same counts; empty keeps them in this process.
-	CountersRedis []string `yaml:"counters_redis"`
 	// PluginTimeout and PluginMemoryPages are the defaults of plugins loaded without.
 	PluginTimeout     time.Duration `yaml:"plugin_timeout"`
 	PluginMemoryPages uint32        `yaml:"plugin_memory_pages"`
@@ -145,6 +140,9 @@ type Deps struct {
 	Log      *slog.Logger
 	// Plugins is the Wasm plugin manager; nil: the gateway makes its own.
 	Plugins *wasm.Manager
+	// Counters are the plugins' shared counters (the same Redis as the rest of the
+	// system, so every gateway sees the same counts); nil: this process's memory.
+	Counters wasm.Counters
 }
 
 // Main is a running gateway.
@@ -219,11 +217,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	}
 	m := &Main{cfg: cfg, deps: deps}
 	if deps.Plugins == nil {
-		var counters wasm.Counters = wasm.NewMemoryCounters(100_000)
-		if len(cfg.CountersRedis) > 0 {
-			rdb := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cfg.CountersRedis})
-			m.closers = append(m.closers, rdb.Close)
-			counters = wasm.NewRedisCounters(rdb, "")
+		counters := deps.Counters
+		if counters == nil {
+			counters = wasm.NewMemoryCounters(100_000)
 		}
 		pm, err := wasm.NewManager(ctx, wasm.Options{Counters: counters, Logger: deps.Log,
 			DefaultTimeout: cfg.PluginTimeout, DefaultMemoryPages: cfg.PluginMemoryPages})

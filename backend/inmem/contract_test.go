@@ -3,12 +3,11 @@ package inmem_test
 import (
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/inmem"
-	"github.com/seckill/flashsale/worker"
 )
 
-// The queue plugs into the backend as its publisher and into the worker as its
-// subscriber.
+// The queue plugs into the backend as its publisher and delivers to the worker, a
+// domain.Handler, as a subscriber.
 var (
-	_ domain.Publisher  = (*inmem.Queue)(nil)
-	_ worker.Subscriber = (*inmem.Queue)(nil).Subscribe
+	_ domain.Publisher                                    = (*inmem.Queue)(nil)
+	_ func(domain.Handler) (stop func() error, err error) = (*inmem.Queue)(nil).Subscribe
 )

@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/config"
 )
 
 func TestMain(m *testing.M) {
-	quietFrameworks("warn")
+	app.QuietFrameworks("warn")
 	os.Exit(m.Run())
 }
 
@@ -39,5 +40,12 @@ func TestTokenCommand(t *testing.T) {
 	}
 	if code := run([]string{"token", "-user", "0"}, &out, &errb); code == 0 {
 		t.Fatal("a token for user 0: got exit 0, want an error")
+	}
+}
+
+func TestVersionCommand(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "seckill ") {
+		t.Fatalf("got exit %d %q, want 0 and a seckill version line", code, out.String())
 	}
 }

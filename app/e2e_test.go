@@ -1,4 +1,4 @@
-package main
+package app_test
 
 import (
 	"bytes"
@@ -12,12 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/backend/testenv"
-	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
-	"github.com/seckill/flashsale/worker"
 )
 
 const (
@@ -25,53 +24,58 @@ const (
 	adminToken = "e2e-admin-token-0123456789"
 )
 
-// stack is gateway, backend and worker started from their Mains on free ports, on the
-// real MySQL, Redis and RocketMQ.
+// stack is a system started by app.Start, and what the tests need of it.
 type stack struct {
 	url string
-	db  *testenv.DB
+	sys *app.System
+	db  *testenv.DB // the scratch database, on the real services
 }
 
-func startStack(t *testing.T) *stack {
+// realConfig is a configuration of the whole system on the real services, on a
+// scratch database and a RocketMQ tag of the test's own, listeners on free ports.
+func realConfig(t *testing.T) (config.Config, *testenv.DB) {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	db := testenv.MySQL(t)
 	tag := "e2e" + testenv.ID()
-	mq := backend.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
-	rc := backend.RedisConfig{Addrs: []string{testenv.RedisAddr()}}
-	my := backend.MySQLConfig{DSN: db.DSN}
+	cfg := config.Default()
+	cfg.MySQL = config.MySQLConfig{DSN: db.DSN}
+	cfg.Redis = config.RedisConfig{Addrs: []string{testenv.RedisAddr()}}
+	cfg.RocketMQ = config.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
+	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
+	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 100, Burst: 100}
+	cfg.Worker.Goroutines, cfg.Worker.BatchSize, cfg.Worker.MaxAttempts = 8, 1, 5
+	return cfg, db
+}
 
-	b, err := backend.Open(ctx, backend.Config{Listen: "127.0.0.1:0", MySQL: my, Redis: rc, RocketMQ: mq}, backend.Deps{Log: log})
+// start starts opts' roles on cfg and stops them when the test ends.
+func start(t *testing.T, cfg config.Config, opts app.Options) *stack {
+	t.Helper()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	sys, err := app.Start(context.Background(), cfg, opts)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	w, err := worker.Open(ctx, worker.MainConfig{MySQL: my, Redis: rc, RocketMQ: mq, Goroutines: 8, BatchSize: 1, MaxAttempts: 5}, worker.Deps{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	g, err := gateway.Open(ctx, gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{b.Addr().String()},
-		JWTSecret: jwtSecret, AdminToken: adminToken,
-		Limits: ratelimit.Limits{User: ratelimit.Rule{RPS: 100, Burst: 100}}}, gateway.Deps{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		http.DefaultClient.CloseIdleConnections() // so the graceful shutdown has nothing to wait for
-		g.Close()
+		sys.Close()
 	})
-	return &stack{url: "http://" + g.Addr().String(), db: db}
+	s := &stack{sys: sys}
+	if sys.Gateway != nil {
+		s.url = sys.URL()
+	}
+	return s
+}
+
+// startStack is the whole system on the real services.
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	cfg, db := realConfig(t)
+	s := start(t, cfg, app.Options{})
+	s.db = db
+	return s
 }
 
 func (s *stack) do(t *testing.T, method, path, token string, body any, hdr map[string]string) (int, map[string]any) {

@@ -3,7 +3,7 @@
 // The fault suite (make test-faults): each case injects a fault during a sale on the
 // real services and then checks the invariants. It runs apart from the other tests
 // because some cases stop shared servers.
-package main
+package app_test
 
 import (
 	"context"
@@ -17,30 +17,28 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/seckill/flashsale/backend"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/backend/testenv"
-	"github.com/seckill/flashsale/gateway"
-	"github.com/seckill/flashsale/worker"
+	"github.com/seckill/flashsale/config"
 )
 
 // faultEnv is a backend (and optionally an in-process worker) on a test database.
 type faultEnv struct {
 	db      *testenv.DB
-	mq      backend.RocketMQConfig
-	redis   backend.RedisConfig
-	dsn     string
-	backend *backend.Main
-	worker  *worker.Main
+	cfg     config.Config
+	backend *app.System
+	stock   *redis.Stock // the same Redis, to read the sale's state
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -53,38 +51,25 @@ func (w tw) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), ni
 
 func newFaultEnv(t *testing.T, dsn, redisAddr string, inprocWorker bool) *faultEnv {
 	t.Helper()
-	ctx := context.Background()
-	e := &faultEnv{db: testenv.MySQL(t)}
-	e.dsn = e.db.DSN
+	cfg, db := realConfig(t)
 	if dsn != "" {
-		e.dsn = dsn
+		cfg.MySQL.DSN = dsn
 	}
-	tag := "f" + testenv.ID()
-	e.mq = backend.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
-	e.redis = backend.RedisConfig{Addrs: []string{redisAddr}}
-	var err error
-	e.backend, err = backend.Open(ctx, backend.Config{Listen: "127.0.0.1:0", MySQL: backend.MySQLConfig{DSN: e.dsn}, Redis: e.redis, RocketMQ: e.mq, ReconcileInterval: -1}, backend.Deps{Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
+	cfg.Redis.Addrs = []string{redisAddr}
+	cfg.Backend.ReconcileInterval = -1
+	cfg.Worker.BatchSize, cfg.Worker.MaxAttempts = 8, 16
+	e := &faultEnv{db: db, cfg: cfg}
+	e.backend = start(t, cfg, app.Options{Roles: []app.Role{app.Backend}, Log: testLogger(t)}).sys
+	if inprocWorker { // a system of its own, so the backend can stop without it
+		start(t, cfg, app.Options{Roles: []app.Role{app.Worker}, Log: testLogger(t)})
 	}
-	if err := e.backend.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.backend.Close() })
-	if inprocWorker {
-		e.worker, err = worker.Open(ctx, worker.MainConfig{MySQL: backend.MySQLConfig{DSN: e.dsn}, Redis: e.redis, RocketMQ: e.mq, Goroutines: 8, BatchSize: 8, MaxAttempts: 16}, worker.Deps{Log: testLogger(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.worker.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { e.worker.Close() })
-	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: redisAddr})
+	t.Cleanup(func() { rdb.Close() })
+	e.stock = redis.NewStock(rdb, time.Hour)
 	return e
 }
 
-func (e *faultEnv) svc() *sale.Service { return e.backend.Service }
+func (e *faultEnv) svc() *sale.Service { return e.backend.Backend.Service() }
 
 func (e *faultEnv) sale(t *testing.T, strategy domain.Strategy, stock int64) *domain.Activity {
 	t.Helper()
@@ -130,7 +115,7 @@ func (e *faultEnv) settle(t *testing.T, a *domain.Activity, within time.Duration
 	t.Helper()
 	start := time.Now()
 	for {
-		st, err := e.backend.Stock.State(context.Background(), a.ID, a.Items[0].ID, 1)
+		st, err := e.stock.State(context.Background(), a.ID, a.Items[0].ID, 1)
 		if err == nil && st.Tickets == 0 {
 			return time.Since(start)
 		}
@@ -161,7 +146,7 @@ func (e *faultEnv) invariants(t *testing.T, a *domain.Activity, soldOut bool) (o
 	if _, err := e.svc().Reconcile(ctx, sale.ReconcileConfig{Quiet: 200 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.backend.Stock.State(ctx, a.ID, item, 1)
+	st, err := e.stock.State(ctx, a.ID, item, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,14 +171,15 @@ func (e *faultEnv) invariants(t *testing.T, a *domain.Activity, soldOut bool) (o
 func TestFaultWorkerKilled(t *testing.T) {
 	e := newFaultEnv(t, "", testenv.RedisAddr(), false)
 	bin := filepath.Join(t.TempDir(), "seckill")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/seckill").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	startWorker := func() *exec.Cmd {
 		cmd := exec.Command(bin, "worker")
-		cmd.Env = append(os.Environ(), "SECKILL_MYSQL_DSN="+e.dsn, "SECKILL_REDIS_ADDR="+testenv.RedisAddr(),
-			"SECKILL_ROCKETMQ_NAMESRV="+e.mq.NameServers[0], "SECKILL_ROCKETMQ_TOPIC="+e.mq.Topic, "SECKILL_ROCKETMQ_GROUP="+e.mq.Group,
-			"SECKILL_ROCKETMQ_TAG="+e.mq.Tag, "SECKILL_WORKER_BATCH=16", "SECKILL_LOG_LEVEL=warn")
+		mq := e.cfg.RocketMQ
+		cmd.Env = append(os.Environ(), "SECKILL_MYSQL_DSN="+e.cfg.MySQL.DSN, "SECKILL_REDIS_ADDR="+testenv.RedisAddr(),
+			"SECKILL_ROCKETMQ_NAMESRV="+mq.NameServers[0], "SECKILL_ROCKETMQ_TOPIC="+mq.Topic, "SECKILL_ROCKETMQ_GROUP="+mq.Group,
+			"SECKILL_ROCKETMQ_TAG="+mq.Tag, "SECKILL_WORKER_BATCH=16", "SECKILL_LOG_LEVEL=warn", "SECKILL_WORKER_OPS_LISTEN=127.0.0.1:0")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -277,7 +263,7 @@ func TestFaultMySQLUnreachable(t *testing.T) {
 	proxy.Cut()
 	cutAt := time.Now()
 	syncDown := e.buy(syncSale, 1000, 1020)
-	st, _ := e.backend.Stock.State(context.Background(), syncSale.ID, syncSale.Items[0].ID, 1)
+	st, _ := e.stock.State(context.Background(), syncSale.ID, syncSale.Items[0].ID, 1)
 	if syncDown[domain.EUnavailable] != 20 || st.Available() != 80 || st.Tickets != 0 {
 		t.Fatalf("sync while MySQL is down: got %v, redis %d left, %d in flight; want 20 unavailable, 80 left, nothing in flight", syncDown, st.Available(), st.Tickets)
 	}
@@ -301,20 +287,12 @@ func TestFaultMySQLUnreachable(t *testing.T) {
 // TestFaultBackendRestarted: the gateway answers 503 while the backend is down and
 // recovers when it is back on the same address.
 func TestFaultBackendRestarted(t *testing.T) {
-	ctx := context.Background()
 	e := newFaultEnv(t, "", testenv.RedisAddr(), true)
 	a := e.sale(t, domain.StrategyAsync, 50)
-	addr := e.backend.Addr().String()
-	g, err := gateway.Open(ctx, gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{addr}, JWTSecret: jwtSecret, AdminToken: adminToken,
-		RPCTimeout: time.Second}, gateway.Deps{Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	s := &stack{url: "http://" + g.Addr().String()}
+	addr := e.backend.Backend.Addr().String()
+	gcfg := e.cfg
+	gcfg.Gateway.BackendAddrs, gcfg.Gateway.RPCTimeout = []string{addr}, time.Second
+	s := start(t, gcfg, app.Options{Roles: []app.Role{app.Gateway}, Log: testLogger(t)})
 	order := map[string]any{"activity_id": a.ID, "item_id": a.Items[0].ID, "quantity": 1}
 	if code, out := s.do(t, "POST", "/api/v1/orders", token(t, 1), order, nil); code != http.StatusAccepted {
 		t.Fatalf("before: got %d %v", code, out)
@@ -326,15 +304,9 @@ func TestFaultBackendRestarted(t *testing.T) {
 		}
 	}
 	downAt := time.Now()
-	b, err := backend.Open(ctx, backend.Config{Listen: addr, MySQL: backend.MySQLConfig{DSN: e.dsn}, Redis: e.redis, RocketMQ: e.mq, ReconcileInterval: -1}, backend.Deps{Log: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	e.backend = b
-	defer b.Close()
+	bcfg := e.cfg
+	bcfg.Backend.Listen = addr
+	e.backend = start(t, bcfg, app.Options{Roles: []app.Role{app.Backend}, Log: testLogger(t)}).sys
 	var recovered time.Duration
 	for u := int64(10); ; u++ {
 		code, out := s.do(t, "POST", "/api/v1/orders", token(t, u), order, nil)
@@ -351,9 +323,6 @@ func TestFaultBackendRestarted(t *testing.T) {
 	e.invariants(t, a, false)
 	t.Logf("backend restarted: 503 while down, orders accepted again %v after it was started", recovered.Round(time.Millisecond))
 }
-
-var _ atomic.Int64
-var _ = redis.NewTicket
 
 func freePort(t *testing.T) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -406,12 +375,12 @@ func TestFaultBrokerRestarted(t *testing.T) {
 	killed := time.Now()
 	time.Sleep(time.Second)
 	down := e.buy(a, 201, 221)
-	st, _ := e.backend.Stock.State(context.Background(), a.ID, a.Items[0].ID, 1)
+	st, _ := e.stock.State(context.Background(), a.ID, a.Items[0].ID, 1)
 	t.Logf("while the broker is down: %v; redis %d left, %d in flight", down, st.Available(), st.Tickets)
 	if down["ok"] != 0 || down[domain.EUnavailable] != 20 {
 		t.Fatalf("while the broker is down: got %v, want 20 unavailable", down)
 	}
-	up := exec.Command("deploy/services.sh", "up")
+	up := exec.Command("../deploy/services.sh", "up")
 	if out, err := up.CombinedOutput(); err != nil {
 		t.Fatalf("restart the broker: %v\n%s", err, out)
 	}

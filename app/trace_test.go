@@ -1,9 +1,6 @@
-package main
+package app_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -13,6 +10,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/config"
 )
 
@@ -29,12 +27,7 @@ func TestTraceCrossesEveryHop(t *testing.T) {
 	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	s, err := StartStack(context.Background(), cfg, newRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { http.DefaultClient.CloseIdleConnections(); s.Close() })
-	st := &stack{url: s.URL()}
+	st := start(t, cfg, app.Options{Embedded: true})
 	aid, iid := st.sale(t, "traced", "async", 5)
 	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
 	code, out := st.do(t, "POST", "/api/v1/orders", token(t, 1), map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1},

@@ -13,22 +13,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudwego/hertz/pkg/common/hlog"
-	"github.com/cloudwego/kitex/pkg/klog"
-
+	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/bench"
 	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/internal/randhex"
 )
 
-// The bench and demo commands take flags of their own, so run hands them their
-// arguments before parsing its common ones.
-func runLoadCommand(cmd string, args []string, stdout, stderr io.Writer) int {
+// benchCommand is `seckill bench`.
+func benchCommand(_ string, args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cmd == "demo" {
-		return runDemo(ctx, args, stdout, stderr)
-	}
 	return runBench(ctx, args, stdout, stderr)
 }
 
@@ -145,8 +139,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	quietFrameworks("warn")
-	quietForLoad("warn")
+	app.QuietFrameworks(loadLogLevel("warn"))
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -311,14 +304,13 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 	if len(cfg.RocketMQ.NameServers) > 0 {
 		cfg.RocketMQ.Group, cfg.RocketMQ.Tag = "seckill_bench_"+id, "bench"+id
 	}
-	cfg.Gateway.Listen, cfg.Backend.Listen, cfg.Worker.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	if cfg.Log.Level != "debug" {
 		cfg.Log.Level = "warn"
 	}
-	log := newLogger(cfg.Log, stderr)
-	quietFrameworks(cfg.Log.Level)
-	quietForLoad(cfg.Log.Level)
-	s, err := StartStack(ctx, cfg, newRegistry(), log)
+	log := app.NewLogger(cfg.Log, stderr)
+	app.QuietFrameworks(loadLogLevel(cfg.Log.Level))
+	s, err := app.Start(ctx, cfg, app.Options{Embedded: f.embedded, Log: log})
 	if err != nil {
 		cleanup(nil)
 		return nil, nil, nil, err
@@ -332,7 +324,7 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 		t.Services, skipped = bench.ResolveServices(bench.ServicesIn(stateDir()))
 		notes = append(notes, skipped...)
 	}
-	realRedis := !slicesContainsPrefix(s.Embedded, "redis")
+	realRedis := !s.Uses("redis")
 	// Afterwards: stop the system, then delete its Redis keys, then drop the database.
 	cleanups = append(cleanups, func(ids []int64) {
 		if !realRedis || f.keepDB {
@@ -352,22 +344,12 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 	return t, cleanup, notes, nil
 }
 
-// quietForLoad keeps hertz and kitex to errors: under overload their warnings (a
-// retried RPC, a slow dial) come by the thousand and bury the progress line; the
-// report counts what happened.
-func quietForLoad(level string) {
+// loadLogLevel is the frameworks' log level under load: errors only unless debugging,
+// since under overload hertz's and kitex's warnings (a retried RPC, a slow dial) come
+// by the thousand and bury the progress line; the report counts what happened.
+func loadLogLevel(level string) string {
 	if level == "debug" {
-		return
+		return level
 	}
-	hlog.SetLevel(hlog.LevelError)
-	klog.SetLevel(klog.LevelError)
-}
-
-func slicesContainsPrefix(xs []string, p string) bool {
-	for _, x := range xs {
-		if strings.HasPrefix(x, p) {
-			return true
-		}
-	}
-	return false
+	return "error"
 }

@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/bench"
 	"github.com/seckill/flashsale/config"
 )
@@ -19,7 +22,10 @@ import (
 // runDemo is `seckill demo`: the all-in-one mode (embedded stand-ins wherever no
 // server is configured) runs one sale under a short load, settles, checks the
 // invariants and prints the result.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// demoCommand is `seckill demo`.
+func demoCommand(_ string, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fs := flag.NewFlagSet("seckill demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML configuration file")
@@ -74,27 +80,26 @@ func demo(ctx context.Context, a demoArgs, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "demo: no SECKILL_JWT_SECRET / SECKILL_ADMIN_TOKEN configured; using random demo secrets for this run (not shown)")
 	}
-	cfg.Gateway.Listen, cfg.Backend.Listen, cfg.Worker.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	if cfg.Log.Level != "debug" {
 		cfg.Log.Level = "warn"
 	}
-	log := newLogger(cfg.Log, stderr)
-	quietFrameworks(cfg.Log.Level)
-	quietForLoad(cfg.Log.Level)
+	log := app.NewLogger(cfg.Log, stderr)
+	app.QuietFrameworks(loadLogLevel(cfg.Log.Level))
 	start := time.Now()
-	s, err := StartStack(ctx, cfg, newRegistry(), log)
+	s, err := app.Start(ctx, cfg, app.Options{Embedded: true, Log: log})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	real := []string{}
-	if !slicesContainsPrefix(s.Embedded, "mysql") {
+	if !s.Uses("mysql") {
 		real = append(real, "MySQL")
 	}
-	if !slicesContainsPrefix(s.Embedded, "redis") {
+	if !s.Uses("redis") {
 		real = append(real, "Redis")
 	}
-	if !slicesContainsPrefix(s.Embedded, "queue") {
+	if !s.Uses("queue") {
 		real = append(real, "RocketMQ")
 	}
 	fmt.Fprintf(stdout, "demo: gateway, backend and worker in one process at %s\n", s.URL())

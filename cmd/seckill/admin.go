@@ -63,6 +63,17 @@ func (c *adminClient) call(method, path string, body []byte) error {
 	return err
 }
 
+// adminCommand is `seckill admin`, the operator CLI.
+func adminCommand(_ string, args []string, stdout, stderr io.Writer) int {
+	if err := runAdmin(args, stdout, stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "seckill:", err)
+		}
+		return 1
+	}
+	return 0
+}
+
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("seckill admin", flag.ContinueOnError)
 	fs.SetOutput(stderr)

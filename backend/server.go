@@ -1,0 +1,97 @@
+// Package backend is the backend service's kitex edge: a server in front of the sale
+// engine (backend/sale) that converts messages and maps errors, and runs the engine's
+// background duties (reconciler, rebalancer, expiry of unpaid orders) while it serves.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/cloudwego/kitex/pkg/rpcinfo"
+	"github.com/cloudwego/kitex/pkg/transmeta"
+	"github.com/cloudwego/kitex/server"
+
+	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+)
+
+// Config configures the backend.
+type Config struct {
+	Listen            string        `yaml:"listen"`             // kitex address; port 0 picks one
+	OpsListen         string        `yaml:"ops_listen"`         // /metrics and /healthz
+	TicketTTL         time.Duration `yaml:"ticket_ttl"`         // how long ticket results are kept
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"` // 0: 10s; negative: off
+	UnpaidTimeout     time.Duration `yaml:"unpaid_timeout"`     // 0: unpaid orders never expire
+	StaleTicket       time.Duration `yaml:"stale_ticket"`       // in flight this long: the reconciler ends it
+}
+
+// Server is a running backend: the kitex server and the background duties.
+type Server struct {
+	cfg    Config
+	svc    *sale.Service
+	log    *slog.Logger
+	srv    server.Server
+	addr   net.Addr
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// NewServer returns a Server of svc; Start serves it.
+func NewServer(cfg Config, svc *sale.Service, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: cfg, svc: svc, log: log}
+}
+
+// Service is the engine the server serves.
+func (s *Server) Service() *sale.Service { return s.svc }
+
+// Start listens and serves in the background; Addr is valid once it returns.
+func (s *Server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("backend listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.addr = ln.Addr()
+	s.srv = seckill.NewServer(&handler{svc: s.svc},
+		server.WithListener(ln),
+		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
+		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
+		server.WithExitWaitTime(5*time.Second),
+	)
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if s.cfg.ReconcileInterval >= 0 {
+		go s.svc.Run(bg, s.cfg.ReconcileInterval, sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket}, s.cfg.UnpaidTimeout)
+	}
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.srv.Run() }()
+	s.log.Info("backend serving", "addr", s.addr.String())
+	return nil
+}
+
+// Addr is where the backend listens.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Done receives the server's error when it stops serving on its own.
+func (s *Server) Done() <-chan error { return s.done }
+
+// Close stops the background duties and serving (requests in flight finish).
+func (s *Server) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.srv == nil {
+		return nil
+	}
+	err := s.srv.Stop()
+	s.srv = nil
+	if err != nil {
+		return fmt.Errorf("stop kitex server: %w", err)
+	}
+	return nil
+}
