@@ -181,6 +181,33 @@ func TestCache(t *testing.T, newFn func(t *testing.T) Cache) {
 		}
 	})
 
+	t.Run("TTL edges", func(t *testing.T) {
+		// Pinned (the doc is silent), as go-redis sends TTLs: a lock taken for no
+		// time is held for good; a negative lock TTL is refused; SetLocked refuses a
+		// TTL under a millisecond (Set takes it as none), keeping the lock.
+		c := newFn(t)
+		k := cacheKey("k")
+		tok, ok := c.lock(t, k, 0)
+		if !ok {
+			t.Fatal("Lock for no time: got false")
+		}
+		c.Sleep(50 * time.Millisecond)
+		if _, ok := c.lock(t, k, time.Minute); ok {
+			t.Fatal("a lock for no time expired")
+		}
+		if _, _, err := c.Lock(ctx, cacheKey("neg"), -5*time.Millisecond); err == nil {
+			t.Fatal("Lock with a negative TTL: got no error")
+		}
+		if wrote, err := c.SetLocked(ctx, k, tok, []byte("v"), 0); err == nil || wrote {
+			t.Fatalf("SetLocked with no TTL: got %v, %v; want an error", wrote, err)
+		}
+		c.want(t, "not written", k, nil)
+		if wrote, err := c.SetLocked(ctx, k, tok, []byte("v"), time.Minute); err != nil || !wrote {
+			t.Fatalf("SetLocked after: got %v, %v; want the lock still held", wrote, err)
+		}
+		c.want(t, "written", k, []byte("v"))
+	})
+
 	t.Run("hammer: one lock holder", func(t *testing.T) {
 		c := newFn(t)
 		k := cacheKey("k")

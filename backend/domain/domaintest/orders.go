@@ -501,6 +501,40 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		}
 	})
 
+	t.Run("Orders lists the newest 200", func(t *testing.T) {
+		f := newOrderFixture(t, newFn, 300, 1, 0)
+		var last domain.Order
+		for n := 0; n < 205; n++ {
+			w, err := f.Orders.WriteOrder(ctx, f.req(1, 0, 1), 0)
+			must(t, err)
+			last = w.Order
+		}
+		got, err := f.Orders.Orders(ctx, 1)
+		must(t, err)
+		if len(got) != 200 || got[0].ID != last.ID || got[199].ID >= got[198].ID {
+			t.Fatalf("got %d orders from %d, want the newest 200 from %d down", len(got), got[0].ID, last.ID)
+		}
+	})
+
+	t.Run("what the store does not check", func(t *testing.T) {
+		// Pinned, bug candidates: the store takes a request of no or negative units
+		// (the stock grows), and ends an order in any status it is given, giving its
+		// units back even when the new status is paid. The callers check both.
+		f := newOrderFixture(t, newFn, 10, 1, 5)
+		for _, qty := range []int{0, -2} {
+			if _, err := f.Orders.WriteOrder(ctx, f.req(1, 0, qty), 5); err != nil {
+				t.Fatalf("quantity %d: %v", qty, err)
+			}
+		}
+		f.want(t, "no and negative units", []int64{12}, map[int64]int64{}, domain.ItemCounts{Orders: 2, Units: -2})
+		o := f.write(t, f.req(2, 0, 3))
+		got, changed, err := f.Orders.EndOrder(ctx, 2, o.ID, domain.OrderPaid)
+		if err != nil || !changed || got.Status != domain.OrderPaid {
+			t.Fatalf("end as paid: got %+v, %v, %v", got, changed, err)
+		}
+		f.want(t, "ended as paid", []int64{12}, map[int64]int64{}, domain.ItemCounts{Orders: 2, Units: -2})
+	})
+
 	t.Run("values are copies", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 1, 5)
 		o := f.write(t, f.req(1, 0, 1))
