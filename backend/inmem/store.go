@@ -149,27 +149,31 @@ func (s *Store) Activities(_ context.Context, all bool) ([]*domain.Activity, err
 	return out, nil
 }
 
-// SetState moves an activity to a new state and bumps its version.
-func (s *Store) SetState(_ context.Context, id int64, st domain.State) error {
+// changeActivity applies change to an activity and bumps its version, under mu;
+// not_found when there is none.
+func (s *Store) changeActivity(id int64, change func(a *domain.Activity)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.activities[id]
 	if !ok {
 		return domain.Errorf(domain.ENotFound, "activity %d not found", id)
 	}
-	a.State = st
+	change(a)
 	a.Version++
 	return nil
 }
 
+// SetState moves an activity to a new state and bumps its version.
+func (s *Store) SetState(_ context.Context, id int64, st domain.State) error {
+	return s.changeActivity(id, func(a *domain.Activity) { a.State = st })
+}
+
 // UpdateActivity applies a change of the activity's own fields and bumps its version.
 func (s *Store) UpdateActivity(_ context.Context, id int64, c domain.ActivityChange) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.activities[id]
-	if !ok {
-		return domain.Errorf(domain.ENotFound, "activity %d not found", id)
-	}
+	return s.changeActivity(id, func(a *domain.Activity) { updateActivity(a, c) })
+}
+
+func updateActivity(a *domain.Activity, c domain.ActivityChange) {
 	if c.Name != nil {
 		a.Name = *c.Name
 	}
@@ -182,8 +186,6 @@ func (s *Store) UpdateActivity(_ context.Context, id int64, c domain.ActivityCha
 	if c.PerUserLimit != nil {
 		a.PerUserLimit = *c.PerUserLimit
 	}
-	a.Version++
-	return nil
 }
 
 // UpdateItem changes an item's name or price. An unknown item is not an error (the
