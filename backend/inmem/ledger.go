@@ -1,0 +1,427 @@
+package inmem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// Ledger is an in-memory stock ledger that does what backend/redis.Stock and its Lua
+// scripts (backend/redis/lua) do, step for step: per item a meta record (state,
+// window, limit, buckets), bucket counters, buyers, idempotency records, in-flight
+// tickets with their admission time, ticket results kept for a TTL, and the released
+// orders. Each operation is atomic under one lock, and where a script stops with a
+// Redis error half way, this stops at the same step with an error, keeping what the
+// script had written before it. The sale window, admission times and result TTLs follow
+// the clock given with WithClock. It is safe for concurrent use.
+type Ledger struct {
+	now       func() time.Time
+	resultTTL time.Duration
+
+	mu    sync.Mutex
+	items map[ledgerKey]*ledgerItem
+}
+
+var _ domain.StockLedger = (*Ledger)(nil)
+
+type ledgerKey struct{ activity, item int64 }
+
+// ledgerItem holds what Redis keeps under one item's hash tag. A nil meta is a meta
+// key that does not exist; a counter missing from stock is a counter key that does not
+// exist (it reads as 0).
+type ledgerItem struct {
+	meta     map[string]string // state, start, end (unix ms), limit, buckets
+	stock    map[int]int64
+	buyers   map[int64]int64
+	idem     map[string]string // "<user>:<key>" -> ticket
+	inflight map[string]flight
+	released map[string]bool // tickets of orders whose stock was released
+	results  map[string]result
+}
+
+// flight is an in-flight record: "<user>|<qty>|<bucket>|<admitted ms>|<idem field>".
+type flight struct {
+	user       int64
+	qty        int64
+	bucket     int
+	admittedMS int64
+	idem       string
+}
+
+type result struct {
+	rec     domain.Ticket // ID unset
+	expires time.Time
+}
+
+// NewLedger returns an empty Ledger that keeps ticket results for resultTTL (24h when
+// not positive), counted in whole seconds as Redis's EX is.
+func NewLedger(resultTTL time.Duration, opts ...Option) *Ledger {
+	if resultTTL <= 0 {
+		resultTTL = 24 * time.Hour
+	}
+	return &Ledger{now: buildOptions(opts).now, resultTTL: resultTTL, items: map[ledgerKey]*ledgerItem{}}
+}
+
+// item returns an item's record, making an empty one (no keys) if there is none; the
+// caller holds mu.
+func (l *Ledger) item(activityID, itemID int64) *ledgerItem {
+	k := ledgerKey{activityID, itemID}
+	it := l.items[k]
+	if it == nil {
+		it = &ledgerItem{stock: map[int]int64{}, buyers: map[int64]int64{}, idem: map[string]string{},
+			inflight: map[string]flight{}, released: map[string]bool{}, results: map[string]result{}}
+		l.items[k] = it
+	}
+	return it
+}
+
+// errScript is what a script that stops on a Redis error returns.
+func errScript(format string, args ...any) error {
+	return fmt.Errorf("script error: "+format, args...)
+}
+
+// metaInt reads a numeric meta field as Lua's tonumber does; a missing or non-numeric
+// field is an error where the script compares it.
+func (it *ledgerItem) metaInt(field string) (int64, error) {
+	v, err := strconv.ParseInt(it.meta[field], 10, 64)
+	if err != nil {
+		return 0, errScript("meta field %s is %q: attempt to compare nil with number", field, it.meta[field])
+	}
+	return v, nil
+}
+
+// Deduct admits one request as deduct.lua does.
+func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(d.ActivityID, d.ItemID)
+	state, ok := it.meta["state"]
+	if !ok {
+		return domain.Deducted{}, domain.ErrNotLoaded
+	}
+	idem := ""
+	if d.IdempotencyKey != "" {
+		idem = strconv.FormatInt(d.UserID, 10) + ":" + d.IdempotencyKey
+		if prev, ok := it.idem[idem]; ok {
+			return domain.Deducted{Ticket: prev, Replayed: true}, nil
+		}
+	}
+	if state != string(domain.StatePublished) {
+		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
+	}
+	now := l.now().UnixMilli()
+	start, err := it.metaInt("start")
+	if err != nil {
+		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
+	}
+	if now < start {
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+	}
+	end, err := it.metaInt("end")
+	if err != nil {
+		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
+	}
+	if now >= end {
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+	}
+	qty := int64(d.Quantity)
+	if qty <= 0 {
+		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
+	}
+	limit, err := it.metaInt("limit")
+	if err != nil {
+		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
+	}
+	if it.buyers[d.UserID]+qty > limit {
+		return domain.Deducted{}, domain.Errorf(domain.ELimitExceeded, "you already hold the per-user limit of item %d", d.ItemID)
+	}
+	taken := -1
+	if n := d.Buckets; n > 0 {
+		home := ((d.HomeBucket % n) + n) % n // Lua's % takes the divisor's sign
+		for i := 0; i < n; i++ {
+			b := (home + i) % n
+			if it.stock[b] >= qty {
+				it.stock[b] -= qty
+				taken = b
+				break
+			}
+		}
+	}
+	if taken < 0 {
+		return domain.Deducted{}, domain.Errorf(domain.ESoldOut, "item %d is sold out", d.ItemID)
+	}
+	it.buyers[d.UserID] += qty
+	if idem != "" {
+		it.idem[idem] = d.Ticket
+	}
+	it.inflight[d.Ticket] = flight{user: d.UserID, qty: qty, bucket: taken, admittedMS: now, idem: idem}
+	return domain.Deducted{Ticket: d.Ticket, Bucket: taken}, nil
+}
+
+// resultTTLSeconds is the TTL as the EX argument of settle.lua; Redis refuses 0.
+func (l *Ledger) resultExpiry() (time.Time, error) {
+	secs := int64(l.resultTTL / time.Second)
+	if secs <= 0 {
+		return time.Time{}, errScript("invalid expire time in 'set' command")
+	}
+	return l.now().Add(time.Duration(secs) * time.Second), nil
+}
+
+// getResult returns a ticket's result unless it expired; the caller holds mu.
+func (l *Ledger) getResult(it *ledgerItem, ticket string) (result, bool) {
+	r, ok := it.results[ticket]
+	if ok && !l.now().Before(r.expires) {
+		delete(it.results, ticket)
+		return result{}, false
+	}
+	return r, ok
+}
+
+// giveBack takes a user's units off their buyer record, dropping it at zero.
+func (it *ledgerItem) giveBack(user, qty int64) {
+	it.buyers[user] -= qty
+	if it.buyers[user] <= 0 {
+		delete(it.buyers, user)
+	}
+}
+
+// Settle ends an in-flight ticket with its result as settle.lua does.
+func (l *Ledger) Settle(_ context.Context, t domain.Ticket, buckets int) (bool, error) {
+	a, i, err := domain.ParseTicket(t.ID)
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(a, i)
+	rec := result{rec: domain.Ticket{UserID: t.UserID, Status: t.Status, OrderID: t.OrderID, Reason: t.Reason}}
+	f, ok := it.inflight[t.ID]
+	if !ok {
+		if rec.expires, err = l.resultExpiry(); err != nil {
+			return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
+		}
+		if _, had := l.getResult(it, t.ID); !had {
+			it.results[t.ID] = rec
+		}
+		return false, nil
+	}
+	delete(it.inflight, t.ID)
+	if rec.expires, err = l.resultExpiry(); err != nil {
+		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
+	}
+	it.results[t.ID] = rec
+	if t.Status == domain.TicketFailed {
+		if t.Reason != domain.ESoldOut {
+			if f.bucket >= buckets {
+				// KEYS[5 + bucket] is nil: INCRBY fails after the record went.
+				return false, fmt.Errorf("settle ticket %s: %w", t.ID,
+					errScript("bucket %d of %d: Lua redis() command arguments must be strings or integers", f.bucket, buckets))
+			}
+			it.stock[f.bucket] += f.qty
+		}
+		it.giveBack(f.user, f.qty)
+		if f.idem != "" {
+			delete(it.idem, f.idem)
+		}
+	}
+	return true, nil
+}
+
+// Release gives back the stock of a committed order that was cancelled or expired,
+// once per order (release.lua).
+func (l *Ledger) Release(_ context.Context, o domain.Order) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(o.ActivityID, o.ItemID)
+	if it.released[o.Ticket] {
+		return false, nil
+	}
+	it.released[o.Ticket] = true
+	it.stock[o.Bucket] += int64(o.Quantity)
+	it.giveBack(o.UserID, int64(o.Quantity))
+	return true, nil
+}
+
+// Ticket returns where a user's ticket stands (ticket.lua).
+func (l *Ledger) Ticket(_ context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	a, i, err := domain.ParseTicket(ticket)
+	if err != nil {
+		return domain.Ticket{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(a, i)
+	if r, ok := l.getResult(it, ticket); ok {
+		if r.rec.UserID != userID {
+			return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+		}
+		t := r.rec
+		t.ID = ticket
+		return t, nil
+	}
+	f, ok := it.inflight[ticket]
+	if !ok || f.user != userID {
+		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	}
+	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
+}
+
+// TicketUser returns the user of an in-flight ticket.
+func (l *Ledger) TicketUser(_ context.Context, ticket string) (int64, error) {
+	a, i, err := domain.ParseTicket(ticket)
+	if err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, ok := l.item(a, i).inflight[ticket]
+	if !ok {
+		return 0, domain.Errorf(domain.ENotFound, "ticket %s is not in flight", ticket)
+	}
+	return f.user, nil
+}
+
+// Warm loads an item's sale state (warm.lua).
+func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(s.ActivityID, s.ItemID)
+	if it.meta == nil {
+		it.meta = map[string]string{}
+	}
+	it.meta["state"] = string(s.State)
+	it.meta["start"] = strconv.FormatInt(s.Start.UnixMilli(), 10)
+	it.meta["end"] = strconv.FormatInt(s.End.UnixMilli(), 10)
+	it.meta["limit"] = strconv.Itoa(s.PerUserLimit)
+	it.meta["buckets"] = strconv.Itoa(len(s.BucketStock))
+	for b, n := range s.BucketStock {
+		if _, ok := it.stock[b]; overwrite || !ok {
+			it.stock[b] = n
+		}
+	}
+	for u, n := range s.Buyers {
+		if _, ok := it.buyers[u]; !ok {
+			it.buyers[u] = n
+		}
+	}
+	return nil
+}
+
+// setMeta sets one field of an item's meta record, making the record if there is none.
+func (l *Ledger) setMeta(activityID, itemID int64, field, value string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	if it.meta == nil {
+		it.meta = map[string]string{}
+	}
+	it.meta[field] = value
+}
+
+// SetState changes the sale state of an item. Like the Redis HSET it makes a meta
+// record of an item never warmed, holding only the state.
+func (l *Ledger) SetState(_ context.Context, activityID, itemID int64, st domain.State) error {
+	l.setMeta(activityID, itemID, "state", string(st))
+	return nil
+}
+
+// SetBuckets records a new bucket count in an item's sale state (and, like SetState,
+// makes a meta record of an item never warmed).
+func (l *Ledger) SetBuckets(_ context.Context, activityID, itemID int64, n int) error {
+	l.setMeta(activityID, itemID, "buckets", strconv.Itoa(n))
+	return nil
+}
+
+// Adjust adds delta units to a bucket, refusing to go below zero (adjust.lua).
+func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	if it.stock[bucket]+delta < 0 {
+		return 0, domain.Errorf(domain.EConflict, "item %d bucket %d has fewer than %d units left", itemID, bucket, -delta)
+	}
+	it.stock[bucket] += delta
+	return it.stock[bucket], nil
+}
+
+// Take removes up to n units from a bucket and returns how many it removed (take.lua).
+func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	got := min(it.stock[bucket], n)
+	if got <= 0 {
+		return 0, nil
+	}
+	it.stock[bucket] -= got
+	return got, nil
+}
+
+// Reset sets a bucket counter to want if it still holds was (reset.lua).
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	if it.stock[bucket] != was {
+		return false, nil
+	}
+	it.stock[bucket] = want
+	return true, nil
+}
+
+// errNoBuckets is what Redis answers an MGET of no keys.
+var errNoBuckets = errors.New("ERR wrong number of arguments for 'mget' command")
+
+// State reads an item's counters and in-flight tickets.
+func (l *Ledger) State(_ context.Context, activityID, itemID int64, buckets int) (domain.ItemState, error) {
+	if buckets <= 0 {
+		return domain.ItemState{}, fmt.Errorf("read state of item %d: %w", itemID, errNoBuckets)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	for b := range st.BucketStock {
+		st.BucketStock[b] = it.stock[b]
+	}
+	for _, f := range it.inflight {
+		st.InFlight += f.qty
+		if f.bucket < buckets {
+			st.InFlightBy[f.bucket] += f.qty
+		}
+		st.Tickets++
+	}
+	return st, nil
+}
+
+// InFlight lists an item's in-flight tickets with when they were admitted.
+func (l *Ledger) InFlight(_ context.Context, activityID, itemID int64) (map[string]time.Time, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fl := l.item(activityID, itemID).inflight
+	out := make(map[string]time.Time, len(fl))
+	for t, f := range fl {
+		out[t] = time.UnixMilli(f.admittedMS)
+	}
+	return out, nil
+}
+
+// Available sums an item's bucket counters; loaded is false when the item has no meta
+// record.
+func (l *Ledger) Available(_ context.Context, activityID, itemID int64, buckets int) (n int64, loaded bool, err error) {
+	if buckets <= 0 {
+		return 0, false, fmt.Errorf("read stock of item %d: %w", itemID, errNoBuckets)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	for b := 0; b < buckets; b++ {
+		n += it.stock[b]
+	}
+	return n, it.meta != nil, nil
+}

@@ -1,0 +1,516 @@
+package inmem
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// Store is an in-memory catalog and order store with the semantics of backend/mysql:
+// the same ids (counted up from 1, a refused order still uses one up), versions, stock
+// rows per bucket, refusals and order states. Every method is one transaction under a
+// mutex: a refusal leaves nothing behind. Values handed out are copies. It is safe for
+// concurrent use.
+type Store struct {
+	now func() time.Time
+
+	mu                                sync.Mutex
+	lastActivity, lastItem, lastOrder int64
+	activities                        map[int64]*domain.Activity // Items unset: see items
+	itemsOf                           map[int64][]int64          // activity -> its item ids, ascending
+	items                             map[int64]*domain.Item
+	stock                             map[int64]map[int]*domain.StockRow // item -> bucket -> row
+	orders                            map[int64]*domain.Order
+	byTicket                          map[string]int64
+	purchases                         map[purchaseKey]*purchase
+}
+
+type purchaseKey struct{ item, user int64 }
+
+// purchase is a buyer's row: the units and live orders a user holds of an item.
+type purchase struct{ units, orders int64 }
+
+var (
+	_ domain.Catalog    = (*Store)(nil)
+	_ domain.OrderStore = (*Store)(nil)
+)
+
+// NewStore returns an empty Store.
+func NewStore(opts ...Option) *Store {
+	o := buildOptions(opts)
+	return &Store{
+		now:        o.now,
+		activities: map[int64]*domain.Activity{},
+		itemsOf:    map[int64][]int64{},
+		items:      map[int64]*domain.Item{},
+		stock:      map[int64]map[int]*domain.StockRow{},
+		orders:     map[int64]*domain.Order{},
+		byTicket:   map[string]int64{},
+		purchases:  map[purchaseKey]*purchase{},
+	}
+}
+
+// dbTime is t as a DATETIME(3) column keeps it: UTC, truncated to the millisecond.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// txn collects the undo steps of a transaction, so a refusal part way rolls back what
+// the earlier steps changed, as the MySQL transaction does.
+type txn struct{ undo []func() }
+
+func (t *txn) onRollback(f func()) { t.undo = append(t.undo, f) }
+
+func (t *txn) rollback() {
+	for i := len(t.undo) - 1; i >= 0; i-- {
+		t.undo[i]()
+	}
+}
+
+// CreateActivity stores a new activity in state draft with its items and stock rows,
+// and fills in the ids and the version.
+func (s *Store) CreateActivity(_ context.Context, a *domain.Activity) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a.State, a.Version = domain.StateDraft, 1
+	s.lastActivity++
+	a.ID = s.lastActivity
+	row := *a
+	row.Start, row.End, row.Items = dbTime(a.Start), dbTime(a.End), nil
+	s.activities[a.ID] = &row
+	for i := range a.Items {
+		it := &a.Items[i]
+		it.ActivityID = a.ID
+		s.lastItem++
+		it.ID = s.lastItem
+		cp := *it
+		s.items[it.ID] = &cp
+		s.itemsOf[a.ID] = append(s.itemsOf[a.ID], it.ID)
+		rows := map[int]*domain.StockRow{}
+		for b, n := range domain.SplitStock(it.TotalStock, a.BucketCount) {
+			rows[b] = &domain.StockRow{Bucket: b, Available: n}
+		}
+		s.stock[it.ID] = rows
+	}
+	return nil
+}
+
+// activity returns a copy of an activity with its items; the caller holds mu.
+func (s *Store) activity(id int64) *domain.Activity {
+	row, ok := s.activities[id]
+	if !ok {
+		return nil
+	}
+	a := *row
+	for _, iid := range s.itemsOf[id] {
+		a.Items = append(a.Items, *s.items[iid])
+	}
+	return &a
+}
+
+// Activity returns an activity with its items; not_found when there is none.
+func (s *Store) Activity(_ context.Context, id int64) (*domain.Activity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.activity(id); a != nil {
+		return a, nil
+	}
+	return nil, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+}
+
+// Item returns one item; not_found when there is none.
+func (s *Store) Item(_ context.Context, id int64) (domain.Item, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if it, ok := s.items[id]; ok {
+		return *it, nil
+	}
+	return domain.Item{}, domain.Errorf(domain.ENotFound, "item %d not found", id)
+}
+
+// Activities lists activities, newest first (at most 500); only published ones unless
+// all is set.
+func (s *Store) Activities(_ context.Context, all bool) ([]*domain.Activity, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*domain.Activity
+	for id, a := range s.activities {
+		if all || a.State == domain.StatePublished {
+			out = append(out, s.activity(id))
+		}
+	}
+	slices.SortFunc(out, func(a, b *domain.Activity) int { return cmp.Compare(b.ID, a.ID) })
+	if len(out) > 500 {
+		out = out[:500]
+	}
+	return out, nil
+}
+
+// changeActivity applies change to an activity and bumps its version, under mu;
+// not_found when there is none.
+func (s *Store) changeActivity(id int64, change func(a *domain.Activity)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.activities[id]
+	if !ok {
+		return domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	}
+	change(a)
+	a.Version++
+	return nil
+}
+
+// SetState moves an activity to a new state and bumps its version.
+func (s *Store) SetState(_ context.Context, id int64, st domain.State) error {
+	return s.changeActivity(id, func(a *domain.Activity) { a.State = st })
+}
+
+// UpdateActivity applies a change of the activity's own fields and bumps its version.
+func (s *Store) UpdateActivity(_ context.Context, id int64, c domain.ActivityChange) error {
+	return s.changeActivity(id, func(a *domain.Activity) { updateActivity(a, c) })
+}
+
+func updateActivity(a *domain.Activity, c domain.ActivityChange) {
+	if c.Name != nil {
+		a.Name = *c.Name
+	}
+	if c.Start != nil {
+		a.Start = dbTime(*c.Start)
+	}
+	if c.End != nil {
+		a.End = dbTime(*c.End)
+	}
+	if c.PerUserLimit != nil {
+		a.PerUserLimit = *c.PerUserLimit
+	}
+}
+
+// UpdateItem changes an item's name or price. An unknown item is not an error (the
+// MySQL UPDATE matches no row).
+func (s *Store) UpdateItem(_ context.Context, id int64, name *string, price *int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.items[id]
+	if !ok {
+		return nil
+	}
+	if name != nil {
+		it.Name = *name
+	}
+	if price != nil {
+		it.PriceCents = *price
+	}
+	return nil
+}
+
+// SetBucketCount changes an activity's bucket count and makes sure every item has a
+// stock row for each bucket; rows past the count stay. An unknown activity is not an
+// error (the MySQL statements match no row).
+func (s *Store) SetBucketCount(_ context.Context, activityID int64, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.activities[activityID]; ok {
+		a.BucketCount = n
+		a.Version++
+	}
+	for _, iid := range s.itemsOf[activityID] {
+		for b := 0; b < n; b++ {
+			if _, ok := s.stock[iid][b]; !ok {
+				s.stock[iid][b] = &domain.StockRow{Bucket: b}
+			}
+		}
+	}
+	return nil
+}
+
+// Stock returns the stock rows of an item, by bucket.
+func (s *Store) Stock(_ context.Context, itemID int64) ([]domain.StockRow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.StockRow
+	for _, r := range s.stock[itemID] {
+		out = append(out, *r)
+	}
+	slices.SortFunc(out, func(a, b domain.StockRow) int { return cmp.Compare(a.Bucket, b.Bucket) })
+	return out, nil
+}
+
+// Buyers returns the units each user holds of an item.
+func (s *Store) Buyers(_ context.Context, itemID int64) (map[int64]int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int64]int64{}
+	for k, p := range s.purchases {
+		if k.item == itemID && p.units > 0 {
+			out[k.user] = p.units
+		}
+	}
+	return out, nil
+}
+
+// Counts returns the live orders and units of an item, from its buyers' rows.
+func (s *Store) Counts(_ context.Context, itemID int64) (domain.ItemCounts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c domain.ItemCounts
+	for k, p := range s.purchases {
+		if k.item == itemID {
+			c.Orders += p.orders
+			c.Units += p.units
+		}
+	}
+	return c, nil
+}
+
+// moveStock adds delta (negative to take) to one stock row and bumps its version;
+// taking more than is available is sold_out. The caller holds mu.
+func (s *Store) moveStock(tx *txn, itemID int64, bucket int, delta int64) error {
+	r, ok := s.stock[itemID][bucket]
+	if !ok {
+		return domain.Errorf(domain.ENotFound, "item %d has no stock bucket %d", itemID, bucket)
+	}
+	if r.Available+delta < 0 {
+		return domain.Errorf(domain.ESoldOut, "item %d bucket %d has %d units, not %d", itemID, bucket, r.Available, -delta)
+	}
+	was := *r
+	r.Available += delta
+	r.Version++
+	tx.onRollback(func() { *r = was })
+	return nil
+}
+
+// AddStock changes an item's total stock by delta, applied to one bucket's available
+// units; it refuses to take more than is available.
+func (s *Store) AddStock(_ context.Context, itemID int64, bucket int, delta int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var tx txn
+	if err := s.moveStock(&tx, itemID, bucket, delta); err != nil {
+		tx.rollback()
+		return err
+	}
+	if it, ok := s.items[itemID]; ok {
+		it.TotalStock += delta
+	}
+	return nil
+}
+
+// MoveStock moves n units from one bucket row of an item to another in one
+// transaction, the lower bucket first as the MySQL store locks them.
+func (s *Store) MoveStock(_ context.Context, itemID int64, from, to int, n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first, second := from, to
+	d1, d2 := -n, n
+	if to < from {
+		first, second, d1, d2 = to, from, n, -n
+	}
+	var tx txn
+	if err := s.moveStock(&tx, itemID, first, d1); err != nil {
+		tx.rollback()
+		return err
+	}
+	if err := s.moveStock(&tx, itemID, second, d2); err != nil {
+		tx.rollback()
+		return err
+	}
+	return nil
+}
+
+// WriteOrder writes one admitted request: the order (unique by ticket), the buyer's
+// units (checked against limit when it is positive) and the stock row, all or nothing.
+// A ticket written before comes back as it is, with Duplicate set.
+func (s *Store) WriteOrder(_ context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeOrder(r, limit)
+}
+
+// writeOrder is WriteOrder with mu held.
+func (s *Store) writeOrder(r domain.OrderRequest, limit int) (domain.Written, error) {
+	if id, ok := s.byTicket[r.Ticket]; ok {
+		return domain.Written{Order: *s.orders[id], Duplicate: true}, nil
+	}
+	s.lastOrder++ // an auto-increment value is used up even when the insert rolls back
+	o := domain.Order{ID: s.lastOrder, Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID, Bucket: r.Bucket,
+		Quantity: r.Quantity, AmountCents: r.AmountCents, Status: domain.OrderCreated, CreatedAt: dbTime(s.now())}
+	var tx txn
+	s.orders[o.ID], s.byTicket[o.Ticket] = &o, o.ID
+	tx.onRollback(func() { delete(s.orders, o.ID); delete(s.byTicket, o.Ticket) })
+	if err := s.addPurchase(&tx, r.ItemID, r.UserID, r.Quantity, limit); err != nil {
+		tx.rollback()
+		return domain.Written{}, err
+	}
+	if err := s.moveStock(&tx, r.ItemID, r.Bucket, -int64(r.Quantity)); err != nil {
+		tx.rollback()
+		return domain.Written{}, err
+	}
+	return domain.Written{Order: o}, nil
+}
+
+// addPurchase adds an order of units to what a user holds of an item and refuses past
+// limit (when limit is positive).
+func (s *Store) addPurchase(tx *txn, itemID, userID int64, units, limit int) error {
+	k := purchaseKey{itemID, userID}
+	p, ok := s.purchases[k]
+	if !ok {
+		p = &purchase{}
+		s.purchases[k] = p
+		tx.onRollback(func() { delete(s.purchases, k) })
+	} else {
+		was := *p
+		tx.onRollback(func() { *p = was })
+	}
+	p.units += int64(units)
+	p.orders++
+	if limit > 0 && p.units > int64(limit) {
+		return domain.Errorf(domain.ELimitExceeded, "user %d would hold %d units of item %d, limit %d", userID, p.units, itemID, limit)
+	}
+	return nil
+}
+
+// WriteBatch writes requests of one item and bucket; the results are in the order of
+// reqs, each as WriteOrder's, and a ticket that comes twice is written once (the later
+// copy gets the first one's result, with Duplicate set). The MySQL store writes the
+// batch in one transaction when every order can commit and order by order otherwise;
+// both come to what writing them one by one does, which is what this does.
+func (s *Store) WriteBatch(_ context.Context, reqs []domain.OrderRequest, limit int) ([]domain.Written, []error) {
+	out := make([]domain.Written, len(reqs))
+	errs := make([]error, len(reqs))
+	for _, r := range reqs {
+		if r.ItemID != reqs[0].ItemID || r.Bucket != reqs[0].Bucket {
+			panic("inmem: WriteBatch needs one item and bucket") // a caller's bug
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := map[string]int{}
+	for i, r := range reqs {
+		if j, ok := first[r.Ticket]; ok {
+			out[i], errs[i] = domain.Written{Order: out[j].Order, Duplicate: true}, errs[j]
+			continue
+		}
+		first[r.Ticket] = i
+		out[i], errs[i] = s.writeOrder(r, limit)
+	}
+	return out, errs
+}
+
+// OrderByTicket returns the order written for a ticket.
+func (s *Store) OrderByTicket(_ context.Context, ticket string) (domain.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.byTicket[ticket]; ok {
+		return *s.orders[id], nil
+	}
+	return domain.Order{}, domain.Errorf(domain.ENotFound, "no order for ticket %s", ticket)
+}
+
+// order returns order id if user holds it (any user's when anyUser is set); the
+// caller holds mu.
+func (s *Store) order(userID, id int64, anyUser bool) (*domain.Order, error) {
+	o, ok := s.orders[id]
+	if !ok || !anyUser && o.UserID != userID {
+		return nil, domain.Errorf(domain.ENotFound, "order %d not found", id)
+	}
+	return o, nil
+}
+
+// Order returns one order of a user; not_found when it is not theirs.
+func (s *Store) Order(_ context.Context, userID, id int64) (domain.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.order(userID, id, false)
+	if err != nil {
+		return domain.Order{}, err
+	}
+	return *o, nil
+}
+
+// Orders lists a user's orders, newest first (at most 200).
+func (s *Store) Orders(_ context.Context, userID int64) ([]domain.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.Order
+	for _, o := range s.orders {
+		if o.UserID == userID {
+			out = append(out, *o)
+		}
+	}
+	slices.SortFunc(out, func(a, b domain.Order) int { return cmp.Compare(b.ID, a.ID) })
+	if len(out) > 200 {
+		out = out[:200]
+	}
+	return out, nil
+}
+
+// EndOrder moves a created order to to and gives its units back to the stock row and
+// the buyer, all or nothing; it reports whether this call changed the order. An order
+// no longer created comes back as it is. userID 0 skips the owner check.
+func (s *Store) EndOrder(_ context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.order(userID, id, userID <= 0) // the owner is checked for a positive id only
+	if err != nil {
+		return domain.Order{}, false, err
+	}
+	if o.Status != domain.OrderCreated {
+		return *o, false, nil
+	}
+	var tx txn
+	if err := s.moveStock(&tx, o.ItemID, o.Bucket, int64(o.Quantity)); err != nil {
+		return *o, false, err
+	}
+	o.Status = to
+	if p, ok := s.purchases[purchaseKey{o.ItemID, o.UserID}]; ok {
+		p.units -= int64(o.Quantity)
+		p.orders--
+	}
+	return *o, true, nil
+}
+
+// PayOrder marks a created order paid; paying a paid order again is not an error, a
+// cancelled or expired one is a conflict.
+func (s *Store) PayOrder(_ context.Context, userID, id int64) (domain.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, err := s.order(userID, id, false)
+	if err != nil {
+		return domain.Order{}, err
+	}
+	switch o.Status {
+	case domain.OrderCreated:
+		o.Status = domain.OrderPaid
+	case domain.OrderPaid:
+	default:
+		return *o, domain.Errorf(domain.EConflict, "order %d is %s", id, o.Status)
+	}
+	return *o, nil
+}
+
+// StaleOrders returns up to limit orders still created that were created before t,
+// oldest first.
+func (s *Store) StaleOrders(_ context.Context, before time.Time, limit int) ([]domain.Order, error) {
+	if limit < 0 {
+		return nil, errors.New("list stale orders: negative limit") // a syntax error in SQL
+	}
+	before = before.Truncate(time.Microsecond) // what the driver sends
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.Order
+	for _, o := range s.orders {
+		if o.Status == domain.OrderCreated && o.CreatedAt.Before(before) {
+			out = append(out, *o)
+		}
+	}
+	slices.SortFunc(out, func(a, b domain.Order) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
