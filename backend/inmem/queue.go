@@ -1,8 +1,11 @@
-// Package inmem is an in-process queue behind the same contract as RocketMQ
-// (backend/queue), for the embedded quick start: one process runs the gateway, the
-// backend and the worker, and nothing needs to be installed.
+// Package inmem implements the domain's ports in memory: Store (Catalog and
+// OrderStore, as MySQL), Ledger (StockLedger, as the Redis scripts), Cache, and Queue
+// (Publisher, and a subscription that delivers to a Handler, as RocketMQ). The port
+// contract tests (backend/domain/domaintest) hold them to the real adapters' behaviour,
+// so the sale rules can be tested in milliseconds; the Queue also serves the embedded
+// quick start, where one process runs everything and nothing needs to be installed.
 //
-// It behaves like RocketMQ's push consumer as the worker sees it: a bounded number of
+// The Queue behaves like RocketMQ's push consumer as the worker sees it: a bounded number of
 // goroutines handle batches, a batch the handler fails is delivered again later with
 // the attempt counted up, the final delivery is marked Last, and nothing is
 // acknowledged before the handler returns nil. Messages of one item and bucket are
