@@ -26,6 +26,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
@@ -223,7 +224,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		if len(cfg.CountersRedis) > 0 {
 			rdb := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cfg.CountersRedis})
 			m.closers = append(m.closers, rdb.Close)
-			counters = wasm.NewRedisCounters(rdb, "")
+			counters = redis.NewRedisCounters(rdb, "")
 		}
 		pm, err := wasm.NewManager(ctx, wasm.Options{Counters: counters, Logger: deps.Log,
 			DefaultTimeout: cfg.PluginTimeout, DefaultMemoryPages: cfg.PluginMemoryPages})

@@ -1,14 +1,16 @@
-package wasm
+package redis
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	redis "github.com/redis/go-redis/v9"
+
+	"github.com/seckill/flashsale/gateway/wasm"
 )
 
-var _ Counters = (*RedisCounters)(nil)
+var _ wasm.Counters = (*RedisCounters)(nil)
 
 // RedisCounters keeps the counters in Redis, shared by all gateway
 // instances. Each increment is one round trip: a Lua script that runs INCRBY
