@@ -224,7 +224,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		if len(cfg.CountersRedis) > 0 {
 			rdb := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cfg.CountersRedis})
 			m.closers = append(m.closers, rdb.Close)
-			counters = redis.NewRedisCounters(rdb, "")
+			counters = redis.NewPluginCounters(rdb, "")
 		}
 		pm, err := wasm.NewManager(ctx, wasm.Options{Counters: counters, Logger: deps.Log,
 			DefaultTimeout: cfg.PluginTimeout, DefaultMemoryPages: cfg.PluginMemoryPages})

@@ -32,12 +32,12 @@ func counterPrefix(tb testing.TB, rdb goredis.UniversalClient, keys ...string) s
 	return prefix
 }
 
-func TestRedisCounters(t *testing.T) {
+func TestPluginCounters(t *testing.T) {
 	for name, rdb := range map[string]goredis.UniversalClient{"single": testenv.Redis(t), "cluster": testenv.RedisCluster(t)} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			prefix := counterPrefix(t, rdb, "k", "short")
-			c := redis.NewRedisCounters(rdb, prefix)
+			c := redis.NewPluginCounters(rdb, prefix)
 
 			for i, want := range []int64{1, 2, 3} {
 				got, err := c.Incr(ctx, "k", 1, time.Minute)
@@ -84,9 +84,9 @@ func TestRedisCounters(t *testing.T) {
 	}
 }
 
-// TestRedisCounters_SharedAcrossManagers: two managers (two gateway
+// TestPluginCounters_SharedAcrossManagers: two managers (two gateway
 // instances) with the attemptlimit plugin share one limit through Redis.
-func TestRedisCounters_SharedAcrossManagers(t *testing.T) {
+func TestPluginCounters_SharedAcrossManagers(t *testing.T) {
 	rdb := testenv.Redis(t)
 	wasmBytes, err := os.ReadFile("../../plugins/examples/attemptlimit/attemptlimit.wasm")
 	if err != nil {
@@ -101,7 +101,7 @@ func TestRedisCounters_SharedAcrossManagers(t *testing.T) {
 	prefix := "sk:wasm:test:" + testenv.ID() + ":"
 	var ms []*wasm.Manager
 	for range 2 {
-		m, err := wasm.NewManager(context.Background(), wasm.Options{Counters: redis.NewRedisCounters(rdb, prefix),
+		m, err := wasm.NewManager(context.Background(), wasm.Options{Counters: redis.NewPluginCounters(rdb, prefix),
 			CompilationCache: cache, DefaultPoolSize: 2, DefaultTimeout: 2 * time.Second})
 		if err != nil {
 			t.Fatal(err)

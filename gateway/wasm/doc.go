@@ -79,7 +79,7 @@
 //
 // # Using it
 //
-//	m, err := wasm.NewManager(ctx, wasm.Options{Counters: wasm.NewRedisCounters(rdb, ""), Logger: log})
+//	m, err := wasm.NewManager(ctx, wasm.Options{Counters: redis.NewPluginCounters(rdb, ""), Logger: log}) // backend/redis
 //	reg.MustRegister(wasm.NewCollector(m))
 //	h.Use(hertzhost.Middleware(m))                    // after auth and the trusted headers
 //	hertzhost.RegisterAdmin(adminGroup, m)            // under /admin/v1, behind admin auth

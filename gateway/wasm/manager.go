@@ -34,8 +34,8 @@ const (
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
 	// Counters back seckill.counter_incr. Default: NewMemoryCounters(0),
-	// which is right for one gateway instance only; use RedisCounters when
-	// several gateways share the limits.
+	// which is right for one gateway instance only; when several gateways
+	// share the limits, use a shared store (backend/redis.PluginCounters).
 	Counters Counters
 	// Logger receives guest logs (tagged with the plugin) and the manager's
 	// own events. Default: a logger that discards everything.
