@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -64,3 +65,6 @@ func rateLimited(c *app.RequestContext, what string, wait time.Duration) {
 	c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
 	fail(c, eRateLimited, what+" rate limit reached; retry later")
 }
+
+// noRoute answers a path the gateway does not serve.
+func noRoute(_ context.Context, c *app.RequestContext) { fail(c, domain.ENotFound, "no such path") }

@@ -1,0 +1,89 @@
+// A shopper's orders once placed: tickets, reading, cancelling and paying.
+
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+)
+
+func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
+	t, err := g.backend.GetTicket(ctx, &rpc.TicketReq{UserId: userOf(c), Ticket: c.Param("ticket")})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	out := map[string]any{"status": t.Status}
+	if t.OrderId != "" {
+		out["order_id"] = t.OrderId
+	}
+	if t.Reason != "" {
+		out["reason"] = t.Reason
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// orderJSON is an order as shoppers see it.
+type orderJSON struct {
+	ID          string `json:"id"`
+	Ticket      string `json:"ticket"`
+	ActivityID  int64  `json:"activity_id"`
+	ItemID      int64  `json:"item_id"`
+	Quantity    int32  `json:"quantity"`
+	AmountCents int64  `json:"amount_cents"`
+	Status      string `json:"status"`
+	CreatedAt   string `json:"created_at"`
+}
+
+func orderOut(o *rpc.Order) orderJSON {
+	return orderJSON{ID: o.Id, Ticket: o.Ticket, ActivityID: o.ActivityId, ItemID: o.ItemId, Quantity: o.Quantity,
+		AmountCents: o.AmountCents, Status: o.Status, CreatedAt: time.UnixMilli(o.CreatedMs).UTC().Format(time.RFC3339Nano)}
+}
+
+func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
+	resp, err := g.backend.ListOrders(ctx, &rpc.ListOrdersReq{UserId: userOf(c)})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	out := make([]orderJSON, 0, len(resp.Orders))
+	for _, o := range resp.Orders {
+		out = append(out, orderOut(o))
+	}
+	c.JSON(http.StatusOK, map[string]any{"orders": out})
+}
+
+// orderCall calls the backend on one of the caller's orders; change says the call
+// changes the order, so a timeout's outcome is unknown (retrying it is safe: ending or
+// paying an order twice is not an error).
+func (g *Gateway) orderCall(ctx context.Context, c *app.RequestContext, change bool, call func(context.Context, *rpc.OrderReq, ...callopt) (*rpc.Order, error)) {
+	o, err := call(ctx, &rpc.OrderReq{UserId: userOf(c), OrderId: c.Param("id")})
+	if change {
+		err = rpcerr.FromRPCChange(err)
+	} else {
+		err = rpcerr.FromRPC(err)
+	}
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, orderOut(o))
+}
+
+func (g *Gateway) getOrder(ctx context.Context, c *app.RequestContext) {
+	g.orderCall(ctx, c, false, g.backend.GetOrder)
+}
+
+func (g *Gateway) cancelOrder(ctx context.Context, c *app.RequestContext) {
+	g.orderCall(ctx, c, true, g.backend.CancelOrder)
+}
+
+func (g *Gateway) payOrder(ctx context.Context, c *app.RequestContext) {
+	g.orderCall(ctx, c, true, g.backend.PayOrder)
+}
