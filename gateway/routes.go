@@ -39,8 +39,10 @@ func (g *Gateway) Register(h *server.Hertz) {
 	adm.GET("/activities/:id/stats", g.stats)
 	adm.GET("/limits", g.getLimits)
 	adm.PUT("/limits", g.putLimits)
+	adm.GET("/plugins", g.listPlugins)
+	adm.PUT("/plugins/:name", g.putPlugin)
+	adm.DELETE("/plugins/:name", g.deletePlugin)
 	adm.GET("/debug/pprof/", pprofIndex)
 	adm.GET("/debug/pprof/:name", pprofProfile)
-	hertzhost.RegisterAdmin(adm, g.plugins)
 	h.NoRoute(noRoute)
 }

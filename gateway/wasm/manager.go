@@ -515,7 +515,7 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 
 // politeSHA256 hashes b in pieces of 256 KiB, yielding the processor
 // between them (a module is megabytes; see decodeBase64Politely in
-// hertzhost).
+// package gateway).
 func politeSHA256(b []byte) [sha256.Size]byte {
 	const piece = 256 << 10
 	h := sha256.New()

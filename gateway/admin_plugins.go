@@ -1,4 +1,7 @@
-package hertzhost
+// Operators' plugin routes (/admin/v1/plugins): list the admission chain,
+// load or replace a plugin, unload one.
+
+package gateway
 
 import (
 	"bytes"
@@ -16,30 +19,14 @@ import (
 
 	"github.com/bytedance/sonic"
 	"github.com/cloudwego/hertz/pkg/app"
-	"github.com/cloudwego/hertz/pkg/route"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
-// MaxAdminBody bounds the body of PUT /plugins/:name: a 16 MiB module in
-// base64 plus the other fields. The hertz server's own limit
-// (server.WithMaxRequestBodySize, 4 MiB by default) must be at least this.
-const MaxAdminBody = 24 << 20
-
-// RegisterAdmin registers the plugin admin endpoints on g (mount it under
-// /admin/v1 behind the admin auth):
-//
-//	GET    /plugins        200 {"plugins": [plugin...]} in chain order
-//	PUT    /plugins/:name  200 plugin; load or replace (400 bad_request on a bad body or module)
-//	DELETE /plugins/:name  204; 404 not_found for unknown names
-func RegisterAdmin(g *route.RouterGroup, m *wasm.Manager) {
-	a := admin{m: m}
-	g.GET("/plugins", a.list)
-	g.PUT("/plugins/:name", a.put)
-	g.DELETE("/plugins/:name", a.delete)
-}
-
-type admin struct{ m *wasm.Manager }
+// MaxPluginBody bounds the body of PUT /admin/v1/plugins/:name: a 16 MiB
+// module in base64 plus the other fields.
+const MaxPluginBody = 24 << 20
 
 // PutRequest is the body of PUT /plugins/:name. All but WasmBase64 are
 // optional; unknown fields are refused.
@@ -115,8 +102,9 @@ func PluginOf(i wasm.Info) Plugin {
 	}
 }
 
-func (a admin) list(_ context.Context, c *app.RequestContext) {
-	infos := a.m.List()
+// listPlugins answers 200 {"plugins": [plugin...]} in chain order.
+func (g *Gateway) listPlugins(_ context.Context, c *app.RequestContext) {
+	infos := g.plugins.List()
 	out := struct {
 		Plugins []Plugin `json:"plugins"`
 	}{Plugins: make([]Plugin, len(infos))}
@@ -126,12 +114,13 @@ func (a admin) list(_ context.Context, c *app.RequestContext) {
 	writeJSON(c, http.StatusOK, out)
 }
 
-func (a admin) put(ctx context.Context, c *app.RequestContext) {
+// putPlugin loads or replaces a plugin: 200 with the plugin; 400 bad_request on
+// a bad body or module, leaving the running chain untouched.
+func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	name := c.Param("name")
 	body := c.Request.Body()
-	if len(body) > MaxAdminBody {
-		writeError(c, http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("body of %d bytes over the limit of %d", len(body), MaxAdminBody))
+	if len(body) > MaxPluginBody {
+		fail(c, eTooLarge, fmt.Sprintf("body of %d bytes over the limit of %d", len(body), MaxPluginBody))
 		return
 	}
 	// Megabytes of JSON and base64: decoded at a lower priority than the
@@ -148,13 +137,13 @@ func (a admin) put(ctx context.Context, c *app.RequestContext) {
 		}
 	})
 	if err != nil {
-		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
+		fail(c, domain.EBadRequest, err.Error())
 		return
 	}
 	if len(req.Config) > 0 && bytes.Equal(bytes.TrimSpace(req.Config), []byte("null")) {
 		req.Config = nil
 	}
-	info, err := a.m.Put(ctx, name, wasm.Spec{
+	info, err := g.plugins.Put(ctx, name, wasm.Spec{
 		Wasm:             wasmBytes,
 		Order:            req.Order,
 		Config:           req.Config,
@@ -233,8 +222,9 @@ func decodePut(body []byte) (PutRequest, error) {
 	return req, nil
 }
 
-func (a admin) delete(ctx context.Context, c *app.RequestContext) {
-	if err := a.m.Delete(ctx, c.Param("name")); err != nil {
+// deletePlugin unloads a plugin: 204; 404 not_found for unknown names.
+func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
+	if err := g.plugins.Delete(ctx, c.Param("name")); err != nil {
 		writeManagerError(c, err)
 		return
 	}
@@ -245,20 +235,20 @@ func (a admin) delete(ctx context.Context, c *app.RequestContext) {
 func writeManagerError(c *app.RequestContext, err error) {
 	switch wasm.Code(err) {
 	case wasm.CodeInvalid:
-		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
+		fail(c, domain.EBadRequest, err.Error())
 	case wasm.CodeNotFound:
-		writeError(c, http.StatusNotFound, "not_found", err.Error())
+		fail(c, domain.ENotFound, err.Error())
 	case wasm.CodeClosed:
-		writeError(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+		fail(c, domain.EUnavailable, err.Error())
 	default:
-		writeError(c, http.StatusInternalServerError, "internal", err.Error())
+		fail(c, domain.EInternal, err.Error())
 	}
 }
 
 func writeJSON(c *app.RequestContext, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		writeError(c, http.StatusInternalServerError, "internal", "encode response: "+err.Error())
+		fail(c, domain.EInternal, "encode response: "+err.Error())
 		return
 	}
 	c.Data(status, "application/json; charset=utf-8", body)

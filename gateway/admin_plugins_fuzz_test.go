@@ -1,4 +1,4 @@
-package hertzhost
+package gateway
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
-const admitWasm = "../testdata/admit.wasm" // 88 bytes: instantiates in microseconds
+const admitWasm = "wasm/testdata/admit.wasm" // 88 bytes: instantiates in microseconds
 
 // putSeeds are PUT bodies for the fuzzers: valid ones (around admit.wasm) and
 // the usual ways to get one wrong.
@@ -100,7 +100,7 @@ func FuzzAdminPut(f *testing.F) {
 	f.Add(strings.Repeat("n", 64), []byte(putSeeds(f)[0]))
 
 	m := newManager(f)
-	e := newEngine(f, m)
+	e := newPluginEngine(f, m)
 	type entry struct{ name, sha string }
 	chain := func() []entry {
 		var out []entry
