@@ -12,26 +12,12 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
 func (g *Gateway) adminListActivities(ctx context.Context, c *app.RequestContext) {
 	g.activities(ctx, c, true)
-}
-
-// newActivityBody is what an operator posts to create an activity.
-type newActivityBody struct {
-	Name         string `json:"name"`
-	Start        string `json:"start"`
-	End          string `json:"end"`
-	Strategy     string `json:"strategy"`
-	PerUserLimit int32  `json:"per_user_limit"`
-	BucketCount  int32  `json:"bucket_count"`
-	Items        []struct {
-		Name       string `json:"name"`
-		PriceCents int64  `json:"price_cents"`
-		Stock      int64  `json:"stock"`
-	} `json:"items"`
 }
 
 func parseTime(field, s string) (int64, error) {
@@ -43,7 +29,7 @@ func parseTime(field, s string) (int64, error) {
 }
 
 func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
-	var b newActivityBody
+	var b api.CreateActivityRequest
 	if err := decodeStrict(c.Request.Body(), &b); err != nil {
 		fail(c, domain.EBadRequest, err.Error())
 		return
@@ -70,28 +56,12 @@ func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
 	c.JSON(http.StatusCreated, activityOut(a))
 }
 
-// changeActivityBody is what an operator puts to change an activity.
-type changeActivityBody struct {
-	Name         *string `json:"name"`
-	Start        *string `json:"start"`
-	End          *string `json:"end"`
-	PerUserLimit *int32  `json:"per_user_limit"`
-	Strategy     *string `json:"strategy"`
-	BucketCount  *int32  `json:"bucket_count"`
-	Items        []struct {
-		ID         int64   `json:"id"`
-		Name       *string `json:"name"`
-		PriceCents *int64  `json:"price_cents"`
-		TotalStock *int64  `json:"total_stock"`
-	} `json:"items"`
-}
-
 func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 	id, ok := parseID(c)
 	if !ok {
 		return
 	}
-	var b changeActivityBody
+	var b api.UpdateActivityRequest
 	if err := decodeStrict(c.Request.Body(), &b); err != nil {
 		fail(c, domain.EBadRequest, err.Error())
 		return
@@ -160,12 +130,12 @@ func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	items := make([]map[string]any, 0, len(st.Items))
+	out := api.Stats{ActivityID: id, Items: make([]api.ItemStats, 0, len(st.Items)), PendingTickets: st.PendingTickets,
+		BackendShed: st.Shed, GatewayShed: g.shed.of(id)}
 	for _, it := range st.Items {
-		items = append(items, map[string]any{"item_id": it.ItemId, "total_stock": it.TotalStock, "redis_stock": it.RedisStock,
-			"mysql_stock": it.MysqlStock, "in_flight": it.InFlight, "orders": it.Orders, "units_sold": it.UnitsSold,
-			"pending_tickets": it.PendingTickets, "redis_loaded": it.RedisLoaded})
+		out.Items = append(out.Items, api.ItemStats{ItemID: it.ItemId, TotalStock: it.TotalStock, RedisStock: it.RedisStock,
+			MySQLStock: it.MysqlStock, InFlight: it.InFlight, Orders: it.Orders, UnitsSold: it.UnitsSold,
+			PendingTickets: it.PendingTickets, RedisLoaded: it.RedisLoaded})
 	}
-	c.JSON(http.StatusOK, map[string]any{"activity_id": id, "items": items, "pending_tickets": st.PendingTickets,
-		"backend_shed": st.Shed, "gateway_shed": g.shed.of(id)})
+	c.JSON(http.StatusOK, out)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
@@ -28,59 +29,15 @@ import (
 // module in base64 plus the other fields.
 const MaxPluginBody = 24 << 20
 
-// PutRequest is the body of PUT /plugins/:name. All but WasmBase64 are
-// optional; unknown fields are refused.
-type PutRequest struct {
-	WasmBase64       string          `json:"wasm_base64"`
-	Order            int             `json:"order"`
-	Config           json.RawMessage `json:"config,omitempty"` // any JSON, handed to the guest
-	FailPolicy       string          `json:"fail_policy,omitempty"`
-	TimeoutMS        int64           `json:"timeout_ms,omitempty"`
-	MemoryLimitPages uint32          `json:"memory_limit_pages,omitempty"`
-	PoolSize         int             `json:"pool_size,omitempty"`
-}
-
-// Plugin is a loaded plugin as the admin API shows it.
-type Plugin struct {
-	Name             string          `json:"name"`
-	Order            int             `json:"order"`
-	Config           json.RawMessage `json:"config"`
-	FailPolicy       string          `json:"fail_policy"`
-	SHA256           string          `json:"sha256"`
-	SizeBytes        int             `json:"size_bytes"`
-	TimeoutMS        int64           `json:"timeout_ms"`
-	MemoryLimitPages uint32          `json:"memory_limit_pages"`
-	PoolSize         int             `json:"pool_size"`
-	RequestOnly      bool            `json:"request_only"`
-	LoadedAt         time.Time       `json:"loaded_at"`
-	Counters         Counters        `json:"counters"`
-}
-
-// Counters are a plugin's counters in the admin API (kept across
-// replacements of the same name).
-type Counters struct {
-	Calls              uint64  `json:"calls"`
-	Admitted           uint64  `json:"admitted"`
-	Rejections         uint64  `json:"rejections"`
-	Errors             uint64  `json:"errors"`
-	Timeouts           uint64  `json:"timeouts"`
-	InstancesCreated   uint64  `json:"instances_created"`
-	InstancesDiscarded uint64  `json:"instances_discarded"`
-	InstancesLive      int     `json:"instances_live"`
-	LatencySumMS       float64 `json:"latency_sum_ms"`
-	LatencyP50MS       float64 `json:"latency_p50_ms"`
-	LatencyP99MS       float64 `json:"latency_p99_ms"`
-}
-
-// PluginOf converts a wasm.Info to its admin API form.
-func PluginOf(i wasm.Info) Plugin {
+// pluginOut is a loaded plugin as the admin API shows it.
+func pluginOut(i wasm.Info) api.Plugin {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	cfg := i.Config
 	if len(cfg) == 0 {
 		cfg = json.RawMessage("null")
 	}
 	s := i.Stats
-	return Plugin{
+	return api.Plugin{
 		Name:             i.Name,
 		Order:            i.Order,
 		Config:           cfg,
@@ -92,7 +49,7 @@ func PluginOf(i wasm.Info) Plugin {
 		PoolSize:         i.PoolSize,
 		RequestOnly:      i.RequestOnly,
 		LoadedAt:         i.LoadedAt.UTC(),
-		Counters: Counters{
+		Counters: api.PluginCounters{
 			Calls: s.Calls, Admitted: s.Admitted, Rejections: s.Rejections,
 			Errors: s.Errors, Timeouts: s.Timeouts,
 			InstancesCreated: s.InstancesCreated, InstancesDiscarded: s.InstancesDiscarded,
@@ -105,11 +62,9 @@ func PluginOf(i wasm.Info) Plugin {
 // listPlugins answers 200 {"plugins": [plugin...]} in chain order.
 func (g *Gateway) listPlugins(_ context.Context, c *app.RequestContext) {
 	infos := g.plugins.List()
-	out := struct {
-		Plugins []Plugin `json:"plugins"`
-	}{Plugins: make([]Plugin, len(infos))}
+	out := api.PluginList{Plugins: make([]api.Plugin, len(infos))}
 	for i, info := range infos {
-		out.Plugins[i] = PluginOf(info)
+		out.Plugins[i] = pluginOut(info)
 	}
 	writeJSON(c, http.StatusOK, out)
 }
@@ -125,7 +80,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	}
 	// Megabytes of JSON and base64: decoded at a lower priority than the
 	// requests the gateway serves meanwhile.
-	var req PutRequest
+	var req api.PutPluginRequest
 	var wasmBytes []byte
 	var err error
 	wasm.InBackground(func() {
@@ -156,7 +111,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 		writeManagerError(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, PluginOf(info))
+	writeJSON(c, http.StatusOK, pluginOut(info))
 }
 
 // decodeBase64Politely decodes s in pieces of 256 KiB, yielding the
@@ -194,8 +149,8 @@ var putJSON = sonic.Config{EscapeHTML: true, ValidateString: true, DisallowUnkno
 // module are errors. Its WasmBase64 may point into body: the server reuses
 // the body's buffer after the request, so it is only to be decoded; every
 // other field is the request's own.
-func decodePut(body []byte) (PutRequest, error) {
-	var req PutRequest
+func decodePut(body []byte) (api.PutPluginRequest, error) {
+	var req api.PutPluginRequest
 	// The body as a string without copying its megabytes: sonic's
 	// Unmarshal copies a []byte into a string first.
 	err := putJSON.UnmarshalFromString(unsafe.String(unsafe.SliceData(body), len(body)), &req)
@@ -203,7 +158,7 @@ func decodePut(body []byte) (PutRequest, error) {
 		req.FailPolicy = strings.Clone(req.FailPolicy)
 		req.Config = bytes.Clone(req.Config)
 	} else {
-		req = PutRequest{}
+		req = api.PutPluginRequest{}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/common/ut"
 
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
@@ -118,7 +119,7 @@ func FuzzAdminPut(f *testing.F) {
 			&ut.Body{Body: bytes.NewReader(body), Len: len(body)}, ut.Header{Key: "Content-Type", Value: "application/json"})
 		switch w.Code {
 		case http.StatusOK:
-			var p Plugin
+			var p api.Plugin
 			if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || p.Name == "" || len(p.SHA256) != 64 {
 				t.Fatalf("200 with body %q (%v), want the plugin", w.Body.Bytes(), err)
 			}
@@ -130,8 +131,8 @@ func FuzzAdminPut(f *testing.F) {
 				t.Fatalf("DELETE %s: got %d %s", p.Name, d.Code, d.Body.Bytes())
 			}
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge:
-			var e errorResponse
-			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == "" || e.Message == "" {
+			var e api.Error
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code == "" || e.Message == "" {
 				t.Fatalf("%d with body %q (%v), want the error shape", w.Code, w.Body.Bytes(), err)
 			}
 			if after := chain(); !slices.Equal(before, after) {

@@ -20,6 +20,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/route"
 	"github.com/tetratelabs/wazero"
 
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
@@ -81,11 +82,6 @@ func mustReadFile(tb testing.TB, path string) []byte {
 	return b
 }
 
-type errorResponse struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
 func decode[T any](tb testing.TB, body []byte) T {
 	tb.Helper()
 	var v T
@@ -109,7 +105,7 @@ func TestAdmin(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("PUT: got %d %s, want 200", status, body)
 	}
-	p := decode[Plugin](t, body)
+	p := decode[api.Plugin](t, body)
 	if p.Name != "probe" || p.Order != 5 || string(p.Config) != `{"a":[1,2]}` || p.FailPolicy != "closed" ||
 		p.TimeoutMS != 250 || p.MemoryLimitPages != 256 || p.PoolSize != 3 || len(p.SHA256) != 64 || !p.RequestOnly {
 		t.Errorf("got %+v, want the PUT values", p)
@@ -136,8 +132,8 @@ func TestAdmin(t *testing.T) {
 			if status != tt.wantStatus {
 				t.Fatalf("got %d %s, want %d", status, body, tt.wantStatus)
 			}
-			e := decode[errorResponse](t, body)
-			if e.Error != "bad_request" || !strings.Contains(e.Message, tt.wantMessage) {
+			e := decode[api.Error](t, body)
+			if e.Code != "bad_request" || !strings.Contains(e.Message, tt.wantMessage) {
 				t.Errorf("got %+v, want bad_request with %q", e, tt.wantMessage)
 			}
 		})
@@ -148,7 +144,7 @@ func TestAdmin(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("GET: got %d, want 200", w.Code)
 	}
-	list := decode[struct{ Plugins []Plugin }](t, w.Body.Bytes())
+	list := decode[api.PluginList](t, w.Body.Bytes())
 	if len(list.Plugins) != 1 || list.Plugins[0].SHA256 != p.SHA256 || string(list.Plugins[0].Config) != `{"a":[1,2]}` {
 		t.Fatalf("GET: got %+v, want the probe as loaded", list.Plugins)
 	}
@@ -157,7 +153,7 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("order: got %d %s, want 201", w.Code, w.Body.String())
 	}
 	w = ut.PerformRequest(e, http.MethodGet, "/admin/v1/plugins", nil)
-	if got := decode[struct{ Plugins []Plugin }](t, w.Body.Bytes()).Plugins[0].Counters; got.Calls != 1 || got.Admitted != 1 {
+	if got := decode[api.PluginList](t, w.Body.Bytes()).Plugins[0].Counters; got.Calls != 1 || got.Admitted != 1 {
 		t.Errorf("got counters %+v, want 1 call admitted", got)
 	}
 
@@ -166,7 +162,7 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("DELETE: got %d, want 204", w.Code)
 	}
 	w = ut.PerformRequest(e, http.MethodDelete, "/admin/v1/plugins/probe", nil)
-	if got := decode[errorResponse](t, w.Body.Bytes()); w.Code != 404 || got.Error != "not_found" {
+	if got := decode[api.Error](t, w.Body.Bytes()); w.Code != 404 || got.Code != "not_found" {
 		t.Errorf("DELETE again: got %d %+v, want 404 not_found", w.Code, got)
 	}
 }

@@ -11,36 +11,15 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
-// activityJSON is an activity as the API shows it.
-type activityJSON struct {
-	ID           int64      `json:"id"`
-	Name         string     `json:"name"`
-	Start        string     `json:"start"`
-	End          string     `json:"end"`
-	State        string     `json:"state"`
-	Strategy     string     `json:"strategy"`
-	PerUserLimit int32      `json:"per_user_limit"`
-	BucketCount  int32      `json:"bucket_count"`
-	Version      int64      `json:"version"`
-	Items        []itemJSON `json:"items"`
-}
-
-type itemJSON struct {
-	ID         int64  `json:"id"`
-	ActivityID int64  `json:"activity_id"`
-	Name       string `json:"name"`
-	PriceCents int64  `json:"price_cents"`
-	TotalStock int64  `json:"total_stock"`
-	Remaining  *int64 `json:"remaining,omitempty"`
-}
-
 func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
-func itemOut(it *rpc.Item) itemJSON {
-	out := itemJSON{ID: it.Id, ActivityID: it.ActivityId, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock}
+// itemOut is an item as the API shows it; a negative Remaining (unknown) is left out.
+func itemOut(it *rpc.Item) api.Item {
+	out := api.Item{ID: it.Id, ActivityID: it.ActivityId, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock}
 	if it.Remaining >= 0 {
 		r := it.Remaining
 		out.Remaining = &r
@@ -48,9 +27,10 @@ func itemOut(it *rpc.Item) itemJSON {
 	return out
 }
 
-func activityOut(a *rpc.Activity) activityJSON {
-	out := activityJSON{ID: a.Id, Name: a.Name, Start: fmtMs(a.StartMs), End: fmtMs(a.EndMs), State: a.State, Strategy: a.Strategy,
-		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: []itemJSON{}}
+// activityOut is an activity as the API shows it, its items always a list.
+func activityOut(a *rpc.Activity) api.Activity {
+	out := api.Activity{ID: a.Id, Name: a.Name, Start: fmtMs(a.StartMs), End: fmtMs(a.EndMs), State: a.State, Strategy: a.Strategy,
+		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: []api.Item{}}
 	for _, it := range a.Items {
 		out.Items = append(out.Items, itemOut(it))
 	}
@@ -67,11 +47,11 @@ func (g *Gateway) activities(ctx context.Context, c *app.RequestContext, all boo
 		failErr(c, err)
 		return
 	}
-	out := make([]activityJSON, 0, len(resp.Activities))
+	out := api.ActivityList{Activities: make([]api.Activity, 0, len(resp.Activities))}
 	for _, a := range resp.Activities {
-		out = append(out, activityOut(a))
+		out.Activities = append(out.Activities, activityOut(a))
 	}
-	c.JSON(http.StatusOK, map[string]any{"activities": out})
+	c.JSON(http.StatusOK, out)
 }
 
 func (g *Gateway) getActivity(ctx context.Context, c *app.RequestContext) {

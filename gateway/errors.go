@@ -9,6 +9,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/api"
 )
 
 // Codes the gateway adds to the domain's.
@@ -44,14 +45,9 @@ func statusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
-type errorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
 // fail writes the error body of API.md and stops the handler chain.
 func fail(c *app.RequestContext, code, msg string) {
-	c.AbortWithStatusJSON(statusOf(code), errorBody{Error: code, Message: msg})
+	c.AbortWithStatusJSON(statusOf(code), api.Error{Code: code, Message: msg})
 }
 
 // failErr writes a domain error.

@@ -10,6 +10,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
@@ -19,30 +20,12 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	out := map[string]any{"status": t.Status}
-	if t.OrderId != "" {
-		out["order_id"] = t.OrderId
-	}
-	if t.Reason != "" {
-		out["reason"] = t.Reason
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, api.Ticket{Status: t.Status, OrderID: t.OrderId, Reason: t.Reason})
 }
 
-// orderJSON is an order as shoppers see it.
-type orderJSON struct {
-	ID          string `json:"id"`
-	Ticket      string `json:"ticket"`
-	ActivityID  int64  `json:"activity_id"`
-	ItemID      int64  `json:"item_id"`
-	Quantity    int32  `json:"quantity"`
-	AmountCents int64  `json:"amount_cents"`
-	Status      string `json:"status"`
-	CreatedAt   string `json:"created_at"`
-}
-
-func orderOut(o *rpc.Order) orderJSON {
-	return orderJSON{ID: o.Id, Ticket: o.Ticket, ActivityID: o.ActivityId, ItemID: o.ItemId, Quantity: o.Quantity,
+// orderOut is an order as shoppers see it.
+func orderOut(o *rpc.Order) api.Order {
+	return api.Order{ID: o.Id, Ticket: o.Ticket, ActivityID: o.ActivityId, ItemID: o.ItemId, Quantity: o.Quantity,
 		AmountCents: o.AmountCents, Status: o.Status, CreatedAt: time.UnixMilli(o.CreatedMs).UTC().Format(time.RFC3339Nano)}
 }
 
@@ -52,11 +35,11 @@ func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	out := make([]orderJSON, 0, len(resp.Orders))
+	out := api.OrderList{Orders: make([]api.Order, 0, len(resp.Orders))}
 	for _, o := range resp.Orders {
-		out = append(out, orderOut(o))
+		out.Orders = append(out.Orders, orderOut(o))
 	}
-	c.JSON(http.StatusOK, map[string]any{"orders": out})
+	c.JSON(http.StatusOK, out)
 }
 
 // orderCall calls the backend on one of the caller's orders; change says the call

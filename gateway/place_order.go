@@ -19,21 +19,15 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/backend/telemetry"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/internal/randhex"
 )
 
-// OrderBody is what a shopper posts.
-type OrderBody struct {
-	ActivityID int64 `json:"activity_id"`
-	ItemID     int64 `json:"item_id"`
-	Quantity   int   `json:"quantity"`
-}
-
 // DecodeOrder parses and validates an order body.
-func DecodeOrder(body []byte) (OrderBody, error) {
-	var b OrderBody
+func DecodeOrder(body []byte) (api.PlaceOrderRequest, error) {
+	var b api.PlaceOrderRequest
 	if err := decodeStrict(body, &b); err != nil {
 		return b, domain.Errorf(domain.EBadRequest, "%v", err)
 	}
@@ -86,9 +80,9 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
-func orderOf(c *app.RequestContext) OrderBody {
+func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
 	v, _ := c.Get("order")
-	b, _ := v.(OrderBody)
+	b, _ := v.(api.PlaceOrderRequest)
 	return b
 }
 
@@ -206,8 +200,8 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	if resp.Status == string(domain.TicketCreated) {
-		c.JSON(http.StatusCreated, map[string]any{"order_id": resp.OrderId, "status": resp.Status, "ticket": resp.Ticket})
+		c.JSON(http.StatusCreated, api.PlaceOrderResponse{OrderID: resp.OrderId, Status: resp.Status, Ticket: resp.Ticket})
 		return
 	}
-	c.JSON(http.StatusAccepted, map[string]any{"ticket": resp.Ticket, "status": resp.Status})
+	c.JSON(http.StatusAccepted, api.PlaceOrderResponse{Status: resp.Status, Ticket: resp.Ticket})
 }
