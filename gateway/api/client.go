@@ -40,8 +40,8 @@ func (c *Client) AsShopper(token string) *Client {
 // Do calls method on path (like /admin/v1/plugins) and decodes the answer
 // into out. in is nil (no body), raw JSON ([]byte or json.RawMessage, sent as
 // it is) or a value to encode. out is nil (the answer is dropped), a
-// *json.RawMessage (the answer as it came) or a value to decode into; an
-// empty answer (204) leaves it alone. The typed methods are built on it; it
+// *json.RawMessage (the answer's bytes as they came, unchecked) or a value
+// to decode into, which an empty answer (204) leaves alone. The typed methods are built on it; it
 // serves routes they do not cover and callers that print the answer as sent.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	return c.call(ctx, method, path, nil, in, out)
@@ -99,6 +99,10 @@ func (c *Client) call(ctx context.Context, method, path string, header http.Head
 	}
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("%s %s: %w", method, path, errorOf(resp, raw))
+	}
+	if rm, ok := out.(*json.RawMessage); ok {
+		*rm = raw
+		return nil
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {

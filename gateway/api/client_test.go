@@ -128,7 +128,8 @@ func TestDoRawAnswer(t *testing.T) {
 		want       json.RawMessage
 	}{
 		{"as sent", `{"b": 1, "a": [2]}`, 200, json.RawMessage(`{"b": 1, "a": [2]}`)},
-		{"no content", "", 204, nil},
+		{"no content", "", 204, json.RawMessage{}},
+		{"not JSON", "pong", 200, json.RawMessage("pong")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
