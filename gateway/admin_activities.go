@@ -130,12 +130,12 @@ func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	out := api.Stats{ActivityID: id, Items: make([]api.ItemStats, 0, len(st.Items)), PendingTickets: st.PendingTickets,
-		BackendShed: st.Shed, GatewayShed: g.shed.of(id)}
-	for _, it := range st.Items {
-		out.Items = append(out.Items, api.ItemStats{ItemID: it.ItemId, TotalStock: it.TotalStock, RedisStock: it.RedisStock,
-			MySQLStock: it.MysqlStock, InFlight: it.InFlight, Orders: it.Orders, UnitsSold: it.UnitsSold,
-			PendingTickets: it.PendingTickets, RedisLoaded: it.RedisLoaded})
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: each(st.Items, itemStatsOut), PendingTickets: st.PendingTickets,
+		BackendShed: st.Shed, GatewayShed: g.shed.of(id)})
+}
+
+// itemStatsOut is one item of an activity's stats as the API shows it.
+func itemStatsOut(it *rpc.ItemStats) api.ItemStats {
+	return api.ItemStats{ItemID: it.ItemId, TotalStock: it.TotalStock, RedisStock: it.RedisStock, MySQLStock: it.MysqlStock,
+		InFlight: it.InFlight, Orders: it.Orders, UnitsSold: it.UnitsSold, PendingTickets: it.PendingTickets, RedisLoaded: it.RedisLoaded}
 }

@@ -61,12 +61,7 @@ func pluginOut(i wasm.Info) api.Plugin {
 
 // listPlugins answers 200 {"plugins": [plugin...]} in chain order.
 func (g *Gateway) listPlugins(_ context.Context, c *app.RequestContext) {
-	infos := g.plugins.List()
-	out := api.PluginList{Plugins: make([]api.Plugin, len(infos))}
-	for i, info := range infos {
-		out.Plugins[i] = pluginOut(info)
-	}
-	writeJSON(c, http.StatusOK, out)
+	writeJSON(c, http.StatusOK, api.PluginList{Plugins: each(g.plugins.List(), pluginOut)})
 }
 
 // putPlugin loads or replaces a plugin: 200 with the plugin; 400 bad_request on

@@ -29,12 +29,8 @@ func itemOut(it *rpc.Item) api.Item {
 
 // activityOut is an activity as the API shows it, its items always a list.
 func activityOut(a *rpc.Activity) api.Activity {
-	out := api.Activity{ID: a.Id, Name: a.Name, Start: fmtMs(a.StartMs), End: fmtMs(a.EndMs), State: a.State, Strategy: a.Strategy,
-		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: []api.Item{}}
-	for _, it := range a.Items {
-		out.Items = append(out.Items, itemOut(it))
-	}
-	return out
+	return api.Activity{ID: a.Id, Name: a.Name, Start: fmtMs(a.StartMs), End: fmtMs(a.EndMs), State: a.State, Strategy: a.Strategy,
+		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: each(a.Items, itemOut)}
 }
 
 func (g *Gateway) listActivities(ctx context.Context, c *app.RequestContext) {
@@ -47,11 +43,7 @@ func (g *Gateway) activities(ctx context.Context, c *app.RequestContext, all boo
 		failErr(c, err)
 		return
 	}
-	out := api.ActivityList{Activities: make([]api.Activity, 0, len(resp.Activities))}
-	for _, a := range resp.Activities {
-		out.Activities = append(out.Activities, activityOut(a))
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, api.ActivityList{Activities: each(resp.Activities, activityOut)})
 }
 
 func (g *Gateway) getActivity(ctx context.Context, c *app.RequestContext) {

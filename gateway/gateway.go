@@ -41,3 +41,13 @@ type Gateway struct {
 
 // Limiter is the gateway's rate limiter (operators change it at run time).
 func (g *Gateway) Limiter() *ratelimit.Limiter { return g.limiter }
+
+// each converts every element of a list for an answer. The result is never
+// nil: an empty list is [] on the wire, not null.
+func each[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, 0, len(in))
+	for _, v := range in {
+		out = append(out, f(v))
+	}
+	return out
+}

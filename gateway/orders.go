@@ -35,11 +35,7 @@ func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	out := api.OrderList{Orders: make([]api.Order, 0, len(resp.Orders))}
-	for _, o := range resp.Orders {
-		out.Orders = append(out.Orders, orderOut(o))
-	}
-	c.JSON(http.StatusOK, out)
+	c.JSON(http.StatusOK, api.OrderList{Orders: each(resp.Orders, orderOut)})
 }
 
 // orderCall calls the backend on one of the caller's orders; change says the call
