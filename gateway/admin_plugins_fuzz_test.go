@@ -15,6 +15,7 @@ import (
 
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 )
 
 const admitWasm = "wasm/testdata/admit.wasm" // 88 bytes: instantiates in microseconds
@@ -23,7 +24,7 @@ const admitWasm = "wasm/testdata/admit.wasm" // 88 bytes: instantiates in micros
 // the usual ways to get one wrong.
 func putSeeds(tb testing.TB) []string {
 	tb.Helper()
-	admit := base64.StdEncoding.EncodeToString(mustReadFile(tb, admitWasm))
+	admit := base64.StdEncoding.EncodeToString(wasmtest.ReadModule(tb, admitWasm))
 	return []string{
 		`{"wasm_base64":"` + admit + `"}`,
 		`{"wasm_base64":"` + admit + `","order":-3,"config":{"users":["1"],"x":[1,2,{"y":null}]},"fail_policy":"closed","timeout_ms":25,"memory_limit_pages":16,"pool_size":1}`,
@@ -100,7 +101,7 @@ func FuzzAdminPut(f *testing.F) {
 	f.Add("x/../y", []byte(putSeeds(f)[0]))
 	f.Add(strings.Repeat("n", 64), []byte(putSeeds(f)[0]))
 
-	m := newManager(f)
+	m := wasmtest.NewManager(f, wasm.Options{})
 	e := newPluginEngine(f, m)
 	type entry struct{ name, sha string }
 	chain := func() []entry {

@@ -6,55 +6,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/common/config"
 	"github.com/cloudwego/hertz/pkg/common/ut"
 	"github.com/cloudwego/hertz/pkg/route"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 )
 
 const (
 	probeWasm   = "wasm/testdata/probe.wasm"
 	garbageWasm = "wasm/testdata/garbage.wasm"
 )
-
-// wasmCache is the compilation cache of these tests' plugin managers, on disk
-// and shared with the other tests of plugins.
-var wasmCache = sync.OnceValues(func() (wazero.CompilationCache, error) {
-	return wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "seckill-wasm-test-cache"))
-})
-
-func newManager(tb testing.TB) *wasm.Manager {
-	tb.Helper()
-	cache, err := wasmCache()
-	if err != nil {
-		tb.Fatalf("compilation cache: %v", err)
-	}
-	m, err := wasm.NewManager(context.Background(), wasm.Options{
-		CompilationCache: cache, DefaultPoolSize: 2, DefaultTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		tb.Fatalf("NewManager: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Close(context.Background()); err != nil {
-			tb.Errorf("Close: %v", err)
-		}
-	})
-	return m
-}
 
 // newPluginEngine is a gateway in miniature: the admission middleware in
 // front of POST /api/v1/orders, which answers 201, and the plugin routes
@@ -73,15 +44,6 @@ func newPluginEngine(tb testing.TB, m *wasm.Manager) *route.Engine {
 	return e
 }
 
-func mustReadFile(tb testing.TB, path string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("read %s: %v (run plugins/build.sh)", path, err)
-	}
-	return b
-}
-
 func decode[T any](tb testing.TB, body []byte) T {
 	tb.Helper()
 	var v T
@@ -92,9 +54,9 @@ func decode[T any](tb testing.TB, body []byte) T {
 }
 
 func TestAdmin(t *testing.T) {
-	m := newManager(t)
+	m := wasmtest.NewManager(t, wasm.Options{})
 	e := newPluginEngine(t, m)
-	probe := base64.StdEncoding.EncodeToString(mustReadFile(t, probeWasm))
+	probe := base64.StdEncoding.EncodeToString(wasmtest.ReadModule(t, probeWasm))
 	put := func(name, body string) (int, []byte) {
 		w := ut.PerformRequest(e, http.MethodPut, "/admin/v1/plugins/"+name,
 			&ut.Body{Body: strings.NewReader(body), Len: len(body)}, ut.Header{Key: "Content-Type", Value: "application/json"})
@@ -121,7 +83,7 @@ func TestAdmin(t *testing.T) {
 		{"bad base64", "probe", `{"wasm_base64":"%%%"}`, 400, "wasm_base64"},
 		{"not json", "probe", `{`, 400, "body"},
 		{"trailing data", "probe", `{"wasm_base64":"` + probe + `"} {}`, 400, "trailing data"},
-		{"garbage module", "probe", `{"wasm_base64":"` + base64.StdEncoding.EncodeToString(mustReadFile(t, garbageWasm)) + `"}`, 400, "does not compile"},
+		{"garbage module", "probe", `{"wasm_base64":"` + base64.StdEncoding.EncodeToString(wasmtest.ReadModule(t, garbageWasm)) + `"}`, 400, "does not compile"},
 		{"bad policy", "probe", `{"wasm_base64":"` + probe + `","fail_policy":"sometimes"}`, 400, "fail policy"},
 		{"bad name", "Probe!", `{"wasm_base64":"` + probe + `"}`, 400, "plugin name"},
 		{"negative pages", "probe", `{"wasm_base64":"` + probe + `","memory_limit_pages":-1}`, 400, "body"},
@@ -168,9 +130,9 @@ func TestAdmin(t *testing.T) {
 }
 
 func TestHotSwapUnderLoad(t *testing.T) {
-	m := newManager(t)
+	m := wasmtest.NewManager(t, wasm.Options{})
 	e := newPluginEngine(t, m)
-	probe := base64.StdEncoding.EncodeToString(mustReadFile(t, probeWasm))
+	probe := base64.StdEncoding.EncodeToString(wasmtest.ReadModule(t, probeWasm))
 	put := func(i int) {
 		body := fmt.Sprintf(`{"wasm_base64":"%s","config":%d,"fail_policy":"closed"}`, probe, i)
 		w := ut.PerformRequest(e, http.MethodPut, "/admin/v1/plugins/probe",

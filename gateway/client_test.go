@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
@@ -205,10 +205,7 @@ func TestAPIClient(t *testing.T) {
 	}
 
 	t.Run("plugins", func(t *testing.T) {
-		wasmBytes, err := os.ReadFile("../plugins/examples/blocklist/blocklist.wasm")
-		if err != nil {
-			t.Fatal(err)
-		}
+		wasmBytes := wasmtest.ReadModule(t, "../plugins/examples/blocklist/blocklist.wasm")
 		p, err := op.PutPlugin(ctx, "blocklist", api.PutPluginRequest{WasmBase64: base64.StdEncoding.EncodeToString(wasmBytes),
 			Config: json.RawMessage(`{"users":["13"]}`), FailPolicy: "closed"})
 		if err != nil {

@@ -2,19 +2,17 @@ package redis_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/testenv"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 )
 
 // counterPrefix is a key prefix of the test's own, and a cleanup that deletes
@@ -88,29 +86,11 @@ func TestPluginCounters(t *testing.T) {
 // instances) with the attemptlimit plugin share one limit through Redis.
 func TestPluginCounters_SharedAcrossManagers(t *testing.T) {
 	rdb := testenv.Redis(t)
-	wasmBytes, err := os.ReadFile("../../plugins/examples/attemptlimit/attemptlimit.wasm")
-	if err != nil {
-		t.Fatalf("%v (run plugins/build.sh)", err)
-	}
-	// The cache the wasm packages' tests share: a Go guest takes seconds to compile.
-	cache, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "seckill-wasm-test-cache"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cache.Close(context.Background()) })
+	wasmBytes := wasmtest.ReadModule(t, "../../plugins/examples/attemptlimit/attemptlimit.wasm")
 	prefix := "sk:wasm:test:" + testenv.ID() + ":"
 	var ms []*wasm.Manager
 	for range 2 {
-		m, err := wasm.NewManager(context.Background(), wasm.Options{Counters: redis.NewPluginCounters(rdb, prefix),
-			CompilationCache: cache, DefaultPoolSize: 2, DefaultTimeout: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := m.Close(context.Background()); err != nil {
-				t.Errorf("close: %v", err)
-			}
-		})
+		m := wasmtest.NewManager(t, wasm.Options{Counters: redis.NewPluginCounters(rdb, prefix)})
 		if _, err := m.Put(context.Background(), "attemptlimit", wasm.Spec{Wasm: wasmBytes,
 			Config: []byte(`{"max":4,"window_ms":60000}`), FailPolicy: wasm.FailClosed}); err != nil {
 			t.Fatal(err)

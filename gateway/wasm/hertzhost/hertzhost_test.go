@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,54 +17,15 @@ import (
 	"github.com/cloudwego/hertz/pkg/common/ut"
 	"github.com/cloudwego/hertz/pkg/route"
 	"github.com/http-wasm/http-wasm-host-go/tck"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 )
-
-var testCache wazero.CompilationCache
-
-func TestMain(m *testing.M) {
-	c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "seckill-wasm-test-cache"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compilation cache:", err)
-		os.Exit(1)
-	}
-	testCache = c
-	code := m.Run()
-	_ = c.Close(context.Background()) // process exits next
-	os.Exit(code)
-}
 
 const (
 	probeWasm     = "../testdata/probe.wasm"
 	blocklistWasm = "../../../plugins/examples/blocklist/blocklist.wasm"
 )
-
-func mustReadFile(tb testing.TB, path string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("read %s: %v (run plugins/build.sh)", path, err)
-	}
-	return b
-}
-
-func newManager(tb testing.TB) *wasm.Manager {
-	tb.Helper()
-	m, err := wasm.NewManager(context.Background(), wasm.Options{
-		CompilationCache: testCache, DefaultPoolSize: 2, DefaultTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		tb.Fatalf("NewManager: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Close(context.Background()); err != nil {
-			tb.Errorf("Close: %v", err)
-		}
-	})
-	return m
-}
 
 func mustPut(tb testing.TB, m *wasm.Manager, name string, spec wasm.Spec) {
 	tb.Helper()
@@ -92,9 +50,9 @@ func newEngine(tb testing.TB, m *wasm.Manager) *route.Engine {
 }
 
 func TestMiddleware(t *testing.T) {
-	m := newManager(t)
-	mustPut(t, m, "probe", wasm.Spec{Wasm: mustReadFile(t, probeWasm), Config: json.RawMessage(`{"k":1}`), FailPolicy: wasm.FailClosed})
-	mustPut(t, m, "blocklist", wasm.Spec{Wasm: mustReadFile(t, blocklistWasm), Order: -1, Config: json.RawMessage(`{"users":["13"]}`)})
+	m := wasmtest.NewManager(t, wasm.Options{})
+	mustPut(t, m, "probe", wasm.Spec{Wasm: wasmtest.ReadModule(t, probeWasm), Config: json.RawMessage(`{"k":1}`), FailPolicy: wasm.FailClosed})
+	mustPut(t, m, "blocklist", wasm.Spec{Wasm: wasmtest.ReadModule(t, blocklistWasm), Order: -1, Config: json.RawMessage(`{"users":["13"]}`)})
 	e := newEngine(t, m)
 	tests := []struct {
 		name       string
@@ -134,7 +92,7 @@ func TestMiddleware(t *testing.T) {
 // TestTCK runs the upstream http-wasm TCK against the hertz host: a real
 // hertz server with the TCK guest as a plugin and the TCK backend behind it.
 func TestTCK(t *testing.T) {
-	m := newManager(t)
+	m := wasmtest.NewManager(t, wasm.Options{})
 	mustPut(t, m, "tck", wasm.Spec{Wasm: tck.GuestWASM, FailPolicy: wasm.FailClosed})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
