@@ -20,6 +20,7 @@ func (g *Gateway) adminListActivities(ctx context.Context, c *app.RequestContext
 	g.activities(ctx, c, true)
 }
 
+// parseTime reads an RFC 3339 time of the body's field as Unix milliseconds.
 func parseTime(field, s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -94,6 +95,8 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 	c.JSON(http.StatusOK, activityOut(a))
 }
 
+// adminCall runs an operator's call on the route's activity and answers it;
+// the edge cache forgets the activity, which the call may have changed.
 func (g *Gateway) adminCall(ctx context.Context, c *app.RequestContext, call func(context.Context, *rpc.IDReq, ...callopt) (*rpc.Activity, error)) {
 	id, ok := parseID(c)
 	if !ok {

@@ -103,7 +103,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 		PoolSize:         req.PoolSize,
 	})
 	if err != nil {
-		writeManagerError(c, err)
+		failManagerErr(c, err)
 		return
 	}
 	writeJSON(c, http.StatusOK, pluginOut(info))
@@ -175,14 +175,15 @@ func decodePut(body []byte) (api.PutPluginRequest, error) {
 // deletePlugin unloads a plugin: 204; 404 not_found for unknown names.
 func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
 	if err := g.plugins.Delete(ctx, c.Param("name")); err != nil {
-		writeManagerError(c, err)
+		failManagerErr(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
-// writeManagerError maps the Manager's error codes to HTTP.
-func writeManagerError(c *app.RequestContext, err error) {
+// failManagerErr answers an error of the plugin manager with the API code
+// of its wasm code.
+func failManagerErr(c *app.RequestContext, err error) {
 	switch wasm.Code(err) {
 	case wasm.CodeInvalid:
 		fail(c, domain.EBadRequest, err.Error())
@@ -195,6 +196,7 @@ func writeManagerError(c *app.RequestContext, err error) {
 	}
 }
 
+// writeJSON answers v encoded with encoding/json.
 func writeJSON(c *app.RequestContext, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {

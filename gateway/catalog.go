@@ -15,6 +15,7 @@ import (
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
+// fmtMs formats Unix milliseconds as the API's times: RFC 3339 in UTC.
 func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 
 // itemOut is an item as the API shows it; a negative Remaining (unknown) is left out.
@@ -37,6 +38,7 @@ func (g *Gateway) listActivities(ctx context.Context, c *app.RequestContext) {
 	g.activities(ctx, c, false)
 }
 
+// activities lists the activities on sale, or all of them for operators.
 func (g *Gateway) activities(ctx context.Context, c *app.RequestContext, all bool) {
 	resp, err := g.backend.ListActivities(ctx, &rpc.ListActivitiesReq{IncludeAll: all})
 	if err = rpcerr.FromRPC(err); err != nil {

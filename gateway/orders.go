@@ -5,7 +5,6 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
@@ -26,7 +25,7 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 // orderOut is an order as shoppers see it.
 func orderOut(o *rpc.Order) api.Order {
 	return api.Order{ID: o.Id, Ticket: o.Ticket, ActivityID: o.ActivityId, ItemID: o.ItemId, Quantity: o.Quantity,
-		AmountCents: o.AmountCents, Status: o.Status, CreatedAt: time.UnixMilli(o.CreatedMs).UTC().Format(time.RFC3339Nano)}
+		AmountCents: o.AmountCents, Status: o.Status, CreatedAt: fmtMs(o.CreatedMs)}
 }
 
 func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {

@@ -14,6 +14,8 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 )
 
+// parseID reads the route's positive id; anything else is answered 404, and
+// the handler stops when ok is false.
 func parseID(c *app.RequestContext) (int64, bool) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {

@@ -42,6 +42,7 @@ func DecodeOrder(body []byte) (api.PlaceOrderRequest, error) {
 	return b, nil
 }
 
+// validIdemKey: an Idempotency-Key is at most 128 printable ASCII characters.
 func validIdemKey(k string) bool {
 	if len(k) > 128 {
 		return false
@@ -54,6 +55,9 @@ func validIdemKey(k string) bool {
 	return true
 }
 
+// parseOrder refuses a body over the shoppers' limit or not a valid order, and a
+// bad Idempotency-Key; it keeps the order for the next steps and sets the
+// trusted activity and item headers plugins read.
 func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 	body := c.Request.Body()
 	if len(body) > g.cfg.MaxBodyBytes {
@@ -80,12 +84,14 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
+// orderOf is the order parseOrder kept.
 func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
 	v, _ := c.Get("order")
 	b, _ := v.(api.PlaceOrderRequest)
 	return b
 }
 
+// limitOrder applies the global, per-user and per-item rate limits.
 func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
 	b := orderOf(c)
 	checks := []struct {
@@ -146,6 +152,7 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
+// admit runs the plugin chain h and counts its refusals as the plugin layer's.
 func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
 		h(ctx, c)
@@ -156,6 +163,8 @@ func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 	}
 }
 
+// placeOrder forwards the order to the backend: 201 with the order (sync) or 202
+// with a ticket (async, bucket).
 func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	if c.IsAborted() {
 		return
