@@ -27,7 +27,6 @@ import (
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway"
-	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/worker"
 )
 
@@ -290,7 +289,7 @@ func (s *System) startGateway(ctx context.Context, cfg *config.Config, res *reso
 		cfg.Gateway.BackendAddrs = []string{cfg.Backend.Listen}
 	}
 	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: opts.Registry, Log: opts.Log,
-		Counters: wasm.NewRedisCounters(res.rdb, "")})
+		Counters: redis.NewPluginCounters(res.rdb, "")})
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,8 @@ import (
 
 	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/bench/load"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/auth"
-	"github.com/seckill/flashsale/gateway/ratelimit"
 )
 
 // Target is the running system under test.
@@ -89,11 +89,11 @@ type Options struct {
 
 // BenchLimits are the rate limits the bench sets: every layer stays on the path but
 // none sheds the bench's own users.
-var BenchLimits = ratelimit.Limits{
-	Global: ratelimit.Rule{RPS: 1_000_000, Burst: 1_000_000},
-	User:   ratelimit.Rule{RPS: 1_000, Burst: 1_000},
-	Item:   ratelimit.Rule{RPS: 1_000_000, Burst: 1_000_000},
-	IP:     ratelimit.Rule{RPS: 1_000_000, Burst: 1_000_000},
+var BenchLimits = api.Limits{
+	Global: api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	User:   api.Rule{RPS: 1_000, Burst: 1_000},
+	Item:   api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	IP:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
 }
 
 // RunReport is one scenario under one strategy.
@@ -149,21 +149,21 @@ type RunReport struct {
 
 // Report is a whole bench run.
 type Report struct {
-	Tool        string            `json:"tool"`
-	Started     time.Time         `json:"started"`
-	WallSeconds float64           `json:"wall_s"`
-	LoadAvgEnd  float64           `json:"load_avg_end"`
-	Machine     Machine           `json:"machine"`
-	Target      TargetInfo        `json:"target"`
-	Sizes       Sizes             `json:"sizes"`
-	Buckets     int               `json:"buckets"`
-	Limits      *ratelimit.Limits `json:"limits_set,omitempty"`
-	Baselines   []BaselineReport  `json:"baselines,omitempty"`
-	Runs        []RunReport       `json:"runs"`
-	OK          bool              `json:"ok"`
-	Failures    []string          `json:"failures,omitempty"`
-	Notes       []string          `json:"notes,omitempty"`
-	ActivityIDs []int64           `json:"activity_ids"`
+	Tool        string           `json:"tool"`
+	Started     time.Time        `json:"started"`
+	WallSeconds float64          `json:"wall_s"`
+	LoadAvgEnd  float64          `json:"load_avg_end"`
+	Machine     Machine          `json:"machine"`
+	Target      TargetInfo       `json:"target"`
+	Sizes       Sizes            `json:"sizes"`
+	Buckets     int              `json:"buckets"`
+	Limits      *api.Limits      `json:"limits_set,omitempty"`
+	Baselines   []BaselineReport `json:"baselines,omitempty"`
+	Runs        []RunReport      `json:"runs"`
+	OK          bool             `json:"ok"`
+	Failures    []string         `json:"failures,omitempty"`
+	Notes       []string         `json:"notes,omitempty"`
+	ActivityIDs []int64          `json:"activity_ids"`
 }
 
 // TargetInfo is the part of the Target a report shows (no secrets).
@@ -178,7 +178,7 @@ type bencher struct {
 	opts   Options
 	target *Target
 	shop   *load.Shop
-	admin  *admin
+	admin  *api.Client // the operator API
 	prog   *progress
 	tokens []string
 	report *Report
@@ -248,7 +248,7 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 		opts:   opts,
 		target: target,
 		shop:   &load.Shop{HTTP: hc, Base: base, Tries: opts.Tries, Timeout: opts.Timeout},
-		admin:  &admin{http: hc, base: base, token: target.AdminToken},
+		admin:  &api.Client{BaseURL: base, AdminToken: target.AdminToken, HTTP: hc, Timeout: 15 * time.Second},
 		prog:   newProgress(opts.Progress, opts.TTY),
 		base:   map[string]*BaselineReport{},
 	}
@@ -263,17 +263,17 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 		return nil, err
 	}
 	if !opts.KeepLimits {
-		old, err := b.admin.limits(ctx)
+		old, err := b.admin.Limits(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("read the rate limits: %w", err)
 		}
-		if err := b.admin.setLimits(ctx, BenchLimits); err != nil {
+		if _, err := b.admin.SetLimits(ctx, BenchLimits); err != nil {
 			return nil, fmt.Errorf("set the bench's rate limits: %w", err)
 		}
 		defer func() {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if err := b.admin.setLimits(rctx, old); err != nil {
+			if _, err := b.admin.SetLimits(rctx, *old); err != nil {
 				b.prog.say("bench: could not put the old rate limits back: %v", err)
 			}
 		}()
@@ -407,7 +407,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	if strategy == "bucket" {
 		buckets = b.opts.Buckets
 	}
-	act, err := b.admin.createSale(ctx, fmt.Sprintf("bench %s %s %s", sc.name, strategy, b.opts.Tag), strategy, buckets, sc.perUser, sc.items)
+	act, err := createSale(ctx, b.admin, fmt.Sprintf("bench %s %s %s", sc.name, strategy, b.opts.Tag), strategy, buckets, sc.perUser, sc.items)
 	if err != nil {
 		return RunReport{}, err
 	}
@@ -453,11 +453,11 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	}
 
 	// Settle: wait until nothing is pending or in flight and Redis agrees with MySQL.
-	var last atomic.Pointer[Stats]
+	var last atomic.Pointer[api.Stats]
 	b.prog.begin(label, "settle", 0, nil, func() string {
 		s := pending()
 		if st := last.Load(); st != nil {
-			o, _, rs, ms, fl := st.totals()
+			o, _, rs, ms, fl := totals(st)
 			s += fmt.Sprintf(" pending %d in flight %d orders %d redis %d mysql %d", st.PendingTickets, fl, o, rs, ms)
 		}
 		return s
@@ -465,10 +465,10 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	settled := false
 	deadline := time.Now().Add(b.opts.SettleTimeout)
 	for {
-		st, err := b.admin.stats(ctx, act.ID)
+		st, err := b.admin.Stats(ctx, act.ID)
 		if err == nil {
 			last.Store(st)
-			if st.settled() && poller.Outstanding() == 0 {
+			if isSettled(st) && poller.Outstanding() == 0 {
 				settled = true
 				break
 			}
@@ -509,7 +509,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 			rr.Admitted += n
 		}
 	}
-	rr.Orders, rr.UnitsSold, _, _, _ = st.totals()
+	rr.Orders, rr.UnitsSold, _, _, _ = totals(st)
 	rr.SettleSeconds = round2(settledAt.Sub(res.Ended).Seconds())
 	if span := settledAt.Sub(res.Started).Seconds(); span > 0 {
 		rr.OrdersPerSec = round1(float64(rr.Orders) / span)
@@ -564,11 +564,11 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 // finalStats reads the stats once more, retrying a busy backend for a while; if it
 // still does not answer, the last snapshot of the settle wait stands in (the run is
 // then unsettled and fails its checks) so one swamped run does not end the bench.
-func (b *bencher) finalStats(ctx context.Context, id int64, last *Stats) (*Stats, error) {
+func (b *bencher) finalStats(ctx context.Context, id int64, last *api.Stats) (*api.Stats, error) {
 	var err error
 	for try := 0; try < 8; try++ {
-		var st *Stats
-		if st, err = b.admin.stats(ctx, id); err == nil {
+		var st *api.Stats
+		if st, err = b.admin.Stats(ctx, id); err == nil {
 			return st, nil
 		}
 		if ctx.Err() != nil {

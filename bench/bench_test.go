@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/seckill/flashsale/bench/load"
+	"github.com/seckill/flashsale/gateway/api"
 )
 
 func TestScenariosAreDeterministicAndSkewed(t *testing.T) {
@@ -54,12 +55,8 @@ func TestScenariosAreDeterministicAndSkewed(t *testing.T) {
 
 // fakeRun is a settled hot-item run of 3 units bought by users 0, 1 and 2.
 func fakeRun() checkInput {
-	sc := &scenario{name: Hot, items: []ItemSpec{{Stock: 3}}, users: 5, perUser: 1}
-	act := &activity{ID: 7}
-	act.Items = append(act.Items, struct {
-		ID         int64 `json:"id"`
-		TotalStock int64 `json:"total_stock"`
-	}{ID: 70, TotalStock: 3})
+	sc := &scenario{name: Hot, items: []api.ItemSpec{{Stock: 3}}, users: 5, perUser: 1}
+	act := &api.Activity{ID: 7, Items: []api.Item{{ID: 70, TotalStock: 3}}}
 	recs := []attemptRec{
 		{sent: true, user: 0, status: 201, ticket: "t0", orderID: "o0"},
 		{sent: true, user: 1, status: 201, ticket: "t1", orderID: "o1"},
@@ -67,7 +64,7 @@ func fakeRun() checkInput {
 		{sent: true, user: 3, status: 409},
 		{sent: true, user: 4, status: 409},
 	}
-	st := &Stats{ActivityID: 7, Items: []ItemStats{{ItemID: 70, TotalStock: 3, Orders: 3, UnitsSold: 3}}}
+	st := &api.Stats{ActivityID: 7, Items: []api.ItemStats{{ItemID: 70, TotalStock: 3, Orders: 3, UnitsSold: 3}}}
 	return checkInput{sc: sc, act: act, stats: st, recs: recs, settled: true, userBase: 100}
 }
 

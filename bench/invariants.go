@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/seckill/flashsale/bench/load"
+	"github.com/seckill/flashsale/gateway/api"
 )
 
 // Check is one invariant checked after a run.
@@ -36,8 +37,8 @@ func (r *attemptRec) definite() bool {
 
 type checkInput struct {
 	sc       *scenario
-	act      *activity
-	stats    *Stats
+	act      *api.Activity
+	stats    *api.Stats
 	recs     []attemptRec
 	finals   []load.Final // async and bucket
 	async    bool         // tickets were followed
@@ -54,7 +55,7 @@ func checkInvariants(ctx context.Context, in checkInput) []Check {
 	add := func(name string, ok bool, format string, args ...any) {
 		checks = append(checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
 	}
-	byID := map[int64]ItemStats{}
+	byID := map[int64]api.ItemStats{}
 	for _, it := range in.stats.Items {
 		byID[it.ItemID] = it
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/bench/load"
+	"github.com/seckill/flashsale/gateway/api"
 )
 
 // Scenario names.
@@ -64,7 +65,7 @@ func DefaultSizes() Sizes {
 type scenario struct {
 	name        string
 	description string
-	items       []ItemSpec
+	items       []api.ItemSpec
 	users       int
 	perUser     int
 	pace        load.Config
@@ -89,7 +90,7 @@ func buildScenario(name string, z Sizes) (*scenario, error) {
 		return &scenario{
 			name:        Hot,
 			description: fmt.Sprintf("one item of %d units, %d attempts from %d users (round robin), per-user limit 1, closed loop of %d clients", z.HotStock, z.HotAttempts, users, z.HotConcurrency),
-			items:       []ItemSpec{{Name: "hot item", PriceCents: 9900, Stock: z.HotStock}},
+			items:       []api.ItemSpec{{Name: "hot item", PriceCents: 9900, Stock: z.HotStock}},
 			users:       users, perUser: 1,
 			pace: load.Config{Mode: load.Closed, Concurrency: z.HotConcurrency, Count: z.HotAttempts, Duration: 10 * time.Minute},
 			pick: func(i int) (int, int) { return i % users, 0 },
@@ -98,13 +99,13 @@ func buildScenario(name string, z Sizes) (*scenario, error) {
 		if z.MixedItems <= 0 || z.MixedAttempts <= 0 || z.MixedUsers <= 0 || z.MixedHotItems > z.MixedItems {
 			return nil, fmt.Errorf("mixed: items, attempts and users must be positive, hot items at most items")
 		}
-		items := make([]ItemSpec, z.MixedItems)
+		items := make([]api.ItemSpec, z.MixedItems)
 		for k := range items {
 			stock, kind := z.MixedColdStock, "cold"
 			if k < z.MixedHotItems {
 				stock, kind = z.MixedHotStock, "hot"
 			}
-			items[k] = ItemSpec{Name: fmt.Sprintf("%s item %d", kind, k+1), PriceCents: int64(1000 + 100*k), Stock: stock}
+			items[k] = api.ItemSpec{Name: fmt.Sprintf("%s item %d", kind, k+1), PriceCents: int64(1000 + 100*k), Stock: stock}
 		}
 		cdf := zipfCDF(z.MixedItems, z.MixedSkew)
 		users := z.MixedUsers
@@ -130,7 +131,7 @@ func buildScenario(name string, z Sizes) (*scenario, error) {
 		return &scenario{
 			name:        Sustained,
 			description: fmt.Sprintf("open loop at %.0f attempts/s for %s, one item with a unit for every attempt, each attempt a new user (%d), at most %d in flight", z.Rate, z.Duration, n, z.MaxInFlight),
-			items:       []ItemSpec{{Name: "steady item", PriceCents: 500, Stock: int64(n)}},
+			items:       []api.ItemSpec{{Name: "steady item", PriceCents: 500, Stock: int64(n)}},
 			users:       n, perUser: 1,
 			pace: load.Config{Mode: load.Open, Rate: z.Rate, Concurrency: z.MaxInFlight, Count: n, Duration: z.Duration + time.Second},
 			pick: func(i int) (int, int) { return i, 0 },

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/gateway"
-	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
 
 // readTimeout is the gateway's default HTTP read timeout (Config.ReadTimeout):
@@ -133,7 +132,7 @@ func TestOversizedBodies(t *testing.T) {
 			config: `{"users":["999"]}`, failPolicy: "open", timeoutMS: 2000}})
 		c := dial(t, f)
 		head := fmt.Sprintf("PUT /admin/v1/plugins/big HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer %s\r\n"+
-			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", admin, hertzhost.MaxAdminBody+1)
+			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", admin, gateway.MaxPluginBody+1)
 		if _, err := io.WriteString(c, head+`{"wasm_base64":"`+strings.Repeat("A", 64<<10)); err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +170,7 @@ func TestOversizedBodies(t *testing.T) {
 		}
 		chunk := fmt.Sprintf("%x\r\n%s\r\n", 1<<20, bytes.Repeat([]byte{' '}, 1<<20))
 		var writeErr error
-		for range hertzhost.MaxAdminBody>>20 + 2 {
+		for range gateway.MaxPluginBody>>20 + 2 {
 			if _, writeErr = io.WriteString(c, chunk); writeErr != nil {
 				break // the gateway closed the connection: refused
 			}

@@ -9,11 +9,10 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
-	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
 
 // maxAdminJSON bounds the bodies of the admin API but plugin uploads
-// (hertzhost.MaxAdminBody): an activity with its items, limits.
+// (MaxPluginBody): an activity with its items, limits.
 const maxAdminJSON = 1 << 20
 
 // bodyLimit is the largest body the route of c takes, and whether the route
@@ -24,7 +23,7 @@ func (g *Gateway) bodyLimit(c *app.RequestContext) (limit int, admin bool) {
 	case !strings.HasPrefix(path, "/admin/"):
 		return g.cfg.MaxBodyBytes, false
 	case string(c.Method()) == "PUT" && strings.HasPrefix(path, "/admin/v1/plugins/"):
-		return hertzhost.MaxAdminBody, true
+		return MaxPluginBody, true
 	default:
 		return maxAdminJSON, true
 	}
@@ -103,4 +102,4 @@ func (g *Gateway) tooLarge(c *app.RequestContext, limit int) {
 }
 
 // maxDrain is the longest refused body read to its end (see tooLarge).
-const maxDrain = hertzhost.MaxAdminBody
+const maxDrain = MaxPluginBody

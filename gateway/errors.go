@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/api"
 )
 
 // Codes the gateway adds to the domain's.
@@ -43,14 +45,9 @@ func statusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
-type errorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
 // fail writes the error body of API.md and stops the handler chain.
 func fail(c *app.RequestContext, code, msg string) {
-	c.AbortWithStatusJSON(statusOf(code), errorBody{Error: code, Message: msg})
+	c.AbortWithStatusJSON(statusOf(code), api.Error{Code: code, Message: msg})
 }
 
 // failErr writes a domain error.
@@ -64,3 +61,6 @@ func rateLimited(c *app.RequestContext, what string, wait time.Duration) {
 	c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
 	fail(c, eRateLimited, what+" rate limit reached; retry later")
 }
+
+// noRoute answers a path the gateway does not serve.
+func noRoute(_ context.Context, c *app.RequestContext) { fail(c, domain.ENotFound, "no such path") }

@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -29,20 +28,13 @@ import (
 
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
-
-// wasmCache is the compilation cache of the gateways these tests start, on disk
-// and shared with the wasm packages' tests: a Go guest takes seconds to compile.
-// It lives as long as the test process.
-var wasmCache = sync.OnceValues(func() (wazero.CompilationCache, error) {
-	return wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "seckill-wasm-test-cache"))
-})
 
 // startGateway starts, for tests and benchmarks alike, a gateway on a stub kitex
 // backend, without rate limits, whose plugin manager has the gateway's defaults
@@ -54,12 +46,8 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
 	backendAddr := serveBackend(tb, stub)
 
-	cache, err := wasmCache()
-	if err != nil {
-		tb.Fatalf("compilation cache: %v", err)
-	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pm, err := wasm.NewManager(context.Background(), wasm.Options{Counters: wasm.NewMemoryCounters(100_000), Logger: log, CompilationCache: cache,
+	pm, err := wasm.NewManager(context.Background(), wasm.Options{Counters: wasm.NewMemoryCounters(100_000), Logger: log, CompilationCache: wasmtest.Cache(tb),
 		DemoteAfter: *demoteAfter})
 	if err != nil {
 		tb.Fatal(err)

@@ -2,16 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"net/url"
 	"os"
-	"strings"
 	"time"
+
+	"github.com/seckill/flashsale/gateway/api"
 )
 
 const adminUsage = `Usage: seckill admin [-url URL] [-token TOKEN] <command>
@@ -29,37 +31,25 @@ Talks to a gateway's operator API (the token defaults to $SECKILL_ADMIN_TOKEN).
   limits set -file limits.json
 `
 
-// adminClient calls the operator API.
+// adminClient calls the operator API and prints each answer as the gateway
+// sent it, indented.
 type adminClient struct {
-	url, token string
-	out        io.Writer
-	http       *http.Client
+	api *api.Client
+	out io.Writer
 }
 
-func (c *adminClient) call(method, path string, body []byte) error {
-	req, err := http.NewRequest(method, strings.TrimRight(c.url, "/")+path, bytes.NewReader(body))
-	if err != nil {
+// call sends body (nil: none; []byte: as it is; else encoded) to method path.
+func (c *adminClient) call(method, path string, body any) error {
+	var answer json.RawMessage
+	if err := c.api.Do(context.Background(), method, path, body, &answer); err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
+	b := []byte(answer)
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, b, "", "  ") == nil {
 		b = pretty.Bytes()
 	}
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	_, err = fmt.Fprintln(c.out, string(b))
+	_, err := fmt.Fprintln(c.out, string(b))
 	return err
 }
 
@@ -77,7 +67,7 @@ func adminCommand(_ string, args []string, stdout, stderr io.Writer) int {
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("seckill admin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
+	base := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
 	token := fs.String("token", os.Getenv("SECKILL_ADMIN_TOKEN"), "the operators' token")
 	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for an answer (a plugin load compiles the module first)")
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
@@ -92,7 +82,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if *token == "" {
 		return errors.New("admin: no token; set SECKILL_ADMIN_TOKEN or -token")
 	}
-	c := &adminClient{url: *url, token: *token, out: stdout, http: &http.Client{Timeout: *timeout}}
+	c := &adminClient{api: &api.Client{BaseURL: *base, AdminToken: *token, Timeout: *timeout}, out: stdout}
 	what, verb, rest := rest[0], rest[1], rest[2:]
 	sub := flag.NewFlagSet("seckill admin "+what+" "+verb, flag.ContinueOnError)
 	sub.SetOutput(stderr)
@@ -141,6 +131,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		id = url.PathEscape(id)
 		switch verb {
 		case "get":
 			return c.call("GET", "/admin/v1/activities/"+id, nil)
@@ -165,30 +156,21 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("admin: -wasm: %w", err)
 		}
-		req := map[string]any{"wasm_base64": base64.StdEncoding.EncodeToString(wasm)}
+		req := api.PutPluginRequest{WasmBase64: base64.StdEncoding.EncodeToString(wasm), Order: *order,
+			FailPolicy: *policy, TimeoutMS: int64(*callTimeout)}
 		if *config != "" {
 			if !json.Valid([]byte(*config)) {
 				return errors.New("admin: -config is not valid JSON")
 			}
-			req["config"] = json.RawMessage(*config)
+			req.Config = json.RawMessage(*config)
 		}
-		if *order != 0 {
-			req["order"] = *order
-		}
-		if *policy != "" {
-			req["fail_policy"] = *policy
-		}
-		if *callTimeout != 0 {
-			req["timeout_ms"] = *callTimeout
-		}
-		b, _ := json.Marshal(req)
-		return c.call("PUT", "/admin/v1/plugins/"+name, b)
+		return c.call("PUT", "/admin/v1/plugins/"+url.PathEscape(name), req)
 	case "plugins remove":
 		name, err := arg()
 		if err != nil {
 			return err
 		}
-		return c.call("DELETE", "/admin/v1/plugins/"+name, nil)
+		return c.call("DELETE", "/admin/v1/plugins/"+url.PathEscape(name), nil)
 	case "limits get":
 		return c.call("GET", "/admin/v1/limits", nil)
 	case "limits set":

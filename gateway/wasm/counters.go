@@ -26,7 +26,7 @@ var _ Counters = (*MemoryCounters)(nil)
 
 // MemoryCounters is an in-process Counters: bounded and expiring. It is for
 // a single gateway instance (tests, the embedded demo); several instances
-// need a shared store such as RedisCounters.
+// need a shared store (backend/redis.PluginCounters keeps them in Redis).
 type MemoryCounters struct {
 	seed   maphash.Seed
 	shards [memoryShards]memoryShard

@@ -79,9 +79,11 @@
 //
 // # Using it
 //
-//	m, err := wasm.NewManager(ctx, wasm.Options{Counters: wasm.NewRedisCounters(rdb, ""), Logger: log})
+//	m, err := wasm.NewManager(ctx, wasm.Options{Counters: counters, Logger: log}) // counters: backend/redis.PluginCounters
 //	reg.MustRegister(wasm.NewCollector(m))
-//	h.Use(hertzhost.Middleware(m))                    // after auth and the trusted headers
-//	hertzhost.RegisterAdmin(adminGroup, m)            // under /admin/v1, behind admin auth
+//	h.Use(hertzhost.Middleware(m)) // after auth and the trusted headers
 //	defer m.Close(ctx)
+//
+// Operators load and unload plugins through the gateway's admin API
+// (gateway/admin_plugins.go), which calls Manager.Put and Manager.Delete.
 package wasm

@@ -34,8 +34,8 @@ const (
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
 	// Counters back seckill.counter_incr. Default: NewMemoryCounters(0),
-	// which is right for one gateway instance only; use RedisCounters when
-	// several gateways share the limits.
+	// which is right for one gateway instance only; when several gateways
+	// share the limits, use a shared store (backend/redis.PluginCounters).
 	Counters Counters
 	// Logger receives guest logs (tagged with the plugin) and the manager's
 	// own events. Default: a logger that discards everything.
@@ -515,7 +515,7 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 
 // politeSHA256 hashes b in pieces of 256 KiB, yielding the processor
 // between them (a module is megabytes; see decodeBase64Politely in
-// hertzhost).
+// package gateway).
 func politeSHA256(b []byte) [sha256.Size]byte {
 	const piece = 256 << 10
 	h := sha256.New()

@@ -3,17 +3,11 @@ package hertzhost
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,55 +17,15 @@ import (
 	"github.com/cloudwego/hertz/pkg/common/ut"
 	"github.com/cloudwego/hertz/pkg/route"
 	"github.com/http-wasm/http-wasm-host-go/tck"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 )
-
-var testCache wazero.CompilationCache
-
-func TestMain(m *testing.M) {
-	c, err := wazero.NewCompilationCacheWithDir(filepath.Join(os.TempDir(), "seckill-wasm-test-cache"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "compilation cache:", err)
-		os.Exit(1)
-	}
-	testCache = c
-	code := m.Run()
-	_ = c.Close(context.Background()) // process exits next
-	os.Exit(code)
-}
 
 const (
 	probeWasm     = "../testdata/probe.wasm"
-	garbageWasm   = "../testdata/garbage.wasm"
 	blocklistWasm = "../../../plugins/examples/blocklist/blocklist.wasm"
 )
-
-func mustReadFile(tb testing.TB, path string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		tb.Fatalf("read %s: %v (run plugins/build.sh)", path, err)
-	}
-	return b
-}
-
-func newManager(tb testing.TB) *wasm.Manager {
-	tb.Helper()
-	m, err := wasm.NewManager(context.Background(), wasm.Options{
-		CompilationCache: testCache, DefaultPoolSize: 2, DefaultTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		tb.Fatalf("NewManager: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Close(context.Background()); err != nil {
-			tb.Errorf("Close: %v", err)
-		}
-	})
-	return m
-}
 
 func mustPut(tb testing.TB, m *wasm.Manager, name string, spec wasm.Spec) {
 	tb.Helper()
@@ -81,8 +35,7 @@ func mustPut(tb testing.TB, m *wasm.Manager, name string, spec wasm.Spec) {
 }
 
 // newEngine is a gateway in miniature: the admission middleware in front
-// of POST /api/v1/orders, which echoes what the plugins put in the request,
-// and the admin routes under /admin/v1.
+// of POST /api/v1/orders, which echoes what the plugins put in the request.
 func newEngine(tb testing.TB, m *wasm.Manager) *route.Engine {
 	tb.Helper()
 	e := route.NewEngine(config.NewOptions(nil))
@@ -93,28 +46,13 @@ func newEngine(tb testing.TB, m *wasm.Manager) *route.Engine {
 			"calls":  string(c.Request.Header.Peek("X-Probe-Calls")),
 		})
 	})
-	RegisterAdmin(e.Group("/admin/v1"), m)
 	return e
 }
 
-type errorResponse struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
-func decode[T any](tb testing.TB, body []byte) T {
-	tb.Helper()
-	var v T
-	if err := json.Unmarshal(body, &v); err != nil {
-		tb.Fatalf("decode %q: %v", body, err)
-	}
-	return v
-}
-
 func TestMiddleware(t *testing.T) {
-	m := newManager(t)
-	mustPut(t, m, "probe", wasm.Spec{Wasm: mustReadFile(t, probeWasm), Config: json.RawMessage(`{"k":1}`), FailPolicy: wasm.FailClosed})
-	mustPut(t, m, "blocklist", wasm.Spec{Wasm: mustReadFile(t, blocklistWasm), Order: -1, Config: json.RawMessage(`{"users":["13"]}`)})
+	m := wasmtest.NewManager(t, wasm.Options{})
+	mustPut(t, m, "probe", wasm.Spec{Wasm: wasmtest.ReadModule(t, probeWasm), Config: json.RawMessage(`{"k":1}`), FailPolicy: wasm.FailClosed})
+	mustPut(t, m, "blocklist", wasm.Spec{Wasm: wasmtest.ReadModule(t, blocklistWasm), Order: -1, Config: json.RawMessage(`{"users":["13"]}`)})
 	e := newEngine(t, m)
 	tests := []struct {
 		name       string
@@ -151,128 +89,10 @@ func TestMiddleware(t *testing.T) {
 	}
 }
 
-func TestAdmin(t *testing.T) {
-	m := newManager(t)
-	e := newEngine(t, m)
-	probe := base64.StdEncoding.EncodeToString(mustReadFile(t, probeWasm))
-	put := func(name, body string) (int, []byte) {
-		w := ut.PerformRequest(e, http.MethodPut, "/admin/v1/plugins/"+name,
-			&ut.Body{Body: strings.NewReader(body), Len: len(body)}, ut.Header{Key: "Content-Type", Value: "application/json"})
-		return w.Code, w.Body.Bytes()
-	}
-
-	status, body := put("probe", `{"wasm_base64":"`+probe+`","order":5,"config":{"a":[1,2]},"fail_policy":"closed","timeout_ms":250,"memory_limit_pages":256,"pool_size":3}`)
-	if status != 200 {
-		t.Fatalf("PUT: got %d %s, want 200", status, body)
-	}
-	p := decode[Plugin](t, body)
-	if p.Name != "probe" || p.Order != 5 || string(p.Config) != `{"a":[1,2]}` || p.FailPolicy != "closed" ||
-		p.TimeoutMS != 250 || p.MemoryLimitPages != 256 || p.PoolSize != 3 || len(p.SHA256) != 64 || !p.RequestOnly {
-		t.Errorf("got %+v, want the PUT values", p)
-	}
-
-	bad := []struct {
-		name, plugin, body string
-		wantStatus         int
-		wantMessage        string
-	}{
-		{"unknown field", "probe", `{"wasm_base64":"` + probe + `","colour":"red"}`, 400, "unknown field"},
-		{"no module", "probe", `{"order":1}`, 400, "wasm_base64 is required"},
-		{"bad base64", "probe", `{"wasm_base64":"%%%"}`, 400, "wasm_base64"},
-		{"not json", "probe", `{`, 400, "body"},
-		{"trailing data", "probe", `{"wasm_base64":"` + probe + `"} {}`, 400, "trailing data"},
-		{"garbage module", "probe", `{"wasm_base64":"` + base64.StdEncoding.EncodeToString(mustReadFile(t, garbageWasm)) + `"}`, 400, "does not compile"},
-		{"bad policy", "probe", `{"wasm_base64":"` + probe + `","fail_policy":"sometimes"}`, 400, "fail policy"},
-		{"bad name", "Probe!", `{"wasm_base64":"` + probe + `"}`, 400, "plugin name"},
-		{"negative pages", "probe", `{"wasm_base64":"` + probe + `","memory_limit_pages":-1}`, 400, "body"},
-	}
-	for _, tt := range bad {
-		t.Run(tt.name, func(t *testing.T) {
-			status, body := put(tt.plugin, tt.body)
-			if status != tt.wantStatus {
-				t.Fatalf("got %d %s, want %d", status, body, tt.wantStatus)
-			}
-			e := decode[errorResponse](t, body)
-			if e.Error != "bad_request" || !strings.Contains(e.Message, tt.wantMessage) {
-				t.Errorf("got %+v, want bad_request with %q", e, tt.wantMessage)
-			}
-		})
-	}
-
-	// The failed PUTs left the chain as it was.
-	w := ut.PerformRequest(e, http.MethodGet, "/admin/v1/plugins", nil)
-	if w.Code != 200 {
-		t.Fatalf("GET: got %d, want 200", w.Code)
-	}
-	list := decode[struct{ Plugins []Plugin }](t, w.Body.Bytes())
-	if len(list.Plugins) != 1 || list.Plugins[0].SHA256 != p.SHA256 || string(list.Plugins[0].Config) != `{"a":[1,2]}` {
-		t.Fatalf("GET: got %+v, want the probe as loaded", list.Plugins)
-	}
-	w = ut.PerformRequest(e, http.MethodPost, "/api/v1/orders", nil)
-	if w.Code != 201 {
-		t.Errorf("order: got %d %s, want 201", w.Code, w.Body.String())
-	}
-	w = ut.PerformRequest(e, http.MethodGet, "/admin/v1/plugins", nil)
-	if got := decode[struct{ Plugins []Plugin }](t, w.Body.Bytes()).Plugins[0].Counters; got.Calls != 1 || got.Admitted != 1 {
-		t.Errorf("got counters %+v, want 1 call admitted", got)
-	}
-
-	w = ut.PerformRequest(e, http.MethodDelete, "/admin/v1/plugins/probe", nil)
-	if w.Code != 204 {
-		t.Errorf("DELETE: got %d, want 204", w.Code)
-	}
-	w = ut.PerformRequest(e, http.MethodDelete, "/admin/v1/plugins/probe", nil)
-	if got := decode[errorResponse](t, w.Body.Bytes()); w.Code != 404 || got.Error != "not_found" {
-		t.Errorf("DELETE again: got %d %+v, want 404 not_found", w.Code, got)
-	}
-}
-
-func TestHotSwapUnderLoad(t *testing.T) {
-	m := newManager(t)
-	e := newEngine(t, m)
-	probe := base64.StdEncoding.EncodeToString(mustReadFile(t, probeWasm))
-	put := func(i int) {
-		body := fmt.Sprintf(`{"wasm_base64":"%s","config":%d,"fail_policy":"closed"}`, probe, i)
-		w := ut.PerformRequest(e, http.MethodPut, "/admin/v1/plugins/probe",
-			&ut.Body{Body: strings.NewReader(body), Len: len(body)})
-		if w.Code != 200 {
-			t.Fatalf("PUT %d: got %d %s", i, w.Code, w.Body.String())
-		}
-	}
-	put(0)
-
-	const workers = 8
-	var stop atomic.Bool
-	var total, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				w := ut.PerformRequest(e, http.MethodPost, "/api/v1/orders", nil)
-				total.Add(1)
-				if w.Code != 201 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	for i := 1; i <= 20; i++ {
-		put(i)
-	}
-	stop.Store(true)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Errorf("got %d of %d requests failed during 20 swaps, want 0", failed.Load(), total.Load())
-	}
-	t.Logf("%d requests during 20 swaps", total.Load())
-}
-
 // TestTCK runs the upstream http-wasm TCK against the hertz host: a real
 // hertz server with the TCK guest as a plugin and the TCK backend behind it.
 func TestTCK(t *testing.T) {
-	m := newManager(t)
+	m := wasmtest.NewManager(t, wasm.Options{})
 	mustPut(t, m, "tck", wasm.Spec{Wasm: tck.GuestWASM, FailPolicy: wasm.FailClosed})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

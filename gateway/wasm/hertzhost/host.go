@@ -1,7 +1,8 @@
 // Package hertzhost runs the wasm admission chain inside a hertz server: it
 // implements the http-wasm Host (handler.Host of http-wasm-host-go) over
-// hertz's *app.RequestContext, provides the middleware that runs the chain,
-// and the admin endpoints that load, replace and remove plugins.
+// hertz's *app.RequestContext and provides the middleware that runs the
+// chain. Loading and removing plugins is the gateway's admin API
+// (gateway/admin_plugins.go).
 package hertzhost
 
 import (

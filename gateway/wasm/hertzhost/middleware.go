@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
@@ -60,14 +61,9 @@ func Middleware(m *wasm.Manager, opts ...Option) app.HandlerFunc {
 	}
 }
 
-type errorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
 // writeError replaces the response body with the gateway's error shape.
 func writeError(c *app.RequestContext, status int, code, message string) {
-	body, err := json.Marshal(errorBody{Error: code, Message: message})
+	body, err := json.Marshal(api.Error{Code: code, Message: message})
 	if err != nil { // two strings always marshal
 		panic(err)
 	}

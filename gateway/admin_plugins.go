@@ -1,4 +1,7 @@
-package hertzhost
+// Operators' plugin routes (/admin/v1/plugins): list the admission chain,
+// load or replace a plugin, unload one.
+
+package gateway
 
 import (
 	"bytes"
@@ -16,84 +19,25 @@ import (
 
 	"github.com/bytedance/sonic"
 	"github.com/cloudwego/hertz/pkg/app"
-	"github.com/cloudwego/hertz/pkg/route"
 
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
-// MaxAdminBody bounds the body of PUT /plugins/:name: a 16 MiB module in
-// base64 plus the other fields. The hertz server's own limit
-// (server.WithMaxRequestBodySize, 4 MiB by default) must be at least this.
-const MaxAdminBody = 24 << 20
+// MaxPluginBody bounds the body of PUT /admin/v1/plugins/:name: a 16 MiB
+// module in base64 plus the other fields.
+const MaxPluginBody = 24 << 20
 
-// RegisterAdmin registers the plugin admin endpoints on g (mount it under
-// /admin/v1 behind the admin auth):
-//
-//	GET    /plugins        200 {"plugins": [plugin...]} in chain order
-//	PUT    /plugins/:name  200 plugin; load or replace (400 bad_request on a bad body or module)
-//	DELETE /plugins/:name  204; 404 not_found for unknown names
-func RegisterAdmin(g *route.RouterGroup, m *wasm.Manager) {
-	a := admin{m: m}
-	g.GET("/plugins", a.list)
-	g.PUT("/plugins/:name", a.put)
-	g.DELETE("/plugins/:name", a.delete)
-}
-
-type admin struct{ m *wasm.Manager }
-
-// PutRequest is the body of PUT /plugins/:name. All but WasmBase64 are
-// optional; unknown fields are refused.
-type PutRequest struct {
-	WasmBase64       string          `json:"wasm_base64"`
-	Order            int             `json:"order"`
-	Config           json.RawMessage `json:"config,omitempty"` // any JSON, handed to the guest
-	FailPolicy       string          `json:"fail_policy,omitempty"`
-	TimeoutMS        int64           `json:"timeout_ms,omitempty"`
-	MemoryLimitPages uint32          `json:"memory_limit_pages,omitempty"`
-	PoolSize         int             `json:"pool_size,omitempty"`
-}
-
-// Plugin is a loaded plugin as the admin API shows it.
-type Plugin struct {
-	Name             string          `json:"name"`
-	Order            int             `json:"order"`
-	Config           json.RawMessage `json:"config"`
-	FailPolicy       string          `json:"fail_policy"`
-	SHA256           string          `json:"sha256"`
-	SizeBytes        int             `json:"size_bytes"`
-	TimeoutMS        int64           `json:"timeout_ms"`
-	MemoryLimitPages uint32          `json:"memory_limit_pages"`
-	PoolSize         int             `json:"pool_size"`
-	RequestOnly      bool            `json:"request_only"`
-	LoadedAt         time.Time       `json:"loaded_at"`
-	Counters         Counters        `json:"counters"`
-}
-
-// Counters are a plugin's counters in the admin API (kept across
-// replacements of the same name).
-type Counters struct {
-	Calls              uint64  `json:"calls"`
-	Admitted           uint64  `json:"admitted"`
-	Rejections         uint64  `json:"rejections"`
-	Errors             uint64  `json:"errors"`
-	Timeouts           uint64  `json:"timeouts"`
-	InstancesCreated   uint64  `json:"instances_created"`
-	InstancesDiscarded uint64  `json:"instances_discarded"`
-	InstancesLive      int     `json:"instances_live"`
-	LatencySumMS       float64 `json:"latency_sum_ms"`
-	LatencyP50MS       float64 `json:"latency_p50_ms"`
-	LatencyP99MS       float64 `json:"latency_p99_ms"`
-}
-
-// PluginOf converts a wasm.Info to its admin API form.
-func PluginOf(i wasm.Info) Plugin {
+// pluginOut is a loaded plugin as the admin API shows it.
+func pluginOut(i wasm.Info) api.Plugin {
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	cfg := i.Config
 	if len(cfg) == 0 {
 		cfg = json.RawMessage("null")
 	}
 	s := i.Stats
-	return Plugin{
+	return api.Plugin{
 		Name:             i.Name,
 		Order:            i.Order,
 		Config:           cfg,
@@ -105,7 +49,7 @@ func PluginOf(i wasm.Info) Plugin {
 		PoolSize:         i.PoolSize,
 		RequestOnly:      i.RequestOnly,
 		LoadedAt:         i.LoadedAt.UTC(),
-		Counters: Counters{
+		Counters: api.PluginCounters{
 			Calls: s.Calls, Admitted: s.Admitted, Rejections: s.Rejections,
 			Errors: s.Errors, Timeouts: s.Timeouts,
 			InstancesCreated: s.InstancesCreated, InstancesDiscarded: s.InstancesDiscarded,
@@ -115,28 +59,23 @@ func PluginOf(i wasm.Info) Plugin {
 	}
 }
 
-func (a admin) list(_ context.Context, c *app.RequestContext) {
-	infos := a.m.List()
-	out := struct {
-		Plugins []Plugin `json:"plugins"`
-	}{Plugins: make([]Plugin, len(infos))}
-	for i, info := range infos {
-		out.Plugins[i] = PluginOf(info)
-	}
-	writeJSON(c, http.StatusOK, out)
+// listPlugins answers 200 {"plugins": [plugin...]} in chain order.
+func (g *Gateway) listPlugins(_ context.Context, c *app.RequestContext) {
+	writeJSON(c, http.StatusOK, api.PluginList{Plugins: each(g.plugins.List(), pluginOut)})
 }
 
-func (a admin) put(ctx context.Context, c *app.RequestContext) {
+// putPlugin loads or replaces a plugin: 200 with the plugin; 400 bad_request on
+// a bad body or module, leaving the running chain untouched.
+func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	name := c.Param("name")
 	body := c.Request.Body()
-	if len(body) > MaxAdminBody {
-		writeError(c, http.StatusRequestEntityTooLarge, "too_large",
-			fmt.Sprintf("body of %d bytes over the limit of %d", len(body), MaxAdminBody))
+	if len(body) > MaxPluginBody {
+		fail(c, eTooLarge, fmt.Sprintf("body of %d bytes over the limit of %d", len(body), MaxPluginBody))
 		return
 	}
 	// Megabytes of JSON and base64: decoded at a lower priority than the
 	// requests the gateway serves meanwhile.
-	var req PutRequest
+	var req api.PutPluginRequest
 	var wasmBytes []byte
 	var err error
 	wasm.InBackground(func() {
@@ -148,13 +87,13 @@ func (a admin) put(ctx context.Context, c *app.RequestContext) {
 		}
 	})
 	if err != nil {
-		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
+		fail(c, domain.EBadRequest, err.Error())
 		return
 	}
 	if len(req.Config) > 0 && bytes.Equal(bytes.TrimSpace(req.Config), []byte("null")) {
 		req.Config = nil
 	}
-	info, err := a.m.Put(ctx, name, wasm.Spec{
+	info, err := g.plugins.Put(ctx, name, wasm.Spec{
 		Wasm:             wasmBytes,
 		Order:            req.Order,
 		Config:           req.Config,
@@ -164,10 +103,10 @@ func (a admin) put(ctx context.Context, c *app.RequestContext) {
 		PoolSize:         req.PoolSize,
 	})
 	if err != nil {
-		writeManagerError(c, err)
+		failManagerErr(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, PluginOf(info))
+	writeJSON(c, http.StatusOK, pluginOut(info))
 }
 
 // decodeBase64Politely decodes s in pieces of 256 KiB, yielding the
@@ -205,8 +144,8 @@ var putJSON = sonic.Config{EscapeHTML: true, ValidateString: true, DisallowUnkno
 // module are errors. Its WasmBase64 may point into body: the server reuses
 // the body's buffer after the request, so it is only to be decoded; every
 // other field is the request's own.
-func decodePut(body []byte) (PutRequest, error) {
-	var req PutRequest
+func decodePut(body []byte) (api.PutPluginRequest, error) {
+	var req api.PutPluginRequest
 	// The body as a string without copying its megabytes: sonic's
 	// Unmarshal copies a []byte into a string first.
 	err := putJSON.UnmarshalFromString(unsafe.String(unsafe.SliceData(body), len(body)), &req)
@@ -214,7 +153,7 @@ func decodePut(body []byte) (PutRequest, error) {
 		req.FailPolicy = strings.Clone(req.FailPolicy)
 		req.Config = bytes.Clone(req.Config)
 	} else {
-		req = PutRequest{}
+		req = api.PutPluginRequest{}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
@@ -233,32 +172,35 @@ func decodePut(body []byte) (PutRequest, error) {
 	return req, nil
 }
 
-func (a admin) delete(ctx context.Context, c *app.RequestContext) {
-	if err := a.m.Delete(ctx, c.Param("name")); err != nil {
-		writeManagerError(c, err)
+// deletePlugin unloads a plugin: 204; 404 not_found for unknown names.
+func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
+	if err := g.plugins.Delete(ctx, c.Param("name")); err != nil {
+		failManagerErr(c, err)
 		return
 	}
 	c.Status(http.StatusNoContent)
 }
 
-// writeManagerError maps the Manager's error codes to HTTP.
-func writeManagerError(c *app.RequestContext, err error) {
+// failManagerErr answers an error of the plugin manager with the API code
+// of its wasm code.
+func failManagerErr(c *app.RequestContext, err error) {
 	switch wasm.Code(err) {
 	case wasm.CodeInvalid:
-		writeError(c, http.StatusBadRequest, "bad_request", err.Error())
+		fail(c, domain.EBadRequest, err.Error())
 	case wasm.CodeNotFound:
-		writeError(c, http.StatusNotFound, "not_found", err.Error())
+		fail(c, domain.ENotFound, err.Error())
 	case wasm.CodeClosed:
-		writeError(c, http.StatusServiceUnavailable, "unavailable", err.Error())
+		fail(c, domain.EUnavailable, err.Error())
 	default:
-		writeError(c, http.StatusInternalServerError, "internal", err.Error())
+		fail(c, domain.EInternal, err.Error())
 	}
 }
 
+// writeJSON answers v encoded with encoding/json.
 func writeJSON(c *app.RequestContext, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
-		writeError(c, http.StatusInternalServerError, "internal", "encode response: "+err.Error())
+		fail(c, domain.EInternal, "encode response: "+err.Error())
 		return
 	}
 	c.Data(status, "application/json; charset=utf-8", body)

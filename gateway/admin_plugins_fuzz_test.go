@@ -1,4 +1,4 @@
-package hertzhost
+package gateway
 
 import (
 	"bytes"
@@ -13,16 +13,18 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/common/ut"
 
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
 )
 
-const admitWasm = "../testdata/admit.wasm" // 88 bytes: instantiates in microseconds
+const admitWasm = "wasm/testdata/admit.wasm" // 88 bytes: instantiates in microseconds
 
 // putSeeds are PUT bodies for the fuzzers: valid ones (around admit.wasm) and
 // the usual ways to get one wrong.
 func putSeeds(tb testing.TB) []string {
 	tb.Helper()
-	admit := base64.StdEncoding.EncodeToString(mustReadFile(tb, admitWasm))
+	admit := base64.StdEncoding.EncodeToString(wasmtest.ReadModule(tb, admitWasm))
 	return []string{
 		`{"wasm_base64":"` + admit + `"}`,
 		`{"wasm_base64":"` + admit + `","order":-3,"config":{"users":["1"],"x":[1,2,{"y":null}]},"fail_policy":"closed","timeout_ms":25,"memory_limit_pages":16,"pool_size":1}`,
@@ -99,8 +101,8 @@ func FuzzAdminPut(f *testing.F) {
 	f.Add("x/../y", []byte(putSeeds(f)[0]))
 	f.Add(strings.Repeat("n", 64), []byte(putSeeds(f)[0]))
 
-	m := newManager(f)
-	e := newEngine(f, m)
+	m := wasmtest.NewManager(f, wasm.Options{})
+	e := newPluginEngine(f, m)
 	type entry struct{ name, sha string }
 	chain := func() []entry {
 		var out []entry
@@ -118,7 +120,7 @@ func FuzzAdminPut(f *testing.F) {
 			&ut.Body{Body: bytes.NewReader(body), Len: len(body)}, ut.Header{Key: "Content-Type", Value: "application/json"})
 		switch w.Code {
 		case http.StatusOK:
-			var p Plugin
+			var p api.Plugin
 			if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || p.Name == "" || len(p.SHA256) != 64 {
 				t.Fatalf("200 with body %q (%v), want the plugin", w.Body.Bytes(), err)
 			}
@@ -130,8 +132,8 @@ func FuzzAdminPut(f *testing.F) {
 				t.Fatalf("DELETE %s: got %d %s", p.Name, d.Code, d.Body.Bytes())
 			}
 		case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge:
-			var e errorResponse
-			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == "" || e.Message == "" {
+			var e api.Error
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code == "" || e.Message == "" {
 				t.Fatalf("%d with body %q (%v), want the error shape", w.Code, w.Body.Bytes(), err)
 			}
 			if after := chain(); !slices.Equal(before, after) {

@@ -1,0 +1,144 @@
+// Operators' activity routes (/admin/v1/activities): create, read, change,
+// publish, take offline, stats.
+
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/gateway/api"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+)
+
+func (g *Gateway) adminListActivities(ctx context.Context, c *app.RequestContext) {
+	g.activities(ctx, c, true)
+}
+
+// parseTime reads an RFC 3339 time of the body's field as Unix milliseconds.
+func parseTime(field, s string) (int64, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, domain.Errorf(domain.EBadRequest, "%s must be an RFC 3339 time, like 2026-11-25T20:00:00Z", field)
+	}
+	return t.UnixMilli(), nil
+}
+
+func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
+	var b api.CreateActivityRequest
+	if err := decodeStrict(c.Request.Body(), &b); err != nil {
+		fail(c, domain.EBadRequest, err.Error())
+		return
+	}
+	start, err := parseTime("start", b.Start)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	end, err := parseTime("end", b.End)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	req := &rpc.CreateActivityReq{Name: b.Name, StartMs: start, EndMs: end, Strategy: b.Strategy, PerUserLimit: b.PerUserLimit, BucketCount: b.BucketCount}
+	for _, it := range b.Items {
+		req.Items = append(req.Items, &rpc.ItemSpec{Name: it.Name, PriceCents: it.PriceCents, Stock: it.Stock})
+	}
+	a, err := g.backend.CreateActivity(ctx, req)
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, activityOut(a))
+}
+
+func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
+	id, ok := parseID(c)
+	if !ok {
+		return
+	}
+	var b api.UpdateActivityRequest
+	if err := decodeStrict(c.Request.Body(), &b); err != nil {
+		fail(c, domain.EBadRequest, err.Error())
+		return
+	}
+	req := &rpc.UpdateActivityReq{Id: id, Name: b.Name, PerUserLimit: b.PerUserLimit, Strategy: b.Strategy, BucketCount: b.BucketCount}
+	for field, s := range map[string]*string{"start": b.Start, "end": b.End} {
+		if s == nil {
+			continue
+		}
+		ms, err := parseTime(field, *s)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		if field == "start" {
+			req.StartMs = &ms
+		} else {
+			req.EndMs = &ms
+		}
+	}
+	for _, it := range b.Items {
+		req.Items = append(req.Items, &rpc.ItemChange{ItemId: it.ID, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock})
+	}
+	a, err := g.backend.UpdateActivity(ctx, req)
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	g.edge.forget(id)
+	c.JSON(http.StatusOK, activityOut(a))
+}
+
+// adminCall runs an operator's call on the route's activity and answers it;
+// the edge cache forgets the activity, which the call may have changed.
+func (g *Gateway) adminCall(ctx context.Context, c *app.RequestContext, call func(context.Context, *rpc.IDReq, ...callopt) (*rpc.Activity, error)) {
+	id, ok := parseID(c)
+	if !ok {
+		return
+	}
+	a, err := call(ctx, &rpc.IDReq{Id: id})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	g.edge.forget(id)
+	c.JSON(http.StatusOK, activityOut(a))
+}
+
+func (g *Gateway) adminGetActivity(ctx context.Context, c *app.RequestContext) {
+	g.adminCall(ctx, c, g.backend.AdminGetActivity)
+}
+
+func (g *Gateway) publish(ctx context.Context, c *app.RequestContext) {
+	g.adminCall(ctx, c, g.backend.PublishActivity)
+}
+
+func (g *Gateway) offline(ctx context.Context, c *app.RequestContext) {
+	g.adminCall(ctx, c, g.backend.OfflineActivity)
+}
+
+func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {
+	id, ok := parseID(c)
+	if !ok {
+		return
+	}
+	st, err := g.backend.GetActivityStats(ctx, &rpc.IDReq{Id: id})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: each(st.Items, itemStatsOut), PendingTickets: st.PendingTickets,
+		BackendShed: st.Shed, GatewayShed: g.shed.of(id)})
+}
+
+// itemStatsOut is one item of an activity's stats as the API shows it.
+func itemStatsOut(it *rpc.ItemStats) api.ItemStats {
+	return api.ItemStats{ItemID: it.ItemId, TotalStock: it.TotalStock, RedisStock: it.RedisStock, MySQLStock: it.MysqlStock,
+		InFlight: it.InFlight, Orders: it.Orders, UnitsSold: it.UnitsSold, PendingTickets: it.PendingTickets, RedisLoaded: it.RedisLoaded}
+}

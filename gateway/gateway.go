@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+)
+
+// Trusted context headers: set by the gateway for plugins and the backend; the same
+// headers from a client are dropped before anything reads them.
+const (
+	HeaderUser     = "X-Seckill-User"
+	HeaderActivity = "X-Seckill-Activity"
+	HeaderItem     = "X-Seckill-Item"
+	HeaderRealIP   = "X-Real-IP"
+)
+
+var trustedHeaders = []string{HeaderUser, HeaderActivity, HeaderItem, HeaderRealIP}
+
+// Gateway is the request handling of the edge. routes.go lists its routes; the
+// handlers live in files named after what they serve (catalog.go, orders.go,
+// admin_activities.go, ...), the middleware in middleware.go.
+type Gateway struct {
+	cfg      Config
+	backend  seckill.Client
+	verifier *auth.Verifier
+	admin    *auth.AdminCheck
+	limiter  *ratelimit.Limiter
+	edge     *edgeCache
+	shed     *shedCounter
+	metrics  *httpMetrics
+	registry *prometheus.Registry
+	plugins  *wasm.Manager
+	log      *slog.Logger
+}
+
+// Limiter is the gateway's rate limiter (operators change it at run time).
+func (g *Gateway) Limiter() *ratelimit.Limiter { return g.limiter }
+
+// each converts every element of a list for an answer. The result is never
+// nil: an empty list is [] on the wire, not null.
+func each[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, 0, len(in))
+	for _, v := range in {
+		out = append(out, f(v))
+	}
+	return out
+}

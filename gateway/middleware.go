@@ -1,0 +1,95 @@
+// Middleware of the route groups: metrics, trusted headers, identity, rate limits.
+
+package gateway
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+)
+
+// observe times every request into the histogram of its route, method and status.
+func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
+	start := time.Now()
+	c.Next(ctx)
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	g.metrics.requests.WithLabelValues(route, string(c.Method()), strconv.Itoa(c.Response.StatusCode())).Observe(time.Since(start).Seconds())
+}
+
+// stripTrusted drops trusted-context headers a client sent.
+func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
+	for _, h := range trustedHeaders {
+		c.Request.Header.Del(h)
+	}
+	c.Request.Header.Set(HeaderRealIP, c.ClientIP())
+	c.Next(ctx)
+}
+
+// shopper requires a shopper's token and puts the user id in the trusted header.
+func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
+	tok, err := auth.Bearer(string(c.GetHeader("Authorization")))
+	if err == nil {
+		var uid int64
+		if uid, err = g.verifier.UserID(tok); err == nil {
+			c.Set("user", uid)
+			c.Request.Header.Set(HeaderUser, strconv.FormatInt(uid, 10))
+			c.Next(ctx)
+			return
+		}
+	}
+	reason := "invalid"
+	switch {
+	case errors.Is(err, auth.ErrMissing):
+		reason = "missing"
+	case errors.Is(err, auth.ErrExpired):
+		reason = "expired"
+	}
+	g.shed.add(0, layerAuth, reason)
+	fail(c, eUnauthorized, "a valid shopper token is required ("+reason+")")
+}
+
+// operator requires the admin token; a shopper's token is forbidden.
+func (g *Gateway) operator(ctx context.Context, c *app.RequestContext) {
+	tok, err := auth.Bearer(string(c.GetHeader("Authorization")))
+	if err != nil {
+		fail(c, eUnauthorized, "the admin token is required")
+		return
+	}
+	if g.admin.Is(tok) {
+		c.Next(ctx)
+		return
+	}
+	if _, err := g.verifier.UserID(tok); err == nil {
+		fail(c, domain.EForbidden, "shoppers may not use the admin API")
+		return
+	}
+	fail(c, eUnauthorized, "the admin token is required")
+}
+
+// userOf is the shopper the shopper middleware identified.
+func userOf(c *app.RequestContext) int64 { return c.GetInt64("user") }
+
+// limitIP applies the global and per-IP rate limits to the public reads.
+func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
+	if ok, wait := g.limiter.Allow(ratelimit.Global, ""); !ok {
+		g.shed.add(0, layerRateLimit, "global")
+		rateLimited(c, "global", wait)
+		return
+	}
+	if ok, wait := g.limiter.Allow(ratelimit.IP, c.ClientIP()); !ok {
+		g.shed.add(0, layerRateLimit, "ip")
+		rateLimited(c, "per-IP", wait)
+		return
+	}
+	c.Next(ctx)
+}

@@ -1,0 +1,216 @@
+// POST /api/v1/orders: the checks an order passes through, in the order the
+// route runs them (parse, rate limits, edge cache, plugins), and the call to the
+// backend.
+
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/backend/telemetry"
+	"github.com/seckill/flashsale/gateway/api"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/internal/randhex"
+)
+
+// DecodeOrder parses and validates an order body.
+func DecodeOrder(body []byte) (api.PlaceOrderRequest, error) {
+	var b api.PlaceOrderRequest
+	if err := decodeStrict(body, &b); err != nil {
+		return b, domain.Errorf(domain.EBadRequest, "%v", err)
+	}
+	switch {
+	case b.ActivityID <= 0:
+		return b, domain.Errorf(domain.EBadRequest, "activity_id must be a positive integer")
+	case b.ItemID <= 0:
+		return b, domain.Errorf(domain.EBadRequest, "item_id must be a positive integer")
+	case b.Quantity <= 0 || b.Quantity > domain.MaxQuantity:
+		return b, domain.Errorf(domain.EBadRequest, "quantity must be 1 to %d", domain.MaxQuantity)
+	}
+	return b, nil
+}
+
+// validIdemKey: an Idempotency-Key is at most 128 printable ASCII characters.
+func validIdemKey(k string) bool {
+	if len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// parseOrder refuses a body over the shoppers' limit or not a valid order, and a
+// bad Idempotency-Key; it keeps the order for the next steps and sets the
+// trusted activity and item headers plugins read.
+func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
+	body := c.Request.Body()
+	if len(body) > g.cfg.MaxBodyBytes {
+		g.shed.add(0, layerInput, "too_large")
+		fail(c, eTooLarge, fmt.Sprintf("the body is over %d bytes", g.cfg.MaxBodyBytes))
+		return
+	}
+	b, err := DecodeOrder(body)
+	if err != nil {
+		g.shed.add(0, layerInput, "bad_request")
+		failErr(c, err)
+		return
+	}
+	key := string(c.GetHeader("Idempotency-Key"))
+	if !validIdemKey(key) {
+		g.shed.add(b.ActivityID, layerInput, "bad_request")
+		fail(c, domain.EBadRequest, "Idempotency-Key must be at most 128 printable characters")
+		return
+	}
+	c.Set("order", b)
+	c.Set("idem", key)
+	c.Request.Header.Set(HeaderActivity, strconv.FormatInt(b.ActivityID, 10))
+	c.Request.Header.Set(HeaderItem, strconv.FormatInt(b.ItemID, 10))
+	c.Next(ctx)
+}
+
+// orderOf is the order parseOrder kept.
+func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
+	v, _ := c.Get("order")
+	b, _ := v.(api.PlaceOrderRequest)
+	return b
+}
+
+// limitOrder applies the global, per-user and per-item rate limits.
+func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
+	b := orderOf(c)
+	checks := []struct {
+		kind ratelimit.Kind
+		key  string
+		what string
+	}{
+		{ratelimit.Global, "", "global"},
+		{ratelimit.User, strconv.FormatInt(userOf(c), 10), "per-user"},
+		{ratelimit.Item, strconv.FormatInt(b.ItemID, 10), "per-item"},
+	}
+	for _, ch := range checks {
+		if ok, wait := g.limiter.Allow(ch.kind, ch.key); !ok {
+			g.shed.add(b.ActivityID, layerRateLimit, string(ch.kind))
+			rateLimited(c, ch.what, wait)
+			return
+		}
+	}
+	c.Next(ctx)
+}
+
+// edgeOrder answers from the edge cache: unknown activity or item, outside the
+// window, sold out.
+func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
+	b := orderOf(c)
+	a, _, err := g.edge.activity(ctx, b.ActivityID)
+	if err != nil {
+		if domain.IsCode(err, domain.ENotFound) {
+			g.shed.add(b.ActivityID, layerCache, domain.ENotFound)
+		}
+		failErr(c, err)
+		return
+	}
+	found := false
+	for _, it := range a.Items {
+		if it.Id == b.ItemID {
+			found = true
+			break
+		}
+	}
+	reason, msg := "", ""
+	now := time.Now().UnixMilli()
+	switch {
+	case !found:
+		reason, msg = domain.ENotFound, fmt.Sprintf("item %d is not in activity %d", b.ItemID, b.ActivityID)
+	case now < a.StartMs:
+		reason, msg = domain.ENotStarted, fmt.Sprintf("activity %d starts at %s", a.Id, time.UnixMilli(a.StartMs).UTC().Format(time.RFC3339))
+	case now >= a.EndMs:
+		reason, msg = domain.EEnded, fmt.Sprintf("activity %d has ended", a.Id)
+	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.edge.retryOf(userOf(c), c.GetString("idem")):
+		reason, msg = domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID)
+	}
+	if reason != "" {
+		g.shed.add(b.ActivityID, layerCache, reason)
+		fail(c, reason, msg)
+		return
+	}
+	c.Next(ctx)
+}
+
+// admit runs the plugin chain h and counts its refusals as the plugin layer's.
+func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
+	return func(ctx context.Context, c *app.RequestContext) {
+		h(ctx, c)
+		// Aborted before the order went on: a plugin said no (or failed closed).
+		if c.IsAborted() && !c.GetBool("forwarded") {
+			g.shed.add(orderOf(c).ActivityID, layerPlugin, "rejected")
+		}
+	}
+}
+
+// placeOrder forwards the order to the backend: 201 with the order (sync) or 202
+// with a ticket (async, bucket).
+func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
+	if c.IsAborted() {
+		return
+	}
+	c.Set("forwarded", true)
+	b := orderOf(c)
+	key := c.GetString("idem")
+	if key == "" {
+		// A key of the gateway's own makes the call idempotent: a 504 hands it over
+		// for the client's retry.
+		key = "gw-" + randhex.String(16)
+	} else {
+		g.edge.remember(userOf(c), key)
+	}
+	// The trace goes on from the client's traceparent, if it sent one, to the backend
+	// (in the request) and from there to the worker (in the queued message).
+	incoming := map[string]string{}
+	for _, h := range []string{"traceparent", "tracestate"} {
+		if v := c.GetHeader(h); len(v) > 0 && len(v) < 512 {
+			incoming[h] = string(v)
+		}
+	}
+	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, incoming), "gateway.place_order", trace.WithAttributes(
+		attribute.Int64("seckill.user", userOf(c)), attribute.Int64("seckill.activity", b.ActivityID), attribute.Int64("seckill.item", b.ItemID)))
+	defer span.End()
+	resp, err := g.backend.PlaceOrder(ctx, &rpc.PlaceOrderReq{UserId: userOf(c), ActivityId: b.ActivityID, ItemId: b.ItemID,
+		Quantity: int32(b.Quantity), IdempotencyKey: key, Trace: telemetry.Inject(ctx, nil)})
+	if err = rpcerr.FromRPCChange(err); err != nil {
+		span.SetStatus(codes.Error, domain.ErrorCode(err))
+		code := domain.ErrorCode(err)
+		if code == domain.EOutcomeUnknown {
+			// The order may exist: the same key gets its outcome (and never a second
+			// order), so the answer hands the key over, the gateway's own included.
+			c.Header("Idempotency-Key", key)
+			err = domain.Errorf(code, "the backend did not answer in time; the order may have been placed: retry with Idempotency-Key %s to learn its outcome", key)
+		}
+		if code == domain.ESoldOut {
+			g.edge.markSoldOut(b.ActivityID, b.ItemID)
+		}
+		g.shed.add(b.ActivityID, layerBackend, code)
+		failErr(c, err)
+		return
+	}
+	if resp.Status == string(domain.TicketCreated) {
+		c.JSON(http.StatusCreated, api.PlaceOrderResponse{OrderID: resp.OrderId, Status: resp.Status, Ticket: resp.Ticket})
+		return
+	}
+	c.JSON(http.StatusAccepted, api.PlaceOrderResponse{Status: resp.Status, Ticket: resp.Ticket})
+}

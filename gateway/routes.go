@@ -1,0 +1,48 @@
+package gateway
+
+import (
+	"github.com/cloudwego/hertz/pkg/app/server"
+	"github.com/cloudwego/hertz/pkg/common/adaptor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
+)
+
+// Register mounts the API of API.md on h: every route, with the middleware
+// its group runs first.
+func (g *Gateway) Register(h *server.Hertz) {
+	h.Use(g.observe, g.boundBody, g.stripTrusted)
+	h.GET("/healthz", healthz)
+	h.GET("/readyz", g.ready)
+	h.GET("/metrics", adaptor.HertzHandler(promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{})))
+
+	pub := h.Group("/api/v1", g.limitIP)
+	pub.GET("/activities", g.listActivities)
+	pub.GET("/activities/:id", g.getActivity)
+	pub.GET("/items/:id", g.getItem)
+
+	shop := h.Group("/api/v1/orders", g.shopper)
+	shop.POST("", g.parseOrder, g.limitOrder, g.edgeOrder, g.admit(hertzhost.Middleware(g.plugins)), g.placeOrder)
+	shop.GET("", g.listOrders)
+	shop.GET("/tickets/:ticket", g.getTicket)
+	shop.GET("/:id", g.getOrder)
+	shop.POST("/:id/cancel", g.cancelOrder)
+	shop.POST("/:id/pay", g.payOrder)
+
+	adm := h.Group("/admin/v1", g.operator, g.readBody)
+	adm.POST("/activities", g.createActivity)
+	adm.GET("/activities", g.adminListActivities)
+	adm.GET("/activities/:id", g.adminGetActivity)
+	adm.PUT("/activities/:id", g.updateActivity)
+	adm.POST("/activities/:id/publish", g.publish)
+	adm.POST("/activities/:id/offline", g.offline)
+	adm.GET("/activities/:id/stats", g.stats)
+	adm.GET("/limits", g.getLimits)
+	adm.PUT("/limits", g.putLimits)
+	adm.GET("/plugins", g.listPlugins)
+	adm.PUT("/plugins/:name", g.putPlugin)
+	adm.DELETE("/plugins/:name", g.deletePlugin)
+	adm.GET("/debug/pprof/", pprofIndex)
+	adm.GET("/debug/pprof/:name", pprofProfile)
+	h.NoRoute(noRoute)
+}
