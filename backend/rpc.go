@@ -73,7 +73,7 @@ func (h *handler) GetTicket(ctx context.Context, req *rpc.TicketReq) (*rpc.Ticke
 }
 
 func (h *handler) ListActivities(ctx context.Context, req *rpc.ListActivitiesReq) (*rpc.ListActivitiesResp, error) {
-	as, err := h.svc.Activities(ctx, req.IncludeAll)
+	as, err := h.svc.Activities(ctx, domain.ActivityQuery{All: req.IncludeAll, Limit: 500})
 	if err != nil {
 		return nil, rpcerr.ToBiz(err)
 	}
@@ -153,7 +153,10 @@ func (h *handler) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq
 }
 
 func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq) (*rpc.Activity, error) {
-	c := sale.ActivityChange{ActivityChange: domain.ActivityChange{Name: req.Name}}
+	if req.Strategy != nil {
+		return nil, rpcerr.ToBiz(domain.Errorf(domain.EBadRequest, "the strategy is fixed once an activity is created"))
+	}
+	c := domain.ActivityChange{Name: req.Name}
 	if req.StartMs != nil {
 		t := time.UnixMilli(*req.StartMs).UTC()
 		c.Start = &t
@@ -166,13 +169,9 @@ func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq
 		n := int(*req.PerUserLimit)
 		c.PerUserLimit = &n
 	}
-	if req.Strategy != nil {
-		return nil, rpcerr.ToBiz(domain.Errorf(domain.EBadRequest, "the strategy is fixed once an activity is created"))
-	}
 	if req.BucketCount != nil {
-		if _, err := h.svc.SetBuckets(ctx, req.Id, int(*req.BucketCount)); err != nil {
-			return nil, rpcerr.ToBiz(err)
-		}
+		n := int(*req.BucketCount)
+		c.BucketCount = &n
 	}
 	for _, ic := range req.Items {
 		c.Items = append(c.Items, domain.ItemChange{ItemID: ic.ItemId, Name: ic.Name, PriceCents: ic.PriceCents, TotalStock: ic.TotalStock})

@@ -27,7 +27,7 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case domain.ENotFound:
 		return http.StatusNotFound
-	case domain.ESoldOut, domain.ELimitExceeded, domain.ENotStarted, domain.EEnded, domain.EConflict:
+	case domain.ESoldOut, domain.EInsufficientStock, domain.ELimitExceeded, domain.ENotStarted, domain.EEnded, domain.EConflict:
 		return http.StatusConflict
 	case domain.EUnavailable:
 		return http.StatusServiceUnavailable

@@ -16,6 +16,11 @@ enum ErrorCode {
     CONFLICT = 1008
     FORBIDDEN = 1009
     INTERNAL = 1010
+    // Units are left, fewer than the order asks for.
+    INSUFFICIENT_STOCK = 1011
+    // The change may or may not have been made (a store did not say); a retry with the
+    // same idempotency key learns which.
+    OUTCOME_UNKNOWN = 1012
 }
 
 struct Item {

@@ -157,16 +157,19 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 	for attempt := 1; w.cfg.WriteAttempts <= 0 || attempt <= w.cfg.WriteAttempts; attempt++ {
 		written, err := w.write(ctx, r, a.PerUserLimit)
 		if err == nil {
-			res := "created"
-			if written.Duplicate {
+			res, reason := "created", ""
+			switch {
+			case written.Duplicate:
 				res = "duplicate"
+			case written.Replay:
+				res, reason = "replayed", domain.ReasonReplayed
 			}
-			_, err := w.settle(ctx, r, a.BucketCount, domain.TicketCreated, written.Order.ID, "")
+			_, err := w.settle(ctx, r, a.BucketCount, domain.TicketCreated, written.Order.ID, reason)
 			return res, err
 		}
 		var de *domain.Error
 		if errors.As(err, &de) {
-			return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, de.Code)
+			return w.refuse(ctx, r, a, de.Code)
 		}
 		werr = err
 		if time.Since(first)+wait > w.cfg.RetryFor {
@@ -186,20 +189,32 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 	}
 	// The last delivery: end the ticket one way or the other so nothing stays pending.
 	w.m.DeadLetters.WithLabelValues("write_failed").Inc()
-	if o, err := w.orders.OrderByTicket(ctx, r.Ticket); err == nil {
-		return w.settle(ctx, r, a.BucketCount, domain.TicketCreated, o.ID, "")
-	} else if !domain.IsCode(err, domain.ENotFound) {
+	res, err := w.refuse(ctx, r, a, "write_failed")
+	if err != nil {
 		w.log.Error("dead letter: outcome unknown, left in flight for the reconciler", "ticket", r.Ticket, "err", errors.Join(werr, err))
 		return "dead_letter", nil
 	}
-	w.log.Error("dead letter: write kept failing; ticket failed and stock given back", "ticket", r.Ticket, "err", werr)
-	return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, "write_failed")
+	w.log.Error("dead letter: write kept failing; ticket decided", "ticket", r.Ticket, "result", res, "err", werr)
+	return res, nil
+}
+
+// refuse ends a ticket whose order was not written: a void mark first, so a later
+// delivery of the same message (a redelivery, a replay after its result expired) writes
+// nothing, then the ticket failed with its stock back. When the void finds the order
+// written (another delivery won), the ticket is settled created instead. An error asks
+// for the message to come again.
+func (w *Worker) refuse(ctx context.Context, r domain.OrderRequest, a *domain.Activity, reason string) (string, error) {
+	o, _, err := w.orders.VoidTicket(ctx, r)
+	if err != nil {
+		return "retry", err
+	}
+	if o.Status != domain.OrderVoid {
+		return w.settle(ctx, r, a.BucketCount, domain.TicketCreated, o.ID, "")
+	}
+	return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, reason)
 }
 
 func (w *Worker) settle(ctx context.Context, r domain.OrderRequest, buckets int, st domain.TicketStatus, orderID int64, reason string) (string, error) {
-	if buckets <= r.Bucket {
-		buckets = r.Bucket + 1
-	}
 	_, err := w.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: st, OrderID: orderID, Reason: reason}, buckets)
 	if err != nil {
 		return "retry", err
@@ -242,9 +257,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// write writes one order: on its own, or in a batch with others of its item and bucket.
+// write writes one order: on its own, or in a batch with others of its item and bucket
+// (an order of several buckets goes on its own).
 func (w *Worker) write(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
-	if w.cfg.BatchSize <= 1 {
+	if w.cfg.BatchSize <= 1 || len(r.Parts) > 1 {
 		return w.orders.WriteOrder(ctx, r, limit)
 	}
 	return w.batches.write(ctx, r, limit)

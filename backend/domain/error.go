@@ -11,18 +11,30 @@ const (
 	EBadRequest    = "bad_request"
 	ENotFound      = "not_found"
 	ESoldOut       = "sold_out"
+	// EInsufficientStock: units are left, but fewer than the order asks for. Unlike
+	// sold_out it says nothing of smaller orders.
+	EInsufficientStock = "insufficient_stock"
 	ELimitExceeded = "limit_exceeded"
 	ENotStarted    = "not_started"
 	EEnded         = "ended"
 	EUnavailable   = "unavailable"
 	EConflict      = "conflict"
 	EForbidden     = "forbidden"
+	// EVoided refuses a write whose ticket was decided as not written before (its
+	// units went back): a late write must not take them again.
+	EVoided = "voided"
 	EInternal      = "internal"
-	// EOutcomeUnknown: a change was asked of a backend that did not answer (a timeout,
-	// a connection lost mid-call); it may or may not have been made. Only the gateway
-	// gives it, never the backend.
+	// EOutcomeUnknown: a change may or may not have been made: a backend that did not
+	// answer (a timeout, a connection lost mid-call), or a store that did not say
+	// whether a write took. The answer carries the idempotency key that learns the
+	// outcome.
 	EOutcomeUnknown = "outcome_unknown"
 )
+
+// ErrOutcomeUnknown marks a dependency's failure after which a change may or may not
+// have been made (a failed commit, a connection lost mid-call): the caller must not
+// answer "nothing was taken".
+var ErrOutcomeUnknown = errors.New("outcome unknown")
 
 // Error is the domain's coded error. Message is meant for the person on the other end.
 type Error struct {

@@ -1,7 +1,9 @@
 package domain
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -13,6 +15,11 @@ const (
 	OrderPaid      OrderStatus = "paid"
 	OrderCancelled OrderStatus = "cancelled"
 	OrderExpired   OrderStatus = "expired" // left unpaid past the timeout
+	// OrderVoid is not an order: it marks a ticket decided as not written (its units
+	// went back), so a late write of the same ticket (a send that looked failed, a
+	// redelivered or replayed message) meets the unique ticket and writes nothing.
+	// Shoppers never see it.
+	OrderVoid OrderStatus = "void"
 )
 
 // Order is a committed purchase.
@@ -22,12 +29,17 @@ type Order struct {
 	UserID      int64
 	ActivityID  int64
 	ItemID      int64
-	Bucket      int
+	Bucket      int    // the first bucket its units came from
+	Parts       []Part // where its units came from, when more than one bucket
 	Quantity    int
 	AmountCents int64
 	Status      OrderStatus
+	IdemKey     string // the shopper's idempotency key ("" when none)
 	CreatedAt   time.Time
 }
+
+// Units is where the order's units came from: its parts, or all from Bucket.
+func (o *Order) Units() []Part { return units(o.Parts, o.Bucket, o.Quantity) }
 
 // IDString is the order id as the API shows it.
 func (o *Order) IDString() string { return strconv.FormatInt(o.ID, 10) }
@@ -40,6 +52,11 @@ const (
 	TicketCreated TicketStatus = "created"
 	TicketFailed  TicketStatus = "failed"
 )
+
+// ReasonReplayed is the reason of a ticket settled created with the order another
+// ticket of the same idempotency key wrote (the ledger had lost the key): its own
+// units go back, and the shopper sees the first order.
+const ReasonReplayed = "replayed"
 
 // Ticket is the result record of an admitted request.
 type Ticket struct {
@@ -57,17 +74,80 @@ type OrderRequest struct {
 	UserID      int64             `json:"user_id"`
 	ActivityID  int64             `json:"activity_id"`
 	ItemID      int64             `json:"item_id"`
-	Bucket      int               `json:"bucket"`
+	Bucket      int               `json:"bucket"`          // the first bucket of Parts
+	Parts       []Part            `json:"parts,omitempty"` // set when the units came from more than one bucket
 	Quantity    int               `json:"quantity"`
 	AmountCents int64             `json:"amount_cents"`
+	IdemKey     string            `json:"idem_key,omitempty"` // the shopper's idempotency key
 	AdmittedAt  int64             `json:"admitted_ms"`
 	Trace       map[string]string `json:"trace,omitempty"`
 }
 
+// Units is where the request's units came from: its parts, or all from Bucket.
+func (r *OrderRequest) Units() []Part { return units(r.Parts, r.Bucket, r.Quantity) }
+
 // Validate checks a request decoded from the queue.
 func (r *OrderRequest) Validate() error {
-	if r.Ticket == "" || r.UserID <= 0 || r.ActivityID <= 0 || r.ItemID <= 0 || r.Quantity <= 0 || r.Bucket < 0 {
+	if r.Ticket == "" || r.UserID <= 0 || r.ActivityID <= 0 || r.ItemID <= 0 || r.Quantity <= 0 || r.Bucket < 0 || len(r.IdemKey) > MaxIdemKey {
 		return Errorf(EBadRequest, "malformed order request %+v", *r)
 	}
+	if len(r.Parts) > 0 {
+		sum := 0
+		for _, p := range r.Parts {
+			if p.Bucket < 0 || p.Bucket >= MaxBuckets || p.Quantity <= 0 {
+				return Errorf(EBadRequest, "malformed order request %+v", *r)
+			}
+			sum += p.Quantity
+		}
+		if sum != r.Quantity || r.Parts[0].Bucket != r.Bucket {
+			return Errorf(EBadRequest, "malformed order request %+v: parts do not add up", *r)
+		}
+	}
 	return nil
+}
+
+// MaxIdemKey is the longest idempotency key, in bytes.
+const MaxIdemKey = 128
+
+// Part is the units of an order taken from one bucket.
+type Part struct {
+	Bucket   int `json:"b"`
+	Quantity int `json:"q"`
+}
+
+func units(parts []Part, bucket, qty int) []Part {
+	if len(parts) > 0 {
+		return parts
+	}
+	return []Part{{Bucket: bucket, Quantity: qty}}
+}
+
+// FormatParts writes parts as "bucket:quantity,...", as the ledger and the order store
+// keep them.
+func FormatParts(parts []Part) string {
+	b := make([]byte, 0, 8*len(parts))
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p.Bucket), 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(p.Quantity), 10)
+	}
+	return string(b)
+}
+
+// ParseParts reads FormatParts's form.
+func ParseParts(s string) ([]Part, error) {
+	var out []Part
+	for _, f := range strings.Split(s, ",") {
+		b, q, ok := strings.Cut(f, ":")
+		bn, err1 := strconv.Atoi(b)
+		qn, err2 := strconv.Atoi(q)
+		if !ok || err1 != nil || err2 != nil || bn < 0 || qn <= 0 {
+			return nil, fmt.Errorf("malformed parts %q", s)
+		}
+		out = append(out, Part{Bucket: bn, Quantity: qn})
+	}
+	return out, nil
 }

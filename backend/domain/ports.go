@@ -21,36 +21,46 @@ type Catalog interface {
 	Activity(ctx context.Context, id int64) (*Activity, error)
 	// Item returns one item; not_found when there is none.
 	Item(ctx context.Context, id int64) (Item, error)
-	// Activities lists activities newest first: the published ones, or all.
-	Activities(ctx context.Context, all bool) ([]*Activity, error)
+	// Activities lists the activities q selects, newest first, with their items.
+	Activities(ctx context.Context, q ActivityQuery) ([]*Activity, error)
 	// SetState moves an activity to a state and bumps its version.
 	SetState(ctx context.Context, id int64, st State) error
-	// UpdateActivity changes an activity's own fields and bumps its version.
+	// UpdateActivity applies a change in one transaction and bumps the activity's
+	// version: its own fields, its bucket count (giving every item a stock row for
+	// each bucket; new rows hold nothing, rows past the count stay for the orders in
+	// flight that name them), its items' names and prices, and each item's stock by
+	// the buckets' deltas (conflict when a bucket has fewer units than a delta takes)
+	// and total. When any part is refused, nothing changes.
 	UpdateActivity(ctx context.Context, id int64, c ActivityChange) error
-	// UpdateItem changes an item's name or price (nil: unchanged).
-	UpdateItem(ctx context.Context, id int64, name *string, price *int64) error
-	// SetBucketCount changes an activity's bucket count and gives every item a stock
-	// row for each bucket (new rows hold nothing; rows past the count stay for the
-	// orders in flight that name them).
-	SetBucketCount(ctx context.Context, activityID int64, n int) error
 }
 
 // OrderStore is the last word on orders, buyers' units and stock: every order is
 // written with its buyer's units and the versioned update of its stock row in one
 // transaction.
 type OrderStore interface {
-	// WriteOrder writes one admitted request: the order (unique by ticket), the
-	// buyer's units (refused past limit with limit_exceeded) and the stock row
-	// (refused with sold_out below zero). A request written before is returned with
-	// Duplicate set. A failure known to have left nothing is marked NotCommitted;
-	// any other non-*Error failure has an unknown outcome.
+	// WriteOrder writes one admitted request: the order (unique by ticket, and by
+	// shopper, item and idempotency key), the buyer's units (refused past limit with
+	// limit_exceeded) and each stock row it takes from (refused with sold_out below
+	// zero). A ticket written before is returned with Duplicate set, one voided
+	// before is refused with voided; the order another ticket of the same key wrote
+	// is returned with Replay set. A failure known to have left nothing is marked
+	// NotCommitted; any other non-*Error failure has an unknown outcome.
 	WriteOrder(ctx context.Context, r OrderRequest, limit int) (Written, error)
 	// WriteBatch writes requests of one item and bucket together where it can; the
 	// results are in the order of reqs, each as WriteOrder's.
 	WriteBatch(ctx context.Context, reqs []OrderRequest, limit int) ([]Written, []error)
-	// OrderByTicket returns the order written for a ticket; not_found when none is.
+	// OrderByTicket returns a ticket's row: its order, or its void mark; not_found
+	// when it has none.
 	OrderByTicket(ctx context.Context, ticket string) (Order, error)
-	// Order returns one order of a user; not_found when it is not theirs.
+	// OrdersByTickets returns the rows of the tickets that have one, by ticket.
+	OrdersByTickets(ctx context.Context, tickets []string) (map[string]Order, error)
+	// VoidTicket decides a ticket as not written unless it was written before: it
+	// keeps a void mark for the ticket, so a late write of it writes nothing
+	// (refused with voided). It returns the ticket's row and whether this call voided
+	// it (false: the row was there, a void mark or an order).
+	VoidTicket(ctx context.Context, r OrderRequest) (Order, bool, error)
+	// Order returns one order of a user; not_found when it is not theirs. Void marks
+	// are never orders: Order, Orders and EndOrder do not see them.
 	Order(ctx context.Context, userID, id int64) (Order, error)
 	// Orders lists a user's orders, newest first.
 	Orders(ctx context.Context, userID int64) ([]Order, error)
@@ -79,37 +89,43 @@ type OrderStore interface {
 // StockLedger is the hot state of a sale, where shoppers are admitted: per item, its
 // window and per-user limit, a stock counter per bucket, the units each buyer holds,
 // idempotency records, the tickets in flight (pre-deducted, not yet settled) and the
-// tickets' results. Every operation on one item is atomic.
+// tickets' results. Every operation on one item is atomic. An item is loaded once
+// Warm has written its sale state; operations that give units back or change counters
+// do nothing on an item that is not loaded (the ledger lost it: the next Warm reads
+// the order store, which is the truth).
 type StockLedger interface {
 	// Deduct admits one request: in order, a replay of a seen idempotency key (its
 	// ticket, nothing taken), the sale's state and window, the quantity, the buyer's
-	// limit, and the stock, taken whole from the home bucket or the next one that
-	// holds it. Refusals: sold_out, limit_exceeded, not_started, ended, not_found,
-	// bad_request; ErrNotLoaded when the ledger holds nothing of the item.
+	// limit, and the stock: from the home bucket when it holds the whole quantity,
+	// else from the next bucket that does, else from several buckets in turn (Parts).
+	// Refusals: sold_out (no unit left at all), insufficient_stock (fewer left than
+	// asked), limit_exceeded, not_started, ended, not_found, bad_request;
+	// ErrNotLoaded when the ledger holds nothing of the item.
 	Deduct(ctx context.Context, d Deduction) (Deducted, error)
 	// Settle ends an in-flight ticket with its result. A failed ticket gives back its
 	// stock (unless the reason is sold_out: the order store had fewer units than the
-	// ledger counted), its buyer units and its idempotency record. It reports whether
-	// this call settled it; a ticket not in flight keeps the result it has, or gets
-	// this one if it has none.
+	// ledger counted), its buyer units and its idempotency record; a created ticket
+	// with reason ReasonReplayed gives back its stock and buyer units and keeps the
+	// key. It reports whether this call settled it; a ticket not in flight keeps the
+	// result it has, or gets this one if it has none. buckets is the item's bucket
+	// count; a ticket that took from a bucket past it is settled all the same.
 	Settle(ctx context.Context, t Ticket, buckets int) (bool, error)
 	// Release gives back the stock and buyer units of a committed order that was
-	// cancelled or expired, once per order; it reports whether this call did.
+	// cancelled or expired, once per order; it reports whether this call did (false
+	// also when the item is not loaded).
 	Release(ctx context.Context, o Order) (bool, error)
 	// Ticket returns where a user's ticket stands: its result, pending while in
 	// flight, not_found otherwise (unknown, expired, or another user's).
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
-	// TicketUser returns the user of an in-flight ticket; not_found when it is not.
-	TicketUser(ctx context.Context, ticket string) (int64, error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
 	// overwrite is set; buyer records are added only where missing.
 	Warm(ctx context.Context, s SaleState, overwrite bool) error
-	// SetState changes the sale state (published, offline) of a warmed item.
+	// SetState changes the sale state (published, offline) of a loaded item.
 	SetState(ctx context.Context, activityID, itemID int64, st State) error
-	// SetBuckets records a new bucket count in an item's sale state.
+	// SetBuckets records a new bucket count in a loaded item's sale state.
 	SetBuckets(ctx context.Context, activityID, itemID int64, n int) error
 	// Adjust adds delta units to a bucket and returns the new count; conflict when it
-	// would go below zero.
+	// would go below zero, ErrNotLoaded when the item is not loaded.
 	Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error)
 	// Take removes up to n units from a bucket and returns how many it removed.
 	Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error)
@@ -118,28 +134,32 @@ type StockLedger interface {
 	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error)
 	// State reads an item's counters and in-flight tickets over buckets buckets.
 	State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error)
-	// InFlight lists an item's in-flight tickets with when they were admitted.
-	InFlight(ctx context.Context, activityID, itemID int64) (map[string]time.Time, error)
+	// InFlight lists an item's in-flight tickets.
+	InFlight(ctx context.Context, activityID, itemID int64) ([]Flight, error)
 	// Available sums an item's bucket counters; loaded is false when the ledger holds
 	// nothing of the item.
 	Available(ctx context.Context, activityID, itemID int64, buckets int) (n int64, loaded bool, err error)
 }
 
-// Cache is the shared byte cache of the catalog's read path, with rebuild locks so one
-// replica at a time rebuilds a key.
+// Cache is the shared byte cache of the catalog's read path. Every value carries the
+// version of what it holds, and a write never replaces a newer version with an older
+// one (a slow rebuild must not undo an operator's change). Rebuild locks let one
+// replica at a time rebuild a key. Keys of one value and its lock share a Redis
+// Cluster slot: they carry a hash tag, "sk:{...}".
 type Cache interface {
 	// Get returns the cached value of key; ok is false on a miss.
 	Get(ctx context.Context, key string) (val []byte, ok bool, err error)
-	// Set writes key unconditionally.
-	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	// Put writes val as version of key for ttl unless the cache holds a newer
+	// version; it reports whether it wrote.
+	Put(ctx context.Context, key string, version int64, val []byte, ttl time.Duration) (bool, error)
 	// Del drops keys.
 	Del(ctx context.Context, keys ...string) error
 	// Lock takes the rebuild lock of key for ttl and returns a token only this holder
-	// knows; ok is false when someone else holds it.
+	// knows; ok is false (and token empty) when someone else holds it.
 	Lock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error)
-	// SetLocked writes key only while token still holds its lock, then frees the
-	// lock; it reports whether it wrote.
-	SetLocked(ctx context.Context, key, token string, val []byte, ttl time.Duration) (bool, error)
+	// PutLocked is Put while token still holds key's lock, and frees the lock; it
+	// reports whether it wrote.
+	PutLocked(ctx context.Context, key, token string, version int64, val []byte, ttl time.Duration) (bool, error)
 	// Unlock frees the lock of key if token still holds it.
 	Unlock(ctx context.Context, key, token string) error
 }

@@ -23,8 +23,9 @@ type Deduction struct {
 // Deducted is the outcome of an admitted (or replayed) request.
 type Deducted struct {
 	Ticket   string
-	Bucket   int
-	Replayed bool // an earlier request with the same idempotency key holds Ticket
+	Bucket   int    // the first bucket of Parts
+	Parts    []Part // where the units were taken, when from more than one bucket
+	Replayed bool   // an earlier request with the same idempotency key holds Ticket
 }
 
 // SaleState is what the stock ledger needs to know of an item to sell it.
@@ -55,6 +56,29 @@ func (st ItemState) Available() int64 {
 	return n
 }
 
+// Flight is a ticket in flight: pre-deducted in the stock ledger, not yet settled.
+type Flight struct {
+	Ticket     string
+	UserID     int64
+	Quantity   int
+	Parts      []Part // where its units came from
+	AdmittedAt time.Time
+}
+
+// Request is the order request the flight stands for, as far as the ledger knows it
+// (enough to void its ticket).
+func (f Flight) Request(activityID, itemID int64) OrderRequest {
+	r := OrderRequest{Ticket: f.Ticket, UserID: f.UserID, ActivityID: activityID, ItemID: itemID, Quantity: f.Quantity,
+		AdmittedAt: f.AdmittedAt.UnixMilli()}
+	if len(f.Parts) > 0 {
+		r.Bucket = f.Parts[0].Bucket
+	}
+	if len(f.Parts) > 1 {
+		r.Parts = f.Parts
+	}
+	return r
+}
+
 // StockRow is one bucket of an item's stock in the order store.
 type StockRow struct {
 	Bucket    int
@@ -71,15 +95,21 @@ type ItemCounts struct {
 // Written is the outcome of writing one admitted request.
 type Written struct {
 	Order     Order
-	Duplicate bool // the order had been written before (a redelivery); nothing changed
+	Duplicate bool // the ticket had been decided before (a redelivery); nothing changed
+	// Replay: another ticket of the same shopper, item and idempotency key wrote
+	// Order before (the ledger had lost the key); this ticket wrote nothing and its
+	// units go back.
+	Replay bool
 }
 
-// ActivityChange is what an operator may change of an activity's own fields; nil
-// fields stay. The strategy is fixed once created; the bucket count changes on its own.
+// ActivityChange is what an operator may change of an activity; nil fields stay. The
+// strategy is fixed once created.
 type ActivityChange struct {
 	Name         *string
 	Start, End   *time.Time
 	PerUserLimit *int
+	BucketCount  *int
+	Items        []ItemChange
 }
 
 // ItemChange changes an item; nil fields stay.
@@ -88,6 +118,22 @@ type ItemChange struct {
 	Name       *string
 	PriceCents *int64
 	TotalStock *int64
+	// Stock is the change to each bucket's available units that makes TotalStock;
+	// the sale rules work it out, the store applies it with the versioned update.
+	Stock []StockDelta
+}
+
+// StockDelta adds Delta units (negative: takes them) to one bucket.
+type StockDelta struct {
+	Bucket int
+	Delta  int64
+}
+
+// ActivityQuery selects activities, newest first.
+type ActivityQuery struct {
+	All    bool  // every state; false: published only
+	Before int64 // ids below this one (0: from the newest)
+	Limit  int   // at most this many (0: 100)
 }
 
 // notCommitted marks a write that failed before its commit was sent.

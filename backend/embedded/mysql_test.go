@@ -134,7 +134,7 @@ func TestStoreActivity(t *testing.T) {
 	if err := s.SetState(ctx, a.ID, domain.StatePublished); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	list, err := s.Activities(ctx, false)
+	list, err := s.Activities(ctx, domain.ActivityQuery{})
 	if err != nil || len(list) != 1 || list[0].Version != 2 {
 		t.Errorf("got published activities %v, %v, want the one at version 2", list, err)
 	}
@@ -144,7 +144,7 @@ func TestStoreActivity(t *testing.T) {
 		t.Fatalf("update activity: %v", err)
 	}
 	price := int64(100)
-	if err := s.UpdateItem(ctx, a.Items[0].ID, &name, &price); err != nil {
+	if err := s.UpdateActivity(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, Name: &name, PriceCents: &price}}}); err != nil {
 		t.Fatalf("update item: %v", err)
 	}
 	if err := s.AddStock(ctx, a.Items[0].ID, 1, 5); err != nil {
@@ -157,7 +157,7 @@ func TestStoreActivity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Name != name || got.PerUserLimit != limit || !got.End.Equal(end) || got.Version != 3 ||
+	if got.Name != name || got.PerUserLimit != limit || !got.End.Equal(end) || got.Version != 4 ||
 		got.Items[0].Name != name || got.Items[0].PriceCents != price || got.Items[0].TotalStock != 15 {
 		t.Errorf("after updates: got %+v", got)
 	}

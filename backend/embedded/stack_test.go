@@ -60,8 +60,10 @@ func TestStackAsyncSale(t *testing.T) {
 		t.Fatal(err)
 	}
 	item := a.Items[0]
-	mustWarm(t, st, domain.SaleState{ActivityID: a.ID, ItemID: item.ID, State: domain.StatePublished, Start: a.Start, End: a.End,
-		PerUserLimit: a.PerUserLimit, BucketStock: []int64{stock}}, true)
+	if err := st.Warm(ctx, domain.SaleState{ActivityID: a.ID, ItemID: item.ID, State: domain.StatePublished, Start: a.Start, End: a.End,
+		PerUserLimit: a.PerUserLimit, BucketStock: []int64{stock}}, true); err != nil {
+		t.Fatal(err)
+	}
 
 	w := worker.New(store, st, store, worker.Config{RetryBackoff: time.Millisecond}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	stop, err := s.Queue.Subscribe(w)
@@ -124,9 +126,8 @@ func TestStackAsyncSale(t *testing.T) {
 	if err != nil || len(rows) != 1 || rows[0].Available != 0 {
 		t.Errorf("got MySQL stock %+v, %v, want 0 available", rows, err)
 	}
-	state := assertAvailable(t, st, item.ID, 0)
-	if state.Tickets != 0 {
-		t.Errorf("got %d tickets in flight, want 0", state.Tickets)
+	if state, err := st.State(ctx, a.ID, item.ID, 1); err != nil || state.Available() != 0 || state.Tickets != 0 {
+		t.Errorf("got Redis %+v, %v; want nothing left, nothing in flight", state, err)
 	}
 	if qs := s.Queue.Stats(); qs.Acked != stock || qs.DeadLetters != 0 {
 		t.Errorf("got queue stats %+v, want %d acked and no dead letters", qs, stock)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -44,11 +45,11 @@ type ledgerItem struct {
 	results  map[string]result
 }
 
-// flight is an in-flight record: "<user>|<qty>|<bucket>|<admitted ms>|<idem field>".
+// flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
 type flight struct {
 	user       int64
 	qty        int64
-	bucket     int
+	parts      []domain.Part
 	admittedMS int64
 	idem       string
 }
@@ -64,6 +65,7 @@ func NewLedger(resultTTL time.Duration, opts ...Option) *Ledger {
 	if resultTTL <= 0 {
 		resultTTL = 24 * time.Hour
 	}
+	resultTTL = max(resultTTL.Round(time.Second), time.Second)
 	return &Ledger{now: buildOptions(opts).now, resultTTL: resultTTL, items: map[ledgerKey]*ledgerItem{}}
 }
 
@@ -140,27 +142,54 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 	if it.buyers[d.UserID]+qty > limit {
 		return domain.Deducted{}, domain.Errorf(domain.ELimitExceeded, "you already hold the per-user limit of item %d", d.ItemID)
 	}
-	taken := -1
-	if n := d.Buckets; n > 0 {
-		home := ((d.HomeBucket % n) + n) % n // Lua's % takes the divisor's sign
-		for i := 0; i < n; i++ {
-			b := (home + i) % n
-			if it.stock[b] >= qty {
-				it.stock[b] -= qty
-				taken = b
-				break
-			}
-		}
-	}
-	if taken < 0 {
-		return domain.Deducted{}, domain.Errorf(domain.ESoldOut, "item %d is sold out", d.ItemID)
+	parts, err := take(it.stock, d.Buckets, d.HomeBucket, qty)
+	if err != nil {
+		return domain.Deducted{}, domain.Errorf(domain.ErrorCode(err), "item %d: %s", d.ItemID, domain.ErrorMessage(err))
 	}
 	it.buyers[d.UserID] += qty
 	if idem != "" {
 		it.idem[idem] = d.Ticket
 	}
-	it.inflight[d.Ticket] = flight{user: d.UserID, qty: qty, bucket: taken, admittedMS: now, idem: idem}
-	return domain.Deducted{Ticket: d.Ticket, Bucket: taken}, nil
+	it.inflight[d.Ticket] = flight{user: d.UserID, qty: qty, parts: parts, admittedMS: now, idem: idem}
+	out := domain.Deducted{Ticket: d.Ticket, Bucket: parts[0].Bucket}
+	if len(parts) > 1 {
+		out.Parts = parts
+	}
+	return out, nil
+}
+
+// take takes qty units from n bucket counters as deduct.lua does: from the home bucket
+// when it holds them all, else from the first bucket after it that does, else from
+// several in turn; sold_out when no unit is left, insufficient_stock when fewer.
+func take(stock map[int]int64, n, home int, qty int64) ([]domain.Part, error) {
+	n = max(n, 1)
+	home = ((home % n) + n) % n // Lua's % takes the divisor's sign
+	var total int64
+	for i := 0; i < n; i++ {
+		b := (home + i) % n
+		if stock[b] >= qty {
+			stock[b] -= qty
+			return []domain.Part{{Bucket: b, Quantity: int(qty)}}, nil
+		}
+		total += stock[b]
+	}
+	switch {
+	case total == 0:
+		return nil, domain.Errorf(domain.ESoldOut, "sold out")
+	case total < qty:
+		return nil, domain.Errorf(domain.EInsufficientStock, "fewer than %d units left", qty)
+	}
+	var parts []domain.Part
+	need := qty
+	for i := 0; i < n && need > 0; i++ {
+		b := (home + i) % n
+		if t := min(need, stock[b]); t > 0 {
+			stock[b] -= t
+			need -= t
+			parts = append(parts, domain.Part{Bucket: b, Quantity: int(t)})
+		}
+	}
+	return parts, nil
 }
 
 // resultTTLSeconds is the TTL as the EX argument of settle.lua; Redis refuses 0.
@@ -200,49 +229,47 @@ func (l *Ledger) Settle(_ context.Context, t domain.Ticket, buckets int) (bool, 
 	defer l.mu.Unlock()
 	it := l.item(a, i)
 	rec := result{rec: domain.Ticket{UserID: t.UserID, Status: t.Status, OrderID: t.OrderID, Reason: t.Reason}}
+	if rec.expires, err = l.resultExpiry(); err != nil {
+		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
+	}
 	f, ok := it.inflight[t.ID]
 	if !ok {
-		if rec.expires, err = l.resultExpiry(); err != nil {
-			return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
-		}
 		if _, had := l.getResult(it, t.ID); !had {
 			it.results[t.ID] = rec
 		}
 		return false, nil
 	}
 	delete(it.inflight, t.ID)
-	if rec.expires, err = l.resultExpiry(); err != nil {
-		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
-	}
 	it.results[t.ID] = rec
-	if t.Status == domain.TicketFailed {
-		if t.Reason != domain.ESoldOut {
-			if f.bucket >= buckets {
-				// KEYS[5 + bucket] is nil: INCRBY fails after the record went.
-				return false, fmt.Errorf("settle ticket %s: %w", t.ID,
-					errScript("bucket %d of %d: Lua redis() command arguments must be strings or integers", f.bucket, buckets))
-			}
-			it.stock[f.bucket] += f.qty
+	replayed := t.Status == domain.TicketCreated && t.Reason == domain.ReasonReplayed
+	if t.Status != domain.TicketFailed && !replayed {
+		return true, nil
+	}
+	if (replayed || t.Reason != domain.ESoldOut) && it.meta != nil {
+		for _, p := range f.parts {
+			it.stock[p.Bucket] += int64(p.Quantity)
 		}
-		it.giveBack(f.user, f.qty)
-		if f.idem != "" {
-			delete(it.idem, f.idem)
-		}
+	}
+	it.giveBack(f.user, f.qty)
+	if f.idem != "" && !replayed {
+		delete(it.idem, f.idem)
 	}
 	return true, nil
 }
 
 // Release gives back the stock of a committed order that was cancelled or expired,
-// once per order (release.lua).
+// once per order, on a loaded item (release.lua).
 func (l *Ledger) Release(_ context.Context, o domain.Order) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(o.ActivityID, o.ItemID)
-	if it.released[o.Ticket] {
+	if it.meta == nil || it.released[o.Ticket] {
 		return false, nil
 	}
 	it.released[o.Ticket] = true
-	it.stock[o.Bucket] += int64(o.Quantity)
+	for _, p := range o.Units() {
+		it.stock[p.Bucket] += int64(p.Quantity)
+	}
 	it.giveBack(o.UserID, int64(o.Quantity))
 	return true, nil
 }
@@ -271,21 +298,6 @@ func (l *Ledger) Ticket(_ context.Context, userID int64, ticket string) (domain.
 	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 }
 
-// TicketUser returns the user of an in-flight ticket.
-func (l *Ledger) TicketUser(_ context.Context, ticket string) (int64, error) {
-	a, i, err := domain.ParseTicket(ticket)
-	if err != nil {
-		return 0, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f, ok := l.item(a, i).inflight[ticket]
-	if !ok {
-		return 0, domain.Errorf(domain.ENotFound, "ticket %s is not in flight", ticket)
-	}
-	return f.user, nil
-}
-
 // Warm loads an item's sale state (warm.lua).
 func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) error {
 	l.mu.Lock()
@@ -312,26 +324,22 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	return nil
 }
 
-// setMeta sets one field of an item's meta record, making the record if there is none.
+// setMeta sets one field of a loaded item's meta record (setmeta.lua).
 func (l *Ledger) setMeta(activityID, itemID int64, field, value string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	it := l.item(activityID, itemID)
-	if it.meta == nil {
-		it.meta = map[string]string{}
+	if it := l.item(activityID, itemID); it.meta != nil {
+		it.meta[field] = value
 	}
-	it.meta[field] = value
 }
 
-// SetState changes the sale state of an item. Like the Redis HSET it makes a meta
-// record of an item never warmed, holding only the state.
+// SetState changes the sale state of a loaded item.
 func (l *Ledger) SetState(_ context.Context, activityID, itemID int64, st domain.State) error {
 	l.setMeta(activityID, itemID, "state", string(st))
 	return nil
 }
 
-// SetBuckets records a new bucket count in an item's sale state (and, like SetState,
-// makes a meta record of an item never warmed).
+// SetBuckets records a new bucket count in a loaded item's sale state.
 func (l *Ledger) SetBuckets(_ context.Context, activityID, itemID int64, n int) error {
 	l.setMeta(activityID, itemID, "buckets", strconv.Itoa(n))
 	return nil
@@ -342,6 +350,9 @@ func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int,
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
+	if it.meta == nil {
+		return 0, domain.ErrNotLoaded
+	}
 	if it.stock[bucket]+delta < 0 {
 		return 0, domain.Errorf(domain.EConflict, "item %d bucket %d has fewer than %d units left", itemID, bucket, -delta)
 	}
@@ -355,7 +366,7 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
 	got := min(it.stock[bucket], n)
-	if got <= 0 {
+	if got <= 0 || it.meta == nil {
 		return 0, nil
 	}
 	it.stock[bucket] -= got
@@ -367,7 +378,7 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	if it.stock[bucket] != was {
+	if it.meta == nil || it.stock[bucket] != was {
 		return false, nil
 	}
 	it.stock[bucket] = want
@@ -391,22 +402,24 @@ func (l *Ledger) State(_ context.Context, activityID, itemID int64, buckets int)
 	}
 	for _, f := range it.inflight {
 		st.InFlight += f.qty
-		if f.bucket < buckets {
-			st.InFlightBy[f.bucket] += f.qty
+		for _, p := range f.parts {
+			if p.Bucket < buckets {
+				st.InFlightBy[p.Bucket] += int64(p.Quantity)
+			}
 		}
 		st.Tickets++
 	}
 	return st, nil
 }
 
-// InFlight lists an item's in-flight tickets with when they were admitted.
-func (l *Ledger) InFlight(_ context.Context, activityID, itemID int64) (map[string]time.Time, error) {
+// InFlight lists an item's in-flight tickets.
+func (l *Ledger) InFlight(_ context.Context, activityID, itemID int64) ([]domain.Flight, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fl := l.item(activityID, itemID).inflight
-	out := make(map[string]time.Time, len(fl))
+	out := make([]domain.Flight, 0, len(fl))
 	for t, f := range fl {
-		out[t] = time.UnixMilli(f.admittedMS)
+		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: int(f.qty), Parts: slices.Clone(f.parts), AdmittedAt: time.UnixMilli(f.admittedMS)})
 	}
 	return out, nil
 }

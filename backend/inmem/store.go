@@ -3,7 +3,6 @@ package inmem
 import (
 	"cmp"
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -27,10 +26,17 @@ type Store struct {
 	stock                             map[int64]map[int]*domain.StockRow // item -> bucket -> row
 	orders                            map[int64]*domain.Order
 	byTicket                          map[string]int64
+	byKey                             map[keyOf]int64 // shopper, item and idempotency key -> order
 	purchases                         map[purchaseKey]*purchase
 }
 
 type purchaseKey struct{ item, user int64 }
+
+// keyOf is the unique key of an order's idempotency key.
+type keyOf struct {
+	user, item int64
+	key        string
+}
 
 // purchase is a buyer's row: the units and live orders a user holds of an item.
 type purchase struct{ units, orders int64 }
@@ -51,6 +57,7 @@ func NewStore(opts ...Option) *Store {
 		stock:      map[int64]map[int]*domain.StockRow{},
 		orders:     map[int64]*domain.Order{},
 		byTicket:   map[string]int64{},
+		byKey:      map[keyOf]int64{},
 		purchases:  map[purchaseKey]*purchase{},
 	}
 }
@@ -131,49 +138,51 @@ func (s *Store) Item(_ context.Context, id int64) (domain.Item, error) {
 	return domain.Item{}, domain.Errorf(domain.ENotFound, "item %d not found", id)
 }
 
-// Activities lists activities, newest first (at most 500); only published ones unless
-// all is set.
-func (s *Store) Activities(_ context.Context, all bool) ([]*domain.Activity, error) {
+// Activities lists the activities q selects, newest first.
+func (s *Store) Activities(_ context.Context, q domain.ActivityQuery) ([]*domain.Activity, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*domain.Activity
 	for id, a := range s.activities {
-		if all || a.State == domain.StatePublished {
+		if (q.All || a.State == domain.StatePublished) && (q.Before <= 0 || id < q.Before) {
 			out = append(out, s.activity(id))
 		}
 	}
 	slices.SortFunc(out, func(a, b *domain.Activity) int { return cmp.Compare(b.ID, a.ID) })
-	if len(out) > 500 {
-		out = out[:500]
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
 	}
 	return out, nil
 }
 
-// changeActivity applies change to an activity and bumps its version, under mu;
-// not_found when there is none.
-func (s *Store) changeActivity(id int64, change func(a *domain.Activity)) error {
+// SetState moves an activity to a new state and bumps its version.
+func (s *Store) SetState(_ context.Context, id int64, st domain.State) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.activities[id]
 	if !ok {
 		return domain.Errorf(domain.ENotFound, "activity %d not found", id)
 	}
-	change(a)
+	a.State = st
 	a.Version++
 	return nil
 }
 
-// SetState moves an activity to a new state and bumps its version.
-func (s *Store) SetState(_ context.Context, id int64, st domain.State) error {
-	return s.changeActivity(id, func(a *domain.Activity) { a.State = st })
-}
-
-// UpdateActivity applies a change of the activity's own fields and bumps its version.
+// UpdateActivity applies a change in one transaction: all of it, or nothing when a
+// part is refused.
 func (s *Store) UpdateActivity(_ context.Context, id int64, c domain.ActivityChange) error {
-	return s.changeActivity(id, func(a *domain.Activity) { updateActivity(a, c) })
-}
-
-func updateActivity(a *domain.Activity, c domain.ActivityChange) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.activities[id]
+	if !ok {
+		return domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	}
+	var tx txn
+	was := *a
+	tx.onRollback(func() { *a = was })
 	if c.Name != nil {
 		a.Name = *c.Name
 	}
@@ -186,42 +195,49 @@ func updateActivity(a *domain.Activity, c domain.ActivityChange) {
 	if c.PerUserLimit != nil {
 		a.PerUserLimit = *c.PerUserLimit
 	}
-}
-
-// UpdateItem changes an item's name or price. An unknown item is not an error (the
-// MySQL UPDATE matches no row).
-func (s *Store) UpdateItem(_ context.Context, id int64, name *string, price *int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	it, ok := s.items[id]
-	if !ok {
-		return nil
+	if c.BucketCount != nil {
+		a.BucketCount = *c.BucketCount
+		for _, iid := range s.itemsOf[id] {
+			for b := 0; b < *c.BucketCount; b++ {
+				if _, ok := s.stock[iid][b]; !ok {
+					s.stock[iid][b] = &domain.StockRow{Bucket: b}
+					tx.onRollback(func() { delete(s.stock[iid], b) })
+				}
+			}
+		}
 	}
-	if name != nil {
-		it.Name = *name
-	}
-	if price != nil {
-		it.PriceCents = *price
+	a.Version++
+	for _, ic := range c.Items {
+		if err := s.updateItem(&tx, id, ic); err != nil {
+			tx.rollback()
+			return err
+		}
 	}
 	return nil
 }
 
-// SetBucketCount changes an activity's bucket count and makes sure every item has a
-// stock row for each bucket; rows past the count stay. An unknown activity is not an
-// error (the MySQL statements match no row).
-func (s *Store) SetBucketCount(_ context.Context, activityID int64, n int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a, ok := s.activities[activityID]; ok {
-		a.BucketCount = n
-		a.Version++
+// updateItem applies an item's change within tx; the caller holds mu.
+func (s *Store) updateItem(tx *txn, activityID int64, ic domain.ItemChange) error {
+	it, ok := s.items[ic.ItemID]
+	if !ok || it.ActivityID != activityID {
+		return domain.Errorf(domain.ENotFound, "item %d is not in activity %d", ic.ItemID, activityID)
 	}
-	for _, iid := range s.itemsOf[activityID] {
-		for b := 0; b < n; b++ {
-			if _, ok := s.stock[iid][b]; !ok {
-				s.stock[iid][b] = &domain.StockRow{Bucket: b}
+	was := *it
+	tx.onRollback(func() { *it = was })
+	if ic.Name != nil {
+		it.Name = *ic.Name
+	}
+	if ic.PriceCents != nil {
+		it.PriceCents = *ic.PriceCents
+	}
+	for _, d := range ic.Stock {
+		if err := s.moveStock(tx, ic.ItemID, d.Bucket, d.Delta); err != nil {
+			if domain.IsCode(err, domain.ESoldOut) {
+				return domain.Errorf(domain.EConflict, "item %d: cannot take %d units from bucket %d, fewer are unsold", ic.ItemID, -d.Delta, d.Bucket)
 			}
+			return err
 		}
+		it.TotalStock += d.Delta
 	}
 	return nil
 }
@@ -268,6 +284,9 @@ func (s *Store) Counts(_ context.Context, itemID int64) (domain.ItemCounts, erro
 // moveStock adds delta (negative to take) to one stock row and bumps its version;
 // taking more than is available is sold_out. The caller holds mu.
 func (s *Store) moveStock(tx *txn, itemID int64, bucket int, delta int64) error {
+	if delta == 0 {
+		return nil
+	}
 	r, ok := s.stock[itemID][bucket]
 	if !ok {
 		return domain.Errorf(domain.ENotFound, "item %d has no stock bucket %d", itemID, bucket)
@@ -320,9 +339,9 @@ func (s *Store) MoveStock(_ context.Context, itemID int64, from, to int, n int64
 	return nil
 }
 
-// WriteOrder writes one admitted request: the order (unique by ticket), the buyer's
-// units (checked against limit when it is positive) and the stock row, all or nothing.
-// A ticket written before comes back as it is, with Duplicate set.
+// WriteOrder writes one admitted request as the MySQL store does: the order (unique
+// by ticket, and by shopper, item and idempotency key), the buyer's units (checked
+// against limit when it is positive) and each stock row it takes from, all or nothing.
 func (s *Store) WriteOrder(_ context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -331,24 +350,90 @@ func (s *Store) WriteOrder(_ context.Context, r domain.OrderRequest, limit int) 
 
 // writeOrder is WriteOrder with mu held.
 func (s *Store) writeOrder(r domain.OrderRequest, limit int) (domain.Written, error) {
+	if r.Quantity <= 0 || r.Quantity > domain.MaxQuantity {
+		return domain.Written{}, domain.Errorf(domain.EBadRequest, "order %s: quantity %d", r.Ticket, r.Quantity)
+	}
 	if id, ok := s.byTicket[r.Ticket]; ok {
+		if o := s.orders[id]; o.Status == domain.OrderVoid {
+			return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
+		}
 		return domain.Written{Order: *s.orders[id], Duplicate: true}, nil
+	}
+	k := keyOf{r.UserID, r.ItemID, r.IdemKey}
+	if id, ok := s.byKey[k]; ok && r.IdemKey != "" {
+		return domain.Written{Order: *s.orders[id], Replay: true}, nil
 	}
 	s.lastOrder++ // an auto-increment value is used up even when the insert rolls back
 	o := domain.Order{ID: s.lastOrder, Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID, Bucket: r.Bucket,
-		Quantity: r.Quantity, AmountCents: r.AmountCents, Status: domain.OrderCreated, CreatedAt: dbTime(s.now())}
+		Parts: slices.Clone(r.Parts), Quantity: r.Quantity, AmountCents: r.AmountCents, Status: domain.OrderCreated, IdemKey: r.IdemKey,
+		CreatedAt: dbTime(s.now())}
+	if len(o.Parts) < 2 {
+		o.Parts = nil
+	}
 	var tx txn
 	s.orders[o.ID], s.byTicket[o.Ticket] = &o, o.ID
 	tx.onRollback(func() { delete(s.orders, o.ID); delete(s.byTicket, o.Ticket) })
+	if r.IdemKey != "" {
+		s.byKey[k] = o.ID
+		tx.onRollback(func() { delete(s.byKey, k) })
+	}
 	if err := s.addPurchase(&tx, r.ItemID, r.UserID, r.Quantity, limit); err != nil {
 		tx.rollback()
 		return domain.Written{}, err
 	}
-	if err := s.moveStock(&tx, r.ItemID, r.Bucket, -int64(r.Quantity)); err != nil {
+	if err := s.moveParts(&tx, r.ItemID, r.Units(), -1); err != nil {
 		tx.rollback()
 		return domain.Written{}, err
 	}
-	return domain.Written{Order: o}, nil
+	return domain.Written{Order: copyOrder(o)}, nil
+}
+
+// moveParts moves each part's units (sign -1 takes, +1 gives back), lowest bucket
+// first; the caller holds mu.
+func (s *Store) moveParts(tx *txn, itemID int64, parts []domain.Part, sign int64) error {
+	sorted := slices.SortedFunc(slices.Values(parts), func(a, b domain.Part) int { return a.Bucket - b.Bucket })
+	for _, p := range sorted {
+		if err := s.moveStock(tx, itemID, p.Bucket, sign*int64(p.Quantity)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyOrder is o with a parts slice of its own.
+func copyOrder(o domain.Order) domain.Order {
+	o.Parts = slices.Clone(o.Parts)
+	return o
+}
+
+// VoidTicket keeps a void mark for a ticket unless it has a row.
+func (s *Store) VoidTicket(_ context.Context, r domain.OrderRequest) (domain.Order, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.byTicket[r.Ticket]; ok {
+		return copyOrder(*s.orders[id]), false, nil
+	}
+	s.lastOrder++
+	o := domain.Order{ID: s.lastOrder, Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID, Bucket: r.Bucket,
+		Parts: slices.Clone(r.Parts), Quantity: r.Quantity, Status: domain.OrderVoid, CreatedAt: dbTime(s.now())}
+	if len(o.Parts) < 2 {
+		o.Parts = nil
+	}
+	s.orders[o.ID], s.byTicket[o.Ticket] = &o, o.ID
+	return copyOrder(o), true, nil
+}
+
+// OrdersByTickets returns the rows of the tickets that have one.
+func (s *Store) OrdersByTickets(_ context.Context, tickets []string) (map[string]domain.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]domain.Order{}
+	for _, t := range tickets {
+		if id, ok := s.byTicket[t]; ok {
+			out[t] = copyOrder(*s.orders[id])
+		}
+	}
+	return out, nil
 }
 
 // addPurchase adds an order of units to what a user holds of an item and refuses past
@@ -404,7 +489,7 @@ func (s *Store) OrderByTicket(_ context.Context, ticket string) (domain.Order, e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id, ok := s.byTicket[ticket]; ok {
-		return *s.orders[id], nil
+		return copyOrder(*s.orders[id]), nil
 	}
 	return domain.Order{}, domain.Errorf(domain.ENotFound, "no order for ticket %s", ticket)
 }
@@ -413,7 +498,7 @@ func (s *Store) OrderByTicket(_ context.Context, ticket string) (domain.Order, e
 // caller holds mu.
 func (s *Store) order(userID, id int64, anyUser bool) (*domain.Order, error) {
 	o, ok := s.orders[id]
-	if !ok || !anyUser && o.UserID != userID {
+	if !ok || o.Status == domain.OrderVoid || !anyUser && o.UserID != userID {
 		return nil, domain.Errorf(domain.ENotFound, "order %d not found", id)
 	}
 	return o, nil
@@ -427,7 +512,7 @@ func (s *Store) Order(_ context.Context, userID, id int64) (domain.Order, error)
 	if err != nil {
 		return domain.Order{}, err
 	}
-	return *o, nil
+	return copyOrder(*o), nil
 }
 
 // Orders lists a user's orders, newest first (at most 200).
@@ -436,8 +521,8 @@ func (s *Store) Orders(_ context.Context, userID int64) ([]domain.Order, error) 
 	defer s.mu.Unlock()
 	var out []domain.Order
 	for _, o := range s.orders {
-		if o.UserID == userID {
-			out = append(out, *o)
+		if o.UserID == userID && o.Status != domain.OrderVoid {
+			out = append(out, copyOrder(*o))
 		}
 	}
 	slices.SortFunc(out, func(a, b domain.Order) int { return cmp.Compare(b.ID, a.ID) })
@@ -451,25 +536,29 @@ func (s *Store) Orders(_ context.Context, userID int64) ([]domain.Order, error) 
 // the buyer, all or nothing; it reports whether this call changed the order. An order
 // no longer created comes back as it is. userID 0 skips the owner check.
 func (s *Store) EndOrder(_ context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, bool, error) {
+	if to != domain.OrderCancelled && to != domain.OrderExpired {
+		return domain.Order{}, false, domain.Errorf(domain.EBadRequest, "an order ends cancelled or expired, not %s", to)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.order(userID, id, userID <= 0) // the owner is checked for a positive id only
+	o, err := s.order(userID, id, userID == 0)
 	if err != nil {
 		return domain.Order{}, false, err
 	}
 	if o.Status != domain.OrderCreated {
-		return *o, false, nil
+		return copyOrder(*o), false, nil
 	}
 	var tx txn
-	if err := s.moveStock(&tx, o.ItemID, o.Bucket, int64(o.Quantity)); err != nil {
-		return *o, false, err
+	if err := s.moveParts(&tx, o.ItemID, o.Units(), +1); err != nil {
+		tx.rollback()
+		return copyOrder(*o), false, err
 	}
 	o.Status = to
 	if p, ok := s.purchases[purchaseKey{o.ItemID, o.UserID}]; ok {
 		p.units -= int64(o.Quantity)
 		p.orders--
 	}
-	return *o, true, nil
+	return copyOrder(*o), true, nil
 }
 
 // PayOrder marks a created order paid; paying a paid order again is not an error, a
@@ -494,8 +583,8 @@ func (s *Store) PayOrder(_ context.Context, userID, id int64) (domain.Order, err
 // StaleOrders returns up to limit orders still created that were created before t,
 // oldest first.
 func (s *Store) StaleOrders(_ context.Context, before time.Time, limit int) ([]domain.Order, error) {
-	if limit < 0 {
-		return nil, errors.New("list stale orders: negative limit") // a syntax error in SQL
+	if limit <= 0 {
+		return nil, nil
 	}
 	before = before.Truncate(time.Microsecond) // what the driver sends
 	s.mu.Lock()
@@ -503,7 +592,7 @@ func (s *Store) StaleOrders(_ context.Context, before time.Time, limit int) ([]d
 	var out []domain.Order
 	for _, o := range s.orders {
 		if o.Status == domain.OrderCreated && o.CreatedAt.Before(before) {
-			out = append(out, *o)
+			out = append(out, copyOrder(*o))
 		}
 	}
 	slices.SortFunc(out, func(a, b domain.Order) int {

@@ -30,10 +30,12 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 		return out, errs
 	}
 	item, bucket := reqs[0].ItemID, reqs[0].Bucket
+	whole := true // every request takes from the one bucket
 	for _, r := range reqs {
 		if r.ItemID != item || r.Bucket != bucket {
 			panic("mysql: WriteBatch needs one item and bucket") // a caller's bug
 		}
+		whole = whole && len(r.Parts) < 2
 	}
 	// first[i] is the index of the first request with reqs[i]'s ticket.
 	first := make([]int, len(reqs))
@@ -50,7 +52,7 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 		u := buyers[r.UserID]
 		buyers[r.UserID] = buyer{units: u.units + r.Quantity, orders: u.orders + 1}
 	}
-	together := len(fresh) > 1
+	together := len(fresh) > 1 && whole
 	for _, u := range buyers {
 		if limit > 0 && u.units > limit {
 			together = false // let the order-by-order path refuse the extra ones
@@ -58,9 +60,12 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 	}
 	var err error
 	if together {
-		err = s.writeTogether(ctx, reqs, fresh, buyers, out)
+		err = s.inTx(ctx, "write batch", func(tx *sql.Tx) error { return s.writeTogether(ctx, tx, reqs, fresh, buyers, out) })
 		var de *domain.Error
 		if err != nil && !errors.As(err, &de) && !isDuplicate(err) {
+			if !errors.Is(err, errUnknownOutcome) {
+				err = domain.NotCommitted(err)
+			}
 			for _, i := range fresh {
 				errs[i] = err
 			}
@@ -87,24 +92,19 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
-func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, fresh []int, buyers map[int64]buyer, out []domain.Written) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return fmt.Errorf("write batch: %w", err)
-	}
-	defer tx.Rollback()
+func (s *Store) writeTogether(ctx context.Context, tx *sql.Tx, reqs []domain.OrderRequest, fresh []int, buyers map[int64]buyer, out []domain.Written) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	var ins strings.Builder
-	ins.WriteString(`INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, quantity, amount_cents, status, created_at, updated_at) VALUES `)
-	args := make([]any, 0, len(fresh)*9)
+	ins.WriteString(`INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, quantity, amount_cents, status, idem_key, created_at, updated_at) VALUES `)
+	args := make([]any, 0, len(fresh)*10)
 	total := 0
 	for n, i := range fresh {
 		r := reqs[i]
 		if n > 0 {
 			ins.WriteString(",")
 		}
-		ins.WriteString("(?, ?, ?, ?, ?, ?, ?, 'created', ?, ?)")
-		args = append(args, r.Ticket, r.UserID, r.ActivityID, r.ItemID, r.Bucket, r.Quantity, r.AmountCents, now, now)
+		ins.WriteString("(?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)")
+		args = append(args, r.Ticket, r.UserID, r.ActivityID, r.ItemID, r.Bucket, r.Quantity, r.AmountCents, keyCol(r.IdemKey), now, now)
 		total += r.Quantity
 	}
 	// A ticket written before fails this with a duplicate key: the caller goes order
@@ -140,13 +140,9 @@ func (s *Store) writeTogether(ctx context.Context, reqs []domain.OrderRequest, f
 	if err := s.moveStock(ctx, tx, item, reqs[0].Bucket, -int64(total)); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit batch: %w", err)
-	}
 	for k, i := range fresh {
-		r := reqs[i]
-		out[i] = domain.Written{Order: domain.Order{ID: ids[k], Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID,
-			Bucket: r.Bucket, Quantity: r.Quantity, AmountCents: r.AmountCents, Status: domain.OrderCreated, CreatedAt: now}}
+		out[i] = domain.Written{Order: orderOf(reqs[i], domain.OrderCreated, now)}
+		out[i].Order.ID = ids[k]
 	}
 	return nil
 }

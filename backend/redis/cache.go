@@ -12,7 +12,8 @@ import (
 	"github.com/seckill/flashsale/internal/randhex"
 )
 
-// Cache is a byte cache in Redis with rebuild locks, for the catalog's read path.
+// Cache is a byte cache in Redis with versioned values and rebuild locks, for the
+// catalog's read path. A value is a hash {v: version, d: data} with a TTL.
 type Cache struct {
 	rdb goredis.UniversalClient
 }
@@ -24,7 +25,7 @@ func NewCache(rdb goredis.UniversalClient) *Cache { return &Cache{rdb: rdb} }
 
 // Get returns the cached value of key; ok is false on a miss.
 func (c *Cache) Get(ctx context.Context, key string) (val []byte, ok bool, err error) {
-	b, err := c.rdb.Get(ctx, key).Bytes()
+	b, err := c.rdb.HGet(ctx, key, "d").Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return nil, false, nil
 	}
@@ -32,6 +33,37 @@ func (c *Cache) Get(ctx context.Context, key string) (val []byte, ok bool, err e
 		return nil, false, fmt.Errorf("cache get %s: %w", key, err)
 	}
 	return b, true, nil
+}
+
+// putScript writes a value unless a newer version is stored, and, when a lock key is
+// given, only while the caller's token holds it (then frees it).
+// KEYS[1] the value, KEYS[2] its lock or absent; ARGV[1] version, ARGV[2] data,
+// ARGV[3] TTL ms, ARGV[4] lock token. Returns 1 when written.
+var putScript = goredis.NewScript(`
+if KEYS[2] then
+  if redis.call('GET', KEYS[2]) ~= ARGV[4] then return 0 end
+  redis.call('DEL', KEYS[2])
+end
+local cur = redis.call('HGET', KEYS[1], 'v')
+if cur and tonumber(cur) > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1`)
+
+var unlock = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`)
+
+// ttlMS is ttl in whole milliseconds, at least one.
+func ttlMS(ttl time.Duration) int64 { return max(ttl.Milliseconds(), 1) }
+
+// Put writes val as version of key unless a newer version is stored.
+func (c *Cache) Put(ctx context.Context, key string, version int64, val []byte, ttl time.Duration) (bool, error) {
+	n, err := putScript.Run(ctx, c.rdb, []string{key}, version, val, ttlMS(ttl), "").Int()
+	if err != nil {
+		return false, fmt.Errorf("cache put %s: %w", key, err)
+	}
+	return n == 1, nil
 }
 
 // Del drops keys from the cache.
@@ -48,32 +80,22 @@ func (c *Cache) Del(ctx context.Context, keys ...string) error {
 // knows; ok is false when someone else holds the lock.
 func (c *Cache) Lock(ctx context.Context, key string, ttl time.Duration) (token string, ok bool, err error) {
 	token = randhex.String(16)
-	ok, err = c.rdb.SetNX(ctx, lockKey(key), token, ttl).Result()
+	ok, err = c.rdb.SetNX(ctx, lockKey(key), token, time.Duration(ttlMS(ttl))*time.Millisecond).Result()
 	if err != nil {
 		return "", false, fmt.Errorf("lock %s: %w", key, err)
 	}
-	return token, ok, nil
+	if !ok {
+		return "", false, nil
+	}
+	return token, true, nil
 }
 
-// fencedSet writes the value only while the writer still holds the rebuild lock (its
-// token is the lock's value), then frees the lock. A writer whose lock expired while
-// it read the database, and was taken over by another, writes nothing.
-var fencedSet = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('DEL', KEYS[1])
-return 1`)
-
-var unlock = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`)
-
-// SetLocked writes key while the caller's lock token holds, and frees the lock. It
-// reports whether it wrote. The lock key shares key's hash tag.
-func (c *Cache) SetLocked(ctx context.Context, key, token string, val []byte, ttl time.Duration) (bool, error) {
-	n, err := fencedSet.Run(ctx, c.rdb, []string{lockKey(key), key}, token, val, ttl.Milliseconds()).Int()
+// PutLocked writes key while the caller's lock token holds, unless a newer version is
+// stored, and frees the lock. It reports whether it wrote.
+func (c *Cache) PutLocked(ctx context.Context, key, token string, version int64, val []byte, ttl time.Duration) (bool, error) {
+	n, err := putScript.Run(ctx, c.rdb, []string{key, lockKey(key)}, version, val, ttlMS(ttl), token).Int()
 	if err != nil {
-		return false, fmt.Errorf("cache set %s: %w", key, err)
+		return false, fmt.Errorf("cache put %s: %w", key, err)
 	}
 	return n == 1, nil
 }
@@ -82,14 +104,6 @@ func (c *Cache) SetLocked(ctx context.Context, key, token string, val []byte, tt
 func (c *Cache) Unlock(ctx context.Context, key, token string) error {
 	if err := unlock.Run(ctx, c.rdb, []string{lockKey(key)}, token).Err(); err != nil {
 		return fmt.Errorf("unlock %s: %w", key, err)
-	}
-	return nil
-}
-
-// Set writes key unconditionally (used to pre-warm on publish).
-func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := c.rdb.Set(ctx, key, val, ttl).Err(); err != nil {
-		return fmt.Errorf("cache set %s: %w", key, err)
 	}
 	return nil
 }

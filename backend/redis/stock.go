@@ -18,6 +18,8 @@ import (
 var (
 	//go:embed lua/deduct.lua
 	deductLua string
+	//go:embed lua/parts.lua
+	partsLua string
 	//go:embed lua/settle.lua
 	settleLua string
 	//go:embed lua/release.lua
@@ -32,16 +34,23 @@ var (
 	takeLua string
 	//go:embed lua/ticket.lua
 	ticketLua string
+	//go:embed lua/setmeta.lua
+	setMetaLua string
 
-	// Scripts are called by SHA; go-redis falls back to EVAL on NOSCRIPT.
+	// Scripts are called by SHA; go-redis falls back to EVAL on NOSCRIPT. Those that
+	// read parts get parts.lua's functions prepended.
 	deductScript  = goredis.NewScript(deductLua)
-	settleScript  = goredis.NewScript(settleLua)
-	releaseScript = goredis.NewScript(releaseLua)
+	settleScript  = goredis.NewScript(partsLua + settleLua)
+	releaseScript = goredis.NewScript(partsLua + releaseLua)
 	warmScript    = goredis.NewScript(warmLua)
 	adjustScript  = goredis.NewScript(adjustLua)
 	resetScript   = goredis.NewScript(resetLua)
 	takeScript    = goredis.NewScript(takeLua)
 	ticketScript  = goredis.NewScript(ticketLua)
+	setMetaScript = goredis.NewScript(setMetaLua)
+
+	scripts = []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript,
+		takeScript, ticketScript, setMetaScript}
 )
 
 // Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
@@ -53,11 +62,12 @@ type Stock struct {
 var _ domain.StockLedger = (*Stock)(nil)
 
 // NewStock returns a Stock on rdb (a single node, a cluster or a ring) that keeps
-// ticket results for resultTTL.
+// ticket results for resultTTL, in whole seconds (at least one).
 func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 	if resultTTL <= 0 {
 		resultTTL = 24 * time.Hour
 	}
+	resultTTL = max(resultTTL.Round(time.Second), time.Second)
 	return &Stock{rdb: rdb, resultTTL: resultTTL}
 }
 
@@ -65,7 +75,7 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 // sale go by SHA.
 func (s *Stock) Load(ctx context.Context) error {
 	load := func(ctx context.Context, c goredis.Scripter) error {
-		for _, sc := range []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript, takeScript, ticketScript} {
+		for _, sc := range scripts {
 			if err := sc.Load(ctx, c).Err(); err != nil {
 				return fmt.Errorf("load script: %w", err)
 			}
@@ -78,28 +88,74 @@ func (s *Stock) Load(ctx context.Context) error {
 	return load(ctx, s.rdb)
 }
 
-// Deduct runs the pre-deduction script. A refusal comes back as a *domain.Error
-// (sold_out, limit_exceeded, not_started, ended, not_found, bad_request); ErrNotLoaded
-// when Redis has no state for the item.
+// Deduct runs the pre-deduction script for one request. A refusal comes back as a
+// *domain.Error (sold_out, insufficient_stock, limit_exceeded, not_started, ended,
+// not_found, bad_request); domain.ErrNotLoaded when Redis has no state for the item.
 func (s *Stock) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {
-	k := keysFor(d.ActivityID, d.ItemID)
-	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.inflight()}, k.buckets(d.Buckets)...)
-	idem := ""
-	if d.IdempotencyKey != "" {
-		idem = strconv.FormatInt(d.UserID, 10) + ":" + d.IdempotencyKey
-	}
-	res, err := deductScript.Run(ctx, s.rdb, keys, d.UserID, d.Quantity, idem, d.Ticket, d.HomeBucket).Slice()
+	out, errs, err := s.DeductBatch(ctx, []domain.Deduction{d})
 	if err != nil {
-		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
+		return domain.Deducted{}, err
 	}
-	code, _ := res[0].(int64)
+	return out[0], errs[0]
+}
+
+// DeductBatch runs the pre-deduction script once for requests of one item (the same
+// activity, item and bucket count), in their order. err is the call's failure, after
+// which each request may or may not have been taken; errs[i] is request i's refusal.
+func (s *Stock) DeductBatch(ctx context.Context, ds []domain.Deduction) (out []domain.Deducted, errs []error, err error) {
+	if len(ds) == 0 {
+		return nil, nil, nil
+	}
+	d0 := ds[0]
+	k := keysFor(d0.ActivityID, d0.ItemID)
+	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.inflight()}, k.buckets(max(d0.Buckets, 1))...)
+	args := make([]any, 0, 1+5*len(ds))
+	args = append(args, len(ds))
+	for _, d := range ds {
+		if d.ActivityID != d0.ActivityID || d.ItemID != d0.ItemID || d.Buckets != d0.Buckets {
+			panic("redis: DeductBatch needs requests of one item") // a caller's bug
+		}
+		args = append(args, d.UserID, d.Quantity, idemField(d.UserID, d.IdempotencyKey), d.Ticket, d.HomeBucket)
+	}
+	res, err := deductScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, nil, fmt.Errorf("deduct item %d: %w", d0.ItemID, err)
+	}
+	if len(res) != 2*len(ds) {
+		return nil, nil, fmt.Errorf("deduct item %d: unexpected script result %v", d0.ItemID, res)
+	}
+	out = make([]domain.Deducted, len(ds))
+	errs = make([]error, len(ds))
+	for i, d := range ds {
+		code, _ := res[2*i].(int64)
+		val, _ := res[2*i+1].(string)
+		out[i], errs[i] = deducted(d, code, val)
+	}
+	return out, errs, nil
+}
+
+func idemField(user int64, key string) string {
+	if key == "" {
+		return ""
+	}
+	return strconv.FormatInt(user, 10) + ":" + key
+}
+
+// deducted reads one request's {code, value} of deduct.lua.
+func deducted(d domain.Deduction, code int64, val string) (domain.Deducted, error) {
 	switch code {
 	case 0:
-		b, _ := res[1].(int64)
-		return domain.Deducted{Ticket: d.Ticket, Bucket: int(b)}, nil
+		parts, err := domain.ParseParts(val)
+		if err != nil {
+			return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
+		}
+		out := domain.Deducted{Ticket: d.Ticket, Bucket: parts[0].Bucket}
+		if len(parts) > 1 {
+			out.Parts = parts
+		}
+		return out, nil
 	case 1:
-		t, _ := res[1].(string)
-		return domain.Deducted{Ticket: t, Replayed: true}, nil
+		return domain.Deducted{Ticket: val, Replayed: true}, nil
 	case 2:
 		return domain.Deducted{}, domain.Errorf(domain.ESoldOut, "item %d is sold out", d.ItemID)
 	case 3:
@@ -114,8 +170,10 @@ func (s *Stock) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted
 		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
 	case 8:
 		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
+	case 9:
+		return domain.Deducted{}, domain.Errorf(domain.EInsufficientStock, "item %d has fewer than %d units left", d.ItemID, d.Quantity)
 	}
-	return domain.Deducted{}, fmt.Errorf("deduct item %d: unexpected script result %v", d.ItemID, res)
+	return domain.Deducted{}, fmt.Errorf("deduct item %d: unexpected script result %d %q", d.ItemID, code, val)
 }
 
 type ticketRecord struct {
@@ -125,44 +183,119 @@ type ticketRecord struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// Settle ends an in-flight ticket with its result. When the result is failed the
-// ticket's stock, buyer units and idempotency record are given back; the stock is not
-// when the reason is sold_out (MySQL, the last word, had fewer units than Redis
-// counted: the reconciler corrects the count). It reports whether this call settled
-// the ticket (false: it was settled before, or Redis lost it; then the result is
-// recorded unless one is).
+// settleMode is what settle.lua gives back for a ticket's result (see the script).
+func settleMode(t domain.Ticket) string {
+	switch {
+	case t.Status == domain.TicketCreated && t.Reason == domain.ReasonReplayed:
+		return "3"
+	case t.Status != domain.TicketFailed:
+		return "0"
+	case t.Reason == domain.ESoldOut:
+		return "2" // MySQL had fewer units than Redis: there is nothing to give back
+	}
+	return "1"
+}
+
+// Settle ends an in-flight ticket with its result. A failed ticket gives back its
+// stock (unless the reason is sold_out: MySQL, the last word, had fewer units than
+// Redis counted), buyer units and idempotency record; a created one replayed from
+// another ticket of its key gives back its stock and buyer units. It reports whether
+// this call settled the ticket (false: it was settled before, or Redis lost it; then
+// the result is recorded unless one is). buckets is the item's bucket count; a ticket
+// that took from a bucket past it (the count was lowered) is settled all the same.
 func (s *Stock) Settle(ctx context.Context, t domain.Ticket, buckets int) (bool, error) {
-	a, i, err := domain.ParseTicket(t.ID)
+	done, err := s.SettleBatch(ctx, []domain.Ticket{t}, buckets)
 	if err != nil {
 		return false, err
 	}
+	return done[0], nil
+}
+
+// SettleBatch settles tickets of one item in one script call; done[i] is Settle's
+// answer for tickets[i].
+func (s *Stock) SettleBatch(ctx context.Context, tickets []domain.Ticket, buckets int) ([]bool, error) {
+	if len(tickets) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(tickets[0].ID)
+	if err != nil {
+		return nil, err
+	}
 	k := keysFor(a, i)
-	rec, err := json.Marshal(ticketRecord{UserID: t.UserID, Status: string(t.Status), OrderID: t.OrderID, Reason: t.Reason})
-	if err != nil {
-		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
-	}
-	giveBack := "0"
-	if t.Status == domain.TicketFailed {
-		giveBack = "1"
-		if t.Reason == domain.ESoldOut {
-			giveBack = "2" // MySQL had fewer units than Redis: there is nothing to give back
+	keys := make([]string, 0, 4+len(tickets)+buckets)
+	keys = append(keys, k.meta(), k.buyers(), k.idem(), k.inflight())
+	args := make([]any, 0, 2+3*len(tickets))
+	args = append(args, int(s.resultTTL/time.Second), len(tickets))
+	for _, t := range tickets {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
 		}
+		if ta != a || ti != i {
+			panic("redis: SettleBatch needs tickets of one item") // a caller's bug
+		}
+		rec, err := json.Marshal(ticketRecord{UserID: t.UserID, Status: string(t.Status), OrderID: t.OrderID, Reason: t.Reason})
+		if err != nil {
+			return nil, fmt.Errorf("settle ticket %s: %w", t.ID, err)
+		}
+		keys = append(keys, k.result(t.ID))
+		args = append(args, t.ID, rec, settleMode(t))
 	}
-	keys := append([]string{k.buyers(), k.idem(), k.inflight(), k.result(t.ID)}, k.buckets(buckets)...)
-	n, err := settleScript.Run(ctx, s.rdb, keys, t.ID, rec, int(s.resultTTL/time.Second), giveBack).Int()
-	if err != nil {
-		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
+	width := max(buckets, 1)
+	for {
+		res, err := settleScript.Run(ctx, s.rdb, append(keys, k.buckets(width)...), args...).Slice()
+		if err != nil {
+			return nil, fmt.Errorf("settle tickets of item %d: %w", i, err)
+		}
+		if need, ok := widthNeeded(res); ok {
+			if need <= width || need > domain.MaxBuckets {
+				return nil, fmt.Errorf("settle tickets of item %d: a ticket names bucket %d", i, need-1)
+			}
+			width = need // a ticket took from a bucket past the count: pass its counter too
+			continue
+		}
+		done := make([]bool, len(tickets))
+		for j := range done {
+			n, _ := res[j].(int64)
+			done[j] = n == 1
+		}
+		return done, nil
 	}
-	return n == 1, nil
+}
+
+// widthNeeded reads a script's {negative code, highest bucket} answer: the counters it
+// needs to be called with.
+func widthNeeded(res []any) (int, bool) {
+	if len(res) != 2 {
+		return 0, false
+	}
+	code, _ := res[0].(int64)
+	b, _ := res[1].(int64)
+	if code >= 0 {
+		return 0, false
+	}
+	return int(b) + 1, true
 }
 
 // Release gives back the stock of a committed order that was cancelled or expired. It
-// reports whether this call gave it back (false: an earlier call did).
+// reports whether this call gave it back: false when an earlier call did, or when
+// Redis holds no sale state for the item (the next warm reads MySQL, which has the
+// units back already).
 func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 	k := keysFor(o.ActivityID, o.ItemID)
-	n, err := releaseScript.Run(ctx, s.rdb, []string{k.buyers(), k.released(), k.bucket(o.Bucket)}, o.Ticket, o.UserID, o.Quantity).Int()
+	units := o.Units()
+	width := 1
+	for _, p := range units {
+		width = max(width, p.Bucket+1)
+	}
+	keys := append([]string{k.meta(), k.buyers(), k.released()}, k.buckets(width)...)
+	res, err := releaseScript.Run(ctx, s.rdb, keys, o.Ticket, o.UserID, o.Quantity, domain.FormatParts(units), int(s.resultTTL/time.Second)).Result()
 	if err != nil {
 		return false, fmt.Errorf("release order %d: %w", o.ID, err)
+	}
+	n, ok := res.(int64)
+	if !ok {
+		return false, fmt.Errorf("release order %d: unexpected script result %v", o.ID, res)
 	}
 	return n == 1, nil
 }
@@ -200,10 +333,12 @@ func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain
 	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 }
 
+// inflight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>",
+// parts "<bucket>:<units>,..." (or a bare bucket holding all of qty).
 type inflight struct {
 	user     int64
 	qty      int
-	bucket   int
+	parts    []domain.Part
 	admitted time.Time
 }
 
@@ -214,12 +349,18 @@ func parseInflight(v string) (inflight, error) {
 	}
 	u, e1 := strconv.ParseInt(p[0], 10, 64)
 	q, e2 := strconv.Atoi(p[1])
-	b, e3 := strconv.Atoi(p[2])
-	ms, e4 := strconv.ParseInt(p[3], 10, 64)
+	ms, e3 := strconv.ParseInt(p[3], 10, 64)
+	var parts []domain.Part
+	var e4 error
+	if b, err := strconv.Atoi(p[2]); err == nil {
+		parts = []domain.Part{{Bucket: b, Quantity: q}}
+	} else {
+		parts, e4 = domain.ParseParts(p[2])
+	}
 	if err := errors.Join(e1, e2, e3, e4); err != nil {
 		return inflight{}, fmt.Errorf("malformed in-flight record %q: %w", v, err)
 	}
-	return inflight{user: u, qty: q, bucket: b, admitted: time.UnixMilli(ms)}, nil
+	return inflight{user: u, qty: q, parts: parts, admitted: time.UnixMilli(ms)}, nil
 }
 
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
@@ -244,23 +385,27 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	return nil
 }
 
-// SetState changes the sale state Redis checks (published, offline) of an item that
-// was warmed before.
+// SetState changes the sale state Redis checks (published, offline) of a loaded item;
+// an item not loaded stays so (the next warm writes its state whole).
 func (s *Stock) SetState(ctx context.Context, activityID, itemID int64, st domain.State) error {
-	if err := s.rdb.HSet(ctx, keysFor(activityID, itemID).meta(), "state", string(st)).Err(); err != nil {
+	if err := setMetaScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).meta()}, "state", string(st)).Err(); err != nil {
 		return fmt.Errorf("set state of item %d: %w", itemID, err)
 	}
 	return nil
 }
 
 // Adjust adds delta units to one bucket, refusing to go below zero; it returns the new
-// count, or a conflict error when refused.
+// count, a conflict error when refused, domain.ErrNotLoaded when Redis holds no sale
+// state for the item (nothing changed: the next warm reads MySQL).
 func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error) {
-	n, err := adjustScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).bucket(bucket)}, delta).Int64()
-	if err != nil {
+	k := keysFor(activityID, itemID)
+	n, err := adjustScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, delta).Int64()
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("adjust item %d bucket %d: %w", itemID, bucket, err)
-	}
-	if n < 0 {
+	case n == -2:
+		return 0, domain.ErrNotLoaded
+	case n < 0:
 		return 0, domain.Errorf(domain.EConflict, "item %d bucket %d has fewer than %d units left", itemID, bucket, -delta)
 	}
 	return n, nil
@@ -288,35 +433,38 @@ func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int
 			return domain.ItemState{}, err
 		}
 		st.InFlight += int64(f.qty)
-		if f.bucket < buckets {
-			st.InFlightBy[f.bucket] += int64(f.qty)
+		for _, p := range f.parts {
+			if p.Bucket < buckets {
+				st.InFlightBy[p.Bucket] += int64(p.Quantity)
+			}
 		}
 		st.Tickets++
 	}
 	return st, nil
 }
 
-// InFlight lists the tickets of an item that are pre-deducted but not settled, with
-// when they were admitted.
-func (s *Stock) InFlight(ctx context.Context, activityID, itemID int64) (map[string]time.Time, error) {
+// InFlight lists the tickets of an item that are pre-deducted but not settled.
+func (s *Stock) InFlight(ctx context.Context, activityID, itemID int64) ([]domain.Flight, error) {
 	all, err := s.rdb.HGetAll(ctx, keysFor(activityID, itemID).inflight()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list in-flight tickets of item %d: %w", itemID, err)
 	}
-	out := make(map[string]time.Time, len(all))
+	out := make([]domain.Flight, 0, len(all))
 	for t, v := range all {
 		f, err := parseInflight(v)
 		if err != nil {
 			return nil, err
 		}
-		out[t] = f.admitted
+		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: f.qty, Parts: f.parts, AdmittedAt: f.admitted})
 	}
 	return out, nil
 }
 
-// Reset sets a bucket counter to want if it still holds was; it reports whether it did.
+// Reset sets a bucket counter to want if it still holds was and the item is loaded; it
+// reports whether it did.
 func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error) {
-	n, err := resetScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).bucket(bucket)}, was, want).Int()
+	k := keysFor(activityID, itemID)
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, was, want).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
 	}
@@ -338,35 +486,20 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 	return rdb, nil
 }
 
-// TicketUser returns the user of an in-flight ticket.
-func (s *Stock) TicketUser(ctx context.Context, ticket string) (int64, error) {
-	a, i, err := domain.ParseTicket(ticket)
-	if err != nil {
-		return 0, err
-	}
-	v, err := s.rdb.HGet(ctx, keysFor(a, i).inflight(), ticket).Result()
-	if errors.Is(err, goredis.Nil) {
-		return 0, domain.Errorf(domain.ENotFound, "ticket %s is not in flight", ticket)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read ticket %s: %w", ticket, err)
-	}
-	f, err := parseInflight(v)
-	return f.user, err
-}
-
-// Take removes up to n units from a bucket and returns how many it removed.
+// Take removes up to n units from a bucket and returns how many it removed (none when
+// the item is not loaded).
 func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
-	got, err := takeScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).bucket(bucket)}, n).Int64()
+	k := keysFor(activityID, itemID)
+	got, err := takeScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, n).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("take from item %d bucket %d: %w", itemID, bucket, err)
 	}
 	return got, nil
 }
 
-// SetBuckets records a new bucket count in an item's sale state.
+// SetBuckets records a new bucket count in a loaded item's sale state.
 func (s *Stock) SetBuckets(ctx context.Context, activityID, itemID int64, n int) error {
-	if err := s.rdb.HSet(ctx, keysFor(activityID, itemID).meta(), "buckets", n).Err(); err != nil {
+	if err := setMetaScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).meta()}, "buckets", n).Err(); err != nil {
 		return fmt.Errorf("set buckets of item %d: %w", itemID, err)
 	}
 	return nil

@@ -12,16 +12,18 @@ import (
 )
 
 var toCode = map[string]rpc.ErrorCode{
-	domain.EBadRequest:    rpc.ErrorCode_BAD_REQUEST,
-	domain.ENotFound:      rpc.ErrorCode_NOT_FOUND,
-	domain.ESoldOut:       rpc.ErrorCode_SOLD_OUT,
-	domain.ELimitExceeded: rpc.ErrorCode_LIMIT_EXCEEDED,
-	domain.ENotStarted:    rpc.ErrorCode_NOT_STARTED,
-	domain.EEnded:         rpc.ErrorCode_ENDED,
-	domain.EUnavailable:   rpc.ErrorCode_UNAVAILABLE,
-	domain.EConflict:      rpc.ErrorCode_CONFLICT,
-	domain.EForbidden:     rpc.ErrorCode_FORBIDDEN,
-	domain.EInternal:      rpc.ErrorCode_INTERNAL,
+	domain.EBadRequest:        rpc.ErrorCode_BAD_REQUEST,
+	domain.ENotFound:          rpc.ErrorCode_NOT_FOUND,
+	domain.ESoldOut:           rpc.ErrorCode_SOLD_OUT,
+	domain.ELimitExceeded:     rpc.ErrorCode_LIMIT_EXCEEDED,
+	domain.ENotStarted:        rpc.ErrorCode_NOT_STARTED,
+	domain.EEnded:             rpc.ErrorCode_ENDED,
+	domain.EUnavailable:       rpc.ErrorCode_UNAVAILABLE,
+	domain.EConflict:          rpc.ErrorCode_CONFLICT,
+	domain.EForbidden:         rpc.ErrorCode_FORBIDDEN,
+	domain.EInternal:          rpc.ErrorCode_INTERNAL,
+	domain.EInsufficientStock: rpc.ErrorCode_INSUFFICIENT_STOCK,
+	domain.EOutcomeUnknown:    rpc.ErrorCode_OUTCOME_UNKNOWN,
 }
 
 var fromCode = func() map[rpc.ErrorCode]string {

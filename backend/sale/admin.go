@@ -2,7 +2,10 @@ package sale
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -58,9 +61,9 @@ func (s *Service) Item(ctx context.Context, id int64) (domain.Item, *domain.Acti
 	return got, a, nil
 }
 
-// Activities lists activities: published ones, or all for operators.
-func (s *Service) Activities(ctx context.Context, all bool) ([]*domain.Activity, error) {
-	as, err := s.activities.Activities(ctx, all)
+// Activities lists the activities q selects: published ones, or all for operators.
+func (s *Service) Activities(ctx context.Context, q domain.ActivityQuery) ([]*domain.Activity, error) {
+	as, err := s.activities.Activities(ctx, q)
 	return as, s.unavailable(err)
 }
 
@@ -104,6 +107,7 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 		return nil, s.unavailable(err)
 	}
 	for _, it := range a.Items {
+		// Only a loaded item has a state to change; one never published stays unloaded.
 		if err := s.ledger.SetState(ctx, a.ID, it.ID, domain.StateOffline); err != nil {
 			return nil, s.unavailable(err)
 		}
@@ -112,16 +116,14 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 	return a, s.unavailable(err)
 }
 
-// ActivityChange changes an activity; nil fields stay. The strategy is fixed once
-// created; the bucket count changes through SetBuckets.
-type ActivityChange struct {
-	domain.ActivityChange
-	Items []domain.ItemChange
-}
-
-// Update applies an operator's change. A stock change keeps the invariants: units are
-// added to or taken from what is available, never from what is sold or in flight.
-func (s *Service) Update(ctx context.Context, id int64, c ActivityChange) (*domain.Activity, error) {
+// Update applies an operator's change, all of it or nothing: every field is checked
+// first, then MySQL takes the whole change in one transaction. A stock change keeps the
+// invariants: units are added to or taken from what is available, never from what is
+// sold or in flight. Units taken come out of the ledger first (so no shopper is
+// admitted against units going away) and go back if MySQL refuses; units added go to
+// the ledger after MySQL. The ledger is adjusted whenever it holds the item, published
+// or offline, so a change made offline holds when the sale is published again.
+func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange) (*domain.Activity, error) {
 	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, s.unavailable(err)
@@ -139,33 +141,70 @@ func (s *Service) Update(ctx context.Context, id int64, c ActivityChange) (*doma
 	if c.PerUserLimit != nil {
 		next.PerUserLimit = *c.PerUserLimit
 	}
+	if c.BucketCount != nil {
+		if a.Strategy != domain.StrategyBucket {
+			return nil, domain.Errorf(domain.EBadRequest, "bucket_count applies to the bucket strategy only")
+		}
+		next.BucketCount = *c.BucketCount
+	}
 	if err := next.Validate(); err != nil {
 		return nil, err
 	}
+	seen := map[int64]bool{}
 	for _, ic := range c.Items {
 		if _, ok := a.Item(ic.ItemID); !ok {
 			return nil, domain.Errorf(domain.ENotFound, "item %d is not in activity %d", ic.ItemID, id)
 		}
-		if (ic.Name != nil && (*ic.Name == "" || len(*ic.Name) > domain.MaxNameLen)) || (ic.PriceCents != nil && *ic.PriceCents < 0) || (ic.TotalStock != nil && *ic.TotalStock < 0) {
+		if seen[ic.ItemID] {
+			return nil, domain.Errorf(domain.EBadRequest, "item %d is changed twice", ic.ItemID)
+		}
+		seen[ic.ItemID] = true
+		if (ic.Name != nil && (strings.TrimSpace(*ic.Name) == "" || len(*ic.Name) > domain.MaxNameLen)) || (ic.PriceCents != nil && *ic.PriceCents < 0) || (ic.TotalStock != nil && *ic.TotalStock < 0) {
 			return nil, domain.Errorf(domain.EBadRequest, "item %d: bad name, price or stock", ic.ItemID)
 		}
 	}
-	if err := s.activities.UpdateActivity(ctx, id, c.ActivityChange); err != nil {
+	change := c
+	change.Items = slices.Clone(c.Items)
+	var taken []stockMove // units out of the ledger, to give back if MySQL refuses
+	undo := func() {
+		for _, m := range taken {
+			if _, err := s.ledger.Adjust(context.WithoutCancel(ctx), a.ID, m.item, m.bucket, m.n); err != nil && !errors.Is(err, domain.ErrNotLoaded) {
+				s.log.Error("give taken units back to the ledger; the reconciler will", "item", m.item, "bucket", m.bucket, "err", err)
+			}
+		}
+	}
+	for k, ic := range change.Items {
+		if ic.TotalStock == nil {
+			continue
+		}
+		old, _ := a.Item(ic.ItemID)
+		deltas, moves, err := s.stockDeltas(ctx, a, ic.ItemID, *ic.TotalStock-old.TotalStock)
+		taken = append(taken, moves...)
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		change.Items[k].Stock = deltas
+	}
+	if err := s.activities.UpdateActivity(ctx, id, change); err != nil {
+		undo()
 		return nil, s.unavailable(err)
 	}
-	for _, ic := range c.Items {
-		if err := s.activities.UpdateItem(ctx, ic.ItemID, ic.Name, ic.PriceCents); err != nil {
-			return nil, s.unavailable(err)
-		}
-		if ic.TotalStock != nil {
-			old, _ := a.Item(ic.ItemID)
-			if err := s.changeStock(ctx, a, ic.ItemID, *ic.TotalStock-old.TotalStock); err != nil {
-				return nil, err
+	for _, ic := range change.Items {
+		for _, d := range ic.Stock {
+			if d.Delta <= 0 {
+				continue
+			}
+			if _, err := s.ledger.Adjust(ctx, a.ID, ic.ItemID, d.Bucket, d.Delta); err != nil && !errors.Is(err, domain.ErrNotLoaded) {
+				s.log.Error("add stock to the ledger; the reconciler will", "item", ic.ItemID, "err", err)
 			}
 		}
 	}
 	if a, err = s.activities.Activity(ctx, id); err != nil {
 		return nil, s.unavailable(err)
+	}
+	if c.BucketCount != nil {
+		s.spreadBuckets(ctx, a)
 	}
 	if a.State == domain.StatePublished {
 		for _, it := range a.Items {
@@ -178,54 +217,75 @@ func (s *Service) Update(ctx context.Context, id int64, c ActivityChange) (*doma
 	return a, s.unavailable(err)
 }
 
-// changeStock adds delta units to an item, spread over its buckets. Taking units goes
-// Redis first (so no shopper is admitted against units that are going away), then
-// MySQL; adding goes MySQL first, then Redis. A failure of the second step is undone.
-func (s *Service) changeStock(ctx context.Context, a *domain.Activity, itemID, delta int64) error {
-	if delta == 0 {
-		return nil
-	}
-	loaded := a.State == domain.StatePublished
-	parts := domain.SplitStock(abs(delta), a.BucketCount)
-	sign := int64(1)
-	if delta < 0 {
-		sign = -1
-	}
-	for b, n := range parts {
-		if n == 0 {
-			continue
-		}
-		d := sign * n
-		if d < 0 && loaded {
-			if _, err := s.ledger.Adjust(ctx, a.ID, itemID, b, d); err != nil {
-				return s.unavailable(err)
-			}
-		}
-		if err := s.orders.AddStock(ctx, itemID, b, d); err != nil {
-			if d < 0 && loaded {
-				if _, uerr := s.ledger.Adjust(ctx, a.ID, itemID, b, -d); uerr != nil {
-					s.log.Error("undo stock change in redis; the reconciler will repair it", "item", itemID, "err", uerr)
-				}
-			}
-			if domain.IsCode(err, domain.ESoldOut) {
-				return domain.Errorf(domain.EConflict, "item %d: cannot take %d units, fewer are unsold", itemID, -d)
-			}
-			return s.unavailable(err)
-		}
-		if d > 0 && loaded {
-			if _, err := s.ledger.Adjust(ctx, a.ID, itemID, b, d); err != nil {
-				s.log.Error("add stock in redis; the reconciler will repair it", "item", itemID, "err", err)
-			}
-		}
-	}
-	return nil
+// stockMove is n units of an item's bucket taken out of the ledger.
+type stockMove struct {
+	item   int64
+	bucket int
+	n      int64
 }
 
-func abs(n int64) int64 {
-	if n < 0 {
-		return -n
+// stockDeltas splits an item's stock change over its buckets. Units added spread
+// evenly. Units taken come from what is unsold: while the ledger holds the item, out
+// of its counters (taken now, returned in moves), bucket by bucket; otherwise out of
+// MySQL's rows, which the update's versioned writes check. conflict when fewer units
+// are unsold than asked.
+func (s *Service) stockDeltas(ctx context.Context, a *domain.Activity, itemID, delta int64) ([]domain.StockDelta, []stockMove, error) {
+	var out []domain.StockDelta
+	if delta >= 0 {
+		for b, n := range domain.SplitStock(delta, a.BucketCount) {
+			if n > 0 {
+				out = append(out, domain.StockDelta{Bucket: b, Delta: n})
+			}
+		}
+		return out, nil, nil
 	}
-	return n
+	need := -delta
+	st, err := s.ledger.State(ctx, a.ID, itemID, a.BucketCount)
+	if err != nil {
+		return nil, nil, s.unavailable(err)
+	}
+	var moves []stockMove
+	took := make([]int64, a.BucketCount)
+	if st.Loaded {
+		// Each bucket its even share first, then whatever is left from any bucket.
+		for pass, share := range [][]int64{domain.SplitStock(need, a.BucketCount), nil} {
+			for b := 0; b < a.BucketCount && need > 0; b++ {
+				want := need
+				if pass == 0 {
+					want = min(share[b], need)
+				}
+				got, err := s.ledger.Take(ctx, a.ID, itemID, b, want)
+				if err != nil {
+					return nil, moves, s.unavailable(err)
+				}
+				if got > 0 {
+					moves = append(moves, stockMove{item: itemID, bucket: b, n: got})
+					took[b] += got
+					need -= got
+				}
+			}
+		}
+	} else {
+		rows, err := s.orders.Stock(ctx, itemID)
+		if err != nil {
+			return nil, nil, s.unavailable(err)
+		}
+		for _, r := range rows {
+			if t := min(need, r.Available); t > 0 && r.Bucket < len(took) {
+				took[r.Bucket] += t
+				need -= t
+			}
+		}
+	}
+	for b, n := range took {
+		if n > 0 {
+			out = append(out, domain.StockDelta{Bucket: b, Delta: -n})
+		}
+	}
+	if need > 0 {
+		return nil, moves, domain.Errorf(domain.EConflict, "item %d: cannot take %d units, only %d are unsold", itemID, -delta, -delta-need)
+	}
+	return out, moves, nil
 }
 
 // ItemStats is one item's numbers.

@@ -60,7 +60,7 @@ func TestRebalanceDuringHammer(t *testing.T) {
 		func() error { _, err := e.svc().SetBuckets(ctx, a.ID, 8); return err },
 		func() error {
 			total := int64(200)
-			_, err := e.svc().Update(ctx, a.ID, sale.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
+			_, err := e.svc().Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
 			return err
 		},
 		func() error { _, err := e.svc().SetBuckets(ctx, a.ID, 3); return err },

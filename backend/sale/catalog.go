@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/seckill/flashsale/backend/domain"
 )
 
@@ -52,7 +52,9 @@ func (c *CatalogConfig) defaults() {
 //     replicas (a Redis lock whose holder writes only while it still holds it).
 //
 // Each cached copy carries the activity's version; a copy older than one seen before
-// is not taken.
+// is not taken, and the shared cache never replaces a newer version with an older
+// one (a slow rebuild cannot undo an operator's change). The local cache is bounded
+// by LRU, so ids a client makes up cannot flush it.
 type Catalog struct {
 	store activityReader
 	cache domain.Cache
@@ -60,8 +62,7 @@ type Catalog struct {
 	log   *slog.Logger
 
 	sf    singleflight.Group
-	mu    sync.RWMutex
-	local map[int64]localEntry
+	local *lru.Cache[int64, localEntry]
 
 	loads atomic.Int64 // reads that reached the store
 }
@@ -81,7 +82,11 @@ type cached struct {
 // NewCatalog returns a Catalog.
 func NewCatalog(store activityReader, cache domain.Cache, cfg CatalogConfig, log *slog.Logger) *Catalog {
 	cfg.defaults()
-	return &Catalog{store: store, cache: cache, cfg: cfg, log: log, local: map[int64]localEntry{}}
+	local, err := lru.New[int64, localEntry](100_000)
+	if err != nil {
+		panic(err) // only for a non-positive size
+	}
+	return &Catalog{store: store, cache: cache, cfg: cfg, log: log, local: local}
 }
 
 // StoreLoads is how many reads reached the store.
@@ -92,9 +97,7 @@ func catalogKey(id int64) string { return "sk:{cat:a:" + strconv.FormatInt(id, 1
 // Activity returns a published or unpublished activity; not_found for unknown ids.
 // The returned value is shared: callers must not change it.
 func (c *Catalog) Activity(ctx context.Context, id int64) (*domain.Activity, error) {
-	c.mu.RLock()
-	e, ok := c.local[id]
-	c.mu.RUnlock()
+	e, ok := c.local.Get(id)
 	if ok && time.Now().Before(e.expires) {
 		return found(id, e.a)
 	}
@@ -120,15 +123,10 @@ func found(id int64, a *domain.Activity) (*domain.Activity, error) {
 }
 
 func (c *Catalog) keepLocal(id int64, rec cached) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old, ok := c.local[id]; ok && old.version > rec.Version && time.Now().Before(old.expires) {
+	if old, ok := c.local.Peek(id); ok && old.version > rec.Version && time.Now().Before(old.expires) {
 		return // never step back to an older copy
 	}
-	c.local[id] = localEntry{a: rec.Activity, version: rec.Version, expires: time.Now().Add(c.cfg.LocalTTL)}
-	if len(c.local) > 100_000 { // bound memory; ids are cheap to reload
-		clear(c.local)
-	}
+	c.local.Add(id, localEntry{a: rec.Activity, version: rec.Version, expires: time.Now().Add(c.cfg.LocalTTL)})
 }
 
 // shared reads Redis, and on a miss rebuilds the entry once across all replicas.
@@ -164,7 +162,7 @@ func (c *Catalog) shared(ctx context.Context, id int64) (cached, error) {
 		}
 		return cached{}, err
 	}
-	if _, err := c.cache.SetLocked(ctx, key, token, mustJSON(rec), c.ttl(rec)); err != nil {
+	if _, err := c.cache.PutLocked(ctx, key, token, rec.Version, mustJSON(rec), c.ttl(rec)); err != nil {
 		c.log.Warn("catalog cache write failed", "activity", id, "err", err)
 	}
 	return rec, nil
@@ -213,10 +211,8 @@ func (c *Catalog) Refresh(ctx context.Context, id int64) (*domain.Activity, erro
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	delete(c.local, id)
-	c.mu.Unlock()
-	if err := c.cache.Set(ctx, catalogKey(id), mustJSON(rec), c.ttl(rec)); err != nil {
+	c.local.Remove(id)
+	if _, err := c.cache.Put(ctx, catalogKey(id), rec.Version, mustJSON(rec), c.ttl(rec)); err != nil {
 		// A stale shared copy would outlive the change: drop it, or fail loudly.
 		if derr := c.cache.Del(ctx, catalogKey(id)); derr != nil {
 			return nil, fmt.Errorf("refresh activity %d: %w", id, errors.Join(err, derr))

@@ -2,6 +2,7 @@ package sale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -106,54 +107,63 @@ func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, fr
 // SetBuckets changes an activity's bucket count during a sale and spreads the stock
 // over the new buckets.
 func (s *Service) SetBuckets(ctx context.Context, id int64, n int) (*domain.Activity, error) {
-	a, err := s.activities.Activity(ctx, id)
-	if err != nil {
-		return nil, s.unavailable(err)
-	}
-	if a.Strategy != domain.StrategyBucket {
-		return nil, domain.Errorf(domain.EBadRequest, "bucket_count applies to the bucket strategy only")
-	}
-	if n < 1 || n > domain.MaxBuckets {
-		return nil, domain.Errorf(domain.EBadRequest, "bucket_count must be 1 to %d", domain.MaxBuckets)
-	}
-	if err := s.activities.SetBucketCount(ctx, id, n); err != nil {
-		return nil, s.unavailable(err)
-	}
-	if a, err = s.catalog.Refresh(ctx, id); err != nil {
-		return nil, s.unavailable(err)
-	}
-	for _, it := range a.Items {
-		if a.State == domain.StatePublished {
-			if err := s.ledger.SetBuckets(ctx, a.ID, it.ID, n); err != nil {
-				return nil, s.unavailable(err)
-			}
-			// New buckets start at zero (SETNX keeps live counters).
-			if err := s.warmItem(ctx, a, it.ID, false); err != nil {
-				return nil, s.unavailable(err)
-			}
-			if _, err := s.Rebalance(ctx, a, it.ID); err != nil {
-				return nil, s.unavailable(err)
-			}
-		}
-	}
-	return a, nil
+	return s.Update(ctx, id, domain.ActivityChange{BucketCount: &n})
 }
 
-// RebalanceAll rebalances every bucketed item of the published activities.
-func (s *Service) RebalanceAll(ctx context.Context) error {
-	as, err := s.activities.Activities(ctx, false)
-	if err != nil {
-		return err
-	}
-	for _, a := range as {
-		if a.Strategy != domain.StrategyBucket {
+// spreadBuckets brings the ledger to an activity's new bucket count: the count in each
+// loaded item's state, counters for the new buckets (SETNX keeps live ones), and the
+// units moved into them. Failures are logged: the rebalancer and the reconciler finish
+// the work.
+func (s *Service) spreadBuckets(ctx context.Context, a *domain.Activity) {
+	for _, it := range a.Items {
+		if err := s.ledger.SetBuckets(ctx, a.ID, it.ID, a.BucketCount); err != nil {
+			s.log.Warn("record the bucket count in the ledger", "item", it.ID, "err", err)
 			continue
+		}
+		if a.State != domain.StatePublished {
+			continue
+		}
+		if err := s.warmItem(ctx, a, it.ID, false); err != nil {
+			s.log.Warn("warm new buckets", "item", it.ID, "err", err)
+			continue
+		}
+		if _, err := s.Rebalance(ctx, a, it.ID); err != nil {
+			s.log.Warn("rebalance after a bucket count change; the rebalancer will", "item", it.ID, "err", err)
+		}
+	}
+}
+
+// RebalanceAll rebalances every bucketed item of the published activities; one
+// item's failure holds back no other.
+func (s *Service) RebalanceAll(ctx context.Context) error {
+	var errs []error
+	err := s.eachActivity(ctx, domain.ActivityQuery{}, func(a *domain.Activity) {
+		if a.Strategy != domain.StrategyBucket {
+			return
 		}
 		for _, it := range a.Items {
 			if _, err := s.Rebalance(ctx, a, it.ID); err != nil {
-				return err
+				errs = append(errs, fmt.Errorf("rebalance item %d: %w", it.ID, err))
 			}
 		}
+	})
+	return errors.Join(append(errs, err)...)
+}
+
+// eachActivity calls f with every activity q selects, page by page.
+func (s *Service) eachActivity(ctx context.Context, q domain.ActivityQuery, f func(*domain.Activity)) error {
+	q.Limit = 200
+	for {
+		page, err := s.activities.Activities(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, a := range page {
+			f(a)
+		}
+		if len(page) < q.Limit || ctx.Err() != nil {
+			return ctx.Err()
+		}
+		q.Before = page[len(page)-1].ID
 	}
-	return nil
 }

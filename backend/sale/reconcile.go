@@ -2,71 +2,136 @@ package sale
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/seckill/flashsale/backend/domain"
 )
 
 // ReconcileConfig tunes the reconciler.
 type ReconcileConfig struct {
-	// Quiet is how long an item's Redis state must stay unchanged before it is compared
+	// Quiet is how long an item's state must stay unchanged before Redis is compared
 	// with MySQL: the comparison is only exact while nothing moves.
 	Quiet time.Duration
-	// StaleTicket is how long a ticket may stay in flight before the reconciler ends it
-	// from MySQL's record (created if its order exists, failed otherwise).
+	// StaleTicket is how long a ticket may stay in flight before the reconciler decides
+	// it from MySQL's record: created if its order exists, failed (and voided, so a
+	// late write of it writes nothing) otherwise.
 	StaleTicket time.Duration
+	// Parallel bounds the items checked at once.
+	Parallel int
+}
+
+func (c *ReconcileConfig) defaults() {
+	if c.Quiet <= 0 {
+		c.Quiet = 500 * time.Millisecond
+	}
+	if c.StaleTicket <= 0 {
+		c.StaleTicket = 15 * time.Minute
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 8
+	}
 }
 
 // Repair is one change the reconciler made.
 type Repair struct {
 	ActivityID, ItemID int64
 	Bucket             int
-	Kind               string // "stock" or "stale_ticket"
+	Kind               string // "stock", "settled" (a written ticket left in flight) or "stale_ticket"
 	Detail             string
 }
 
-// Reconcile makes one pass over the published activities: it settles tickets left in
-// flight past cfg.StaleTicket, and where an item is quiet it checks, per bucket, that
-// Redis stock plus the units in flight equals MySQL's available stock, and repairs
-// Redis from MySQL where they differ. Every repair is logged, counted and returned.
-func (s *Service) Reconcile(ctx context.Context, cfg ReconcileConfig) ([]Repair, error) {
-	if cfg.Quiet <= 0 {
-		cfg.Quiet = 500 * time.Millisecond
-	}
-	if cfg.StaleTicket <= 0 {
-		cfg.StaleTicket = 15 * time.Minute
-	}
-	as, err := s.activities.Activities(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	var repairs []Repair
-	for _, a := range as {
-		for _, it := range a.Items {
-			rs, err := s.reconcileItem(ctx, a, it.ID, cfg)
-			if err != nil {
-				return repairs, fmt.Errorf("reconcile item %d: %w", it.ID, err)
-			}
-			repairs = append(repairs, rs...)
-		}
-	}
-	return repairs, nil
+// reconItem is one item the reconciler looks at.
+type reconItem struct {
+	a      *domain.Activity
+	itemID int64
+	before domain.ItemState
+	rows   []domain.StockRow
+	quiet  bool // nothing in flight was written meanwhile; compare after the quiet wait
 }
 
-func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID int64, cfg ReconcileConfig) ([]Repair, error) {
+// Reconcile makes one pass over every activity that may hold live state in Redis
+// (published or offline, whatever its window; drafts never do), item by item, several
+// at a time:
+//   - a ticket still in flight whose order MySQL holds (its worker wrote it and died
+//     before settling) is settled created, and so no longer counted in flight;
+//   - a ticket in flight past cfg.StaleTicket is decided from MySQL's record;
+//   - where an item stays quiet for cfg.Quiet, each bucket's Redis stock plus the
+//     units in flight is compared with MySQL's available stock, and Redis is repaired
+//     from MySQL where they differ.
+//
+// One item's failure is logged and holds back no other. Every repair is logged,
+// counted and returned.
+func (s *Service) Reconcile(ctx context.Context, cfg ReconcileConfig) ([]Repair, error) {
+	cfg.defaults()
+	var items []*reconItem
+	err := s.eachActivity(ctx, domain.ActivityQuery{All: true}, func(a *domain.Activity) {
+		if a.State == domain.StateDraft {
+			return
+		}
+		for _, it := range a.Items {
+			items = append(items, &reconItem{a: a, itemID: it.ID})
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list activities: %w", err)
+	}
+	var mu sync.Mutex
 	var repairs []Repair
-	flying, err := s.ledger.InFlight(ctx, a.ID, itemID)
+	var errs []error
+	record := func(rs []Repair, err error, it *reconItem) {
+		mu.Lock()
+		defer mu.Unlock()
+		repairs = append(repairs, rs...)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile item", "activity", it.a.ID, "item", it.itemID, "err", err)
+			errs = append(errs, fmt.Errorf("item %d: %w", it.itemID, err))
+		}
+	}
+	each := func(f func(*reconItem) ([]Repair, error)) {
+		var g errgroup.Group
+		g.SetLimit(cfg.Parallel)
+		for _, it := range items {
+			g.Go(func() error {
+				rs, err := f(it)
+				record(rs, err, it)
+				return nil
+			})
+		}
+		g.Wait()
+	}
+	each(func(it *reconItem) ([]Repair, error) { return s.reconcileTickets(ctx, it, cfg) })
+	// One quiet wait for the whole pass, not one per item.
+	select {
+	case <-ctx.Done():
+		return repairs, ctx.Err()
+	case <-time.After(cfg.Quiet):
+	}
+	each(func(it *reconItem) ([]Repair, error) { return s.reconcileStock(ctx, it) })
+	return repairs, errors.Join(errs...)
+}
+
+// reconcileTickets ends the item's tickets that stayed in flight when they should
+// not, and takes the snapshot the stock comparison starts from.
+func (s *Service) reconcileTickets(ctx context.Context, it *reconItem, cfg ReconcileConfig) ([]Repair, error) {
+	a := it.a
+	flights, rows, err := s.flights(ctx, a.ID, it.itemID)
 	if err != nil {
 		return nil, err
 	}
-	for ticket, admitted := range flying {
-		if time.Since(admitted) < cfg.StaleTicket {
+	var repairs []Repair
+	for _, f := range flights {
+		o, written := rows[f.Ticket]
+		if !written && time.Since(f.AdmittedAt) < cfg.StaleTicket {
 			continue
 		}
-		r, err := s.settleStale(ctx, a, ticket)
+		r, err := s.endFlight(ctx, a, it.itemID, f, o, written)
 		if err != nil {
 			return repairs, err
 		}
@@ -74,116 +139,155 @@ func (s *Service) reconcileItem(ctx context.Context, a *domain.Activity, itemID 
 			repairs = append(repairs, *r)
 		}
 	}
-	before, err := s.ledger.State(ctx, a.ID, itemID, a.BucketCount)
-	if err != nil || !before.Loaded {
+	if it.before, err = s.ledger.State(ctx, a.ID, it.itemID, a.BucketCount); err != nil || !it.before.Loaded {
 		return repairs, err // not loaded: the next order restores it from MySQL
 	}
-	rows, err := s.orders.Stock(ctx, itemID)
-	if err != nil {
+	if it.rows, err = s.orders.Stock(ctx, it.itemID); err != nil {
 		return repairs, err
 	}
-	select {
-	case <-ctx.Done():
-		return repairs, ctx.Err()
-	case <-time.After(cfg.Quiet):
-	}
-	after, err := s.ledger.State(ctx, a.ID, itemID, a.BucketCount)
-	if err != nil {
-		return repairs, err
-	}
-	if !slices.Equal(before.BucketStock, after.BucketStock) || !slices.Equal(before.InFlightBy, after.InFlightBy) {
-		return repairs, nil // not quiet; try again on the next pass
-	}
-	rows2, err := s.orders.Stock(ctx, itemID)
-	if err != nil {
-		return repairs, err
-	}
-	if !slices.Equal(rows, rows2) {
-		return repairs, nil
-	}
-	var drift int64
-	for _, r := range rows {
-		if r.Bucket >= a.BucketCount {
-			continue
-		}
-		want := r.Available - after.InFlightBy[r.Bucket]
-		if want < 0 {
-			want = 0 // more in flight than MySQL holds: those writes will fail and give back
-		}
-		have := after.BucketStock[r.Bucket]
-		drift += have + after.InFlightBy[r.Bucket] - r.Available
-		if have == want {
-			continue
-		}
-		ok, err := s.ledger.Reset(ctx, a.ID, itemID, r.Bucket, have, want)
-		if err != nil {
-			return repairs, err
-		}
-		if !ok {
-			continue // moved meanwhile; next pass
-		}
-		rep := Repair{ActivityID: a.ID, ItemID: itemID, Bucket: r.Bucket, Kind: "stock",
-			Detail: fmt.Sprintf("redis %d -> %d (mysql %d, in flight %d)", have, want, r.Available, after.InFlightBy[r.Bucket])}
-		s.log.Warn("reconciler repaired redis stock", "activity", a.ID, "item", itemID, "bucket", r.Bucket, "detail", rep.Detail)
-		s.metrics.Repairs.WithLabelValues("stock").Inc()
-		repairs = append(repairs, rep)
-	}
-	s.metrics.StockDrift.WithLabelValues(strconv.FormatInt(itemID, 10)).Set(float64(drift))
+	it.quiet = true
 	return repairs, nil
 }
 
-// settleStale ends a ticket that stayed in flight too long, from MySQL's record.
-func (s *Service) settleStale(ctx context.Context, a *domain.Activity, ticket string) (*Repair, error) {
-	t := domain.Ticket{ID: ticket, Status: domain.TicketFailed, Reason: "stale"}
-	o, err := s.orders.OrderByTicket(ctx, ticket)
-	switch {
-	case err == nil:
-		t.Status, t.OrderID, t.UserID, t.Reason = domain.TicketCreated, o.ID, o.UserID, ""
-	case !domain.IsCode(err, domain.ENotFound):
-		return nil, err
+// flights are an item's in-flight tickets and the MySQL rows (orders or void marks)
+// of those that have one.
+func (s *Service) flights(ctx context.Context, activityID, itemID int64) ([]domain.Flight, map[string]domain.Order, error) {
+	flights, err := s.ledger.InFlight(ctx, activityID, itemID)
+	if err != nil || len(flights) == 0 {
+		return flights, nil, err
 	}
-	if t.UserID == 0 {
-		u, err := s.ledger.TicketUser(ctx, ticket)
-		if err != nil {
+	tickets := make([]string, len(flights))
+	for i, f := range flights {
+		tickets[i] = f.Ticket
+	}
+	rows, err := s.orders.OrdersByTickets(ctx, tickets)
+	return flights, rows, err
+}
+
+// endFlight settles a ticket left in flight: from its MySQL row when it has one,
+// else by voiding it (unless a write lands first, which the void then finds).
+func (s *Service) endFlight(ctx context.Context, a *domain.Activity, itemID int64, f domain.Flight, o domain.Order, written bool) (*Repair, error) {
+	kind := "settled"
+	if !written {
+		kind = "stale_ticket"
+		var err error
+		if o, _, err = s.orders.VoidTicket(ctx, f.Request(a.ID, itemID)); err != nil {
 			return nil, err
 		}
-		t.UserID = u
+	}
+	t := domain.Ticket{ID: f.Ticket, UserID: f.UserID, Status: domain.TicketCreated, OrderID: o.ID}
+	if o.Status == domain.OrderVoid {
+		t = domain.Ticket{ID: f.Ticket, UserID: f.UserID, Status: domain.TicketFailed, Reason: "stale"}
 	}
 	ok, err := s.ledger.Settle(ctx, t, a.BucketCount)
 	if err != nil || !ok {
 		return nil, err
 	}
 	s.metrics.StaleSettle.WithLabelValues(string(t.Status)).Inc()
-	s.log.Warn("reconciler settled a stale ticket", "ticket", ticket, "status", t.Status)
-	return &Repair{ActivityID: a.ID, Kind: "stale_ticket", Detail: ticket + " -> " + string(t.Status)}, nil
+	s.log.Warn("reconciler ended a ticket left in flight", "ticket", f.Ticket, "status", t.Status, "written", written)
+	return &Repair{ActivityID: a.ID, ItemID: itemID, Kind: kind, Detail: f.Ticket + " -> " + string(t.Status)}, nil
 }
 
-// Run runs the background duties until ctx ends: the reconciler every interval and the
-// expiry of unpaid orders (when unpaidTimeout > 0).
+// reconcileStock compares a quiet item's Redis stock with MySQL's and repairs Redis.
+func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, error) {
+	if !it.quiet {
+		return nil, nil
+	}
+	a := it.a
+	after, err := s.ledger.State(ctx, a.ID, it.itemID, a.BucketCount)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(it.before.BucketStock, after.BucketStock) || !slices.Equal(it.before.InFlightBy, after.InFlightBy) {
+		return nil, nil // not quiet; try again on the next pass
+	}
+	// A ticket written since the first look would be counted twice (in flight and in
+	// MySQL): such an item is not quiet; the next pass settles the ticket.
+	flights, written, err := s.flights(ctx, a.ID, it.itemID)
+	if err != nil || len(written) > 0 || len(flights) != after.Tickets {
+		return nil, err
+	}
+	rows, err := s.orders.Stock(ctx, it.itemID)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Equal(it.rows, rows) {
+		return nil, nil
+	}
+	var repairs []Repair
+	var drift int64
+	for _, r := range rows {
+		if r.Bucket >= a.BucketCount {
+			continue
+		}
+		flying := after.InFlightBy[r.Bucket]
+		want := max(r.Available-flying, 0) // more in flight than MySQL holds: those writes will fail and give back
+		have := after.BucketStock[r.Bucket]
+		drift += have + flying - r.Available
+		if have == want {
+			continue
+		}
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want)
+		if err != nil {
+			return repairs, err
+		}
+		if !ok {
+			continue // moved meanwhile; next pass
+		}
+		rep := Repair{ActivityID: a.ID, ItemID: it.itemID, Bucket: r.Bucket, Kind: "stock",
+			Detail: fmt.Sprintf("redis %d -> %d (mysql %d, in flight %d)", have, want, r.Available, flying)}
+		s.log.Warn("reconciler repaired redis stock", "activity", a.ID, "item", it.itemID, "bucket", r.Bucket, "detail", rep.Detail)
+		s.metrics.Repairs.WithLabelValues("stock").Inc()
+		repairs = append(repairs, rep)
+	}
+	s.metrics.StockDrift.WithLabelValues(strconv.FormatInt(it.itemID, 10)).Set(float64(drift))
+	return repairs, nil
+}
+
+// Run runs the background duties until ctx ends, each on its own clock so a slow one
+// never starves another: the reconciler every interval, the rebalancer every interval,
+// and the expiry of unpaid orders (when unpaidTimeout > 0) every interval.
 func (s *Service) Run(ctx context.Context, interval time.Duration, rc ReconcileConfig, unpaidTimeout time.Duration) {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		if _, err := s.Reconcile(ctx, rc); err != nil && ctx.Err() == nil {
-			s.log.Warn("reconcile pass failed", "err", err)
-		}
-		if err := s.RebalanceAll(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("rebalance pass failed", "err", err)
-		}
-		if unpaidTimeout > 0 {
-			if n, err := s.ExpireUnpaid(ctx, unpaidTimeout); err != nil && ctx.Err() == nil {
-				s.log.Warn("expire unpaid orders", "err", err)
-			} else if n > 0 {
+	duties := []struct {
+		name string
+		run  func() error
+	}{
+		{"reconcile", func() error { _, err := s.Reconcile(ctx, rc); return err }},
+		{"rebalance", func() error { return s.RebalanceAll(ctx) }},
+	}
+	if unpaidTimeout > 0 {
+		duties = append(duties, struct {
+			name string
+			run  func() error
+		}{"expire unpaid orders", func() error {
+			n, err := s.ExpireUnpaid(ctx, unpaidTimeout)
+			if n > 0 {
 				s.log.Info("expired unpaid orders", "count", n)
 			}
-		}
+			return err
+		}})
 	}
+	var wg sync.WaitGroup
+	for _, d := range duties {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if err := d.run(); err != nil && ctx.Err() == nil {
+					s.log.Warn(d.name+" pass failed", "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

@@ -48,7 +48,7 @@ func newRig(t *testing.T) *rig {
 // service returns another replica on the rig's store and cache, with its own ledger
 // and publisher.
 func (r *rig) service(t *testing.T, ledger domain.StockLedger, pub domain.Publisher) *sale.Service {
-	return sale.New(sale.Deps{Catalog: r.store, Orders: r.orders, Ledger: ledger, Cache: inmem.NewCache(), Publisher: pub, Log: testLog(t)},
+	return sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: ledger, Cache: inmem.NewCache(), Publisher: pub, Log: testLog(t)},
 		sale.Config{PublishAttempts: 2, ReplayWait: 30 * time.Millisecond})
 }
 
@@ -199,8 +199,8 @@ type faultyOrders struct {
 	// failWrite decides a write's fate by its call number (from 1): nil to go ahead.
 	failWrite   atomic.Pointer[func(n int64) error]
 	lostAnswer  atomic.Bool // writes commit, then fail as if the answer was lost
-	failLookup  atomic.Bool // OrderByTicket fails
-	failStockOp atomic.Bool // AddStock and MoveStock fail
+	failLookup  atomic.Bool // OrderByTicket, OrdersByTickets and VoidTicket fail
+	failStockOp atomic.Bool // AddStock, MoveStock and stock changes of UpdateActivity fail
 	writes      atomic.Int64
 }
 
@@ -243,6 +243,36 @@ func (f *faultyOrders) OrderByTicket(ctx context.Context, ticket string) (domain
 		return domain.Order{}, errInjected
 	}
 	return f.OrderStore.OrderByTicket(ctx, ticket)
+}
+
+func (f *faultyOrders) OrdersByTickets(ctx context.Context, tickets []string) (map[string]domain.Order, error) {
+	if f.failLookup.Load() {
+		return nil, errInjected
+	}
+	return f.OrderStore.OrdersByTickets(ctx, tickets)
+}
+
+func (f *faultyOrders) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.Order, bool, error) {
+	if f.failLookup.Load() {
+		return domain.Order{}, false, errInjected
+	}
+	return f.OrderStore.VoidTicket(ctx, r)
+}
+
+// faultyCatalog is the rig's catalog, whose stock changes fail with the order store's
+// failStockOp (MySQL writes them in the same transaction).
+type faultyCatalog struct {
+	domain.Catalog
+	orders *faultyOrders
+}
+
+func (f faultyCatalog) UpdateActivity(ctx context.Context, id int64, c domain.ActivityChange) error {
+	for _, ic := range c.Items {
+		if len(ic.Stock) > 0 && f.orders.failStockOp.Load() {
+			return domain.NotCommitted(errInjected)
+		}
+	}
+	return f.Catalog.UpdateActivity(ctx, id, c)
 }
 
 func (f *faultyOrders) AddStock(ctx context.Context, itemID int64, bucket int, delta int64) error {
@@ -361,7 +391,7 @@ func TestRulesRefusals(t *testing.T) {
 		{"unknown item", sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID + 100, Quantity: 1}, domain.ENotFound},
 		{"within the limit", sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 2}, ""},
 		{"past the limit", sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}, domain.ELimitExceeded},
-		{"more than is left", sale.PlaceOrder{UserID: 2, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 2}, domain.ESoldOut},
+		{"more than is left", sale.PlaceOrder{UserID: 2, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 2}, domain.EInsufficientStock},
 		{"the last unit", sale.PlaceOrder{UserID: 2, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}, ""},
 		{"sold out", sale.PlaceOrder{UserID: 3, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}, domain.ESoldOut},
 	} {
@@ -370,7 +400,7 @@ func TestRulesRefusals(t *testing.T) {
 	}
 	r.wantStock(t, "after", a, 0)
 	_, shed, err := r.svc.Stats(context.Background(), a.ID)
-	if err != nil || shed[domain.ESoldOut] != 2 || shed[domain.ELimitExceeded] != 1 {
+	if err != nil || shed[domain.ESoldOut] != 1 || shed[domain.EInsufficientStock] != 1 || shed[domain.ELimitExceeded] != 1 {
 		t.Fatalf("shed: got %v, %v", shed, err)
 	}
 }
@@ -398,7 +428,7 @@ func TestRulesWindow(t *testing.T) {
 	wantErr(t, "at the end", err, domain.EEnded)
 	// A new window, once published, is what the ledger checks.
 	end := r.clock.Now().Add(time.Minute)
-	if _, err := r.svc.Update(ctx, a.ID, sale.ActivityChange{ActivityChange: domain.ActivityChange{End: &end}}); err != nil {
+	if _, err := r.svc.Update(ctx, a.ID, domain.ActivityChange{End: &end}); err != nil {
 		t.Fatal(err)
 	}
 	r.buy(t, a, 2, 1, "")
@@ -475,12 +505,20 @@ func TestRulesCancel(t *testing.T) {
 	p = r.buy(t, a, 5, 1, "")
 	r.ledger.failRelease.Store(1)
 	_, err = r.svc.Cancel(ctx, 5, p.OrderID)
-	wantErr(t, "the ledger failing", err, domain.EUnavailable)
+	wantErr(t, "the ledger failing: the order is cancelled all the same", err, "")
 	rows, st := r.stock(t, a)
 	if rows[0] != 9 || st.BucketStock[0] != 8 {
 		t.Fatalf("half way: got store %v, ledger %v; want 9 and 8", rows, st.BucketStock)
 	}
+	// A second cancel does not give back again (only the call that ended the order
+	// does, whatever the ledger remembers); the reconciler brings the ledger to MySQL.
 	if _, err := r.svc.Cancel(ctx, 5, p.OrderID); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := r.stock(t, a); st.BucketStock[0] != 8 {
+		t.Fatalf("cancelled again: got ledger %v, want 8", st.BucketStock)
+	}
+	if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	r.wantStock(t, "retried", a, 9)
@@ -542,7 +580,7 @@ func TestRulesPublishOffline(t *testing.T) {
 	}
 	r.buy(t, a, 2, 1, "")
 	r.wantStock(t, "after", a, 7)
-	if as, err := r.svc.Activities(ctx, false); err != nil || len(as) != 1 || as[0].ID != a.ID {
+	if as, err := r.svc.Activities(ctx, domain.ActivityQuery{}); err != nil || len(as) != 1 || as[0].ID != a.ID {
 		t.Fatalf("published activities: got %v, %v", as, err)
 	}
 }
@@ -568,7 +606,7 @@ func TestRulesLedgerLost(t *testing.T) {
 func TestRulesChangeStock(t *testing.T) {
 	ctx := context.Background()
 	update := func(r *rig, a *domain.Activity, total int64) error {
-		_, err := r.svc.Update(ctx, a.ID, sale.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
+		_, err := r.svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
 		return err
 	}
 	wantTotal := func(t *testing.T, r *rig, a *domain.Activity, want int64) {
@@ -742,7 +780,7 @@ func TestRulesReconcile(t *testing.T) {
 			got = append(got, rep.Kind+" "+rep.Detail)
 		}
 		slices.Sort(got)
-		want := []string{"stale_ticket " + lost.Ticket + " -> failed", "stale_ticket " + written.Ticket + " -> created"}
+		want := []string{"stale_ticket " + lost.Ticket + " -> failed", "settled " + written.Ticket + " -> created"}
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("got repairs %q, want %q", got, want)
@@ -793,7 +831,7 @@ func TestRulesFailurePaths(t *testing.T) {
 		r.orders.failWrites(func(int64) error { return errInjected })
 		r.orders.failLookup.Store(true)
 		_, err := r.place(a, 1, 1, "")
-		wantErr(t, "unknown", err, domain.EUnavailable)
+		wantErr(t, "unknown", err, domain.EOutcomeUnknown)
 		_, st := r.stock(t, a)
 		if st.Tickets != 1 || st.Available() != 9 {
 			t.Fatalf("got %+v, want the ticket left in flight", st)

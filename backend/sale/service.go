@@ -32,6 +32,9 @@ type Config struct {
 	// ReplayWait is how long a replayed sync request waits for the first to finish
 	// before it answers with the ticket, pending (well under the gateway's RPC timeout).
 	ReplayWait time.Duration
+	// EndWithin bounds how long a ticket whose deduction failed in doubt stays in
+	// flight before it is ended (its stock back).
+	EndWithin time.Duration
 }
 
 // Deps are the ports a Service works through.
@@ -68,6 +71,9 @@ func New(d Deps, cfg Config) *Service {
 	}
 	if cfg.ReplayWait <= 0 {
 		cfg.ReplayWait = time.Second
+	}
+	if cfg.EndWithin <= 0 {
+		cfg.EndWithin = 30 * time.Second
 	}
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
@@ -132,7 +138,8 @@ func homeBucket(userID int64, buckets int) int {
 }
 
 // PlaceOrder admits or refuses one attempt. Refusals are *domain.Error; unavailable
-// means nothing was deducted.
+// means nothing was taken, outcome_unknown that the order may have been taken (a retry
+// with the same idempotency key learns which).
 func (s *Service) PlaceOrder(ctx context.Context, p PlaceOrder) (Placed, error) {
 	start := time.Now()
 	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, p.Trace), "backend.place_order")
@@ -156,8 +163,8 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 	if p.Quantity <= 0 || p.Quantity > domain.MaxQuantity {
 		return Placed{}, domain.Errorf(domain.EBadRequest, "quantity must be 1 to %d", domain.MaxQuantity)
 	}
-	if len(p.IdempotencyKey) > 128 {
-		return Placed{}, domain.Errorf(domain.EBadRequest, "idempotency key is longer than 128 bytes")
+	if len(p.IdempotencyKey) > domain.MaxIdemKey {
+		return Placed{}, domain.Errorf(domain.EBadRequest, "idempotency key is longer than %d bytes", domain.MaxIdemKey)
 	}
 	a, err := s.catalog.Activity(ctx, p.ActivityID)
 	if err != nil {
@@ -172,29 +179,16 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 		IdempotencyKey: p.IdempotencyKey, Ticket: newTicket(a.ID, item.ID),
 		Buckets: a.BucketCount, HomeBucket: homeBucket(p.UserID, a.BucketCount),
 	}
-	dctx, dspan := telemetry.Tracer().Start(ctx, "redis.deduct")
-	got, err := s.ledger.Deduct(dctx, d)
-	dspan.End()
-	if errors.Is(err, domain.ErrNotLoaded) {
-		// Redis lost the sale (restart) or was never warmed: restore it from MySQL once,
-		// then try again. Until then nothing is deducted.
-		if rerr := s.restoreItem(ctx, a, item.ID); rerr != nil {
-			s.log.Error("restore sale state", "activity", a.ID, "item", item.ID, "err", rerr)
-			return Placed{}, domain.Errorf(domain.EUnavailable, "the sale's stock is being restored; try again")
-		}
-		got, err = s.ledger.Deduct(ctx, d)
-	}
+	got, err := s.deduct(ctx, a, d)
 	if err != nil {
-		s.metrics.Lua.WithLabelValues(domain.ErrorCode(err)).Inc()
-		return Placed{}, s.unavailable(err)
+		return Placed{}, err
 	}
-	s.metrics.Lua.WithLabelValues("ok").Inc()
 	if got.Replayed {
 		return s.replay(ctx, p.UserID, a, got.Ticket)
 	}
 	r := domain.OrderRequest{
-		Ticket: got.Ticket, UserID: p.UserID, ActivityID: a.ID, ItemID: item.ID, Bucket: got.Bucket,
-		Quantity: p.Quantity, AmountCents: item.PriceCents * int64(p.Quantity), AdmittedAt: time.Now().UnixMilli(),
+		Ticket: got.Ticket, UserID: p.UserID, ActivityID: a.ID, ItemID: item.ID, Bucket: got.Bucket, Parts: got.Parts,
+		Quantity: p.Quantity, AmountCents: item.PriceCents * int64(p.Quantity), IdemKey: p.IdempotencyKey, AdmittedAt: time.Now().UnixMilli(),
 	}
 	if a.Strategy.Queued() {
 		return s.enqueue(ctx, a, r)
@@ -202,8 +196,70 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 	return s.writeNow(ctx, a, r)
 }
 
+// deduct runs the ledger's pre-deduction, restoring the item from the order store
+// first when the ledger lost it. When the call fails (a timeout, a connection lost
+// after the script was sent), the script may have run: the ticket is ended at once
+// (settled failed, which gives back whatever it took), so the answer can say nothing
+// was taken; when even that fails, the answer is outcome_unknown and the ticket is
+// ended in the background within seconds.
+func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduction) (domain.Deducted, error) {
+	dctx, dspan := telemetry.Tracer().Start(ctx, "redis.deduct")
+	got, err := s.ledger.Deduct(dctx, d)
+	dspan.End()
+	if errors.Is(err, domain.ErrNotLoaded) {
+		// Redis lost the sale (restart) or was never warmed: restore it from MySQL once,
+		// then try again. Until then nothing is deducted.
+		if rerr := s.restoreItem(ctx, a, d.ItemID); rerr != nil {
+			s.log.Error("restore sale state", "activity", a.ID, "item", d.ItemID, "err", rerr)
+			return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the sale's stock is being restored; try again")
+		}
+		got, err = s.ledger.Deduct(ctx, d)
+	}
+	var de *domain.Error
+	switch {
+	case err == nil:
+		s.metrics.Lua.WithLabelValues("ok").Inc()
+		return got, nil
+	case errors.As(err, &de):
+		s.metrics.Lua.WithLabelValues(de.Code).Inc()
+		return got, err
+	}
+	s.metrics.Lua.WithLabelValues("error").Inc()
+	s.log.Warn("deduct failed; ending its ticket in case the script ran", "ticket", d.Ticket, "err", err)
+	t := domain.Ticket{ID: d.Ticket, UserID: d.UserID, Status: domain.TicketFailed, Reason: "deduct_failed"}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	_, serr := s.ledger.Settle(sctx, t, a.BucketCount)
+	cancel()
+	if serr == nil {
+		return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the stock could not be reserved; nothing was taken")
+	}
+	go s.settleSoon(t, a.BucketCount)
+	return domain.Deducted{}, domain.Errorf(domain.EOutcomeUnknown,
+		"the stock store did not answer; the order may have been reserved and will be released within %s", s.cfg.EndWithin)
+}
+
+// settleSoon settles t, trying again until it takes or cfg.EndWithin passes (then the
+// reconciler's stale-ticket pass ends it).
+func (s *Service) settleSoon(t domain.Ticket, buckets int) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EndWithin)
+	defer cancel()
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		if _, err := s.ledger.Settle(ctx, t, buckets); err == nil {
+			s.metrics.StaleSettle.WithLabelValues("ended_unknown").Inc()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Error("could not end a ticket whose deduction may have run; the reconciler will", "ticket", t.ID)
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
 // unavailable passes domain errors through and turns anything else (a dependency
-// failing) into unavailable; the cause goes to the log, not to the client.
+// failing) into unavailable, or outcome_unknown when the dependency may have made the
+// change; the cause goes to the log, not to the client.
 func (s *Service) unavailable(err error) error {
 	if err == nil {
 		return nil
@@ -213,49 +269,82 @@ func (s *Service) unavailable(err error) error {
 		return err
 	}
 	s.log.Error("dependency failed", "err", err)
+	if errors.Is(err, domain.ErrOutcomeUnknown) {
+		return domain.Errorf(domain.EOutcomeUnknown, "a store did not say whether the change was made; retry to learn")
+	}
 	return &domain.Error{Code: domain.EUnavailable, Message: "a dependency is unavailable; nothing was taken"}
 }
 
+// settle records a ticket's end in the ledger; a failure leaves the ticket in flight
+// for the reconciler, which ends it from the order store's record.
+func (s *Service) settle(ctx context.Context, a *domain.Activity, t domain.Ticket) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := s.ledger.Settle(sctx, t, a.BucketCount); err != nil {
+		s.log.Warn("settle ticket; the reconciler will", "ticket", t.ID, "status", t.Status, "err", err)
+	}
+}
+
+// created is the ticket of r written as w.
+func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
+	t := domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}
+	if w.Replay {
+		t.Reason = domain.ReasonReplayed
+	}
+	return t
+}
+
+// writeNow writes a sync order in the request.
 func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
 	wctx, span := telemetry.Tracer().Start(ctx, "mysql.write_order")
 	w, err := s.orders.WriteOrder(wctx, r, a.PerUserLimit)
 	span.End()
-	if err == nil {
-		if _, serr := s.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}, a.BucketCount); serr != nil {
-			// The order stands; the ticket stays in flight until the reconciler settles it.
-			s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
-		}
-		return Placed{Status: domain.TicketCreated, OrderID: w.Order.ID, Ticket: r.Ticket}, nil
-	}
-	reason := domain.ErrorCode(err)
 	var de *domain.Error
-	if domain.IsNotCommitted(err) {
+	switch {
+	case err == nil:
+		s.settle(ctx, a, created(r, w))
+		return Placed{Status: domain.TicketCreated, OrderID: w.Order.ID, Ticket: r.Ticket, Replayed: w.Replay}, nil
+	case errors.As(err, &de):
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: de.Code})
+		return Placed{}, err
+	case domain.IsNotCommitted(err):
 		s.log.Warn("write order failed before commit; stock given back", "ticket", r.Ticket, "err", err)
-		reason = "write_failed"
-	} else if !errors.As(err, &de) {
-		// A failed COMMIT may still have committed (a lost answer): only give the
-		// stock back once the order is known not to exist.
-		if o, lerr := s.orders.OrderByTicket(ctx, r.Ticket); lerr == nil {
-			if _, serr := s.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID}, a.BucketCount); serr != nil {
-				s.log.Warn("settle created ticket", "ticket", r.Ticket, "err", serr)
-			}
-			return Placed{Status: domain.TicketCreated, OrderID: o.ID, Ticket: r.Ticket}, nil
-		} else if !domain.IsCode(lerr, domain.ENotFound) {
-			s.log.Error("write order failed and its outcome is unknown; left in flight for the reconciler", "ticket", r.Ticket, "err", err, "lookup", lerr)
-			return Placed{}, s.unavailable(err)
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: "write_failed"})
+		return Placed{}, s.unavailable(err)
+	}
+	// The commit's outcome is unknown: the void mark decides, against a commit still
+	// landing (its insert holds the ticket's key until it ends).
+	s.log.Warn("write order's outcome unknown; deciding it", "ticket", r.Ticket, "err", err)
+	return s.decide(ctx, a, r, "write_failed")
+}
+
+// decide ends an admitted request whose write is in doubt: a void mark for its ticket
+// (unless it was written, then it is the order), and the ticket settled accordingly.
+// When the order store cannot be reached the ticket stays in flight for the
+// reconciler, and the answer is outcome_unknown.
+func (s *Service) decide(ctx context.Context, a *domain.Activity, r domain.OrderRequest, reason string) (Placed, error) {
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	o, voided, err := s.orders.VoidTicket(vctx, r)
+	if err != nil {
+		s.log.Error("could not decide an admitted request; left in flight for the reconciler", "ticket", r.Ticket, "err", err)
+		return Placed{}, domain.Errorf(domain.EOutcomeUnknown, "the order store did not say whether the order was written; retry to learn")
+	}
+	if !voided && o.Status != domain.OrderVoid {
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID})
+		if a.Strategy.Queued() {
+			return Placed{Status: domain.TicketPending, Ticket: r.Ticket}, nil
 		}
-		s.log.Warn("write order failed; stock given back", "ticket", r.Ticket, "err", err)
-		reason = "write_failed"
+		return Placed{Status: domain.TicketCreated, OrderID: o.ID, Ticket: r.Ticket}, nil
 	}
-	if _, serr := s.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); serr != nil {
-		s.log.Error("give stock back", "ticket", r.Ticket, "err", serr)
-	}
-	return Placed{}, s.unavailable(err)
+	s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason})
+	return Placed{}, domain.Errorf(domain.EUnavailable, "the order could not be written; nothing was taken")
 }
 
 func (s *Service) enqueue(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
 	if s.pub == nil {
-		return Placed{}, s.failAdmitted(ctx, a, r, "no_queue", errors.New("no queue configured"))
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: "no_queue"})
+		return Placed{}, domain.Errorf(domain.EUnavailable, "no queue is configured; nothing was taken")
 	}
 	ctx, span := telemetry.Tracer().Start(ctx, "queue.publish")
 	defer span.End()
@@ -273,20 +362,10 @@ func (s *Service) enqueue(ctx context.Context, a *domain.Activity, r domain.Orde
 		}
 		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
-	return Placed{}, s.failAdmitted(ctx, a, r, "publish_failed", err)
-}
-
-// failAdmitted gives back the stock of an admitted request that could not be handed
-// on, and answers unavailable.
-func (s *Service) failAdmitted(ctx context.Context, a *domain.Activity, r domain.OrderRequest, reason string, cause error) error {
-	s.log.Warn("admitted request not handed on; stock given back", "ticket", r.Ticket, "reason", reason, "err", cause)
-	// Settle even if the caller's context is done: the stock must come back.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, err := s.ledger.Settle(sctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason}, a.BucketCount); err != nil {
-		s.log.Error("give stock back", "ticket", r.Ticket, "err", err)
-	}
-	return domain.Errorf(domain.EUnavailable, "the order could not be queued; nothing was taken")
+	// A send that looked failed may have reached the broker: the void mark fences the
+	// message's write, so the stock can go back without risk of an order behind it.
+	s.log.Warn("admitted request not handed on; deciding it", "ticket", r.Ticket, "err", err)
+	return s.decide(ctx, a, r, "publish_failed")
 }
 
 // replay answers a request whose idempotency key was seen: with the first request's
@@ -382,14 +461,17 @@ func (s *Service) end(ctx context.Context, userID, id int64, to domain.OrderStat
 	if o.Status == domain.OrderPaid {
 		return o, domain.Errorf(domain.EConflict, "order %d is paid", id)
 	}
-	// Whether this call or an earlier one ended it, Redis gets the stock back exactly
-	// once (Release is idempotent per order), so a retry after a failure here converges.
-	if _, err := s.ledger.Release(ctx, o); err != nil {
-		s.log.Error("give back stock of ended order", "order", id, "err", err)
-		return o, s.unavailable(err)
+	if !changed {
+		return o, nil // ended before: its units went back then
 	}
-	if changed {
-		s.metrics.Ended.WithLabelValues(string(to)).Inc()
+	s.metrics.Ended.WithLabelValues(string(to)).Inc()
+	// The units go back to the ledger once, after MySQL's change: only the call that
+	// changed the order releases them, whatever the ledger remembers. If the release
+	// fails the order is still ended (and so answered); the reconciler brings the
+	// ledger to MySQL's count.
+	if _, err := s.ledger.Release(ctx, o); err != nil {
+		s.log.Error("give back stock of ended order; the reconciler will", "order", id, "err", err)
+		s.metrics.Repairs.WithLabelValues("release_failed").Inc()
 	}
 	return o, nil
 }
@@ -409,11 +491,13 @@ func (s *Service) ExpireUnpaid(ctx context.Context, timeout time.Duration) (int,
 		return 0, err
 	}
 	n := 0
+	var errs []error
 	for _, o := range stale {
 		if _, err := s.end(ctx, 0, o.ID, domain.OrderExpired); err != nil {
-			return n, fmt.Errorf("expire order %d: %w", o.ID, err)
+			errs = append(errs, fmt.Errorf("expire order %d: %w", o.ID, err))
+			continue // one order's failure holds back no other
 		}
 		n++
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }

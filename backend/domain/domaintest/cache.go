@@ -43,182 +43,156 @@ func (c Cache) lock(tb testing.TB, key string, ttl time.Duration) (string, bool)
 // test.
 func TestCache(t *testing.T, newFn func(t *testing.T) Cache) {
 	ctx := context.Background()
+	put := func(tb testing.TB, c Cache, key string, v int64, val string, want bool) {
+		tb.Helper()
+		ok, err := c.Put(ctx, key, v, []byte(val), time.Minute)
+		must(tb, err)
+		if ok != want {
+			tb.Fatalf("put %s v%d: got %v, want %v", key, v, ok, want)
+		}
+	}
 
-	t.Run("Get, Set and Del", func(t *testing.T) {
+	t.Run("Get, Put and Del", func(t *testing.T) {
 		c := newFn(t)
-		k1, k2, k3 := cacheKey("a"), cacheKey("b"), cacheKey("c")
+		k1, k2 := cacheKey("a"), cacheKey("b")
 		c.want(t, "a miss", k1, nil)
-		must(t, c.Set(ctx, k1, []byte("one"), time.Minute))
-		must(t, c.Set(ctx, k2, []byte("two"), time.Minute))
-		must(t, c.Set(ctx, k3, []byte{}, time.Minute))
-		c.want(t, "written", k1, []byte("one"))
-		c.want(t, "an empty value is a value", k3, []byte{})
-		must(t, c.Set(ctx, k1, []byte("uno"), time.Minute))
-		c.want(t, "overwritten", k1, []byte("uno"))
-		must(t, c.Del(ctx, k1, k2, cacheKey("never set")))
-		c.want(t, "deleted", k1, nil)
-		c.want(t, "deleted too", k2, nil)
-		c.want(t, "left", k3, []byte{})
-		must(t, c.Del(ctx))
+		put(t, c, k1, 1, "one", true)
+		put(t, c, k2, 0, "", true)
+		c.want(t, "a hit", k1, []byte("one"))
+		c.want(t, "an empty value", k2, []byte(""))
+		must(t, c.Del(ctx, k1, k2, cacheKey("never")))
+		c.want(t, "after Del", k1, nil)
+		c.want(t, "after Del", k2, nil)
+	})
+
+	t.Run("a write never replaces a newer version", func(t *testing.T) {
+		c := newFn(t)
+		k := cacheKey("v")
+		put(t, c, k, 3, "three", true)
+		put(t, c, k, 2, "two", false)
+		c.want(t, "after an older put", k, []byte("three"))
+		put(t, c, k, 3, "three again", true)
+		put(t, c, k, 5, "five", true)
+		c.want(t, "after a newer put", k, []byte("five"))
+		// A rebuild that read an older version while holding the lock writes nothing.
+		token, ok := c.lock(t, k, time.Minute)
+		if !ok {
+			t.Fatal("lock: not taken")
+		}
+		if wrote, err := c.PutLocked(ctx, k, token, 4, []byte("four"), time.Minute); err != nil || wrote {
+			t.Fatalf("an older version under the lock: got %v, %v; want not written", wrote, err)
+		}
+		c.want(t, "after it", k, []byte("five"))
+		if _, ok := c.lock(t, k, time.Minute); !ok {
+			t.Fatal("the refused PutLocked did not free the lock")
+		}
 	})
 
 	t.Run("values expire", func(t *testing.T) {
 		c := newFn(t)
-		short, long, forever := cacheKey("short"), cacheKey("long"), cacheKey("forever")
-		must(t, c.Set(ctx, short, []byte("s"), 150*time.Millisecond))
-		must(t, c.Set(ctx, long, []byte("l"), time.Minute))
-		// Pinned (the doc is silent): no TTL keeps a value for good.
-		must(t, c.Set(ctx, forever, []byte("f"), 0))
-		c.want(t, "within the TTL", short, []byte("s"))
-		c.Sleep(250 * time.Millisecond)
-		c.want(t, "past the TTL", short, nil)
-		c.want(t, "a longer TTL", long, []byte("l"))
-		c.want(t, "no TTL", forever, []byte("f"))
-		must(t, c.Set(ctx, long, []byte("l2"), 150*time.Millisecond))
-		c.Sleep(250 * time.Millisecond)
-		c.want(t, "a new TTL replaces the old", long, nil)
+		k := cacheKey("x")
+		if _, err := c.Put(ctx, k, 1, []byte("v"), 300*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		c.want(t, "within the TTL", k, []byte("v"))
+		c.Sleep(400 * time.Millisecond)
+		c.want(t, "past the TTL", k, nil)
+		put(t, c, k, 0, "older after expiry", true)
 	})
 
 	t.Run("values are copies", func(t *testing.T) {
 		c := newFn(t)
-		k := cacheKey("k")
-		v := []byte("value")
-		must(t, c.Set(ctx, k, v, time.Minute))
-		v[0] = 'X'
-		got, _, err := c.Get(ctx, k)
-		must(t, err)
+		k := cacheKey("copy")
+		val := []byte("abc")
+		if _, err := c.Put(ctx, k, 1, val, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		val[0] = 'X'
+		got, _, _ := c.Get(ctx, k)
 		got[1] = 'Y'
-		c.want(t, "after changing what was written and read", k, []byte("value"))
+		c.want(t, "after changing what was put and read", k, []byte("abc"))
 	})
 
 	t.Run("Lock is held by one at a time", func(t *testing.T) {
 		c := newFn(t)
-		k := cacheKey("k")
-		tok, ok := c.lock(t, k, time.Minute)
+		k := cacheKey("l")
+		token, ok := c.lock(t, k, time.Minute)
 		if !ok {
-			t.Fatal("first Lock: got false")
+			t.Fatal("first lock: not taken")
 		}
-		c.want(t, "a lock is not a value", k, nil)
+		if other, ok := c.lock(t, k, time.Minute); ok || other != "" {
+			t.Fatalf("second lock: got %q, %v; want refused with no token", other, ok)
+		}
+		must(t, c.Unlock(ctx, k, "not-the-token"))
 		if _, ok := c.lock(t, k, time.Minute); ok {
-			t.Fatal("second Lock: got the lock while it is held")
+			t.Fatal("a wrong token freed the lock")
 		}
-		if _, ok := c.lock(t, cacheKey("other"), time.Minute); !ok {
-			t.Fatal("another key's Lock: got false")
+		must(t, c.Unlock(ctx, k, token))
+		if _, ok := c.lock(t, k, time.Minute); !ok {
+			t.Fatal("after Unlock: not taken")
 		}
-		must(t, c.Unlock(ctx, k, "not the token"))
-		if _, ok := c.lock(t, k, time.Minute); ok {
-			t.Fatal("Lock after an Unlock with a wrong token: got the lock")
-		}
-		must(t, c.Unlock(ctx, k, tok))
-		tok2, ok := c.lock(t, k, time.Minute)
-		if !ok || tok2 == tok {
-			t.Fatalf("Lock after Unlock: got %q, %v; want a new token", tok2, ok)
-		}
-		must(t, c.Unlock(ctx, k, tok)) // the old token frees nothing now
-		if _, ok := c.lock(t, k, time.Minute); ok {
-			t.Fatal("Lock after an Unlock with an old token: got the lock")
-		}
-		must(t, c.Unlock(ctx, cacheKey("never locked"), "x"))
+		put(t, c, k, 1, "value", true) // the lock is not the value
+		c.want(t, "the value beside its lock", k, []byte("value"))
 	})
 
 	t.Run("a lock expires", func(t *testing.T) {
 		c := newFn(t)
-		k := cacheKey("k")
-		if _, ok := c.lock(t, k, 150*time.Millisecond); !ok {
-			t.Fatal("Lock: got false")
+		k := cacheKey("le")
+		if _, ok := c.lock(t, k, 300*time.Millisecond); !ok {
+			t.Fatal("lock: not taken")
 		}
-		c.Sleep(250 * time.Millisecond)
+		c.Sleep(400 * time.Millisecond)
 		if _, ok := c.lock(t, k, time.Minute); !ok {
-			t.Fatal("Lock after the first expired: got false")
+			t.Fatal("after its TTL: not taken")
 		}
 	})
 
-	t.Run("SetLocked writes while the token holds the lock", func(t *testing.T) {
+	t.Run("PutLocked writes while the token holds the lock, and frees it", func(t *testing.T) {
 		c := newFn(t)
-		k := cacheKey("k")
-		tok, _ := c.lock(t, k, time.Minute)
-		wrote, err := c.SetLocked(ctx, k, tok, []byte("v1"), time.Minute)
-		if err != nil || !wrote {
-			t.Fatalf("got %v, %v; want written", wrote, err)
+		k := cacheKey("pl")
+		token, _ := c.lock(t, k, time.Minute)
+		if wrote, err := c.PutLocked(ctx, k, "wrong", 1, []byte("no"), time.Minute); err != nil || wrote {
+			t.Fatalf("a wrong token: got %v, %v", wrote, err)
 		}
-		c.want(t, "written", k, []byte("v1"))
-		if wrote, err = c.SetLocked(ctx, k, tok, []byte("v2"), time.Minute); err != nil || wrote {
-			t.Fatalf("again: got %v, %v; want nothing written (the lock was freed)", wrote, err)
+		if wrote, err := c.PutLocked(ctx, k, token, 1, []byte("yes"), time.Minute); err != nil || !wrote {
+			t.Fatalf("the token: got %v, %v", wrote, err)
 		}
-		c.want(t, "not written again", k, []byte("v1"))
+		c.want(t, "written", k, []byte("yes"))
 		if _, ok := c.lock(t, k, time.Minute); !ok {
-			t.Fatal("Lock after SetLocked: got false, want the lock freed")
-		}
-		k2 := cacheKey("k2")
-		tok, _ = c.lock(t, k2, time.Minute)
-		wrote, err = c.SetLocked(ctx, k2, tok, []byte("v"), 150*time.Millisecond)
-		if err != nil || !wrote {
-			t.Fatalf("with a TTL: got %v, %v", wrote, err)
-		}
-		c.Sleep(250 * time.Millisecond)
-		c.want(t, "past its TTL", k2, nil)
-	})
-
-	t.Run("SetLocked with a lock lost writes nothing", func(t *testing.T) {
-		c := newFn(t)
-		k := cacheKey("k")
-		old, _ := c.lock(t, k, 150*time.Millisecond)
-		c.Sleep(250 * time.Millisecond) // the rebuild took too long
-		cur, ok := c.lock(t, k, time.Minute)
-		if !ok {
-			t.Fatal("second Lock: got false")
-		}
-		if wrote, err := c.SetLocked(ctx, k, old, []byte("stale"), time.Minute); err != nil || wrote {
-			t.Fatalf("stale holder: got %v, %v; want nothing written", wrote, err)
-		}
-		c.want(t, "the stale holder's write", k, nil)
-		if wrote, err := c.SetLocked(ctx, k, cur, []byte("fresh"), time.Minute); err != nil || !wrote {
-			t.Fatalf("current holder: got %v, %v; want written", wrote, err)
-		}
-		c.want(t, "the current holder's write", k, []byte("fresh"))
-		if wrote, err := c.SetLocked(ctx, cacheKey("unlocked"), "x", []byte("v"), time.Minute); err != nil || wrote {
-			t.Fatalf("no lock at all: got %v, %v; want nothing written", wrote, err)
+			t.Fatal("PutLocked did not free the lock")
 		}
 	})
 
-	t.Run("TTL edges", func(t *testing.T) {
-		// Pinned (the doc is silent), as go-redis sends TTLs: a lock taken for no
-		// time is held for good; a negative lock TTL is refused; SetLocked refuses a
-		// TTL under a millisecond (Set takes it as none), keeping the lock.
+	t.Run("PutLocked with a lock lost writes nothing", func(t *testing.T) {
 		c := newFn(t)
-		k := cacheKey("k")
-		tok, ok := c.lock(t, k, 0)
+		k := cacheKey("lost")
+		token, _ := c.lock(t, k, 300*time.Millisecond)
+		c.Sleep(400 * time.Millisecond)
+		other, ok := c.lock(t, k, time.Minute)
 		if !ok {
-			t.Fatal("Lock for no time: got false")
+			t.Fatal("the lock after expiry: not taken")
 		}
-		c.Sleep(50 * time.Millisecond)
-		if _, ok := c.lock(t, k, time.Minute); ok {
-			t.Fatal("a lock for no time expired")
+		if wrote, err := c.PutLocked(ctx, k, token, 1, []byte("late"), time.Minute); err != nil || wrote {
+			t.Fatalf("the first holder, late: got %v, %v; want not written", wrote, err)
 		}
-		if _, _, err := c.Lock(ctx, cacheKey("neg"), -5*time.Millisecond); err == nil {
-			t.Fatal("Lock with a negative TTL: got no error")
+		c.want(t, "after the late write", k, nil)
+		if wrote, err := c.PutLocked(ctx, k, other, 1, []byte("new holder"), time.Minute); err != nil || !wrote {
+			t.Fatalf("the new holder: got %v, %v", wrote, err)
 		}
-		if wrote, err := c.SetLocked(ctx, k, tok, []byte("v"), 0); err == nil || wrote {
-			t.Fatalf("SetLocked with no TTL: got %v, %v; want an error", wrote, err)
-		}
-		c.want(t, "not written", k, nil)
-		if wrote, err := c.SetLocked(ctx, k, tok, []byte("v"), time.Minute); err != nil || !wrote {
-			t.Fatalf("SetLocked after: got %v, %v; want the lock still held", wrote, err)
-		}
-		c.want(t, "written", k, []byte("v"))
 	})
 
 	t.Run("hammer: one lock holder", func(t *testing.T) {
 		c := newFn(t)
-		k := cacheKey("k")
+		k := cacheKey("h")
 		codes := hammer(40, func(int) string {
-			_, ok, err := c.Lock(ctx, k, time.Minute)
-			if err != nil {
-				return domain.ErrorCode(err)
+			if _, ok, err := c.Lock(ctx, k, time.Minute); err != nil {
+				return err.Error()
+			} else if ok {
+				return "held"
 			}
-			return fmt.Sprint(ok)
+			return "refused"
 		})
-		if codes["true"] != 1 || codes["false"] != 39 {
+		if codes["held"] != 1 || codes["refused"] != 39 {
 			t.Fatalf("got %v, want one holder", codes)
 		}
 	})

@@ -50,6 +50,20 @@ func stockRows(tb testing.TB, o domain.OrderStore, itemID int64) []domain.StockR
 	return rows
 }
 
+// available is an item's available units by bucket, checking the rows come in
+// bucket order.
+func available(tb testing.TB, o domain.OrderStore, itemID int64) []int64 {
+	tb.Helper()
+	var out []int64
+	for b, r := range stockRows(tb, o, itemID) {
+		if r.Bucket != b {
+			tb.Fatalf("item %d: got row of bucket %d at %d", itemID, r.Bucket, b)
+		}
+		out = append(out, r.Available)
+	}
+	return out
+}
+
 // sameActivity fails unless got is want as stored: same fields, same times, items in
 // order.
 func sameActivity(tb testing.TB, what string, got, want *domain.Activity) {
@@ -135,10 +149,9 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		wantCode(t, "SetState", s.Catalog.SetState(ctx, a.ID+1000, domain.StatePublished), domain.ENotFound)
 		name := "x"
 		wantCode(t, "UpdateActivity", s.Catalog.UpdateActivity(ctx, a.ID+1000, domain.ActivityChange{Name: &name}), domain.ENotFound)
-		// Pinned (the doc is silent): the MySQL store's UPDATEs match no row and say
-		// nothing.
-		wantCode(t, "UpdateItem", s.Catalog.UpdateItem(ctx, a.Items[0].ID+1000, &name, nil), "")
-		wantCode(t, "SetBucketCount", s.Catalog.SetBucketCount(ctx, a.ID+1000, 4), "")
+		wantCode(t, "UpdateActivity of an item not in it", s.Catalog.UpdateActivity(ctx, a.ID,
+			domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID + 1000, Name: &name}}}), domain.ENotFound)
+		sameActivity(t, "after the refusals", readActivity(t, s.Catalog, a.ID), a)
 	})
 
 	t.Run("Item", func(t *testing.T) {
@@ -154,7 +167,7 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 
 	t.Run("Activities lists newest first, published or all", func(t *testing.T) {
 		s := newFn(t)
-		if as, err := s.Catalog.Activities(ctx, true); err != nil || len(as) != 0 {
+		if as, err := s.Catalog.Activities(ctx, domain.ActivityQuery{All: true}); err != nil || len(as) != 0 {
 			t.Fatalf("empty catalog: got %d activities, %v", len(as), err)
 		}
 		var all []*domain.Activity
@@ -168,16 +181,22 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		must(t, s.Catalog.SetState(ctx, all[3].ID, domain.StateOffline))
 		all[3].State, all[3].Version = domain.StateOffline, 2
 		for _, tt := range []struct {
-			all  bool
+			q    domain.ActivityQuery
 			want []int
-		}{{false, []int{2, 0}}, {true, []int{3, 2, 1, 0}}} {
-			got, err := s.Catalog.Activities(ctx, tt.all)
+		}{
+			{domain.ActivityQuery{}, []int{2, 0}},
+			{domain.ActivityQuery{All: true}, []int{3, 2, 1, 0}},
+			{domain.ActivityQuery{All: true, Limit: 2}, []int{3, 2}},
+			{domain.ActivityQuery{All: true, Before: all[2].ID, Limit: 2}, []int{1, 0}},
+			{domain.ActivityQuery{Before: all[2].ID}, []int{0}},
+		} {
+			got, err := s.Catalog.Activities(ctx, tt.q)
 			must(t, err)
 			if len(got) != len(tt.want) {
-				t.Fatalf("all=%v: got %d activities, want %d", tt.all, len(got), len(tt.want))
+				t.Fatalf("%+v: got %d activities, want %d", tt.q, len(got), len(tt.want))
 			}
 			for k, n := range tt.want {
-				sameActivity(t, fmt.Sprintf("all=%v, #%d", tt.all, k), got[k], all[n])
+				sameActivity(t, fmt.Sprintf("%+v, #%d", tt.q, k), got[k], all[n])
 			}
 		}
 	})
@@ -216,18 +235,34 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		}
 	})
 
-	t.Run("UpdateItem changes name or price, not the activity's version", func(t *testing.T) {
+	t.Run("UpdateActivity changes items and stock in one step", func(t *testing.T) {
 		s := newFn(t)
-		a := create(t, s.Catalog, newActivity(domain.StrategySync, 1, 1, 3, 4))
+		a := create(t, s.Catalog, newActivity(domain.StrategyBucket, 1, 2, 5, 2))
 		name, price := "renamed", int64(777)
-		must(t, s.Catalog.UpdateItem(ctx, a.Items[0].ID, &name, nil))
-		must(t, s.Catalog.UpdateItem(ctx, a.Items[1].ID, nil, &price))
-		must(t, s.Catalog.UpdateItem(ctx, a.Items[1].ID, nil, nil))
-		a.Items[0].Name, a.Items[1].PriceCents = name, price
+		must(t, s.Catalog.UpdateActivity(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{
+			{ItemID: a.Items[0].ID, Name: &name, Stock: []domain.StockDelta{{Bucket: 0, Delta: -3}, {Bucket: 1, Delta: 4}}},
+			{ItemID: a.Items[1].ID, PriceCents: &price},
+		}}))
+		a.Items[0].Name, a.Items[0].TotalStock, a.Items[1].PriceCents = name, 6, price
+		a.Version++
 		sameActivity(t, "after", readActivity(t, s.Catalog, a.ID), a)
+		if got := available(t, s.Orders, a.Items[0].ID); !slices.Equal(got, []int64{0, 6}) {
+			t.Fatalf("stock: got %v, want [0 6]", got)
+		}
+		// A delta that takes more than a bucket holds refuses the whole change.
+		other := "never"
+		err := s.Catalog.UpdateActivity(ctx, a.ID, domain.ActivityChange{Name: &other, Items: []domain.ItemChange{
+			{ItemID: a.Items[1].ID, Name: &other},
+			{ItemID: a.Items[0].ID, Stock: []domain.StockDelta{{Bucket: 1, Delta: 2}, {Bucket: 0, Delta: -1}}},
+		}})
+		wantCode(t, "taking more than a bucket holds", err, domain.EConflict)
+		sameActivity(t, "after the refusal", readActivity(t, s.Catalog, a.ID), a)
+		if got := available(t, s.Orders, a.Items[0].ID); !slices.Equal(got, []int64{0, 6}) {
+			t.Fatalf("stock after the refusal: got %v, want [0 6]", got)
+		}
 	})
 
-	t.Run("SetBucketCount adds empty rows and keeps the ones past the count", func(t *testing.T) {
+	t.Run("a bucket count adds empty rows and keeps the ones past the count", func(t *testing.T) {
 		s := newFn(t)
 		a := create(t, s.Catalog, newActivity(domain.StrategyBucket, 1, 2, 5, 2))
 		for _, tt := range []struct {
@@ -238,19 +273,12 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 			{1, [][]int64{{3, 2, 0, 0}, {1, 1, 0, 0}}},
 			{5, [][]int64{{3, 2, 0, 0, 0}, {1, 1, 0, 0, 0}}},
 		} {
-			must(t, s.Catalog.SetBucketCount(ctx, a.ID, tt.n))
+			must(t, s.Catalog.UpdateActivity(ctx, a.ID, domain.ActivityChange{BucketCount: &tt.n}))
 			a.BucketCount = tt.n
 			a.Version++
 			sameActivity(t, fmt.Sprintf("%d buckets", tt.n), readActivity(t, s.Catalog, a.ID), a)
 			for k, it := range a.Items {
-				var got []int64
-				for b, r := range stockRows(t, s.Orders, it.ID) {
-					if r.Bucket != b {
-						t.Fatalf("item %d: got row of bucket %d at %d", k, r.Bucket, b)
-					}
-					got = append(got, r.Available)
-				}
-				if !slices.Equal(got, tt.want[k]) {
+				if got := available(t, s.Orders, it.ID); !slices.Equal(got, tt.want[k]) {
 					t.Fatalf("%d buckets, item %d: got %v, want %v", tt.n, k, got, tt.want[k])
 				}
 			}
@@ -266,7 +294,7 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		got := readActivity(t, s.Catalog, a.ID)
 		sameActivity(t, "after changing what was created", got, &want)
 		got.Name, got.Items[1].TotalStock = "changed by the reader", 999
-		list, err := s.Catalog.Activities(ctx, true)
+		list, err := s.Catalog.Activities(ctx, domain.ActivityQuery{All: true})
 		must(t, err)
 		list[0].Items[0].PriceCents = -1
 		sameActivity(t, "after changing what was read", readActivity(t, s.Catalog, a.ID), &want)

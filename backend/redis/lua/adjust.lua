@@ -1,6 +1,9 @@
 -- Adds delta units to a bucket counter, refusing to take it below zero.
--- KEYS[1] bucket counter; ARGV[1] delta. Returns the new value, or -1 when refused.
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
+-- KEYS[1] meta, KEYS[2] bucket counter; ARGV[1] delta. Returns the new value, -1 when
+-- refused, -2 when Redis holds no sale state for the item (nothing written: MySQL is
+-- the truth the next warm reads).
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local v = tonumber(redis.call('GET', KEYS[2]) or '0')
 local d = tonumber(ARGV[1])
 if v + d < 0 then return -1 end
-return redis.call('INCRBY', KEYS[1], d)
+return redis.call('INCRBY', KEYS[2], d)

@@ -1,49 +1,90 @@
--- Pre-deducts stock for one admitted request, atomically, on one item's keys.
+-- Pre-deducts stock for a batch of requests of one item, atomically, in order: each
+-- request gets its own result, and sees what the ones before it took.
 --
 -- KEYS[1] meta      hash: state, start, end (unix ms), limit (units per user), buckets
 -- KEYS[2] buyers    hash: user id -> units held
 -- KEYS[3] idem      hash: "<user>:<idempotency key>" -> ticket
--- KEYS[4] inflight  hash: ticket -> "<user>|<qty>|<bucket>|<admitted ms>|<idem field>"
+-- KEYS[4] inflight  hash: ticket -> "<user>|<qty>|<parts>|<admitted ms>|<idem field>"
 -- KEYS[5..] bucket stock counters, bucket 0 first
--- ARGV[1] user id, ARGV[2] quantity, ARGV[3] idem field or "", ARGV[4] new ticket,
--- ARGV[5] home bucket (0-based)
+-- ARGV[1] the number of requests n; then 5 per request: user id, quantity, idem field
+-- or "", new ticket, home bucket (0-based)
 --
--- Returns {code, value}:
---   {0, bucket}   deducted from that bucket; the ticket is now in flight
---   {1, ticket}   the idempotency key was seen before: that request's ticket, nothing deducted
---   {2} sold out   {3} per-user limit   {4} not started   {5} ended
---   {6} not loaded (no meta: Redis lost its state)   {7} not on sale   {8} bad quantity
+-- Returns 2n values, {code, value} per request:
+--   0, parts   deducted; parts "<bucket>:<units>,..." says where; the ticket is in flight
+--   1, ticket  the idempotency key was seen before: that request's ticket, nothing taken
+--   2 sold out (no unit left at all)   3 per-user limit   4 not started   5 ended
+--   6 not loaded (no meta: Redis lost its state)   7 not on sale   8 bad quantity
+--   9 insufficient stock (units are left, fewer than asked)
 -- Order of checks: replay, state, window, quantity, buyer limit, stock. The buyer check
--- comes before any deduction, and the stock check covers the whole quantity.
-local meta = redis.call('HMGET', KEYS[1], 'state', 'start', 'end', 'limit', 'buckets')
-if not meta[1] then return {6} end
-if ARGV[3] ~= '' then
-  local prev = redis.call('HGET', KEYS[3], ARGV[3])
-  if prev then return {1, prev} end
+-- comes before any deduction, and the stock check covers the whole quantity: from the
+-- home bucket when it holds it, else from the first bucket after it that does, else
+-- from several buckets in turn.
+local n = tonumber(ARGV[1])
+local out = {}
+local meta = redis.call('HMGET', KEYS[1], 'state', 'start', 'end', 'limit')
+if not meta[1] then
+  for _ = 1, n do out[#out + 1] = 6; out[#out + 1] = '' end
+  return out
 end
-if meta[1] ~= 'published' then return {7} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if now < tonumber(meta[2]) then return {4} end
-if now >= tonumber(meta[3]) then return {5} end
-local qty = tonumber(ARGV[2])
-if not qty or qty <= 0 or qty ~= math.floor(qty) then return {8} end
-local held = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if held + qty > tonumber(meta[4]) then return {3} end
-local n = #KEYS - 4
-local home = tonumber(ARGV[5]) % n
-local taken = -1
-for i = 0, n - 1 do
-  local b = (home + i) % n
-  local left = tonumber(redis.call('GET', KEYS[5 + b]) or '0')
-  if left >= qty then
-    redis.call('DECRBY', KEYS[5 + b], qty)
-    taken = b
-    break
+local nb = #KEYS - 4
+
+local function admit(user, qty, idem, ticket, home)
+  if idem ~= '' then
+    local prev = redis.call('HGET', KEYS[3], idem)
+    if prev then return 1, prev end
   end
+  if meta[1] ~= 'published' then return 7, '' end
+  if now < tonumber(meta[2]) then return 4, '' end
+  if now >= tonumber(meta[3]) then return 5, '' end
+  if not qty or qty <= 0 or qty ~= math.floor(qty) then return 8, '' end
+  local held = tonumber(redis.call('HGET', KEYS[2], user) or '0')
+  if held + qty > tonumber(meta[4]) then return 3, '' end
+  home = home % nb
+  local parts = nil
+  local left = {}
+  local total = 0
+  for i = 0, nb - 1 do
+    local b = (home + i) % nb
+    local v = tonumber(redis.call('GET', KEYS[5 + b]) or '0')
+    if v >= qty then
+      parts = {{b, qty}}
+      break
+    end
+    left[#left + 1] = {b, v}
+    total = total + v
+  end
+  if not parts then
+    if total == 0 then return 2, '' end
+    if total < qty then return 9, '' end
+    parts = {}
+    local need = qty
+    for _, bv in ipairs(left) do
+      if need == 0 then break end
+      local take = math.min(need, bv[2])
+      if take > 0 then
+        parts[#parts + 1] = {bv[1], take}
+        need = need - take
+      end
+    end
+  end
+  local ps = {}
+  for _, p in ipairs(parts) do
+    redis.call('DECRBY', KEYS[5 + p[1]], p[2])
+    ps[#ps + 1] = p[1] .. ':' .. p[2]
+  end
+  local pstr = table.concat(ps, ',')
+  redis.call('HINCRBY', KEYS[2], user, qty)
+  if idem ~= '' then redis.call('HSET', KEYS[3], idem, ticket) end
+  redis.call('HSET', KEYS[4], ticket, user .. '|' .. qty .. '|' .. pstr .. '|' .. now .. '|' .. idem)
+  return 0, pstr
 end
-if taken < 0 then return {2} end
-redis.call('HINCRBY', KEYS[2], ARGV[1], qty)
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[4]) end
-redis.call('HSET', KEYS[4], ARGV[4], ARGV[1] .. '|' .. qty .. '|' .. taken .. '|' .. now .. '|' .. ARGV[3])
-return {0, taken}
+
+for r = 0, n - 1 do
+  local a = 2 + r * 5
+  local code, val = admit(ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]))
+  out[#out + 1] = code
+  out[#out + 1] = val
+end
+return out

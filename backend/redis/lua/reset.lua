@@ -1,7 +1,9 @@
 -- Sets a bucket counter to a new value only if it still holds the value the caller
--- read (the reconciler's repair must not undo a deduction that happened meanwhile).
--- KEYS[1] bucket counter; ARGV[1] expected current value, ARGV[2] new value.
-local cur = redis.call('GET', KEYS[1]) or '0'
+-- read (the reconciler's repair must not undo a deduction that happened meanwhile) and
+-- the item's sale state is loaded.
+-- KEYS[1] meta, KEYS[2] bucket counter; ARGV[1] expected current value, ARGV[2] new value.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = redis.call('GET', KEYS[2]) or '0'
 if cur ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2])
 return 1

@@ -1,30 +1,57 @@
--- Ends an in-flight ticket: records its result and, when it failed, gives back what it
--- held. Idempotent: a ticket no longer in flight keeps the result it has.
+-- Ends a batch of in-flight tickets of one item: records each one's result and, by
+-- its mode, gives back what it held. Idempotent: a ticket no longer in flight keeps the
+-- result it has.
 --
--- KEYS[1] buyers, KEYS[2] idem, KEYS[3] inflight, KEYS[4] ticket result key,
--- KEYS[5..] bucket stock counters
--- ARGV[1] ticket, ARGV[2] result JSON, ARGV[3] result TTL seconds,
--- ARGV[4] "0": the order was written; "1": the request failed, give back its stock,
---         buyer units and idempotency key; "2": the request failed because the stock
---         was not there after all (MySQL had less than Redis): give back the buyer
---         units and the key, not the phantom stock
+-- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4] inflight,
+-- KEYS[5..4+n] the tickets' result keys, KEYS[5+n..] bucket stock counters
+-- ARGV[1] result TTL seconds, ARGV[2] n; then 3 per ticket: ticket, result JSON, mode
+-- mode "0": the order was written, keep everything;
+--      "1": refused: give back stock, buyer units and the idempotency key;
+--      "2": refused because the stock was not there after all (the store had fewer
+--           units than Redis): give back the buyer units and the key, not the stock;
+--      "3": replayed: another ticket of the same key wrote the order: give back the
+--           stock and buyer units, keep the key.
 --
--- Returns 1 when this call settled the ticket, 0 when it was not in flight (settled
--- before, or Redis lost it in a restart: then the result is recorded if none is).
-local v = redis.call('HGET', KEYS[3], ARGV[1])
-if not v then
-  redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[3]), 'NX')
-  return 0
-end
-local user, qty, bucket, _, idem = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('SET', KEYS[4], ARGV[2], 'EX', tonumber(ARGV[3]))
-if ARGV[4] ~= '0' then
-  if ARGV[4] == '1' then
-    redis.call('INCRBY', KEYS[5 + tonumber(bucket)], tonumber(qty))
+-- Returns n values: 1 when this call settled the ticket, 0 when it was not in flight
+-- (settled before, or Redis lost it: then the result is recorded if none is). When a
+-- ticket names a bucket past the counters passed, it returns {-1, highest bucket}
+-- before writing anything: call again with more counters.
+local ttl = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local nb = #KEYS - 4 - n
+local loaded = redis.call('EXISTS', KEYS[1]) == 1
+local recs = {}
+for r = 0, n - 1 do
+  local ticket = ARGV[3 + r * 3]
+  local v = redis.call('HGET', KEYS[4], ticket)
+  if v then
+    local user, qty, ps, _, idem = string.match(v, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+    local parts = parse_parts(ps, qty)
+    if max_bucket(parts) >= nb then return {-1, max_bucket(parts)} end
+    recs[r] = {user, tonumber(qty), parts, idem}
   end
-  if redis.call('HINCRBY', KEYS[1], user, -tonumber(qty)) <= 0 then redis.call('HDEL', KEYS[1], user) end
-  -- A failed request was not taken: a retry with the same key may try again.
-  if idem ~= '' then redis.call('HDEL', KEYS[2], idem) end
 end
-return 1
+local out = {}
+for r = 0, n - 1 do
+  local a = 3 + r * 3
+  local ticket, result, mode = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local rk = KEYS[5 + r]
+  local rec = recs[r]
+  if not rec then
+    redis.call('SET', rk, result, 'EX', ttl, 'NX')
+    out[#out + 1] = 0
+  else
+    redis.call('HDEL', KEYS[4], ticket)
+    redis.call('SET', rk, result, 'EX', ttl)
+    if mode ~= '0' then
+      if (mode == '1' or mode == '3') and loaded then
+        for _, p in ipairs(rec[3]) do redis.call('INCRBY', KEYS[5 + n + p[1]], p[2]) end
+      end
+      if redis.call('HINCRBY', KEYS[2], rec[1], -rec[2]) <= 0 then redis.call('HDEL', KEYS[2], rec[1]) end
+      -- A refused request was not taken: a retry with the same key may try again.
+      if mode ~= '3' and rec[4] ~= '' then redis.call('HDEL', KEYS[3], rec[4]) end
+    end
+    out[#out + 1] = 1
+  end
+end
+return out

@@ -12,16 +12,18 @@ import (
 type ErrorCode int64
 
 const (
-	ErrorCode_BAD_REQUEST    ErrorCode = 1001
-	ErrorCode_NOT_FOUND      ErrorCode = 1002
-	ErrorCode_SOLD_OUT       ErrorCode = 1003
-	ErrorCode_LIMIT_EXCEEDED ErrorCode = 1004
-	ErrorCode_NOT_STARTED    ErrorCode = 1005
-	ErrorCode_ENDED          ErrorCode = 1006
-	ErrorCode_UNAVAILABLE    ErrorCode = 1007
-	ErrorCode_CONFLICT       ErrorCode = 1008
-	ErrorCode_FORBIDDEN      ErrorCode = 1009
-	ErrorCode_INTERNAL       ErrorCode = 1010
+	ErrorCode_BAD_REQUEST        ErrorCode = 1001
+	ErrorCode_NOT_FOUND          ErrorCode = 1002
+	ErrorCode_SOLD_OUT           ErrorCode = 1003
+	ErrorCode_LIMIT_EXCEEDED     ErrorCode = 1004
+	ErrorCode_NOT_STARTED        ErrorCode = 1005
+	ErrorCode_ENDED              ErrorCode = 1006
+	ErrorCode_UNAVAILABLE        ErrorCode = 1007
+	ErrorCode_CONFLICT           ErrorCode = 1008
+	ErrorCode_FORBIDDEN          ErrorCode = 1009
+	ErrorCode_INTERNAL           ErrorCode = 1010
+	ErrorCode_INSUFFICIENT_STOCK ErrorCode = 1011
+	ErrorCode_OUTCOME_UNKNOWN    ErrorCode = 1012
 )
 
 func (p ErrorCode) String() string {
@@ -46,6 +48,10 @@ func (p ErrorCode) String() string {
 		return "FORBIDDEN"
 	case ErrorCode_INTERNAL:
 		return "INTERNAL"
+	case ErrorCode_INSUFFICIENT_STOCK:
+		return "INSUFFICIENT_STOCK"
+	case ErrorCode_OUTCOME_UNKNOWN:
+		return "OUTCOME_UNKNOWN"
 	}
 	return "<UNSET>"
 }
@@ -72,6 +78,10 @@ func ErrorCodeFromString(s string) (ErrorCode, error) {
 		return ErrorCode_FORBIDDEN, nil
 	case "INTERNAL":
 		return ErrorCode_INTERNAL, nil
+	case "INSUFFICIENT_STOCK":
+		return ErrorCode_INSUFFICIENT_STOCK, nil
+	case "OUTCOME_UNKNOWN":
+		return ErrorCode_OUTCOME_UNKNOWN, nil
 	}
 	return ErrorCode(0), fmt.Errorf("not a valid ErrorCode string")
 }

@@ -1,0 +1,356 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// WriteOrder writes one admitted request in one transaction: the order row (unique by
+// ticket, and by shopper, item and idempotency key), the user's purchase units
+// (checked against limit) and the versioned update of each stock row it takes from.
+// A ticket decided before comes back as Duplicate (its order), or refused when it was
+// voided; a key whose order another ticket wrote comes back as Replay. A refusal that
+// retrying cannot change (sold_out in MySQL, limit_exceeded, not_found, voided) is a
+// *domain.Error; a failure known to have left nothing is marked domain.NotCommitted;
+// any other error has an unknown outcome.
+func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
+	if r.Quantity <= 0 || r.Quantity > domain.MaxQuantity {
+		return domain.Written{}, domain.Errorf(domain.EBadRequest, "order %s: quantity %d", r.Ticket, r.Quantity)
+	}
+	var w domain.Written
+	err := s.inTx(ctx, "write order "+r.Ticket, func(tx *sql.Tx) (err error) {
+		w, err = s.writeOrder(ctx, tx, r, limit)
+		return err
+	})
+	if errors.Is(err, errDecided) {
+		return s.decided(ctx, r)
+	}
+	var de *domain.Error
+	if err != nil && !errors.As(err, &de) && !errors.Is(err, errUnknownOutcome) {
+		err = domain.NotCommitted(err)
+	}
+	return w, err
+}
+
+// errDecided: the order's insert met a unique key; decided reads what holds it.
+var errDecided = errors.New("order decided before")
+
+func (s *Store) writeOrder(ctx context.Context, tx *sql.Tx, r domain.OrderRequest, limit int) (domain.Written, error) {
+	o := orderOf(r, domain.OrderCreated, time.Now())
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, idem_key, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created', ?, ?, ?)`, o.Ticket, o.UserID, o.ActivityID, o.ItemID, o.Bucket, partsCol(o.Parts),
+		o.Quantity, o.AmountCents, keyCol(o.IdemKey), o.CreatedAt, o.CreatedAt)
+	if isDuplicate(err) {
+		return domain.Written{}, errDecided
+	}
+	if err != nil {
+		return domain.Written{}, fmt.Errorf("insert order %s: %w", r.Ticket, err)
+	}
+	if o.ID, err = res.LastInsertId(); err != nil {
+		return domain.Written{}, err
+	}
+	if err := addPurchase(ctx, tx, r.ItemID, r.UserID, r.Quantity, limit); err != nil {
+		return domain.Written{}, err
+	}
+	if err := s.moveParts(ctx, tx, r.ItemID, r.Units(), -1); err != nil {
+		return domain.Written{}, err
+	}
+	return domain.Written{Order: o}, nil
+}
+
+// decided answers a write whose order insert met a unique key: the ticket's own row (a
+// redelivery: Duplicate, or refused when the ticket was voided), else the order another
+// ticket of the same key wrote (Replay).
+func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Written, error) {
+	prev, err := s.OrderByTicket(ctx, r.Ticket)
+	switch {
+	case err == nil && prev.Status == domain.OrderVoid:
+		return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
+	case err == nil:
+		return domain.Written{Order: prev, Duplicate: true}, nil
+	case !domain.IsCode(err, domain.ENotFound):
+		return domain.Written{}, fmt.Errorf("order %s exists: %w: %w", r.Ticket, errUnknownOutcome, err)
+	}
+	if r.IdemKey != "" {
+		prev, err = scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE user_id = ? AND item_id = ? AND idem_key = ?`,
+			r.UserID, r.ItemID, r.IdemKey))
+		if err == nil {
+			return domain.Written{Order: prev, Replay: true}, nil
+		}
+	}
+	return domain.Written{}, fmt.Errorf("order %s met a unique key it cannot find: %w: %v", r.Ticket, errUnknownOutcome, err)
+}
+
+// VoidTicket decides a ticket as not written, unless it was written before: it keeps
+// a row of status void for the ticket, so a late write of it (a send that looked
+// failed, a redelivered or replayed message) writes nothing. It returns the ticket's
+// row, and whether this call voided it (false: the row was there, void or an order).
+func (s *Store) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.Order, bool, error) {
+	o := orderOf(r, domain.OrderVoid, time.Now())
+	o.IdemKey, o.AmountCents = "", 0
+	res, err := s.db.ExecContext(ctx, `INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 0, 'void', ?, ?)`, o.Ticket, o.UserID, o.ActivityID, o.ItemID, o.Bucket, partsCol(o.Parts), o.Quantity, o.CreatedAt, o.CreatedAt)
+	if isDuplicate(err) {
+		prev, err := s.OrderByTicket(ctx, r.Ticket)
+		return prev, false, err
+	}
+	if err != nil {
+		return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)
+	}
+	o.ID, _ = res.LastInsertId()
+	return o, true, nil
+}
+
+// orderOf is the row of r in status st, created at now.
+func orderOf(r domain.OrderRequest, st domain.OrderStatus, now time.Time) domain.Order {
+	return domain.Order{Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID, Bucket: r.Bucket, Parts: r.Parts,
+		Quantity: r.Quantity, AmountCents: r.AmountCents, Status: st, IdemKey: r.IdemKey, CreatedAt: now.UTC().Truncate(time.Millisecond)}
+}
+
+// partsCol and keyCol are the NULLable columns' values.
+func partsCol(parts []domain.Part) any {
+	if len(parts) < 2 {
+		return nil
+	}
+	return domain.FormatParts(parts)
+}
+
+func keyCol(k string) any {
+	if k == "" {
+		return nil
+	}
+	return k
+}
+
+// addPurchase adds an order of units to what a user holds of an item and refuses past
+// limit. An UPDATE first: a buyer who holds units already takes the row's lock and
+// nothing else; a new buyer's INSERT follows, and a concurrent first order of the same
+// buyer meets the key and updates instead (a deadlock between such racers is run again
+// by inTx).
+func addPurchase(ctx context.Context, tx *sql.Tx, itemID, userID int64, units, limit int) error {
+	res, err := tx.ExecContext(ctx, `UPDATE purchases SET units = units + ?, orders = orders + 1 WHERE item_id = ? AND user_id = ?`, units, itemID, userID)
+	if err != nil {
+		return fmt.Errorf("record purchase of user %d: %w", userID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO purchases (item_id, user_id, units, orders) VALUES (?, ?, ?, 1)`, itemID, userID, units)
+		if isDuplicate(err) {
+			_, err = tx.ExecContext(ctx, `UPDATE purchases SET units = units + ?, orders = orders + 1 WHERE item_id = ? AND user_id = ?`, units, itemID, userID)
+		}
+		if err != nil {
+			return fmt.Errorf("record purchase of user %d: %w", userID, err)
+		}
+	}
+	if limit <= 0 {
+		return nil
+	}
+	var held int
+	if err := tx.QueryRowContext(ctx, `SELECT units FROM purchases WHERE item_id = ? AND user_id = ?`, itemID, userID).Scan(&held); err != nil {
+		return fmt.Errorf("read purchases of user %d: %w", userID, err)
+	}
+	if held > limit {
+		return domain.Errorf(domain.ELimitExceeded, "user %d would hold %d units of item %d, limit %d", userID, held, itemID, limit)
+	}
+	return nil
+}
+
+const orderCols = `id, ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, idem_key, created_at`
+
+func scanOrder(sc interface{ Scan(...any) error }) (domain.Order, error) {
+	var o domain.Order
+	var st string
+	var parts, key sql.NullString
+	err := sc.Scan(&o.ID, &o.Ticket, &o.UserID, &o.ActivityID, &o.ItemID, &o.Bucket, &parts, &o.Quantity, &o.AmountCents, &st, &key, &o.CreatedAt)
+	if err != nil {
+		return o, err
+	}
+	o.Status, o.IdemKey = domain.OrderStatus(st), key.String
+	if parts.Valid {
+		if o.Parts, err = domain.ParseParts(parts.String); err != nil {
+			return o, fmt.Errorf("order %d: %w", o.ID, err)
+		}
+	}
+	return o, nil
+}
+
+// OrderByTicket returns the row of a ticket: its order, or its void mark.
+func (s *Store) OrderByTicket(ctx context.Context, ticket string) (domain.Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE ticket = ?`, ticket))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, domain.Errorf(domain.ENotFound, "no order for ticket %s", ticket)
+	}
+	if err != nil {
+		return o, fmt.Errorf("read order of ticket %s: %w", ticket, err)
+	}
+	return o, nil
+}
+
+// OrdersByTickets returns the rows of the tickets that have one (orders and void
+// marks), by ticket.
+func (s *Store) OrdersByTickets(ctx context.Context, tickets []string) (map[string]domain.Order, error) {
+	out := map[string]domain.Order{}
+	for len(tickets) > 0 {
+		chunk := tickets[:min(len(tickets), 500)]
+		tickets = tickets[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, t := range chunk {
+			args[i] = t
+		}
+		if err := s.queryOrders(ctx, func(o domain.Order) { out[o.Ticket] = o },
+			`SELECT `+orderCols+` FROM orders WHERE ticket IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// queryOrders calls each with every order q selects.
+func (s *Store) queryOrders(ctx context.Context, each func(domain.Order), q string, args ...any) error {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("read orders: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return err
+		}
+		each(o)
+	}
+	return rows.Err()
+}
+
+// Order returns one order of a user; not_found when it is not theirs (or a void mark).
+func (s *Store) Order(ctx context.Context, userID, id int64) (domain.Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE id = ? AND user_id = ? AND status <> 'void'`, id, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, domain.Errorf(domain.ENotFound, "order %d not found", id)
+	}
+	if err != nil {
+		return o, fmt.Errorf("read order %d: %w", id, err)
+	}
+	return o, nil
+}
+
+// Orders lists a user's orders, newest first.
+func (s *Store) Orders(ctx context.Context, userID int64) ([]domain.Order, error) {
+	var out []domain.Order
+	err := s.queryOrders(ctx, func(o domain.Order) { out = append(out, o) },
+		`SELECT `+orderCols+` FROM orders WHERE user_id = ? AND status <> 'void' ORDER BY id DESC LIMIT 200`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("list orders of user %d: %w", userID, err)
+	}
+	return out, nil
+}
+
+// EndOrder moves a created order to cancelled or expired and gives its units back to
+// the stock rows and the user's purchases, in one transaction. It reports whether this
+// call changed the order; an order already ended (or paid) is returned as it is, so
+// ending twice is not an error. userID 0 skips the owner check (expiry).
+func (s *Store) EndOrder(ctx context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, bool, error) {
+	if to != domain.OrderCancelled && to != domain.OrderExpired {
+		return domain.Order{}, false, domain.Errorf(domain.EBadRequest, "an order ends cancelled or expired, not %s", to)
+	}
+	var o domain.Order
+	var changed bool
+	err := s.inTx(ctx, fmt.Sprintf("end order %d", id), func(tx *sql.Tx) error {
+		q := `SELECT ` + orderCols + ` FROM orders WHERE id = ? AND status <> 'void' FOR UPDATE`
+		args := []any{id}
+		if userID != 0 {
+			q = `SELECT ` + orderCols + ` FROM orders WHERE id = ? AND user_id = ? AND status <> 'void' FOR UPDATE`
+			args = append(args, userID)
+		}
+		var err error
+		o, err = scanOrder(tx.QueryRowContext(ctx, q, args...))
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.Errorf(domain.ENotFound, "order %d not found", id)
+		}
+		if err != nil {
+			return fmt.Errorf("read order %d: %w", id, err)
+		}
+		if changed = o.Status == domain.OrderCreated; !changed {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?`, to, id); err != nil {
+			return fmt.Errorf("end order %d: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE purchases SET units = units - ?, orders = orders - 1 WHERE item_id = ? AND user_id = ?`, o.Quantity, o.ItemID, o.UserID); err != nil {
+			return fmt.Errorf("end order %d: %w", id, err)
+		}
+		return s.moveParts(ctx, tx, o.ItemID, o.Units(), +1)
+	})
+	if err != nil {
+		return o, false, err
+	}
+	if changed {
+		o.Status = to
+	}
+	return o, changed, nil
+}
+
+// StaleOrders returns orders still created (unpaid) that were created before t.
+func (s *Store) StaleOrders(ctx context.Context, before time.Time, limit int) ([]domain.Order, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []domain.Order
+	err := s.queryOrders(ctx, func(o domain.Order) { out = append(out, o) },
+		`SELECT `+orderCols+` FROM orders WHERE status = 'created' AND created_at < ? ORDER BY created_at LIMIT ?`, before.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list stale orders: %w", err)
+	}
+	return out, nil
+}
+
+// Counts returns the live (created or paid) orders and units of an item, from its
+// buyers' rows (every order and every end of one writes its buyer's row in the same
+// transaction).
+func (s *Store) Counts(ctx context.Context, itemID int64) (domain.ItemCounts, error) {
+	var c domain.ItemCounts
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(orders), 0), COALESCE(SUM(units), 0) FROM purchases WHERE item_id = ?`, itemID).Scan(&c.Orders, &c.Units)
+	if err != nil {
+		return c, fmt.Errorf("count orders of item %d: %w", itemID, err)
+	}
+	return c, nil
+}
+
+// PayOrder marks a created order paid, so the unpaid-order timeout leaves it alone;
+// conflict when it was cancelled or expired.
+func (s *Store) PayOrder(ctx context.Context, userID, id int64) (domain.Order, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = 'paid', updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status = 'created'`, id, userID)
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("pay order %d: %w", id, err)
+	}
+	o, err := s.Order(ctx, userID, id)
+	if err != nil {
+		return o, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 && o.Status != domain.OrderPaid {
+		return o, domain.Errorf(domain.EConflict, "order %d is %s", id, o.Status)
+	}
+	return o, nil
+}
+
+// Buyers returns the units each user holds of an item.
+func (s *Store) Buyers(ctx context.Context, itemID int64) (map[int64]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT user_id, units FROM purchases WHERE item_id = ? AND units > 0`, itemID)
+	if err != nil {
+		return nil, fmt.Errorf("read buyers of item %d: %w", itemID, err)
+	}
+	defer rows.Close()
+	out := map[int64]int64{}
+	for rows.Next() {
+		var u, n int64
+		if err := rows.Scan(&u, &n); err != nil {
+			return nil, err
+		}
+		out[u] = n
+	}
+	return out, rows.Err()
+}

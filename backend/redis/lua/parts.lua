@@ -1,0 +1,23 @@
+-- Shared by the scripts that read an in-flight record or give units back (prepended
+-- to them at load): parts "<bucket>:<units>,..." as a list of {bucket, units}; a bare
+-- bucket number (a record written before parts existed) holds all of qty.
+local function parse_parts(s, qty)
+  local out = {}
+  if not string.find(s, ':', 1, true) then
+    out[1] = {tonumber(s), tonumber(qty)}
+    return out
+  end
+  for b, q in string.gmatch(s, '(%d+):(%d+)') do
+    out[#out + 1] = {tonumber(b), tonumber(q)}
+  end
+  return out
+end
+
+-- The highest bucket of parts, or -1.
+local function max_bucket(parts)
+  local m = -1
+  for _, p in ipairs(parts) do
+    if p[1] > m then m = p[1] end
+  end
+  return m
+end
