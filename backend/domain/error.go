@@ -8,22 +8,22 @@ import (
 // Error codes. They are short stable words: the HTTP edge sends them as the "error"
 // field and maps them to a status; the RPC edge carries them as business status codes.
 const (
-	EBadRequest    = "bad_request"
-	ENotFound      = "not_found"
-	ESoldOut       = "sold_out"
+	EBadRequest = "bad_request"
+	ENotFound   = "not_found"
+	ESoldOut    = "sold_out"
 	// EInsufficientStock: units are left, but fewer than the order asks for. Unlike
 	// sold_out it says nothing of smaller orders.
 	EInsufficientStock = "insufficient_stock"
-	ELimitExceeded = "limit_exceeded"
-	ENotStarted    = "not_started"
-	EEnded         = "ended"
-	EUnavailable   = "unavailable"
-	EConflict      = "conflict"
-	EForbidden     = "forbidden"
+	ELimitExceeded     = "limit_exceeded"
+	ENotStarted        = "not_started"
+	EEnded             = "ended"
+	EUnavailable       = "unavailable"
+	EConflict          = "conflict"
+	EForbidden         = "forbidden"
 	// EVoided refuses a write whose ticket was decided as not written before (its
 	// units went back): a late write must not take them again.
-	EVoided = "voided"
-	EInternal      = "internal"
+	EVoided   = "voided"
+	EInternal = "internal"
 	// EOutcomeUnknown: a change may or may not have been made: a backend that did not
 	// answer (a timeout, a connection lost mid-call), or a store that did not say
 	// whether a write took. The answer carries the idempotency key that learns the
