@@ -41,7 +41,7 @@ func realConfig(t *testing.T) (config.Config, *testenv.DB) {
 	cfg.MySQL = config.MySQLConfig{DSN: db.DSN}
 	cfg.Redis = config.RedisConfig{Addrs: []string{testenv.RedisAddr()}}
 	cfg.RocketMQ = config.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
-	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AnyPorts()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 100, Burst: 100}
 	cfg.Worker.Goroutines, cfg.Worker.BatchSize, cfg.Worker.MaxAttempts = 8, 1, 5

@@ -15,7 +15,7 @@ import (
 func TestEmbeddedStack(t *testing.T) {
 	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
-	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AnyPorts()
 	cfg.Gateway.Limits.User.RPS, cfg.Gateway.Limits.User.Burst = 1000, 1000
 	st := start(t, cfg, app.Options{Embedded: true})
 	if s := st.sys; len(s.Embedded) != 3 {

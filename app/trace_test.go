@@ -26,7 +26,7 @@ func TestTraceCrossesEveryHop(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
-	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AnyPorts()
 	st := start(t, cfg, app.Options{Embedded: true})
 	aid, iid := st.sale(t, "traced", "async", 5)
 	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"

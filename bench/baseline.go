@@ -168,7 +168,7 @@ func baselineHertzKitex(ctx context.Context, hc *http.Client, backendAddr string
 		backendAddr = addr
 		what = "hertz handler calling Ping over kitex (gateway.NewBackendClient) on an echo server of the bench's own (the backend's address is unknown)"
 	}
-	cl, err := gateway.NewBackendClient([]string{backendAddr}, 3*time.Second)
+	cl, err := gateway.NewBackendClient(gateway.Config{BackendAddrs: []string{backendAddr}, RPCTimeout: 3 * time.Second})
 	if err != nil {
 		return BaselineReport{Name: BaseHertzKitex, What: what, Skipped: err.Error()}
 	}

@@ -27,7 +27,7 @@ type Config struct {
 	// one host never collide: the gateway on PortBase and its ops listener on the next
 	// port, the backend on PortBase+2 and its ops on PortBase+3, the worker's ops on
 	// PortBase+4. A listener set on its own keeps its address; an ops listener left
-	// unset follows its listener (port + 1).
+	// unset follows its listener (port + 1, on loopback).
 	PortBase int              `yaml:"port_base"`
 	MySQL    MySQLConfig      `yaml:"mysql"`
 	Redis    RedisConfig      `yaml:"redis"`
@@ -191,27 +191,37 @@ func (c *Config) deriveListeners() {
 	if c.Gateway.Listen == "" {
 		c.Gateway.Listen = at(0)
 	}
+	if c.Gateway.OpsListen == "" {
+		c.Gateway.OpsListen = opsNext(c.Gateway.Listen)
+	}
 	if c.Backend.Listen == "" {
 		c.Backend.Listen = at(2)
 	}
 	if c.Backend.OpsListen == "" {
-		c.Backend.OpsListen = NextPort(c.Backend.Listen)
+		c.Backend.OpsListen = opsNext(c.Backend.Listen)
 	}
 	if c.Worker.OpsListen == "" {
 		c.Worker.OpsListen = at(4)
 	}
 }
 
-// NextPort is addr with the port after its own: where a listener's ops listener goes
-// unless configured. Port 0 (any free port) stays 0.
-func NextPort(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+// AnyPorts puts every listener on a free loopback port (tests, the demo, the bench:
+// processes that must not collide with a running system).
+func (c *Config) AnyPorts() {
+	const any = "127.0.0.1:0"
+	c.Gateway.Listen, c.Gateway.OpsListen, c.Backend.Listen, c.Backend.OpsListen, c.Worker.OpsListen = any, any, any, any, any
+}
+
+// opsNext is where a listener's ops listener goes unless configured: loopback, the
+// port after addr's (port 0, any free port, stays 0).
+func opsNext(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return addr
+		return ""
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p == 0 {
-		return net.JoinHostPort(host, "0")
+		return "127.0.0.1:0"
 	}
-	return net.JoinHostPort(host, strconv.Itoa(p+1))
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1))
 }

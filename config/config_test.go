@@ -345,7 +345,7 @@ func TestListenersFromPortBase(t *testing.T) {
 	}{
 		{"defaults", nil, [4]string{"127.0.0.1:8080", "127.0.0.1:8082", "127.0.0.1:8083", "127.0.0.1:8084"}},
 		{"base", map[string]string{"SECKILL_PORT_BASE": "9100"}, [4]string{"127.0.0.1:9100", "127.0.0.1:9102", "127.0.0.1:9103", "127.0.0.1:9104"}},
-		{"backend set", map[string]string{"SECKILL_PORT_BASE": "9100", "SECKILL_BACKEND_LISTEN": "0.0.0.0:7000"}, [4]string{"127.0.0.1:9100", "0.0.0.0:7000", "0.0.0.0:7001", "127.0.0.1:9104"}},
+		{"backend set", map[string]string{"SECKILL_PORT_BASE": "9100", "SECKILL_BACKEND_LISTEN": "0.0.0.0:7000"}, [4]string{"127.0.0.1:9100", "0.0.0.0:7000", "127.0.0.1:7001", "127.0.0.1:9104"}},
 		{"any port", map[string]string{"SECKILL_BACKEND_LISTEN": "127.0.0.1:0"}, [4]string{"127.0.0.1:8080", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:8084"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -356,6 +356,9 @@ func TestListenersFromPortBase(t *testing.T) {
 			got := [4]string{cfg.Gateway.Listen, cfg.Backend.Listen, cfg.Backend.OpsListen, cfg.Worker.OpsListen}
 			if got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
+			}
+			if want := opsNext(cfg.Gateway.Listen); cfg.Gateway.OpsListen != want {
+				t.Errorf("gateway ops: got %s, want %s", cfg.Gateway.OpsListen, want)
 			}
 		})
 	}

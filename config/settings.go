@@ -35,7 +35,7 @@ type row struct {
 // rows is the settings table, in the order of Config. A test fails when a key of
 // Config has no row or a row no key.
 var rows = []row{
-	{key: "port_base", help: "first port of the listeners' defaults: gateway base, its ops base+1, backend base+2, its ops base+3, worker ops base+4; give each process on one host its own base"},
+	{key: "port_base", help: "first port of the listeners' defaults: gateway base, its ops base+1, backend base+2, its ops base+3, worker ops base+4; give each process on one host its own base (ops listeners are loopback)"},
 
 	{key: "mysql.dsn", help: "MySQL DSN, user:pass@tcp(host:port)/db; empty: the embedded stand-in (all-in-one only)", hide: redactDSN},
 	{key: "mysql.max_conns", unset: "32", help: "connections in each process's MySQL pool"},
@@ -63,7 +63,10 @@ var rows = []row{
 	{key: "worker.ops_listen", help: "where the worker serves /metrics and /healthz (default 127.0.0.1:port_base+4)"},
 
 	{key: "gateway.listen", help: "HTTP address of the gateway; port 0 picks one (default 127.0.0.1:port_base)"},
+	{key: "gateway.ops_listen", help: "where the gateway serves /metrics, /healthz, /readyz and /debug/pprof/ (default: loopback, the port after gateway.listen)"},
 	{key: "gateway.backend_addrs", env: "SECKILL_BACKEND_ADDRS", help: "backends the gateway calls, comma-separated, balanced; empty: backend.listen"},
+	{key: "gateway.backend_service", help: "find the backends by DNS instead, host:port (a Kubernetes headless Service: every ready pod's address), asked again every gateway.backend_refresh"},
+	{key: "gateway.backend_refresh", unset: "5s", help: "how often the backends' DNS name is resolved again"},
 	{key: "gateway.jwt_secret", env: "SECKILL_JWT_SECRET", help: "HS256 key of shoppers' tokens, 16+ bytes", hide: blank},
 	{key: "gateway.admin_token", env: "SECKILL_ADMIN_TOKEN", help: "operators' bearer token, 16+ bytes", hide: blank},
 	{key: "gateway.limits.global.rps", help: "requests a second the gateway admits in all (a token bucket); 0 turns the limit off; PUT /admin/v1/limits changes the limits live"},

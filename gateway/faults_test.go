@@ -57,7 +57,7 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 			tb.Errorf("close plugins: %v", err)
 		}
 	})
-	cfg := gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{backendAddr},
+	cfg := gateway.Config{Listen: "127.0.0.1:0", OpsListen: "127.0.0.1:0", BackendAddrs: []string{backendAddr},
 		JWTSecret: secret, AdminToken: admin, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
 	for _, c := range configure {
 		c(&cfg)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -19,6 +20,8 @@ import (
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/connpool"
+	"github.com/cloudwego/kitex/pkg/loadbalance"
+	"github.com/cloudwego/kitex/pkg/loadbalance/lbcache"
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/transport"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,17 +35,24 @@ import (
 
 // Config configures a gateway.
 type Config struct {
-	Listen       string           `yaml:"listen"`        // HTTP address; port 0 picks one
-	BackendAddrs []string         `yaml:"backend_addrs"` // kitex backends, balanced
-	JWTSecret    string           `yaml:"jwt_secret"`    // HS256 key of shoppers' tokens; never logged
-	AdminToken   string           `yaml:"admin_token"`   // operators' bearer token; never logged
-	Limits       ratelimit.Limits `yaml:"limits"`
-	MaxKeys      int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
-	RPCTimeout   time.Duration    `yaml:"rpc_timeout"`
-	CacheTTL     time.Duration    `yaml:"cache_ttl"`      // activity metadata
-	NullTTL      time.Duration    `yaml:"null_ttl"`       // unknown ids
-	SoldOutPoll  time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
-	MaxBodyBytes int              `yaml:"max_body_bytes"` // shoppers' bodies
+	Listen string `yaml:"listen"` // HTTP address; port 0 picks one
+	// OpsListen serves /metrics, /healthz, /readyz and pprof, apart from the public
+	// listener (loopback by default: the internals are not public).
+	OpsListen    string   `yaml:"ops_listen"`
+	BackendAddrs []string `yaml:"backend_addrs"` // kitex backends, balanced
+	// BackendService finds the backends by DNS ("host:port", e.g. a Kubernetes headless
+	// Service), asked again every BackendRefresh; it takes the place of BackendAddrs.
+	BackendService string           `yaml:"backend_service"`
+	BackendRefresh time.Duration    `yaml:"backend_refresh"`
+	JWTSecret      string           `yaml:"jwt_secret"`  // HS256 key of shoppers' tokens; never logged
+	AdminToken     string           `yaml:"admin_token"` // operators' bearer token; never logged
+	Limits         ratelimit.Limits `yaml:"limits"`
+	MaxKeys        int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
+	RPCTimeout     time.Duration    `yaml:"rpc_timeout"`
+	CacheTTL       time.Duration    `yaml:"cache_ttl"`      // activity metadata
+	NullTTL        time.Duration    `yaml:"null_ttl"`       // unknown ids
+	SoldOutPoll    time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
+	MaxBodyBytes   int              `yaml:"max_body_bytes"` // shoppers' bodies
 	// ReadTimeout bounds reading one request, and a new connection's wait for
 	// its first request; WriteTimeout writing one answer; IdleTimeout a
 	// keep-alive connection's wait for its next request.
@@ -87,6 +97,9 @@ func procsFor(procs, cpus int, envSet bool) int {
 func (c *Config) defaults() {
 	if c.RPCTimeout <= 0 {
 		c.RPCTimeout = 3 * time.Second
+	}
+	if c.BackendRefresh <= 0 {
+		c.BackendRefresh = 5 * time.Second
 	}
 	if c.CacheTTL <= 0 {
 		c.CacheTTL = 2 * time.Second
@@ -152,6 +165,8 @@ type Main struct {
 	gw      *Gateway
 	h       *server.Hertz
 	addr    net.Addr
+	ops     *http.Server
+	opsAddr net.Addr
 	cancel  context.CancelFunc
 	closers []func() error
 	conns   *connLimit
@@ -164,18 +179,31 @@ type Main struct {
 // attempt's error (a refused connection, say) would hide that the first may have
 // reached the backend, and the answer must tell "nothing was taken" (503) from
 // "outcome unknown" (504, with the key for the client's own retry).
-func NewBackendClient(addrs []string, timeout time.Duration) (seckill.Client, error) {
-	if len(addrs) == 0 {
-		return nil, errors.New("no backend address configured")
+func NewBackendClient(cfg Config) (seckill.Client, error) {
+	var find client.Option
+	switch {
+	case cfg.BackendService != "":
+		r, err := newDNSResolver(cfg.BackendService)
+		if err != nil {
+			return nil, err
+		}
+		find = client.WithLoadBalancer(loadbalance.NewWeightedRoundRobinBalancer(), &lbcache.Options{RefreshInterval: cfg.BackendRefresh, Cacheable: true})
+		c, err := newClient(cfg.RPCTimeout, client.WithResolver(r), find)
+		return c, err
+	case len(cfg.BackendAddrs) > 0:
+		return newClient(cfg.RPCTimeout, client.WithHostPorts(cfg.BackendAddrs...))
 	}
-	c, err := seckill.NewClient("seckill.backend",
-		client.WithHostPorts(addrs...),
+	return nil, errors.New("no backend configured: set gateway.backend_addrs or gateway.backend_service")
+}
+
+func newClient(timeout time.Duration, find ...client.Option) (seckill.Client, error) {
+	c, err := seckill.NewClient("seckill.backend", append(find,
 		client.WithTransportProtocol(transport.TTHeader),
 		client.WithMetaHandler(transmeta.ClientTTHeaderHandler),
 		client.WithRPCTimeout(timeout),
 		client.WithConnectTimeout(300*time.Millisecond),
 		client.WithLongConnection(connpool.IdleConfig{MaxIdlePerAddress: 256, MaxIdleGlobal: 1024, MaxIdleTimeout: time.Minute}),
-	)
+	)...)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +239,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w (set SECKILL_ADMIN_TOKEN)", err)
 	}
-	cl, err := NewBackendClient(cfg.BackendAddrs, cfg.RPCTimeout)
+	cl, err := NewBackendClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -279,6 +307,10 @@ func (m *Main) Start(ctx context.Context) error {
 	)
 	m.h.Use(fr.served)
 	m.gw.Register(m.h)
+	if err := m.serveOps(); err != nil {
+		ln.Close()
+		return err
+	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	go m.gw.edge.run(bg)
@@ -290,6 +322,25 @@ func (m *Main) Start(ctx context.Context) error {
 	m.deps.Log.Info("gateway serving", "addr", m.addr.String())
 	return nil
 }
+
+// serveOps serves the ops endpoints on their own listener.
+func (m *Main) serveOps() error {
+	if m.cfg.OpsListen == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.cfg.OpsListen)
+	if err != nil {
+		return fmt.Errorf("gateway ops listen on %s: %w", m.cfg.OpsListen, err)
+	}
+	m.opsAddr = ln.Addr()
+	m.ops = &http.Server{Handler: m.gw.opsHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go m.ops.Serve(ln)
+	m.deps.Log.Info("gateway ops serving", "addr", m.opsAddr.String())
+	return nil
+}
+
+// OpsAddr is where the ops endpoints listen (nil when they do not).
+func (m *Main) OpsAddr() net.Addr { return m.opsAddr }
 
 // OpenConnections is how many client connections are open.
 func (m *Main) OpenConnections() int64 { return m.conns.open.Load() }
@@ -318,6 +369,10 @@ func (m *Main) Close() error {
 	}
 	if m.cancel != nil {
 		m.cancel()
+	}
+	if m.ops != nil {
+		errs = append(errs, m.ops.Close())
+		m.ops = nil
 	}
 	for i := len(m.closers) - 1; i >= 0; i-- {
 		errs = append(errs, m.closers[i]())

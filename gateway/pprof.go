@@ -1,28 +1,39 @@
+// The ops listener: metrics, health and profiles, apart from the public API.
+
 package gateway
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
-	"github.com/cloudwego/hertz/pkg/app"
-	"github.com/cloudwego/hertz/pkg/common/adaptor"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
-// pprofIndex serves net/http/pprof's index of profiles (operators only).
-func pprofIndex(ctx context.Context, c *app.RequestContext) {
-	adaptor.HertzHandler(http.HandlerFunc(pprof.Index))(ctx, c)
-}
-
-// pprofProfile serves one profile by name: a CPU profile, an execution trace,
-// or one of the runtime's named profiles (heap, goroutine, ...).
-func pprofProfile(ctx context.Context, c *app.RequestContext) {
-	switch c.Param("name") {
-	case "profile":
-		adaptor.HertzHandler(http.HandlerFunc(pprof.Profile))(ctx, c)
-	case "trace":
-		adaptor.HertzHandler(http.HandlerFunc(pprof.Trace))(ctx, c)
-	default:
-		adaptor.HertzHandler(pprof.Handler(c.Param("name")))(ctx, c)
-	}
+// opsHandler serves /metrics (Prometheus), /healthz, /readyz and net/http/pprof's
+// /debug/pprof/ on the ops listener, which is loopback unless configured otherwise.
+func (g *Gateway) opsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, `{"status":"ok"}`) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := g.backend.Ping(ctx, &rpc.PingReq{}); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"unavailable","message":"backend unreachable"}`)
+			return
+		}
+		io.WriteString(w, `{"status":"ready"}`)
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -34,7 +34,7 @@ func (s *slowFirst) PlaceOrder(ctx context.Context, req *rpc.PlaceOrderReq) (*rp
 func TestBackendClientRetries(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	stub := &slowFirst{stubBackend: stubBackend{calls: map[string]int{}, remaining: 5}, delay: 3 * timeout}
-	c, err := gateway.NewBackendClient([]string{serveBackend(t, stub)}, timeout)
+	c, err := gateway.NewBackendClient(gateway.Config{BackendAddrs: []string{serveBackend(t, stub)}, RPCTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,5 +61,17 @@ func TestBackendClientRetries(t *testing.T) {
 	time.Sleep(2 * stub.delay) // a retry would have arrived by now
 	if n := stub.n("PlaceOrder"); n != 1 {
 		t.Errorf("PlaceOrder reached the backend %d times, want 1 (never retried)", n)
+	}
+}
+
+// TestBackendByDNSName: a client that finds its backend by name reaches it.
+func TestBackendByDNSName(t *testing.T) {
+	stub := &stubBackend{calls: map[string]int{}}
+	c, err := gateway.NewBackendClient(gateway.Config{BackendService: serveBackend(t, stub), BackendRefresh: 100 * time.Millisecond, RPCTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ping(context.Background(), &rpc.PingReq{}); err != nil {
+		t.Fatalf("ping through the resolver: %v", err)
 	}
 }

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"github.com/cloudwego/hertz/pkg/app/server"
-	"github.com/cloudwego/hertz/pkg/common/adaptor"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
@@ -14,7 +12,6 @@ func (g *Gateway) Register(h *server.Hertz) {
 	h.Use(g.observe, g.boundBody, g.stripTrusted)
 	h.GET("/healthz", healthz)
 	h.GET("/readyz", g.ready)
-	h.GET("/metrics", adaptor.HertzHandler(promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{})))
 
 	pub := h.Group("/api/v1", g.limitIP)
 	pub.GET("/activities", g.listActivities)
@@ -42,7 +39,5 @@ func (g *Gateway) Register(h *server.Hertz) {
 	adm.GET("/plugins", g.listPlugins)
 	adm.PUT("/plugins/:name", g.putPlugin)
 	adm.DELETE("/plugins/:name", g.deletePlugin)
-	adm.GET("/debug/pprof/", pprofIndex)
-	adm.GET("/debug/pprof/:name", pprofProfile)
 	h.NoRoute(noRoute)
 }

@@ -24,7 +24,7 @@ const (
 func TestAdminCLI(t *testing.T) {
 	cfg := config.Default()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
-	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AnyPorts()
 	s, err := app.Start(context.Background(), cfg, app.Options{Embedded: true, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -304,7 +304,7 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 	if len(cfg.RocketMQ.NameServers) > 0 {
 		cfg.RocketMQ.Group, cfg.RocketMQ.Tag = "seckill_bench_"+id, "bench"+id
 	}
-	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AnyPorts()
 	if cfg.Log.Level != "debug" {
 		cfg.Log.Level = "warn"
 	}

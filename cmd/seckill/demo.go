@@ -80,7 +80,7 @@ func demo(ctx context.Context, a demoArgs, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "demo: no SECKILL_JWT_SECRET / SECKILL_ADMIN_TOKEN configured; using random demo secrets for this run (not shown)")
 	}
-	cfg.Gateway.Listen, cfg.Backend.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AnyPorts()
 	if cfg.Log.Level != "debug" {
 		cfg.Log.Level = "warn"
 	}
