@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/backend/control"
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/embedded"
 	"github.com/seckill/flashsale/backend/inmem"
@@ -243,7 +244,8 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 	}
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
 		Publisher: pub, Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
-	s.Backend = backend.NewServer(cfg.Backend, svc, opts.Log)
+	ctl := control.NewService(res.store, redis.NewEvents(res.rdb), opts.Log)
+	s.Backend = backend.NewServer(cfg.Backend, svc, ctl, opts.Log)
 	if err := s.Backend.Start(ctx); err != nil {
 		return err
 	}
@@ -289,7 +291,7 @@ func (s *System) startGateway(ctx context.Context, cfg *config.Config, res *reso
 		cfg.Gateway.BackendAddrs = []string{cfg.Backend.Listen}
 	}
 	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: opts.Registry, Log: opts.Log,
-		Counters: redis.NewPluginCounters(res.rdb, "")})
+		Counters: redis.NewPluginCounters(res.rdb, ""), Bus: redis.NewEvents(res.rdb), SharedLimits: redis.NewSharedLimiter(res.rdb)})
 	if err != nil {
 		return err
 	}

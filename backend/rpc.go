@@ -14,6 +14,7 @@ import (
 // handler is the kitex edge of the service: it converts messages and maps errors to
 // business status errors, nothing more.
 type handler struct {
+	*ControlRPC
 	svc *sale.Service
 }
 

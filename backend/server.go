@@ -14,6 +14,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
 
+	"github.com/seckill/flashsale/backend/control"
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
@@ -32,6 +33,7 @@ type Config struct {
 type Server struct {
 	cfg    Config
 	svc    *sale.Service
+	ctl    *control.Service
 	log    *slog.Logger
 	srv    server.Server
 	addr   net.Addr
@@ -39,12 +41,12 @@ type Server struct {
 	done   chan error
 }
 
-// NewServer returns a Server of svc; Start serves it.
-func NewServer(cfg Config, svc *sale.Service, log *slog.Logger) *Server {
+// NewServer returns a Server of svc and the fleet's control state ctl; Start serves it.
+func NewServer(cfg Config, svc *sale.Service, ctl *control.Service, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, svc: svc, log: log}
+	return &Server{cfg: cfg, svc: svc, ctl: ctl, log: log}
 }
 
 // Service is the engine the server serves.
@@ -57,7 +59,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("backend listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.addr = ln.Addr()
-	s.srv = seckill.NewServer(&handler{svc: s.svc},
+	s.srv = seckill.NewServer(&handler{ControlRPC: NewControlRPC(s.ctl), svc: s.svc},
 		server.WithListener(ln),
 		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
 		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),

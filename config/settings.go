@@ -89,6 +89,8 @@ var rows = []row{
 	{key: "gateway.max_connections", unset: "16384, or the open files limit less 1024 if lower", help: "client connections open at once; one over it gets 503 and is closed; -1: no cap"},
 	{key: "gateway.plugin_timeout", unset: "10ms", help: "per-call deadline of plugins loaded without one, waiting for an instance included"},
 	{key: "gateway.plugin_memory_pages", unset: "512 (32 MiB)", help: "memory limit of plugins loaded without one, in 64 KiB pages"},
+	{key: "gateway.control_poll", unset: "5s", help: "how often a gateway reads the fleet's control state (plugins, limits) even without an announcement"},
+	{key: "gateway.report_every", unset: "2s", help: "how often a gateway reports what it runs to the fleet; a report older than three intervals is a dead gateway's"},
 	{key: "gateway.procs", unset: "4 a core, at least 8", help: "Go processors (GOMAXPROCS) the gateway asks for at least, so plugin guests that cannot be preempted do not hold the cores; -1 leaves GOMAXPROCS alone"},
 	{key: "gateway.gc_percent", unset: "400", help: "GOGC the gateway sets, so a plugin upload's allocations do not stall requests; -1 leaves it alone"},
 

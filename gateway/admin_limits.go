@@ -1,47 +1,137 @@
-// Operators' rate-limit routes (/admin/v1/limits): read and change at run time.
+// Operators' rate-limit routes (/admin/v1/limits): the fleet's limits, read and
+// changed at run time through any gateway.
 
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
-func (g *Gateway) getLimits(_ context.Context, c *app.RequestContext) {
-	c.JSON(http.StatusOK, limitsOut(g.limiter.Limits()))
+// getLimits answers the fleet's limits (the configured ones until an operator
+// stored some), their version and the version each live gateway applies.
+func (g *Gateway) getLimits(ctx context.Context, c *app.RequestContext) {
+	st, err := g.backend.GetLimits(ctx, &rpc.EmptyReq{})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	g.answerLimits(ctx, c, st)
 }
 
-func (g *Gateway) putLimits(_ context.Context, c *app.RequestContext) {
-	var in api.Limits
-	if err := decodeStrict(c.Request.Body(), &in); err != nil {
+func (g *Gateway) answerLimits(ctx context.Context, c *app.RequestContext, st *rpc.LimitsState) {
+	l, err := g.fleet.Limits(st)
+	if err != nil {
+		fail(c, domain.EInternal, err.Error())
+		return
+	}
+	out := limitsOut(l)
+	out.Version, out.UpdatedBy = st.Version, st.UpdatedBy
+	if st.UpdatedMs > 0 {
+		at := time.UnixMilli(st.UpdatedMs).UTC()
+		out.UpdatedAt = &at
+	}
+	fleet, err := g.fleet.Fleet(ctx)
+	if err != nil {
+		g.log.Warn("read the fleet's reports", "err", err)
+	}
+	for _, r := range fleet {
+		out.Gateways = append(out.Gateways, api.GatewayLimits{Gateway: r.ID, Version: r.LimitsVersion, Share: len(fleet)})
+	}
+	writeJSON(c, http.StatusOK, out)
+}
+
+// ruleKinds are the rules a body may name, in the API's words.
+var ruleKinds = []string{"global", "user", "item", "ip"}
+
+// putLimits changes the fleet's limits: only the rules, and within a rule only the
+// fields (rps, burst), that the body names; the rest stay. 200 with the limits as
+// stored; every gateway applies them (announced, and polled).
+func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
+	var patch map[string]map[string]json.Number
+	dec := json.NewDecoder(bytes.NewReader(c.Request.Body()))
+	dec.UseNumber()
+	if err := dec.Decode(&patch); err != nil || dec.More() {
+		fail(c, domain.EBadRequest, "the body must be one JSON object of rules, like {\"user\": {\"rps\": 5, \"burst\": 10}}")
+		return
+	}
+	st, err := g.backend.GetLimits(ctx, &rpc.EmptyReq{})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	cur, err := g.fleet.Limits(st)
+	if err != nil {
+		fail(c, domain.EInternal, err.Error())
+		return
+	}
+	next, err := applyPatch(cur, patch)
+	if err != nil {
 		fail(c, domain.EBadRequest, err.Error())
 		return
 	}
-	for _, r := range []api.Rule{in.Global, in.User, in.Item, in.IP} {
-		if r.RPS < 0 || r.Burst < 0 {
-			fail(c, domain.EBadRequest, "rps and burst must not be negative")
-			return
+	body, err := json.Marshal(next)
+	if err != nil {
+		fail(c, domain.EInternal, err.Error())
+		return
+	}
+	stored, err := g.backend.PutLimits(ctx, &rpc.PutLimitsReq{Body: string(body), Who: g.operatorOf(c)})
+	if err = rpcerr.FromRPCChange(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	g.log.Info("rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
+	if err := g.fleet.Sync(ctx); err != nil {
+		g.log.Warn("apply the fleet's limits after a change", "err", err)
+	}
+	g.answerLimits(ctx, c, stored)
+}
+
+// applyPatch sets the fields patch names over cur, refusing unknown rules or fields,
+// negative values and a fractional burst.
+func applyPatch(cur ratelimit.Limits, patch map[string]map[string]json.Number) (ratelimit.Limits, error) {
+	rules := map[string]*ratelimit.Rule{"global": &cur.Global, "user": &cur.User, "item": &cur.Item, "ip": &cur.IP}
+	for kind, fields := range patch {
+		r, ok := rules[kind]
+		if !ok {
+			return cur, fmt.Errorf("unknown rule %q: want one of %v", kind, ruleKinds)
+		}
+		for field, v := range fields {
+			switch field {
+			case "rps":
+				f, err := v.Float64()
+				if err != nil || f < 0 {
+					return cur, fmt.Errorf("%s.rps must be a number of at least 0, not %s", kind, v)
+				}
+				r.RPS = f
+			case "burst":
+				n, err := v.Int64()
+				if err != nil || n < 0 || n > 1<<30 {
+					return cur, fmt.Errorf("%s.burst must be a whole number of at least 0, not %s", kind, v)
+				}
+				r.Burst = int(n)
+			default:
+				return cur, fmt.Errorf("unknown field %s.%s: want rps or burst", kind, field)
+			}
 		}
 	}
-	l := limitsIn(in)
-	g.limiter.Set(l)
-	g.log.Info("rate limits changed", "limits", fmt.Sprintf("%+v", l))
-	c.JSON(http.StatusOK, in)
+	return cur, nil
 }
 
-// limitsOut and limitsIn convert between the limiter's rules and the API's
-// (the same fields: the limiter's also come from the configuration file).
+// limitsOut converts the limiter's rules to the API's (the same fields: the
+// limiter's also come from the configuration file).
 func limitsOut(l ratelimit.Limits) api.Limits {
 	return api.Limits{Global: api.Rule(l.Global), User: api.Rule(l.User), Item: api.Rule(l.Item), IP: api.Rule(l.IP)}
-}
-
-func limitsIn(l api.Limits) ratelimit.Limits {
-	return ratelimit.Limits{Global: ratelimit.Rule(l.Global), User: ratelimit.Rule(l.User), Item: ratelimit.Rule(l.Item), IP: ratelimit.Rule(l.IP)}
 }

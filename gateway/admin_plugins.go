@@ -19,10 +19,14 @@ import (
 
 	"github.com/bytedance/sonic"
 	"github.com/cloudwego/hertz/pkg/app"
+	kcallopt "github.com/cloudwego/kitex/client/callopt"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway/api"
+	"github.com/seckill/flashsale/gateway/fleet"
 	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
 // MaxPluginBody bounds the body of PUT /admin/v1/plugins/:name: a 16 MiB
@@ -59,13 +63,78 @@ func pluginOut(i wasm.Info) api.Plugin {
 	}
 }
 
-// listPlugins answers 200 {"plugins": [plugin...]} in chain order.
-func (g *Gateway) listPlugins(_ context.Context, c *app.RequestContext) {
-	writeJSON(c, http.StatusOK, api.PluginList{Plugins: each(g.plugins.List(), pluginOut)})
+// listPlugins answers 200 with the chain the fleet wants, in chain order, what each
+// live gateway runs of it, and this gateway's counters of each plugin.
+func (g *Gateway) listPlugins(ctx context.Context, c *app.RequestContext) {
+	chain, err := g.backend.GetPlugins(ctx, &rpc.EmptyReq{})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	fleet, err := g.fleet.Fleet(ctx)
+	if err != nil {
+		g.log.Warn("read the fleet's reports", "err", err)
+	}
+	local := map[string]wasm.Info{}
+	for _, in := range g.plugins.List() {
+		local[in.Name] = in
+	}
+	out := api.PluginList{Plugins: []api.Plugin{}, Version: chain.Version, Gateways: []api.GatewayStatus{}}
+	for _, r := range fleet {
+		out.Gateways = append(out.Gateways, api.GatewayStatus{Gateway: r.ID, Addr: r.Addr, Ready: r.Ready, ChainVersion: r.ChainVersion, SeenMS: r.SeenMS})
+	}
+	for _, p := range chain.Plugins {
+		out.Plugins = append(out.Plugins, desiredOut(p, local[p.Name], fleet))
+	}
+	writeJSON(c, http.StatusOK, out)
 }
 
-// putPlugin loads or replaces a plugin: 200 with the plugin; 400 bad_request on
-// a bad body or module, leaving the running chain untouched.
+// desiredOut is a plugin the fleet wants, with this gateway's counters of it and what
+// each gateway runs.
+func desiredOut(p *rpc.PluginSpec, local wasm.Info, fleet []fleet.Report) api.Plugin {
+	out := pluginOut(local)
+	spec := specOf(p)
+	out.Name, out.Order, out.FailPolicy, out.SHA256, out.SizeBytes = p.Name, int(p.Order), p.FailPolicy, p.Sha256, int(p.SizeBytes)
+	out.Config = json.RawMessage("null")
+	if p.Config != "" {
+		out.Config = json.RawMessage(p.Config)
+	}
+	if local.Name == "" || local.SHA256 != p.Sha256 { // not running here as stored: the stored values (0: the host's default)
+		out.TimeoutMS, out.MemoryLimitPages, out.PoolSize = spec.Timeout.Milliseconds(), spec.MemoryLimitPages, spec.PoolSize
+	}
+	out.Version, out.UpdatedBy = p.Version, p.UpdatedBy
+	if p.UpdatedMs > 0 {
+		at := time.UnixMilli(p.UpdatedMs).UTC()
+		out.UpdatedAt = &at
+	}
+	out.Gateways = []api.PluginOnGateway{}
+	for _, r := range fleet {
+		run := r.Plugins[p.Name]
+		out.Gateways = append(out.Gateways, api.PluginOnGateway{Gateway: r.ID, Version: run.Version, SHA256: run.SHA256, Error: run.Error})
+	}
+	return out
+}
+
+// specOf is a stored plugin as the plugin host's fields show it (no module).
+func specOf(p *rpc.PluginSpec) wasm.Spec {
+	return wasm.Spec{Order: int(p.Order), FailPolicy: wasm.FailPolicy(p.FailPolicy), Timeout: time.Duration(p.TimeoutMs) * time.Millisecond,
+		MemoryLimitPages: uint32(max(p.MemoryLimitPages, 0)), PoolSize: int(p.PoolSize)}
+}
+
+// operatorOf names who asks for a change: the X-Operator header when sent (a name of
+// at most 64 printable characters), and the gateway it came through.
+func (g *Gateway) operatorOf(c *app.RequestContext) string {
+	who := "admin"
+	if h := string(c.GetHeader("X-Operator")); h != "" && len(h) <= 64 && validIdemKey(h) {
+		who = h
+	}
+	return who + " via " + g.fleet.Report().ID
+}
+
+// putPlugin loads or replaces a plugin in the fleet: 200 with the plugin as stored;
+// 400 bad_request on a bad body or a module that does not load, leaving every chain
+// untouched. The module is checked by loading it here first; once stored, every
+// gateway applies it (announced, and polled).
 func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	name := c.Param("name")
 	body := c.Request.Body()
@@ -79,7 +148,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	var wasmBytes []byte
 	var err error
 	wasm.InBackground(func() {
-		if req, err = decodePut(body); err != nil {
+		if req, err = decodePut(body); err != nil || req.WasmBase64 == "" {
 			return
 		}
 		if wasmBytes, err = decodeBase64Politely(req.WasmBase64); err != nil {
@@ -93,20 +162,75 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	if len(req.Config) > 0 && bytes.Equal(bytes.TrimSpace(req.Config), []byte("null")) {
 		req.Config = nil
 	}
-	info, err := g.plugins.Put(ctx, name, wasm.Spec{
-		Wasm:             wasmBytes,
-		Order:            req.Order,
-		Config:           req.Config,
-		FailPolicy:       wasm.FailPolicy(req.FailPolicy),
-		Timeout:          time.Duration(req.TimeoutMS) * time.Millisecond,
-		MemoryLimitPages: req.MemoryLimitPages,
-		PoolSize:         req.PoolSize,
-	})
-	if err != nil {
-		failManagerErr(c, err)
+	spec := wasm.Spec{Wasm: wasmBytes, Order: req.Order, Config: req.Config, FailPolicy: wasm.FailPolicy(req.FailPolicy),
+		Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, MemoryLimitPages: req.MemoryLimitPages, PoolSize: req.PoolSize}
+	if wasmBytes != nil {
+		// Loading it here checks the module (it compiles, has the ABI's exports,
+		// initializes) before the fleet stores it.
+		if _, err := g.plugins.Put(ctx, name, spec); err != nil {
+			failManagerErr(c, err)
+			return
+		}
+	}
+	stored, err := g.backend.PutPlugin(ctx, &rpc.PutPluginReq{Module: wasmBytes, Spec: &rpc.PluginSpec{Name: name, Order: int32(req.Order),
+		Config: string(req.Config), FailPolicy: string(spec.FailPolicy), TimeoutMs: req.TimeoutMS, MemoryLimitPages: int32(req.MemoryLimitPages),
+		PoolSize: int32(req.PoolSize), UpdatedBy: g.operatorOf(c)}}, controlCall)
+	if err = rpcerr.FromRPCChange(err); err != nil {
+		g.fleet.Sync(ctx) // back to what the fleet stores
+		if wasmBytes == nil && domain.IsCode(err, domain.ENotFound) {
+			fail(c, domain.EBadRequest, "wasm_base64 is required: plugin "+name+" is not loaded")
+			return
+		}
+		failErr(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, pluginOut(info))
+	if wasmBytes != nil {
+		g.fleet.KeepModule(stored.Sha256, wasmBytes)
+	}
+	g.answerPlugin(ctx, c, stored)
+}
+
+// answerPlugin applies the fleet's chain here and answers with p as stored.
+func (g *Gateway) answerPlugin(ctx context.Context, c *app.RequestContext, p *rpc.PluginSpec) {
+	if err := g.fleet.Sync(ctx); err != nil {
+		g.log.Warn("apply the fleet's chain after a change", "err", err)
+	}
+	fleet, _ := g.fleet.Fleet(ctx)
+	var local wasm.Info
+	for _, in := range g.plugins.List() {
+		if in.Name == p.Name {
+			local = in
+		}
+	}
+	writeJSON(c, http.StatusOK, desiredOut(p, local, fleet))
+}
+
+// controlCall bounds a call that carries a module.
+var controlCall = kcallopt.WithRPCTimeout(30 * time.Second)
+
+// rollbackPlugin puts back a plugin's previous version in the fleet: 200 with the
+// plugin as stored; 404 when it has no earlier version.
+func (g *Gateway) rollbackPlugin(ctx context.Context, c *app.RequestContext) {
+	p, err := g.backend.RollbackPlugin(ctx, &rpc.PluginNameReq{Name: c.Param("name"), Who: g.operatorOf(c)}, controlCall)
+	if err = rpcerr.FromRPCChange(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	g.answerPlugin(ctx, c, p)
+}
+
+// pluginHistory answers a plugin's last changes, newest first.
+func (g *Gateway) pluginHistory(ctx context.Context, c *app.RequestContext) {
+	h, err := g.backend.GetPluginHistory(ctx, &rpc.PluginNameReq{Name: c.Param("name")})
+	if err = rpcerr.FromRPC(err); err != nil {
+		failErr(c, err)
+		return
+	}
+	out := api.PluginHistory{Changes: []api.PluginChange{}}
+	for _, ch := range h.Changes {
+		out.Changes = append(out.Changes, api.PluginChange{ID: ch.Id, Action: ch.Action, Plugin: desiredOut(ch.Spec, wasm.Info{}, nil)})
+	}
+	writeJSON(c, http.StatusOK, out)
 }
 
 // decodeBase64Politely decodes s in pieces of 256 KiB, yielding the
@@ -140,8 +264,7 @@ func decodeBase64Politely(s string) ([]byte, error) {
 // it (CopyString false): decodePut copies the ones that outlive it.
 var putJSON = sonic.Config{EscapeHTML: true, ValidateString: true, DisallowUnknownFields: true}.Froze()
 
-// decodePut decodes strictly: unknown fields, trailing data and a missing
-// module are errors. Its WasmBase64 may point into body: the server reuses
+// decodePut decodes strictly: unknown fields and trailing data are errors. Its WasmBase64 may point into body: the server reuses
 // the body's buffer after the request, so it is only to be decoded; every
 // other field is the request's own.
 func decodePut(body []byte) (api.PutPluginRequest, error) {
@@ -163,20 +286,21 @@ func decodePut(body []byte) (api.PutPluginRequest, error) {
 			return req, errors.New("body: trailing data after the JSON object")
 		}
 	}
-	if req.WasmBase64 == "" {
-		return req, errors.New("wasm_base64 is required")
-	}
-	if req.TimeoutMS < 0 {
-		return req, errors.New("timeout_ms must not be negative")
+	if req.TimeoutMS < 0 || req.TimeoutMS > wasm.MaxTimeout.Milliseconds() {
+		return req, fmt.Errorf("timeout_ms must be 0 to %d", wasm.MaxTimeout.Milliseconds())
 	}
 	return req, nil
 }
 
-// deletePlugin unloads a plugin: 204; 404 not_found for unknown names.
+// deletePlugin unloads a plugin from the fleet: 204; 404 not_found for unknown names.
 func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
-	if err := g.plugins.Delete(ctx, c.Param("name")); err != nil {
-		failManagerErr(c, err)
+	_, err := g.backend.DeletePlugin(ctx, &rpc.PluginNameReq{Name: c.Param("name"), Who: g.operatorOf(c)})
+	if err = rpcerr.FromRPCChange(err); err != nil {
+		failErr(c, err)
 		return
+	}
+	if err := g.fleet.Sync(ctx); err != nil {
+		g.log.Warn("apply the fleet's chain after a change", "err", err)
 	}
 	c.Status(http.StatusNoContent)
 }

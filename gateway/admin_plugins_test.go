@@ -32,7 +32,7 @@ const (
 // under /admin/v1 (without the operator check: its tests are elsewhere).
 func newPluginEngine(tb testing.TB, m *wasm.Manager) *route.Engine {
 	tb.Helper()
-	g := &Gateway{plugins: m}
+	g := newControlGateway(tb, m)
 	e := route.NewEngine(config.NewOptions(nil))
 	e.POST("/api/v1/orders", hertzhost.Middleware(m), func(_ context.Context, c *app.RequestContext) {
 		c.JSON(http.StatusCreated, map[string]string{"status": "created"})
@@ -79,7 +79,7 @@ func TestAdmin(t *testing.T) {
 		wantMessage        string
 	}{
 		{"unknown field", "probe", `{"wasm_base64":"` + probe + `","colour":"red"}`, 400, "unknown field"},
-		{"no module", "probe", `{"order":1}`, 400, "wasm_base64 is required"},
+		{"no module for a new plugin", "fresh", `{"order":1}`, 400, "wasm_base64 is required"},
 		{"bad base64", "probe", `{"wasm_base64":"%%%"}`, 400, "wasm_base64"},
 		{"not json", "probe", `{`, 400, "body"},
 		{"trailing data", "probe", `{"wasm_base64":"` + probe + `"} {}`, 400, "trailing data"},

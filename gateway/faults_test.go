@@ -29,6 +29,9 @@ import (
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
 
+	"github.com/seckill/flashsale/backend"
+	"github.com/seckill/flashsale/backend/control"
+	"github.com/seckill/flashsale/backend/inmem"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
@@ -84,6 +87,9 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 // test ends, and returns its address.
 func serveBackend(tb testing.TB, h rpc.Seckill) string {
 	tb.Helper()
+	if s, ok := h.(*stubBackend); ok && s.ControlRPC == nil {
+		s.ControlRPC = backend.NewControlRPC(control.NewService(inmem.NewControlStore(), nil, nil))
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

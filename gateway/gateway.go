@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/fleet"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
@@ -36,7 +39,15 @@ type Gateway struct {
 	metrics  *httpMetrics
 	registry *prometheus.Registry
 	plugins  *wasm.Manager
+	fleet    *fleet.Agent
+	shared   SharedLimiter // nil: per-user limits are this gateway's own
 	log      *slog.Logger
+}
+
+// SharedLimiter keeps a rate limit across the fleet's gateways (Redis): a token of
+// key's bucket of rps a second, burst at once.
+type SharedLimiter interface {
+	Allow(ctx context.Context, key string, rps float64, burst int) (ok bool, retryAfter time.Duration, err error)
 }
 
 // Limiter is the gateway's rate limiter (operators change it at run time).

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway"
@@ -31,16 +32,21 @@ const (
 // stubBackend is a kitex backend whose answers the test sets; the gateway is the
 // subject here, the backend has tests of its own on the real services.
 type stubBackend struct {
-	rpc.Seckill // methods the tests do not use panic
-	mu          sync.Mutex
-	activity    *rpc.Activity
-	placeErr    error
-	remaining   int64
-	calls       map[string]int
-	lastUser    int64
-	placeDelay  time.Duration // PlaceOrder answers this late (after taking the order)
-	keys        []string      // the idempotency keys PlaceOrder saw
+	fallback            // methods the tests do not use panic
+	*backend.ControlRPC // the fleet's control state, in memory
+	mu                  sync.Mutex
+	activity            *rpc.Activity
+	placeErr            error
+	remaining           int64
+	calls               map[string]int
+	lastUser            int64
+	placeDelay          time.Duration // PlaceOrder answers this late (after taking the order)
+	keys                []string      // the idempotency keys PlaceOrder saw
 }
+
+// fallback puts the service's methods one level below the stub's own and the
+// control state's.
+type fallback struct{ rpc.Seckill }
 
 func (s *stubBackend) count(m string) {
 	s.mu.Lock()

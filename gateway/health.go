@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -17,11 +18,23 @@ func healthz(_ context.Context, c *app.RequestContext) {
 	c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// ready answers 200 once the backend answers a ping, 503 otherwise.
+// ready answers 200 once the gateway loaded the fleet's control state (its plugins
+// and limits) and the backend answers a ping, 503 otherwise.
 func (g *Gateway) ready(ctx context.Context, c *app.RequestContext) {
-	if _, err := g.backend.Ping(ctx, &rpc.PingReq{}); err != nil {
-		fail(c, domain.EUnavailable, "backend unreachable")
+	if err := g.readiness(ctx); err != nil {
+		fail(c, domain.EUnavailable, err.Error())
 		return
 	}
 	c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readiness says why the gateway is not ready, or nil.
+func (g *Gateway) readiness(ctx context.Context) error {
+	if !g.fleet.Ready() {
+		return errors.New("the fleet's control state is not loaded yet")
+	}
+	if _, err := g.backend.Ping(ctx, &rpc.PingReq{}); err != nil {
+		return errors.New("backend unreachable")
+	}
+	return nil
 }

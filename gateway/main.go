@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/seckill/flashsale/gateway/auth"
+	"github.com/seckill/flashsale/gateway/fleet"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
@@ -67,6 +68,10 @@ type Config struct {
 	// PluginTimeout and PluginMemoryPages are the defaults of plugins loaded without.
 	PluginTimeout     time.Duration `yaml:"plugin_timeout"`
 	PluginMemoryPages uint32        `yaml:"plugin_memory_pages"`
+	// ControlPoll is how often the gateway reads the fleet's control state even
+	// without an announcement; ReportEvery how often it reports what it runs.
+	ControlPoll time.Duration `yaml:"control_poll"`
+	ReportEvery time.Duration `yaml:"report_every"`
 	// Procs is how many Go processors (GOMAXPROCS) the gateway asks for at least.
 	// Plugins' guest code runs without preemption points, so a guest that loops until
 	// its deadline, or an instance being made, holds a processor; with more
@@ -156,6 +161,14 @@ type Deps struct {
 	// Counters are the plugins' shared counters (the same Redis as the rest of the
 	// system, so every gateway sees the same counts); nil: this process's memory.
 	Counters wasm.Counters
+	// Bus joins the gateway to its fleet (Redis: announcements of control changes,
+	// every gateway's report); nil: a gateway alone, which polls the backend.
+	Bus fleet.Bus
+	// SharedLimits holds the per-user limit across the fleet (Redis); nil: each
+	// gateway's own buckets.
+	SharedLimits SharedLimiter
+	// ID names this gateway in the fleet; "": the host's name and the public port.
+	ID string
 }
 
 // Main is a running gateway.
@@ -270,7 +283,13 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		metrics:  newHTTPMetrics(deps.Registry),
 		registry: deps.Registry,
 		plugins:  deps.Plugins,
+		shared:   deps.SharedLimits,
 	}
+	gw.fleet = fleet.New(fleet.Options{Backend: cl, Plugins: deps.Plugins, Limiter: gw.limiter, Defaults: cfg.Limits, Bus: deps.Bus,
+		Poll: cfg.ControlPoll, ReportEvery: cfg.ReportEvery, Log: deps.Log})
+	deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_gateway_fleet_size",
+		Help: "Live gateways of the fleet, as this one last counted (its global and per-item buckets are this share)."},
+		func() float64 { return float64(gw.fleet.Gateways()) }))
 	m.deps, m.gw = deps, gw
 	m.conns = &connLimit{max: int64(max(m.cfg.MaxConnections, 0)),
 		refused: func() { gw.shed.add(0, layerInput, "too_many_connections") }}
@@ -313,6 +332,12 @@ func (m *Main) Start(ctx context.Context) error {
 	}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	m.gw.fleet.SetID(m.id(), m.addr.String())
+	if err := m.gw.fleet.Start(bg); err != nil {
+		cancel()
+		ln.Close()
+		return fmt.Errorf("gateway: join the fleet: %w", err)
+	}
 	go m.gw.edge.run(bg)
 	go func() {
 		if err := m.h.Run(); err != nil {
@@ -322,6 +347,19 @@ func (m *Main) Start(ctx context.Context) error {
 	m.deps.Log.Info("gateway serving", "addr", m.addr.String())
 	return nil
 }
+
+// id names this gateway in the fleet.
+func (m *Main) id() string {
+	if m.deps.ID != "" {
+		return m.deps.ID
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(m.addr.String())
+	return host + ":" + port
+}
+
+// Ready reports whether the gateway loaded the fleet's control state.
+func (m *Main) Ready() bool { return m.gw.fleet.Ready() }
 
 // serveOps serves the ops endpoints on their own listener.
 func (m *Main) serveOps() error {

@@ -104,7 +104,20 @@ func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
 		{ratelimit.Item, strconv.FormatInt(b.ItemID, 10), "per-item"},
 	}
 	for _, ch := range checks {
-		if ok, wait := g.limiter.Allow(ch.kind, ch.key); !ok {
+		ok, wait := g.limiter.Allow(ch.kind, ch.key)
+		if ok && ch.kind == ratelimit.User && g.shared != nil {
+			// The user's limit holds across the fleet: checked here first at the
+			// rule's full rate (no round trip for a shopper flooding one gateway),
+			// then in the shared store. When that store fails, this gateway's check
+			// stands alone.
+			r := g.limiter.Limits().User
+			var err error
+			if ok, wait, err = g.shared.Allow(ctx, "u:"+ch.key, r.RPS, r.Burst); err != nil {
+				g.log.Warn("shared rate limit unavailable; this gateway's alone applies", "err", err)
+				ok = true
+			}
+		}
+		if !ok {
 			g.shed.add(b.ActivityID, layerRateLimit, string(ch.kind))
 			rateLimited(c, ch.what, wait)
 			return

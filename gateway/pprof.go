@@ -4,14 +4,13 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
 // opsHandler serves /metrics (Prometheus), /healthz, /readyz and net/http/pprof's
@@ -23,9 +22,9 @@ func (g *Gateway) opsHandler() http.Handler {
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if _, err := g.backend.Ping(ctx, &rpc.PingReq{}); err != nil {
+		if err := g.readiness(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `{"error":"unavailable","message":"backend unreachable"}`)
+			fmt.Fprintf(w, `{"error":"unavailable","message":%q}`, err.Error())
 			return
 		}
 		io.WriteString(w, `{"status":"ready"}`)

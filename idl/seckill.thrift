@@ -173,6 +173,78 @@ struct ActivityStats {
     4: map<string, i64> shed
 }
 
+// The fleet's control state: admission plugins and rate limits, stored by the
+// backends and announced to every gateway.
+struct PluginSpec {
+    1: string name
+    // Counts the plugin's changes; a removed and re-added name goes on counting.
+    2: i64 version
+    3: string sha256
+    4: i32 order
+    // JSON handed to the guest; "" for none.
+    5: string config
+    // open | closed
+    6: string fail_policy
+    7: i64 timeout_ms
+    8: i32 memory_limit_pages
+    9: i32 pool_size
+    10: i32 size_bytes
+    11: string updated_by
+    12: i64 updated_ms
+}
+
+struct PluginChain {
+    // Counts every change of the chain.
+    1: i64 version
+    2: list<PluginSpec> plugins
+}
+
+struct PutPluginReq {
+    1: PluginSpec spec
+    // The module; empty keeps the stored one (a change of order, config or limits).
+    2: binary module
+}
+
+struct PluginNameReq {
+    1: string name
+    2: string who
+}
+
+struct PluginModuleReq {
+    1: string sha256
+}
+
+struct PluginModuleResp {
+    1: binary module
+}
+
+struct PluginChange {
+    1: i64 id
+    // put | delete | rollback
+    2: string action
+    3: PluginSpec spec
+}
+
+struct PluginHistoryResp {
+    1: list<PluginChange> changes
+}
+
+struct LimitsState {
+    1: i64 version
+    // The limits as JSON; "" when none were ever stored.
+    2: string body
+    3: string updated_by
+    4: i64 updated_ms
+}
+
+struct PutLimitsReq {
+    1: string body
+    2: string who
+}
+
+struct EmptyReq {
+}
+
 struct PingReq {
     1: binary payload
 }
@@ -201,6 +273,16 @@ service Seckill {
     Activity PublishActivity(1: IDReq req)
     Activity OfflineActivity(1: IDReq req)
     ActivityStats GetActivityStats(1: IDReq req)
+
+    // The fleet's control state (gateways call these; changes are announced).
+    PluginChain GetPlugins(1: EmptyReq req)
+    PluginSpec PutPlugin(1: PutPluginReq req)
+    PluginChain DeletePlugin(1: PluginNameReq req)
+    PluginSpec RollbackPlugin(1: PluginNameReq req)
+    PluginHistoryResp GetPluginHistory(1: PluginNameReq req)
+    PluginModuleResp GetPluginModule(1: PluginModuleReq req)
+    LimitsState GetLimits(1: EmptyReq req)
+    LimitsState PutLimits(1: PutLimitsReq req)
 
     // Baseline for the bench: a round trip that does nothing.
     PingResp Ping(1: PingReq req)

@@ -223,6 +223,25 @@ func (c *Client) DeletePlugin(ctx context.Context, name string) error {
 	return c.call(ctx, http.MethodDelete, "/admin/v1/plugins/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// RollbackPlugin puts back a plugin's previous version (POST
+// /admin/v1/plugins/{name}/rollback).
+func (c *Client) RollbackPlugin(ctx context.Context, name string) (*Plugin, error) {
+	var out Plugin
+	return &out, c.call(ctx, http.MethodPost, "/admin/v1/plugins/"+url.PathEscape(name)+"/rollback", nil, nil, &out)
+}
+
+// PluginHistory returns a plugin's last changes, newest first.
+func (c *Client) PluginHistory(ctx context.Context, name string) ([]PluginChange, error) {
+	var out PluginHistory
+	return out.Changes, c.call(ctx, http.MethodGet, "/admin/v1/plugins/"+url.PathEscape(name)+"/history", nil, nil, &out)
+}
+
+// PluginChain returns the fleet's chain with what each gateway runs of it.
+func (c *Client) PluginChain(ctx context.Context) (*PluginList, error) {
+	var out PluginList
+	return &out, c.call(ctx, http.MethodGet, "/admin/v1/plugins", nil, nil, &out)
+}
+
 // PlaceOrder places an order as the shopper. A retry with the same
 // idempotencyKey gets the first attempt's answer and never a second order;
 // an empty key sends none.

@@ -52,8 +52,16 @@ func (l Limits) rule(k Kind) Rule {
 }
 
 // Limiter applies Limits. It is safe for concurrent use.
+//
+// In a fleet of n gateways the global and per-item limits hold for the fleet as a
+// whole: each gateway's buckets fill at 1/n of the rule (SetShare). Spread evenly
+// over the gateways (a load balancer's round robin) the fleet admits the rule's rate;
+// spread unevenly, it admits less, never more. The per-user limit is checked here at
+// the rule's full rate (a shopper flooding one gateway is refused at once) and, for
+// the fleet, in a shared store (Shared). Per-IP limits are each gateway's own.
 type Limiter struct {
 	limits  atomic.Pointer[Limits]
+	share   atomic.Int64 // the fleet's gateways, at least 1
 	global  atomic.Pointer[rate.Limiter]
 	mu      sync.Mutex // guards creating a key's bucket
 	perKey  map[Kind]*lru.Cache[string, *rate.Limiter]
@@ -66,6 +74,7 @@ func New(l Limits, maxKeys int) *Limiter {
 		maxKeys = 100_000
 	}
 	lim := &Limiter{perKey: map[Kind]*lru.Cache[string, *rate.Limiter]{}, maxKeys: maxKeys}
+	lim.share.Store(1)
 	for _, k := range []Kind{User, Item, IP} {
 		c, err := lru.New[string, *rate.Limiter](maxKeys)
 		if err != nil {
@@ -88,10 +97,33 @@ func newBucket(r Rule) *rate.Limiter {
 // raised limit takes effect at once, not after the old buckets refill).
 func (l *Limiter) Set(n Limits) {
 	l.limits.Store(&n)
-	l.global.Store(newBucket(n.Global))
+	l.global.Store(newBucket(l.local(Global, n.Global)))
 	for _, c := range l.perKey {
 		c.Purge()
 	}
+}
+
+// SetShare sizes this gateway's global and per-item buckets for a fleet of n
+// gateways.
+func (l *Limiter) SetShare(n int) {
+	if n < 1 {
+		n = 1
+	}
+	if l.share.Swap(int64(n)) != int64(n) {
+		l.Set(*l.limits.Load())
+	}
+}
+
+// Share is the fleet's size the buckets are sized for.
+func (l *Limiter) Share() int { return int(l.share.Load()) }
+
+// local is this gateway's part of rule r of kind k.
+func (l *Limiter) local(k Kind, r Rule) Rule {
+	n := float64(l.share.Load())
+	if r.RPS <= 0 || n <= 1 || (k != Global && k != Item) {
+		return r
+	}
+	return Rule{RPS: r.RPS / n, Burst: max(int(float64(r.Burst)/n), 1)}
 }
 
 // Limits returns the limits in force.
@@ -132,7 +164,7 @@ func (l *Limiter) bucket(k Kind, key string, r Rule) *rate.Limiter {
 	if b, ok := c.Get(key); ok {
 		return b
 	}
-	b := newBucket(r)
+	b := newBucket(l.local(k, r))
 	c.Add(key, b)
 	return b
 }

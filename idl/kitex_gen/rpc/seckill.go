@@ -1300,6 +1300,513 @@ var fieldIDToName_ActivityStats = map[int16]string{
 	4: "shed",
 }
 
+type PluginSpec struct {
+	Name             string `thrift:"name,1" frugal:"1,default,string" json:"name"`
+	Version          int64  `thrift:"version,2" frugal:"2,default,i64" json:"version"`
+	Sha256           string `thrift:"sha256,3" frugal:"3,default,string" json:"sha256"`
+	Order            int32  `thrift:"order,4" frugal:"4,default,i32" json:"order"`
+	Config           string `thrift:"config,5" frugal:"5,default,string" json:"config"`
+	FailPolicy       string `thrift:"fail_policy,6" frugal:"6,default,string" json:"fail_policy"`
+	TimeoutMs        int64  `thrift:"timeout_ms,7" frugal:"7,default,i64" json:"timeout_ms"`
+	MemoryLimitPages int32  `thrift:"memory_limit_pages,8" frugal:"8,default,i32" json:"memory_limit_pages"`
+	PoolSize         int32  `thrift:"pool_size,9" frugal:"9,default,i32" json:"pool_size"`
+	SizeBytes        int32  `thrift:"size_bytes,10" frugal:"10,default,i32" json:"size_bytes"`
+	UpdatedBy        string `thrift:"updated_by,11" frugal:"11,default,string" json:"updated_by"`
+	UpdatedMs        int64  `thrift:"updated_ms,12" frugal:"12,default,i64" json:"updated_ms"`
+}
+
+func NewPluginSpec() *PluginSpec {
+	return &PluginSpec{}
+}
+
+func (p *PluginSpec) InitDefault() {
+}
+
+func (p *PluginSpec) GetName() (v string) {
+	return p.Name
+}
+
+func (p *PluginSpec) GetVersion() (v int64) {
+	return p.Version
+}
+
+func (p *PluginSpec) GetSha256() (v string) {
+	return p.Sha256
+}
+
+func (p *PluginSpec) GetOrder() (v int32) {
+	return p.Order
+}
+
+func (p *PluginSpec) GetConfig() (v string) {
+	return p.Config
+}
+
+func (p *PluginSpec) GetFailPolicy() (v string) {
+	return p.FailPolicy
+}
+
+func (p *PluginSpec) GetTimeoutMs() (v int64) {
+	return p.TimeoutMs
+}
+
+func (p *PluginSpec) GetMemoryLimitPages() (v int32) {
+	return p.MemoryLimitPages
+}
+
+func (p *PluginSpec) GetPoolSize() (v int32) {
+	return p.PoolSize
+}
+
+func (p *PluginSpec) GetSizeBytes() (v int32) {
+	return p.SizeBytes
+}
+
+func (p *PluginSpec) GetUpdatedBy() (v string) {
+	return p.UpdatedBy
+}
+
+func (p *PluginSpec) GetUpdatedMs() (v int64) {
+	return p.UpdatedMs
+}
+func (p *PluginSpec) SetName(val string) {
+	p.Name = val
+}
+func (p *PluginSpec) SetVersion(val int64) {
+	p.Version = val
+}
+func (p *PluginSpec) SetSha256(val string) {
+	p.Sha256 = val
+}
+func (p *PluginSpec) SetOrder(val int32) {
+	p.Order = val
+}
+func (p *PluginSpec) SetConfig(val string) {
+	p.Config = val
+}
+func (p *PluginSpec) SetFailPolicy(val string) {
+	p.FailPolicy = val
+}
+func (p *PluginSpec) SetTimeoutMs(val int64) {
+	p.TimeoutMs = val
+}
+func (p *PluginSpec) SetMemoryLimitPages(val int32) {
+	p.MemoryLimitPages = val
+}
+func (p *PluginSpec) SetPoolSize(val int32) {
+	p.PoolSize = val
+}
+func (p *PluginSpec) SetSizeBytes(val int32) {
+	p.SizeBytes = val
+}
+func (p *PluginSpec) SetUpdatedBy(val string) {
+	p.UpdatedBy = val
+}
+func (p *PluginSpec) SetUpdatedMs(val int64) {
+	p.UpdatedMs = val
+}
+
+func (p *PluginSpec) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginSpec(%+v)", *p)
+}
+
+var fieldIDToName_PluginSpec = map[int16]string{
+	1:  "name",
+	2:  "version",
+	3:  "sha256",
+	4:  "order",
+	5:  "config",
+	6:  "fail_policy",
+	7:  "timeout_ms",
+	8:  "memory_limit_pages",
+	9:  "pool_size",
+	10: "size_bytes",
+	11: "updated_by",
+	12: "updated_ms",
+}
+
+type PluginChain struct {
+	Version int64         `thrift:"version,1" frugal:"1,default,i64" json:"version"`
+	Plugins []*PluginSpec `thrift:"plugins,2" frugal:"2,default,list<PluginSpec>" json:"plugins"`
+}
+
+func NewPluginChain() *PluginChain {
+	return &PluginChain{}
+}
+
+func (p *PluginChain) InitDefault() {
+}
+
+func (p *PluginChain) GetVersion() (v int64) {
+	return p.Version
+}
+
+func (p *PluginChain) GetPlugins() (v []*PluginSpec) {
+	return p.Plugins
+}
+func (p *PluginChain) SetVersion(val int64) {
+	p.Version = val
+}
+func (p *PluginChain) SetPlugins(val []*PluginSpec) {
+	p.Plugins = val
+}
+
+func (p *PluginChain) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginChain(%+v)", *p)
+}
+
+var fieldIDToName_PluginChain = map[int16]string{
+	1: "version",
+	2: "plugins",
+}
+
+type PutPluginReq struct {
+	Spec   *PluginSpec `thrift:"spec,1" frugal:"1,default,PluginSpec" json:"spec"`
+	Module []byte      `thrift:"module,2" frugal:"2,default,binary" json:"module"`
+}
+
+func NewPutPluginReq() *PutPluginReq {
+	return &PutPluginReq{}
+}
+
+func (p *PutPluginReq) InitDefault() {
+}
+
+var PutPluginReq_Spec_DEFAULT *PluginSpec
+
+func (p *PutPluginReq) GetSpec() (v *PluginSpec) {
+	if !p.IsSetSpec() {
+		return PutPluginReq_Spec_DEFAULT
+	}
+	return p.Spec
+}
+
+func (p *PutPluginReq) GetModule() (v []byte) {
+	return p.Module
+}
+func (p *PutPluginReq) SetSpec(val *PluginSpec) {
+	p.Spec = val
+}
+func (p *PutPluginReq) SetModule(val []byte) {
+	p.Module = val
+}
+
+func (p *PutPluginReq) IsSetSpec() bool {
+	return p.Spec != nil
+}
+
+func (p *PutPluginReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PutPluginReq(%+v)", *p)
+}
+
+var fieldIDToName_PutPluginReq = map[int16]string{
+	1: "spec",
+	2: "module",
+}
+
+type PluginNameReq struct {
+	Name string `thrift:"name,1" frugal:"1,default,string" json:"name"`
+	Who  string `thrift:"who,2" frugal:"2,default,string" json:"who"`
+}
+
+func NewPluginNameReq() *PluginNameReq {
+	return &PluginNameReq{}
+}
+
+func (p *PluginNameReq) InitDefault() {
+}
+
+func (p *PluginNameReq) GetName() (v string) {
+	return p.Name
+}
+
+func (p *PluginNameReq) GetWho() (v string) {
+	return p.Who
+}
+func (p *PluginNameReq) SetName(val string) {
+	p.Name = val
+}
+func (p *PluginNameReq) SetWho(val string) {
+	p.Who = val
+}
+
+func (p *PluginNameReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginNameReq(%+v)", *p)
+}
+
+var fieldIDToName_PluginNameReq = map[int16]string{
+	1: "name",
+	2: "who",
+}
+
+type PluginModuleReq struct {
+	Sha256 string `thrift:"sha256,1" frugal:"1,default,string" json:"sha256"`
+}
+
+func NewPluginModuleReq() *PluginModuleReq {
+	return &PluginModuleReq{}
+}
+
+func (p *PluginModuleReq) InitDefault() {
+}
+
+func (p *PluginModuleReq) GetSha256() (v string) {
+	return p.Sha256
+}
+func (p *PluginModuleReq) SetSha256(val string) {
+	p.Sha256 = val
+}
+
+func (p *PluginModuleReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginModuleReq(%+v)", *p)
+}
+
+var fieldIDToName_PluginModuleReq = map[int16]string{
+	1: "sha256",
+}
+
+type PluginModuleResp struct {
+	Module []byte `thrift:"module,1" frugal:"1,default,binary" json:"module"`
+}
+
+func NewPluginModuleResp() *PluginModuleResp {
+	return &PluginModuleResp{}
+}
+
+func (p *PluginModuleResp) InitDefault() {
+}
+
+func (p *PluginModuleResp) GetModule() (v []byte) {
+	return p.Module
+}
+func (p *PluginModuleResp) SetModule(val []byte) {
+	p.Module = val
+}
+
+func (p *PluginModuleResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginModuleResp(%+v)", *p)
+}
+
+var fieldIDToName_PluginModuleResp = map[int16]string{
+	1: "module",
+}
+
+type PluginChange struct {
+	Id     int64       `thrift:"id,1" frugal:"1,default,i64" json:"id"`
+	Action string      `thrift:"action,2" frugal:"2,default,string" json:"action"`
+	Spec   *PluginSpec `thrift:"spec,3" frugal:"3,default,PluginSpec" json:"spec"`
+}
+
+func NewPluginChange() *PluginChange {
+	return &PluginChange{}
+}
+
+func (p *PluginChange) InitDefault() {
+}
+
+func (p *PluginChange) GetId() (v int64) {
+	return p.Id
+}
+
+func (p *PluginChange) GetAction() (v string) {
+	return p.Action
+}
+
+var PluginChange_Spec_DEFAULT *PluginSpec
+
+func (p *PluginChange) GetSpec() (v *PluginSpec) {
+	if !p.IsSetSpec() {
+		return PluginChange_Spec_DEFAULT
+	}
+	return p.Spec
+}
+func (p *PluginChange) SetId(val int64) {
+	p.Id = val
+}
+func (p *PluginChange) SetAction(val string) {
+	p.Action = val
+}
+func (p *PluginChange) SetSpec(val *PluginSpec) {
+	p.Spec = val
+}
+
+func (p *PluginChange) IsSetSpec() bool {
+	return p.Spec != nil
+}
+
+func (p *PluginChange) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginChange(%+v)", *p)
+}
+
+var fieldIDToName_PluginChange = map[int16]string{
+	1: "id",
+	2: "action",
+	3: "spec",
+}
+
+type PluginHistoryResp struct {
+	Changes []*PluginChange `thrift:"changes,1" frugal:"1,default,list<PluginChange>" json:"changes"`
+}
+
+func NewPluginHistoryResp() *PluginHistoryResp {
+	return &PluginHistoryResp{}
+}
+
+func (p *PluginHistoryResp) InitDefault() {
+}
+
+func (p *PluginHistoryResp) GetChanges() (v []*PluginChange) {
+	return p.Changes
+}
+func (p *PluginHistoryResp) SetChanges(val []*PluginChange) {
+	p.Changes = val
+}
+
+func (p *PluginHistoryResp) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PluginHistoryResp(%+v)", *p)
+}
+
+var fieldIDToName_PluginHistoryResp = map[int16]string{
+	1: "changes",
+}
+
+type LimitsState struct {
+	Version   int64  `thrift:"version,1" frugal:"1,default,i64" json:"version"`
+	Body      string `thrift:"body,2" frugal:"2,default,string" json:"body"`
+	UpdatedBy string `thrift:"updated_by,3" frugal:"3,default,string" json:"updated_by"`
+	UpdatedMs int64  `thrift:"updated_ms,4" frugal:"4,default,i64" json:"updated_ms"`
+}
+
+func NewLimitsState() *LimitsState {
+	return &LimitsState{}
+}
+
+func (p *LimitsState) InitDefault() {
+}
+
+func (p *LimitsState) GetVersion() (v int64) {
+	return p.Version
+}
+
+func (p *LimitsState) GetBody() (v string) {
+	return p.Body
+}
+
+func (p *LimitsState) GetUpdatedBy() (v string) {
+	return p.UpdatedBy
+}
+
+func (p *LimitsState) GetUpdatedMs() (v int64) {
+	return p.UpdatedMs
+}
+func (p *LimitsState) SetVersion(val int64) {
+	p.Version = val
+}
+func (p *LimitsState) SetBody(val string) {
+	p.Body = val
+}
+func (p *LimitsState) SetUpdatedBy(val string) {
+	p.UpdatedBy = val
+}
+func (p *LimitsState) SetUpdatedMs(val int64) {
+	p.UpdatedMs = val
+}
+
+func (p *LimitsState) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LimitsState(%+v)", *p)
+}
+
+var fieldIDToName_LimitsState = map[int16]string{
+	1: "version",
+	2: "body",
+	3: "updated_by",
+	4: "updated_ms",
+}
+
+type PutLimitsReq struct {
+	Body string `thrift:"body,1" frugal:"1,default,string" json:"body"`
+	Who  string `thrift:"who,2" frugal:"2,default,string" json:"who"`
+}
+
+func NewPutLimitsReq() *PutLimitsReq {
+	return &PutLimitsReq{}
+}
+
+func (p *PutLimitsReq) InitDefault() {
+}
+
+func (p *PutLimitsReq) GetBody() (v string) {
+	return p.Body
+}
+
+func (p *PutLimitsReq) GetWho() (v string) {
+	return p.Who
+}
+func (p *PutLimitsReq) SetBody(val string) {
+	p.Body = val
+}
+func (p *PutLimitsReq) SetWho(val string) {
+	p.Who = val
+}
+
+func (p *PutLimitsReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PutLimitsReq(%+v)", *p)
+}
+
+var fieldIDToName_PutLimitsReq = map[int16]string{
+	1: "body",
+	2: "who",
+}
+
+type EmptyReq struct {
+}
+
+func NewEmptyReq() *EmptyReq {
+	return &EmptyReq{}
+}
+
+func (p *EmptyReq) InitDefault() {
+}
+
+func (p *EmptyReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("EmptyReq(%+v)", *p)
+}
+
+var fieldIDToName_EmptyReq = map[int16]string{}
+
 type PingReq struct {
 	Payload []byte `thrift:"payload,1" frugal:"1,default,binary" json:"payload"`
 }
@@ -1388,6 +1895,22 @@ type Seckill interface {
 	OfflineActivity(ctx context.Context, req *IDReq) (r *Activity, err error)
 
 	GetActivityStats(ctx context.Context, req *IDReq) (r *ActivityStats, err error)
+
+	GetPlugins(ctx context.Context, req *EmptyReq) (r *PluginChain, err error)
+
+	PutPlugin(ctx context.Context, req *PutPluginReq) (r *PluginSpec, err error)
+
+	DeletePlugin(ctx context.Context, req *PluginNameReq) (r *PluginChain, err error)
+
+	RollbackPlugin(ctx context.Context, req *PluginNameReq) (r *PluginSpec, err error)
+
+	GetPluginHistory(ctx context.Context, req *PluginNameReq) (r *PluginHistoryResp, err error)
+
+	GetPluginModule(ctx context.Context, req *PluginModuleReq) (r *PluginModuleResp, err error)
+
+	GetLimits(ctx context.Context, req *EmptyReq) (r *LimitsState, err error)
+
+	PutLimits(ctx context.Context, req *PutLimitsReq) (r *LimitsState, err error)
 
 	Ping(ctx context.Context, req *PingReq) (r *PingResp, err error)
 }
@@ -2529,6 +3052,614 @@ func (p *SeckillGetActivityStatsResult) String() string {
 }
 
 var fieldIDToName_SeckillGetActivityStatsResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillGetPluginsArgs struct {
+	Req *EmptyReq `thrift:"req,1" frugal:"1,default,EmptyReq" json:"req"`
+}
+
+func NewSeckillGetPluginsArgs() *SeckillGetPluginsArgs {
+	return &SeckillGetPluginsArgs{}
+}
+
+func (p *SeckillGetPluginsArgs) InitDefault() {
+}
+
+var SeckillGetPluginsArgs_Req_DEFAULT *EmptyReq
+
+func (p *SeckillGetPluginsArgs) GetReq() (v *EmptyReq) {
+	if !p.IsSetReq() {
+		return SeckillGetPluginsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillGetPluginsArgs) SetReq(val *EmptyReq) {
+	p.Req = val
+}
+
+func (p *SeckillGetPluginsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillGetPluginsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetPluginsArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetPluginsArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillGetPluginsResult struct {
+	Success *PluginChain `thrift:"success,0,optional" frugal:"0,optional,PluginChain" json:"success,omitempty"`
+}
+
+func NewSeckillGetPluginsResult() *SeckillGetPluginsResult {
+	return &SeckillGetPluginsResult{}
+}
+
+func (p *SeckillGetPluginsResult) InitDefault() {
+}
+
+var SeckillGetPluginsResult_Success_DEFAULT *PluginChain
+
+func (p *SeckillGetPluginsResult) GetSuccess() (v *PluginChain) {
+	if !p.IsSetSuccess() {
+		return SeckillGetPluginsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillGetPluginsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PluginChain)
+}
+
+func (p *SeckillGetPluginsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillGetPluginsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetPluginsResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetPluginsResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillPutPluginArgs struct {
+	Req *PutPluginReq `thrift:"req,1" frugal:"1,default,PutPluginReq" json:"req"`
+}
+
+func NewSeckillPutPluginArgs() *SeckillPutPluginArgs {
+	return &SeckillPutPluginArgs{}
+}
+
+func (p *SeckillPutPluginArgs) InitDefault() {
+}
+
+var SeckillPutPluginArgs_Req_DEFAULT *PutPluginReq
+
+func (p *SeckillPutPluginArgs) GetReq() (v *PutPluginReq) {
+	if !p.IsSetReq() {
+		return SeckillPutPluginArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillPutPluginArgs) SetReq(val *PutPluginReq) {
+	p.Req = val
+}
+
+func (p *SeckillPutPluginArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillPutPluginArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillPutPluginArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillPutPluginArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillPutPluginResult struct {
+	Success *PluginSpec `thrift:"success,0,optional" frugal:"0,optional,PluginSpec" json:"success,omitempty"`
+}
+
+func NewSeckillPutPluginResult() *SeckillPutPluginResult {
+	return &SeckillPutPluginResult{}
+}
+
+func (p *SeckillPutPluginResult) InitDefault() {
+}
+
+var SeckillPutPluginResult_Success_DEFAULT *PluginSpec
+
+func (p *SeckillPutPluginResult) GetSuccess() (v *PluginSpec) {
+	if !p.IsSetSuccess() {
+		return SeckillPutPluginResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillPutPluginResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PluginSpec)
+}
+
+func (p *SeckillPutPluginResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillPutPluginResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillPutPluginResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillPutPluginResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillDeletePluginArgs struct {
+	Req *PluginNameReq `thrift:"req,1" frugal:"1,default,PluginNameReq" json:"req"`
+}
+
+func NewSeckillDeletePluginArgs() *SeckillDeletePluginArgs {
+	return &SeckillDeletePluginArgs{}
+}
+
+func (p *SeckillDeletePluginArgs) InitDefault() {
+}
+
+var SeckillDeletePluginArgs_Req_DEFAULT *PluginNameReq
+
+func (p *SeckillDeletePluginArgs) GetReq() (v *PluginNameReq) {
+	if !p.IsSetReq() {
+		return SeckillDeletePluginArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillDeletePluginArgs) SetReq(val *PluginNameReq) {
+	p.Req = val
+}
+
+func (p *SeckillDeletePluginArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillDeletePluginArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillDeletePluginArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillDeletePluginArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillDeletePluginResult struct {
+	Success *PluginChain `thrift:"success,0,optional" frugal:"0,optional,PluginChain" json:"success,omitempty"`
+}
+
+func NewSeckillDeletePluginResult() *SeckillDeletePluginResult {
+	return &SeckillDeletePluginResult{}
+}
+
+func (p *SeckillDeletePluginResult) InitDefault() {
+}
+
+var SeckillDeletePluginResult_Success_DEFAULT *PluginChain
+
+func (p *SeckillDeletePluginResult) GetSuccess() (v *PluginChain) {
+	if !p.IsSetSuccess() {
+		return SeckillDeletePluginResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillDeletePluginResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PluginChain)
+}
+
+func (p *SeckillDeletePluginResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillDeletePluginResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillDeletePluginResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillDeletePluginResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillRollbackPluginArgs struct {
+	Req *PluginNameReq `thrift:"req,1" frugal:"1,default,PluginNameReq" json:"req"`
+}
+
+func NewSeckillRollbackPluginArgs() *SeckillRollbackPluginArgs {
+	return &SeckillRollbackPluginArgs{}
+}
+
+func (p *SeckillRollbackPluginArgs) InitDefault() {
+}
+
+var SeckillRollbackPluginArgs_Req_DEFAULT *PluginNameReq
+
+func (p *SeckillRollbackPluginArgs) GetReq() (v *PluginNameReq) {
+	if !p.IsSetReq() {
+		return SeckillRollbackPluginArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillRollbackPluginArgs) SetReq(val *PluginNameReq) {
+	p.Req = val
+}
+
+func (p *SeckillRollbackPluginArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillRollbackPluginArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillRollbackPluginArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillRollbackPluginArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillRollbackPluginResult struct {
+	Success *PluginSpec `thrift:"success,0,optional" frugal:"0,optional,PluginSpec" json:"success,omitempty"`
+}
+
+func NewSeckillRollbackPluginResult() *SeckillRollbackPluginResult {
+	return &SeckillRollbackPluginResult{}
+}
+
+func (p *SeckillRollbackPluginResult) InitDefault() {
+}
+
+var SeckillRollbackPluginResult_Success_DEFAULT *PluginSpec
+
+func (p *SeckillRollbackPluginResult) GetSuccess() (v *PluginSpec) {
+	if !p.IsSetSuccess() {
+		return SeckillRollbackPluginResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillRollbackPluginResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PluginSpec)
+}
+
+func (p *SeckillRollbackPluginResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillRollbackPluginResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillRollbackPluginResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillRollbackPluginResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillGetPluginHistoryArgs struct {
+	Req *PluginNameReq `thrift:"req,1" frugal:"1,default,PluginNameReq" json:"req"`
+}
+
+func NewSeckillGetPluginHistoryArgs() *SeckillGetPluginHistoryArgs {
+	return &SeckillGetPluginHistoryArgs{}
+}
+
+func (p *SeckillGetPluginHistoryArgs) InitDefault() {
+}
+
+var SeckillGetPluginHistoryArgs_Req_DEFAULT *PluginNameReq
+
+func (p *SeckillGetPluginHistoryArgs) GetReq() (v *PluginNameReq) {
+	if !p.IsSetReq() {
+		return SeckillGetPluginHistoryArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillGetPluginHistoryArgs) SetReq(val *PluginNameReq) {
+	p.Req = val
+}
+
+func (p *SeckillGetPluginHistoryArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillGetPluginHistoryArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetPluginHistoryArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetPluginHistoryArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillGetPluginHistoryResult struct {
+	Success *PluginHistoryResp `thrift:"success,0,optional" frugal:"0,optional,PluginHistoryResp" json:"success,omitempty"`
+}
+
+func NewSeckillGetPluginHistoryResult() *SeckillGetPluginHistoryResult {
+	return &SeckillGetPluginHistoryResult{}
+}
+
+func (p *SeckillGetPluginHistoryResult) InitDefault() {
+}
+
+var SeckillGetPluginHistoryResult_Success_DEFAULT *PluginHistoryResp
+
+func (p *SeckillGetPluginHistoryResult) GetSuccess() (v *PluginHistoryResp) {
+	if !p.IsSetSuccess() {
+		return SeckillGetPluginHistoryResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillGetPluginHistoryResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PluginHistoryResp)
+}
+
+func (p *SeckillGetPluginHistoryResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillGetPluginHistoryResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetPluginHistoryResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetPluginHistoryResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillGetPluginModuleArgs struct {
+	Req *PluginModuleReq `thrift:"req,1" frugal:"1,default,PluginModuleReq" json:"req"`
+}
+
+func NewSeckillGetPluginModuleArgs() *SeckillGetPluginModuleArgs {
+	return &SeckillGetPluginModuleArgs{}
+}
+
+func (p *SeckillGetPluginModuleArgs) InitDefault() {
+}
+
+var SeckillGetPluginModuleArgs_Req_DEFAULT *PluginModuleReq
+
+func (p *SeckillGetPluginModuleArgs) GetReq() (v *PluginModuleReq) {
+	if !p.IsSetReq() {
+		return SeckillGetPluginModuleArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillGetPluginModuleArgs) SetReq(val *PluginModuleReq) {
+	p.Req = val
+}
+
+func (p *SeckillGetPluginModuleArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillGetPluginModuleArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetPluginModuleArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetPluginModuleArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillGetPluginModuleResult struct {
+	Success *PluginModuleResp `thrift:"success,0,optional" frugal:"0,optional,PluginModuleResp" json:"success,omitempty"`
+}
+
+func NewSeckillGetPluginModuleResult() *SeckillGetPluginModuleResult {
+	return &SeckillGetPluginModuleResult{}
+}
+
+func (p *SeckillGetPluginModuleResult) InitDefault() {
+}
+
+var SeckillGetPluginModuleResult_Success_DEFAULT *PluginModuleResp
+
+func (p *SeckillGetPluginModuleResult) GetSuccess() (v *PluginModuleResp) {
+	if !p.IsSetSuccess() {
+		return SeckillGetPluginModuleResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillGetPluginModuleResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PluginModuleResp)
+}
+
+func (p *SeckillGetPluginModuleResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillGetPluginModuleResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetPluginModuleResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetPluginModuleResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillGetLimitsArgs struct {
+	Req *EmptyReq `thrift:"req,1" frugal:"1,default,EmptyReq" json:"req"`
+}
+
+func NewSeckillGetLimitsArgs() *SeckillGetLimitsArgs {
+	return &SeckillGetLimitsArgs{}
+}
+
+func (p *SeckillGetLimitsArgs) InitDefault() {
+}
+
+var SeckillGetLimitsArgs_Req_DEFAULT *EmptyReq
+
+func (p *SeckillGetLimitsArgs) GetReq() (v *EmptyReq) {
+	if !p.IsSetReq() {
+		return SeckillGetLimitsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillGetLimitsArgs) SetReq(val *EmptyReq) {
+	p.Req = val
+}
+
+func (p *SeckillGetLimitsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillGetLimitsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetLimitsArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetLimitsArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillGetLimitsResult struct {
+	Success *LimitsState `thrift:"success,0,optional" frugal:"0,optional,LimitsState" json:"success,omitempty"`
+}
+
+func NewSeckillGetLimitsResult() *SeckillGetLimitsResult {
+	return &SeckillGetLimitsResult{}
+}
+
+func (p *SeckillGetLimitsResult) InitDefault() {
+}
+
+var SeckillGetLimitsResult_Success_DEFAULT *LimitsState
+
+func (p *SeckillGetLimitsResult) GetSuccess() (v *LimitsState) {
+	if !p.IsSetSuccess() {
+		return SeckillGetLimitsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillGetLimitsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*LimitsState)
+}
+
+func (p *SeckillGetLimitsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillGetLimitsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillGetLimitsResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillGetLimitsResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillPutLimitsArgs struct {
+	Req *PutLimitsReq `thrift:"req,1" frugal:"1,default,PutLimitsReq" json:"req"`
+}
+
+func NewSeckillPutLimitsArgs() *SeckillPutLimitsArgs {
+	return &SeckillPutLimitsArgs{}
+}
+
+func (p *SeckillPutLimitsArgs) InitDefault() {
+}
+
+var SeckillPutLimitsArgs_Req_DEFAULT *PutLimitsReq
+
+func (p *SeckillPutLimitsArgs) GetReq() (v *PutLimitsReq) {
+	if !p.IsSetReq() {
+		return SeckillPutLimitsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillPutLimitsArgs) SetReq(val *PutLimitsReq) {
+	p.Req = val
+}
+
+func (p *SeckillPutLimitsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillPutLimitsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillPutLimitsArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillPutLimitsArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillPutLimitsResult struct {
+	Success *LimitsState `thrift:"success,0,optional" frugal:"0,optional,LimitsState" json:"success,omitempty"`
+}
+
+func NewSeckillPutLimitsResult() *SeckillPutLimitsResult {
+	return &SeckillPutLimitsResult{}
+}
+
+func (p *SeckillPutLimitsResult) InitDefault() {
+}
+
+var SeckillPutLimitsResult_Success_DEFAULT *LimitsState
+
+func (p *SeckillPutLimitsResult) GetSuccess() (v *LimitsState) {
+	if !p.IsSetSuccess() {
+		return SeckillPutLimitsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillPutLimitsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*LimitsState)
+}
+
+func (p *SeckillPutLimitsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillPutLimitsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillPutLimitsResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillPutLimitsResult = map[int16]string{
 	0: "success",
 }
 

@@ -26,6 +26,14 @@ type Client interface {
 	PublishActivity(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	OfflineActivity(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	GetActivityStats(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.ActivityStats, err error)
+	GetPlugins(ctx context.Context, req *rpc.EmptyReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error)
+	PutPlugin(ctx context.Context, req *rpc.PutPluginReq, callOptions ...callopt.Option) (r *rpc.PluginSpec, err error)
+	DeletePlugin(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error)
+	RollbackPlugin(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginSpec, err error)
+	GetPluginHistory(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginHistoryResp, err error)
+	GetPluginModule(ctx context.Context, req *rpc.PluginModuleReq, callOptions ...callopt.Option) (r *rpc.PluginModuleResp, err error)
+	GetLimits(ctx context.Context, req *rpc.EmptyReq, callOptions ...callopt.Option) (r *rpc.LimitsState, err error)
+	PutLimits(ctx context.Context, req *rpc.PutLimitsReq, callOptions ...callopt.Option) (r *rpc.LimitsState, err error)
 	Ping(ctx context.Context, req *rpc.PingReq, callOptions ...callopt.Option) (r *rpc.PingResp, err error)
 }
 
@@ -131,6 +139,46 @@ func (p *kSeckillClient) OfflineActivity(ctx context.Context, req *rpc.IDReq, ca
 func (p *kSeckillClient) GetActivityStats(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.ActivityStats, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.GetActivityStats(ctx, req)
+}
+
+func (p *kSeckillClient) GetPlugins(ctx context.Context, req *rpc.EmptyReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetPlugins(ctx, req)
+}
+
+func (p *kSeckillClient) PutPlugin(ctx context.Context, req *rpc.PutPluginReq, callOptions ...callopt.Option) (r *rpc.PluginSpec, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.PutPlugin(ctx, req)
+}
+
+func (p *kSeckillClient) DeletePlugin(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.DeletePlugin(ctx, req)
+}
+
+func (p *kSeckillClient) RollbackPlugin(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginSpec, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.RollbackPlugin(ctx, req)
+}
+
+func (p *kSeckillClient) GetPluginHistory(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginHistoryResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetPluginHistory(ctx, req)
+}
+
+func (p *kSeckillClient) GetPluginModule(ctx context.Context, req *rpc.PluginModuleReq, callOptions ...callopt.Option) (r *rpc.PluginModuleResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetPluginModule(ctx, req)
+}
+
+func (p *kSeckillClient) GetLimits(ctx context.Context, req *rpc.EmptyReq, callOptions ...callopt.Option) (r *rpc.LimitsState, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.GetLimits(ctx, req)
+}
+
+func (p *kSeckillClient) PutLimits(ctx context.Context, req *rpc.PutLimitsReq, callOptions ...callopt.Option) (r *rpc.LimitsState, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.PutLimits(ctx, req)
 }
 
 func (p *kSeckillClient) Ping(ctx context.Context, req *rpc.PingReq, callOptions ...callopt.Option) (r *rpc.PingResp, err error) {

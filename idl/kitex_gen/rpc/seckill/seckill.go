@@ -118,6 +118,62 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"GetPlugins": kitex.NewMethodInfo(
+		getPluginsHandler,
+		newSeckillGetPluginsArgs,
+		newSeckillGetPluginsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"PutPlugin": kitex.NewMethodInfo(
+		putPluginHandler,
+		newSeckillPutPluginArgs,
+		newSeckillPutPluginResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"DeletePlugin": kitex.NewMethodInfo(
+		deletePluginHandler,
+		newSeckillDeletePluginArgs,
+		newSeckillDeletePluginResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"RollbackPlugin": kitex.NewMethodInfo(
+		rollbackPluginHandler,
+		newSeckillRollbackPluginArgs,
+		newSeckillRollbackPluginResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"GetPluginHistory": kitex.NewMethodInfo(
+		getPluginHistoryHandler,
+		newSeckillGetPluginHistoryArgs,
+		newSeckillGetPluginHistoryResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"GetPluginModule": kitex.NewMethodInfo(
+		getPluginModuleHandler,
+		newSeckillGetPluginModuleArgs,
+		newSeckillGetPluginModuleResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"GetLimits": kitex.NewMethodInfo(
+		getLimitsHandler,
+		newSeckillGetLimitsArgs,
+		newSeckillGetLimitsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"PutLimits": kitex.NewMethodInfo(
+		putLimitsHandler,
+		newSeckillPutLimitsArgs,
+		newSeckillPutLimitsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Ping": kitex.NewMethodInfo(
 		pingHandler,
 		newSeckillPingArgs,
@@ -461,6 +517,150 @@ func newSeckillGetActivityStatsResult() interface{} {
 	return rpc.NewSeckillGetActivityStatsResult()
 }
 
+func getPluginsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillGetPluginsArgs)
+	realResult := result.(*rpc.SeckillGetPluginsResult)
+	success, err := handler.(rpc.Seckill).GetPlugins(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillGetPluginsArgs() interface{} {
+	return rpc.NewSeckillGetPluginsArgs()
+}
+
+func newSeckillGetPluginsResult() interface{} {
+	return rpc.NewSeckillGetPluginsResult()
+}
+
+func putPluginHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillPutPluginArgs)
+	realResult := result.(*rpc.SeckillPutPluginResult)
+	success, err := handler.(rpc.Seckill).PutPlugin(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillPutPluginArgs() interface{} {
+	return rpc.NewSeckillPutPluginArgs()
+}
+
+func newSeckillPutPluginResult() interface{} {
+	return rpc.NewSeckillPutPluginResult()
+}
+
+func deletePluginHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillDeletePluginArgs)
+	realResult := result.(*rpc.SeckillDeletePluginResult)
+	success, err := handler.(rpc.Seckill).DeletePlugin(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillDeletePluginArgs() interface{} {
+	return rpc.NewSeckillDeletePluginArgs()
+}
+
+func newSeckillDeletePluginResult() interface{} {
+	return rpc.NewSeckillDeletePluginResult()
+}
+
+func rollbackPluginHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillRollbackPluginArgs)
+	realResult := result.(*rpc.SeckillRollbackPluginResult)
+	success, err := handler.(rpc.Seckill).RollbackPlugin(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillRollbackPluginArgs() interface{} {
+	return rpc.NewSeckillRollbackPluginArgs()
+}
+
+func newSeckillRollbackPluginResult() interface{} {
+	return rpc.NewSeckillRollbackPluginResult()
+}
+
+func getPluginHistoryHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillGetPluginHistoryArgs)
+	realResult := result.(*rpc.SeckillGetPluginHistoryResult)
+	success, err := handler.(rpc.Seckill).GetPluginHistory(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillGetPluginHistoryArgs() interface{} {
+	return rpc.NewSeckillGetPluginHistoryArgs()
+}
+
+func newSeckillGetPluginHistoryResult() interface{} {
+	return rpc.NewSeckillGetPluginHistoryResult()
+}
+
+func getPluginModuleHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillGetPluginModuleArgs)
+	realResult := result.(*rpc.SeckillGetPluginModuleResult)
+	success, err := handler.(rpc.Seckill).GetPluginModule(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillGetPluginModuleArgs() interface{} {
+	return rpc.NewSeckillGetPluginModuleArgs()
+}
+
+func newSeckillGetPluginModuleResult() interface{} {
+	return rpc.NewSeckillGetPluginModuleResult()
+}
+
+func getLimitsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillGetLimitsArgs)
+	realResult := result.(*rpc.SeckillGetLimitsResult)
+	success, err := handler.(rpc.Seckill).GetLimits(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillGetLimitsArgs() interface{} {
+	return rpc.NewSeckillGetLimitsArgs()
+}
+
+func newSeckillGetLimitsResult() interface{} {
+	return rpc.NewSeckillGetLimitsResult()
+}
+
+func putLimitsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillPutLimitsArgs)
+	realResult := result.(*rpc.SeckillPutLimitsResult)
+	success, err := handler.(rpc.Seckill).PutLimits(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillPutLimitsArgs() interface{} {
+	return rpc.NewSeckillPutLimitsArgs()
+}
+
+func newSeckillPutLimitsResult() interface{} {
+	return rpc.NewSeckillPutLimitsResult()
+}
+
 func pingHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*rpc.SeckillPingArgs)
 	realResult := result.(*rpc.SeckillPingResult)
@@ -634,6 +834,86 @@ func (p *kClient) GetActivityStats(ctx context.Context, req *rpc.IDReq) (r *rpc.
 	_args.Req = req
 	var _result rpc.SeckillGetActivityStatsResult
 	if err = p.c.Call(ctx, "GetActivityStats", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetPlugins(ctx context.Context, req *rpc.EmptyReq) (r *rpc.PluginChain, err error) {
+	var _args rpc.SeckillGetPluginsArgs
+	_args.Req = req
+	var _result rpc.SeckillGetPluginsResult
+	if err = p.c.Call(ctx, "GetPlugins", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) PutPlugin(ctx context.Context, req *rpc.PutPluginReq) (r *rpc.PluginSpec, err error) {
+	var _args rpc.SeckillPutPluginArgs
+	_args.Req = req
+	var _result rpc.SeckillPutPluginResult
+	if err = p.c.Call(ctx, "PutPlugin", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) DeletePlugin(ctx context.Context, req *rpc.PluginNameReq) (r *rpc.PluginChain, err error) {
+	var _args rpc.SeckillDeletePluginArgs
+	_args.Req = req
+	var _result rpc.SeckillDeletePluginResult
+	if err = p.c.Call(ctx, "DeletePlugin", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) RollbackPlugin(ctx context.Context, req *rpc.PluginNameReq) (r *rpc.PluginSpec, err error) {
+	var _args rpc.SeckillRollbackPluginArgs
+	_args.Req = req
+	var _result rpc.SeckillRollbackPluginResult
+	if err = p.c.Call(ctx, "RollbackPlugin", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetPluginHistory(ctx context.Context, req *rpc.PluginNameReq) (r *rpc.PluginHistoryResp, err error) {
+	var _args rpc.SeckillGetPluginHistoryArgs
+	_args.Req = req
+	var _result rpc.SeckillGetPluginHistoryResult
+	if err = p.c.Call(ctx, "GetPluginHistory", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetPluginModule(ctx context.Context, req *rpc.PluginModuleReq) (r *rpc.PluginModuleResp, err error) {
+	var _args rpc.SeckillGetPluginModuleArgs
+	_args.Req = req
+	var _result rpc.SeckillGetPluginModuleResult
+	if err = p.c.Call(ctx, "GetPluginModule", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) GetLimits(ctx context.Context, req *rpc.EmptyReq) (r *rpc.LimitsState, err error) {
+	var _args rpc.SeckillGetLimitsArgs
+	_args.Req = req
+	var _result rpc.SeckillGetLimitsResult
+	if err = p.c.Call(ctx, "GetLimits", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) PutLimits(ctx context.Context, req *rpc.PutLimitsReq) (r *rpc.LimitsState, err error) {
+	var _args rpc.SeckillPutLimitsArgs
+	_args.Req = req
+	var _result rpc.SeckillPutLimitsResult
+	if err = p.c.Call(ctx, "PutLimits", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

@@ -1,0 +1,64 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/seckill/flashsale/backend/control"
+)
+
+// Channels of the fleet's announcements (Redis pub/sub; in a cluster a publish reaches
+// the subscribers of every node).
+const (
+	// ControlChannel carries "<kind> <version>" when the control state changes.
+	ControlChannel = "sk:control"
+	// StockChannel carries "soldout <activity> <item>" when an item has no unit left,
+	// and "stock <activity> <item>" when units come back (the ledger's scripts
+	// publish both).
+	StockChannel = "sk:stock"
+)
+
+// Events publishes and receives the fleet's announcements.
+type Events struct {
+	rdb goredis.UniversalClient
+}
+
+var _ control.Announcer = (*Events)(nil)
+
+// NewEvents returns Events on rdb.
+func NewEvents(rdb goredis.UniversalClient) *Events { return &Events{rdb: rdb} }
+
+// Announce tells the fleet that kind changed to version.
+func (e *Events) Announce(ctx context.Context, kind string, version int64) error {
+	if err := e.rdb.Publish(ctx, ControlChannel, kind+" "+strconv.FormatInt(version, 10)).Err(); err != nil {
+		return fmt.Errorf("announce %s %d: %w", kind, version, err)
+	}
+	return nil
+}
+
+// Subscribe calls handle with each message of the channels until the returned stop is
+// called; a lost connection is made again by the client (messages sent meanwhile are
+// lost: subscribers also poll).
+func (e *Events) Subscribe(ctx context.Context, handle func(channel string, fields []string), channels ...string) (stop func() error, err error) {
+	ps := e.rdb.Subscribe(ctx, channels...)
+	if _, err := ps.Receive(ctx); err != nil { // the subscription's confirmation
+		ps.Close()
+		return nil, fmt.Errorf("subscribe to %v: %w", channels, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range ps.Channel() {
+			handle(m.Channel, strings.Fields(m.Payload))
+		}
+	}()
+	return func() error {
+		err := ps.Close()
+		<-done
+		return err
+	}, nil
+}

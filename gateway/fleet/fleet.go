@@ -1,0 +1,402 @@
+// Package fleet makes a gateway one of a fleet: it applies the control state every
+// gateway shares (the admission plugins and the rate limits, stored by the backends),
+// as soon as a change is announced and on a timer so a missed announcement heals; it
+// reports what it runs, with a time to live, so the fleet's view shows every live
+// gateway and no dead one; and it sizes the fleet-wide rate limits by the number of
+// live gateways.
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/kitex/client/callopt"
+
+	"github.com/seckill/flashsale/backend/rpcerr"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/gateway/wasm"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+)
+
+// Bus is what the agent needs of the fleet's shared store (Redis, backend/redis).
+type Bus interface {
+	// Subscribe calls handle with the messages of channels until stop is called.
+	Subscribe(ctx context.Context, handle func(channel string, fields []string), channels ...string) (stop func() error, err error)
+	// Put records this gateway's report under id.
+	Put(ctx context.Context, id string, report []byte) error
+	// List returns the reports put within ttl, by id (older ones are dropped).
+	List(ctx context.Context, ttl time.Duration) (map[string][]byte, error)
+}
+
+// ControlChannel is where changes of the control state are announced ("<kind>
+// <version>").
+const ControlChannel = "sk:control"
+
+// Options configure an Agent.
+type Options struct {
+	ID       string // this gateway, unique in the fleet
+	Addr     string // where it serves
+	Backend  seckill.Client
+	Plugins  *wasm.Manager
+	Limiter  *ratelimit.Limiter
+	Defaults ratelimit.Limits // the configured limits, until the fleet stores its own
+	Bus      Bus              // nil: one gateway alone (no announcements, no reports)
+	// Poll is how often the control state is read even without an announcement.
+	Poll time.Duration
+	// ReportEvery is how often this gateway reports; a report older than three
+	// intervals is a dead gateway's.
+	ReportEvery time.Duration
+	Log         *slog.Logger
+}
+
+// Running is one plugin as a gateway runs it.
+type Running struct {
+	Version int64  `json:"version"`
+	SHA256  string `json:"sha256"`
+	Error   string `json:"error,omitempty"` // the desired version failed to load here
+}
+
+// Report is what a gateway runs, as the fleet sees it.
+type Report struct {
+	ID            string             `json:"id"`
+	Addr          string             `json:"addr"`
+	Ready         bool               `json:"ready"`
+	StartedMS     int64              `json:"started_ms"`
+	SeenMS        int64              `json:"seen_ms"`
+	ChainVersion  int64              `json:"chain_version"`
+	LimitsVersion int64              `json:"limits_version"`
+	Plugins       map[string]Running `json:"plugins"`
+}
+
+// Agent keeps one gateway in line with the fleet.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+
+	syncMu        sync.Mutex // one sync at a time
+	mu            sync.Mutex // guards the fields below
+	running       map[string]Running
+	modules       map[string][]byte // by SHA-256: the modules of the running chain
+	chainVersion  int64
+	limitsVersion int64
+	ready         atomic.Bool
+	gateways      atomic.Int64 // live gateways, this one included
+	wake          chan struct{}
+}
+
+// New returns an Agent; Start runs it.
+func New(opts Options) *Agent {
+	if opts.Poll <= 0 {
+		opts.Poll = 5 * time.Second
+	}
+	if opts.ReportEvery <= 0 {
+		opts.ReportEvery = 2 * time.Second
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	a := &Agent{opts: opts, log: opts.Log, started: time.Now(), running: map[string]Running{}, modules: map[string][]byte{},
+		wake: make(chan struct{}, 1)}
+	a.gateways.Store(1)
+	return a
+}
+
+// SetID names this gateway and where it serves, before Start.
+func (a *Agent) SetID(id, addr string) { a.opts.ID, a.opts.Addr = id, addr }
+
+// Ready reports whether the fleet's control state was loaded whole at least once.
+func (a *Agent) Ready() bool { return a.ready.Load() }
+
+// Gateways is the number of live gateways (this one included), as last reported.
+func (a *Agent) Gateways() int { return int(a.gateways.Load()) }
+
+// Start loads the control state (trying until it succeeds, in the background), then
+// follows announcements and polls, and reports, until ctx ends.
+func (a *Agent) Start(ctx context.Context) error {
+	if a.opts.Bus != nil {
+		stop, err := a.opts.Bus.Subscribe(ctx, a.onAnnounce, ControlChannel)
+		if err != nil {
+			return err
+		}
+		go func() { <-ctx.Done(); stop() }()
+		go a.reportLoop(ctx)
+	}
+	go a.syncLoop(ctx)
+	return nil
+}
+
+// onAnnounce wakes the sync loop for an announced change newer than what runs here.
+func (a *Agent) onAnnounce(_ string, f []string) {
+	if len(f) != 2 {
+		return
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	newer := f[0] == "plugins" && v > a.chainVersion || f[0] == "limits" && v > a.limitsVersion
+	a.mu.Unlock()
+	if newer {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (a *Agent) syncLoop(ctx context.Context) {
+	retry := 100 * time.Millisecond
+	for {
+		wait := a.opts.Poll
+		if err := a.Sync(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("sync with the fleet's control state", "err", err)
+			if !a.Ready() {
+				wait, retry = retry, min(2*retry, a.opts.Poll)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.wake:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// controlTimeout bounds a control call: a module is megabytes.
+var controlTimeout = callopt.WithRPCTimeout(30 * time.Second)
+
+// Sync reads the desired control state and applies what differs: plugins loaded,
+// replaced or removed (a plugin that fails to load here keeps its earlier version
+// running and is reported with the error), and the limits.
+func (a *Agent) Sync(ctx context.Context) error {
+	a.syncMu.Lock()
+	defer a.syncMu.Unlock()
+	chain, err := a.opts.Backend.GetPlugins(ctx, &rpc.EmptyReq{}, controlTimeout)
+	if err = rpcerr.FromRPC(err); err != nil {
+		return fmt.Errorf("read the plugin chain: %w", err)
+	}
+	limits, err := a.opts.Backend.GetLimits(ctx, &rpc.EmptyReq{}, controlTimeout)
+	if err = rpcerr.FromRPC(err); err != nil {
+		return fmt.Errorf("read the limits: %w", err)
+	}
+	err = errors.Join(a.applyChain(ctx, chain), a.applyLimits(limits))
+	if err == nil {
+		a.ready.Store(true)
+	}
+	return err
+}
+
+// specOf is a desired plugin as the plugin host takes it.
+func specOf(p *rpc.PluginSpec, module []byte) wasm.Spec {
+	s := wasm.Spec{Wasm: module, Order: int(p.Order), FailPolicy: wasm.FailPolicy(p.FailPolicy),
+		Timeout: time.Duration(p.TimeoutMs) * time.Millisecond, MemoryLimitPages: uint32(max(p.MemoryLimitPages, 0)), PoolSize: int(p.PoolSize)}
+	if p.Config != "" {
+		s.Config = json.RawMessage(p.Config)
+	}
+	return s
+}
+
+// runs reports whether the plugin host runs p as it is desired (loaded here by an
+// operator's request, or before a restart of the agent's bookkeeping).
+func runs(info wasm.Info, p *rpc.PluginSpec) bool {
+	want := specOf(p, nil)
+	return info.SHA256 == p.Sha256 && info.Order == want.Order && bytes.Equal(info.Config, want.Config) &&
+		(want.FailPolicy == "" || info.FailPolicy == want.FailPolicy) && (want.Timeout == 0 || info.Timeout == want.Timeout) &&
+		(want.MemoryLimitPages == 0 || info.MemoryLimitPages == want.MemoryLimitPages) && (want.PoolSize == 0 || info.PoolSize == want.PoolSize)
+}
+
+func (a *Agent) applyChain(ctx context.Context, chain *rpc.PluginChain) error {
+	a.mu.Lock()
+	current := a.chainVersion
+	a.mu.Unlock()
+	loaded := map[string]wasm.Info{}
+	for _, in := range a.opts.Plugins.List() {
+		loaded[in.Name] = in
+	}
+	desired := map[string]bool{}
+	var errs []error
+	for _, p := range chain.Plugins {
+		desired[p.Name] = true
+		a.mu.Lock()
+		r, ok := a.running[p.Name]
+		a.mu.Unlock()
+		if ok && r.Version == p.Version && r.Error == "" && loaded[p.Name].SHA256 == p.Sha256 {
+			continue
+		}
+		if in, ok := loaded[p.Name]; ok && runs(in, p) {
+			a.setRunning(p.Name, Running{Version: p.Version, SHA256: p.Sha256})
+			continue
+		}
+		if err := a.load(ctx, p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for name := range loaded {
+		if desired[name] {
+			continue
+		}
+		if err := a.opts.Plugins.Delete(ctx, name); err != nil && wasm.Code(err) != wasm.CodeNotFound {
+			errs = append(errs, fmt.Errorf("unload plugin %s: %w", name, err))
+			continue
+		}
+		a.mu.Lock()
+		delete(a.running, name)
+		a.mu.Unlock()
+		a.log.Info("plugin unloaded as the fleet wants", "plugin", name)
+	}
+	a.mu.Lock()
+	if chain.Version > current {
+		a.chainVersion = chain.Version
+	}
+	keep := map[string]bool{}
+	for _, p := range chain.Plugins {
+		keep[p.Sha256] = true
+	}
+	maps.DeleteFunc(a.modules, func(sum string, _ []byte) bool { return !keep[sum] })
+	a.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// load fetches p's module (kept from an earlier load when it has one) and loads p.
+// A failure is recorded for the report; the running version, if any, stays.
+func (a *Agent) load(ctx context.Context, p *rpc.PluginSpec) error {
+	a.mu.Lock()
+	module := a.modules[p.Sha256]
+	a.mu.Unlock()
+	if module == nil {
+		resp, err := a.opts.Backend.GetPluginModule(ctx, &rpc.PluginModuleReq{Sha256: p.Sha256}, controlTimeout)
+		if err = rpcerr.FromRPC(err); err != nil {
+			return fmt.Errorf("fetch plugin %s's module: %w", p.Name, err)
+		}
+		module = resp.Module
+	}
+	info, err := a.opts.Plugins.Put(ctx, p.Name, specOf(p, module))
+	if err != nil {
+		a.log.Error("plugin the fleet wants does not load here", "plugin", p.Name, "version", p.Version, "err", err)
+		a.mu.Lock()
+		r := a.running[p.Name]
+		a.running[p.Name] = Running{Version: r.Version, SHA256: r.SHA256, Error: fmt.Sprintf("version %d: %v", p.Version, err)}
+		a.mu.Unlock()
+		return nil // reported, not retried in a loop: the next change or poll tries again
+	}
+	a.mu.Lock()
+	a.modules[info.SHA256] = module
+	a.running[p.Name] = Running{Version: p.Version, SHA256: info.SHA256}
+	a.mu.Unlock()
+	a.log.Info("plugin loaded as the fleet wants", "plugin", p.Name, "version", p.Version)
+	return nil
+}
+
+func (a *Agent) setRunning(name string, r Running) {
+	a.mu.Lock()
+	a.running[name] = r
+	a.mu.Unlock()
+}
+
+// KeepModule remembers a module this gateway loaded for an operator, so applying the
+// stored version does not fetch it back.
+func (a *Agent) KeepModule(sha256 string, module []byte) {
+	a.mu.Lock()
+	a.modules[sha256] = module
+	a.mu.Unlock()
+}
+
+// Limits are the limits the fleet stores (or the configured ones before any), with
+// their version.
+func (a *Agent) Limits(l *rpc.LimitsState) (ratelimit.Limits, error) {
+	if l.Body == "" {
+		return a.opts.Defaults, nil
+	}
+	var out ratelimit.Limits
+	if err := json.Unmarshal([]byte(l.Body), &out); err != nil {
+		return a.opts.Defaults, fmt.Errorf("stored limits version %d: %w", l.Version, err)
+	}
+	return out, nil
+}
+
+func (a *Agent) applyLimits(l *rpc.LimitsState) error {
+	a.mu.Lock()
+	same := l.Version == a.limitsVersion && a.ready.Load()
+	a.mu.Unlock()
+	if same {
+		return nil
+	}
+	lim, err := a.Limits(l)
+	if err != nil {
+		return err
+	}
+	if l.Version > 0 || !a.ready.Load() {
+		a.opts.Limiter.Set(lim)
+	}
+	a.mu.Lock()
+	a.limitsVersion = l.Version
+	a.mu.Unlock()
+	return nil
+}
+
+// Report is this gateway's report now.
+func (a *Agent) Report() Report {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Report{ID: a.opts.ID, Addr: a.opts.Addr, Ready: a.ready.Load(), StartedMS: a.started.UnixMilli(), SeenMS: time.Now().UnixMilli(),
+		ChainVersion: a.chainVersion, LimitsVersion: a.limitsVersion, Plugins: maps.Clone(a.running)}
+}
+
+func (a *Agent) reportLoop(ctx context.Context) {
+	t := time.NewTicker(a.opts.ReportEvery)
+	defer t.Stop()
+	for {
+		b, err := json.Marshal(a.Report())
+		if err == nil {
+			err = a.opts.Bus.Put(ctx, a.opts.ID, b)
+		}
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("report to the fleet", "err", err)
+		}
+		if fleet, err := a.Fleet(ctx); err == nil {
+			n := int64(max(len(fleet), 1))
+			if a.gateways.Swap(n) != n {
+				a.opts.Limiter.SetShare(int(n))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Fleet returns the reports of the live gateways, by id order; without a bus, this
+// gateway's alone.
+func (a *Agent) Fleet(ctx context.Context) ([]Report, error) {
+	if a.opts.Bus == nil {
+		return []Report{a.Report()}, nil
+	}
+	raw, err := a.opts.Bus.List(ctx, 3*a.opts.ReportEvery)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Report, 0, len(raw))
+	for _, id := range slices.Sorted(maps.Keys(raw)) {
+		var r Report
+		if json.Unmarshal(raw[id], &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
