@@ -50,7 +50,9 @@ func (s *ControlStore) Chain(context.Context) (int64, []control.Plugin, error) {
 	for _, p := range s.plugins {
 		out = append(out, clonePlugin(p))
 	}
-	slices.SortFunc(out, func(a, b control.Plugin) int { return cmp.Or(cmp.Compare(a.Order, b.Order), cmp.Compare(a.Name, b.Name)) })
+	slices.SortFunc(out, func(a, b control.Plugin) int {
+		return cmp.Or(cmp.Compare(a.Order, b.Order), cmp.Compare(a.Name, b.Name))
+	})
 	return s.chainVersion, out, nil
 }
 

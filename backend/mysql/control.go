@@ -24,16 +24,16 @@ const moduleChunk = 512 << 10
 
 // specRow is a plugin as plugin_history keeps it.
 type specRow struct {
-	Name        string          `json:"name"`
-	Version     int64           `json:"version"`
-	SHA256      string          `json:"sha256"`
-	Order       int             `json:"order"`
-	Config      string          `json:"config,omitempty"` // as sent: the guest gets these bytes
-	FailPolicy  string          `json:"fail_policy"`
-	TimeoutMS   int64           `json:"timeout_ms"`
-	MemoryPages uint32          `json:"memory_pages"`
-	PoolSize    int             `json:"pool_size"`
-	SizeBytes   int             `json:"size_bytes"`
+	Name        string `json:"name"`
+	Version     int64  `json:"version"`
+	SHA256      string `json:"sha256"`
+	Order       int    `json:"order"`
+	Config      string `json:"config,omitempty"` // as sent: the guest gets these bytes
+	FailPolicy  string `json:"fail_policy"`
+	TimeoutMS   int64  `json:"timeout_ms"`
+	MemoryPages uint32 `json:"memory_pages"`
+	PoolSize    int    `json:"pool_size"`
+	SizeBytes   int    `json:"size_bytes"`
 }
 
 func (r specRow) plugin(by string, at time.Time) control.Plugin {
