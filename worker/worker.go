@@ -5,6 +5,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -134,7 +135,17 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 	}
 	a, err := w.activities.Activity(ctx, r.ActivityID)
 	if domain.IsCode(err, domain.ENotFound) {
-		return w.settle(ctx, r, 1, domain.TicketFailed, 0, domain.ENotFound)
+		// No activity is ever deleted: a message of an activity this worker's database
+		// does not know is another deployment's (a worker on the wrong topic or group).
+		// Its ticket is not this worker's to end: the stock it would give back lives in
+		// the ledger of the deployment that admitted it. Until its last delivery it goes
+		// back to the group, where a worker of its own deployment may take it.
+		if !d.Last {
+			return "foreign", fmt.Errorf("activity %d is unknown here: %w", r.ActivityID, err)
+		}
+		w.log.Error("dead letter: the order's activity is unknown here; its ticket is left alone", "id", d.ID, "activity", r.ActivityID, "ticket", r.Ticket)
+		w.m.DeadLetters.WithLabelValues("unknown_activity").Inc()
+		return "unknown_activity", nil
 	}
 	if err != nil {
 		return "retry", err

@@ -219,20 +219,26 @@ func TestHandleOutcomes(t *testing.T) {
 			}
 		}
 		var orders int
-		db.QueryRow(`SELECT COUNT(*) FROM orders WHERE ticket = ?`, d.Request.Ticket).Scan(&orders)
+		db.QueryRow(`SELECT COUNT(*) FROM orders WHERE ticket = ? AND status <> 'void'`, d.Request.Ticket).Scan(&orders)
 		tk, _ := stock.Ticket(ctx, 2, d.Request.Ticket)
 		if orders != 1 || tk.Status != domain.TicketCreated || left() != 4 {
 			t.Fatalf("got %d orders, ticket %+v, %d left; want 1, created, 4", orders, tk, left())
 		}
 	})
-	t.Run("unknown activity fails the ticket", func(t *testing.T) {
+	t.Run("an unknown activity is another deployment's: retried, then left alone", func(t *testing.T) {
 		w := New(db.Store, stock, catalog, Config{}, nil, quiet)
 		r := domain.OrderRequest{Ticket: domain.NewTicket(a.ID+99, 1, "x"), UserID: 3, ActivityID: a.ID + 99, ItemID: 1, Quantity: 1}
-		if err := w.Handle(ctx, []domain.Delivery{{ID: "u", Attempt: 1, Request: r}}); err != nil {
-			t.Fatal(err)
+		if err := w.Handle(ctx, []domain.Delivery{{ID: "u", Attempt: 1, Request: r}}); err == nil {
+			t.Fatal("got nil, want an error so the message goes back to the group")
 		}
-		if tk, err := stock.Ticket(ctx, 3, r.Ticket); err != nil || tk.Status != domain.TicketFailed {
-			t.Fatalf("got %+v, %v; want failed", tk, err)
+		if err := w.Handle(ctx, []domain.Delivery{{ID: "u", Attempt: 16, Last: true, Request: r}}); err != nil {
+			t.Fatalf("last delivery: got %v, want it acknowledged", err)
+		}
+		if _, err := stock.Ticket(ctx, 3, r.Ticket); !domain.IsCode(err, domain.ENotFound) {
+			t.Fatalf("got %v, want the ticket untouched (not found here)", err)
+		}
+		if got := counter(t, w.m.DeadLetters.WithLabelValues("unknown_activity")); got != 1 {
+			t.Fatalf("got %v dead letters, want 1", got)
 		}
 	})
 	t.Run("an outage shorter than RetryFor is ridden out in process", func(t *testing.T) {
