@@ -243,8 +243,8 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 		pub = p
 	}
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
-		Publisher: pub, Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
-	ctl := control.NewService(res.store, redis.NewEvents(res.rdb), opts.Log)
+		Publisher: pub, Tallies: redis.NewTallies(redis.NewEvents(res.rdb, cfg.Fleet)), Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
+	ctl := control.NewService(res.store, redis.NewEvents(res.rdb, cfg.Fleet), opts.Log)
 	s.Backend = backend.NewServer(cfg.Backend, svc, ctl, opts.Log)
 	if err := s.Backend.Start(ctx); err != nil {
 		return err
@@ -291,7 +291,8 @@ func (s *System) startGateway(ctx context.Context, cfg *config.Config, res *reso
 		cfg.Gateway.BackendAddrs = []string{cfg.Backend.Listen}
 	}
 	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: opts.Registry, Log: opts.Log,
-		Counters: redis.NewPluginCounters(res.rdb, ""), Bus: redis.NewEvents(res.rdb), SharedLimits: redis.NewSharedLimiter(res.rdb)})
+		Counters: redis.NewPluginCounters(res.rdb, "sk:wasm:"+cfg.Fleet+":"), Bus: redis.NewEvents(res.rdb, cfg.Fleet), SharedLimits: redis.NewSharedLimiter(res.rdb, cfg.Fleet),
+		Keys: res.stock, Tallies: redis.NewTallies(redis.NewEvents(res.rdb, cfg.Fleet))})
 	if err != nil {
 		return err
 	}

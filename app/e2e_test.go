@@ -38,6 +38,7 @@ func realConfig(t *testing.T) (config.Config, *testenv.DB) {
 	db := testenv.MySQL(t)
 	tag := "e2e" + testenv.ID()
 	cfg := config.Default()
+	cfg.Fleet = tag // apart from any other fleet on the shared Redis
 	cfg.MySQL = config.MySQLConfig{DSN: db.DSN}
 	cfg.Redis = config.RedisConfig{Addrs: []string{testenv.RedisAddr()}}
 	cfg.RocketMQ = config.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}

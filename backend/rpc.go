@@ -209,12 +209,12 @@ func (h *handler) OfflineActivity(ctx context.Context, req *rpc.IDReq) (*rpc.Act
 }
 
 func (h *handler) GetActivityStats(ctx context.Context, req *rpc.IDReq) (*rpc.ActivityStats, error) {
-	items, shed, err := h.svc.Stats(ctx, req.Id)
+	st, err := h.svc.Stats(ctx, req.Id)
 	if err != nil {
 		return nil, rpcerr.ToBiz(err)
 	}
-	out := &rpc.ActivityStats{ActivityId: req.Id, Shed: shed, Items: []*rpc.ItemStats{}}
-	for _, s := range items {
+	out := &rpc.ActivityStats{ActivityId: req.Id, Shed: st.BackendShed, GatewayShed: st.GatewayShed, Items: []*rpc.ItemStats{}}
+	for _, s := range st.Items {
 		out.PendingTickets += int64(s.PendingTickets)
 		out.Items = append(out.Items, &rpc.ItemStats{ItemId: s.ItemID, TotalStock: s.TotalStock, RedisStock: s.RedisStock,
 			MysqlStock: s.MySQLStock, InFlight: s.InFlight, Orders: s.Orders, UnitsSold: s.UnitsSold,

@@ -67,6 +67,7 @@ func (s *Server) Start(ctx context.Context) error {
 	)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	go s.svc.FlushTallies(bg, time.Second)
 	if s.cfg.ReconcileInterval >= 0 {
 		go s.svc.Run(bg, s.cfg.ReconcileInterval, sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket}, s.cfg.UnpaidTimeout)
 	}

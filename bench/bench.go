@@ -587,7 +587,7 @@ func (b *bencher) finalStats(ctx context.Context, id int64, last *api.Stats) (*a
 func commitWindow(ctx context.Context, db *sql.DB, activityID int64) (secs, perSec float64) {
 	var n int64
 	var first, last sql.NullTime
-	err := db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at), MAX(created_at) FROM orders WHERE activity_id = ?`, activityID).Scan(&n, &first, &last)
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at), MAX(created_at) FROM orders WHERE activity_id = ? AND status <> 'void'`, activityID).Scan(&n, &first, &last)
 	if err != nil || n < 2 || !first.Valid || !last.Valid {
 		return 0, 0
 	}

@@ -238,7 +238,7 @@ func sqlChecks(ctx context.Context, in checkInput, itemIDs []int64, statOrders i
 	var sqlOrders int64
 	for k, id := range itemIDs {
 		var units, cnt, avail sql.NullInt64
-		if err := in.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(quantity),0), COUNT(*) FROM orders WHERE item_id = ? AND status NOT IN ('cancelled','expired')`, id).Scan(&units, &cnt); err != nil {
+		if err := in.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(quantity),0), COUNT(*) FROM orders WHERE item_id = ? AND status NOT IN ('cancelled','expired','void')`, id).Scan(&units, &cnt); err != nil {
 			return fail(fmt.Errorf("count orders of item %d: %w", id, err))
 		}
 		if err := in.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(available),0) FROM item_stock WHERE item_id = ?`, id).Scan(&avail); err != nil {
@@ -259,7 +259,7 @@ func sqlChecks(ctx context.Context, in checkInput, itemIDs []int64, statOrders i
 	checks = append(checks, Check{Name: "redis stock = mysql stock (SQL)", OK: len(drift) == 0, Detail: orAll(drift, "Redis counters equal SUM(item_stock.available)")})
 
 	var limitRows int
-	if err := in.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT item_id, user_id FROM orders WHERE activity_id = ? AND status NOT IN ('cancelled','expired')
+	if err := in.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT item_id, user_id FROM orders WHERE activity_id = ? AND status NOT IN ('cancelled','expired','void')
 		GROUP BY item_id, user_id HAVING SUM(quantity) > ?) t`, in.act.ID, in.sc.perUser).Scan(&limitRows); err != nil {
 		return fail(fmt.Errorf("per-user limit: %w", err))
 	}

@@ -28,7 +28,11 @@ type Config struct {
 	// port, the backend on PortBase+2 and its ops on PortBase+3, the worker's ops on
 	// PortBase+4. A listener set on its own keeps its address; an ops listener left
 	// unset follows its listener (port + 1, on loopback).
-	PortBase int              `yaml:"port_base"`
+	PortBase int `yaml:"port_base"`
+	// Fleet names the deployment: its processes share announcements, reports and
+	// rate-limit buckets in Redis under this name, apart from any other fleet on the
+	// same Redis.
+	Fleet    string           `yaml:"fleet"`
 	MySQL    MySQLConfig      `yaml:"mysql"`
 	Redis    RedisConfig      `yaml:"redis"`
 	RocketMQ RocketMQConfig   `yaml:"rocketmq"`
@@ -91,6 +95,7 @@ func Default() Config {
 func defaults() Config {
 	return Config{
 		PortBase: DefaultPortBase,
+		Fleet:    "seckill",
 		RocketMQ: RocketMQConfig{Topic: "seckill_orders", Group: "seckill_workers"},
 		Backend:  backend.Config{UnpaidTimeout: 15 * time.Minute},
 		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 64, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8},

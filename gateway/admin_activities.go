@@ -128,13 +128,22 @@ func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {
 	if !ok {
 		return
 	}
+	g.shed.flush(ctx) // this gateway's latest counts are in the fleet's sums
 	st, err := g.backend.GetActivityStats(ctx, &rpc.IDReq{Id: id})
 	if err = rpcerr.FromRPC(err); err != nil {
 		failErr(c, err)
 		return
 	}
+	gw := st.GatewayShed // the fleet's sums, when the backends keep them (this gateway's are in them)
+	if len(gw) == 0 {
+		gw = g.shed.of(id)
+	}
+	be := st.Shed
+	if be == nil {
+		be = map[string]int64{}
+	}
 	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: each(st.Items, itemStatsOut), PendingTickets: st.PendingTickets,
-		BackendShed: st.Shed, GatewayShed: g.shed.of(id)})
+		BackendShed: be, GatewayShed: gw})
 }
 
 // itemStatsOut is one item of an activity's stats as the API shows it.

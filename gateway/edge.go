@@ -19,12 +19,11 @@ import (
 // edgeCache answers what it can without the backend: activity metadata (with TTLs),
 // null objects for ids the backend does not know, and sold-out flags.
 //
-// Sold-out flags are set by the backend's sold_out answers and cleared by polling:
-// while an item is flagged, one request per poll interval per gateway asks the backend
-// for the item's remaining stock, and the flag clears as soon as stock is back (cancel,
-// expiry, an operator's change). Polling was chosen over a push channel because it
-// needs no extra moving part, costs one small RPC per flagged item per interval, and
-// bounds staleness by the interval (default 500 ms) even when a push would be lost.
+// Sold-out flags are pushed: the ledger announces an item sold out, and units coming
+// back, on Redis pub/sub, and every gateway applies the announcement within
+// milliseconds (onStock). A backend's sold_out answer flags the item too. Polling
+// stays as the fallback for a lost announcement: while an item is flagged, one request
+// per poll interval per gateway asks the backend for its remaining stock.
 type edgeCache struct {
 	client  seckill.Client
 	ttl     time.Duration
@@ -130,6 +129,33 @@ func (e *edgeCache) markSoldOut(activityID, itemID int64) {
 		e.soldOut[[2]int64{activityID, itemID}] = time.Now()
 	}
 	e.soldMu.Unlock()
+}
+
+// clearSoldOut drops an item's flag (units came back).
+func (e *edgeCache) clearSoldOut(activityID, itemID int64) {
+	e.soldMu.Lock()
+	delete(e.soldOut, [2]int64{activityID, itemID})
+	e.soldMu.Unlock()
+}
+
+// onStock applies the ledger's announcements (backend/redis.StockChannel): an item
+// sold out is flagged on every gateway at once, and its flag clears when units come
+// back; the poll of flagged items stays as the fallback for a lost announcement.
+func (e *edgeCache) onStock(_ string, f []string) {
+	if len(f) != 3 {
+		return
+	}
+	a, err1 := strconv.ParseInt(f[1], 10, 64)
+	i, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	switch f[0] {
+	case "soldout":
+		e.markSoldOut(a, i)
+	case "stock":
+		e.clearSoldOut(a, i)
+	}
 }
 
 func (e *edgeCache) isSoldOut(activityID, itemID int64) bool {

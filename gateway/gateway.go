@@ -41,6 +41,7 @@ type Gateway struct {
 	plugins  *wasm.Manager
 	fleet    *fleet.Agent
 	shared   SharedLimiter // nil: per-user limits are this gateway's own
+	keys     KeyChecker    // nil: retries are known by this gateway's own memory
 	log      *slog.Logger
 }
 

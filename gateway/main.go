@@ -169,6 +169,17 @@ type Deps struct {
 	SharedLimits SharedLimiter
 	// ID names this gateway in the fleet; "": the host's name and the public port.
 	ID string
+	// Tallies sum the gateways' sheds over the fleet (Redis); nil: each gateway's own.
+	Tallies Tallies
+	// Keys tells whether the ledger admitted a shopper's idempotency key for an item,
+	// so a retry reaches the backend (and learns its first outcome) even where the
+	// item is flagged sold out; nil: only the keys this gateway forwarded.
+	Keys KeyChecker
+}
+
+// KeyChecker looks up admitted idempotency keys (backend/redis.Stock).
+type KeyChecker interface {
+	KeySeen(ctx context.Context, activityID, itemID, userID int64, key string) (bool, error)
 }
 
 // Main is a running gateway.
@@ -279,11 +290,12 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log,
 		limiter:  ratelimit.New(cfg.Limits, cfg.MaxKeys),
 		edge:     newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
-		shed:     newShedCounter(deps.Registry),
+		shed:     newShedCounter(deps.Registry, deps.Tallies, deps.Log),
 		metrics:  newHTTPMetrics(deps.Registry),
 		registry: deps.Registry,
 		plugins:  deps.Plugins,
 		shared:   deps.SharedLimits,
+		keys:     deps.Keys,
 	}
 	gw.fleet = fleet.New(fleet.Options{Backend: cl, Plugins: deps.Plugins, Limiter: gw.limiter, Defaults: cfg.Limits, Bus: deps.Bus,
 		Poll: cfg.ControlPoll, ReportEvery: cfg.ReportEvery, Log: deps.Log})
@@ -338,7 +350,17 @@ func (m *Main) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("gateway: join the fleet: %w", err)
 	}
+	if m.deps.Bus != nil {
+		stop, err := m.deps.Bus.Subscribe(bg, m.gw.edge.onStock, StockChannel)
+		if err != nil {
+			cancel()
+			ln.Close()
+			return fmt.Errorf("gateway: follow the stock announcements: %w", err)
+		}
+		m.closers = append(m.closers, stop)
+	}
 	go m.gw.edge.run(bg)
+	go m.gw.shed.run(bg)
 	go func() {
 		if err := m.h.Run(); err != nil {
 			m.deps.Log.Error("gateway stopped", "err", err)
@@ -347,6 +369,10 @@ func (m *Main) Start(ctx context.Context) error {
 	m.deps.Log.Info("gateway serving", "addr", m.addr.String())
 	return nil
 }
+
+// StockChannel is where the ledger announces items sold out and units back
+// (backend/redis.StockChannel).
+const StockChannel = "sk:stock"
 
 // id names this gateway in the fleet.
 func (m *Main) id() string {

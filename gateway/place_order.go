@@ -154,7 +154,7 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		reason, msg = domain.ENotStarted, fmt.Sprintf("activity %d starts at %s", a.Id, time.UnixMilli(a.StartMs).UTC().Format(time.RFC3339))
 	case now >= a.EndMs:
 		reason, msg = domain.EEnded, fmt.Sprintf("activity %d has ended", a.Id)
-	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.edge.retryOf(userOf(c), c.GetString("idem")):
+	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), c.GetString("idem")):
 		reason, msg = domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID)
 	}
 	if reason != "" {
@@ -226,4 +226,25 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	c.JSON(http.StatusAccepted, api.PlaceOrderResponse{Status: resp.Status, Ticket: resp.Ticket})
+}
+
+// isRetry reports whether an order with this key is a retry of one the backend admitted
+// (through this gateway or another): it goes on to the backend, which answers with the
+// first attempt's outcome. When the ledger cannot say, it goes on too.
+func (g *Gateway) isRetry(ctx context.Context, b api.PlaceOrderRequest, user int64, key string) bool {
+	if key == "" {
+		return false
+	}
+	if g.edge.retryOf(user, key) {
+		return true
+	}
+	if g.keys == nil {
+		return false
+	}
+	seen, err := g.keys.KeySeen(ctx, b.ActivityID, b.ItemID, user, key)
+	if err != nil {
+		g.log.Warn("look up an idempotency key; forwarding the order", "err", err)
+		return true
+	}
+	return seen
 }

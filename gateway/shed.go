@@ -1,10 +1,17 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/internal/tally"
 )
 
 // Layers of the gateway that shed requests.
@@ -17,19 +24,32 @@ const (
 	layerBackend   = "backend"
 )
 
-// shedCounter counts what each layer shed, by reason: as a Prometheus series, and per
-// activity for the activity stats.
+// shedCounter counts what each layer shed, by reason: as a Prometheus series, per
+// activity for the activity stats (this gateway's, bounded by LRU so made-up ids cannot
+// push real activities out), and in deltas handed to the fleet's tallies, so the stats
+// are the fleet's sums.
 type shedCounter struct {
-	vec *prometheus.CounterVec
-	mu  sync.Mutex
-	per map[int64]map[string]*atomic.Int64 // activity -> "layer/reason"
+	vec     *prometheus.CounterVec
+	per     *lru.Cache[int64, *sync.Map] // activity -> "layer/reason" -> *atomic.Int64
+	tallies Tallies                      // nil: this gateway's counts alone
+	deltas  tally.Counts
+	log     *slog.Logger
 }
 
-func newShedCounter(reg prometheus.Registerer) *shedCounter {
+// Tallies sum counts over the fleet (backend/redis.Tallies).
+type Tallies interface {
+	Add(ctx context.Context, prefix string, counts map[int64]map[string]int64) error
+}
+
+func newShedCounter(reg prometheus.Registerer, tallies Tallies, log *slog.Logger) *shedCounter {
+	per, err := lru.New[int64, *sync.Map](10_000)
+	if err != nil {
+		panic(err) // only for a non-positive size
+	}
 	s := &shedCounter{
 		vec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_gateway_shed_total",
 			Help: "Requests the gateway answered without an order, by layer and reason."}, []string{"layer", "reason"}),
-		per: map[int64]map[string]*atomic.Int64{},
+		per: per, tallies: tallies, log: log,
 	}
 	if reg != nil {
 		reg.MustRegister(s.vec)
@@ -39,34 +59,60 @@ func newShedCounter(reg prometheus.Registerer) *shedCounter {
 
 func (s *shedCounter) add(activityID int64, layer, reason string) {
 	s.vec.WithLabelValues(layer, reason).Inc()
-	if activityID <= 0 {
+	if activityID <= 0 || reason == domain.ENotFound { // an id no activity has: nothing to count it under
 		return
 	}
 	key := layer + "/" + reason
-	s.mu.Lock()
-	m := s.per[activityID]
-	if m == nil {
-		if len(s.per) > 10_000 { // bound memory: ids come from clients
-			clear(s.per)
+	m, ok := s.per.Get(activityID)
+	if !ok {
+		fresh := &sync.Map{}
+		if prev, found, _ := s.per.PeekOrAdd(activityID, fresh); found {
+			m = prev
+		} else {
+			m = fresh
 		}
-		m = map[string]*atomic.Int64{}
-		s.per[activityID] = m
 	}
-	c := m[key]
-	if c == nil {
-		c = &atomic.Int64{}
-		m[key] = c
+	c, _ := m.LoadOrStore(key, &atomic.Int64{})
+	c.(*atomic.Int64).Add(1)
+	if s.tallies != nil {
+		s.deltas.Add(activityID, key, 1)
 	}
-	s.mu.Unlock()
-	c.Add(1)
 }
 
 func (s *shedCounter) of(activityID int64) map[string]int64 {
 	out := map[string]int64{}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, c := range s.per[activityID] {
-		out[k] = c.Load()
+	if m, ok := s.per.Peek(activityID); ok {
+		m.Range(func(k, v any) bool {
+			out[k.(string)] = v.(*atomic.Int64).Load()
+			return true
+		})
 	}
 	return out
+}
+
+// flush hands the counts since the last flush to the fleet's tallies.
+func (s *shedCounter) flush(ctx context.Context) {
+	if s.tallies == nil {
+		return
+	}
+	d := s.deltas.Drain()
+	if err := s.tallies.Add(ctx, "gw:", d); err != nil {
+		s.deltas.Undrain(d)
+		s.log.Warn("hand sheds to the fleet's tallies", "err", err)
+	}
+}
+
+// run flushes every second until ctx ends.
+func (s *shedCounter) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flush(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+		}
+		s.flush(ctx)
+	}
 }

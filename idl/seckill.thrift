@@ -169,8 +169,11 @@ struct ActivityStats {
     1: i64 activity_id
     2: list<ItemStats> items
     3: i64 pending_tickets
-    // Refusals of the backend by reason (sold_out, limit_exceeded, ...).
+    // Refusals of the backends by reason (sold_out, limit_exceeded, ...), the fleet's
+    // sums.
     4: map<string, i64> shed
+    // What the gateways shed, by "layer/reason", the fleet's sums.
+    5: map<string, i64> gateway_shed
 }
 
 // The fleet's control state: admission plugins and rate limits, stored by the

@@ -14,7 +14,8 @@ import (
 // Channels of the fleet's announcements (Redis pub/sub; in a cluster a publish reaches
 // the subscribers of every node).
 const (
-	// ControlChannel carries "<kind> <version>" when the control state changes.
+	// ControlChannel carries "<kind> <version>" when the control state changes (the
+	// fleet's name follows it: "sk:control:<fleet>").
 	ControlChannel = "sk:control"
 	// StockChannel carries "soldout <activity> <item>" when an item has no unit left,
 	// and "stock <activity> <item>" when units come back (the ledger's scripts
@@ -22,19 +23,30 @@ const (
 	StockChannel = "sk:stock"
 )
 
-// Events publishes and receives the fleet's announcements.
+// Events publishes and receives the announcements of one fleet, and keeps its
+// gateways' reports. Several fleets may share a Redis: each has its own name, so none
+// hears another's control changes or counts another's gateways.
 type Events struct {
-	rdb goredis.UniversalClient
+	rdb   goredis.UniversalClient
+	fleet string
 }
 
 var _ control.Announcer = (*Events)(nil)
 
-// NewEvents returns Events on rdb.
-func NewEvents(rdb goredis.UniversalClient) *Events { return &Events{rdb: rdb} }
+// NewEvents returns the Events of the fleet named fleet on rdb.
+func NewEvents(rdb goredis.UniversalClient, fleet string) *Events {
+	if fleet == "" {
+		fleet = "seckill"
+	}
+	return &Events{rdb: rdb, fleet: fleet}
+}
+
+// Control is the fleet's control channel.
+func (e *Events) Control() string { return ControlChannel + ":" + e.fleet }
 
 // Announce tells the fleet that kind changed to version.
 func (e *Events) Announce(ctx context.Context, kind string, version int64) error {
-	if err := e.rdb.Publish(ctx, ControlChannel, kind+" "+strconv.FormatInt(version, 10)).Err(); err != nil {
+	if err := e.rdb.Publish(ctx, e.Control(), kind+" "+strconv.FormatInt(version, 10)).Err(); err != nil {
 		return fmt.Errorf("announce %s %d: %w", kind, version, err)
 	}
 	return nil

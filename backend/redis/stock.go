@@ -43,7 +43,7 @@ var (
 	settleScript  = goredis.NewScript(partsLua + settleLua)
 	releaseScript = goredis.NewScript(partsLua + releaseLua)
 	warmScript    = goredis.NewScript(warmLua)
-	adjustScript  = goredis.NewScript(adjustLua)
+	adjustScript  = goredis.NewScript(partsLua + adjustLua)
 	resetScript   = goredis.NewScript(resetLua)
 	takeScript    = goredis.NewScript(takeLua)
 	ticketScript  = goredis.NewScript(ticketLua)
@@ -522,4 +522,15 @@ func (s *Stock) Available(ctx context.Context, activityID, itemID int64, buckets
 		}
 	}
 	return n, exists.Val() == 1, nil
+}
+
+// KeySeen reports whether the ledger holds an admission of user's idempotency key for
+// an item: a retry with it is answered with the first attempt's outcome, not refused
+// at the edge as sold out.
+func (s *Stock) KeySeen(ctx context.Context, activityID, itemID, userID int64, key string) (bool, error) {
+	ok, err := s.rdb.HExists(ctx, keysFor(activityID, itemID).idem(), idemField(userID, key)).Result()
+	if err != nil {
+		return false, fmt.Errorf("look up key of item %d: %w", itemID, err)
+	}
+	return ok, nil
 }

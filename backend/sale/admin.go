@@ -300,26 +300,34 @@ type ItemStats struct {
 	OldestPendingAdmittedTime time.Time
 }
 
+// ActivityStats are an activity's numbers.
+type ActivityStats struct {
+	Items       []ItemStats
+	BackendShed map[string]int64 // the backends' refusals by reason
+	GatewayShed map[string]int64 // the gateways' sheds by "layer/reason" (with fleet tallies only)
+}
+
 // Stats reports an activity's stock in Redis and MySQL, orders, pending tickets and
-// what the backend refused, by reason.
-func (s *Service) Stats(ctx context.Context, id int64) ([]ItemStats, map[string]int64, error) {
+// what the fleet refused, by reason: the sums of every backend and gateway when the
+// tallies are shared, this process's own otherwise.
+func (s *Service) Stats(ctx context.Context, id int64) (ActivityStats, error) {
 	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
-		return nil, nil, s.unavailable(err)
+		return ActivityStats{}, s.unavailable(err)
 	}
 	var out []ItemStats
 	for _, it := range a.Items {
 		st, err := s.ledger.State(ctx, a.ID, it.ID, a.BucketCount)
 		if err != nil {
-			return nil, nil, s.unavailable(err)
+			return ActivityStats{}, s.unavailable(err)
 		}
 		rows, err := s.orders.Stock(ctx, it.ID)
 		if err != nil {
-			return nil, nil, s.unavailable(err)
+			return ActivityStats{}, s.unavailable(err)
 		}
 		c, err := s.orders.Counts(ctx, it.ID)
 		if err != nil {
-			return nil, nil, s.unavailable(err)
+			return ActivityStats{}, s.unavailable(err)
 		}
 		is := ItemStats{ItemID: it.ID, TotalStock: it.TotalStock, RedisStock: st.Available(), InFlight: st.InFlight,
 			Orders: c.Orders, UnitsSold: c.Units, PendingTickets: st.Tickets, RedisLoaded: st.Loaded}
@@ -328,11 +336,20 @@ func (s *Service) Stats(ctx context.Context, id int64) ([]ItemStats, map[string]
 		}
 		out = append(out, is)
 	}
+	if s.tallies != nil {
+		s.flushTallies(ctx) // this backend's latest counts too
+		be, err1 := s.tallies.Read(ctx, id, "be:")
+		gw, err2 := s.tallies.Read(ctx, id, "gw:")
+		if err := errors.Join(err1, err2); err != nil {
+			return ActivityStats{}, s.unavailable(err)
+		}
+		return ActivityStats{Items: out, BackendShed: be, GatewayShed: gw}, nil
+	}
 	shed := map[string]int64{}
 	s.shedMu.Lock()
 	for reason, c := range s.shed[id] {
 		shed[reason] = c.Load()
 	}
 	s.shedMu.Unlock()
-	return out, shed, nil
+	return ActivityStats{Items: out, BackendShed: shed}, nil
 }

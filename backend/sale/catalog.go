@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/seckill/flashsale/backend/domain"
 )
 
@@ -70,8 +71,13 @@ type Catalog struct {
 type localEntry struct {
 	a       *domain.Activity // nil: the id is unknown
 	version int64
+	loaded  time.Time
 	expires time.Time
 }
+
+// recheckAfter is how old a local copy must be before a refusal it would cause is
+// checked against the shared copy.
+const recheckAfter = 50 * time.Millisecond
 
 // cached is the shared cache's record: an activity, or null for an unknown id.
 type cached struct {
@@ -101,13 +107,28 @@ func (c *Catalog) Activity(ctx context.Context, id int64) (*domain.Activity, err
 	if ok && time.Now().Before(e.expires) {
 		return found(id, e.a)
 	}
+	return c.fromShared(ctx, id)
+}
+
+// Recheck returns the shared copy of an activity when the local one is older than a
+// few milliseconds. A caller about to refuse a request on the local copy's word (an
+// unknown id, a sale not yet published) asks this first: another backend may have
+// created or published it within the local copy's life. Refusals of one id cost at
+// most one shared read per recheckAfter.
+func (c *Catalog) Recheck(ctx context.Context, id int64) (*domain.Activity, error) {
+	if e, ok := c.local.Peek(id); ok && time.Since(e.loaded) < recheckAfter {
+		return found(id, e.a)
+	}
+	return c.fromShared(ctx, id)
+}
+
+func (c *Catalog) fromShared(ctx context.Context, id int64) (*domain.Activity, error) {
 	v, err, _ := c.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
 		rec, err := c.shared(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		c.keepLocal(id, rec)
-		return rec.Activity, nil
+		return c.keepLocal(id, rec), nil
 	})
 	if err != nil {
 		return nil, err
@@ -122,11 +143,15 @@ func found(id int64, a *domain.Activity) (*domain.Activity, error) {
 	return a, nil
 }
 
-func (c *Catalog) keepLocal(id int64, rec cached) {
-	if old, ok := c.local.Peek(id); ok && old.version > rec.Version && time.Now().Before(old.expires) {
-		return // never step back to an older copy
+// keepLocal keeps rec as the local copy unless a newer one is held, and returns the
+// copy kept.
+func (c *Catalog) keepLocal(id int64, rec cached) *domain.Activity {
+	now := time.Now()
+	if old, ok := c.local.Peek(id); ok && old.version > rec.Version && now.Before(old.expires) {
+		return old.a // never step back to an older copy
 	}
-	c.local.Add(id, localEntry{a: rec.Activity, version: rec.Version, expires: time.Now().Add(c.cfg.LocalTTL)})
+	c.local.Add(id, localEntry{a: rec.Activity, version: rec.Version, loaded: now, expires: now.Add(c.cfg.LocalTTL)})
+	return rec.Activity
 }
 
 // shared reads Redis, and on a miss rebuilds the entry once across all replicas.

@@ -30,13 +30,14 @@ type rig struct {
 	orders *faultyOrders // the store as the service and the worker see it
 	ledger *faultyLedger // the ledger as the service sees it
 	pub    *recorder
+	cache  domain.Cache // the shared cache (Redis), one for all replicas
 	svc    *sale.Service
 	worker *worker.Worker
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	r := &rig{clock: inmem.NewClock(time.Now()), pub: &recorder{}}
+	r := &rig{clock: inmem.NewClock(time.Now()), pub: &recorder{}, cache: inmem.NewCache()}
 	r.store = inmem.NewStore(inmem.WithClock(r.clock.Now))
 	r.orders = &faultyOrders{OrderStore: r.store}
 	r.ledger = &faultyLedger{StockLedger: inmem.NewLedger(time.Hour, inmem.WithClock(r.clock.Now))}
@@ -48,7 +49,7 @@ func newRig(t *testing.T) *rig {
 // service returns another replica on the rig's store and cache, with its own ledger
 // and publisher.
 func (r *rig) service(t *testing.T, ledger domain.StockLedger, pub domain.Publisher) *sale.Service {
-	return sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: ledger, Cache: inmem.NewCache(), Publisher: pub, Log: testLog(t)},
+	return sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: ledger, Cache: r.cache, Publisher: pub, Log: testLog(t)},
 		sale.Config{PublishAttempts: 2, ReplayWait: 30 * time.Millisecond})
 }
 
@@ -399,7 +400,8 @@ func TestRulesRefusals(t *testing.T) {
 		wantErr(t, tt.name, err, tt.want)
 	}
 	r.wantStock(t, "after", a, 0)
-	_, shed, err := r.svc.Stats(context.Background(), a.ID)
+	st, err := r.svc.Stats(context.Background(), a.ID)
+	shed := st.BackendShed
 	if err != nil || shed[domain.ESoldOut] != 1 || shed[domain.EInsufficientStock] != 1 || shed[domain.ELimitExceeded] != 1 {
 		t.Fatalf("shed: got %v, %v", shed, err)
 	}
@@ -1082,5 +1084,43 @@ func (r *rig) invariants(t *testing.T, a *domain.Activity, admitted map[string]i
 	reps, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond})
 	if err != nil || len(reps) != 0 {
 		t.Fatalf("reconcile: got %+v, %v; want nothing to repair", reps, err)
+	}
+}
+
+// A backend whose local copy of an activity predates another backend's create or
+// publish does not refuse the first orders: a refusal is checked against the shared copy.
+func TestAnotherReplicaSeesCreateAndPublishAtOnce(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	other := r.service(t, r.ledger, r.pub)
+	now := time.Now()
+	a := &domain.Activity{Name: "two replicas", Start: now.Add(-time.Hour), End: now.Add(time.Hour), Strategy: domain.StrategySync,
+		PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "phone", PriceCents: 250, TotalStock: 5}}}
+
+	// The other replica learns the next id is unknown, then the activity is created
+	// and published through this one.
+	next := int64(1)
+	if got, err := r.store.Activities(ctx, domain.ActivityQuery{All: true}); err == nil {
+		for _, x := range got {
+			next = max(next, x.ID+1)
+		}
+	}
+	_, err := other.PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: next, ItemID: 1, Quantity: 1})
+	wantErr(t, "an order for an id not yet created", err, domain.ENotFound)
+	if err := r.svc.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.ID != next {
+		t.Fatalf("created activity %d, expected id %d", a.ID, next)
+	}
+	// The other replica now holds the unpublished copy.
+	_, err = other.PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1})
+	wantErr(t, "an order before publish", err, domain.ENotFound)
+	if _, err := r.svc.Publish(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond) // past the recheck interval, well inside the local copy's life
+	if _, err := other.PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}); err != nil {
+		t.Fatalf("the first order after publish, on the other replica: %v", err)
 	}
 }

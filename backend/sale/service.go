@@ -21,6 +21,7 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/telemetry"
 	"github.com/seckill/flashsale/internal/randhex"
+	"github.com/seckill/flashsale/internal/tally"
 )
 
 // Config tunes the service.
@@ -44,6 +45,7 @@ type Deps struct {
 	Ledger    domain.StockLedger // the hot state where shoppers are admitted
 	Cache     domain.Cache       // the catalog's shared cache
 	Publisher domain.Publisher   // nil when no activity uses a queued strategy
+	Tallies   Tallies            // the fleet's counts of refusals; nil: this process's own
 	Metrics   *Metrics           // nil: unregistered series
 	Log       *slog.Logger
 }
@@ -60,8 +62,17 @@ type Service struct {
 	metrics    *Metrics
 
 	restore singleflight.Group
+	tallies Tallies
+	refused tally.Counts // since the last hand-over to tallies
 	shedMu  sync.Mutex
-	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count
+	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
+}
+
+// Tallies sum counts over the fleet (backend/redis.Tallies): the backends' refusals
+// under "be:", the gateways' sheds under "gw:".
+type Tallies interface {
+	Add(ctx context.Context, prefix string, counts map[int64]map[string]int64) error
+	Read(ctx context.Context, activity int64, prefix string) (map[string]int64, error)
 }
 
 // New returns a Service on d's ports.
@@ -82,7 +93,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Log = slog.Default()
 	}
 	return &Service{
-		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, cfg: cfg, log: d.Log, metrics: d.Metrics,
+		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}
@@ -122,6 +133,39 @@ func (s *Service) count(activityID int64, reason string) {
 	}
 	s.shedMu.Unlock()
 	c.Add(1)
+	if s.tallies != nil {
+		s.refused.Add(activityID, reason, 1)
+	}
+}
+
+// FlushTallies hands the refusals counted since the last time to the fleet's tallies,
+// every interval until ctx ends.
+func (s *Service) FlushTallies(ctx context.Context, every time.Duration) {
+	if s.tallies == nil {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.flushTallies(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+		}
+		s.flushTallies(ctx)
+	}
+}
+
+func (s *Service) flushTallies(ctx context.Context) {
+	if s.tallies == nil {
+		return
+	}
+	d := s.refused.Drain()
+	if err := s.tallies.Add(ctx, "be:", d); err != nil {
+		s.refused.Undrain(d)
+		s.log.Warn("hand refusals to the fleet's tallies", "err", err)
+	}
 }
 
 func newTicket(activityID, itemID int64) string {
@@ -166,13 +210,13 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 	if len(p.IdempotencyKey) > domain.MaxIdemKey {
 		return Placed{}, domain.Errorf(domain.EBadRequest, "idempotency key is longer than %d bytes", domain.MaxIdemKey)
 	}
-	a, err := s.catalog.Activity(ctx, p.ActivityID)
-	if err != nil {
-		return Placed{}, s.unavailable(err)
+	a, item, err := s.onSale(ctx, p.ActivityID, p.ItemID, s.catalog.Activity)
+	if domain.IsCode(err, domain.ENotFound) {
+		// The local copy may predate another backend's create or publish.
+		a, item, err = s.onSale(ctx, p.ActivityID, p.ItemID, s.catalog.Recheck)
 	}
-	item, ok := a.Item(p.ItemID)
-	if !ok || a.State != domain.StatePublished {
-		return Placed{}, domain.Errorf(domain.ENotFound, "item %d is not on sale in activity %d", p.ItemID, p.ActivityID)
+	if err != nil {
+		return Placed{}, err
 	}
 	d := domain.Deduction{
 		ActivityID: a.ID, ItemID: item.ID, UserID: p.UserID, Quantity: p.Quantity,
@@ -194,6 +238,20 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 		return s.enqueue(ctx, a, r)
 	}
 	return s.writeNow(ctx, a, r)
+}
+
+// onSale returns the activity and item of an order, or not_found when the item is not
+// on sale.
+func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read func(context.Context, int64) (*domain.Activity, error)) (*domain.Activity, domain.Item, error) {
+	a, err := read(ctx, activityID)
+	if err != nil {
+		return nil, domain.Item{}, s.unavailable(err)
+	}
+	item, ok := a.Item(itemID)
+	if !ok || a.State != domain.StatePublished {
+		return nil, domain.Item{}, domain.Errorf(domain.ENotFound, "item %d is not on sale in activity %d", itemID, activityID)
+	}
+	return a, item, nil
 }
 
 // deduct runs the ledger's pre-deduction, restoring the item from the order store

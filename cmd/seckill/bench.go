@@ -304,6 +304,7 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 	if len(cfg.RocketMQ.NameServers) > 0 {
 		cfg.RocketMQ.Group, cfg.RocketMQ.Tag = "seckill_bench_"+id, "bench"+id
 	}
+	cfg.Fleet = "bench" + id // apart from a fleet already running on the same Redis
 	cfg.AnyPorts()
 	if cfg.Log.Level != "debug" {
 		cfg.Log.Level = "warn"

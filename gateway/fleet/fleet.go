@@ -31,6 +31,9 @@ import (
 
 // Bus is what the agent needs of the fleet's shared store (Redis, backend/redis).
 type Bus interface {
+	// Control names the channel where changes of the control state are announced
+	// ("<kind> <version>").
+	Control() string
 	// Subscribe calls handle with the messages of channels until stop is called.
 	Subscribe(ctx context.Context, handle func(channel string, fields []string), channels ...string) (stop func() error, err error)
 	// Put records this gateway's report under id.
@@ -38,10 +41,6 @@ type Bus interface {
 	// List returns the reports put within ttl, by id (older ones are dropped).
 	List(ctx context.Context, ttl time.Duration) (map[string][]byte, error)
 }
-
-// ControlChannel is where changes of the control state are announced ("<kind>
-// <version>").
-const ControlChannel = "sk:control"
 
 // Options configure an Agent.
 type Options struct {
@@ -126,7 +125,7 @@ func (a *Agent) Gateways() int { return int(a.gateways.Load()) }
 // follows announcements and polls, and reports, until ctx ends.
 func (a *Agent) Start(ctx context.Context) error {
 	if a.opts.Bus != nil {
-		stop, err := a.opts.Bus.Subscribe(ctx, a.onAnnounce, ControlChannel)
+		stop, err := a.opts.Bus.Subscribe(ctx, a.onAnnounce, a.opts.Bus.Control())
 		if err != nil {
 			return err
 		}

@@ -6,4 +6,6 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
 local v = tonumber(redis.call('GET', KEYS[2]) or '0')
 local d = tonumber(ARGV[1])
 if v + d < 0 then return -1 end
-return redis.call('INCRBY', KEYS[2], d)
+local n = redis.call('INCRBY', KEYS[2], d)
+if d > 0 then announce_stock(KEYS[1]) end
+return n

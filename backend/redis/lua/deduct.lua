@@ -15,6 +15,10 @@
 --   2 sold out (no unit left at all)   3 per-user limit   4 not started   5 ended
 --   6 not loaded (no meta: Redis lost its state)   7 not on sale   8 bad quantity
 --   9 insufficient stock (units are left, fewer than asked)
+-- The first sold-out answer of an item (within a second) is announced on sk:stock as
+-- "soldout <activity> <item>", so every gateway flags the item at once; the marker
+-- KEYS[4]..":soldout" remembers it (scripts that give units back clear it and announce
+-- "stock <activity> <item>").
 -- Order of checks: replay, state, window, quantity, buyer limit, stock. The buyer check
 -- comes before any deduction, and the stock check covers the whole quantity: from the
 -- home bucket when it holds it, else from the first bucket after it that does, else
@@ -29,6 +33,14 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nb = #KEYS - 4
+local marker = string.gsub(KEYS[1], ':meta$', ':soldout')
+
+local function announce_sold_out()
+  if redis.call('SET', marker, '1', 'NX', 'PX', 1000) then
+    local a, i = string.match(KEYS[1], '{a(%d+):i(%d+)}')
+    redis.call('PUBLISH', 'sk:stock', 'soldout ' .. a .. ' ' .. i)
+  end
+end
 
 local function admit(user, qty, idem, ticket, home)
   if idem ~= '' then
@@ -56,7 +68,10 @@ local function admit(user, qty, idem, ticket, home)
     total = total + v
   end
   if not parts then
-    if total == 0 then return 2, '' end
+    if total == 0 then
+      announce_sold_out()
+      return 2, ''
+    end
     if total < qty then return 9, '' end
     parts = {}
     local need = qty

@@ -21,3 +21,12 @@ local function max_bucket(parts)
   end
   return m
 end
+
+-- Units came back to the item of meta key m: clear its sold-out marker and, when it
+-- was set, announce on sk:stock that the item sells again.
+local function announce_stock(m)
+  if redis.call('DEL', (string.gsub(m, ':meta$', ':soldout'))) == 1 then
+    local a, i = string.match(m, '{a(%d+):i(%d+)}')
+    redis.call('PUBLISH', 'sk:stock', 'stock ' .. a .. ' ' .. i)
+  end
+end

@@ -46,6 +46,7 @@ for r = 0, n - 1 do
     if mode ~= '0' then
       if (mode == '1' or mode == '3') and loaded then
         for _, p in ipairs(rec[3]) do redis.call('INCRBY', KEYS[5 + n + p[1]], p[2]) end
+        announce_stock(KEYS[1])
       end
       if redis.call('HINCRBY', KEYS[2], rec[1], -rec[2]) <= 0 then redis.call('HDEL', KEYS[2], rec[1]) end
       -- A refused request was not taken: a retry with the same key may try again.

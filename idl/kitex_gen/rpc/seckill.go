@@ -1249,6 +1249,7 @@ type ActivityStats struct {
 	Items          []*ItemStats     `thrift:"items,2" frugal:"2,default,list<ItemStats>" json:"items"`
 	PendingTickets int64            `thrift:"pending_tickets,3" frugal:"3,default,i64" json:"pending_tickets"`
 	Shed           map[string]int64 `thrift:"shed,4" frugal:"4,default,map<string:i64>" json:"shed"`
+	GatewayShed    map[string]int64 `thrift:"gateway_shed,5" frugal:"5,default,map<string:i64>" json:"gateway_shed"`
 }
 
 func NewActivityStats() *ActivityStats {
@@ -1273,6 +1274,10 @@ func (p *ActivityStats) GetPendingTickets() (v int64) {
 func (p *ActivityStats) GetShed() (v map[string]int64) {
 	return p.Shed
 }
+
+func (p *ActivityStats) GetGatewayShed() (v map[string]int64) {
+	return p.GatewayShed
+}
 func (p *ActivityStats) SetActivityId(val int64) {
 	p.ActivityId = val
 }
@@ -1284,6 +1289,9 @@ func (p *ActivityStats) SetPendingTickets(val int64) {
 }
 func (p *ActivityStats) SetShed(val map[string]int64) {
 	p.Shed = val
+}
+func (p *ActivityStats) SetGatewayShed(val map[string]int64) {
+	p.GatewayShed = val
 }
 
 func (p *ActivityStats) String() string {
@@ -1298,6 +1306,7 @@ var fieldIDToName_ActivityStats = map[int16]string{
 	2: "items",
 	3: "pending_tickets",
 	4: "shed",
+	5: "gateway_shed",
 }
 
 type PluginSpec struct {
