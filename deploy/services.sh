@@ -13,7 +13,8 @@
 #   deploy/services.sh reset     down, then delete all service data (keeps downloads)
 #
 # Services (all on 127.0.0.1): MariaDB, Redis, a 3-master Redis Cluster, Apache
-# RocketMQ name server + broker (jars from Maven Central). See deploy/SERVICES.md.
+# RocketMQ name server + broker (jars from Maven Central). Also installs HAProxy
+# (not started here: deploy/fleet.sh runs it). See deploy/SERVICES.md.
 set -Eeuo pipefail
 
 # ---------------------------------------------------------------- settings ---
@@ -208,6 +209,9 @@ install_packages() {
   want_cmd jar openjdk-17-jdk-headless
   want_cmd mvn maven
   want_cmd flock util-linux
+  # Not a service of the tests' own: deploy/fleet.sh puts it in front of the gateways,
+  # and deploy_test.go validates deploy/haproxy/haproxy.cfg with `haproxy -c`.
+  want_cmd haproxy haproxy
   ((${#need_pkgs[@]})) || return 0
 
   local pkgs; pkgs="$(printf '%s\n' "${need_pkgs[@]}" | sort -u | tr '\n' ' ')"
