@@ -11,6 +11,8 @@
 #   deploy/fleet.sh stop     stop what start started (pid files: TERM, wait, KILL);
 #                            never the services
 #   deploy/fleet.sh env      print `export` lines: the fleet's URL and its secrets
+#   deploy/fleet.sh haproxy-config
+#                            print the HAProxy config start would run (nothing starts)
 #
 # Settings (environment):
 #   SECKILL_FLEET_GATEWAYS (2), SECKILL_FLEET_BACKENDS (2), SECKILL_FLEET_WORKERS (2):
@@ -91,6 +93,15 @@ http_status() {
   ) 2>/dev/null
 }
 http_ok() { [[ "$(http_status "$1" "$2")" == 200 ]]; }
+
+# http_get PORT PATH — the whole answer (headers and body) of GET http://127.0.0.1:PORT/PATH.
+http_get() {
+  (
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+    timeout 5 cat <&3
+  ) 2>/dev/null
+}
 
 proc_running() { # pid — alive and not a zombie
   kill -0 "$1" 2>/dev/null || return 1
@@ -240,6 +251,13 @@ render_haproxy() {
   grep -q "server gateway-1 " "$out" || die "$HAPROXY_TEMPLATE has no '# BEGIN gateways' / '# END gateways' lines"
 }
 
+# lb_gateways_up — how many gateways HAProxy has in its rotation (its stats, CSV).
+lb_gateways_up() {
+  http_get "$((PORT + 1))" '/stats;csv' | tr -d '\r' |
+    awk -F, '$1 == "gateways" && $2 ~ /^gateway-/ && $18 == "UP" { n++ } END { print n + 0 }'
+}
+lb_all_up() { [[ "$(lb_gateways_up)" == "$GATEWAYS" ]]; }
+
 haproxy_env() { echo "LB_BIND=127.0.0.1:$PORT" "LB_STATS_BIND=127.0.0.1:$((PORT + 1))"; }
 
 haproxy_up() {
@@ -261,8 +279,16 @@ haproxy_up() {
     spawn "$pidfile" "$LOGS/haproxy.log" env $(haproxy_env) haproxy -db -f "$HAPROXY_CFG" ||
       die "could not start haproxy"
   fi
-  # Up once a request through it reaches a gateway (a server passed its checks).
+  # Up once a request through it reaches a gateway and every gateway is in rotation.
   wait_up haproxy "$pidfile" "$HAPROXY_CFG" "$PORT" /healthz
+  local t0; t0=$(now)
+  until lb_all_up; do
+    if (($(now) - t0 >= TIMEOUT)); then
+      show_log "$LOGS/haproxy.log"
+      die "haproxy: $(lb_gateways_up) of $GATEWAYS gateways in rotation after ${TIMEOUT}s"
+    fi
+    sleep 0.2
+  done
 }
 
 # ------------------------------------------------------------- components ---
@@ -393,7 +419,14 @@ cmd_status() {
   pid="-"
   if pid_alive "$RUN/haproxy.pid" "$HAPROXY_CFG"; then
     pid="$(tr -dc '0-9' <"$RUN/haproxy.pid")"
-    if http_ok "$PORT" /healthz; then state=up; else state="NO GATEWAY"; bad=1; fi
+    local in; in="$(lb_gateways_up)"
+    if http_ok "$PORT" /healthz && ((in == GATEWAYS)); then
+      state="up"
+    else
+      state="NOT ALL GATEWAYS"
+      bad=1
+    fi
+    state+=" ($in/$GATEWAYS gateways in rotation)"
   else
     state=DOWN
     bad=1
@@ -414,8 +447,14 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   env) cmd_env ;;
+  haproxy-config)
+    tmp="$(mktemp)"
+    trap 'rm -f "$tmp"' EXIT
+    render_haproxy "$tmp"
+    cat "$tmp"
+    ;;
   *)
-    echo "usage: $0 start|stop|status|env" >&2
+    echo "usage: $0 start|stop|status|env|haproxy-config" >&2
     exit 2
     ;;
 esac
