@@ -575,7 +575,7 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	for kind, want := range map[string]int{"Namespace": 1, "ConfigMap": 1, "Job": 1, "Deployment": 3, "Service": 2,
-		"HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 2, "Secret": 0} {
+		"HorizontalPodAutoscaler": 2, "PodDisruptionBudget": 2, "NetworkPolicy": 1, "Secret": 0} {
 		if kinds[kind] != want {
 			t.Errorf("got %d %s, want %d", kinds[kind], kind, want)
 		}
@@ -601,6 +601,23 @@ func TestKubernetes(t *testing.T) {
 		svcPort != port(t, cm["SECKILL_BACKEND_LISTEN"]) {
 		t.Errorf("SECKILL_GATEWAY_BACKEND_SERVICE %q: want seckill-backend:%d, the Service and backend.listen",
 			cm["SECKILL_GATEWAY_BACKEND_SERVICE"], port(t, cm["SECKILL_BACKEND_LISTEN"]))
+	}
+	// Only gateways reach the backends' RPC port.
+	np := find(objs, "NetworkPolicy", "seckill-backend")
+	if !matches(at(np, "spec", "podSelector", "matchLabels"), at(beDep, "spec", "template", "metadata", "labels")) {
+		t.Errorf("the backends' NetworkPolicy does not select the backend pods")
+	}
+	for _, rule := range list(at(np, "spec", "ingress")) {
+		for _, p := range list(at(rule, "ports")) {
+			if at(p, "port") != "kitex" {
+				continue
+			}
+			from := list(at(rule, "from"))
+			gwLabels := at(find(objs, "Deployment", "seckill-gateway"), "spec", "template", "metadata", "labels")
+			if len(from) != 1 || !matches(at(from[0], "podSelector", "matchLabels"), gwLabels) {
+				t.Errorf("the kitex port is open to %v, want the gateway pods only", from)
+			}
+		}
 	}
 	gw := find(objs, "Service", "seckill-gateway")
 	gwDep := find(objs, "Deployment", "seckill-gateway")
