@@ -408,7 +408,12 @@ cmd_status() {
       pid="-"
       if pid_alive "$RUN/$name.pid" "$BIN $role"; then
         pid="$(tr -dc '0-9' <"$RUN/$name.pid")"
-        if http_ok "$port" "$path"; then state=up; else state="NOT ANSWERING"; bad=1; fi
+        local code; code="$(http_status "$port" "$path")" || code=""
+        case "$code" in
+          200) state=up ;;
+          "") state="NOT ANSWERING"; bad=1 ;;
+          *) state="NOT READY ($code)"; bad=1 ;;
+        esac
       else
         state=DOWN
         bad=1
