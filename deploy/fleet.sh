@@ -16,7 +16,9 @@
 #
 # Settings (environment):
 #   SECKILL_FLEET_GATEWAYS (2), SECKILL_FLEET_BACKENDS (2), SECKILL_FLEET_WORKERS (2):
-#       how many of each, 1 to 10
+#       how many of each, 1 to 10; start keeps the shape (and the port) in the state
+#       dir, and later commands use it unless told otherwise (a start with fewer
+#       stops the extra processes; gateways restart when the backends change)
 #   SECKILL_FLEET_PORT (18080): HAProxy's port; its stats and metrics on PORT+1
 #       (/stats, /metrics); gateway i gets port base PORT+100+10(i-1) (public on the
 #       base, ops on base+1), backend j PORT+200+10(j-1) (kitex base+2, ops base+3),
@@ -34,6 +36,13 @@ set -Eeuo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 STATE="${SECKILL_FLEET_DIR:-/tmp/seckill-fleet}"
+# The shape: the caller's, else the one the last start saved, else the defaults.
+SHAPE="$STATE/shape.env"
+if [[ -s "$SHAPE" ]]; then
+  while IFS='=' read -r k v; do
+    [[ "$k" =~ ^SECKILL_FLEET_(GATEWAYS|BACKENDS|WORKERS|PORT)$ && -z "${!k:-}" ]] && printf -v "$k" '%s' "$v"
+  done <"$SHAPE"
+fi
 GATEWAYS="${SECKILL_FLEET_GATEWAYS:-2}"
 BACKENDS="${SECKILL_FLEET_BACKENDS:-2}"
 WORKERS="${SECKILL_FLEET_WORKERS:-2}"
@@ -301,12 +310,20 @@ start_role() {
     b=$(base "$role" "$i")
     pidfile="$RUN/$name.pid"
     if pid_alive "$pidfile" "$BIN $role"; then
-      continue
+      # A gateway runs with the backends it was given: one started for another set
+      # of backends is restarted (HAProxy's checks take it out meanwhile).
+      if [[ "$role" != gateway || "$(cat "$RUN/$name.backends" 2>/dev/null)" == "$(backend_addrs)" ]]; then
+        continue
+      fi
+      stop_pidfile "$name" "$pidfile" " $role" 60
     fi
     read -r port path <<<"$(health "$role" "$i")"
     tcp_open "$port" && die "$name: port $port is taken by another process (SECKILL_FLEET_PORT picks another)"
     local extra=()
-    [[ "$role" == gateway ]] && extra=("SECKILL_BACKEND_ADDRS=$(backend_addrs)")
+    if [[ "$role" == gateway ]]; then
+      extra=("SECKILL_BACKEND_ADDRS=$(backend_addrs)")
+      backend_addrs >"$RUN/$name.backends"
+    fi
     : >>"$LOGS/$name.log"
     spawn "$pidfile" "$LOGS/$name.log" env "SECKILL_PORT_BASE=$b" "${extra[@]}" "$BIN" "$role" ||
       die "could not start $name"
@@ -332,7 +349,10 @@ stop_extra() {
     [[ -e "$f" ]] || continue
     i="${f##*-}"
     i="${i%.pid}"
-    ((i > n)) && stop_pidfile "$role-$i" "$f" " $role" 60
+    if ((i > n)); then
+      stop_pidfile "$role-$i" "$f" " $role" 60
+      rm -f "$RUN/$role-$i.backends"
+    fi
   done
   return 0
 }
@@ -358,6 +378,8 @@ cmd_start() {
   local t0; t0=$(now)
   with_lock
   mkdir -p "$LOGS" "$RUN"
+  printf 'SECKILL_FLEET_GATEWAYS=%s\nSECKILL_FLEET_BACKENDS=%s\nSECKILL_FLEET_WORKERS=%s\nSECKILL_FLEET_PORT=%s\n' \
+    "$GATEWAYS" "$BACKENDS" "$WORKERS" "$PORT" >"$SHAPE"
   if [[ "${SECKILL_FLEET_SERVICES:-1}" != 0 ]]; then
     "$SCRIPT_DIR/services.sh" up
   fi
@@ -393,6 +415,7 @@ cmd_stop() {
     done
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
   done
+  rm -f "$RUN"/*.backends
   say "fleet stopped (the services of deploy/services.sh keep running)"
   return $rc
 }
