@@ -38,6 +38,15 @@ services-up: ## install and start MariaDB, Redis, Redis Cluster, RocketMQ
 services-down: ## stop the services
 	$(SERVICES) down
 
+fleet-up: ## run the fleet as separate processes behind HAProxy (deploy/fleet.sh; SECKILL_FLEET_GATEWAYS=N ...)
+	deploy/fleet.sh start
+
+fleet-down: ## stop the local fleet (the services keep running)
+	deploy/fleet.sh stop
+
+fleet-status: ## one line per process of the local fleet
+	deploy/fleet.sh status
+
 migrate: ## apply the schema migrations to SECKILL_MYSQL_DSN
 	$(GO) run ./cmd/seckill migrate
 
@@ -69,4 +78,4 @@ check: ## fail if formatting, go mod tidy or regenerating would change the tree
 clean: ## remove build output
 	rm -rf bin/
 
-.PHONY: help build demo bench run test test-faults test-short services-up services-down migrate gen docs plugins fmt lint check clean
+.PHONY: help build demo bench run test test-faults test-short services-up services-down fleet-up fleet-down fleet-status migrate gen docs plugins fmt lint check clean

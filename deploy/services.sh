@@ -13,7 +13,8 @@
 #   deploy/services.sh reset     down, then delete all service data (keeps downloads)
 #
 # Services (all on 127.0.0.1): MariaDB, Redis, a 3-master Redis Cluster, Apache
-# RocketMQ name server + broker (jars from Maven Central). See deploy/SERVICES.md.
+# RocketMQ name server + broker (jars from Maven Central). Also installs HAProxy
+# (not started here: deploy/fleet.sh runs it). See deploy/SERVICES.md.
 set -Eeuo pipefail
 
 # ---------------------------------------------------------------- settings ---
@@ -35,7 +36,7 @@ BROKER_PORT="${SECKILL_ROCKETMQ_BROKER_PORT:-10911}"  # also uses BROKER_PORT-2 
 ROCKETMQ_CLUSTER=DefaultCluster
 ROCKETMQ_BROKER_NAME=broker-a
 # The project's topics (created explicitly: the broker runs with autoCreateTopicEnable=false).
-ROCKETMQ_TOPICS="seckill_orders seckill_orders_bucket seckill_order_timeout seckill_orders_test"
+ROCKETMQ_TOPICS="seckill_orders seckill_orders_bucket seckill_order_timeout seckill_orders_test seckill_fleet_orders"
 # Extra topics from the environment (space or comma separated).
 ROCKETMQ_TOPICS="$ROCKETMQ_TOPICS ${SECKILL_ROCKETMQ_TOPICS:-}"
 ROCKETMQ_TOPICS="${ROCKETMQ_TOPICS//,/ }"
@@ -208,6 +209,9 @@ install_packages() {
   want_cmd jar openjdk-17-jdk-headless
   want_cmd mvn maven
   want_cmd flock util-linux
+  # Not a service of the tests' own: deploy/fleet.sh puts it in front of the gateways,
+  # and deploy_test.go validates deploy/haproxy/haproxy.cfg with `haproxy -c`.
+  want_cmd haproxy haproxy
   ((${#need_pkgs[@]})) || return 0
 
   local pkgs; pkgs="$(printf '%s\n' "${need_pkgs[@]}" | sort -u | tr '\n' ' ')"
