@@ -242,9 +242,10 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 		s.onClose(p.Close)
 		pub = p
 	}
+	events := redis.NewEvents(res.rdb, cfg.Fleet)
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
-		Publisher: pub, Tallies: redis.NewTallies(redis.NewEvents(res.rdb, cfg.Fleet)), Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
-	ctl := control.NewService(res.store, redis.NewEvents(res.rdb, cfg.Fleet), opts.Log)
+		Publisher: pub, Tallies: redis.NewTallies(events), Changes: events, Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
+	ctl := control.NewService(res.store, events, opts.Log)
 	s.Backend = backend.NewServer(cfg.Backend, svc, ctl, opts.Log)
 	if err := s.Backend.Start(ctx); err != nil {
 		return err

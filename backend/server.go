@@ -68,6 +68,11 @@ func (s *Server) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	go s.svc.FlushTallies(bg, time.Second)
+	if err := s.svc.FollowChanges(bg); err != nil {
+		// Copies then live out their few seconds; orders refused on a stale copy
+		// are rechecked against the shared one.
+		s.log.Warn("not following the fleet's activity changes", "err", err)
+	}
 	if s.cfg.ReconcileInterval >= 0 {
 		go s.svc.Run(bg, s.cfg.ReconcileInterval, sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket}, s.cfg.UnpaidTimeout)
 	}

@@ -311,19 +311,22 @@ haproxy_up() {
 # ------------------------------------------------------------- components ---
 # start_role ROLE — start each instance of ROLE that is not running, then wait for all.
 start_role() {
-  local role="$1" n i name b pidfile port path started=()
+  local role="$1" n i name b pidfile port path restarted started=()
   n=$(count "$role")
   for ((i = 1; i <= n; i++)); do
     name="$role-$i"
     b=$(base "$role" "$i")
     pidfile="$RUN/$name.pid"
+    restarted=0
     if pid_alive "$pidfile" "$BIN $role"; then
-      # A gateway runs with the backends it was given: one started for another set
-      # of backends is restarted (HAProxy's checks take it out meanwhile).
-      if [[ "$role" != gateway || "$(cat "$RUN/$name.backends" 2>/dev/null)" == "$(backend_addrs)" ]]; then
+      # A process of an older build is restarted, one at a time, and so is a gateway
+      # started for another set of backends (HAProxy's checks take it out meanwhile).
+      if [[ "$(cat "$RUN/$name.bin" 2>/dev/null)" == "$(bin_id)" &&
+        ("$role" != gateway || "$(cat "$RUN/$name.backends" 2>/dev/null)" == "$(backend_addrs)") ]]; then
         continue
       fi
       stop_pidfile "$name" "$pidfile" " $role" 60
+      restarted=1
     fi
     read -r port path <<<"$(health "$role" "$i")"
     tcp_open "$port" && die "$name: port $port is taken by another process (SECKILL_FLEET_PORT picks another)"
@@ -333,9 +336,13 @@ start_role() {
       backend_addrs >"$RUN/$name.backends"
     fi
     : >>"$LOGS/$name.log"
+    bin_id >"$RUN/$name.bin"
     spawn "$pidfile" "$LOGS/$name.log" env "SECKILL_PORT_BASE=$b" "${extra[@]}" "$BIN" "$role" ||
       die "could not start $name"
     started+=("$name")
+    # A restart waits for its process before the next one stops: the role keeps
+    # serving throughout.
+    ((restarted)) && wait_up "$name" "$pidfile" "$BIN $role" "$port" "$path"
   done
   for ((i = 1; i <= n; i++)); do
     name="$role-$i"
@@ -348,6 +355,9 @@ start_role() {
     say "$role: $n already running"
   fi
 }
+
+# bin_id — the identity of the binary a process runs (its modification time and size).
+bin_id() { stat -c '%Y %s' "$BIN"; }
 
 # stop_extra ROLE — stop instances beyond the count asked for (a smaller fleet).
 stop_extra() {

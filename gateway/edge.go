@@ -138,9 +138,10 @@ func (e *edgeCache) clearSoldOut(activityID, itemID int64) {
 	e.soldMu.Unlock()
 }
 
-// onStock applies the ledger's announcements (backend/redis.StockChannel): an item
+// onStock applies the sale's announcements (backend/redis.StockChannel): an item
 // sold out is flagged on every gateway at once, and its flag clears when units come
-// back; the poll of flagged items stays as the fallback for a lost announcement.
+// back; the poll of flagged items stays as the fallback for a lost announcement. An
+// activity an operator changed is dropped from the cache.
 func (e *edgeCache) onStock(_ string, f []string) {
 	if len(f) != 3 {
 		return
@@ -155,6 +156,13 @@ func (e *edgeCache) onStock(_ string, f []string) {
 		e.markSoldOut(a, i)
 	case "stock":
 		e.clearSoldOut(a, i)
+	case "activity":
+		// An operator changed activity a (i is its version) through some gateway.
+		// The copy is dropped now, and again shortly: a read racing the
+		// announcement may have fetched the old copy from a backend that had not
+		// yet heard of it.
+		e.forget(a)
+		time.AfterFunc(150*time.Millisecond, func() { e.forget(a) })
 	}
 }
 

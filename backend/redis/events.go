@@ -19,7 +19,8 @@ const (
 	ControlChannel = "sk:control"
 	// StockChannel carries "soldout <activity> <item>" when an item has no unit left,
 	// and "stock <activity> <item>" when units come back (the ledger's scripts
-	// publish both).
+	// publish both), and "activity <id> <version>" when an operator changed an
+	// activity (the backend that made the change publishes it).
 	StockChannel = "sk:stock"
 )
 
@@ -73,4 +74,27 @@ func (e *Events) Subscribe(ctx context.Context, handle func(channel string, fiel
 		<-done
 		return err
 	}, nil
+}
+
+// AnnounceActivity tells every backend and gateway that activity id changed to version.
+func (e *Events) AnnounceActivity(ctx context.Context, id, version int64) error {
+	msg := "activity " + strconv.FormatInt(id, 10) + " " + strconv.FormatInt(version, 10)
+	if err := e.rdb.Publish(ctx, StockChannel, msg).Err(); err != nil {
+		return fmt.Errorf("announce activity %d: %w", id, err)
+	}
+	return nil
+}
+
+// WatchActivities calls changed for each activity announced as changed, until stop.
+func (e *Events) WatchActivities(ctx context.Context, changed func(id, version int64)) (stop func() error, err error) {
+	return e.Subscribe(ctx, func(_ string, f []string) {
+		if len(f) != 3 || f[0] != "activity" {
+			return
+		}
+		id, err1 := strconv.ParseInt(f[1], 10, 64)
+		v, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 == nil && err2 == nil {
+			changed(id, v)
+		}
+	}, StockChannel)
 }

@@ -25,8 +25,43 @@ func (s *Service) CreateActivity(ctx context.Context, a *domain.Activity) error 
 	if err := s.activities.CreateActivity(ctx, a); err != nil {
 		return s.unavailable(err)
 	}
-	_, err := s.catalog.Refresh(ctx, a.ID) // drop a cached null object for the new id
+	_, err := s.refresh(ctx, a.ID) // drop a cached null object for the new id
 	return s.unavailable(err)
+}
+
+// refresh reloads an activity into the caches after an operator's change and tells
+// the fleet, whose backends and gateways drop their copies of it.
+func (s *Service) refresh(ctx context.Context, id int64) (*domain.Activity, error) {
+	a, err := s.catalog.Refresh(ctx, id)
+	if err != nil || s.changes == nil {
+		return a, err
+	}
+	var version int64
+	if a != nil {
+		version = a.Version
+	}
+	if aerr := s.changes.AnnounceActivity(ctx, id, version); aerr != nil {
+		// The change is made; the others see it when their copies expire.
+		s.log.Warn("announce an activity's change", "activity", id, "err", aerr)
+	}
+	return a, nil
+}
+
+// FollowChanges drops this process's copies of the activities other processes
+// change, until ctx ends. Without Changes it does nothing.
+func (s *Service) FollowChanges(ctx context.Context) error {
+	if s.changes == nil {
+		return nil
+	}
+	stop, err := s.changes.WatchActivities(ctx, s.catalog.Forget)
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return nil
 }
 
 // AdminActivity reads an activity from MySQL, whatever its state.
@@ -93,7 +128,7 @@ func (s *Service) Publish(ctx context.Context, id int64) (*domain.Activity, erro
 			return nil, s.unavailable(fmt.Errorf("publish activity %d: %w", id, err))
 		}
 	}
-	a, err = s.catalog.Refresh(ctx, id)
+	a, err = s.refresh(ctx, id)
 	return a, s.unavailable(err)
 }
 
@@ -112,7 +147,7 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 			return nil, s.unavailable(err)
 		}
 	}
-	a, err = s.catalog.Refresh(ctx, id)
+	a, err = s.refresh(ctx, id)
 	return a, s.unavailable(err)
 }
 
@@ -213,7 +248,7 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 			}
 		}
 	}
-	a, err = s.catalog.Refresh(ctx, id)
+	a, err = s.refresh(ctx, id)
 	return a, s.unavailable(err)
 }
 

@@ -229,6 +229,14 @@ func (c *Catalog) ttl(rec cached) time.Duration {
 	return c.cfg.SharedTTL + rand.N(c.cfg.SharedTTL/5+1)
 }
 
+// Forget drops the local copy of an activity older than version (another process
+// changed it); the next read takes the shared copy.
+func (c *Catalog) Forget(id, version int64) {
+	if e, ok := c.local.Peek(id); ok && (e.a == nil || e.version < version) {
+		c.local.Remove(id)
+	}
+}
+
 // Refresh reloads an activity from the store into both caches (publish pre-warms
 // this way; a change or offline refreshes it so readers see the new version).
 func (c *Catalog) Refresh(ctx context.Context, id int64) (*domain.Activity, error) {

@@ -46,6 +46,7 @@ type Deps struct {
 	Cache     domain.Cache       // the catalog's shared cache
 	Publisher domain.Publisher   // nil when no activity uses a queued strategy
 	Tallies   Tallies            // the fleet's counts of refusals; nil: this process's own
+	Changes   Changes            // word of activity changes between processes; nil: none
 	Metrics   *Metrics           // nil: unregistered series
 	Log       *slog.Logger
 }
@@ -63,6 +64,7 @@ type Service struct {
 
 	restore singleflight.Group
 	tallies Tallies
+	changes Changes
 	refused tally.Counts // since the last hand-over to tallies
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
@@ -73,6 +75,14 @@ type Service struct {
 type Tallies interface {
 	Add(ctx context.Context, prefix string, counts map[int64]map[string]int64) error
 	Read(ctx context.Context, activity int64, prefix string) (map[string]int64, error)
+}
+
+// Changes carries word of an operator's change of an activity to every process of the
+// fleet, so each drops its cached copy at once instead of when the copy expires.
+type Changes interface {
+	AnnounceActivity(ctx context.Context, id, version int64) error
+	// WatchActivities calls changed for each announcement until stop is called.
+	WatchActivities(ctx context.Context, changed func(id, version int64)) (stop func() error, err error)
 }
 
 // New returns a Service on d's ports.
@@ -93,7 +103,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Log = slog.Default()
 	}
 	return &Service{
-		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, cfg: cfg, log: d.Log, metrics: d.Metrics,
+		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}
