@@ -57,6 +57,7 @@ var rows = []row{
 	{key: "backend.reconcile_interval", unset: "10s", help: "how often the reconciler compares Redis with MySQL; negative: never"},
 	{key: "backend.unpaid_timeout", help: "orders left unpaid this long expire and their stock returns; 0: never"},
 	{key: "backend.stale_ticket", unset: "15m", help: "a ticket in flight this long is ended by the reconciler"},
+	{key: "backend.lease_ttl", unset: "10s", help: "life of the lease under which one backend of the fleet runs the reconciler, rebalancer and expiry; another takes over within it plus a third"},
 
 	{key: "worker.goroutines", help: "batches a worker writes at once"},
 	{key: "worker.batch_size", env: "SECKILL_WORKER_BATCH", help: "most orders of one item and bucket per worker transaction; 1 turns batching off"},

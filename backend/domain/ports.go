@@ -128,10 +128,12 @@ type StockLedger interface {
 	// would go below zero, ErrNotLoaded when the item is not loaded.
 	Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error)
 	// Take removes up to n units from a bucket and returns how many it removed.
-	Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error)
+	// A background duty passes its lease's fencing token (0: none, an operator's
+	// call): a token lower than one the item has seen is refused with ErrFenced.
+	Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error)
 	// Reset sets a bucket counter to want if it still holds was; it reports whether
-	// it did.
-	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error)
+	// it did. fence as for Take.
+	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error)
 	// State reads an item's counters and in-flight tickets over buckets buckets.
 	State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error)
 	// InFlight lists an item's in-flight tickets.
@@ -162,4 +164,15 @@ type Cache interface {
 	PutLocked(ctx context.Context, key, token string, version int64, val []byte, ttl time.Duration) (bool, error)
 	// Unlock frees the lock of key if token still holds it.
 	Unlock(ctx context.Context, key, token string) error
+}
+
+// Leases give the fleet's one-at-a-time duties (the reconciler, the rebalancer, the
+// expiry of unpaid orders) to one process at a time.
+type Leases interface {
+	// Hold takes the lease name for holder, or renews it when holder has it, for ttl.
+	// token is the lease's fencing token, which grows with every new holder and stays
+	// the same across renewals; held is false (token 0) while another holds it.
+	Hold(ctx context.Context, name, holder string, ttl time.Duration) (token int64, held bool, err error)
+	// Release gives the lease up at once if holder has it.
+	Release(ctx context.Context, name, holder string) error
 }

@@ -361,12 +361,18 @@ func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int,
 }
 
 // Take removes up to n units from a bucket and returns how many it removed (take.lua).
-func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
+func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
+	if it.meta == nil {
+		return 0, nil
+	}
+	if !it.fencedOK(fence) {
+		return 0, fmt.Errorf("take from item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
+	}
 	got := min(it.stock[bucket], n)
-	if got <= 0 || it.meta == nil {
+	if got <= 0 {
 		return 0, nil
 	}
 	it.stock[bucket] -= got
@@ -374,15 +380,35 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 }
 
 // Reset sets a bucket counter to want if it still holds was (reset.lua).
-func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error) {
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	if it.meta == nil || it.stock[bucket] != was {
+	if it.meta == nil {
+		return false, nil
+	}
+	if !it.fencedOK(fence) {
+		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
+	}
+	if it.stock[bucket] != was {
 		return false, nil
 	}
 	it.stock[bucket] = want
 	return true, nil
+}
+
+// fencedOK is fence.lua's check: a token above 0 lower than the highest the item has
+// seen is refused; a higher one is remembered.
+func (it *ledgerItem) fencedOK(token int64) bool {
+	if token <= 0 {
+		return true
+	}
+	seen, _ := strconv.ParseInt(it.meta["fence"], 10, 64)
+	if token < seen {
+		return false
+	}
+	it.meta["fence"] = strconv.FormatInt(token, 10)
+	return true
 }
 
 // errNoBuckets is what Redis answers an MGET of no keys.

@@ -28,6 +28,8 @@ var (
 	warmLua string
 	//go:embed lua/adjust.lua
 	adjustLua string
+	//go:embed lua/fence.lua
+	fenceLua string
 	//go:embed lua/reset.lua
 	resetLua string
 	//go:embed lua/take.lua
@@ -44,8 +46,8 @@ var (
 	releaseScript = goredis.NewScript(partsLua + releaseLua)
 	warmScript    = goredis.NewScript(warmLua)
 	adjustScript  = goredis.NewScript(partsLua + adjustLua)
-	resetScript   = goredis.NewScript(resetLua)
-	takeScript    = goredis.NewScript(takeLua)
+	resetScript   = goredis.NewScript(fenceLua + resetLua)
+	takeScript    = goredis.NewScript(fenceLua + takeLua)
 	ticketScript  = goredis.NewScript(ticketLua)
 	setMetaScript = goredis.NewScript(setMetaLua)
 
@@ -462,11 +464,14 @@ func (s *Stock) InFlight(ctx context.Context, activityID, itemID int64) ([]domai
 
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it
 // reports whether it did.
-func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error) {
+func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error) {
 	k := keysFor(activityID, itemID)
-	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, was, want).Int()
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, was, want, fence).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
+	}
+	if n < 0 {
+		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	return n == 1, nil
 }
@@ -488,11 +493,14 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 
 // Take removes up to n units from a bucket and returns how many it removed (none when
 // the item is not loaded).
-func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
+func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error) {
 	k := keysFor(activityID, itemID)
-	got, err := takeScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, n).Int64()
+	got, err := takeScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, n, fence).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("take from item %d bucket %d: %w", itemID, bucket, err)
+	}
+	if got < 0 {
+		return 0, fmt.Errorf("take from item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	return got, nil
 }

@@ -289,7 +289,7 @@ func (s *Service) stockDeltas(ctx context.Context, a *domain.Activity, itemID, d
 				if pass == 0 {
 					want = min(share[b], need)
 				}
-				got, err := s.ledger.Take(ctx, a.ID, itemID, b, want)
+				got, err := s.ledger.Take(ctx, a.ID, itemID, b, want, 0)
 				if err != nil {
 					return nil, moves, s.unavailable(err)
 				}

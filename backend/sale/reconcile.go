@@ -25,6 +25,9 @@ type ReconcileConfig struct {
 	StaleTicket time.Duration
 	// Parallel bounds the items checked at once.
 	Parallel int
+	// Fence is the background lease's fencing token the pass's repairs carry (0:
+	// none, a pass an operator or a test asked for).
+	Fence int64
 }
 
 func (c *ReconcileConfig) defaults() {
@@ -113,7 +116,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcileConfig) ([]Repair,
 		return repairs, ctx.Err()
 	case <-time.After(cfg.Quiet):
 	}
-	each(func(it *reconItem) ([]Repair, error) { return s.reconcileStock(ctx, it) })
+	each(func(it *reconItem) ([]Repair, error) { return s.reconcileStock(ctx, it, cfg.Fence) })
 	return repairs, errors.Join(errs...)
 }
 
@@ -189,7 +192,7 @@ func (s *Service) endFlight(ctx context.Context, a *domain.Activity, itemID int6
 }
 
 // reconcileStock compares a quiet item's Redis stock with MySQL's and repairs Redis.
-func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, error) {
+func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64) ([]Repair, error) {
 	if !it.quiet {
 		return nil, nil
 	}
@@ -227,7 +230,7 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, 
 		if have == want {
 			continue
 		}
-		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want)
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence)
 		if err != nil {
 			return repairs, err
 		}
@@ -242,52 +245,4 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, 
 	}
 	s.metrics.StockDrift.WithLabelValues(strconv.FormatInt(it.itemID, 10)).Set(float64(drift))
 	return repairs, nil
-}
-
-// Run runs the background duties until ctx ends, each on its own clock so a slow one
-// never starves another: the reconciler every interval, the rebalancer every interval,
-// and the expiry of unpaid orders (when unpaidTimeout > 0) every interval.
-func (s *Service) Run(ctx context.Context, interval time.Duration, rc ReconcileConfig, unpaidTimeout time.Duration) {
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	duties := []struct {
-		name string
-		run  func() error
-	}{
-		{"reconcile", func() error { _, err := s.Reconcile(ctx, rc); return err }},
-		{"rebalance", func() error { return s.RebalanceAll(ctx) }},
-	}
-	if unpaidTimeout > 0 {
-		duties = append(duties, struct {
-			name string
-			run  func() error
-		}{"expire unpaid orders", func() error {
-			n, err := s.ExpireUnpaid(ctx, unpaidTimeout)
-			if n > 0 {
-				s.log.Info("expired unpaid orders", "count", n)
-			}
-			return err
-		}})
-	}
-	var wg sync.WaitGroup
-	for _, d := range duties {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if err := d.run(); err != nil && ctx.Err() == nil {
-					s.log.Warn(d.name+" pass failed", "err", err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }

@@ -732,7 +732,7 @@ func TestRulesBuckets(t *testing.T) {
 	}
 	r.orders.failStockOp.Store(false)
 	r.wantStock(t, "failed move", a, 4, 13, 0, 0, 0, 0, 0, 0)
-	if err := r.svc.RebalanceAll(ctx); err != nil {
+	if err := r.svc.RebalanceAll(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	r.wantStock(t, "rebalanced at last", a, 9, 8, 0, 0, 0, 0, 0, 0)
@@ -1123,4 +1123,87 @@ func TestAnotherReplicaSeesCreateAndPublishAtOnce(t *testing.T) {
 	if _, err := other.PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}); err != nil {
 		t.Fatalf("the first order after publish, on the other replica: %v", err)
 	}
+}
+
+// dyingLeases is a process's view of the shared leases that can die: after die, its
+// renewals fail and it gives nothing up, as a killed backend would.
+type dyingLeases struct {
+	*inmem.Leases
+	dead atomic.Bool
+}
+
+func (d *dyingLeases) Hold(ctx context.Context, name, holder string, ttl time.Duration) (int64, bool, error) {
+	if d.dead.Load() {
+		return 0, false, errors.New("connection refused")
+	}
+	return d.Leases.Hold(ctx, name, holder, ttl)
+}
+
+func (d *dyingLeases) Release(ctx context.Context, name, holder string) error {
+	if d.dead.Load() {
+		return nil
+	}
+	return d.Leases.Release(ctx, name, holder)
+}
+
+// The background duties run on one backend at a time; when it dies, another takes
+// the lease once it expires, and when it stops, at once.
+func TestDutiesUnderOneLease(t *testing.T) {
+	r := newRig(t)
+	shared := inmem.NewLeases()
+	const ttl = 300 * time.Millisecond
+	type replica struct {
+		leases *dyingLeases
+		stop   context.CancelFunc
+		done   chan struct{}
+	}
+	start := func(name string) *replica {
+		rp := &replica{leases: &dyingLeases{Leases: shared}, done: make(chan struct{})}
+		svc := sale.New(sale.Deps{Catalog: r.store, Orders: r.orders, Ledger: r.ledger, Cache: r.cache, Leases: rp.leases, Log: testLog(t)}, sale.Config{})
+		ctx, cancel := context.WithCancel(context.Background())
+		rp.stop = cancel
+		go func() {
+			defer close(rp.done)
+			svc.Run(ctx, sale.Duties{Interval: 20 * time.Millisecond, LeaseTTL: ttl, Holder: name, Lease: "test"})
+		}()
+		t.Cleanup(func() { cancel(); <-rp.done })
+		return rp
+	}
+	holder := func() string { h, _ := shared.Holder("test"); return h }
+	waitFor := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v (holder %q)", what, within, holder())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	replicas := map[string]*replica{"a": start("a"), "b": start("b"), "c": start("c")}
+	waitFor("someone holds the lease", time.Second, func() bool { return holder() != "" })
+	first := holder()
+	_, token := shared.Holder("test")
+	// Renewals keep it where it is.
+	for range 20 {
+		time.Sleep(ttl / 10)
+		if h, tok := shared.Holder("test"); h != first || tok != token {
+			t.Fatalf("the lease moved from %s (token %d) to %s (token %d) with nobody gone", first, token, h, tok)
+		}
+	}
+	// The holder dies: no renewal, no release. Another takes it after it expires.
+	died := time.Now()
+	replicas[first].leases.dead.Store(true)
+	waitFor("another backend takes a dead holder's lease", 2*ttl, func() bool { h := holder(); return h != "" && h != first })
+	if gap := time.Since(died); gap < ttl/2 {
+		t.Fatalf("the lease moved %v after its holder died, before it could expire", gap)
+	}
+	second := holder()
+	if _, tok := shared.Holder("test"); tok <= token {
+		t.Fatalf("the new holder's token %d is not above %d", tok, token)
+	}
+	// The second stops cleanly: it gives the lease up, and the last takes it at once.
+	replicas[second].stop()
+	<-replicas[second].done
+	waitFor("the last backend takes a released lease", ttl/2, func() bool { h := holder(); return h != "" && h != first && h != second })
 }

@@ -47,6 +47,7 @@ type Deps struct {
 	Publisher domain.Publisher   // nil when no activity uses a queued strategy
 	Tallies   Tallies            // the fleet's counts of refusals; nil: this process's own
 	Changes   Changes            // word of activity changes between processes; nil: none
+	Leases    domain.Leases      // the background duties' lease; nil: they always run here
 	Metrics   *Metrics           // nil: unregistered series
 	Log       *slog.Logger
 }
@@ -65,6 +66,7 @@ type Service struct {
 	restore singleflight.Group
 	tallies Tallies
 	changes Changes
+	leases  domain.Leases
 	refused tally.Counts // since the last hand-over to tallies
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
@@ -103,7 +105,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Log = slog.Default()
 	}
 	return &Service{
-		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, cfg: cfg, log: d.Log, metrics: d.Metrics,
+		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, leases: d.Leases, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}

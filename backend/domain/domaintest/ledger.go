@@ -194,10 +194,10 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if _, err := f.Adjust(ctx, f.a, f.i, 0, 4); !errors.Is(err, domain.ErrNotLoaded) {
 			t.Fatalf("Adjust: got %v, want ErrNotLoaded", err)
 		}
-		if n, err := f.Take(ctx, f.a, f.i, 0, 4); err != nil || n != 0 {
+		if n, err := f.Take(ctx, f.a, f.i, 0, 4, 0); err != nil || n != 0 {
 			t.Fatalf("Take: got %d, %v; want 0", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0); err != nil || ok {
 			t.Fatalf("Reset: got %v, %v; want false", ok, err)
 		}
 		if ok, err := f.Release(ctx, domain.Order{Ticket: f.ticket(), UserID: 1, ActivityID: f.a, ItemID: f.i, Quantity: 2}); err != nil || ok {
@@ -560,14 +560,14 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			{"take below zero", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, -6) }, 0, domain.EConflict, []int64{5, 0}},
 			{"add to a bucket never set", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 2, 2) }, 2, "", []int64{5, 0, 2}},
 			{"add nothing", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, 0) }, 5, "", []int64{5, 0, 2}},
-			{"take some", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 2) }, 2, "", []int64{3, 0, 2}},
-			{"take more than there is", func() (int64, error) { return f.Take(ctx, f.a, f.i, 2, 5) }, 2, "", []int64{3, 0, 0}},
-			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5) }, 0, "", []int64{3, 0, 0}},
-			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0) }, 0, "", []int64{3, 0, 0}},
-			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2) }, 0, "", []int64{3, 0, 0}},
-			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8)) }, 1, "", []int64{8, 0, 0}},
-			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1)) }, 0, "", []int64{8, 0, 0}},
-			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4)) }, 1, "", []int64{8, 0, 0, 4}},
+			{"take some", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 2, 0) }, 2, "", []int64{3, 0, 2}},
+			{"take more than there is", func() (int64, error) { return f.Take(ctx, f.a, f.i, 2, 5, 0) }, 2, "", []int64{3, 0, 0}},
+			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5, 0) }, 0, "", []int64{3, 0, 0}},
+			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0, 0) }, 0, "", []int64{3, 0, 0}},
+			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2, 0) }, 0, "", []int64{3, 0, 0}},
+			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0)) }, 1, "", []int64{8, 0, 0}},
+			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0)) }, 0, "", []int64{8, 0, 0}},
+			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0)) }, 1, "", []int64{8, 0, 0, 4}},
 		} {
 			got, err := tt.op()
 			wantCode(t, tt.name, err, tt.err)
@@ -576,6 +576,34 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			}
 			f.wantStock(t, tt.name, tt.stock...)
 		}
+	})
+
+	t.Run("a fenced Take or Reset below the highest token seen is refused", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(5, 10), true)
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7); err != nil || !ok {
+			t.Fatalf("reset under token 7: got %v, %v; want done", ok, err)
+		}
+		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 7); err != nil || n != 1 {
+			t.Fatalf("take under the same token: got %d, %v; want 1", n, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6); !errors.Is(err, domain.ErrFenced) || ok {
+			t.Fatalf("reset under an older token: got %v, %v; want ErrFenced", ok, err)
+		}
+		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 6); !errors.Is(err, domain.ErrFenced) || n != 0 {
+			t.Fatalf("take under an older token: got %d, %v; want ErrFenced", n, err)
+		}
+		f.wantStock(t, "after the refused writes", 8)
+		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 0); err != nil || n != 1 {
+			t.Fatalf("an operator's take (no token): got %d, %v; want 1", n, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9); err != nil || !ok {
+			t.Fatalf("reset under a newer token: got %v, %v; want done", ok, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7); !errors.Is(err, domain.ErrFenced) || ok {
+			t.Fatalf("reset under the token before: got %v, %v; want ErrFenced", ok, err)
+		}
+		f.wantStock(t, "at the end", 8)
 	})
 
 	t.Run("State, InFlight and Available", func(t *testing.T) {
@@ -737,7 +765,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			switch g % 4 {
 			case 0, 1: // take from one bucket and give to the other
 				var n int64
-				if n, err = f.Take(ctx, f.a, f.i, g%2, 7); err == nil && n > 0 {
+				if n, err = f.Take(ctx, f.a, f.i, g%2, 7, 0); err == nil && n > 0 {
 					_, err = f.Adjust(ctx, f.a, f.i, 1-g%2, n)
 				}
 			case 2: // buy and fail
