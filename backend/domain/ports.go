@@ -99,8 +99,10 @@ type StockLedger interface {
 	// limit, and the stock: from the home bucket when it holds the whole quantity,
 	// else from the next bucket that does, else from several buckets in turn (Parts).
 	// Refusals: sold_out (no unit left at all), insufficient_stock (fewer left than
-	// asked), limit_exceeded, not_started, ended, not_found, bad_request;
-	// ErrNotLoaded when the ledger holds nothing of the item.
+	// asked), limit_exceeded, not_started, ended, not_found, bad_request, conflict
+	// when the ticket has a result already (Settle ended it before this call ran: a
+	// caller whose call failed in doubt ended it, and the call landed later), nothing
+	// taken; ErrNotLoaded when the ledger holds nothing of the item.
 	Deduct(ctx context.Context, d Deduction) (Deducted, error)
 	// Settle ends an in-flight ticket with its result. A failed ticket gives back its
 	// stock (unless the reason is sold_out: the order store had fewer units than the

@@ -106,6 +106,9 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 	if !ok {
 		return domain.Deducted{}, domain.ErrNotLoaded
 	}
+	if _, decided := l.getResult(it, d.Ticket); decided {
+		return domain.Deducted{}, domain.Errorf(domain.EConflict, "ticket %s was ended before its deduction ran", d.Ticket)
+	}
 	idem := ""
 	if d.IdempotencyKey != "" {
 		idem = strconv.FormatInt(d.UserID, 10) + ":" + d.IdempotencyKey

@@ -127,6 +127,7 @@ func TestSeqReconcilerCountsWrittenTicketOnce(t *testing.T) {
 // taken" unless its ticket was ended at once; otherwise 504 outcome_unknown, and the
 // ticket ends within Config.EndWithin.
 func TestSeqAmbiguousDeduct(t *testing.T) {
+	ctx := context.Background()
 	t.Run("script ran, answer lost: ended at once, 503", func(t *testing.T) {
 		// Fails before the fix: 503 with the ticket left in flight (its unit and key held) for 15 minutes.
 		e := newSQ(t, sqOpts{})
@@ -182,6 +183,37 @@ func TestSeqAmbiguousDeduct(t *testing.T) {
 		e.wantTicket(t, "ended", 1, d.Ticket, domain.TicketFailed)
 		e.wantStock(t, "given back", a, 10)
 		e.buy(t, a, 1, 1, "k")
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("script lands after the ending settle", func(t *testing.T) {
+		// The call times out while Redis is stalled; Redis then runs the ending settle
+		// (sent on another connection) before the deduction it had not read yet.
+		// Fails before the fix (deduct.lua refusing a ticket with a result): the late script admitted the
+		// ended ticket, left in flight with its unit until the 15-minute stale pass.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		var d domain.Deduction
+		e.ledger.deduct.set(func(dd domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error) {
+			d = dd
+			return domain.Deducted{}, errLost
+		})
+		_, err := e.place(a, 1, 1, "k")
+		answered := time.Now()
+		e.ledger.deduct.clear()
+		if !domain.IsCode(err, domain.EUnavailable) && !domain.IsCode(err, domain.EOutcomeUnknown) {
+			t.Fatalf("got %v, want unavailable or outcome_unknown", err)
+		}
+		_, _ = e.stock.Deduct(ctx, d) // the stalled script runs now: its answer goes nowhere
+		for st := e.redisStock(t, a, 1); st.Tickets != 0 || st.BucketStock[0] != 10; st = e.redisStock(t, a, 1) {
+			if time.Since(answered) > e.cfg.EndWithin {
+				t.Fatalf("%v after the answer redis holds %+v, want the ticket ended within %v", time.Since(answered), st, e.cfg.EndWithin)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if tk := e.ticket(t, 1, d.Ticket); tk.Status != domain.TicketFailed {
+			t.Fatalf("got %+v, want failed", tk)
+		}
+		e.buy(t, a, 1, 1, "k") // the key is free: nothing was taken
 		e.invariants(t, a, sqCheck{sold: 1})
 	})
 }

@@ -198,8 +198,9 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 
 // deduct runs the ledger's pre-deduction, restoring the item from the order store
 // first when the ledger lost it. When the call fails (a timeout, a connection lost
-// after the script was sent), the script may have run: the ticket is ended at once
-// (settled failed, which gives back whatever it took), so the answer can say nothing
+// after the script was sent), the script may have run, or may still run: the ticket
+// is ended at once (settled failed, which gives back whatever it took, and leaves a
+// result that refuses the script if it lands later), so the answer can say nothing
 // was taken; when even that fails, the answer is outcome_unknown and the ticket is
 // ended in the background within seconds.
 func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduction) (domain.Deducted, error) {

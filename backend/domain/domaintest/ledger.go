@@ -377,6 +377,22 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		wantCode(t, "a malformed ticket", err, domain.ENotFound)
 	})
 
+	t.Run("Deduct of a ticket ended before takes nothing", func(t *testing.T) {
+		// A caller's Deduct failed in doubt and it ended the ticket; the Deduct lands
+		// after the end (the ledger ran the two in that order): it is refused.
+		f := fixture(t)
+		f.warm(t, f.sale(1, 5), true)
+		d := f.deduction(3, 1, "k", 1)
+		f.settle(t, domain.Ticket{ID: d.Ticket, UserID: 3, Status: domain.TicketFailed, Reason: "deduct_failed"}, 1)
+		_, err := f.Deduct(ctx, d)
+		wantCode(t, "a ticket ended before", err, domain.EConflict)
+		f.wantStock(t, "nothing taken", 5)
+		if st := f.state(t, 1); st.Tickets != 0 {
+			t.Fatalf("got %+v, want nothing in flight", st)
+		}
+		f.admit(t, f.deduction(3, 1, "k", 1)) // the key and the buyer are free
+	})
+
 	t.Run("Settle failed with fewer buckets than the ticket's", func(t *testing.T) {
 		// The bucket count was lowered after the ticket took from bucket 2: it is
 		// settled whole all the same, its unit, buyer units and key back.
