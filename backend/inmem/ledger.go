@@ -324,6 +324,12 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 			it.buyers[u] = n
 		}
 	}
+	for _, k := range s.Keys {
+		f := strconv.FormatInt(k.UserID, 10) + ":" + k.Key
+		if _, ok := it.idem[f]; !ok {
+			it.idem[f] = k.Ticket
+		}
+	}
 	return nil
 }
 

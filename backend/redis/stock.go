@@ -372,20 +372,24 @@ func parseInflight(v string) (inflight, error) {
 }
 
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
-// set; buyer records are added only where missing.
+// set; buyer and idempotency records are added only where missing.
 func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool) error {
 	k := keysFor(sale.ActivityID, sale.ItemID)
-	keys := append([]string{k.meta(), k.buyers()}, k.buckets(len(sale.BucketStock))...)
+	keys := append([]string{k.meta(), k.buyers(), k.idem()}, k.buckets(len(sale.BucketStock))...)
 	ow := "0"
 	if overwrite {
 		ow = "1"
 	}
-	args := []any{string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow}
+	args := make([]any, 0, 7+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
+	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
 	for u, n := range sale.Buyers {
 		args = append(args, u, n)
+	}
+	for _, kt := range sale.Keys {
+		args = append(args, idemField(kt.UserID, kt.Key), kt.Ticket)
 	}
 	if err := warmScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)

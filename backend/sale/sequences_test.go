@@ -428,11 +428,47 @@ func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
 		e.flushItem(t, a)
 		again := e.buy(t, a, 1, 1, "k")
 		e.deliver(t)
-		if tk := e.wantTicket(t, "retry", 1, again.Ticket, domain.TicketCreated); tk.OrderID != o {
-			t.Fatalf("retry after the flush: got %+v, want the first order %d", tk, o)
+		if tk, err := e.svc.Ticket(ctx, 1, again.Ticket); err != nil || tk.Status != domain.TicketCreated || tk.OrderID != o {
+			t.Fatalf("retry after the flush: got %+v, %v; want the first order %d", tk, err, o)
 		}
 		e.wantStock(t, "taken once", a, 9)
 		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("sync retry after a flush at the limit", func(t *testing.T) {
+		// A shopper at the per-user limit retries with the key of the order that put them there.
+		// Fails before the fix (the restore loads the orders' keys): limit_exceeded, not the first order.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		first := e.buy(t, a, 1, 1, "k")
+		e.flushItem(t, a)
+		again, err := e.place(a, 1, 1, "k")
+		if err != nil || !again.Replayed || again.OrderID != first.OrderID {
+			t.Fatalf("retry after the flush: got %+v, %v; want the first order %d", again, err, first.OrderID)
+		}
+		e.wantStock(t, "taken once", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("async retry after a flush, sold out", func(t *testing.T) {
+		// Fails before the fix (the restore loads the orders' keys; a ticket Redis lost reads from MySQL): sold_out, not the first order.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 2, 2, 1)
+		first := e.buy(t, a, 1, 1, "k")
+		e.buy(t, a, 2, 1, "")
+		e.deliver(t)
+		o := e.wantTicket(t, "first", 1, first.Ticket, domain.TicketCreated).OrderID
+		e.flushItem(t, a)
+		again, err := e.place(a, 1, 1, "k")
+		if err != nil || !again.Replayed || again.Ticket != first.Ticket {
+			t.Fatalf("retry after the flush: got %+v, %v; want ticket %s replayed", again, err, first.Ticket)
+		}
+		if tk, err := e.svc.Ticket(ctx, 1, again.Ticket); err != nil || tk.Status != domain.TicketCreated || tk.OrderID != o {
+			t.Fatalf("the ticket after the flush: got %+v, %v; want order %d", tk, err, o)
+		}
+		if _, err := e.svc.Ticket(ctx, 2, first.Ticket); !domain.IsCode(err, domain.ENotFound) {
+			t.Fatalf("another shopper's ticket: got %v, want not_found", err)
+		}
+		e.wantStock(t, "sold out", a, 0)
+		e.invariants(t, a, sqCheck{sold: 2})
 	})
 	t.Run("cancel, flush, cancel", func(t *testing.T) {
 		// Fails before the fix: the second cancel released again into the empty Redis, which the restore kept (redis 1 over).

@@ -548,6 +548,32 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		}
 	})
 
+	t.Run("Warm adds the orders' idempotency keys where missing", func(t *testing.T) {
+		// The ledger lost its data; the restore brings back the keys of orders written
+		// before, so retries with them replay, whatever the limit or the stock says.
+		f := fixture(t)
+		s := f.sale(1, 0)
+		s.Buyers = map[int64]int64{1: 1}
+		first := f.ticket()
+		s.Keys = []domain.KeyTicket{{UserID: 1, Key: "k", Ticket: first}, {UserID: 2, Key: "k", Ticket: f.ticket()}}
+		f.warm(t, s, false)
+		got, err := f.deduct(1, 1, "k", 1)
+		if err != nil || !got.Replayed || got.Ticket != first {
+			t.Fatalf("a retry with the key: got %+v, %v; want ticket %s replayed", got, err, first)
+		}
+		_, err = f.deduct(1, 1, "other", 1)
+		wantCode(t, "another key", err, domain.ELimitExceeded)
+		// A live key keeps its ticket.
+		f.warm(t, f.sale(5, 5), true)
+		live := f.admit(t, f.deduction(3, 1, "j", 1))
+		s = f.sale(5, 5)
+		s.Keys = []domain.KeyTicket{{UserID: 3, Key: "j", Ticket: f.ticket()}}
+		f.warm(t, s, false)
+		if got, err := f.deduct(3, 1, "j", 1); err != nil || !got.Replayed || got.Ticket != live.Ticket {
+			t.Fatalf("a live key: got %+v, %v; want ticket %s", got, err, live.Ticket)
+		}
+	})
+
 	t.Run("SetState", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 5), true)
