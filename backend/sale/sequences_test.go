@@ -10,7 +10,10 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/backend/rocketmq"
 	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/backend/testenv"
+	"github.com/seckill/flashsale/worker"
 )
 
 // One test per failure sequence of the issue "Invariants under every failure
@@ -901,4 +904,73 @@ func TestSeqHonestAnswers(t *testing.T) {
 			})
 		}
 	})
+}
+
+// Sequence 10 on RocketMQ: a new consumer group reads the topic from its first
+// message (the consumer's ConsumeFromFirstOffset), as a reset group would, after the
+// tickets' results expired: neither the written ticket nor the one the worker refused
+// is written again.
+func TestSeqReplayAfterGroupReset(t *testing.T) {
+	// Fails before the fix (the worker's void mark on a refusal): group B wrote an order for the refused ticket.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	tag := "t" + testenv.ID()
+	p, err := rocketmq.NewProducer(rocketmq.ProducerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Tag: tag, Group: "p_" + tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	e.pub.hook.set(func(r domain.OrderRequest, _ int64) error { return p.Publish(ctx, r) })
+	consume := func(group string) *rocketmq.Consumer {
+		w := worker.New(e.db.Store, e.stock, e.db.Store, worker.Config{}, nil, testLog(t))
+		c, err := rocketmq.NewConsumer(rocketmq.ConsumerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(),
+			Group: group + tag, Tag: tag, MaxAttempts: 3}, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ended := func(user int64, ticket string) domain.Ticket {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			if tk := e.ticket(t, user, ticket); tk.Status != "" && tk.Status != domain.TicketPending {
+				return tk
+			}
+			if time.Since(start) > time.Minute {
+				t.Fatalf("ticket %s not ended after a minute", ticket)
+			}
+		}
+	}
+	a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+	item := a.Items[0].ID
+	first := consume("a_")
+	written := e.buy(t, a, 1, 1, "")
+	if tk := ended(1, written.Ticket); tk.Status != domain.TicketCreated {
+		t.Fatalf("first: got %+v, want created", tk)
+	}
+	if err := e.db.Store.AddStock(ctx, item, 0, -9); err != nil { // MySQL has fewer units than Redis
+		t.Fatal(err)
+	}
+	refused := e.buy(t, a, 2, 1, "")
+	if tk := ended(2, refused.Ticket); tk.Status != domain.TicketFailed {
+		t.Fatalf("second: got %+v, want failed", tk)
+	}
+	first.Close()
+	if err := e.db.Store.AddStock(ctx, item, 0, 9); err != nil {
+		t.Fatal(err)
+	}
+	e.dropResult(t, a, written.Ticket)
+	e.dropResult(t, a, refused.Ticket)
+	start := time.Now()
+	second := consume("b_")
+	t.Cleanup(func() { second.Close() })
+	if tk := ended(2, refused.Ticket); tk.Status != domain.TicketFailed {
+		t.Fatalf("refused, replayed: got %+v, want failed", tk)
+	}
+	if tk := ended(1, written.Ticket); tk.Status != domain.TicketCreated {
+		t.Fatalf("written, replayed: got %+v, want created", tk)
+	}
+	t.Logf("the new group replayed both in %v", time.Since(start).Round(time.Millisecond))
+	e.wantNoOrder(t, "refused, replayed", refused.Ticket)
+	e.invariants(t, a, sqCheck{sold: 1, repairs: true})
 }
