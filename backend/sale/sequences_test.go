@@ -402,6 +402,16 @@ func TestSeqOrdersSpanBuckets(t *testing.T) {
 	}
 	e.wantStock(t, "sold out", a, 0, 0, 0, 0)
 	e.invariants(t, a, sqCheck{sold: 12})
+	// Cancelled, the order gives each bucket back what it took from it.
+	if _, err := e.svc.Cancel(ctx, 1, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int64, 4)
+	for _, part := range o.Units() {
+		want[part.Bucket] += int64(part.Quantity)
+	}
+	e.wantStock(t, "cancelled", a, want...)
+	e.invariants(t, a, sqCheck{sold: 7})
 }
 
 // Sequence 5: idempotency survives Redis losing its data, and a cancel gives its units
