@@ -47,6 +47,7 @@ func TestHammerInterleavings(t *testing.T) {
 		{"offline and online", domain.StrategyBucket, 4, offlineOnline},
 		{"redis flushed", domain.StrategyBucket, 4, flush},
 		{"redis flushed, async", domain.StrategyAsync, 1, flush},
+		{"redis flushed, sync", domain.StrategySync, 1, flush},
 		{"all at once", domain.StrategyBucket, 4, func(e *sq, a *domain.Activity, step int) error {
 			return []func(*sq, *domain.Activity, int) error{changeBuckets, offlineOnline, flush}[step%3](e, a, step/3)
 		}},
