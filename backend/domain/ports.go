@@ -77,6 +77,9 @@ type OrderStore interface {
 	Counts(ctx context.Context, itemID int64) (ItemCounts, error)
 	// Buyers returns the units each user holds of an item.
 	Buyers(ctx context.Context, itemID int64) (map[int64]int64, error)
+	// KeyTickets returns the idempotency keys an item's orders hold (ended ones too;
+	// void marks hold none), each with its order's ticket.
+	KeyTickets(ctx context.Context, itemID int64) ([]KeyTicket, error)
 	// Stock returns an item's stock rows by bucket.
 	Stock(ctx context.Context, itemID int64) ([]StockRow, error)
 	// AddStock adds delta units (negative: takes them, refused with sold_out past
@@ -99,8 +102,10 @@ type StockLedger interface {
 	// limit, and the stock: from the home bucket when it holds the whole quantity,
 	// else from the next bucket that does, else from several buckets in turn (Parts).
 	// Refusals: sold_out (no unit left at all), insufficient_stock (fewer left than
-	// asked), limit_exceeded, not_started, ended, not_found, bad_request;
-	// ErrNotLoaded when the ledger holds nothing of the item.
+	// asked), limit_exceeded, not_started, ended, not_found, bad_request, conflict
+	// when the ticket has a result already (Settle ended it before this call ran: a
+	// caller whose call failed in doubt ended it, and the call landed later), nothing
+	// taken; ErrNotLoaded when the ledger holds nothing of the item.
 	Deduct(ctx context.Context, d Deduction) (Deducted, error)
 	// Settle ends an in-flight ticket with its result. A failed ticket gives back its
 	// stock (unless the reason is sold_out: the order store had fewer units than the
@@ -118,7 +123,8 @@ type StockLedger interface {
 	// flight, not_found otherwise (unknown, expired, or another user's).
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
-	// overwrite is set; buyer records are added only where missing.
+	// overwrite is set; buyer records and idempotency records (s.Keys: a request
+	// with one of them replays its order's ticket) are added only where missing.
 	Warm(ctx context.Context, s SaleState, overwrite bool) error
 	// SetState changes the sale state (published, offline) of a loaded item.
 	SetState(ctx context.Context, activityID, itemID int64, st State) error

@@ -36,6 +36,13 @@ type SaleState struct {
 	PerUserLimit       int
 	BucketStock        []int64         // available units per bucket, the order store's view
 	Buyers             map[int64]int64 // units held per user, from the order store
+	Keys               []KeyTicket     // the idempotency keys orders hold, from the order store
+}
+
+// KeyTicket is a shopper's idempotency key and the ticket of the order that holds it.
+type KeyTicket struct {
+	UserID      int64
+	Key, Ticket string
 }
 
 // ItemState is a snapshot of an item's state in the stock ledger.

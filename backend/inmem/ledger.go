@@ -106,6 +106,9 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 	if !ok {
 		return domain.Deducted{}, domain.ErrNotLoaded
 	}
+	if _, decided := l.getResult(it, d.Ticket); decided {
+		return domain.Deducted{}, domain.Errorf(domain.EConflict, "ticket %s was ended before its deduction ran", d.Ticket)
+	}
 	idem := ""
 	if d.IdempotencyKey != "" {
 		idem = strconv.FormatInt(d.UserID, 10) + ":" + d.IdempotencyKey
@@ -319,6 +322,12 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	for u, n := range s.Buyers {
 		if _, ok := it.buyers[u]; !ok {
 			it.buyers[u] = n
+		}
+	}
+	for _, k := range s.Keys {
+		f := strconv.FormatInt(k.UserID, 10) + ":" + k.Key
+		if _, ok := it.idem[f]; !ok {
+			it.idem[f] = k.Ticket
 		}
 	}
 	return nil

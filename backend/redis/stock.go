@@ -92,7 +92,8 @@ func (s *Stock) Load(ctx context.Context) error {
 
 // Deduct runs the pre-deduction script for one request. A refusal comes back as a
 // *domain.Error (sold_out, insufficient_stock, limit_exceeded, not_started, ended,
-// not_found, bad_request); domain.ErrNotLoaded when Redis has no state for the item.
+// not_found, bad_request, conflict for a ticket ended before); domain.ErrNotLoaded
+// when Redis has no state for the item.
 func (s *Stock) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {
 	out, errs, err := s.DeductBatch(ctx, []domain.Deduction{d})
 	if err != nil {
@@ -110,7 +111,12 @@ func (s *Stock) DeductBatch(ctx context.Context, ds []domain.Deduction) (out []d
 	}
 	d0 := ds[0]
 	k := keysFor(d0.ActivityID, d0.ItemID)
-	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.inflight()}, k.buckets(max(d0.Buckets, 1))...)
+	keys := make([]string, 0, 4+len(ds)+max(d0.Buckets, 1))
+	keys = append(keys, k.meta(), k.buyers(), k.idem(), k.inflight())
+	for _, d := range ds {
+		keys = append(keys, k.result(d.Ticket))
+	}
+	keys = append(keys, k.buckets(max(d0.Buckets, 1))...)
 	args := make([]any, 0, 1+5*len(ds))
 	args = append(args, len(ds))
 	for _, d := range ds {
@@ -174,6 +180,8 @@ func deducted(d domain.Deduction, code int64, val string) (domain.Deducted, erro
 		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
 	case 9:
 		return domain.Deducted{}, domain.Errorf(domain.EInsufficientStock, "item %d has fewer than %d units left", d.ItemID, d.Quantity)
+	case 10:
+		return domain.Deducted{}, domain.Errorf(domain.EConflict, "ticket %s was ended before its deduction ran", d.Ticket)
 	}
 	return domain.Deducted{}, fmt.Errorf("deduct item %d: unexpected script result %d %q", d.ItemID, code, val)
 }
@@ -366,20 +374,24 @@ func parseInflight(v string) (inflight, error) {
 }
 
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
-// set; buyer records are added only where missing.
+// set; buyer and idempotency records are added only where missing.
 func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool) error {
 	k := keysFor(sale.ActivityID, sale.ItemID)
-	keys := append([]string{k.meta(), k.buyers()}, k.buckets(len(sale.BucketStock))...)
+	keys := append([]string{k.meta(), k.buyers(), k.idem()}, k.buckets(len(sale.BucketStock))...)
 	ow := "0"
 	if overwrite {
 		ow = "1"
 	}
-	args := []any{string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow}
+	args := make([]any, 0, 7+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
+	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
 	for u, n := range sale.Buyers {
 		args = append(args, u, n)
+	}
+	for _, kt := range sale.Keys {
+		args = append(args, idemField(kt.UserID, kt.Key), kt.Ticket)
 	}
 	if err := warmScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)

@@ -377,6 +377,22 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		wantCode(t, "a malformed ticket", err, domain.ENotFound)
 	})
 
+	t.Run("Deduct of a ticket ended before takes nothing", func(t *testing.T) {
+		// A caller's Deduct failed in doubt and it ended the ticket; the Deduct lands
+		// after the end (the ledger ran the two in that order): it is refused.
+		f := fixture(t)
+		f.warm(t, f.sale(1, 5), true)
+		d := f.deduction(3, 1, "k", 1)
+		f.settle(t, domain.Ticket{ID: d.Ticket, UserID: 3, Status: domain.TicketFailed, Reason: "deduct_failed"}, 1)
+		_, err := f.Deduct(ctx, d)
+		wantCode(t, "a ticket ended before", err, domain.EConflict)
+		f.wantStock(t, "nothing taken", 5)
+		if st := f.state(t, 1); st.Tickets != 0 {
+			t.Fatalf("got %+v, want nothing in flight", st)
+		}
+		f.admit(t, f.deduction(3, 1, "k", 1)) // the key and the buyer are free
+	})
+
 	t.Run("Settle failed with fewer buckets than the ticket's", func(t *testing.T) {
 		// The bucket count was lowered after the ticket took from bucket 2: it is
 		// settled whole all the same, its unit, buyer units and key back.
@@ -529,6 +545,32 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		wantCode(t, "warmed offline", err, domain.ENotFound)
 		if st := f.state(t, 3); st.Tickets != 2 || st.InFlight != 2 {
 			t.Fatalf("got %+v, want the 2 tickets still in flight", st)
+		}
+	})
+
+	t.Run("Warm adds the orders' idempotency keys where missing", func(t *testing.T) {
+		// The ledger lost its data; the restore brings back the keys of orders written
+		// before, so retries with them replay, whatever the limit or the stock says.
+		f := fixture(t)
+		s := f.sale(1, 0)
+		s.Buyers = map[int64]int64{1: 1}
+		first := f.ticket()
+		s.Keys = []domain.KeyTicket{{UserID: 1, Key: "k", Ticket: first}, {UserID: 2, Key: "k", Ticket: f.ticket()}}
+		f.warm(t, s, false)
+		got, err := f.deduct(1, 1, "k", 1)
+		if err != nil || !got.Replayed || got.Ticket != first {
+			t.Fatalf("a retry with the key: got %+v, %v; want ticket %s replayed", got, err, first)
+		}
+		_, err = f.deduct(1, 1, "other", 1)
+		wantCode(t, "another key", err, domain.ELimitExceeded)
+		// A live key keeps its ticket.
+		f.warm(t, f.sale(5, 5), true)
+		live := f.admit(t, f.deduction(3, 1, "j", 1))
+		s = f.sale(5, 5)
+		s.Keys = []domain.KeyTicket{{UserID: 3, Key: "j", Ticket: f.ticket()}}
+		f.warm(t, s, false)
+		if got, err := f.deduct(3, 1, "j", 1); err != nil || !got.Replayed || got.Ticket != live.Ticket {
+			t.Fatalf("a live key: got %+v, %v; want ticket %s", got, err, live.Ticket)
 		}
 	})
 
