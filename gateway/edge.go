@@ -31,9 +31,10 @@ type edgeCache struct {
 	poll    time.Duration
 	log     *slog.Logger
 
-	sf   singleflight.Group
-	mu   sync.RWMutex
-	acts map[int64]edgeEntry
+	sf      singleflight.Group
+	mu      sync.RWMutex
+	acts    map[int64]edgeEntry
+	changed map[int64]time.Time // activities announced changed in the last seconds
 
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
@@ -89,6 +90,14 @@ func (e *edgeCache) activity(ctx context.Context, id int64) (*rpc.Activity, bool
 		switch {
 		case domain.IsCode(err, domain.ENotFound):
 			a, ttl = nil, e.nullTTL
+			e.mu.RLock()
+			at, recent := e.changed[id]
+			e.mu.RUnlock()
+			if recent && time.Since(at) < changedWindow {
+				// Just created or published: a backend may still answer from its copy
+				// of before the change. Not remembered for long.
+				ttl = 100 * time.Millisecond
+			}
 		case err != nil:
 			return nil, err
 		}
@@ -109,7 +118,29 @@ func (e *edgeCache) activity(ctx context.Context, id int64) (*rpc.Activity, bool
 	return nil, false, domain.Errorf(domain.ENotFound, "activity %d not found", id)
 }
 
-// forget drops an activity (an operator changed it through this gateway).
+// changedWindow is how long after an activity's change announcement a backend may
+// still answer from its older copy (its local cache's life, and some).
+const changedWindow = 3 * time.Second
+
+// dropActivity drops the cached copy of an activity another process changed.
+func (e *edgeCache) dropActivity(id int64) {
+	now := time.Now()
+	e.mu.Lock()
+	delete(e.acts, id)
+	if e.changed == nil {
+		e.changed = map[int64]time.Time{}
+	}
+	for k, at := range e.changed { // announcements come from operators: a few entries
+		if now.Sub(at) > changedWindow {
+			delete(e.changed, k)
+		}
+	}
+	e.changed[id] = now
+	e.mu.Unlock()
+}
+
+// forget drops an activity and its sold-out flags (an operator changed it through
+// this gateway).
 func (e *edgeCache) forget(id int64) {
 	e.mu.Lock()
 	delete(e.acts, id)
@@ -161,8 +192,9 @@ func (e *edgeCache) onStock(_ string, f []string) {
 		// The copy is dropped now, and again shortly: a read racing the
 		// announcement may have fetched the old copy from a backend that had not
 		// yet heard of it.
-		e.forget(a)
-		time.AfterFunc(150*time.Millisecond, func() { e.forget(a) })
+		// Its sold-out flags stay: they follow the stock's own announcements.
+		e.dropActivity(a)
+		time.AfterFunc(150*time.Millisecond, func() { e.dropActivity(a) })
 	}
 }
 

@@ -18,10 +18,11 @@
 --   9 insufficient stock (units are left, fewer than asked)
 --   10 the ticket has a result already: it was ended before this call ran (a caller
 --      whose call timed out ended it, and Redis ran that first); nothing taken
--- The first sold-out answer of an item (within a second) is announced on sk:stock as
--- "soldout <activity> <item>", so every gateway flags the item at once; the marker
--- "<meta key without :meta>:soldout" remembers it (scripts that give units back clear
--- it and announce "stock <activity> <item>").
+-- The deduction that takes an item's last unit (or else its first sold-out answer) is
+-- announced on sk:stock as "soldout <activity> <item>", so every gateway flags the
+-- item at once; the marker "<meta key without :meta>:soldout" says it was, so it is
+-- said once. Scripts that give units back clear the marker and announce "stock
+-- <activity> <item>", and the next sell-out is announced again.
 -- Order of checks: decided, replay, state, window, quantity, buyer limit, stock. The buyer check
 -- comes before any deduction, and the stock check covers the whole quantity: from the
 -- home bucket when it holds it, else from the first bucket after it that does, else
@@ -39,7 +40,7 @@ local nb = #KEYS - 4 - n
 local marker = string.gsub(KEYS[1], ':meta$', ':soldout')
 
 local function announce_sold_out()
-  if redis.call('SET', marker, '1', 'NX', 'PX', 1000) then
+  if redis.call('SET', marker, '1', 'NX', 'EX', 86400) then
     local a, i = string.match(KEYS[1], '{a(%d+):i(%d+)}')
     redis.call('PUBLISH', 'sk:stock', 'soldout ' .. a .. ' ' .. i)
   end
@@ -89,9 +90,20 @@ local function admit(r, user, qty, idem, ticket, home)
     end
   end
   local ps = {}
+  local emptied = false
   for _, p in ipairs(parts) do
-    redis.call('DECRBY', KEYS[5 + n + p[1]], p[2])
+    if redis.call('DECRBY', KEYS[5 + n + p[1]], p[2]) == 0 then emptied = true end
     ps[#ps + 1] = p[1] .. ':' .. p[2]
+  end
+  if emptied then
+    -- A bucket ran dry: when it took the item's last unit, say so now, not at the
+    -- next refusal.
+    local rest = 0
+    for b = 0, nb - 1 do
+      rest = rest + tonumber(redis.call('GET', KEYS[5 + n + b]) or '0')
+      if rest > 0 then break end
+    end
+    if rest == 0 then announce_sold_out() end
   end
   local pstr = table.concat(ps, ',')
   redis.call('HINCRBY', KEYS[2], user, qty)
