@@ -147,22 +147,30 @@ func (f *testFleet) tail(p *fleetProc, n int) {
 }
 
 // start runs one process of role with extra settings and waits until it is ready.
+// A port found free may be taken by another process before ours binds it (the
+// machine is shared): such a start is tried again on other ports.
 func (f *testFleet) start(name, role string, extra ...string) *fleetProc {
 	f.t.Helper()
-	p := &fleetProc{name: name, role: role, base: freeBase(f.t), log: filepath.Join(f.dir, name+".log"), done: make(chan struct{})}
-	p.env = append(slices.Clone(f.env), append([]string{"SECKILL_PORT_BASE=" + strconv.Itoa(p.base)}, extra...)...)
-	f.run(p)
-	return p
+	p := &fleetProc{name: name, role: role, log: filepath.Join(f.dir, name+".log")}
+	for try := 0; ; try++ {
+		p.base, p.done = freeBase(f.t), make(chan struct{})
+		p.env = append(slices.Clone(f.env), append([]string{"SECKILL_PORT_BASE=" + strconv.Itoa(p.base)}, extra...)...)
+		if f.run(p, try < 3) {
+			return p
+		}
+	}
 }
 
 // restart runs p again, on its ports and settings.
 func (f *testFleet) restart(p *fleetProc) {
 	f.t.Helper()
 	p.done = make(chan struct{})
-	f.run(p)
+	f.run(p, false)
 }
 
-func (f *testFleet) run(p *fleetProc) {
+// run starts p and waits until it is ready. With portRetry, a process that exits
+// because a port was taken returns false.
+func (f *testFleet) run(p *fleetProc, portRetry bool) bool {
 	f.t.Helper()
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -183,13 +191,19 @@ func (f *testFleet) run(p *fleetProc) {
 	if p.role == "gateway" {
 		ready = p.opsURL() + "/readyz"
 	}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // a race-built gateway compiles the chain's modules first
 	for {
 		resp, err := http.Get(ready)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
+			}
+		}
+		if !p.alive() && portRetry {
+			if b, _ := os.ReadFile(p.log); strings.Contains(string(b), "address already in use") {
+				f.t.Logf("%s: a port of base %d was taken meanwhile; trying others", p.name, p.base)
+				return false
 			}
 		}
 		if !p.alive() || time.Now().After(deadline) {
@@ -349,16 +363,26 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("a gateway started afterwards serves the chain at its first ready answer", func(t *testing.T) {
-		wasm, err := os.ReadFile("../plugins/examples/blocklist/blocklist.wasm")
+		// A Go-built module (the blocklist example, 3.4 MB) as operators load them; a
+		// race-built gateway compiles one for tens of seconds, so under -race the
+		// few-byte trap stands in.
+		name, path, spec, refusal := "blocklist", "../plugins/examples/blocklist/blocklist.wasm",
+			api.PutPluginRequest{Config: json.RawMessage(fmt.Sprintf(`{"users":["%d"]}`, probe)), FailPolicy: "closed"}, http.StatusForbidden
+		if len(raceFlag) > 0 {
+			name, path, spec, refusal = "gate", "../gateway/wasm/testdata/unreachable.wasm", api.PutPluginRequest{FailPolicy: "closed"}, http.StatusServiceUnavailable
+		}
+		wasm, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		put, err := f.operator(gws[0]).PutPlugin(ctx, "blocklist", api.PutPluginRequest{WasmBase64: base64.StdEncoding.EncodeToString(wasm),
-			Config: json.RawMessage(fmt.Sprintf(`{"users":["%d"]}`, probe)), FailPolicy: "closed"})
+		spec.WasmBase64 = base64.StdEncoding.EncodeToString(wasm)
+		op := f.operator(gws[0])
+		op.Timeout = time.Minute
+		put, err := op.PutPlugin(ctx, name, spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		took := within(t, "every gateway reports the plugin", 30*time.Second, func() bool {
+		took := within(t, "every gateway reports the plugin", time.Minute, func() bool {
 			list, err := f.operator(gws[1]).PluginChain(ctx)
 			if err != nil || len(list.Plugins) != 1 || len(list.Plugins[0].Gateways) < len(gws) {
 				return false
@@ -370,13 +394,13 @@ func TestFleet(t *testing.T) {
 			}
 			return true
 		})
-		t.Logf("a 3.4 MB Go-built plugin ran on every gateway %v after the PUT's answer", took.Round(time.Millisecond))
+		t.Logf("plugin %s (%d bytes) ran on every gateway %v after the PUT's answer", name, len(wasm), took.Round(time.Millisecond))
 		late := f.start("gateway-late", "gateway", backendAddrs)
-		if st := answers(late); st != http.StatusForbidden {
-			t.Fatalf("the late gateway's first answer: %d, want 403 from the fleet's blocklist", st)
+		if st := answers(late); st != refusal {
+			t.Fatalf("the late gateway's first answer: %d, want %d from the fleet's plugin", st, refusal)
 		}
 		gws = append(gws, late)
-		if err := f.operator(gws[1]).DeletePlugin(ctx, "blocklist"); err != nil {
+		if err := f.operator(gws[1]).DeletePlugin(ctx, name); err != nil {
 			t.Fatal(err)
 		}
 		for _, g := range gws {
@@ -523,10 +547,16 @@ func TestFleet(t *testing.T) {
 
 	t.Run("a retry after a 504 gets the first attempt's ticket from any gateway", func(t *testing.T) {
 		a, i := f.sale(gws[0], "async", 1, 1)
-		slow := f.start("gateway-slow", "gateway", backendAddrs, "SECKILL_GATEWAY_RPC_TIMEOUT=1ms")
+		// A gateway whose backend's answers come late: requests reach it at once.
+		proxy := testenv.NewProxy(t, addrs[0])
+		slow := f.start("gateway-slow", "gateway", "SECKILL_BACKEND_ADDRS="+proxy.Addr(), "SECKILL_GATEWAY_RPC_TIMEOUT=500ms")
+		if _, err := f.shopper(slow, nextUser()).PublicActivity(ctx, a); err != nil { // cached at its edge
+			t.Fatal(err)
+		}
+		proxy.Delay(time.Second)
 		u, key := nextUser(), "k-"+randhex.String(6)
 		if _, err := buy(slow, u, a, i, key); statusOf(err) != http.StatusGatewayTimeout {
-			t.Fatalf("through a gateway that waits 1ms for its backend: got %v, want 504", err)
+			t.Fatalf("through a gateway whose backend answers late: got %v, want 504", err)
 		}
 		f.kill(slow)
 		within(t, "the first attempt takes the unit", 5*time.Second, func() bool {

@@ -176,7 +176,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 		Config: string(req.Config), FailPolicy: string(spec.FailPolicy), TimeoutMs: req.TimeoutMS, MemoryLimitPages: int32(req.MemoryLimitPages),
 		PoolSize: int32(req.PoolSize), UpdatedBy: g.operatorOf(c)}}, controlCall)
 	if err = rpcerr.FromRPCChange(err); err != nil {
-		g.fleet.Sync(ctx) // back to what the fleet stores
+		g.fleet.SyncChain(ctx) // back to what the fleet stores
 		if wasmBytes == nil && domain.IsCode(err, domain.ENotFound) {
 			fail(c, domain.EBadRequest, "wasm_base64 is required: plugin "+name+" is not loaded")
 			return
@@ -192,7 +192,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 
 // answerPlugin applies the fleet's chain here and answers with p as stored.
 func (g *Gateway) answerPlugin(ctx context.Context, c *app.RequestContext, p *rpc.PluginSpec) {
-	if err := g.fleet.Sync(ctx); err != nil {
+	if err := g.fleet.SyncChain(ctx); err != nil {
 		g.log.Warn("apply the fleet's chain after a change", "err", err)
 	}
 	fleet, _ := g.fleet.Fleet(ctx)
@@ -299,7 +299,7 @@ func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	if err := g.fleet.Sync(ctx); err != nil {
+	if err := g.fleet.SyncChain(ctx); err != nil {
 		g.log.Warn("apply the fleet's chain after a change", "err", err)
 	}
 	c.Status(http.StatusNoContent)
