@@ -488,8 +488,12 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages))
 	var image *dataImage
+	var compiled wazero.CompiledModule
 	fail := func(err error) (*module, error) {
 		_ = rt.Close(ctx) // closing a runtime that never served; the cause matters
+		if compiled != nil {
+			_ = compiled.Close(ctx) // likewise
+		}
 		image.close()
 		return nil, err
 	}
