@@ -330,11 +330,25 @@ func (cs *callState) mustMutateHeaders(kind handler.HeaderKind, op string) {
 	}
 }
 
+// mustNotBeReadOnly refuses a change of a read-only request header
+// (Options.ReadOnlyHeaders).
+func (m *Manager) mustNotBeReadOnly(kind handler.HeaderKind, name, op string) {
+	if kind != handler.HeaderKindRequest {
+		return
+	}
+	for _, ro := range m.opts.ReadOnlyHeaders {
+		if strings.EqualFold(name, ro) {
+			panic(fmt.Errorf("can't %s request header %s: it is read-only to plugins", op, ro))
+		}
+	}
+}
+
 func (m *Manager) hSetHeaderValue(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := requestOf(ctx, handler.FuncSetHeaderValue)
 	kind := handler.HeaderKind(stack[0])
 	cs.mustMutateHeaders(kind, "set")
 	name := headerName(mod, stack[1], stack[2])
+	m.mustNotBeReadOnly(kind, name, "set")
 	value := memString(mod, "header value", uint32(stack[3]), uint32(stack[4]))
 	switch kind {
 	case handler.HeaderKindRequest:
@@ -353,6 +367,7 @@ func (m *Manager) hAddHeaderValue(ctx context.Context, mod wapi.Module, stack []
 	kind := handler.HeaderKind(stack[0])
 	cs.mustMutateHeaders(kind, "add")
 	name := headerName(mod, stack[1], stack[2])
+	m.mustNotBeReadOnly(kind, name, "add to")
 	value := memString(mod, "header value", uint32(stack[3]), uint32(stack[4]))
 	switch kind {
 	case handler.HeaderKindRequest:
@@ -371,6 +386,7 @@ func (m *Manager) hRemoveHeader(ctx context.Context, mod wapi.Module, stack []ui
 	kind := handler.HeaderKind(stack[0])
 	cs.mustMutateHeaders(kind, "remove")
 	name := headerName(mod, stack[1], stack[2])
+	m.mustNotBeReadOnly(kind, name, "remove")
 	switch kind {
 	case handler.HeaderKindRequest:
 		cs.host.RemoveRequestHeader(ctx, name)

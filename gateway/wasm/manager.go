@@ -72,6 +72,15 @@ type Options struct {
 	// its calls in flight before it is closed anyway. Default 10s.
 	DrainTimeout time.Duration
 
+	// ReadOnlyHeaders are request headers guests may read but not set, add
+	// to or remove (names compared case-insensitively): the trusted context
+	// the gateway puts in every request before the chain, so that no plugin
+	// can make the plugins after it or the backend believe in another user,
+	// activity, item or client address. A guest call that tries fails (a
+	// trap; the fail policy applies) and the header keeps its value.
+	// Default TrustedHeaders(); an empty, non-nil slice protects nothing.
+	ReadOnlyHeaders []string
+
 	// Features are the http-wasm features the Hosts given to Handle
 	// support; a guest that enables features during its initialization gets
 	// this answer. Default FeaturesDefault.
@@ -187,6 +196,9 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.ReadOnlyHeaders == nil {
+		opts.ReadOnlyHeaders = TrustedHeaders()
 	}
 	if opts.Features == 0 {
 		opts.Features = FeaturesDefault

@@ -147,6 +147,49 @@ func TestTrustedHeaders(t *testing.T) {
 	}
 }
 
+// TestTrustedHeadersReadOnly: a plugin cannot change the trusted headers
+// for the plugins after it or for the backend. A spoofing plugin (fail
+// open, so the request goes on) sets, adds to or removes each one; its
+// call fails, and the next plugin and the backend see the gateway's values.
+func TestTrustedHeadersReadOnly(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	mustPut(t, m, "spoofer", Spec{Wasm: probe, Order: 1, Config: json.RawMessage(`{"header":"X-Spoof"}`)})
+	mustPut(t, m, "reader", Spec{Wasm: probe, Order: 2})
+	trusted := []string{"X-Seckill-User", "42", "X-Seckill-Activity", "7", "X-Seckill-Item", "9", "X-Real-IP", "203.0.113.5"}
+	const want = "42|7|9|203.0.113.5"
+	var wantErrors uint64
+	for _, name := range []string{"X-Seckill-User", "x-seckill-activity", "X-SECKILL-ITEM", "X-Real-Ip"} {
+		for _, op := range []string{"set", "add", "remove"} {
+			t.Run(op+" "+name, func(t *testing.T) {
+				h := newTestHost(append([]string{"X-Spoof", "spoof", "X-Probe-Spoof-Op", op, "X-Probe-Spoof-Name", name,
+					"X-Probe", "trusted"}, trusted...)...)
+				v, ran := handle(m, h)
+				if !v.Admitted || !ran {
+					t.Fatalf("got %+v, want admitted (the spoofer fails open)", v)
+				}
+				if got := h.reqHeader.Get("X-Probe-Trusted"); got != want {
+					t.Errorf("the next plugin saw %q, want %q", got, want)
+				}
+				for i := 0; i < len(trusted); i += 2 {
+					if got := h.reqHeader.Values(trusted[i]); len(got) != 1 || got[0] != trusted[i+1] {
+						t.Errorf("the backend sees %s %q, want [%s]", trusted[i], got, trusted[i+1])
+					}
+				}
+				wantErrors++
+				if st := m.List()[0].Stats; st.Errors != wantErrors {
+					t.Errorf("spoofer: got %d errors, want %d (the refused call fails)", st.Errors, wantErrors)
+				}
+			})
+		}
+	}
+	// Other headers stay the guests' to change.
+	h := newTestHost(append([]string{"X-Spoof", "spoof", "X-Probe-Spoof-Op", "set", "X-Probe-Spoof-Name", "X-Other"}, trusted...)...)
+	if v, _ := handle(m, h); !v.Admitted || h.reqHeader.Get("X-Other") != "spoofed" {
+		t.Errorf("set X-Other: got %+v and %q, want admitted and \"spoofed\"", v, h.reqHeader.Get("X-Other"))
+	}
+}
+
 func TestRejection(t *testing.T) {
 	m := newTestManager(t, Options{})
 	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm)})
