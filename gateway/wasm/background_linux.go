@@ -9,7 +9,7 @@ import (
 )
 
 // backgroundNice is the nice value of background work (inBackground) and of
-// demoted guest calls (watchCall): under the kernel's fair scheduler a
+// demoted guest calls (threadWatch): under the kernel's fair scheduler a
 // thread at 10 gets about a tenth of a core that a thread at 0 wants too,
 // and all of a core that nobody else does.
 const backgroundNice = 10
@@ -48,87 +48,74 @@ func nice(tid int) (int, error) {
 	return 20 - p, err
 }
 
-// watchCall runs f, a guest call, and lowers the priority of the OS thread
-// it runs on to backgroundNice until f returns if f has run for `after` and
-// then kept the thread busy for most of a millisecond. A guest cannot be
-// preempted: one that loops until its deadline otherwise holds a core as
-// firmly as the requests do, and on a small gateway the requests wait. The
-// busy test is what tells such a guest from one that is slow only because
-// it waits for a core (a gateway short of CPU): demoting that one would
-// make it miss its deadline. Nothing is watched if after is 0 or the
-// gateway may not raise a priority back (canDemote).
+// threadWatch lowers the priority of the OS thread of a guest call to
+// backgroundNice once the call has run for Options.DemoteAfter and then kept
+// the thread busy for most of a millisecond, and gives it back when the
+// call returns (end). A guest cannot be preempted: one that loops until its
+// deadline otherwise holds a core as firmly as the requests do, and on a
+// small gateway the requests wait. The busy test is what tells such a guest
+// from one that is slow only because it waits for a core (a gateway short
+// of CPU): demoting that one would make it slower still. The guest's
+// check-ins (yield) drive it, so a call costs no timer.
 //
 // The goroutine is not locked to its thread: a call that blocks in a host
 // function (a Redis counter) would then cost a thread handoff each time.
-// Running guest code cannot move to another thread, so the thread watched
-// is the one running the guest, unless the guest blocked in a host call
-// since it started; either way the priority is given back by thread id
-// when f returns, so a demotion lasts at most as long as the call.
-func watchCall(after time.Duration, f func() error) error {
-	if after <= 0 || !canDemote() {
-		return f()
-	}
-	w := &demotion{tid: unix.Gettid()}
-	w.mu.Lock() // the timer's function reads w.timer
-	w.timer = time.AfterFunc(after, w.check)
-	w.mu.Unlock()
-	defer w.end()
-	return f()
+// Guest code cannot move to another thread, but a call can between two
+// check-ins (in a host function, or when the Go scheduler preempts it at a
+// check-in); the watch then gives the old thread its priority back and
+// starts over on the new one.
+type threadWatch struct {
+	tid   int
+	since time.Time     // start of the busy window; zero: none yet
+	cpu   time.Duration // the thread's CPU time at since
+	was   int           // the nice value before the demotion
+	on    bool          // demoted
 }
 
-// The busy test of watchCall: the thread's CPU time over busyWindow must
-// grow by busyShare of it.
+// The busy test of threadWatch: the thread's CPU time over a window of at
+// least busyWindow must grow by busyShare of it.
 const (
 	busyWindow = time.Millisecond
 	busyShare  = 0.6
 )
 
-// demotion is one watched call.
-type demotion struct {
-	tid   int
-	mu    sync.Mutex
-	timer *time.Timer
-	cpu   time.Duration // the thread's CPU time at the start of the window; 0: none yet
-	was   int           // the nice value before
-	on    bool          // demoted
-	off   bool          // the call returned
-}
-
-// check runs from the timer: it opens a window on the thread's CPU time,
-// or closes one and demotes the thread if it was busy, else opens the next.
-func (w *demotion) check() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.off || w.on {
+// watch runs at a check-in of a call that has run for DemoteAfter: it opens
+// a window on the thread's CPU time, or closes one and demotes the thread
+// if it was busy, else opens the next.
+func (w *threadWatch) watch(now time.Time) {
+	if !canDemote() || (!w.on && !w.since.IsZero() && now.Sub(w.since) < busyWindow) {
 		return
 	}
-	cpu, ok := threadCPU(w.tid)
+	tid := unix.Gettid()
+	if w.on {
+		if tid != w.tid { // the call moved: free the thread it left
+			w.end()
+		}
+		return
+	}
+	cpu, ok := threadCPU(tid)
 	switch {
 	case !ok:
-		return // the thread is gone: nothing to demote
-	case w.cpu == 0 || cpu-w.cpu < time.Duration(busyShare*float64(busyWindow)):
-		w.cpu = max(cpu, 1)
-		w.timer.Reset(busyWindow)
+		return
+	case tid != w.tid || w.since.IsZero() || cpu-w.cpu < time.Duration(busyShare*float64(now.Sub(w.since))):
+		w.tid, w.since, w.cpu = tid, now, cpu
 		return
 	}
-	was, err := nice(w.tid)
+	was, err := nice(tid)
 	if err != nil || was >= backgroundNice {
 		return
 	}
-	if unix.Setpriority(unix.PRIO_PROCESS, w.tid, backgroundNice) == nil {
+	if unix.Setpriority(unix.PRIO_PROCESS, tid, backgroundNice) == nil {
 		w.was, w.on = was, true
 	}
 }
 
-// end stops the watch and gives the thread its priority back.
-func (w *demotion) end() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.off = true
-	w.timer.Stop()
+// end gives a demoted thread its priority back and resets the watch.
+func (w *threadWatch) end() {
 	if w.on {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, w.tid, w.was) // canDemote said it may
 	}
+	*w = threadWatch{}
 }
 
 // threadCPU is the CPU time the thread tid of this process has used. Its

@@ -37,10 +37,23 @@
 // # Plugins, pools and limits
 //
 // Each plugin has its own wazero runtime, because the memory limit
-// (RuntimeConfig.WithMemoryLimitPages) and the deadline enforcement
-// (WithCloseOnContextDone, which makes compiled loops check for
-// cancellation) are runtime settings. All runtimes share one compilation
-// cache, so a module is compiled once however often it is loaded.
+// (RuntimeConfig.WithMemoryLimitPages) is a runtime setting. All runtimes
+// share one compilation cache, so a module is compiled once however often
+// it is loaded; its compiled code is released with the last plugin that
+// uses it.
+//
+// # Deadlines
+//
+// Compiled guest code cannot be preempted, and wazero's way to stop it
+// (WithCloseOnContextDone) costs every loop iteration a return to Go and
+// every call a goroutine. Instead the host rewrites each module before
+// compiling it (instrument.go): every loop head and function entry counts a
+// budget down, and at zero the guest calls the host (yield), about every
+// 100 µs of guest time. There the host ends a call that is past its
+// deadline or whose plugin has closed, and lowers the thread priority of a
+// long call that keeps its core busy (Options.DemoteAfter). A call costs no
+// goroutine, timer or context: the instance's call state is the call's
+// context, and its deadline bounds the host's I/O (the Redis counters).
 //
 // A plugin owns a fixed pool of PoolSize instances, all instantiated by Put
 // (off the request path). A request takes an idle instance, waiting at most

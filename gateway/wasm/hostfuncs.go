@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/http-wasm/http-wasm-host-go/api"
@@ -16,19 +17,28 @@ import (
 )
 
 // callKey is the context key of the *callState of the guest call in
-// progress. Host functions find their request through it.
+// progress, for contexts that wrap one.
 type callKey struct{}
 
 // callState is what the host functions know of the guest call in progress:
 // one handle_request (then maybe one handle_response) of one plugin, or the
-// instantiation of an instance (host == nil).
+// instantiation of an instance (host == nil). It is the context of the
+// call (and of the Host's methods it leads to): each instance keeps one and
+// reuses it, so a call allocates no context. It is valid only during the
+// call.
 type callState struct {
+	parent   context.Context // Handle's, or the instantiation's
 	p        *plugin
 	inst     *instance // during instantiation: the instance being created
 	host     Host      // nil during instantiation
 	features handler.Features
 	// afterNext is true in handle_response.
 	afterNext bool
+
+	// The call's clock (yield.go).
+	start, deadline time.Time
+	demoteAfter     time.Duration // 0: never
+	thread          threadWatch
 
 	reqBodyR  io.ReadCloser
 	reqBodyW  io.Writer
@@ -47,7 +57,49 @@ type callState struct {
 // rejection message (the whole body still goes to the host).
 const maxCapturedBody = 4 << 10
 
+// begin readies cs for a call of p on in, started at start (the request's
+// arrival: the wait for an instance counts), for host (nil: the
+// instantiation).
+func (cs *callState) begin(parent context.Context, p *plugin, in *instance, host Host, start time.Time, timeout, demoteAfter time.Duration) {
+	*cs = callState{parent: parent, p: p, inst: in, host: host, features: in.features,
+		body: cs.body[:0], demoteAfter: demoteAfter}
+	cs.restart(start, timeout)
+}
+
+// restart sets the call's clock: it runs from start until timeout later.
+func (cs *callState) restart(start time.Time, timeout time.Duration) {
+	cs.start, cs.deadline = start, start.Add(timeout)
+}
+
+// Deadline implements context.Context: the call's deadline, which bounds
+// host I/O (the Redis counters set their socket deadlines from it). The
+// call itself is ended at its deadline by yield, not by cancellation, so
+// Done and Err are the parent's.
+func (cs *callState) Deadline() (time.Time, bool) {
+	if d, ok := cs.parent.Deadline(); ok && d.Before(cs.deadline) {
+		return d, true
+	}
+	return cs.deadline, true
+}
+
+// Done implements context.Context.
+func (cs *callState) Done() <-chan struct{} { return cs.parent.Done() }
+
+// Err implements context.Context.
+func (cs *callState) Err() error { return cs.parent.Err() }
+
+// Value implements context.Context.
+func (cs *callState) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return cs
+	}
+	return cs.parent.Value(key)
+}
+
 func stateOf(ctx context.Context) *callState {
+	if cs, ok := ctx.(*callState); ok {
+		return cs
+	}
 	cs, _ := ctx.Value(callKey{}).(*callState)
 	if cs == nil {
 		panic(errors.New("host function called outside a guest call"))

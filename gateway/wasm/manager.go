@@ -186,7 +186,7 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	case opts.DemoteAfter == 0:
 		opts.DemoteAfter = 2 * time.Millisecond
 	case opts.DemoteAfter < 0:
-		opts.DemoteAfter = 0 // watchCall: never
+		opts.DemoteAfter = 0 // never
 	}
 	if opts.MaxModuleBytes <= 0 {
 		opts.MaxModuleBytes = 16 << 20
@@ -224,6 +224,7 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		instantiating: make(chan struct{}, max(runtime.NumCPU()/2, 1)),
 	}
 	if opts.DemoteAfter > 0 && !canDemote() {
+		m.opts.DemoteAfter = 0
 		m.log.Info("wasm: long guest calls keep their priority: demoting one needs Linux and the right to raise a priority back (CAP_SYS_NICE or RLIMIT_NICE)",
 			"demote_after", opts.DemoteAfter)
 	}
@@ -495,9 +496,10 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 // the memory limit pages, checks the ABI and instantiates the host modules
 // the guest imports. The module has one reference, the caller's.
 func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, sum string, pages uint32) (*module, error) {
+	// No WithCloseOnContextDone: the guest checks in with the host itself
+	// (instrument.go), which ends a call past its deadline.
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(m.cache).
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages))
 	var image *dataImage
 	var compiled wazero.CompiledModule
@@ -514,7 +516,11 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	if stripped, img, ok := splitData(wasmBytes); ok {
 		wasmBytes, image = stripped, newDataImage(img)
 	}
-	compiled, err := rt.CompileModule(ctx, wasmBytes) // in the background already: Put
+	wasmBytes, err := instrument(wasmBytes)
+	if err != nil {
+		return fail(invalidf(err, "plugin %s: module does not compile", name))
+	}
+	compiled, err = rt.CompileModule(ctx, wasmBytes) // in the background already: Put
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}
@@ -593,7 +599,7 @@ func (p *module) checkABI(name string) error {
 	for _, def := range p.compiled.ImportedFunctions() {
 		mod, fn, _ := def.Import()
 		switch mod {
-		case HTTPHandlerModule, SeckillModule, wasiModule:
+		case HTTPHandlerModule, SeckillModule, wasiModule, yieldModule: // instrument refuses guests' own yieldModule imports
 		default:
 			return invalidf(nil, "plugin %s: imports %s.%s; the host provides only %s, %s and %s",
 				name, mod, fn, HTTPHandlerModule, SeckillModule, wasiModule)

@@ -57,7 +57,8 @@ type plugin struct {
 
 const closingBit = int64(1) << 62
 
-// instance is one instantiated guest. It serves one call at a time.
+// instance is one instantiated guest. It serves one call at a time, whose
+// state it keeps in cs: the call's context, so a call allocates nothing.
 type instance struct {
 	mod            api.Module
 	handleRequest  api.Function
@@ -65,21 +66,28 @@ type instance struct {
 	features       handler.Features // enabled during initialization
 	stack          [2]uint64        // call stack of handle_request/handle_response
 	mem            *guestMemory     // nil: wazero's own (memory.go)
-	demoteAfter    time.Duration    // Options.DemoteAfter
+	cs             callState        // the call in progress
+
+	// The pace of the guest's check-ins (Manager.yield): its budget of
+	// checks between two, and when it last checked in.
+	budget    uint32
+	lastYield time.Time
 }
 
 var errInstanceClosed = errors.New("wasm instance closed")
 
-// call calls fn (handle_request or handle_response) with in.stack, if the
-// instance's memory is still there (memory.go).
-func (in *instance) call(ctx context.Context, fn api.Function) error {
+// call calls fn (handle_request or handle_response) with in.stack and in.cs
+// as its context, if the instance's memory is still there (memory.go).
+func (in *instance) call(fn api.Function) error {
 	if in.mem != nil {
 		if !in.mem.enter() {
 			return errInstanceClosed
 		}
 		defer in.mem.leave()
 	}
-	return watchCall(in.demoteAfter, func() error { return fn.CallWithStack(ctx, in.stack[:]) })
+	err := fn.CallWithStack(&in.cs, in.stack[:])
+	in.cs.thread.end()
+	return err
 }
 
 func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule) error {
@@ -100,6 +108,9 @@ func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime,
 			return fmt.Errorf("instantiate wasi: %w", err)
 		}
 	}
+	if err := m.instantiateYield(ctx, rt); err != nil { // every instrumented guest imports it
+		return fmt.Errorf("instantiate %s: %w", yieldModule, err)
+	}
 	if httpHandler {
 		if err := m.instantiateHTTPHandler(ctx, rt); err != nil {
 			return fmt.Errorf("instantiate %s: %w", HTTPHandlerModule, err)
@@ -117,11 +128,9 @@ func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime,
 // Options.InitTimeout whatever ctx says (a slow init must not be cut short
 // by a caller's deadline, an endless one must end).
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.m.opts.InitTimeout)
-	defer cancel()
-	inst := &instance{demoteAfter: p.m.opts.DemoteAfter}
-	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
-	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator(inst, p.mod.image))
+	inst := &instance{budget: initialBudget}
+	inst.cs.begin(context.WithoutCancel(ctx), p, inst, nil, time.Now(), p.m.opts.InitTimeout, 0)
+	ctx = experimental.WithMemoryAllocator(&inst.cs, memoryAllocator(inst, p.mod.image))
 
 	id := strconv.FormatUint(p.mod.nextID.Add(1), 10)
 	cfg := wazero.NewModuleConfig().
@@ -137,6 +146,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 		cfg = cfg.WithStartFunctions()
 	}
 	mod, err := p.mod.runtime.InstantiateModule(ctx, p.mod.compiled, cfg)
+	inst.cs.thread.end()
 	if err != nil {
 		return nil, err
 	}
@@ -153,16 +163,24 @@ func (in *instance) close(ctx context.Context) {
 	_ = in.mod.Close(ctx) // closing a module we throw away; nothing to do on error
 }
 
-// acquire takes an idle instance, waiting until ctx ends.
-func (p *plugin) acquire(ctx context.Context) (*instance, error) {
+// errNoInstance: no instance became idle before the call's deadline.
+var errNoInstance = errors.New("no free instance before the deadline")
+
+// acquire takes an idle instance, waiting until the deadline or until ctx
+// ends.
+func (p *plugin) acquire(ctx context.Context, deadline time.Time) (*instance, error) {
 	select {
 	case in := <-p.idle:
 		return in, nil
 	default:
 	}
+	t := time.NewTimer(time.Until(deadline)) // only when the pool is empty
+	defer t.Stop()
 	select {
 	case in := <-p.idle:
 		return in, nil
+	case <-t.C:
+		return nil, errNoInstance
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-p.done:

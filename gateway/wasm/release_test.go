@@ -72,25 +72,6 @@ func fillerModule(variant uint32, funcs int) []byte {
 	return append(b, section(10, vec(bodies...))...)
 }
 
-func appendU32(b []byte, v uint32) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
-func appendS32(b []byte, v int32) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
 // memoryUse is the Go heap in use after a collection and the resident set
 // of the process (0 where /proc is missing), in bytes.
 func memoryUse(tb testing.TB) (heap, rss uint64) {
@@ -124,8 +105,8 @@ func memoryUse(tb testing.TB) (heap, rss uint64) {
 //
 // The figures are logged every 100 swaps: go test -run TestSwapsReleaseMemory -v ./gateway/wasm/
 func TestSwapsReleaseMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("1,000 compiles")
+	if testing.Short() || raceEnabled {
+		t.Skip("1,000 compiles, and memory figures that under -race would measure the race detector")
 	}
 	const swaps, funcs = 1000, 100
 	// Bounds well under what keeping every module would cost (swaps *
