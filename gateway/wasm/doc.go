@@ -55,22 +55,29 @@
 // goroutine, timer or context: the instance's call state is the call's
 // context, and its deadline bounds the host's I/O (the Redis counters).
 //
-// A plugin owns a fixed pool of PoolSize instances, all instantiated by Put
-// (off the request path). A request takes an idle instance, waiting at most
-// until the plugin's deadline, which also bounds the call; the call runs
-// with that deadline. An instance whose call trapped, exited or timed out is
-// closed and never reused; a refiller goroutine instantiates its
-// replacement, so requests never pay for instantiation. A guest that exports
+// A plugin owns a pool of instances: Put makes PoolSize of them (off the
+// request path), and the pool grows on demand up to PoolMax. A request takes
+// an idle instance; if none is idle it asks the refiller for one more (up to
+// PoolMax) and waits for whichever comes first, an instance another request
+// returns or the new one. Only a request that finds the pool at PoolMax with
+// every instance busy waits at most until the plugin's deadline and then
+// fails: counted as PoolExhausted (seckill_wasm_plugin_pool_exhausted_total),
+// so a plugin under load keeps applying within its limits, and says so when
+// it cannot. A grown pool keeps its size, and its replacement in a hot swap
+// starts as large. An instance whose call trapped, exited or timed out is
+// closed and never reused; the refiller instantiates its replacement, so
+// requests never pay for instantiation. A guest that exports
 // seckill_request_only (every guest built with plugins/sdk) returns its
 // instance right after handle_request; other guests keep it until the rest
 // of the gateway has answered and handle_response has run, as the ABI
-// requires, so their pool bounds the requests in flight through them.
+// requires, so each request in flight through them holds an instance and
+// their pool grows with the requests in flight.
 //
 // # Fail policy
 //
 // A plugin fails when its call traps (a Go panic, unreachable, out of
-// bounds), exits, passes its deadline, finds no free instance in time, or
-// calls seckill.fail. FailOpen admits the request as if the plugin had called
+// bounds), exits, passes its deadline, finds no free instance in time (the
+// pool at PoolMax), or calls seckill.fail. FailOpen admits the request as if the plugin had called
 // next; FailClosed refuses it with 503 {"error":"unavailable","message":
 // "admission plugin <name> failed"}: the gateway could not decide, so the
 // answer says "unavailable" (retry later) rather than 403 (you may not).

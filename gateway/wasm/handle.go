@@ -187,7 +187,7 @@ type heldCall struct {
 func (p *plugin) handleRequest(ctx context.Context, host Host) requestResult {
 	start := time.Now()
 	p.stats.calls.Add(1)
-	in, err := p.acquire(ctx, start.Add(p.spec.Timeout))
+	in, err := p.acquire(ctx, start)
 	if err != nil {
 		p.countFailure(ctx, err, "no instance")
 		p.stats.observe(time.Since(start))
@@ -246,13 +246,17 @@ func (p *plugin) handleResponse(ctx context.Context, in *instance, reqCtx uint32
 	p.release(in)
 }
 
-// countFailure counts and logs a failed call: a timeout if the deadline
-// passed (running or waiting for an instance), an error otherwise.
+// countFailure counts and logs a failed call: a timeout if the guest ran
+// past its deadline, pool exhaustion if no instance was free in time, an
+// error otherwise.
 func (p *plugin) countFailure(ctx context.Context, err error, what string) {
-	timeout := errors.Is(err, errDeadlineExceeded) || errors.Is(err, errNoInstance)
-	if timeout {
+	timeout := errors.Is(err, errDeadlineExceeded)
+	switch {
+	case timeout:
 		p.stats.timeouts.Add(1)
-	} else {
+	case errors.Is(err, errNoInstance):
+		p.stats.poolExhausted.Add(1)
+	default:
 		p.stats.errors.Add(1)
 	}
 	p.m.log.WarnContext(ctx, "wasm plugin call failed", "plugin", p.name, "call", what, "timeout", timeout, "err", err)

@@ -53,6 +53,9 @@ type Options struct {
 	// DefaultPoolSize is the number of instances of plugins whose Spec has
 	// none. Default GOMAXPROCS, within [2, 16].
 	DefaultPoolSize int
+	// DefaultPoolMax is how far the pools of plugins whose Spec has no
+	// PoolMax grow on demand. Default 4 * DefaultPoolSize.
+	DefaultPoolMax int
 	// MaxModuleBytes bounds Spec.Wasm. Default 16 MiB.
 	MaxModuleBytes int
 
@@ -102,8 +105,14 @@ type Spec struct {
 	// MemoryLimitPages caps the guest memory in 64 KiB pages; 0:
 	// Options.DefaultMemoryPages.
 	MemoryLimitPages uint32
-	// PoolSize is the number of instances; 0: Options.DefaultPoolSize.
+	// PoolSize is the number of instances made when the plugin is loaded;
+	// 0: Options.DefaultPoolSize.
 	PoolSize int
+	// PoolMax is how many instances the pool may grow to when requests
+	// find none free (each request through a guest without
+	// seckill_request_only holds one until the response is written);
+	// 0: Options.DefaultPoolMax. At least PoolSize.
+	PoolMax int
 }
 
 // Limits on Spec values.
@@ -124,6 +133,7 @@ type Info struct {
 	Timeout          time.Duration
 	MemoryLimitPages uint32
 	PoolSize         int
+	PoolMax          int
 	// RequestOnly is true when the guest exports seckill_request_only, so
 	// the response phase is skipped.
 	RequestOnly bool
@@ -182,6 +192,9 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.DefaultPoolSize <= 0 {
 		opts.DefaultPoolSize = min(max(runtime.GOMAXPROCS(0), 2), 16)
 	}
+	if opts.DefaultPoolMax <= 0 {
+		opts.DefaultPoolMax = min(4*opts.DefaultPoolSize, MaxPoolSize)
+	}
 	switch {
 	case opts.DemoteAfter == 0:
 		opts.DemoteAfter = 2 * time.Millisecond
@@ -213,6 +226,8 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("wasm: default memory pages %d over %d", opts.DefaultMemoryPages, MaxMemoryPages)
 	case opts.DefaultPoolSize > MaxPoolSize:
 		return nil, fmt.Errorf("wasm: default pool size %d over %d", opts.DefaultPoolSize, MaxPoolSize)
+	case opts.DefaultPoolMax > MaxPoolSize:
+		return nil, fmt.Errorf("wasm: default pool maximum %d over %d", opts.DefaultPoolMax, MaxPoolSize)
 	}
 	m := &Manager{
 		opts:     opts,
@@ -276,6 +291,14 @@ func (m *Manager) normalize(name string, spec Spec) (Spec, error) {
 	case spec.PoolSize == 0:
 		spec.PoolSize = m.opts.DefaultPoolSize
 	}
+	switch {
+	case spec.PoolMax < 0 || spec.PoolMax > MaxPoolSize:
+		return spec, invalidf(nil, "plugin %s: pool maximum %d: want [pool size, %d]", name, spec.PoolMax, MaxPoolSize)
+	case spec.PoolMax == 0:
+		spec.PoolMax = max(m.opts.DefaultPoolMax, spec.PoolSize)
+	case spec.PoolMax < spec.PoolSize:
+		return spec, invalidf(nil, "plugin %s: pool maximum %d under the pool size %d", name, spec.PoolMax, spec.PoolSize)
+	}
 	return spec, nil
 }
 
@@ -293,8 +316,16 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 	if m.isClosed() {
 		return Info{}, errClosed
 	}
+	// The new pool starts as large as the pool it replaces has grown: the
+	// load that grew it is still there.
+	warm := spec.PoolSize
+	for _, q := range m.chain.Load().plugins {
+		if q.name == name {
+			warm = min(max(warm, int(q.want.Load())), spec.PoolMax)
+		}
+	}
 	var p *plugin
-	inBackground(func() { p, err = m.newPlugin(ctx, name, spec) }) // hash, compile, fill the pool
+	inBackground(func() { p, err = m.newPlugin(ctx, name, spec, warm) }) // hash, compile, fill the pool
 	if err != nil {
 		return Info{}, err
 	}
@@ -427,9 +458,10 @@ func (m *Manager) retire(ctx context.Context, p *plugin) {
 
 // newPlugin compiles spec.Wasm in a runtime of its own (the memory limit is
 // per runtime) sharing the compilation cache, checks the ABI and fills the
-// instance pool. A module already loaded from the same bytes with the same
-// memory limit is reused as it is: it was checked when it was compiled.
-func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugin, error) {
+// instance pool with warm instances. A module already loaded from the same
+// bytes with the same memory limit is reused as it is: it was checked when
+// it was compiled.
+func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec, warm int) (*plugin, error) {
 	sum := politeSHA256(spec.Wasm)
 	p := &plugin{
 		m:        m,
@@ -439,7 +471,7 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 		sha256:   hex.EncodeToString(sum[:]),
 		size:     len(spec.Wasm),
 		loadedAt: time.Now(),
-		idle:     make(chan *instance, spec.PoolSize),
+		idle:     make(chan *instance, spec.PoolMax),
 		refill:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		drained:  make(chan struct{}),
@@ -461,10 +493,10 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 	// guest initializes (a bad config can make it panic here). At most
 	// Manager.instantiating at once: a swap under load must not take
 	// every core from the requests the old plugin is still serving.
-	errs := make([]error, spec.PoolSize)
-	insts := make([]*instance, spec.PoolSize)
+	errs := make([]error, warm)
+	insts := make([]*instance, warm)
 	var wg sync.WaitGroup
-	for i := range spec.PoolSize {
+	for i := range warm {
 		wg.Add(1)
 		m.instantiating <- struct{}{}
 		go func() {
@@ -488,7 +520,8 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 	for _, in := range insts {
 		p.idle <- in
 	}
-	p.live.Store(int32(spec.PoolSize))
+	p.live.Store(int32(warm))
+	p.want.Store(int32(warm))
 	return p, nil
 }
 

@@ -397,6 +397,7 @@ func TestPut_Invalid(t *testing.T) {
 		{"config", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{nope`)}, "config is not valid JSON"},
 		{"timeout", "probe", Spec{Wasm: probe, Timeout: time.Hour}, "timeout"},
 		{"pool", "probe", Spec{Wasm: probe, PoolSize: MaxPoolSize + 1}, "pool size"},
+		{"pool max", "probe", Spec{Wasm: probe, PoolSize: 4, PoolMax: 3}, "pool maximum"},
 		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
 		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
 		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
@@ -510,26 +511,86 @@ func TestTrappedInstanceNotReused(t *testing.T) {
 	}
 }
 
-func TestPoolExhausted(t *testing.T) {
-	// admit.wasm has no seckill_request_only: its instance is held until
-	// next returns, so with a pool of one a second request must wait.
+// holdInNext starts a request through m that stays in next (its instances
+// of guests without seckill_request_only held) until release is closed; its
+// verdict then comes on the returned channel.
+func holdInNext(tb testing.TB, m *Manager, release <-chan struct{}) <-chan Verdict {
+	tb.Helper()
+	inNext := make(chan struct{})
+	done := make(chan Verdict, 1)
+	go func() {
+		done <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
+			close(inNext)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-inNext:
+	case v := <-done:
+		tb.Fatalf("request to hold: got %+v before next, want it in next", v)
+	}
+	return done
+}
+
+// TestPoolGrowsOnDemand: a guest that keeps its instance until the
+// response is written (admit.wasm has no seckill_request_only) keeps
+// applying while more requests are in flight than its pool had instances:
+// the pool grows up to PoolMax, keeps its size across a swap, and a request
+// beyond PoolMax fails per policy and is counted.
+func TestPoolGrowsOnDemand(t *testing.T) {
 	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
 		t.Run(string(policy), func(t *testing.T) {
 			m := newTestManager(t, Options{})
-			info := mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, FailPolicy: policy, Timeout: 50 * time.Millisecond})
+			admit := mustReadWasm(t, admitWasm)
+			spec := Spec{Wasm: admit, PoolSize: 1, PoolMax: 3, FailPolicy: policy, Timeout: 50 * time.Millisecond}
+			mustPut(t, m, "held", spec)
+			release := make(chan struct{})
+			var held []<-chan Verdict
+			for range 3 { // each needs an instance of its own
+				held = append(held, holdInNext(t, m, release))
+			}
+			st := m.List()[0].Stats
+			if st.InstancesLive != 3 || st.PoolExhausted != 0 {
+				t.Errorf("3 requests in flight: got %d instances, %d exhausted, want 3 and 0", st.InstancesLive, st.PoolExhausted)
+			}
+			// A fourth finds the pool at its maximum: it waits for its
+			// deadline and fails per policy, counted.
+			v, ran := handle(m, newTestHost())
+			if want := policy == FailOpen; v.Admitted != want || ran != want {
+				t.Errorf("beyond the pool maximum: got admitted=%v next ran=%v, want %v", v.Admitted, ran, want)
+			}
+			if st := m.List()[0].Stats; st.PoolExhausted != 1 || st.Timeouts != 0 || st.Errors != 0 {
+				t.Errorf("got exhausted=%d timeouts=%d errors=%d, want 1, 0, 0", st.PoolExhausted, st.Timeouts, st.Errors)
+			}
+			close(release)
+			for _, done := range held {
+				if v := <-done; !v.Admitted {
+					t.Errorf("held request: got %+v, want admitted", v)
+				}
+			}
+			// The replacement starts as large as the pool had grown.
+			spec.Config = json.RawMessage(`2`)
+			if info := mustPut(t, m, "held", spec); info.Stats.InstancesLive != 3 || info.PoolMax != 3 {
+				t.Errorf("after a swap: got %d instances (max %d), want 3 (3)", info.Stats.InstancesLive, info.PoolMax)
+			}
+		})
+	}
+}
+
+func TestPoolExhausted(t *testing.T) {
+	// admit.wasm has no seckill_request_only: its instance is held until
+	// next returns, so with a pool of at most one a second request must
+	// wait.
+	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
+		t.Run(string(policy), func(t *testing.T) {
+			m := newTestManager(t, Options{})
+			info := mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, PoolMax: 1, FailPolicy: policy, Timeout: 50 * time.Millisecond})
 			if info.RequestOnly {
 				t.Fatal("got RequestOnly, want false")
 			}
-			inNext, release := make(chan struct{}), make(chan struct{})
-			done := make(chan Verdict)
-			go func() {
-				done <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
-					close(inNext)
-					<-release
-					return nil
-				})
-			}()
-			<-inNext
+			release := make(chan struct{})
+			done := holdInNext(t, m, release)
 			v, _ := handle(m, newTestHost())
 			if want := policy == FailOpen; v.Admitted != want {
 				t.Errorf("while the only instance is held: got admitted=%v, want %v", v.Admitted, want)
@@ -541,8 +602,8 @@ func TestPoolExhausted(t *testing.T) {
 			if v, _ := handle(m, newTestHost()); !v.Admitted {
 				t.Errorf("after release: got %+v, want admitted", v)
 			}
-			if st := m.List()[0].Stats; st.Timeouts != 1 || st.Calls != 3 {
-				t.Errorf("got timeouts=%d calls=%d, want 1 and 3", st.Timeouts, st.Calls)
+			if st := m.List()[0].Stats; st.PoolExhausted != 1 || st.Timeouts != 0 || st.Calls != 3 {
+				t.Errorf("got exhausted=%d timeouts=%d calls=%d, want 1, 0 and 3", st.PoolExhausted, st.Timeouts, st.Calls)
 			}
 		})
 	}

@@ -38,14 +38,22 @@ type plugin struct {
 	mod   *module // shared with the plugins loaded from the same bytes
 	stats *stats
 
-	// The pool: idle instances, and how many exist (idle or busy). The
-	// refiller keeps live at spec.PoolSize by replacing discarded ones, so
-	// requests never instantiate.
-	idle    chan *instance
+	// The pool: idle instances, how many exist (idle or busy), how many
+	// it should have and how many requests wait for one. The refiller
+	// makes instances while live < want, replacing discarded ones and
+	// growing the pool, so requests never instantiate. want starts at
+	// the warm size and grows, up to spec.PoolMax, when requests find no
+	// idle instance (grow); a pool never shrinks.
+	idle    chan *instance // capacity spec.PoolMax
 	live    atomic.Int32
-	refill  chan struct{}
-	done    chan struct{} // closed by close: stops the refiller and waiters
-	refills sync.WaitGroup
+	want    atomic.Int32
+	waiting atomic.Int32
+	// growFailed is when an instantiation of the refiller last failed
+	// (unix nanoseconds): requests waiting since then stop counting on it.
+	growFailed atomic.Int64
+	refill     chan struct{}
+	done       chan struct{} // closed by close: stops the refiller and waiters
+	refills    sync.WaitGroup
 
 	// inflight counts requests inside the plugin; closingBit marks it
 	// retired: no new request may enter.
@@ -163,28 +171,65 @@ func (in *instance) close(ctx context.Context) {
 	_ = in.mod.Close(ctx) // closing a module we throw away; nothing to do on error
 }
 
-// errNoInstance: no instance became idle before the call's deadline.
-var errNoInstance = errors.New("no free instance before the deadline")
+// errNoInstance: no instance became idle before the call's deadline, the
+// pool at its maximum.
+var errNoInstance = errors.New("no free instance before the deadline (pool at its maximum)")
 
-// acquire takes an idle instance, waiting until the deadline or until ctx
-// ends.
-func (p *plugin) acquire(ctx context.Context, deadline time.Time) (*instance, error) {
+// acquire takes an idle instance. If there is none it has the pool grow
+// and waits: for as long as an instance it asked for is on its way, then
+// until the deadline (start + the plugin's timeout) or until ctx ends.
+func (p *plugin) acquire(ctx context.Context, start time.Time) (*instance, error) {
 	select {
 	case in := <-p.idle:
 		return in, nil
 	default:
 	}
-	t := time.NewTimer(time.Until(deadline)) // only when the pool is empty
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	p.grow()
+	t := time.NewTimer(time.Until(start.Add(p.spec.Timeout))) // only when the pool is empty
 	defer t.Stop()
+	for {
+		select {
+		case in := <-p.idle:
+			return in, nil
+		case <-t.C:
+			// An instance still to come (the refiller is making the ones
+			// asked for, and has not failed meanwhile) is worth waiting
+			// for: it takes milliseconds, and the deadline is for the
+			// guest's call, not for the pool's growth.
+			if p.live.Load() < p.want.Load() && p.growFailed.Load() < start.UnixNano() {
+				t.Reset(p.spec.Timeout)
+				continue
+			}
+			return nil, errNoInstance
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.done:
+			return nil, errClosed
+		}
+	}
+}
+
+// grow asks the refiller for one more instance, up to spec.PoolMax, unless
+// those on their way already cover the requests waiting.
+func (p *plugin) grow() {
+	for {
+		want := p.want.Load()
+		if want >= int32(p.spec.PoolMax) || want-p.live.Load() >= p.waiting.Load() {
+			return
+		}
+		if p.want.CompareAndSwap(want, want+1) {
+			p.askRefill()
+			return
+		}
+	}
+}
+
+func (p *plugin) askRefill() {
 	select {
-	case in := <-p.idle:
-		return in, nil
-	case <-t.C:
-		return nil, errNoInstance
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-p.done:
-		return nil, errClosed
+	case p.refill <- struct{}{}:
+	default:
 	}
 }
 
@@ -200,7 +245,7 @@ func (p *plugin) release(in *instance) {
 	}
 	select {
 	case p.idle <- in:
-	default: // cannot happen: the pool never holds more than PoolSize
+	default: // cannot happen: the pool never holds more than PoolMax
 		in.close(context.Background())
 		p.live.Add(-1)
 	}
@@ -212,13 +257,11 @@ func (p *plugin) discard(in *instance) {
 	in.close(context.Background())
 	p.live.Add(-1)
 	p.stats.discarded.Add(1)
-	select {
-	case p.refill <- struct{}{}:
-	default:
-	}
+	p.askRefill()
 }
 
-// startRefiller starts the goroutine that replaces discarded instances.
+// startRefiller starts the goroutine that replaces discarded instances and
+// grows the pool.
 func (p *plugin) startRefiller() {
 	p.refills.Add(1)
 	go func() {
@@ -229,11 +272,11 @@ func (p *plugin) startRefiller() {
 				return
 			case <-p.refill:
 			}
-			for p.live.Load() < int32(p.spec.PoolSize) {
-				// One of the Manager's instantiation slots, unless half the
-				// pool is gone: then requests are about to wait out their
-				// deadline for an instance, which costs more than a core.
-				slot := p.live.Load() > int32(p.spec.PoolSize/2)
+			for p.live.Load() < p.want.Load() {
+				// One of the Manager's instantiation slots, unless requests
+				// wait for the instance or half the pool is gone: then
+				// requests wait, which costs more than a core.
+				slot := p.waiting.Load() == 0 && p.live.Load() > p.want.Load()/2
 				if slot {
 					select {
 					case <-p.done:
@@ -253,6 +296,7 @@ func (p *plugin) startRefiller() {
 					<-p.m.instantiating
 				}
 				if err != nil {
+					p.growFailed.Store(time.Now().UnixNano())
 					p.m.log.Error("wasm instance", "plugin", p.name, "err", err)
 					select { // retry later; requests fail per policy meanwhile
 					case <-p.done:
@@ -344,6 +388,7 @@ func (p *plugin) info() Info {
 		Timeout:          p.spec.Timeout,
 		MemoryLimitPages: p.spec.MemoryLimitPages,
 		PoolSize:         p.spec.PoolSize,
+		PoolMax:          p.spec.PoolMax,
 		RequestOnly:      p.requestOnly,
 		LoadedAt:         p.loadedAt,
 		Stats:            st,
