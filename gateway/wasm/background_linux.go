@@ -118,6 +118,13 @@ func (w *threadWatch) end() {
 	*w = threadWatch{}
 }
 
+// threadNow returns the calling thread's id and CPU time.
+func threadNow() (tid int, cpu time.Duration, ok bool) {
+	tid = unix.Gettid()
+	cpu, ok = threadCPU(tid)
+	return tid, cpu, ok
+}
+
 // threadCPU is the CPU time the thread tid of this process has used. Its
 // clock id is the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
 func threadCPU(tid int) (time.Duration, bool) {

@@ -49,11 +49,22 @@
 // every call a goroutine. Instead the host rewrites each module before
 // compiling it (instrument.go): every loop head and function entry counts a
 // budget down, and at zero the guest calls the host (yield), about every
-// 100 µs of guest time. There the host ends a call that is past its
-// deadline or whose plugin has closed, and lowers the thread priority of a
+// 100 µs of guest time. There the host ends a call that has run for its
+// timeout or whose plugin has closed, and lowers the thread priority of a
 // long call that keeps its core busy (Options.DemoteAfter). A call costs no
 // goroutine, timer or context: the instance's call state is the call's
-// context, and its deadline bounds the host's I/O (the Redis counters).
+// context, and its deadline on the clock bounds the host's I/O (the Redis
+// counters).
+//
+// The timeout is on the call's running time, not on the clock (runClock:
+// the thread's CPU time, read only once half the timeout has passed): a
+// healthy call that the machine keeps waiting (a garbage collection, the
+// kernel giving its core to another thread, a hot swap's compile and
+// instantiations competing for the cores) is not failed for time it could
+// not use, while a guest that loops still ends after running its timeout
+// (bounded by the clock too: ten timeouts, at least a second). So a hot
+// swap, which costs milliseconds of CPU per instance, fails no healthy
+// request, whatever its fail policy and deadline.
 //
 // A plugin owns a pool of instances: Put makes PoolSize of them (off the
 // request path), and the pool grows on demand up to PoolMax. A request takes

@@ -35,8 +35,11 @@ type callState struct {
 	// afterNext is true in handle_response.
 	afterNext bool
 
-	// The call's clock (yield.go).
+	// The call's clocks (yield.go): its start, its deadline on the wall
+	// clock (start + timeout: host I/O is bounded by it), its running time.
 	start, deadline time.Time
+	timeout         time.Duration
+	run             runClock
 	demoteAfter     time.Duration // 0: never
 	thread          threadWatch
 
@@ -66,9 +69,9 @@ func (cs *callState) begin(parent context.Context, p *plugin, in *instance, host
 	cs.restart(start, timeout)
 }
 
-// restart sets the call's clock: it runs from start until timeout later.
+// restart starts the call's clocks at start, for timeout.
 func (cs *callState) restart(start time.Time, timeout time.Duration) {
-	cs.start, cs.deadline = start, start.Add(timeout)
+	cs.start, cs.deadline, cs.timeout, cs.run = start, start.Add(timeout), timeout, runClock{}
 }
 
 // Deadline implements context.Context: the call's deadline, which bounds
@@ -572,6 +575,7 @@ func (m *Manager) sCounterIncr(ctx context.Context, mod wapi.Module, stack []uin
 	}
 	key := cs.p.name + ":" + memString(mod, "counter key", keyPtr, keyLen)
 	v, err := m.counters.Incr(ctx, key, delta, msDuration(ttlMS))
+	cs.run.lost() // a round trip to Redis parks the goroutine
 	if err != nil {
 		m.log.WarnContext(ctx, "wasm counter", "plugin", cs.p.name, "err", err)
 		stack[0] = CounterErrnoUnavailable

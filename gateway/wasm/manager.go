@@ -41,11 +41,12 @@ type Options struct {
 	// own events. Default: a logger that discards everything.
 	Logger *slog.Logger
 
-	// DefaultTimeout is the per-call deadline (waiting for an instance
-	// included) of plugins whose Spec has none. Default 10ms: an admission
-	// plugin answers in microseconds, and a guest that loops burns a core
-	// until its deadline (on a 2-core gateway, 50ms loops doubled the
-	// healthy requests' p99).
+	// DefaultTimeout is the timeout of plugins whose Spec has none: how
+	// long a guest call may run (its running time, not the clock's; see
+	// runClock), and how long a request waits for an instance once the
+	// pool is at its maximum. Default 10ms: an admission plugin answers in
+	// microseconds, and a guest that loops burns a core until its deadline
+	// (on a 2-core gateway, 50ms loops doubled the healthy requests' p99).
 	DefaultTimeout time.Duration
 	// DefaultMemoryPages is the memory limit in 64 KiB pages of plugins
 	// whose Spec has none. Default 512 (32 MiB).
@@ -101,7 +102,7 @@ type Spec struct {
 	Order      int             // position in the chain: ascending, ties by name
 	Config     json.RawMessage // handed verbatim to the guest by get_config
 	FailPolicy FailPolicy      // default FailOpen
-	Timeout    time.Duration   // per-call deadline; 0: Options.DefaultTimeout
+	Timeout    time.Duration   // per-call running time (see Options.DefaultTimeout); 0: Options.DefaultTimeout
 	// MemoryLimitPages caps the guest memory in 64 KiB pages; 0:
 	// Options.DefaultMemoryPages.
 	MemoryLimitPages uint32

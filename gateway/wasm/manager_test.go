@@ -922,3 +922,57 @@ func TestGuestMemoryFreedAfterLastCall(t *testing.T) {
 		t.Error("enter after free: got true, want false")
 	}
 }
+
+// TestSwapBurstClosedPolicy hammers two closed-policy plugins with a tight
+// deadline while both are hot-swapped back to back for a few seconds: one
+// gets a new config each time (new instances of a compiled Go guest), the
+// other a new module (a compile each time). The workers keep both cores
+// busy, so the swaps' compiles and instantiations compete with the calls.
+// No healthy request may fail.
+func TestSwapBurstClosedPolicy(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	const timeout = 20 * time.Millisecond
+	swap := func(i int) {
+		t.Helper()
+		mustPut(t, m, "p", Spec{Wasm: probe, Config: json.RawMessage(strconv.Itoa(i)), FailPolicy: FailClosed, Timeout: timeout})
+		mustPut(t, m, "q", Spec{Wasm: fillerModule(uint32(i), 100), Order: 1, FailPolicy: FailClosed, Timeout: timeout})
+	}
+	swap(0)
+
+	const workers = 4
+	var stop atomic.Bool
+	var total, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				v, ran := handle(m, newTestHost())
+				total.Add(1)
+				if !v.Admitted || !ran {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	start := time.Now()
+	swaps := 0
+	for swaps < 10 || time.Since(start) < 3*time.Second {
+		swaps++
+		swap(swaps)
+	}
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	for _, info := range m.List() {
+		if st := info.Stats; st.Errors+st.Timeouts+st.PoolExhausted != 0 {
+			t.Errorf("%s: got errors=%d timeouts=%d exhausted=%d, want none", info.Name, st.Errors, st.Timeouts, st.PoolExhausted)
+		}
+	}
+	if failed.Load() != 0 {
+		t.Errorf("got %d of %d requests failed during %d swaps, want 0", failed.Load(), total.Load(), 2*swaps)
+	}
+	t.Logf("%d requests during %d swaps in %v", total.Load(), 2*swaps, elapsed.Round(time.Millisecond))
+}

@@ -1,0 +1,127 @@
+package wasm
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRunClock: the running time of a call is what its thread ran, not
+// the clock's: a stall (the thread not running) is not charged, a thread
+// change is charged at most two check-in intervals, and wall time is the
+// fallback without a thread clock.
+func TestRunClock(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	type reading struct {
+		at  time.Duration // since the start
+		tid int
+		cpu time.Duration
+		ok  bool
+	}
+	tests := []struct {
+		name     string
+		readings []reading
+		want     time.Duration
+	}{
+		{"busy", []reading{{10 * time.Millisecond, 1, 50 * time.Millisecond, true}, {15 * time.Millisecond, 1, 55 * time.Millisecond, true}, {20 * time.Millisecond, 1, 60 * time.Millisecond, true}},
+			20 * time.Millisecond},
+		{"stalled before the first reading", []reading{{50 * time.Millisecond, 1, 50 * time.Millisecond, true}, {51 * time.Millisecond, 1, 51 * time.Millisecond, true}},
+			11 * time.Millisecond},
+		{"stalled between readings", []reading{{10 * time.Millisecond, 1, 50 * time.Millisecond, true}, {90 * time.Millisecond, 1, 51 * time.Millisecond, true}},
+			11 * time.Millisecond},
+		{"moved to another thread", []reading{{10 * time.Millisecond, 1, 50 * time.Millisecond, true}, {40 * time.Millisecond, 2, 900 * time.Millisecond, true}},
+			10*time.Millisecond + 2*yieldInterval},
+		{"no thread clock", []reading{{10 * time.Millisecond, 0, 0, false}, {14 * time.Millisecond, 0, 0, false}, {14*time.Millisecond + yieldInterval, 0, 0, false}},
+			10*time.Millisecond + 3*yieldInterval},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c runClock
+			var got time.Duration
+			for _, r := range tt.readings {
+				got = c.charge(at(r.at), r.at, timeout, r.tid, r.cpu, r.ok)
+			}
+			if got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// sleepyCounters is a counter store whose every increment blocks for a
+// while without using the CPU, as a call does when its thread is not
+// scheduled.
+type sleepyCounters struct{ d time.Duration }
+
+func (c sleepyCounters) Incr(context.Context, string, int64, time.Duration) (int64, error) {
+	time.Sleep(c.d)
+	return 1, nil
+}
+
+// stallModule is a guest whose handle_request calls seckill.counter_incr,
+// then loops n times (checking in with the host now and then) and admits.
+func stallModule(n int32) []byte {
+	const i32, i64, funcType = 0x7f, 0x7e, 0x60
+	vec := func(items ...[]byte) []byte {
+		b := appendU32(nil, uint32(len(items)))
+		for _, it := range items {
+			b = append(b, it...)
+		}
+		return b
+	}
+	section := func(id byte, content []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(content)))...), content...)
+	}
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	b = append(b, section(secType, vec(
+		[]byte{funcType, 0x00, 0x01, i64},
+		[]byte{funcType, 0x02, i32, i32, 0x00},
+		[]byte{funcType, 0x05, i32, i32, i64, i64, i32, 0x01, i32},
+	))...)
+	imp := appendName(appendName(nil, SeckillModule), FuncCounterIncr)
+	b = append(b, section(secImport, vec(append(imp, 0x00, 0x02)))...)
+	b = append(b, section(secFunction, vec([]byte{0x00}, []byte{0x01}))...)
+	b = append(b, section(5, vec([]byte{0x00, 0x01}))...) // memory: min 1 page
+	exp := func(name string, kind byte, index uint32) []byte {
+		return appendU32(append(appendName(nil, name), kind), index)
+	}
+	b = append(b, section(secExport, vec(
+		exp("handle_request", 0x00, 1),
+		exp("handle_response", 0x00, 2),
+		exp("memory", 0x02, 0),
+	))...)
+	code := []byte{0x01, 0x01, i32} // one i32 local
+	code = append(code,
+		0x41, 0x00, 0x41, 0x01, // key at 0, length 1
+		0x42, 0x01, 0x42, 0xe8, 0x07, // delta 1, ttl 1000
+		0x41, 0x08, 0x10, 0x00, 0x1a, // result at 8; call counter_incr; drop
+		0x41) // i32.const n
+	code = appendS32(code, n)
+	code = append(code,
+		0x21, 0x00, // local.set 0
+		0x03, 0x40, // loop
+		0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, 0x0d, 0x00, // local.get 0; i32.const 1; i32.sub; local.tee 0; br_if 0
+		0x0b,       // end
+		0x42, 0x01, // i64.const 1
+		0x0b)
+	body := func(code []byte) []byte { return append(appendU32(nil, uint32(len(code))), code...) }
+	return append(b, section(secCode, vec(body(code), body([]byte{0x00, 0x0b})))...)
+}
+
+// TestDeadlineCountsRunningTime: a call that spends three times its
+// deadline not running (blocked, as if its thread were not scheduled: a
+// busy machine, a garbage collection, a swap's compile) and then runs
+// briefly is not failed; its plugin fails closed, so a failure would show.
+func TestDeadlineCountsRunningTime(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	m := newTestManager(t, Options{Counters: sleepyCounters{3 * timeout}})
+	mustPut(t, m, "stall", Spec{Wasm: stallModule(200_000), FailPolicy: FailClosed, Timeout: timeout, PoolSize: 1})
+	if v, ran := handle(m, newTestHost()); !v.Admitted || !ran {
+		t.Errorf("got %+v, want admitted", v)
+	}
+	if st := m.List()[0].Stats; st.Timeouts != 0 {
+		t.Errorf("got %d timeouts, want 0", st.Timeouts)
+	}
+}
