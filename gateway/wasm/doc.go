@@ -75,7 +75,7 @@
 // fails: counted as PoolExhausted (seckill_wasm_plugin_pool_exhausted_total),
 // so a plugin under load keeps applying within its limits, and says so when
 // it cannot. A grown pool keeps its size, and its replacement in a hot swap
-// starts as large. An instance whose call trapped, exited or timed out is
+// grows to it right after the swap. An instance whose call trapped, exited or timed out is
 // closed and never reused; the refiller instantiates its replacement, so
 // requests never pay for instantiation. A guest that exports
 // seckill_request_only (every guest built with plugins/sdk) returns its

@@ -317,16 +317,8 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 	if m.isClosed() {
 		return Info{}, errClosed
 	}
-	// The new pool starts as large as the pool it replaces has grown: the
-	// load that grew it is still there.
-	warm := spec.PoolSize
-	for _, q := range m.chain.Load().plugins {
-		if q.name == name {
-			warm = min(max(warm, int(q.want.Load())), spec.PoolMax)
-		}
-	}
 	var p *plugin
-	inBackground(func() { p, err = m.newPlugin(ctx, name, spec, warm) }) // hash, compile, fill the pool
+	inBackground(func() { p, err = m.newPlugin(ctx, name, spec) }) // hash, compile, fill the pool
 	if err != nil {
 		return Info{}, err
 	}
@@ -354,6 +346,12 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 		}
 		next = append(next, q)
 	}
+	if replaced != nil {
+		// The new pool grows, right after the swap and in the background,
+		// to the size the pool it replaces had grown to: the load that grew
+		// it is still there.
+		p.want.Store(min(max(p.want.Load(), replaced.want.Load()), int32(spec.PoolMax)))
+	}
 	next = append(next, p)
 	slices.SortFunc(next, func(a, b *plugin) int {
 		if a.spec.Order != b.spec.Order {
@@ -366,6 +364,7 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 	})
 	m.chain.Store(&chain{plugins: next})
 	p.startRefiller()
+	p.askRefill()
 	m.mu.Unlock()
 
 	if replaced != nil {
@@ -459,10 +458,9 @@ func (m *Manager) retire(ctx context.Context, p *plugin) {
 
 // newPlugin compiles spec.Wasm in a runtime of its own (the memory limit is
 // per runtime) sharing the compilation cache, checks the ABI and fills the
-// instance pool with warm instances. A module already loaded from the same
-// bytes with the same memory limit is reused as it is: it was checked when
-// it was compiled.
-func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec, warm int) (*plugin, error) {
+// instance pool. A module already loaded from the same bytes with the same
+// memory limit is reused as it is: it was checked when it was compiled.
+func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugin, error) {
 	sum := politeSHA256(spec.Wasm)
 	p := &plugin{
 		m:        m,
@@ -494,10 +492,10 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec, warm in
 	// guest initializes (a bad config can make it panic here). At most
 	// Manager.instantiating at once: a swap under load must not take
 	// every core from the requests the old plugin is still serving.
-	errs := make([]error, warm)
-	insts := make([]*instance, warm)
+	errs := make([]error, spec.PoolSize)
+	insts := make([]*instance, spec.PoolSize)
 	var wg sync.WaitGroup
-	for i := range warm {
+	for i := range spec.PoolSize {
 		wg.Add(1)
 		m.instantiating <- struct{}{}
 		go func() {
@@ -521,8 +519,8 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec, warm in
 	for _, in := range insts {
 		p.idle <- in
 	}
-	p.live.Store(int32(warm))
-	p.want.Store(int32(warm))
+	p.live.Store(int32(spec.PoolSize))
+	p.want.Store(int32(spec.PoolSize))
 	return p, nil
 }
 
