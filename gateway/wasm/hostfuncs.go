@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/http-wasm/http-wasm-host-go/api"
 	"github.com/http-wasm/http-wasm-host-go/api/handler"
@@ -165,20 +166,22 @@ func memString(mod wapi.Module, what string, off, n uint32) string {
 
 // memWriteIfFits writes v at buf when it fits in limit and returns len(v)
 // either way (the guest retries with a larger buffer).
-func memWriteIfFits(mod wapi.Module, buf, limit uint32, v string) uint32 {
+func memWriteIfFits[S ~string | ~[]byte](mod wapi.Module, buf, limit uint32, v S) uint32 {
 	n := uint32(len(v))
 	if n == 0 || n > limit {
 		return n
 	}
-	if !mod.Memory().WriteString(buf, v) {
+	dst, ok := mod.Memory().Read(buf, n)
+	if !ok {
 		panic(fmt.Errorf("write of %d bytes at %d: out of memory range", n, buf))
 	}
+	copy(dst, v)
 	return n
 }
 
 // memWriteList writes vs NUL-terminated when they fit and returns
 // count<<32 | length.
-func memWriteList(mod wapi.Module, buf, limit uint32, vs []string) uint64 {
+func memWriteList[S ~string | ~[]byte](mod wapi.Module, buf, limit uint32, vs []S) uint64 {
 	if len(vs) == 0 {
 		return 0
 	}
@@ -256,7 +259,7 @@ func (m *Manager) hEnableFeatures(ctx context.Context, _ wapi.Module, stack []ui
 
 func (m *Manager) hGetConfig(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := stateOf(ctx)
-	stack[0] = uint64(memWriteIfFits(mod, uint32(stack[0]), uint32(stack[1]), string(cs.p.config)))
+	stack[0] = uint64(memWriteIfFits(mod, uint32(stack[0]), uint32(stack[1]), cs.p.config))
 }
 
 func (m *Manager) hLogEnabled(ctx context.Context, _ wapi.Module, stack []uint64) {
@@ -324,6 +327,29 @@ func headerName(mod wapi.Module, ptr, n uint64) string {
 	return memString(mod, "header name", uint32(ptr), uint32(n))
 }
 
+// headerNameView is headerName without the copy: a string over the guest's
+// memory, valid only until the guest runs again.
+func headerNameView(mod wapi.Module, ptr, n uint64) string {
+	if uint32(n) == 0 {
+		panic(errors.New("HTTP header name cannot be empty"))
+	}
+	b := memRead(mod, "header name", uint32(ptr), uint32(n))
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// HeaderPeeker is an optional interface of a Host: the values of a request
+// header lent rather than copied into strings. When the Host has it,
+// get_header_values on request headers (every SDK plugin reads the user and
+// the client IP) copies the values once, from the host's buffers into the
+// guest's memory.
+type HeaderPeeker interface {
+	// PeekRequestHeaderValues returns the values of the request header
+	// name. They may be the host's own buffers: the caller reads them
+	// before the request changes. name may be the guest's memory: the
+	// host does not keep it.
+	PeekRequestHeaderValues(ctx context.Context, name string) [][]byte
+}
+
 func badKind(kind uint64) error {
 	return fmt.Errorf("unsupported header or body kind: %d", uint32(kind))
 }
@@ -352,6 +378,11 @@ func (m *Manager) hGetHeaderNames(ctx context.Context, mod wapi.Module, stack []
 
 func (m *Manager) hGetHeaderValues(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := requestOf(ctx, handler.FuncGetHeaderValues)
+	if p, ok := cs.host.(HeaderPeeker); ok && handler.HeaderKind(stack[0]) == handler.HeaderKindRequest {
+		values := p.PeekRequestHeaderValues(ctx, headerNameView(mod, stack[1], stack[2]))
+		stack[0] = memWriteList(mod, uint32(stack[3]), uint32(stack[4]), values)
+		return
+	}
 	name := headerName(mod, stack[1], stack[2])
 	var values []string
 	switch handler.HeaderKind(stack[0]) {
