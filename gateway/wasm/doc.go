@@ -74,8 +74,9 @@
 // every instance busy waits at most until the plugin's deadline and then
 // fails: counted as PoolExhausted (seckill_wasm_plugin_pool_exhausted_total),
 // so a plugin under load keeps applying within its limits, and says so when
-// it cannot. A grown pool keeps its size, and its replacement in a hot swap
-// grows to it right after the swap. An instance whose call trapped, exited or timed out is
+// it cannot. A grown pool shrinks back toward PoolSize once its extra
+// instances have stayed idle for 5 s, and its replacement in a hot swap
+// grows to its size right after the swap. An instance whose call trapped, exited or timed out is
 // closed and never reused; the refiller instantiates its replacement, so
 // requests never pay for instantiation. A guest that exports
 // seckill_request_only (every guest built with plugins/sdk) returns its

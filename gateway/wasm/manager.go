@@ -521,6 +521,7 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 	}
 	p.live.Store(int32(spec.PoolSize))
 	p.want.Store(int32(spec.PoolSize))
+	p.minIdle.Store(int32(spec.PoolSize))
 	return p, nil
 }
 

@@ -589,6 +589,39 @@ func TestPoolGrowsOnDemand(t *testing.T) {
 	}
 }
 
+// TestPoolShrinksWhenIdle: the instances a grown pool had to make are
+// closed once they have stayed idle for a whole trim interval, down to
+// PoolSize.
+func TestPoolShrinksWhenIdle(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, PoolMax: 3})
+	release := make(chan struct{})
+	var held []<-chan Verdict
+	for range 3 {
+		held = append(held, holdInNext(t, m, release))
+	}
+	close(release)
+	for _, done := range held {
+		<-done
+	}
+	p := m.chain.Load().plugins[0]
+	p.trim() // the interval in which the pool grew: every instance was needed
+	if got := m.List()[0].Stats.InstancesLive; got != 3 {
+		t.Fatalf("after a busy interval: got %d instances, want 3", got)
+	}
+	p.trim() // an interval in which two stayed idle
+	if got := m.List()[0].Stats.InstancesLive; got != 1 {
+		t.Errorf("after an idle interval: got %d instances, want 1 (the pool size)", got)
+	}
+	if v, _ := handle(m, newTestHost()); !v.Admitted {
+		t.Errorf("got %+v, want admitted", v)
+	}
+	p.trim()
+	if got := m.List()[0].Stats.InstancesLive; got != 1 {
+		t.Errorf("trimmed again: got %d instances, want 1 (never under the pool size)", got)
+	}
+}
+
 func TestPoolExhausted(t *testing.T) {
 	// admit.wasm has no seckill_request_only: its instance is held until
 	// next returns, so with a pool of at most one a second request must

@@ -42,12 +42,15 @@ type plugin struct {
 	// it should have and how many requests wait for one. The refiller
 	// makes instances while live < want, replacing discarded ones and
 	// growing the pool, so requests never instantiate. want starts at
-	// the warm size and grows, up to spec.PoolMax, when requests find no
-	// idle instance (grow); a pool never shrinks.
+	// spec.PoolSize and grows, up to spec.PoolMax, when requests find no
+	// idle instance (grow); every trimInterval the refiller closes the
+	// instances that stayed idle all along, down to spec.PoolSize (trim):
+	// minIdle is the fewest idle instances seen since the last trim.
 	idle    chan *instance // capacity spec.PoolMax
 	live    atomic.Int32
 	want    atomic.Int32
 	waiting atomic.Int32
+	minIdle atomic.Int32
 	// growFailed is when an instantiation of the refiller last failed
 	// (unix nanoseconds): requests waiting since then stop counting on it.
 	growFailed atomic.Int64
@@ -181,9 +184,11 @@ var errNoInstance = errors.New("no free instance before the deadline (pool at it
 func (p *plugin) acquire(ctx context.Context, start time.Time) (*instance, error) {
 	select {
 	case in := <-p.idle:
+		p.noteIdle(int32(len(p.idle)))
 		return in, nil
 	default:
 	}
+	p.noteIdle(0)
 	p.waiting.Add(1)
 	defer p.waiting.Add(-1)
 	p.grow()
@@ -226,6 +231,43 @@ func (p *plugin) grow() {
 	}
 }
 
+// noteIdle records n idle instances for trim.
+func (p *plugin) noteIdle(n int32) {
+	for {
+		least := p.minIdle.Load()
+		if n >= least || p.minIdle.CompareAndSwap(least, n) {
+			return
+		}
+	}
+}
+
+// trimInterval is how long a grown pool's extra instances must stay idle
+// before trim closes them: long enough that a sale's bursts do not make
+// the pool shrink and grow again each time.
+const trimInterval = 5 * time.Second
+
+// trim closes as many idle instances as stayed idle since the last trim,
+// keeping spec.PoolSize at least, unless requests are waiting.
+func (p *plugin) trim() {
+	surplus := min(p.minIdle.Load(), p.live.Load()-int32(p.spec.PoolSize))
+	for ; surplus > 0 && p.waiting.Load() == 0; surplus-- {
+		select {
+		case in := <-p.idle:
+			in.close(context.Background())
+			p.live.Add(-1)
+			for want := p.want.Load(); want > int32(p.spec.PoolSize); want = p.want.Load() {
+				if p.want.CompareAndSwap(want, want-1) {
+					break
+				}
+			}
+			continue
+		default:
+		}
+		break
+	}
+	p.minIdle.Store(int32(len(p.idle)))
+}
+
 func (p *plugin) askRefill() {
 	select {
 	case p.refill <- struct{}{}:
@@ -260,16 +302,21 @@ func (p *plugin) discard(in *instance) {
 	p.askRefill()
 }
 
-// startRefiller starts the goroutine that replaces discarded instances and
-// grows the pool.
+// startRefiller starts the goroutine that replaces discarded instances,
+// grows the pool and trims it.
 func (p *plugin) startRefiller() {
 	p.refills.Add(1)
 	go func() {
 		defer p.refills.Done()
+		trims := time.NewTicker(trimInterval)
+		defer trims.Stop()
 		for {
 			select {
 			case <-p.done:
 				return
+			case <-trims.C:
+				p.trim()
+				continue
 			case <-p.refill:
 			}
 			for p.live.Load() < p.want.Load() {
