@@ -250,22 +250,30 @@ const trimInterval = 5 * time.Second
 // keeping spec.PoolSize at least, unless requests are waiting.
 func (p *plugin) trim() {
 	surplus := min(p.minIdle.Load(), p.live.Load()-int32(p.spec.PoolSize))
-	for ; surplus > 0 && p.waiting.Load() == 0; surplus-- {
-		select {
-		case in := <-p.idle:
-			in.close(context.Background())
-			p.live.Add(-1)
-			for want := p.want.Load(); want > int32(p.spec.PoolSize); want = p.want.Load() {
-				if p.want.CompareAndSwap(want, want-1) {
-					break
-				}
-			}
-			continue
-		default:
+	for range max(surplus, 0) {
+		if p.waiting.Load() > 0 || !p.closeIdle() {
+			break
 		}
-		break
 	}
 	p.minIdle.Store(int32(len(p.idle)))
+}
+
+// closeIdle closes an idle instance, if there is one, and lowers want with
+// it (not under spec.PoolSize).
+func (p *plugin) closeIdle() bool {
+	select {
+	case in := <-p.idle:
+		in.close(context.Background())
+		p.live.Add(-1)
+	default:
+		return false
+	}
+	for {
+		want := p.want.Load()
+		if want <= int32(p.spec.PoolSize) || p.want.CompareAndSwap(want, want-1) {
+			return true
+		}
+	}
 }
 
 func (p *plugin) askRefill() {

@@ -45,7 +45,7 @@ func (m *Manager) yield(ctx context.Context, mod wapi.Module, stack []uint64) {
 	now := time.Now()
 	if elapsed := now.Sub(cs.start); elapsed >= cs.timeout/2 {
 		tid, cpu, ok := threadNow()
-		if cs.run.charge(now, elapsed, cs.timeout, tid, cpu, ok) >= cs.timeout || elapsed >= maxStretch(cs.timeout) {
+		if cs.run.charge(now, cs.timeout, tid, cpu, ok) >= cs.timeout || elapsed >= maxStretch(cs.timeout) {
 			panic(errDeadlineExceeded)
 		}
 	}
@@ -62,10 +62,10 @@ func (m *Manager) yield(ctx context.Context, mod wapi.Module, stack []uint64) {
 // instantiations of a hot swap competing for the cores) is not failed for
 // time it could not use; a guest that loops still ends after running for
 // its timeout. Wall time since the start bounds the running time, so a call
-// is read nothing until half its timeout has passed; from the first
-// check-in after that it is charged the wall time so far (at most half the
-// timeout), then, at each check-in, its thread's CPU time since the
-// previous one. A call that has changed threads since (in a host function,
+// is charged nothing until half its timeout has passed on the clock; the
+// first check-in after that charges it half its timeout (it may have run
+// all along; more may be a stall), then each check-in its thread's CPU time
+// since the previous one. A call that has changed threads since (in a host function,
 // or preempted by the Go scheduler at a check-in) is charged the wall time
 // since the previous check-in, at most two intervals: the new thread's CPU
 // time includes other goroutines'. Where threads have no CPU clock, wall
@@ -77,13 +77,13 @@ type runClock struct {
 	last time.Time     // the wall time then; zero: not reading yet
 }
 
-// charge reads the clock at a check-in at now, elapsed after the call's
-// start, on thread tid with CPU time cpu (ok false: no thread clock), and
-// returns the running time so far.
-func (c *runClock) charge(now time.Time, elapsed, timeout time.Duration, tid int, cpu time.Duration, ok bool) time.Duration {
+// charge reads the clock at a check-in at now, at least half the timeout
+// after the call's start, on thread tid with CPU time cpu (ok false: no
+// thread clock), and returns the running time so far.
+func (c *runClock) charge(now time.Time, timeout time.Duration, tid int, cpu time.Duration, ok bool) time.Duration {
 	switch {
 	case c.last.IsZero():
-		c.ran = min(elapsed, timeout/2)
+		c.ran = timeout / 2
 	case ok && tid == c.tid:
 		c.ran += min(cpu-c.cpu, now.Sub(c.last))
 	default:

@@ -41,7 +41,7 @@ func TestRunClock(t *testing.T) {
 			var c runClock
 			var got time.Duration
 			for _, r := range tt.readings {
-				got = c.charge(at(r.at), r.at, timeout, r.tid, r.cpu, r.ok)
+				got = c.charge(at(r.at), timeout, r.tid, r.cpu, r.ok)
 			}
 			if got != tt.want {
 				t.Errorf("got %v, want %v", got, tt.want)
