@@ -10,12 +10,10 @@ func lowerPriority() {}
 // canDemote: threads have no priority of their own here.
 func canDemote() bool { return false }
 
-// threadWatch: guest calls are not demoted here.
-type threadWatch struct{}
+// demote: threads have no priority of their own here.
+func demote(int) (int, bool) { return 0, false }
 
-func (*threadWatch) watch(time.Time) {}
-
-func (*threadWatch) end() {}
+func undemote(int, int) {}
 
 // threadNow: threads have no CPU clock of their own here.
 func threadNow() (tid int, cpu time.Duration, ok bool) { return 0, 0, false }

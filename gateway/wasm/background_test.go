@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestThreadWatchDemotes: a guest call that keeps its thread busy is
-// lowered to backgroundNice at a check-in and gets its priority back when
-// it returns; a long call that waits is never touched.
-func TestThreadWatchDemotes(t *testing.T) {
+// TestCallWatchDemotes: a guest call that keeps its thread busy is lowered
+// to backgroundNice at a check-in and gets its priority back when it
+// returns; a long call that waits is never touched.
+func TestCallWatchDemotes(t *testing.T) {
 	if !canDemote() {
 		if os.Geteuid() == 0 { // as in CI: root may always raise a priority back
 			t.Fatal("canDemote is false for root, want true")
@@ -28,15 +28,20 @@ func TestThreadWatchDemotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	check := func(w *callWatch, start time.Time) {
+		now := time.Now()
+		w.check(now, now.Sub(start), time.Hour, true)
+	}
 
 	// Spin for up to half a second of CPU (not of the clock: on a busy
 	// machine the thread gets only part of a core), checking in as a guest
 	// does, until demoted.
-	var w threadWatch
+	var w callWatch
 	var during int
-	start, _ := threadCPU(tid)
-	for cpu := start; cpu-start < 500*time.Millisecond; cpu, _ = threadCPU(tid) {
-		w.watch(time.Now())
+	start := time.Now()
+	cpu0, _ := threadCPU(tid)
+	for cpu := cpu0; cpu-cpu0 < 500*time.Millisecond; cpu, _ = threadCPU(tid) {
+		check(&w, start)
 		if n, _ := nice(tid); n == backgroundNice {
 			during = n
 			break
@@ -52,9 +57,10 @@ func TestThreadWatchDemotes(t *testing.T) {
 
 	// A call that waits rather than runs (a guest short of a core looks
 	// the same from the clock) is not demoted.
+	start = time.Now()
 	for range 10 {
 		time.Sleep(3 * time.Millisecond) // the thread idles: it is locked to this goroutine
-		w.watch(time.Now())
+		check(&w, start)
 		if n, _ := nice(tid); n != before {
 			t.Fatalf("nice %d while the call waits, want %d", n, before)
 		}

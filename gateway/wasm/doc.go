@@ -75,7 +75,7 @@
 // fails: counted as PoolExhausted (seckill_wasm_plugin_pool_exhausted_total),
 // so a plugin under load keeps applying within its limits, and says so when
 // it cannot. A grown pool shrinks back toward PoolSize once its extra
-// instances have stayed idle for 5 s, and its replacement in a hot swap
+// instances have stayed idle for 2 s, and its replacement in a hot swap
 // grows to its size right after the swap. An instance whose call trapped, exited or timed out is
 // closed and never reused; the refiller instantiates its replacement, so
 // requests never pay for instantiation. A guest that exports

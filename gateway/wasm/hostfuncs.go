@@ -36,13 +36,13 @@ type callState struct {
 	// afterNext is true in handle_response.
 	afterNext bool
 
-	// The call's clocks (yield.go): its start, its deadline on the wall
-	// clock (start + timeout: host I/O is bounded by it), its running time.
-	start, deadline time.Time
-	timeout         time.Duration
-	run             runClock
-	demoteAfter     time.Duration // 0: never
-	thread          threadWatch
+	// The call's clocks (yield.go): its start, its deadline on the clock
+	// (start + timeout: host I/O is bounded by it), and from watchAfter on
+	// the watch of its running time and its thread.
+	start, deadline     time.Time
+	timeout, watchAfter time.Duration
+	demoteAfter         time.Duration // Options.DemoteAfter; 0: never demote
+	watch               callWatch
 
 	reqBodyR  io.ReadCloser
 	reqBodyW  io.Writer
@@ -63,7 +63,8 @@ const maxCapturedBody = 4 << 10
 
 // begin readies cs for a call of p on in, started at start (the request's
 // arrival: the wait for an instance counts), for host (nil: the
-// instantiation).
+// instantiation). demoteAfter: when a busy call's thread is lowered (0:
+// never).
 func (cs *callState) begin(parent context.Context, p *plugin, in *instance, host Host, start time.Time, timeout, demoteAfter time.Duration) {
 	*cs = callState{parent: parent, p: p, inst: in, host: host, features: in.features,
 		body: cs.body[:0], demoteAfter: demoteAfter}
@@ -72,7 +73,11 @@ func (cs *callState) begin(parent context.Context, p *plugin, in *instance, host
 
 // restart starts the call's clocks at start, for timeout.
 func (cs *callState) restart(start time.Time, timeout time.Duration) {
-	cs.start, cs.deadline, cs.timeout, cs.run = start, start.Add(timeout), timeout, runClock{}
+	cs.start, cs.deadline, cs.timeout, cs.watch = start, start.Add(timeout), timeout, callWatch{}
+	cs.watchAfter = timeout / 2
+	if cs.demoteAfter > 0 {
+		cs.watchAfter = min(cs.watchAfter, cs.demoteAfter)
+	}
 }
 
 // Deadline implements context.Context: the call's deadline, which bounds
@@ -606,7 +611,7 @@ func (m *Manager) sCounterIncr(ctx context.Context, mod wapi.Module, stack []uin
 	}
 	key := cs.p.name + ":" + memString(mod, "counter key", keyPtr, keyLen)
 	v, err := m.counters.Incr(ctx, key, delta, msDuration(ttlMS))
-	cs.run.lost() // a round trip to Redis parks the goroutine
+	cs.watch.blocked() // a round trip to Redis parks the goroutine
 	if err != nil {
 		m.log.WarnContext(ctx, "wasm counter", "plugin", cs.p.name, "err", err)
 		stack[0] = CounterErrnoUnavailable

@@ -32,73 +32,144 @@ func (m *Manager) instantiateYield(ctx context.Context, r wazero.Runtime) error 
 }
 
 // yield is where a guest checks in, every budget of loop iterations and
-// function calls: a call that has run for its timeout ends (a trap: the
-// fail policy applies), a call whose instance was closed under it (its
-// plugin closed before the call finished) ends, and a long call that keeps
-// its thread busy has the thread demoted (threadWatch). It answers the next
-// budget.
+// function calls: a call past its deadline ends (a trap: the fail policy
+// applies), a call whose instance was closed under it (its plugin closed
+// before the call finished) ends, and a long call is watched (callWatch).
+// It answers the next budget.
 func (m *Manager) yield(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := stateOf(ctx)
 	if mod.IsClosed() {
 		panic(errInstanceClosed)
 	}
 	now := time.Now()
-	if elapsed := now.Sub(cs.start); elapsed >= cs.timeout/2 {
-		tid, cpu, ok := threadNow()
-		if cs.run.charge(now, cs.timeout, tid, cpu, ok) >= cs.timeout || elapsed >= maxStretch(cs.timeout) {
+	if elapsed := now.Sub(cs.start); elapsed >= cs.watchAfter {
+		if cs.watch.check(now, elapsed, cs.timeout, cs.demoteAfter > 0) {
 			panic(errDeadlineExceeded)
 		}
-	}
-	if cs.demoteAfter > 0 && now.Sub(cs.start) >= cs.demoteAfter {
-		cs.thread.watch(now)
 	}
 	stack[0] = uint64(cs.inst.pace(now, cs.start))
 }
 
-// runClock measures how long a call has run, as opposed to how long ago it
-// started: a call's timeout is on its running time. A call that the
-// scheduler keeps waiting (the process stopped for a garbage collection,
-// its thread preempted by the kernel on a busy machine, compiles and
-// instantiations of a hot swap competing for the cores) is not failed for
-// time it could not use; a guest that loops still ends after running for
-// its timeout. Wall time since the start bounds the running time, so a call
-// is charged nothing until half its timeout has passed on the clock; the
-// first check-in after that charges it half its timeout (it may have run
-// all along; more may be a stall), then each check-in its thread's CPU time
-// since the previous one. A call that has changed threads since (in a host function,
-// or preempted by the Go scheduler at a check-in) is charged the wall time
-// since the previous check-in, at most two intervals: the new thread's CPU
-// time includes other goroutines'. Where threads have no CPU clock, wall
-// time is charged.
-type runClock struct {
-	ran  time.Duration // charged so far
-	tid  int           // the thread at the last reading; 0: none (or lost, blocked)
+// callWatch follows a call that has run for a while on the clock (from
+// watchAfter: Options.DemoteAfter or half its timeout, whichever comes
+// first), at each of its check-ins, to tell how long it has really run and
+// whether it keeps its core busy.
+//
+// Its running time: a call that the machine keeps waiting (the process
+// stopped for a garbage collection, its thread preempted by the kernel on a
+// busy gateway, a hot swap's compiles and instantiations competing for the
+// cores) must not fail for time it could not use, or a swap fails healthy
+// requests. The clock bounds the running time, so the first check-in is
+// charged the clock so far, at most half the timeout (the rest may be a
+// stall); then each check-in its thread's CPU time since the previous one.
+// A call that has changed threads since (in a host function, or preempted
+// by the Go scheduler at a check-in) is charged the clock since, at most
+// two intervals: the new thread's CPU time includes other goroutines'.
+// Where threads have no CPU clock, the clock is charged the same way.
+//
+// Busy: a call whose running time grows by busyShare of the clock over a
+// window of at least busyWindow is a guest computing, not a call kept
+// waiting. If demote is on (Options.DemoteAfter), its thread is lowered to
+// backgroundNice until it returns (where the gateway may raise it back:
+// canDemote): a guest cannot be preempted, and one that loops until its
+// deadline otherwise holds a core as firmly as the requests do; on a small
+// gateway the requests wait. A demoted call is charged the clock from then
+// on: the CPU it waits for is the price of its demotion, and a loop still
+// ends after about its timeout on the clock. Demoting a call that only
+// waits for a core would make it slower still, hence the busy test. The
+// goroutine is not locked to its thread (a call that blocks in a host
+// function would then cost a thread handoff each time); when a demoted
+// call moves, the thread it left gets its priority back and the new one is
+// demoted.
+//
+// Any call also ends after maxStretch on the clock, whatever it ran.
+type callWatch struct {
+	ran  time.Duration // running time charged so far
+	tid  int           // the thread at the last check-in; 0: unknown (no clock, or blocked since)
 	cpu  time.Duration // its CPU time then
-	last time.Time     // the wall time then; zero: not reading yet
+	last time.Time     // the clock then; zero: not watched yet
+
+	window    time.Time     // start of the busy window
+	windowRan time.Duration // ran then
+	busy      bool
+
+	demoted    bool
+	demotedTID int
+	was        int // the demoted thread's nice value before
 }
 
-// charge reads the clock at a check-in at now, at least half the timeout
-// after the call's start, on thread tid with CPU time cpu (ok false: no
-// thread clock), and returns the running time so far.
-func (c *runClock) charge(now time.Time, timeout time.Duration, tid int, cpu time.Duration, ok bool) time.Duration {
+// The busy test of callWatch: the running time over a window of at least
+// busyWindow must grow by busyShare of it.
+const (
+	busyWindow = time.Millisecond
+	busyShare  = 0.6
+)
+
+// check takes a check-in at now, elapsed after the call's start, and
+// reports whether the call is past its deadline. demote: lower a busy
+// call's thread.
+func (w *callWatch) check(now time.Time, elapsed, timeout time.Duration, demote bool) bool {
+	tid, cpu, ok := threadNow()
+	w.charge(now, elapsed, timeout, tid, cpu, ok)
+	if demote && w.busy {
+		w.demote(tid)
+	}
+	return w.ran >= timeout || elapsed >= maxStretch(timeout)
+}
+
+// charge adds the running time since the last check-in (read on thread tid
+// with CPU time cpu; ok false: no thread clock) and runs the busy test.
+func (w *callWatch) charge(now time.Time, elapsed, timeout time.Duration, tid int, cpu time.Duration, ok bool) {
 	switch {
-	case c.last.IsZero():
-		c.ran = timeout / 2
-	case ok && tid == c.tid:
-		c.ran += min(cpu-c.cpu, now.Sub(c.last))
+	case w.last.IsZero():
+		w.ran = min(elapsed, timeout/2)
+		w.window, w.windowRan = now, w.ran
+	case w.demoted:
+		w.ran += now.Sub(w.last)
+	case ok && tid == w.tid:
+		w.ran += min(cpu-w.cpu, now.Sub(w.last))
 	default:
-		c.ran += min(now.Sub(c.last), 2*yieldInterval)
+		w.ran += min(now.Sub(w.last), 2*yieldInterval)
 	}
-	c.tid, c.cpu, c.last = tid, cpu, now
+	w.tid, w.cpu, w.last = tid, cpu, now
 	if !ok {
-		c.tid = 0
+		w.tid = 0
 	}
-	return c.ran
+	if span := now.Sub(w.window); !w.busy && span >= busyWindow {
+		w.busy = w.ran-w.windowRan >= time.Duration(busyShare*float64(span))
+		w.window, w.windowRan = now, w.ran
+	}
 }
 
-// lost marks the thread reading stale: the call blocked in a host function,
-// where its thread may have run other goroutines.
-func (c *runClock) lost() { c.tid = 0 }
+// blocked marks the thread reading stale: the call blocked in a host
+// function, where its thread may have run other goroutines.
+func (w *callWatch) blocked() { w.tid = 0 }
+
+// demote lowers the thread tid of a busy call, giving the thread it ran on
+// before its priority back if the call has moved.
+func (w *callWatch) demote(tid int) {
+	if w.demoted && w.demotedTID == tid {
+		return
+	}
+	w.undemote()
+	if was, ok := demote(tid); ok {
+		w.demoted, w.demotedTID, w.was = true, tid, was
+	}
+}
+
+func (w *callWatch) undemote() {
+	if w.demoted {
+		undemote(w.demotedTID, w.was)
+		w.demoted = false
+	}
+}
+
+// end gives a demoted thread its priority back and resets the watch; the
+// call returns.
+func (w *callWatch) end() {
+	w.undemote()
+	*w = callWatch{}
+}
 
 // maxStretch bounds a call by the clock whatever its running time: a guest
 // starved of CPU on a saturated gateway still ends.

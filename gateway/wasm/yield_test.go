@@ -6,45 +6,48 @@ import (
 	"time"
 )
 
-// TestRunClock: the running time of a call is what its thread ran, not
-// the clock's: a stall (the thread not running) is not charged, a thread
-// change is charged at most two check-in intervals, and wall time is the
-// fallback without a thread clock.
-func TestRunClock(t *testing.T) {
+// TestCallWatchCharges: the running time of a call is what its thread ran,
+// not the clock's: a stall (the thread not running) is not charged, a
+// thread change is charged at most two check-in intervals, wall time is the
+// fallback without a thread clock, and a demoted call is charged the clock.
+func TestCallWatchCharges(t *testing.T) {
 	const timeout = 20 * time.Millisecond
 	t0 := time.Unix(1000, 0)
-	at := func(d time.Duration) time.Time { return t0.Add(d) }
 	type reading struct {
-		at  time.Duration // since the start
-		tid int
-		cpu time.Duration
-		ok  bool
+		at      time.Duration // since the start
+		tid     int
+		cpu     time.Duration
+		ok      bool
+		demoted bool // demoted after this reading
 	}
 	tests := []struct {
 		name     string
 		readings []reading
 		want     time.Duration
 	}{
-		{"busy", []reading{{10 * time.Millisecond, 1, 50 * time.Millisecond, true}, {15 * time.Millisecond, 1, 55 * time.Millisecond, true}, {20 * time.Millisecond, 1, 60 * time.Millisecond, true}},
+		{"running", []reading{{at: 10 * time.Millisecond, tid: 1, cpu: 50 * time.Millisecond, ok: true}, {at: 15 * time.Millisecond, tid: 1, cpu: 55 * time.Millisecond, ok: true},
+			{at: 20 * time.Millisecond, tid: 1, cpu: 60 * time.Millisecond, ok: true}},
 			20 * time.Millisecond},
-		{"stalled before the first reading", []reading{{50 * time.Millisecond, 1, 50 * time.Millisecond, true}, {51 * time.Millisecond, 1, 51 * time.Millisecond, true}},
+		{"stalled before the first reading", []reading{{at: 50 * time.Millisecond, tid: 1, cpu: 50 * time.Millisecond, ok: true}, {at: 51 * time.Millisecond, tid: 1, cpu: 51 * time.Millisecond, ok: true}},
 			11 * time.Millisecond},
-		{"stalled between readings", []reading{{10 * time.Millisecond, 1, 50 * time.Millisecond, true}, {90 * time.Millisecond, 1, 51 * time.Millisecond, true}},
+		{"stalled between readings", []reading{{at: 10 * time.Millisecond, tid: 1, cpu: 50 * time.Millisecond, ok: true}, {at: 90 * time.Millisecond, tid: 1, cpu: 51 * time.Millisecond, ok: true}},
 			11 * time.Millisecond},
-		{"moved to another thread", []reading{{10 * time.Millisecond, 1, 50 * time.Millisecond, true}, {40 * time.Millisecond, 2, 900 * time.Millisecond, true}},
+		{"moved to another thread", []reading{{at: 10 * time.Millisecond, tid: 1, cpu: 50 * time.Millisecond, ok: true}, {at: 40 * time.Millisecond, tid: 2, cpu: 900 * time.Millisecond, ok: true}},
 			10*time.Millisecond + 2*yieldInterval},
-		{"no thread clock", []reading{{10 * time.Millisecond, 0, 0, false}, {14 * time.Millisecond, 0, 0, false}, {14*time.Millisecond + yieldInterval, 0, 0, false}},
+		{"no thread clock", []reading{{at: 10 * time.Millisecond}, {at: 14 * time.Millisecond}, {at: 14*time.Millisecond + yieldInterval}},
 			10*time.Millisecond + 3*yieldInterval},
+		{"demoted", []reading{{at: 10 * time.Millisecond, tid: 1, cpu: 50 * time.Millisecond, ok: true, demoted: true}, {at: 18 * time.Millisecond, tid: 1, cpu: 51 * time.Millisecond, ok: true}},
+			18 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var c runClock
-			var got time.Duration
+			var w callWatch
 			for _, r := range tt.readings {
-				got = c.charge(at(r.at), timeout, r.tid, r.cpu, r.ok)
+				w.charge(t0.Add(r.at), r.at, timeout, r.tid, r.cpu, r.ok)
+				w.demoted = r.demoted
 			}
-			if got != tt.want {
-				t.Errorf("got %v, want %v", got, tt.want)
+			if w.ran != tt.want {
+				t.Errorf("got %v, want %v", w.ran, tt.want)
 			}
 		})
 	}
