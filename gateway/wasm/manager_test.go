@@ -654,32 +654,48 @@ func TestPoolExhausted(t *testing.T) {
 	}
 }
 
+// hammer calls ok from workers goroutines in a loop until the returned stop
+// is called; stop waits for them and tells how many calls were made and how
+// many were not ok. yield: the workers yield between calls, as a request
+// handler waiting on the network does (workers that never do keep each P
+// for a 10ms slice and leave every other goroutine queued behind them).
+func hammer(workers int, yield bool, ok func() bool) (stop func() (total, failed int64)) {
+	var stopped atomic.Bool
+	var calls, failures atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopped.Load() {
+				calls.Add(1)
+				if !ok() {
+					failures.Add(1)
+				}
+				if yield {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	return func() (int64, int64) {
+		stopped.Store(true)
+		wg.Wait()
+		return calls.Load(), failures.Load()
+	}
+}
+
 func TestHotSwapUnderLoad(t *testing.T) {
 	m := newTestManager(t, Options{})
 	probe := mustReadWasm(t, probeWasm)
 	mustPut(t, m, "probe", Spec{Wasm: probe, Config: json.RawMessage(`0`)})
 
 	const workers = 8
-	var stop atomic.Bool
-	var total, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A request handler yields, as one waiting on the network does:
-			// workers that never do keep each P for a 10ms slice and leave
-			// the swap's goroutines queued behind all of them.
-			for ; !stop.Load(); runtime.Gosched() {
-				h := newTestHost()
-				v, ran := handle(m, h)
-				total.Add(1)
-				if !v.Admitted || !ran || h.reqHeader.Get("X-Probe-Config") == "" {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stop := hammer(workers, true, func() bool {
+		h := newTestHost()
+		v, ran := handle(m, h)
+		return v.Admitted && ran && h.reqHeader.Get("X-Probe-Config") != ""
+	})
 	for i := 1; i <= 20; i++ {
 		// Alternate the module too: an example plugin that admits everyone.
 		spec := Spec{Wasm: probe, Config: json.RawMessage(strconv.Itoa(i)), FailPolicy: FailClosed}
@@ -688,20 +704,19 @@ func TestHotSwapUnderLoad(t *testing.T) {
 			mustPut(t, m, "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Order: -1, FailPolicy: FailClosed})
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
-	if total.Load() < workers {
-		t.Fatalf("got %d requests, want some per worker", total.Load())
+	total, failed := stop()
+	if total < workers {
+		t.Fatalf("got %d requests, want some per worker", total)
 	}
-	if failed.Load() != 0 {
-		t.Errorf("got %d of %d requests failed during 20 swaps, want 0", failed.Load(), total.Load())
+	if failed != 0 {
+		t.Errorf("got %d of %d requests failed during 20 swaps, want 0", failed, total)
 	}
 	for _, info := range m.List() {
 		if info.Stats.Errors != 0 || info.Stats.Timeouts != 0 {
 			t.Errorf("%s: got errors=%d timeouts=%d, want 0", info.Name, info.Stats.Errors, info.Stats.Timeouts)
 		}
 	}
-	t.Logf("%d requests during 20 swaps", total.Load())
+	t.Logf("%d requests during 20 swaps", total)
 }
 
 func TestOrderAndDelete(t *testing.T) {
@@ -988,23 +1003,10 @@ func TestSwapBurstClosedPolicy(t *testing.T) {
 	}
 	swap(0)
 
-	const workers = 4
-	var stop atomic.Bool
-	var total, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				v, ran := handle(m, newTestHost())
-				total.Add(1)
-				if !v.Admitted || !ran {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stop := hammer(4, false, func() bool {
+		v, ran := handle(m, newTestHost())
+		return v.Admitted && ran
+	})
 	start := time.Now()
 	swaps := 0
 	for swaps < 10 || time.Since(start) < 3*time.Second {
@@ -1012,15 +1014,14 @@ func TestSwapBurstClosedPolicy(t *testing.T) {
 		swap(swaps)
 	}
 	elapsed := time.Since(start)
-	stop.Store(true)
-	wg.Wait()
+	total, failed := stop()
 	for _, info := range m.List() {
 		if st := info.Stats; st.Errors+st.Timeouts+st.PoolExhausted != 0 {
 			t.Errorf("%s: got errors=%d timeouts=%d exhausted=%d, want none", info.Name, st.Errors, st.Timeouts, st.PoolExhausted)
 		}
 	}
-	if failed.Load() != 0 {
-		t.Errorf("got %d of %d requests failed during %d swaps, want 0", failed.Load(), total.Load(), 2*swaps)
+	if failed != 0 {
+		t.Errorf("got %d of %d requests failed during %d swaps, want 0", failed, total, 2*swaps)
 	}
-	t.Logf("%d requests during %d swaps in %v", total.Load(), 2*swaps, elapsed.Round(time.Millisecond))
+	t.Logf("%d requests during %d swaps in %v", total, 2*swaps, elapsed.Round(time.Millisecond))
 }

@@ -18,24 +18,8 @@ import (
 // two variants are different modules, compiled apart.
 func fillerModule(variant uint32, funcs int) []byte {
 	const i32, i64, funcType = 0x7f, 0x7e, 0x60
-	vec := func(items ...[]byte) []byte {
-		b := appendU32(nil, uint32(len(items)))
-		for _, it := range items {
-			b = append(b, it...)
-		}
-		return b
-	}
-	section := func(id byte, content []byte) []byte {
-		return append(append([]byte{id}, appendU32(nil, uint32(len(content)))...), content...)
-	}
-	body := func(instrs []byte) []byte {
-		code := append([]byte{0x00}, instrs...) // no locals
-		code = append(code, 0x0b)
-		return append(appendU32(nil, uint32(len(code))), code...)
-	}
 	// (i32) -> i32: x = x*variant + k, 64 times.
-	var filler []byte
-	filler = append(filler, 0x20, 0x00) // local.get 0
+	filler := []byte{0x00, 0x20, 0x00} // no locals; local.get 0
 	for k := range 64 {
 		filler = append(filler, 0x41)
 		filler = appendS32(filler, int32(variant))
@@ -43,33 +27,49 @@ func fillerModule(variant uint32, funcs int) []byte {
 		filler = appendS32(filler, int32(k))
 		filler = append(filler, 0x6a) // i32.add
 	}
+	filler = append(filler, 0x0b)
 
+	types := [][]byte{{0x00}, {0x01}}
+	bodies := [][]byte{wasmBody([]byte{0x00, 0x42, 0x01, 0x0b}), wasmBody([]byte{0x00, 0x0b})}
+	for range funcs {
+		types = append(types, []byte{0x02})
+		bodies = append(bodies, wasmBody(filler))
+	}
 	b := []byte("\x00asm\x01\x00\x00\x00")
-	b = append(b, section(1, vec(
+	b = append(b, wasmSection(secType, wasmVec(
 		[]byte{funcType, 0x00, 0x01, i64},
 		[]byte{funcType, 0x02, i32, i32, 0x00},
 		[]byte{funcType, 0x01, i32, 0x01, i32},
 	))...)
-	types := [][]byte{{0x00}, {0x01}}
-	for range funcs {
-		types = append(types, []byte{0x02})
-	}
-	b = append(b, section(3, vec(types...))...)
-	b = append(b, section(5, vec([]byte{0x00, 0x01}))...) // memory: min 1 page
-	exp := func(name string, kind byte, index uint32) []byte {
-		e := append(appendU32(nil, uint32(len(name))), name...)
-		return appendU32(append(e, kind), index)
-	}
-	b = append(b, section(7, vec(
-		exp("handle_request", 0x00, 0),
-		exp("handle_response", 0x00, 1),
-		exp("memory", 0x02, 0),
+	b = append(b, wasmSection(secFunction, wasmVec(types...))...)
+	b = append(b, wasmSection(5, wasmVec([]byte{0x00, 0x01}))...) // memory: min 1 page
+	b = append(b, wasmSection(secExport, wasmVec(
+		wasmExport("handle_request", 0x00, 0),
+		wasmExport("handle_response", 0x00, 1),
+		wasmExport("memory", 0x02, 0),
 	))...)
-	bodies := [][]byte{body([]byte{0x42, 0x01}), body(nil)}
-	for range funcs {
-		bodies = append(bodies, body(filler))
+	return append(b, wasmSection(secCode, wasmVec(bodies...))...)
+}
+
+// wasmVec, wasmSection, wasmBody and wasmExport assemble parts of a Wasm
+// binary: a vector, a section, a function body (locals and code, ending
+// with end) with its size, an export.
+func wasmVec(items ...[]byte) []byte {
+	b := appendU32(nil, uint32(len(items)))
+	for _, it := range items {
+		b = append(b, it...)
 	}
-	return append(b, section(10, vec(bodies...))...)
+	return b
+}
+
+func wasmSection(id byte, content []byte) []byte {
+	return append(append([]byte{id}, appendU32(nil, uint32(len(content)))...), content...)
+}
+
+func wasmBody(code []byte) []byte { return append(appendU32(nil, uint32(len(code))), code...) }
+
+func wasmExport(name string, kind byte, index uint32) []byte {
+	return appendU32(append(appendName(nil, name), kind), index)
 }
 
 // memoryUse is the Go heap in use after a collection and the resident set

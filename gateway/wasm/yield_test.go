@@ -67,34 +67,6 @@ func (c sleepyCounters) Incr(context.Context, string, int64, time.Duration) (int
 // then loops n times (checking in with the host now and then) and admits.
 func stallModule(n int32) []byte {
 	const i32, i64, funcType = 0x7f, 0x7e, 0x60
-	vec := func(items ...[]byte) []byte {
-		b := appendU32(nil, uint32(len(items)))
-		for _, it := range items {
-			b = append(b, it...)
-		}
-		return b
-	}
-	section := func(id byte, content []byte) []byte {
-		return append(append([]byte{id}, appendU32(nil, uint32(len(content)))...), content...)
-	}
-	b := []byte("\x00asm\x01\x00\x00\x00")
-	b = append(b, section(secType, vec(
-		[]byte{funcType, 0x00, 0x01, i64},
-		[]byte{funcType, 0x02, i32, i32, 0x00},
-		[]byte{funcType, 0x05, i32, i32, i64, i64, i32, 0x01, i32},
-	))...)
-	imp := appendName(appendName(nil, SeckillModule), FuncCounterIncr)
-	b = append(b, section(secImport, vec(append(imp, 0x00, 0x02)))...)
-	b = append(b, section(secFunction, vec([]byte{0x00}, []byte{0x01}))...)
-	b = append(b, section(5, vec([]byte{0x00, 0x01}))...) // memory: min 1 page
-	exp := func(name string, kind byte, index uint32) []byte {
-		return appendU32(append(appendName(nil, name), kind), index)
-	}
-	b = append(b, section(secExport, vec(
-		exp("handle_request", 0x00, 1),
-		exp("handle_response", 0x00, 2),
-		exp("memory", 0x02, 0),
-	))...)
 	code := []byte{0x01, 0x01, i32} // one i32 local
 	code = append(code,
 		0x41, 0x00, 0x41, 0x01, // key at 0, length 1
@@ -109,8 +81,23 @@ func stallModule(n int32) []byte {
 		0x0b,       // end
 		0x42, 0x01, // i64.const 1
 		0x0b)
-	body := func(code []byte) []byte { return append(appendU32(nil, uint32(len(code))), code...) }
-	return append(b, section(secCode, vec(body(code), body([]byte{0x00, 0x0b})))...)
+
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	b = append(b, wasmSection(secType, wasmVec(
+		[]byte{funcType, 0x00, 0x01, i64},
+		[]byte{funcType, 0x02, i32, i32, 0x00},
+		[]byte{funcType, 0x05, i32, i32, i64, i64, i32, 0x01, i32},
+	))...)
+	imp := appendName(appendName(nil, SeckillModule), FuncCounterIncr)
+	b = append(b, wasmSection(secImport, wasmVec(append(imp, 0x00, 0x02)))...)
+	b = append(b, wasmSection(secFunction, wasmVec([]byte{0x00}, []byte{0x01}))...)
+	b = append(b, wasmSection(5, wasmVec([]byte{0x00, 0x01}))...) // memory: min 1 page
+	b = append(b, wasmSection(secExport, wasmVec(
+		wasmExport("handle_request", 0x00, 1),
+		wasmExport("handle_response", 0x00, 2),
+		wasmExport("memory", 0x02, 0),
+	))...)
+	return append(b, wasmSection(secCode, wasmVec(wasmBody(code), wasmBody([]byte{0x00, 0x0b})))...)
 }
 
 // TestDeadlineCountsRunningTime: a call that spends three times its
