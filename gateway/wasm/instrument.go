@@ -100,7 +100,8 @@ func instrument(wasm []byte) ([]byte, error) {
 
 	// Sections in the order of the binary format, with the type, import
 	// and global sections made if the module has none. Custom sections keep
-	// their place.
+	// their place; sections made at the end go before the trailing custom
+	// sections, which wazero's reader of the name section may read past.
 	order := map[byte]int{secType: 1, secImport: 2, secFunction: 3, 4: 4, 5: 5, 13: 6, secGlobal: 7,
 		secExport: 8, secStart: 9, secElement: 10, 12: 11, secCode: 12, 11: 13}
 	have := map[byte]bool{}
@@ -122,6 +123,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			}
 		}
 	}
+	trailing := len(out) // where the custom sections after the last known one start
 	for _, s := range secs {
 		if s.id != secCustom {
 			o, known := order[s.id]
@@ -135,9 +137,14 @@ func instrument(wasm []byte) ([]byte, error) {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
 		}
 		emit(s.id, content)
+		if s.id != secCustom {
+			trailing = len(out)
+		}
 	}
+	customs := append([]byte(nil), out[trailing:]...)
+	out = out[:trailing]
 	addMissing(len(order) + 1)
-	return out, nil
+	return append(out, customs...), nil
 }
 
 // rewriter rewrites sections for instrument.
@@ -368,7 +375,7 @@ func (r *rewriter) exports(b []byte) ([]byte, error) {
 		}
 		kind := b[0]
 		i, k := readU32(b[1:])
-		if k == 0 {
+		if k == 0 || (kind == 0x03 && i >= r.budget) { // the budget stays the host's
 			return nil, errMalformed
 		}
 		b = b[1+k:]
@@ -521,6 +528,14 @@ func (r *rewriter) expr(out, b []byte, body bool) ([]byte, []byte, error) {
 				return nil, nil, errMalformed
 			}
 			out = appendU32(append(out, op), r.fn(i))
+		case 0x23, 0x24: // global.get, global.set
+			// The budget's index is past the module's globals: code that
+			// names it would be invalid as uploaded, and once instrumented
+			// could reset its own budget and never check in.
+			if i, _ := readU32(b[1:]); i >= r.budget {
+				return nil, nil, fmt.Errorf("global %d: %w", i, errMalformed)
+			}
+			out = append(out, b[:k]...)
 		default:
 			out = append(out, b[:k]...)
 		}

@@ -118,6 +118,37 @@ func TestInstrumentRefusesYieldImport(t *testing.T) {
 	}
 }
 
+// TestInstrumentKeepsTheBudget: code that names the global index the
+// budget takes (invalid as uploaded) is refused rather than given the
+// budget to reset, and so is an export of it.
+func TestInstrumentKeepsTheBudget(t *testing.T) {
+	types := wasmSection(secType, wasmVec([]byte{0x60, 0x00, 0x00}))
+	funcs := wasmSection(secFunction, wasmVec([]byte{0x00}))
+	// loop; i32.const 1000; global.set 0; br 0; end
+	reset := wasmSection(secCode, wasmVec(wasmBody([]byte{0x00, 0x03, 0x40, 0x41, 0xe8, 0x07, 0x24, 0x00, 0x0c, 0x00, 0x0b, 0x0b})))
+	exportGlobal := wasmSection(secExport, wasmVec(wasmExport("budget", 0x03, 0)))
+	tests := map[string][]byte{
+		"global.set": rawModuleOf(types, funcs, reset),
+		"export":     rawModuleOf(types, funcs, exportGlobal, wasmSection(secCode, wasmVec(wasmBody([]byte{0x00, 0x0b})))),
+	}
+	for name, wasm := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, err := instrument(wasm); err == nil {
+				t.Error("got no error, want the module refused")
+			}
+		})
+	}
+}
+
+// rawModuleOf is a Wasm binary of the sections given.
+func rawModuleOf(sections ...[]byte) []byte {
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	for _, s := range sections {
+		b = append(b, s...)
+	}
+	return b
+}
+
 // FuzzInstrument: instrument never panics, and a module wazero compiles
 // still compiles instrumented (or instrument says why not).
 func FuzzInstrument(f *testing.F) {
