@@ -163,9 +163,9 @@ func FuzzInstrument(f *testing.F) {
 	f.Cleanup(func() { rt.Close(ctx) })
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		out, err := instrument(wasm)
-		orig, origErr := rt.CompileModule(ctx, wasm)
+		orig, origErr := compileModule(ctx, rt, wasm)
 		if origErr != nil {
-			return // wazero refuses it anyway
+			return // wazero refuses it anyway (or panics: compileModule)
 		}
 		defer orig.Close(ctx)
 		if err != nil {
@@ -174,7 +174,7 @@ func FuzzInstrument(f *testing.F) {
 			}
 			t.Fatalf("instrument refused a module wazero compiles: %v", err)
 		}
-		inst, err := rt.CompileModule(ctx, out)
+		inst, err := compileModule(ctx, rt, out)
 		if err != nil {
 			t.Fatalf("compile the instrumented module: %v", err)
 		}

@@ -553,7 +553,7 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}
-	compiled, err = rt.CompileModule(ctx, wasmBytes) // in the background already: Put
+	compiled, err = compileModule(ctx, rt, wasmBytes) // in the background already: Put
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}
@@ -566,6 +566,19 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	}
 	md.refs.Store(1)
 	return md, nil
+}
+
+// compileModule is rt.CompileModule with a panic of wazero's turned into an
+// error: its validator indexes some tables before checking the index (a
+// function whose type is out of range), and an uploaded module must not
+// take the gateway down.
+func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (compiled wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			compiled, err = nil, fmt.Errorf("wazero panicked: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
 }
 
 // politeSHA256 hashes b in pieces of 256 KiB, yielding the processor

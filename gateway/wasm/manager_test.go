@@ -379,6 +379,16 @@ func TestNow(t *testing.T) {
 	}
 }
 
+// wazeroPanics is a module whose second function has type 5 of 1 and
+// whose first calls it: wazero v1.12.0's validator indexes the types with
+// the function's before checking it, and panics.
+func wazeroPanics() []byte {
+	return rawModuleOf(
+		wasmSection(secType, wasmVec([]byte{0x60, 0x00, 0x00})),
+		wasmSection(secFunction, wasmVec([]byte{0x00}, []byte{0x05})),
+		wasmSection(secCode, wasmVec(wasmBody([]byte{0x00, 0x10, 0x01, 0x0b}), wasmBody([]byte{0x00, 0x0b}))))
+}
+
 func TestPut_Invalid(t *testing.T) {
 	m := newTestManager(t, Options{})
 	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm), Config: json.RawMessage(`"v1"`)})
@@ -402,6 +412,7 @@ func TestPut_Invalid(t *testing.T) {
 		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
 		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
 		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
+		{"wazero panics", "probe", Spec{Wasm: wazeroPanics()}, "does not compile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
