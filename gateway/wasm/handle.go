@@ -193,8 +193,10 @@ func (p *plugin) handleRequest(ctx context.Context, host Host) requestResult {
 		p.stats.observe(time.Since(start))
 		return requestResult{outcome: outcomeFail}
 	}
+	// The call's clocks start now: a wait for the pool to grow is not the
+	// guest's, and must not leave its host I/O past its deadline already.
 	cs := &in.cs
-	cs.begin(ctx, p, in, host, start, p.spec.Timeout, p.m.opts.DemoteAfter)
+	cs.begin(ctx, p, in, host, time.Now(), p.spec.Timeout, p.m.opts.DemoteAfter)
 	in.stack[0] = 0
 	err = in.call(in.handleRequest)
 	cs.closeBodies()

@@ -61,9 +61,8 @@ type callState struct {
 // rejection message (the whole body still goes to the host).
 const maxCapturedBody = 4 << 10
 
-// begin readies cs for a call of p on in, started at start (the request's
-// arrival: the wait for an instance counts), for host (nil: the
-// instantiation). demoteAfter: when a busy call's thread is lowered (0:
+// begin readies cs for a call of p on in, started at start, for host (nil:
+// the instantiation). demoteAfter: when a busy call's thread is lowered (0:
 // never).
 func (cs *callState) begin(parent context.Context, p *plugin, in *instance, host Host, start time.Time, timeout, demoteAfter time.Duration) {
 	*cs = callState{parent: parent, p: p, inst: in, host: host, features: in.features,

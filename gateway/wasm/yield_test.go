@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -113,5 +114,80 @@ func TestDeadlineCountsRunningTime(t *testing.T) {
 	}
 	if st := m.List()[0].Stats; st.Timeouts != 0 {
 		t.Errorf("got %d timeouts, want 0", st.Timeouts)
+	}
+}
+
+// slowInitCounters is a counter store that takes a while for increments by
+// 2 (slowInitModule's initialization) and records, for the others, how
+// much of the call's deadline is left.
+type slowInitCounters struct {
+	mu   sync.Mutex
+	left []time.Duration
+}
+
+func (c *slowInitCounters) Incr(ctx context.Context, _ string, delta int64, _ time.Duration) (int64, error) {
+	if delta == 2 {
+		time.Sleep(60 * time.Millisecond)
+		return 1, nil
+	}
+	d, _ := ctx.Deadline()
+	c.mu.Lock()
+	c.left = append(c.left, time.Until(d))
+	c.mu.Unlock()
+	return 1, nil
+}
+
+// slowInitModule is a guest whose _initialize and handle_request each call
+// seckill.counter_incr, with delta 2 and 1; it keeps its instance for
+// handle_response.
+func slowInitModule() []byte {
+	const i32, i64, funcType = 0x7f, 0x7e, 0x60
+	incr := func(delta byte) []byte {
+		return []byte{0x41, 0x00, 0x41, 0x01, 0x42, delta, 0x42, 0xe8, 0x07, 0x41, 0x08, 0x10, 0x00, 0x1a}
+	}
+	b := []byte("\x00asm\x01\x00\x00\x00")
+	b = append(b, wasmSection(secType, wasmVec(
+		[]byte{funcType, 0x00, 0x01, i64},
+		[]byte{funcType, 0x02, i32, i32, 0x00},
+		[]byte{funcType, 0x05, i32, i32, i64, i64, i32, 0x01, i32},
+		[]byte{funcType, 0x00, 0x00},
+	))...)
+	imp := appendName(appendName(nil, SeckillModule), FuncCounterIncr)
+	b = append(b, wasmSection(secImport, wasmVec(append(imp, 0x00, 0x02)))...)
+	b = append(b, wasmSection(secFunction, wasmVec([]byte{0x00}, []byte{0x01}, []byte{0x03}))...)
+	b = append(b, wasmSection(5, wasmVec([]byte{0x00, 0x01}))...) // memory: min 1 page
+	b = append(b, wasmSection(secExport, wasmVec(
+		wasmExport("handle_request", 0x00, 1),
+		wasmExport("handle_response", 0x00, 2),
+		wasmExport("_initialize", 0x00, 3),
+		wasmExport("memory", 0x02, 0),
+	))...)
+	request := append(append([]byte{0x00}, incr(1)...), 0x42, 0x01, 0x0b)
+	initialize := append(append([]byte{0x00}, incr(2)...), 0x0b)
+	return append(b, wasmSection(secCode, wasmVec(wasmBody(request), wasmBody([]byte{0x00, 0x0b}), wasmBody(initialize)))...)
+}
+
+// TestWaitForGrowthKeepsTheDeadline: a request that waited for the pool to
+// grow (an instance that takes three deadlines to make) starts its call
+// with its whole deadline: its host I/O is not cut short by the wait.
+func TestWaitForGrowthKeepsTheDeadline(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	counters := &slowInitCounters{}
+	m := newTestManager(t, Options{Counters: counters})
+	mustPut(t, m, "slow", Spec{Wasm: slowInitModule(), PoolSize: 1, PoolMax: 2, FailPolicy: FailClosed, Timeout: timeout})
+	release := make(chan struct{})
+	held := holdInNext(t, m, release) // takes the only instance
+	if v, ran := handle(m, newTestHost()); !v.Admitted || !ran {
+		t.Errorf("request that waited for the pool to grow: got %+v, want admitted", v)
+	}
+	close(release)
+	<-held
+	counters.mu.Lock()
+	defer counters.mu.Unlock()
+	if len(counters.left) != 2 {
+		t.Fatalf("got %d request increments, want 2", len(counters.left))
+	}
+	if left := counters.left[1]; left <= 0 {
+		t.Errorf("the call after the wait had %v of its deadline left for its I/O, want some", left)
 	}
 }
