@@ -43,7 +43,7 @@ type Options struct {
 
 	// DefaultTimeout is the timeout of plugins whose Spec has none: how
 	// long a guest call may run (its running time, not the clock's; see
-	// runClock), and how long a request waits for an instance once the
+	// callWatch), and how long a request waits for an instance once the
 	// pool is at its maximum. Default 10ms: an admission plugin answers in
 	// microseconds, and a guest that loops burns a core until its deadline
 	// (on a 2-core gateway, 50ms loops doubled the healthy requests' p99).
@@ -161,7 +161,8 @@ type Manager struct {
 	// ran. An instantiation is milliseconds of CPU that cannot yield; on a
 	// 2-core gateway two at once, or one beside a looping guest, left no
 	// core to the requests. A pool down to half
-	// its size is refilled without waiting for a slot (plugin.go).
+	// its size, or with requests waiting for an instance, is refilled
+	// without waiting for a slot (plugin.go).
 	instantiating chan struct{}
 
 	mu     sync.Mutex // serializes changes of the chain
