@@ -51,14 +51,15 @@ func pluginOut(i wasm.Info) api.Plugin {
 		TimeoutMS:        i.Timeout.Milliseconds(),
 		MemoryLimitPages: i.MemoryLimitPages,
 		PoolSize:         i.PoolSize,
+		PoolMax:          i.PoolMax,
 		RequestOnly:      i.RequestOnly,
 		LoadedAt:         i.LoadedAt.UTC(),
 		Counters: api.PluginCounters{
 			Calls: s.Calls, Admitted: s.Admitted, Rejections: s.Rejections,
 			Errors: s.Errors, Timeouts: s.Timeouts,
 			InstancesCreated: s.InstancesCreated, InstancesDiscarded: s.InstancesDiscarded,
-			InstancesLive: s.InstancesLive,
-			LatencySumMS:  ms(s.LatencySum), LatencyP50MS: ms(s.LatencyP50), LatencyP99MS: ms(s.LatencyP99),
+			InstancesLive: s.InstancesLive, PoolExhausted: s.PoolExhausted,
+			LatencySumMS: ms(s.LatencySum), LatencyP50MS: ms(s.LatencyP50), LatencyP99MS: ms(s.LatencyP99),
 		},
 	}
 }
