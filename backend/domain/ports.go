@@ -142,6 +142,10 @@ type StockLedger interface {
 	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error)
 	// State reads an item's counters and in-flight tickets over buckets buckets.
 	State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error)
+	// Mark records that what was done to an in-flight ticket (the reconciler's
+	// republish); first is false when it was recorded before. Marks outlive their
+	// tickets by a day at most.
+	Mark(ctx context.Context, activityID, itemID int64, ticket, what string) (first bool, err error)
 	// InFlight lists an item's in-flight tickets.
 	InFlight(ctx context.Context, activityID, itemID int64) ([]Flight, error)
 	// Available sums an item's bucket counters; loaded is false when the ledger holds

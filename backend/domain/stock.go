@@ -70,13 +70,14 @@ type Flight struct {
 	Quantity   int
 	Parts      []Part // where its units came from
 	AdmittedAt time.Time
+	IdemKey    string // the shopper's idempotency key, if any
 }
 
 // Request is the order request the flight stands for, as far as the ledger knows it
-// (enough to void its ticket).
+// (enough to void its ticket, or with its amount to send it again).
 func (f Flight) Request(activityID, itemID int64) OrderRequest {
 	r := OrderRequest{Ticket: f.Ticket, UserID: f.UserID, ActivityID: activityID, ItemID: itemID, Quantity: f.Quantity,
-		AdmittedAt: f.AdmittedAt.UnixMilli()}
+		AdmittedAt: f.AdmittedAt.UnixMilli(), IdemKey: f.IdemKey}
 	if len(f.Parts) > 0 {
 		r.Bucket = f.Parts[0].Bucket
 	}

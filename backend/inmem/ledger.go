@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ type ledgerItem struct {
 	stock    map[int]int64
 	buyers   map[int64]int64
 	idem     map[string]string // "<user>:<key>" -> ticket
+	marks    map[string]bool   // "<ticket>:<what>"
 	inflight map[string]flight
 	released map[string]bool // tickets of orders whose stock was released
 	results  map[string]result
@@ -454,9 +456,26 @@ func (l *Ledger) InFlight(_ context.Context, activityID, itemID int64) ([]domain
 	fl := l.item(activityID, itemID).inflight
 	out := make([]domain.Flight, 0, len(fl))
 	for t, f := range fl {
-		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: int(f.qty), Parts: slices.Clone(f.parts), AdmittedAt: time.UnixMilli(f.admittedMS)})
+		_, key, _ := strings.Cut(f.idem, ":")
+		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: int(f.qty), Parts: slices.Clone(f.parts), AdmittedAt: time.UnixMilli(f.admittedMS), IdemKey: key})
 	}
 	return out, nil
+}
+
+// Mark records what was done to an in-flight ticket, once.
+func (l *Ledger) Mark(_ context.Context, activityID, itemID int64, ticket, what string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	if it.marks == nil {
+		it.marks = map[string]bool{}
+	}
+	k := ticket + ":" + what
+	if it.marks[k] {
+		return false, nil
+	}
+	it.marks[k] = true
+	return true, nil
 }
 
 // Available sums an item's bucket counters; loaded is false when the item has no meta

@@ -350,6 +350,7 @@ type inflight struct {
 	qty      int
 	parts    []domain.Part
 	admitted time.Time
+	idemKey  string // the shopper's key, without "<user>:"
 }
 
 func parseInflight(v string) (inflight, error) {
@@ -370,7 +371,8 @@ func parseInflight(v string) (inflight, error) {
 	if err := errors.Join(e1, e2, e3, e4); err != nil {
 		return inflight{}, fmt.Errorf("malformed in-flight record %q: %w", v, err)
 	}
-	return inflight{user: u, qty: q, parts: parts, admitted: time.UnixMilli(ms)}, nil
+	_, key, _ := strings.Cut(p[4], ":")
+	return inflight{user: u, qty: q, parts: parts, admitted: time.UnixMilli(ms), idemKey: key}, nil
 }
 
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
@@ -469,9 +471,22 @@ func (s *Stock) InFlight(ctx context.Context, activityID, itemID int64) ([]domai
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: f.qty, Parts: f.parts, AdmittedAt: f.admitted})
+		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: f.qty, Parts: f.parts, AdmittedAt: f.admitted, IdemKey: f.idemKey})
 	}
 	return out, nil
+}
+
+// Mark records what was done to an in-flight ticket, once (a hash per item, in its
+// slot, kept a day after its last mark).
+func (s *Stock) Mark(ctx context.Context, activityID, itemID int64, ticket, what string) (bool, error) {
+	k := keysFor(activityID, itemID).marks()
+	pipe := s.rdb.TxPipeline()
+	set := pipe.HSetNX(ctx, k, ticket+":"+what, time.Now().UnixMilli())
+	pipe.Expire(ctx, k, 24*time.Hour)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("mark ticket %s %s: %w", ticket, what, err)
+	}
+	return set.Val(), nil
 }
 
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it

@@ -70,9 +70,16 @@ func (s *Service) AdminActivity(ctx context.Context, id int64) (*domain.Activity
 	return a, s.unavailable(err)
 }
 
-// Activity reads a published activity through the caches.
+// Activity reads a published activity through the caches. A refusal is checked
+// against the shared copy first (see Catalog.Recheck).
 func (s *Service) Activity(ctx context.Context, id int64) (*domain.Activity, error) {
 	a, err := s.catalog.Activity(ctx, id)
+	if err == nil && a.State == domain.StatePublished {
+		return a, nil
+	}
+	if err == nil || domain.IsCode(err, domain.ENotFound) {
+		a, err = s.catalog.Recheck(ctx, id)
+	}
 	if err != nil {
 		return nil, s.unavailable(err)
 	}

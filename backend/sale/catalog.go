@@ -111,13 +111,14 @@ func (c *Catalog) Activity(ctx context.Context, id int64) (*domain.Activity, err
 	return c.fromShared(ctx, id)
 }
 
-// Recheck returns the shared copy of an activity when the local one is older than a
-// few milliseconds. A caller about to refuse a request on the local copy's word (an
-// unknown id, a sale not yet published) asks this first: another backend may have
-// created or published it within the local copy's life. Refusals of one id cost at
-// most one shared read per recheckAfter.
+// Recheck returns the shared copy of an activity. A caller about to refuse a request
+// on the local copy's word (an unknown id, a sale not yet published) asks this first:
+// another backend may have created or published it within the local copy's life, its
+// announcement still on the way. An activity that exists is always read again (only
+// operators make them, so there are few); an unknown id at most once per
+// recheckAfter, so made-up ids cannot turn into a flood of shared reads.
 func (c *Catalog) Recheck(ctx context.Context, id int64) (*domain.Activity, error) {
-	if e, ok := c.local.Peek(id); ok && !e.marker && time.Since(e.loaded) < recheckAfter {
+	if e, ok := c.local.Peek(id); ok && !e.marker && e.a == nil && time.Since(e.loaded) < recheckAfter {
 		return found(id, e.a)
 	}
 	return c.fromShared(ctx, id)

@@ -23,6 +23,16 @@ type ReconcileConfig struct {
 	// it from MySQL's record: created if its order exists, failed (and voided, so a
 	// late write of it writes nothing) otherwise.
 	StaleTicket time.Duration
+	// StaleSync is StaleTicket for sync sales, whose orders are written within the
+	// request: a ticket in flight longer than a request can last was left by a
+	// backend that died between the deduction and the write. It is decided the same
+	// way, and a write that lands after all finds the void mark.
+	StaleSync time.Duration
+	// Republish is how long a queued sale's ticket may stay in flight before the
+	// reconciler sends its order to the queue again, once: the backend that admitted
+	// it may have died before its send. A copy that was sent after all is written
+	// once by the worker (orders are unique by ticket).
+	Republish time.Duration
 	// Parallel bounds the items checked at once.
 	Parallel int
 	// Fence is the background lease's fencing token the pass's repairs carry (0:
@@ -36,6 +46,12 @@ func (c *ReconcileConfig) defaults() {
 	}
 	if c.StaleTicket <= 0 {
 		c.StaleTicket = 15 * time.Minute
+	}
+	if c.StaleSync <= 0 {
+		c.StaleSync = 30 * time.Second
+	}
+	if c.Republish <= 0 {
+		c.Republish = 30 * time.Second
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 8
@@ -64,7 +80,8 @@ type reconItem struct {
 // at a time:
 //   - a ticket still in flight whose order MySQL holds (its worker wrote it and died
 //     before settling) is settled created, and so no longer counted in flight;
-//   - a ticket in flight past cfg.StaleTicket is decided from MySQL's record;
+//   - a ticket in flight past cfg.StaleTicket (cfg.StaleSync in a sync sale) is
+//     decided from MySQL's record;
 //   - where an item stays quiet for cfg.Quiet, each bucket's Redis stock plus the
 //     units in flight is compared with MySQL's available stock, and Redis is repaired
 //     from MySQL where they differ.
@@ -128,10 +145,21 @@ func (s *Service) reconcileTickets(ctx context.Context, it *reconItem, cfg Recon
 	if err != nil {
 		return nil, err
 	}
+	stale := cfg.StaleTicket
+	if !a.Strategy.Queued() {
+		stale = cfg.StaleSync
+	}
 	var repairs []Repair
 	for _, f := range flights {
 		o, written := rows[f.Ticket]
-		if !written && time.Since(f.AdmittedAt) < cfg.StaleTicket {
+		age := time.Since(f.AdmittedAt)
+		if !written && age >= cfg.Republish && age < stale && a.Strategy.Queued() {
+			if err := s.republish(ctx, a, it.itemID, f); err != nil {
+				s.log.Warn("send a ticket left in flight again", "ticket", f.Ticket, "err", err)
+			}
+			continue
+		}
+		if !written && age < stale {
 			continue
 		}
 		r, err := s.endFlight(ctx, a, it.itemID, f, o, written)
@@ -165,6 +193,27 @@ func (s *Service) flights(ctx context.Context, activityID, itemID int64) ([]doma
 	}
 	rows, err := s.orders.OrdersByTickets(ctx, tickets)
 	return flights, rows, err
+}
+
+// republish sends a queued sale's ticket left in flight to the queue again, once.
+func (s *Service) republish(ctx context.Context, a *domain.Activity, itemID int64, f domain.Flight) error {
+	if s.pub == nil {
+		return nil
+	}
+	first, err := s.ledger.Mark(ctx, a.ID, itemID, f.Ticket, "republished")
+	if err != nil || !first {
+		return err
+	}
+	r := f.Request(a.ID, itemID)
+	if item, ok := a.Item(itemID); ok {
+		r.AmountCents = item.PriceCents * int64(r.Quantity)
+	}
+	if err := s.pub.Publish(ctx, r); err != nil {
+		return err // marked: the ticket is left to StaleTicket
+	}
+	s.metrics.StaleSettle.WithLabelValues("republished").Inc()
+	s.log.Warn("reconciler sent a ticket left in flight to the queue again", "ticket", f.Ticket, "age", time.Since(f.AdmittedAt).Round(time.Second))
+	return nil
 }
 
 // endFlight settles a ticket left in flight: from its MySQL row when it has one,

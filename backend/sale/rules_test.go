@@ -840,7 +840,7 @@ func TestRulesFailurePaths(t *testing.T) {
 		}
 		// The reconciler ends it once it is stale.
 		r.orders.failLookup.Store(false)
-		if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Nanosecond}); err != nil {
+		if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Nanosecond, StaleSync: time.Nanosecond}); err != nil {
 			t.Fatal(err)
 		}
 		r.wantStock(t, "settled stale", a, 10)
@@ -1206,4 +1206,63 @@ func TestDutiesUnderOneLease(t *testing.T) {
 	replicas[second].stop()
 	<-replicas[second].done
 	waitFor("the last backend takes a released lease", ttl/2, func() bool { h := holder(); return h != "" && h != first && h != second })
+}
+
+// A sync sale's ticket left in flight by a backend that died between the deduction
+// and the write is ended after StaleSync, not after the queued sales' StaleTicket; an
+// async sale's ticket of the same age is left to its worker.
+func TestStaleSyncTicketEndsSoon(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	sync, async := r.sale(t, domain.StrategySync, 3, 1, 1), r.sale(t, domain.StrategyAsync, 3, 1, 1)
+	left := func(a *domain.Activity) domain.Deducted {
+		got, err := r.ledger.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 7, Quantity: 1,
+			Ticket: domain.NewTicket(a.ID, a.Items[0].ID, "died"), Buckets: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	st, at := left(sync), left(async)
+	cfg := sale.ReconcileConfig{Quiet: time.Millisecond, StaleSync: 50 * time.Millisecond}
+	if reps, err := r.svc.Reconcile(ctx, cfg); err != nil || len(reps) != 0 {
+		t.Fatalf("young tickets: got %+v, %v; want nothing done", reps, err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if _, err := r.svc.Reconcile(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r.wantTicket(t, "the sync sale's", 7, st.Ticket, domain.TicketFailed)
+	r.wantTicket(t, "the async sale's", 7, at.Ticket, domain.TicketPending)
+	r.wantStock(t, "the sync sale's unit back", sync, 3)
+}
+
+// A queued sale's ticket whose backend died between the deduction and the send is
+// sent again by the reconciler, once, with its key and amount; the worker writes it.
+func TestLeftTicketRepublishedOnce(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategyAsync, 3, 1, 1)
+	got, err := r.ledger.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 7, Quantity: 1, IdempotencyKey: "k7",
+		Ticket: domain.NewTicket(a.ID, a.Items[0].ID, "died"), Buckets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sale.ReconcileConfig{Quiet: time.Millisecond, Republish: 50 * time.Millisecond}
+	if _, err := r.svc.Reconcile(ctx, cfg); err != nil || r.pub.count() != 0 {
+		t.Fatalf("a young ticket: %d sent, %v; want none", r.pub.count(), err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	for range 2 {
+		if _, err := r.svc.Reconcile(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := r.pub.take()
+	if len(sent) != 1 || sent[0].Ticket != got.Ticket || sent[0].IdemKey != "k7" || sent[0].AmountCents != 250 || sent[0].UserID != 7 {
+		t.Fatalf("sent %+v; want the ticket once, with its key and amount", sent)
+	}
+	r.deliver(t, sent...)
+	r.wantTicket(t, "the ticket sent again", 7, got.Ticket, domain.TicketCreated)
+	r.wantStock(t, "one unit sold", a, 2)
 }

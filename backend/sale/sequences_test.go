@@ -25,7 +25,7 @@ import (
 // reconcileOnce runs one reconciler pass with a short quiet wait.
 func (e *sq) reconcileOnce(t *testing.T, stale time.Duration) []sale.Repair {
 	t.Helper()
-	reps, err := e.svc.Reconcile(context.Background(), sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: stale})
+	reps, err := e.svc.Reconcile(context.Background(), sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: stale, StaleSync: stale})
 	if err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
@@ -275,7 +275,7 @@ func TestSeqVoidFencesLateWrite(t *testing.T) {
 		e.waitLockWait(t, "UPDATE item_stock", fmt.Sprint(a.Items[0].ID)) // order row inserted, not committed
 		recon := make(chan []sale.Repair, 1)
 		go func() {
-			reps, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: time.Nanosecond})
+			reps, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: time.Nanosecond, StaleSync: time.Nanosecond})
 			if err != nil {
 				t.Errorf("reconcile: %v", err)
 			}
@@ -687,7 +687,7 @@ func TestSeqReconcilerCoversAll(t *testing.T) {
 		}
 		return next()
 	})
-	reps, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: time.Nanosecond})
+	reps, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: time.Nanosecond, StaleSync: time.Nanosecond})
 	if !contains(err, fmt.Sprint("item ", broken.a.Items[0].ID)) {
 		t.Fatalf("got error %v, want the broken item's", err)
 	}

@@ -648,6 +648,24 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		f.wantStock(t, "at the end", 8)
 	})
 
+	t.Run("InFlight carries the idempotency key; Mark is first once", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(5, 5), true)
+		got := f.admit(t, f.deduction(3, 1, "key-1", 1))
+		fl, err := f.InFlight(ctx, f.a, f.i)
+		if err != nil || len(fl) != 1 || fl[0].IdemKey != "key-1" || fl[0].Request(f.a, f.i).IdemKey != "key-1" {
+			t.Fatalf("got %+v, %v; want one flight with key key-1", fl, err)
+		}
+		for n, want := range []bool{true, false, false} {
+			if first, err := f.Mark(ctx, f.a, f.i, got.Ticket, "republished"); err != nil || first != want {
+				t.Fatalf("mark %d: got %v, %v; want %v", n, first, err, want)
+			}
+		}
+		if first, err := f.Mark(ctx, f.a, f.i, got.Ticket, "other"); err != nil || !first {
+			t.Fatalf("another mark: got %v, %v; want first", first, err)
+		}
+	})
+
 	t.Run("State, InFlight and Available", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(10, 5, 5, 5), true)
