@@ -47,7 +47,12 @@ type KeyTicket struct {
 
 // ItemState is a snapshot of an item's state in the stock ledger.
 type ItemState struct {
-	Loaded      bool
+	Loaded bool
+	// The sale as the ledger runs it (when loaded): its state, window and limit.
+	State        State
+	Start, End   time.Time
+	PerUserLimit int
+
 	BucketStock []int64
 	InFlight    int64   // units pre-deducted but not yet settled
 	InFlightBy  []int64 // the same, by bucket

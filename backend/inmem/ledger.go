@@ -434,6 +434,12 @@ func (l *Ledger) State(_ context.Context, activityID, itemID int64, buckets int)
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
 	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	if st.Loaded {
+		start, _ := strconv.ParseInt(it.meta["start"], 10, 64)
+		end, _ := strconv.ParseInt(it.meta["end"], 10, 64)
+		limit, _ := strconv.Atoi(it.meta["limit"])
+		st.State, st.Start, st.End, st.PerUserLimit = domain.State(it.meta["state"]), time.UnixMilli(start), time.UnixMilli(end), limit
+	}
 	for b := range st.BucketStock {
 		st.BucketStock[b] = it.stock[b]
 	}

@@ -431,13 +431,19 @@ func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int
 func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int) (domain.ItemState, error) {
 	k := keysFor(activityID, itemID)
 	pipe := s.rdb.Pipeline()
-	exists := pipe.Exists(ctx, k.meta())
+	meta := pipe.HMGet(ctx, k.meta(), "state", "start", "end", "limit")
 	stock := pipe.MGet(ctx, k.buckets(buckets)...)
 	fl := pipe.HVals(ctx, k.inflight())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return domain.ItemState{}, fmt.Errorf("read state of item %d: %w", itemID, err)
 	}
-	st := domain.ItemState{Loaded: exists.Val() == 1, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	st := domain.ItemState{BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	if m := meta.Val(); len(m) == 4 && m[0] != nil {
+		st.Loaded = true
+		st.State = domain.State(fmt.Sprint(m[0]))
+		st.Start, st.End = time.UnixMilli(metaInt(m[1])), time.UnixMilli(metaInt(m[2]))
+		st.PerUserLimit = int(metaInt(m[3]))
+	}
 	for i, v := range stock.Val() {
 		if sv, ok := v.(string); ok {
 			st.BucketStock[i], _ = strconv.ParseInt(sv, 10, 64)
@@ -457,6 +463,13 @@ func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int
 		st.Tickets++
 	}
 	return st, nil
+}
+
+// metaInt reads a numeric field of an HMGET answer (0 when missing).
+func metaInt(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
 }
 
 // InFlight lists the tickets of an item that are pre-deducted but not settled.

@@ -173,6 +173,11 @@ func (s *Service) reconcileTickets(ctx context.Context, it *reconItem, cfg Recon
 	if it.before, err = s.ledger.State(ctx, a.ID, it.itemID, a.BucketCount); err != nil || !it.before.Loaded {
 		return repairs, err // not loaded: the next order restores it from MySQL
 	}
+	if r, err := s.reconcileSale(ctx, a, it.itemID, it.before); err != nil {
+		return repairs, err
+	} else if r != nil {
+		repairs = append(repairs, *r)
+	}
 	if it.rows, err = s.orders.Stock(ctx, it.itemID); err != nil {
 		return repairs, err
 	}
@@ -193,6 +198,34 @@ func (s *Service) flights(ctx context.Context, activityID, itemID int64) ([]doma
 	}
 	rows, err := s.orders.OrdersByTickets(ctx, tickets)
 	return flights, rows, err
+}
+
+// reconcileSale brings the ledger's sale state, window and limit of an item to
+// MySQL's when they differ: an operator's change committed in MySQL whose warming of
+// Redis failed is finished here. The activity is read again first, so a change made
+// since the pass began is not undone (one made between that read and the warming is
+// put right by the next pass).
+func (s *Service) reconcileSale(ctx context.Context, a *domain.Activity, itemID int64, st domain.ItemState) (*Repair, error) {
+	same := func(a *domain.Activity) bool {
+		return st.State == a.State && st.PerUserLimit == a.PerUserLimit &&
+			st.Start.UnixMilli() == a.Start.UnixMilli() && st.End.UnixMilli() == a.End.UnixMilli()
+	}
+	if same(a) || a.State == domain.StateDraft {
+		return nil, nil
+	}
+	fresh, err := s.activities.Activity(ctx, a.ID)
+	if err != nil || same(fresh) || fresh.State == domain.StateDraft {
+		return nil, err
+	}
+	if err := s.warmItem(ctx, fresh, itemID, false); err != nil {
+		return nil, err
+	}
+	rep := Repair{ActivityID: a.ID, ItemID: itemID, Kind: "sale_state",
+		Detail: fmt.Sprintf("redis %s %s..%s limit %d -> %s %s..%s limit %d", st.State, st.Start.UTC().Format(time.RFC3339), st.End.UTC().Format(time.RFC3339),
+			st.PerUserLimit, fresh.State, fresh.Start.UTC().Format(time.RFC3339), fresh.End.UTC().Format(time.RFC3339), fresh.PerUserLimit)}
+	s.log.Warn("reconciler brought the ledger's sale to MySQL's", "activity", a.ID, "item", itemID, "detail", rep.Detail)
+	s.metrics.Repairs.WithLabelValues("sale_state").Inc()
+	return &rep, nil
 }
 
 // republish sends a queued sale's ticket left in flight to the queue again, once.

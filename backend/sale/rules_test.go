@@ -294,6 +294,14 @@ func (f *faultyOrders) MoveStock(ctx context.Context, itemID int64, from, to int
 type faultyLedger struct {
 	domain.StockLedger
 	failRelease atomic.Int32
+	failWarm    atomic.Int32
+}
+
+func (f *faultyLedger) Warm(ctx context.Context, st domain.SaleState, overwrite bool) error {
+	if f.failWarm.Add(-1) >= 0 {
+		return errInjected
+	}
+	return f.StockLedger.Warm(ctx, st, overwrite)
 }
 
 func (f *faultyLedger) Release(ctx context.Context, o domain.Order) (bool, error) {
@@ -1265,4 +1273,32 @@ func TestLeftTicketRepublishedOnce(t *testing.T) {
 	r.deliver(t, sent...)
 	r.wantTicket(t, "the ticket sent again", 7, got.Ticket, domain.TicketCreated)
 	r.wantStock(t, "one unit sold", a, 2)
+}
+
+// An operator's change committed in MySQL whose warming of Redis failed is answered
+// as made-but-unfinished, and the reconciler's next pass brings the sale to it: an
+// order after the new end is refused.
+func TestUpdateFinishedByTheReconciler(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategySync, 10, 1, 1)
+	end := time.Now().Add(-time.Minute)
+	r.ledger.failWarm.Store(1)
+	_, err := r.svc.Update(ctx, a.ID, domain.ActivityChange{End: &end})
+	wantErr(t, "the warming failed", err, domain.EUnavailable)
+	if !strings.Contains(err.Error(), "the change is made") {
+		t.Fatalf("got %v, want it to say the change is made", err)
+	}
+	if got, _ := r.store.Activity(ctx, a.ID); got.End.UnixMilli() != end.UnixMilli() {
+		t.Fatalf("MySQL's end: got %v, want %v", got.End, end)
+	}
+	reps, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond})
+	if err != nil || len(reps) != 1 || reps[0].Kind != "sale_state" {
+		t.Fatalf("got %+v, %v; want the sale state repaired", reps, err)
+	}
+	_, err = r.place(a, 1, 1, "")
+	wantErr(t, "an order after the new end", err, domain.EEnded)
+	if reps, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond}); err != nil || len(reps) != 0 {
+		t.Fatalf("a second pass: got %+v, %v; want nothing to repair", reps, err)
+	}
 }

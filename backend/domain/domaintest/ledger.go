@@ -648,6 +648,24 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		f.wantStock(t, "at the end", 8)
 	})
 
+	t.Run("State reads the sale as the ledger runs it", func(t *testing.T) {
+		f := fixture(t)
+		if st := f.state(t, 1); st.Loaded || st.State != "" {
+			t.Fatalf("before warming: got %+v, want nothing loaded", st)
+		}
+		want := f.sale(3, 5)
+		f.warm(t, want, true)
+		st := f.state(t, 1)
+		if !st.Loaded || st.State != domain.StatePublished || st.PerUserLimit != 3 ||
+			st.Start.UnixMilli() != want.Start.UnixMilli() || st.End.UnixMilli() != want.End.UnixMilli() {
+			t.Fatalf("got %+v, want the warmed sale %+v", st, want)
+		}
+		must(t, f.SetState(ctx, f.a, f.i, domain.StateOffline))
+		if st := f.state(t, 1); st.State != domain.StateOffline {
+			t.Fatalf("got state %q, want offline", st.State)
+		}
+	})
+
 	t.Run("InFlight carries the idempotency key; Mark is first once", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 5), true)
