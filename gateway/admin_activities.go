@@ -46,6 +46,9 @@ func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	req := &rpc.CreateActivityReq{Name: b.Name, StartMs: start, EndMs: end, Strategy: b.Strategy, PerUserLimit: b.PerUserLimit, BucketCount: b.BucketCount}
+	if w := b.WaitingRoom; w != nil {
+		req.WaitingRoom, req.AdmissionFactor = w.Enabled, w.K
+	}
 	for _, it := range b.Items {
 		req.Items = append(req.Items, &rpc.ItemSpec{Name: it.Name, PriceCents: it.PriceCents, Stock: it.Stock})
 	}
@@ -68,6 +71,9 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	req := &rpc.UpdateActivityReq{Id: id, Name: b.Name, PerUserLimit: b.PerUserLimit, Strategy: b.Strategy, BucketCount: b.BucketCount}
+	if w := b.WaitingRoom; w != nil {
+		req.WaitingRoom, req.AdmissionFactor = w.Enabled, w.K
+	}
 	for field, s := range map[string]*string{"start": b.Start, "end": b.End} {
 		if s == nil {
 			continue

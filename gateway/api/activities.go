@@ -13,6 +13,22 @@ type Activity struct {
 	BucketCount  int32  `json:"bucket_count"`
 	Version      int64  `json:"version"`
 	Items        []Item `json:"items"`
+	// WaitingRoom is the activity's waiting room (docs/WAITING_ROOM.md).
+	WaitingRoom WaitingRoom `json:"waiting_room"`
+}
+
+// WaitingRoom is an activity's waiting room: on or off, and K, the orders in flight
+// the gateways forward per unit left.
+type WaitingRoom struct {
+	Enabled bool    `json:"enabled"`
+	K       float64 `json:"k"`
+}
+
+// WaitingRoomChange sets an activity's waiting room; a field left out keeps its
+// value (at creation: off, k 1.5).
+type WaitingRoomChange struct {
+	Enabled *bool    `json:"enabled,omitempty"`
+	K       *float64 `json:"k,omitempty"`
 }
 
 // Item is one item of an activity. Remaining is the approximate stock left,
@@ -42,6 +58,8 @@ type CreateActivityRequest struct {
 	PerUserLimit int32      `json:"per_user_limit"`
 	BucketCount  int32      `json:"bucket_count"`
 	Items        []ItemSpec `json:"items"`
+	// WaitingRoom: omitted, off with k 1.5.
+	WaitingRoom *WaitingRoomChange `json:"waiting_room,omitempty"`
 }
 
 // ItemSpec is one item of a new activity with its stock.
@@ -61,6 +79,8 @@ type UpdateActivityRequest struct {
 	Strategy     *string      `json:"strategy,omitempty"`
 	BucketCount  *int32       `json:"bucket_count,omitempty"`
 	Items        []ItemChange `json:"items,omitempty"`
+	// WaitingRoom changes the waiting room live.
+	WaitingRoom *WaitingRoomChange `json:"waiting_room,omitempty"`
 }
 
 // ItemChange changes one item of an activity, named by ID; only the fields
