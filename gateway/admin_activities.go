@@ -148,7 +148,20 @@ func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {
 	if be == nil {
 		be = map[string]int64{}
 	}
-	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: each(st.Items, itemStatsOut), PendingTickets: st.PendingTickets,
+	items := each(st.Items, itemStatsOut)
+	if g.room.line != nil {
+		a, err := g.backend.AdminGetActivity(ctx, &rpc.IDReq{Id: id})
+		if err = rpcerr.FromRPC(err); err != nil {
+			failErr(c, err)
+			return
+		}
+		if err := g.roomStats(ctx, activityRoom{id: id, on: a.WaitingRoom, factor: a.AdmissionFactor, buckets: int(a.BucketCount)}, items); err != nil {
+			g.log.Warn("read the waiting room's lines", "activity", id, "err", err)
+			fail(c, domain.EUnavailable, "the waiting room's lines cannot be read")
+			return
+		}
+	}
+	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: items, PendingTickets: st.PendingTickets,
 		BackendShed: be, GatewayShed: gw})
 }
 

@@ -114,4 +114,6 @@ type ItemStats struct {
 	RedisStock     int64 `json:"redis_stock"`
 	TotalStock     int64 `json:"total_stock"`
 	UnitsSold      int64 `json:"units_sold"`
+	// WaitingRoom is the item's waiting room, when the gateway has one.
+	WaitingRoom *RoomStats `json:"waiting_room,omitempty"`
 }
