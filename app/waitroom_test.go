@@ -3,12 +3,14 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -461,5 +463,88 @@ func TestWaitingRoomLine(t *testing.T) {
 	if wr["enabled"] != true || wr["k"] != 3.0 || wr["admitted"].(float64) < 4 || wr["admitted_from_line"].(float64) < 2 ||
 		wr["places"].(float64) < 3 || wr["avg_wait_ms"].(float64) <= 0 {
 		t.Fatalf("stats' waiting room: got %v", wr)
+	}
+}
+
+// TestWaitingRoomBotsDoNotJumpTheLine: the plugins run before a place is given, so a
+// shopper a plugin refuses never takes one; and one shopper holds one place per item,
+// however many requests they send at once through however many gateways.
+func TestWaitingRoomBotsDoNotJumpTheLine(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 2)
+	aid, iid := rs.roomSale(t, "async", 1, 1, 1)
+	line := redis.NewLine(testenv.Redis(t))
+	if d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 1,
+		PlaceTTL: time.Minute, Lease: time.Minute}); err != nil || d.Outcome != domain.LineAdmitted {
+		t.Fatalf("hold the only slot: got %+v %v", d, err)
+	}
+	module, err := os.ReadFile("../plugins/examples/blocklist/blocklist.wasm")
+	if err != nil {
+		t.Fatalf("%v (run plugins/build.sh)", err)
+	}
+	code, out, err := call("PUT", rs.urls[0]+"/admin/v1/plugins/blocklist", adminToken, map[string]any{
+		"wasm_base64": base64.StdEncoding.EncodeToString(module), "config": map[string]any{"users": []string{"13"}}, "fail_policy": "closed"}, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("load the blocklist: got %d %v %v", code, out, err)
+	}
+	places := func() float64 {
+		t.Helper()
+		code, st, err := call("GET", fmt.Sprintf("%s/admin/v1/activities/%d/stats", rs.urls[0], aid), adminToken, nil, nil)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("stats: got %d %v %v", code, st, err)
+		}
+		return st["items"].([]any)[0].(map[string]any)["waiting_room"].(map[string]any)["places"].(float64)
+	}
+	body := map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}
+	bot, _ := mint(13)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, url := range rs.urls { // the fleet applies the plugin on every gateway
+		for {
+			code, out, err := call("POST", url+"/api/v1/orders", bot, body, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code == http.StatusForbidden && out["error"] == "rejected" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the blocklisted shopper at %s: got %d %v, want 403 rejected", url, code, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// The blocklisted shopper's tries before the plugin reached a gateway took a place;
+	// from now on none does.
+	was := places()
+	for range 10 {
+		if code, out, _ := call("POST", rs.urls[rand.IntN(2)]+"/api/v1/orders", bot, body, nil); code != http.StatusForbidden {
+			t.Fatalf("the blocklisted shopper: got %d %v, want 403", code, out)
+		}
+	}
+	if got := places(); got != was {
+		t.Fatalf("places after the blocklisted shopper's tries: got %v, want %v", got, was)
+	}
+
+	shopper, _ := mint(14)
+	var wg sync.WaitGroup
+	positions := make([]float64, 20)
+	for n := range positions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, out, err := call("POST", rs.urls[n%2]+"/api/v1/orders", shopper, body, nil)
+			if err == nil && code == http.StatusAccepted && out["status"] == "queued" {
+				positions[n] = out["position"].(float64)
+			}
+		}()
+	}
+	wg.Wait()
+	for n, p := range positions {
+		if p != positions[0] || p < 1 {
+			t.Fatalf("request %d of one shopper: got position %v, want every request at one place (%v)", n, p, positions)
+		}
+	}
+	if got := places(); got != was+1 {
+		t.Fatalf("places after one shopper's 20 requests: got %v, want %v", got, was+1)
 	}
 }
