@@ -124,10 +124,17 @@ type StockLedger interface {
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
 	// overwrite is set; buyer records and idempotency records (s.Keys: a request
-	// with one of them replays its order's ticket) are added only where missing.
+	// with one of them replays its order's ticket) are added only where missing. The
+	// state, window, limit and bucket count are kept when the ledger holds them at a
+	// newer version than s.Version.
 	Warm(ctx context.Context, s SaleState, overwrite bool) error
 	// SetState changes the sale state (published, offline) of a loaded item.
 	SetState(ctx context.Context, activityID, itemID int64, st State) error
+	// SetSale writes the sale state of a loaded item (state, window, per-user limit,
+	// bucket count, version from s; its counters and records stay) unless the ledger
+	// holds a newer version; loaded is false, and nothing is written, when the item is
+	// not loaded.
+	SetSale(ctx context.Context, s SaleState) (loaded bool, err error)
 	// SetBuckets records a new bucket count in a loaded item's sale state.
 	SetBuckets(ctx context.Context, activityID, itemID int64, n int) error
 	// Adjust adds delta units to a bucket and returns the new count; conflict when it

@@ -34,9 +34,13 @@ type SaleState struct {
 	State              State
 	Start, End         time.Time
 	PerUserLimit       int
-	BucketStock        []int64         // available units per bucket, the order store's view
-	Buyers             map[int64]int64 // units held per user, from the order store
-	Keys               []KeyTicket     // the idempotency keys orders hold, from the order store
+	// Version is the activity's version this state was read at: the ledger never
+	// replaces the state of a newer version with an older one (0: unversioned,
+	// always written).
+	Version     int64
+	BucketStock []int64         // available units per bucket, the order store's view
+	Buyers      map[int64]int64 // units held per user, from the order store
+	Keys        []KeyTicket     // the idempotency keys orders hold, from the order store
 }
 
 // KeyTicket is a shopper's idempotency key and the ticket of the order that holds it.
