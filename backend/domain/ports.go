@@ -15,8 +15,14 @@ import (
 // Catalog is where activities and their items live for good.
 type Catalog interface {
 	// CreateActivity stores a new activity in state draft with its items and their
-	// stock, split over the buckets, and fills in the ids and the version.
+	// stock, split over the buckets, and fills in the ids, the version and each
+	// item's state (online unless offline) and window (times as the store keeps them).
 	CreateActivity(ctx context.Context, a *Activity) error
+	// AddItem adds an item with its stock, split over the activity's buckets, to an
+	// activity in any state, fills in its ids, state and window as CreateActivity
+	// does, and bumps the activity's version; not_found when there is no activity,
+	// bad_request when it holds MaxItems items already.
+	AddItem(ctx context.Context, activityID int64, it *Item) error
 	// Activity returns an activity with its items; not_found when there is none.
 	Activity(ctx context.Context, id int64) (*Activity, error)
 	// Item returns one item; not_found when there is none.
@@ -30,7 +36,8 @@ type Catalog interface {
 	// each bucket; new rows hold nothing, rows past the count stay for the orders in
 	// flight that name them), its items' names and prices, and each item's stock by
 	// the buckets' deltas (conflict when a bucket has fewer units than a delta takes)
-	// and total. When any part is refused, nothing changes.
+	// and total, its items' states and windows. When any part is refused, nothing
+	// changes.
 	UpdateActivity(ctx context.Context, id int64, c ActivityChange) error
 }
 

@@ -89,19 +89,52 @@ func (s *Store) CreateActivity(_ context.Context, a *domain.Activity) error {
 	row.Start, row.End, row.Items = dbTime(a.Start), dbTime(a.End), nil
 	s.activities[a.ID] = &row
 	for i := range a.Items {
-		it := &a.Items[i]
-		it.ActivityID = a.ID
-		s.lastItem++
-		it.ID = s.lastItem
-		cp := *it
-		s.items[it.ID] = &cp
-		s.itemsOf[a.ID] = append(s.itemsOf[a.ID], it.ID)
-		rows := map[int]*domain.StockRow{}
-		for b, n := range domain.SplitStock(it.TotalStock, a.BucketCount) {
-			rows[b] = &domain.StockRow{Bucket: b, Available: n}
-		}
-		s.stock[it.ID] = rows
+		s.insertItem(a.ID, a.BucketCount, &a.Items[i])
 	}
+	return nil
+}
+
+// insertItem stores an item with its stock rows and fills in its ids, state and
+// window as stored; the caller holds mu.
+func (s *Store) insertItem(activityID int64, buckets int, it *domain.Item) {
+	it.ActivityID = activityID
+	s.lastItem++
+	it.ID = s.lastItem
+	if it.State == "" {
+		it.State = domain.ItemOnline
+	}
+	it.Start, it.End = optTime(it.Start), optTime(it.End)
+	cp := *it
+	s.items[it.ID] = &cp
+	s.itemsOf[activityID] = append(s.itemsOf[activityID], it.ID)
+	rows := map[int]*domain.StockRow{}
+	for b, n := range domain.SplitStock(it.TotalStock, buckets) {
+		rows[b] = &domain.StockRow{Bucket: b, Available: n}
+	}
+	s.stock[it.ID] = rows
+}
+
+// optTime is a NULLable DATETIME(3) column's time: the zero time stays zero.
+func optTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return dbTime(t)
+}
+
+// AddItem adds an item with its stock rows to an activity and bumps its version.
+func (s *Store) AddItem(_ context.Context, activityID int64, it *domain.Item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.activities[activityID]
+	if !ok {
+		return domain.Errorf(domain.ENotFound, "activity %d not found", activityID)
+	}
+	if n := len(s.itemsOf[activityID]); n >= domain.MaxItems {
+		return domain.Errorf(domain.EBadRequest, "activity %d has %d items already, the most it may have", activityID, n)
+	}
+	s.insertItem(activityID, a.BucketCount, it)
+	a.Version++
 	return nil
 }
 
@@ -147,7 +180,11 @@ func (s *Store) Activities(_ context.Context, q domain.ActivityQuery) ([]*domain
 	defer s.mu.Unlock()
 	var out []*domain.Activity
 	for id, a := range s.activities {
-		if (q.All || a.State == domain.StatePublished) && (q.Before <= 0 || id < q.Before) {
+		want := q.All || a.State == domain.StatePublished
+		if q.State != "" {
+			want = a.State == q.State
+		}
+		if want && (q.Before <= 0 || id < q.Before) {
 			out = append(out, s.activity(id))
 		}
 	}
@@ -229,6 +266,18 @@ func (s *Store) updateItem(tx *txn, activityID int64, ic domain.ItemChange) erro
 	}
 	if ic.PriceCents != nil {
 		it.PriceCents = *ic.PriceCents
+	}
+	if ic.State != nil {
+		it.State = *ic.State
+		if it.State == "" {
+			it.State = domain.ItemOnline
+		}
+	}
+	if ic.Start != nil {
+		it.Start = optTime(*ic.Start)
+	}
+	if ic.End != nil {
+		it.End = optTime(*ic.End)
 	}
 	for _, d := range ic.Stock {
 		if err := s.moveStock(tx, ic.ItemID, d.Bucket, d.Delta); err != nil {
