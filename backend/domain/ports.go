@@ -69,15 +69,19 @@ type OrderStore interface {
 	// Order returns one order of a user; not_found when it is not theirs. Void marks
 	// are never orders: Order, Orders and EndOrder do not see them.
 	Order(ctx context.Context, userID, id int64) (Order, error)
-	// Orders lists a user's orders, newest first.
-	Orders(ctx context.Context, userID int64) ([]Order, error)
+	// Orders lists a page of the orders q selects, in q's order.
+	Orders(ctx context.Context, q OrderQuery) ([]Order, error)
 	// EndOrder moves a created order to cancelled or expired and gives its units back
 	// to the stock row and the buyer, in one transaction; it reports whether this call
 	// changed the order (an ended or paid order comes back as it is). userID 0 skips
 	// the owner check (expiry).
 	EndOrder(ctx context.Context, userID, id int64, to OrderStatus) (Order, bool, error)
-	// PayOrder marks a created order paid; conflict when it is cancelled or expired.
+	// PayOrder marks a created order paid; conflict when it is cancelled, expired or
+	// deleted (Transition).
 	PayOrder(ctx context.Context, userID, id int64) (Order, error)
+	// DeleteOrder moves a user's cancelled or expired order to deleted; a deleted one
+	// comes back as it is, others are refused with conflict (Transition).
+	DeleteOrder(ctx context.Context, userID, id int64) (Order, error)
 	// StaleOrders returns up to limit orders still created (unpaid) since before t.
 	StaleOrders(ctx context.Context, before time.Time, limit int) ([]Order, error)
 	// Counts returns an item's live orders and units.

@@ -125,14 +125,14 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	if now < start {
-		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "item %d of activity %d has not started", d.ItemID, d.ActivityID)
 	}
 	end, err := it.metaInt("end")
 	if err != nil {
 		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	if now >= end {
-		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "item %d of activity %d has ended", d.ItemID, d.ActivityID)
 	}
 	qty := int64(d.Quantity)
 	if qty <= 0 {

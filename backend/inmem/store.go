@@ -577,19 +577,35 @@ func (s *Store) Order(_ context.Context, userID, id int64) (domain.Order, error)
 	return copyOrder(*o), nil
 }
 
-// Orders lists a user's orders, newest first (at most 200).
-func (s *Store) Orders(_ context.Context, userID int64) ([]domain.Order, error) {
+// Orders lists a page of the orders q selects, keyed on the id.
+func (s *Store) Orders(_ context.Context, q domain.OrderQuery) ([]domain.Order, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []domain.Order
 	for _, o := range s.orders {
-		if o.UserID == userID && o.Status != domain.OrderVoid {
-			out = append(out, copyOrder(*o))
+		switch {
+		case o.Status == domain.OrderVoid,
+			q.UserID != 0 && o.UserID != q.UserID,
+			q.ActivityID != 0 && o.ActivityID != q.ActivityID,
+			q.ItemID != 0 && o.ItemID != q.ItemID,
+			len(q.Statuses) > 0 && !slices.Contains(q.Statuses, o.Status),
+			q.After > 0 && !q.Oldest && o.ID >= q.After,
+			q.After > 0 && q.Oldest && o.ID <= q.After:
+			continue
 		}
+		out = append(out, copyOrder(*o))
 	}
-	slices.SortFunc(out, func(a, b domain.Order) int { return cmp.Compare(b.ID, a.ID) })
-	if len(out) > 200 {
-		out = out[:200]
+	slices.SortFunc(out, func(a, b domain.Order) int {
+		if q.Oldest {
+			return cmp.Compare(a.ID, b.ID)
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
 	}
 	return out, nil
 }
@@ -624,22 +640,31 @@ func (s *Store) EndOrder(_ context.Context, userID, id int64, to domain.OrderSta
 }
 
 // PayOrder marks a created order paid; paying a paid order again is not an error, a
-// cancelled or expired one is a conflict.
+// cancelled, expired or deleted one is a conflict.
 func (s *Store) PayOrder(_ context.Context, userID, id int64) (domain.Order, error) {
+	return s.moveOrder(userID, id, domain.ActPay)
+}
+
+// DeleteOrder moves a cancelled or expired order to deleted; deleting it again is not
+// an error, an unpaid or paid one is a conflict.
+func (s *Store) DeleteOrder(_ context.Context, userID, id int64) (domain.Order, error) {
+	return s.moveOrder(userID, id, domain.ActDelete)
+}
+
+// moveOrder applies act (domain.Transition) to a user's order.
+func (s *Store) moveOrder(userID, id int64, act string) (domain.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.order(userID, id, false)
 	if err != nil {
 		return domain.Order{}, err
 	}
-	switch o.Status {
-	case domain.OrderCreated:
-		o.Status = domain.OrderPaid
-	case domain.OrderPaid:
-	default:
-		return *o, domain.Errorf(domain.EConflict, "order %d is %s", id, o.Status)
+	to, _, err := domain.Transition(id, o.Status, act)
+	if err != nil {
+		return copyOrder(*o), err
 	}
-	return *o, nil
+	o.Status = to
+	return copyOrder(*o), nil
 }
 
 // StaleOrders returns up to limit orders still created that were created before t,
