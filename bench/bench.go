@@ -199,7 +199,7 @@ func (o *Options) defaults() error {
 	}
 	for _, s := range o.Scenarios {
 		if !slices.Contains(Scenarios, s) {
-			return fmt.Errorf("unknown scenario %q (want hot, mixed or sustained)", s)
+			return fmt.Errorf("unknown scenario %q (want hot, mixed, sustained or capacity)", s)
 		}
 	}
 	if o.Buckets <= 0 {
@@ -240,7 +240,7 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 			allow = u.Host + ":80"
 		}
 	}
-	conns := max(opts.Sizes.HotConcurrency, opts.Sizes.MixedConcurrency, opts.Sizes.MaxInFlight, opts.BaselineConcurrency) + 64
+	conns := max(opts.Sizes.HotConcurrency, opts.Sizes.MixedConcurrency, opts.Sizes.MaxInFlight, opts.Sizes.CapacityConcurrency, opts.BaselineConcurrency) + 64
 	hc := load.NewHTTPClient(conns, allow)
 	defer hc.CloseIdleConnections()
 	base := strings.TrimRight(u.String(), "/")

@@ -48,6 +48,18 @@ func TestScenariosAreDeterministicAndSkewed(t *testing.T) {
 	if st.pace.Mode != load.Open || int64(st.pace.Count) != st.stock() {
 		t.Fatalf("sustained: got mode %s, %d attempts for %d units", st.pace.Mode, st.pace.Count, st.stock())
 	}
+	capa, err := buildScenario(Capacity, DefaultSizes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(capa.pace.Count) != capa.stock() || capa.users != capa.pace.Count || capa.pace.Mode != load.Closed {
+		t.Fatalf("capacity: got %d attempts, %d units, %d users, mode %s; want stock = attempts = users, closed loop", capa.pace.Count, capa.stock(), capa.users, capa.pace.Mode)
+	}
+	for i := range capa.pace.Count {
+		if u, k := capa.pick(i); u != i || k != 0 {
+			t.Fatalf("capacity attempt %d: got user %d item %d, want user %d item 0", i, u, k, i)
+		}
+	}
 	if _, err := buildScenario("nope", DefaultSizes()); err == nil {
 		t.Fatal("an unknown scenario: got no error")
 	}

@@ -50,16 +50,17 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.SetOutput(stderr)
 	z := &f.sizes
 	fs.StringVar(&f.config, "config", "", "YAML configuration file of the system the bench starts")
-	fs.StringVar(&f.scenarios, "scenario", "all", "scenarios, comma-separated: hot, mixed, sustained, or all")
+	fs.StringVar(&f.scenarios, "scenario", "all", "scenarios, comma-separated: hot, mixed, sustained, capacity, or all")
 	fs.StringVar(&f.strategies, "strategy", "all", "strategies, comma-separated: sync, async, bucket, or all")
-	fs.IntVar(&z.HotAttempts, "attempts", z.HotAttempts, "order attempts of the hot scenario (and of mixed, unless -mixed-attempts)")
+	fs.IntVar(&z.HotAttempts, "attempts", z.HotAttempts, "order attempts of the hot scenario (and of mixed and capacity, unless -mixed-attempts, -capacity-attempts)")
 	fs.IntVar(&z.HotUsers, "users", z.HotUsers, "shoppers of the hot scenario (and of mixed, unless -mixed-users)")
 	fs.Int64Var(&z.HotStock, "stock", z.HotStock, "units of the hot item (and of each of mixed's hot items, unless -mixed-stock)")
-	fs.IntVar(&z.HotConcurrency, "concurrency", z.HotConcurrency, "closed-loop clients of hot and mixed")
+	fs.IntVar(&z.HotConcurrency, "concurrency", z.HotConcurrency, "closed-loop clients of hot, mixed and capacity")
 	def := bench.DefaultSizes()
 	mixedAttempts := fs.Int("mixed-attempts", 0, fmt.Sprintf("order attempts of the mixed scenario (default %d, or -attempts when given)", def.MixedAttempts))
 	mixedUsers := fs.Int("mixed-users", 0, fmt.Sprintf("shoppers of the mixed scenario (default %d, or -users when given)", def.MixedUsers))
 	mixedStock := fs.Int64("mixed-stock", 0, fmt.Sprintf("units of each hot item of the mixed scenario (default %d, or -stock when given)", def.MixedHotStock))
+	capacityAttempts := fs.Int("capacity-attempts", 0, fmt.Sprintf("attempts of the capacity scenario, each from a new user, with a unit for each (default %d, or -attempts when given)", def.CapacityAttempts))
 	fs.Int64Var(&z.MixedColdStock, "cold-stock", z.MixedColdStock, "units of each cold item of the mixed scenario")
 	fs.IntVar(&z.MixedItems, "items", z.MixedItems, "items of the mixed scenario")
 	fs.IntVar(&z.MixedHotItems, "hot-items", z.MixedHotItems, "hot items among them")
@@ -100,7 +101,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	z.MixedAttempts = pick(*mixedAttempts, set["attempts"], z.HotAttempts, def.MixedAttempts)
 	z.MixedUsers = pick(*mixedUsers, set["users"], z.HotUsers, def.MixedUsers)
 	z.MixedHotStock = pick(*mixedStock, set["stock"], z.HotStock, def.MixedHotStock)
+	z.CapacityAttempts = pick(*capacityAttempts, set["attempts"], z.HotAttempts, def.CapacityAttempts)
 	z.MixedConcurrency = z.HotConcurrency
+	z.CapacityConcurrency = z.HotConcurrency
 	return f, nil
 }
 
