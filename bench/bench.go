@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -79,6 +81,11 @@ type Options struct {
 	// KeepLimits leaves the gateway's rate limits alone; otherwise the bench sets
 	// generous ones for its run and puts the old ones back afterwards.
 	KeepLimits bool
+
+	// CPUProfile, when set, is the prefix of a CPU profile of this process written for
+	// each run, over its load and settle: CPUProfile-<scenario>-<strategy>.pprof.
+	// Worth it when the system runs in this process (Target.InProcess).
+	CPUProfile string
 
 	Progress io.Writer // status line; nil: none
 	TTY      bool      // Progress is a terminal: redraw in place
@@ -442,6 +449,12 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		return fmt.Sprintf("tickets open %d", poller.Outstanding())
 	}
 	live := &load.Live{}
+	stopProfile, err := startProfile(b.opts.CPUProfile, sc.name, strategy)
+	if err != nil {
+		poller.Stop()
+		return RunReport{}, err
+	}
+	defer stopProfile()
 	m := startMeter(b.target.Services)
 	b.prog.begin(label, "load", int64(sc.pace.Count), live, pending)
 	res, err := load.Run(ctx, sc.pace, attempt, live)
@@ -479,6 +492,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		time.Sleep(100 * time.Millisecond)
 	}
 	settledAt := time.Now()
+	stopProfile()
 	b.prog.end()
 	var finals []load.Final
 	var polls int64
@@ -623,3 +637,26 @@ func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 }
 
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+// startProfile starts a CPU profile of this process into prefix-<scenario>-<strategy>.pprof
+// (nothing when prefix is ""); the returned stop may be called more than once.
+func startProfile(prefix, scenario, strategy string) (stop func(), err error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%s-%s.pprof", prefix, scenario, strategy))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
+}

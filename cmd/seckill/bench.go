@@ -42,6 +42,7 @@ type benchFlags struct {
 	out, name             string
 	keepDB, keepLimits    bool
 	quiet                 bool
+	cpuProfile            string
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
@@ -86,6 +87,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.BoolVar(&f.keepDB, "keep-db", false, "keep the bench's database afterwards")
 	fs.BoolVar(&f.keepLimits, "keep-limits", false, "leave the gateway's rate limits as they are")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of each run (load and settle) to PREFIX-<scenario>-<strategy>.pprof; the system is in this process unless -url")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: seckill bench [flags]\n\nRuns the scenarios under each strategy and writes JSON, Markdown and SVG to -out.")
 		fs.PrintDefaults()
@@ -154,7 +156,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opts := bench.Options{
 		Scenarios: list(f.scenarios, bench.Scenarios), Strategies: list(f.strategies, bench.Strategies), Sizes: f.sizes,
 		Buckets: f.buckets, Tries: f.retries + 1, Timeout: f.timeout, SettleTimeout: f.settle,
-		Baselines: f.baselines, BaselineDuration: f.baselineDur, KeepLimits: f.keepLimits, TTY: isTerminal(stderr),
+		Baselines: f.baselines, BaselineDuration: f.baselineDur, KeepLimits: f.keepLimits, TTY: isTerminal(stderr), CPUProfile: f.cpuProfile,
 	}
 	if !f.quiet {
 		opts.Progress = stderr
