@@ -28,6 +28,8 @@ type Config struct {
 	UnpaidTimeout     time.Duration `yaml:"unpaid_timeout"`     // 0: unpaid orders never expire
 	StaleTicket       time.Duration `yaml:"stale_ticket"`       // in flight this long: the reconciler ends it
 	LeaseTTL          time.Duration `yaml:"lease_ttl"`          // the background duties' lease; 0: 10s
+	BatchSize         int           `yaml:"batch_size"`         // requests of one item per script call, send or sync transaction; 1: no batching
+	BatchWait         time.Duration `yaml:"batch_wait"`         // how long a batch waits behind its item's calls in progress
 	Lease             string        `yaml:"-"`                  // the lease's name (the fleet's)
 }
 

@@ -57,6 +57,8 @@ var rows = []row{
 	{key: "backend.reconcile_interval", unset: "10s", help: "how often the reconciler compares Redis with MySQL; negative: never"},
 	{key: "backend.unpaid_timeout", help: "orders left unpaid this long expire and their stock returns; 0: never"},
 	{key: "backend.stale_ticket", unset: "15m", help: "a ticket in flight this long is ended by the reconciler"},
+	{key: "backend.batch_size", unset: "64", help: "most concurrent requests of one item that share one stock script call, one queue send, one settle, and for sync one transaction; 1 turns batching off"},
+	{key: "backend.batch_wait", unset: "1ms", help: "how long a batch of an item's requests waits behind the item's calls in progress before it goes alongside them; a request that finds its item idle never waits"},
 	{key: "backend.lease_ttl", unset: "10s", help: "life of the lease under which one backend of the fleet runs the reconciler, rebalancer and expiry; another takes over within it plus a third"},
 
 	{key: "worker.goroutines", help: "batches a worker writes at once"},
