@@ -152,6 +152,12 @@ type RunReport struct {
 	Ratios     map[string]float64 `json:"ratios,omitempty"`
 	Invariants []Check            `json:"invariants"`
 	OK         bool               `json:"ok"`
+
+	// Around are the hertz -> kitex and MySQL hot-row baselines measured just before
+	// and just after the run (capacity), ops/s by name; the run's ratios to them are
+	// to their mean, since a shared machine's load moves between the report's
+	// baselines and a run.
+	Around map[string][2]float64 `json:"baselines_around,omitempty"`
 }
 
 // Report is a whole bench run.
@@ -423,6 +429,10 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	for k, it := range act.Items {
 		itemIDs[k] = it.ID
 	}
+	var before map[string]float64
+	if sc.name == Capacity && b.opts.Baselines {
+		before = b.bracket(ctx, label, "baselines before")
+	}
 	// Every 202 is followed, whatever the strategy: a sync order whose transaction
 	// is slow may be answered with a ticket too.
 	poller := &load.Poller{Shop: b.shop, Workers: 32}
@@ -546,6 +556,15 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		layer, _, _ := strings.Cut(k, "/")
 		rr.ShedByLayer[layer] += n
 	}
+	if before != nil {
+		after := b.bracket(ctx, label, "baselines after")
+		rr.Around = map[string][2]float64{}
+		for name, ops := range before {
+			if a, ok := after[name]; ok {
+				rr.Around[name] = [2]float64{ops, a}
+			}
+		}
+	}
 	rr.Ratios = b.ratios(&rr)
 
 	var db *sql.DB
@@ -612,6 +631,36 @@ func commitWindow(ctx context.Context, db *sql.DB, activityID int64) (secs, perS
 	return round2(secs), round1(float64(n) / secs)
 }
 
+// bracket measures the hertz -> kitex and MySQL hot-row baselines, for a run's ratios;
+// it returns the ops/s of those that ran.
+func (b *bencher) bracket(ctx context.Context, label, what string) map[string]float64 {
+	b.prog.begin(label, what, 0, nil, nil)
+	defer b.prog.end()
+	d := b.opts.BaselineDuration
+	out := map[string]float64{}
+	for _, rep := range []BaselineReport{
+		baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.opts.BaselineConcurrency, d),
+		baselineMySQL(ctx, b.target.MySQLDSN, d),
+	} {
+		if rep.ok() {
+			out[rep.Name] = rep.OpsPerSec
+		}
+	}
+	return out
+}
+
+// baseline is the ops/s of a baseline for rr: the mean of those measured around it,
+// else the report's.
+func (b *bencher) baseline(rr *RunReport, name string) (float64, bool) {
+	if a, ok := rr.Around[name]; ok {
+		return (a[0] + a[1]) / 2, true
+	}
+	if r := b.base[name]; r.ok() {
+		return r.OpsPerSec, true
+	}
+	return 0, false
+}
+
 // ratios put a run's figures next to the baselines.
 func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 	out := map[string]float64{}
@@ -621,14 +670,14 @@ func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 			out["answer_p50_vs_bare_hertz"] = round1(rr.Answer.P50 / h.Latency.P50)
 		}
 	}
-	if k := b.base[BaseHertzKitex]; k.ok() {
-		out["attempts_vs_hertz_kitex"] = round3(rr.AttemptsPerSec / k.OpsPerSec)
+	if k, ok := b.baseline(rr, BaseHertzKitex); ok {
+		out["attempts_vs_hertz_kitex"] = round3(rr.AttemptsPerSec / k)
 	}
 	if r := b.base[BaseRedis]; r.ok() {
 		out["attempts_vs_redis_evalsha"] = round3(rr.AttemptsPerSec / r.OpsPerSec)
 	}
-	if m := b.base[BaseMySQL]; m.ok() {
-		out["orders_vs_mysql_hot_row"] = round3(rr.OrdersPerSec / m.OpsPerSec)
+	if m, ok := b.baseline(rr, BaseMySQL); ok {
+		out["orders_vs_mysql_hot_row"] = round3(rr.OrdersPerSec / m)
 	}
 	if len(out) == 0 {
 		return nil

@@ -58,6 +58,9 @@ func TestBenchCommand(t *testing.T) {
 		if rr.Scenario == bench.Capacity && (rr.UnitsSold != 300 || rr.Orders != 300 || rr.Admitted != 300) {
 			t.Errorf("capacity/%s: got %d admitted, %d units in %d orders, want every one of 300 attempts to buy", rr.Strategy, rr.Admitted, rr.UnitsSold, rr.Orders)
 		}
+		if rr.Scenario == bench.Capacity && (len(rr.Around) != 2 || rr.Ratios["attempts_vs_hertz_kitex"] == 0 || rr.Ratios["orders_vs_mysql_hot_row"] == 0) {
+			t.Errorf("capacity/%s: got baselines around %v and ratios %v, want the echo and the hot row before and after, and the ratios to them", rr.Strategy, rr.Around, rr.Ratios)
+		}
 		if rr.Sent == 0 || rr.Answer.Count == 0 {
 			t.Errorf("%s/%s: nothing measured: %+v", rr.Scenario, rr.Strategy, rr)
 		}
