@@ -118,6 +118,11 @@ type StockLedger interface {
 	// caller whose call failed in doubt ended it, and the call landed later), nothing
 	// taken; ErrNotLoaded when the ledger holds nothing of the item.
 	Deduct(ctx context.Context, d Deduction) (Deducted, error)
+	// DeductBatch admits requests of one item (one activity, item and bucket count)
+	// in one atomic step, in their order, each as Deduct would and each seeing what
+	// the ones before it took: errs[i] is request i's refusal or ErrNotLoaded. err is
+	// the call's own failure, after which any of them may or may not have been taken.
+	DeductBatch(ctx context.Context, ds []Deduction) (out []Deducted, errs []error, err error)
 	// Settle ends an in-flight ticket with its result. A failed ticket gives back its
 	// stock (unless the reason is sold_out: the order store had fewer units than the
 	// ledger counted), its buyer units and its idempotency record; a created ticket
@@ -126,6 +131,9 @@ type StockLedger interface {
 	// result it has, or gets this one if it has none. buckets is the item's bucket
 	// count; a ticket that took from a bucket past it is settled all the same.
 	Settle(ctx context.Context, t Ticket, buckets int) (bool, error)
+	// SettleBatch settles tickets of one item in one atomic step, each as Settle
+	// would; done[i] is Settle's answer for tickets[i].
+	SettleBatch(ctx context.Context, tickets []Ticket, buckets int) (done []bool, err error)
 	// Release gives back the stock and buyer units of a committed order that was
 	// cancelled or expired, once per order; it reports whether this call did (false
 	// also when the item is not loaded).
@@ -133,6 +141,10 @@ type StockLedger interface {
 	// Ticket returns where a user's ticket stands: its result, pending while in
 	// flight, not_found otherwise (unknown, expired, or another user's).
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
+	// Tickets reads tickets of one item (q[i].ID, owned by q[i].UserID) in one step:
+	// out[i] is what Ticket says of q[i], with an empty Status where it says
+	// not_found.
+	Tickets(ctx context.Context, q []Ticket) (out []Ticket, err error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
 	// overwrite is set; buyer records and idempotency records (s.Keys: a request
 	// with one of them replays its order's ticket) are added only where missing. The

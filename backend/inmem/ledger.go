@@ -103,6 +103,32 @@ func (it *ledgerItem) metaInt(field string) (int64, error) {
 func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.deduct(d)
+}
+
+// DeductBatch admits requests of one item in one step, in order, as deduct.lua does
+// for a batch. A script error stops the batch there (what the requests before it took
+// stays taken, as in Redis) and is the call's error.
+func (l *Ledger) DeductBatch(_ context.Context, ds []domain.Deduction) ([]domain.Deducted, []error, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]domain.Deducted, len(ds))
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		if d.ActivityID != ds[0].ActivityID || d.ItemID != ds[0].ItemID || d.Buckets != ds[0].Buckets {
+			panic("inmem: DeductBatch needs requests of one item") // a caller's bug
+		}
+		out[i], errs[i] = l.deduct(d)
+		var de *domain.Error
+		if errs[i] != nil && !errors.As(errs[i], &de) && !errors.Is(errs[i], domain.ErrNotLoaded) {
+			return nil, nil, errs[i]
+		}
+	}
+	return out, errs, nil
+}
+
+// deduct is Deduct; the caller holds mu.
+func (l *Ledger) deduct(d domain.Deduction) (domain.Deducted, error) {
 	it := l.item(d.ActivityID, d.ItemID)
 	state, ok := it.meta["state"]
 	if !ok {
@@ -232,7 +258,42 @@ func (l *Ledger) Settle(_ context.Context, t domain.Ticket, buckets int) (bool, 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.settle(l.item(a, i), t)
+}
+
+// SettleBatch settles tickets of one item in one step, as settle.lua does for a batch.
+func (l *Ledger) SettleBatch(_ context.Context, tickets []domain.Ticket, buckets int) ([]bool, error) {
+	if len(tickets) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(tickets[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tickets {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ta != a || ti != i {
+			panic("inmem: SettleBatch needs tickets of one item") // a caller's bug
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	it := l.item(a, i)
+	done := make([]bool, len(tickets))
+	for j, t := range tickets {
+		if done[j], err = l.settle(it, t); err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
+}
+
+// settle is Settle on the ticket's item; the caller holds mu.
+func (l *Ledger) settle(it *ledgerItem, t domain.Ticket) (bool, error) {
+	var err error
 	rec := result{rec: domain.Ticket{UserID: t.UserID, Status: t.Status, OrderID: t.OrderID, Reason: t.Reason}}
 	if rec.expires, err = l.resultExpiry(); err != nil {
 		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
@@ -287,7 +348,44 @@ func (l *Ledger) Ticket(_ context.Context, userID int64, ticket string) (domain.
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.ticket(l.item(a, i), userID, ticket)
+}
+
+// Tickets reads tickets of one item in one step (ticket.lua); an unknown one comes back
+// with an empty Status.
+func (l *Ledger) Tickets(_ context.Context, q []domain.Ticket) ([]domain.Ticket, error) {
+	if len(q) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(q[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range q {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ta != a || ti != i {
+			panic("inmem: Tickets needs tickets of one item") // a caller's bug
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	it := l.item(a, i)
+	out := make([]domain.Ticket, len(q))
+	for j, t := range q {
+		got, err := l.ticket(it, t.UserID, t.ID)
+		if err != nil {
+			got = domain.Ticket{ID: t.ID, UserID: t.UserID}
+		}
+		out[j] = got
+	}
+	return out, nil
+}
+
+// ticket is Ticket on the ticket's item; the caller holds mu.
+func (l *Ledger) ticket(it *ledgerItem, userID int64, ticket string) (domain.Ticket, error) {
 	if r, ok := l.getResult(it, ticket); ok {
 		if r.rec.UserID != userID {
 			return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")

@@ -316,34 +316,69 @@ func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 // Ticket returns where a ticket stands: its result when settled, pending while in
 // flight, not_found otherwise (unknown, expired, or another user's).
 func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
-	a, i, err := domain.ParseTicket(ticket)
+	out, err := s.Tickets(ctx, []domain.Ticket{{ID: ticket, UserID: userID}})
 	if err != nil {
 		return domain.Ticket{}, err
 	}
-	k := keysFor(a, i)
-	res, err := ticketScript.Run(ctx, s.rdb, []string{k.result(ticket), k.inflight()}, ticket).Slice()
+	if out[0].Status == "" {
+		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	}
+	return out[0], nil
+}
+
+// Tickets reads tickets of one item (q[i].ID, owned by q[i].UserID) in one script
+// call: out[i] is what Ticket says of q[i], with an empty Status where Ticket says
+// not_found.
+func (s *Stock) Tickets(ctx context.Context, q []domain.Ticket) ([]domain.Ticket, error) {
+	if len(q) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(q[0].ID)
 	if err != nil {
-		return domain.Ticket{}, fmt.Errorf("read ticket %s: %w", ticket, err)
+		return nil, err
 	}
-	if raw, ok := res[0].(string); ok {
-		var rec ticketRecord
-		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-			return domain.Ticket{}, fmt.Errorf("decode ticket %s: %w", ticket, err)
+	k := keysFor(a, i)
+	keys := make([]string, 0, 1+len(q))
+	keys = append(keys, k.inflight())
+	args := make([]any, 0, len(q))
+	for _, t := range q {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
 		}
-		if rec.UserID != userID {
-			return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+		if ta != a || ti != i {
+			panic("redis: Tickets needs tickets of one item") // a caller's bug
 		}
-		return domain.Ticket{ID: ticket, UserID: rec.UserID, Status: domain.TicketStatus(rec.Status), OrderID: rec.OrderID, Reason: rec.Reason}, nil
+		keys = append(keys, k.result(t.ID))
+		args = append(args, t.ID)
 	}
-	v, ok := res[1].(string)
-	if !ok {
-		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	res, err := ticketScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("read tickets of item %d: %w", i, err)
 	}
-	f, err := parseInflight(v)
-	if err != nil || f.user != userID {
-		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	if len(res) != 2*len(q) {
+		return nil, fmt.Errorf("read tickets of item %d: unexpected script result %v", i, res)
 	}
-	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
+	out := make([]domain.Ticket, len(q))
+	for j, t := range q {
+		out[j] = domain.Ticket{ID: t.ID, UserID: t.UserID}
+		if raw, ok := res[2*j].(string); ok {
+			var rec ticketRecord
+			if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+				return nil, fmt.Errorf("decode ticket %s: %w", t.ID, err)
+			}
+			if rec.UserID == t.UserID {
+				out[j] = domain.Ticket{ID: t.ID, UserID: rec.UserID, Status: domain.TicketStatus(rec.Status), OrderID: rec.OrderID, Reason: rec.Reason}
+			}
+			continue
+		}
+		if v, ok := res[2*j+1].(string); ok {
+			if f, err := parseInflight(v); err == nil && f.user == t.UserID {
+				out[j].Status = domain.TicketPending
+			}
+		}
+	}
+	return out, nil
 }
 
 // inflight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>",

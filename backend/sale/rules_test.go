@@ -179,6 +179,33 @@ func (p *recorder) Publish(ctx context.Context, req domain.OrderRequest) error {
 	return nil
 }
 
+// PublishBatch is one send: when it fails (every failEvery-th call) none of rs is
+// kept; otherwise each is kept and handed on as Publish does.
+func (p *recorder) PublishBatch(ctx context.Context, rs []domain.OrderRequest) error {
+	p.mu.Lock()
+	p.calls++
+	n := p.calls
+	if p.failEvery > 0 && n%p.failEvery == 0 {
+		p.mu.Unlock()
+		return errors.New("injected: broker unreachable")
+	}
+	p.sent = append(p.sent, rs...)
+	p.pending = append(p.pending, rs...)
+	p.mu.Unlock()
+	if p.next == nil {
+		return nil
+	}
+	for _, req := range rs {
+		if err := p.next.Publish(ctx, req); err != nil {
+			return err
+		}
+	}
+	if p.dupEvery > 0 && n%p.dupEvery == 0 {
+		return p.next.Publish(ctx, rs[0])
+	}
+	return nil
+}
+
 func (p *recorder) take() []domain.OrderRequest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -236,7 +263,15 @@ func (f *faultyOrders) WriteBatch(ctx context.Context, reqs []domain.OrderReques
 		}
 		return make([]domain.Written, len(reqs)), errs
 	}
-	return f.OrderStore.WriteBatch(ctx, reqs, limit)
+	ws, errs := f.OrderStore.WriteBatch(ctx, reqs, limit)
+	if f.lostAnswer.Load() {
+		for i, err := range errs {
+			if err == nil {
+				ws[i], errs[i] = domain.Written{}, fmt.Errorf("commit: %w", errInjected)
+			}
+		}
+	}
+	return ws, errs
 }
 
 func (f *faultyOrders) OrderByTicket(ctx context.Context, ticket string) (domain.Order, error) {
