@@ -30,6 +30,8 @@ type Config struct {
 	StaleSyncTicket   time.Duration `yaml:"stale_sync_ticket"`  // the same for sync sales
 	RepublishAfter    time.Duration `yaml:"republish_after"`    // a queued ticket in flight this long is sent again, once
 	LeaseTTL          time.Duration `yaml:"lease_ttl"`          // the background duties' lease; 0: 10s
+	BatchSize         int           `yaml:"batch_size"`         // requests of one item per script call, send or sync transaction; 1: no batching
+	BatchWait         time.Duration `yaml:"batch_wait"`         // how long a batch waits behind its item's calls in progress
 	Lease             string        `yaml:"-"`                  // the lease's name (the fleet's)
 }
 

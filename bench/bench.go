@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -79,6 +81,11 @@ type Options struct {
 	// KeepLimits leaves the gateway's rate limits alone; otherwise the bench sets
 	// generous ones for its run and puts the old ones back afterwards.
 	KeepLimits bool
+
+	// CPUProfile, when set, is the prefix of a CPU profile of this process written for
+	// each run, over its load and settle: CPUProfile-<scenario>-<strategy>.pprof.
+	// Worth it when the system runs in this process (Target.InProcess).
+	CPUProfile string
 
 	Progress io.Writer // status line; nil: none
 	TTY      bool      // Progress is a terminal: redraw in place
@@ -147,6 +154,12 @@ type RunReport struct {
 	OK         bool               `json:"ok"`
 	// Flood is the flood scenario's own figures (flood.go).
 	Flood *FloodReport `json:"flood,omitempty"`
+
+	// Around are the hertz -> kitex and MySQL hot-row baselines measured just before
+	// and just after the run (capacity), ops/s by name; the run's ratios to them are
+	// to their mean, since a shared machine's load moves between the report's
+	// baselines and a run.
+	Around map[string][2]float64 `json:"baselines_around,omitempty"`
 }
 
 // Report is a whole bench run.
@@ -201,7 +214,7 @@ func (o *Options) defaults() error {
 	}
 	for _, s := range o.Scenarios {
 		if !slices.Contains(Scenarios, s) && s != Flood {
-			return fmt.Errorf("unknown scenario %q (want hot, mixed, sustained or flood)", s)
+			return fmt.Errorf("unknown scenario %q (want hot, mixed, sustained, capacity or flood)", s)
 		}
 	}
 	if o.Buckets <= 0 {
@@ -242,7 +255,7 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 			allow = u.Host + ":80"
 		}
 	}
-	conns := max(opts.Sizes.HotConcurrency, opts.Sizes.MixedConcurrency, opts.Sizes.MaxInFlight, opts.BaselineConcurrency) + 64
+	conns := max(opts.Sizes.HotConcurrency, opts.Sizes.MixedConcurrency, opts.Sizes.MaxInFlight, opts.Sizes.CapacityConcurrency, opts.BaselineConcurrency) + 64
 	hc := load.NewHTTPClient(conns, allow)
 	defer hc.CloseIdleConnections()
 	base := strings.TrimRight(u.String(), "/")
@@ -427,6 +440,10 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	for k, it := range act.Items {
 		itemIDs[k] = it.ID
 	}
+	var before map[string]float64
+	if sc.name == Capacity && b.opts.Baselines {
+		before = b.bracket(ctx, label, "baselines before")
+	}
 	// Every 202 is followed, whatever the strategy: a sync order whose transaction
 	// is slow may be answered with a ticket too.
 	poller := &load.Poller{Shop: b.shop, Workers: 32}
@@ -453,6 +470,12 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		return fmt.Sprintf("tickets open %d", poller.Outstanding())
 	}
 	live := &load.Live{}
+	stopProfile, err := startProfile(b.opts.CPUProfile, sc.name, strategy)
+	if err != nil {
+		poller.Stop()
+		return RunReport{}, err
+	}
+	defer stopProfile()
 	m := startMeter(b.target.Services)
 	b.prog.begin(label, "load", int64(sc.pace.Count), live, pending)
 	res, err := load.Run(ctx, sc.pace, attempt, live)
@@ -490,6 +513,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		time.Sleep(100 * time.Millisecond)
 	}
 	settledAt := time.Now()
+	stopProfile()
 	b.prog.end()
 	var finals []load.Final
 	var polls int64
@@ -542,6 +566,15 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	for k, n := range st.GatewayShed {
 		layer, _, _ := strings.Cut(k, "/")
 		rr.ShedByLayer[layer] += n
+	}
+	if before != nil {
+		after := b.bracket(ctx, label, "baselines after")
+		rr.Around = map[string][2]float64{}
+		for name, ops := range before {
+			if a, ok := after[name]; ok {
+				rr.Around[name] = [2]float64{ops, a}
+			}
+		}
 	}
 	rr.Ratios = b.ratios(&rr)
 
@@ -609,6 +642,36 @@ func commitWindow(ctx context.Context, db *sql.DB, activityID int64) (secs, perS
 	return round2(secs), round1(float64(n) / secs)
 }
 
+// bracket measures the hertz -> kitex and MySQL hot-row baselines, for a run's ratios;
+// it returns the ops/s of those that ran.
+func (b *bencher) bracket(ctx context.Context, label, what string) map[string]float64 {
+	b.prog.begin(label, what, 0, nil, nil)
+	defer b.prog.end()
+	d := b.opts.BaselineDuration
+	out := map[string]float64{}
+	for _, rep := range []BaselineReport{
+		baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.opts.BaselineConcurrency, d),
+		baselineMySQL(ctx, b.target.MySQLDSN, d),
+	} {
+		if rep.ok() {
+			out[rep.Name] = rep.OpsPerSec
+		}
+	}
+	return out
+}
+
+// baseline is the ops/s of a baseline for rr: the mean of those measured around it,
+// else the report's.
+func (b *bencher) baseline(rr *RunReport, name string) (float64, bool) {
+	if a, ok := rr.Around[name]; ok {
+		return (a[0] + a[1]) / 2, true
+	}
+	if r := b.base[name]; r.ok() {
+		return r.OpsPerSec, true
+	}
+	return 0, false
+}
+
 // ratios put a run's figures next to the baselines.
 func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 	out := map[string]float64{}
@@ -618,14 +681,14 @@ func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 			out["answer_p50_vs_bare_hertz"] = round1(rr.Answer.P50 / h.Latency.P50)
 		}
 	}
-	if k := b.base[BaseHertzKitex]; k.ok() {
-		out["attempts_vs_hertz_kitex"] = round3(rr.AttemptsPerSec / k.OpsPerSec)
+	if k, ok := b.baseline(rr, BaseHertzKitex); ok {
+		out["attempts_vs_hertz_kitex"] = round3(rr.AttemptsPerSec / k)
 	}
 	if r := b.base[BaseRedis]; r.ok() {
 		out["attempts_vs_redis_evalsha"] = round3(rr.AttemptsPerSec / r.OpsPerSec)
 	}
-	if m := b.base[BaseMySQL]; m.ok() {
-		out["orders_vs_mysql_hot_row"] = round3(rr.OrdersPerSec / m.OpsPerSec)
+	if m, ok := b.baseline(rr, BaseMySQL); ok {
+		out["orders_vs_mysql_hot_row"] = round3(rr.OrdersPerSec / m)
 	}
 	if len(out) == 0 {
 		return nil
@@ -634,3 +697,26 @@ func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 }
 
 func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+// startProfile starts a CPU profile of this process into prefix-<scenario>-<strategy>.pprof
+// (nothing when prefix is ""); the returned stop may be called more than once.
+func startProfile(prefix, scenario, strategy string) (stop func(), err error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%s-%s.pprof", prefix, scenario, strategy))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		})
+	}, nil
+}

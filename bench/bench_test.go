@@ -48,6 +48,18 @@ func TestScenariosAreDeterministicAndSkewed(t *testing.T) {
 	if st.pace.Mode != load.Open || int64(st.pace.Count) != st.stock() {
 		t.Fatalf("sustained: got mode %s, %d attempts for %d units", st.pace.Mode, st.pace.Count, st.stock())
 	}
+	capa, err := buildScenario(Capacity, DefaultSizes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(capa.pace.Count) != capa.stock() || capa.users != capa.pace.Count || capa.pace.Mode != load.Closed {
+		t.Fatalf("capacity: got %d attempts, %d units, %d users, mode %s; want stock = attempts = users, closed loop", capa.pace.Count, capa.stock(), capa.users, capa.pace.Mode)
+	}
+	for i := range capa.pace.Count {
+		if u, k := capa.pick(i); u != i || k != 0 {
+			t.Fatalf("capacity attempt %d: got user %d item %d, want user %d item 0", i, u, k, i)
+		}
+	}
 	if _, err := buildScenario("nope", DefaultSizes()); err == nil {
 		t.Fatal("an unknown scenario: got no error")
 	}
@@ -263,4 +275,26 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// TestRatiosUseTheBaselinesAroundARun: a run bracketed by baselines is compared with
+// their mean, not with the report's baselines taken minutes earlier.
+func TestRatiosUseTheBaselinesAroundARun(t *testing.T) {
+	b := &bencher{base: map[string]*BaselineReport{
+		BaseHertzKitex: {Name: BaseHertzKitex, OpsPerSec: 10_000},
+		BaseMySQL:      {Name: BaseMySQL, OpsPerSec: 8_000},
+	}}
+	plain := &RunReport{AttemptsPerSec: 2_000, OrdersPerSec: 1_000}
+	if got := b.ratios(plain); got["attempts_vs_hertz_kitex"] != 0.2 || got["orders_vs_mysql_hot_row"] != 0.125 {
+		t.Fatalf("without baselines around: got %v, want 0.2 and 0.125", got)
+	}
+	around := &RunReport{AttemptsPerSec: 2_000, OrdersPerSec: 1_000,
+		Around: map[string][2]float64{BaseHertzKitex: {3_000, 5_000}, BaseMySQL: {1_500, 2_500}}}
+	if got := b.ratios(around); got["attempts_vs_hertz_kitex"] != 0.5 || got["orders_vs_mysql_hot_row"] != 0.5 {
+		t.Fatalf("with baselines around: got %v, want 0.5 and 0.5 (to the mean of before and after)", got)
+	}
+	md := TablesMarkdown(&Report{Runs: []RunReport{{Scenario: Capacity, Strategy: "sync", Around: around.Around, Ratios: b.ratios(around)}}})
+	if !strings.Contains(md, "| capacity | sync | 3000 | 5000 | 1500 | 2500 |") {
+		t.Fatalf("the report lacks the baselines around the run:\n%s", md)
+	}
 }

@@ -329,6 +329,21 @@ func TablesMarkdown(r *Report) string {
 			rr.Scenario, rr.Strategy, rr.Sent, rr.AttemptsPerSec, ratio(rr.Ratios, "attempts_vs_bare_hertz"), ratio(rr.Ratios, "attempts_vs_hertz_kitex"),
 			rr.Orders, rr.OrdersPerSec, ratio(rr.Ratios, "orders_vs_mysql_hot_row"), commit, f2(rr.LoadSeconds), f2(rr.SettleSeconds), rr.Retries, missed, late)
 	}
+	var around []RunReport
+	for _, rr := range r.Runs {
+		if len(rr.Around) > 0 {
+			around = append(around, rr)
+		}
+	}
+	if len(around) > 0 {
+		b.WriteString("\nThe machine's load moves between the baselines above and a long run, so each capacity run is also bracketed: " +
+			"the hertz→kitex echo and the MySQL hot-row loop measured just before and just after it; its × hertz→kitex and × MySQL hot row are to their mean.\n\n")
+		b.WriteString("| scenario | strategy | hertz→kitex before | after | hot row before | after |\n|---|---|--:|--:|--:|--:|\n")
+		for _, rr := range around {
+			k, m := rr.Around[BaseHertzKitex], rr.Around[BaseMySQL]
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f | %.0f |\n", rr.Scenario, rr.Strategy, k[0], k[1], m[0], m[1])
+		}
+	}
 	b.WriteString("\n## Latency (ms)\n\n| scenario | strategy | answer p50 | p90 | p99 | p99.9 | max | × bare hertz p50 | ticket p50 | p90 | p99 | p99.9 | max |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, rr := range r.Runs {

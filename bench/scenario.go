@@ -15,13 +15,14 @@ const (
 	Hot       = "hot"
 	Mixed     = "mixed"
 	Sustained = "sustained"
+	Capacity  = "capacity"
 )
 
 // Strategies the backend has.
 var Strategies = []string{"sync", "async", "bucket"}
 
 // Scenarios in the order they run.
-var Scenarios = []string{Hot, Mixed, Sustained}
+var Scenarios = []string{Hot, Mixed, Sustained, Capacity}
 
 // Sizes are the knobs of the scenarios. Defaults are the figures, trimmed to
 // fit a 2-core machine.
@@ -50,6 +51,12 @@ type Sizes struct {
 	Duration    time.Duration
 	MaxInFlight int
 
+	// capacity: one item with a unit for every attempt, every attempt a new user, as
+	// fast as CapacityConcurrency clients go: every attempt can buy, so the run
+	// measures the admitted path's rate, not the edge's shedding.
+	CapacityAttempts    int
+	CapacityConcurrency int
+
 	// flood: one item of FloodStock units and FloodDemand shoppers per unit arriving
 	// at FloodRate a second, each following the waiting room (k FloodK) until a final
 	// answer or FloodPatience; run with the waiting room off and on (flood.go).
@@ -67,6 +74,7 @@ func DefaultSizes() Sizes {
 		MixedItems: 50, MixedHotItems: 5, MixedHotStock: 200, MixedColdStock: 50, MixedSkew: 1.5,
 		MixedAttempts: 30_000, MixedUsers: 10_000, MixedConcurrency: 128,
 		Rate: 200, Duration: 60 * time.Second, MaxInFlight: 2048,
+		CapacityAttempts: 20_000, CapacityConcurrency: 128,
 		FloodStock: 100, FloodDemand: 100, FloodRate: 4000, FloodK: 1.5, FloodPatience: time.Minute,
 	}
 }
@@ -148,8 +156,21 @@ func buildScenario(name string, z Sizes) (*scenario, error) {
 			pace: load.Config{Mode: load.Open, Rate: z.Rate, Concurrency: z.MaxInFlight, Count: n, Duration: z.Duration + time.Second},
 			pick: func(i int) (int, int) { return i, 0 },
 		}, nil
+	case Capacity:
+		n := z.CapacityAttempts
+		if n <= 0 || z.CapacityConcurrency <= 0 {
+			return nil, fmt.Errorf("capacity: attempts and concurrency must be positive")
+		}
+		return &scenario{
+			name:        Capacity,
+			description: fmt.Sprintf("one item of %d units, %d attempts each from a new user (stock = attempts = users), per-user limit 1, closed loop of %d clients: every attempt can buy", n, n, z.CapacityConcurrency),
+			items:       []api.ItemSpec{{Name: "capacity item", PriceCents: 700, Stock: int64(n)}},
+			users:       n, perUser: 1,
+			pace: load.Config{Mode: load.Closed, Concurrency: z.CapacityConcurrency, Count: n, Duration: 10 * time.Minute},
+			pick: func(i int) (int, int) { return i, 0 },
+		}, nil
 	}
-	return nil, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", name, Hot, Mixed, Sustained, Flood)
+	return nil, fmt.Errorf("unknown scenario %q (want %s, %s, %s, %s or %s)", name, Hot, Mixed, Sustained, Capacity, Flood)
 }
 
 // zipfCDF is the cumulative distribution of P(k) ~ 1/(k+1)^s over n items.

@@ -50,7 +50,12 @@ func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
 		req.WaitingRoom, req.AdmissionFactor = w.Enabled, w.K
 	}
 	for _, it := range b.Items {
-		req.Items = append(req.Items, &rpc.ItemSpec{Name: it.Name, PriceCents: it.PriceCents, Stock: it.Stock})
+		spec, err := itemSpecIn(it)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		req.Items = append(req.Items, spec)
 	}
 	a, err := g.backend.CreateActivity(ctx, req)
 	if err = rpcerr.FromRPC(err); err != nil {
@@ -90,7 +95,12 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 		}
 	}
 	for _, it := range b.Items {
-		req.Items = append(req.Items, &rpc.ItemChange{ItemId: it.ID, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock})
+		ch, err := itemChangeIn(it.ID, it)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		req.Items = append(req.Items, ch)
 	}
 	a, err := g.backend.UpdateActivity(ctx, req)
 	if err = rpcerr.FromRPC(err); err != nil {

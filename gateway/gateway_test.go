@@ -42,6 +42,7 @@ type stubBackend struct {
 	lastUser            int64
 	placeDelay          time.Duration // PlaceOrder answers this late (after taking the order)
 	keys                []string      // the idempotency keys PlaceOrder saw
+	items               itemsStub     // items, lists and exports (items_test.go)
 }
 
 // fallback puts the service's methods one level below the stub's own and the

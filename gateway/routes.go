@@ -3,6 +3,7 @@ package gateway
 import (
 	"github.com/cloudwego/hertz/pkg/app/server"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
 
@@ -25,6 +26,7 @@ func (g *Gateway) Register(h *server.Hertz) {
 	shop.GET("/:id", g.getOrder)
 	shop.POST("/:id/cancel", g.cancelOrder)
 	shop.POST("/:id/pay", g.payOrder)
+	shop.DELETE("/:id", g.deleteOrder)
 
 	adm := h.Group("/admin/v1", g.operator, g.readBody)
 	adm.POST("/activities", g.createActivity)
@@ -34,6 +36,11 @@ func (g *Gateway) Register(h *server.Hertz) {
 	adm.POST("/activities/:id/publish", g.publish)
 	adm.POST("/activities/:id/offline", g.offline)
 	adm.GET("/activities/:id/stats", g.stats)
+	adm.GET("/activities/:id/orders", g.activityOrders)
+	adm.POST("/activities/:id/items", g.addItem)
+	adm.PUT("/activities/:id/items/:item", g.updateItem)
+	adm.POST("/activities/:id/items/:item/offline", g.itemState(domain.ItemOffline))
+	adm.POST("/activities/:id/items/:item/online", g.itemState(domain.ItemOnline))
 	adm.GET("/limits", g.getLimits)
 	adm.PUT("/limits", g.putLimits)
 	adm.GET("/plugins", g.listPlugins)

@@ -71,7 +71,7 @@ func BenchmarkWritePath(b *testing.B) {
 			return err
 		}},
 		{name: "buckets+batch", writers: *benchInHand, write: func(i int) error {
-			_, err := w.write(ctx, order(bucketed, i, *benchBuckets), 1)
+			_, err := w.writeOrder(ctx, order(bucketed, i, *benchBuckets), 1)
 			return err
 		}},
 		{name: "plain-update", writers: 8, write: func(int) error {

@@ -81,59 +81,113 @@ func New(orders domain.OrderStore, ledger domain.StockLedger, activities Activit
 // Handle writes a batch. It returns an error, so that the whole batch is delivered
 // again, only when a write failed for a transient reason; every delivery it
 // acknowledges is written, or settled as failed with its stock given back.
+//
+// With batching on (Config.BatchSize above 1) the batch goes through in steps, each
+// one call per item for all its deliveries: the ledger confirms their tickets, the
+// writes meet in one transaction per item and bucket (the batcher), the ledger
+// settles their tickets. Each delivery keeps its own outcome and failure path.
 func (w *Worker) Handle(ctx context.Context, batch []domain.Delivery) error {
-	if len(batch) == 1 || w.cfg.BatchSize <= 1 {
+	if w.cfg.BatchSize <= 1 {
 		var errs []error
 		for _, d := range batch {
-			if err := w.one(ctx, d); err != nil {
-				errs = append(errs, err)
-			}
+			errs = append(errs, w.handle(ctx, []domain.Delivery{d})...)
 		}
 		return errors.Join(errs...)
 	}
-	// Each delivery goes its own way until its write, where deliveries of the same
-	// item and bucket meet in one transaction.
-	errs := make([]error, len(batch))
-	var wg sync.WaitGroup
+	return errors.Join(w.handle(ctx, batch)...)
+}
+
+// job is one delivery on its way through a batch. Once done, result and err are its
+// outcome; a job with a ticket to settle is done when the settle took.
+type job struct {
+	d      domain.Delivery
+	ctx    context.Context
+	span   trace.Span
+	start  time.Time
+	a      *domain.Activity
+	result string
+	err    error
+	done   bool
+	settle *domain.Ticket
+	// deadLetter: the delivery is the last and could not be written; a settle that
+	// fails leaves its ticket in flight for the reconciler rather than asking for a
+	// delivery that will not come.
+	deadLetter bool
+	werr       error // the write's failure, for the dead letter's log
+}
+
+func (j *job) finish(result string, err error) {
+	j.result, j.err, j.done = result, err, true
+}
+
+// toSettle ends the job with result once t is settled.
+func (j *job) toSettle(t domain.Ticket, result string) {
+	j.settle, j.result = &t, result
+}
+
+// handle takes deliveries through the steps and returns their errors.
+func (w *Worker) handle(ctx context.Context, batch []domain.Delivery) []error {
+	jobs := make([]*job, len(batch))
 	for i, d := range batch {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = w.one(ctx, d)
-		}()
+		j := &job{d: d, start: time.Now()}
+		j.ctx, j.span = telemetry.Tracer().Start(telemetry.Extract(ctx, d.Request.Trace), "worker.write_order", trace.WithAttributes(
+			attribute.String("seckill.ticket", d.Request.Ticket), attribute.Int("seckill.attempt", d.Attempt)))
+		jobs[i] = j
+		w.prepare(j)
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	w.confirm(ctx, jobs)
+	var writes []*job
+	for _, j := range jobs {
+		if !j.done && j.settle == nil {
+			writes = append(writes, j)
+		}
+	}
+	if len(writes) == 1 {
+		w.write(writes[0])
+	} else {
+		// Each goes its own way until its write, where writes of the same item and
+		// bucket meet in one transaction.
+		var wg sync.WaitGroup
+		for _, j := range writes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.write(j)
+			}()
+		}
+		wg.Wait()
+	}
+	w.settleAll(ctx, jobs)
+	var errs []error
+	for _, j := range jobs {
+		j.span.SetAttributes(attribute.String("seckill.result", j.result))
+		if j.err != nil {
+			j.span.SetStatus(codes.Error, j.result)
+			errs = append(errs, j.err)
+		}
+		j.span.End()
+		w.m.Processed.WithLabelValues(j.result).Inc()
+		w.m.Latency.Observe(time.Since(j.start).Seconds())
+		if j.d.Request.AdmittedAt > 0 {
+			w.m.Lag.Observe(time.Since(time.UnixMilli(j.d.Request.AdmittedAt)).Seconds())
+		}
+	}
+	return errs
 }
 
-func (w *Worker) one(ctx context.Context, d domain.Delivery) error {
-	start := time.Now()
-	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, d.Request.Trace), "worker.write_order", trace.WithAttributes(
-		attribute.String("seckill.ticket", d.Request.Ticket), attribute.Int("seckill.attempt", d.Attempt)))
-	defer span.End()
-	result, err := w.process(ctx, d)
-	span.SetAttributes(attribute.String("seckill.result", result))
-	if err != nil {
-		span.SetStatus(codes.Error, result)
-	}
-	w.m.Processed.WithLabelValues(result).Inc()
-	w.m.Latency.Observe(time.Since(start).Seconds())
-	if d.Request.AdmittedAt > 0 {
-		w.m.Lag.Observe(time.Since(time.UnixMilli(d.Request.AdmittedAt)).Seconds())
-	}
-	return err
-}
-
-func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error) {
-	r := d.Request
+// prepare ends a job whose message cannot be written here, and finds the activity of
+// the others.
+func (w *Worker) prepare(j *job) {
+	d, r := j.d, j.d.Request
 	if d.Malformed != nil {
 		// Nothing can be written or given back for a message that does not say what it
 		// is; it is counted and logged with its id for an operator.
 		w.log.Error("dead letter: malformed message", "id", d.ID, "err", d.Malformed)
 		w.m.DeadLetters.WithLabelValues("malformed").Inc()
-		return "malformed", nil
+		j.finish("malformed", nil)
+		return
 	}
-	a, err := w.activities.Activity(ctx, r.ActivityID)
+	a, err := w.activities.Activity(j.ctx, r.ActivityID)
 	if domain.IsCode(err, domain.ENotFound) {
 		// No activity is ever deleted: a message of an activity this worker's database
 		// does not know is another deployment's (a worker on the wrong topic or group).
@@ -141,32 +195,93 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 		// the ledger of the deployment that admitted it. Until its last delivery it goes
 		// back to the group, where a worker of its own deployment may take it.
 		if !d.Last {
-			return "foreign", fmt.Errorf("activity %d is unknown here: %w", r.ActivityID, err)
+			j.finish("foreign", fmt.Errorf("activity %d is unknown here: %w", r.ActivityID, err))
+			return
 		}
 		w.log.Error("dead letter: the order's activity is unknown here; its ticket is left alone", "id", d.ID, "activity", r.ActivityID, "ticket", r.Ticket)
 		w.m.DeadLetters.WithLabelValues("unknown_activity").Inc()
-		return "unknown_activity", nil
+		j.finish("unknown_activity", nil)
+		return
 	}
 	if err != nil {
-		return "retry", err
+		j.finish("retry", err)
+		return
 	}
-	t, err := w.ledger.Ticket(ctx, r.UserID, r.Ticket)
-	switch {
-	case err == nil && t.Status == domain.TicketCreated:
-		return "duplicate", nil
-	case err == nil && t.Status == domain.TicketFailed:
-		// The backend gave up on it (the send looked failed) and gave its stock back.
-		return "skipped", nil
-	case err != nil && !domain.IsCode(err, domain.ENotFound):
-		return "retry", err
+	j.a = a
+}
+
+// itemKey groups tickets of one item: the ledger reads and settles them in one call.
+type itemKey struct{ activity, item int64 }
+
+// byItem groups the jobs pick selects by their ticket's item; a ticket that names no
+// item goes on its own (the ledger's one-ticket calls answer it as they do).
+func byItem(jobs []*job, pick func(*job) bool) [][]*job {
+	var groups [][]*job
+	at := map[itemKey]int{}
+	for _, j := range jobs {
+		if !pick(j) {
+			continue
+		}
+		a, i, err := domain.ParseTicket(j.d.Request.Ticket)
+		if err != nil {
+			groups = append(groups, []*job{j})
+			continue
+		}
+		k := itemKey{a, i}
+		n, ok := at[k]
+		if !ok {
+			n = len(groups)
+			at[k] = n
+			groups = append(groups, nil)
+		}
+		groups[n] = append(groups[n], j)
 	}
-	// In flight, or unknown to Redis (it lost its state): write it; MySQL guards stock
-	// and the per-user limit by itself.
+	return groups
+}
+
+// confirm reads the tickets of the jobs still open, one call per item, and ends those
+// already decided: created (a redelivery) or failed (the backend gave up on it and gave
+// its stock back).
+func (w *Worker) confirm(ctx context.Context, jobs []*job) {
+	for _, g := range byItem(jobs, func(j *job) bool { return !j.done }) {
+		tickets := make([]domain.Ticket, len(g))
+		var err error
+		if len(g) == 1 {
+			tickets[0], err = w.ledger.Ticket(g[0].ctx, g[0].d.Request.UserID, g[0].d.Request.Ticket)
+			if domain.IsCode(err, domain.ENotFound) {
+				err = nil // unknown: tickets[0].Status is empty
+			}
+		} else {
+			q := make([]domain.Ticket, len(g))
+			for i, j := range g {
+				q[i] = domain.Ticket{ID: j.d.Request.Ticket, UserID: j.d.Request.UserID}
+			}
+			tickets, err = w.ledger.Tickets(ctx, q)
+		}
+		for i, j := range g {
+			switch {
+			case err != nil:
+				j.finish("retry", err)
+			case tickets[i].Status == domain.TicketCreated:
+				j.finish("duplicate", nil)
+			case tickets[i].Status == domain.TicketFailed:
+				j.finish("skipped", nil)
+			}
+			// In flight, or unknown to Redis (it lost its state): write it; MySQL
+			// guards stock and the per-user limit by itself.
+		}
+	}
+}
+
+// write writes a job's order, retrying transient failures for up to RetryFor, and
+// leaves it with its ticket to settle, or done.
+func (w *Worker) write(j *job) {
+	ctx, r, a := j.ctx, j.d.Request, j.a
 	var werr error
 	first := time.Now()
 	wait := w.cfg.RetryBackoff
 	for attempt := 1; w.cfg.WriteAttempts <= 0 || attempt <= w.cfg.WriteAttempts; attempt++ {
-		written, err := w.write(ctx, r, a.PerUserLimit)
+		written, err := w.writeOrder(ctx, r, a.PerUserLimit)
 		if err == nil {
 			res, reason := "created", ""
 			switch {
@@ -175,12 +290,13 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 			case written.Replay:
 				res, reason = "replayed", domain.ReasonReplayed
 			}
-			_, err := w.settle(ctx, r, a.BucketCount, domain.TicketCreated, written.Order.ID, reason)
-			return res, err
+			j.toSettle(ticketOf(r, domain.TicketCreated, written.Order.ID, reason), res)
+			return
 		}
 		var de *domain.Error
 		if errors.As(err, &de) {
-			return w.refuse(ctx, r, a, de.Code)
+			w.refuse(j, de.Code)
+			return
 		}
 		werr = err
 		if time.Since(first)+wait > w.cfg.RetryFor {
@@ -189,24 +305,21 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 		w.m.WriteRetries.Inc()
 		select {
 		case <-ctx.Done():
-			return "retry", ctx.Err()
+			j.finish("retry", ctx.Err())
+			return
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, time.Second)
 	}
-	if !d.Last {
-		w.log.Warn("write failed; the message will be delivered again", "ticket", r.Ticket, "attempt", d.Attempt, "err", werr)
-		return "retry", werr
+	if !j.d.Last {
+		w.log.Warn("write failed; the message will be delivered again", "ticket", r.Ticket, "attempt", j.d.Attempt, "err", werr)
+		j.finish("retry", werr)
+		return
 	}
 	// The last delivery: end the ticket one way or the other so nothing stays pending.
 	w.m.DeadLetters.WithLabelValues("write_failed").Inc()
-	res, err := w.refuse(ctx, r, a, "write_failed")
-	if err != nil {
-		w.log.Error("dead letter: outcome unknown, left in flight for the reconciler", "ticket", r.Ticket, "err", errors.Join(werr, err))
-		return "dead_letter", nil
-	}
-	w.log.Error("dead letter: write kept failing; ticket decided", "ticket", r.Ticket, "result", res, "err", werr)
-	return res, nil
+	j.deadLetter, j.werr = true, werr
+	w.refuse(j, "write_failed")
 }
 
 // refuse ends a ticket whose order was not written: a void mark first, so a later
@@ -214,26 +327,56 @@ func (w *Worker) process(ctx context.Context, d domain.Delivery) (string, error)
 // nothing, then the ticket failed with its stock back. When the void finds the order
 // written (another delivery won), the ticket is settled created instead. An error asks
 // for the message to come again.
-func (w *Worker) refuse(ctx context.Context, r domain.OrderRequest, a *domain.Activity, reason string) (string, error) {
-	o, _, err := w.orders.VoidTicket(ctx, r)
-	if err != nil {
-		return "retry", err
+func (w *Worker) refuse(j *job, reason string) {
+	r := j.d.Request
+	o, _, err := w.orders.VoidTicket(j.ctx, r)
+	switch {
+	case err != nil && j.deadLetter:
+		w.log.Error("dead letter: outcome unknown, left in flight for the reconciler", "ticket", r.Ticket, "err", errors.Join(j.werr, err))
+		j.finish("dead_letter", nil)
+	case err != nil:
+		j.finish("retry", err)
+	case o.Status != domain.OrderVoid:
+		j.toSettle(ticketOf(r, domain.TicketCreated, o.ID, ""), "created")
+	default:
+		j.toSettle(ticketOf(r, domain.TicketFailed, 0, reason), "failed_"+reason)
 	}
-	if o.Status != domain.OrderVoid {
-		return w.settle(ctx, r, a.BucketCount, domain.TicketCreated, o.ID, "")
-	}
-	return w.settle(ctx, r, a.BucketCount, domain.TicketFailed, 0, reason)
 }
 
-func (w *Worker) settle(ctx context.Context, r domain.OrderRequest, buckets int, st domain.TicketStatus, orderID int64, reason string) (string, error) {
-	_, err := w.ledger.Settle(ctx, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: st, OrderID: orderID, Reason: reason}, buckets)
-	if err != nil {
-		return "retry", err
+func ticketOf(r domain.OrderRequest, st domain.TicketStatus, orderID int64, reason string) domain.Ticket {
+	return domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: st, OrderID: orderID, Reason: reason}
+}
+
+// settleAll settles the tickets the jobs decided, one call per item, and ends the jobs.
+// A settle that fails asks for the message again (the write is idempotent, so the next
+// delivery settles it), except for a dead letter's, which the reconciler ends.
+func (w *Worker) settleAll(ctx context.Context, jobs []*job) {
+	for _, g := range byItem(jobs, func(j *job) bool { return !j.done && j.settle != nil }) {
+		var err error
+		if len(g) == 1 {
+			_, err = w.ledger.Settle(g[0].ctx, *g[0].settle, g[0].a.BucketCount)
+		} else {
+			ts := make([]domain.Ticket, len(g))
+			for i, j := range g {
+				ts[i] = *j.settle
+			}
+			_, err = w.ledger.SettleBatch(ctx, ts, g[0].a.BucketCount)
+		}
+		for _, j := range g {
+			switch {
+			case err == nil:
+				if j.deadLetter {
+					w.log.Error("dead letter: write kept failing; ticket decided", "ticket", j.d.Request.Ticket, "result", j.result, "err", j.werr)
+				}
+				j.finish(j.result, nil)
+			case j.deadLetter:
+				w.log.Error("dead letter: outcome unknown, left in flight for the reconciler", "ticket", j.d.Request.Ticket, "err", errors.Join(j.werr, err))
+				j.finish("dead_letter", nil)
+			default:
+				j.finish("retry", err)
+			}
+		}
 	}
-	if st == domain.TicketFailed {
-		return "failed_" + reason, nil
-	}
-	return "created", nil
 }
 
 // Metrics are the worker's Prometheus series.
@@ -268,9 +411,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// write writes one order: on its own, or in a batch with others of its item and bucket
-// (an order of several buckets goes on its own).
-func (w *Worker) write(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
+// writeOrder writes one order: on its own, or in a batch with others of its item and
+// bucket (an order of several buckets goes on its own).
+func (w *Worker) writeOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	if w.cfg.BatchSize <= 1 || len(r.Parts) > 1 {
 		return w.orders.WriteOrder(ctx, r, limit)
 	}

@@ -255,3 +255,186 @@ func TestHandleOutcomes(t *testing.T) {
 		}
 	})
 }
+
+// calls counts a ledger's and an order store's calls by name.
+type calls struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *calls) add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[name]++
+}
+
+func (c *calls) get(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[name]
+}
+
+type countingLedger struct {
+	domain.StockLedger
+	c *calls
+}
+
+func (l countingLedger) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	l.c.add("Ticket")
+	return l.StockLedger.Ticket(ctx, userID, ticket)
+}
+
+func (l countingLedger) Tickets(ctx context.Context, q []domain.Ticket) ([]domain.Ticket, error) {
+	l.c.add("Tickets")
+	return l.StockLedger.Tickets(ctx, q)
+}
+
+func (l countingLedger) Settle(ctx context.Context, t domain.Ticket, buckets int) (bool, error) {
+	l.c.add("Settle")
+	return l.StockLedger.Settle(ctx, t, buckets)
+}
+
+func (l countingLedger) SettleBatch(ctx context.Context, ts []domain.Ticket, buckets int) ([]bool, error) {
+	l.c.add("SettleBatch")
+	return l.StockLedger.SettleBatch(ctx, ts, buckets)
+}
+
+type countingStore struct {
+	domain.OrderStore
+	c *calls
+}
+
+func (s countingStore) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
+	s.c.add("WriteOrder")
+	return s.OrderStore.WriteOrder(ctx, r, limit)
+}
+
+func (s countingStore) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limit int) ([]domain.Written, []error) {
+	s.c.add("WriteBatch")
+	return s.OrderStore.WriteBatch(ctx, reqs, limit)
+}
+
+// TestHandleBatchEndToEnd: a batch of one item's orders costs one ledger call to
+// confirm their tickets, one transaction to write them, one ledger call to settle them;
+// and when the batch holds every kind of delivery, each ends as it would alone.
+func TestHandleBatchEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	rdb := testenv.Redis(t)
+	stock := redis.NewStock(rdb, time.Hour)
+	svc := sale.New(sale.Deps{Catalog: db.Store, Orders: db.Store, Ledger: stock, Cache: redis.NewCache(rdb), Log: quiet}, sale.Config{})
+	catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{}, quiet)
+	newSale := func(stockN int64) *domain.Activity {
+		a := &domain.Activity{Name: "w", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
+			PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: stockN}}}
+		if err := svc.CreateActivity(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Publish(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	admit := func(a *domain.Activity, user int64) domain.Delivery {
+		d, err := stock.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: user, Quantity: 1,
+			Ticket: domain.NewTicket(a.ID, a.Items[0].ID, fmt.Sprint("b", user)), Buckets: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return domain.Delivery{ID: d.Ticket, Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
+	}
+	state := func(a *domain.Activity) domain.ItemState {
+		st, err := stock.State(ctx, a.ID, a.Items[0].ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+
+	t.Run("one call per step", func(t *testing.T) {
+		a := newSale(50)
+		c := &calls{}
+		w := New(countingStore{db.Store, c}, countingLedger{stock, c}, catalog, Config{BatchSize: 64, BatchWindow: 50 * time.Millisecond}, nil, quiet)
+		var batch []domain.Delivery
+		for u := int64(1); u <= 30; u++ {
+			batch = append(batch, admit(a, u))
+		}
+		if err := w.Handle(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]int{"Tickets": 1, "Ticket": 0, "WriteBatch": 1, "WriteOrder": 0, "SettleBatch": 1, "Settle": 0} {
+			if got := c.get(name); got != want {
+				t.Errorf("%s: got %d calls, want %d", name, got, want)
+			}
+		}
+		for _, d := range batch {
+			if tk, err := stock.Ticket(ctx, d.Request.UserID, d.Request.Ticket); err != nil || tk.Status != domain.TicketCreated || tk.OrderID == 0 {
+				t.Fatalf("ticket %s: got %+v, %v; want created", d.Request.Ticket, tk, err)
+			}
+		}
+		if st := state(a); st.Tickets != 0 || st.Available() != 20 {
+			t.Fatalf("got %d in flight and %d left, want 0 and 20", st.Tickets, st.Available())
+		}
+	})
+
+	t.Run("every kind of delivery in one batch", func(t *testing.T) {
+		a := newSale(50)
+		w := New(db.Store, stock, catalog, Config{BatchSize: 64, BatchWindow: 5 * time.Millisecond}, nil, quiet)
+		fresh := []domain.Delivery{admit(a, 1), admit(a, 2), admit(a, 3)}
+		written := admit(a, 4) // written and settled by an earlier delivery
+		if err := w.Handle(ctx, []domain.Delivery{written}); err != nil {
+			t.Fatal(err)
+		}
+		ended := admit(a, 5) // the backend gave up on it: failed, its unit back
+		if _, err := stock.Settle(ctx, domain.Ticket{ID: ended.Request.Ticket, UserID: 5, Status: domain.TicketFailed, Reason: "publish_failed"}, 1); err != nil {
+			t.Fatal(err)
+		}
+		// A second order of user 4 that Redis never saw (it lost its state): MySQL
+		// refuses it past the limit, and the ticket ends failed.
+		over := domain.Delivery{ID: "over", Attempt: 1, Request: domain.OrderRequest{Ticket: domain.NewTicket(a.ID, a.Items[0].ID, "over"),
+			UserID: 4, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}}
+		foreign := domain.Delivery{ID: "f", Attempt: 1, Request: domain.OrderRequest{Ticket: domain.NewTicket(a.ID+999, 1, "f"),
+			UserID: 6, ActivityID: a.ID + 999, ItemID: 1, Quantity: 1}}
+		bad := domain.Delivery{ID: "bad", Malformed: errors.New("not json")}
+		batch := append([]domain.Delivery{written, ended, bad}, fresh...)
+		batch = append(batch, fresh[0], over, foreign) // fresh[0] twice: a redelivery in the same batch
+		err := w.Handle(ctx, batch)
+		if err == nil {
+			t.Fatal("got nil, want the foreign message's error (it goes back to its group)")
+		}
+		// The foreign one aside, every delivery is decided: a second Handle without it
+		// acknowledges the rest.
+		if err := w.Handle(ctx, batch[:len(batch)-1]); err != nil {
+			t.Fatalf("without the foreign message: got %v, want everything acknowledged", err)
+		}
+		want := map[string]domain.TicketStatus{written.Request.Ticket: domain.TicketCreated, ended.Request.Ticket: domain.TicketFailed,
+			fresh[0].Request.Ticket: domain.TicketCreated, fresh[1].Request.Ticket: domain.TicketCreated, fresh[2].Request.Ticket: domain.TicketCreated,
+			over.Request.Ticket: domain.TicketFailed}
+		users := map[string]int64{written.Request.Ticket: 4, ended.Request.Ticket: 5, over.Request.Ticket: 4}
+		for _, d := range fresh {
+			users[d.Request.Ticket] = d.Request.UserID
+		}
+		for ticket, st := range want {
+			if tk, err := stock.Ticket(ctx, users[ticket], ticket); err != nil || tk.Status != st {
+				t.Errorf("ticket %s: got %+v, %v; want %s", ticket, tk, err, st)
+			}
+		}
+		var orders, units int
+		if err := db.QueryRow(`SELECT COUNT(*), COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND status = 'created'`, a.Items[0].ID).Scan(&orders, &units); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Store.Stock(ctx, a.Items[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if orders != 4 || units != 4 || rows[0].Available != 46 {
+			t.Fatalf("got %d orders of %d units and %d left in MySQL, want 4, 4 and 46", orders, units, rows[0].Available)
+		}
+		if st := state(a); st.Tickets != 0 || st.Available() != 46 {
+			t.Fatalf("got %d in flight and %d left in Redis, want 0 and 46", st.Tickets, st.Available())
+		}
+	})
+}

@@ -15,8 +15,14 @@ import (
 // Catalog is where activities and their items live for good.
 type Catalog interface {
 	// CreateActivity stores a new activity in state draft with its items and their
-	// stock, split over the buckets, and fills in the ids and the version.
+	// stock, split over the buckets, and fills in the ids, the version and each
+	// item's state (online unless offline) and window (times as the store keeps them).
 	CreateActivity(ctx context.Context, a *Activity) error
+	// AddItem adds an item with its stock, split over the activity's buckets, to an
+	// activity in any state, fills in its ids, state and window as CreateActivity
+	// does, and bumps the activity's version; not_found when there is no activity,
+	// bad_request when it holds MaxItems items already.
+	AddItem(ctx context.Context, activityID int64, it *Item) error
 	// Activity returns an activity with its items; not_found when there is none.
 	Activity(ctx context.Context, id int64) (*Activity, error)
 	// Item returns one item; not_found when there is none.
@@ -30,7 +36,8 @@ type Catalog interface {
 	// each bucket; new rows hold nothing, rows past the count stay for the orders in
 	// flight that name them), its items' names and prices, and each item's stock by
 	// the buckets' deltas (conflict when a bucket has fewer units than a delta takes)
-	// and total. When any part is refused, nothing changes.
+	// and total, its items' states and windows. When any part is refused, nothing
+	// changes.
 	UpdateActivity(ctx context.Context, id int64, c ActivityChange) error
 }
 
@@ -62,15 +69,19 @@ type OrderStore interface {
 	// Order returns one order of a user; not_found when it is not theirs. Void marks
 	// are never orders: Order, Orders and EndOrder do not see them.
 	Order(ctx context.Context, userID, id int64) (Order, error)
-	// Orders lists a user's orders, newest first.
-	Orders(ctx context.Context, userID int64) ([]Order, error)
+	// Orders lists a page of the orders q selects, in q's order.
+	Orders(ctx context.Context, q OrderQuery) ([]Order, error)
 	// EndOrder moves a created order to cancelled or expired and gives its units back
 	// to the stock row and the buyer, in one transaction; it reports whether this call
 	// changed the order (an ended or paid order comes back as it is). userID 0 skips
 	// the owner check (expiry).
 	EndOrder(ctx context.Context, userID, id int64, to OrderStatus) (Order, bool, error)
-	// PayOrder marks a created order paid; conflict when it is cancelled or expired.
+	// PayOrder marks a created order paid; conflict when it is cancelled, expired or
+	// deleted (Transition).
 	PayOrder(ctx context.Context, userID, id int64) (Order, error)
+	// DeleteOrder moves a user's cancelled or expired order to deleted; a deleted one
+	// comes back as it is, others are refused with conflict (Transition).
+	DeleteOrder(ctx context.Context, userID, id int64) (Order, error)
 	// StaleOrders returns up to limit orders still created (unpaid) since before t.
 	StaleOrders(ctx context.Context, before time.Time, limit int) ([]Order, error)
 	// Counts returns an item's live orders and units.
@@ -107,6 +118,11 @@ type StockLedger interface {
 	// caller whose call failed in doubt ended it, and the call landed later), nothing
 	// taken; ErrNotLoaded when the ledger holds nothing of the item.
 	Deduct(ctx context.Context, d Deduction) (Deducted, error)
+	// DeductBatch admits requests of one item (one activity, item and bucket count)
+	// in one atomic step, in their order, each as Deduct would and each seeing what
+	// the ones before it took: errs[i] is request i's refusal or ErrNotLoaded. err is
+	// the call's own failure, after which any of them may or may not have been taken.
+	DeductBatch(ctx context.Context, ds []Deduction) (out []Deducted, errs []error, err error)
 	// Settle ends an in-flight ticket with its result. A failed ticket gives back its
 	// stock (unless the reason is sold_out: the order store had fewer units than the
 	// ledger counted), its buyer units and its idempotency record; a created ticket
@@ -115,6 +131,9 @@ type StockLedger interface {
 	// result it has, or gets this one if it has none. buckets is the item's bucket
 	// count; a ticket that took from a bucket past it is settled all the same.
 	Settle(ctx context.Context, t Ticket, buckets int) (bool, error)
+	// SettleBatch settles tickets of one item in one atomic step, each as Settle
+	// would; done[i] is Settle's answer for tickets[i].
+	SettleBatch(ctx context.Context, tickets []Ticket, buckets int) (done []bool, err error)
 	// Release gives back the stock and buyer units of a committed order that was
 	// cancelled or expired, once per order; it reports whether this call did (false
 	// also when the item is not loaded).
@@ -122,12 +141,23 @@ type StockLedger interface {
 	// Ticket returns where a user's ticket stands: its result, pending while in
 	// flight, not_found otherwise (unknown, expired, or another user's).
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
+	// Tickets reads tickets of one item (q[i].ID, owned by q[i].UserID) in one step:
+	// out[i] is what Ticket says of q[i], with an empty Status where it says
+	// not_found.
+	Tickets(ctx context.Context, q []Ticket) (out []Ticket, err error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
 	// overwrite is set; buyer records and idempotency records (s.Keys: a request
-	// with one of them replays its order's ticket) are added only where missing.
+	// with one of them replays its order's ticket) are added only where missing. The
+	// state, window, limit and bucket count are kept when the ledger holds them at a
+	// newer version than s.Version.
 	Warm(ctx context.Context, s SaleState, overwrite bool) error
 	// SetState changes the sale state (published, offline) of a loaded item.
 	SetState(ctx context.Context, activityID, itemID int64, st State) error
+	// SetSale writes the sale state of a loaded item (state, window, per-user limit,
+	// bucket count, version from s; its counters and records stay) unless the ledger
+	// holds a newer version; loaded is false, and nothing is written, when the item is
+	// not loaded.
+	SetSale(ctx context.Context, s SaleState) (loaded bool, err error)
 	// SetBuckets records a new bucket count in a loaded item's sale state.
 	SetBuckets(ctx context.Context, activityID, itemID int64, n int) error
 	// Adjust adds delta units to a bucket and returns the new count; conflict when it

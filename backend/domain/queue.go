@@ -11,6 +11,14 @@ type Publisher interface {
 	Publish(ctx context.Context, r OrderRequest) error
 }
 
+// BatchPublisher is a Publisher that hands several requests of one item and bucket
+// to the queue in one send. When PublishBatch returns nil the queue holds every one
+// of them; on error it may hold none, some or all.
+type BatchPublisher interface {
+	Publisher
+	PublishBatch(ctx context.Context, rs []OrderRequest) error
+}
+
 // Delivery is one message handed to a worker.
 type Delivery struct {
 	ID      string

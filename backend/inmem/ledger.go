@@ -103,6 +103,32 @@ func (it *ledgerItem) metaInt(field string) (int64, error) {
 func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.deduct(d)
+}
+
+// DeductBatch admits requests of one item in one step, in order, as deduct.lua does
+// for a batch. A script error stops the batch there (what the requests before it took
+// stays taken, as in Redis) and is the call's error.
+func (l *Ledger) DeductBatch(_ context.Context, ds []domain.Deduction) ([]domain.Deducted, []error, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]domain.Deducted, len(ds))
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		if d.ActivityID != ds[0].ActivityID || d.ItemID != ds[0].ItemID || d.Buckets != ds[0].Buckets {
+			panic("inmem: DeductBatch needs requests of one item") // a caller's bug
+		}
+		out[i], errs[i] = l.deduct(d)
+		var de *domain.Error
+		if errs[i] != nil && !errors.As(errs[i], &de) && !errors.Is(errs[i], domain.ErrNotLoaded) {
+			return nil, nil, errs[i]
+		}
+	}
+	return out, errs, nil
+}
+
+// deduct is Deduct; the caller holds mu.
+func (l *Ledger) deduct(d domain.Deduction) (domain.Deducted, error) {
 	it := l.item(d.ActivityID, d.ItemID)
 	state, ok := it.meta["state"]
 	if !ok {
@@ -119,7 +145,7 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 		}
 	}
 	if state != string(domain.StatePublished) {
-		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "item %d of activity %d is not on sale", d.ItemID, d.ActivityID)
 	}
 	now := l.now().UnixMilli()
 	start, err := it.metaInt("start")
@@ -127,14 +153,14 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	if now < start {
-		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "item %d of activity %d has not started", d.ItemID, d.ActivityID)
 	}
 	end, err := it.metaInt("end")
 	if err != nil {
 		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	if now >= end {
-		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "item %d of activity %d has ended", d.ItemID, d.ActivityID)
 	}
 	qty := int64(d.Quantity)
 	if qty <= 0 {
@@ -232,7 +258,42 @@ func (l *Ledger) Settle(_ context.Context, t domain.Ticket, buckets int) (bool, 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.settle(l.item(a, i), t)
+}
+
+// SettleBatch settles tickets of one item in one step, as settle.lua does for a batch.
+func (l *Ledger) SettleBatch(_ context.Context, tickets []domain.Ticket, buckets int) ([]bool, error) {
+	if len(tickets) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(tickets[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tickets {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ta != a || ti != i {
+			panic("inmem: SettleBatch needs tickets of one item") // a caller's bug
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	it := l.item(a, i)
+	done := make([]bool, len(tickets))
+	for j, t := range tickets {
+		if done[j], err = l.settle(it, t); err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
+}
+
+// settle is Settle on the ticket's item; the caller holds mu.
+func (l *Ledger) settle(it *ledgerItem, t domain.Ticket) (bool, error) {
+	var err error
 	rec := result{rec: domain.Ticket{UserID: t.UserID, Status: t.Status, OrderID: t.OrderID, Reason: t.Reason}}
 	if rec.expires, err = l.resultExpiry(); err != nil {
 		return false, fmt.Errorf("settle ticket %s: %w", t.ID, err)
@@ -287,7 +348,44 @@ func (l *Ledger) Ticket(_ context.Context, userID int64, ticket string) (domain.
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.ticket(l.item(a, i), userID, ticket)
+}
+
+// Tickets reads tickets of one item in one step (ticket.lua); an unknown one comes back
+// with an empty Status.
+func (l *Ledger) Tickets(_ context.Context, q []domain.Ticket) ([]domain.Ticket, error) {
+	if len(q) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(q[0].ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range q {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ta != a || ti != i {
+			panic("inmem: Tickets needs tickets of one item") // a caller's bug
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	it := l.item(a, i)
+	out := make([]domain.Ticket, len(q))
+	for j, t := range q {
+		got, err := l.ticket(it, t.UserID, t.ID)
+		if err != nil {
+			got = domain.Ticket{ID: t.ID, UserID: t.UserID}
+		}
+		out[j] = got
+	}
+	return out, nil
+}
+
+// ticket is Ticket on the ticket's item; the caller holds mu.
+func (l *Ledger) ticket(it *ledgerItem, userID int64, ticket string) (domain.Ticket, error) {
 	if r, ok := l.getResult(it, ticket); ok {
 		if r.rec.UserID != userID {
 			return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
@@ -311,11 +409,9 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if it.meta == nil {
 		it.meta = map[string]string{}
 	}
-	it.meta["state"] = string(s.State)
-	it.meta["start"] = strconv.FormatInt(s.Start.UnixMilli(), 10)
-	it.meta["end"] = strconv.FormatInt(s.End.UnixMilli(), 10)
-	it.meta["limit"] = strconv.Itoa(s.PerUserLimit)
-	it.meta["buckets"] = strconv.Itoa(len(s.BucketStock))
+	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version == 0 || s.Version > held {
+		writeSale(it.meta, s, len(s.BucketStock))
+	}
 	for b, n := range s.BucketStock {
 		if _, ok := it.stock[b]; overwrite || !ok {
 			it.stock[b] = n
@@ -333,6 +429,33 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		}
 	}
 	return nil
+}
+
+// writeSale writes a sale state's meta fields, and its version unless it has none.
+func writeSale(meta map[string]string, s domain.SaleState, buckets int) {
+	if s.Version > 0 {
+		meta["version"] = strconv.FormatInt(s.Version, 10)
+	}
+	meta["state"] = string(s.State)
+	meta["start"] = strconv.FormatInt(s.Start.UnixMilli(), 10)
+	meta["end"] = strconv.FormatInt(s.End.UnixMilli(), 10)
+	meta["limit"] = strconv.Itoa(s.PerUserLimit)
+	meta["buckets"] = strconv.Itoa(buckets)
+}
+
+// SetSale writes a loaded item's sale state unless it holds this version or a newer
+// one (sale.lua).
+func (l *Ledger) SetSale(_ context.Context, s domain.SaleState) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(s.ActivityID, s.ItemID)
+	if it.meta == nil {
+		return false, nil
+	}
+	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version > held {
+		writeSale(it.meta, s, max(len(s.BucketStock), 1))
+	}
+	return true, nil
 }
 
 // setMeta sets one field of a loaded item's meta record (setmeta.lua).

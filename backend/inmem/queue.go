@@ -124,7 +124,7 @@ type Queue struct {
 	published, delivered, acked, redelivered, deadLetters atomic.Int64
 }
 
-var _ domain.Publisher = (*Queue)(nil)
+var _ domain.BatchPublisher = (*Queue)(nil)
 
 // groupKey is what batches are grouped by: the item and bucket of a request, as the
 // RocketMQ producer's sharding key.
@@ -156,6 +156,17 @@ func New(cfg Config) *Queue {
 
 // Config returns the queue's configuration with defaults filled in.
 func (q *Queue) Config() Config { return q.cfg }
+
+// PublishBatch stores rs in order, each as Publish does; on error the ones before the
+// failed one are stored.
+func (q *Queue) PublishBatch(ctx context.Context, rs []domain.OrderRequest) error {
+	for _, r := range rs {
+		if err := q.Publish(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Publish stores r and returns nil once it is stored. When the queue is full it waits
 // for room until ctx ends or Config.PublishTimeout passes, and then returns an error

@@ -38,6 +38,8 @@ var (
 	ticketLua string
 	//go:embed lua/setmeta.lua
 	setMetaLua string
+	//go:embed lua/sale.lua
+	saleLua string
 
 	// Scripts are called by SHA; go-redis falls back to EVAL on NOSCRIPT. Those that
 	// read parts get parts.lua's functions prepended.
@@ -50,9 +52,10 @@ var (
 	takeScript    = goredis.NewScript(fenceLua + takeLua)
 	ticketScript  = goredis.NewScript(ticketLua)
 	setMetaScript = goredis.NewScript(setMetaLua)
+	saleScript    = goredis.NewScript(saleLua)
 
 	scripts = []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript,
-		takeScript, ticketScript, setMetaScript}
+		takeScript, ticketScript, setMetaScript, saleScript}
 )
 
 // Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
@@ -169,13 +172,13 @@ func deducted(d domain.Deduction, code int64, val string) (domain.Deducted, erro
 	case 3:
 		return domain.Deducted{}, domain.Errorf(domain.ELimitExceeded, "you already hold the per-user limit of item %d", d.ItemID)
 	case 4:
-		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "item %d of activity %d has not started", d.ItemID, d.ActivityID)
 	case 5:
-		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "item %d of activity %d has ended", d.ItemID, d.ActivityID)
 	case 6:
 		return domain.Deducted{}, domain.ErrNotLoaded
 	case 7:
-		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "item %d of activity %d is not on sale", d.ItemID, d.ActivityID)
 	case 8:
 		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
 	case 9:
@@ -313,34 +316,69 @@ func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 // Ticket returns where a ticket stands: its result when settled, pending while in
 // flight, not_found otherwise (unknown, expired, or another user's).
 func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
-	a, i, err := domain.ParseTicket(ticket)
+	out, err := s.Tickets(ctx, []domain.Ticket{{ID: ticket, UserID: userID}})
 	if err != nil {
 		return domain.Ticket{}, err
 	}
-	k := keysFor(a, i)
-	res, err := ticketScript.Run(ctx, s.rdb, []string{k.result(ticket), k.inflight()}, ticket).Slice()
+	if out[0].Status == "" {
+		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	}
+	return out[0], nil
+}
+
+// Tickets reads tickets of one item (q[i].ID, owned by q[i].UserID) in one script
+// call: out[i] is what Ticket says of q[i], with an empty Status where Ticket says
+// not_found.
+func (s *Stock) Tickets(ctx context.Context, q []domain.Ticket) ([]domain.Ticket, error) {
+	if len(q) == 0 {
+		return nil, nil
+	}
+	a, i, err := domain.ParseTicket(q[0].ID)
 	if err != nil {
-		return domain.Ticket{}, fmt.Errorf("read ticket %s: %w", ticket, err)
+		return nil, err
 	}
-	if raw, ok := res[0].(string); ok {
-		var rec ticketRecord
-		if err := json.Unmarshal([]byte(raw), &rec); err != nil {
-			return domain.Ticket{}, fmt.Errorf("decode ticket %s: %w", ticket, err)
+	k := keysFor(a, i)
+	keys := make([]string, 0, 1+len(q))
+	keys = append(keys, k.inflight())
+	args := make([]any, 0, len(q))
+	for _, t := range q {
+		ta, ti, err := domain.ParseTicket(t.ID)
+		if err != nil {
+			return nil, err
 		}
-		if rec.UserID != userID {
-			return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+		if ta != a || ti != i {
+			panic("redis: Tickets needs tickets of one item") // a caller's bug
 		}
-		return domain.Ticket{ID: ticket, UserID: rec.UserID, Status: domain.TicketStatus(rec.Status), OrderID: rec.OrderID, Reason: rec.Reason}, nil
+		keys = append(keys, k.result(t.ID))
+		args = append(args, t.ID)
 	}
-	v, ok := res[1].(string)
-	if !ok {
-		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	res, err := ticketScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("read tickets of item %d: %w", i, err)
 	}
-	f, err := parseInflight(v)
-	if err != nil || f.user != userID {
-		return domain.Ticket{}, domain.Errorf(domain.ENotFound, "unknown ticket")
+	if len(res) != 2*len(q) {
+		return nil, fmt.Errorf("read tickets of item %d: unexpected script result %v", i, res)
 	}
-	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
+	out := make([]domain.Ticket, len(q))
+	for j, t := range q {
+		out[j] = domain.Ticket{ID: t.ID, UserID: t.UserID}
+		if raw, ok := res[2*j].(string); ok {
+			var rec ticketRecord
+			if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+				return nil, fmt.Errorf("decode ticket %s: %w", t.ID, err)
+			}
+			if rec.UserID == t.UserID {
+				out[j] = domain.Ticket{ID: t.ID, UserID: rec.UserID, Status: domain.TicketStatus(rec.Status), OrderID: rec.OrderID, Reason: rec.Reason}
+			}
+			continue
+		}
+		if v, ok := res[2*j+1].(string); ok {
+			if f, err := parseInflight(v); err == nil && f.user == t.UserID {
+				out[j].Status = domain.TicketPending
+			}
+		}
+	}
+	return out, nil
 }
 
 // inflight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>",
@@ -384,8 +422,9 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	if overwrite {
 		ow = "1"
 	}
-	args := make([]any, 0, 7+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
-	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers))
+	args := make([]any, 0, 8+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
+	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers),
+		sale.Version)
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
@@ -399,6 +438,18 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)
 	}
 	return nil
+}
+
+// SetSale writes a loaded item's state, window, limit and bucket count (len of
+// sale.BucketStock) at sale.Version, unless Redis holds that version or a newer one;
+// loaded is false when Redis holds nothing of the item (nothing written).
+func (s *Stock) SetSale(ctx context.Context, sale domain.SaleState) (bool, error) {
+	n, err := saleScript.Run(ctx, s.rdb, []string{keysFor(sale.ActivityID, sale.ItemID).meta()}, sale.Version, string(sale.State),
+		sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, max(len(sale.BucketStock), 1)).Int64()
+	if err != nil {
+		return false, fmt.Errorf("set the sale state of item %d: %w", sale.ItemID, err)
+	}
+	return n != 0, nil
 }
 
 // SetState changes the sale state Redis checks (published, offline) of a loaded item;

@@ -45,7 +45,7 @@ type Producer struct {
 	tag   string
 }
 
-var _ domain.Publisher = (*Producer)(nil)
+var _ domain.BatchPublisher = (*Producer)(nil)
 
 // NewProducer starts a producer.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
@@ -67,6 +67,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		// Same sharding key (item and bucket), same queue: a worker's batch then holds
 		// orders it can write in one transaction.
 		producer.WithQueueSelector(producer.NewHashQueueSelector()),
+		producer.WithInterceptor(batchShardingKey),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("new rocketmq producer: %w", err)
@@ -79,9 +80,40 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 
 // Publish sends one order request and returns once the broker stored it.
 func (p *Producer) Publish(ctx context.Context, r domain.OrderRequest) error {
+	msg, err := p.message(r)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, "publish order "+r.Ticket, msg)
+}
+
+// PublishBatch sends order requests of one item and bucket in one batch (one request
+// to the broker, which stores them together) and returns once the broker stored
+// them. The messages stay apart: each is delivered, retried and acknowledged on its
+// own.
+func (p *Producer) PublishBatch(ctx context.Context, rs []domain.OrderRequest) error {
+	if len(rs) == 1 {
+		return p.Publish(ctx, rs[0])
+	}
+	msgs := make([]*primitive.Message, len(rs))
+	for i, r := range rs {
+		if r.ItemID != rs[0].ItemID || r.Bucket != rs[0].Bucket {
+			panic("rocketmq: PublishBatch needs requests of one item and bucket") // a caller's bug
+		}
+		var err error
+		if msgs[i], err = p.message(r); err != nil {
+			return err
+		}
+	}
+	// The batch goes to the queue of its sharding key, as each of its messages would.
+	ctx = context.WithValue(ctx, shardingKeyCtx{}, shardingKey(rs[0]))
+	return p.send(ctx, fmt.Sprintf("publish %d orders of item %d", len(rs), rs[0].ItemID), msgs...)
+}
+
+func (p *Producer) message(r domain.OrderRequest) (*primitive.Message, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("encode order %s: %w", r.Ticket, err)
+		return nil, fmt.Errorf("encode order %s: %w", r.Ticket, err)
 	}
 	msg := primitive.NewMessage(p.topic, body)
 	msg.WithKeys([]string{r.Ticket})
@@ -90,15 +122,37 @@ func (p *Producer) Publish(ctx context.Context, r domain.OrderRequest) error {
 	}
 	// Orders of one item and bucket share a sharding key so a worker sees them together
 	// and can write them in one transaction.
-	msg.WithShardingKey(strconv.FormatInt(r.ItemID, 10) + ":" + strconv.Itoa(r.Bucket))
-	res, err := p.p.SendSync(ctx, msg)
+	msg.WithShardingKey(shardingKey(r))
+	return msg, nil
+}
+
+func (p *Producer) send(ctx context.Context, what string, msgs ...*primitive.Message) error {
+	res, err := p.p.SendSync(ctx, msgs...)
 	if err != nil {
-		return fmt.Errorf("publish order %s: %w", r.Ticket, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if res.Status != primitive.SendOK {
-		return fmt.Errorf("publish order %s: broker answered status %d", r.Ticket, res.Status)
+		return fmt.Errorf("%s: broker answered status %d", what, res.Status)
 	}
 	return nil
+}
+
+func shardingKey(r domain.OrderRequest) string {
+	return strconv.FormatInt(r.ItemID, 10) + ":" + strconv.Itoa(r.Bucket)
+}
+
+type shardingKeyCtx struct{}
+
+// batchShardingKey gives a batch its messages' sharding key. The client wraps a batch
+// in a message of its own that carries none of their properties, and the queue
+// selector sees only the wrapper.
+func batchShardingKey(ctx context.Context, req, reply any, next primitive.Invoker) error {
+	if m, ok := req.(*primitive.Message); ok && m.Batch {
+		if key, ok := ctx.Value(shardingKeyCtx{}).(string); ok {
+			m.WithShardingKey(key)
+		}
+	}
+	return next(ctx, req, reply)
 }
 
 // Close stops the producer.

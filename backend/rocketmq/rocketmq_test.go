@@ -2,6 +2,7 @@ package rocketmq_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -9,6 +10,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	rmq "github.com/apache/rocketmq-client-go/v2"
+	"github.com/apache/rocketmq-client-go/v2/consumer"
+	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rocketmq"
@@ -128,4 +133,105 @@ func equalRequest(a, b domain.OrderRequest) bool {
 	return a.Ticket == b.Ticket && a.UserID == b.UserID && a.ActivityID == b.ActivityID && a.ItemID == b.ItemID &&
 		a.Bucket == b.Bucket && a.Quantity == b.Quantity && a.AmountCents == b.AmountCents && a.AdmittedAt == b.AdmittedAt &&
 		maps.Equal(a.Trace, b.Trace)
+}
+
+// TestPublishBatch on the real broker: a batch's requests arrive intact, each as a
+// message of its own, once; and a batch goes to the queue its sharding key (item and
+// bucket) names, the one a lone request of the same key goes to, so a worker's batch
+// holds the orders it can write together.
+func TestPublishBatch(t *testing.T) {
+	tag := "rb" + testenv.ID()
+	p, err := rocketmq.NewProducer(rocketmq.ProducerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Tag: tag, Group: "p_" + tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	queues := map[string]map[int]int{} // sharding key -> queue id -> messages
+	got := &seen{deliveries: map[string][]domain.Delivery{}}
+	c, err := rmq.NewPushConsumer(consumer.WithNameServer(testenv.NameServers()), consumer.WithGroupName("c_"+tag),
+		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Subscribe(testenv.TestTopic(), consumer.MessageSelector{Type: consumer.TAG, Expression: tag}, func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range msgs {
+			var r domain.OrderRequest
+			if err := json.Unmarshal(m.Body, &r); err != nil {
+				t.Errorf("message %s: %v", m.MsgId, err)
+				continue
+			}
+			got.add(domain.Delivery{ID: m.MsgId, Request: r})
+			key := m.GetShardingKey()
+			if queues[key] == nil {
+				queues[key] = map[int]int{}
+			}
+			queues[key][m.Queue.QueueId]++
+		}
+		return consumer.ConsumeSuccess, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+
+	ctx := context.Background()
+	want := map[string]domain.OrderRequest{}
+	for item := int64(1); item <= 6; item++ {
+		// A lone request first, then a batch of the same item and bucket.
+		var batch []domain.OrderRequest
+		for i := range 9 {
+			r := domain.OrderRequest{Ticket: fmt.Sprintf("%s-%d-%d", tag, item, i), UserID: int64(i + 1), ActivityID: 7, ItemID: 700 + item,
+				Bucket: int(item % 2), Quantity: 1 + i%2, AmountCents: 100, AdmittedAt: time.Now().UnixMilli(), Trace: map[string]string{"traceparent": fmt.Sprint(i)}}
+			want[r.Ticket] = r
+			if i == 0 {
+				if err := p.Publish(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			batch = append(batch, r)
+		}
+		if err := p.PublishBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		missing := 0
+		for ticket := range want {
+			if len(got.get(ticket)) == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 90 s: %d of %d requests never delivered", missing, len(want))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // nothing more comes
+	for ticket, r := range want {
+		ds := got.get(ticket)
+		if len(ds) != 1 || !equalRequest(ds[0].Request, r) {
+			t.Errorf("%s: got %d deliveries %+v, want one of %+v", ticket, len(ds), ds, r)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(queues) != 6 {
+		t.Fatalf("got sharding keys %v, want 6", queues)
+	}
+	for key, qs := range queues {
+		if len(qs) != 1 {
+			t.Errorf("sharding key %s: messages on queues %v, want the batch on its lone request's queue", key, qs)
+		}
+	}
 }

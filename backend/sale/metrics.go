@@ -13,6 +13,7 @@ type Metrics struct {
 	StockDrift  *prometheus.GaugeVec     // item: redis+in-flight minus mysql, last seen
 	StaleSettle *prometheus.CounterVec   // in-flight tickets the reconciler settled
 	LeaseHeld   prometheus.Gauge         // 1 while this backend holds the duties' lease
+	Batch       *prometheus.HistogramVec // requests per call, by stage: deduct, settle, publish, write
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not registered).
@@ -37,9 +38,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "In-flight tickets left behind that the reconciler settled."}, []string{"status"}),
 		LeaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seckill_backend_lease_held",
 			Help: "1 while this backend holds the lease of the background duties (reconciler, rebalancer, expiry)."}),
+		Batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "seckill_backend_batch_size",
+			Help:    "Requests of one item sharing one call, by stage (deduct, settle, publish, write).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Place, m.Refused, m.Lua, m.Publish, m.Ended, m.Repairs, m.StockDrift, m.StaleSettle, m.LeaseHeld)
+		reg.MustRegister(m.Place, m.Refused, m.Lua, m.Publish, m.Ended, m.Repairs, m.StockDrift, m.StaleSettle, m.LeaseHeld, m.Batch)
 	}
 	return m
 }

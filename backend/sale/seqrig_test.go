@@ -43,10 +43,11 @@ func (h *hook[F]) get() (F, bool) {
 // sqOrders is the order store with hooks on the calls the sequences interleave.
 type sqOrders struct {
 	domain.OrderStore
-	write hook[func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error)]
-	void  hook[func(r domain.OrderRequest, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
-	end   hook[func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
-	stock hook[func(itemID int64, next func() ([]domain.StockRow, error)) ([]domain.StockRow, error)]
+	write      hook[func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error)]
+	writeBatch hook[func(rs []domain.OrderRequest, next func() ([]domain.Written, []error)) ([]domain.Written, []error)]
+	void       hook[func(r domain.OrderRequest, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
+	end        hook[func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
+	stock      hook[func(itemID int64, next func() ([]domain.StockRow, error)) ([]domain.StockRow, error)]
 	// down: MySQL cannot be reached for looking orders up or voiding tickets.
 	down atomic.Bool
 }
@@ -69,6 +70,14 @@ func (o *sqOrders) WriteOrder(ctx context.Context, r domain.OrderRequest, limit 
 	next := func() (domain.Written, error) { return o.OrderStore.WriteOrder(ctx, r, limit) }
 	if f, ok := o.write.get(); ok {
 		return f(r, next)
+	}
+	return next()
+}
+
+func (o *sqOrders) WriteBatch(ctx context.Context, rs []domain.OrderRequest, limit int) ([]domain.Written, []error) {
+	next := func() ([]domain.Written, []error) { return o.OrderStore.WriteBatch(ctx, rs, limit) }
+	if f, ok := o.writeBatch.get(); ok {
+		return f(rs, next)
 	}
 	return next()
 }
@@ -103,10 +112,12 @@ func (o *sqOrders) Stock(ctx context.Context, itemID int64) ([]domain.StockRow, 
 // sqLedger is the stock ledger with hooks.
 type sqLedger struct {
 	domain.StockLedger
-	deduct   hook[func(d domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error)]
-	settle   hook[func(t domain.Ticket, next func() (bool, error)) (bool, error)]
-	release  hook[func(o domain.Order, next func() (bool, error)) (bool, error)]
-	inFlight hook[func(itemID int64, next func() ([]domain.Flight, error)) ([]domain.Flight, error)]
+	deduct      hook[func(d domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error)]
+	deductBatch hook[func(ds []domain.Deduction, next func() ([]domain.Deducted, []error, error)) ([]domain.Deducted, []error, error)]
+	settle      hook[func(t domain.Ticket, next func() (bool, error)) (bool, error)]
+	settleBatch hook[func(ts []domain.Ticket, next func() ([]bool, error)) ([]bool, error)]
+	release     hook[func(o domain.Order, next func() (bool, error)) (bool, error)]
+	inFlight    hook[func(itemID int64, next func() ([]domain.Flight, error)) ([]domain.Flight, error)]
 }
 
 func (l *sqLedger) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {
@@ -121,6 +132,22 @@ func (l *sqLedger) Settle(ctx context.Context, t domain.Ticket, buckets int) (bo
 	next := func() (bool, error) { return l.StockLedger.Settle(ctx, t, buckets) }
 	if f, ok := l.settle.get(); ok {
 		return f(t, next)
+	}
+	return next()
+}
+
+func (l *sqLedger) DeductBatch(ctx context.Context, ds []domain.Deduction) ([]domain.Deducted, []error, error) {
+	next := func() ([]domain.Deducted, []error, error) { return l.StockLedger.DeductBatch(ctx, ds) }
+	if f, ok := l.deductBatch.get(); ok {
+		return f(ds, next)
+	}
+	return next()
+}
+
+func (l *sqLedger) SettleBatch(ctx context.Context, ts []domain.Ticket, buckets int) ([]bool, error) {
+	next := func() ([]bool, error) { return l.StockLedger.SettleBatch(ctx, ts, buckets) }
+	if f, ok := l.settleBatch.get(); ok {
+		return f(ts, next)
 	}
 	return next()
 }
@@ -142,12 +169,15 @@ func (l *sqLedger) InFlight(ctx context.Context, activityID, itemID int64) ([]do
 }
 
 // sqPub records what it is sent; a hook may fail a send (after recording it or not)
-// or do something in its middle. n counts calls from 1.
+// or do something in its middle. n counts calls from 1. A batch send goes to the batch
+// hook when one is set, else each of its requests to the one-request hook (the first
+// error is the batch's), else it is recorded.
 type sqPub struct {
-	hook hook[func(r domain.OrderRequest, n int64) error]
-	n    atomic.Int64
-	mu   sync.Mutex
-	sent []domain.OrderRequest
+	hook  hook[func(r domain.OrderRequest, n int64) error]
+	batch hook[func(rs []domain.OrderRequest, n int64) error]
+	n     atomic.Int64
+	mu    sync.Mutex
+	sent  []domain.OrderRequest
 }
 
 func (p *sqPub) Publish(_ context.Context, r domain.OrderRequest) error {
@@ -156,6 +186,26 @@ func (p *sqPub) Publish(_ context.Context, r domain.OrderRequest) error {
 		return f(r, n)
 	}
 	p.record(r)
+	return nil
+}
+
+func (p *sqPub) PublishBatch(_ context.Context, rs []domain.OrderRequest) error {
+	n := p.n.Add(1)
+	if f, ok := p.batch.get(); ok {
+		return f(rs, n)
+	}
+	if f, ok := p.hook.get(); ok {
+		var first error
+		for _, r := range rs {
+			if err := f(r, n); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, r := range rs {
+		p.record(r)
+	}
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/telemetry"
+	"github.com/seckill/flashsale/internal/coalesce"
 	"github.com/seckill/flashsale/internal/randhex"
 	"github.com/seckill/flashsale/internal/tally"
 )
@@ -36,6 +37,15 @@ type Config struct {
 	// EndWithin bounds how long a ticket whose deduction failed in doubt stays in
 	// flight before it is ended (its stock back).
 	EndWithin time.Duration
+	// BatchSize is the most concurrent requests of one item that share one stock
+	// script call, one queue send, one settle script, or (sync) one transaction; 1
+	// turns batching off. Default 64.
+	BatchSize int
+	// BatchWait is how long a batch of admissions, sends or settles waits behind its
+	// item's calls in progress before it goes alongside them (default 1 ms). A
+	// request that finds its item idle never waits; sync writes of an item go one
+	// transaction at a time whatever the wait.
+	BatchWait time.Duration
 }
 
 // Deps are the ports a Service works through.
@@ -70,6 +80,12 @@ type Service struct {
 	refused tally.Counts // since the last hand-over to tallies
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
+
+	// Batches of concurrent requests of one item (nil: batching off).
+	deducts *coalesce.Batcher[deductKey, domain.Deduction, deductResult]
+	settles *coalesce.Batcher[settleKey, domain.Ticket, error]
+	sends   *coalesce.Batcher[sendKey, domain.OrderRequest, error] // nil also when the queue has no batch send
+	writes  *coalesce.Batcher[writeKey, domain.OrderRequest, writeResult]
 }
 
 // Tallies sum counts over the fleet (backend/redis.Tallies): the backends' refusals
@@ -98,17 +114,37 @@ func New(d Deps, cfg Config) *Service {
 	if cfg.EndWithin <= 0 {
 		cfg.EndWithin = 30 * time.Second
 	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 64
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = time.Millisecond
+	}
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	return &Service{
+	s := &Service{
 		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, leases: d.Leases, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}
+	if cfg.BatchSize > 1 {
+		overlap := coalesce.Config{Size: cfg.BatchSize, Overlap: true, Wait: cfg.BatchWait}
+		s.deducts = coalesce.New(overlap, s.runDeducts)
+		s.settles = coalesce.New(overlap, s.runSettles)
+		if bp, ok := d.Publisher.(domain.BatchPublisher); ok {
+			s.sends = coalesce.New(overlap, func(ctx context.Context, _ sendKey, rs []domain.OrderRequest) []error {
+				return s.runSends(ctx, bp, rs)
+			})
+		}
+		// One transaction of an item's bucket at a time: two would race on its stock
+		// row's version, and the loser would only try again.
+		s.writes = coalesce.New(coalesce.Config{Size: cfg.BatchSize}, s.runWrites)
+	}
+	return s
 }
 
 // Catalog is the service's read path of activities.
@@ -259,9 +295,9 @@ func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read fun
 	if err != nil {
 		return nil, domain.Item{}, s.unavailable(err)
 	}
-	item, ok := a.Item(itemID)
-	if !ok || a.State != domain.StatePublished {
-		return nil, domain.Item{}, domain.Errorf(domain.ENotFound, "item %d is not on sale in activity %d", itemID, activityID)
+	item, err := a.OnSale(itemID)
+	if err != nil {
+		return nil, domain.Item{}, err
 	}
 	return a, item, nil
 }
@@ -275,7 +311,7 @@ func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read fun
 // ended in the background within seconds.
 func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduction) (domain.Deducted, error) {
 	dctx, dspan := telemetry.Tracer().Start(ctx, "redis.deduct")
-	got, err := s.ledger.Deduct(dctx, d)
+	got, err := s.deductCall(dctx, d)
 	dspan.End()
 	if errors.Is(err, domain.ErrNotLoaded) {
 		// Redis lost the sale (restart) or was never warmed: restore it from MySQL once,
@@ -284,7 +320,7 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 			s.log.Error("restore sale state", "activity", a.ID, "item", d.ItemID, "err", rerr)
 			return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the sale's stock is being restored; try again")
 		}
-		got, err = s.ledger.Deduct(ctx, d)
+		got, err = s.deductCall(ctx, d)
 	}
 	var de *domain.Error
 	switch {
@@ -307,6 +343,147 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 	go s.settleSoon(t, a.BucketCount)
 	return domain.Deducted{}, domain.Errorf(domain.EOutcomeUnknown,
 		"the stock store did not answer; the order may have been reserved and will be released within %s", s.cfg.EndWithin)
+}
+
+// deductCall runs the ledger's pre-deduction of d, in one script call with the item's
+// other requests of the moment. An error that is neither a refusal nor ErrNotLoaded
+// is the call failing: d may or may not have been taken.
+func (s *Service) deductCall(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {
+	if s.deducts == nil {
+		return s.ledger.Deduct(ctx, d)
+	}
+	r := s.deducts.Do(ctx, deductKey{activity: d.ActivityID, item: d.ItemID, buckets: d.Buckets}, d)
+	return r.got, r.err
+}
+
+type deductKey struct {
+	activity, item int64
+	buckets        int
+}
+
+type deductResult struct {
+	got domain.Deducted
+	err error
+}
+
+// runDeducts runs one batch of pre-deductions: a lone one as Deduct, more in one
+// DeductBatch, whose failure is each request's.
+func (s *Service) runDeducts(ctx context.Context, _ deductKey, ds []domain.Deduction) []deductResult {
+	s.metrics.Batch.WithLabelValues("deduct").Observe(float64(len(ds)))
+	out := make([]deductResult, len(ds))
+	if len(ds) == 1 {
+		out[0].got, out[0].err = s.ledger.Deduct(ctx, ds[0])
+		return out
+	}
+	got, errs, err := s.ledger.DeductBatch(ctx, ds)
+	for i := range out {
+		if err != nil {
+			out[i].err = err
+			continue
+		}
+		out[i] = deductResult{got: got[i], err: errs[i]}
+	}
+	return out
+}
+
+// settleCall settles t in one script call with the item's other settles of the moment.
+func (s *Service) settleCall(ctx context.Context, t domain.Ticket, buckets int) error {
+	if s.settles == nil {
+		_, err := s.ledger.Settle(ctx, t, buckets)
+		return err
+	}
+	a, i, err := domain.ParseTicket(t.ID)
+	if err != nil {
+		return err
+	}
+	return s.settles.Do(ctx, settleKey{activity: a, item: i, buckets: buckets}, t)
+}
+
+type settleKey struct {
+	activity, item int64
+	buckets        int
+}
+
+func (s *Service) runSettles(ctx context.Context, k settleKey, ts []domain.Ticket) []error {
+	s.metrics.Batch.WithLabelValues("settle").Observe(float64(len(ts)))
+	out := make([]error, len(ts))
+	if len(ts) == 1 {
+		_, out[0] = s.ledger.Settle(ctx, ts[0], k.buckets)
+		return out
+	}
+	_, err := s.ledger.SettleBatch(ctx, ts, k.buckets)
+	for i := range out {
+		out[i] = err
+	}
+	return out
+}
+
+// publish hands r to the queue, in one send with the item's other requests of the
+// moment when the queue takes batches.
+func (s *Service) publish(ctx context.Context, r domain.OrderRequest) error {
+	if s.sends == nil {
+		return s.pub.Publish(ctx, r)
+	}
+	return s.sends.Do(ctx, sendKey{item: r.ItemID, bucket: r.Bucket}, r)
+}
+
+// sendKey is the queue's sharding key: requests of one item and bucket go to one queue.
+type sendKey struct {
+	item   int64
+	bucket int
+}
+
+func (s *Service) runSends(ctx context.Context, bp domain.BatchPublisher, rs []domain.OrderRequest) []error {
+	s.metrics.Batch.WithLabelValues("publish").Observe(float64(len(rs)))
+	out := make([]error, len(rs))
+	if len(rs) == 1 {
+		out[0] = s.pub.Publish(ctx, rs[0])
+		return out
+	}
+	err := bp.PublishBatch(ctx, rs)
+	for i := range out {
+		out[i] = err
+	}
+	return out
+}
+
+// write writes a sync order, in one transaction with the item's other sync orders of
+// the moment that take from the same bucket (group commit); an order of several
+// buckets is written on its own.
+func (s *Service) write(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
+	if s.writes == nil || len(r.Parts) > 1 {
+		return s.orders.WriteOrder(ctx, r, limit)
+	}
+	res := s.writes.Do(ctx, writeKey{item: r.ItemID, bucket: r.Bucket, limit: limit}, r)
+	return res.w, res.err
+}
+
+type writeKey struct {
+	item   int64
+	bucket int
+	limit  int
+}
+
+type writeResult struct {
+	w   domain.Written
+	err error
+}
+
+// runWrites writes one group: a lone order as WriteOrder, more with WriteBatch, which
+// answers each order as WriteOrder would (a failed commit is each order's unknown
+// outcome, a refusal only the refused order's).
+func (s *Service) runWrites(ctx context.Context, k writeKey, rs []domain.OrderRequest) []writeResult {
+	s.metrics.Batch.WithLabelValues("write").Observe(float64(len(rs)))
+	out := make([]writeResult, len(rs))
+	if len(rs) == 1 {
+		out[0].w, out[0].err = s.orders.WriteOrder(ctx, rs[0], k.limit)
+		return out
+	}
+	ws, errs := s.orders.WriteBatch(ctx, rs, k.limit)
+	for i := range out {
+		out[i] = writeResult{w: ws[i], err: errs[i]}
+	}
+	return out
 }
 
 // settleSoon settles t, trying again until it takes or cfg.EndWithin passes (then the
@@ -351,7 +528,7 @@ func (s *Service) unavailable(err error) error {
 func (s *Service) settle(ctx context.Context, a *domain.Activity, t domain.Ticket) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := s.ledger.Settle(sctx, t, a.BucketCount); err != nil {
+	if err := s.settleCall(sctx, t, a.BucketCount); err != nil {
 		s.log.Warn("settle ticket; the reconciler will", "ticket", t.ID, "status", t.Status, "err", err)
 	}
 }
@@ -368,7 +545,7 @@ func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
 // writeNow writes a sync order in the request.
 func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
 	wctx, span := telemetry.Tracer().Start(ctx, "mysql.write_order")
-	w, err := s.orders.WriteOrder(wctx, r, a.PerUserLimit)
+	w, err := s.write(wctx, r, a.PerUserLimit)
 	span.End()
 	var de *domain.Error
 	switch {
@@ -423,7 +600,7 @@ func (s *Service) enqueue(ctx context.Context, a *domain.Activity, r domain.Orde
 	var err error
 	for attempt := 1; attempt <= s.cfg.PublishAttempts; attempt++ {
 		start := time.Now()
-		if err = s.pub.Publish(ctx, r); err == nil {
+		if err = s.publish(ctx, r); err == nil {
 			s.metrics.Publish.WithLabelValues("ok").Observe(time.Since(start).Seconds())
 			return Placed{Status: domain.TicketPending, Ticket: r.Ticket}, nil
 		}
@@ -470,10 +647,16 @@ func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, 
 	}
 }
 
-// restoreItem loads an item's sale state into Redis from MySQL, once at a time.
+// restoreItem loads an item's sale state into Redis from MySQL, once at a time. The
+// activity is read from MySQL, not a cached copy, so the state restored is the
+// latest (an item an operator took offline stays offline).
 func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID int64) error {
 	_, err, _ := s.restore.Do(strconv.FormatInt(itemID, 10), func() (any, error) {
-		return nil, s.warmItem(ctx, a, itemID, false)
+		fresh, err := s.activities.Activity(ctx, a.ID)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.warmItem(ctx, fresh, itemID, false)
 	})
 	return err
 }
@@ -494,16 +677,17 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	if err != nil {
 		return err
 	}
-	stock := make([]int64, a.BucketCount)
+	st, err := saleState(a, itemID) // the item's own state and window, at a's version
+	if err != nil {
+		return err
+	}
 	for _, r := range rows {
-		if r.Bucket < len(stock) {
-			stock[r.Bucket] = r.Available
+		if r.Bucket < len(st.BucketStock) {
+			st.BucketStock[r.Bucket] = r.Available
 		}
 	}
-	return s.ledger.Warm(ctx, domain.SaleState{
-		ActivityID: a.ID, ItemID: itemID, State: a.State, Start: a.Start, End: a.End,
-		PerUserLimit: a.PerUserLimit, BucketStock: stock, Buyers: buyers, Keys: keys,
-	}, overwrite)
+	st.Buyers, st.Keys = buyers, keys
+	return s.ledger.Warm(ctx, st, overwrite)
 }
 
 // Ticket tells a ticket's owner where it stands.
@@ -533,12 +717,6 @@ func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (doma
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
 	}
 	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID}, nil
-}
-
-// Orders lists a user's orders.
-func (s *Service) Orders(ctx context.Context, userID int64) ([]domain.Order, error) {
-	os, err := s.orders.Orders(ctx, userID)
-	return os, s.unavailable(err)
 }
 
 // Order returns one of a user's orders.

@@ -42,6 +42,7 @@ type benchFlags struct {
 	out, name             string
 	keepDB, keepLimits    bool
 	quiet                 bool
+	cpuProfile            string
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
@@ -50,16 +51,17 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.SetOutput(stderr)
 	z := &f.sizes
 	fs.StringVar(&f.config, "config", "", "YAML configuration file of the system the bench starts")
-	fs.StringVar(&f.scenarios, "scenario", "all", "scenarios, comma-separated: hot, mixed, sustained, or all (hot, mixed and sustained); flood only when named")
+	fs.StringVar(&f.scenarios, "scenario", "all", "scenarios, comma-separated: hot, mixed, sustained, capacity, flood, or all (all but flood, which runs only when named)")
 	fs.StringVar(&f.strategies, "strategy", "all", "strategies, comma-separated: sync, async, bucket, or all")
-	fs.IntVar(&z.HotAttempts, "attempts", z.HotAttempts, "order attempts of the hot scenario (and of mixed, unless -mixed-attempts)")
+	fs.IntVar(&z.HotAttempts, "attempts", z.HotAttempts, "order attempts of the hot scenario (and of mixed and capacity, unless -mixed-attempts, -capacity-attempts)")
 	fs.IntVar(&z.HotUsers, "users", z.HotUsers, "shoppers of the hot scenario (and of mixed, unless -mixed-users)")
 	fs.Int64Var(&z.HotStock, "stock", z.HotStock, "units of the hot item (and of each of mixed's hot items, unless -mixed-stock)")
-	fs.IntVar(&z.HotConcurrency, "concurrency", z.HotConcurrency, "closed-loop clients of hot and mixed")
+	fs.IntVar(&z.HotConcurrency, "concurrency", z.HotConcurrency, "closed-loop clients of hot, mixed and capacity")
 	def := bench.DefaultSizes()
 	mixedAttempts := fs.Int("mixed-attempts", 0, fmt.Sprintf("order attempts of the mixed scenario (default %d, or -attempts when given)", def.MixedAttempts))
 	mixedUsers := fs.Int("mixed-users", 0, fmt.Sprintf("shoppers of the mixed scenario (default %d, or -users when given)", def.MixedUsers))
 	mixedStock := fs.Int64("mixed-stock", 0, fmt.Sprintf("units of each hot item of the mixed scenario (default %d, or -stock when given)", def.MixedHotStock))
+	capacityAttempts := fs.Int("capacity-attempts", 0, fmt.Sprintf("attempts of the capacity scenario, each from a new user, with a unit for each (default %d, or -attempts when given)", def.CapacityAttempts))
 	fs.Int64Var(&z.MixedColdStock, "cold-stock", z.MixedColdStock, "units of each cold item of the mixed scenario")
 	fs.IntVar(&z.MixedItems, "items", z.MixedItems, "items of the mixed scenario")
 	fs.IntVar(&z.MixedHotItems, "hot-items", z.MixedHotItems, "hot items among them")
@@ -90,6 +92,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.BoolVar(&f.keepDB, "keep-db", false, "keep the bench's database afterwards")
 	fs.BoolVar(&f.keepLimits, "keep-limits", false, "leave the gateway's rate limits as they are")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress line")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of each run (load and settle) to PREFIX-<scenario>-<strategy>.pprof; the system is in this process unless -url")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: seckill bench [flags]\n\nRuns the scenarios under each strategy and writes JSON, Markdown and SVG to -out.")
 		fs.PrintDefaults()
@@ -105,7 +108,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	z.MixedAttempts = pick(*mixedAttempts, set["attempts"], z.HotAttempts, def.MixedAttempts)
 	z.MixedUsers = pick(*mixedUsers, set["users"], z.HotUsers, def.MixedUsers)
 	z.MixedHotStock = pick(*mixedStock, set["stock"], z.HotStock, def.MixedHotStock)
+	z.CapacityAttempts = pick(*capacityAttempts, set["attempts"], z.HotAttempts, def.CapacityAttempts)
 	z.MixedConcurrency = z.HotConcurrency
+	z.CapacityConcurrency = z.HotConcurrency
 	return f, nil
 }
 
@@ -156,7 +161,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opts := bench.Options{
 		Scenarios: list(f.scenarios, bench.Scenarios), Strategies: list(f.strategies, bench.Strategies), Sizes: f.sizes,
 		Buckets: f.buckets, Tries: f.retries + 1, Timeout: f.timeout, SettleTimeout: f.settle,
-		Baselines: f.baselines, BaselineDuration: f.baselineDur, KeepLimits: f.keepLimits, TTY: isTerminal(stderr),
+		Baselines: f.baselines, BaselineDuration: f.baselineDur, KeepLimits: f.keepLimits, TTY: isTerminal(stderr), CPUProfile: f.cpuProfile,
 	}
 	if !f.quiet {
 		opts.Progress = stderr

@@ -20,7 +20,7 @@ func TestBenchCommand(t *testing.T) {
 	code := run([]string{"bench", "-scenario", "all", "-strategy", "all",
 		"-attempts", "600", "-users", "200", "-stock", "40", "-concurrency", "16",
 		"-mixed-attempts", "600", "-mixed-users", "200", "-mixed-stock", "20", "-cold-stock", "5", "-items", "8", "-hot-items", "2",
-		"-rate", "60", "-duration", "2s", "-baseline-duration", "300ms", "-settle-timeout", "90s",
+		"-rate", "60", "-duration", "2s", "-capacity-attempts", "300", "-baseline-duration", "300ms", "-settle-timeout", "90s",
 		"-out", dir, "-name", "t", "-quiet"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("got exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
@@ -38,8 +38,8 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK || len(rep.Runs) != 9 {
-		t.Fatalf("got ok=%v with %d runs, want ok with 9; failures: %v", rep.OK, len(rep.Runs), rep.Failures)
+	if !rep.OK || len(rep.Runs) != 12 {
+		t.Fatalf("got ok=%v with %d runs, want ok with 12; failures: %v", rep.OK, len(rep.Runs), rep.Failures)
 	}
 	for _, rr := range rep.Runs {
 		sqlChecked := false
@@ -54,6 +54,12 @@ func TestBenchCommand(t *testing.T) {
 		}
 		if rr.Scenario == bench.Hot && (rr.UnitsSold != 40 || rr.Orders != 40) {
 			t.Errorf("hot/%s: got %d units in %d orders, want all 40 sold", rr.Strategy, rr.UnitsSold, rr.Orders)
+		}
+		if rr.Scenario == bench.Capacity && (rr.UnitsSold != 300 || rr.Orders != 300 || rr.Admitted != 300) {
+			t.Errorf("capacity/%s: got %d admitted, %d units in %d orders, want every one of 300 attempts to buy", rr.Strategy, rr.Admitted, rr.UnitsSold, rr.Orders)
+		}
+		if rr.Scenario == bench.Capacity && (len(rr.Around) != 2 || rr.Ratios["attempts_vs_hertz_kitex"] == 0 || rr.Ratios["orders_vs_mysql_hot_row"] == 0) {
+			t.Errorf("capacity/%s: got baselines around %v and ratios %v, want the echo and the hot row before and after, and the ratios to them", rr.Strategy, rr.Around, rr.Ratios)
 		}
 		if rr.Sent == 0 || rr.Answer.Count == 0 {
 			t.Errorf("%s/%s: nothing measured: %+v", rr.Scenario, rr.Strategy, rr)

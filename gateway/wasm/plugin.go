@@ -207,6 +207,11 @@ func (p *plugin) acquire(ctx context.Context, start time.Time) (*instance, error
 				t.Reset(p.spec.Timeout)
 				continue
 			}
+			select { // one that arrived as the timer fired
+			case in := <-p.idle:
+				return in, nil
+			default:
+			}
 			return nil, errNoInstance
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -367,9 +372,11 @@ func (p *plugin) startRefiller() {
 					return
 				default:
 				}
-				p.live.Add(1)
+				// Into the pool before it counts as live: a request whose
+				// wait ends now and finds live == want must find it idle.
 				p.stats.created.Add(1)
 				p.release(in)
+				p.live.Add(1)
 			}
 		}
 	}()

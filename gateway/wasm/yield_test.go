@@ -128,7 +128,7 @@ type slowInitCounters struct {
 
 func (c *slowInitCounters) Incr(ctx context.Context, _ string, delta int64, _ time.Duration) (int64, error) {
 	if delta == 2 {
-		time.Sleep(60 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		return 1, nil
 	}
 	d, _ := ctx.Deadline()
@@ -172,7 +172,7 @@ func slowInitModule() []byte {
 // grow (an instance that takes three deadlines to make) starts its call
 // with its whole deadline: its host I/O is not cut short by the wait.
 func TestWaitForGrowthKeepsTheDeadline(t *testing.T) {
-	const timeout = 20 * time.Millisecond
+	const timeout = 100 * time.Millisecond
 	counters := &slowInitCounters{}
 	m := newTestManager(t, Options{Counters: counters})
 	mustPut(t, m, "slow", Spec{Wasm: slowInitModule(), PoolSize: 1, PoolMax: 2, FailPolicy: FailClosed, Timeout: timeout})

@@ -102,6 +102,7 @@ func (f *ledgerFixture) wantTicket(tb testing.TB, what string, user int64, id st
 func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Duration) Ledger) {
 	ctx := context.Background()
 	fixture := func(t *testing.T) *ledgerFixture { return newLedgerFixture(newFn(t, time.Hour)) }
+	testSaleVersions(t, fixture)
 
 	t.Run("Deduct refusals", func(t *testing.T) {
 		f := fixture(t)
@@ -475,6 +476,144 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		must2(t, f.settle(t, domain.Ticket{ID: d.Ticket, UserID: 3, Status: domain.TicketCreated, OrderID: 1}, 1), "settle")
 		_, err := f.Ticket(ctx, 4, d.Ticket)
 		wantCode(t, "someone else's result", err, domain.ENotFound)
+	})
+
+	t.Run("DeductBatch: each request as Deduct, seeing the ones before it", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(2, 3, 1), true)
+		first := f.admit(t, f.deduction(9, 1, "seen", 2))
+		ds := []domain.Deduction{
+			f.deduction(1, 2, "", 2),     // bucket 0 holds 2 of its 3
+			f.deduction(1, 1, "", 2),     // user 1 now holds the limit
+			f.deduction(9, 1, "seen", 2), // a known key: its ticket, nothing taken
+			f.deduction(2, 0, "", 2),     // bad quantity
+			f.deduction(3, 2, "", 2),     // 0 in bucket 0, 1 in bucket 1: fewer than asked
+			f.deduction(3, 1, "k3", 2),   // the last unit, from bucket 1
+			f.deduction(4, 1, "", 2),     // nothing left
+		}
+		ds[5].HomeBucket = 1
+		out, errs, err := f.DeductBatch(ctx, ds)
+		must(t, err)
+		if len(out) != len(ds) || len(errs) != len(ds) {
+			t.Fatalf("got %d results and %d errors for %d requests", len(out), len(errs), len(ds))
+		}
+		for i, want := range []string{"", domain.ELimitExceeded, "", domain.EBadRequest, domain.EInsufficientStock, "", domain.ESoldOut} {
+			wantCode(t, fmt.Sprintf("request %d", i), errs[i], want)
+		}
+		if out[0].Ticket != ds[0].Ticket || out[0].Bucket != 0 || out[0].Replayed {
+			t.Fatalf("request 0: got %+v, want admitted from bucket 0", out[0])
+		}
+		if !out[2].Replayed || out[2].Ticket != first.Ticket {
+			t.Fatalf("request 2: got %+v, want the replay of %s", out[2], first.Ticket)
+		}
+		if out[5].Ticket != ds[5].Ticket || out[5].Bucket != 1 {
+			t.Fatalf("request 5: got %+v, want admitted from bucket 1", out[5])
+		}
+		f.wantStock(t, "after the batch", 0, 0)
+		if st := f.state(t, 2); st.Tickets != 3 || st.InFlight != 4 {
+			t.Fatalf("got %d tickets holding %d units in flight, want 3 holding 4", st.Tickets, st.InFlight)
+		}
+		// The batch's tickets are in flight like any: one settle gives its units back.
+		must2(t, f.settle(t, domain.Ticket{ID: ds[5].Ticket, UserID: 3, Status: domain.TicketFailed, Reason: "x"}, 2), "settle")
+		f.wantStock(t, "after a settle", 0, 1)
+		g := fixture(t)
+		_, errs, err = g.DeductBatch(ctx, []domain.Deduction{g.deduction(1, 1, "", 1), g.deduction(2, 1, "", 1)})
+		must(t, err)
+		for i, e := range errs {
+			if !errors.Is(e, domain.ErrNotLoaded) {
+				t.Fatalf("not loaded, request %d: got %v, want ErrNotLoaded", i, e)
+			}
+		}
+	})
+
+	t.Run("SettleBatch and Tickets: each ticket as Settle and Ticket", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(1, 10), true)
+		var ds []domain.Deduction
+		for u := int64(1); u <= 4; u++ {
+			d := f.deduction(u, 1, fmt.Sprintf("k%d", u), 1)
+			f.admit(t, d)
+			ds = append(ds, d)
+		}
+		unknown := f.ticket()
+		q := []domain.Ticket{{ID: ds[0].Ticket, UserID: 1}, {ID: ds[1].Ticket, UserID: 99}, {ID: unknown, UserID: 3}}
+		got, err := f.Tickets(ctx, q)
+		must(t, err)
+		if got[0].Status != domain.TicketPending || got[1].Status != "" || got[2].Status != "" {
+			t.Fatalf("in flight: got %+v, want pending, unknown (another user's), unknown", got)
+		}
+		done, err := f.SettleBatch(ctx, []domain.Ticket{
+			{ID: ds[0].Ticket, UserID: 1, Status: domain.TicketCreated, OrderID: 11},
+			{ID: ds[1].Ticket, UserID: 2, Status: domain.TicketFailed, Reason: "write_failed"},
+			{ID: ds[2].Ticket, UserID: 3, Status: domain.TicketFailed, Reason: domain.ESoldOut},
+			{ID: ds[0].Ticket, UserID: 1, Status: domain.TicketFailed, Reason: "late"}, // settled just before
+			{ID: unknown, UserID: 3, Status: domain.TicketFailed, Reason: "stale"},
+		}, 1)
+		must(t, err)
+		if !slices.Equal(done, []bool{true, true, true, false, false}) {
+			t.Fatalf("got %v, want the three in flight settled once, the rest not", done)
+		}
+		// Created keeps its unit; failed gives it back; sold_out gives the buyer's units
+		// and key back, not the unit.
+		f.wantStock(t, "after the batch", 7)
+		if st := f.state(t, 1); st.Tickets != 1 {
+			t.Fatalf("got %d tickets in flight, want 1", st.Tickets)
+		}
+		got, err = f.Tickets(ctx, []domain.Ticket{{ID: ds[0].Ticket, UserID: 1}, {ID: ds[1].Ticket, UserID: 2}, {ID: ds[3].Ticket, UserID: 4}, {ID: unknown, UserID: 3}})
+		must(t, err)
+		want := []domain.Ticket{
+			{ID: ds[0].Ticket, UserID: 1, Status: domain.TicketCreated, OrderID: 11},
+			{ID: ds[1].Ticket, UserID: 2, Status: domain.TicketFailed, Reason: "write_failed"},
+			{ID: ds[3].Ticket, UserID: 4, Status: domain.TicketPending},
+			{ID: unknown, UserID: 3, Status: domain.TicketFailed, Reason: "stale"},
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+		// Users 2 and 3 got their keys back: the same key buys afresh.
+		for u := int64(2); u <= 3; u++ {
+			if d, err := f.deduct(u, 1, fmt.Sprintf("k%d", u), 1); err != nil || d.Replayed {
+				t.Fatalf("user %d retries: got %+v, %v; want admitted anew", u, d, err)
+			}
+		}
+	})
+
+	t.Run("hammer: batches and lone requests never oversell", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(1, 40, 25), true)
+		const users = 200
+		var mu sync.Mutex
+		admitted := map[string]bool{}
+		codes := hammer(users/4, func(g int) string {
+			ds := make([]domain.Deduction, 1+g%4)
+			for k := range ds {
+				ds[k] = f.deduction(int64(g*4+k+1), 1, "", 2)
+				ds[k].HomeBucket = k % 2
+			}
+			out, errs, err := f.DeductBatch(ctx, ds)
+			if err != nil {
+				return "call: " + err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for k := range ds {
+				if errs[k] == nil {
+					if admitted[out[k].Ticket] {
+						return "admitted twice"
+					}
+					admitted[out[k].Ticket] = true
+				} else if !domain.IsCode(errs[k], domain.ESoldOut) {
+					return domain.ErrorCode(errs[k])
+				}
+			}
+			return ""
+		})
+		if codes[""] != users/4 || len(admitted) != 65 {
+			t.Fatalf("got %v and %d admitted, want every batch fine and 65 admitted", codes, len(admitted))
+		}
+		if st := f.state(t, 2); st.Available() != 0 || st.Tickets != 65 || st.InFlight != 65 {
+			t.Fatalf("got %+v", st)
+		}
 	})
 
 	t.Run("ticket results expire", func(t *testing.T) {

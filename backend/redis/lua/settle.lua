@@ -1,6 +1,6 @@
 -- Ends a batch of in-flight tickets of one item: records each one's result and, by
 -- its mode, gives back what it held. Idempotent: a ticket no longer in flight keeps the
--- result it has.
+-- result it has, and a ticket named twice in one call is settled by the first.
 --
 -- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4] inflight,
 -- KEYS[5..4+n] the tickets' result keys, KEYS[5+n..] bucket stock counters
@@ -32,11 +32,14 @@ for r = 0, n - 1 do
   end
 end
 local out = {}
+local ended = {} -- tickets this call settled: a ticket named twice is settled once
 for r = 0, n - 1 do
   local a = 3 + r * 3
   local ticket, result, mode = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local rk = KEYS[5 + r]
   local rec = recs[r]
+  if ended[ticket] then rec = nil end
+  ended[ticket] = true
   if not rec then
     redis.call('SET', rk, result, 'EX', ttl, 'NX')
     out[#out + 1] = 0

@@ -1,4 +1,10 @@
--- Reads a ticket's result and its in-flight record in one step, so a settle between
--- two reads cannot hide the ticket. KEYS[1] result key, KEYS[2] inflight; ARGV[1] ticket.
--- Returns {result or false, in-flight record or false}.
-return {redis.call('GET', KEYS[1]), redis.call('HGET', KEYS[2], ARGV[1])}
+-- Reads tickets of one item: each one's result and its in-flight record, in one step,
+-- so a settle between two reads cannot hide a ticket.
+-- KEYS[1] inflight, KEYS[2..n+1] the tickets' result keys; ARGV the n tickets.
+-- Returns 2n values: per ticket its result or false, then its in-flight record or false.
+local out = {}
+for i, ticket in ipairs(ARGV) do
+  out[#out + 1] = redis.call('GET', KEYS[1 + i])
+  out[#out + 1] = redis.call('HGET', KEYS[1], ticket)
+end
+return out
