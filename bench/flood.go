@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -76,6 +77,8 @@ type FloodReport struct {
 	KendallTau float64 `json:"kendall_tau"`
 	// FirstServed is how many of the first Stock shoppers to arrive bought.
 	FirstServed int64 `json:"first_stock_arrivals_bought"`
+	// Buyers are the shoppers told they bought whose order was not failed.
+	Buyers int64 `json:"buyers"`
 }
 
 // runFlood runs the flood under strategy twice: the waiting room off, then on.
@@ -97,6 +100,7 @@ type floodShopper struct {
 	queued   bool
 	final    bool  // a final answer came
 	bought   bool  // admitted (201, or 202 with a ticket)
+	arrived  int64 // when the first request went out, unix ns: the shopper's arrival
 	at       int64 // when the admission was answered, unix ns
 }
 
@@ -134,6 +138,9 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 		var ans load.OrderAnswer
 		for {
 			start := time.Now()
+			if s.arrived == 0 {
+				s.arrived = start.UnixNano()
+			}
 			ans = shop.PlaceOrder(ctx, o)
 			reqLat.Record(time.Since(start))
 			s.requests++
@@ -143,8 +150,10 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 				s.queued = true
 				o.QueueToken = ans.QueueToken
 				wait = ans.RetryAfter
-			case ans.Status == http.StatusTooManyRequests:
-				wait = time.Second // Retry-After is at least a second
+			case ans.Status == http.StatusTooManyRequests, ans.Status == http.StatusConflict && ans.Code == "conflict":
+				// Rate-limited, or an admission of the shopper is still in flight:
+				// Retry-After is at least a second.
+				wait = time.Second
 			case ans.Status == 0 || ans.Status >= 500:
 				wait = 50*time.Millisecond + rand.N(100*time.Millisecond) // a blind retry, same key
 			default:
@@ -236,6 +245,17 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 			failedTicket[f.Attempt] = true
 		}
 	}
+	// Arrival order is the order in which the shoppers' first requests went out (the
+	// load generator's schedule slips under load, so not the attempt numbers).
+	arrivals := make([]int, len(shoppers))
+	for i := range arrivals {
+		arrivals[i] = i
+	}
+	slices.SortStableFunc(arrivals, func(x, y int) int { return cmp.Compare(shoppers[x].arrived, shoppers[y].arrived) })
+	rank := make([]int, len(shoppers))
+	for r, i := range arrivals {
+		rank[i] = r
+	}
 	type buy struct {
 		arrival int
 		at      int64
@@ -259,8 +279,8 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 		if s.bought {
 			fr.BackendCalls++ // the admission's call
 			if !failedTicket[i] {
-				buys = append(buys, buy{i, s.at})
-				if int64(i) < fr.Stock {
+				buys = append(buys, buy{rank[i], s.at})
+				if int64(rank[i]) < fr.Stock {
 					fr.FirstServed++
 				}
 			}
@@ -269,11 +289,12 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 	for _, n := range st.BackendShed {
 		fr.BackendCalls += n
 	}
+	fr.Buyers = int64(len(buys))
 	if fr.UnitsSold > 0 {
 		fr.CallsPerUnit = round2(float64(fr.BackendCalls) / float64(fr.UnitsSold))
 	}
 	fr.RequestsPerShopper = round2(float64(fr.Requests) / float64(max(len(shoppers), 1)))
-	slices.SortFunc(buys, func(a, b buy) int { return int(a.at - b.at) })
+	slices.SortStableFunc(buys, func(a, b buy) int { return cmp.Compare(a.at, b.at) })
 	order := make([]int, len(buys))
 	for k, x := range buys {
 		order[k] = x.arrival
@@ -291,6 +312,7 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 	}
 	rr.Invariants = checkInvariants(ctx, checkInput{sc: sc, act: act, stats: st, recs: recs, finals: finals, async: followed.Load() > 0,
 		db: db, settled: settled, settleIn: b.opts.SettleTimeout.String(), userBase: b.opts.UserBase})
+	rr.Invariants = append(rr.Invariants, roomChecks(st, room, fr)...)
 	rr.OK = true
 	for _, c := range rr.Invariants {
 		if !c.OK {
@@ -304,6 +326,32 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 	b.prog.say("%-18s %d shoppers, %d sold, %.2f backend calls a unit, request p99 %.1f ms, %d wasted requests, Kendall's tau %.3f: %s",
 		runLabel, fr.Shoppers, fr.UnitsSold, fr.CallsPerUnit, fr.Request.P99, fr.Wasted, fr.KendallTau, verdict)
 	return rr, nil
+}
+
+// roomChecks are the flood's own checks: after the run the waiting room holds no
+// admission in flight (every slot was freed), and one shopper bought at most once.
+func roomChecks(st *api.Stats, room bool, fr *FloodReport) []Check {
+	var checks []Check
+	if room {
+		c := Check{Name: "room: no admission left in flight", OK: true}
+		for _, it := range st.Items {
+			switch wr := it.WaitingRoom; {
+			case wr == nil:
+				c.OK, c.Detail = false, fmt.Sprintf("item %d: the stats carry no waiting room", it.ItemID)
+			case wr.InFlight != 0:
+				c.OK, c.Detail = false, fmt.Sprintf("item %d: %d admissions still in flight after the run", it.ItemID, wr.InFlight)
+			case !wr.Enabled:
+				c.OK, c.Detail = false, fmt.Sprintf("item %d: the waiting room is off", it.ItemID)
+			}
+		}
+		if c.OK {
+			c.Detail = "every admission's slot was freed"
+		}
+		checks = append(checks, c)
+	}
+	c := Check{Name: "flood: buyers = units sold", OK: fr.Buyers == fr.UnitsSold,
+		Detail: fmt.Sprintf("%d shoppers were told they bought, %d units sold (one unit each)", fr.Buyers, fr.UnitsSold)}
+	return append(checks, c)
 }
 
 // settle waits until nothing is pending or in flight and Redis agrees with MySQL, or
