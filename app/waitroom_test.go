@@ -33,7 +33,8 @@ import (
 // roomStack is a backend and a worker, and gateways in front of them, of one fleet.
 type roomStack struct {
 	urls []string
-	reg  *prometheus.Registry // the backend's series
+	reg  *prometheus.Registry   // the backend's series
+	gws  []*prometheus.Registry // each gateway's
 	db   *testenv.DB
 	be   *stack
 }
@@ -49,7 +50,9 @@ func startRoomStack(t *testing.T, gateways int) *roomStack {
 	gcfg := cfg
 	gcfg.Gateway.BackendAddrs = []string{rs.be.sys.Backend.Addr().String()}
 	for range gateways {
-		rs.urls = append(rs.urls, start(t, gcfg, app.Options{Roles: []app.Role{app.Gateway}}).url)
+		reg := app.NewRegistry()
+		rs.gws = append(rs.gws, reg)
+		rs.urls = append(rs.urls, start(t, gcfg, app.Options{Roles: []app.Role{app.Gateway}, Registry: reg}).url)
 	}
 	return rs
 }
@@ -546,5 +549,159 @@ func TestWaitingRoomBotsDoNotJumpTheLine(t *testing.T) {
 	}
 	if got := places(); got != was+1 {
 		t.Fatalf("places after one shopper's 20 requests: got %v, want %v", got, was+1)
+	}
+}
+
+// gathered sums the samples of a gateway's series name whose labels include want:
+// counters and gauges by value, histograms by count.
+func gathered(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) (float64, bool) {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	found := false
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if labels[k] != v {
+					continue next
+				}
+			}
+			found = true
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return sum, found
+}
+
+// TestWaitingRoomSteeredLive: an operator turns an activity's waiting room off and on
+// and changes k through one gateway while shoppers order through another, and the
+// other gateway follows each change; the gateways' metrics show the line.
+func TestWaitingRoomSteeredLive(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 2)
+	aid, iid := rs.roomSale(t, "sync", 2, 1, 1)
+	line := redis.NewLine(testenv.Redis(t))
+	// Two slots held, as by admissions in flight elsewhere: 2 units, k 1, none free.
+	for _, u := range []int64{9001, 9002} {
+		d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
+			PlaceTTL: time.Minute, Lease: time.Minute})
+		if err != nil || d.Outcome != domain.LineAdmitted {
+			t.Fatalf("hold a slot for user %d: got %+v %v", u, d, err)
+		}
+	}
+	tokens := map[int64]string{}
+	order := func(user int64) (int, map[string]any) {
+		t.Helper()
+		tok, _ := mint(user)
+		hdr := map[string]string{}
+		if q := tokens[user]; q != "" {
+			hdr["Queue-Token"] = q
+		}
+		code, out, err := call("POST", rs.urls[0]+"/api/v1/orders", tok, map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code == http.StatusAccepted && out["status"] == "queued" {
+			tokens[user] = out["queue_token"].(string)
+		}
+		return code, out
+	}
+	steer := func(room map[string]any) {
+		t.Helper()
+		code, a, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken, map[string]any{"waiting_room": room}, nil)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("steer the room %v: got %d %v %v", room, code, a, err)
+		}
+	}
+	// until asks as user at gateway 0 until the answer is done (the other gateway's
+	// change has reached it), and fails on an answer that is neither done nor wait.
+	until := func(what string, user int64, done, wait func(int, map[string]any) bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, out := order(user)
+			switch {
+			case done(code, out):
+				return
+			case !wait(code, out):
+				t.Fatalf("%s: user %d got %d %v", what, user, code, out)
+			case time.Now().After(deadline):
+				t.Fatalf("%s: user %d still got %d %v after 15 s", what, user, code, out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	queued := func(code int, out map[string]any) bool {
+		return code == http.StatusAccepted && out["status"] == "queued"
+	}
+	created := func(code int, _ map[string]any) bool { return code == http.StatusCreated }
+	refused := func(code int, out map[string]any) bool {
+		return code != http.StatusCreated && code != http.StatusAccepted && code < 500 && out["error"] != domain.ESoldOut
+	}
+
+	if code, out := order(1); !queued(code, out) {
+		t.Fatalf("user 1 with no slot free: got %d %v, want queued", code, out)
+	}
+	// Off: the order goes straight to the backend, around the held slots.
+	steer(map[string]any{"enabled": false})
+	until("the room turned off", 1, created, queued)
+	// On again, k 1: 1 unit left, 2 in flight: a line. User 1, who bought, probes the
+	// change without buying again: refused by the backend while the room is off, given
+	// a place once it is on.
+	steer(map[string]any{"enabled": true, "k": 1})
+	until("the room turned on", 1, queued, refused)
+	if code, out := order(2); !queued(code, out) || out["position"].(float64) != 2 {
+		t.Fatalf("user 2 behind user 1: got %d %v, want queued at 2", code, out)
+	}
+	// k 4: 4 slots for the unit left, 2 held: user 1 (refused by the backend, having
+	// bought) and user 2 go through.
+	steer(map[string]any{"k": 4})
+	until("k raised", 1, func(code int, out map[string]any) bool { return refused(code, out) }, queued)
+	until("k raised", 2, created, queued)
+
+	code, st, err := call("GET", fmt.Sprintf("%s/admin/v1/activities/%d/stats", rs.urls[0], aid), adminToken, nil, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("stats: got %d %v %v", code, st, err)
+	}
+	wr := st["items"].([]any)[0].(map[string]any)["waiting_room"].(map[string]any)
+	if wr["enabled"] != true || wr["k"] != 4.0 || wr["in_flight"] != 2.0 || wr["queue_length"] != 0.0 || wr["admitted_from_line"].(float64) < 2 {
+		t.Fatalf("stats' waiting room: got %v, want on, k 4, the 2 held slots in flight, nobody in line, 2+ admitted from it", wr)
+	}
+	// The gateway that served the shoppers counted its steps and saw the line.
+	reg := rs.gws[0]
+	for _, outcome := range []string{"queued", "admitted_from_line"} {
+		if n, _ := gathered(t, reg, "seckill_gateway_room_decisions_total", map[string]string{"outcome": outcome}); n < 1 {
+			t.Errorf("seckill_gateway_room_decisions_total{outcome=%q}: got %v, want 1+", outcome, n)
+		}
+	}
+	if n, _ := gathered(t, reg, "seckill_gateway_room_wait_seconds", nil); n < 2 {
+		t.Errorf("seckill_gateway_room_wait_seconds: got %v waits, want 2+", n)
+	}
+	item := map[string]string{"activity": fmt.Sprint(aid), "item": fmt.Sprint(iid)}
+	for _, name := range []string{"seckill_gateway_room_queue_length", "seckill_gateway_room_in_flight", "seckill_gateway_room_capacity"} {
+		if _, ok := gathered(t, reg, name, item); !ok {
+			t.Errorf("%s: no series for the item", name)
+		}
+	}
+	if n, _ := gathered(t, reg, "seckill_gateway_room_capacity", item); n != 4 {
+		t.Errorf("seckill_gateway_room_capacity: got %v, want 4 (k 4 x 1 unit left when last seen)", n)
 	}
 }
