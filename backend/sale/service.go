@@ -332,6 +332,11 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 		return got, err
 	}
 	s.metrics.Lua.WithLabelValues("error").Inc()
+	if errors.Is(err, domain.ErrNotSent) {
+		// The script never left: nothing can have been taken, nothing to end.
+		s.log.Warn("deduct not sent; the stock store is unreachable", "ticket", d.Ticket, "err", err)
+		return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the stock store is unreachable; nothing was taken")
+	}
 	s.log.Warn("deduct failed; ending its ticket in case the script ran", "ticket", d.Ticket, "err", err)
 	t := domain.Ticket{ID: d.Ticket, UserID: d.UserID, Status: domain.TicketFailed, Reason: "deduct_failed"}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
