@@ -3,8 +3,8 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"net"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
