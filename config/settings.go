@@ -71,6 +71,8 @@ var rows = []row{
 	{key: "gateway.backend_refresh", unset: "5s", help: "how often the backends' DNS name is resolved again"},
 	{key: "gateway.jwt_secret", env: "SECKILL_JWT_SECRET", help: "HS256 key of shoppers' tokens, 16+ bytes", hide: blank},
 	{key: "gateway.admin_token", env: "SECKILL_ADMIN_TOKEN", help: "operators' bearer token, 16+ bytes", hide: blank},
+	{key: "gateway.trusted_proxies", help: "proxies (CIDRs or addresses, comma-separated) whose forwarding header names the client; the right-most hop that is not one of them is the client; empty: no header is read, the TCP peer is the client"},
+	{key: "gateway.forwarded_header", unset: "X-Forwarded-For", help: "the one header the trusted proxies name the client in: X-Forwarded-For, Forwarded (RFC 7239) or X-Real-IP"},
 	{key: "gateway.limits.global.rps", help: "requests a second the gateway admits in all (a token bucket); 0 turns the limit off; PUT /admin/v1/limits changes the limits live"},
 	{key: "gateway.limits.global.burst", help: "requests the global bucket admits at once"},
 	{key: "gateway.limits.user.rps", help: "requests a second from one shopper; 0 turns the limit off"},

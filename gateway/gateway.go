@@ -35,6 +35,7 @@ type Gateway struct {
 	admin    *auth.AdminCheck
 	limiter  *ratelimit.Limiter
 	edge     *edgeCache
+	ips      *clientIPs
 	shed     *shedCounter
 	metrics  *httpMetrics
 	registry *prometheus.Registry

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/connpool"
@@ -43,17 +44,23 @@ type Config struct {
 	BackendAddrs []string `yaml:"backend_addrs"` // kitex backends, balanced
 	// BackendService finds the backends by DNS ("host:port", e.g. a Kubernetes headless
 	// Service), asked again every BackendRefresh; it takes the place of BackendAddrs.
-	BackendService string           `yaml:"backend_service"`
-	BackendRefresh time.Duration    `yaml:"backend_refresh"`
-	JWTSecret      string           `yaml:"jwt_secret"`  // HS256 key of shoppers' tokens; never logged
-	AdminToken     string           `yaml:"admin_token"` // operators' bearer token; never logged
-	Limits         ratelimit.Limits `yaml:"limits"`
-	MaxKeys        int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
-	RPCTimeout     time.Duration    `yaml:"rpc_timeout"`
-	CacheTTL       time.Duration    `yaml:"cache_ttl"`      // activity metadata
-	NullTTL        time.Duration    `yaml:"null_ttl"`       // unknown ids
-	SoldOutPoll    time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
-	MaxBodyBytes   int              `yaml:"max_body_bytes"` // shoppers' bodies
+	BackendService string        `yaml:"backend_service"`
+	BackendRefresh time.Duration `yaml:"backend_refresh"`
+	JWTSecret      string        `yaml:"jwt_secret"`  // HS256 key of shoppers' tokens; never logged
+	AdminToken     string        `yaml:"admin_token"` // operators' bearer token; never logged
+	// TrustedProxies are the proxies (CIDRs or addresses) whose forwarding header
+	// names the client; from any other peer the peer is the client. None by default.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header the trusted proxies name the client in:
+	// X-Forwarded-For (default), Forwarded or X-Real-IP.
+	ForwardedHeader string           `yaml:"forwarded_header"`
+	Limits          ratelimit.Limits `yaml:"limits"`
+	MaxKeys         int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
+	RPCTimeout      time.Duration    `yaml:"rpc_timeout"`
+	CacheTTL        time.Duration    `yaml:"cache_ttl"`      // activity metadata
+	NullTTL         time.Duration    `yaml:"null_ttl"`       // unknown ids
+	SoldOutPoll     time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
+	MaxBodyBytes    int              `yaml:"max_body_bytes"` // shoppers' bodies
 	// ReadTimeout bounds reading one request, and a new connection's wait for
 	// its first request; WriteTimeout writing one answer; IdleTimeout a
 	// keep-alive connection's wait for its next request.
@@ -263,6 +270,10 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w (set SECKILL_ADMIN_TOKEN)", err)
 	}
+	ips, err := newClientIPs(cfg.TrustedProxies, cfg.ForwardedHeader)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	cl, err := NewBackendClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -287,7 +298,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		deps.Registry.MustRegister(wasm.NewCollector(pm))
 	}
 	gw := &Gateway{
-		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log,
+		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log, ips: ips,
 		limiter:  ratelimit.New(cfg.Limits, cfg.MaxKeys),
 		edge:     newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
 		shed:     newShedCounter(deps.Registry, deps.Tallies, deps.Log),
@@ -336,6 +347,9 @@ func (m *Main) Start(ctx context.Context) error {
 		server.WithExitWaitTime(5*time.Second),
 		server.WithDisablePrintRoute(true),
 	)
+	// Anything that asks hertz for the client's address gets the gateway's answer,
+	// never hertz's own (which believes any X-Forwarded-For).
+	m.h.SetClientIPFunc(func(c *app.RequestContext) string { return m.gw.clientIP(c).String() })
 	m.h.Use(fr.served)
 	m.gw.Register(m.h)
 	if err := m.serveOps(); err != nil {

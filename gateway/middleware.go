@@ -5,6 +5,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -26,14 +27,28 @@ func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 	g.metrics.requests.WithLabelValues(route, string(c.Method()), strconv.Itoa(c.Response.StatusCode())).Observe(time.Since(start).Seconds())
 }
 
-// stripTrusted drops trusted-context headers a client sent.
+// stripTrusted drops trusted-context headers a client sent and sets X-Real-IP to
+// the client's address (clientIPs: the peer unless it is a trusted proxy).
 func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
 	for _, h := range trustedHeaders {
 		c.Request.Header.Del(h)
 	}
-	c.Request.Header.Set(HeaderRealIP, c.ClientIP())
+	c.Request.Header.Set(HeaderRealIP, g.clientIP(c).String())
 	c.Next(ctx)
 }
+
+// clientIP is the client's address of c's request, found once per request.
+func (g *Gateway) clientIP(c *app.RequestContext) netip.Addr {
+	if v, ok := c.Get(keyClientIP); ok {
+		return v.(netip.Addr)
+	}
+	a := g.ips.of(c)
+	c.Set(keyClientIP, a)
+	return a
+}
+
+// keyClientIP keeps a request's client address in its context.
+const keyClientIP = "client_ip"
 
 // shopper requires a shopper's token and puts the user id in the trusted header.
 func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
@@ -86,7 +101,7 @@ func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
 		rateLimited(c, "global", wait)
 		return
 	}
-	if ok, wait := g.limiter.Allow(ratelimit.IP, c.ClientIP()); !ok {
+	if ok, wait := g.limiter.Allow(ratelimit.IP, limiterKey(g.clientIP(c))); !ok {
 		g.shed.add(0, layerRateLimit, "ip")
 		rateLimited(c, "per-IP", wait)
 		return
