@@ -36,6 +36,7 @@ type Gateway struct {
 	limiter  *ratelimit.Limiter
 	edge     *edgeCache
 	ips      *clientIPs
+	routes   []routeOf // what Register mounted, for Allow
 	shed     *shedCounter
 	metrics  *httpMetrics
 	registry *prometheus.Registry

@@ -346,6 +346,11 @@ func (m *Main) Start(ctx context.Context) error {
 		server.WithOnAccept(fr.onAccept),
 		server.WithExitWaitTime(5*time.Second),
 		server.WithDisablePrintRoute(true),
+		// A path asked with a method it does not take is 405, not 404; a path
+		// with a stray trailing slash is 404, not a redirect hertz would answer
+		// before any middleware (no request id, no metrics).
+		server.WithHandleMethodNotAllowed(true),
+		server.WithRedirectTrailingSlash(false),
 	)
 	// Anything that asks hertz for the client's address gets the gateway's answer,
 	// never hertz's own (which believes any X-Forwarded-For).

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strings"
+
 	"github.com/cloudwego/hertz/pkg/app/server"
 
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
@@ -9,7 +11,7 @@ import (
 // Register mounts the API of API.md on h: every route, with the middleware
 // its group runs first.
 func (g *Gateway) Register(h *server.Hertz) {
-	h.Use(g.observe, g.boundBody, g.stripTrusted)
+	h.Use(g.observe, g.knownMethod, g.boundBody, g.stripTrusted)
 	h.GET("/healthz", healthz)
 	h.GET("/readyz", g.ready)
 
@@ -41,5 +43,9 @@ func (g *Gateway) Register(h *server.Hertz) {
 	adm.DELETE("/plugins/:name", g.deletePlugin)
 	adm.POST("/plugins/:name/rollback", g.rollbackPlugin)
 	adm.GET("/plugins/:name/history", g.pluginHistory)
-	h.NoRoute(noRoute)
+	h.NoRoute(g.noRoute)
+	h.NoMethod(g.noMethod)
+	for _, r := range h.Routes() {
+		g.routes = append(g.routes, routeOf{method: r.Method, segs: strings.Split(r.Path, "/")})
+	}
 }
