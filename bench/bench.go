@@ -90,10 +90,12 @@ type Options struct {
 // BenchLimits are the rate limits the bench sets: every layer stays on the path but
 // none sheds the bench's own users.
 var BenchLimits = api.Limits{
-	Global: api.Rule{RPS: 1_000_000, Burst: 1_000_000},
-	User:   api.Rule{RPS: 1_000, Burst: 1_000},
-	Item:   api.Rule{RPS: 1_000_000, Burst: 1_000_000},
-	IP:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	Global:   api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	Read:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	User:     api.Rule{RPS: 1_000, Burst: 1_000},
+	UserRead: api.Rule{RPS: 1_000, Burst: 1_000},
+	Item:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	IP:       api.Rule{RPS: 1_000_000, Burst: 1_000_000},
 }
 
 // RunReport is one scenario under one strategy.
@@ -279,7 +281,7 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 		}()
 		l := BenchLimits
 		r.Limits = &l
-		msg := fmt.Sprintf("rate limits set for the bench via PUT /admin/v1/limits (restored afterwards): per user %.0f/s burst %d; global, per item and per IP %.0f/s", BenchLimits.User.RPS, BenchLimits.User.Burst, BenchLimits.Global.RPS)
+		msg := fmt.Sprintf("rate limits set for the bench via PUT /admin/v1/limits (restored afterwards): per user %.0f/s burst %d (reads alike); global, reads, per item and per IP %.0f/s", BenchLimits.User.RPS, BenchLimits.User.Burst, BenchLimits.Global.RPS)
 		r.Notes = append(r.Notes, msg)
 		b.prog.say("bench: %s", msg)
 	} else {

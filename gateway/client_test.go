@@ -88,18 +88,38 @@ func stubOrder(user int64, status string) *rpc.Order {
 		Status: status, CreatedMs: launchStart.UnixMilli(), Ticket: fmt.Sprintf("t-%d", user)}
 }
 
+// GetTicket answers t-<user> of its user: pending while the stub's pending says so,
+// else created.
 func (s *stubBackend) GetTicket(_ context.Context, req *rpc.TicketReq) (*rpc.TicketResp, error) {
+	s.count("GetTicket")
 	if req.Ticket != fmt.Sprintf("t-%d", req.UserId) {
 		return nil, notFound("ticket " + req.Ticket)
+	}
+	s.mu.Lock()
+	pending := s.pending[req.Ticket]
+	s.mu.Unlock()
+	if pending {
+		return &rpc.TicketResp{Status: "pending"}, nil
 	}
 	return &rpc.TicketResp{Status: "created", OrderId: fmt.Sprintf("o-%d", req.UserId)}, nil
 }
 
+func (s *stubBackend) setPending(ticket string, pending bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		s.pending = map[string]bool{}
+	}
+	s.pending[ticket] = pending
+}
+
 func (s *stubBackend) ListOrders(_ context.Context, req *rpc.ListOrdersReq) (*rpc.ListOrdersResp, error) {
+	s.count("ListOrders")
 	return &rpc.ListOrdersResp{Orders: []*rpc.Order{stubOrder(req.UserId, "created")}}, nil
 }
 
 func (s *stubBackend) orderAs(req *rpc.OrderReq, status string) (*rpc.Order, error) {
+	s.count("order:" + status)
 	if req.OrderId != fmt.Sprintf("o-%d", req.UserId) {
 		return nil, notFound("order " + req.OrderId)
 	}
@@ -172,7 +192,7 @@ func TestAPIClient(t *testing.T) {
 			err := op.Do(ctx, "GET", "/admin/v1/limits", nil, &raw)
 			rules, _, _ := strings.Cut(string(raw), `,"version"`)
 			return rules, err
-		}, `{"global":{"rps":0,"burst":0},"user":{"rps":100,"burst":100},"item":{"rps":0,"burst":0},"ip":{"rps":1000,"burst":10}`},
+		}, `{"global":{"rps":0,"burst":0},"read":{"rps":0,"burst":0},"user":{"rps":100,"burst":100},"user_read":{"rps":0,"burst":0},"item":{"rps":0,"burst":0},"ip":{"rps":1000,"burst":10}`},
 		{"PlaceOrder", func() (any, error) {
 			return shop.PlaceOrder(ctx, api.PlaceOrderRequest{ActivityID: 7, ItemID: 70, Quantity: 1}, "k-1")
 		}, &api.PlaceOrderResponse{Status: "pending", Ticket: "7-70-t5"}},

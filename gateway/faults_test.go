@@ -45,6 +45,12 @@ import (
 // Config before it opens.
 func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 	tb.Helper()
+	return startGatewayDeps(tb, nil, configure...)
+}
+
+// startGatewayDeps is startGateway with deps changed by withDeps (nil: none).
+func startGatewayDeps(tb testing.TB, withDeps func(*gateway.Deps), configure ...func(*gateway.Config)) *fixture {
+	tb.Helper()
 	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
 		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
 	backendAddr := serveBackend(tb, stub)
@@ -65,7 +71,11 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 	for _, c := range configure {
 		c(&cfg)
 	}
-	g, err := gateway.Open(context.Background(), cfg, gateway.Deps{Log: log, Plugins: pm})
+	deps := gateway.Deps{Log: log, Plugins: pm}
+	if withDeps != nil {
+		withDeps(&deps)
+	}
+	g, err := gateway.Open(context.Background(), cfg, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}

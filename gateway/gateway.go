@@ -37,6 +37,7 @@ type Gateway struct {
 	edge     *edgeCache
 	ips      *clientIPs
 	routes   []routeOf // what Register mounted, for Allow
+	waits    waiters   // shoppers' ticket waits at once
 	shed     *shedCounter
 	metrics  *httpMetrics
 	registry *prometheus.Registry

@@ -40,8 +40,9 @@ type stubBackend struct {
 	remaining           int64
 	calls               map[string]int
 	lastUser            int64
-	placeDelay          time.Duration // PlaceOrder answers this late (after taking the order)
-	keys                []string      // the idempotency keys PlaceOrder saw
+	placeDelay          time.Duration   // PlaceOrder answers this late (after taking the order)
+	keys                []string        // the idempotency keys PlaceOrder saw
+	pending             map[string]bool // tickets GetTicket answers pending
 }
 
 // fallback puts the service's methods one level below the stub's own and the

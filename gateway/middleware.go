@@ -100,17 +100,61 @@ func (g *Gateway) isOperator(c *app.RequestContext) bool {
 // userOf is the shopper the shopper middleware identified.
 func userOf(c *app.RequestContext) int64 { return c.GetInt64("user") }
 
-// limitIP applies the global and per-IP rate limits to the public reads.
+// limitIP applies the read and per-IP rate limits to the public reads.
 func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
-	if ok, wait := g.limiter.Allow(ratelimit.Global, ""); !ok {
-		g.shed.add(0, layerRateLimit, "global")
-		rateLimited(c, "global", wait)
-		return
-	}
-	if ok, wait := g.limiter.Allow(ratelimit.IP, limiterKey(g.clientIP(c))); !ok {
-		g.shed.add(0, layerRateLimit, "ip")
-		rateLimited(c, "per-IP", wait)
+	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.IP, limiterKey(g.clientIP(c))) {
 		return
 	}
 	c.Next(ctx)
+}
+
+// limitReads applies the read and the shopper's read limits to a shopper's reads of
+// orders and tickets.
+func (g *Gateway) limitReads(ctx context.Context, c *app.RequestContext) {
+	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.UserRead, strconv.FormatInt(userOf(c), 10)) {
+		return
+	}
+	c.Next(ctx)
+}
+
+// limitChanges applies the global and the shopper's limits to a change of an order
+// (cancel, pay): the same buckets as placing one.
+func (g *Gateway) limitChanges(ctx context.Context, c *app.RequestContext) {
+	if g.limited(ctx, c, 0, ratelimit.Global, "") || g.limited(ctx, c, 0, ratelimit.User, strconv.FormatInt(userOf(c), 10)) {
+		return
+	}
+	c.Next(ctx)
+}
+
+// limitWhat names each kind of limit in a 429's message.
+var limitWhat = map[ratelimit.Kind]string{ratelimit.Global: "global", ratelimit.Read: "read", ratelimit.User: "per-user",
+	ratelimit.UserRead: "per-user read", ratelimit.Item: "per-item", ratelimit.IP: "per-IP"}
+
+// sharedPrefix keys a per-user kind's buckets in the fleet's shared store.
+var sharedPrefix = map[ratelimit.Kind]string{ratelimit.User: "u:", ratelimit.UserRead: "ur:"}
+
+// limited takes a token of kind's bucket for key; when there is none it counts the
+// shed (under activityID, 0 for none), answers 429 with Retry-After and reports true.
+//
+// A shopper's limits hold across the fleet: checked here first at the rule's full
+// rate (no round trip for a shopper flooding one gateway), then in the shared store.
+// When that store fails, this gateway's check stands alone.
+func (g *Gateway) limited(ctx context.Context, c *app.RequestContext, activityID int64, kind ratelimit.Kind, key string) bool {
+	ok, wait := g.limiter.Allow(kind, key)
+	if prefix, isUser := sharedPrefix[kind]; ok && isUser && g.shared != nil {
+		l := g.limiter.Limits()
+		if r := l.Rule(kind); r.RPS > 0 {
+			var err error
+			if ok, wait, err = g.shared.Allow(ctx, prefix+key, r.RPS, r.Burst); err != nil {
+				g.log.WarnContext(ctx, "shared rate limit unavailable; this gateway's alone applies", "err", err)
+				ok = true
+			}
+		}
+	}
+	if ok {
+		return false
+	}
+	g.shed.add(activityID, layerRateLimit, string(kind))
+	rateLimited(c, limitWhat[kind], wait)
+	return true
 }

@@ -22,11 +22,11 @@ func (g *Gateway) Register(h *server.Hertz) {
 
 	shop := h.Group("/api/v1/orders", g.shopper)
 	shop.POST("", g.parseOrder, g.edgeOrder, g.limitOrder, g.admit(hertzhost.Middleware(g.plugins)), g.placeOrder)
-	shop.GET("", g.listOrders)
-	shop.GET("/tickets/:ticket", g.getTicket)
-	shop.GET("/:id", g.getOrder)
-	shop.POST("/:id/cancel", g.cancelOrder)
-	shop.POST("/:id/pay", g.payOrder)
+	shop.GET("", g.limitReads, g.listOrders)
+	shop.GET("/tickets/:ticket", g.limitReads, g.getTicket)
+	shop.GET("/:id", g.limitReads, g.getOrder)
+	shop.POST("/:id/cancel", g.limitChanges, g.cancelOrder)
+	shop.POST("/:id/pay", g.limitChanges, g.payOrder)
 
 	adm := h.Group("/admin/v1", g.operator, g.readBody)
 	adm.POST("/activities", g.createActivity)
