@@ -34,13 +34,19 @@ func activityOut(a *rpc.Activity) api.Activity {
 		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: each(a.Items, itemOut)}
 }
 
+// listActivities lists the activities on sale, from the edge cache.
 func (g *Gateway) listActivities(ctx context.Context, c *app.RequestContext) {
-	g.activities(ctx, c, false)
+	as, err := g.edge.activities(ctx)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, api.ActivityList{Activities: each(as, activityOut)})
 }
 
-// activities lists the activities on sale, or all of them for operators.
-func (g *Gateway) activities(ctx context.Context, c *app.RequestContext, all bool) {
-	resp, err := g.backend.ListActivities(ctx, &rpc.ListActivitiesReq{IncludeAll: all})
+// adminListActivities lists every activity, from the backend.
+func (g *Gateway) adminListActivities(ctx context.Context, c *app.RequestContext) {
+	resp, err := g.backend.ListActivities(ctx, &rpc.ListActivitiesReq{IncludeAll: true})
 	if err = rpcerr.FromRPC(err); err != nil {
 		failErr(c, err)
 		return
@@ -69,8 +75,11 @@ func (g *Gateway) getItem(ctx context.Context, c *app.RequestContext) {
 	if !ok {
 		return
 	}
-	it, err := g.backend.GetItem(ctx, &rpc.IDReq{Id: id})
-	if err = rpcerr.FromRPC(err); err != nil {
+	it, cached, err := g.edge.item(ctx, id)
+	if err != nil {
+		if cached {
+			g.shed.add(0, layerCache, domain.ENotFound)
+		}
 		failErr(c, err)
 		return
 	}

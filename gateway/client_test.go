@@ -77,6 +77,7 @@ func (s *stubBackend) OfflineActivity(context.Context, *rpc.IDReq) (*rpc.Activit
 }
 
 func (s *stubBackend) ListActivities(_ context.Context, req *rpc.ListActivitiesReq) (*rpc.ListActivitiesResp, error) {
+	s.count(fmt.Sprintf("ListActivities:%v", req.IncludeAll))
 	if req.IncludeAll {
 		return &rpc.ListActivitiesResp{Activities: []*rpc.Activity{launch("draft")}}, nil
 	}
@@ -210,7 +211,7 @@ func TestAPIClient(t *testing.T) {
 		{"PublicActivity", func() (any, error) { return shop.PublicActivity(ctx, 7) },
 			&api.Activity{ID: 7, Name: "sale", Start: rfc(sale.StartMs), End: rfc(sale.EndMs), State: "published", Strategy: "async",
 				Items: []api.Item{{ID: 70, ActivityID: 7, Remaining: ptr[int64](0)}}}},
-		{"Item", func() (any, error) { return shop.Item(ctx, 70) }, &api.Item{ID: 70, Remaining: ptr[int64](5)}},
+		{"Item", func() (any, error) { return shop.Item(ctx, 70) }, &api.Item{ID: 70, ActivityID: 7, Remaining: ptr[int64](5)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,8 +16,15 @@ import (
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
-// edgeCache answers what it can without the backend: activity metadata (with TTLs),
-// null objects for ids the backend does not know, and sold-out flags.
+// edgeCache answers what it can without the backend: the catalog (activities, items
+// and the list of activities on sale, each for a TTL), null objects for ids the
+// backend does not know, and sold-out flags.
+//
+// Ids come from clients, so the caches are bounded by LRU and made-up ids cannot
+// push real entries out: what the backend knows and what it does not are kept in
+// LRUs apart (lookups), so a flood of random ids evicts only other random ids, and
+// each id reaches the backend at most once per TTL at a gateway while it stays in
+// its LRU.
 //
 // Sold-out flags are pushed: the ledger announces an item sold out, and units coming
 // back, on Redis pub/sub, and every gateway applies the announcement within
@@ -31,9 +38,9 @@ type edgeCache struct {
 	poll    time.Duration
 	log     *slog.Logger
 
-	sf   singleflight.Group
-	mu   sync.RWMutex
-	acts map[int64]edgeEntry
+	acts  *lookups[*rpc.Activity]
+	items *lookups[*rpc.Item]
+	list  listCache
 
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
@@ -44,18 +51,27 @@ type edgeCache struct {
 	forwarded *lru.Cache[string, struct{}]
 }
 
-type edgeEntry struct {
-	a       *rpc.Activity // nil: unknown id (a null object)
-	expires time.Time
-}
+// Sizes of the edge cache's LRUs: entries the backend knows (activities and items an
+// operator made), and null objects (any id a client asks for).
+const (
+	edgeKnown   = 10_000
+	edgeUnknown = 100_000
+)
 
 func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *slog.Logger) *edgeCache {
 	fw, err := lru.New[string, struct{}](200_000)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
-	return &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
-		acts: map[int64]edgeEntry{}, soldOut: map[[2]int64]time.Time{}, forwarded: fw}
+	e := &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
+		soldOut: map[[2]int64]time.Time{}, forwarded: fw}
+	e.acts = newLookups("activity", ttl, nullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Activity, error) {
+		return e.client.GetActivity(ctx, &rpc.IDReq{Id: id})
+	})
+	e.items = newLookups("item", ttl, nullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Item, error) {
+		return e.client.GetItem(ctx, &rpc.IDReq{Id: id})
+	})
+	return e
 }
 
 // retryOf reports whether a request with this user and key is a retry of one this
@@ -71,49 +87,163 @@ func (e *edgeCache) remember(user int64, key string) {
 }
 
 // activity returns a published activity, from the cache when fresh. Unknown ids give
-// not_found, remembered for nullTTL.
+// not_found, remembered for nullTTL; cached reports an answer without the backend.
 func (e *edgeCache) activity(ctx context.Context, id int64) (*rpc.Activity, bool, error) {
-	e.mu.RLock()
-	en, ok := e.acts[id]
-	e.mu.RUnlock()
-	if ok && time.Now().Before(en.expires) {
-		if en.a == nil {
-			return nil, true, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	return e.acts.get(ctx, id)
+}
+
+// item returns an item of a published activity, as activity does.
+func (e *edgeCache) item(ctx context.Context, id int64) (*rpc.Item, bool, error) {
+	return e.items.get(ctx, id)
+}
+
+// activities returns the list of activities on sale, from the cache when fresh.
+func (e *edgeCache) activities(ctx context.Context) ([]*rpc.Activity, error) {
+	return e.list.get(ctx, e.ttl, func(ctx context.Context) ([]*rpc.Activity, error) {
+		resp, err := e.client.ListActivities(ctx, &rpc.ListActivitiesReq{})
+		if err != nil {
+			return nil, err
 		}
-		return en.a, true, nil
+		return resp.Activities, nil
+	})
+}
+
+// knownActivity reports whether id is an activity the backend answered (one whose
+// counts are worth keeping), fresh or not.
+func (e *edgeCache) knownActivity(id int64) bool { return e.acts.known(id) }
+
+// lookups caches one kind of catalog entry by id: the backend's answers for ttl in
+// one LRU, the ids it does not know for nullTTL in another (see edgeCache). One call
+// per id is in flight at a time.
+type lookups[V any] struct {
+	what         string
+	ttl, nullTTL time.Duration
+	load         func(context.Context, int64) (V, error)
+	found        *lru.Cache[int64, fresh[V]]
+	missing      *lru.Cache[int64, time.Time] // id -> until when it is unknown
+	sf           singleflight.Group
+}
+
+// fresh is a cached value and until when it is.
+type fresh[V any] struct {
+	v       V
+	expires time.Time
+}
+
+// newLookups keeps up to known entries the backend answered and unknown null objects.
+func newLookups[V any](what string, ttl, nullTTL time.Duration, known, unknown int, load func(context.Context, int64) (V, error)) *lookups[V] {
+	found, err := lru.New[int64, fresh[V]](known)
+	if err != nil {
+		panic(err) // only for a non-positive size
 	}
-	v, err, _ := e.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
-		a, err := e.client.GetActivity(ctx, &rpc.IDReq{Id: id})
-		err = rpcerr.FromRPC(err)
-		ttl := e.ttl
-		switch {
+	missing, err := lru.New[int64, time.Time](unknown)
+	if err != nil {
+		panic(err)
+	}
+	return &lookups[V]{what: what, ttl: ttl, nullTTL: nullTTL, load: load, found: found, missing: missing}
+}
+
+func (l *lookups[V]) notFound(id int64) error {
+	return domain.Errorf(domain.ENotFound, "%s %d not found", l.what, id)
+}
+
+// get returns id's value, from the cache when fresh; cached reports that.
+func (l *lookups[V]) get(ctx context.Context, id int64) (V, bool, error) {
+	var zero V
+	now := time.Now()
+	if f, ok := l.found.Get(id); ok && now.Before(f.expires) {
+		return f.v, true, nil
+	}
+	if until, ok := l.missing.Get(id); ok && now.Before(until) {
+		return zero, true, l.notFound(id)
+	}
+	v, err, _ := l.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
+		v, err := l.load(ctx, id)
+		switch err = rpcerr.FromRPC(err); {
 		case domain.IsCode(err, domain.ENotFound):
-			a, ttl = nil, e.nullTTL
+			l.found.Remove(id)
+			l.missing.Add(id, time.Now().Add(l.nullTTL))
+			return nil, err
 		case err != nil:
 			return nil, err
 		}
-		e.mu.Lock()
-		if len(e.acts) > 100_000 { // ids come from clients: bound the map
-			clear(e.acts)
-		}
-		e.acts[id] = edgeEntry{a: a, expires: time.Now().Add(ttl)}
-		e.mu.Unlock()
-		return a, nil
+		l.missing.Remove(id)
+		l.found.Add(id, fresh[V]{v: v, expires: time.Now().Add(l.ttl)})
+		return v, nil
 	})
 	if err != nil {
-		return nil, false, err
+		return zero, false, err
 	}
-	if a := v.(*rpc.Activity); a != nil {
-		return a, false, nil
-	}
-	return nil, false, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	return v.(V), false, nil
 }
 
-// forget drops an activity (an operator changed it through this gateway).
+// known reports whether the backend answered id (fresh or not).
+func (l *lookups[V]) known(id int64) bool { return l.found.Contains(id) }
+
+// forget drops id, known or not.
+func (l *lookups[V]) forget(id int64) {
+	l.found.Remove(id)
+	l.missing.Remove(id)
+}
+
+// forgetIf drops the known entries drop says to.
+func (l *lookups[V]) forgetIf(drop func(V) bool) {
+	for _, id := range l.found.Keys() {
+		if f, ok := l.found.Peek(id); ok && drop(f.v) {
+			l.found.Remove(id)
+		}
+	}
+}
+
+// forgetUnknown drops every null object: ids the backend did not know may be
+// known now (an operator made or published an activity).
+func (l *lookups[V]) forgetUnknown() { l.missing.Purge() }
+
+// listCache is the list of activities on sale, kept for a TTL.
+type listCache struct {
+	mu      sync.Mutex
+	v       []*rpc.Activity
+	expires time.Time
+	sf      singleflight.Group
+}
+
+func (c *listCache) get(ctx context.Context, ttl time.Duration, load func(context.Context) ([]*rpc.Activity, error)) ([]*rpc.Activity, error) {
+	c.mu.Lock()
+	v, ok := c.v, time.Now().Before(c.expires)
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	got, err, _ := c.sf.Do("", func() (any, error) {
+		v, err := load(ctx)
+		if err = rpcerr.FromRPC(err); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.v, c.expires = v, time.Now().Add(ttl)
+		c.mu.Unlock()
+		return v, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return got.([]*rpc.Activity), nil
+}
+
+func (c *listCache) forget() {
+	c.mu.Lock()
+	c.v, c.expires = nil, time.Time{}
+	c.mu.Unlock()
+}
+
+// forget drops an activity, its items and the list, and every null object (an
+// operator changed, made or published an activity, whose ids may have been unknown).
 func (e *edgeCache) forget(id int64) {
-	e.mu.Lock()
-	delete(e.acts, id)
-	e.mu.Unlock()
+	e.acts.forget(id)
+	e.acts.forgetUnknown()
+	e.items.forgetIf(func(it *rpc.Item) bool { return it.ActivityId == id })
+	e.items.forgetUnknown()
+	e.list.forget()
 	e.soldMu.Lock()
 	for k := range e.soldOut {
 		if k[0] == id {
@@ -141,7 +271,8 @@ func (e *edgeCache) clearSoldOut(activityID, itemID int64) {
 // onStock applies the sale's announcements (backend/redis.StockChannel): an item
 // sold out is flagged on every gateway at once, and its flag clears when units come
 // back; the poll of flagged items stays as the fallback for a lost announcement. An
-// activity an operator changed is dropped from the cache.
+// activity an operator changed is dropped from the cache, with its items, the list
+// and the null objects.
 func (e *edgeCache) onStock(_ string, f []string) {
 	if len(f) != 3 {
 		return

@@ -71,12 +71,19 @@ func (s *stubBackend) GetActivity(_ context.Context, req *rpc.IDReq) (*rpc.Activ
 	return s.activity, nil
 }
 
+// GetItem answers any id below unknownItems, with the stub's remaining stock.
 func (s *stubBackend) GetItem(_ context.Context, req *rpc.IDReq) (*rpc.Item, error) {
 	s.count("GetItem")
+	if req.Id >= unknownItems {
+		return nil, rpcerr.ToBiz(domain.Errorf(domain.ENotFound, "item %d not found", req.Id))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &rpc.Item{Id: req.Id, Remaining: s.remaining}, nil
+	return &rpc.Item{Id: req.Id, ActivityId: 7, Remaining: s.remaining}, nil
 }
+
+// unknownItems is where the stub's unknown item ids start.
+const unknownItems = 1_000_000
 
 func (s *stubBackend) PlaceOrder(_ context.Context, req *rpc.PlaceOrderReq) (*rpc.PlaceOrderResp, error) {
 	s.count("PlaceOrder")

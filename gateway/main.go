@@ -308,6 +308,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		shared:   deps.SharedLimits,
 		keys:     deps.Keys,
 	}
+	gw.shed.known = gw.edge.knownActivity
 	gw.fleet = fleet.New(fleet.Options{Backend: cl, Plugins: deps.Plugins, Limiter: gw.limiter, Defaults: cfg.Limits, Bus: deps.Bus,
 		Poll: cfg.ControlPoll, ReportEvery: cfg.ReportEvery, Log: deps.Log})
 	deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_gateway_fleet_size",
