@@ -20,8 +20,8 @@ import (
 )
 
 const (
-	jwtSecret  = "e2e-secret-0123456789abcdef"
-	adminToken = "e2e-admin-token-0123456789"
+	jwtSecret  = "e2e-jwt-secret-5d41402abc4b2a76b9"
+	adminToken = "e2e-admin-token-7215ee9c7d9dc229d2"
 )
 
 // stack is a system started by app.Start, and what the tests need of it.

@@ -25,8 +25,8 @@ import (
 )
 
 const (
-	secret = "gateway-test-secret-0123456789"
-	admin  = "gateway-test-admin-0123456789"
+	secret = "gateway-test-jwt-9f86d081884c7d65"
+	admin  = "gateway-test-admin-a2feaa0c55ad015"
 )
 
 // stubBackend is a kitex backend whose answers the test sets; the gateway is the

@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/kitex/client"
@@ -33,6 +35,7 @@ import (
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 // Config configures a gateway.
@@ -48,6 +51,14 @@ type Config struct {
 	BackendRefresh time.Duration `yaml:"backend_refresh"`
 	JWTSecret      string        `yaml:"jwt_secret"`  // HS256 key of shoppers' tokens; never logged
 	AdminToken     string        `yaml:"admin_token"` // operators' bearer token; never logged
+	// JWKSURL is a storefront identity provider's JWK Set: RS256 and ES256 tokens
+	// signed by its keys are accepted too (or alone, without JWTSecret).
+	JWKSURL string `yaml:"jwks_url"`
+	// JWTIssuer and JWTAudience, when set, must be every token's iss and in its aud.
+	JWTIssuer   string `yaml:"jwt_issuer"`
+	JWTAudience string `yaml:"jwt_audience"`
+	// JWTMaxAge, when positive, refuses tokens issued (iat) longer ago than this.
+	JWTMaxAge time.Duration `yaml:"jwt_max_age"`
 	// TrustedProxies are the proxies (CIDRs or addresses) whose forwarding header
 	// names the client; from any other peer the peer is the client. None by default.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -242,7 +253,7 @@ func newClient(timeout time.Duration, find ...client.Option) (seckill.Client, er
 }
 
 // Open builds the gateway; Start serves it.
-func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
+func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	cfg.defaults()
 	if deps.Log == nil {
 		deps.Log = slog.Default()
@@ -262,13 +273,25 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		deps.Registry = prometheus.NewRegistry()
 		deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	verifier, err := auth.NewVerifier([]byte(cfg.JWTSecret))
+	m := &Main{cfg: cfg, deps: deps}
+	defer func() {
+		if err != nil {
+			m.Close() // what was made before the failure
+		}
+	}()
+	verifier, err := m.verifier(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w (set SECKILL_JWT_SECRET)", err)
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := secret.Check(SettingAdminToken, cfg.AdminToken); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.AdminToken == cfg.JWTSecret {
+		return nil, fmt.Errorf("gateway: %s and %s must differ", SettingAdminToken, SettingJWTSecret)
 	}
 	admin, err := auth.NewAdminCheck(cfg.AdminToken)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w (set SECKILL_ADMIN_TOKEN)", err)
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	ips, err := newClientIPs(cfg.TrustedProxies, cfg.ForwardedHeader)
 	if err != nil {
@@ -278,7 +301,6 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	m := &Main{cfg: cfg, deps: deps}
 	if deps.Plugins == nil {
 		counters := deps.Counters
 		if counters == nil {
@@ -321,6 +343,55 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		Help: "Client connections open (counted against gateway.max_connections)."},
 		func() float64 { return float64(m.conns.open.Load()) }))
 	return m, nil
+}
+
+// The settings of the gateway's secrets, as errors name them.
+const (
+	SettingJWTSecret  = "gateway.jwt_secret (SECKILL_JWT_SECRET)"
+	SettingAdminToken = "gateway.admin_token (SECKILL_ADMIN_TOKEN)"
+)
+
+// verifier checks the token settings and returns the shoppers' token check: HS256
+// with the secret, RS256/ES256 with the JWKS's keys, or both.
+func (m *Main) verifier(ctx context.Context) (*auth.Verifier, error) {
+	cfg := m.cfg
+	opts := auth.Options{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, MaxAge: cfg.JWTMaxAge}
+	if cfg.JWTSecret != "" || cfg.JWKSURL == "" {
+		if err := secret.Check(SettingJWTSecret, cfg.JWTSecret); err != nil {
+			return nil, err
+		}
+		opts.Secret = []byte(cfg.JWTSecret)
+	}
+	if cfg.JWTMaxAge < 0 {
+		return nil, fmt.Errorf("gateway.jwt_max_age must not be negative, not %s", cfg.JWTMaxAge)
+	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("gateway.jwks_url must be an http(s) URL, not %q", cfg.JWKSURL)
+		}
+		// The key set is fetched now (a failure is logged, not fatal: the identity
+		// provider may come up later), again every 15 minutes, and at once for a kid
+		// it does not have, at most once in 5 minutes; a token of an unknown kid
+		// waits at most 2 s for that refresh, never for the rate limit.
+		jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		log := m.deps.Log
+		kf, err := keyfunc.NewDefaultOverrideCtx(jctx, []string{cfg.JWKSURL}, keyfunc.Override{
+			HTTPTimeout: 5 * time.Second, RateLimitWaitMax: 2 * time.Second, RefreshInterval: 15 * time.Minute,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(ctx context.Context, err error) {
+					log.WarnContext(ctx, "fetch the JWK Set of gateway.jwks_url", "url", u, "err", err)
+				}
+			},
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("gateway.jwks_url: %w", err)
+		}
+		m.closers = append(m.closers, func() error { cancel(); return nil })
+		opts.JWKS = kf.Keyfunc
+	}
+	return auth.NewVerifierWith(opts)
 }
 
 // Gateway is the request handling of a Main, for tests that drive it in process.
