@@ -45,6 +45,7 @@ func realConfig(t *testing.T) (config.Config, *testenv.DB) {
 	cfg.AnyPorts()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 100, Burst: 100}
+	cfg.Gateway.Limits.UserRead = ratelimit.Rule{RPS: 1000, Burst: 1000} // tests poll tickets in a loop
 	cfg.Worker.Goroutines, cfg.Worker.BatchSize, cfg.Worker.MaxAttempts = 8, 1, 5
 	return cfg, db
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudwego/kitex/server"
 
 	"github.com/seckill/flashsale/backend/control"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
@@ -27,6 +28,16 @@ type Config struct {
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"` // 0: 10s; negative: off
 	UnpaidTimeout     time.Duration `yaml:"unpaid_timeout"`     // 0: unpaid orders never expire
 	StaleTicket       time.Duration `yaml:"stale_ticket"`       // in flight this long: the reconciler ends it
+	// RPCSecret is the service credential every kitex call must carry (gateways
+	// send it); RPCOperatorSecret the one operators' calls must carry (gateways send
+	// it only after checking the admin token). See backend/rpcauth. Never logged.
+	RPCSecret         string `yaml:"rpc_secret"`
+	RPCOperatorSecret string `yaml:"rpc_operator_secret"`
+}
+
+// Secrets are the RPC credentials of c.
+func (c Config) Secrets() rpcauth.Secrets {
+	return rpcauth.Secrets{Service: c.RPCSecret, Operator: c.RPCOperatorSecret}
 }
 
 // Server is a running backend: the kitex server and the background duties.
@@ -54,6 +65,9 @@ func (s *Server) Service() *sale.Service { return s.svc }
 
 // Start listens and serves in the background; Addr is valid once it returns.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.cfg.Secrets().Check(); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("backend listen on %s: %w", s.cfg.Listen, err)
@@ -64,6 +78,7 @@ func (s *Server) Start(ctx context.Context) error {
 		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
 		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
 		server.WithExitWaitTime(5*time.Second),
+		server.WithMiddleware(rpcauth.ServerMiddleware(s.cfg.Secrets(), s.log)),
 	)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel

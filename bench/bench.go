@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/bench/load"
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/auth"
@@ -40,8 +41,9 @@ type Target struct {
 	RedisCluster  bool
 	RedisPassword string
 	// BackendAddr is a kitex backend for the hertz -> kitex baseline; "" uses an echo
-	// server of the bench's own.
+	// server of the bench's own. RPCSecrets are its credentials (backend/rpcauth).
 	BackendAddr string
+	RPCSecrets  rpcauth.Secrets
 	// InProcess: the system runs in this process, so its CPU and memory figures
 	// include gateway, backend and worker.
 	InProcess bool
@@ -383,7 +385,9 @@ func (b *bencher) runBaselines(ctx context.Context) {
 	}
 	jobs := []job{
 		{BaseHertz, func() BaselineReport { return baselineHertz(ctx, b.shop.HTTP, conc, d) }},
-		{BaseHertzKitex, func() BaselineReport { return baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, conc, d) }},
+		{BaseHertzKitex, func() BaselineReport {
+			return baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.target.RPCSecrets, conc, d)
+		}},
 		{BaseRedis, func() BaselineReport { return baselineRedis(ctx, b.target, conc, d) }},
 		{BaseMySQL, func() BaselineReport { return baselineMySQL(ctx, b.target.MySQLDSN, d) }},
 	}

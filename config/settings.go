@@ -57,6 +57,8 @@ var rows = []row{
 	{key: "backend.reconcile_interval", unset: "10s", help: "how often the reconciler compares Redis with MySQL; negative: never"},
 	{key: "backend.unpaid_timeout", help: "orders left unpaid this long expire and their stock returns; 0: never"},
 	{key: "backend.stale_ticket", unset: "15m", help: "a ticket in flight this long is ended by the reconciler"},
+	{key: "backend.rpc_secret", help: "the service credential every kitex call to the backend carries (gateways send it; backends require it): at least 32 random bytes; needed by backends and gateways alike; generated per process when gateway and backend run in one (seckill all)", hide: blank},
+	{key: "backend.rpc_operator_secret", help: "the credential operators' kitex calls carry (gateways send it only after checking the admin token): at least 32 random bytes, not backend.rpc_secret", hide: blank},
 
 	{key: "worker.goroutines", help: "batches a worker writes at once"},
 	{key: "worker.batch_size", env: "SECKILL_WORKER_BATCH", help: "most orders of one item and bucket per worker transaction; 1 turns batching off"},

@@ -32,6 +32,7 @@ import (
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/control"
 	"github.com/seckill/flashsale/backend/inmem"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
@@ -67,7 +68,7 @@ func startGatewayDeps(tb testing.TB, withDeps func(*gateway.Deps), configure ...
 		}
 	})
 	cfg := gateway.Config{Listen: "127.0.0.1:0", OpsListen: "127.0.0.1:0", BackendAddrs: []string{backendAddr},
-		JWTSecret: secret, AdminToken: admin, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
+		JWTSecret: secret, AdminToken: admin, RPCSecrets: rpcSecrets, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
 	for _, c := range configure {
 		c(&cfg)
 	}
@@ -104,7 +105,8 @@ func serveBackend(tb testing.TB, h rpc.Seckill) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := seckill.NewServer(h, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
+	srv := seckill.NewServer(h, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
+		server.WithMiddleware(rpcauth.ServerMiddleware(rpcSecrets, slog.New(slog.NewTextHandler(io.Discard, nil)))))
 	go srv.Run()
 	tb.Cleanup(func() { srv.Stop() })
 	return ln.Addr().String()

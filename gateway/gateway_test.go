@@ -17,6 +17,7 @@ import (
 
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
@@ -28,6 +29,11 @@ const (
 	secret = "gateway-test-jwt-9f86d081884c7d65"
 	admin  = "gateway-test-admin-a2feaa0c55ad015"
 )
+
+// rpcSecrets are the RPC credentials of the tests' gateways and stub backends: every
+// stub checks them as a backend does (rpcauth.ServerMiddleware), so each test also
+// shows that the gateway sends the operator credential exactly where it must.
+var rpcSecrets = rpcauth.Secrets{Service: "gateway-test-rpc-service-c81e728d9d4c2f", Operator: "gateway-test-rpc-operator-eccbc87e4b5ce2"}
 
 // stubBackend is a kitex backend whose answers the test sets; the gateway is the
 // subject here, the backend has tests of its own on the real services.
@@ -349,7 +355,7 @@ func TestBackendDown(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{addr}, JWTSecret: secret, AdminToken: admin,
+	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{addr}, JWTSecret: secret, AdminToken: admin, RPCSecrets: rpcSecrets,
 		RPCTimeout: 500 * time.Millisecond}, gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -443,5 +449,42 @@ func TestRetryAfterSoldOutReachesBackend(t *testing.T) {
 	}
 	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 7), order, "Idempotency-Key", "other"); r.status != 409 {
 		t.Fatalf("a new key: got %d %v, want 409 from the edge", r.status, r.body)
+	}
+}
+
+// TestWrongRPCCredential: a gateway whose RPC credential the backend refuses is not
+// ready and says why; its shoppers get 503, and its fleet state never loads.
+func TestWrongRPCCredential(t *testing.T) {
+	stub := &stubBackend{calls: map[string]int{}, activity: &rpc.Activity{Id: 7, StartMs: time.Now().Add(-time.Hour).UnixMilli(),
+		EndMs: time.Now().Add(time.Hour).UnixMilli(), Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
+	wrong := rpcauth.Secrets{Service: "gateway-test-rpc-wrong-a87ff679a2f3e71d", Operator: rpcSecrets.Operator}
+	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{serveBackend(t, stub)},
+		JWTSecret: secret, AdminToken: admin, RPCSecrets: wrong, RPCTimeout: 500 * time.Millisecond},
+		gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		g.Close()
+	})
+	f := &fixture{url: "http://" + g.Addr().String()}
+	if r := f.do(t, "GET", "/api/v1/activities/7", "", ""); r.status != 503 || r.body["error"] != "unavailable" {
+		t.Fatalf("read: got %d %v, want 503 unavailable", r.status, r.body)
+	}
+	resp, err := http.Get(f.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "backend.rpc_secret") {
+		t.Fatalf("readyz: got %d %s, want 503 naming backend.rpc_secret", resp.StatusCode, b)
+	}
+	if n := stub.n("GetActivity"); n != 0 {
+		t.Fatalf("the backend's handler ran %d times for a refused credential, want 0", n)
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/fleet"
 	"github.com/seckill/flashsale/gateway/ratelimit"
@@ -97,6 +98,9 @@ type Config struct {
 	// on. 0: four a core, at least 8; -1: leave GOMAXPROCS alone (as when the
 	// GOMAXPROCS environment variable is set).
 	Procs int `yaml:"procs"`
+	// RPCSecrets are the credentials of the calls to the backends (backend.rpc_secret
+	// and backend.rpc_operator_secret, which the composition hands over).
+	RPCSecrets rpcauth.Secrets `yaml:"-"`
 	// GCPercent is the garbage collector's GOGC the gateway sets: a plugin upload
 	// allocates megabytes at once, and at the default 100 the collections it sets off
 	// stall requests (mark assists). 0: 400; -1: leave it (as when the GOGC
@@ -230,19 +234,20 @@ func NewBackendClient(cfg Config) (seckill.Client, error) {
 			return nil, err
 		}
 		find = client.WithLoadBalancer(loadbalance.NewWeightedRoundRobinBalancer(), &lbcache.Options{RefreshInterval: cfg.BackendRefresh, Cacheable: true})
-		c, err := newClient(cfg.RPCTimeout, client.WithResolver(r), find)
+		c, err := newClient(cfg, client.WithResolver(r), find)
 		return c, err
 	case len(cfg.BackendAddrs) > 0:
-		return newClient(cfg.RPCTimeout, client.WithHostPorts(cfg.BackendAddrs...))
+		return newClient(cfg, client.WithHostPorts(cfg.BackendAddrs...))
 	}
 	return nil, errors.New("no backend configured: set gateway.backend_addrs or gateway.backend_service")
 }
 
-func newClient(timeout time.Duration, find ...client.Option) (seckill.Client, error) {
+func newClient(cfg Config, find ...client.Option) (seckill.Client, error) {
 	c, err := seckill.NewClient("seckill.backend", append(find,
 		client.WithTransportProtocol(transport.TTHeader),
 		client.WithMetaHandler(transmeta.ClientTTHeaderHandler),
-		client.WithRPCTimeout(timeout),
+		client.WithMiddleware(rpcauth.ClientMiddleware(cfg.RPCSecrets)),
+		client.WithRPCTimeout(cfg.RPCTimeout),
 		client.WithConnectTimeout(300*time.Millisecond),
 		client.WithLongConnection(connpool.IdleConfig{MaxIdlePerAddress: 256, MaxIdleGlobal: 1024, MaxIdleTimeout: time.Minute}),
 	)...)
@@ -288,6 +293,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	}
 	if cfg.AdminToken == cfg.JWTSecret {
 		return nil, fmt.Errorf("gateway: %s and %s must differ", SettingAdminToken, SettingJWTSecret)
+	}
+	if err := cfg.RPCSecrets.Check(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	admin, err := auth.NewAdminCheck(cfg.AdminToken)
 	if err != nil {

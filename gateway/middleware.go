@@ -12,6 +12,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 )
@@ -72,9 +73,10 @@ func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
 }
 
 // operator requires the admin token; a shopper's token is forbidden.
+// The backend calls of the request carry the operator credential from here on.
 func (g *Gateway) operator(ctx context.Context, c *app.RequestContext) {
 	if g.isOperator(c) {
-		c.Next(ctx)
+		c.Next(rpcauth.AsOperator(ctx))
 	}
 }
 
