@@ -254,7 +254,7 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
 		Publisher: pub, Tallies: redis.NewTallies(events), Changes: events, Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
 	ctl := control.NewService(res.store, events, opts.Log)
-	s.Backend = backend.NewServer(cfg.Backend, svc, ctl, opts.Log)
+	s.Backend = backend.NewServer(cfg.Backend, svc, ctl, opts.Log, opts.Registry)
 	if err := s.Backend.Start(ctx); err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func (g *Gateway) answerLimits(ctx context.Context, c *app.RequestContext, st *r
 	}
 	fleet, err := g.fleet.Fleet(ctx)
 	if err != nil {
-		g.log.Warn("read the fleet's reports", "err", err)
+		g.log.WarnContext(ctx, "read the fleet's reports", "err", err)
 	}
 	for _, r := range fleet {
 		out.Gateways = append(out.Gateways, api.GatewayLimits{Gateway: r.ID, Version: r.LimitsVersion, Share: len(fleet)})
@@ -89,9 +89,9 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	g.log.Info("rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
+	g.log.InfoContext(ctx, "rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
 	if err := g.fleet.Sync(ctx); err != nil {
-		g.log.Warn("apply the fleet's limits after a change", "err", err)
+		g.log.WarnContext(ctx, "apply the fleet's limits after a change", "err", err)
 	}
 	g.answerLimits(ctx, c, stored)
 }

@@ -106,7 +106,7 @@ func serveBackend(tb testing.TB, h rpc.Seckill) string {
 		tb.Fatal(err)
 	}
 	srv := seckill.NewServer(h, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
-		server.WithMiddleware(rpcauth.ServerMiddleware(rpcSecrets, slog.New(slog.NewTextHandler(io.Discard, nil)))))
+		server.WithMiddleware(rpcauth.ServerRequestID), server.WithMiddleware(rpcauth.ServerMiddleware(rpcSecrets, slog.New(slog.NewTextHandler(io.Discard, nil)))))
 	go srv.Run()
 	tb.Cleanup(func() { srv.Stop() })
 	return ln.Addr().String()

@@ -23,6 +23,7 @@ import (
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/internal/reqid"
 )
 
 const (
@@ -49,6 +50,7 @@ type stubBackend struct {
 	placeDelay          time.Duration   // PlaceOrder answers this late (after taking the order)
 	keys                []string        // the idempotency keys PlaceOrder saw
 	pending             map[string]bool // tickets GetTicket answers pending
+	lastRequestID       string          // the request id of the last PlaceOrder
 }
 
 // fallback puts the service's methods one level below the stub's own and the
@@ -91,11 +93,12 @@ func (s *stubBackend) GetItem(_ context.Context, req *rpc.IDReq) (*rpc.Item, err
 // unknownItems is where the stub's unknown item ids start.
 const unknownItems = 1_000_000
 
-func (s *stubBackend) PlaceOrder(_ context.Context, req *rpc.PlaceOrderReq) (*rpc.PlaceOrderResp, error) {
+func (s *stubBackend) PlaceOrder(ctx context.Context, req *rpc.PlaceOrderReq) (*rpc.PlaceOrderResp, error) {
 	s.count("PlaceOrder")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUser = req.UserId
+	s.lastRequestID = reqid.From(ctx)
 	s.keys = append(s.keys, req.IdempotencyKey)
 	if s.placeErr != nil {
 		return nil, rpcerr.ToBiz(s.placeErr)

@@ -29,6 +29,7 @@ import (
 	"github.com/cloudwego/kitex/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 
 	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway/auth"
@@ -36,6 +37,7 @@ import (
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+	"github.com/seckill/flashsale/internal/reqid"
 	"github.com/seckill/flashsale/internal/secret"
 )
 
@@ -216,6 +218,9 @@ type Main struct {
 	cancel  context.CancelFunc
 	closers []func() error
 	conns   *connLimit
+	// extraRoutes, when set (by the package's own tests), mounts routes after the API's,
+	// under the same middleware.
+	extraRoutes func(*server.Hertz)
 }
 
 // NewBackendClient returns a kitex client for the backends: TTHeader (so business
@@ -263,6 +268,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
+	deps.Log = slog.New(reqid.Handler(deps.Log.Handler())) // records logged with a request's context name it
 	_, envSet := os.LookupEnv("GOMAXPROCS")
 	if n, was := procsFor(cfg.Procs, runtime.NumCPU(), envSet), runtime.GOMAXPROCS(0); n > was {
 		runtime.GOMAXPROCS(n)
@@ -337,6 +343,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 		plugins:  deps.Plugins,
 		shared:   deps.SharedLimits,
 		keys:     deps.Keys,
+		failLog:  rate.NewLimiter(failLogRate, failLogRate),
 	}
 	gw.shed.known = gw.edge.knownActivity
 	gw.fleet = fleet.New(fleet.Options{Backend: cl, Plugins: deps.Plugins, Limiter: gw.limiter, Defaults: cfg.Limits, Bus: deps.Bus,
@@ -437,6 +444,9 @@ func (m *Main) Start(ctx context.Context) error {
 	m.h.SetClientIPFunc(func(c *app.RequestContext) string { return m.gw.clientIP(c).String() })
 	m.h.Use(fr.served)
 	m.gw.Register(m.h)
+	if m.extraRoutes != nil {
+		m.extraRoutes(m.h)
+	}
 	if err := m.serveOps(); err != nil {
 		ln.Close()
 		return err

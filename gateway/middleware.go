@@ -23,7 +23,9 @@ import (
 func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 	start := time.Now()
 	c.Next(ctx)
-	g.metrics.requests.WithLabelValues(routeLabel(c), methodLabel(string(c.Method())), strconv.Itoa(c.Response.StatusCode())).Observe(time.Since(start).Seconds())
+	status := c.Response.StatusCode()
+	g.metrics.requests.WithLabelValues(routeLabel(c), methodLabel(string(c.Method())), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	g.logFailure(ctx, c, status)
 }
 
 // stripTrusted drops trusted-context headers a client sent and sets X-Real-IP to

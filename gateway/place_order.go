@@ -219,7 +219,7 @@ func (g *Gateway) isRetry(ctx context.Context, b api.PlaceOrderRequest, user int
 	}
 	seen, err := g.keys.KeySeen(ctx, b.ActivityID, b.ItemID, user, key)
 	if err != nil {
-		g.log.Warn("look up an idempotency key; forwarding the order", "err", err)
+		g.log.WarnContext(ctx, "look up an idempotency key; forwarding the order", "err", err)
 		return true
 	}
 	return seen

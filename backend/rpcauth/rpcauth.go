@@ -134,18 +134,26 @@ func (s Secrets) roleOf(cred string) Role {
 	return None
 }
 
+// ServerRequestID puts the caller's request id (ClientMiddleware sends it), when
+// well-formed, in ctx for the logs.
+func ServerRequestID(next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, req, resp any) error {
+		if id, ok := metainfo.GetValue(ctx, keyRequestID); ok && reqid.Valid(id) {
+			ctx = reqid.With(ctx, id)
+		}
+		return next(ctx, req, resp)
+	}
+}
+
 // ServerMiddleware refuses, before any handler runs, a call without a credential or
 // with a wrong one, and an operator's call with the service credential: a business
-// error UNAUTHENTICATED that says which. It puts the caller's request id in ctx.
+// error UNAUTHENTICATED that says which.
 // Refusals are logged at most once a second (with the caller's address), so a
 // misconfigured gateway or a probe shows in the logs without flooding them.
 func ServerMiddleware(s Secrets, log *slog.Logger) endpoint.Middleware {
 	var lastLog atomic.Int64
 	return func(next endpoint.Endpoint) endpoint.Endpoint {
 		return func(ctx context.Context, req, resp any) error {
-			if id, ok := metainfo.GetValue(ctx, keyRequestID); ok && reqid.Valid(id) {
-				ctx = reqid.With(ctx, id)
-			}
 			method, from := "", ""
 			if ri := rpcinfo.GetRPCInfo(ctx); ri != nil {
 				method = ri.Invocation().MethodName()
