@@ -140,7 +140,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app.QuietFrameworks(loadLogLevel("warn"))
+	app.FrameworkLogs(app.NewLogger(config.LogConfig{Level: "warn"}, stderr), loadLogLevel("warn"))
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -312,7 +312,7 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 		cfg.Log.Level = "warn"
 	}
 	log := app.NewLogger(cfg.Log, stderr)
-	app.QuietFrameworks(loadLogLevel(cfg.Log.Level))
+	app.FrameworkLogs(log, loadLogLevel(cfg.Log.Level))
 	s, err := app.Start(ctx, cfg, app.Options{Embedded: f.embedded, Log: log})
 	if err != nil {
 		cleanup(nil)

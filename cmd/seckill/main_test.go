@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	app.QuietFrameworks("warn")
+	app.FrameworkLogs(slog.Default(), "warn")
 	os.Exit(m.Run())
 }
 

@@ -32,7 +32,7 @@ func serveCommand(name string, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := app.NewLogger(cfg.Log, stderr)
-	app.QuietFrameworks(cfg.Log.Level)
+	app.FrameworkLogs(log, cfg.Log.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, name, cfg, log); err != nil {
