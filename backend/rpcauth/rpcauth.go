@@ -48,6 +48,19 @@ type Secrets struct {
 	Operator string
 }
 
+// Format hides the values whatever the verb, so a configuration printed whole (the
+// log at start) shows none: "{Service:<redacted> Operator:<redacted>}", or "<unset>"
+// for an empty one.
+func (s Secrets) Format(f fmt.State, _ rune) {
+	show := func(v string) string {
+		if v == "" {
+			return "<unset>"
+		}
+		return "<redacted>"
+	}
+	fmt.Fprintf(f, "{Service:%s Operator:%s}", show(s.Service), show(s.Operator))
+}
+
 // Check refuses guessable secrets (internal/secret) and two equal ones.
 func (s Secrets) Check() error {
 	if err := secret.Check(SettingService, s.Service); err != nil {
@@ -115,7 +128,7 @@ func Needs(method string, req any) Role {
 	if operatorMethods[method] {
 		return Operator
 	}
-	if a, ok := req.(*rpc.SeckillListActivitiesArgs); ok && a.GetReq().GetIncludeAll() {
+	if a, ok := req.(*rpc.SeckillListActivitiesArgs); ok && a.Req != nil && a.Req.IncludeAll {
 		return Operator
 	}
 	return Service
