@@ -252,9 +252,11 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 	}
 	events := redis.NewEvents(res.rdb, cfg.Fleet)
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
-		Publisher: pub, Tallies: redis.NewTallies(events), Changes: events, Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
+		Publisher: pub, Tallies: redis.NewTallies(events), Changes: events, Leases: redis.NewLeases(res.rdb), Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log}, sale.Config{})
 	ctl := control.NewService(res.store, events, opts.Log)
-	s.Backend = backend.NewServer(cfg.Backend, svc, ctl, opts.Log, opts.Registry)
+	bcfg := cfg.Backend
+	bcfg.Lease = "duties:" + cfg.Fleet
+	s.Backend = backend.NewServer(bcfg, svc, ctl, opts.Log, opts.Registry)
 	if err := s.Backend.Start(ctx); err != nil {
 		return err
 	}

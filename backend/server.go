@@ -35,6 +35,10 @@ type Config struct {
 	ReconcileInterval time.Duration `yaml:"reconcile_interval"` // 0: 10s; negative: off
 	UnpaidTimeout     time.Duration `yaml:"unpaid_timeout"`     // 0: unpaid orders never expire
 	StaleTicket       time.Duration `yaml:"stale_ticket"`       // in flight this long: the reconciler ends it
+	StaleSyncTicket   time.Duration `yaml:"stale_sync_ticket"`  // the same for sync sales
+	RepublishAfter    time.Duration `yaml:"republish_after"`    // a queued ticket in flight this long is sent again, once
+	LeaseTTL          time.Duration `yaml:"lease_ttl"`          // the background duties' lease; 0: 10s
+	Lease             string        `yaml:"-"`                  // the lease's name (the fleet's)
 	// RPCSecret is the service credential every kitex call must carry (gateways
 	// send it); RPCOperatorSecret the one operators' calls must carry (gateways send
 	// it only after checking the admin token). See backend/rpcauth. Never logged.
@@ -149,7 +153,8 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.Warn("not following the fleet's activity changes", "err", err)
 	}
 	if s.cfg.ReconcileInterval >= 0 {
-		go s.svc.Run(bg, s.cfg.ReconcileInterval, sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket}, s.cfg.UnpaidTimeout)
+		go s.svc.Run(bg, sale.Duties{Interval: s.cfg.ReconcileInterval, Reconcile: sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket, StaleSync: s.cfg.StaleSyncTicket, Republish: s.cfg.RepublishAfter},
+			UnpaidTimeout: s.cfg.UnpaidTimeout, Lease: s.cfg.Lease, LeaseTTL: s.cfg.LeaseTTL, Holder: "backend@" + s.addr.String()})
 	}
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Run() }()

@@ -57,6 +57,9 @@ var rows = []row{
 	{key: "backend.reconcile_interval", unset: "10s", help: "how often the reconciler compares Redis with MySQL; negative: never"},
 	{key: "backend.unpaid_timeout", help: "orders left unpaid this long expire and their stock returns; 0: never"},
 	{key: "backend.stale_ticket", unset: "15m", help: "a ticket in flight this long is ended by the reconciler"},
+	{key: "backend.republish_after", unset: "30s", help: "a queued sale's ticket in flight this long is sent to the queue again, once (its backend may have died before sending it); the worker writes it once"},
+	{key: "backend.stale_sync_ticket", unset: "30s", help: "the same for sync sales, whose orders are written within the request: a ticket in flight longer was left by a backend that died mid-order"},
+	{key: "backend.lease_ttl", unset: "10s", help: "life of the lease under which one backend of the fleet runs the reconciler, rebalancer and expiry; another takes over within it plus a third"},
 	{key: "backend.rpc_secret", help: "the service credential every kitex call to the backend carries (gateways send it; backends require it): at least 32 random bytes; needed by backends and gateways alike; generated per process when gateway and backend run in one (seckill all)", hide: blank},
 	{key: "backend.rpc_operator_secret", help: "the credential operators' kitex calls carry (gateways send it only after checking the admin token): at least 32 random bytes, not backend.rpc_secret", hide: blank},
 

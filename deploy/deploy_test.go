@@ -921,6 +921,7 @@ func TestFleet(t *testing.T) {
 	start := time.Now()
 
 	id := testenv.ID()
+	jwt, admin := testenv.ID()+testenv.ID()+testenv.ID()+testenv.ID(), testenv.ID()+testenv.ID()+testenv.ID()+testenv.ID()
 	lb := freeBlock(t, 2, 2, 1)
 	state := t.TempDir()
 	env := append(slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "SECKILL_") }),
@@ -930,7 +931,8 @@ func TestFleet(t *testing.T) {
 		"SECKILL_MYSQL_DSN="+db.DSN, "SECKILL_REDIS_ADDR="+testenv.RedisAddr(),
 		"SECKILL_ROCKETMQ_NAMESRV="+strings.Join(testenv.NameServers(), ","),
 		// Its own consumer group and tag: the fleet's workers never take other tests' messages.
-		"SECKILL_ROCKETMQ_TOPIC="+testenv.TestTopic(), "SECKILL_ROCKETMQ_GROUP=g_fleet_"+id, "SECKILL_ROCKETMQ_TAG=fleet_"+id)
+		"SECKILL_ROCKETMQ_TOPIC="+testenv.TestTopic(), "SECKILL_ROCKETMQ_GROUP=g_fleet_"+id, "SECKILL_ROCKETMQ_TAG=fleet_"+id,
+		"SECKILL_FLEET=deploytest-"+id, "SECKILL_JWT_SECRET="+jwt, "SECKILL_ADMIN_TOKEN="+admin)
 	fleet := func(arg string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
@@ -1010,6 +1012,16 @@ func TestFleet(t *testing.T) {
 	resp.Body.Close()
 	if up != 2 {
 		t.Errorf("HAProxy has %d gateways UP, want 2", up)
+	}
+
+	// The bench through HAProxy: each strategy sells out over both gateways and both
+	// backends, and every invariant holds.
+	benchCmd := exec.Command(bin, "bench", "-url", url, "-admin-token", admin, "-jwt-secret", jwt, "-mysql-dsn", db.DSN,
+		"-scenario", "hot", "-strategy", "sync,async,bucket", "-attempts", "1500", "-stock", "150", "-users", "1000",
+		"-baselines=false", "-quiet", "-out", t.TempDir())
+	benchCmd.Env = env
+	if out, err := benchCmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("all hold")) {
+		t.Errorf("bench through the fleet: %v\n%s", err, out)
 	}
 
 	// A second start only checks.

@@ -90,7 +90,7 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	g.log.InfoContext(ctx, "rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
-	if err := g.fleet.Sync(ctx); err != nil {
+	if err := g.fleet.SyncLimits(ctx); err != nil {
 		g.log.WarnContext(ctx, "apply the fleet's limits after a change", "err", err)
 	}
 	g.answerLimits(ctx, c, stored)

@@ -51,14 +51,15 @@ func pluginOut(i wasm.Info) api.Plugin {
 		TimeoutMS:        i.Timeout.Milliseconds(),
 		MemoryLimitPages: i.MemoryLimitPages,
 		PoolSize:         i.PoolSize,
+		PoolMax:          i.PoolMax,
 		RequestOnly:      i.RequestOnly,
 		LoadedAt:         i.LoadedAt.UTC(),
 		Counters: api.PluginCounters{
 			Calls: s.Calls, Admitted: s.Admitted, Rejections: s.Rejections,
 			Errors: s.Errors, Timeouts: s.Timeouts,
 			InstancesCreated: s.InstancesCreated, InstancesDiscarded: s.InstancesDiscarded,
-			InstancesLive: s.InstancesLive,
-			LatencySumMS:  ms(s.LatencySum), LatencyP50MS: ms(s.LatencyP50), LatencyP99MS: ms(s.LatencyP99),
+			InstancesLive: s.InstancesLive, PoolExhausted: s.PoolExhausted,
+			LatencySumMS: ms(s.LatencySum), LatencyP50MS: ms(s.LatencyP50), LatencyP99MS: ms(s.LatencyP99),
 		},
 	}
 }
@@ -176,7 +177,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 		Config: string(req.Config), FailPolicy: string(spec.FailPolicy), TimeoutMs: req.TimeoutMS, MemoryLimitPages: int32(req.MemoryLimitPages),
 		PoolSize: int32(req.PoolSize), UpdatedBy: g.operatorOf(c)}}, controlCall)
 	if err = rpcerr.FromRPCChange(err); err != nil {
-		g.fleet.Sync(ctx) // back to what the fleet stores
+		g.fleet.SyncChain(ctx) // back to what the fleet stores
 		if wasmBytes == nil && domain.IsCode(err, domain.ENotFound) {
 			fail(c, domain.EBadRequest, "wasm_base64 is required: plugin "+name+" is not loaded")
 			return
@@ -192,7 +193,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 
 // answerPlugin applies the fleet's chain here and answers with p as stored.
 func (g *Gateway) answerPlugin(ctx context.Context, c *app.RequestContext, p *rpc.PluginSpec) {
-	if err := g.fleet.Sync(ctx); err != nil {
+	if err := g.fleet.SyncChain(ctx); err != nil {
 		g.log.WarnContext(ctx, "apply the fleet's chain after a change", "err", err)
 	}
 	fleet, _ := g.fleet.Fleet(ctx)
@@ -299,7 +300,7 @@ func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	if err := g.fleet.Sync(ctx); err != nil {
+	if err := g.fleet.SyncChain(ctx); err != nil {
 		g.log.WarnContext(ctx, "apply the fleet's chain after a change", "err", err)
 	}
 	c.Status(http.StatusNoContent)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,7 +152,10 @@ func TestHotSwapUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !stop.Load() {
+			// A request handler yields, as one waiting on the network does:
+			// workers that never do keep each P for a 10ms slice and leave
+			// the swap's goroutines queued behind all of them.
+			for ; !stop.Load(); runtime.Gosched() {
 				w := ut.PerformRequest(e, http.MethodPost, "/api/v1/orders", nil)
 				total.Add(1)
 				if w.Code != 201 {

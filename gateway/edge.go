@@ -42,6 +42,10 @@ type edgeCache struct {
 	items *lookups[*rpc.Item]
 	list  listCache
 
+	changedMu   sync.Mutex
+	changed     map[int64]time.Time // activities announced changed in the last seconds
+	lastChanged time.Time           // the last announcement of any
+
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
 
@@ -65,10 +69,10 @@ func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *
 	}
 	e := &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
 		soldOut: map[[2]int64]time.Time{}, forwarded: fw}
-	e.acts = newLookups("activity", ttl, nullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Activity, error) {
+	e.acts = newLookups("activity", ttl, e.activityNullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Activity, error) {
 		return e.client.GetActivity(ctx, &rpc.IDReq{Id: id})
 	})
-	e.items = newLookups("item", ttl, nullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Item, error) {
+	e.items = newLookups("item", ttl, e.itemNullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Item, error) {
 		return e.client.GetItem(ctx, &rpc.IDReq{Id: id})
 	})
 	return e
@@ -113,15 +117,16 @@ func (e *edgeCache) activities(ctx context.Context) ([]*rpc.Activity, error) {
 func (e *edgeCache) knownActivity(id int64) bool { return e.acts.known(id) }
 
 // lookups caches one kind of catalog entry by id: the backend's answers for ttl in
-// one LRU, the ids it does not know for nullTTL in another (see edgeCache). One call
-// per id is in flight at a time.
+// one LRU, the ids it does not know for nullTTL(id) in another (see edgeCache). One
+// call per id is in flight at a time.
 type lookups[V any] struct {
-	what         string
-	ttl, nullTTL time.Duration
-	load         func(context.Context, int64) (V, error)
-	found        *lru.Cache[int64, fresh[V]]
-	missing      *lru.Cache[int64, time.Time] // id -> until when it is unknown
-	sf           singleflight.Group
+	what    string
+	ttl     time.Duration
+	nullTTL func(id int64) time.Duration
+	load    func(context.Context, int64) (V, error)
+	found   *lru.Cache[int64, fresh[V]]
+	missing *lru.Cache[int64, time.Time] // id -> until when it is unknown
+	sf      singleflight.Group
 }
 
 // fresh is a cached value and until when it is.
@@ -131,7 +136,8 @@ type fresh[V any] struct {
 }
 
 // newLookups keeps up to known entries the backend answered and unknown null objects.
-func newLookups[V any](what string, ttl, nullTTL time.Duration, known, unknown int, load func(context.Context, int64) (V, error)) *lookups[V] {
+func newLookups[V any](what string, ttl time.Duration, nullTTL func(int64) time.Duration, known, unknown int,
+	load func(context.Context, int64) (V, error)) *lookups[V] {
 	found, err := lru.New[int64, fresh[V]](known)
 	if err != nil {
 		panic(err) // only for a non-positive size
@@ -162,7 +168,7 @@ func (l *lookups[V]) get(ctx context.Context, id int64) (V, bool, error) {
 		switch err = rpcerr.FromRPC(err); {
 		case domain.IsCode(err, domain.ENotFound):
 			l.found.Remove(id)
-			l.missing.Add(id, time.Now().Add(l.nullTTL))
+			l.missing.Add(id, time.Now().Add(l.nullTTL(id)))
 			return nil, err
 		case err != nil:
 			return nil, err
@@ -236,14 +242,68 @@ func (c *listCache) forget() {
 	c.mu.Unlock()
 }
 
-// forget drops an activity, its items and the list, and every null object (an
-// operator changed, made or published an activity, whose ids may have been unknown).
-func (e *edgeCache) forget(id int64) {
+// changedWindow is how long after an activity's change announcement a backend may
+// still answer from its older copy (its local cache's life, and some).
+const changedWindow = 3 * time.Second
+
+// changedNullTTL is how long a null object is kept within changedWindow of a change:
+// a backend may still answer from its copy of before the change.
+const changedNullTTL = 100 * time.Millisecond
+
+// activityNullTTL is how long the activity id's unknown answer is kept: nullTTL, or briefly
+// just after the activity was announced changed (created or published).
+func (e *edgeCache) activityNullTTL(id int64) time.Duration {
+	e.changedMu.Lock()
+	at, ok := e.changed[id]
+	e.changedMu.Unlock()
+	if ok && time.Since(at) < changedWindow {
+		return changedNullTTL
+	}
+	return e.nullTTL
+}
+
+// itemNullTTL is the same for items, whose activity an unknown id does not tell: just
+// after any activity changed, briefly.
+func (e *edgeCache) itemNullTTL(int64) time.Duration {
+	e.changedMu.Lock()
+	at := e.lastChanged
+	e.changedMu.Unlock()
+	if time.Since(at) < changedWindow {
+		return changedNullTTL
+	}
+	return e.nullTTL
+}
+
+// dropCatalog drops an activity, its items and the list, and every null object (the
+// activity changed, or was made or published, so ids unknown so far may be known now),
+// and keeps the null objects of the next moments short.
+func (e *edgeCache) dropCatalog(id int64) {
+	now := time.Now()
+	e.changedMu.Lock()
+	if e.changed == nil {
+		e.changed = map[int64]time.Time{}
+	}
+	for k, at := range e.changed { // announcements come from operators: a few entries
+		if now.Sub(at) > changedWindow {
+			delete(e.changed, k)
+		}
+	}
+	e.changed[id], e.lastChanged = now, now
+	e.changedMu.Unlock()
 	e.acts.forget(id)
 	e.acts.forgetUnknown()
 	e.items.forgetIf(func(it *rpc.Item) bool { return it.ActivityId == id })
 	e.items.forgetUnknown()
 	e.list.forget()
+}
+
+// dropActivity drops what the cache holds of an activity another process changed.
+func (e *edgeCache) dropActivity(id int64) { e.dropCatalog(id) }
+
+// forget drops what the cache holds of an activity, and its sold-out flags (an
+// operator changed it through this gateway).
+func (e *edgeCache) forget(id int64) {
+	e.dropCatalog(id)
 	e.soldMu.Lock()
 	for k := range e.soldOut {
 		if k[0] == id {
@@ -292,8 +352,9 @@ func (e *edgeCache) onStock(_ string, f []string) {
 		// The copy is dropped now, and again shortly: a read racing the
 		// announcement may have fetched the old copy from a backend that had not
 		// yet heard of it.
-		e.forget(a)
-		time.AfterFunc(150*time.Millisecond, func() { e.forget(a) })
+		// Its sold-out flags stay: they follow the stock's own announcements.
+		e.dropActivity(a)
+		time.AfterFunc(150*time.Millisecond, func() { e.dropActivity(a) })
 	}
 }
 

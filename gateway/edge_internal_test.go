@@ -14,7 +14,7 @@ import (
 // "clear everything"), and the LRU holds no more than its room.
 func TestLookupsEvictOnlyTheirKind(t *testing.T) {
 	loads := map[int64]int{}
-	l := newLookups("item", time.Minute, time.Minute, 3, 5, func(_ context.Context, id int64) (int64, error) {
+	l := newLookups("item", time.Minute, func(int64) time.Duration { return time.Minute }, 3, 5, func(_ context.Context, id int64) (int64, error) {
 		loads[id]++
 		if id >= 100 {
 			return 0, rpcerr.ToBiz(domain.Errorf(domain.ENotFound, "item %d not found", id))

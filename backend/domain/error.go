@@ -36,6 +36,11 @@ const (
 // answer "nothing was taken".
 var ErrOutcomeUnknown = errors.New("outcome unknown")
 
+// ErrFenced refuses a background duty's write made under a lease that another holder
+// has taken since (its fencing token is lower than one the data has seen): the duty
+// stops and leaves the work to the new holder.
+var ErrFenced = errors.New("fenced: a newer holder of the lease has written here")
+
 // Error is the domain's coded error. Message is meant for the person on the other end.
 type Error struct {
 	Code    string

@@ -78,6 +78,9 @@ type OrderStore interface {
 	Counts(ctx context.Context, itemID int64) (ItemCounts, error)
 	// Buyers returns the units each user holds of an item.
 	Buyers(ctx context.Context, itemID int64) (map[int64]int64, error)
+	// KeyTickets returns the idempotency keys an item's orders hold (ended ones too;
+	// void marks hold none), each with its order's ticket.
+	KeyTickets(ctx context.Context, itemID int64) ([]KeyTicket, error)
 	// Stock returns an item's stock rows by bucket.
 	Stock(ctx context.Context, itemID int64) ([]StockRow, error)
 	// AddStock adds delta units (negative: takes them, refused with sold_out past
@@ -100,8 +103,10 @@ type StockLedger interface {
 	// limit, and the stock: from the home bucket when it holds the whole quantity,
 	// else from the next bucket that does, else from several buckets in turn (Parts).
 	// Refusals: sold_out (no unit left at all), insufficient_stock (fewer left than
-	// asked), limit_exceeded, not_started, ended, not_found, bad_request;
-	// ErrNotLoaded when the ledger holds nothing of the item.
+	// asked), limit_exceeded, not_started, ended, not_found, bad_request, conflict
+	// when the ticket has a result already (Settle ended it before this call ran: a
+	// caller whose call failed in doubt ended it, and the call landed later), nothing
+	// taken; ErrNotLoaded when the ledger holds nothing of the item.
 	Deduct(ctx context.Context, d Deduction) (Deducted, error)
 	// Settle ends an in-flight ticket with its result. A failed ticket gives back its
 	// stock (unless the reason is sold_out: the order store had fewer units than the
@@ -119,7 +124,8 @@ type StockLedger interface {
 	// flight, not_found otherwise (unknown, expired, or another user's).
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
-	// overwrite is set; buyer records are added only where missing.
+	// overwrite is set; buyer records and idempotency records (s.Keys: a request
+	// with one of them replays its order's ticket) are added only where missing.
 	Warm(ctx context.Context, s SaleState, overwrite bool) error
 	// SetState changes the sale state (published, offline) of a loaded item.
 	SetState(ctx context.Context, activityID, itemID int64, st State) error
@@ -129,12 +135,18 @@ type StockLedger interface {
 	// would go below zero, ErrNotLoaded when the item is not loaded.
 	Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error)
 	// Take removes up to n units from a bucket and returns how many it removed.
-	Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error)
+	// A background duty passes its lease's fencing token (0: none, an operator's
+	// call): a token lower than one the item has seen is refused with ErrFenced.
+	Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error)
 	// Reset sets a bucket counter to want if it still holds was; it reports whether
-	// it did.
-	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error)
+	// it did. fence as for Take.
+	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error)
 	// State reads an item's counters and in-flight tickets over buckets buckets.
 	State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error)
+	// Mark records that what was done to an in-flight ticket (the reconciler's
+	// republish); first is false when it was recorded before. Marks outlive their
+	// tickets by a day at most.
+	Mark(ctx context.Context, activityID, itemID int64, ticket, what string) (first bool, err error)
 	// InFlight lists an item's in-flight tickets.
 	InFlight(ctx context.Context, activityID, itemID int64) ([]Flight, error)
 	// Available sums an item's bucket counters; loaded is false when the ledger holds
@@ -163,4 +175,15 @@ type Cache interface {
 	PutLocked(ctx context.Context, key, token string, version int64, val []byte, ttl time.Duration) (bool, error)
 	// Unlock frees the lock of key if token still holds it.
 	Unlock(ctx context.Context, key, token string) error
+}
+
+// Leases give the fleet's one-at-a-time duties (the reconciler, the rebalancer, the
+// expiry of unpaid orders) to one process at a time.
+type Leases interface {
+	// Hold takes the lease name for holder, or renews it when holder has it, for ttl.
+	// token is the lease's fencing token, which grows with every new holder and stays
+	// the same across renewals; held is false (token 0) while another holds it.
+	Hold(ctx context.Context, name, holder string, ttl time.Duration) (token int64, held bool, err error)
+	// Release gives the lease up at once if holder has it.
+	Release(ctx context.Context, name, holder string) error
 }

@@ -36,11 +36,23 @@ type SaleState struct {
 	PerUserLimit       int
 	BucketStock        []int64         // available units per bucket, the order store's view
 	Buyers             map[int64]int64 // units held per user, from the order store
+	Keys               []KeyTicket     // the idempotency keys orders hold, from the order store
+}
+
+// KeyTicket is a shopper's idempotency key and the ticket of the order that holds it.
+type KeyTicket struct {
+	UserID      int64
+	Key, Ticket string
 }
 
 // ItemState is a snapshot of an item's state in the stock ledger.
 type ItemState struct {
-	Loaded      bool
+	Loaded bool
+	// The sale as the ledger runs it (when loaded): its state, window and limit.
+	State        State
+	Start, End   time.Time
+	PerUserLimit int
+
 	BucketStock []int64
 	InFlight    int64   // units pre-deducted but not yet settled
 	InFlightBy  []int64 // the same, by bucket
@@ -63,13 +75,14 @@ type Flight struct {
 	Quantity   int
 	Parts      []Part // where its units came from
 	AdmittedAt time.Time
+	IdemKey    string // the shopper's idempotency key, if any
 }
 
 // Request is the order request the flight stands for, as far as the ledger knows it
-// (enough to void its ticket).
+// (enough to void its ticket, or with its amount to send it again).
 func (f Flight) Request(activityID, itemID int64) OrderRequest {
 	r := OrderRequest{Ticket: f.Ticket, UserID: f.UserID, ActivityID: activityID, ItemID: itemID, Quantity: f.Quantity,
-		AdmittedAt: f.AdmittedAt.UnixMilli()}
+		AdmittedAt: f.AdmittedAt.UnixMilli(), IdemKey: f.IdemKey}
 	if len(f.Parts) > 0 {
 		r.Bucket = f.Parts[0].Bucket
 	}

@@ -48,3 +48,7 @@ func TestCacheContract(t *testing.T) {
 		return domaintest.Cache{Cache: redis.NewCache(rdb), Clock: domaintest.RealClock}
 	})
 }
+
+func TestLeasesContract(t *testing.T) {
+	domaintest.TestLeases(t, redis.NewLeases(mustStartRedis(t)), time.Sleep)
+}

@@ -46,3 +46,8 @@ func TestCacheContract(t *testing.T) {
 		return domaintest.Cache{Cache: inmem.NewCache(opt), Clock: c}
 	})
 }
+
+func TestLeasesContract(t *testing.T) {
+	c, opt := clock()
+	domaintest.TestLeases(t, inmem.NewLeases(opt), c.Sleep)
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +41,7 @@ type ledgerItem struct {
 	stock    map[int]int64
 	buyers   map[int64]int64
 	idem     map[string]string // "<user>:<key>" -> ticket
+	marks    map[string]bool   // "<ticket>:<what>"
 	inflight map[string]flight
 	released map[string]bool // tickets of orders whose stock was released
 	results  map[string]result
@@ -105,6 +107,9 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 	state, ok := it.meta["state"]
 	if !ok {
 		return domain.Deducted{}, domain.ErrNotLoaded
+	}
+	if _, decided := l.getResult(it, d.Ticket); decided {
+		return domain.Deducted{}, domain.Errorf(domain.EConflict, "ticket %s was ended before its deduction ran", d.Ticket)
 	}
 	idem := ""
 	if d.IdempotencyKey != "" {
@@ -321,6 +326,12 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 			it.buyers[u] = n
 		}
 	}
+	for _, k := range s.Keys {
+		f := strconv.FormatInt(k.UserID, 10) + ":" + k.Key
+		if _, ok := it.idem[f]; !ok {
+			it.idem[f] = k.Ticket
+		}
+	}
 	return nil
 }
 
@@ -361,12 +372,18 @@ func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int,
 }
 
 // Take removes up to n units from a bucket and returns how many it removed (take.lua).
-func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
+func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
+	if it.meta == nil {
+		return 0, nil
+	}
+	if !it.fencedOK(fence) {
+		return 0, fmt.Errorf("take from item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
+	}
 	got := min(it.stock[bucket], n)
-	if got <= 0 || it.meta == nil {
+	if got <= 0 {
 		return 0, nil
 	}
 	it.stock[bucket] -= got
@@ -374,15 +391,35 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 }
 
 // Reset sets a bucket counter to want if it still holds was (reset.lua).
-func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error) {
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	if it.meta == nil || it.stock[bucket] != was {
+	if it.meta == nil {
+		return false, nil
+	}
+	if !it.fencedOK(fence) {
+		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
+	}
+	if it.stock[bucket] != was {
 		return false, nil
 	}
 	it.stock[bucket] = want
 	return true, nil
+}
+
+// fencedOK is fence.lua's check: a token above 0 lower than the highest the item has
+// seen is refused; a higher one is remembered.
+func (it *ledgerItem) fencedOK(token int64) bool {
+	if token <= 0 {
+		return true
+	}
+	seen, _ := strconv.ParseInt(it.meta["fence"], 10, 64)
+	if token < seen {
+		return false
+	}
+	it.meta["fence"] = strconv.FormatInt(token, 10)
+	return true
 }
 
 // errNoBuckets is what Redis answers an MGET of no keys.
@@ -397,6 +434,12 @@ func (l *Ledger) State(_ context.Context, activityID, itemID int64, buckets int)
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
 	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	if st.Loaded {
+		start, _ := strconv.ParseInt(it.meta["start"], 10, 64)
+		end, _ := strconv.ParseInt(it.meta["end"], 10, 64)
+		limit, _ := strconv.Atoi(it.meta["limit"])
+		st.State, st.Start, st.End, st.PerUserLimit = domain.State(it.meta["state"]), time.UnixMilli(start), time.UnixMilli(end), limit
+	}
 	for b := range st.BucketStock {
 		st.BucketStock[b] = it.stock[b]
 	}
@@ -419,9 +462,26 @@ func (l *Ledger) InFlight(_ context.Context, activityID, itemID int64) ([]domain
 	fl := l.item(activityID, itemID).inflight
 	out := make([]domain.Flight, 0, len(fl))
 	for t, f := range fl {
-		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: int(f.qty), Parts: slices.Clone(f.parts), AdmittedAt: time.UnixMilli(f.admittedMS)})
+		_, key, _ := strings.Cut(f.idem, ":")
+		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: int(f.qty), Parts: slices.Clone(f.parts), AdmittedAt: time.UnixMilli(f.admittedMS), IdemKey: key})
 	}
 	return out, nil
+}
+
+// Mark records what was done to an in-flight ticket, once.
+func (l *Ledger) Mark(_ context.Context, activityID, itemID int64, ticket, what string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	if it.marks == nil {
+		it.marks = map[string]bool{}
+	}
+	k := ticket + ":" + what
+	if it.marks[k] {
+		return false, nil
+	}
+	it.marks[k] = true
+	return true, nil
 }
 
 // Available sums an item's bucket counters; loaded is false when the item has no meta

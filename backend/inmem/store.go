@@ -267,6 +267,19 @@ func (s *Store) Buyers(_ context.Context, itemID int64) (map[int64]int64, error)
 	return out, nil
 }
 
+// KeyTickets returns the idempotency keys an item's orders hold, with their tickets.
+func (s *Store) KeyTickets(_ context.Context, itemID int64) ([]domain.KeyTicket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.KeyTicket
+	for _, o := range s.orders {
+		if o.ItemID == itemID && o.IdemKey != "" && o.Status != domain.OrderVoid {
+			out = append(out, domain.KeyTicket{UserID: o.UserID, Key: o.IdemKey, Ticket: o.Ticket})
+		}
+	}
+	return out, nil
+}
+
 // Counts returns the live orders and units of an item, from its buyers' rows.
 func (s *Store) Counts(_ context.Context, itemID int64) (domain.ItemCounts, error) {
 	s.mu.Lock()

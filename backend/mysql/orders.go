@@ -333,6 +333,29 @@ func (s *Store) PayOrder(ctx context.Context, userID, id int64) (domain.Order, e
 	return o, nil
 }
 
+// KeyTickets returns the idempotency keys an item's orders hold, with their tickets.
+// Every order has its buyer's purchases row, so the orders are found through the
+// buyers (the purchases key, then the orders' key on user, item and idempotency key)
+// rather than by scanning orders, which have no index on the item.
+func (s *Store) KeyTickets(ctx context.Context, itemID int64) ([]domain.KeyTicket, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT o.user_id, o.idem_key, o.ticket FROM purchases p
+		JOIN orders o ON o.user_id = p.user_id AND o.item_id = p.item_id
+		WHERE p.item_id = ? AND o.idem_key IS NOT NULL`, itemID)
+	if err != nil {
+		return nil, fmt.Errorf("read idempotency keys of item %d: %w", itemID, err)
+	}
+	defer rows.Close()
+	var out []domain.KeyTicket
+	for rows.Next() {
+		var k domain.KeyTicket
+		if err := rows.Scan(&k.UserID, &k.Key, &k.Ticket); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
 // Buyers returns the units each user holds of an item.
 func (s *Store) Buyers(ctx context.Context, itemID int64) (map[int64]int64, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT user_id, units FROM purchases WHERE item_id = ? AND units > 0`, itemID)

@@ -36,3 +36,9 @@ func TestCacheContract(t *testing.T) {
 		})
 	}
 }
+
+func TestLeasesContract(t *testing.T) {
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) { domaintest.TestLeases(t, redis.NewLeases(rdb), time.Sleep) })
+	}
+}

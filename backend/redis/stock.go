@@ -28,6 +28,8 @@ var (
 	warmLua string
 	//go:embed lua/adjust.lua
 	adjustLua string
+	//go:embed lua/fence.lua
+	fenceLua string
 	//go:embed lua/reset.lua
 	resetLua string
 	//go:embed lua/take.lua
@@ -44,8 +46,8 @@ var (
 	releaseScript = goredis.NewScript(partsLua + releaseLua)
 	warmScript    = goredis.NewScript(warmLua)
 	adjustScript  = goredis.NewScript(partsLua + adjustLua)
-	resetScript   = goredis.NewScript(resetLua)
-	takeScript    = goredis.NewScript(takeLua)
+	resetScript   = goredis.NewScript(fenceLua + resetLua)
+	takeScript    = goredis.NewScript(fenceLua + takeLua)
 	ticketScript  = goredis.NewScript(ticketLua)
 	setMetaScript = goredis.NewScript(setMetaLua)
 
@@ -90,7 +92,8 @@ func (s *Stock) Load(ctx context.Context) error {
 
 // Deduct runs the pre-deduction script for one request. A refusal comes back as a
 // *domain.Error (sold_out, insufficient_stock, limit_exceeded, not_started, ended,
-// not_found, bad_request); domain.ErrNotLoaded when Redis has no state for the item.
+// not_found, bad_request, conflict for a ticket ended before); domain.ErrNotLoaded
+// when Redis has no state for the item.
 func (s *Stock) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {
 	out, errs, err := s.DeductBatch(ctx, []domain.Deduction{d})
 	if err != nil {
@@ -108,7 +111,12 @@ func (s *Stock) DeductBatch(ctx context.Context, ds []domain.Deduction) (out []d
 	}
 	d0 := ds[0]
 	k := keysFor(d0.ActivityID, d0.ItemID)
-	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.inflight()}, k.buckets(max(d0.Buckets, 1))...)
+	keys := make([]string, 0, 4+len(ds)+max(d0.Buckets, 1))
+	keys = append(keys, k.meta(), k.buyers(), k.idem(), k.inflight())
+	for _, d := range ds {
+		keys = append(keys, k.result(d.Ticket))
+	}
+	keys = append(keys, k.buckets(max(d0.Buckets, 1))...)
 	args := make([]any, 0, 1+5*len(ds))
 	args = append(args, len(ds))
 	for _, d := range ds {
@@ -172,6 +180,8 @@ func deducted(d domain.Deduction, code int64, val string) (domain.Deducted, erro
 		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
 	case 9:
 		return domain.Deducted{}, domain.Errorf(domain.EInsufficientStock, "item %d has fewer than %d units left", d.ItemID, d.Quantity)
+	case 10:
+		return domain.Deducted{}, domain.Errorf(domain.EConflict, "ticket %s was ended before its deduction ran", d.Ticket)
 	}
 	return domain.Deducted{}, fmt.Errorf("deduct item %d: unexpected script result %d %q", d.ItemID, code, val)
 }
@@ -340,6 +350,7 @@ type inflight struct {
 	qty      int
 	parts    []domain.Part
 	admitted time.Time
+	idemKey  string // the shopper's key, without "<user>:"
 }
 
 func parseInflight(v string) (inflight, error) {
@@ -360,24 +371,29 @@ func parseInflight(v string) (inflight, error) {
 	if err := errors.Join(e1, e2, e3, e4); err != nil {
 		return inflight{}, fmt.Errorf("malformed in-flight record %q: %w", v, err)
 	}
-	return inflight{user: u, qty: q, parts: parts, admitted: time.UnixMilli(ms)}, nil
+	_, key, _ := strings.Cut(p[4], ":")
+	return inflight{user: u, qty: q, parts: parts, admitted: time.UnixMilli(ms), idemKey: key}, nil
 }
 
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
-// set; buyer records are added only where missing.
+// set; buyer and idempotency records are added only where missing.
 func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool) error {
 	k := keysFor(sale.ActivityID, sale.ItemID)
-	keys := append([]string{k.meta(), k.buyers()}, k.buckets(len(sale.BucketStock))...)
+	keys := append([]string{k.meta(), k.buyers(), k.idem()}, k.buckets(len(sale.BucketStock))...)
 	ow := "0"
 	if overwrite {
 		ow = "1"
 	}
-	args := []any{string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow}
+	args := make([]any, 0, 7+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
+	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
 	for u, n := range sale.Buyers {
 		args = append(args, u, n)
+	}
+	for _, kt := range sale.Keys {
+		args = append(args, idemField(kt.UserID, kt.Key), kt.Ticket)
 	}
 	if err := warmScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)
@@ -415,13 +431,19 @@ func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int
 func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int) (domain.ItemState, error) {
 	k := keysFor(activityID, itemID)
 	pipe := s.rdb.Pipeline()
-	exists := pipe.Exists(ctx, k.meta())
+	meta := pipe.HMGet(ctx, k.meta(), "state", "start", "end", "limit")
 	stock := pipe.MGet(ctx, k.buckets(buckets)...)
 	fl := pipe.HVals(ctx, k.inflight())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return domain.ItemState{}, fmt.Errorf("read state of item %d: %w", itemID, err)
 	}
-	st := domain.ItemState{Loaded: exists.Val() == 1, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	st := domain.ItemState{BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	if m := meta.Val(); len(m) == 4 && m[0] != nil {
+		st.Loaded = true
+		st.State = domain.State(fmt.Sprint(m[0]))
+		st.Start, st.End = time.UnixMilli(metaInt(m[1])), time.UnixMilli(metaInt(m[2]))
+		st.PerUserLimit = int(metaInt(m[3]))
+	}
 	for i, v := range stock.Val() {
 		if sv, ok := v.(string); ok {
 			st.BucketStock[i], _ = strconv.ParseInt(sv, 10, 64)
@@ -443,6 +465,13 @@ func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int
 	return st, nil
 }
 
+// metaInt reads a numeric field of an HMGET answer (0 when missing).
+func metaInt(v any) int64 {
+	s, _ := v.(string)
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
 // InFlight lists the tickets of an item that are pre-deducted but not settled.
 func (s *Stock) InFlight(ctx context.Context, activityID, itemID int64) ([]domain.Flight, error) {
 	all, err := s.rdb.HGetAll(ctx, keysFor(activityID, itemID).inflight()).Result()
@@ -455,18 +484,34 @@ func (s *Stock) InFlight(ctx context.Context, activityID, itemID int64) ([]domai
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: f.qty, Parts: f.parts, AdmittedAt: f.admitted})
+		out = append(out, domain.Flight{Ticket: t, UserID: f.user, Quantity: f.qty, Parts: f.parts, AdmittedAt: f.admitted, IdemKey: f.idemKey})
 	}
 	return out, nil
 }
 
+// Mark records what was done to an in-flight ticket, once (a hash per item, in its
+// slot, kept a day after its last mark).
+func (s *Stock) Mark(ctx context.Context, activityID, itemID int64, ticket, what string) (bool, error) {
+	k := keysFor(activityID, itemID).marks()
+	pipe := s.rdb.TxPipeline()
+	set := pipe.HSetNX(ctx, k, ticket+":"+what, time.Now().UnixMilli())
+	pipe.Expire(ctx, k, 24*time.Hour)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, fmt.Errorf("mark ticket %s %s: %w", ticket, what, err)
+	}
+	return set.Val(), nil
+}
+
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it
 // reports whether it did.
-func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64) (bool, error) {
+func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error) {
 	k := keysFor(activityID, itemID)
-	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, was, want).Int()
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, was, want, fence).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
+	}
+	if n < 0 {
+		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	return n == 1, nil
 }
@@ -488,11 +533,14 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 
 // Take removes up to n units from a bucket and returns how many it removed (none when
 // the item is not loaded).
-func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64) (int64, error) {
+func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error) {
 	k := keysFor(activityID, itemID)
-	got, err := takeScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, n).Int64()
+	got, err := takeScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, n, fence).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("take from item %d bucket %d: %w", itemID, bucket, err)
+	}
+	if got < 0 {
+		return 0, fmt.Errorf("take from item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	return got, nil
 }

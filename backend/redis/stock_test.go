@@ -69,3 +69,74 @@ func TestDeductAndSettleBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestSoldOutAnnounced: the deduction that takes an item's last unit announces the
+// item sold out, once; units coming back announce it again on sale, and the next
+// sell-out is announced again.
+func TestSoldOutAnnounced(t *testing.T) {
+	ctx := context.Background()
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			st := redis.NewStock(rdb, time.Hour)
+			a, i := nextID.Add(1), nextID.Add(1)
+			heard := make(chan string, 16)
+			stop, err := redis.NewEvents(rdb, "t").Subscribe(ctx, func(_ string, f []string) {
+				if len(f) == 3 && f[1] == fmt.Sprint(a) {
+					heard <- f[0]
+				}
+			}, redis.StockChannel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
+				End: time.Now().Add(time.Hour), PerUserLimit: 5, BucketStock: []int64{1, 1}}, true); err != nil {
+				t.Fatal(err)
+			}
+			buy := func(user int64) (domain.Deducted, error) {
+				return st.Deduct(ctx, domain.Deduction{ActivityID: a, ItemID: i, UserID: user, Quantity: 1,
+					Ticket: domain.NewTicket(a, i, fmt.Sprint("s", nextID.Add(1))), Buckets: 2, HomeBucket: int(user % 2)})
+			}
+			expect := func(what, want string) {
+				t.Helper()
+				select {
+				case got := <-heard:
+					if got != want {
+						t.Fatalf("%s: heard %q, want %q", what, got, want)
+					}
+				case <-time.After(3 * time.Second):
+					t.Fatalf("%s: heard nothing, want %q", what, want)
+				}
+			}
+			quiet := func(what string) {
+				t.Helper()
+				select {
+				case got := <-heard:
+					t.Fatalf("%s: heard %q, want nothing", what, got)
+				case <-time.After(150 * time.Millisecond):
+				}
+			}
+			if _, err := buy(1); err != nil {
+				t.Fatal(err)
+			}
+			quiet("one bucket emptied, the other holds a unit")
+			last, err := buy(2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			expect("the last unit taken", "soldout")
+			if _, err := buy(3); !domain.IsCode(err, domain.ESoldOut) {
+				t.Fatalf("got %v, want sold_out", err)
+			}
+			quiet("a refusal after the announcement")
+			if ok, err := st.Settle(ctx, domain.Ticket{ID: last.Ticket, UserID: 2, Status: domain.TicketFailed, Reason: "x"}, 2); err != nil || !ok {
+				t.Fatalf("settle: %v, %v", ok, err)
+			}
+			expect("a unit back", "stock")
+			if _, err := buy(4); err != nil {
+				t.Fatal(err)
+			}
+			expect("sold out again", "soldout")
+		})
+	}
+}

@@ -70,9 +70,16 @@ func (s *Service) AdminActivity(ctx context.Context, id int64) (*domain.Activity
 	return a, s.unavailable(err)
 }
 
-// Activity reads a published activity through the caches.
+// Activity reads a published activity through the caches. A refusal is checked
+// against the shared copy first (see Catalog.Recheck).
 func (s *Service) Activity(ctx context.Context, id int64) (*domain.Activity, error) {
 	a, err := s.catalog.Activity(ctx, id)
+	if err == nil && a.State == domain.StatePublished {
+		return a, nil
+	}
+	if err == nil || domain.IsCode(err, domain.ENotFound) {
+		a, err = s.catalog.Recheck(ctx, id)
+	}
 	if err != nil {
 		return nil, s.unavailable(err)
 	}
@@ -235,21 +242,29 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 			}
 		}
 	}
+	// The change is committed: what follows brings Redis and the caches to it, and a
+	// failure here is the reconciler's to finish, not the operator's to undo. The
+	// answer says so: the fields are absolute, so a retry changes nothing more.
 	if a, err = s.activities.Activity(ctx, id); err != nil {
-		return nil, s.unavailable(err)
+		return nil, domain.Errorf(domain.EUnavailable, "the change is made; reading it back failed: %v", err)
 	}
 	if c.BucketCount != nil {
 		s.spreadBuckets(ctx, a)
 	}
+	var warmErr error
 	if a.State == domain.StatePublished {
 		for _, it := range a.Items {
 			if err := s.warmItem(ctx, a, it.ID, false); err != nil { // new window and limit
-				return nil, s.unavailable(err)
+				s.log.Error("bring the ledger to an activity's change; the reconciler will", "activity", id, "item", it.ID, "err", err)
+				warmErr = err
 			}
 		}
 	}
-	a, err = s.refresh(ctx, id)
-	return a, s.unavailable(err)
+	got, err := s.refresh(ctx, id)
+	if err != nil || warmErr != nil {
+		return nil, domain.Errorf(domain.EUnavailable, "the change is made; the sale follows it within a reconciler pass (%v)", errors.Join(warmErr, err))
+	}
+	return got, nil
 }
 
 // stockMove is n units of an item's bucket taken out of the ledger.
@@ -289,7 +304,7 @@ func (s *Service) stockDeltas(ctx context.Context, a *domain.Activity, itemID, d
 				if pass == 0 {
 					want = min(share[b], need)
 				}
-				got, err := s.ledger.Take(ctx, a.ID, itemID, b, want)
+				got, err := s.ledger.Take(ctx, a.ID, itemID, b, want, 0)
 				if err != nil {
 					return nil, moves, s.unavailable(err)
 				}

@@ -64,7 +64,7 @@ func TestRebalanceDuringHammer(t *testing.T) {
 			return err
 		},
 		func() error { _, err := e.svc().SetBuckets(ctx, a.ID, 3); return err },
-		func() error { return e.svc().RebalanceAll(ctx) },
+		func() error { return e.svc().RebalanceAll(ctx, 0) },
 	}
 	for i, step := range steps {
 		time.Sleep(20 * time.Millisecond)
@@ -75,7 +75,7 @@ func TestRebalanceDuringHammer(t *testing.T) {
 	wg.Wait()
 	e.settle(t, a, 2*time.Minute)
 	// Units returned to buckets past the count by failures are swept back.
-	if err := e.svc().RebalanceAll(ctx); err != nil {
+	if err := e.svc().RebalanceAll(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	// Stock left over (if the hammer ended before the added units were all taken) is

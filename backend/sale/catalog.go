@@ -70,6 +70,7 @@ type Catalog struct {
 
 type localEntry struct {
 	a       *domain.Activity // nil: the id is unknown
+	marker  bool             // no copy: another process announced version; read the shared one
 	version int64
 	loaded  time.Time
 	expires time.Time
@@ -104,19 +105,20 @@ func catalogKey(id int64) string { return "sk:{cat:a:" + strconv.FormatInt(id, 1
 // The returned value is shared: callers must not change it.
 func (c *Catalog) Activity(ctx context.Context, id int64) (*domain.Activity, error) {
 	e, ok := c.local.Get(id)
-	if ok && time.Now().Before(e.expires) {
+	if ok && !e.marker && time.Now().Before(e.expires) {
 		return found(id, e.a)
 	}
 	return c.fromShared(ctx, id)
 }
 
-// Recheck returns the shared copy of an activity when the local one is older than a
-// few milliseconds. A caller about to refuse a request on the local copy's word (an
-// unknown id, a sale not yet published) asks this first: another backend may have
-// created or published it within the local copy's life. Refusals of one id cost at
-// most one shared read per recheckAfter.
+// Recheck returns the shared copy of an activity. A caller about to refuse a request
+// on the local copy's word (an unknown id, a sale not yet published) asks this first:
+// another backend may have created or published it within the local copy's life, its
+// announcement still on the way. An activity that exists is always read again (only
+// operators make them, so there are few); an unknown id at most once per
+// recheckAfter, so made-up ids cannot turn into a flood of shared reads.
 func (c *Catalog) Recheck(ctx context.Context, id int64) (*domain.Activity, error) {
-	if e, ok := c.local.Peek(id); ok && time.Since(e.loaded) < recheckAfter {
+	if e, ok := c.local.Peek(id); ok && !e.marker && e.a == nil && time.Since(e.loaded) < recheckAfter {
 		return found(id, e.a)
 	}
 	return c.fromShared(ctx, id)
@@ -148,6 +150,9 @@ func found(id int64, a *domain.Activity) (*domain.Activity, error) {
 func (c *Catalog) keepLocal(id int64, rec cached) *domain.Activity {
 	now := time.Now()
 	if old, ok := c.local.Peek(id); ok && old.version > rec.Version && now.Before(old.expires) {
+		if old.marker {
+			return rec.Activity // older than announced: served once, not kept
+		}
 		return old.a // never step back to an older copy
 	}
 	c.local.Add(id, localEntry{a: rec.Activity, version: rec.Version, loaded: now, expires: now.Add(c.cfg.LocalTTL)})
@@ -232,9 +237,13 @@ func (c *Catalog) ttl(rec cached) time.Duration {
 // Forget drops the local copy of an activity older than version (another process
 // changed it); the next read takes the shared copy.
 func (c *Catalog) Forget(id, version int64) {
-	if e, ok := c.local.Peek(id); ok && (e.a == nil || e.version < version) {
-		c.local.Remove(id)
+	if e, ok := c.local.Peek(id); ok && !e.marker && e.a != nil && e.version >= version {
+		return
 	}
+	// A marker, not a copy: a read in flight that brings an older version back is
+	// served but not kept, so the next read takes the shared copy again.
+	now := time.Now()
+	c.local.Add(id, localEntry{version: version, marker: true, loaded: now, expires: now.Add(c.cfg.LocalTTL)})
 }
 
 // Refresh reloads an activity from the store into both caches (publish pre-warms

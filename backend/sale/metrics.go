@@ -12,6 +12,7 @@ type Metrics struct {
 	Repairs     *prometheus.CounterVec   // what the reconciler repaired
 	StockDrift  *prometheus.GaugeVec     // item: redis+in-flight minus mysql, last seen
 	StaleSettle *prometheus.CounterVec   // in-flight tickets the reconciler settled
+	LeaseHeld   prometheus.Gauge         // 1 while this backend holds the duties' lease
 }
 
 // NewMetrics creates the series and registers them on reg (nil: not registered).
@@ -34,9 +35,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Redis stock plus in-flight units minus MySQL stock, as last seen."}, []string{"item"}),
 		StaleSettle: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_reconciler_stale_tickets_total",
 			Help: "In-flight tickets left behind that the reconciler settled."}, []string{"status"}),
+		LeaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seckill_backend_lease_held",
+			Help: "1 while this backend holds the lease of the background duties (reconciler, rebalancer, expiry)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Place, m.Refused, m.Lua, m.Publish, m.Ended, m.Repairs, m.StockDrift, m.StaleSettle)
+		reg.MustRegister(m.Place, m.Refused, m.Lua, m.Publish, m.Ended, m.Repairs, m.StockDrift, m.StaleSettle, m.LeaseHeld)
 	}
 	return m
 }

@@ -29,6 +29,11 @@ import (
 // stock, and empties buckets past the activity's bucket count. It returns how many
 // units it moved.
 func (s *Service) Rebalance(ctx context.Context, a *domain.Activity, itemID int64) (int64, error) {
+	return s.rebalance(ctx, a, itemID, 0)
+}
+
+// rebalance is Rebalance under the background lease's fencing token (0: none).
+func (s *Service) rebalance(ctx context.Context, a *domain.Activity, itemID int64, fence int64) (int64, error) {
 	rows, err := s.orders.Stock(ctx, itemID)
 	if err != nil {
 		return 0, err
@@ -66,7 +71,7 @@ func (s *Service) Rebalance(ctx context.Context, a *domain.Activity, itemID int6
 			if to == from || deficit <= 0 {
 				continue
 			}
-			m, err := s.move(ctx, a, itemID, from, to, min(surplus, deficit))
+			m, err := s.move(ctx, a, itemID, from, to, min(surplus, deficit), fence)
 			if err != nil {
 				return moved, err
 			}
@@ -87,8 +92,8 @@ func (s *Service) Rebalance(ctx context.Context, a *domain.Activity, itemID int6
 }
 
 // move moves up to n units from one bucket to another (see the top of this file).
-func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, from, to int, n int64) (int64, error) {
-	got, err := s.ledger.Take(ctx, a.ID, itemID, from, n)
+func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, from, to int, n int64, fence int64) (int64, error) {
+	got, err := s.ledger.Take(ctx, a.ID, itemID, from, n, fence)
 	if err != nil || got == 0 {
 		return 0, err
 	}
@@ -135,14 +140,14 @@ func (s *Service) spreadBuckets(ctx context.Context, a *domain.Activity) {
 
 // RebalanceAll rebalances every bucketed item of the published activities; one
 // item's failure holds back no other.
-func (s *Service) RebalanceAll(ctx context.Context) error {
+func (s *Service) RebalanceAll(ctx context.Context, fence int64) error {
 	var errs []error
 	err := s.eachActivity(ctx, domain.ActivityQuery{}, func(a *domain.Activity) {
 		if a.Strategy != domain.StrategyBucket {
 			return
 		}
 		for _, it := range a.Items {
-			if _, err := s.Rebalance(ctx, a, it.ID); err != nil {
+			if _, err := s.rebalance(ctx, a, it.ID, fence); err != nil {
 				errs = append(errs, fmt.Errorf("rebalance item %d: %w", it.ID, err))
 			}
 		}

@@ -23,8 +23,21 @@ type ReconcileConfig struct {
 	// it from MySQL's record: created if its order exists, failed (and voided, so a
 	// late write of it writes nothing) otherwise.
 	StaleTicket time.Duration
+	// StaleSync is StaleTicket for sync sales, whose orders are written within the
+	// request: a ticket in flight longer than a request can last was left by a
+	// backend that died between the deduction and the write. It is decided the same
+	// way, and a write that lands after all finds the void mark.
+	StaleSync time.Duration
+	// Republish is how long a queued sale's ticket may stay in flight before the
+	// reconciler sends its order to the queue again, once: the backend that admitted
+	// it may have died before its send. A copy that was sent after all is written
+	// once by the worker (orders are unique by ticket).
+	Republish time.Duration
 	// Parallel bounds the items checked at once.
 	Parallel int
+	// Fence is the background lease's fencing token the pass's repairs carry (0:
+	// none, a pass an operator or a test asked for).
+	Fence int64
 }
 
 func (c *ReconcileConfig) defaults() {
@@ -33,6 +46,12 @@ func (c *ReconcileConfig) defaults() {
 	}
 	if c.StaleTicket <= 0 {
 		c.StaleTicket = 15 * time.Minute
+	}
+	if c.StaleSync <= 0 {
+		c.StaleSync = 30 * time.Second
+	}
+	if c.Republish <= 0 {
+		c.Republish = 30 * time.Second
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 8
@@ -61,7 +80,8 @@ type reconItem struct {
 // at a time:
 //   - a ticket still in flight whose order MySQL holds (its worker wrote it and died
 //     before settling) is settled created, and so no longer counted in flight;
-//   - a ticket in flight past cfg.StaleTicket is decided from MySQL's record;
+//   - a ticket in flight past cfg.StaleTicket (cfg.StaleSync in a sync sale) is
+//     decided from MySQL's record;
 //   - where an item stays quiet for cfg.Quiet, each bucket's Redis stock plus the
 //     units in flight is compared with MySQL's available stock, and Redis is repaired
 //     from MySQL where they differ.
@@ -113,7 +133,7 @@ func (s *Service) Reconcile(ctx context.Context, cfg ReconcileConfig) ([]Repair,
 		return repairs, ctx.Err()
 	case <-time.After(cfg.Quiet):
 	}
-	each(func(it *reconItem) ([]Repair, error) { return s.reconcileStock(ctx, it) })
+	each(func(it *reconItem) ([]Repair, error) { return s.reconcileStock(ctx, it, cfg.Fence) })
 	return repairs, errors.Join(errs...)
 }
 
@@ -125,10 +145,21 @@ func (s *Service) reconcileTickets(ctx context.Context, it *reconItem, cfg Recon
 	if err != nil {
 		return nil, err
 	}
+	stale := cfg.StaleTicket
+	if !a.Strategy.Queued() {
+		stale = cfg.StaleSync
+	}
 	var repairs []Repair
 	for _, f := range flights {
 		o, written := rows[f.Ticket]
-		if !written && time.Since(f.AdmittedAt) < cfg.StaleTicket {
+		age := time.Since(f.AdmittedAt)
+		if !written && age >= cfg.Republish && age < stale && a.Strategy.Queued() {
+			if err := s.republish(ctx, a, it.itemID, f); err != nil {
+				s.log.Warn("send a ticket left in flight again", "ticket", f.Ticket, "err", err)
+			}
+			continue
+		}
+		if !written && age < stale {
 			continue
 		}
 		r, err := s.endFlight(ctx, a, it.itemID, f, o, written)
@@ -141,6 +172,11 @@ func (s *Service) reconcileTickets(ctx context.Context, it *reconItem, cfg Recon
 	}
 	if it.before, err = s.ledger.State(ctx, a.ID, it.itemID, a.BucketCount); err != nil || !it.before.Loaded {
 		return repairs, err // not loaded: the next order restores it from MySQL
+	}
+	if r, err := s.reconcileSale(ctx, a, it.itemID, it.before); err != nil {
+		return repairs, err
+	} else if r != nil {
+		repairs = append(repairs, *r)
 	}
 	if it.rows, err = s.orders.Stock(ctx, it.itemID); err != nil {
 		return repairs, err
@@ -162,6 +198,55 @@ func (s *Service) flights(ctx context.Context, activityID, itemID int64) ([]doma
 	}
 	rows, err := s.orders.OrdersByTickets(ctx, tickets)
 	return flights, rows, err
+}
+
+// reconcileSale brings the ledger's sale state, window and limit of an item to
+// MySQL's when they differ: an operator's change committed in MySQL whose warming of
+// Redis failed is finished here. The activity is read again first, so a change made
+// since the pass began is not undone (one made between that read and the warming is
+// put right by the next pass).
+func (s *Service) reconcileSale(ctx context.Context, a *domain.Activity, itemID int64, st domain.ItemState) (*Repair, error) {
+	same := func(a *domain.Activity) bool {
+		return st.State == a.State && st.PerUserLimit == a.PerUserLimit &&
+			st.Start.UnixMilli() == a.Start.UnixMilli() && st.End.UnixMilli() == a.End.UnixMilli()
+	}
+	if same(a) || a.State == domain.StateDraft {
+		return nil, nil
+	}
+	fresh, err := s.activities.Activity(ctx, a.ID)
+	if err != nil || same(fresh) || fresh.State == domain.StateDraft {
+		return nil, err
+	}
+	if err := s.warmItem(ctx, fresh, itemID, false); err != nil {
+		return nil, err
+	}
+	rep := Repair{ActivityID: a.ID, ItemID: itemID, Kind: "sale_state",
+		Detail: fmt.Sprintf("redis %s %s..%s limit %d -> %s %s..%s limit %d", st.State, st.Start.UTC().Format(time.RFC3339), st.End.UTC().Format(time.RFC3339),
+			st.PerUserLimit, fresh.State, fresh.Start.UTC().Format(time.RFC3339), fresh.End.UTC().Format(time.RFC3339), fresh.PerUserLimit)}
+	s.log.Warn("reconciler brought the ledger's sale to MySQL's", "activity", a.ID, "item", itemID, "detail", rep.Detail)
+	s.metrics.Repairs.WithLabelValues("sale_state").Inc()
+	return &rep, nil
+}
+
+// republish sends a queued sale's ticket left in flight to the queue again, once.
+func (s *Service) republish(ctx context.Context, a *domain.Activity, itemID int64, f domain.Flight) error {
+	if s.pub == nil {
+		return nil
+	}
+	first, err := s.ledger.Mark(ctx, a.ID, itemID, f.Ticket, "republished")
+	if err != nil || !first {
+		return err
+	}
+	r := f.Request(a.ID, itemID)
+	if item, ok := a.Item(itemID); ok {
+		r.AmountCents = item.PriceCents * int64(r.Quantity)
+	}
+	if err := s.pub.Publish(ctx, r); err != nil {
+		return err // marked: the ticket is left to StaleTicket
+	}
+	s.metrics.StaleSettle.WithLabelValues("republished").Inc()
+	s.log.Warn("reconciler sent a ticket left in flight to the queue again", "ticket", f.Ticket, "age", time.Since(f.AdmittedAt).Round(time.Second))
+	return nil
 }
 
 // endFlight settles a ticket left in flight: from its MySQL row when it has one,
@@ -189,7 +274,7 @@ func (s *Service) endFlight(ctx context.Context, a *domain.Activity, itemID int6
 }
 
 // reconcileStock compares a quiet item's Redis stock with MySQL's and repairs Redis.
-func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, error) {
+func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64) ([]Repair, error) {
 	if !it.quiet {
 		return nil, nil
 	}
@@ -227,7 +312,7 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, 
 		if have == want {
 			continue
 		}
-		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want)
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence)
 		if err != nil {
 			return repairs, err
 		}
@@ -242,52 +327,4 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem) ([]Repair, 
 	}
 	s.metrics.StockDrift.WithLabelValues(strconv.FormatInt(it.itemID, 10)).Set(float64(drift))
 	return repairs, nil
-}
-
-// Run runs the background duties until ctx ends, each on its own clock so a slow one
-// never starves another: the reconciler every interval, the rebalancer every interval,
-// and the expiry of unpaid orders (when unpaidTimeout > 0) every interval.
-func (s *Service) Run(ctx context.Context, interval time.Duration, rc ReconcileConfig, unpaidTimeout time.Duration) {
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	duties := []struct {
-		name string
-		run  func() error
-	}{
-		{"reconcile", func() error { _, err := s.Reconcile(ctx, rc); return err }},
-		{"rebalance", func() error { return s.RebalanceAll(ctx) }},
-	}
-	if unpaidTimeout > 0 {
-		duties = append(duties, struct {
-			name string
-			run  func() error
-		}{"expire unpaid orders", func() error {
-			n, err := s.ExpireUnpaid(ctx, unpaidTimeout)
-			if n > 0 {
-				s.log.Info("expired unpaid orders", "count", n)
-			}
-			return err
-		}})
-	}
-	var wg sync.WaitGroup
-	for _, d := range duties {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(interval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				if err := d.run(); err != nil && ctx.Err() == nil {
-					s.log.Warn(d.name+" pass failed", "err", err)
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }

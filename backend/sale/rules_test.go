@@ -294,6 +294,14 @@ func (f *faultyOrders) MoveStock(ctx context.Context, itemID int64, from, to int
 type faultyLedger struct {
 	domain.StockLedger
 	failRelease atomic.Int32
+	failWarm    atomic.Int32
+}
+
+func (f *faultyLedger) Warm(ctx context.Context, st domain.SaleState, overwrite bool) error {
+	if f.failWarm.Add(-1) >= 0 {
+		return errInjected
+	}
+	return f.StockLedger.Warm(ctx, st, overwrite)
 }
 
 func (f *faultyLedger) Release(ctx context.Context, o domain.Order) (bool, error) {
@@ -732,7 +740,7 @@ func TestRulesBuckets(t *testing.T) {
 	}
 	r.orders.failStockOp.Store(false)
 	r.wantStock(t, "failed move", a, 4, 13, 0, 0, 0, 0, 0, 0)
-	if err := r.svc.RebalanceAll(ctx); err != nil {
+	if err := r.svc.RebalanceAll(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	r.wantStock(t, "rebalanced at last", a, 9, 8, 0, 0, 0, 0, 0, 0)
@@ -840,7 +848,7 @@ func TestRulesFailurePaths(t *testing.T) {
 		}
 		// The reconciler ends it once it is stale.
 		r.orders.failLookup.Store(false)
-		if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Nanosecond}); err != nil {
+		if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Nanosecond, StaleSync: time.Nanosecond}); err != nil {
 			t.Fatal(err)
 		}
 		r.wantStock(t, "settled stale", a, 10)
@@ -1122,5 +1130,175 @@ func TestAnotherReplicaSeesCreateAndPublishAtOnce(t *testing.T) {
 	time.Sleep(60 * time.Millisecond) // past the recheck interval, well inside the local copy's life
 	if _, err := other.PlaceOrder(ctx, sale.PlaceOrder{UserID: 1, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: 1}); err != nil {
 		t.Fatalf("the first order after publish, on the other replica: %v", err)
+	}
+}
+
+// dyingLeases is a process's view of the shared leases that can die: after die, its
+// renewals fail and it gives nothing up, as a killed backend would.
+type dyingLeases struct {
+	*inmem.Leases
+	dead atomic.Bool
+}
+
+func (d *dyingLeases) Hold(ctx context.Context, name, holder string, ttl time.Duration) (int64, bool, error) {
+	if d.dead.Load() {
+		return 0, false, errors.New("connection refused")
+	}
+	return d.Leases.Hold(ctx, name, holder, ttl)
+}
+
+func (d *dyingLeases) Release(ctx context.Context, name, holder string) error {
+	if d.dead.Load() {
+		return nil
+	}
+	return d.Leases.Release(ctx, name, holder)
+}
+
+// The background duties run on one backend at a time; when it dies, another takes
+// the lease once it expires, and when it stops, at once.
+func TestDutiesUnderOneLease(t *testing.T) {
+	r := newRig(t)
+	shared := inmem.NewLeases()
+	const ttl = 300 * time.Millisecond
+	type replica struct {
+		leases *dyingLeases
+		stop   context.CancelFunc
+		done   chan struct{}
+	}
+	start := func(name string) *replica {
+		rp := &replica{leases: &dyingLeases{Leases: shared}, done: make(chan struct{})}
+		svc := sale.New(sale.Deps{Catalog: r.store, Orders: r.orders, Ledger: r.ledger, Cache: r.cache, Leases: rp.leases, Log: testLog(t)}, sale.Config{})
+		ctx, cancel := context.WithCancel(context.Background())
+		rp.stop = cancel
+		go func() {
+			defer close(rp.done)
+			svc.Run(ctx, sale.Duties{Interval: 20 * time.Millisecond, LeaseTTL: ttl, Holder: name, Lease: "test"})
+		}()
+		t.Cleanup(func() { cancel(); <-rp.done })
+		return rp
+	}
+	holder := func() string { h, _ := shared.Holder("test"); return h }
+	waitFor := func(what string, within time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v (holder %q)", what, within, holder())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	replicas := map[string]*replica{"a": start("a"), "b": start("b"), "c": start("c")}
+	waitFor("someone holds the lease", time.Second, func() bool { return holder() != "" })
+	first := holder()
+	_, token := shared.Holder("test")
+	// Renewals keep it where it is.
+	for range 20 {
+		time.Sleep(ttl / 10)
+		if h, tok := shared.Holder("test"); h != first || tok != token {
+			t.Fatalf("the lease moved from %s (token %d) to %s (token %d) with nobody gone", first, token, h, tok)
+		}
+	}
+	// The holder dies: no renewal, no release. Another takes it after it expires.
+	died := time.Now()
+	replicas[first].leases.dead.Store(true)
+	waitFor("another backend takes a dead holder's lease", 2*ttl, func() bool { h := holder(); return h != "" && h != first })
+	if gap := time.Since(died); gap < ttl/2 {
+		t.Fatalf("the lease moved %v after its holder died, before it could expire", gap)
+	}
+	second := holder()
+	if _, tok := shared.Holder("test"); tok <= token {
+		t.Fatalf("the new holder's token %d is not above %d", tok, token)
+	}
+	// The second stops cleanly: it gives the lease up, and the last takes it at once.
+	replicas[second].stop()
+	<-replicas[second].done
+	waitFor("the last backend takes a released lease", ttl/2, func() bool { h := holder(); return h != "" && h != first && h != second })
+}
+
+// A sync sale's ticket left in flight by a backend that died between the deduction
+// and the write is ended after StaleSync, not after the queued sales' StaleTicket; an
+// async sale's ticket of the same age is left to its worker.
+func TestStaleSyncTicketEndsSoon(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	sync, async := r.sale(t, domain.StrategySync, 3, 1, 1), r.sale(t, domain.StrategyAsync, 3, 1, 1)
+	left := func(a *domain.Activity) domain.Deducted {
+		got, err := r.ledger.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 7, Quantity: 1,
+			Ticket: domain.NewTicket(a.ID, a.Items[0].ID, "died"), Buckets: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	st, at := left(sync), left(async)
+	cfg := sale.ReconcileConfig{Quiet: time.Millisecond, StaleSync: 50 * time.Millisecond}
+	if reps, err := r.svc.Reconcile(ctx, cfg); err != nil || len(reps) != 0 {
+		t.Fatalf("young tickets: got %+v, %v; want nothing done", reps, err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if _, err := r.svc.Reconcile(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r.wantTicket(t, "the sync sale's", 7, st.Ticket, domain.TicketFailed)
+	r.wantTicket(t, "the async sale's", 7, at.Ticket, domain.TicketPending)
+	r.wantStock(t, "the sync sale's unit back", sync, 3)
+}
+
+// A queued sale's ticket whose backend died between the deduction and the send is
+// sent again by the reconciler, once, with its key and amount; the worker writes it.
+func TestLeftTicketRepublishedOnce(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategyAsync, 3, 1, 1)
+	got, err := r.ledger.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 7, Quantity: 1, IdempotencyKey: "k7",
+		Ticket: domain.NewTicket(a.ID, a.Items[0].ID, "died"), Buckets: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sale.ReconcileConfig{Quiet: time.Millisecond, Republish: 50 * time.Millisecond}
+	if _, err := r.svc.Reconcile(ctx, cfg); err != nil || r.pub.count() != 0 {
+		t.Fatalf("a young ticket: %d sent, %v; want none", r.pub.count(), err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	for range 2 {
+		if _, err := r.svc.Reconcile(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := r.pub.take()
+	if len(sent) != 1 || sent[0].Ticket != got.Ticket || sent[0].IdemKey != "k7" || sent[0].AmountCents != 250 || sent[0].UserID != 7 {
+		t.Fatalf("sent %+v; want the ticket once, with its key and amount", sent)
+	}
+	r.deliver(t, sent...)
+	r.wantTicket(t, "the ticket sent again", 7, got.Ticket, domain.TicketCreated)
+	r.wantStock(t, "one unit sold", a, 2)
+}
+
+// An operator's change committed in MySQL whose warming of Redis failed is answered
+// as made-but-unfinished, and the reconciler's next pass brings the sale to it: an
+// order after the new end is refused.
+func TestUpdateFinishedByTheReconciler(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategySync, 10, 1, 1)
+	end := time.Now().Add(-time.Minute)
+	r.ledger.failWarm.Store(1)
+	_, err := r.svc.Update(ctx, a.ID, domain.ActivityChange{End: &end})
+	wantErr(t, "the warming failed", err, domain.EUnavailable)
+	if !strings.Contains(err.Error(), "the change is made") {
+		t.Fatalf("got %v, want it to say the change is made", err)
+	}
+	if got, _ := r.store.Activity(ctx, a.ID); got.End.UnixMilli() != end.UnixMilli() {
+		t.Fatalf("MySQL's end: got %v, want %v", got.End, end)
+	}
+	reps, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond})
+	if err != nil || len(reps) != 1 || reps[0].Kind != "sale_state" {
+		t.Fatalf("got %+v, %v; want the sale state repaired", reps, err)
+	}
+	_, err = r.place(a, 1, 1, "")
+	wantErr(t, "an order after the new end", err, domain.EEnded)
+	if reps, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond}); err != nil || len(reps) != 0 {
+		t.Fatalf("a second pass: got %+v, %v; want nothing to repair", reps, err)
 	}
 }

@@ -47,6 +47,7 @@ type Deps struct {
 	Publisher domain.Publisher   // nil when no activity uses a queued strategy
 	Tallies   Tallies            // the fleet's counts of refusals; nil: this process's own
 	Changes   Changes            // word of activity changes between processes; nil: none
+	Leases    domain.Leases      // the background duties' lease; nil: they always run here
 	Metrics   *Metrics           // nil: unregistered series
 	Log       *slog.Logger
 }
@@ -65,6 +66,7 @@ type Service struct {
 	restore singleflight.Group
 	tallies Tallies
 	changes Changes
+	leases  domain.Leases
 	refused tally.Counts // since the last hand-over to tallies
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
@@ -103,7 +105,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Log = slog.Default()
 	}
 	return &Service{
-		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, cfg: cfg, log: d.Log, metrics: d.Metrics,
+		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, leases: d.Leases, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}
@@ -266,8 +268,9 @@ func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read fun
 
 // deduct runs the ledger's pre-deduction, restoring the item from the order store
 // first when the ledger lost it. When the call fails (a timeout, a connection lost
-// after the script was sent), the script may have run: the ticket is ended at once
-// (settled failed, which gives back whatever it took), so the answer can say nothing
+// after the script was sent), the script may have run, or may still run: the ticket
+// is ended at once (settled failed, which gives back whatever it took, and leaves a
+// result that refuses the script if it lands later), so the answer can say nothing
 // was taken; when even that fails, the answer is outcome_unknown and the ticket is
 // ended in the background within seconds.
 func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduction) (domain.Deducted, error) {
@@ -444,7 +447,7 @@ func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, 
 	}
 	deadline := time.Now().Add(s.cfg.ReplayWait)
 	for {
-		t, err := s.ledger.Ticket(ctx, userID, ticket)
+		t, err := s.ticket(ctx, userID, ticket)
 		if err != nil {
 			return Placed{}, s.unavailable(err)
 		}
@@ -475,13 +478,19 @@ func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID in
 	return err
 }
 
-// warmItem writes what Redis needs to sell an item, from MySQL.
+// warmItem writes what Redis needs to sell an item, from MySQL: its sale state, stock,
+// buyers, and the idempotency keys its orders hold (so a retry after Redis lost its
+// data replays the first order's ticket, whatever the limit or the stock left).
 func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64, overwrite bool) error {
 	rows, err := s.orders.Stock(ctx, itemID)
 	if err != nil {
 		return err
 	}
 	buyers, err := s.orders.Buyers(ctx, itemID)
+	if err != nil {
+		return err
+	}
+	keys, err := s.orders.KeyTickets(ctx, itemID)
 	if err != nil {
 		return err
 	}
@@ -493,7 +502,7 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	}
 	return s.ledger.Warm(ctx, domain.SaleState{
 		ActivityID: a.ID, ItemID: itemID, State: a.State, Start: a.Start, End: a.End,
-		PerUserLimit: a.PerUserLimit, BucketStock: stock, Buyers: buyers,
+		PerUserLimit: a.PerUserLimit, BucketStock: stock, Buyers: buyers, Keys: keys,
 	}, overwrite)
 }
 
@@ -502,7 +511,7 @@ func (s *Service) Ticket(ctx context.Context, userID int64, ticket string) (doma
 	if err := owner(userID); err != nil {
 		return domain.Ticket{}, err
 	}
-	t, err := s.ledger.Ticket(ctx, userID, ticket)
+	t, err := s.ticket(ctx, userID, ticket)
 	return t, s.unavailable(err)
 }
 
@@ -513,6 +522,29 @@ func owner(userID int64) error {
 		return domain.Errorf(domain.EBadRequest, "user id must be positive, not %d", userID)
 	}
 	return nil
+}
+
+// ticket reads a ticket from the ledger, and when the ledger does not know it (Redis
+// lost its data, or the result expired) from the order store, which keeps every
+// ticket decided there: created when its order exists, failed when it was voided.
+func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	t, err := s.ledger.Ticket(ctx, userID, ticket)
+	if !domain.IsCode(err, domain.ENotFound) {
+		return t, err
+	}
+	if _, _, perr := domain.ParseTicket(ticket); perr != nil {
+		return t, err
+	}
+	o, oerr := s.orders.OrderByTicket(ctx, ticket)
+	switch {
+	case domain.IsCode(oerr, domain.ENotFound) || oerr == nil && o.UserID != userID:
+		return t, err
+	case oerr != nil:
+		return t, oerr
+	case o.Status == domain.OrderVoid:
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
+	}
+	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID}, nil
 }
 
 // Orders lists a user's orders.

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy forwards TCP connections to a target until it is cut: then it refuses new
@@ -15,6 +17,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	cut    bool
 	conns  map[net.Conn]struct{}
+	delay  atomic.Int64 // nanoseconds each answer from the target is held back
 }
 
 // NewProxy listens on a free loopback port and forwards to target; it stops when the
@@ -57,13 +60,17 @@ func (p *Proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		go p.pipe(c, up, true)
+		go p.pipe(up, c, false)
 	}
 }
 
-func (p *Proxy) pipe(dst, src net.Conn) {
-	io.Copy(dst, src)
+func (p *Proxy) pipe(dst, src net.Conn, answers bool) {
+	if answers {
+		io.Copy(dst, delayed{src, &p.delay})
+	} else {
+		io.Copy(dst, src)
+	}
 	dst.Close()
 	src.Close()
 	p.mu.Lock()
@@ -71,6 +78,24 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	delete(p.conns, src)
 	p.mu.Unlock()
 }
+
+// delayed reads what the target answers, holding each read back by the proxy's delay.
+type delayed struct {
+	r     io.Reader
+	delay *atomic.Int64
+}
+
+func (d delayed) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	if dl := d.delay.Load(); dl > 0 && n > 0 {
+		time.Sleep(time.Duration(dl))
+	}
+	return n, err
+}
+
+// Delay holds back everything the target answers by d (0: none), as a slow network
+// or a stalled server would; requests still reach it at once.
+func (p *Proxy) Delay(d time.Duration) { p.delay.Store(int64(d)) }
 
 // Cut drops every connection and refuses new ones.
 func (p *Proxy) Cut() {

@@ -30,6 +30,7 @@ type Plugin struct {
 	TimeoutMS        int64           `json:"timeout_ms"`
 	MemoryLimitPages uint32          `json:"memory_limit_pages"`
 	PoolSize         int             `json:"pool_size"`
+	PoolMax          int             `json:"pool_max"` // how far the pool grows on demand
 	RequestOnly      bool            `json:"request_only"`
 	LoadedAt         time.Time       `json:"loaded_at"`
 	Counters         PluginCounters  `json:"counters"`
@@ -85,6 +86,7 @@ type PluginCounters struct {
 	InstancesCreated   uint64  `json:"instances_created"`
 	InstancesDiscarded uint64  `json:"instances_discarded"`
 	InstancesLive      int     `json:"instances_live"`
+	PoolExhausted      uint64  `json:"pool_exhausted"` // requests failed with every instance, up to pool_max, busy
 	LatencySumMS       float64 `json:"latency_sum_ms"`
 	LatencyP50MS       float64 `json:"latency_p50_ms"`
 	LatencyP99MS       float64 `json:"latency_p99_ms"`

@@ -84,15 +84,18 @@ type Agent struct {
 	log     *slog.Logger
 	started time.Time
 
-	syncMu        sync.Mutex // one sync at a time
+	chainMu       sync.Mutex // one sync of the chain at a time
+	limitsMu      sync.Mutex // one sync of the limits at a time
 	mu            sync.Mutex // guards the fields below
 	running       map[string]Running
 	modules       map[string][]byte // by SHA-256: the modules of the running chain
 	chainVersion  int64
 	limitsVersion int64
-	ready         atomic.Bool
+	chainReady    atomic.Bool
+	limitsReady   atomic.Bool
 	gateways      atomic.Int64 // live gateways, this one included
-	wake          chan struct{}
+	wakeChain     chan struct{}
+	wakeLimits    chan struct{}
 }
 
 // New returns an Agent; Start runs it.
@@ -107,7 +110,7 @@ func New(opts Options) *Agent {
 		opts.Log = slog.Default()
 	}
 	a := &Agent{opts: opts, log: opts.Log, started: time.Now(), running: map[string]Running{}, modules: map[string][]byte{},
-		wake: make(chan struct{}, 1)}
+		wakeChain: make(chan struct{}, 1), wakeLimits: make(chan struct{}, 1)}
 	a.gateways.Store(1)
 	return a
 }
@@ -116,7 +119,7 @@ func New(opts Options) *Agent {
 func (a *Agent) SetID(id, addr string) { a.opts.ID, a.opts.Addr = id, addr }
 
 // Ready reports whether the fleet's control state was loaded whole at least once.
-func (a *Agent) Ready() bool { return a.ready.Load() }
+func (a *Agent) Ready() bool { return a.chainReady.Load() && a.limitsReady.Load() }
 
 // Gateways is the number of live gateways (this one included), as last reported.
 func (a *Agent) Gateways() int { return int(a.gateways.Load()) }
@@ -132,7 +135,9 @@ func (a *Agent) Start(ctx context.Context) error {
 		go func() { <-ctx.Done(); stop() }()
 		go a.reportLoop(ctx)
 	}
-	go a.syncLoop(ctx)
+	// Apart, so a module compiling for seconds never holds back a change of limits.
+	go a.syncLoop(ctx, a.wakeChain, a.SyncChain)
+	go a.syncLoop(ctx, a.wakeLimits, a.SyncLimits)
 	return nil
 }
 
@@ -145,31 +150,42 @@ func (a *Agent) onAnnounce(_ string, f []string) {
 	if err != nil {
 		return
 	}
+	var wake chan struct{}
 	a.mu.Lock()
-	newer := f[0] == "plugins" && v > a.chainVersion || f[0] == "limits" && v > a.limitsVersion
+	switch {
+	case f[0] == "plugins" && v > a.chainVersion:
+		wake = a.wakeChain
+	case f[0] == "limits" && v > a.limitsVersion:
+		wake = a.wakeLimits
+	}
 	a.mu.Unlock()
-	if newer {
+	if wake != nil {
 		select {
-		case a.wake <- struct{}{}:
+		case wake <- struct{}{}:
 		default:
 		}
 	}
 }
 
-func (a *Agent) syncLoop(ctx context.Context) {
+// syncLoop runs sync at once, on each wake and every poll interval until ctx ends;
+// until it first succeeds, it retries sooner.
+func (a *Agent) syncLoop(ctx context.Context, wake chan struct{}, sync func(context.Context) error) {
 	retry := 100 * time.Millisecond
+	synced := false
 	for {
 		wait := a.opts.Poll
-		if err := a.Sync(ctx); err != nil && ctx.Err() == nil {
+		if err := sync(ctx); err != nil && ctx.Err() == nil {
 			a.log.Warn("sync with the fleet's control state", "err", err)
-			if !a.Ready() {
+			if !synced {
 				wait, retry = retry, min(2*retry, a.opts.Poll)
 			}
+		} else {
+			synced = true
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-a.wake:
+		case <-wake:
 		case <-time.After(wait):
 		}
 	}
@@ -182,21 +198,37 @@ var controlTimeout = callopt.WithRPCTimeout(30 * time.Second)
 // replaced or removed (a plugin that fails to load here keeps its earlier version
 // running and is reported with the error), and the limits.
 func (a *Agent) Sync(ctx context.Context) error {
-	a.syncMu.Lock()
-	defer a.syncMu.Unlock()
+	return errors.Join(a.SyncLimits(ctx), a.SyncChain(ctx))
+}
+
+// SyncChain reads the desired plugin chain and applies what differs.
+func (a *Agent) SyncChain(ctx context.Context) error {
+	a.chainMu.Lock()
+	defer a.chainMu.Unlock()
 	chain, err := a.opts.Backend.GetPlugins(ctx, &rpc.EmptyReq{}, controlTimeout)
 	if err = rpcerr.FromRPC(err); err != nil {
 		return fmt.Errorf("read the plugin chain: %w", err)
 	}
+	if err := a.applyChain(ctx, chain); err != nil {
+		return err
+	}
+	a.chainReady.Store(true)
+	return nil
+}
+
+// SyncLimits reads the desired limits and applies them when they changed.
+func (a *Agent) SyncLimits(ctx context.Context) error {
+	a.limitsMu.Lock()
+	defer a.limitsMu.Unlock()
 	limits, err := a.opts.Backend.GetLimits(ctx, &rpc.EmptyReq{}, controlTimeout)
 	if err = rpcerr.FromRPC(err); err != nil {
 		return fmt.Errorf("read the limits: %w", err)
 	}
-	err = errors.Join(a.applyChain(ctx, chain), a.applyLimits(limits))
-	if err == nil {
-		a.ready.Store(true)
+	if err := a.applyLimits(limits); err != nil {
+		return err
 	}
-	return err
+	a.limitsReady.Store(true)
+	return nil
 }
 
 // specOf is a desired plugin as the plugin host takes it.
@@ -331,7 +363,7 @@ func (a *Agent) Limits(l *rpc.LimitsState) (ratelimit.Limits, error) {
 
 func (a *Agent) applyLimits(l *rpc.LimitsState) error {
 	a.mu.Lock()
-	same := l.Version == a.limitsVersion && a.ready.Load()
+	same := l.Version == a.limitsVersion && a.limitsReady.Load()
 	a.mu.Unlock()
 	if same {
 		return nil
@@ -340,7 +372,7 @@ func (a *Agent) applyLimits(l *rpc.LimitsState) error {
 	if err != nil {
 		return err
 	}
-	if l.Version > 0 || !a.ready.Load() {
+	if l.Version > 0 || !a.limitsReady.Load() {
 		a.opts.Limiter.Set(lim)
 	}
 	a.mu.Lock()
@@ -353,7 +385,7 @@ func (a *Agent) applyLimits(l *rpc.LimitsState) error {
 func (a *Agent) Report() Report {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return Report{ID: a.opts.ID, Addr: a.opts.Addr, Ready: a.ready.Load(), StartedMS: a.started.UnixMilli(), SeenMS: time.Now().UnixMilli(),
+	return Report{ID: a.opts.ID, Addr: a.opts.Addr, Ready: a.Ready(), StartedMS: a.started.UnixMilli(), SeenMS: time.Now().UnixMilli(),
 		ChainVersion: a.chainVersion, LimitsVersion: a.limitsVersion, Plugins: maps.Clone(a.running)}
 }
 

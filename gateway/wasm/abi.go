@@ -67,6 +67,14 @@ const (
 	MaxCounterKeyLen = 256
 )
 
+// TrustedHeaders returns the request headers the gateway sets before the
+// chain from what it has verified (it drops any a client sent): the user,
+// the activity and item of an order, the client's IP. They are read-only to
+// guests by default (Options.ReadOnlyHeaders).
+func TrustedHeaders() []string {
+	return []string{"X-Seckill-User", "X-Seckill-Activity", "X-Seckill-Item", "X-Real-IP"}
+}
+
 // FeaturesDefault are the http-wasm features a host is assumed to support
 // when Options.Features is zero: buffered request and response bodies (hertz
 // buffers both), no trailers.

@@ -9,7 +9,7 @@ import (
 )
 
 // backgroundNice is the nice value of background work (inBackground) and of
-// demoted guest calls (watchCall): under the kernel's fair scheduler a
+// demoted guest calls (callWatch): under the kernel's fair scheduler a
 // thread at 10 gets about a tenth of a core that a thread at 0 wants too,
 // and all of a core that nobody else does.
 const backgroundNice = 10
@@ -48,87 +48,30 @@ func nice(tid int) (int, error) {
 	return 20 - p, err
 }
 
-// watchCall runs f, a guest call, and lowers the priority of the OS thread
-// it runs on to backgroundNice until f returns if f has run for `after` and
-// then kept the thread busy for most of a millisecond. A guest cannot be
-// preempted: one that loops until its deadline otherwise holds a core as
-// firmly as the requests do, and on a small gateway the requests wait. The
-// busy test is what tells such a guest from one that is slow only because
-// it waits for a core (a gateway short of CPU): demoting that one would
-// make it miss its deadline. Nothing is watched if after is 0 or the
-// gateway may not raise a priority back (canDemote).
-//
-// The goroutine is not locked to its thread: a call that blocks in a host
-// function (a Redis counter) would then cost a thread handoff each time.
-// Running guest code cannot move to another thread, so the thread watched
-// is the one running the guest, unless the guest blocked in a host call
-// since it started; either way the priority is given back by thread id
-// when f returns, so a demotion lasts at most as long as the call.
-func watchCall(after time.Duration, f func() error) error {
-	if after <= 0 || !canDemote() {
-		return f()
+// demote lowers the priority of thread tid to backgroundNice and returns
+// the nice value it had; false if it may not be given back (canDemote), is
+// already that low or the call failed.
+func demote(tid int) (was int, ok bool) {
+	if !canDemote() {
+		return 0, false
 	}
-	w := &demotion{tid: unix.Gettid()}
-	w.mu.Lock() // the timer's function reads w.timer
-	w.timer = time.AfterFunc(after, w.check)
-	w.mu.Unlock()
-	defer w.end()
-	return f()
-}
-
-// The busy test of watchCall: the thread's CPU time over busyWindow must
-// grow by busyShare of it.
-const (
-	busyWindow = time.Millisecond
-	busyShare  = 0.6
-)
-
-// demotion is one watched call.
-type demotion struct {
-	tid   int
-	mu    sync.Mutex
-	timer *time.Timer
-	cpu   time.Duration // the thread's CPU time at the start of the window; 0: none yet
-	was   int           // the nice value before
-	on    bool          // demoted
-	off   bool          // the call returned
-}
-
-// check runs from the timer: it opens a window on the thread's CPU time,
-// or closes one and demotes the thread if it was busy, else opens the next.
-func (w *demotion) check() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.off || w.on {
-		return
-	}
-	cpu, ok := threadCPU(w.tid)
-	switch {
-	case !ok:
-		return // the thread is gone: nothing to demote
-	case w.cpu == 0 || cpu-w.cpu < time.Duration(busyShare*float64(busyWindow)):
-		w.cpu = max(cpu, 1)
-		w.timer.Reset(busyWindow)
-		return
-	}
-	was, err := nice(w.tid)
+	was, err := nice(tid)
 	if err != nil || was >= backgroundNice {
-		return
+		return 0, false
 	}
-	if unix.Setpriority(unix.PRIO_PROCESS, w.tid, backgroundNice) == nil {
-		w.was, w.on = was, true
-	}
+	return was, unix.Setpriority(unix.PRIO_PROCESS, tid, backgroundNice) == nil
 }
 
-// end stops the watch and gives the thread its priority back.
-func (w *demotion) end() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.off = true
-	w.timer.Stop()
-	if w.on {
-		_ = unix.Setpriority(unix.PRIO_PROCESS, w.tid, w.was) // canDemote said it may
-	}
+// undemote gives thread tid its nice value was back.
+func undemote(tid, was int) {
+	_ = unix.Setpriority(unix.PRIO_PROCESS, tid, was) // canDemote said it may
+}
+
+// threadNow returns the calling thread's id and CPU time.
+func threadNow() (tid int, cpu time.Duration, ok bool) {
+	tid = unix.Gettid()
+	cpu, ok = threadCPU(tid)
+	return tid, cpu, ok
 }
 
 // threadCPU is the CPU time the thread tid of this process has used. Its

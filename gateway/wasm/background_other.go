@@ -10,5 +10,10 @@ func lowerPriority() {}
 // canDemote: threads have no priority of their own here.
 func canDemote() bool { return false }
 
-// watchCall runs f: guest calls are not demoted here.
-func watchCall(_ time.Duration, f func() error) error { return f() }
+// demote: threads have no priority of their own here.
+func demote(int) (int, bool) { return 0, false }
+
+func undemote(int, int) {}
+
+// threadNow: threads have no CPU clock of their own here.
+func threadNow() (tid int, cpu time.Duration, ok bool) { return 0, 0, false }

@@ -3,7 +3,6 @@
 package wasm
 
 import (
-	"fmt"
 	"os"
 	"runtime"
 	"testing"
@@ -12,41 +11,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestWatchCallDemotes: a guest call that runs past the threshold and keeps
-// its thread busy is lowered to backgroundNice while it runs and gets its
-// priority back when it returns; a long call that waits, and a short call,
-// are never touched.
-func TestWatchCallDemotes(t *testing.T) {
+// TestCallWatchDemotes: a guest call that keeps its thread busy is lowered
+// to backgroundNice at a check-in and gets its priority back when it
+// returns; a long call that waits is never touched.
+func TestCallWatchDemotes(t *testing.T) {
 	if !canDemote() {
 		if os.Geteuid() == 0 { // as in CI: root may always raise a priority back
 			t.Fatal("canDemote is false for root, want true")
 		}
 		t.Skip("this process may not raise a thread's priority back (no CAP_SYS_NICE or RLIMIT_NICE)")
 	}
-	runtime.LockOSThread() // nests with watchCall's: the thread stays this test's
+	runtime.LockOSThread() // the thread stays this test's
 	defer runtime.UnlockOSThread()
 	tid := unix.Gettid()
 	before, err := nice(tid)
 	if err != nil {
 		t.Fatal(err)
 	}
+	check := func(w *callWatch, start time.Time) {
+		now := time.Now()
+		w.check(now, now.Sub(start), time.Hour, true)
+	}
 
 	// Spin for up to half a second of CPU (not of the clock: on a busy
-	// machine the thread gets only part of a core) until demoted.
+	// machine the thread gets only part of a core), checking in as a guest
+	// does, until demoted.
+	var w callWatch
 	var during int
-	start, _ := threadCPU(tid)
-	err = watchCall(time.Millisecond, func() error {
-		for cpu := start; cpu-start < 500*time.Millisecond; cpu, _ = threadCPU(tid) {
-			if n, _ := nice(tid); n == backgroundNice {
-				during = n
-				break
-			}
+	start := time.Now()
+	cpu0, _ := threadCPU(tid)
+	for cpu := cpu0; cpu-cpu0 < 500*time.Millisecond; cpu, _ = threadCPU(tid) {
+		check(&w, start)
+		if n, _ := nice(tid); n == backgroundNice {
+			during = n
+			break
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
+	w.end()
 	if during != backgroundNice {
 		t.Errorf("nice during a long busy call: never %d within 500ms of CPU", backgroundNice)
 	}
@@ -56,29 +57,15 @@ func TestWatchCallDemotes(t *testing.T) {
 
 	// A call that waits rather than runs (a guest short of a core looks
 	// the same from the clock) is not demoted.
-	err = watchCall(time.Millisecond, func() error {
-		for range 10 {
-			time.Sleep(3 * time.Millisecond) // the thread idles: it is locked to this goroutine
-			if n, _ := nice(tid); n != before {
-				return fmt.Errorf("nice %d while the call waits, want %d", n, before)
-			}
+	start = time.Now()
+	for range 10 {
+		time.Sleep(3 * time.Millisecond) // the thread idles: it is locked to this goroutine
+		check(&w, start)
+		if n, _ := nice(tid); n != before {
+			t.Fatalf("nice %d while the call waits, want %d", n, before)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Error(err)
 	}
-
-	err = watchCall(time.Hour, func() error {
-		during, _ = nice(tid)
-		return nil
-	})
-	if err != nil || during != before {
-		t.Errorf("short call: got nice %d (err %v), want %d", during, err, before)
-	}
-	if n, _ := nice(tid); n != before {
-		t.Errorf("after a short call: got nice %d, want %d", n, before)
-	}
+	w.end()
 }
 
 // TestInBackgroundLowersPriority: background work runs at backgroundNice on

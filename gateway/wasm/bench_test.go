@@ -4,7 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 )
+
+// TestGuestCallsAllocateNothing: the host's side of a guest call (the
+// pool, the deadline, the call's context and state) allocates nothing: no
+// context, timer or goroutine per call. admit.wasm makes two calls per
+// request (it keeps its instance for handle_response) and asks the host
+// for nothing.
+func TestGuestCallsAllocateNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	m := newTestManager(t, Options{DemoteAfter: time.Microsecond}) // the thread watch too, where it may
+	mustPut(t, m, "admit", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1})
+	h := newTestHost()
+	ctx := context.Background()
+	next := func(context.Context) error { return nil }
+	allocs := testing.AllocsPerRun(1000, func() {
+		if v := m.Handle(ctx, h, next); !v.Admitted {
+			t.Fatalf("got %+v, want admitted", v)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per request, want 0", allocs)
+	}
+}
 
 // BenchmarkChain measures one request through the admission chain: no
 // plugin, a minimal hand-written guest (the host's own cost), and Go SDK

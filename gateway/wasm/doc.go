@@ -37,34 +37,74 @@
 // # Plugins, pools and limits
 //
 // Each plugin has its own wazero runtime, because the memory limit
-// (RuntimeConfig.WithMemoryLimitPages) and the deadline enforcement
-// (WithCloseOnContextDone, which makes compiled loops check for
-// cancellation) are runtime settings. All runtimes share one compilation
-// cache, so a module is compiled once however often it is loaded.
+// (RuntimeConfig.WithMemoryLimitPages) is a runtime setting. All runtimes
+// share one compilation cache, so a module is compiled once however often
+// it is loaded; its compiled code is released with the last plugin that
+// uses it.
 //
-// A plugin owns a fixed pool of PoolSize instances, all instantiated by Put
-// (off the request path). A request takes an idle instance, waiting at most
-// until the plugin's deadline, which also bounds the call; the call runs
-// with that deadline. An instance whose call trapped, exited or timed out is
-// closed and never reused; a refiller goroutine instantiates its
-// replacement, so requests never pay for instantiation. A guest that exports
-// seckill_request_only (every guest built with plugins/sdk) returns its
-// instance right after handle_request; other guests keep it until the rest
-// of the gateway has answered and handle_response has run, as the ABI
-// requires, so their pool bounds the requests in flight through them.
+// A plugin owns a pool of instances: Put makes PoolSize of them (off the
+// request path), and the pool grows on demand up to PoolMax. A request
+// takes an idle instance; if none is idle it asks the refiller for one more
+// (up to PoolMax) and waits for whichever comes first, an instance another
+// request returns or the new one. Only a request that finds the pool at
+// PoolMax with every instance busy waits at most until the plugin's
+// deadline and then fails: counted as PoolExhausted
+// (seckill_wasm_plugin_pool_exhausted_total), so a plugin under load keeps
+// applying within its limits, and says so when it cannot. A grown pool
+// shrinks back toward PoolSize once its extra instances have stayed idle
+// for 2 s, and its replacement in a hot swap grows to its size right after
+// the swap. An instance whose call trapped, exited or timed out is closed
+// and never reused; the refiller instantiates its replacement, so requests
+// never pay for instantiation. A guest that exports seckill_request_only
+// (every guest built with plugins/sdk) returns its instance right after
+// handle_request; other guests keep it until the rest of the gateway has
+// answered and handle_response has run, as the ABI requires, so each
+// request in flight through them holds an instance and their pool grows
+// with the requests in flight.
+//
+// The trusted request headers the gateway sets before the chain
+// (TrustedHeaders: the user, the activity, the item, the client's IP) are
+// read-only to guests (Options.ReadOnlyHeaders): a guest that sets, adds to
+// or removes one traps, so no plugin can make the plugins after it or the
+// backend believe in another user or address.
+//
+// # Deadlines
+//
+// Compiled guest code cannot be preempted, and wazero's way to stop it
+// (WithCloseOnContextDone) costs every loop iteration a return to Go and
+// every call a goroutine. Instead the host rewrites each module before
+// compiling it (instrument.go): every loop head and function entry counts a
+// budget down, and at zero the guest calls the host (yield), about every
+// 100 µs of guest time. There the host ends a call that is past its
+// deadline or whose plugin has closed, and lowers the thread priority of a
+// long call that keeps its core busy (Options.DemoteAfter). A call costs no
+// goroutine, timer or context: the instance's call state is the call's
+// context, and its deadline on the clock bounds the host's I/O (the Redis
+// counters).
+//
+// The timeout is on the call's running time (callWatch: its thread's CPU
+// time, read once the call has run half its timeout on the clock): a
+// healthy call that the machine keeps waiting (a garbage collection, the
+// kernel giving its core to another thread, a hot swap's compile and
+// instantiations competing for the cores) is not failed for time it could
+// not use. A guest that loops still ends: after running its timeout, and a
+// demoted one after about its timeout on the clock; any call after ten
+// timeouts (at least a second) on the clock. So a hot swap, which costs
+// milliseconds of CPU per instance, fails no healthy request, whatever the
+// plugins' fail policy and deadline.
 //
 // # Fail policy
 //
 // A plugin fails when its call traps (a Go panic, unreachable, out of
-// bounds), exits, passes its deadline, finds no free instance in time, or
-// calls seckill.fail. FailOpen admits the request as if the plugin had called
-// next; FailClosed refuses it with 503 {"error":"unavailable","message":
-// "admission plugin <name> failed"}: the gateway could not decide, so the
-// answer says "unavailable" (retry later) rather than 403 (you may not).
-// A rejection (next=0) is 403 {"error":"rejected","message":"<name>:
-// <reason>"}, or the status the plugin set if it is >= 400, with the body the
-// plugin wrote as the reason. The Verdict carries these; the adapter writes
-// them.
+// bounds, a read-only header changed), exits, passes its deadline, finds no
+// free instance in time (the pool at PoolMax), or calls seckill.fail.
+// FailOpen admits the request as if the plugin had called next; FailClosed
+// refuses it with 503 {"error":"unavailable","message":"admission plugin
+// <name> failed"}: the gateway could not decide, so the answer says
+// "unavailable" (retry later) rather than 403 (you may not). A rejection
+// (next=0) is 403 {"error":"rejected","message":"<name>: <reason>"}, or the
+// status the plugin set if it is >= 400, with the body the plugin wrote as
+// the reason. The Verdict carries these; the adapter writes them.
 //
 // # Hot swap
 //

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -8,7 +9,6 @@ import (
 	"time"
 
 	"github.com/http-wasm/http-wasm-host-go/api"
-	"github.com/tetratelabs/wazero/sys"
 )
 
 // Next runs what follows the admission chain: the rest of the gateway and
@@ -79,11 +79,11 @@ func (m *Manager) Handle(ctx context.Context, host Host, next Next) Verdict {
 		switch r.outcome {
 		case outcomeAdmit:
 			if r.inst != nil {
-				held = append(held, heldCall{p: p, inst: r.inst, cs: r.cs, reqCtx: r.reqCtx})
+				held = append(held, heldCall{p: p, inst: r.inst, reqCtx: r.reqCtx})
 			}
 			continue
 		case outcomeReject:
-			verdict = rejection(p.name, r.cs)
+			verdict = r.rejection
 		case outcomeFail:
 			if p.spec.FailPolicy == FailOpen {
 				continue
@@ -109,13 +109,14 @@ func (m *Manager) Handle(ctx context.Context, host Host, next Next) Verdict {
 	}
 	for i := len(held) - 1; i >= 0; i-- {
 		h := &held[i]
-		h.p.handleResponse(ctx, h.inst, h.cs, h.reqCtx, nextErr)
+		h.p.handleResponse(ctx, h.inst, h.reqCtx, nextErr)
 		h.inst = nil // returned or discarded by handleResponse
 	}
 	return verdict
 }
 
-// rejection builds the Verdict of a plugin that did not call next.
+// rejection builds the Verdict of a plugin that did not call next. It
+// copies what it keeps of cs, which the instance reuses.
 func rejection(name string, cs *callState) Verdict {
 	status := http.StatusForbidden
 	if cs.status >= 400 && cs.status <= 599 {
@@ -131,7 +132,7 @@ func rejection(name string, cs *callState) Verdict {
 		Error:       VerdictRejected,
 		Message:     name + ": " + reason,
 		GuestStatus: int(cs.status),
-		GuestBody:   cs.body,
+		GuestBody:   bytes.Clone(cs.body),
 	}
 }
 
@@ -169,16 +170,15 @@ const (
 )
 
 type requestResult struct {
-	outcome outcome
-	cs      *callState
-	inst    *instance // held for handle_response, or nil
-	reqCtx  uint32
+	outcome   outcome
+	rejection Verdict   // outcomeReject
+	inst      *instance // held for handle_response, or nil
+	reqCtx    uint32
 }
 
 type heldCall struct {
 	p      *plugin
 	inst   *instance
-	cs     *callState
 	reqCtx uint32
 }
 
@@ -187,57 +187,58 @@ type heldCall struct {
 func (p *plugin) handleRequest(ctx context.Context, host Host) requestResult {
 	start := time.Now()
 	p.stats.calls.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
-	defer cancel()
-
-	in, err := p.acquire(ctx)
+	in, err := p.acquire(ctx, start)
 	if err != nil {
 		p.countFailure(ctx, err, "no instance")
 		p.stats.observe(time.Since(start))
 		return requestResult{outcome: outcomeFail}
 	}
-	cs := &callState{p: p, inst: in, host: host, features: in.features}
+	// The call's clocks start now: a wait for the pool to grow is not the
+	// guest's, and must not leave its host I/O past its deadline already.
+	cs := &in.cs
+	cs.begin(ctx, p, in, host, time.Now(), p.spec.Timeout, p.m.opts.DemoteAfter)
 	in.stack[0] = 0
-	err = in.call(context.WithValue(ctx, callKey{}, cs), in.handleRequest)
+	err = in.call(in.handleRequest)
 	cs.closeBodies()
 	p.stats.observe(time.Since(start))
 	if err != nil {
 		p.countFailure(ctx, err, "handle_request")
 		p.discard(in)
-		return requestResult{outcome: outcomeFail, cs: cs}
+		return requestResult{outcome: outcomeFail}
 	}
 	if cs.failed {
 		p.stats.errors.Add(1)
 		p.m.log.WarnContext(ctx, "wasm plugin failed", "plugin", p.name, "reason", cs.failReason)
 		p.release(in)
-		return requestResult{outcome: outcomeFail, cs: cs}
+		return requestResult{outcome: outcomeFail}
 	}
 	ctxNext := in.stack[0]
 	if uint32(ctxNext) == 0 {
 		p.stats.rejections.Add(1)
+		r := requestResult{outcome: outcomeReject, rejection: rejection(p.name, cs)}
 		p.release(in)
-		return requestResult{outcome: outcomeReject, cs: cs}
+		return r
 	}
 	p.stats.admitted.Add(1)
 	if p.requestOnly {
 		p.release(in)
-		return requestResult{outcome: outcomeAdmit, cs: cs}
+		return requestResult{outcome: outcomeAdmit}
 	}
-	return requestResult{outcome: outcomeAdmit, cs: cs, inst: in, reqCtx: uint32(ctxNext >> 32)}
+	return requestResult{outcome: outcomeAdmit, inst: in, reqCtx: uint32(ctxNext >> 32)}
 }
 
 // handleResponse calls the guest's handle_response on the instance that
 // handled the request, then returns it to the pool (or discards it).
-func (p *plugin) handleResponse(ctx context.Context, in *instance, cs *callState, reqCtx uint32, nextErr error) {
-	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
-	defer cancel()
-	cs.afterNext = true
+func (p *plugin) handleResponse(ctx context.Context, in *instance, reqCtx uint32, nextErr error) {
+	cs := &in.cs
+	cs.parent, cs.afterNext = ctx, true
+	cs.restart(time.Now(), p.spec.Timeout)
 	isError := uint64(0)
 	if nextErr != nil {
 		isError = 1
 	}
 	in.stack[0], in.stack[1] = uint64(reqCtx), isError
-	err := in.call(context.WithValue(ctx, callKey{}, cs), in.handleResponse)
+	err := in.call(in.handleResponse)
 	cs.closeBodies()
 	if err != nil {
 		p.countFailure(ctx, err, "handle_response")
@@ -247,15 +248,17 @@ func (p *plugin) handleResponse(ctx context.Context, in *instance, cs *callState
 	p.release(in)
 }
 
-// countFailure counts and logs a failed call: a timeout if the deadline
-// passed, an error otherwise.
+// countFailure counts and logs a failed call: a timeout if the guest ran
+// past its deadline, pool exhaustion if no instance was free in time, an
+// error otherwise.
 func (p *plugin) countFailure(ctx context.Context, err error, what string) {
-	var exit *sys.ExitError
-	timeout := errors.Is(ctx.Err(), context.DeadlineExceeded) ||
-		(errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded)
-	if timeout {
+	timeout := errors.Is(err, errDeadlineExceeded)
+	switch {
+	case timeout:
 		p.stats.timeouts.Add(1)
-	} else {
+	case errors.Is(err, errNoInstance):
+		p.stats.poolExhausted.Add(1)
+	default:
 		p.stats.errors.Add(1)
 	}
 	p.m.log.WarnContext(ctx, "wasm plugin call failed", "plugin", p.name, "call", what, "timeout", timeout, "err", err)

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/http-wasm/http-wasm-host-go/api"
 	"github.com/http-wasm/http-wasm-host-go/api/handler"
@@ -16,19 +18,31 @@ import (
 )
 
 // callKey is the context key of the *callState of the guest call in
-// progress. Host functions find their request through it.
+// progress, for contexts that wrap one.
 type callKey struct{}
 
 // callState is what the host functions know of the guest call in progress:
 // one handle_request (then maybe one handle_response) of one plugin, or the
-// instantiation of an instance (host == nil).
+// instantiation of an instance (host == nil). It is the context of the
+// call (and of the Host's methods it leads to): each instance keeps one and
+// reuses it, so a call allocates no context. It is valid only during the
+// call.
 type callState struct {
+	parent   context.Context // Handle's, or the instantiation's
 	p        *plugin
 	inst     *instance // during instantiation: the instance being created
 	host     Host      // nil during instantiation
 	features handler.Features
 	// afterNext is true in handle_response.
 	afterNext bool
+
+	// The call's clocks (yield.go): its start, its deadline on the clock
+	// (start + timeout: host I/O is bounded by it), and from watchAfter on
+	// the watch of its running time and its thread.
+	start, deadline     time.Time
+	timeout, watchAfter time.Duration
+	demoteAfter         time.Duration // Options.DemoteAfter; 0: never demote
+	watch               callWatch
 
 	reqBodyR  io.ReadCloser
 	reqBodyW  io.Writer
@@ -47,7 +61,53 @@ type callState struct {
 // rejection message (the whole body still goes to the host).
 const maxCapturedBody = 4 << 10
 
+// begin readies cs for a call of p on in, started at start, for host (nil:
+// the instantiation). demoteAfter: when a busy call's thread is lowered (0:
+// never).
+func (cs *callState) begin(parent context.Context, p *plugin, in *instance, host Host, start time.Time, timeout, demoteAfter time.Duration) {
+	*cs = callState{parent: parent, p: p, inst: in, host: host, features: in.features,
+		body: cs.body[:0], demoteAfter: demoteAfter}
+	cs.restart(start, timeout)
+}
+
+// restart starts the call's clocks at start, for timeout.
+func (cs *callState) restart(start time.Time, timeout time.Duration) {
+	cs.start, cs.deadline, cs.timeout, cs.watch = start, start.Add(timeout), timeout, callWatch{}
+	cs.watchAfter = timeout / 2
+	if cs.demoteAfter > 0 {
+		cs.watchAfter = min(cs.watchAfter, cs.demoteAfter)
+	}
+}
+
+// Deadline implements context.Context: the call's deadline, which bounds
+// host I/O (the Redis counters set their socket deadlines from it). The
+// call itself is ended at its deadline by yield, not by cancellation, so
+// Done and Err are the parent's.
+func (cs *callState) Deadline() (time.Time, bool) {
+	if d, ok := cs.parent.Deadline(); ok && d.Before(cs.deadline) {
+		return d, true
+	}
+	return cs.deadline, true
+}
+
+// Done implements context.Context.
+func (cs *callState) Done() <-chan struct{} { return cs.parent.Done() }
+
+// Err implements context.Context.
+func (cs *callState) Err() error { return cs.parent.Err() }
+
+// Value implements context.Context.
+func (cs *callState) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return cs
+	}
+	return cs.parent.Value(key)
+}
+
 func stateOf(ctx context.Context) *callState {
+	if cs, ok := ctx.(*callState); ok {
+		return cs
+	}
 	cs, _ := ctx.Value(callKey{}).(*callState)
 	if cs == nil {
 		panic(errors.New("host function called outside a guest call"))
@@ -110,20 +170,22 @@ func memString(mod wapi.Module, what string, off, n uint32) string {
 
 // memWriteIfFits writes v at buf when it fits in limit and returns len(v)
 // either way (the guest retries with a larger buffer).
-func memWriteIfFits(mod wapi.Module, buf, limit uint32, v string) uint32 {
+func memWriteIfFits[S ~string | ~[]byte](mod wapi.Module, buf, limit uint32, v S) uint32 {
 	n := uint32(len(v))
 	if n == 0 || n > limit {
 		return n
 	}
-	if !mod.Memory().WriteString(buf, v) {
+	dst, ok := mod.Memory().Read(buf, n)
+	if !ok {
 		panic(fmt.Errorf("write of %d bytes at %d: out of memory range", n, buf))
 	}
+	copy(dst, v)
 	return n
 }
 
 // memWriteList writes vs NUL-terminated when they fit and returns
 // count<<32 | length.
-func memWriteList(mod wapi.Module, buf, limit uint32, vs []string) uint64 {
+func memWriteList[S ~string | ~[]byte](mod wapi.Module, buf, limit uint32, vs []S) uint64 {
 	if len(vs) == 0 {
 		return 0
 	}
@@ -201,7 +263,7 @@ func (m *Manager) hEnableFeatures(ctx context.Context, _ wapi.Module, stack []ui
 
 func (m *Manager) hGetConfig(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := stateOf(ctx)
-	stack[0] = uint64(memWriteIfFits(mod, uint32(stack[0]), uint32(stack[1]), string(cs.p.config)))
+	stack[0] = uint64(memWriteIfFits(mod, uint32(stack[0]), uint32(stack[1]), cs.p.config))
 }
 
 func (m *Manager) hLogEnabled(ctx context.Context, _ wapi.Module, stack []uint64) {
@@ -269,6 +331,29 @@ func headerName(mod wapi.Module, ptr, n uint64) string {
 	return memString(mod, "header name", uint32(ptr), uint32(n))
 }
 
+// headerNameView is headerName without the copy: a string over the guest's
+// memory, valid only until the guest runs again.
+func headerNameView(mod wapi.Module, ptr, n uint64) string {
+	if uint32(n) == 0 {
+		panic(errors.New("HTTP header name cannot be empty"))
+	}
+	b := memRead(mod, "header name", uint32(ptr), uint32(n))
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// HeaderPeeker is an optional interface of a Host: the values of a request
+// header lent rather than copied into strings. When the Host has it,
+// get_header_values on request headers (every SDK plugin reads the user and
+// the client IP) copies the values once, from the host's buffers into the
+// guest's memory.
+type HeaderPeeker interface {
+	// PeekRequestHeaderValues returns the values of the request header
+	// name. They may be the host's own buffers: the caller reads them
+	// before the request changes. name may be the guest's memory: the
+	// host does not keep it.
+	PeekRequestHeaderValues(ctx context.Context, name string) [][]byte
+}
+
 func badKind(kind uint64) error {
 	return fmt.Errorf("unsupported header or body kind: %d", uint32(kind))
 }
@@ -297,6 +382,11 @@ func (m *Manager) hGetHeaderNames(ctx context.Context, mod wapi.Module, stack []
 
 func (m *Manager) hGetHeaderValues(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := requestOf(ctx, handler.FuncGetHeaderValues)
+	if p, ok := cs.host.(HeaderPeeker); ok && handler.HeaderKind(stack[0]) == handler.HeaderKindRequest {
+		values := p.PeekRequestHeaderValues(ctx, headerNameView(mod, stack[1], stack[2]))
+		stack[0] = memWriteList(mod, uint32(stack[3]), uint32(stack[4]), values)
+		return
+	}
 	name := headerName(mod, stack[1], stack[2])
 	var values []string
 	switch handler.HeaderKind(stack[0]) {
@@ -330,11 +420,25 @@ func (cs *callState) mustMutateHeaders(kind handler.HeaderKind, op string) {
 	}
 }
 
+// mustNotBeReadOnly refuses a change of a read-only request header
+// (Options.ReadOnlyHeaders).
+func (m *Manager) mustNotBeReadOnly(kind handler.HeaderKind, name, op string) {
+	if kind != handler.HeaderKindRequest {
+		return
+	}
+	for _, ro := range m.opts.ReadOnlyHeaders {
+		if strings.EqualFold(name, ro) {
+			panic(fmt.Errorf("can't %s request header %s: it is read-only to plugins", op, ro))
+		}
+	}
+}
+
 func (m *Manager) hSetHeaderValue(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs := requestOf(ctx, handler.FuncSetHeaderValue)
 	kind := handler.HeaderKind(stack[0])
 	cs.mustMutateHeaders(kind, "set")
 	name := headerName(mod, stack[1], stack[2])
+	m.mustNotBeReadOnly(kind, name, "set")
 	value := memString(mod, "header value", uint32(stack[3]), uint32(stack[4]))
 	switch kind {
 	case handler.HeaderKindRequest:
@@ -353,6 +457,7 @@ func (m *Manager) hAddHeaderValue(ctx context.Context, mod wapi.Module, stack []
 	kind := handler.HeaderKind(stack[0])
 	cs.mustMutateHeaders(kind, "add")
 	name := headerName(mod, stack[1], stack[2])
+	m.mustNotBeReadOnly(kind, name, "add to")
 	value := memString(mod, "header value", uint32(stack[3]), uint32(stack[4]))
 	switch kind {
 	case handler.HeaderKindRequest:
@@ -371,6 +476,7 @@ func (m *Manager) hRemoveHeader(ctx context.Context, mod wapi.Module, stack []ui
 	kind := handler.HeaderKind(stack[0])
 	cs.mustMutateHeaders(kind, "remove")
 	name := headerName(mod, stack[1], stack[2])
+	m.mustNotBeReadOnly(kind, name, "remove")
 	switch kind {
 	case handler.HeaderKindRequest:
 		cs.host.RemoveRequestHeader(ctx, name)
@@ -504,6 +610,7 @@ func (m *Manager) sCounterIncr(ctx context.Context, mod wapi.Module, stack []uin
 	}
 	key := cs.p.name + ":" + memString(mod, "counter key", keyPtr, keyLen)
 	v, err := m.counters.Incr(ctx, key, delta, msDuration(ttlMS))
+	cs.watch.blocked() // a round trip to Redis parks the goroutine
 	if err != nil {
 		m.log.WarnContext(ctx, "wasm counter", "plugin", cs.p.name, "err", err)
 		stack[0] = CounterErrnoUnavailable

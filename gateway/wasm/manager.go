@@ -41,11 +41,12 @@ type Options struct {
 	// own events. Default: a logger that discards everything.
 	Logger *slog.Logger
 
-	// DefaultTimeout is the per-call deadline (waiting for an instance
-	// included) of plugins whose Spec has none. Default 10ms: an admission
-	// plugin answers in microseconds, and a guest that loops burns a core
-	// until its deadline (on a 2-core gateway, 50ms loops doubled the
-	// healthy requests' p99).
+	// DefaultTimeout is the timeout of plugins whose Spec has none: how
+	// long a guest call may run (its running time, not the clock's; see
+	// callWatch), and how long a request waits for an instance once the
+	// pool is at its maximum. Default 10ms: an admission plugin answers in
+	// microseconds, and a guest that loops burns a core until its deadline
+	// (on a 2-core gateway, 50ms loops doubled the healthy requests' p99).
 	DefaultTimeout time.Duration
 	// DefaultMemoryPages is the memory limit in 64 KiB pages of plugins
 	// whose Spec has none. Default 512 (32 MiB).
@@ -53,6 +54,9 @@ type Options struct {
 	// DefaultPoolSize is the number of instances of plugins whose Spec has
 	// none. Default GOMAXPROCS, within [2, 16].
 	DefaultPoolSize int
+	// DefaultPoolMax is how far the pools of plugins whose Spec has no
+	// PoolMax grow on demand. Default 4 * DefaultPoolSize.
+	DefaultPoolMax int
 	// MaxModuleBytes bounds Spec.Wasm. Default 16 MiB.
 	MaxModuleBytes int
 
@@ -72,6 +76,15 @@ type Options struct {
 	// its calls in flight before it is closed anyway. Default 10s.
 	DrainTimeout time.Duration
 
+	// ReadOnlyHeaders are request headers guests may read but not set, add
+	// to or remove (names compared case-insensitively): the trusted context
+	// the gateway puts in every request before the chain, so that no plugin
+	// can make the plugins after it or the backend believe in another user,
+	// activity, item or client address. A guest call that tries fails (a
+	// trap; the fail policy applies) and the header keeps its value.
+	// Default TrustedHeaders(); an empty, non-nil slice protects nothing.
+	ReadOnlyHeaders []string
+
 	// Features are the http-wasm features the Hosts given to Handle
 	// support; a guest that enables features during its initialization gets
 	// this answer. Default FeaturesDefault.
@@ -89,12 +102,18 @@ type Spec struct {
 	Order      int             // position in the chain: ascending, ties by name
 	Config     json.RawMessage // handed verbatim to the guest by get_config
 	FailPolicy FailPolicy      // default FailOpen
-	Timeout    time.Duration   // per-call deadline; 0: Options.DefaultTimeout
+	Timeout    time.Duration   // per-call running time (see Options.DefaultTimeout); 0: Options.DefaultTimeout
 	// MemoryLimitPages caps the guest memory in 64 KiB pages; 0:
 	// Options.DefaultMemoryPages.
 	MemoryLimitPages uint32
-	// PoolSize is the number of instances; 0: Options.DefaultPoolSize.
+	// PoolSize is the number of instances made when the plugin is loaded;
+	// 0: Options.DefaultPoolSize.
 	PoolSize int
+	// PoolMax is how many instances the pool may grow to when requests
+	// find none free (each request through a guest without
+	// seckill_request_only holds one until the response is written);
+	// 0: Options.DefaultPoolMax. At least PoolSize.
+	PoolMax int
 }
 
 // Limits on Spec values.
@@ -115,6 +134,7 @@ type Info struct {
 	Timeout          time.Duration
 	MemoryLimitPages uint32
 	PoolSize         int
+	PoolMax          int
 	// RequestOnly is true when the guest exports seckill_request_only, so
 	// the response phase is skipped.
 	RequestOnly bool
@@ -141,7 +161,8 @@ type Manager struct {
 	// ran. An instantiation is milliseconds of CPU that cannot yield; on a
 	// 2-core gateway two at once, or one beside a looping guest, left no
 	// core to the requests. A pool down to half
-	// its size is refilled without waiting for a slot (plugin.go).
+	// its size, or with requests waiting for an instance, is refilled
+	// without waiting for a slot (plugin.go).
 	instantiating chan struct{}
 
 	mu     sync.Mutex // serializes changes of the chain
@@ -173,11 +194,14 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.DefaultPoolSize <= 0 {
 		opts.DefaultPoolSize = min(max(runtime.GOMAXPROCS(0), 2), 16)
 	}
+	if opts.DefaultPoolMax <= 0 {
+		opts.DefaultPoolMax = min(4*opts.DefaultPoolSize, MaxPoolSize)
+	}
 	switch {
 	case opts.DemoteAfter == 0:
 		opts.DemoteAfter = 2 * time.Millisecond
 	case opts.DemoteAfter < 0:
-		opts.DemoteAfter = 0 // watchCall: never
+		opts.DemoteAfter = 0 // never
 	}
 	if opts.MaxModuleBytes <= 0 {
 		opts.MaxModuleBytes = 16 << 20
@@ -187,6 +211,9 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 10 * time.Second
+	}
+	if opts.ReadOnlyHeaders == nil {
+		opts.ReadOnlyHeaders = TrustedHeaders()
 	}
 	if opts.Features == 0 {
 		opts.Features = FeaturesDefault
@@ -201,6 +228,8 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("wasm: default memory pages %d over %d", opts.DefaultMemoryPages, MaxMemoryPages)
 	case opts.DefaultPoolSize > MaxPoolSize:
 		return nil, fmt.Errorf("wasm: default pool size %d over %d", opts.DefaultPoolSize, MaxPoolSize)
+	case opts.DefaultPoolMax > MaxPoolSize:
+		return nil, fmt.Errorf("wasm: default pool maximum %d over %d", opts.DefaultPoolMax, MaxPoolSize)
 	}
 	m := &Manager{
 		opts:     opts,
@@ -212,6 +241,7 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		instantiating: make(chan struct{}, max(runtime.NumCPU()/2, 1)),
 	}
 	if opts.DemoteAfter > 0 && !canDemote() {
+		m.opts.DemoteAfter = 0
 		m.log.Info("wasm: long guest calls keep their priority: demoting one needs Linux and the right to raise a priority back (CAP_SYS_NICE or RLIMIT_NICE)",
 			"demote_after", opts.DemoteAfter)
 	}
@@ -263,6 +293,14 @@ func (m *Manager) normalize(name string, spec Spec) (Spec, error) {
 	case spec.PoolSize == 0:
 		spec.PoolSize = m.opts.DefaultPoolSize
 	}
+	switch {
+	case spec.PoolMax < 0 || spec.PoolMax > MaxPoolSize:
+		return spec, invalidf(nil, "plugin %s: pool maximum %d: want [pool size, %d]", name, spec.PoolMax, MaxPoolSize)
+	case spec.PoolMax == 0:
+		spec.PoolMax = max(m.opts.DefaultPoolMax, spec.PoolSize)
+	case spec.PoolMax < spec.PoolSize:
+		return spec, invalidf(nil, "plugin %s: pool maximum %d under the pool size %d", name, spec.PoolMax, spec.PoolSize)
+	}
 	return spec, nil
 }
 
@@ -309,6 +347,12 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 		}
 		next = append(next, q)
 	}
+	if replaced != nil {
+		// The new pool grows, right after the swap and in the background,
+		// to the size the pool it replaces had grown to: the load that grew
+		// it is still there.
+		p.want.Store(min(max(p.want.Load(), replaced.want.Load()), int32(spec.PoolMax)))
+	}
 	next = append(next, p)
 	slices.SortFunc(next, func(a, b *plugin) int {
 		if a.spec.Order != b.spec.Order {
@@ -321,6 +365,7 @@ func (m *Manager) Put(ctx context.Context, name string, spec Spec) (Info, error)
 	})
 	m.chain.Store(&chain{plugins: next})
 	p.startRefiller()
+	p.askRefill()
 	m.mu.Unlock()
 
 	if replaced != nil {
@@ -426,7 +471,7 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 		sha256:   hex.EncodeToString(sum[:]),
 		size:     len(spec.Wasm),
 		loadedAt: time.Now(),
-		idle:     make(chan *instance, spec.PoolSize),
+		idle:     make(chan *instance, spec.PoolMax),
 		refill:   make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		drained:  make(chan struct{}),
@@ -476,6 +521,8 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 		p.idle <- in
 	}
 	p.live.Store(int32(spec.PoolSize))
+	p.want.Store(int32(spec.PoolSize))
+	p.minIdle.Store(int32(spec.PoolSize))
 	return p, nil
 }
 
@@ -483,13 +530,18 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 // the memory limit pages, checks the ABI and instantiates the host modules
 // the guest imports. The module has one reference, the caller's.
 func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, sum string, pages uint32) (*module, error) {
+	// No WithCloseOnContextDone: the guest checks in with the host itself
+	// (instrument.go), which ends a call past its deadline.
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
 		WithCompilationCache(m.cache).
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(pages))
 	var image *dataImage
+	var compiled wazero.CompiledModule
 	fail := func(err error) (*module, error) {
 		_ = rt.Close(ctx) // closing a runtime that never served; the cause matters
+		if compiled != nil {
+			_ = compiled.Close(ctx) // likewise
+		}
 		image.close()
 		return nil, err
 	}
@@ -498,7 +550,11 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	if stripped, img, ok := splitData(wasmBytes); ok {
 		wasmBytes, image = stripped, newDataImage(img)
 	}
-	compiled, err := rt.CompileModule(ctx, wasmBytes) // in the background already: Put
+	wasmBytes, err := instrument(wasmBytes)
+	if err != nil {
+		return fail(invalidf(err, "plugin %s: module does not compile", name))
+	}
+	compiled, err = compileModule(ctx, rt, wasmBytes) // in the background already: Put
 	if err != nil {
 		return fail(invalidf(err, "plugin %s: module does not compile", name))
 	}
@@ -511,6 +567,19 @@ func (m *Manager) compile(ctx context.Context, name string, wasmBytes []byte, su
 	}
 	md.refs.Store(1)
 	return md, nil
+}
+
+// compileModule is rt.CompileModule with a panic of wazero's turned into an
+// error: its validator indexes some tables before checking the index (a
+// function whose type is out of range), and an uploaded module must not
+// take the gateway down.
+func compileModule(ctx context.Context, rt wazero.Runtime, wasm []byte) (compiled wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			compiled, err = nil, fmt.Errorf("wazero panicked: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
 }
 
 // politeSHA256 hashes b in pieces of 256 KiB, yielding the processor
@@ -577,7 +646,7 @@ func (p *module) checkABI(name string) error {
 	for _, def := range p.compiled.ImportedFunctions() {
 		mod, fn, _ := def.Import()
 		switch mod {
-		case HTTPHandlerModule, SeckillModule, wasiModule:
+		case HTTPHandlerModule, SeckillModule, wasiModule, yieldModule: // instrument refuses guests' own yieldModule imports
 		default:
 			return invalidf(nil, "plugin %s: imports %s.%s; the host provides only %s, %s and %s",
 				name, mod, fn, HTTPHandlerModule, SeckillModule, wasiModule)

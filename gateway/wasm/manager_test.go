@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,6 +145,49 @@ func TestTrustedHeaders(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTrustedHeadersReadOnly: a plugin cannot change the trusted headers
+// for the plugins after it or for the backend. A spoofing plugin (fail
+// open, so the request goes on) sets, adds to or removes each one; its
+// call fails, and the next plugin and the backend see the gateway's values.
+func TestTrustedHeadersReadOnly(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	mustPut(t, m, "spoofer", Spec{Wasm: probe, Order: 1, Config: json.RawMessage(`{"header":"X-Spoof"}`)})
+	mustPut(t, m, "reader", Spec{Wasm: probe, Order: 2})
+	trusted := []string{"X-Seckill-User", "42", "X-Seckill-Activity", "7", "X-Seckill-Item", "9", "X-Real-IP", "203.0.113.5"}
+	const want = "42|7|9|203.0.113.5"
+	var wantErrors uint64
+	for _, name := range []string{"X-Seckill-User", "x-seckill-activity", "X-SECKILL-ITEM", "X-Real-Ip"} {
+		for _, op := range []string{"set", "add", "remove"} {
+			t.Run(op+" "+name, func(t *testing.T) {
+				h := newTestHost(append([]string{"X-Spoof", "spoof", "X-Probe-Spoof-Op", op, "X-Probe-Spoof-Name", name,
+					"X-Probe", "trusted"}, trusted...)...)
+				v, ran := handle(m, h)
+				if !v.Admitted || !ran {
+					t.Fatalf("got %+v, want admitted (the spoofer fails open)", v)
+				}
+				if got := h.reqHeader.Get("X-Probe-Trusted"); got != want {
+					t.Errorf("the next plugin saw %q, want %q", got, want)
+				}
+				for i := 0; i < len(trusted); i += 2 {
+					if got := h.reqHeader.Values(trusted[i]); len(got) != 1 || got[0] != trusted[i+1] {
+						t.Errorf("the backend sees %s %q, want [%s]", trusted[i], got, trusted[i+1])
+					}
+				}
+				wantErrors++
+				if st := m.List()[0].Stats; st.Errors != wantErrors {
+					t.Errorf("spoofer: got %d errors, want %d (the refused call fails)", st.Errors, wantErrors)
+				}
+			})
+		}
+	}
+	// Other headers stay the guests' to change.
+	h := newTestHost(append([]string{"X-Spoof", "spoof", "X-Probe-Spoof-Op", "set", "X-Probe-Spoof-Name", "X-Other"}, trusted...)...)
+	if v, _ := handle(m, h); !v.Admitted || h.reqHeader.Get("X-Other") != "spoofed" {
+		t.Errorf("set X-Other: got %+v and %q, want admitted and \"spoofed\"", v, h.reqHeader.Get("X-Other"))
 	}
 }
 
@@ -335,6 +379,16 @@ func TestNow(t *testing.T) {
 	}
 }
 
+// wazeroPanics is a module whose second function has type 5 of 1 and
+// whose first calls it: wazero v1.12.0's validator indexes the types with
+// the function's before checking it, and panics.
+func wazeroPanics() []byte {
+	return rawModuleOf(
+		wasmSection(secType, wasmVec([]byte{0x60, 0x00, 0x00})),
+		wasmSection(secFunction, wasmVec([]byte{0x00}, []byte{0x05})),
+		wasmSection(secCode, wasmVec(wasmBody([]byte{0x00, 0x10, 0x01, 0x0b}), wasmBody([]byte{0x00, 0x0b}))))
+}
+
 func TestPut_Invalid(t *testing.T) {
 	m := newTestManager(t, Options{})
 	mustPut(t, m, "probe", Spec{Wasm: mustReadWasm(t, probeWasm), Config: json.RawMessage(`"v1"`)})
@@ -354,9 +408,11 @@ func TestPut_Invalid(t *testing.T) {
 		{"config", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{nope`)}, "config is not valid JSON"},
 		{"timeout", "probe", Spec{Wasm: probe, Timeout: time.Hour}, "timeout"},
 		{"pool", "probe", Spec{Wasm: probe, PoolSize: MaxPoolSize + 1}, "pool size"},
+		{"pool max", "probe", Spec{Wasm: probe, PoolSize: 4, PoolMax: 3}, "pool maximum"},
 		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
 		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
 		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
+		{"wazero panics", "probe", Spec{Wasm: wazeroPanics()}, "does not compile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -467,26 +523,130 @@ func TestTrappedInstanceNotReused(t *testing.T) {
 	}
 }
 
-func TestPoolExhausted(t *testing.T) {
-	// admit.wasm has no seckill_request_only: its instance is held until
-	// next returns, so with a pool of one a second request must wait.
+// waitFor waits until cond holds, for what happens in the background; it
+// fails the test if that takes longer than a generous bound.
+func waitFor(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("gave up waiting for %s", what)
+		}
+	}
+}
+
+// holdInNext starts a request through m that stays in next (its instances
+// of guests without seckill_request_only held) until release is closed; its
+// verdict then comes on the returned channel.
+func holdInNext(tb testing.TB, m *Manager, release <-chan struct{}) <-chan Verdict {
+	tb.Helper()
+	inNext := make(chan struct{})
+	done := make(chan Verdict, 1)
+	go func() {
+		done <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
+			close(inNext)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-inNext:
+	case v := <-done:
+		tb.Fatalf("request to hold: got %+v before next, want it in next", v)
+	}
+	return done
+}
+
+// TestPoolGrowsOnDemand: a guest that keeps its instance until the
+// response is written (admit.wasm has no seckill_request_only) keeps
+// applying while more requests are in flight than its pool had instances:
+// the pool grows up to PoolMax, keeps its size across a swap, and a request
+// beyond PoolMax fails per policy and is counted.
+func TestPoolGrowsOnDemand(t *testing.T) {
 	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
 		t.Run(string(policy), func(t *testing.T) {
 			m := newTestManager(t, Options{})
-			info := mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, FailPolicy: policy, Timeout: 50 * time.Millisecond})
+			admit := mustReadWasm(t, admitWasm)
+			spec := Spec{Wasm: admit, PoolSize: 1, PoolMax: 3, FailPolicy: policy, Timeout: 50 * time.Millisecond}
+			mustPut(t, m, "held", spec)
+			release := make(chan struct{})
+			var held []<-chan Verdict
+			for range 3 { // each needs an instance of its own
+				held = append(held, holdInNext(t, m, release))
+			}
+			st := m.List()[0].Stats
+			if st.InstancesLive != 3 || st.PoolExhausted != 0 {
+				t.Errorf("3 requests in flight: got %d instances, %d exhausted, want 3 and 0", st.InstancesLive, st.PoolExhausted)
+			}
+			// A fourth finds the pool at its maximum: it waits for its
+			// deadline and fails per policy, counted.
+			v, ran := handle(m, newTestHost())
+			if want := policy == FailOpen; v.Admitted != want || ran != want {
+				t.Errorf("beyond the pool maximum: got admitted=%v next ran=%v, want %v", v.Admitted, ran, want)
+			}
+			if st := m.List()[0].Stats; st.PoolExhausted != 1 || st.Timeouts != 0 || st.Errors != 0 {
+				t.Errorf("got exhausted=%d timeouts=%d errors=%d, want 1, 0, 0", st.PoolExhausted, st.Timeouts, st.Errors)
+			}
+			close(release)
+			for _, done := range held {
+				if v := <-done; !v.Admitted {
+					t.Errorf("held request: got %+v, want admitted", v)
+				}
+			}
+			// The replacement grows, in the background, as large as the
+			// pool had grown.
+			spec.Config = json.RawMessage(`2`)
+			mustPut(t, m, "held", spec)
+			waitFor(t, "the new pool to grow to 3", func() bool { return m.List()[0].Stats.InstancesLive == 3 })
+		})
+	}
+}
+
+// TestPoolShrinksWhenIdle: the instances a grown pool had to make are
+// closed once they have stayed idle for a whole trim interval, down to
+// PoolSize.
+func TestPoolShrinksWhenIdle(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, PoolMax: 3})
+	release := make(chan struct{})
+	var held []<-chan Verdict
+	for range 3 {
+		held = append(held, holdInNext(t, m, release))
+	}
+	close(release)
+	for _, done := range held {
+		<-done
+	}
+	p := m.chain.Load().plugins[0]
+	p.trim() // the interval in which the pool grew: every instance was needed
+	if got := m.List()[0].Stats.InstancesLive; got != 3 {
+		t.Fatalf("after a busy interval: got %d instances, want 3", got)
+	}
+	p.trim() // an interval in which two stayed idle
+	if got := m.List()[0].Stats.InstancesLive; got != 1 {
+		t.Errorf("after an idle interval: got %d instances, want 1 (the pool size)", got)
+	}
+	if v, _ := handle(m, newTestHost()); !v.Admitted {
+		t.Errorf("got %+v, want admitted", v)
+	}
+	p.trim()
+	if got := m.List()[0].Stats.InstancesLive; got != 1 {
+		t.Errorf("trimmed again: got %d instances, want 1 (never under the pool size)", got)
+	}
+}
+
+func TestPoolExhausted(t *testing.T) {
+	// admit.wasm has no seckill_request_only: its instance is held until
+	// next returns, so with a pool of at most one a second request must
+	// wait.
+	for _, policy := range []FailPolicy{FailOpen, FailClosed} {
+		t.Run(string(policy), func(t *testing.T) {
+			m := newTestManager(t, Options{})
+			info := mustPut(t, m, "held", Spec{Wasm: mustReadWasm(t, admitWasm), PoolSize: 1, PoolMax: 1, FailPolicy: policy, Timeout: 50 * time.Millisecond})
 			if info.RequestOnly {
 				t.Fatal("got RequestOnly, want false")
 			}
-			inNext, release := make(chan struct{}), make(chan struct{})
-			done := make(chan Verdict)
-			go func() {
-				done <- m.Handle(context.Background(), newTestHost(), func(context.Context) error {
-					close(inNext)
-					<-release
-					return nil
-				})
-			}()
-			<-inNext
+			release := make(chan struct{})
+			done := holdInNext(t, m, release)
 			v, _ := handle(m, newTestHost())
 			if want := policy == FailOpen; v.Admitted != want {
 				t.Errorf("while the only instance is held: got admitted=%v, want %v", v.Admitted, want)
@@ -498,10 +658,41 @@ func TestPoolExhausted(t *testing.T) {
 			if v, _ := handle(m, newTestHost()); !v.Admitted {
 				t.Errorf("after release: got %+v, want admitted", v)
 			}
-			if st := m.List()[0].Stats; st.Timeouts != 1 || st.Calls != 3 {
-				t.Errorf("got timeouts=%d calls=%d, want 1 and 3", st.Timeouts, st.Calls)
+			if st := m.List()[0].Stats; st.PoolExhausted != 1 || st.Timeouts != 0 || st.Calls != 3 {
+				t.Errorf("got exhausted=%d timeouts=%d calls=%d, want 1, 0 and 3", st.PoolExhausted, st.Timeouts, st.Calls)
 			}
 		})
+	}
+}
+
+// hammer calls ok from workers goroutines in a loop until the returned stop
+// is called; stop waits for them and tells how many calls were made and how
+// many were not ok. yield: the workers yield between calls, as a request
+// handler waiting on the network does (workers that never do keep each P
+// for a 10ms slice and leave every other goroutine queued behind them).
+func hammer(workers int, yield bool, ok func() bool) (stop func() (total, failed int64)) {
+	var stopped atomic.Bool
+	var calls, failures atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stopped.Load() {
+				calls.Add(1)
+				if !ok() {
+					failures.Add(1)
+				}
+				if yield {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	return func() (int64, int64) {
+		stopped.Store(true)
+		wg.Wait()
+		return calls.Load(), failures.Load()
 	}
 }
 
@@ -511,23 +702,11 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	mustPut(t, m, "probe", Spec{Wasm: probe, Config: json.RawMessage(`0`)})
 
 	const workers = 8
-	var stop atomic.Bool
-	var total, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				h := newTestHost()
-				v, ran := handle(m, h)
-				total.Add(1)
-				if !v.Admitted || !ran || h.reqHeader.Get("X-Probe-Config") == "" {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stop := hammer(workers, true, func() bool {
+		h := newTestHost()
+		v, ran := handle(m, h)
+		return v.Admitted && ran && h.reqHeader.Get("X-Probe-Config") != ""
+	})
 	for i := 1; i <= 20; i++ {
 		// Alternate the module too: an example plugin that admits everyone.
 		spec := Spec{Wasm: probe, Config: json.RawMessage(strconv.Itoa(i)), FailPolicy: FailClosed}
@@ -536,20 +715,19 @@ func TestHotSwapUnderLoad(t *testing.T) {
 			mustPut(t, m, "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Order: -1, FailPolicy: FailClosed})
 		}
 	}
-	stop.Store(true)
-	wg.Wait()
-	if total.Load() < workers {
-		t.Fatalf("got %d requests, want some per worker", total.Load())
+	total, failed := stop()
+	if total < workers {
+		t.Fatalf("got %d requests, want some per worker", total)
 	}
-	if failed.Load() != 0 {
-		t.Errorf("got %d of %d requests failed during 20 swaps, want 0", failed.Load(), total.Load())
+	if failed != 0 {
+		t.Errorf("got %d of %d requests failed during 20 swaps, want 0", failed, total)
 	}
 	for _, info := range m.List() {
 		if info.Stats.Errors != 0 || info.Stats.Timeouts != 0 {
 			t.Errorf("%s: got errors=%d timeouts=%d, want 0", info.Name, info.Stats.Errors, info.Stats.Timeouts)
 		}
 	}
-	t.Logf("%d requests during 20 swaps", total.Load())
+	t.Logf("%d requests during 20 swaps", total)
 }
 
 func TestOrderAndDelete(t *testing.T) {
@@ -817,4 +995,44 @@ func TestGuestMemoryFreedAfterLastCall(t *testing.T) {
 	if in.mem.enter() {
 		t.Error("enter after free: got true, want false")
 	}
+}
+
+// TestSwapBurstClosedPolicy hammers two closed-policy plugins with a tight
+// deadline while both are hot-swapped back to back for a few seconds: one
+// gets a new config each time (new instances of a compiled Go guest), the
+// other a new module (a compile each time). The workers keep both cores
+// busy, so the swaps' compiles and instantiations compete with the calls.
+// No healthy request may fail.
+func TestSwapBurstClosedPolicy(t *testing.T) {
+	m := newTestManager(t, Options{})
+	probe := mustReadWasm(t, probeWasm)
+	const timeout = 20 * time.Millisecond
+	swap := func(i int) {
+		t.Helper()
+		mustPut(t, m, "p", Spec{Wasm: probe, Config: json.RawMessage(strconv.Itoa(i)), FailPolicy: FailClosed, Timeout: timeout})
+		mustPut(t, m, "q", Spec{Wasm: fillerModule(uint32(i), 100), Order: 1, FailPolicy: FailClosed, Timeout: timeout})
+	}
+	swap(0)
+
+	stop := hammer(4, false, func() bool {
+		v, ran := handle(m, newTestHost())
+		return v.Admitted && ran
+	})
+	start := time.Now()
+	swaps := 0
+	for swaps < 10 || time.Since(start) < 3*time.Second {
+		swaps++
+		swap(swaps)
+	}
+	elapsed := time.Since(start)
+	total, failed := stop()
+	for _, info := range m.List() {
+		if st := info.Stats; st.Errors+st.Timeouts+st.PoolExhausted != 0 {
+			t.Errorf("%s: got errors=%d timeouts=%d exhausted=%d, want none", info.Name, st.Errors, st.Timeouts, st.PoolExhausted)
+		}
+	}
+	if failed != 0 {
+		t.Errorf("got %d of %d requests failed during %d swaps, want 0", failed, total, 2*swaps)
+	}
+	t.Logf("%d requests during %d swaps in %v", total, 2*swaps, elapsed.Round(time.Millisecond))
 }

@@ -12,7 +12,7 @@ type Collector struct {
 	m *Manager
 
 	plugins, calls, admitted, rejections, errors, timeouts *prometheus.Desc
-	created, discarded, live, latency                      *prometheus.Desc
+	poolExhausted, created, discarded, live, latency       *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -30,18 +30,20 @@ func NewCollector(m *Manager) *Collector {
 		admitted:   d("plugin_admitted_total", "Requests the plugin admitted (called next).", label),
 		rejections: d("plugin_rejections_total", "Requests the plugin rejected.", label),
 		errors:     d("plugin_errors_total", "Failed plugin calls: traps, exits, sdk Fail, host errors (timeouts excluded).", label),
-		timeouts:   d("plugin_timeouts_total", "Plugin calls that passed their deadline, waiting for an instance included.", label),
-		created:    d("plugin_instances_created_total", "Guest instances created.", label),
-		discarded:  d("plugin_instances_discarded_total", "Guest instances thrown away after a trap or timeout.", label),
-		live:       d("plugin_instances", "Guest instances that exist (idle or busy).", label),
-		latency:    d("plugin_call_duration_seconds", "Duration of handle_request calls, pool wait included.", label),
+		timeouts:   d("plugin_timeouts_total", "Plugin calls that ran past their deadline.", label),
+		poolExhausted: d("plugin_pool_exhausted_total",
+			"Requests that found no free instance before their deadline, the pool at its maximum: failed per the fail policy (admitted unchecked if open).", label),
+		created:   d("plugin_instances_created_total", "Guest instances created.", label),
+		discarded: d("plugin_instances_discarded_total", "Guest instances thrown away after a trap or timeout.", label),
+		live:      d("plugin_instances", "Guest instances that exist (idle or busy).", label),
+		latency:   d("plugin_call_duration_seconds", "Duration of handle_request calls, pool wait included.", label),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.plugins, c.calls, c.admitted, c.rejections, c.errors,
-		c.timeouts, c.created, c.discarded, c.live, c.latency} {
+		c.timeouts, c.poolExhausted, c.created, c.discarded, c.live, c.latency} {
 		ch <- d
 	}
 }
@@ -60,6 +62,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.rejections, s.Rejections)
 		counter(c.errors, s.Errors)
 		counter(c.timeouts, s.Timeouts)
+		counter(c.poolExhausted, s.PoolExhausted)
 		counter(c.created, s.InstancesCreated)
 		counter(c.discarded, s.InstancesDiscarded)
 		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(s.InstancesLive), name)

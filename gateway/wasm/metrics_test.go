@@ -45,6 +45,7 @@ func TestCollector(t *testing.T) {
 		"seckill_wasm_plugin_rejections_total":      1,
 		"seckill_wasm_plugin_errors_total":          0,
 		"seckill_wasm_plugin_timeouts_total":        0,
+		"seckill_wasm_plugin_pool_exhausted_total":  0,
 		"seckill_wasm_plugin_instances":             2,
 		"seckill_wasm_plugin_call_duration_seconds": 2,
 	}

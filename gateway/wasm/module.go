@@ -40,13 +40,19 @@ func (md *module) ref() bool {
 	}
 }
 
-// unref drops a plugin's reference and closes the runtime (every instance
-// left in it, and the compiled code) after the last one.
+// unref drops a plugin's reference and, after the last one, closes the
+// runtime (every instance left in it) and the compiled module. The runtimes
+// share the Manager's compilation cache, which keeps a module's machine code
+// until the module is closed, whatever becomes of its runtime: without the
+// Close every module ever loaded stays in memory.
 func (md *module) unref(ctx context.Context) error {
 	if md.refs.Add(-1) != 0 {
 		return nil
 	}
 	err := md.runtime.Close(ctx)
+	if cerr := md.compiled.Close(ctx); err == nil {
+		err = cerr
+	}
 	md.image.close()
 	return err
 }

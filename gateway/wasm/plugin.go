@@ -38,14 +38,25 @@ type plugin struct {
 	mod   *module // shared with the plugins loaded from the same bytes
 	stats *stats
 
-	// The pool: idle instances, and how many exist (idle or busy). The
-	// refiller keeps live at spec.PoolSize by replacing discarded ones, so
-	// requests never instantiate.
-	idle    chan *instance
+	// The pool: idle instances, how many exist (idle or busy), how many
+	// it should have and how many requests wait for one. The refiller
+	// makes instances while live < want, replacing discarded ones and
+	// growing the pool, so requests never instantiate. want starts at
+	// spec.PoolSize and grows, up to spec.PoolMax, when requests find no
+	// idle instance (grow); every trimInterval the refiller closes the
+	// instances that stayed idle all along, down to spec.PoolSize (trim):
+	// minIdle is the fewest idle instances seen since the last trim.
+	idle    chan *instance // capacity spec.PoolMax
 	live    atomic.Int32
-	refill  chan struct{}
-	done    chan struct{} // closed by close: stops the refiller and waiters
-	refills sync.WaitGroup
+	want    atomic.Int32
+	waiting atomic.Int32
+	minIdle atomic.Int32
+	// growFailed is when an instantiation of the refiller last failed
+	// (unix nanoseconds): requests waiting since then stop counting on it.
+	growFailed atomic.Int64
+	refill     chan struct{}
+	done       chan struct{} // closed by close: stops the refiller and waiters
+	refills    sync.WaitGroup
 
 	// inflight counts requests inside the plugin; closingBit marks it
 	// retired: no new request may enter.
@@ -57,7 +68,8 @@ type plugin struct {
 
 const closingBit = int64(1) << 62
 
-// instance is one instantiated guest. It serves one call at a time.
+// instance is one instantiated guest. It serves one call at a time, whose
+// state it keeps in cs: the call's context, so a call allocates nothing.
 type instance struct {
 	mod            api.Module
 	handleRequest  api.Function
@@ -65,21 +77,28 @@ type instance struct {
 	features       handler.Features // enabled during initialization
 	stack          [2]uint64        // call stack of handle_request/handle_response
 	mem            *guestMemory     // nil: wazero's own (memory.go)
-	demoteAfter    time.Duration    // Options.DemoteAfter
+	cs             callState        // the call in progress
+
+	// The pace of the guest's check-ins (Manager.yield): its budget of
+	// checks between two, and when it last checked in.
+	budget    uint32
+	lastYield time.Time
 }
 
 var errInstanceClosed = errors.New("wasm instance closed")
 
-// call calls fn (handle_request or handle_response) with in.stack, if the
-// instance's memory is still there (memory.go).
-func (in *instance) call(ctx context.Context, fn api.Function) error {
+// call calls fn (handle_request or handle_response) with in.stack and in.cs
+// as its context, if the instance's memory is still there (memory.go).
+func (in *instance) call(fn api.Function) error {
 	if in.mem != nil {
 		if !in.mem.enter() {
 			return errInstanceClosed
 		}
 		defer in.mem.leave()
 	}
-	return watchCall(in.demoteAfter, func() error { return fn.CallWithStack(ctx, in.stack[:]) })
+	err := fn.CallWithStack(&in.cs, in.stack[:])
+	in.cs.watch.end()
+	return err
 }
 
 func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime, compiled wazero.CompiledModule) error {
@@ -100,6 +119,9 @@ func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime,
 			return fmt.Errorf("instantiate wasi: %w", err)
 		}
 	}
+	if err := m.instantiateYield(ctx, rt); err != nil { // every instrumented guest imports it
+		return fmt.Errorf("instantiate %s: %w", yieldModule, err)
+	}
 	if httpHandler {
 		if err := m.instantiateHTTPHandler(ctx, rt); err != nil {
 			return fmt.Errorf("instantiate %s: %w", HTTPHandlerModule, err)
@@ -117,11 +139,9 @@ func (m *Manager) instantiateHostModules(ctx context.Context, rt wazero.Runtime,
 // Options.InitTimeout whatever ctx says (a slow init must not be cut short
 // by a caller's deadline, an endless one must end).
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.m.opts.InitTimeout)
-	defer cancel()
-	inst := &instance{demoteAfter: p.m.opts.DemoteAfter}
-	ctx = context.WithValue(ctx, callKey{}, &callState{p: p, inst: inst})
-	ctx = experimental.WithMemoryAllocator(ctx, memoryAllocator(inst, p.mod.image))
+	inst := &instance{budget: initialBudget}
+	inst.cs.begin(context.WithoutCancel(ctx), p, inst, nil, time.Now(), p.m.opts.InitTimeout, 0)
+	ctx = experimental.WithMemoryAllocator(&inst.cs, memoryAllocator(inst, p.mod.image))
 
 	id := strconv.FormatUint(p.mod.nextID.Add(1), 10)
 	cfg := wazero.NewModuleConfig().
@@ -137,6 +157,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 		cfg = cfg.WithStartFunctions()
 	}
 	mod, err := p.mod.runtime.InstantiateModule(ctx, p.mod.compiled, cfg)
+	inst.cs.watch.end()
 	if err != nil {
 		return nil, err
 	}
@@ -153,20 +174,113 @@ func (in *instance) close(ctx context.Context) {
 	_ = in.mod.Close(ctx) // closing a module we throw away; nothing to do on error
 }
 
-// acquire takes an idle instance, waiting until ctx ends.
-func (p *plugin) acquire(ctx context.Context) (*instance, error) {
+// errNoInstance: no instance became idle before the call's deadline, the
+// pool at its maximum.
+var errNoInstance = errors.New("no free instance before the deadline (pool at its maximum)")
+
+// acquire takes an idle instance. If there is none it has the pool grow
+// and waits: for as long as an instance it asked for is on its way, then
+// until the deadline (start + the plugin's timeout) or until ctx ends.
+func (p *plugin) acquire(ctx context.Context, start time.Time) (*instance, error) {
 	select {
 	case in := <-p.idle:
+		p.noteIdle(int32(len(p.idle)))
 		return in, nil
 	default:
 	}
+	p.noteIdle(0)
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	p.grow()
+	t := time.NewTimer(time.Until(start.Add(p.spec.Timeout))) // only when the pool is empty
+	defer t.Stop()
+	for {
+		select {
+		case in := <-p.idle:
+			return in, nil
+		case <-t.C:
+			// An instance still to come (the refiller is making the ones
+			// asked for, and has not failed meanwhile) is worth waiting
+			// for: it takes milliseconds, and the deadline is for the
+			// guest's call, not for the pool's growth.
+			if p.live.Load() < p.want.Load() && p.growFailed.Load() < start.UnixNano() {
+				t.Reset(p.spec.Timeout)
+				continue
+			}
+			return nil, errNoInstance
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.done:
+			return nil, errClosed
+		}
+	}
+}
+
+// grow asks the refiller for one more instance, up to spec.PoolMax, unless
+// those on their way already cover the requests waiting.
+func (p *plugin) grow() {
+	for {
+		want := p.want.Load()
+		if want >= int32(p.spec.PoolMax) || want-p.live.Load() >= p.waiting.Load() {
+			return
+		}
+		if p.want.CompareAndSwap(want, want+1) {
+			p.askRefill()
+			return
+		}
+	}
+}
+
+// noteIdle records n idle instances for trim.
+func (p *plugin) noteIdle(n int32) {
+	for {
+		least := p.minIdle.Load()
+		if n >= least || p.minIdle.CompareAndSwap(least, n) {
+			return
+		}
+	}
+}
+
+// trimInterval is how long a grown pool's extra instances must stay idle
+// before trim closes them: long enough that requests arriving in waves keep
+// their instances, short enough that a quiet gateway gives the memory back
+// soon (an instance costs a Go guest about 2 ms of CPU to make again).
+const trimInterval = 2 * time.Second
+
+// trim closes as many idle instances as stayed idle since the last trim,
+// keeping spec.PoolSize at least, unless requests are waiting.
+func (p *plugin) trim() {
+	surplus := min(p.minIdle.Load(), p.live.Load()-int32(p.spec.PoolSize))
+	for range max(surplus, 0) {
+		if p.waiting.Load() > 0 || !p.closeIdle() {
+			break
+		}
+	}
+	p.minIdle.Store(int32(len(p.idle)))
+}
+
+// closeIdle closes an idle instance, if there is one, and lowers want with
+// it (not under spec.PoolSize).
+func (p *plugin) closeIdle() bool {
 	select {
 	case in := <-p.idle:
-		return in, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-p.done:
-		return nil, errClosed
+		in.close(context.Background())
+		p.live.Add(-1)
+	default:
+		return false
+	}
+	for {
+		want := p.want.Load()
+		if want <= int32(p.spec.PoolSize) || p.want.CompareAndSwap(want, want-1) {
+			return true
+		}
+	}
+}
+
+func (p *plugin) askRefill() {
+	select {
+	case p.refill <- struct{}{}:
+	default:
 	}
 }
 
@@ -182,7 +296,7 @@ func (p *plugin) release(in *instance) {
 	}
 	select {
 	case p.idle <- in:
-	default: // cannot happen: the pool never holds more than PoolSize
+	default: // cannot happen: the pool never holds more than PoolMax
 		in.close(context.Background())
 		p.live.Add(-1)
 	}
@@ -194,28 +308,31 @@ func (p *plugin) discard(in *instance) {
 	in.close(context.Background())
 	p.live.Add(-1)
 	p.stats.discarded.Add(1)
-	select {
-	case p.refill <- struct{}{}:
-	default:
-	}
+	p.askRefill()
 }
 
-// startRefiller starts the goroutine that replaces discarded instances.
+// startRefiller starts the goroutine that replaces discarded instances,
+// grows the pool and trims it.
 func (p *plugin) startRefiller() {
 	p.refills.Add(1)
 	go func() {
 		defer p.refills.Done()
+		trims := time.NewTicker(trimInterval)
+		defer trims.Stop()
 		for {
 			select {
 			case <-p.done:
 				return
+			case <-trims.C:
+				p.trim()
+				continue
 			case <-p.refill:
 			}
-			for p.live.Load() < int32(p.spec.PoolSize) {
-				// One of the Manager's instantiation slots, unless half the
-				// pool is gone: then requests are about to wait out their
-				// deadline for an instance, which costs more than a core.
-				slot := p.live.Load() > int32(p.spec.PoolSize/2)
+			for p.live.Load() < p.want.Load() {
+				// One of the Manager's instantiation slots, unless requests
+				// wait for the instance or half the pool is gone: then
+				// requests wait, which costs more than a core.
+				slot := p.waiting.Load() == 0 && p.live.Load() > p.want.Load()/2
 				if slot {
 					select {
 					case <-p.done:
@@ -235,6 +352,7 @@ func (p *plugin) startRefiller() {
 					<-p.m.instantiating
 				}
 				if err != nil {
+					p.growFailed.Store(time.Now().UnixNano())
 					p.m.log.Error("wasm instance", "plugin", p.name, "err", err)
 					select { // retry later; requests fail per policy meanwhile
 					case <-p.done:
@@ -326,6 +444,7 @@ func (p *plugin) info() Info {
 		Timeout:          p.spec.Timeout,
 		MemoryLimitPages: p.spec.MemoryLimitPages,
 		PoolSize:         p.spec.PoolSize,
+		PoolMax:          p.spec.PoolMax,
 		RequestOnly:      p.requestOnly,
 		LoadedAt:         p.loadedAt,
 		Stats:            st,

@@ -18,6 +18,7 @@ var latencyBuckets = []time.Duration{
 // is loaded, across replacements, so rates stay continuous over hot swaps.
 type stats struct {
 	calls, admitted, rejections, errors, timeouts atomic.Uint64
+	poolExhausted                                 atomic.Uint64
 	created, discarded                            atomic.Uint64
 	latencyNanos                                  atomic.Uint64
 	buckets                                       [15]atomic.Uint64 // len(latencyBuckets)+1 (+Inf)
@@ -38,7 +39,11 @@ type Stats struct {
 	Admitted   uint64 // the plugin called next
 	Rejections uint64 // the plugin rejected the request
 	Errors     uint64 // traps, exits, sdk fail, host errors, closed plugin (timeouts not included)
-	Timeouts   uint64 // deadline passed while waiting for an instance or running
+	Timeouts   uint64 // the guest ran past its deadline
+	// PoolExhausted counts requests that found no free instance before
+	// their deadline with the pool grown to its maximum: each failed per
+	// the fail policy, so under FailOpen each was admitted unchecked.
+	PoolExhausted uint64
 
 	InstancesCreated   uint64
 	InstancesDiscarded uint64 // thrown away after a trap or timeout
@@ -60,6 +65,7 @@ func (s *stats) snapshot() Stats {
 		Rejections:         s.rejections.Load(),
 		Errors:             s.errors.Load(),
 		Timeouts:           s.timeouts.Load(),
+		PoolExhausted:      s.poolExhausted.Load(),
 		InstancesCreated:   s.created.Load(),
 		InstancesDiscarded: s.discarded.Load(),
 		LatencySum:         time.Duration(s.latencyNanos.Load()),

@@ -380,9 +380,21 @@ func headerValues(kind uint32, name string) []string {
 	})
 }
 
+// firstValue reads the values of a header into buf and copies out only the
+// first: every plugin reads a few headers per request (the user, the client
+// IP), and building the list of all values cost each read a slice and a
+// string per value.
 func firstValue(kind uint32, name string) string {
-	if vs := headerValues(kind, name); len(vs) > 0 {
-		return vs[0]
+	np, nn := strPtr(name)
+	countLen := hostGetHeaderValues(kind, np, nn, bufPtr(), uint32(len(buf)))
+	if n := uint32(countLen); n > uint32(len(buf)) {
+		buf = make([]byte, n)
+		countLen = hostGetHeaderValues(kind, np, nn, bufPtr(), uint32(len(buf)))
+	}
+	for i, c := range buf[:uint32(countLen)] {
+		if c == 0 {
+			return string(buf[:i])
+		}
 	}
 	return ""
 }

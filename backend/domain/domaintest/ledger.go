@@ -194,10 +194,10 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if _, err := f.Adjust(ctx, f.a, f.i, 0, 4); !errors.Is(err, domain.ErrNotLoaded) {
 			t.Fatalf("Adjust: got %v, want ErrNotLoaded", err)
 		}
-		if n, err := f.Take(ctx, f.a, f.i, 0, 4); err != nil || n != 0 {
+		if n, err := f.Take(ctx, f.a, f.i, 0, 4, 0); err != nil || n != 0 {
 			t.Fatalf("Take: got %d, %v; want 0", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0); err != nil || ok {
 			t.Fatalf("Reset: got %v, %v; want false", ok, err)
 		}
 		if ok, err := f.Release(ctx, domain.Order{Ticket: f.ticket(), UserID: 1, ActivityID: f.a, ItemID: f.i, Quantity: 2}); err != nil || ok {
@@ -377,6 +377,22 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		wantCode(t, "a malformed ticket", err, domain.ENotFound)
 	})
 
+	t.Run("Deduct of a ticket ended before takes nothing", func(t *testing.T) {
+		// A caller's Deduct failed in doubt and it ended the ticket; the Deduct lands
+		// after the end (the ledger ran the two in that order): it is refused.
+		f := fixture(t)
+		f.warm(t, f.sale(1, 5), true)
+		d := f.deduction(3, 1, "k", 1)
+		f.settle(t, domain.Ticket{ID: d.Ticket, UserID: 3, Status: domain.TicketFailed, Reason: "deduct_failed"}, 1)
+		_, err := f.Deduct(ctx, d)
+		wantCode(t, "a ticket ended before", err, domain.EConflict)
+		f.wantStock(t, "nothing taken", 5)
+		if st := f.state(t, 1); st.Tickets != 0 {
+			t.Fatalf("got %+v, want nothing in flight", st)
+		}
+		f.admit(t, f.deduction(3, 1, "k", 1)) // the key and the buyer are free
+	})
+
 	t.Run("Settle failed with fewer buckets than the ticket's", func(t *testing.T) {
 		// The bucket count was lowered after the ticket took from bucket 2: it is
 		// settled whole all the same, its unit, buyer units and key back.
@@ -532,6 +548,32 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		}
 	})
 
+	t.Run("Warm adds the orders' idempotency keys where missing", func(t *testing.T) {
+		// The ledger lost its data; the restore brings back the keys of orders written
+		// before, so retries with them replay, whatever the limit or the stock says.
+		f := fixture(t)
+		s := f.sale(1, 0)
+		s.Buyers = map[int64]int64{1: 1}
+		first := f.ticket()
+		s.Keys = []domain.KeyTicket{{UserID: 1, Key: "k", Ticket: first}, {UserID: 2, Key: "k", Ticket: f.ticket()}}
+		f.warm(t, s, false)
+		got, err := f.deduct(1, 1, "k", 1)
+		if err != nil || !got.Replayed || got.Ticket != first {
+			t.Fatalf("a retry with the key: got %+v, %v; want ticket %s replayed", got, err, first)
+		}
+		_, err = f.deduct(1, 1, "other", 1)
+		wantCode(t, "another key", err, domain.ELimitExceeded)
+		// A live key keeps its ticket.
+		f.warm(t, f.sale(5, 5), true)
+		live := f.admit(t, f.deduction(3, 1, "j", 1))
+		s = f.sale(5, 5)
+		s.Keys = []domain.KeyTicket{{UserID: 3, Key: "j", Ticket: f.ticket()}}
+		f.warm(t, s, false)
+		if got, err := f.deduct(3, 1, "j", 1); err != nil || !got.Replayed || got.Ticket != live.Ticket {
+			t.Fatalf("a live key: got %+v, %v; want ticket %s", got, err, live.Ticket)
+		}
+	})
+
 	t.Run("SetState", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 5), true)
@@ -560,14 +602,14 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			{"take below zero", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, -6) }, 0, domain.EConflict, []int64{5, 0}},
 			{"add to a bucket never set", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 2, 2) }, 2, "", []int64{5, 0, 2}},
 			{"add nothing", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, 0) }, 5, "", []int64{5, 0, 2}},
-			{"take some", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 2) }, 2, "", []int64{3, 0, 2}},
-			{"take more than there is", func() (int64, error) { return f.Take(ctx, f.a, f.i, 2, 5) }, 2, "", []int64{3, 0, 0}},
-			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5) }, 0, "", []int64{3, 0, 0}},
-			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0) }, 0, "", []int64{3, 0, 0}},
-			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2) }, 0, "", []int64{3, 0, 0}},
-			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8)) }, 1, "", []int64{8, 0, 0}},
-			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1)) }, 0, "", []int64{8, 0, 0}},
-			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4)) }, 1, "", []int64{8, 0, 0, 4}},
+			{"take some", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 2, 0) }, 2, "", []int64{3, 0, 2}},
+			{"take more than there is", func() (int64, error) { return f.Take(ctx, f.a, f.i, 2, 5, 0) }, 2, "", []int64{3, 0, 0}},
+			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5, 0) }, 0, "", []int64{3, 0, 0}},
+			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0, 0) }, 0, "", []int64{3, 0, 0}},
+			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2, 0) }, 0, "", []int64{3, 0, 0}},
+			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0)) }, 1, "", []int64{8, 0, 0}},
+			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0)) }, 0, "", []int64{8, 0, 0}},
+			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0)) }, 1, "", []int64{8, 0, 0, 4}},
 		} {
 			got, err := tt.op()
 			wantCode(t, tt.name, err, tt.err)
@@ -575,6 +617,70 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 				t.Fatalf("%s: got %d, want %d", tt.name, got, tt.want)
 			}
 			f.wantStock(t, tt.name, tt.stock...)
+		}
+	})
+
+	t.Run("a fenced Take or Reset below the highest token seen is refused", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(5, 10), true)
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7); err != nil || !ok {
+			t.Fatalf("reset under token 7: got %v, %v; want done", ok, err)
+		}
+		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 7); err != nil || n != 1 {
+			t.Fatalf("take under the same token: got %d, %v; want 1", n, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6); !errors.Is(err, domain.ErrFenced) || ok {
+			t.Fatalf("reset under an older token: got %v, %v; want ErrFenced", ok, err)
+		}
+		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 6); !errors.Is(err, domain.ErrFenced) || n != 0 {
+			t.Fatalf("take under an older token: got %d, %v; want ErrFenced", n, err)
+		}
+		f.wantStock(t, "after the refused writes", 8)
+		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 0); err != nil || n != 1 {
+			t.Fatalf("an operator's take (no token): got %d, %v; want 1", n, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9); err != nil || !ok {
+			t.Fatalf("reset under a newer token: got %v, %v; want done", ok, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7); !errors.Is(err, domain.ErrFenced) || ok {
+			t.Fatalf("reset under the token before: got %v, %v; want ErrFenced", ok, err)
+		}
+		f.wantStock(t, "at the end", 8)
+	})
+
+	t.Run("State reads the sale as the ledger runs it", func(t *testing.T) {
+		f := fixture(t)
+		if st := f.state(t, 1); st.Loaded || st.State != "" {
+			t.Fatalf("before warming: got %+v, want nothing loaded", st)
+		}
+		want := f.sale(3, 5)
+		f.warm(t, want, true)
+		st := f.state(t, 1)
+		if !st.Loaded || st.State != domain.StatePublished || st.PerUserLimit != 3 ||
+			st.Start.UnixMilli() != want.Start.UnixMilli() || st.End.UnixMilli() != want.End.UnixMilli() {
+			t.Fatalf("got %+v, want the warmed sale %+v", st, want)
+		}
+		must(t, f.SetState(ctx, f.a, f.i, domain.StateOffline))
+		if st := f.state(t, 1); st.State != domain.StateOffline {
+			t.Fatalf("got state %q, want offline", st.State)
+		}
+	})
+
+	t.Run("InFlight carries the idempotency key; Mark is first once", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(5, 5), true)
+		got := f.admit(t, f.deduction(3, 1, "key-1", 1))
+		fl, err := f.InFlight(ctx, f.a, f.i)
+		if err != nil || len(fl) != 1 || fl[0].IdemKey != "key-1" || fl[0].Request(f.a, f.i).IdemKey != "key-1" {
+			t.Fatalf("got %+v, %v; want one flight with key key-1", fl, err)
+		}
+		for n, want := range []bool{true, false, false} {
+			if first, err := f.Mark(ctx, f.a, f.i, got.Ticket, "republished"); err != nil || first != want {
+				t.Fatalf("mark %d: got %v, %v; want %v", n, first, err, want)
+			}
+		}
+		if first, err := f.Mark(ctx, f.a, f.i, got.Ticket, "other"); err != nil || !first {
+			t.Fatalf("another mark: got %v, %v; want first", first, err)
 		}
 	})
 
@@ -737,7 +843,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			switch g % 4 {
 			case 0, 1: // take from one bucket and give to the other
 				var n int64
-				if n, err = f.Take(ctx, f.a, f.i, g%2, 7); err == nil && n > 0 {
+				if n, err = f.Take(ctx, f.a, f.i, g%2, 7, 0); err == nil && n > 0 {
 					_, err = f.Adjust(ctx, f.a, f.i, 1-g%2, n)
 				}
 			case 2: // buy and fail

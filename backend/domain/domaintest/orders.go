@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -591,6 +592,8 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		if err != nil || !w.Replay || w.Order.Status != domain.OrderCancelled {
 			t.Fatalf("after cancel: got %+v, %v; want the cancelled order replayed", w, err)
 		}
+		f.write(t, f.req(3, 0, 1)) // no key
+		wantKeys(t, f.Orders, f.item, domain.KeyTicket{UserID: 1, Key: "k1", Ticket: r.Ticket}, domain.KeyTicket{UserID: 2, Key: "k1", Ticket: other.Ticket})
 	})
 
 	t.Run("VoidTicket fences late writes", func(t *testing.T) {
@@ -627,6 +630,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		if err != nil || len(rows) != 2 || rows[r.Ticket].Status != domain.OrderVoid || rows[retry.Ticket].ID != o.ID {
 			t.Fatalf("OrdersByTickets: got %+v, %v", rows, err)
 		}
+		wantKeys(t, f.Orders, f.item, domain.KeyTicket{UserID: 1, Key: "k", Ticket: retry.Ticket}) // a void mark holds no key
 	})
 
 	t.Run("hammer: a write and a void of one ticket, one wins", func(t *testing.T) {
@@ -847,4 +851,18 @@ func writeRetryingW(tb testing.TB, o domain.OrderStore, r domain.OrderRequest, l
 func writeRetrying(tb testing.TB, o domain.OrderStore, r domain.OrderRequest, limit int) string {
 	_, err := writeRetryingW(tb, o, r, limit)
 	return domain.ErrorCode(err)
+}
+
+// wantKeys fails unless the idempotency keys an item's orders hold are want, in any
+// order.
+func wantKeys(tb testing.TB, o domain.OrderStore, itemID int64, want ...domain.KeyTicket) {
+	tb.Helper()
+	got, err := o.KeyTickets(context.Background(), itemID)
+	must(tb, err)
+	order := func(a, b domain.KeyTicket) int { return strings.Compare(a.Ticket, b.Ticket) }
+	slices.SortFunc(got, order)
+	slices.SortFunc(want, order)
+	if !slices.Equal(got, want) {
+		tb.Fatalf("KeyTickets: got %+v, want %+v", got, want)
+	}
 }

@@ -5,7 +5,8 @@
 -- KEYS[2] buyers    hash: user id -> units held
 -- KEYS[3] idem      hash: "<user>:<idempotency key>" -> ticket
 -- KEYS[4] inflight  hash: ticket -> "<user>|<qty>|<parts>|<admitted ms>|<idem field>"
--- KEYS[5..] bucket stock counters, bucket 0 first
+-- KEYS[5..4+n] each request's ticket result key
+-- KEYS[5+n..] bucket stock counters, bucket 0 first
 -- ARGV[1] the number of requests n; then 5 per request: user id, quantity, idem field
 -- or "", new ticket, home bucket (0-based)
 --
@@ -15,11 +16,14 @@
 --   2 sold out (no unit left at all)   3 per-user limit   4 not started   5 ended
 --   6 not loaded (no meta: Redis lost its state)   7 not on sale   8 bad quantity
 --   9 insufficient stock (units are left, fewer than asked)
--- The first sold-out answer of an item (within a second) is announced on sk:stock as
--- "soldout <activity> <item>", so every gateway flags the item at once; the marker
--- KEYS[4]..":soldout" remembers it (scripts that give units back clear it and announce
--- "stock <activity> <item>").
--- Order of checks: replay, state, window, quantity, buyer limit, stock. The buyer check
+--   10 the ticket has a result already: it was ended before this call ran (a caller
+--      whose call timed out ended it, and Redis ran that first); nothing taken
+-- The deduction that takes an item's last unit (or else its first sold-out answer) is
+-- announced on sk:stock as "soldout <activity> <item>", so every gateway flags the
+-- item at once; the marker "<meta key without :meta>:soldout" says it was, so it is
+-- said once. Scripts that give units back clear the marker and announce "stock
+-- <activity> <item>", and the next sell-out is announced again.
+-- Order of checks: decided, replay, state, window, quantity, buyer limit, stock. The buyer check
 -- comes before any deduction, and the stock check covers the whole quantity: from the
 -- home bucket when it holds it, else from the first bucket after it that does, else
 -- from several buckets in turn.
@@ -32,17 +36,18 @@ if not meta[1] then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nb = #KEYS - 4
+local nb = #KEYS - 4 - n
 local marker = string.gsub(KEYS[1], ':meta$', ':soldout')
 
 local function announce_sold_out()
-  if redis.call('SET', marker, '1', 'NX', 'PX', 1000) then
+  if redis.call('SET', marker, '1', 'NX', 'EX', 86400) then
     local a, i = string.match(KEYS[1], '{a(%d+):i(%d+)}')
     redis.call('PUBLISH', 'sk:stock', 'soldout ' .. a .. ' ' .. i)
   end
 end
 
-local function admit(user, qty, idem, ticket, home)
+local function admit(r, user, qty, idem, ticket, home)
+  if redis.call('EXISTS', KEYS[5 + r]) == 1 then return 10, '' end
   if idem ~= '' then
     local prev = redis.call('HGET', KEYS[3], idem)
     if prev then return 1, prev end
@@ -59,7 +64,7 @@ local function admit(user, qty, idem, ticket, home)
   local total = 0
   for i = 0, nb - 1 do
     local b = (home + i) % nb
-    local v = tonumber(redis.call('GET', KEYS[5 + b]) or '0')
+    local v = tonumber(redis.call('GET', KEYS[5 + n + b]) or '0')
     if v >= qty then
       parts = {{b, qty}}
       break
@@ -85,9 +90,20 @@ local function admit(user, qty, idem, ticket, home)
     end
   end
   local ps = {}
+  local emptied = false
   for _, p in ipairs(parts) do
-    redis.call('DECRBY', KEYS[5 + p[1]], p[2])
+    if redis.call('DECRBY', KEYS[5 + n + p[1]], p[2]) == 0 then emptied = true end
     ps[#ps + 1] = p[1] .. ':' .. p[2]
+  end
+  if emptied then
+    -- A bucket ran dry: when it took the item's last unit, say so now, not at the
+    -- next refusal.
+    local rest = 0
+    for b = 0, nb - 1 do
+      rest = rest + tonumber(redis.call('GET', KEYS[5 + n + b]) or '0')
+      if rest > 0 then break end
+    end
+    if rest == 0 then announce_sold_out() end
   end
   local pstr = table.concat(ps, ',')
   redis.call('HINCRBY', KEYS[2], user, qty)
@@ -98,7 +114,7 @@ end
 
 for r = 0, n - 1 do
   local a = 2 + r * 5
-  local code, val = admit(ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]))
+  local code, val = admit(r, ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4]))
   out[#out + 1] = code
   out[#out + 1] = val
 end

@@ -1,8 +1,12 @@
 -- Sets a bucket counter to a new value only if it still holds the value the caller
 -- read (the reconciler's repair must not undo a deduction that happened meanwhile) and
--- the item's sale state is loaded.
--- KEYS[1] meta, KEYS[2] bucket counter; ARGV[1] expected current value, ARGV[2] new value.
+-- the item's sale state is loaded. A fencing token above 0 (the background lease's)
+-- is checked against the highest the item has seen: a lower one is refused (-1), so a
+-- reconciler that lost its lease mid-pass writes nothing after its successor has.
+-- KEYS[1] meta, KEYS[2] bucket counter; ARGV[1] expected current value, ARGV[2] new
+-- value, ARGV[3] fencing token.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if not fenced_ok(KEYS[1], ARGV[3]) then return -1 end
 local cur = redis.call('GET', KEYS[2]) or '0'
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])

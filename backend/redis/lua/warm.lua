@@ -1,24 +1,32 @@
 -- Loads an item's sale state into Redis from MySQL's view.
 --
--- KEYS[1] meta, KEYS[2] buyers, KEYS[3..] bucket stock counters
+-- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4..] bucket stock counters
 -- ARGV[1] state, ARGV[2] start ms, ARGV[3] end ms, ARGV[4] limit, ARGV[5] buckets,
 -- ARGV[6] "1" to overwrite stock counters, "0" to set only missing ones,
--- ARGV[7..] the stock of each bucket, then pairs of user id and units held
+-- ARGV[7] the number of buyers m,
+-- ARGV[8..] the stock of each bucket, then m pairs of user id and units held, then
+-- pairs of idempotency field ("<user>:<key>") and the ticket of the order holding it
 --
 -- Stock counters that exist are kept unless asked (they are live during a sale); buyer
--- records are added only where Redis has none (Redis restarted empty).
-local n = #KEYS - 2
+-- and idempotency records are added only where Redis has none (Redis restarted
+-- empty), so a retry with the key of an order written before replays its ticket.
+local n = #KEYS - 3
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'buckets', ARGV[5])
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[2 + i], ARGV[6 + i])
+    redis.call('SET', KEYS[3 + i], ARGV[7 + i])
   else
-    redis.call('SETNX', KEYS[2 + i], ARGV[6 + i])
+    redis.call('SETNX', KEYS[3 + i], ARGV[7 + i])
   end
 end
-local i = 7 + n
-while i < #ARGV do
+local i = 8 + n
+local keys = i + 2 * tonumber(ARGV[7])
+while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 return n

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,6 +87,50 @@ func TestMiddleware(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrustedHeadersReadOnly: through the hertz host too, a plugin that
+// sets, adds to or removes a trusted header changes nothing for the plugin
+// after it or for the handler behind the chain.
+func TestTrustedHeadersReadOnly(t *testing.T) {
+	m := wasmtest.NewManager(t, wasm.Options{DefaultPoolSize: 2, DefaultTimeout: 2 * time.Second})
+	probe := wasmtest.ReadModule(t, probeWasm)
+	mustPut(t, m, "spoofer", wasm.Spec{Wasm: probe, Order: 1, Config: json.RawMessage(`{"header":"X-Spoof"}`)})
+	mustPut(t, m, "reader", wasm.Spec{Wasm: probe, Order: 2})
+	e := route.NewEngine(config.NewOptions(nil))
+	e.POST("/orders", Middleware(m), func(_ context.Context, c *app.RequestContext) {
+		var seen []string
+		for _, h := range wasm.TrustedHeaders() {
+			seen = append(seen, fmt.Sprint(c.Request.Header.GetAll(h)))
+		}
+		c.JSON(http.StatusOK, map[string]string{
+			"plugin":  string(c.Request.Header.Peek("X-Probe-Trusted")),
+			"backend": strings.Join(seen, "|"),
+		})
+	})
+	trusted := []ut.Header{{Key: "X-Seckill-User", Value: "42"}, {Key: "X-Seckill-Activity", Value: "7"},
+		{Key: "X-Seckill-Item", Value: "9"}, {Key: "X-Real-IP", Value: "203.0.113.5"}}
+	want := map[string]string{"plugin": "42|7|9|203.0.113.5", "backend": "[42]|[7]|[9]|[203.0.113.5]"}
+	for _, name := range wasm.TrustedHeaders() {
+		for _, op := range []string{"set", "add", "remove"} {
+			t.Run(op+" "+name, func(t *testing.T) {
+				w := ut.PerformRequest(e, http.MethodPost, "/orders", nil, append([]ut.Header{
+					{Key: "X-Spoof", Value: "spoof"}, {Key: "X-Probe-Spoof-Op", Value: op},
+					{Key: "X-Probe-Spoof-Name", Value: strings.ToLower(name)}, {Key: "X-Probe", Value: "trusted"},
+				}, trusted...)...)
+				if w.Code != http.StatusOK {
+					t.Fatalf("got %d %s, want 200", w.Code, w.Body.String())
+				}
+				var got map[string]string
+				if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+					t.Fatal(err)
+				}
+				if got["plugin"] != want["plugin"] || got["backend"] != want["backend"] {
+					t.Errorf("got %v, want %v", got, want)
+				}
+			})
+		}
 	}
 }
 

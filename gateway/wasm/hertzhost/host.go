@@ -19,17 +19,36 @@ import (
 	"github.com/seckill/flashsale/gateway/wasm"
 )
 
-// Host implements the http-wasm handler.Host over the *app.RequestContext
-// found in the context (see NewContext). It is stateless: one value serves
-// every request.
+// Host implements the http-wasm handler.Host over a request's
+// *app.RequestContext: the one it holds (HostFor, what Middleware uses), or
+// for the zero Host the one found in the context (see NewContext), so that
+// one zero value serves every request. It also lends request header values
+// to the guests without copying them (wasm.HeaderPeeker).
 //
 // Hertz buffers request and response bodies, so FeatureBufferRequest and
 // FeatureBufferResponse are always on; trailers are not supported (their
 // getters return nothing, their setters panic, which traps the guest, as the
 // ABI asks of hosts without FeatureTrailers).
-type Host struct{}
+type Host struct {
+	c *app.RequestContext // nil: the context's
+}
 
-var _ handler.Host = Host{}
+var (
+	_ handler.Host      = Host{}
+	_ wasm.HeaderPeeker = Host{}
+)
+
+// HostFor returns the Host of c. It is a pointer in an interface: passing
+// it as a wasm.Host allocates nothing.
+func HostFor(c *app.RequestContext) Host { return Host{c: c} }
+
+// rc is the request of the call.
+func (host Host) rc(ctx context.Context) *app.RequestContext {
+	if host.c != nil {
+		return host.c
+	}
+	return rc(ctx)
+}
 
 // Features are the http-wasm features Host supports; pass them as
 // wasm.Options.Features (they are also its default).
@@ -62,15 +81,19 @@ func (Host) EnableFeatures(_ context.Context, f handler.Features) handler.Featur
 }
 
 // GetMethod implements handler.Host.
-func (Host) GetMethod(ctx context.Context) string { return string(rc(ctx).Request.Header.Method()) }
+func (host Host) GetMethod(ctx context.Context) string {
+	return string(host.rc(ctx).Request.Header.Method())
+}
 
 // SetMethod implements handler.Host.
-func (Host) SetMethod(ctx context.Context, method string) { rc(ctx).Request.Header.SetMethod(method) }
+func (host Host) SetMethod(ctx context.Context, method string) {
+	host.rc(ctx).Request.Header.SetMethod(method)
+}
 
 // GetURI implements handler.Host: the request URI as received (path and
 // query, escaping kept), or as a guest set it.
-func (Host) GetURI(ctx context.Context) string {
-	uri := string(rc(ctx).Request.Header.RequestURI())
+func (host Host) GetURI(ctx context.Context) string {
+	uri := string(host.rc(ctx).Request.Header.RequestURI())
 	if uri == "" {
 		return "/"
 	}
@@ -80,8 +103,8 @@ func (Host) GetURI(ctx context.Context) string {
 // SetURI implements handler.Host. The path is escaped as needed ("/a b"
 // becomes "/a%20b"). Routing has already happened: the next handlers see the
 // new URI, the route does not change.
-func (Host) SetURI(ctx context.Context, uri string) {
-	rc(ctx).Request.SetRequestURI(escapeURI(uri))
+func (host Host) SetURI(ctx context.Context, uri string) {
+	host.rc(ctx).Request.SetRequestURI(escapeURI(uri))
 }
 
 // escapeURI normalizes a request URI the way net/http prints one: escaped
@@ -105,8 +128,8 @@ func escapeURI(uri string) string {
 }
 
 // GetProtocolVersion implements handler.Host.
-func (Host) GetProtocolVersion(ctx context.Context) string {
-	if p := rc(ctx).Request.Header.GetProtocol(); p != "" {
+func (host Host) GetProtocolVersion(ctx context.Context) string {
+	if p := host.rc(ctx).Request.Header.GetProtocol(); p != "" {
 		return p
 	}
 	return "HTTP/1.1"
@@ -138,19 +161,25 @@ func copyValues(vs [][]byte) []string {
 }
 
 // GetRequestHeaderNames implements handler.Host.
-func (Host) GetRequestHeaderNames(ctx context.Context) []string {
-	return headerNames(rc(ctx).Request.Header.VisitAll)
+func (host Host) GetRequestHeaderNames(ctx context.Context) []string {
+	return headerNames(host.rc(ctx).Request.Header.VisitAll)
+}
+
+// PeekRequestHeaderValues implements wasm.HeaderPeeker: hertz's own
+// buffers, valid until the headers change.
+func (host Host) PeekRequestHeaderValues(ctx context.Context, name string) [][]byte {
+	return host.rc(ctx).Request.Header.PeekAll(name)
 }
 
 // GetRequestHeaderValues implements handler.Host.
-func (Host) GetRequestHeaderValues(ctx context.Context, name string) []string {
-	return copyValues(rc(ctx).Request.Header.PeekAll(name))
+func (host Host) GetRequestHeaderValues(ctx context.Context, name string) []string {
+	return copyValues(host.rc(ctx).Request.Header.PeekAll(name))
 }
 
 // SetRequestHeaderValue implements handler.Host: the value replaces all
 // values of the header.
-func (Host) SetRequestHeaderValue(ctx context.Context, name, value string) {
-	h := &rc(ctx).Request.Header
+func (host Host) SetRequestHeaderValue(ctx context.Context, name, value string) {
+	h := &host.rc(ctx).Request.Header
 	if isSingleton(name) {
 		h.Set(name, value)
 		return
@@ -172,44 +201,48 @@ func isSingleton(name string) bool {
 const setCookie = "set-cookie"
 
 // AddRequestHeaderValue implements handler.Host.
-func (Host) AddRequestHeaderValue(ctx context.Context, name, value string) {
-	rc(ctx).Request.Header.Add(name, value)
+func (host Host) AddRequestHeaderValue(ctx context.Context, name, value string) {
+	host.rc(ctx).Request.Header.Add(name, value)
 }
 
 // RemoveRequestHeader implements handler.Host.
-func (Host) RemoveRequestHeader(ctx context.Context, name string) { rc(ctx).Request.Header.Del(name) }
+func (host Host) RemoveRequestHeader(ctx context.Context, name string) {
+	host.rc(ctx).Request.Header.Del(name)
+}
 
 // RequestBodyReader implements handler.Host. The body stays in place for
 // the next handlers.
-func (Host) RequestBodyReader(ctx context.Context) io.ReadCloser {
-	return io.NopCloser(bytes.NewReader(rc(ctx).Request.Body()))
+func (host Host) RequestBodyReader(ctx context.Context) io.ReadCloser {
+	return io.NopCloser(bytes.NewReader(host.rc(ctx).Request.Body()))
 }
 
 // RequestBodyWriter implements handler.Host: the first write replaces the
 // body.
-func (Host) RequestBodyWriter(ctx context.Context) io.Writer {
-	c := rc(ctx)
+func (host Host) RequestBodyWriter(ctx context.Context) io.Writer {
+	c := host.rc(ctx)
 	c.Request.ResetBody()
 	return appender(c.Request.AppendBody)
 }
 
 // GetStatusCode implements handler.Host.
-func (Host) GetStatusCode(ctx context.Context) uint32 { return uint32(rc(ctx).Response.StatusCode()) }
+func (host Host) GetStatusCode(ctx context.Context) uint32 {
+	return uint32(host.rc(ctx).Response.StatusCode())
+}
 
 // SetStatusCode implements handler.Host.
-func (Host) SetStatusCode(ctx context.Context, code uint32) {
-	rc(ctx).Response.SetStatusCode(int(code))
+func (host Host) SetStatusCode(ctx context.Context, code uint32) {
+	host.rc(ctx).Response.SetStatusCode(int(code))
 }
 
 // GetResponseHeaderNames implements handler.Host.
-func (Host) GetResponseHeaderNames(ctx context.Context) []string {
-	return headerNames(rc(ctx).Response.Header.VisitAll)
+func (host Host) GetResponseHeaderNames(ctx context.Context) []string {
+	return headerNames(host.rc(ctx).Response.Header.VisitAll)
 }
 
 // GetResponseHeaderValues implements handler.Host. Hertz keeps Set-Cookie
 // as cookies (one per cookie name); each is one value.
-func (Host) GetResponseHeaderValues(ctx context.Context, name string) []string {
-	h := &rc(ctx).Response.Header
+func (host Host) GetResponseHeaderValues(ctx context.Context, name string) []string {
+	h := &host.rc(ctx).Response.Header
 	if strings.EqualFold(name, setCookie) {
 		var out []string
 		h.VisitAllCookie(func(_, v []byte) { out = append(out, string(v)) })
@@ -220,8 +253,8 @@ func (Host) GetResponseHeaderValues(ctx context.Context, name string) []string {
 
 // SetResponseHeaderValue implements handler.Host: the value replaces all
 // values of the header.
-func (Host) SetResponseHeaderValue(ctx context.Context, name, value string) {
-	h := &rc(ctx).Response.Header
+func (host Host) SetResponseHeaderValue(ctx context.Context, name, value string) {
+	h := &host.rc(ctx).Response.Header
 	switch {
 	case strings.EqualFold(name, setCookie):
 		h.DelAllCookies()
@@ -235,13 +268,13 @@ func (Host) SetResponseHeaderValue(ctx context.Context, name, value string) {
 }
 
 // AddResponseHeaderValue implements handler.Host.
-func (Host) AddResponseHeaderValue(ctx context.Context, name, value string) {
-	rc(ctx).Response.Header.Add(name, value)
+func (host Host) AddResponseHeaderValue(ctx context.Context, name, value string) {
+	host.rc(ctx).Response.Header.Add(name, value)
 }
 
 // RemoveResponseHeader implements handler.Host.
-func (Host) RemoveResponseHeader(ctx context.Context, name string) {
-	h := &rc(ctx).Response.Header
+func (host Host) RemoveResponseHeader(ctx context.Context, name string) {
+	h := &host.rc(ctx).Response.Header
 	if strings.EqualFold(name, setCookie) {
 		h.DelAllCookies()
 		return
@@ -250,21 +283,21 @@ func (Host) RemoveResponseHeader(ctx context.Context, name string) {
 }
 
 // ResponseBodyReader implements handler.Host.
-func (Host) ResponseBodyReader(ctx context.Context) io.ReadCloser {
-	return io.NopCloser(bytes.NewReader(rc(ctx).Response.Body()))
+func (host Host) ResponseBodyReader(ctx context.Context) io.ReadCloser {
+	return io.NopCloser(bytes.NewReader(host.rc(ctx).Response.Body()))
 }
 
 // ResponseBodyWriter implements handler.Host: the first write replaces the
 // body.
-func (Host) ResponseBodyWriter(ctx context.Context) io.Writer {
-	c := rc(ctx)
+func (host Host) ResponseBodyWriter(ctx context.Context) io.Writer {
+	c := host.rc(ctx)
 	c.Response.ResetBody()
 	return appender(c.Response.AppendBody)
 }
 
 // GetSourceAddr implements handler.Host: the peer address, "ip:port".
-func (Host) GetSourceAddr(ctx context.Context) string {
-	if a := rc(ctx).RemoteAddr(); a != nil {
+func (host Host) GetSourceAddr(ctx context.Context) string {
+	if a := host.rc(ctx).RemoteAddr(); a != nil {
 		return a.String()
 	}
 	return ""

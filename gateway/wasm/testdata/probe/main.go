@@ -15,6 +15,9 @@
 //	now            put sdk.Now() in request header X-Probe-Now (unix ms)
 //	trusted        put the trusted headers and client IP in request header
 //	               X-Probe-Trusted
+//	spoof          change the request header named by X-Probe-Spoof-Name
+//	               the way X-Probe-Spoof-Op says: set or add the value
+//	               "spoofed", or remove it
 //
 // Config {"panic_on_init":true} makes instantiation fail. Config
 // {"header":"X-Other"} makes the probe read its mode from that header instead
@@ -85,6 +88,16 @@ func handle(req sdk.Request, resp sdk.Response) bool {
 		req.SetHeader("X-Probe-Now", strconv.FormatInt(sdk.Now().UnixMilli(), 10))
 	case "trusted":
 		req.SetHeader("X-Probe-Trusted", req.UserID()+"|"+req.ActivityID()+"|"+req.ItemID()+"|"+req.ClientIP())
+	case "spoof":
+		name := req.Header("X-Probe-Spoof-Name")
+		switch req.Header("X-Probe-Spoof-Op") {
+		case "set":
+			req.SetHeader(name, "spoofed")
+		case "add":
+			req.AddHeader(name, "spoofed")
+		case "remove":
+			req.RemoveHeader(name)
+		}
 	}
 	req.SetHeader("X-Probe-Calls", strconv.Itoa(calls))
 	req.SetHeader("X-Probe-Config", string(sdk.Config()))

@@ -1,0 +1,17 @@
+-- Takes or renews a lease. The lease key holds "<holder> <token>" and expires with the
+-- lease; the fencing counter gives each new holder a token above every earlier one.
+-- KEYS[1] lease, KEYS[2] fencing counter; ARGV[1] holder (no spaces needed: the
+-- token is after the last space), ARGV[2] ttl in ms.
+-- Returns the token when the caller holds the lease afterwards, else 0.
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local holder, token = string.match(cur, '^(.*) (%d+)$')
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(token)
+  end
+  return 0
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])
+return token

@@ -1,0 +1,256 @@
+package sale_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/inmem"
+	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/worker"
+)
+
+// TestHammerInterleavings: shoppers buy one to three units at once, retrying with and
+// without their keys, while the sale is disturbed: bucket counts change, the activity
+// goes offline and back, Redis loses the item's keys. On the real MariaDB and Redis
+// (seqrig_test.go), the queue in process (inmem.Queue: redeliveries, batches) with a
+// batching worker. Once the sale settles and whatever is left is sold, every invariant
+// holds: all stock sold once, none oversold, the limit, one order per ticket and key,
+// every admitted ticket ended and true to MySQL, Redis equal to MySQL per bucket.
+func TestHammerInterleavings(t *testing.T) {
+	changeBuckets := func(e *sq, a *domain.Activity, step int) error {
+		_, err := e.svc.SetBuckets(context.Background(), a.ID, []int{2, 6, 3, 8, 1, 4}[step%6])
+		return err
+	}
+	offlineOnline := func(e *sq, a *domain.Activity, step int) error {
+		if _, err := e.svc.Offline(context.Background(), a.ID); err != nil {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond) // shoppers meet the sale offline
+		_, err := e.svc.Publish(context.Background(), a.ID)
+		return err
+	}
+	flush := func(e *sq, a *domain.Activity, step int) error { return e.flush(a) }
+	for _, tt := range []struct {
+		name     string
+		strategy domain.Strategy
+		buckets  int
+		disturb  func(e *sq, a *domain.Activity, step int) error
+	}{
+		{"quantities above 1", domain.StrategyBucket, 4, nil},
+		{"quantities above 1, async", domain.StrategyAsync, 1, nil},
+		{"bucket counts change", domain.StrategyBucket, 4, changeBuckets},
+		{"offline and online", domain.StrategyBucket, 4, offlineOnline},
+		{"redis flushed", domain.StrategyBucket, 4, flush},
+		{"redis flushed, async", domain.StrategyAsync, 1, flush},
+		{"redis flushed, sync", domain.StrategySync, 1, flush},
+		{"all at once", domain.StrategyBucket, 4, func(e *sq, a *domain.Activity, step int) error {
+			return []func(*sq, *domain.Activity, int) error{changeBuckets, offlineOnline, flush}[step%3](e, a, step/3)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			e := newSQ(t, sqOpts{})
+			q := inmem.New(inmem.Config{Goroutines: 8, BatchSize: 16, MaxAttempts: 6, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+			w := worker.New(e.db.Store, e.stock, e.db.Store, worker.Config{BatchSize: 8, BatchWindow: 2 * time.Millisecond}, nil, testLog(t))
+			stop, err := q.Subscribe(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { stop(); q.Close() })
+			e.pub.hook.set(func(r domain.OrderRequest, _ int64) error { return q.Publish(context.Background(), r) })
+			const stock, limit = 300, 3
+			a := e.sale(t, tt.strategy, stock, limit, tt.buckets)
+
+			h := &hammerRun{e: e, a: a, admitted: map[string]int64{}, keys: map[string]string{}, codes: map[string]int{}, flushes: tt.disturb != nil}
+			var steps atomic.Int64
+			var disturb func(step int)
+			if tt.disturb != nil {
+				disturb = func(step int) {
+					if err := tt.disturb(e, a, step); err != nil {
+						t.Errorf("disturbance %d: %v", step, err)
+					}
+					steps.Add(1)
+				}
+			}
+			h.run(t, 300, 2, disturb)
+			if _, err := e.svc.Publish(context.Background(), a.ID); err != nil { // it may have been left offline
+				t.Fatal(err)
+			}
+			h.finish(t, q)
+			e.invariants(t, a, sqCheck{sold: stock})
+			h.tickets(t)
+			t.Logf("%v: %d disturbances; outcomes %v; %d admitted; queue %+v", time.Since(start).Round(time.Millisecond), steps.Load(), h.codes, len(h.admitted), q.Stats())
+		})
+	}
+}
+
+// hammerRun is one hammer's shoppers and what they were told.
+type hammerRun struct {
+	e        *sq
+	a        *domain.Activity
+	mu       sync.Mutex
+	admitted map[string]int64  // ticket -> user
+	keys     map[string]string // ticket -> its idempotency key
+	codes    map[string]int
+	next     int64 // the next sweeping user
+	flushes  bool  // Redis may lose the item: a restore meets another flush now and then
+}
+
+func (h *hammerRun) add(code string, p sale.Placed, user int64, key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.codes[code]++
+	if code == "ok" {
+		h.admitted[p.Ticket] = user
+		h.keys[p.Ticket] = key
+	}
+}
+
+// run sends attempts of users shoppers perUser times each, in waves of 24 at a time,
+// each wave alongside one disturbance (when there is one), so disturbances fall while
+// the sale is selling: user u asks for 1 + u%3 units; even users retry with the same
+// key, odd users with a new one.
+func (h *hammerRun) run(t *testing.T, users, perUser int, disturb func(step int)) {
+	t.Helper()
+	var jobs [][2]int64
+	for attempt := 0; attempt < perUser; attempt++ {
+		for u := 1; u <= users; u++ {
+			jobs = append(jobs, [2]int64{int64(u), int64(attempt)})
+		}
+	}
+	attempt := func(j [2]int64) {
+		user, attempt := j[0], j[1]
+		key := fmt.Sprintf("k%d", user)
+		if user%2 == 1 {
+			key = fmt.Sprintf("k%d-%d", user, attempt)
+		}
+		p, err := h.e.place(h.a, user, 1+int(user%3), key)
+		code := "ok"
+		if err != nil {
+			code = domain.ErrorCode(err)
+		}
+		switch {
+		case code == "ok", code == domain.ESoldOut, code == domain.EInsufficientStock, code == domain.ELimitExceeded, code == domain.ENotFound:
+		case code == domain.EUnavailable && h.flushes: // "being restored; try again"
+		default:
+			t.Errorf("user %d attempt %d: %v", user, attempt, err)
+		}
+		h.add(code, p, user, key)
+	}
+	const wave = 24
+	for step := 0; len(jobs) > 0; step++ {
+		n := min(wave, len(jobs))
+		var wg sync.WaitGroup
+		if disturb != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); disturb(step) }()
+		}
+		for _, j := range jobs[:n] {
+			wg.Add(1)
+			go func() { defer wg.Done(); attempt(j) }()
+		}
+		wg.Wait()
+		jobs = jobs[n:]
+	}
+	h.next = int64(users) + 1000
+}
+
+// settle waits until the queue holds nothing and no ticket is in flight.
+func (h *hammerRun) settle(t *testing.T, q *inmem.Queue) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st := h.e.redisStock(t, h.a, domain.MaxBuckets)
+		if st.Tickets == 0 && q.Stats().Held == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled: %d tickets in flight, queue %+v", st.Tickets, q.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// finish settles the sale and sells what is left, one unit at a time, until a
+// reconciler pass finds nothing to repair and nothing more sells.
+func (h *hammerRun) finish(t *testing.T, q *inmem.Queue) {
+	t.Helper()
+	ctx := context.Background()
+	for round := 0; ; round++ {
+		h.settle(t, q)
+		if round == 5 {
+			t.Fatal("the sale does not settle: still selling or repairing after 5 rounds")
+		}
+		if err := h.e.svc.RebalanceAll(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		reps, err := h.e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sold := 0
+		for {
+			h.next++
+			p, err := h.e.place(h.a, h.next, 1, "")
+			if domain.IsCode(err, domain.ESoldOut) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("sweep: %v", err)
+			}
+			h.add("ok", p, h.next, "")
+			sold++
+		}
+		if len(reps) == 0 && sold == 0 {
+			return
+		}
+		t.Logf("round %d: %d repairs, %d more sold", round, len(reps), sold)
+	}
+}
+
+// tickets checks every admitted ticket as its shopper sees it: ended, and true to
+// MySQL (created with an order of its shopper, or failed with none). Where Redis lost
+// the item, a ticket that wrote nothing because another of its key had (a replay)
+// is not known any more; the key's order stands.
+func (h *hammerRun) tickets(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	for ticket, user := range h.admitted {
+		tk, err := h.e.svc.Ticket(ctx, user, ticket)
+		if err != nil && !domain.IsCode(err, domain.ENotFound) {
+			t.Fatal(err)
+		}
+		o, written := h.e.orderOf(t, ticket)
+		written = written && o.Status != domain.OrderVoid
+		switch {
+		case err == nil && tk.Status == domain.TicketCreated:
+			got, err := h.e.db.Store.Order(ctx, user, tk.OrderID)
+			if err != nil || (written && got.ID != o.ID) || (!written && tk.Reason != domain.ReasonReplayed) {
+				t.Fatalf("ticket %s of user %d: created %+v, its order %+v (%v), written %v", ticket, user, tk, got, err, written)
+			}
+		case err == nil && tk.Status == domain.TicketFailed:
+			if written {
+				t.Fatalf("ticket %s of user %d reads failed (%s) while its order %d exists", ticket, user, tk.Reason, o.ID)
+			}
+		case err != nil && h.flushes && !written && h.keyOrder(t, user, h.keys[ticket]):
+		default:
+			t.Fatalf("ticket %s of user %d: got %+v, %v; want it ended", ticket, user, tk, err)
+		}
+	}
+}
+
+// keyOrder reports whether the shopper has an order of the item with key.
+func (h *hammerRun) keyOrder(t *testing.T, user int64, key string) bool {
+	t.Helper()
+	var n int
+	if err := h.e.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM orders WHERE item_id = ? AND user_id = ? AND idem_key = ?`,
+		h.a.Items[0].ID, user, key).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return key != "" && n == 1
+}

@@ -1,0 +1,986 @@
+package sale_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/backend/rocketmq"
+	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/backend/testenv"
+	"github.com/seckill/flashsale/worker"
+)
+
+// One test per failure sequence of the issue "Invariants under every failure
+// sequence", on the real MariaDB and Redis (seqrig_test.go). Each injects its fault or
+// interleaving through the ports' decorators, a MySQL row lock, a cut TCP path or
+// Redis commands, and checks the invariants afterwards. Each says in one line how it
+// fails without the fix it guards.
+
+// reconcileOnce runs one reconciler pass with a short quiet wait.
+func (e *sq) reconcileOnce(t *testing.T, stale time.Duration) []sale.Repair {
+	t.Helper()
+	reps, err := e.svc.Reconcile(context.Background(), sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: stale, StaleSync: stale})
+	if err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	return reps
+}
+
+func kinds(reps []sale.Repair) []string {
+	var out []string
+	for _, r := range reps {
+		out = append(out, r.Kind+" "+r.Detail)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// orderOf returns the MySQL row of a ticket (an order or a void mark); ok is false
+// when it has none.
+func (e *sq) orderOf(t *testing.T, ticket string) (domain.Order, bool) {
+	t.Helper()
+	o, err := e.db.Store.OrderByTicket(context.Background(), ticket)
+	if domain.IsCode(err, domain.ENotFound) {
+		return o, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, true
+}
+
+// wantNoOrder fails if the ticket has an order (a void mark is no order).
+func (e *sq) wantNoOrder(t *testing.T, what, ticket string) {
+	t.Helper()
+	if o, ok := e.orderOf(t, ticket); ok && o.Status != domain.OrderVoid {
+		t.Fatalf("%s: ticket %s has order %+v, want none", what, ticket, o)
+	}
+}
+
+// Sequence 1: the reconciler counts a ticket in flight only while its order is not in
+// MySQL; a ticket written but not settled is settled, never subtracted twice.
+func TestSeqReconcilerCountsWrittenTicketOnce(t *testing.T) {
+	ctx := context.Background()
+	t.Run("written before the pass", func(t *testing.T) {
+		// Fails before the fix: the pass set Redis to 8 (MySQL 9 minus the unit in flight).
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		p := e.buy(t, a, 1, 1, "")
+		req := e.pub.take()[0]
+		// The worker wrote the order and died before settling its ticket.
+		w, err := e.db.Store.WriteOrder(ctx, req, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps := e.reconcileOnce(t, time.Hour)
+		if want := []string{"settled " + p.Ticket + " -> created"}; !slices.Equal(kinds(reps), want) {
+			t.Fatalf("got repairs %q, want %q", kinds(reps), want)
+		}
+		e.wantStock(t, "after the pass", a, 9)
+		if tk := e.wantTicket(t, "after the pass", 1, p.Ticket, domain.TicketCreated); tk.OrderID != w.Order.ID {
+			t.Fatalf("got order %d, want %d", tk.OrderID, w.Order.ID)
+		}
+		e.deliver(t, req) // the message comes again: nothing changes
+		e.wantStock(t, "redelivered", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("written during the quiet wait", func(t *testing.T) {
+		// Fails without the pass's second look at MySQL (reconcileStock's written check): Redis set to 8.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		p := e.buy(t, a, 1, 1, "")
+		req := e.pub.take()[0]
+		// The order commits after the pass saw the ticket unwritten, before it read the
+		// stock rows it compares.
+		var wrote bool
+		e.orders.stock.set(func(itemID int64, next func() ([]domain.StockRow, error)) ([]domain.StockRow, error) {
+			if itemID == a.Items[0].ID && !wrote {
+				wrote = true
+				if _, err := e.db.Store.WriteOrder(ctx, req, 1); err != nil {
+					return nil, err
+				}
+			}
+			return next()
+		})
+		reps := e.reconcileOnce(t, time.Hour)
+		e.orders.stock.clear()
+		if !wrote || len(reps) != 0 {
+			t.Fatalf("first pass: got repairs %q (written %v), want none", kinds(reps), wrote)
+		}
+		rows, st := e.rows(t, a.Items[0].ID), e.redisStock(t, a, 1)
+		if rows[0] != 9 || st.BucketStock[0] != 9 || st.Tickets != 1 {
+			t.Fatalf("first pass: got mysql %v, redis %+v; want 9 and 9 with the ticket in flight", rows, st)
+		}
+		reps = e.reconcileOnce(t, time.Hour)
+		if want := []string{"settled " + p.Ticket + " -> created"}; !slices.Equal(kinds(reps), want) {
+			t.Fatalf("second pass: got repairs %q, want %q", kinds(reps), want)
+		}
+		e.wantStock(t, "settled", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+}
+
+// Sequence 2: a deduction whose answer is lost is never answered "503, nothing was
+// taken" unless its ticket was ended at once; otherwise 504 outcome_unknown, and the
+// ticket ends within Config.EndWithin.
+func TestSeqAmbiguousDeduct(t *testing.T) {
+	ctx := context.Background()
+	t.Run("script ran, answer lost: ended at once, 503", func(t *testing.T) {
+		// Fails before the fix: 503 with the ticket left in flight (its unit and key held) for 15 minutes.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		var d domain.Deduction
+		e.ledger.deduct.set(func(dd domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error) {
+			d = dd
+			if _, err := next(); err != nil {
+				return domain.Deducted{}, err
+			}
+			return domain.Deducted{}, errLost
+		})
+		_, err := e.place(a, 1, 1, "k")
+		e.ledger.deduct.clear()
+		wantErr(t, "lost answer", err, domain.EUnavailable)
+		if tk := e.wantTicket(t, "ended", 1, d.Ticket, domain.TicketFailed); tk.Reason != "deduct_failed" {
+			t.Fatalf("got reason %q, want deduct_failed", tk.Reason)
+		}
+		e.wantStock(t, "given back", a, 10)
+		// Nothing was taken: the same key buys afresh.
+		if p := e.buy(t, a, 1, 1, "k"); p.Replayed || p.Ticket == d.Ticket || p.Status != domain.TicketCreated {
+			t.Fatalf("retry: got %+v, want a new order", p)
+		}
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("script ran, then Redis cut: 504, ended within EndWithin", func(t *testing.T) {
+		// Fails before the fix: 503 "nothing was taken" while the unit stays in flight past EndWithin.
+		e := newSQ(t, sqOpts{redisProxy: true})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		var d domain.Deduction
+		e.ledger.deduct.set(func(dd domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error) {
+			d = dd
+			if _, err := next(); err != nil {
+				return domain.Deducted{}, err
+			}
+			e.proxy.Cut() // the connection breaks before the answer comes back
+			return domain.Deducted{}, errLost
+		})
+		_, err := e.place(a, 1, 1, "k")
+		answered := time.Now()
+		e.ledger.deduct.clear()
+		wantErr(t, "lost answer, ledger down", err, domain.EOutcomeUnknown)
+		e.wantTicket(t, "while Redis is cut off", 1, d.Ticket, domain.TicketPending)
+		time.Sleep(300 * time.Millisecond)
+		e.proxy.Restore()
+		for e.ticket(t, 1, d.Ticket).Status == domain.TicketPending {
+			if time.Since(answered) > e.cfg.EndWithin {
+				t.Fatalf("ticket %s still in flight %v after the answer, want it ended within %v", d.Ticket, time.Since(answered), e.cfg.EndWithin)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("ended %v after the answer", time.Since(answered).Round(time.Millisecond))
+		e.wantTicket(t, "ended", 1, d.Ticket, domain.TicketFailed)
+		e.wantStock(t, "given back", a, 10)
+		e.buy(t, a, 1, 1, "k")
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("script lands after the ending settle", func(t *testing.T) {
+		// The call times out while Redis is stalled; Redis then runs the ending settle
+		// (sent on another connection) before the deduction it had not read yet.
+		// Fails before the fix (deduct.lua refusing a ticket with a result): the late script admitted the
+		// ended ticket, left in flight with its unit until the 15-minute stale pass.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		var d domain.Deduction
+		e.ledger.deduct.set(func(dd domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error) {
+			d = dd
+			return domain.Deducted{}, errLost
+		})
+		_, err := e.place(a, 1, 1, "k")
+		answered := time.Now()
+		e.ledger.deduct.clear()
+		if !domain.IsCode(err, domain.EUnavailable) && !domain.IsCode(err, domain.EOutcomeUnknown) {
+			t.Fatalf("got %v, want unavailable or outcome_unknown", err)
+		}
+		_, _ = e.stock.Deduct(ctx, d) // the stalled script runs now: its answer goes nowhere
+		for st := e.redisStock(t, a, 1); st.Tickets != 0 || st.BucketStock[0] != 10; st = e.redisStock(t, a, 1) {
+			if time.Since(answered) > e.cfg.EndWithin {
+				t.Fatalf("%v after the answer redis holds %+v, want the ticket ended within %v", time.Since(answered), st, e.cfg.EndWithin)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if tk := e.ticket(t, 1, d.Ticket); tk.Status != domain.TicketFailed {
+			t.Fatalf("got %+v, want failed", tk)
+		}
+		e.buy(t, a, 1, 1, "k") // the key is free: nothing was taken
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+}
+
+// Sequence 3: a ticket never reads failed while its order exists: the stale settle and
+// the failed-publish path void the ticket in MySQL, against a worker's write in either
+// order.
+func TestSeqVoidFencesLateWrite(t *testing.T) {
+	ctx := context.Background()
+	// stopWrites makes the next WriteOrder wait, after the worker has read its ticket
+	// as pending, until go is closed.
+	stopWrites := func(e *sq) (entered chan struct{}, goOn chan struct{}) {
+		entered, goOn = make(chan struct{}), make(chan struct{})
+		e.orders.write.set(func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error) {
+			close(entered)
+			<-goOn
+			return next()
+		})
+		return entered, goOn
+	}
+	handle := func(e *sq, r domain.OrderRequest) chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- e.worker.Handle(ctx, []domain.Delivery{{ID: r.Ticket, Request: r, Attempt: 1, Last: true}})
+		}()
+		return done
+	}
+	t.Run("stale settle, then the write", func(t *testing.T) {
+		// Fails before the fix: the worker's write landed after the stale settle (order 1, ticket failed, redis 10).
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		p := e.buy(t, a, 1, 1, "")
+		entered, goOn := stopWrites(e)
+		done := handle(e, e.pub.take()[0])
+		<-entered
+		reps := e.reconcileOnce(t, time.Nanosecond)
+		if want := []string{"stale_ticket " + p.Ticket + " -> failed"}; !slices.Equal(kinds(reps), want) {
+			t.Fatalf("got repairs %q, want %q", kinds(reps), want)
+		}
+		close(goOn)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		e.wantNoOrder(t, "late write", p.Ticket)
+		e.wantTicket(t, "late write", 1, p.Ticket, domain.TicketFailed)
+		e.wantStock(t, "late write", a, 10)
+		e.invariants(t, a, sqCheck{sold: 0})
+	})
+	t.Run("write in progress, then the stale settle", func(t *testing.T) {
+		// Fails before the fix: the stale settle did not see the uncommitted order and failed the ticket.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		p := e.buy(t, a, 1, 1, "")
+		unlock := e.lockStock(t, a.Items[0].ID)
+		done := handle(e, e.pub.take()[0])
+		e.waitLockWait(t, "UPDATE item_stock", fmt.Sprint(a.Items[0].ID)) // order row inserted, not committed
+		recon := make(chan []sale.Repair, 1)
+		go func() {
+			reps, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: time.Nanosecond, StaleSync: time.Nanosecond})
+			if err != nil {
+				t.Errorf("reconcile: %v", err)
+			}
+			recon <- reps
+		}()
+		e.waitLockWait(t, "INSERT INTO orders", p.Ticket, "void") // the stale settle meets the write's key
+		unlock()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		// The worker's settle and the reconciler's race; both say created.
+		if reps := kinds(<-recon); len(reps) > 0 && !slices.Equal(reps, []string{"stale_ticket " + p.Ticket + " -> created"}) {
+			t.Fatalf("got repairs %q, want the ticket created or nothing", reps)
+		}
+		o, _ := e.orderOf(t, p.Ticket)
+		if tk := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated); o.Status != domain.OrderCreated || tk.OrderID != o.ID {
+			t.Fatalf("got order %+v, ticket %+v", o, tk)
+		}
+		e.wantStock(t, "written", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("publish looked failed, then the write", func(t *testing.T) {
+		// Fails before the fix: the failed publish gave the unit back, then the message's write made an order (ticket failed).
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		entered, goOn := stopWrites(e)
+		var done chan error
+		var ticket string
+		e.pub.hook.set(func(r domain.OrderRequest, n int64) error {
+			if n == 1 { // the message reached the broker; the answer did not come back
+				ticket = r.Ticket
+				done = handle(e, r)
+				<-entered
+			}
+			return errLost
+		})
+		_, err := e.place(a, 1, 1, "k")
+		wantErr(t, "publish looked failed", err, domain.EUnavailable)
+		close(goOn)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		e.wantNoOrder(t, "message written late", ticket)
+		e.wantTicket(t, "message written late", 1, ticket, domain.TicketFailed)
+		e.wantStock(t, "given back", a, 10)
+		e.invariants(t, a, sqCheck{sold: 0})
+	})
+	t.Run("write in progress, then the publish looks failed", func(t *testing.T) {
+		// Fails before the fix: the failed publish failed the ticket while the message's write committed.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		unlock := e.lockStock(t, a.Items[0].ID)
+		var done chan error
+		tickets := make(chan string, 1)
+		e.pub.hook.set(func(r domain.OrderRequest, n int64) error {
+			if n == 1 {
+				done = handle(e, r)
+				if err := e.lockWaited("UPDATE item_stock", fmt.Sprint(a.Items[0].ID)); err != nil {
+					t.Error(err)
+				}
+				tickets <- r.Ticket
+			}
+			return errLost
+		})
+		placed := make(chan error, 1)
+		var p sale.Placed
+		go func() {
+			var err error
+			p, err = e.place(a, 1, 1, "k")
+			placed <- err
+		}()
+		ticket := <-tickets
+		e.waitLockWait(t, "INSERT INTO orders", ticket, "void") // the decision meets the write's key
+		unlock()
+		if err := <-placed; err != nil || p.Status != domain.TicketPending || p.Ticket != ticket {
+			t.Fatalf("got %+v, %v; want the ticket, pending", p, err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		o, _ := e.orderOf(t, ticket)
+		if tk := e.wantTicket(t, "written", 1, ticket, domain.TicketCreated); o.Status != domain.OrderCreated || tk.OrderID != o.ID {
+			t.Fatalf("got order %+v, ticket %+v", o, tk)
+		}
+		e.wantStock(t, "written", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+}
+
+// Sequence 4: an order may take from several buckets; sold out only when no unit is
+// left; an order that does not fit is insufficient_stock.
+func TestSeqOrdersSpanBuckets(t *testing.T) {
+	// Fails before the fix: the 5-unit order was sold_out (no bucket held 5) with 12 units left.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyBucket, 12, 5, 4)
+	e.wantStock(t, "created", a, 3, 3, 3, 3)
+	big := e.buy(t, a, 1, 5, "")
+	e.deliver(t)
+	o, ok := e.orderOf(t, big.Ticket)
+	if !ok || o.Quantity != 5 || len(o.Units()) < 2 {
+		t.Fatalf("5 units: got order %+v, want it spread over buckets", o)
+	}
+	tickets := map[string]int64{big.Ticket: 1}
+	user := int64(100)
+	for n := 0; n < 5; n++ {
+		user++
+		tickets[e.buy(t, a, user, 1, "").Ticket] = user
+	}
+	_, err := e.place(a, 99, 3, "")
+	wantErr(t, "3 units of 2", err, domain.EInsufficientStock)
+	for n := 0; n < 2; n++ {
+		user++
+		tickets[e.buy(t, a, user, 1, "").Ticket] = user
+	}
+	_, err = e.place(a, 98, 1, "")
+	wantErr(t, "all 12 sold", err, domain.ESoldOut)
+	e.deliver(t)
+	for ticket, u := range tickets {
+		e.wantTicket(t, "sold", u, ticket, domain.TicketCreated)
+	}
+	if c, err := e.db.Store.Counts(ctx, a.Items[0].ID); err != nil || c.Units != 12 || c.Orders != 8 {
+		t.Fatalf("got %+v, %v; want 8 orders of 12 units", c, err)
+	}
+	e.wantStock(t, "sold out", a, 0, 0, 0, 0)
+	e.invariants(t, a, sqCheck{sold: 12})
+	// Cancelled, the order gives each bucket back what it took from it.
+	if _, err := e.svc.Cancel(ctx, 1, o.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int64, 4)
+	for _, part := range o.Units() {
+		want[part.Bucket] += int64(part.Quantity)
+	}
+	e.wantStock(t, "cancelled", a, want...)
+	e.invariants(t, a, sqCheck{sold: 7})
+}
+
+// Sequence 5: idempotency survives Redis losing its data, and a cancel gives its units
+// back at most once whatever Redis remembers.
+func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
+	ctx := context.Background()
+	t.Run("sync retry after a flush", func(t *testing.T) {
+		// Fails before the fix: the retry wrote a second order (the key lived in Redis only).
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 2, 1)
+		first := e.buy(t, a, 1, 1, "k")
+		e.flushItem(t, a)
+		again := e.buy(t, a, 1, 1, "k")
+		if !again.Replayed || again.OrderID != first.OrderID || again.Status != domain.TicketCreated {
+			t.Fatalf("retry after the flush: got %+v, want the first order %d", again, first.OrderID)
+		}
+		e.wantStock(t, "taken once", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("async retry after a flush", func(t *testing.T) {
+		// Fails before the fix: the retry's message wrote a second order.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 10, 2, 1)
+		first := e.buy(t, a, 1, 1, "k")
+		e.deliver(t)
+		o := e.wantTicket(t, "first", 1, first.Ticket, domain.TicketCreated).OrderID
+		e.flushItem(t, a)
+		again := e.buy(t, a, 1, 1, "k")
+		e.deliver(t)
+		if tk, err := e.svc.Ticket(ctx, 1, again.Ticket); err != nil || tk.Status != domain.TicketCreated || tk.OrderID != o {
+			t.Fatalf("retry after the flush: got %+v, %v; want the first order %d", tk, err, o)
+		}
+		e.wantStock(t, "taken once", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("sync retry after a flush at the limit", func(t *testing.T) {
+		// A shopper at the per-user limit retries with the key of the order that put them there.
+		// Fails before the fix (the restore loads the orders' keys): limit_exceeded, not the first order.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		first := e.buy(t, a, 1, 1, "k")
+		e.flushItem(t, a)
+		again, err := e.place(a, 1, 1, "k")
+		if err != nil || !again.Replayed || again.OrderID != first.OrderID {
+			t.Fatalf("retry after the flush: got %+v, %v; want the first order %d", again, err, first.OrderID)
+		}
+		e.wantStock(t, "taken once", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("async retry after a flush, sold out", func(t *testing.T) {
+		// Fails before the fix (the restore loads the orders' keys; a ticket Redis lost reads from MySQL): sold_out, not the first order.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyAsync, 2, 2, 1)
+		first := e.buy(t, a, 1, 1, "k")
+		e.buy(t, a, 2, 1, "")
+		e.deliver(t)
+		o := e.wantTicket(t, "first", 1, first.Ticket, domain.TicketCreated).OrderID
+		e.flushItem(t, a)
+		again, err := e.place(a, 1, 1, "k")
+		if err != nil || !again.Replayed || again.Ticket != first.Ticket {
+			t.Fatalf("retry after the flush: got %+v, %v; want ticket %s replayed", again, err, first.Ticket)
+		}
+		if tk, err := e.svc.Ticket(ctx, 1, again.Ticket); err != nil || tk.Status != domain.TicketCreated || tk.OrderID != o {
+			t.Fatalf("the ticket after the flush: got %+v, %v; want order %d", tk, err, o)
+		}
+		if _, err := e.svc.Ticket(ctx, 2, first.Ticket); !domain.IsCode(err, domain.ENotFound) {
+			t.Fatalf("another shopper's ticket: got %v, want not_found", err)
+		}
+		e.wantStock(t, "sold out", a, 0)
+		e.invariants(t, a, sqCheck{sold: 2})
+	})
+	t.Run("cancel, flush, cancel", func(t *testing.T) {
+		// Fails before the fix: the second cancel released again into the empty Redis, which the restore kept (redis 1 over).
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		p := e.buy(t, a, 1, 1, "")
+		if o, err := e.svc.Cancel(ctx, 1, p.OrderID); err != nil || o.Status != domain.OrderCancelled {
+			t.Fatalf("cancel: got %+v, %v", o, err)
+		}
+		e.wantStock(t, "cancelled", a, 10)
+		e.flushItem(t, a)
+		if o, err := e.svc.Cancel(ctx, 1, p.OrderID); err != nil || o.Status != domain.OrderCancelled {
+			t.Fatalf("cancel again: got %+v, %v", o, err)
+		}
+		e.buy(t, a, 2, 1, "") // restores the sale from MySQL
+		e.wantStock(t, "restored", a, 9)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+}
+
+// Sequence 6: a cancel or a stock change before a restarted (flushed) Redis is warmed
+// again does not poison the restore.
+func TestSeqChangesBeforeRewarm(t *testing.T) {
+	// Fails before the fix: the release and the adjustments wrote counters into the empty Redis, which the restore kept.
+	ctx := context.Background()
+	for _, tt := range []struct {
+		strategy domain.Strategy
+		buckets  int
+	}{{domain.StrategySync, 1}, {domain.StrategyBucket, 3}} {
+		t.Run(string(tt.strategy), func(t *testing.T) {
+			e := newSQ(t, sqOpts{})
+			a := e.sale(t, tt.strategy, 12, 2, tt.buckets)
+			p := e.buy(t, a, 1, 2, "")
+			e.deliver(t)
+			o := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated).OrderID
+			counters := func(what string) {
+				t.Helper()
+				if keys, err := e.rdb.Keys(ctx, fmt.Sprintf("sk:{a%d:i%d}*", a.ID, a.Items[0].ID)).Result(); err != nil || len(keys) != 0 {
+					t.Fatalf("%s: got keys %v, %v; want none before the restore", what, keys, err)
+				}
+			}
+			e.flushItem(t, a)
+			if _, err := e.svc.Cancel(ctx, 1, o); err != nil {
+				t.Fatal(err)
+			}
+			counters("cancelled")
+			// A stock change on a ledger that does not hold the item changes MySQL only;
+			// one of a published activity then warms the ledger from MySQL.
+			for _, total := range []int64{17, 14} {
+				if _, err := e.svc.Offline(ctx, a.ID); err != nil {
+					t.Fatal(err)
+				}
+				e.flushItem(t, a)
+				if _, err := e.svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}}); err != nil {
+					t.Fatalf("stock to %d: %v", total, err)
+				}
+				counters(fmt.Sprint("stock to ", total))
+				if _, err := e.svc.Publish(ctx, a.ID); err != nil {
+					t.Fatal(err)
+				}
+				rows := e.rows(t, a.Items[0].ID)
+				e.wantStock(t, fmt.Sprint("published with ", total), a, rows...)
+			}
+			e.flushItem(t, a)
+			e.buy(t, a, 2, 1, "")
+			e.deliver(t)
+			rows := e.rows(t, a.Items[0].ID)
+			e.wantStock(t, "restored", a, rows...)
+			if st := e.redisStock(t, a, tt.buckets); st.Available() != 13 {
+				t.Fatalf("got %d available, want 13", st.Available())
+			}
+			e.invariants(t, a, sqCheck{sold: 1})
+		})
+	}
+}
+
+// Sequence 7: stock changes made while an activity is offline hold when it is
+// published again, both ways.
+func TestSeqOfflineStockChanges(t *testing.T) {
+	// Fails before the fix: the offline change did not reach Redis, whose counters the publish kept (10 admitted).
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name  string
+		total int64
+	}{{"lowered", 5}, {"raised", 15}} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newSQ(t, sqOpts{})
+			a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+			if _, err := e.svc.Offline(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &tt.total}}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.svc.Publish(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			admitted := map[string]int64{}
+			refused := map[string]int{}
+			for u := int64(1); u <= 20; u++ {
+				p, err := e.place(a, u, 1, "")
+				if err != nil {
+					refused[domain.ErrorCode(err)]++
+					continue
+				}
+				admitted[p.Ticket] = u
+			}
+			if int64(len(admitted)) != tt.total || refused[domain.ESoldOut] != 20-int(tt.total) {
+				t.Fatalf("got %d admitted, refused %v; want %d admitted, the rest sold_out", len(admitted), refused, tt.total)
+			}
+			e.deliver(t)
+			for ticket, u := range admitted {
+				e.wantTicket(t, "none fails", u, ticket, domain.TicketCreated)
+			}
+			e.wantStock(t, "sold out", a, 0)
+			e.invariants(t, a, sqCheck{sold: tt.total})
+		})
+	}
+}
+
+// Sequence 8: lowering the bucket count never leaves a ticket whose settle stops half
+// way: a ticket admitted in a high bucket ends with its stock, buyer units and key back.
+func TestSeqLowerBucketCountInFlight(t *testing.T) {
+	// Fails before the fix: the settle script stopped at the missing counter (stock, buyer units and key kept).
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyBucket, 40, 2, 4)
+	buyer := homeUser(3, 4, 1)
+	p := e.buy(t, a, buyer, 1, "k")
+	req := e.pub.take()[0]
+	if req.Bucket != 3 {
+		t.Fatalf("admitted in bucket %d, want 3", req.Bucket)
+	}
+	if _, err := e.svc.SetBuckets(ctx, a.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if rows, st := e.rows(t, a.Items[0].ID), e.redisStock(t, a, 4); !slices.Equal(rows, []int64{20, 19, 0, 1}) ||
+		!slices.Equal(st.BucketStock, []int64{20, 19, 0, 0}) || st.InFlightBy[3] != 1 {
+		t.Fatalf("two buckets: got mysql %v, redis %+v; want the unit in flight left in bucket 3", rows, st)
+	}
+	// The write fails for good: the worker ends the ticket.
+	e.orders.write.set(func(domain.OrderRequest, func() (domain.Written, error)) (domain.Written, error) {
+		return domain.Written{}, domain.NotCommitted(errDown)
+	})
+	e.deliver(t, req)
+	e.orders.write.clear()
+	e.wantTicket(t, "ended", buyer, p.Ticket, domain.TicketFailed)
+	e.wantStock(t, "given back to its bucket", a, 20, 19, 0, 1)
+	held, err := e.rdb.HGet(ctx, fmt.Sprintf("sk:{a%d:i%d}:buyers", a.ID, a.Items[0].ID), fmt.Sprint(buyer)).Result()
+	if err == nil {
+		t.Fatalf("buyer units: got %s, want none", held)
+	}
+	again := e.buy(t, a, buyer, 1, "k")
+	if again.Replayed {
+		t.Fatalf("retry with the key: got %+v, want a new admission", again)
+	}
+	e.deliver(t)
+	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock(t, "swept", a, 20, 19, 0, 0)
+	e.invariants(t, a, sqCheck{sold: 1})
+}
+
+// Sequence 9: the reconciler ends stale tickets of offline and ended activities too,
+// goes on past one item's error, and sees every activity however many there are.
+func TestSeqReconcilerCoversAll(t *testing.T) {
+	// Fails before the fix: the pass read the 500 newest published activities and stopped at the first item's error.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	type stale struct {
+		a      *domain.Activity
+		ticket string
+	}
+	open := func(user int64) stale {
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		return stale{a, e.buy(t, a, user, 1, "").Ticket}
+	}
+	oldest, offline, ended, broken := open(1), open(2), open(3), open(4)
+	if _, err := e.svc.Offline(ctx, offline.a.ID); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(-time.Second)
+	if _, err := e.svc.Update(ctx, ended.a.ID, domain.ActivityChange{End: &end}); err != nil {
+		t.Fatal(err)
+	}
+	e.pub.take() // the messages are lost
+	start := time.Now()
+	for n := 0; n < 510; n++ {
+		a := &domain.Activity{Name: fmt.Sprint("filler ", n), Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour),
+			Strategy: domain.StrategySync, PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: 1}}}
+		if err := e.db.Store.CreateActivity(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.db.Store.SetState(ctx, a.ID, domain.StatePublished); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("510 activities created in %v", time.Since(start).Round(time.Millisecond))
+	e.ledger.inFlight.set(func(itemID int64, next func() ([]domain.Flight, error)) ([]domain.Flight, error) {
+		if itemID == broken.a.Items[0].ID {
+			return nil, errDown
+		}
+		return next()
+	})
+	reps, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 50 * time.Millisecond, StaleTicket: time.Nanosecond, StaleSync: time.Nanosecond})
+	if !contains(err, fmt.Sprint("item ", broken.a.Items[0].ID)) {
+		t.Fatalf("got error %v, want the broken item's", err)
+	}
+	want := []string{"stale_ticket " + oldest.ticket + " -> failed", "stale_ticket " + offline.ticket + " -> failed", "stale_ticket " + ended.ticket + " -> failed"}
+	slices.Sort(want)
+	if !slices.Equal(kinds(reps), want) {
+		t.Fatalf("got repairs %q, want %q", kinds(reps), want)
+	}
+	e.ledger.inFlight.clear()
+	if reps := e.reconcileOnce(t, time.Nanosecond); !slices.Equal(kinds(reps), []string{"stale_ticket " + broken.ticket + " -> failed"}) {
+		t.Fatalf("next pass: got repairs %q, want the broken item's ticket ended", kinds(reps))
+	}
+	for i, s := range []stale{oldest, offline, ended, broken} {
+		e.wantTicket(t, "stale", int64(i+1), s.ticket, domain.TicketFailed)
+		e.wantStock(t, "stale", s.a, 10)
+		e.invariants(t, s.a, sqCheck{sold: 0})
+	}
+}
+
+// Sequence 10: a message replayed after its ticket's result expired (a consumer group
+// reset) is not written as a new order, whether its ticket was written or failed.
+func TestSeqReplayAfterResultExpired(t *testing.T) {
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+	t.Run("written", func(t *testing.T) {
+		// Holds before the fix too (the ticket's unique key); kept as the other half of the sequence.
+		p := e.buy(t, a, 1, 1, "")
+		req := e.pub.take()[0]
+		e.deliver(t, req)
+		o := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated).OrderID
+		e.dropResult(t, a, p.Ticket)
+		e.deliver(t, req)
+		if tk := e.wantTicket(t, "replayed", 1, p.Ticket, domain.TicketCreated); tk.OrderID != o {
+			t.Fatalf("got order %d, want %d", tk.OrderID, o)
+		}
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("failed in the worker", func(t *testing.T) {
+		// Fails before the fix: the replay found no row for the ticket and wrote an order the shopper was told failed.
+		item := a.Items[0].ID
+		if err := e.db.Store.AddStock(ctx, item, 0, -9); err != nil { // MySQL has fewer units than Redis
+			t.Fatal(err)
+		}
+		p := e.buy(t, a, 2, 1, "")
+		req := e.pub.take()[0]
+		e.deliver(t, req)
+		if tk := e.wantTicket(t, "refused", 2, p.Ticket, domain.TicketFailed); tk.Reason != domain.ESoldOut {
+			t.Fatalf("got reason %q, want sold_out", tk.Reason)
+		}
+		if err := e.db.Store.AddStock(ctx, item, 0, 9); err != nil { // the units come back
+			t.Fatal(err)
+		}
+		e.dropResult(t, a, p.Ticket)
+		e.deliver(t, req)
+		e.wantNoOrder(t, "replayed", p.Ticket)
+		e.wantTicket(t, "replayed", 2, p.Ticket, domain.TicketFailed)
+		// Redis counted a unit MySQL did not have: the reconciler puts it right.
+		e.invariants(t, a, sqCheck{sold: 1, repairs: true})
+		e.wantStock(t, "reconciled", a, 9)
+	})
+}
+
+// slowReader reads an activity, then waits for the test before answering: a rebuild
+// that is slow under its lock.
+type slowReader struct {
+	domain.Catalog
+	read, goOn chan struct{}
+}
+
+func (s *slowReader) Activity(ctx context.Context, id int64) (*domain.Activity, error) {
+	a, err := s.Catalog.Activity(ctx, id)
+	close(s.read)
+	<-s.goOn
+	return a, err
+}
+
+// Sequence 11: a catalog rebuild never overwrites a newer version.
+func TestSeqCatalogRebuildNeverOlder(t *testing.T) {
+	// Fails before the fix: the slow rebuild's put overwrote the operator's change for the cache's TTL.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategySync, 10, 1, 1)
+	key := fmt.Sprintf("sk:{cat:a:%d}", a.ID)
+	if err := e.rdb.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	slow := &slowReader{Catalog: e.db.Store, read: make(chan struct{}), goOn: make(chan struct{})}
+	replica := sale.NewCatalog(slow, redis.NewCache(e.rdb), sale.CatalogConfig{LockTTL: 10 * time.Second}, testLog(t))
+	rebuilt := make(chan *domain.Activity, 1)
+	go func() {
+		got, err := replica.Activity(ctx, a.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		rebuilt <- got
+	}()
+	<-slow.read // the rebuild holds the lock and the old version
+	name := "renamed"
+	changed, err := e.svc.Update(ctx, a.ID, domain.ActivityChange{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(slow.goOn)
+	if old := <-rebuilt; old.Version >= changed.Version {
+		t.Fatalf("the rebuild read version %d, want one older than %d", old.Version, changed.Version)
+	}
+	raw, ok, err := redis.NewCache(e.rdb).Get(ctx, key)
+	var rec struct {
+		Version  int64            `json:"v"`
+		Activity *domain.Activity `json:"a"`
+	}
+	if err != nil || !ok || json.Unmarshal(raw, &rec) != nil || rec.Version != changed.Version || rec.Activity.Name != name {
+		t.Fatalf("shared cache: got %s (%v, %v), want version %d named %q", raw, ok, err, changed.Version, name)
+	}
+	fresh := sale.NewCatalog(e.db.Store, redis.NewCache(e.rdb), sale.CatalogConfig{}, testLog(t))
+	if got, err := fresh.Activity(ctx, a.ID); err != nil || got.Name != name {
+		t.Fatalf("another replica: got %+v, %v; want %q", got, err, name)
+	}
+}
+
+// Sequence 12: activity updates are all or nothing (a refused field: see
+// backend.TestUpdateRefusedFieldChangesNothing, through the RPC edge); a cancel whose
+// MySQL change committed is answered with the cancelled order; a sync order whose
+// commit outcome is unknown is answered 504, not 503.
+func TestSeqHonestAnswers(t *testing.T) {
+	ctx := context.Background()
+	t.Run("a name with a stock decrease that cannot be taken", func(t *testing.T) {
+		// Fails before the fix: the name was written before the stock change was refused.
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 5, 1)
+		e.buy(t, a, 1, 3, "")
+		name, total := "renamed", int64(2)
+		change := domain.ActivityChange{Name: &name, Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}}
+		_, err := e.svc.Update(ctx, a.ID, change)
+		wantErr(t, "8 of 7 unsold", err, domain.EConflict)
+		// Redis lets the units go but MySQL holds fewer (a drift): refused all the same,
+		// the units taken from Redis go back.
+		if err := e.db.Store.AddStock(ctx, a.Items[0].ID, 0, -3); err != nil {
+			t.Fatal(err)
+		}
+		total = 1
+		_, err = e.svc.Update(ctx, a.ID, change)
+		wantErr(t, "6 of 4 in mysql", err, domain.EConflict)
+		got, err := e.db.Store.Activity(ctx, a.ID)
+		if err != nil || got.Name != a.Name || got.Version != a.Version || got.Items[0].TotalStock != 7 {
+			t.Fatalf("got %+v, %v; want the name and the stock as they were", got, err)
+		}
+		if rows, st := e.rows(t, a.Items[0].ID), e.redisStock(t, a, 1); rows[0] != 4 || st.BucketStock[0] != 7 {
+			t.Fatalf("got mysql %v, redis %v; want 4 and 7 (the drift, untouched)", rows, st.BucketStock)
+		}
+		e.invariants(t, a, sqCheck{sold: 3, repairs: true})
+	})
+	t.Run("a cancel whose release fails", func(t *testing.T) {
+		// Fails before the fix: answered 503 "nothing was taken" while MySQL had cancelled the order.
+		e := newSQ(t, sqOpts{redisProxy: true})
+		a := e.sale(t, domain.StrategySync, 10, 1, 1)
+		p := e.buy(t, a, 1, 1, "")
+		e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
+			o, changed, err := next()
+			e.proxy.Cut() // Redis goes away once MySQL has committed
+			return o, changed, err
+		})
+		o, err := e.svc.Cancel(ctx, 1, p.OrderID)
+		e.orders.end.clear()
+		e.proxy.Restore()
+		if err != nil || o.Status != domain.OrderCancelled || o.ID != p.OrderID {
+			t.Fatalf("got %+v, %v; want the cancelled order", o, err)
+		}
+		if o, err := e.svc.Cancel(ctx, 1, p.OrderID); err != nil || o.Status != domain.OrderCancelled {
+			t.Fatalf("cancel again: got %+v, %v", o, err)
+		}
+		if rows, st := e.rows(t, a.Items[0].ID), e.redisStock(t, a, 1); rows[0] != 10 || st.BucketStock[0] != 9 {
+			t.Fatalf("got mysql %v, redis %v; want 10 and 9 until the reconciler", rows, st.BucketStock)
+		}
+		e.invariants(t, a, sqCheck{sold: 0, repairs: true})
+		e.wantStock(t, "reconciled", a, 10)
+	})
+	t.Run("sync commit outcome unknown", func(t *testing.T) {
+		for _, tt := range []struct {
+			name      string
+			committed bool // the commit took, its answer was lost
+			down      bool // and MySQL cannot be asked
+			want      string
+		}{
+			// Fails before the fix: answered 503 "nothing was taken" with the order committed.
+			{"committed, mysql down", true, true, domain.EOutcomeUnknown},
+			{"committed, mysql answers", true, false, ""},
+			{"not committed, mysql answers", false, false, domain.EUnavailable},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				e := newSQ(t, sqOpts{})
+				a := e.sale(t, domain.StrategySync, 10, 1, 1)
+				var ticket string
+				e.orders.write.set(func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error) {
+					ticket = r.Ticket
+					if tt.committed {
+						if _, err := next(); err != nil {
+							return domain.Written{}, err
+						}
+					}
+					e.orders.down.Store(tt.down)
+					return domain.Written{}, errLost
+				})
+				p, err := e.place(a, 1, 1, "k")
+				e.orders.write.clear()
+				e.orders.down.Store(false)
+				wantErr(t, tt.name, err, tt.want)
+				o, written := e.orderOf(t, ticket)
+				written = written && o.Status != domain.OrderVoid
+				if written != tt.committed || (err == nil && p.OrderID != o.ID) {
+					t.Fatalf("got %+v and order %+v; want written=%v", p, o, tt.committed)
+				}
+				if tt.down {
+					// Left in flight: the reconciler settles it from MySQL's record.
+					e.reconcileOnce(t, time.Hour)
+				}
+				again := e.buy(t, a, 1, 1, "k")
+				if again.Replayed != tt.committed || (tt.committed && again.OrderID != o.ID) {
+					t.Fatalf("retry with the key: got %+v; want the first order: %v", again, tt.committed)
+				}
+				e.wantStock(t, "after", a, 9)
+				e.invariants(t, a, sqCheck{sold: 1})
+			})
+		}
+	})
+}
+
+// Sequence 10 on RocketMQ: a new consumer group reads the topic from its first
+// message (the consumer's ConsumeFromFirstOffset), as a reset group would, after the
+// tickets' results expired: neither the written ticket nor the one the worker refused
+// is written again.
+func TestSeqReplayAfterGroupReset(t *testing.T) {
+	// Fails before the fix (the worker's void mark on a refusal): group B wrote an order for the refused ticket.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	tag := "t" + testenv.ID()
+	p, err := rocketmq.NewProducer(rocketmq.ProducerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Tag: tag, Group: "p_" + tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	e.pub.hook.set(func(r domain.OrderRequest, _ int64) error { return p.Publish(ctx, r) })
+	consume := func(group string) *rocketmq.Consumer {
+		w := worker.New(e.db.Store, e.stock, e.db.Store, worker.Config{}, nil, testLog(t))
+		c, err := rocketmq.NewConsumer(rocketmq.ConsumerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(),
+			Group: group + tag, Tag: tag, MaxAttempts: 3}, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ended := func(user int64, ticket string) domain.Ticket {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+			if tk := e.ticket(t, user, ticket); tk.Status != "" && tk.Status != domain.TicketPending {
+				return tk
+			}
+			if time.Since(start) > time.Minute {
+				t.Fatalf("ticket %s not ended after a minute", ticket)
+			}
+		}
+	}
+	a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+	item := a.Items[0].ID
+	first := consume("a_")
+	written := e.buy(t, a, 1, 1, "")
+	if tk := ended(1, written.Ticket); tk.Status != domain.TicketCreated {
+		t.Fatalf("first: got %+v, want created", tk)
+	}
+	if err := e.db.Store.AddStock(ctx, item, 0, -9); err != nil { // MySQL has fewer units than Redis
+		t.Fatal(err)
+	}
+	refused := e.buy(t, a, 2, 1, "")
+	if tk := ended(2, refused.Ticket); tk.Status != domain.TicketFailed {
+		t.Fatalf("second: got %+v, want failed", tk)
+	}
+	first.Close()
+	if err := e.db.Store.AddStock(ctx, item, 0, 9); err != nil {
+		t.Fatal(err)
+	}
+	e.dropResult(t, a, written.Ticket)
+	e.dropResult(t, a, refused.Ticket)
+	start := time.Now()
+	second := consume("b_")
+	t.Cleanup(func() { second.Close() })
+	if tk := ended(2, refused.Ticket); tk.Status != domain.TicketFailed {
+		t.Fatalf("refused, replayed: got %+v, want failed", tk)
+	}
+	if tk := ended(1, written.Ticket); tk.Status != domain.TicketCreated {
+		t.Fatalf("written, replayed: got %+v, want created", tk)
+	}
+	t.Logf("the new group replayed both in %v", time.Since(start).Round(time.Millisecond))
+	e.wantNoOrder(t, "refused, replayed", refused.Ticket)
+	e.invariants(t, a, sqCheck{sold: 1, repairs: true})
+}

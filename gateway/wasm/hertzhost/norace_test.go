@@ -1,0 +1,5 @@
+//go:build !race
+
+package hertzhost
+
+const raceEnabled = false
