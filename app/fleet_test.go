@@ -68,6 +68,27 @@ type testFleet struct {
 	stock      *redis.Stock
 	jwt, admin string
 	procs      []*fleetProc
+	users      atomic.Int64 // the last shopper id handed out
+}
+
+func (f *testFleet) nextUser() int64 { return f.users.Add(1) }
+
+// buy places an order of one unit through p.
+func (f *testFleet) buy(p *fleetProc, u int64, a, i int64, key string) (*api.PlaceOrderResponse, error) {
+	return f.shopper(p, u).PlaceOrder(context.Background(), api.PlaceOrderRequest{ActivityID: a, ItemID: i, Quantity: 1}, key)
+}
+
+// ticketEnd polls a ticket through via until it ends (a gateway or backend
+// restarting meanwhile is asked again).
+func (f *testFleet) ticketEnd(t *testing.T, via *fleetProc, u int64, ticket string) string {
+	for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(50 * time.Millisecond) {
+		got, err := f.shopper(via, u).Ticket(context.Background(), ticket)
+		if err == nil && got.Status != "pending" {
+			return got.Status
+		}
+	}
+	t.Errorf("ticket %s of user %d did not end within a minute", ticket, u)
+	return "pending"
 }
 
 var fleetPorts atomic.Int64
@@ -96,13 +117,36 @@ func freeBase(t *testing.T) int {
 	return 0
 }
 
-func newTestFleet(t *testing.T) *testFleet {
+// fleetOpts change where the fleet's processes find their services (a Redis of the
+// test's own, MySQL through a proxy the test cuts).
+type fleetOpts struct {
+	redisAddr string              // "": the shared Redis
+	mysqlDSN  func(string) string // the processes' DSN from the test database's; nil: the same
+}
+
+func newTestFleet(t *testing.T, opts ...fleetOpts) *testFleet {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts processes (-short)")
 	}
+	var o fleetOpts
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	db := testenv.MySQL(t) // a database of its own: the fleet's reconciler sees only it
-	rdb := testenv.Redis(t)
+	dsn := db.DSN
+	if o.mysqlDSN != nil {
+		dsn = o.mysqlDSN(dsn)
+	}
+	redisAddr := testenv.RedisAddr()
+	if o.redisAddr != "" {
+		redisAddr = o.redisAddr
+	}
+	rdb, err := redis.Open(context.Background(), []string{redisAddr}, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "seckill")
 	build := exec.Command("go", append(append([]string{"build"}, raceFlag...), "-o", bin, "../cmd/seckill")...)
@@ -112,8 +156,9 @@ func newTestFleet(t *testing.T) *testFleet {
 	id := testenv.ID()
 	f := &testFleet{t: t, bin: bin, dir: dir, db: db, stock: redis.NewStock(rdb, time.Hour),
 		jwt: randhex.String(32), admin: randhex.String(32)}
+	f.users.Store(1000)
 	f.env = append(slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "SECKILL_") }),
-		"SECKILL_FLEET=fleettest-"+id, "SECKILL_MYSQL_DSN="+db.DSN, "SECKILL_REDIS_ADDR="+testenv.RedisAddr(),
+		"SECKILL_FLEET=fleettest-"+id, "SECKILL_MYSQL_DSN="+dsn, "SECKILL_REDIS_ADDR="+redisAddr,
 		"SECKILL_ROCKETMQ_NAMESRV="+strings.Join(testenv.NameServers(), ","), "SECKILL_ROCKETMQ_TOPIC="+testenv.TestTopic(),
 		"SECKILL_ROCKETMQ_GROUP=g_fleettest_"+id, "SECKILL_ROCKETMQ_TAG=fleettest_"+id,
 		"SECKILL_JWT_SECRET="+f.jwt, "SECKILL_ADMIN_TOKEN="+f.admin, "SECKILL_LOG_LEVEL=info",
@@ -297,36 +342,41 @@ func within(t *testing.T, what string, limit time.Duration, ok func() bool) time
 	return time.Since(start)
 }
 
-func TestFleet(t *testing.T) {
-	f := newTestFleet(t)
-	ctx := context.Background()
-	const leaseTTL = 3 * time.Second
-	var backends []*fleetProc
-	for i := range 2 {
-		backends = append(backends, f.start(fmt.Sprint("backend-", i+1), "backend", "SECKILL_BACKEND_LEASE_TTL="+leaseTTL.String(),
-			"SECKILL_BACKEND_RECONCILE_INTERVAL=1s", "SECKILL_BACKEND_STALE_SYNC_TICKET=3s", "SECKILL_BACKEND_REPUBLISH_AFTER=3s"))
-	}
-	addrs := []string{}
-	for _, b := range backends {
+// fleetLeaseTTL is the test fleets' lease, short so a takeover is quick to see.
+const fleetLeaseTTL = 3 * time.Second
+
+// startFleet starts backends, then workers, then gateways (calling every backend), and
+// returns the backends, the gateways and the gateways' backend setting. The backends'
+// duties run every second, and end tickets left in flight after 3 s.
+func (f *testFleet) startFleet(backends, workers, gateways int) ([]*fleetProc, []*fleetProc, string) {
+	var bs, gs []*fleetProc
+	var addrs []string
+	for i := range backends {
+		b := f.start(fmt.Sprint("backend-", i+1), "backend", "SECKILL_BACKEND_LEASE_TTL="+fleetLeaseTTL.String(),
+			"SECKILL_BACKEND_RECONCILE_INTERVAL=1s", "SECKILL_BACKEND_STALE_SYNC_TICKET=3s", "SECKILL_BACKEND_REPUBLISH_AFTER=3s")
+		bs = append(bs, b)
 		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(b.base+2))
 	}
 	backendAddrs := "SECKILL_BACKEND_ADDRS=" + strings.Join(addrs, ",")
-	for i := range 2 {
+	for i := range workers {
 		f.start(fmt.Sprint("worker-", i+1), "worker")
 	}
-	var gws []*fleetProc
-	for i := range 3 {
-		gws = append(gws, f.start(fmt.Sprint("gateway-", i+1), "gateway", backendAddrs))
+	for i := range gateways {
+		gs = append(gs, f.start(fmt.Sprint("gateway-", i+1), "gateway", backendAddrs))
 	}
-	user := atomic.Int64{}
-	user.Store(1000)
-	nextUser := func() int64 { return user.Add(1) }
+	return bs, gs, backendAddrs
+}
+
+func TestFleet(t *testing.T) {
+	f := newTestFleet(t)
+	ctx := context.Background()
+	const leaseTTL = fleetLeaseTTL
+	backends, gws, backendAddrs := f.startFleet(2, 2, 3)
+	addrs := strings.Split(strings.TrimPrefix(backendAddrs, "SECKILL_BACKEND_ADDRS="), ",")
+	nextUser, buy := f.nextUser, f.buy
 
 	// A sale every probe may buy from: plenty of stock, a generous per-user limit.
 	probeA, probeI := f.sale(gws[0], "async", 1_000_000, 1000)
-	buy := func(p *fleetProc, u int64, a, i int64, key string) (*api.PlaceOrderResponse, error) {
-		return f.shopper(p, u).PlaceOrder(ctx, api.PlaceOrderRequest{ActivityID: a, ItemID: i, Quantity: 1}, key)
-	}
 	probe := nextUser()
 	answers := func(p *fleetProc) int {
 		_, err := buy(p, probe, probeA, probeI, "")
@@ -618,101 +668,9 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
-	// sellOut runs a sale of stock units to 3x as many shoppers over the live gateways,
-	// disturb running 300 ms in, each shopper a client behind a load balancer: a
-	// failed connection, a 503 or a 504 is retried with the same key on the next
-	// gateway. Then every unit must be sold, each admitted ticket ended, and MySQL
-	// and Redis must hold exactly the units sold.
-	// ticketEnd polls a ticket until it ends (a gateway or backend restarting
-	// meanwhile is asked again).
-	ticketEnd := func(t *testing.T, u int64, ticket string) string {
-		for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(50 * time.Millisecond) {
-			got, err := f.shopper(gws[0], u).Ticket(ctx, ticket)
-			if err == nil && got.Status != "pending" {
-				return got.Status
-			}
-		}
-		t.Errorf("ticket %s of user %d did not end within a minute", ticket, u)
-		return "pending"
-	}
-	sellOut := func(t *testing.T, strategy string, disturb func()) {
-		const stock = 200
-		a, i := f.sale(gws[0], strategy, stock, 1)
-		live := slices.Clone(gws)
-		var wg sync.WaitGroup
-		var admitted, soldOut, retried atomic.Int64
-		disturbed := make(chan struct{})
-		go func() {
-			defer close(disturbed)
-			time.Sleep(300 * time.Millisecond)
-			disturb()
-		}()
-		sem := make(chan struct{}, 24)
-		for n := range 3 * stock {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				// A shopper: an answer lost (a failed connection, a 503, a 504) is asked
-				// again with the same key on the next gateway; a ticket that ends
-				// failed took nothing, so the shopper tries again with a new key.
-				u, key := nextUser(), "m-"+randhex.String(6)
-				for try := 0; ; try++ {
-					if try > 60 {
-						t.Errorf("user %d: no outcome after %d tries", u, try)
-						return
-					}
-					o, err := buy(live[(n+try)%len(live)], u, a, i, key)
-					switch st := statusOf(err); {
-					case err == nil && o.OrderID != "":
-						admitted.Add(1)
-						return
-					case err == nil:
-						switch end := ticketEnd(t, u, o.Ticket); end {
-						case "created":
-							admitted.Add(1)
-							return
-						case "failed":
-							key = "m-" + randhex.String(6)
-							retried.Add(1)
-							continue
-						}
-						return
-					case st == http.StatusConflict:
-						soldOut.Add(1)
-						return
-					case st == -1 || st == http.StatusServiceUnavailable || st == http.StatusGatewayTimeout:
-						retried.Add(1)
-						time.Sleep(50 * time.Millisecond)
-					default:
-						t.Errorf("user %d: %v", u, err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		<-disturbed
-		t.Logf("admitted %d, sold out %d, retried %d", admitted.Load(), soldOut.Load(), retried.Load())
-		if admitted.Load() != stock {
-			t.Fatalf("admitted %d of %d units with demand 3x the stock", admitted.Load(), stock)
-		}
-		var orders, users, left int64
-		f.db.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id) FROM orders WHERE item_id = ? AND status = 'created'`, i).Scan(&orders, &users)
-		f.db.QueryRowContext(ctx, `SELECT SUM(available) FROM item_stock WHERE item_id = ?`, i).Scan(&left)
-		st, err := f.stock.State(ctx, a, i, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if orders != stock || users != stock || left != 0 || st.Available() != 0 || st.Tickets != 0 {
-			t.Fatalf("orders %d by %d users, mysql %d left, redis %d left with %d in flight; want %d, %d, 0, 0, 0",
-				orders, users, left, st.Available(), st.Tickets, stock, stock)
-		}
-	}
-
 	t.Run("a gateway killed mid-sale loses nothing", func(t *testing.T) {
 		victim := gws[1]
-		sellOut(t, "async", func() { f.kill(victim) })
+		f.sellOut(t, gws, "async", func() { f.kill(victim) })
 		gws = slices.DeleteFunc(gws, func(p *fleetProc) bool { return p == victim })
 	})
 
@@ -724,7 +682,7 @@ func TestFleet(t *testing.T) {
 					workers = append(workers, p)
 				}
 			}
-			sellOut(t, strategy, func() {
+			f.sellOut(t, gws, strategy, func() {
 				f.kill(backends[0])
 				f.kill(workers[0])
 				time.Sleep(time.Second)
@@ -732,5 +690,91 @@ func TestFleet(t *testing.T) {
 				f.restart(workers[0])
 			})
 		})
+	}
+}
+
+// sellOut runs a sale of stock units to 3x as many shoppers over the live gateways,
+// disturb running once a quarter of the units are sold, each shopper a client behind a load balancer: a
+// failed connection, a 503 or a 504 is retried with the same key on the next
+// gateway. Then every unit must be sold, each admitted ticket ended, and MySQL
+// and Redis must hold exactly the units sold.
+func (f *testFleet) sellOut(t *testing.T, gws []*fleetProc, strategy string, disturb func()) {
+	ctx := context.Background()
+	const stock = 200
+	a, i := f.sale(gws[0], strategy, stock, 1)
+	live := slices.Clone(gws)
+	var wg sync.WaitGroup
+	var admitted, soldOut, retried atomic.Int64
+	disturbed := make(chan struct{})
+	go func() { // mid-sale: once a quarter of the units are sold
+		defer close(disturbed)
+		for admitted.Load() < stock/4 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		disturb()
+	}()
+	sem := make(chan struct{}, 24)
+	for n := range 3 * stock {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			// A shopper: an answer lost (a failed connection, a 503, a 504) is asked
+			// again with the same key on the next gateway; a ticket that ends
+			// failed took nothing, so the shopper tries again with a new key.
+			u, key := f.nextUser(), "m-"+randhex.String(6)
+			for try := 0; ; try++ {
+				if try > 60 {
+					t.Errorf("user %d: no outcome after %d tries", u, try)
+					return
+				}
+				o, err := f.buy(live[(n+try)%len(live)], u, a, i, key)
+				switch st := statusOf(err); {
+				case err == nil && o.OrderID != "":
+					admitted.Add(1)
+					return
+				case err == nil:
+					switch end := f.ticketEnd(t, gws[0], u, o.Ticket); end {
+					case "created":
+						admitted.Add(1)
+						return
+					case "failed":
+						key = "m-" + randhex.String(6)
+						retried.Add(1)
+						continue
+					}
+					return
+				case st == http.StatusConflict:
+					soldOut.Add(1)
+					return
+				case st == -1 || st == http.StatusServiceUnavailable || st == http.StatusGatewayTimeout:
+					retried.Add(1)
+					time.Sleep(50 * time.Millisecond)
+				case st == http.StatusTooManyRequests: // its retries met the per-user limit
+					try--
+					time.Sleep(300 * time.Millisecond)
+				default:
+					t.Errorf("user %d: %v", u, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	<-disturbed
+	t.Logf("admitted %d, sold out %d, retried %d", admitted.Load(), soldOut.Load(), retried.Load())
+	if admitted.Load() != stock {
+		t.Fatalf("admitted %d of %d units with demand 3x the stock", admitted.Load(), stock)
+	}
+	var orders, users, left int64
+	f.db.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT user_id) FROM orders WHERE item_id = ? AND status = 'created'`, i).Scan(&orders, &users)
+	f.db.QueryRowContext(ctx, `SELECT SUM(available) FROM item_stock WHERE item_id = ?`, i).Scan(&left)
+	st, err := f.stock.State(ctx, a, i, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orders != stock || users != stock || left != 0 || st.Available() != 0 || st.Tickets != 0 {
+		t.Fatalf("orders %d by %d users, mysql %d left, redis %d left with %d in flight; want %d, %d, 0, 0, 0",
+			orders, users, left, st.Available(), st.Tickets, stock, stock)
 	}
 }

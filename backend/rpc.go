@@ -32,7 +32,12 @@ func activityOut(a *domain.Activity) *rpc.Activity {
 }
 
 func itemOut(it domain.Item, remaining int64) *rpc.Item {
-	return &rpc.Item{Id: it.ID, ActivityId: it.ActivityID, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock, Remaining: remaining}
+	state := it.State
+	if state == "" {
+		state = domain.ItemOnline
+	}
+	return &rpc.Item{Id: it.ID, ActivityId: it.ActivityID, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock, Remaining: remaining,
+		State: string(state), StartMs: msOrZero(it.Start), EndMs: msOrZero(it.End)}
 }
 
 func orderOut(o domain.Order) *rpc.Order {
@@ -74,11 +79,11 @@ func (h *handler) GetTicket(ctx context.Context, req *rpc.TicketReq) (*rpc.Ticke
 }
 
 func (h *handler) ListActivities(ctx context.Context, req *rpc.ListActivitiesReq) (*rpc.ListActivitiesResp, error) {
-	as, err := h.svc.Activities(ctx, domain.ActivityQuery{All: req.IncludeAll, Limit: 500})
+	as, next, err := h.svc.Activities(ctx, domain.ActivityQuery{All: req.IncludeAll, Before: req.Before, Limit: int(req.Limit), State: domain.State(req.State)})
 	if err != nil {
 		return nil, rpcerr.ToBiz(err)
 	}
-	resp := &rpc.ListActivitiesResp{Activities: []*rpc.Activity{}}
+	resp := &rpc.ListActivitiesResp{Activities: []*rpc.Activity{}, Next: next}
 	for _, a := range as {
 		resp.Activities = append(resp.Activities, activityOut(a))
 	}
@@ -106,15 +111,9 @@ func (h *handler) GetItem(ctx context.Context, req *rpc.IDReq) (*rpc.Item, error
 }
 
 func (h *handler) ListOrders(ctx context.Context, req *rpc.ListOrdersReq) (*rpc.ListOrdersResp, error) {
-	os, err := h.svc.Orders(ctx, req.UserId)
-	if err != nil {
-		return nil, rpcerr.ToBiz(err)
-	}
-	resp := &rpc.ListOrdersResp{Orders: []*rpc.Order{}}
-	for _, o := range os {
-		resp.Orders = append(resp.Orders, orderOut(o))
-	}
-	return resp, nil
+	os, next, err := h.svc.ShopperOrders(ctx, req.UserId, domain.OrderQuery{ActivityID: req.ActivityId, Statuses: statuses(req.Statuses),
+		After: req.After, Limit: int(req.Limit)})
+	return ordersOut(os, next, err)
 }
 
 func (h *handler) orderCall(ctx context.Context, req *rpc.OrderReq, f func(context.Context, int64, int64) (domain.Order, error)) (*rpc.Order, error) {
@@ -145,7 +144,7 @@ func (h *handler) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq
 	a := &domain.Activity{Name: req.Name, Start: time.UnixMilli(req.StartMs).UTC(), End: time.UnixMilli(req.EndMs).UTC(),
 		Strategy: domain.Strategy(req.Strategy), PerUserLimit: int(req.PerUserLimit), BucketCount: int(req.BucketCount)}
 	for _, it := range req.Items {
-		a.Items = append(a.Items, domain.Item{Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.Stock})
+		a.Items = append(a.Items, itemIn(it))
 	}
 	if err := h.svc.CreateActivity(ctx, a); err != nil {
 		return nil, rpcerr.ToBiz(err)
@@ -175,7 +174,7 @@ func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq
 		c.BucketCount = &n
 	}
 	for _, ic := range req.Items {
-		c.Items = append(c.Items, domain.ItemChange{ItemID: ic.ItemId, Name: ic.Name, PriceCents: ic.PriceCents, TotalStock: ic.TotalStock})
+		c.Items = append(c.Items, itemChangeIn(ic))
 	}
 	a, err := h.svc.Update(ctx, req.Id, c)
 	if err != nil {

@@ -43,7 +43,12 @@ func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
 	}
 	req := &rpc.CreateActivityReq{Name: b.Name, StartMs: start, EndMs: end, Strategy: b.Strategy, PerUserLimit: b.PerUserLimit, BucketCount: b.BucketCount}
 	for _, it := range b.Items {
-		req.Items = append(req.Items, &rpc.ItemSpec{Name: it.Name, PriceCents: it.PriceCents, Stock: it.Stock})
+		spec, err := itemSpecIn(it)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		req.Items = append(req.Items, spec)
 	}
 	a, err := g.backend.CreateActivity(ctx, req)
 	if err = rpcerr.FromRPC(err); err != nil {
@@ -80,7 +85,12 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 		}
 	}
 	for _, it := range b.Items {
-		req.Items = append(req.Items, &rpc.ItemChange{ItemId: it.ID, Name: it.Name, PriceCents: it.PriceCents, TotalStock: it.TotalStock})
+		ch, err := itemChangeIn(it.ID, it)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		req.Items = append(req.Items, ch)
 	}
 	a, err := g.backend.UpdateActivity(ctx, req)
 	if err = rpcerr.FromRPC(err); err != nil {

@@ -45,6 +45,7 @@ func (s *stubBackend) CreateActivity(_ context.Context, req *rpc.CreateActivityR
 }
 
 func (s *stubBackend) UpdateActivity(_ context.Context, req *rpc.UpdateActivityReq) (*rpc.Activity, error) {
+	s.items.saw(req)
 	a := launch("draft")
 	a.Version = 2
 	if req.Name != nil {
@@ -78,6 +79,7 @@ func (s *stubBackend) OfflineActivity(context.Context, *rpc.IDReq) (*rpc.Activit
 
 func (s *stubBackend) ListActivities(_ context.Context, req *rpc.ListActivitiesReq) (*rpc.ListActivitiesResp, error) {
 	s.count(fmt.Sprintf("ListActivities:%v", req.IncludeAll))
+	s.items.saw(req)
 	if req.IncludeAll {
 		return &rpc.ListActivitiesResp{Activities: []*rpc.Activity{launch("draft")}}, nil
 	}
@@ -116,6 +118,7 @@ func (s *stubBackend) setPending(ticket string, pending bool) {
 
 func (s *stubBackend) ListOrders(_ context.Context, req *rpc.ListOrdersReq) (*rpc.ListOrdersResp, error) {
 	s.count("ListOrders")
+	s.items.saw(req)
 	return &rpc.ListOrdersResp{Orders: []*rpc.Order{stubOrder(req.UserId, "created")}}, nil
 }
 
@@ -153,7 +156,7 @@ func TestAPIClient(t *testing.T) {
 	launchJSON := func(state string, version int64) *api.Activity {
 		return &api.Activity{ID: 8, Name: "launch", Start: "2026-11-25T20:00:00Z", End: "2026-11-25T21:00:00Z", State: state,
 			Strategy: "bucket", PerUserLimit: 2, BucketCount: 4, Version: version,
-			Items: []api.Item{{ID: 80, ActivityID: 8, Name: "pen", PriceCents: 100, TotalStock: 5}}}
+			Items: []api.Item{{ID: 80, ActivityID: 8, Name: "pen", PriceCents: 100, TotalStock: 5, State: "online"}}}
 	}
 	changed := launchJSON("draft", 2)
 	changed.Name, changed.End, changed.Items[0].TotalStock = "relaunch", "2026-11-25T22:00:00Z", 9
@@ -210,8 +213,8 @@ func TestAPIClient(t *testing.T) {
 		{"PublicActivities", func() (any, error) { return shop.PublicActivities(ctx) }, []api.Activity{*launchJSON("published", 1)}},
 		{"PublicActivity", func() (any, error) { return shop.PublicActivity(ctx, 7) },
 			&api.Activity{ID: 7, Name: "sale", Start: rfc(sale.StartMs), End: rfc(sale.EndMs), State: "published", Strategy: "async",
-				Items: []api.Item{{ID: 70, ActivityID: 7, Remaining: ptr[int64](0)}}}},
-		{"Item", func() (any, error) { return shop.Item(ctx, 70) }, &api.Item{ID: 70, ActivityID: 7, Remaining: ptr[int64](5)}},
+				Items: []api.Item{{ID: 70, ActivityID: 7, Remaining: ptr[int64](0), State: "online"}}}},
+		{"Item", func() (any, error) { return shop.Item(ctx, 70) }, &api.Item{ID: 70, ActivityID: 7, Remaining: ptr[int64](5), State: "online"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

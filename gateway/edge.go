@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -75,6 +76,11 @@ func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *
 	e.items = newLookups("item", ttl, e.itemNullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Item, error) {
 		return e.client.GetItem(ctx, &rpc.IDReq{Id: id})
 	})
+	pages, err := lru.New[[2]int64, fresh[listPage]](listPages)
+	if err != nil {
+		panic(err)
+	}
+	e.list.pages = pages
 	return e
 }
 
@@ -101,14 +107,15 @@ func (e *edgeCache) item(ctx context.Context, id int64) (*rpc.Item, bool, error)
 	return e.items.get(ctx, id)
 }
 
-// activities returns the list of activities on sale, from the cache when fresh.
-func (e *edgeCache) activities(ctx context.Context) ([]*rpc.Activity, error) {
-	return e.list.get(ctx, e.ttl, func(ctx context.Context) ([]*rpc.Activity, error) {
-		resp, err := e.client.ListActivities(ctx, &rpc.ListActivitiesReq{})
+// activities returns a page of the activities on sale (after a cursor, of limit
+// entries; 0 for the first page and the default size), from the cache when fresh.
+func (e *edgeCache) activities(ctx context.Context, after int64, limit int) (listPage, error) {
+	return e.list.get(ctx, after, limit, e.ttl, func(ctx context.Context) (listPage, error) {
+		resp, err := e.client.ListActivities(ctx, &rpc.ListActivitiesReq{Before: after, Limit: int32(limit)})
 		if err != nil {
-			return nil, err
+			return listPage{}, err
 		}
-		return resp.Activities, nil
+		return listPage{Activities: resp.Activities, Next: resp.Next}, nil
 	})
 }
 
@@ -205,42 +212,44 @@ func (l *lookups[V]) forgetIf(drop func(V) bool) {
 // known now (an operator made or published an activity).
 func (l *lookups[V]) forgetUnknown() { l.missing.Purge() }
 
-// listCache is the list of activities on sale, kept for a TTL.
-type listCache struct {
-	mu      sync.Mutex
-	v       []*rpc.Activity
-	expires time.Time
-	sf      singleflight.Group
+// listPage is a page of the list of activities on sale, and the next page's cursor.
+type listPage struct {
+	Activities []*rpc.Activity
+	Next       int64
 }
 
-func (c *listCache) get(ctx context.Context, ttl time.Duration, load func(context.Context) ([]*rpc.Activity, error)) ([]*rpc.Activity, error) {
-	c.mu.Lock()
-	v, ok := c.v, time.Now().Before(c.expires)
-	c.mu.Unlock()
-	if ok {
-		return v, nil
+// listCache keeps pages of the list of activities on sale for a TTL, by cursor and
+// size, in an LRU: a client that makes up cursors reaches the backend once per cursor
+// per TTL and pushes out only pages, which the next reader fetches again.
+type listCache struct {
+	pages *lru.Cache[[2]int64, fresh[listPage]]
+	sf    singleflight.Group
+}
+
+// listPages is how many pages of the list are kept.
+const listPages = 1024
+
+func (c *listCache) get(ctx context.Context, after int64, limit int, ttl time.Duration, load func(context.Context) (listPage, error)) (listPage, error) {
+	key := [2]int64{after, int64(limit)}
+	if f, ok := c.pages.Get(key); ok && time.Now().Before(f.expires) {
+		return f.v, nil
 	}
-	got, err, _ := c.sf.Do("", func() (any, error) {
+	got, err, _ := c.sf.Do(fmt.Sprint(after, ":", limit), func() (any, error) {
 		v, err := load(ctx)
 		if err = rpcerr.FromRPC(err); err != nil {
 			return nil, err
 		}
-		c.mu.Lock()
-		c.v, c.expires = v, time.Now().Add(ttl)
-		c.mu.Unlock()
+		c.pages.Add(key, fresh[listPage]{v: v, expires: time.Now().Add(ttl)})
 		return v, nil
 	})
 	if err != nil {
-		return nil, err
+		return listPage{}, err
 	}
-	return got.([]*rpc.Activity), nil
+	return got.(listPage), nil
 }
 
-func (c *listCache) forget() {
-	c.mu.Lock()
-	c.v, c.expires = nil, time.Time{}
-	c.mu.Unlock()
-}
+// forget drops every page.
+func (c *listCache) forget() { c.pages.Purge() }
 
 // changedWindow is how long after an activity's change announcement a backend may
 // still answer from its older copy (its local cache's life, and some).

@@ -49,6 +49,7 @@ type stubBackend struct {
 	lastUser            int64
 	placeDelay          time.Duration   // PlaceOrder answers this late (after taking the order)
 	keys                []string        // the idempotency keys PlaceOrder saw
+	items               itemsStub       // items, lists and exports (items_test.go)
 	pending             map[string]bool // tickets GetTicket answers pending
 	lastRequestID       string          // the request id of the last PlaceOrder
 }

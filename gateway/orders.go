@@ -125,13 +125,20 @@ func orderOut(o *rpc.Order) api.Order {
 		AmountCents: o.AmountCents, Status: o.Status, CreatedAt: fmtMs(o.CreatedMs)}
 }
 
+// listOrders answers a page of the caller's orders, newest first, by state and
+// activity; deleted ones are never listed.
 func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
-	resp, err := g.backend.ListOrders(ctx, &rpc.ListOrdersReq{UserId: userOf(c)})
+	q, ok := parseList(c, "after", "limit", "status", "activity_id")
+	if !ok {
+		return
+	}
+	resp, err := g.backend.ListOrders(ctx, &rpc.ListOrdersReq{UserId: userOf(c), After: q.after, Limit: int32(q.limit),
+		Statuses: q.statuses, ActivityId: q.activityID})
 	if err = rpcerr.FromRPC(err); err != nil {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, api.OrderList{Orders: each(resp.Orders, orderOut)})
+	c.JSON(http.StatusOK, api.OrderList{Orders: each(resp.Orders, orderOut), Next: cursor(resp.Next)})
 }
 
 // orderCall calls the backend on one of the caller's orders; change says the call
@@ -161,4 +168,9 @@ func (g *Gateway) cancelOrder(ctx context.Context, c *app.RequestContext) {
 
 func (g *Gateway) payOrder(ctx context.Context, c *app.RequestContext) {
 	g.orderCall(ctx, c, true, g.backend.PayOrder)
+}
+
+// deleteOrder deletes a cancelled or expired order from the caller's list.
+func (g *Gateway) deleteOrder(ctx context.Context, c *app.RequestContext) {
+	g.orderCall(ctx, c, true, g.backend.DeleteOrder)
 }

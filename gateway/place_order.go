@@ -102,8 +102,8 @@ func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
-// edgeOrder answers from the edge cache: unknown activity or item, outside the
-// window, sold out.
+// edgeOrder answers from the edge cache: unknown activity or item, an item
+// offline, outside the item's window (its own, or its activity's), sold out.
 func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 	b := orderOf(c)
 	a, _, err := g.edge.activity(ctx, b.ActivityID)
@@ -114,22 +114,31 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	found := false
+	var item *rpc.Item
 	for _, it := range a.Items {
 		if it.Id == b.ItemID {
-			found = true
+			item = it
 			break
 		}
 	}
 	reason, msg := "", ""
 	now := time.Now().UnixMilli()
+	start, end := a.StartMs, a.EndMs
+	if item != nil && item.StartMs > start {
+		start = item.StartMs // the item's own window, inside the activity's
+	}
+	if item != nil && item.EndMs != 0 && item.EndMs < end {
+		end = item.EndMs
+	}
 	switch {
-	case !found:
+	case item == nil:
 		reason, msg = domain.ENotFound, fmt.Sprintf("item %d is not in activity %d", b.ItemID, b.ActivityID)
-	case now < a.StartMs:
-		reason, msg = domain.ENotStarted, fmt.Sprintf("activity %d starts at %s", a.Id, time.UnixMilli(a.StartMs).UTC().Format(time.RFC3339))
-	case now >= a.EndMs:
-		reason, msg = domain.EEnded, fmt.Sprintf("activity %d has ended", a.Id)
+	case item.State == string(domain.ItemOffline):
+		reason, msg = domain.ENotFound, fmt.Sprintf("item %d of activity %d is offline", b.ItemID, b.ActivityID)
+	case now < start:
+		reason, msg = domain.ENotStarted, fmt.Sprintf("item %d of activity %d goes on sale at %s", b.ItemID, a.Id, time.UnixMilli(start).UTC().Format(time.RFC3339))
+	case now >= end:
+		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
 	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), c.GetString("idem")):
 		reason, msg = domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID)
 	}

@@ -19,7 +19,7 @@ type callopt = kcallopt.Option
 // timed-out attempt may still be decoding into (the race detector caught it
 // in the bench under load); here each attempt has a result of its own.
 // Placing an order is not retried (see NewBackendClient); creating and
-// updating activities are not idempotent.
+// updating activities and adding items are not idempotent.
 type retryingClient struct{ seckill.Client }
 
 // retryOnTimeout calls call, and once more if it timed out while ctx is
@@ -62,6 +62,18 @@ func (c retryingClient) CancelOrder(ctx context.Context, req *rpc.OrderReq, o ..
 
 func (c retryingClient) PayOrder(ctx context.Context, req *rpc.OrderReq, o ...callopt) (*rpc.Order, error) {
 	return retryOnTimeout(ctx, func() (*rpc.Order, error) { return c.Client.PayOrder(ctx, req, o...) })
+}
+
+func (c retryingClient) DeleteOrder(ctx context.Context, req *rpc.OrderReq, o ...callopt) (*rpc.Order, error) {
+	return retryOnTimeout(ctx, func() (*rpc.Order, error) { return c.Client.DeleteOrder(ctx, req, o...) })
+}
+
+func (c retryingClient) ListActivityOrders(ctx context.Context, req *rpc.ActivityOrdersReq, o ...callopt) (*rpc.ListOrdersResp, error) {
+	return retryOnTimeout(ctx, func() (*rpc.ListOrdersResp, error) { return c.Client.ListActivityOrders(ctx, req, o...) })
+}
+
+func (c retryingClient) SetItemState(ctx context.Context, req *rpc.ItemStateReq, o ...callopt) (*rpc.Activity, error) {
+	return retryOnTimeout(ctx, func() (*rpc.Activity, error) { return c.Client.SetItemState(ctx, req, o...) })
 }
 
 func (c retryingClient) AdminGetActivity(ctx context.Context, req *rpc.IDReq, o ...callopt) (*rpc.Activity, error) {

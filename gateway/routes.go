@@ -5,6 +5,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app/server"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/gateway/wasm/hertzhost"
 )
 
@@ -27,6 +28,7 @@ func (g *Gateway) Register(h *server.Hertz) {
 	shop.GET("/:id", g.limitReads, g.getOrder)
 	shop.POST("/:id/cancel", g.limitChanges, g.cancelOrder)
 	shop.POST("/:id/pay", g.limitChanges, g.payOrder)
+	shop.DELETE("/:id", g.limitChanges, g.deleteOrder)
 
 	adm := h.Group("/admin/v1", g.operator, g.readBody)
 	adm.POST("/activities", g.createActivity)
@@ -36,6 +38,11 @@ func (g *Gateway) Register(h *server.Hertz) {
 	adm.POST("/activities/:id/publish", g.publish)
 	adm.POST("/activities/:id/offline", g.offline)
 	adm.GET("/activities/:id/stats", g.stats)
+	adm.GET("/activities/:id/orders", g.activityOrders)
+	adm.POST("/activities/:id/items", g.addItem)
+	adm.PUT("/activities/:id/items/:item", g.updateItem)
+	adm.POST("/activities/:id/items/:item/offline", g.itemState(domain.ItemOffline))
+	adm.POST("/activities/:id/items/:item/online", g.itemState(domain.ItemOnline))
 	adm.GET("/limits", g.getLimits)
 	adm.PUT("/limits", g.putLimits)
 	adm.GET("/plugins", g.listPlugins)

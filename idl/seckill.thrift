@@ -40,6 +40,11 @@ struct Item {
     5: i64 total_stock
     // Approximate units left (Redis pre-deduction view); -1 when unknown.
     6: i64 remaining
+    // online | offline: an offline item sells nothing while its activity is published.
+    7: string state
+    // The item's own window, inside the activity's; 0: the activity's start or end.
+    8: i64 start_ms
+    9: i64 end_ms
 }
 
 struct Activity {
@@ -61,6 +66,11 @@ struct ItemSpec {
     1: string name
     2: i64 price_cents
     3: i64 stock
+    // online ("" too) | offline
+    4: string state
+    // The item's own window; 0: the activity's start or end.
+    5: i64 start_ms
+    6: i64 end_ms
 }
 
 struct CreateActivityReq {
@@ -80,6 +90,23 @@ struct ItemChange {
     3: optional i64 price_cents
     // New total stock; the difference is added to (or taken from) what is available.
     4: optional i64 total_stock
+    // online | offline
+    5: optional string state
+    // A window of the item's own; 0 drops it (the activity's again).
+    6: optional i64 start_ms
+    7: optional i64 end_ms
+}
+
+struct AddItemReq {
+    1: i64 activity_id
+    2: ItemSpec item
+}
+
+struct ItemStateReq {
+    1: i64 activity_id
+    2: i64 item_id
+    // online | offline
+    3: string state
 }
 
 struct UpdateActivityReq {
@@ -97,13 +124,22 @@ struct IDReq {
     1: i64 id
 }
 
+// Lists come a page at a time, keyed on the id: a page starts past the cursor, and an
+// answer's next is the cursor of the page after it (0: none). A limit of 0 is the
+// list's default; one past its bound is refused.
 struct ListActivitiesReq {
     // Only published activities when false.
     1: bool include_all
+    // The cursor: activities with lower ids (newest first); 0 from the newest.
+    2: i64 before
+    3: i32 limit
+    // Only activities in this state; "" any (published only without include_all).
+    4: string state
 }
 
 struct ListActivitiesResp {
     1: list<Activity> activities
+    2: i64 next
 }
 
 struct PlaceOrderReq {
@@ -143,7 +179,7 @@ struct Order {
     4: i64 item_id
     5: i32 quantity
     6: i64 amount_cents
-    // created (unpaid) | paid | cancelled | expired
+    // created (unpaid) | paid | cancelled | expired | deleted
     7: string status
     8: i64 created_ms
     9: string ticket
@@ -154,12 +190,35 @@ struct OrderReq {
     2: string order_id
 }
 
+// A shopper's orders, newest first; deleted ones are never listed.
 struct ListOrdersReq {
     1: i64 user_id
+    // The cursor: orders with lower ids; 0 from the newest.
+    2: i64 after
+    3: i32 limit
+    // Only these states (created, paid, cancelled, expired); empty: all four.
+    4: list<string> statuses
+    // Only this activity's; 0: any.
+    5: i64 activity_id
 }
 
 struct ListOrdersResp {
     1: list<Order> orders
+    2: i64 next
+}
+
+// An activity's orders for its operators, deleted ones included.
+struct ActivityOrdersReq {
+    1: i64 activity_id
+    // Only this item's; 0: every item's.
+    2: i64 item_id
+    // Only these states; empty: every one.
+    3: list<string> statuses
+    // The cursor: orders past this id in the list's order; 0 from the first.
+    4: i64 after
+    5: i32 limit
+    // Ascending ids (oldest first) instead of newest first.
+    6: bool oldest_first
 }
 
 struct ItemStats {
@@ -277,6 +336,8 @@ service Seckill {
     Order CancelOrder(1: OrderReq req)
     // Marks an order paid (payment itself is out of scope) so the unpaid timeout keeps it.
     Order PayOrder(1: OrderReq req)
+    // Deletes a cancelled or expired order: gone from the shopper's list, kept for operators.
+    Order DeleteOrder(1: OrderReq req)
 
     // Operators
     Activity CreateActivity(1: CreateActivityReq req)
@@ -285,6 +346,11 @@ service Seckill {
     Activity PublishActivity(1: IDReq req)
     Activity OfflineActivity(1: IDReq req)
     ActivityStats GetActivityStats(1: IDReq req)
+    // Adds an item with its stock to an activity in any state.
+    Activity AddItem(1: AddItemReq req)
+    // Takes an item offline or back online; the activity's state stays.
+    Activity SetItemState(1: ItemStateReq req)
+    ListOrdersResp ListActivityOrders(1: ActivityOrdersReq req)
 
     // The fleet's control state (gateways call these; changes are announced).
     PluginChain GetPlugins(1: EmptyReq req)

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -65,7 +66,27 @@ type Item struct {
 	Name       string
 	PriceCents int64
 	TotalStock int64
+	State      ItemStatus // "" reads as online
+	// Start and End are the item's own window, inside its activity's; a zero time is
+	// the activity's (so the item follows a change of the activity's window).
+	Start, End time.Time
 }
+
+// ItemStatus is an item's own state within its activity. An online item sells while its
+// activity is published; an offline one sells nothing, whatever the activity's state,
+// and comes back online with the units it had.
+type ItemStatus string
+
+const (
+	ItemOnline  ItemStatus = "online"
+	ItemOffline ItemStatus = "offline"
+)
+
+// Valid reports whether s names an item state ("" is online).
+func (s ItemStatus) Valid() bool { return s == "" || s == ItemOnline || s == ItemOffline }
+
+// Online reports whether the item is online.
+func (it Item) Online() bool { return it.State != ItemOffline }
 
 // Window reports whether t is inside the activity's window: EInternal never, but
 // ENotStarted or EEnded outside it.
@@ -77,6 +98,42 @@ func (a *Activity) Window(t time.Time) error {
 		return Errorf(EEnded, "activity %d ended at %s", a.ID, a.End.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// ItemWindow is the window in which an item of the activity sells: its own where it has
+// one, always within the activity's.
+func (a *Activity) ItemWindow(it Item) (start, end time.Time) {
+	start, end = a.Start, a.End
+	if !it.Start.IsZero() && it.Start.After(start) {
+		start = it.Start
+	}
+	if !it.End.IsZero() && it.End.Before(end) {
+		end = it.End
+	}
+	return start, end
+}
+
+// SaleState is what the stock ledger enforces for an item: published while the
+// activity is published and the item online, else the activity's state, or offline for
+// an item taken offline on its own.
+func (a *Activity) SaleState(it Item) State {
+	if a.State == StatePublished && !it.Online() {
+		return StateOffline
+	}
+	return a.State
+}
+
+// OnSale returns the activity's item when it is on sale (the activity published, the
+// item in it and online); not_found otherwise. The window is not checked here.
+func (a *Activity) OnSale(itemID int64) (Item, error) {
+	it, ok := a.Item(itemID)
+	switch {
+	case !ok || a.State != StatePublished:
+		return Item{}, Errorf(ENotFound, "item %d is not on sale in activity %d", itemID, a.ID)
+	case !it.Online():
+		return Item{}, Errorf(ENotFound, "item %d of activity %d is offline", itemID, a.ID)
+	}
+	return it, nil
 }
 
 // Item returns the activity's item with the given id.
@@ -108,15 +165,43 @@ func (a *Activity) Validate() error {
 		return Errorf(EBadRequest, "an activity has 1 to %d items", MaxItems)
 	}
 	for _, it := range a.Items {
-		if strings.TrimSpace(it.Name) == "" || len(it.Name) > MaxNameLen {
-			return Errorf(EBadRequest, "item name must be 1 to %d characters", MaxNameLen)
+		if err := a.ValidateItem(it); err != nil {
+			return err
 		}
-		if it.PriceCents < 0 {
-			return Errorf(EBadRequest, "item %q: price must not be negative", it.Name)
-		}
-		if it.TotalStock < 0 {
-			return Errorf(EBadRequest, "item %q: stock must not be negative", it.Name)
-		}
+	}
+	return nil
+}
+
+// ValidateItem checks an item as an operator describes it for this activity: name,
+// price, stock, state, and its own window inside the activity's.
+func (a *Activity) ValidateItem(it Item) error {
+	what := fmt.Sprintf("item %q", it.Name)
+	if it.ID != 0 {
+		what = fmt.Sprintf("item %d", it.ID)
+	}
+	switch {
+	case strings.TrimSpace(it.Name) == "" || len(it.Name) > MaxNameLen:
+		return Errorf(EBadRequest, "%s: name must be 1 to %d characters", what, MaxNameLen)
+	case it.PriceCents < 0:
+		return Errorf(EBadRequest, "%s: price must not be negative", what)
+	case it.TotalStock < 0:
+		return Errorf(EBadRequest, "%s: stock must not be negative", what)
+	case !it.State.Valid():
+		return Errorf(EBadRequest, "%s: state must be online or offline, not %q", what, it.State)
+	}
+	start, end := it.Start, it.End
+	if start.IsZero() {
+		start = a.Start
+	}
+	if end.IsZero() {
+		end = a.End
+	}
+	switch {
+	case start.Before(a.Start) || end.After(a.End):
+		return Errorf(EBadRequest, "%s: its window %s to %s must lie within the activity's, %s to %s", what,
+			start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), a.Start.UTC().Format(time.RFC3339), a.End.UTC().Format(time.RFC3339))
+	case !end.After(start):
+		return Errorf(EBadRequest, "%s: its end must be after its start", what)
 	}
 	return nil
 }

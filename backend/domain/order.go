@@ -15,12 +15,83 @@ const (
 	OrderPaid      OrderStatus = "paid"
 	OrderCancelled OrderStatus = "cancelled"
 	OrderExpired   OrderStatus = "expired" // left unpaid past the timeout
+	// OrderDeleted is a cancelled or expired order its shopper deleted: gone from the
+	// shopper's list, kept for operators. Nothing of the sale changes (its units went
+	// back when it ended).
+	OrderDeleted OrderStatus = "deleted"
 	// OrderVoid is not an order: it marks a ticket decided as not written (its units
 	// went back), so a late write of the same ticket (a send that looked failed, a
 	// redelivered or replayed message) meets the unique ticket and writes nothing.
 	// Shoppers never see it.
 	OrderVoid OrderStatus = "void"
 )
+
+// ShopperStatuses are the states a shopper's list shows: every one but deleted.
+var ShopperStatuses = []OrderStatus{OrderCreated, OrderPaid, OrderCancelled, OrderExpired}
+
+// Valid reports whether s is a state an order can be in.
+func (s OrderStatus) Valid() bool {
+	switch s {
+	case OrderCreated, OrderPaid, OrderCancelled, OrderExpired, OrderDeleted:
+		return true
+	}
+	return false
+}
+
+// Live reports whether an order in this state holds its units (created or paid).
+func (s OrderStatus) Live() bool { return s == OrderCreated || s == OrderPaid }
+
+// Order actions a shopper or the expiry takes on an order.
+const (
+	ActPay    = "pay"
+	ActCancel = "cancel" // also expiry
+	ActDelete = "delete"
+)
+
+// Transition says what act does to an order in state from: to is the state it ends
+// in, changed whether it moves. Repeating an act on an order it already moved is not
+// an error (to is then from, changed false), so a retry is safe. An act the state
+// does not allow is refused with conflict, whose message says the order's state and
+// what it would take:
+//
+//	created   -> paid (pay), cancelled or expired (cancel, expiry)
+//	paid      -> nothing: cancel and delete are refused
+//	cancelled, expired -> deleted (delete); pay is refused, cancel leaves them
+//	deleted   -> nothing: pay is refused, cancel and delete leave it
+func Transition(id int64, from OrderStatus, act string) (to OrderStatus, changed bool, err error) {
+	refuse := func(why string) (OrderStatus, bool, error) {
+		return from, false, Errorf(EConflict, "order %d is %s: %s", id, from, why)
+	}
+	switch act {
+	case ActPay:
+		switch from {
+		case OrderCreated:
+			return OrderPaid, true, nil
+		case OrderPaid:
+			return from, false, nil
+		}
+		return refuse("only an unpaid order can be paid")
+	case ActCancel:
+		switch from {
+		case OrderCreated:
+			return OrderCancelled, true, nil
+		case OrderPaid:
+			return refuse("a paid order cannot be cancelled")
+		}
+		return from, false, nil // ended before: its units went back then
+	case ActDelete:
+		switch from {
+		case OrderCancelled, OrderExpired:
+			return OrderDeleted, true, nil
+		case OrderDeleted:
+			return from, false, nil
+		case OrderCreated:
+			return refuse("cancel it first; only a cancelled or expired order can be deleted")
+		}
+		return refuse("only a cancelled or expired order can be deleted")
+	}
+	return from, false, Errorf(EBadRequest, "unknown order action %q", act)
+}
 
 // Order is a committed purchase.
 type Order struct {

@@ -15,8 +15,14 @@ import (
 // Catalog is where activities and their items live for good.
 type Catalog interface {
 	// CreateActivity stores a new activity in state draft with its items and their
-	// stock, split over the buckets, and fills in the ids and the version.
+	// stock, split over the buckets, and fills in the ids, the version and each
+	// item's state (online unless offline) and window (times as the store keeps them).
 	CreateActivity(ctx context.Context, a *Activity) error
+	// AddItem adds an item with its stock, split over the activity's buckets, to an
+	// activity in any state, fills in its ids, state and window as CreateActivity
+	// does, and bumps the activity's version; not_found when there is no activity,
+	// bad_request when it holds MaxItems items already.
+	AddItem(ctx context.Context, activityID int64, it *Item) error
 	// Activity returns an activity with its items; not_found when there is none.
 	Activity(ctx context.Context, id int64) (*Activity, error)
 	// Item returns one item; not_found when there is none.
@@ -30,7 +36,8 @@ type Catalog interface {
 	// each bucket; new rows hold nothing, rows past the count stay for the orders in
 	// flight that name them), its items' names and prices, and each item's stock by
 	// the buckets' deltas (conflict when a bucket has fewer units than a delta takes)
-	// and total. When any part is refused, nothing changes.
+	// and total, its items' states and windows. When any part is refused, nothing
+	// changes.
 	UpdateActivity(ctx context.Context, id int64, c ActivityChange) error
 }
 
@@ -62,16 +69,20 @@ type OrderStore interface {
 	// Order returns one order of a user; not_found when it is not theirs. Void marks
 	// are never orders: Order, Orders and EndOrder do not see them.
 	Order(ctx context.Context, userID, id int64) (Order, error)
-	// Orders lists a user's orders, newest first.
-	Orders(ctx context.Context, userID int64) ([]Order, error)
+	// Orders lists a page of the orders q selects, in q's order.
+	Orders(ctx context.Context, q OrderQuery) ([]Order, error)
 	// EndOrder moves a created order to cancelled or expired and gives its units back
 	// to the stock row and the buyer, in one transaction; it reports whether this call
 	// changed the order (an ended or paid order comes back as it is). Only the owner
 	// ends an order: another user's, or user 0's, is not_found (expiry names the
 	// order's own user).
 	EndOrder(ctx context.Context, userID, id int64, to OrderStatus) (Order, bool, error)
-	// PayOrder marks a created order paid; conflict when it is cancelled or expired.
+	// PayOrder marks a created order paid; conflict when it is cancelled, expired or
+	// deleted (Transition).
 	PayOrder(ctx context.Context, userID, id int64) (Order, error)
+	// DeleteOrder moves a user's cancelled or expired order to deleted; a deleted one
+	// comes back as it is, others are refused with conflict (Transition).
+	DeleteOrder(ctx context.Context, userID, id int64) (Order, error)
 	// StaleOrders returns up to limit orders still created (unpaid) since before t.
 	StaleOrders(ctx context.Context, before time.Time, limit int) ([]Order, error)
 	// Counts returns an item's live orders and units.
@@ -125,10 +136,17 @@ type StockLedger interface {
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
 	// Warm loads an item's sale state. Live stock counters are kept unless
 	// overwrite is set; buyer records and idempotency records (s.Keys: a request
-	// with one of them replays its order's ticket) are added only where missing.
+	// with one of them replays its order's ticket) are added only where missing. The
+	// state, window, limit and bucket count are kept when the ledger holds them at a
+	// newer version than s.Version.
 	Warm(ctx context.Context, s SaleState, overwrite bool) error
 	// SetState changes the sale state (published, offline) of a loaded item.
 	SetState(ctx context.Context, activityID, itemID int64, st State) error
+	// SetSale writes the sale state of a loaded item (state, window, per-user limit,
+	// bucket count, version from s; its counters and records stay) unless the ledger
+	// holds a newer version; loaded is false, and nothing is written, when the item is
+	// not loaded.
+	SetSale(ctx context.Context, s SaleState) (loaded bool, err error)
 	// SetBuckets records a new bucket count in a loaded item's sale state.
 	SetBuckets(ctx context.Context, activityID, itemID int64, n int) error
 	// Adjust adds delta units to a bucket and returns the new count; conflict when it

@@ -34,9 +34,13 @@ type SaleState struct {
 	State              State
 	Start, End         time.Time
 	PerUserLimit       int
-	BucketStock        []int64         // available units per bucket, the order store's view
-	Buyers             map[int64]int64 // units held per user, from the order store
-	Keys               []KeyTicket     // the idempotency keys orders hold, from the order store
+	// Version is the activity's version this state was read at: the ledger never
+	// replaces the state of a newer version with an older one (0: unversioned,
+	// always written).
+	Version     int64
+	BucketStock []int64         // available units per bucket, the order store's view
+	Buyers      map[int64]int64 // units held per user, from the order store
+	Keys        []KeyTicket     // the idempotency keys orders hold, from the order store
 }
 
 // KeyTicket is a shopper's idempotency key and the ticket of the order that holds it.
@@ -131,6 +135,10 @@ type ItemChange struct {
 	Name       *string
 	PriceCents *int64
 	TotalStock *int64
+	State      *ItemStatus
+	// Start and End set the item's own window; a zero time drops it (the item follows
+	// the activity's window again).
+	Start, End *time.Time
 	// Stock is the change to each bucket's available units that makes TotalStock;
 	// the sale rules work it out, the store applies it with the versioned update.
 	Stock []StockDelta
@@ -142,11 +150,27 @@ type StockDelta struct {
 	Delta  int64
 }
 
-// ActivityQuery selects activities, newest first.
+// ActivityQuery selects activities, newest first: a page at a time, keyed on the id,
+// so paging never repeats or skips an activity, whatever is created meanwhile.
 type ActivityQuery struct {
 	All    bool  // every state; false: published only
+	State  State // only this state ("": as All says)
 	Before int64 // ids below this one (0: from the newest)
 	Limit  int   // at most this many (0: 100)
+}
+
+// OrderQuery selects orders a page at a time, keyed on the order id: newest first
+// (ids descending) unless Oldest. A page starts past the cursor After, so paging
+// never repeats or skips an order that existed when it began, whatever is written
+// meanwhile (new orders have higher ids). Void marks are never orders.
+type OrderQuery struct {
+	UserID     int64         // one shopper's (0: anyone's)
+	ActivityID int64         // one activity's (0: any)
+	ItemID     int64         // one item's (0: any)
+	Statuses   []OrderStatus // only these (empty: every status)
+	After      int64         // the cursor: the last id of the previous page (0: from the first)
+	Oldest     bool          // ascending ids
+	Limit      int           // at most this many (0: 100)
 }
 
 // notCommitted marks a write that failed before its commit was sent.

@@ -224,7 +224,7 @@ func TestStoreWriteOrder(t *testing.T) {
 		t.Errorf("got counts %+v, %v, want 4 orders of 5 units", c, err)
 	}
 
-	orders, err := s.Orders(ctx, 7)
+	orders, err := s.Orders(ctx, domain.OrderQuery{UserID: 7})
 	if err != nil {
 		t.Fatalf("list orders: %v", err)
 	}

@@ -119,7 +119,7 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 		}
 	}
 	if state != string(domain.StatePublished) {
-		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "item %d of activity %d is not on sale", d.ItemID, d.ActivityID)
 	}
 	now := l.now().UnixMilli()
 	start, err := it.metaInt("start")
@@ -127,14 +127,14 @@ func (l *Ledger) Deduct(_ context.Context, d domain.Deduction) (domain.Deducted,
 		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	if now < start {
-		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "item %d of activity %d has not started", d.ItemID, d.ActivityID)
 	}
 	end, err := it.metaInt("end")
 	if err != nil {
 		return domain.Deducted{}, fmt.Errorf("deduct item %d: %w", d.ItemID, err)
 	}
 	if now >= end {
-		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "item %d of activity %d has ended", d.ItemID, d.ActivityID)
 	}
 	qty := int64(d.Quantity)
 	if qty <= 0 {
@@ -311,11 +311,9 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if it.meta == nil {
 		it.meta = map[string]string{}
 	}
-	it.meta["state"] = string(s.State)
-	it.meta["start"] = strconv.FormatInt(s.Start.UnixMilli(), 10)
-	it.meta["end"] = strconv.FormatInt(s.End.UnixMilli(), 10)
-	it.meta["limit"] = strconv.Itoa(s.PerUserLimit)
-	it.meta["buckets"] = strconv.Itoa(len(s.BucketStock))
+	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version == 0 || s.Version > held {
+		writeSale(it.meta, s, len(s.BucketStock))
+	}
 	for b, n := range s.BucketStock {
 		if _, ok := it.stock[b]; overwrite || !ok {
 			it.stock[b] = n
@@ -333,6 +331,33 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		}
 	}
 	return nil
+}
+
+// writeSale writes a sale state's meta fields, and its version unless it has none.
+func writeSale(meta map[string]string, s domain.SaleState, buckets int) {
+	if s.Version > 0 {
+		meta["version"] = strconv.FormatInt(s.Version, 10)
+	}
+	meta["state"] = string(s.State)
+	meta["start"] = strconv.FormatInt(s.Start.UnixMilli(), 10)
+	meta["end"] = strconv.FormatInt(s.End.UnixMilli(), 10)
+	meta["limit"] = strconv.Itoa(s.PerUserLimit)
+	meta["buckets"] = strconv.Itoa(buckets)
+}
+
+// SetSale writes a loaded item's sale state unless it holds this version or a newer
+// one (sale.lua).
+func (l *Ledger) SetSale(_ context.Context, s domain.SaleState) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(s.ActivityID, s.ItemID)
+	if it.meta == nil {
+		return false, nil
+	}
+	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version > held {
+		writeSale(it.meta, s, max(len(s.BucketStock), 1))
+	}
+	return true, nil
 }
 
 // setMeta sets one field of a loaded item's meta record (setmeta.lua).

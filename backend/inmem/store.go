@@ -89,19 +89,52 @@ func (s *Store) CreateActivity(_ context.Context, a *domain.Activity) error {
 	row.Start, row.End, row.Items = dbTime(a.Start), dbTime(a.End), nil
 	s.activities[a.ID] = &row
 	for i := range a.Items {
-		it := &a.Items[i]
-		it.ActivityID = a.ID
-		s.lastItem++
-		it.ID = s.lastItem
-		cp := *it
-		s.items[it.ID] = &cp
-		s.itemsOf[a.ID] = append(s.itemsOf[a.ID], it.ID)
-		rows := map[int]*domain.StockRow{}
-		for b, n := range domain.SplitStock(it.TotalStock, a.BucketCount) {
-			rows[b] = &domain.StockRow{Bucket: b, Available: n}
-		}
-		s.stock[it.ID] = rows
+		s.insertItem(a.ID, a.BucketCount, &a.Items[i])
 	}
+	return nil
+}
+
+// insertItem stores an item with its stock rows and fills in its ids, state and
+// window as stored; the caller holds mu.
+func (s *Store) insertItem(activityID int64, buckets int, it *domain.Item) {
+	it.ActivityID = activityID
+	s.lastItem++
+	it.ID = s.lastItem
+	if it.State == "" {
+		it.State = domain.ItemOnline
+	}
+	it.Start, it.End = optTime(it.Start), optTime(it.End)
+	cp := *it
+	s.items[it.ID] = &cp
+	s.itemsOf[activityID] = append(s.itemsOf[activityID], it.ID)
+	rows := map[int]*domain.StockRow{}
+	for b, n := range domain.SplitStock(it.TotalStock, buckets) {
+		rows[b] = &domain.StockRow{Bucket: b, Available: n}
+	}
+	s.stock[it.ID] = rows
+}
+
+// optTime is a NULLable DATETIME(3) column's time: the zero time stays zero.
+func optTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return dbTime(t)
+}
+
+// AddItem adds an item with its stock rows to an activity and bumps its version.
+func (s *Store) AddItem(_ context.Context, activityID int64, it *domain.Item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.activities[activityID]
+	if !ok {
+		return domain.Errorf(domain.ENotFound, "activity %d not found", activityID)
+	}
+	if n := len(s.itemsOf[activityID]); n >= domain.MaxItems {
+		return domain.Errorf(domain.EBadRequest, "activity %d has %d items already, the most it may have", activityID, n)
+	}
+	s.insertItem(activityID, a.BucketCount, it)
+	a.Version++
 	return nil
 }
 
@@ -147,7 +180,11 @@ func (s *Store) Activities(_ context.Context, q domain.ActivityQuery) ([]*domain
 	defer s.mu.Unlock()
 	var out []*domain.Activity
 	for id, a := range s.activities {
-		if (q.All || a.State == domain.StatePublished) && (q.Before <= 0 || id < q.Before) {
+		want := q.All || a.State == domain.StatePublished
+		if q.State != "" {
+			want = a.State == q.State
+		}
+		if want && (q.Before <= 0 || id < q.Before) {
 			out = append(out, s.activity(id))
 		}
 	}
@@ -229,6 +266,18 @@ func (s *Store) updateItem(tx *txn, activityID int64, ic domain.ItemChange) erro
 	}
 	if ic.PriceCents != nil {
 		it.PriceCents = *ic.PriceCents
+	}
+	if ic.State != nil {
+		it.State = *ic.State
+		if it.State == "" {
+			it.State = domain.ItemOnline
+		}
+	}
+	if ic.Start != nil {
+		it.Start = optTime(*ic.Start)
+	}
+	if ic.End != nil {
+		it.End = optTime(*ic.End)
 	}
 	for _, d := range ic.Stock {
 		if err := s.moveStock(tx, ic.ItemID, d.Bucket, d.Delta); err != nil {
@@ -528,19 +577,35 @@ func (s *Store) Order(_ context.Context, userID, id int64) (domain.Order, error)
 	return copyOrder(*o), nil
 }
 
-// Orders lists a user's orders, newest first (at most 200).
-func (s *Store) Orders(_ context.Context, userID int64) ([]domain.Order, error) {
+// Orders lists a page of the orders q selects, keyed on the id.
+func (s *Store) Orders(_ context.Context, q domain.OrderQuery) ([]domain.Order, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []domain.Order
 	for _, o := range s.orders {
-		if o.UserID == userID && o.Status != domain.OrderVoid {
-			out = append(out, copyOrder(*o))
+		switch {
+		case o.Status == domain.OrderVoid,
+			q.UserID != 0 && o.UserID != q.UserID,
+			q.ActivityID != 0 && o.ActivityID != q.ActivityID,
+			q.ItemID != 0 && o.ItemID != q.ItemID,
+			len(q.Statuses) > 0 && !slices.Contains(q.Statuses, o.Status),
+			q.After > 0 && !q.Oldest && o.ID >= q.After,
+			q.After > 0 && q.Oldest && o.ID <= q.After:
+			continue
 		}
+		out = append(out, copyOrder(*o))
 	}
-	slices.SortFunc(out, func(a, b domain.Order) int { return cmp.Compare(b.ID, a.ID) })
-	if len(out) > 200 {
-		out = out[:200]
+	slices.SortFunc(out, func(a, b domain.Order) int {
+		if q.Oldest {
+			return cmp.Compare(a.ID, b.ID)
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	if len(out) > q.Limit {
+		out = out[:q.Limit]
 	}
 	return out, nil
 }
@@ -575,22 +640,31 @@ func (s *Store) EndOrder(_ context.Context, userID, id int64, to domain.OrderSta
 }
 
 // PayOrder marks a created order paid; paying a paid order again is not an error, a
-// cancelled or expired one is a conflict.
+// cancelled, expired or deleted one is a conflict.
 func (s *Store) PayOrder(_ context.Context, userID, id int64) (domain.Order, error) {
+	return s.moveOrder(userID, id, domain.ActPay)
+}
+
+// DeleteOrder moves a cancelled or expired order to deleted; deleting it again is not
+// an error, an unpaid or paid one is a conflict.
+func (s *Store) DeleteOrder(_ context.Context, userID, id int64) (domain.Order, error) {
+	return s.moveOrder(userID, id, domain.ActDelete)
+}
+
+// moveOrder applies act (domain.Transition) to a user's order.
+func (s *Store) moveOrder(userID, id int64, act string) (domain.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, err := s.order(userID, id)
 	if err != nil {
 		return domain.Order{}, err
 	}
-	switch o.Status {
-	case domain.OrderCreated:
-		o.Status = domain.OrderPaid
-	case domain.OrderPaid:
-	default:
-		return *o, domain.Errorf(domain.EConflict, "order %d is %s", id, o.Status)
+	to, _, err := domain.Transition(id, o.Status, act)
+	if err != nil {
+		return copyOrder(*o), err
 	}
-	return *o, nil
+	o.Status = to
+	return copyOrder(*o), nil
 }
 
 // StaleOrders returns up to limit orders still created that were created before t,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
 )
@@ -16,7 +17,7 @@ func (s *Store) CreateActivity(ctx context.Context, a *domain.Activity) error {
 	return s.inTx(ctx, "create activity", func(tx *sql.Tx) error {
 		a.State, a.Version = domain.StateDraft, 1
 		res, err := tx.ExecContext(ctx, `INSERT INTO activities (name, start_at, end_at, state, strategy, per_user_limit, bucket_count, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`, a.Name, a.Start.UTC(), a.End.UTC(), a.State, a.Strategy, a.PerUserLimit, a.BucketCount)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`, a.Name, dbTime(a.Start), dbTime(a.End), a.State, a.Strategy, a.PerUserLimit, a.BucketCount)
 		if err != nil {
 			return fmt.Errorf("insert activity: %w", err)
 		}
@@ -24,21 +25,81 @@ func (s *Store) CreateActivity(ctx context.Context, a *domain.Activity) error {
 			return err
 		}
 		for i := range a.Items {
-			it := &a.Items[i]
-			it.ActivityID = a.ID
-			res, err := tx.ExecContext(ctx, `INSERT INTO items (activity_id, name, price_cents, total_stock) VALUES (?, ?, ?, ?)`,
-				a.ID, it.Name, it.PriceCents, it.TotalStock)
-			if err != nil {
-				return fmt.Errorf("insert item %q: %w", it.Name, err)
-			}
-			if it.ID, err = res.LastInsertId(); err != nil {
+			if err := insertItem(ctx, tx, a.ID, a.BucketCount, &a.Items[i]); err != nil {
 				return err
 			}
-			for b, n := range domain.SplitStock(it.TotalStock, a.BucketCount) {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO item_stock (item_id, bucket, available) VALUES (?, ?, ?)`, it.ID, b, n); err != nil {
-					return fmt.Errorf("insert stock of item %d: %w", it.ID, err)
-				}
-			}
+		}
+		return nil
+	})
+}
+
+// insertItem stores an item of an activity with its stock split over buckets rows and
+// fills in its ids, state and window as stored.
+func insertItem(ctx context.Context, tx *sql.Tx, activityID int64, buckets int, it *domain.Item) error {
+	it.ActivityID = activityID
+	if it.State == "" {
+		it.State = domain.ItemOnline
+	}
+	it.Start, it.End = dbTime(it.Start), dbTime(it.End)
+	res, err := tx.ExecContext(ctx, `INSERT INTO items (activity_id, name, price_cents, total_stock, state, start_at, end_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		activityID, it.Name, it.PriceCents, it.TotalStock, it.State, timeCol(it.Start), timeCol(it.End))
+	if err != nil {
+		return fmt.Errorf("insert item %q: %w", it.Name, err)
+	}
+	if it.ID, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	for b, n := range domain.SplitStock(it.TotalStock, buckets) {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO item_stock (item_id, bucket, available) VALUES (?, ?, ?)`, it.ID, b, n); err != nil {
+			return fmt.Errorf("insert stock of item %d: %w", it.ID, err)
+		}
+	}
+	return nil
+}
+
+// dbTime is t as a DATETIME(3) column keeps it: UTC, to the millisecond; zero stays
+// zero. Times are sent truncated, since servers differ in what they do with finer
+// digits (MariaDB truncates, MySQL 8 and go-mysql-server round).
+func dbTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Millisecond)
+}
+
+// timeCol is a NULLable time column's value: NULL for the zero time.
+func timeCol(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return dbTime(t)
+}
+
+// AddItem adds an item with its stock to an activity and bumps the activity's version,
+// in one transaction that holds the activity's row, so a concurrent change of the
+// bucket count or another item added waits for it.
+func (s *Store) AddItem(ctx context.Context, activityID int64, it *domain.Item) error {
+	return s.inTx(ctx, fmt.Sprintf("add an item to activity %d", activityID), func(tx *sql.Tx) error {
+		var buckets int
+		err := tx.QueryRowContext(ctx, `SELECT bucket_count FROM activities WHERE id = ? FOR UPDATE`, activityID).Scan(&buckets)
+		if errors.Is(err, sql.ErrNoRows) {
+			return domain.Errorf(domain.ENotFound, "activity %d not found", activityID)
+		}
+		if err != nil {
+			return fmt.Errorf("read activity %d: %w", activityID, err)
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM items WHERE activity_id = ?`, activityID).Scan(&n); err != nil {
+			return fmt.Errorf("count items of activity %d: %w", activityID, err)
+		}
+		if n >= domain.MaxItems {
+			return domain.Errorf(domain.EBadRequest, "activity %d has %d items already, the most it may have", activityID, n)
+		}
+		if err := insertItem(ctx, tx, activityID, buckets, it); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE activities SET version = version + 1, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?`, activityID); err != nil {
+			return fmt.Errorf("bump activity %d: %w", activityID, err)
 		}
 		return nil
 	})
@@ -72,7 +133,7 @@ func (s *Store) Activity(ctx context.Context, id int64) (*domain.Activity, error
 }
 
 func (s *Store) items(ctx context.Context, where string, args ...any) ([]domain.Item, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, activity_id, name, price_cents, total_stock FROM items WHERE `+where+` ORDER BY id`, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, activity_id, name, price_cents, total_stock, state, start_at, end_at FROM items WHERE `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", err)
 	}
@@ -80,8 +141,17 @@ func (s *Store) items(ctx context.Context, where string, args ...any) ([]domain.
 	var out []domain.Item
 	for rows.Next() {
 		var it domain.Item
-		if err := rows.Scan(&it.ID, &it.ActivityID, &it.Name, &it.PriceCents, &it.TotalStock); err != nil {
+		var state string
+		var start, end sql.NullTime
+		if err := rows.Scan(&it.ID, &it.ActivityID, &it.Name, &it.PriceCents, &it.TotalStock, &state, &start, &end); err != nil {
 			return nil, err
+		}
+		it.State = domain.ItemStatus(state)
+		if start.Valid {
+			it.Start = dbTime(start.Time)
+		}
+		if end.Valid {
+			it.End = dbTime(end.Time)
 		}
 		out = append(out, it)
 	}
@@ -108,7 +178,10 @@ func (s *Store) Activities(ctx context.Context, q domain.ActivityQuery) ([]*doma
 	}
 	var where []string
 	var args []any
-	if !q.All {
+	switch {
+	case q.State != "":
+		where, args = append(where, `state = ?`), append(args, q.State)
+	case !q.All:
 		where = append(where, `state = 'published'`)
 	}
 	if q.Before > 0 {
@@ -175,10 +248,10 @@ func (s *Store) UpdateActivity(ctx context.Context, id int64, c domain.ActivityC
 			sets, args = append(sets, "name = ?"), append(args, *c.Name)
 		}
 		if c.Start != nil {
-			sets, args = append(sets, "start_at = ?"), append(args, c.Start.UTC())
+			sets, args = append(sets, "start_at = ?"), append(args, dbTime(*c.Start))
 		}
 		if c.End != nil {
-			sets, args = append(sets, "end_at = ?"), append(args, c.End.UTC())
+			sets, args = append(sets, "end_at = ?"), append(args, dbTime(*c.End))
 		}
 		if c.PerUserLimit != nil {
 			sets, args = append(sets, "per_user_limit = ?"), append(args, *c.PerUserLimit)
@@ -219,6 +292,19 @@ func updateItem(ctx context.Context, tx *sql.Tx, s *Store, activityID int64, ic 
 	}
 	if ic.PriceCents != nil {
 		sets, args = append(sets, "price_cents = ?"), append(args, *ic.PriceCents)
+	}
+	if ic.State != nil {
+		st := *ic.State
+		if st == "" {
+			st = domain.ItemOnline
+		}
+		sets, args = append(sets, "state = ?"), append(args, st)
+	}
+	if ic.Start != nil {
+		sets, args = append(sets, "start_at = ?"), append(args, timeCol(*ic.Start))
+	}
+	if ic.End != nil {
+		sets, args = append(sets, "end_at = ?"), append(args, timeCol(*ic.End))
 	}
 	var total int64
 	for _, d := range ic.Stock {

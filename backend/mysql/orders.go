@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -238,13 +239,43 @@ func (s *Store) Order(ctx context.Context, userID, id int64) (domain.Order, erro
 	return o, nil
 }
 
-// Orders lists a user's orders, newest first.
-func (s *Store) Orders(ctx context.Context, userID int64) ([]domain.Order, error) {
+// Orders lists a page of the orders q selects, keyed on the id: a shopper's through
+// the (user_id, id) index, an activity's through (activity_id, id).
+func (s *Store) Orders(ctx context.Context, q domain.OrderQuery) ([]domain.Order, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	where := []string{`status <> 'void'`}
+	var args []any
+	for _, f := range []struct {
+		col string
+		v   int64
+	}{{"user_id", q.UserID}, {"activity_id", q.ActivityID}, {"item_id", q.ItemID}} {
+		if f.v != 0 {
+			where, args = append(where, f.col+` = ?`), append(args, f.v)
+		}
+	}
+	if len(q.Statuses) > 0 {
+		where = append(where, `status IN (`+placeholders(len(q.Statuses))+`)`)
+		for _, st := range q.Statuses {
+			args = append(args, st)
+		}
+	}
+	order := ` ORDER BY id DESC`
+	if q.After > 0 {
+		where, args = append(where, `id < ?`), append(args, q.After)
+	}
+	if q.Oldest {
+		order = ` ORDER BY id`
+		if q.After > 0 {
+			where[len(where)-1] = `id > ?`
+		}
+	}
 	var out []domain.Order
 	err := s.queryOrders(ctx, func(o domain.Order) { out = append(out, o) },
-		`SELECT `+orderCols+` FROM orders WHERE user_id = ? AND status <> 'void' ORDER BY id DESC LIMIT 200`, userID)
+		`SELECT `+orderCols+` FROM orders WHERE `+strings.Join(where, ` AND `)+order+` LIMIT ?`, append(args, q.Limit)...)
 	if err != nil {
-		return nil, fmt.Errorf("list orders of user %d: %w", userID, err)
+		return nil, fmt.Errorf("list orders: %w", err)
 	}
 	return out, nil
 }
@@ -317,18 +348,41 @@ func (s *Store) Counts(ctx context.Context, itemID int64) (domain.ItemCounts, er
 }
 
 // PayOrder marks a created order paid, so the unpaid-order timeout leaves it alone;
-// conflict when it was cancelled or expired.
+// conflict when it was cancelled, expired or deleted.
 func (s *Store) PayOrder(ctx context.Context, userID, id int64) (domain.Order, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = 'paid', updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status = 'created'`, id, userID)
+	return s.moveOrder(ctx, userID, id, domain.ActPay, domain.OrderCreated)
+}
+
+// DeleteOrder moves a cancelled or expired order to deleted; conflict when it is
+// unpaid or paid.
+func (s *Store) DeleteOrder(ctx context.Context, userID, id int64) (domain.Order, error) {
+	return s.moveOrder(ctx, userID, id, domain.ActDelete, domain.OrderCancelled, domain.OrderExpired)
+}
+
+// moveOrder applies act (domain.Transition) to a user's order in one conditional
+// update, from any of the states from: an order that another call moved first is read
+// back and answered as Transition says.
+func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, from ...domain.OrderStatus) (domain.Order, error) {
+	to, _, err := domain.Transition(id, from[0], act)
 	if err != nil {
-		return domain.Order{}, fmt.Errorf("pay order %d: %w", id, err)
+		return domain.Order{}, err
+	}
+	args := []any{to, id, userID}
+	for _, st := range from {
+		args = append(args, st)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status IN (`+placeholders(len(from))+`)`, args...)
+	if err != nil {
+		return domain.Order{}, fmt.Errorf("%s order %d: %w", act, id, err)
 	}
 	o, err := s.Order(ctx, userID, id)
 	if err != nil {
 		return o, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 && o.Status != domain.OrderPaid {
-		return o, domain.Errorf(domain.EConflict, "order %d is %s", id, o.Status)
+	if n, _ := res.RowsAffected(); n == 0 {
+		if _, _, err := domain.Transition(id, o.Status, act); err != nil {
+			return o, err
+		}
 	}
 	return o, nil
 }

@@ -38,6 +38,8 @@ var (
 	ticketLua string
 	//go:embed lua/setmeta.lua
 	setMetaLua string
+	//go:embed lua/sale.lua
+	saleLua string
 
 	// Scripts are called by SHA; go-redis falls back to EVAL on NOSCRIPT. Those that
 	// read parts get parts.lua's functions prepended.
@@ -50,9 +52,10 @@ var (
 	takeScript    = goredis.NewScript(fenceLua + takeLua)
 	ticketScript  = goredis.NewScript(ticketLua)
 	setMetaScript = goredis.NewScript(setMetaLua)
+	saleScript    = goredis.NewScript(saleLua)
 
 	scripts = []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript,
-		takeScript, ticketScript, setMetaScript}
+		takeScript, ticketScript, setMetaScript, saleScript}
 )
 
 // Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
@@ -169,13 +172,13 @@ func deducted(d domain.Deduction, code int64, val string) (domain.Deducted, erro
 	case 3:
 		return domain.Deducted{}, domain.Errorf(domain.ELimitExceeded, "you already hold the per-user limit of item %d", d.ItemID)
 	case 4:
-		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "activity %d has not started", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotStarted, "item %d of activity %d has not started", d.ItemID, d.ActivityID)
 	case 5:
-		return domain.Deducted{}, domain.Errorf(domain.EEnded, "activity %d has ended", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.EEnded, "item %d of activity %d has ended", d.ItemID, d.ActivityID)
 	case 6:
 		return domain.Deducted{}, domain.ErrNotLoaded
 	case 7:
-		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "activity %d is not on sale", d.ActivityID)
+		return domain.Deducted{}, domain.Errorf(domain.ENotFound, "item %d of activity %d is not on sale", d.ItemID, d.ActivityID)
 	case 8:
 		return domain.Deducted{}, domain.Errorf(domain.EBadRequest, "quantity must be a positive integer")
 	case 9:
@@ -384,8 +387,9 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	if overwrite {
 		ow = "1"
 	}
-	args := make([]any, 0, 7+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
-	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers))
+	args := make([]any, 0, 8+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
+	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers),
+		sale.Version)
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
@@ -399,6 +403,18 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)
 	}
 	return nil
+}
+
+// SetSale writes a loaded item's state, window, limit and bucket count (len of
+// sale.BucketStock) at sale.Version, unless Redis holds that version or a newer one;
+// loaded is false when Redis holds nothing of the item (nothing written).
+func (s *Stock) SetSale(ctx context.Context, sale domain.SaleState) (bool, error) {
+	n, err := saleScript.Run(ctx, s.rdb, []string{keysFor(sale.ActivityID, sale.ItemID).meta()}, sale.Version, string(sale.State),
+		sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, max(len(sale.BucketStock), 1)).Int64()
+	if err != nil {
+		return false, fmt.Errorf("set the sale state of item %d: %w", sale.ItemID, err)
+	}
+	return n != 0, nil
 }
 
 // SetState changes the sale state Redis checks (published, offline) of a loaded item;

@@ -114,18 +114,20 @@ func ClientMiddleware(s Secrets) endpoint.Middleware {
 	}
 }
 
-// operatorMethods are the calls only operators may make.
-var operatorMethods = map[string]bool{
-	"CreateActivity": true, "UpdateActivity": true, "AdminGetActivity": true, "PublishActivity": true,
-	"OfflineActivity": true, "GetActivityStats": true, "PutPlugin": true, "DeletePlugin": true,
-	"RollbackPlugin": true, "GetPluginHistory": true, "PutLimits": true,
+// serviceMethods are the calls the service credential may make: shoppers' calls the
+// gateway makes for them, and the gateway's own reads of the fleet's control state.
+// Every other call, present or added later, is an operator's.
+var serviceMethods = map[string]bool{
+	"PlaceOrder": true, "GetTicket": true, "ListActivities": true, "GetActivity": true, "GetItem": true,
+	"ListOrders": true, "GetOrder": true, "CancelOrder": true, "PayOrder": true, "DeleteOrder": true,
+	"GetPlugins": true, "GetPluginModule": true, "GetLimits": true, "Ping": true,
 }
 
-// Needs is the role a call of method with args req needs: Operator for operators'
-// calls (listing every activity, not only those on sale, is one), Service for the
-// rest.
+// Needs is the role a call of method with args req needs: Service for the calls of
+// serviceMethods (listing every activity, not only those on sale, is an operator's),
+// Operator for any other.
 func Needs(method string, req any) Role {
-	if operatorMethods[method] {
+	if !serviceMethods[method] {
 		return Operator
 	}
 	if a, ok := req.(*rpc.SeckillListActivitiesArgs); ok && a.Req != nil && a.Req.IncludeAll {

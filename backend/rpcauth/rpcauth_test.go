@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
 // TestSecretsNeverPrinted: a configuration printed whole shows no credential.
@@ -41,9 +42,35 @@ func TestNeeds(t *testing.T) {
 		{"CreateActivity", nil, Operator},
 		{"PutLimits", nil, Operator},
 		{"GetActivityStats", nil, Operator},
+		{"AddItem", nil, Operator},
+		{"SetItemState", nil, Operator},
+		{"ListActivityOrders", nil, Operator},
+		{"DeleteOrder", nil, Service},
+		{"SomeCallAddedLater", nil, Operator},
 	} {
 		if got := Needs(tt.method, tt.req); got != tt.want {
 			t.Errorf("%s %+v: got %v, want %v", tt.method, tt.req, got, tt.want)
 		}
+	}
+}
+
+// TestEveryMethodClassified: every call of the service is a shopper's (or the
+// gateway's own) or an operator's on purpose: the service credential's list names
+// only calls that exist.
+func TestEveryMethodClassified(t *testing.T) {
+	methods := seckill.NewServiceInfo().Methods
+	for m := range serviceMethods {
+		if _, ok := methods[m]; !ok {
+			t.Errorf("serviceMethods names %s, which the service does not have", m)
+		}
+	}
+	operators := 0
+	for m := range methods {
+		if Needs(m, nil) == Operator {
+			operators++
+		}
+	}
+	if operators < 10 {
+		t.Errorf("got %d operators' calls, want the activity, item, plugin and limit changes among them", operators)
 	}
 }

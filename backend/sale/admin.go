@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -103,12 +102,6 @@ func (s *Service) Item(ctx context.Context, id int64) (domain.Item, *domain.Acti
 	return got, a, nil
 }
 
-// Activities lists the activities q selects: published ones, or all for operators.
-func (s *Service) Activities(ctx context.Context, q domain.ActivityQuery) ([]*domain.Activity, error) {
-	as, err := s.activities.Activities(ctx, q)
-	return as, s.unavailable(err)
-}
-
 // Remaining is the approximate stock left of an item (Redis's view), -1 if unknown.
 func (s *Service) Remaining(ctx context.Context, a *domain.Activity, itemID int64) int64 {
 	n, loaded, err := s.ledger.Available(ctx, a.ID, itemID, a.BucketCount)
@@ -128,7 +121,10 @@ func (s *Service) Publish(ctx context.Context, id int64) (*domain.Activity, erro
 	if err := s.activities.SetState(ctx, id, domain.StatePublished); err != nil {
 		return nil, s.unavailable(err)
 	}
-	a.State = domain.StatePublished
+	// Read again: the ledger takes the state at the version it is now.
+	if a, err = s.activities.Activity(ctx, id); err != nil {
+		return nil, s.unavailable(err)
+	}
 	for _, it := range a.Items {
 		// Live counters of a sale that was taken offline and back are kept.
 		if err := s.warmItem(ctx, a, it.ID, false); err != nil {
@@ -189,21 +185,22 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		}
 		next.BucketCount = *c.BucketCount
 	}
-	if err := next.Validate(); err != nil {
-		return nil, err
-	}
+	next.Items = slices.Clone(a.Items)
 	seen := map[int64]bool{}
 	for _, ic := range c.Items {
-		if _, ok := a.Item(ic.ItemID); !ok {
+		k := slices.IndexFunc(next.Items, func(it domain.Item) bool { return it.ID == ic.ItemID })
+		if k < 0 {
 			return nil, domain.Errorf(domain.ENotFound, "item %d is not in activity %d", ic.ItemID, id)
 		}
 		if seen[ic.ItemID] {
 			return nil, domain.Errorf(domain.EBadRequest, "item %d is changed twice", ic.ItemID)
 		}
 		seen[ic.ItemID] = true
-		if (ic.Name != nil && (strings.TrimSpace(*ic.Name) == "" || len(*ic.Name) > domain.MaxNameLen)) || (ic.PriceCents != nil && *ic.PriceCents < 0) || (ic.TotalStock != nil && *ic.TotalStock < 0) {
-			return nil, domain.Errorf(domain.EBadRequest, "item %d: bad name, price or stock", ic.ItemID)
-		}
+		applyItemChange(&next.Items[k], ic)
+	}
+	// The change as a whole: an item's window stays within the activity's.
+	if err := next.Validate(); err != nil {
+		return nil, err
 	}
 	change := c
 	change.Items = slices.Clone(c.Items)
@@ -252,9 +249,10 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		s.spreadBuckets(ctx, a)
 	}
 	var warmErr error
-	if a.State == domain.StatePublished {
+	if a.State != domain.StateDraft {
 		for _, it := range a.Items {
-			if err := s.warmItem(ctx, a, it.ID, false); err != nil { // new window and limit
+			// New window, limit, item states: in the ledger before the answer.
+			if err := s.applySale(ctx, a, it.ID); err != nil {
 				s.log.Error("bring the ledger to an activity's change; the reconciler will", "activity", id, "item", it.ID, "err", err)
 				warmErr = err
 			}
@@ -265,6 +263,28 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		return nil, domain.Errorf(domain.EUnavailable, "the change is made; the sale follows it within a reconciler pass (%v)", errors.Join(warmErr, err))
 	}
 	return got, nil
+}
+
+// applyItemChange applies ic's fields to it (its stock is the new total).
+func applyItemChange(it *domain.Item, ic domain.ItemChange) {
+	if ic.Name != nil {
+		it.Name = *ic.Name
+	}
+	if ic.PriceCents != nil {
+		it.PriceCents = *ic.PriceCents
+	}
+	if ic.TotalStock != nil {
+		it.TotalStock = *ic.TotalStock
+	}
+	if ic.State != nil {
+		it.State = *ic.State
+	}
+	if ic.Start != nil {
+		it.Start = *ic.Start
+	}
+	if ic.End != nil {
+		it.End = *ic.End
+	}
 }
 
 // stockMove is n units of an item's bucket taken out of the ledger.

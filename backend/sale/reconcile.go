@@ -201,28 +201,33 @@ func (s *Service) flights(ctx context.Context, activityID, itemID int64) ([]doma
 }
 
 // reconcileSale brings the ledger's sale state, window and limit of an item to
-// MySQL's when they differ: an operator's change committed in MySQL whose warming of
-// Redis failed is finished here. The activity is read again first, so a change made
-// since the pass began is not undone (one made between that read and the warming is
-// put right by the next pass).
+// MySQL's when they differ: an operator's change committed in MySQL whose write to
+// Redis failed is finished here. The activity is read again first, and the write
+// carries its version, which the ledger refuses when it already holds a newer one: a
+// change made meanwhile is never undone.
 func (s *Service) reconcileSale(ctx context.Context, a *domain.Activity, itemID int64, st domain.ItemState) (*Repair, error) {
 	same := func(a *domain.Activity) bool {
-		return st.State == a.State && st.PerUserLimit == a.PerUserLimit &&
-			st.Start.UnixMilli() == a.Start.UnixMilli() && st.End.UnixMilli() == a.End.UnixMilli()
+		want, err := saleState(a, itemID)
+		return err != nil || st.State == want.State && st.PerUserLimit == want.PerUserLimit &&
+			st.Start.UnixMilli() == want.Start.UnixMilli() && st.End.UnixMilli() == want.End.UnixMilli()
 	}
-	if same(a) || a.State == domain.StateDraft {
+	if a.State == domain.StateDraft || same(a) {
 		return nil, nil
 	}
 	fresh, err := s.activities.Activity(ctx, a.ID)
-	if err != nil || same(fresh) || fresh.State == domain.StateDraft {
+	if err != nil || fresh.State == domain.StateDraft || same(fresh) {
 		return nil, err
 	}
-	if err := s.warmItem(ctx, fresh, itemID, false); err != nil {
+	want, err := saleState(fresh, itemID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.applySale(ctx, fresh, itemID); err != nil {
 		return nil, err
 	}
 	rep := Repair{ActivityID: a.ID, ItemID: itemID, Kind: "sale_state",
 		Detail: fmt.Sprintf("redis %s %s..%s limit %d -> %s %s..%s limit %d", st.State, st.Start.UTC().Format(time.RFC3339), st.End.UTC().Format(time.RFC3339),
-			st.PerUserLimit, fresh.State, fresh.Start.UTC().Format(time.RFC3339), fresh.End.UTC().Format(time.RFC3339), fresh.PerUserLimit)}
+			st.PerUserLimit, want.State, want.Start.UTC().Format(time.RFC3339), want.End.UTC().Format(time.RFC3339), want.PerUserLimit)}
 	s.log.Warn("reconciler brought the ledger's sale to MySQL's", "activity", a.ID, "item", itemID, "detail", rep.Detail)
 	s.metrics.Repairs.WithLabelValues("sale_state").Inc()
 	return &rep, nil

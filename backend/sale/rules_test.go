@@ -295,6 +295,14 @@ type faultyLedger struct {
 	domain.StockLedger
 	failRelease atomic.Int32
 	failWarm    atomic.Int32
+	failSetSale atomic.Int32
+}
+
+func (f *faultyLedger) SetSale(ctx context.Context, st domain.SaleState) (bool, error) {
+	if f.failSetSale.Add(-1) >= 0 {
+		return false, errInjected
+	}
+	return f.StockLedger.SetSale(ctx, st)
 }
 
 func (f *faultyLedger) Warm(ctx context.Context, st domain.SaleState, overwrite bool) error {
@@ -334,8 +342,8 @@ func TestRulesPlaceSync(t *testing.T) {
 	if n := r.svc.Remaining(ctx, a, a.Items[0].ID); n != 8 {
 		t.Fatalf("remaining: got %d, want 8", n)
 	}
-	if os, err := r.svc.Orders(ctx, 7); err != nil || len(os) != 1 || os[0].ID != p.OrderID {
-		t.Fatalf("orders: got %v, %v", os, err)
+	if os, next, err := r.svc.ShopperOrders(ctx, 7, domain.OrderQuery{}); err != nil || len(os) != 1 || os[0].ID != p.OrderID || next != 0 {
+		t.Fatalf("orders: got %v, next %d, %v", os, next, err)
 	}
 }
 
@@ -590,8 +598,8 @@ func TestRulesPublishOffline(t *testing.T) {
 	}
 	r.buy(t, a, 2, 1, "")
 	r.wantStock(t, "after", a, 7)
-	if as, err := r.svc.Activities(ctx, domain.ActivityQuery{}); err != nil || len(as) != 1 || as[0].ID != a.ID {
-		t.Fatalf("published activities: got %v, %v", as, err)
+	if as, next, err := r.svc.Activities(ctx, domain.ActivityQuery{}); err != nil || len(as) != 1 || as[0].ID != a.ID || next != 0 {
+		t.Fatalf("published activities: got %v, next %d, %v", as, next, err)
 	}
 }
 
@@ -986,7 +994,7 @@ func TestRulesHammer(t *testing.T) {
 			r.settle(t, a, q)
 			// Some buyers change their minds once their orders are written.
 			for u := int64(5); u <= users; u += 10 {
-				os, err := r.svc.Orders(ctx, u)
+				os, _, err := r.svc.ShopperOrders(ctx, u, domain.OrderQuery{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1283,7 +1291,7 @@ func TestUpdateFinishedByTheReconciler(t *testing.T) {
 	r := newRig(t)
 	a := r.sale(t, domain.StrategySync, 10, 1, 1)
 	end := time.Now().Add(-time.Minute)
-	r.ledger.failWarm.Store(1)
+	r.ledger.failSetSale.Store(1)
 	_, err := r.svc.Update(ctx, a.ID, domain.ActivityChange{End: &end})
 	wantErr(t, "the warming failed", err, domain.EUnavailable)
 	if !strings.Contains(err.Error(), "the change is made") {

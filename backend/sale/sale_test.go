@@ -42,6 +42,8 @@ type env struct {
 	stock    *redis.Stock
 	replicas []*sale.Service
 	worker   *worker.Worker
+	orders   domain.OrderStore // as the replicas see it
+	pub      domain.Publisher  // the replicas'
 }
 
 type envOpts struct {
@@ -51,6 +53,8 @@ type envOpts struct {
 	batch     int // worker batch size
 	// orders wraps the order store the replicas use (to inject failures); nil: as is.
 	orders func(domain.OrderStore) domain.OrderStore
+	// changes: the replicas announce activity changes to each other (Redis pub/sub).
+	changes bool
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -77,9 +81,18 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.orders != nil {
 		orders = o.orders(orders)
 	}
+	e.orders, e.pub = orders, pub
+	var changes sale.Changes
+	if o.changes {
+		changes = redis.NewEvents(e.rdb, tag)
+	}
 	for n := 0; n < max(o.replicas, 1); n++ {
-		e.replicas = append(e.replicas, sale.New(sale.Deps{Catalog: e.db.Store, Orders: orders, Ledger: e.stock,
-			Cache: redis.NewCache(e.rdb), Publisher: pub, Log: testLog(t)}, sale.Config{}))
+		svc := sale.New(sale.Deps{Catalog: e.db.Store, Orders: orders, Ledger: e.stock,
+			Cache: redis.NewCache(e.rdb), Publisher: pub, Changes: changes, Log: testLog(t)}, sale.Config{})
+		if err := svc.FollowChanges(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		e.replicas = append(e.replicas, svc)
 	}
 	e.worker = worker.New(e.db.Store, e.stock, sale.NewCatalog(e.db.Store, redis.NewCache(e.rdb), sale.CatalogConfig{}, testLog(t)), worker.Config{BatchSize: o.batch, BatchWindow: 5 * time.Millisecond}, nil, testLog(t))
 	if o.queue {

@@ -259,9 +259,9 @@ func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read fun
 	if err != nil {
 		return nil, domain.Item{}, s.unavailable(err)
 	}
-	item, ok := a.Item(itemID)
-	if !ok || a.State != domain.StatePublished {
-		return nil, domain.Item{}, domain.Errorf(domain.ENotFound, "item %d is not on sale in activity %d", itemID, activityID)
+	item, err := a.OnSale(itemID)
+	if err != nil {
+		return nil, domain.Item{}, err
 	}
 	return a, item, nil
 }
@@ -470,10 +470,16 @@ func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, 
 	}
 }
 
-// restoreItem loads an item's sale state into Redis from MySQL, once at a time.
+// restoreItem loads an item's sale state into Redis from MySQL, once at a time. The
+// activity is read from MySQL, not a cached copy, so the state restored is the
+// latest (an item an operator took offline stays offline).
 func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID int64) error {
 	_, err, _ := s.restore.Do(strconv.FormatInt(itemID, 10), func() (any, error) {
-		return nil, s.warmItem(ctx, a, itemID, false)
+		fresh, err := s.activities.Activity(ctx, a.ID)
+		if err != nil {
+			return nil, err
+		}
+		return nil, s.warmItem(ctx, fresh, itemID, false)
 	})
 	return err
 }
@@ -494,16 +500,17 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	if err != nil {
 		return err
 	}
-	stock := make([]int64, a.BucketCount)
+	st, err := saleState(a, itemID) // the item's own state and window, at a's version
+	if err != nil {
+		return err
+	}
 	for _, r := range rows {
-		if r.Bucket < len(stock) {
-			stock[r.Bucket] = r.Available
+		if r.Bucket < len(st.BucketStock) {
+			st.BucketStock[r.Bucket] = r.Available
 		}
 	}
-	return s.ledger.Warm(ctx, domain.SaleState{
-		ActivityID: a.ID, ItemID: itemID, State: a.State, Start: a.Start, End: a.End,
-		PerUserLimit: a.PerUserLimit, BucketStock: stock, Buyers: buyers, Keys: keys,
-	}, overwrite)
+	st.Buyers, st.Keys = buyers, keys
+	return s.ledger.Warm(ctx, st, overwrite)
 }
 
 // Ticket tells a ticket's owner where it stands.
@@ -545,15 +552,6 @@ func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (doma
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
 	}
 	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID}, nil
-}
-
-// Orders lists a user's orders.
-func (s *Service) Orders(ctx context.Context, userID int64) ([]domain.Order, error) {
-	if err := owner(userID); err != nil {
-		return nil, err
-	}
-	os, err := s.orders.Orders(ctx, userID)
-	return os, s.unavailable(err)
 }
 
 // Order returns one of a user's orders.

@@ -20,10 +20,18 @@ const adminUsage = `Usage: seckill admin [-url URL] [-token TOKEN] <command>
 
 Talks to a gateway's operator API (the token defaults to $SECKILL_ADMIN_TOKEN).
 
-  activities list
+  activities list [-state draft|published|offline] [-after CURSOR] [-limit N] [-all]
   activities create -file sale.json        (the body of POST /admin/v1/activities)
   activities get|publish|offline|stats ID
   activities update ID -file change.json    (the body of PUT /admin/v1/activities/ID)
+  activities orders ID [-status S,S] [-item ID] [-oldest] [-after CURSOR] [-limit N] [-all]
+  activities export ID [-status S,S] [-item ID] [-oldest] [-after CURSOR] [-limit N] [-o FILE]
+                                            (CSV of every order from the cursor on, streamed)
+  items add ACTIVITY -file item.json        (the body of POST /admin/v1/activities/ACTIVITY/items)
+  items add ACTIVITY -name NAME [-price CENTS] [-stock N] [-state offline] [-start TIME] [-end TIME]
+  items update ACTIVITY ITEM -file change.json
+  items update ACTIVITY ITEM [-name NAME] [-price CENTS] [-stock N] [-start TIME|""] [-end TIME|""]
+  items offline|online ACTIVITY ITEM
   plugins list
   plugins load NAME -wasm FILE [-config JSON] [-order N] [-fail-policy open|closed] [-timeout-ms N]
   plugins remove NAME
@@ -34,8 +42,9 @@ Talks to a gateway's operator API (the token defaults to $SECKILL_ADMIN_TOKEN).
 // adminClient calls the operator API and prints each answer as the gateway
 // sent it, indented.
 type adminClient struct {
-	api *api.Client
-	out io.Writer
+	api  *api.Client
+	out  io.Writer
+	errw io.Writer // hints (how to read the next page)
 }
 
 // call sends body (nil: none; []byte: as it is; else encoded) to method path.
@@ -82,7 +91,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if *token == "" {
 		return errors.New("admin: no token; set SECKILL_ADMIN_TOKEN or -token")
 	}
-	c := &adminClient{api: &api.Client{BaseURL: *base, AdminToken: *token, Timeout: *timeout}, out: stdout}
+	c := &adminClient{api: &api.Client{BaseURL: *base, AdminToken: *token, Timeout: *timeout}, out: stdout, errw: stderr}
 	what, verb, rest := rest[0], rest[1], rest[2:]
 	sub := flag.NewFlagSet("seckill admin "+what+" "+verb, flag.ContinueOnError)
 	sub.SetOutput(stderr)
@@ -92,6 +101,8 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	order := sub.Int("order", 0, "the plugin's place in the chain")
 	policy := sub.String("fail-policy", "", "open or closed")
 	callTimeout := sub.Int("timeout-ms", 0, "the plugin's per-call deadline in milliseconds")
+	lf := listFlags(sub)
+	itf := itemFlags(sub, &lf.state)
 	var pos []string
 	for len(rest) > 0 { // positional arguments may come before or after the flags
 		if err := sub.Parse(rest); err != nil {
@@ -101,6 +112,9 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 		if len(rest) > 0 {
 			pos, rest = append(pos, rest[0]), rest[1:]
 		}
+	}
+	if err := onlyFlags(sub, what+" "+verb); err != nil {
+		return err
 	}
 	body := func() ([]byte, error) {
 		if *file == "" {
@@ -119,7 +133,21 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	}
 	switch what + " " + verb {
 	case "activities list":
-		return c.call("GET", "/admin/v1/activities", nil)
+		if len(pos) != 0 {
+			return errors.New("admin: activities list takes no argument")
+		}
+		return c.listActivities(lf)
+	case "activities orders", "activities export":
+		id, err := arg()
+		if err != nil {
+			return err
+		}
+		if verb == "export" {
+			return c.exportOrders(id, lf)
+		}
+		return c.listOrders(id, lf)
+	case "items add", "items update", "items offline", "items online":
+		return c.items(verb, pos, itf, *file, body)
 	case "activities create":
 		b, err := body()
 		if err != nil {

@@ -16,7 +16,9 @@ type Activity struct {
 }
 
 // Item is one item of an activity. Remaining is the approximate stock left,
-// where the answer knows it.
+// where the answer knows it. State is online or offline (an offline item sells
+// nothing while its activity is published); Start and End are the item's own
+// window, when it has one inside the activity's.
 type Item struct {
 	ID         int64  `json:"id"`
 	ActivityID int64  `json:"activity_id"`
@@ -24,12 +26,17 @@ type Item struct {
 	PriceCents int64  `json:"price_cents"`
 	TotalStock int64  `json:"total_stock"`
 	Remaining  *int64 `json:"remaining,omitempty"`
+	State      string `json:"state"`
+	Start      string `json:"start,omitempty"`
+	End        string `json:"end,omitempty"`
 }
 
 // ActivityList is the answer of GET /api/v1/activities and GET
-// /admin/v1/activities.
+// /admin/v1/activities: a page, newest first. Next is the cursor of the next
+// page (the after parameter), empty on the last.
 type ActivityList struct {
 	Activities []Activity `json:"activities"`
+	Next       string     `json:"next,omitempty"`
 }
 
 // CreateActivityRequest is the body of POST /admin/v1/activities. Start and
@@ -44,11 +51,16 @@ type CreateActivityRequest struct {
 	Items        []ItemSpec `json:"items"`
 }
 
-// ItemSpec is one item of a new activity with its stock.
+// ItemSpec is one item of a new activity with its stock, and the body of POST
+// /admin/v1/activities/{id}/items. State is online (the default) or offline;
+// Start and End (RFC 3339) give it a window of its own inside the activity's.
 type ItemSpec struct {
 	Name       string `json:"name"`
 	PriceCents int64  `json:"price_cents"`
 	Stock      int64  `json:"stock"`
+	State      string `json:"state,omitempty"`
+	Start      string `json:"start,omitempty"`
+	End        string `json:"end,omitempty"`
 }
 
 // UpdateActivityRequest is the body of PUT /admin/v1/activities/{id}: only
@@ -63,13 +75,19 @@ type UpdateActivityRequest struct {
 	Items        []ItemChange `json:"items,omitempty"`
 }
 
-// ItemChange changes one item of an activity, named by ID; only the fields
-// set change (stock changes keep the sale's invariants).
+// ItemChange changes one item of an activity, named by ID (in the body of PUT
+// /admin/v1/activities/{id}; PUT /admin/v1/activities/{id}/items/{item} names
+// it in the path); only the fields set change (stock changes keep the sale's
+// invariants). State is online or offline; Start and End (RFC 3339) give the
+// item a window of its own, and "" drops it.
 type ItemChange struct {
-	ID         int64   `json:"id"`
+	ID         int64   `json:"id,omitempty"`
 	Name       *string `json:"name,omitempty"`
 	PriceCents *int64  `json:"price_cents,omitempty"`
 	TotalStock *int64  `json:"total_stock,omitempty"`
+	State      *string `json:"state,omitempty"`
+	Start      *string `json:"start,omitempty"`
+	End        *string `json:"end,omitempty"`
 }
 
 // Stats is the answer of GET /admin/v1/activities/{id}/stats: stock in Redis

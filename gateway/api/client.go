@@ -77,18 +77,10 @@ func (c *Client) call(ctx context.Context, method, path string, header http.Head
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	token := c.ShopperToken
-	if strings.HasPrefix(path, "/admin/") {
-		token = c.AdminToken
-	}
-	if token != "" {
+	if token := c.tokenFor(path); token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
@@ -110,6 +102,21 @@ func (c *Client) call(ctx context.Context, method, path string, header http.Head
 		}
 	}
 	return nil
+}
+
+// tokenFor is the token of path's routes: the operators' under /admin/.
+func (c *Client) tokenFor(path string) string {
+	if strings.HasPrefix(path, "/admin/") {
+		return c.AdminToken
+	}
+	return c.ShopperToken
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP == nil {
+		return http.DefaultClient
+	}
+	return c.HTTP
 }
 
 // errorOf is the *Error of a non-2xx answer. A body not in the API's error
@@ -165,13 +172,16 @@ func (c *Client) Activity(ctx context.Context, id int64) (*Activity, error) {
 	return answer[Activity](ctx, c, http.MethodGet, activityPath(id), nil, nil)
 }
 
-// Activities lists every activity, drafts and offline ones included.
+// Activities lists every activity, drafts and offline ones included, newest
+// first, reading every page.
 func (c *Client) Activities(ctx context.Context) ([]Activity, error) {
-	l, err := answer[ActivityList](ctx, c, http.MethodGet, "/admin/v1/activities", nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return l.Activities, nil
+	return allPages(func(after string) ([]Activity, string, error) {
+		l, err := c.ActivitiesPage(ctx, PageQuery{After: after}, "")
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Activities, l.Next, nil
+	})
 }
 
 // UpdateActivity changes the fields of an activity that in sets.
@@ -258,13 +268,15 @@ func (c *Client) Ticket(ctx context.Context, ticket string) (*Ticket, error) {
 	return answer[Ticket](ctx, c, http.MethodGet, "/api/v1/orders/tickets/"+url.PathEscape(ticket), nil, nil)
 }
 
-// Orders lists the shopper's orders.
+// Orders lists the shopper's orders, newest first, reading every page.
 func (c *Client) Orders(ctx context.Context) ([]Order, error) {
-	l, err := answer[OrderList](ctx, c, http.MethodGet, "/api/v1/orders", nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return l.Orders, nil
+	return allPages(func(after string) ([]Order, string, error) {
+		l, err := c.OrdersPage(ctx, OrderQuery{PageQuery: PageQuery{After: after}})
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Orders, l.Next, nil
+	})
 }
 
 func orderPath(id string) string { return "/api/v1/orders/" + url.PathEscape(id) }
@@ -285,13 +297,16 @@ func (c *Client) Pay(ctx context.Context, id string) (*Order, error) {
 	return answer[Order](ctx, c, http.MethodPost, orderPath(id)+"/pay", nil, nil)
 }
 
-// PublicActivities lists the activities on sale, as shoppers see them.
+// PublicActivities lists the activities on sale, as shoppers see them, reading
+// every page.
 func (c *Client) PublicActivities(ctx context.Context) ([]Activity, error) {
-	l, err := answer[ActivityList](ctx, c, http.MethodGet, "/api/v1/activities", nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return l.Activities, nil
+	return allPages(func(after string) ([]Activity, string, error) {
+		l, err := c.PublicActivitiesPage(ctx, PageQuery{After: after})
+		if err != nil {
+			return nil, "", err
+		}
+		return l.Activities, l.Next, nil
+	})
 }
 
 // PublicActivity reads an activity on sale with its items' approximate

@@ -25,8 +25,11 @@ type Ticket struct {
 }
 
 // Order is an order as its shopper sees it. CreatedAt is an RFC 3339 time.
+// Status is created, paid, cancelled, expired or deleted. UserID is set in the
+// operators' answers only.
 type Order struct {
 	ID          string `json:"id"`
+	UserID      int64  `json:"user_id,omitempty"`
 	Ticket      string `json:"ticket"`
 	ActivityID  int64  `json:"activity_id"`
 	ItemID      int64  `json:"item_id"`
@@ -36,7 +39,10 @@ type Order struct {
 	CreatedAt   string `json:"created_at"`
 }
 
-// OrderList is the answer of GET /api/v1/orders: the caller's orders.
+// OrderList is the answer of GET /api/v1/orders (the caller's orders) and GET
+// /admin/v1/activities/{id}/orders: a page. Next is the cursor of the next page
+// (the after parameter), empty on the last.
 type OrderList struct {
 	Orders []Order `json:"orders"`
+	Next   string  `json:"next,omitempty"`
 }

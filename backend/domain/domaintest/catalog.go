@@ -79,6 +79,7 @@ func sameActivity(tb testing.TB, what string, got, want *domain.Activity) {
 // catalog (and the order store that shares its items) for each subtest.
 func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 	ctx := context.Background()
+	testItems(t, newFn)
 
 	t.Run("CreateActivity fills in ids, state and version", func(t *testing.T) {
 		s := newFn(t)

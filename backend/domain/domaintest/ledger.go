@@ -102,6 +102,7 @@ func (f *ledgerFixture) wantTicket(tb testing.TB, what string, user int64, id st
 func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Duration) Ledger) {
 	ctx := context.Background()
 	fixture := func(t *testing.T) *ledgerFixture { return newLedgerFixture(newFn(t, time.Hour)) }
+	testSaleVersions(t, fixture)
 
 	t.Run("Deduct refusals", func(t *testing.T) {
 		f := fixture(t)

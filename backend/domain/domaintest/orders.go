@@ -1,6 +1,7 @@
 package domaintest
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -129,6 +130,8 @@ func sameOrder(tb testing.TB, what string, got, want domain.Order) {
 // empty store (with the catalog that creates its items) for each subtest.
 func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 	ctx := context.Background()
+	testOrderStates(t, newFn)
+	testOrderPages(t, newFn)
 
 	t.Run("WriteOrder writes the order, the buyer and the stock row", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 2, 3)
@@ -298,7 +301,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		wantCode(t, "someone else's order", err, domain.ENotFound)
 		_, err = f.Orders.Order(ctx, 1, mine[2].ID+1000)
 		wantCode(t, "unknown order", err, domain.ENotFound)
-		got, err := f.Orders.Orders(ctx, 1)
+		got, err := f.Orders.Orders(ctx, domain.OrderQuery{UserID: 1})
 		must(t, err)
 		if len(got) != 3 {
 			t.Fatalf("got %d orders, want 3", len(got))
@@ -306,7 +309,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		for k, o := range got {
 			sameOrder(t, fmt.Sprintf("order %d, newest first", k), o, mine[2-k])
 		}
-		if got, err := f.Orders.Orders(ctx, 3); err != nil || len(got) != 0 {
+		if got, err := f.Orders.Orders(ctx, domain.OrderQuery{UserID: 3}); err != nil || len(got) != 0 {
 			t.Fatalf("a user with no orders: got %v, %v", got, err)
 		}
 	})
@@ -505,7 +508,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		}
 	})
 
-	t.Run("Orders lists the newest 200", func(t *testing.T) {
+	t.Run("Orders lists the newest first, up to the limit, 100 by default", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 300, 1, 0)
 		var last domain.Order
 		for n := 0; n < 205; n++ {
@@ -513,10 +516,13 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 			must(t, err)
 			last = w.Order
 		}
-		got, err := f.Orders.Orders(ctx, 1)
-		must(t, err)
-		if len(got) != 200 || got[0].ID != last.ID || got[199].ID >= got[198].ID {
-			t.Fatalf("got %d orders from %d, want the newest 200 from %d down", len(got), got[0].ID, last.ID)
+		for _, limit := range []int{0, 200} {
+			got, err := f.Orders.Orders(ctx, domain.OrderQuery{UserID: 1, Limit: limit})
+			must(t, err)
+			want := cmp.Or(limit, 100)
+			if len(got) != want || got[0].ID != last.ID || got[want-1].ID >= got[want-2].ID {
+				t.Fatalf("limit %d: got %d orders from %d, want the newest %d from %d down", limit, len(got), got[0].ID, want, last.ID)
+			}
 		}
 	})
 
@@ -615,7 +621,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		retry := f.req(1, 0, 2)
 		retry.IdemKey = "k"
 		o := f.write(t, retry)
-		if list, err := f.Orders.Orders(ctx, 1); err != nil || len(list) != 1 || list[0].ID != o.ID {
+		if list, err := f.Orders.Orders(ctx, domain.OrderQuery{UserID: 1}); err != nil || len(list) != 1 || list[0].ID != o.ID {
 			t.Fatalf("orders: got %+v, %v; want only the order", list, err)
 		}
 		_, err = f.Orders.Order(ctx, 1, v.ID)
@@ -683,7 +689,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		before.buyers[1] = 99
 		before.rows[0].Available = 99
 		f.want(t, "after changing what was read", []int64{9}, map[int64]int64{1: 1}, domain.ItemCounts{Orders: 1, Units: 1})
-		list, err := f.Orders.Orders(ctx, 1)
+		list, err := f.Orders.Orders(ctx, domain.OrderQuery{UserID: 1})
 		must(t, err)
 		list[0].Status = domain.OrderPaid
 		got, err := f.Orders.Order(ctx, 1, o.ID)

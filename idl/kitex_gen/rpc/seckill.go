@@ -113,6 +113,9 @@ type Item struct {
 	PriceCents int64  `thrift:"price_cents,4" frugal:"4,default,i64" json:"price_cents"`
 	TotalStock int64  `thrift:"total_stock,5" frugal:"5,default,i64" json:"total_stock"`
 	Remaining  int64  `thrift:"remaining,6" frugal:"6,default,i64" json:"remaining"`
+	State      string `thrift:"state,7" frugal:"7,default,string" json:"state"`
+	StartMs    int64  `thrift:"start_ms,8" frugal:"8,default,i64" json:"start_ms"`
+	EndMs      int64  `thrift:"end_ms,9" frugal:"9,default,i64" json:"end_ms"`
 }
 
 func NewItem() *Item {
@@ -145,6 +148,18 @@ func (p *Item) GetTotalStock() (v int64) {
 func (p *Item) GetRemaining() (v int64) {
 	return p.Remaining
 }
+
+func (p *Item) GetState() (v string) {
+	return p.State
+}
+
+func (p *Item) GetStartMs() (v int64) {
+	return p.StartMs
+}
+
+func (p *Item) GetEndMs() (v int64) {
+	return p.EndMs
+}
 func (p *Item) SetId(val int64) {
 	p.Id = val
 }
@@ -163,6 +178,15 @@ func (p *Item) SetTotalStock(val int64) {
 func (p *Item) SetRemaining(val int64) {
 	p.Remaining = val
 }
+func (p *Item) SetState(val string) {
+	p.State = val
+}
+func (p *Item) SetStartMs(val int64) {
+	p.StartMs = val
+}
+func (p *Item) SetEndMs(val int64) {
+	p.EndMs = val
+}
 
 func (p *Item) String() string {
 	if p == nil {
@@ -178,6 +202,9 @@ var fieldIDToName_Item = map[int16]string{
 	4: "price_cents",
 	5: "total_stock",
 	6: "remaining",
+	7: "state",
+	8: "start_ms",
+	9: "end_ms",
 }
 
 type Activity struct {
@@ -294,6 +321,9 @@ type ItemSpec struct {
 	Name       string `thrift:"name,1" frugal:"1,default,string" json:"name"`
 	PriceCents int64  `thrift:"price_cents,2" frugal:"2,default,i64" json:"price_cents"`
 	Stock      int64  `thrift:"stock,3" frugal:"3,default,i64" json:"stock"`
+	State      string `thrift:"state,4" frugal:"4,default,string" json:"state"`
+	StartMs    int64  `thrift:"start_ms,5" frugal:"5,default,i64" json:"start_ms"`
+	EndMs      int64  `thrift:"end_ms,6" frugal:"6,default,i64" json:"end_ms"`
 }
 
 func NewItemSpec() *ItemSpec {
@@ -314,6 +344,18 @@ func (p *ItemSpec) GetPriceCents() (v int64) {
 func (p *ItemSpec) GetStock() (v int64) {
 	return p.Stock
 }
+
+func (p *ItemSpec) GetState() (v string) {
+	return p.State
+}
+
+func (p *ItemSpec) GetStartMs() (v int64) {
+	return p.StartMs
+}
+
+func (p *ItemSpec) GetEndMs() (v int64) {
+	return p.EndMs
+}
 func (p *ItemSpec) SetName(val string) {
 	p.Name = val
 }
@@ -322,6 +364,15 @@ func (p *ItemSpec) SetPriceCents(val int64) {
 }
 func (p *ItemSpec) SetStock(val int64) {
 	p.Stock = val
+}
+func (p *ItemSpec) SetState(val string) {
+	p.State = val
+}
+func (p *ItemSpec) SetStartMs(val int64) {
+	p.StartMs = val
+}
+func (p *ItemSpec) SetEndMs(val int64) {
+	p.EndMs = val
 }
 
 func (p *ItemSpec) String() string {
@@ -335,6 +386,9 @@ var fieldIDToName_ItemSpec = map[int16]string{
 	1: "name",
 	2: "price_cents",
 	3: "stock",
+	4: "state",
+	5: "start_ms",
+	6: "end_ms",
 }
 
 type CreateActivityReq struct {
@@ -425,6 +479,9 @@ type ItemChange struct {
 	Name       *string `thrift:"name,2,optional" frugal:"2,optional,string" json:"name,omitempty"`
 	PriceCents *int64  `thrift:"price_cents,3,optional" frugal:"3,optional,i64" json:"price_cents,omitempty"`
 	TotalStock *int64  `thrift:"total_stock,4,optional" frugal:"4,optional,i64" json:"total_stock,omitempty"`
+	State      *string `thrift:"state,5,optional" frugal:"5,optional,string" json:"state,omitempty"`
+	StartMs    *int64  `thrift:"start_ms,6,optional" frugal:"6,optional,i64" json:"start_ms,omitempty"`
+	EndMs      *int64  `thrift:"end_ms,7,optional" frugal:"7,optional,i64" json:"end_ms,omitempty"`
 }
 
 func NewItemChange() *ItemChange {
@@ -464,6 +521,33 @@ func (p *ItemChange) GetTotalStock() (v int64) {
 	}
 	return *p.TotalStock
 }
+
+var ItemChange_State_DEFAULT string
+
+func (p *ItemChange) GetState() (v string) {
+	if !p.IsSetState() {
+		return ItemChange_State_DEFAULT
+	}
+	return *p.State
+}
+
+var ItemChange_StartMs_DEFAULT int64
+
+func (p *ItemChange) GetStartMs() (v int64) {
+	if !p.IsSetStartMs() {
+		return ItemChange_StartMs_DEFAULT
+	}
+	return *p.StartMs
+}
+
+var ItemChange_EndMs_DEFAULT int64
+
+func (p *ItemChange) GetEndMs() (v int64) {
+	if !p.IsSetEndMs() {
+		return ItemChange_EndMs_DEFAULT
+	}
+	return *p.EndMs
+}
 func (p *ItemChange) SetItemId(val int64) {
 	p.ItemId = val
 }
@@ -475,6 +559,15 @@ func (p *ItemChange) SetPriceCents(val *int64) {
 }
 func (p *ItemChange) SetTotalStock(val *int64) {
 	p.TotalStock = val
+}
+func (p *ItemChange) SetState(val *string) {
+	p.State = val
+}
+func (p *ItemChange) SetStartMs(val *int64) {
+	p.StartMs = val
+}
+func (p *ItemChange) SetEndMs(val *int64) {
+	p.EndMs = val
 }
 
 func (p *ItemChange) IsSetName() bool {
@@ -489,6 +582,18 @@ func (p *ItemChange) IsSetTotalStock() bool {
 	return p.TotalStock != nil
 }
 
+func (p *ItemChange) IsSetState() bool {
+	return p.State != nil
+}
+
+func (p *ItemChange) IsSetStartMs() bool {
+	return p.StartMs != nil
+}
+
+func (p *ItemChange) IsSetEndMs() bool {
+	return p.EndMs != nil
+}
+
 func (p *ItemChange) String() string {
 	if p == nil {
 		return "<nil>"
@@ -501,6 +606,103 @@ var fieldIDToName_ItemChange = map[int16]string{
 	2: "name",
 	3: "price_cents",
 	4: "total_stock",
+	5: "state",
+	6: "start_ms",
+	7: "end_ms",
+}
+
+type AddItemReq struct {
+	ActivityId int64     `thrift:"activity_id,1" frugal:"1,default,i64" json:"activity_id"`
+	Item       *ItemSpec `thrift:"item,2" frugal:"2,default,ItemSpec" json:"item"`
+}
+
+func NewAddItemReq() *AddItemReq {
+	return &AddItemReq{}
+}
+
+func (p *AddItemReq) InitDefault() {
+}
+
+func (p *AddItemReq) GetActivityId() (v int64) {
+	return p.ActivityId
+}
+
+var AddItemReq_Item_DEFAULT *ItemSpec
+
+func (p *AddItemReq) GetItem() (v *ItemSpec) {
+	if !p.IsSetItem() {
+		return AddItemReq_Item_DEFAULT
+	}
+	return p.Item
+}
+func (p *AddItemReq) SetActivityId(val int64) {
+	p.ActivityId = val
+}
+func (p *AddItemReq) SetItem(val *ItemSpec) {
+	p.Item = val
+}
+
+func (p *AddItemReq) IsSetItem() bool {
+	return p.Item != nil
+}
+
+func (p *AddItemReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("AddItemReq(%+v)", *p)
+}
+
+var fieldIDToName_AddItemReq = map[int16]string{
+	1: "activity_id",
+	2: "item",
+}
+
+type ItemStateReq struct {
+	ActivityId int64  `thrift:"activity_id,1" frugal:"1,default,i64" json:"activity_id"`
+	ItemId     int64  `thrift:"item_id,2" frugal:"2,default,i64" json:"item_id"`
+	State      string `thrift:"state,3" frugal:"3,default,string" json:"state"`
+}
+
+func NewItemStateReq() *ItemStateReq {
+	return &ItemStateReq{}
+}
+
+func (p *ItemStateReq) InitDefault() {
+}
+
+func (p *ItemStateReq) GetActivityId() (v int64) {
+	return p.ActivityId
+}
+
+func (p *ItemStateReq) GetItemId() (v int64) {
+	return p.ItemId
+}
+
+func (p *ItemStateReq) GetState() (v string) {
+	return p.State
+}
+func (p *ItemStateReq) SetActivityId(val int64) {
+	p.ActivityId = val
+}
+func (p *ItemStateReq) SetItemId(val int64) {
+	p.ItemId = val
+}
+func (p *ItemStateReq) SetState(val string) {
+	p.State = val
+}
+
+func (p *ItemStateReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ItemStateReq(%+v)", *p)
+}
+
+var fieldIDToName_ItemStateReq = map[int16]string{
+	1: "activity_id",
+	2: "item_id",
+	3: "state",
 }
 
 type UpdateActivityReq struct {
@@ -679,7 +881,10 @@ var fieldIDToName_IDReq = map[int16]string{
 }
 
 type ListActivitiesReq struct {
-	IncludeAll bool `thrift:"include_all,1" frugal:"1,default,bool" json:"include_all"`
+	IncludeAll bool   `thrift:"include_all,1" frugal:"1,default,bool" json:"include_all"`
+	Before     int64  `thrift:"before,2" frugal:"2,default,i64" json:"before"`
+	Limit      int32  `thrift:"limit,3" frugal:"3,default,i32" json:"limit"`
+	State      string `thrift:"state,4" frugal:"4,default,string" json:"state"`
 }
 
 func NewListActivitiesReq() *ListActivitiesReq {
@@ -692,8 +897,29 @@ func (p *ListActivitiesReq) InitDefault() {
 func (p *ListActivitiesReq) GetIncludeAll() (v bool) {
 	return p.IncludeAll
 }
+
+func (p *ListActivitiesReq) GetBefore() (v int64) {
+	return p.Before
+}
+
+func (p *ListActivitiesReq) GetLimit() (v int32) {
+	return p.Limit
+}
+
+func (p *ListActivitiesReq) GetState() (v string) {
+	return p.State
+}
 func (p *ListActivitiesReq) SetIncludeAll(val bool) {
 	p.IncludeAll = val
+}
+func (p *ListActivitiesReq) SetBefore(val int64) {
+	p.Before = val
+}
+func (p *ListActivitiesReq) SetLimit(val int32) {
+	p.Limit = val
+}
+func (p *ListActivitiesReq) SetState(val string) {
+	p.State = val
 }
 
 func (p *ListActivitiesReq) String() string {
@@ -705,10 +931,14 @@ func (p *ListActivitiesReq) String() string {
 
 var fieldIDToName_ListActivitiesReq = map[int16]string{
 	1: "include_all",
+	2: "before",
+	3: "limit",
+	4: "state",
 }
 
 type ListActivitiesResp struct {
 	Activities []*Activity `thrift:"activities,1" frugal:"1,default,list<Activity>" json:"activities"`
+	Next       int64       `thrift:"next,2" frugal:"2,default,i64" json:"next"`
 }
 
 func NewListActivitiesResp() *ListActivitiesResp {
@@ -721,8 +951,15 @@ func (p *ListActivitiesResp) InitDefault() {
 func (p *ListActivitiesResp) GetActivities() (v []*Activity) {
 	return p.Activities
 }
+
+func (p *ListActivitiesResp) GetNext() (v int64) {
+	return p.Next
+}
 func (p *ListActivitiesResp) SetActivities(val []*Activity) {
 	p.Activities = val
+}
+func (p *ListActivitiesResp) SetNext(val int64) {
+	p.Next = val
 }
 
 func (p *ListActivitiesResp) String() string {
@@ -734,6 +971,7 @@ func (p *ListActivitiesResp) String() string {
 
 var fieldIDToName_ListActivitiesResp = map[int16]string{
 	1: "activities",
+	2: "next",
 }
 
 type PlaceOrderReq struct {
@@ -1091,7 +1329,11 @@ var fieldIDToName_OrderReq = map[int16]string{
 }
 
 type ListOrdersReq struct {
-	UserId int64 `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	UserId     int64    `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
+	After      int64    `thrift:"after,2" frugal:"2,default,i64" json:"after"`
+	Limit      int32    `thrift:"limit,3" frugal:"3,default,i32" json:"limit"`
+	Statuses   []string `thrift:"statuses,4" frugal:"4,default,list<string>" json:"statuses"`
+	ActivityId int64    `thrift:"activity_id,5" frugal:"5,default,i64" json:"activity_id"`
 }
 
 func NewListOrdersReq() *ListOrdersReq {
@@ -1104,8 +1346,36 @@ func (p *ListOrdersReq) InitDefault() {
 func (p *ListOrdersReq) GetUserId() (v int64) {
 	return p.UserId
 }
+
+func (p *ListOrdersReq) GetAfter() (v int64) {
+	return p.After
+}
+
+func (p *ListOrdersReq) GetLimit() (v int32) {
+	return p.Limit
+}
+
+func (p *ListOrdersReq) GetStatuses() (v []string) {
+	return p.Statuses
+}
+
+func (p *ListOrdersReq) GetActivityId() (v int64) {
+	return p.ActivityId
+}
 func (p *ListOrdersReq) SetUserId(val int64) {
 	p.UserId = val
+}
+func (p *ListOrdersReq) SetAfter(val int64) {
+	p.After = val
+}
+func (p *ListOrdersReq) SetLimit(val int32) {
+	p.Limit = val
+}
+func (p *ListOrdersReq) SetStatuses(val []string) {
+	p.Statuses = val
+}
+func (p *ListOrdersReq) SetActivityId(val int64) {
+	p.ActivityId = val
 }
 
 func (p *ListOrdersReq) String() string {
@@ -1117,10 +1387,15 @@ func (p *ListOrdersReq) String() string {
 
 var fieldIDToName_ListOrdersReq = map[int16]string{
 	1: "user_id",
+	2: "after",
+	3: "limit",
+	4: "statuses",
+	5: "activity_id",
 }
 
 type ListOrdersResp struct {
 	Orders []*Order `thrift:"orders,1" frugal:"1,default,list<Order>" json:"orders"`
+	Next   int64    `thrift:"next,2" frugal:"2,default,i64" json:"next"`
 }
 
 func NewListOrdersResp() *ListOrdersResp {
@@ -1133,8 +1408,15 @@ func (p *ListOrdersResp) InitDefault() {
 func (p *ListOrdersResp) GetOrders() (v []*Order) {
 	return p.Orders
 }
+
+func (p *ListOrdersResp) GetNext() (v int64) {
+	return p.Next
+}
 func (p *ListOrdersResp) SetOrders(val []*Order) {
 	p.Orders = val
+}
+func (p *ListOrdersResp) SetNext(val int64) {
+	p.Next = val
 }
 
 func (p *ListOrdersResp) String() string {
@@ -1146,6 +1428,81 @@ func (p *ListOrdersResp) String() string {
 
 var fieldIDToName_ListOrdersResp = map[int16]string{
 	1: "orders",
+	2: "next",
+}
+
+type ActivityOrdersReq struct {
+	ActivityId  int64    `thrift:"activity_id,1" frugal:"1,default,i64" json:"activity_id"`
+	ItemId      int64    `thrift:"item_id,2" frugal:"2,default,i64" json:"item_id"`
+	Statuses    []string `thrift:"statuses,3" frugal:"3,default,list<string>" json:"statuses"`
+	After       int64    `thrift:"after,4" frugal:"4,default,i64" json:"after"`
+	Limit       int32    `thrift:"limit,5" frugal:"5,default,i32" json:"limit"`
+	OldestFirst bool     `thrift:"oldest_first,6" frugal:"6,default,bool" json:"oldest_first"`
+}
+
+func NewActivityOrdersReq() *ActivityOrdersReq {
+	return &ActivityOrdersReq{}
+}
+
+func (p *ActivityOrdersReq) InitDefault() {
+}
+
+func (p *ActivityOrdersReq) GetActivityId() (v int64) {
+	return p.ActivityId
+}
+
+func (p *ActivityOrdersReq) GetItemId() (v int64) {
+	return p.ItemId
+}
+
+func (p *ActivityOrdersReq) GetStatuses() (v []string) {
+	return p.Statuses
+}
+
+func (p *ActivityOrdersReq) GetAfter() (v int64) {
+	return p.After
+}
+
+func (p *ActivityOrdersReq) GetLimit() (v int32) {
+	return p.Limit
+}
+
+func (p *ActivityOrdersReq) GetOldestFirst() (v bool) {
+	return p.OldestFirst
+}
+func (p *ActivityOrdersReq) SetActivityId(val int64) {
+	p.ActivityId = val
+}
+func (p *ActivityOrdersReq) SetItemId(val int64) {
+	p.ItemId = val
+}
+func (p *ActivityOrdersReq) SetStatuses(val []string) {
+	p.Statuses = val
+}
+func (p *ActivityOrdersReq) SetAfter(val int64) {
+	p.After = val
+}
+func (p *ActivityOrdersReq) SetLimit(val int32) {
+	p.Limit = val
+}
+func (p *ActivityOrdersReq) SetOldestFirst(val bool) {
+	p.OldestFirst = val
+}
+
+func (p *ActivityOrdersReq) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("ActivityOrdersReq(%+v)", *p)
+}
+
+var fieldIDToName_ActivityOrdersReq = map[int16]string{
+	1: "activity_id",
+	2: "item_id",
+	3: "statuses",
+	4: "after",
+	5: "limit",
+	6: "oldest_first",
 }
 
 type ItemStats struct {
@@ -1898,6 +2255,8 @@ type Seckill interface {
 
 	PayOrder(ctx context.Context, req *OrderReq) (r *Order, err error)
 
+	DeleteOrder(ctx context.Context, req *OrderReq) (r *Order, err error)
+
 	CreateActivity(ctx context.Context, req *CreateActivityReq) (r *Activity, err error)
 
 	UpdateActivity(ctx context.Context, req *UpdateActivityReq) (r *Activity, err error)
@@ -1909,6 +2268,12 @@ type Seckill interface {
 	OfflineActivity(ctx context.Context, req *IDReq) (r *Activity, err error)
 
 	GetActivityStats(ctx context.Context, req *IDReq) (r *ActivityStats, err error)
+
+	AddItem(ctx context.Context, req *AddItemReq) (r *Activity, err error)
+
+	SetItemState(ctx context.Context, req *ItemStateReq) (r *Activity, err error)
+
+	ListActivityOrders(ctx context.Context, req *ActivityOrdersReq) (r *ListOrdersResp, err error)
 
 	GetPlugins(ctx context.Context, req *EmptyReq) (r *PluginChain, err error)
 
@@ -2613,6 +2978,82 @@ var fieldIDToName_SeckillPayOrderResult = map[int16]string{
 	0: "success",
 }
 
+type SeckillDeleteOrderArgs struct {
+	Req *OrderReq `thrift:"req,1" frugal:"1,default,OrderReq" json:"req"`
+}
+
+func NewSeckillDeleteOrderArgs() *SeckillDeleteOrderArgs {
+	return &SeckillDeleteOrderArgs{}
+}
+
+func (p *SeckillDeleteOrderArgs) InitDefault() {
+}
+
+var SeckillDeleteOrderArgs_Req_DEFAULT *OrderReq
+
+func (p *SeckillDeleteOrderArgs) GetReq() (v *OrderReq) {
+	if !p.IsSetReq() {
+		return SeckillDeleteOrderArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillDeleteOrderArgs) SetReq(val *OrderReq) {
+	p.Req = val
+}
+
+func (p *SeckillDeleteOrderArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillDeleteOrderArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillDeleteOrderArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillDeleteOrderArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillDeleteOrderResult struct {
+	Success *Order `thrift:"success,0,optional" frugal:"0,optional,Order" json:"success,omitempty"`
+}
+
+func NewSeckillDeleteOrderResult() *SeckillDeleteOrderResult {
+	return &SeckillDeleteOrderResult{}
+}
+
+func (p *SeckillDeleteOrderResult) InitDefault() {
+}
+
+var SeckillDeleteOrderResult_Success_DEFAULT *Order
+
+func (p *SeckillDeleteOrderResult) GetSuccess() (v *Order) {
+	if !p.IsSetSuccess() {
+		return SeckillDeleteOrderResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillDeleteOrderResult) SetSuccess(x interface{}) {
+	p.Success = x.(*Order)
+}
+
+func (p *SeckillDeleteOrderResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillDeleteOrderResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillDeleteOrderResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillDeleteOrderResult = map[int16]string{
+	0: "success",
+}
+
 type SeckillCreateActivityArgs struct {
 	Req *CreateActivityReq `thrift:"req,1" frugal:"1,default,CreateActivityReq" json:"req"`
 }
@@ -3066,6 +3507,234 @@ func (p *SeckillGetActivityStatsResult) String() string {
 }
 
 var fieldIDToName_SeckillGetActivityStatsResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillAddItemArgs struct {
+	Req *AddItemReq `thrift:"req,1" frugal:"1,default,AddItemReq" json:"req"`
+}
+
+func NewSeckillAddItemArgs() *SeckillAddItemArgs {
+	return &SeckillAddItemArgs{}
+}
+
+func (p *SeckillAddItemArgs) InitDefault() {
+}
+
+var SeckillAddItemArgs_Req_DEFAULT *AddItemReq
+
+func (p *SeckillAddItemArgs) GetReq() (v *AddItemReq) {
+	if !p.IsSetReq() {
+		return SeckillAddItemArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillAddItemArgs) SetReq(val *AddItemReq) {
+	p.Req = val
+}
+
+func (p *SeckillAddItemArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillAddItemArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillAddItemArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillAddItemArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillAddItemResult struct {
+	Success *Activity `thrift:"success,0,optional" frugal:"0,optional,Activity" json:"success,omitempty"`
+}
+
+func NewSeckillAddItemResult() *SeckillAddItemResult {
+	return &SeckillAddItemResult{}
+}
+
+func (p *SeckillAddItemResult) InitDefault() {
+}
+
+var SeckillAddItemResult_Success_DEFAULT *Activity
+
+func (p *SeckillAddItemResult) GetSuccess() (v *Activity) {
+	if !p.IsSetSuccess() {
+		return SeckillAddItemResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillAddItemResult) SetSuccess(x interface{}) {
+	p.Success = x.(*Activity)
+}
+
+func (p *SeckillAddItemResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillAddItemResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillAddItemResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillAddItemResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillSetItemStateArgs struct {
+	Req *ItemStateReq `thrift:"req,1" frugal:"1,default,ItemStateReq" json:"req"`
+}
+
+func NewSeckillSetItemStateArgs() *SeckillSetItemStateArgs {
+	return &SeckillSetItemStateArgs{}
+}
+
+func (p *SeckillSetItemStateArgs) InitDefault() {
+}
+
+var SeckillSetItemStateArgs_Req_DEFAULT *ItemStateReq
+
+func (p *SeckillSetItemStateArgs) GetReq() (v *ItemStateReq) {
+	if !p.IsSetReq() {
+		return SeckillSetItemStateArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillSetItemStateArgs) SetReq(val *ItemStateReq) {
+	p.Req = val
+}
+
+func (p *SeckillSetItemStateArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillSetItemStateArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillSetItemStateArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillSetItemStateArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillSetItemStateResult struct {
+	Success *Activity `thrift:"success,0,optional" frugal:"0,optional,Activity" json:"success,omitempty"`
+}
+
+func NewSeckillSetItemStateResult() *SeckillSetItemStateResult {
+	return &SeckillSetItemStateResult{}
+}
+
+func (p *SeckillSetItemStateResult) InitDefault() {
+}
+
+var SeckillSetItemStateResult_Success_DEFAULT *Activity
+
+func (p *SeckillSetItemStateResult) GetSuccess() (v *Activity) {
+	if !p.IsSetSuccess() {
+		return SeckillSetItemStateResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillSetItemStateResult) SetSuccess(x interface{}) {
+	p.Success = x.(*Activity)
+}
+
+func (p *SeckillSetItemStateResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillSetItemStateResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillSetItemStateResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillSetItemStateResult = map[int16]string{
+	0: "success",
+}
+
+type SeckillListActivityOrdersArgs struct {
+	Req *ActivityOrdersReq `thrift:"req,1" frugal:"1,default,ActivityOrdersReq" json:"req"`
+}
+
+func NewSeckillListActivityOrdersArgs() *SeckillListActivityOrdersArgs {
+	return &SeckillListActivityOrdersArgs{}
+}
+
+func (p *SeckillListActivityOrdersArgs) InitDefault() {
+}
+
+var SeckillListActivityOrdersArgs_Req_DEFAULT *ActivityOrdersReq
+
+func (p *SeckillListActivityOrdersArgs) GetReq() (v *ActivityOrdersReq) {
+	if !p.IsSetReq() {
+		return SeckillListActivityOrdersArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *SeckillListActivityOrdersArgs) SetReq(val *ActivityOrdersReq) {
+	p.Req = val
+}
+
+func (p *SeckillListActivityOrdersArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *SeckillListActivityOrdersArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillListActivityOrdersArgs(%+v)", *p)
+}
+
+var fieldIDToName_SeckillListActivityOrdersArgs = map[int16]string{
+	1: "req",
+}
+
+type SeckillListActivityOrdersResult struct {
+	Success *ListOrdersResp `thrift:"success,0,optional" frugal:"0,optional,ListOrdersResp" json:"success,omitempty"`
+}
+
+func NewSeckillListActivityOrdersResult() *SeckillListActivityOrdersResult {
+	return &SeckillListActivityOrdersResult{}
+}
+
+func (p *SeckillListActivityOrdersResult) InitDefault() {
+}
+
+var SeckillListActivityOrdersResult_Success_DEFAULT *ListOrdersResp
+
+func (p *SeckillListActivityOrdersResult) GetSuccess() (v *ListOrdersResp) {
+	if !p.IsSetSuccess() {
+		return SeckillListActivityOrdersResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *SeckillListActivityOrdersResult) SetSuccess(x interface{}) {
+	p.Success = x.(*ListOrdersResp)
+}
+
+func (p *SeckillListActivityOrdersResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *SeckillListActivityOrdersResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SeckillListActivityOrdersResult(%+v)", *p)
+}
+
+var fieldIDToName_SeckillListActivityOrdersResult = map[int16]string{
 	0: "success",
 }
 

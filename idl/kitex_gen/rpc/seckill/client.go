@@ -20,12 +20,16 @@ type Client interface {
 	GetOrder(ctx context.Context, req *rpc.OrderReq, callOptions ...callopt.Option) (r *rpc.Order, err error)
 	CancelOrder(ctx context.Context, req *rpc.OrderReq, callOptions ...callopt.Option) (r *rpc.Order, err error)
 	PayOrder(ctx context.Context, req *rpc.OrderReq, callOptions ...callopt.Option) (r *rpc.Order, err error)
+	DeleteOrder(ctx context.Context, req *rpc.OrderReq, callOptions ...callopt.Option) (r *rpc.Order, err error)
 	CreateActivity(ctx context.Context, req *rpc.CreateActivityReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	AdminGetActivity(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	PublishActivity(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	OfflineActivity(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
 	GetActivityStats(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.ActivityStats, err error)
+	AddItem(ctx context.Context, req *rpc.AddItemReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
+	SetItemState(ctx context.Context, req *rpc.ItemStateReq, callOptions ...callopt.Option) (r *rpc.Activity, err error)
+	ListActivityOrders(ctx context.Context, req *rpc.ActivityOrdersReq, callOptions ...callopt.Option) (r *rpc.ListOrdersResp, err error)
 	GetPlugins(ctx context.Context, req *rpc.EmptyReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error)
 	PutPlugin(ctx context.Context, req *rpc.PutPluginReq, callOptions ...callopt.Option) (r *rpc.PluginSpec, err error)
 	DeletePlugin(ctx context.Context, req *rpc.PluginNameReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error)
@@ -111,6 +115,11 @@ func (p *kSeckillClient) PayOrder(ctx context.Context, req *rpc.OrderReq, callOp
 	return p.kClient.PayOrder(ctx, req)
 }
 
+func (p *kSeckillClient) DeleteOrder(ctx context.Context, req *rpc.OrderReq, callOptions ...callopt.Option) (r *rpc.Order, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.DeleteOrder(ctx, req)
+}
+
 func (p *kSeckillClient) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq, callOptions ...callopt.Option) (r *rpc.Activity, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.CreateActivity(ctx, req)
@@ -139,6 +148,21 @@ func (p *kSeckillClient) OfflineActivity(ctx context.Context, req *rpc.IDReq, ca
 func (p *kSeckillClient) GetActivityStats(ctx context.Context, req *rpc.IDReq, callOptions ...callopt.Option) (r *rpc.ActivityStats, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.GetActivityStats(ctx, req)
+}
+
+func (p *kSeckillClient) AddItem(ctx context.Context, req *rpc.AddItemReq, callOptions ...callopt.Option) (r *rpc.Activity, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.AddItem(ctx, req)
+}
+
+func (p *kSeckillClient) SetItemState(ctx context.Context, req *rpc.ItemStateReq, callOptions ...callopt.Option) (r *rpc.Activity, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.SetItemState(ctx, req)
+}
+
+func (p *kSeckillClient) ListActivityOrders(ctx context.Context, req *rpc.ActivityOrdersReq, callOptions ...callopt.Option) (r *rpc.ListOrdersResp, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.ListActivityOrders(ctx, req)
 }
 
 func (p *kSeckillClient) GetPlugins(ctx context.Context, req *rpc.EmptyReq, callOptions ...callopt.Option) (r *rpc.PluginChain, err error) {

@@ -76,6 +76,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"DeleteOrder": kitex.NewMethodInfo(
+		deleteOrderHandler,
+		newSeckillDeleteOrderArgs,
+		newSeckillDeleteOrderResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"CreateActivity": kitex.NewMethodInfo(
 		createActivityHandler,
 		newSeckillCreateActivityArgs,
@@ -115,6 +122,27 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		getActivityStatsHandler,
 		newSeckillGetActivityStatsArgs,
 		newSeckillGetActivityStatsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"AddItem": kitex.NewMethodInfo(
+		addItemHandler,
+		newSeckillAddItemArgs,
+		newSeckillAddItemResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"SetItemState": kitex.NewMethodInfo(
+		setItemStateHandler,
+		newSeckillSetItemStateArgs,
+		newSeckillSetItemStateResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"ListActivityOrders": kitex.NewMethodInfo(
+		listActivityOrdersHandler,
+		newSeckillListActivityOrdersArgs,
+		newSeckillListActivityOrdersResult,
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
@@ -409,6 +437,24 @@ func newSeckillPayOrderResult() interface{} {
 	return rpc.NewSeckillPayOrderResult()
 }
 
+func deleteOrderHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillDeleteOrderArgs)
+	realResult := result.(*rpc.SeckillDeleteOrderResult)
+	success, err := handler.(rpc.Seckill).DeleteOrder(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillDeleteOrderArgs() interface{} {
+	return rpc.NewSeckillDeleteOrderArgs()
+}
+
+func newSeckillDeleteOrderResult() interface{} {
+	return rpc.NewSeckillDeleteOrderResult()
+}
+
 func createActivityHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*rpc.SeckillCreateActivityArgs)
 	realResult := result.(*rpc.SeckillCreateActivityResult)
@@ -515,6 +561,60 @@ func newSeckillGetActivityStatsArgs() interface{} {
 
 func newSeckillGetActivityStatsResult() interface{} {
 	return rpc.NewSeckillGetActivityStatsResult()
+}
+
+func addItemHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillAddItemArgs)
+	realResult := result.(*rpc.SeckillAddItemResult)
+	success, err := handler.(rpc.Seckill).AddItem(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillAddItemArgs() interface{} {
+	return rpc.NewSeckillAddItemArgs()
+}
+
+func newSeckillAddItemResult() interface{} {
+	return rpc.NewSeckillAddItemResult()
+}
+
+func setItemStateHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillSetItemStateArgs)
+	realResult := result.(*rpc.SeckillSetItemStateResult)
+	success, err := handler.(rpc.Seckill).SetItemState(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillSetItemStateArgs() interface{} {
+	return rpc.NewSeckillSetItemStateArgs()
+}
+
+func newSeckillSetItemStateResult() interface{} {
+	return rpc.NewSeckillSetItemStateResult()
+}
+
+func listActivityOrdersHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*rpc.SeckillListActivityOrdersArgs)
+	realResult := result.(*rpc.SeckillListActivityOrdersResult)
+	success, err := handler.(rpc.Seckill).ListActivityOrders(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newSeckillListActivityOrdersArgs() interface{} {
+	return rpc.NewSeckillListActivityOrdersArgs()
+}
+
+func newSeckillListActivityOrdersResult() interface{} {
+	return rpc.NewSeckillListActivityOrdersResult()
 }
 
 func getPluginsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
@@ -779,6 +879,16 @@ func (p *kClient) PayOrder(ctx context.Context, req *rpc.OrderReq) (r *rpc.Order
 	return _result.GetSuccess(), nil
 }
 
+func (p *kClient) DeleteOrder(ctx context.Context, req *rpc.OrderReq) (r *rpc.Order, err error) {
+	var _args rpc.SeckillDeleteOrderArgs
+	_args.Req = req
+	var _result rpc.SeckillDeleteOrderResult
+	if err = p.c.Call(ctx, "DeleteOrder", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
 func (p *kClient) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq) (r *rpc.Activity, err error) {
 	var _args rpc.SeckillCreateActivityArgs
 	_args.Req = req
@@ -834,6 +944,36 @@ func (p *kClient) GetActivityStats(ctx context.Context, req *rpc.IDReq) (r *rpc.
 	_args.Req = req
 	var _result rpc.SeckillGetActivityStatsResult
 	if err = p.c.Call(ctx, "GetActivityStats", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) AddItem(ctx context.Context, req *rpc.AddItemReq) (r *rpc.Activity, err error) {
+	var _args rpc.SeckillAddItemArgs
+	_args.Req = req
+	var _result rpc.SeckillAddItemResult
+	if err = p.c.Call(ctx, "AddItem", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) SetItemState(ctx context.Context, req *rpc.ItemStateReq) (r *rpc.Activity, err error) {
+	var _args rpc.SeckillSetItemStateArgs
+	_args.Req = req
+	var _result rpc.SeckillSetItemStateResult
+	if err = p.c.Call(ctx, "SetItemState", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) ListActivityOrders(ctx context.Context, req *rpc.ActivityOrdersReq) (r *rpc.ListOrdersResp, err error) {
+	var _args rpc.SeckillListActivityOrdersArgs
+	_args.Req = req
+	var _result rpc.SeckillListActivityOrdersResult
+	if err = p.c.Call(ctx, "ListActivityOrders", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil
