@@ -28,6 +28,7 @@ import (
 	"github.com/seckill/flashsale/backend/sale"
 	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/internal/secret"
 	"github.com/seckill/flashsale/worker"
 )
 
@@ -92,6 +93,13 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (_ *System, err
 		}
 	}()
 	runs := func(r Role) bool { return slices.Contains(opts.Roles, r) }
+	if runs(Backend) && runs(Gateway) && cfg.Backend.RPCSecret == "" && cfg.Backend.RPCOperatorSecret == "" {
+		// Gateway and backend in one process (seckill all, the demo, the tests): the
+		// RPC credentials need be known to nobody else, so fresh random ones do; a
+		// gateway elsewhere cannot call this backend.
+		cfg.Backend.RPCSecret, cfg.Backend.RPCOperatorSecret = secret.Generate(), secret.Generate()
+		opts.Log.Info("no backend.rpc_secret configured: this process's gateway and backend use random RPC credentials of their own")
+	}
 	needs := needed(cfg, opts.Roles)
 	if err := s.standIns(ctx, &cfg, needs, opts); err != nil {
 		return nil, err
@@ -249,7 +257,7 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 	ctl := control.NewService(res.store, events, opts.Log)
 	bcfg := cfg.Backend
 	bcfg.Lease = "duties:" + cfg.Fleet
-	s.Backend = backend.NewServer(bcfg, svc, ctl, opts.Log)
+	s.Backend = backend.NewServer(bcfg, svc, ctl, opts.Log, opts.Registry)
 	if err := s.Backend.Start(ctx); err != nil {
 		return err
 	}
@@ -298,6 +306,7 @@ func (s *System) startGateway(ctx context.Context, cfg *config.Config, res *reso
 	if err := line.Load(ctx); err != nil {
 		return err
 	}
+	cfg.Gateway.RPCSecrets = cfg.Backend.Secrets()
 	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: opts.Registry, Log: opts.Log, Line: line,
 		Counters: redis.NewPluginCounters(res.rdb, "sk:wasm:"+cfg.Fleet+":"), Bus: redis.NewEvents(res.rdb, cfg.Fleet), SharedLimits: redis.NewSharedLimiter(res.rdb, cfg.Fleet),
 		Keys: res.stock, Tallies: redis.NewTallies(redis.NewEvents(res.rdb, cfg.Fleet))})

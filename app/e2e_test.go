@@ -20,8 +20,8 @@ import (
 )
 
 const (
-	jwtSecret  = "e2e-secret-0123456789abcdef"
-	adminToken = "e2e-admin-token-0123456789"
+	jwtSecret  = "e2e-jwt-secret-5d41402abc4b2a76b9"
+	adminToken = "e2e-admin-token-7215ee9c7d9dc229d2"
 )
 
 // stack is a system started by app.Start, and what the tests need of it.
@@ -45,6 +45,7 @@ func realConfig(t *testing.T) (config.Config, *testenv.DB) {
 	cfg.AnyPorts()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 100, Burst: 100}
+	cfg.Gateway.Limits.UserRead = ratelimit.Rule{RPS: 1000, Burst: 1000} // tests poll tickets in a loop
 	cfg.Worker.Goroutines, cfg.Worker.BatchSize, cfg.Worker.MaxAttempts = 8, 1, 5
 	return cfg, db
 }

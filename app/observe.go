@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/cloudwego/hertz/pkg/common/hlog"
-	"github.com/cloudwego/kitex/pkg/klog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -43,21 +41,6 @@ func NewLogger(c config.LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// QuietFrameworks keeps hertz's and kitex's own logs to level (warn or error) unless
-// debugging: under load their warnings (a retried RPC, a slow dial) come by the
-// thousand.
-func QuietFrameworks(level string) {
-	switch level {
-	case "debug":
-	case "error":
-		hlog.SetLevel(hlog.LevelError)
-		klog.SetLevel(klog.LevelError)
-	default:
-		hlog.SetLevel(hlog.LevelWarn)
-		klog.SetLevel(klog.LevelWarn)
-	}
 }
 
 // serveOps serves /metrics and /healthz of a part without an HTTP API of its own on

@@ -17,6 +17,7 @@ func TestEmbeddedStack(t *testing.T) {
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
 	cfg.AnyPorts()
 	cfg.Gateway.Limits.User.RPS, cfg.Gateway.Limits.User.Burst = 1000, 1000
+	cfg.Gateway.Limits.UserRead.RPS, cfg.Gateway.Limits.UserRead.Burst = 1000, 1000
 	st := start(t, cfg, app.Options{Embedded: true})
 	if s := st.sys; len(s.Embedded) != 3 {
 		t.Fatalf("got stand-ins %v, want mysql, redis and the queue", s.Embedded)

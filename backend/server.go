@@ -5,18 +5,26 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
+	"github.com/cloudwego/kitex/pkg/endpoint"
+	"github.com/cloudwego/kitex/pkg/kerrors"
 	"github.com/cloudwego/kitex/pkg/rpcinfo"
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/flashsale/backend/control"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/backend/sale"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+	"github.com/seckill/flashsale/internal/reqid"
 )
 
 // Config configures the backend.
@@ -33,6 +41,16 @@ type Config struct {
 	BatchSize         int           `yaml:"batch_size"`         // requests of one item per script call, send or sync transaction; 1: no batching
 	BatchWait         time.Duration `yaml:"batch_wait"`         // how long a batch waits behind its item's calls in progress
 	Lease             string        `yaml:"-"`                  // the lease's name (the fleet's)
+	// RPCSecret is the service credential every kitex call must carry (gateways
+	// send it); RPCOperatorSecret the one operators' calls must carry (gateways send
+	// it only after checking the admin token). See backend/rpcauth. Never logged.
+	RPCSecret         string `yaml:"rpc_secret"`
+	RPCOperatorSecret string `yaml:"rpc_operator_secret"`
+}
+
+// Secrets are the RPC credentials of c.
+func (c Config) Secrets() rpcauth.Secrets {
+	return rpcauth.Secrets{Service: c.RPCSecret, Operator: c.RPCOperatorSecret}
 }
 
 // Server is a running backend: the kitex server and the background duties.
@@ -45,14 +63,73 @@ type Server struct {
 	addr   net.Addr
 	cancel context.CancelFunc
 	done   chan error
+	panics prometheus.Counter
 }
 
 // NewServer returns a Server of svc and the fleet's control state ctl; Start serves it.
-func NewServer(cfg Config, svc *sale.Service, ctl *control.Service, log *slog.Logger) *Server {
+// Its metrics go to reg (nil: none).
+func NewServer(cfg Config, svc *sale.Service, ctl *control.Service, log *slog.Logger, reg prometheus.Registerer) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, svc: svc, ctl: ctl, log: log}
+	panics := prometheus.NewCounter(prometheus.CounterOpts{Name: "seckill_backend_panics_total",
+		Help: "Panics while serving an RPC call, each answered INTERNAL (the log has the stack under the request id)."})
+	if reg != nil {
+		reg.MustRegister(panics)
+	}
+	return &Server{cfg: cfg, svc: svc, ctl: ctl, log: slog.New(reqid.Handler(log.Handler())), panics: panics}
+}
+
+// options are the kitex server's: TTHeader, and before any handler the caller's
+// request id, the panic recovery and the credential check.
+func (s *Server) options(ln net.Listener) []server.Option {
+	return []server.Option{
+		server.WithListener(ln),
+		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
+		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
+		server.WithExitWaitTime(5 * time.Second),
+		server.WithMiddleware(rpcauth.ServerRequestID),
+		server.WithMiddleware(recoverPanics(s.log, s.panics)),
+		server.WithMiddleware(rpcauth.ServerMiddleware(s.cfg.Secrets(), s.log)),
+	}
+}
+
+// recoverPanics makes a panic in a call (kitex recovers a handler's into ErrPanic; a
+// middleware's is recovered here) a logged, counted INTERNAL business error, so the
+// caller gets a coded answer on a connection that goes on.
+func recoverPanics(log *slog.Logger, panics prometheus.Counter) endpoint.Middleware {
+	return func(next endpoint.Endpoint) endpoint.Endpoint {
+		return func(ctx context.Context, req, resp any) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					err = panicked(ctx, log, panics, fmt.Sprint(r), string(debug.Stack()))
+				}
+			}()
+			err = next(ctx, req, resp)
+			if errors.Is(err, kerrors.ErrPanic) {
+				stack := ""
+				if st, ok := err.(interface{ Stack() string }); ok {
+					stack = st.Stack()
+				}
+				err = panicked(ctx, log, panics, err.Error(), stack)
+			}
+			return err
+		}
+	}
+}
+
+func panicked(ctx context.Context, log *slog.Logger, panics prometheus.Counter, what, stack string) error {
+	panics.Inc()
+	method := ""
+	if ri := rpcinfo.GetRPCInfo(ctx); ri != nil {
+		method = ri.Invocation().MethodName()
+	}
+	log.ErrorContext(ctx, "panic serving an RPC call", "method", method, "panic", what, "stack", stack)
+	msg := "internal error"
+	if id := reqid.From(ctx); id != "" {
+		msg += "; the backend's log has it under the request id " + id
+	}
+	return rpcauth.Refuse(ctx, kerrors.NewBizStatusError(int32(rpc.ErrorCode_INTERNAL), msg))
 }
 
 // Service is the engine the server serves.
@@ -60,17 +137,15 @@ func (s *Server) Service() *sale.Service { return s.svc }
 
 // Start listens and serves in the background; Addr is valid once it returns.
 func (s *Server) Start(ctx context.Context) error {
+	if err := s.cfg.Secrets().Check(); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("backend listen on %s: %w", s.cfg.Listen, err)
 	}
 	s.addr = ln.Addr()
-	s.srv = seckill.NewServer(&handler{ControlRPC: NewControlRPC(s.ctl), svc: s.svc},
-		server.WithListener(ln),
-		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
-		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
-		server.WithExitWaitTime(5*time.Second),
-	)
+	s.srv = seckill.NewServer(&handler{ControlRPC: NewControlRPC(s.ctl), svc: s.svc}, s.options(ln)...)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	go s.svc.FlushTallies(bg, time.Second)

@@ -19,6 +19,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/bench/load"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
@@ -157,7 +158,7 @@ func startEchoBackend() (addr string, stop func(), err error) {
 
 // baselineHertzKitex: a hertz handler that calls the backend's Ping over kitex with
 // the gateway's own client settings.
-func baselineHertzKitex(ctx context.Context, hc *http.Client, backendAddr string, conc int, d time.Duration) BaselineReport {
+func baselineHertzKitex(ctx context.Context, hc *http.Client, backendAddr string, creds rpcauth.Secrets, conc int, d time.Duration) BaselineReport {
 	what := "hertz handler calling Ping over kitex (gateway.NewBackendClient) on the system's backend"
 	if backendAddr == "" {
 		addr, stop, err := startEchoBackend()
@@ -168,7 +169,7 @@ func baselineHertzKitex(ctx context.Context, hc *http.Client, backendAddr string
 		backendAddr = addr
 		what = "hertz handler calling Ping over kitex (gateway.NewBackendClient) on an echo server of the bench's own (the backend's address is unknown)"
 	}
-	cl, err := gateway.NewBackendClient(gateway.Config{BackendAddrs: []string{backendAddr}, RPCTimeout: 3 * time.Second})
+	cl, err := gateway.NewBackendClient(gateway.Config{BackendAddrs: []string{backendAddr}, RPCTimeout: 3 * time.Second, RPCSecrets: creds})
 	if err != nil {
 		return BaselineReport{Name: BaseHertzKitex, What: what, Skipped: err.Error()}
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/bench/load"
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/auth"
@@ -42,8 +43,9 @@ type Target struct {
 	RedisCluster  bool
 	RedisPassword string
 	// BackendAddr is a kitex backend for the hertz -> kitex baseline; "" uses an echo
-	// server of the bench's own.
+	// server of the bench's own. RPCSecrets are its credentials (backend/rpcauth).
 	BackendAddr string
+	RPCSecrets  rpcauth.Secrets
 	// InProcess: the system runs in this process, so its CPU and memory figures
 	// include gateway, backend and worker.
 	InProcess bool
@@ -97,10 +99,12 @@ type Options struct {
 // BenchLimits are the rate limits the bench sets: every layer stays on the path but
 // none sheds the bench's own users.
 var BenchLimits = api.Limits{
-	Global: api.Rule{RPS: 1_000_000, Burst: 1_000_000},
-	User:   api.Rule{RPS: 1_000, Burst: 1_000},
-	Item:   api.Rule{RPS: 1_000_000, Burst: 1_000_000},
-	IP:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	Global:   api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	Read:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	User:     api.Rule{RPS: 1_000, Burst: 1_000},
+	UserRead: api.Rule{RPS: 1_000, Burst: 1_000},
+	Item:     api.Rule{RPS: 1_000_000, Burst: 1_000_000},
+	IP:       api.Rule{RPS: 1_000_000, Burst: 1_000_000},
 }
 
 // RunReport is one scenario under one strategy.
@@ -294,7 +298,7 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 		}()
 		l := BenchLimits
 		r.Limits = &l
-		msg := fmt.Sprintf("rate limits set for the bench via PUT /admin/v1/limits (restored afterwards): per user %.0f/s burst %d; global, per item and per IP %.0f/s", BenchLimits.User.RPS, BenchLimits.User.Burst, BenchLimits.Global.RPS)
+		msg := fmt.Sprintf("rate limits set for the bench via PUT /admin/v1/limits (restored afterwards): per user %.0f/s burst %d (reads alike); global, reads, per item and per IP %.0f/s", BenchLimits.User.RPS, BenchLimits.User.Burst, BenchLimits.Global.RPS)
 		r.Notes = append(r.Notes, msg)
 		b.prog.say("bench: %s", msg)
 	} else {
@@ -405,7 +409,9 @@ func (b *bencher) runBaselines(ctx context.Context) {
 	}
 	jobs := []job{
 		{BaseHertz, func() BaselineReport { return baselineHertz(ctx, b.shop.HTTP, conc, d) }},
-		{BaseHertzKitex, func() BaselineReport { return baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, conc, d) }},
+		{BaseHertzKitex, func() BaselineReport {
+			return baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.target.RPCSecrets, conc, d)
+		}},
 		{BaseRedis, func() BaselineReport { return baselineRedis(ctx, b.target, conc, d) }},
 		{BaseMySQL, func() BaselineReport { return baselineMySQL(ctx, b.target.MySQLDSN, d) }},
 	}
@@ -650,7 +656,7 @@ func (b *bencher) bracket(ctx context.Context, label, what string) map[string]fl
 	d := b.opts.BaselineDuration
 	out := map[string]float64{}
 	for _, rep := range []BaselineReport{
-		baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.opts.BaselineConcurrency, d),
+		baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.target.RPCSecrets, b.opts.BaselineConcurrency, d),
 		baselineMySQL(ctx, b.target.MySQLDSN, d),
 	} {
 		if rep.ok() {

@@ -101,10 +101,12 @@ func defaults() Config {
 		Worker:   WorkerConfig{Goroutines: 8, BatchSize: 64, BatchWindow: 2 * time.Millisecond, MaxAttempts: 8},
 		Gateway: gateway.Config{
 			Limits: ratelimit.Limits{
-				Global: ratelimit.Rule{RPS: 100_000, Burst: 20_000},
-				User:   ratelimit.Rule{RPS: 5, Burst: 10},
-				Item:   ratelimit.Rule{RPS: 50_000, Burst: 10_000},
-				IP:     ratelimit.Rule{RPS: 200, Burst: 400},
+				Global:   ratelimit.Rule{RPS: 100_000, Burst: 20_000},
+				Read:     ratelimit.Rule{RPS: 50_000, Burst: 10_000},
+				User:     ratelimit.Rule{RPS: 5, Burst: 10},
+				UserRead: ratelimit.Rule{RPS: 10, Burst: 20},
+				Item:     ratelimit.Rule{RPS: 50_000, Burst: 10_000},
+				IP:       ratelimit.Rule{RPS: 200, Burst: 400},
 			},
 		},
 		Log: LogConfig{Level: "info", Format: "text"},

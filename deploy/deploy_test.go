@@ -175,7 +175,8 @@ func TestSettingsAreKnown(t *testing.T) {
 
 // secretNames are the variables whose values are secrets, in the binary, compose and
 // the images compose runs.
-const secretNames = `SECKILL_JWT_SECRET|SECKILL_ADMIN_TOKEN|SECKILL_REDIS_PASSWORD|MYSQL_PASSWORD|MARIADB_PASSWORD|` +
+const secretNames = `SECKILL_JWT_SECRET|SECKILL_ADMIN_TOKEN|SECKILL_BACKEND_RPC_SECRET|SECKILL_BACKEND_RPC_OPERATOR_SECRET|` +
+	`SECKILL_REDIS_PASSWORD|MYSQL_PASSWORD|MARIADB_PASSWORD|` +
 	`MARIADB_ROOT_PASSWORD|MYSQL_ROOT_PASSWORD|GRAFANA_ADMIN_PASSWORD|GF_SECURITY_ADMIN_PASSWORD|REDISCLI_AUTH`
 
 var secretLiterals = []*regexp.Regexp{
@@ -378,6 +379,17 @@ func TestCompose(t *testing.T) {
 		if e["SECKILL_JWT_SECRET"] != "" || e["SECKILL_ADMIN_TOKEN"] != "" {
 			t.Errorf("%s is given the gateway's secrets", name)
 		}
+	}
+	// The RPC credentials: gateways send them, backends check them, nobody else has them.
+	for _, name := range []string{"gateway", "backend", "worker", "migrate"} {
+		e := env(t, name, services[name])
+		has := e["SECKILL_BACKEND_RPC_SECRET"] != "" && e["SECKILL_BACKEND_RPC_OPERATOR_SECRET"] != ""
+		if want := name == "gateway" || name == "backend"; has != want {
+			t.Errorf("%s: has the RPC credentials %v, want %v", name, has, want)
+		}
+	}
+	if gw["SECKILL_GATEWAY_TRUSTED_PROXIES"] == "" {
+		t.Errorf("gateway: no SECKILL_GATEWAY_TRUSTED_PROXIES: behind HAProxy every client would share its address")
 	}
 
 	// HAProxy: the config in the repository, its servers the gateway service's ports.
@@ -705,6 +717,11 @@ func checkContainer(t *testing.T, kind string, pod any, c map[string]any, cm, ke
 			t.Errorf("%s: %s has a value in the manifest, not a secretKeyRef", role, name)
 		}
 	}
+	_, rpc := envs["SECKILL_BACKEND_RPC_SECRET"]
+	_, rpcOp := envs["SECKILL_BACKEND_RPC_OPERATOR_SECRET"]
+	if want := role == "gateway" || role == "backend"; rpc != want || rpcOp != want {
+		t.Errorf("%s: has the RPC credentials %v %v, want %v (gateways send them, backends check them)", role, rpc, rpcOp, want)
+	}
 	checkMemLimit(t, role, envs["GOMEMLIMIT"], memBytes(t, str(at(c, "resources", "limits", "memory"))))
 	if kind == "Job" {
 		return
@@ -794,7 +811,7 @@ func TestHAProxyConfig(t *testing.T) {
 func TestMakeSecrets(t *testing.T) {
 	t.Run("dry-run", func(t *testing.T) {
 		a, b := secretKeys(t), secretKeys(t)
-		for _, k := range []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN"} {
+		for _, k := range []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_BACKEND_RPC_SECRET", "SECKILL_BACKEND_RPC_OPERATOR_SECRET"} {
 			raw, err := hex.DecodeString(a[k])
 			if err != nil || len(raw) < 32 {
 				t.Errorf("%s: %q is not 32+ bytes in hex", k, a[k])
@@ -803,8 +820,8 @@ func TestMakeSecrets(t *testing.T) {
 				t.Errorf("%s: two runs made the same value", k)
 			}
 		}
-		if a["SECKILL_JWT_SECRET"] == a["SECKILL_ADMIN_TOKEN"] {
-			t.Errorf("the JWT secret and the admin token are the same")
+		if a["SECKILL_JWT_SECRET"] == a["SECKILL_ADMIN_TOKEN"] || a["SECKILL_BACKEND_RPC_SECRET"] == a["SECKILL_BACKEND_RPC_OPERATOR_SECRET"] {
+			t.Errorf("two secrets are the same")
 		}
 		if a["SECKILL_MYSQL_DSN"] != "seckill:pw@tcp(mysql:3306)/seckill" || a["SECKILL_REDIS_PASSWORD"] != "redis-pw" {
 			t.Errorf("the DSN and Redis password are not the environment's: %q %q", a["SECKILL_MYSQL_DSN"], a["SECKILL_REDIS_PASSWORD"])

@@ -24,7 +24,7 @@
 #       base, ops on base+1), backend j PORT+200+10(j-1) (kitex base+2, ops base+3),
 #       worker k PORT+300+10(k-1) (ops base+4): each process its own SECKILL_PORT_BASE
 #   SECKILL_FLEET_DIR (/tmp/seckill-fleet): logs/, run/ (pid files), haproxy.cfg,
-#       secrets.env (the JWT secret and admin token, generated once, mode 600)
+#       secrets.env (the JWT secret, admin token and RPC credentials, generated once, mode 600)
 #   SECKILL_FLEET_BIN: run this binary instead of building bin/seckill
 #   SECKILL_FLEET_SERVICES=0: do not run `deploy/services.sh up` (they are up)
 #   SECKILL_FLEET_TIMEOUT (60): seconds to wait for each process to answer
@@ -197,17 +197,21 @@ services_env() {
 
 # The fleet's own secrets: the caller's, else generated once and kept in the state dir
 # (so tokens minted against the fleet stay valid across restarts).
+# A secret missing from an older file is added to it.
 secrets() {
-  local f="$STATE/secrets.env"
-  if [[ ! -s "$f" ]]; then
+  local f="$STATE/secrets.env" k missing=()
+  for k in SECKILL_JWT_SECRET SECKILL_ADMIN_TOKEN SECKILL_BACKEND_RPC_SECRET SECKILL_BACKEND_RPC_OPERATOR_SECRET; do
+    grep -qs "^$k=" "$f" || missing+=("$k")
+  done
+  if ((${#missing[@]})); then
     command -v openssl >/dev/null || die "needs openssl to generate the fleet's secrets"
     (
       umask 077
-      printf 'SECKILL_JWT_SECRET=%s\nSECKILL_ADMIN_TOKEN=%s\n' "$(openssl rand -hex 32)" "$(openssl rand -hex 32)" >"$f.tmp"
+      { [[ -s "$f" ]] && cat "$f"; for k in "${missing[@]}"; do printf '%s=%s\n' "$k" "$(openssl rand -hex 32)"; done; } >"$f.tmp"
     )
     mv -f "$f.tmp" "$f"
   fi
-  local k v
+  local v
   while IFS='=' read -r k v; do
     [[ -n "${!k:-}" ]] || export "$k=$v"
   done <"$f"
@@ -222,6 +226,8 @@ unset SECKILL_PORT_BASE SECKILL_GATEWAY_LISTEN SECKILL_GATEWAY_OPS_LISTEN SECKIL
 # limiter and counters, and its workers' topic and group, are apart from those of a
 # `seckill all` or a test on the same Redis and broker.
 export SECKILL_FLEET="${SECKILL_FLEET:-local}"
+# HAProxy reaches the gateways from loopback: its X-Forwarded-For names the client.
+export SECKILL_GATEWAY_TRUSTED_PROXIES="${SECKILL_GATEWAY_TRUSTED_PROXIES:-127.0.0.1/32}"
 export SECKILL_ROCKETMQ_TOPIC="${SECKILL_ROCKETMQ_TOPIC:-seckill_fleet_orders}"
 export SECKILL_ROCKETMQ_GROUP="${SECKILL_ROCKETMQ_GROUP:-seckill_fleet_workers}"
 

@@ -16,10 +16,6 @@ import (
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
-func (g *Gateway) adminListActivities(ctx context.Context, c *app.RequestContext) {
-	g.activities(ctx, c, true)
-}
-
 // parseTime reads an RFC 3339 time of the body's field as Unix milliseconds.
 func parseTime(field, s string) (int64, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)

@@ -45,16 +45,13 @@ func (g *Gateway) answerLimits(ctx context.Context, c *app.RequestContext, st *r
 	}
 	fleet, err := g.fleet.Fleet(ctx)
 	if err != nil {
-		g.log.Warn("read the fleet's reports", "err", err)
+		g.log.WarnContext(ctx, "read the fleet's reports", "err", err)
 	}
 	for _, r := range fleet {
 		out.Gateways = append(out.Gateways, api.GatewayLimits{Gateway: r.ID, Version: r.LimitsVersion, Share: len(fleet)})
 	}
 	writeJSON(c, http.StatusOK, out)
 }
-
-// ruleKinds are the rules a body may name, in the API's words.
-var ruleKinds = []string{"global", "user", "item", "ip"}
 
 // putLimits changes the fleet's limits: only the rules, and within a rule only the
 // fields (rps, burst), that the body names; the rest stay. 200 with the limits as
@@ -92,9 +89,9 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	g.log.Info("rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
+	g.log.InfoContext(ctx, "rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
 	if err := g.fleet.SyncLimits(ctx); err != nil {
-		g.log.Warn("apply the fleet's limits after a change", "err", err)
+		g.log.WarnContext(ctx, "apply the fleet's limits after a change", "err", err)
 	}
 	g.answerLimits(ctx, c, stored)
 }
@@ -102,11 +99,10 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 // applyPatch sets the fields patch names over cur, refusing unknown rules or fields,
 // negative values and a fractional burst.
 func applyPatch(cur ratelimit.Limits, patch map[string]map[string]json.Number) (ratelimit.Limits, error) {
-	rules := map[string]*ratelimit.Rule{"global": &cur.Global, "user": &cur.User, "item": &cur.Item, "ip": &cur.IP}
 	for kind, fields := range patch {
-		r, ok := rules[kind]
-		if !ok {
-			return cur, fmt.Errorf("unknown rule %q: want one of %v", kind, ruleKinds)
+		r := cur.Rule(ratelimit.Kind(kind))
+		if r == nil {
+			return cur, fmt.Errorf("unknown rule %q: want one of %v", kind, ratelimit.Kinds)
 		}
 		for field, v := range fields {
 			switch field {
@@ -133,5 +129,6 @@ func applyPatch(cur ratelimit.Limits, patch map[string]map[string]json.Number) (
 // limitsOut converts the limiter's rules to the API's (the same fields: the
 // limiter's also come from the configuration file).
 func limitsOut(l ratelimit.Limits) api.Limits {
-	return api.Limits{Global: api.Rule(l.Global), User: api.Rule(l.User), Item: api.Rule(l.Item), IP: api.Rule(l.IP)}
+	return api.Limits{Global: api.Rule(l.Global), Read: api.Rule(l.Read), User: api.Rule(l.User), UserRead: api.Rule(l.UserRead),
+		Item: api.Rule(l.Item), IP: api.Rule(l.IP)}
 }

@@ -74,7 +74,7 @@ func (g *Gateway) listPlugins(ctx context.Context, c *app.RequestContext) {
 	}
 	fleet, err := g.fleet.Fleet(ctx)
 	if err != nil {
-		g.log.Warn("read the fleet's reports", "err", err)
+		g.log.WarnContext(ctx, "read the fleet's reports", "err", err)
 	}
 	local := map[string]wasm.Info{}
 	for _, in := range g.plugins.List() {
@@ -194,7 +194,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 // answerPlugin applies the fleet's chain here and answers with p as stored.
 func (g *Gateway) answerPlugin(ctx context.Context, c *app.RequestContext, p *rpc.PluginSpec) {
 	if err := g.fleet.SyncChain(ctx); err != nil {
-		g.log.Warn("apply the fleet's chain after a change", "err", err)
+		g.log.WarnContext(ctx, "apply the fleet's chain after a change", "err", err)
 	}
 	fleet, _ := g.fleet.Fleet(ctx)
 	var local wasm.Info
@@ -301,7 +301,7 @@ func (g *Gateway) deletePlugin(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	if err := g.fleet.SyncChain(ctx); err != nil {
-		g.log.Warn("apply the fleet's chain after a change", "err", err)
+		g.log.WarnContext(ctx, "apply the fleet's chain after a change", "err", err)
 	}
 	c.Status(http.StatusNoContent)
 }

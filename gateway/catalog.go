@@ -46,22 +46,28 @@ func activityOut(a *rpc.Activity) api.Activity {
 		WaitingRoom: api.WaitingRoom{Enabled: a.WaitingRoom, K: a.AdmissionFactor}}
 }
 
+// listActivities lists a page of the activities on sale, from the edge cache.
 func (g *Gateway) listActivities(ctx context.Context, c *app.RequestContext) {
-	g.activities(ctx, c, false)
-}
-
-// activities lists a page of the activities on sale, or of all of them (in one
-// state, when asked) for operators.
-func (g *Gateway) activities(ctx context.Context, c *app.RequestContext, all bool) {
-	known := []string{"after", "limit"}
-	if all {
-		known = append(known, "state")
-	}
-	q, ok := parseList(c, known...)
+	q, ok := parseList(c, "after", "limit")
 	if !ok {
 		return
 	}
-	resp, err := g.backend.ListActivities(ctx, &rpc.ListActivitiesReq{IncludeAll: all, Before: q.after, Limit: int32(q.limit), State: q.state})
+	p, err := g.edge.activities(ctx, q.after, q.limit)
+	if err != nil {
+		failErr(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, api.ActivityList{Activities: each(p.Activities, activityOut), Next: cursor(p.Next)})
+}
+
+// adminListActivities lists a page of every activity (in one state, when asked),
+// from the backend.
+func (g *Gateway) adminListActivities(ctx context.Context, c *app.RequestContext) {
+	q, ok := parseList(c, "after", "limit", "state")
+	if !ok {
+		return
+	}
+	resp, err := g.backend.ListActivities(ctx, &rpc.ListActivitiesReq{IncludeAll: true, Before: q.after, Limit: int32(q.limit), State: q.state})
 	if err = rpcerr.FromRPC(err); err != nil {
 		failErr(c, err)
 		return
@@ -90,8 +96,11 @@ func (g *Gateway) getItem(ctx context.Context, c *app.RequestContext) {
 	if !ok {
 		return
 	}
-	it, err := g.backend.GetItem(ctx, &rpc.IDReq{Id: id})
-	if err = rpcerr.FromRPC(err); err != nil {
+	it, cached, err := g.edge.item(ctx, id)
+	if err != nil {
+		if cached {
+			g.shed.add(0, layerCache, domain.ENotFound)
+		}
 		failErr(c, err)
 		return
 	}

@@ -78,6 +78,7 @@ func (s *stubBackend) OfflineActivity(context.Context, *rpc.IDReq) (*rpc.Activit
 }
 
 func (s *stubBackend) ListActivities(_ context.Context, req *rpc.ListActivitiesReq) (*rpc.ListActivitiesResp, error) {
+	s.count(fmt.Sprintf("ListActivities:%v", req.IncludeAll))
 	s.items.saw(req)
 	if req.IncludeAll {
 		return &rpc.ListActivitiesResp{Activities: []*rpc.Activity{launch("draft")}}, nil
@@ -90,19 +91,39 @@ func stubOrder(user int64, status string) *rpc.Order {
 		Status: status, CreatedMs: launchStart.UnixMilli(), Ticket: fmt.Sprintf("t-%d", user)}
 }
 
+// GetTicket answers t-<user> of its user: pending while the stub's pending says so,
+// else created.
 func (s *stubBackend) GetTicket(_ context.Context, req *rpc.TicketReq) (*rpc.TicketResp, error) {
+	s.count("GetTicket")
 	if req.Ticket != fmt.Sprintf("t-%d", req.UserId) {
 		return nil, notFound("ticket " + req.Ticket)
+	}
+	s.mu.Lock()
+	pending := s.pending[req.Ticket]
+	s.mu.Unlock()
+	if pending {
+		return &rpc.TicketResp{Status: "pending"}, nil
 	}
 	return &rpc.TicketResp{Status: "created", OrderId: fmt.Sprintf("o-%d", req.UserId)}, nil
 }
 
+func (s *stubBackend) setPending(ticket string, pending bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		s.pending = map[string]bool{}
+	}
+	s.pending[ticket] = pending
+}
+
 func (s *stubBackend) ListOrders(_ context.Context, req *rpc.ListOrdersReq) (*rpc.ListOrdersResp, error) {
+	s.count("ListOrders")
 	s.items.saw(req)
 	return &rpc.ListOrdersResp{Orders: []*rpc.Order{stubOrder(req.UserId, "created")}}, nil
 }
 
 func (s *stubBackend) orderAs(req *rpc.OrderReq, status string) (*rpc.Order, error) {
+	s.count("order:" + status)
 	if req.OrderId != fmt.Sprintf("o-%d", req.UserId) {
 		return nil, notFound("order " + req.OrderId)
 	}
@@ -175,7 +196,7 @@ func TestAPIClient(t *testing.T) {
 			err := op.Do(ctx, "GET", "/admin/v1/limits", nil, &raw)
 			rules, _, _ := strings.Cut(string(raw), `,"version"`)
 			return rules, err
-		}, `{"global":{"rps":0,"burst":0},"user":{"rps":100,"burst":100},"item":{"rps":0,"burst":0},"ip":{"rps":1000,"burst":10}`},
+		}, `{"global":{"rps":0,"burst":0},"read":{"rps":0,"burst":0},"user":{"rps":100,"burst":100},"user_read":{"rps":0,"burst":0},"item":{"rps":0,"burst":0},"ip":{"rps":1000,"burst":10}`},
 		{"PlaceOrder", func() (any, error) {
 			return shop.PlaceOrder(ctx, api.PlaceOrderRequest{ActivityID: 7, ItemID: 70, Quantity: 1}, "k-1")
 		}, &api.PlaceOrderResponse{Status: "pending", Ticket: "7-70-t5"}},
@@ -193,7 +214,7 @@ func TestAPIClient(t *testing.T) {
 		{"PublicActivity", func() (any, error) { return shop.PublicActivity(ctx, 7) },
 			&api.Activity{ID: 7, Name: "sale", Start: rfc(sale.StartMs), End: rfc(sale.EndMs), State: "published", Strategy: "async",
 				Items: []api.Item{{ID: 70, ActivityID: 7, Remaining: ptr[int64](0), State: "online"}}}},
-		{"Item", func() (any, error) { return shop.Item(ctx, 70) }, &api.Item{ID: 70, Remaining: ptr[int64](5), State: "online"}},
+		{"Item", func() (any, error) { return shop.Item(ctx, 70) }, &api.Item{ID: 70, ActivityID: 7, Remaining: ptr[int64](5), State: "online"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

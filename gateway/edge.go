@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -16,8 +17,15 @@ import (
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 )
 
-// edgeCache answers what it can without the backend: activity metadata (with TTLs),
-// null objects for ids the backend does not know, and sold-out flags.
+// edgeCache answers what it can without the backend: the catalog (activities, items
+// and the list of activities on sale, each for a TTL), null objects for ids the
+// backend does not know, and sold-out flags.
+//
+// Ids come from clients, so the caches are bounded by LRU and made-up ids cannot
+// push real entries out: what the backend knows and what it does not are kept in
+// LRUs apart (lookups), so a flood of random ids evicts only other random ids, and
+// each id reaches the backend at most once per TTL at a gateway while it stays in
+// its LRU.
 //
 // Sold-out flags are pushed: the ledger announces an item sold out, and units coming
 // back, on Redis pub/sub, and every gateway applies the announcement within
@@ -31,10 +39,13 @@ type edgeCache struct {
 	poll    time.Duration
 	log     *slog.Logger
 
-	sf      singleflight.Group
-	mu      sync.RWMutex
-	acts    map[int64]edgeEntry
-	changed map[int64]time.Time // activities announced changed in the last seconds
+	acts  *lookups[*rpc.Activity]
+	items *lookups[*rpc.Item]
+	list  listCache
+
+	changedMu   sync.Mutex
+	changed     map[int64]time.Time // activities announced changed in the last seconds
+	lastChanged time.Time           // the last announcement of any
 
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
@@ -45,18 +56,32 @@ type edgeCache struct {
 	forwarded *lru.Cache[string, struct{}]
 }
 
-type edgeEntry struct {
-	a       *rpc.Activity // nil: unknown id (a null object)
-	expires time.Time
-}
+// Sizes of the edge cache's LRUs: entries the backend knows (activities and items an
+// operator made), and null objects (any id a client asks for).
+const (
+	edgeKnown   = 10_000
+	edgeUnknown = 100_000
+)
 
 func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *slog.Logger) *edgeCache {
 	fw, err := lru.New[string, struct{}](200_000)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
-	return &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
-		acts: map[int64]edgeEntry{}, soldOut: map[[2]int64]time.Time{}, forwarded: fw}
+	e := &edgeCache{client: client, ttl: ttl, nullTTL: nullTTL, poll: poll, log: log,
+		soldOut: map[[2]int64]time.Time{}, forwarded: fw}
+	e.acts = newLookups("activity", ttl, e.activityNullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Activity, error) {
+		return e.client.GetActivity(ctx, &rpc.IDReq{Id: id})
+	})
+	e.items = newLookups("item", ttl, e.itemNullTTL, edgeKnown, edgeUnknown, func(ctx context.Context, id int64) (*rpc.Item, error) {
+		return e.client.GetItem(ctx, &rpc.IDReq{Id: id})
+	})
+	pages, err := lru.New[[2]int64, fresh[listPage]](listPages)
+	if err != nil {
+		panic(err)
+	}
+	e.list.pages = pages
+	return e
 }
 
 // retryOf reports whether a request with this user and key is a retry of one this
@@ -72,61 +97,198 @@ func (e *edgeCache) remember(user int64, key string) {
 }
 
 // activity returns a published activity, from the cache when fresh. Unknown ids give
-// not_found, remembered for nullTTL.
+// not_found, remembered for nullTTL; cached reports an answer without the backend.
 func (e *edgeCache) activity(ctx context.Context, id int64) (*rpc.Activity, bool, error) {
-	e.mu.RLock()
-	en, ok := e.acts[id]
-	e.mu.RUnlock()
-	if ok && time.Now().Before(en.expires) {
-		if en.a == nil {
-			return nil, true, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	return e.acts.get(ctx, id)
+}
+
+// item returns an item of a published activity, as activity does.
+func (e *edgeCache) item(ctx context.Context, id int64) (*rpc.Item, bool, error) {
+	return e.items.get(ctx, id)
+}
+
+// activities returns a page of the activities on sale (after a cursor, of limit
+// entries; 0 for the first page and the default size), from the cache when fresh.
+func (e *edgeCache) activities(ctx context.Context, after int64, limit int) (listPage, error) {
+	return e.list.get(ctx, after, limit, e.ttl, func(ctx context.Context) (listPage, error) {
+		resp, err := e.client.ListActivities(ctx, &rpc.ListActivitiesReq{Before: after, Limit: int32(limit)})
+		if err != nil {
+			return listPage{}, err
 		}
-		return en.a, true, nil
+		return listPage{Activities: resp.Activities, Next: resp.Next}, nil
+	})
+}
+
+// knownActivity reports whether id is an activity the backend answered (one whose
+// counts are worth keeping), fresh or not.
+func (e *edgeCache) knownActivity(id int64) bool { return e.acts.known(id) }
+
+// lookups caches one kind of catalog entry by id: the backend's answers for ttl in
+// one LRU, the ids it does not know for nullTTL(id) in another (see edgeCache). One
+// call per id is in flight at a time.
+type lookups[V any] struct {
+	what    string
+	ttl     time.Duration
+	nullTTL func(id int64) time.Duration
+	load    func(context.Context, int64) (V, error)
+	found   *lru.Cache[int64, fresh[V]]
+	missing *lru.Cache[int64, time.Time] // id -> until when it is unknown
+	sf      singleflight.Group
+}
+
+// fresh is a cached value and until when it is.
+type fresh[V any] struct {
+	v       V
+	expires time.Time
+}
+
+// newLookups keeps up to known entries the backend answered and unknown null objects.
+func newLookups[V any](what string, ttl time.Duration, nullTTL func(int64) time.Duration, known, unknown int,
+	load func(context.Context, int64) (V, error)) *lookups[V] {
+	found, err := lru.New[int64, fresh[V]](known)
+	if err != nil {
+		panic(err) // only for a non-positive size
 	}
-	v, err, _ := e.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
-		a, err := e.client.GetActivity(ctx, &rpc.IDReq{Id: id})
-		err = rpcerr.FromRPC(err)
-		ttl := e.ttl
-		switch {
+	missing, err := lru.New[int64, time.Time](unknown)
+	if err != nil {
+		panic(err)
+	}
+	return &lookups[V]{what: what, ttl: ttl, nullTTL: nullTTL, load: load, found: found, missing: missing}
+}
+
+func (l *lookups[V]) notFound(id int64) error {
+	return domain.Errorf(domain.ENotFound, "%s %d not found", l.what, id)
+}
+
+// get returns id's value, from the cache when fresh; cached reports that.
+func (l *lookups[V]) get(ctx context.Context, id int64) (V, bool, error) {
+	var zero V
+	now := time.Now()
+	if f, ok := l.found.Get(id); ok && now.Before(f.expires) {
+		return f.v, true, nil
+	}
+	if until, ok := l.missing.Get(id); ok && now.Before(until) {
+		return zero, true, l.notFound(id)
+	}
+	v, err, _ := l.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
+		v, err := l.load(ctx, id)
+		switch err = rpcerr.FromRPC(err); {
 		case domain.IsCode(err, domain.ENotFound):
-			a, ttl = nil, e.nullTTL
-			e.mu.RLock()
-			at, recent := e.changed[id]
-			e.mu.RUnlock()
-			if recent && time.Since(at) < changedWindow {
-				// Just created or published: a backend may still answer from its copy
-				// of before the change. Not remembered for long.
-				ttl = 100 * time.Millisecond
-			}
+			l.found.Remove(id)
+			l.missing.Add(id, time.Now().Add(l.nullTTL(id)))
+			return nil, err
 		case err != nil:
 			return nil, err
 		}
-		e.mu.Lock()
-		if len(e.acts) > 100_000 { // ids come from clients: bound the map
-			clear(e.acts)
-		}
-		e.acts[id] = edgeEntry{a: a, expires: time.Now().Add(ttl)}
-		e.mu.Unlock()
-		return a, nil
+		l.missing.Remove(id)
+		l.found.Add(id, fresh[V]{v: v, expires: time.Now().Add(l.ttl)})
+		return v, nil
 	})
 	if err != nil {
-		return nil, false, err
+		return zero, false, err
 	}
-	if a := v.(*rpc.Activity); a != nil {
-		return a, false, nil
-	}
-	return nil, false, domain.Errorf(domain.ENotFound, "activity %d not found", id)
+	return v.(V), false, nil
 }
+
+// known reports whether the backend answered id (fresh or not).
+func (l *lookups[V]) known(id int64) bool { return l.found.Contains(id) }
+
+// forget drops id, known or not.
+func (l *lookups[V]) forget(id int64) {
+	l.found.Remove(id)
+	l.missing.Remove(id)
+}
+
+// forgetIf drops the known entries drop says to.
+func (l *lookups[V]) forgetIf(drop func(V) bool) {
+	for _, id := range l.found.Keys() {
+		if f, ok := l.found.Peek(id); ok && drop(f.v) {
+			l.found.Remove(id)
+		}
+	}
+}
+
+// forgetUnknown drops every null object: ids the backend did not know may be
+// known now (an operator made or published an activity).
+func (l *lookups[V]) forgetUnknown() { l.missing.Purge() }
+
+// listPage is a page of the list of activities on sale, and the next page's cursor.
+type listPage struct {
+	Activities []*rpc.Activity
+	Next       int64
+}
+
+// listCache keeps pages of the list of activities on sale for a TTL, by cursor and
+// size, in an LRU: a client that makes up cursors reaches the backend once per cursor
+// per TTL and pushes out only pages, which the next reader fetches again.
+type listCache struct {
+	pages *lru.Cache[[2]int64, fresh[listPage]]
+	sf    singleflight.Group
+}
+
+// listPages is how many pages of the list are kept.
+const listPages = 1024
+
+func (c *listCache) get(ctx context.Context, after int64, limit int, ttl time.Duration, load func(context.Context) (listPage, error)) (listPage, error) {
+	key := [2]int64{after, int64(limit)}
+	if f, ok := c.pages.Get(key); ok && time.Now().Before(f.expires) {
+		return f.v, nil
+	}
+	got, err, _ := c.sf.Do(fmt.Sprint(after, ":", limit), func() (any, error) {
+		v, err := load(ctx)
+		if err = rpcerr.FromRPC(err); err != nil {
+			return nil, err
+		}
+		c.pages.Add(key, fresh[listPage]{v: v, expires: time.Now().Add(ttl)})
+		return v, nil
+	})
+	if err != nil {
+		return listPage{}, err
+	}
+	return got.(listPage), nil
+}
+
+// forget drops every page.
+func (c *listCache) forget() { c.pages.Purge() }
 
 // changedWindow is how long after an activity's change announcement a backend may
 // still answer from its older copy (its local cache's life, and some).
 const changedWindow = 3 * time.Second
 
-// dropActivity drops the cached copy of an activity another process changed.
-func (e *edgeCache) dropActivity(id int64) {
+// changedNullTTL is how long a null object is kept within changedWindow of a change:
+// a backend may still answer from its copy of before the change.
+const changedNullTTL = 100 * time.Millisecond
+
+// activityNullTTL is how long the activity id's unknown answer is kept: nullTTL, or briefly
+// just after the activity was announced changed (created or published).
+func (e *edgeCache) activityNullTTL(id int64) time.Duration {
+	e.changedMu.Lock()
+	at, ok := e.changed[id]
+	e.changedMu.Unlock()
+	if ok && time.Since(at) < changedWindow {
+		return changedNullTTL
+	}
+	return e.nullTTL
+}
+
+// itemNullTTL is the same for items, whose activity an unknown id does not tell: just
+// after any activity changed, briefly.
+func (e *edgeCache) itemNullTTL(int64) time.Duration {
+	e.changedMu.Lock()
+	at := e.lastChanged
+	e.changedMu.Unlock()
+	if time.Since(at) < changedWindow {
+		return changedNullTTL
+	}
+	return e.nullTTL
+}
+
+// dropCatalog drops an activity, its items and the list, and every null object (the
+// activity changed, or was made or published, so ids unknown so far may be known now),
+// and keeps the null objects of the next moments short.
+func (e *edgeCache) dropCatalog(id int64) {
 	now := time.Now()
-	e.mu.Lock()
-	delete(e.acts, id)
+	e.changedMu.Lock()
 	if e.changed == nil {
 		e.changed = map[int64]time.Time{}
 	}
@@ -135,16 +297,22 @@ func (e *edgeCache) dropActivity(id int64) {
 			delete(e.changed, k)
 		}
 	}
-	e.changed[id] = now
-	e.mu.Unlock()
+	e.changed[id], e.lastChanged = now, now
+	e.changedMu.Unlock()
+	e.acts.forget(id)
+	e.acts.forgetUnknown()
+	e.items.forgetIf(func(it *rpc.Item) bool { return it.ActivityId == id })
+	e.items.forgetUnknown()
+	e.list.forget()
 }
 
-// forget drops an activity and its sold-out flags (an operator changed it through
-// this gateway).
+// dropActivity drops what the cache holds of an activity another process changed.
+func (e *edgeCache) dropActivity(id int64) { e.dropCatalog(id) }
+
+// forget drops what the cache holds of an activity, and its sold-out flags (an
+// operator changed it through this gateway).
 func (e *edgeCache) forget(id int64) {
-	e.mu.Lock()
-	delete(e.acts, id)
-	e.mu.Unlock()
+	e.dropCatalog(id)
 	e.soldMu.Lock()
 	for k := range e.soldOut {
 		if k[0] == id {
@@ -172,7 +340,8 @@ func (e *edgeCache) clearSoldOut(activityID, itemID int64) {
 // onStock applies the sale's announcements (backend/redis.StockChannel): an item
 // sold out is flagged on every gateway at once, and its flag clears when units come
 // back; the poll of flagged items stays as the fallback for a lost announcement. An
-// activity an operator changed is dropped from the cache.
+// activity an operator changed is dropped from the cache, with its items, the list
+// and the null objects.
 func (e *edgeCache) onStock(_ string, f []string) {
 	if len(f) != 3 {
 		return

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -18,6 +17,9 @@ const (
 	eRateLimited  = "rate_limited"
 	eTooLarge     = "too_large"
 	eRejected     = "rejected"
+	// eMethodNotAllowed: the path does not take the method (Allow lists those it
+	// takes), or HTTP has no such method.
+	eMethodNotAllowed = "method_not_allowed"
 )
 
 // statusOf maps an error code to its HTTP status (API.md).
@@ -41,6 +43,8 @@ func statusOf(code string) int {
 		return http.StatusTooManyRequests
 	case eTooLarge:
 		return http.StatusRequestEntityTooLarge
+	case eMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError
 }
@@ -61,6 +65,3 @@ func rateLimited(c *app.RequestContext, what string, wait time.Duration) {
 	c.Header("Retry-After", strconv.Itoa(max(secs, 1)))
 	fail(c, eRateLimited, what+" rate limit reached; retry later")
 }
-
-// noRoute answers a path the gateway does not serve.
-func noRoute(_ context.Context, c *app.RequestContext) { fail(c, domain.ENotFound, "no such path") }

@@ -32,6 +32,7 @@ import (
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/control"
 	"github.com/seckill/flashsale/backend/inmem"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/gateway/wasm/wasmtest"
@@ -44,6 +45,12 @@ import (
 // but the shared compilation cache. configure, if any, changes the gateway's
 // Config before it opens.
 func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
+	tb.Helper()
+	return startGatewayDeps(tb, nil, configure...)
+}
+
+// startGatewayDeps is startGateway with deps changed by withDeps (nil: none).
+func startGatewayDeps(tb testing.TB, withDeps func(*gateway.Deps), configure ...func(*gateway.Config)) *fixture {
 	tb.Helper()
 	stub := &stubBackend{calls: map[string]int{}, remaining: 5, activity: &rpc.Activity{Id: 7, Name: "sale", StartMs: time.Now().Add(-time.Hour).UnixMilli(),
 		EndMs: time.Now().Add(time.Hour).UnixMilli(), State: "published", Strategy: "async", Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
@@ -61,11 +68,15 @@ func startGateway(tb testing.TB, configure ...func(*gateway.Config)) *fixture {
 		}
 	})
 	cfg := gateway.Config{Listen: "127.0.0.1:0", OpsListen: "127.0.0.1:0", BackendAddrs: []string{backendAddr},
-		JWTSecret: secret, AdminToken: admin, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
+		JWTSecret: secret, AdminToken: admin, RPCSecrets: rpcSecrets, NullTTL: time.Minute, SoldOutPoll: 100 * time.Millisecond}
 	for _, c := range configure {
 		c(&cfg)
 	}
-	g, err := gateway.Open(context.Background(), cfg, gateway.Deps{Log: log, Plugins: pm})
+	deps := gateway.Deps{Log: log, Plugins: pm}
+	if withDeps != nil {
+		withDeps(&deps)
+	}
+	g, err := gateway.Open(context.Background(), cfg, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -94,7 +105,8 @@ func serveBackend(tb testing.TB, h rpc.Seckill) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := seckill.NewServer(h, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler))
+	srv := seckill.NewServer(h, server.WithListener(ln), server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
+		server.WithMiddleware(rpcauth.ServerRequestID), server.WithMiddleware(rpcauth.ServerMiddleware(rpcSecrets, slog.New(slog.NewTextHandler(io.Discard, nil)))))
 	go srv.Run()
 	tb.Cleanup(func() { srv.Stop() })
 	return ln.Addr().String()

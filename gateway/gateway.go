@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/fleet"
@@ -35,6 +36,10 @@ type Gateway struct {
 	admin    *auth.AdminCheck
 	limiter  *ratelimit.Limiter
 	edge     *edgeCache
+	ips      *clientIPs
+	routes   []routeOf     // what Register mounted, for Allow
+	waits    waiters       // shoppers' ticket waits at once
+	failLog  *rate.Limiter // how often a failed request is logged
 	shed     *shedCounter
 	metrics  *httpMetrics
 	registry *prometheus.Registry

@@ -17,17 +17,24 @@ import (
 
 	"github.com/seckill/flashsale/backend"
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/internal/reqid"
 )
 
 const (
-	secret = "gateway-test-secret-0123456789"
-	admin  = "gateway-test-admin-0123456789"
+	secret = "gateway-test-jwt-9f86d081884c7d65"
+	admin  = "gateway-test-admin-a2feaa0c55ad015"
 )
+
+// rpcSecrets are the RPC credentials of the tests' gateways and stub backends: every
+// stub checks them as a backend does (rpcauth.ServerMiddleware), so each test also
+// shows that the gateway sends the operator credential exactly where it must.
+var rpcSecrets = rpcauth.Secrets{Service: "gateway-test-rpc-service-c81e728d9d4c2f", Operator: "gateway-test-rpc-operator-eccbc87e4b5ce2"}
 
 // stubBackend is a kitex backend whose answers the test sets; the gateway is the
 // subject here, the backend has tests of its own on the real services.
@@ -40,9 +47,11 @@ type stubBackend struct {
 	remaining           int64
 	calls               map[string]int
 	lastUser            int64
-	placeDelay          time.Duration // PlaceOrder answers this late (after taking the order)
-	keys                []string      // the idempotency keys PlaceOrder saw
-	items               itemsStub     // items, lists and exports (items_test.go)
+	placeDelay          time.Duration   // PlaceOrder answers this late (after taking the order)
+	keys                []string        // the idempotency keys PlaceOrder saw
+	items               itemsStub       // items, lists and exports (items_test.go)
+	pending             map[string]bool // tickets GetTicket answers pending
+	lastRequestID       string          // the request id of the last PlaceOrder
 }
 
 // fallback puts the service's methods one level below the stub's own and the
@@ -71,18 +80,26 @@ func (s *stubBackend) GetActivity(_ context.Context, req *rpc.IDReq) (*rpc.Activ
 	return s.activity, nil
 }
 
+// GetItem answers any id below unknownItems, with the stub's remaining stock.
 func (s *stubBackend) GetItem(_ context.Context, req *rpc.IDReq) (*rpc.Item, error) {
 	s.count("GetItem")
+	if req.Id >= unknownItems {
+		return nil, rpcerr.ToBiz(domain.Errorf(domain.ENotFound, "item %d not found", req.Id))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &rpc.Item{Id: req.Id, Remaining: s.remaining}, nil
+	return &rpc.Item{Id: req.Id, ActivityId: 7, Remaining: s.remaining}, nil
 }
 
-func (s *stubBackend) PlaceOrder(_ context.Context, req *rpc.PlaceOrderReq) (*rpc.PlaceOrderResp, error) {
+// unknownItems is where the stub's unknown item ids start.
+const unknownItems = 1_000_000
+
+func (s *stubBackend) PlaceOrder(ctx context.Context, req *rpc.PlaceOrderReq) (*rpc.PlaceOrderResp, error) {
 	s.count("PlaceOrder")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastUser = req.UserId
+	s.lastRequestID = reqid.From(ctx)
 	s.keys = append(s.keys, req.IdempotencyKey)
 	if s.placeErr != nil {
 		return nil, rpcerr.ToBiz(s.placeErr)
@@ -342,7 +359,7 @@ func TestBackendDown(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{addr}, JWTSecret: secret, AdminToken: admin,
+	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{addr}, JWTSecret: secret, AdminToken: admin, RPCSecrets: rpcSecrets,
 		RPCTimeout: 500 * time.Millisecond}, gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -436,5 +453,42 @@ func TestRetryAfterSoldOutReachesBackend(t *testing.T) {
 	}
 	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 7), order, "Idempotency-Key", "other"); r.status != 409 {
 		t.Fatalf("a new key: got %d %v, want 409 from the edge", r.status, r.body)
+	}
+}
+
+// TestWrongRPCCredential: a gateway whose RPC credential the backend refuses is not
+// ready and says why; its shoppers get 503, and its fleet state never loads.
+func TestWrongRPCCredential(t *testing.T) {
+	stub := &stubBackend{calls: map[string]int{}, activity: &rpc.Activity{Id: 7, StartMs: time.Now().Add(-time.Hour).UnixMilli(),
+		EndMs: time.Now().Add(time.Hour).UnixMilli(), Items: []*rpc.Item{{Id: 70, ActivityId: 7}}}}
+	wrong := rpcauth.Secrets{Service: "gateway-test-rpc-wrong-a87ff679a2f3e71d", Operator: rpcSecrets.Operator}
+	g, err := gateway.Open(context.Background(), gateway.Config{Listen: "127.0.0.1:0", BackendAddrs: []string{serveBackend(t, stub)},
+		JWTSecret: secret, AdminToken: admin, RPCSecrets: wrong, RPCTimeout: 500 * time.Millisecond},
+		gateway.Deps{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		g.Close()
+	})
+	f := &fixture{url: "http://" + g.Addr().String()}
+	if r := f.do(t, "GET", "/api/v1/activities/7", "", ""); r.status != 503 || r.body["error"] != "unavailable" {
+		t.Fatalf("read: got %d %v, want 503 unavailable", r.status, r.body)
+	}
+	resp, err := http.Get(f.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "backend.rpc_secret") {
+		t.Fatalf("readyz: got %d %s, want 503 naming backend.rpc_secret", resp.StatusCode, b)
+	}
+	if n := stub.n("GetActivity"); n != 0 {
+		t.Fatalf("the backend's handler ran %d times for a refused credential, want 0", n)
 	}
 }

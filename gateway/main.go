@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/connpool"
@@ -26,13 +29,17 @@ import (
 	"github.com/cloudwego/kitex/transport"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/fleet"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/gateway/wasm"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+	"github.com/seckill/flashsale/internal/reqid"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 // Config configures a gateway.
@@ -44,17 +51,31 @@ type Config struct {
 	BackendAddrs []string `yaml:"backend_addrs"` // kitex backends, balanced
 	// BackendService finds the backends by DNS ("host:port", e.g. a Kubernetes headless
 	// Service), asked again every BackendRefresh; it takes the place of BackendAddrs.
-	BackendService string           `yaml:"backend_service"`
-	BackendRefresh time.Duration    `yaml:"backend_refresh"`
-	JWTSecret      string           `yaml:"jwt_secret"`  // HS256 key of shoppers' tokens; never logged
-	AdminToken     string           `yaml:"admin_token"` // operators' bearer token; never logged
-	Limits         ratelimit.Limits `yaml:"limits"`
-	MaxKeys        int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
-	RPCTimeout     time.Duration    `yaml:"rpc_timeout"`
-	CacheTTL       time.Duration    `yaml:"cache_ttl"`      // activity metadata
-	NullTTL        time.Duration    `yaml:"null_ttl"`       // unknown ids
-	SoldOutPoll    time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
-	MaxBodyBytes   int              `yaml:"max_body_bytes"` // shoppers' bodies
+	BackendService string        `yaml:"backend_service"`
+	BackendRefresh time.Duration `yaml:"backend_refresh"`
+	JWTSecret      string        `yaml:"jwt_secret"`  // HS256 key of shoppers' tokens; never logged
+	AdminToken     string        `yaml:"admin_token"` // operators' bearer token; never logged
+	// JWKSURL is a storefront identity provider's JWK Set: RS256 and ES256 tokens
+	// signed by its keys are accepted too (or alone, without JWTSecret).
+	JWKSURL string `yaml:"jwks_url"`
+	// JWTIssuer and JWTAudience, when set, must be every token's iss and in its aud.
+	JWTIssuer   string `yaml:"jwt_issuer"`
+	JWTAudience string `yaml:"jwt_audience"`
+	// JWTMaxAge, when positive, refuses tokens issued (iat) longer ago than this.
+	JWTMaxAge time.Duration `yaml:"jwt_max_age"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose forwarding header
+	// names the client; from any other peer the peer is the client. None by default.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header the trusted proxies name the client in:
+	// X-Forwarded-For (default), Forwarded or X-Real-IP.
+	ForwardedHeader string           `yaml:"forwarded_header"`
+	Limits          ratelimit.Limits `yaml:"limits"`
+	MaxKeys         int              `yaml:"limiter_max_keys"` // per-key buckets kept per kind
+	RPCTimeout      time.Duration    `yaml:"rpc_timeout"`
+	CacheTTL        time.Duration    `yaml:"cache_ttl"`      // activity metadata
+	NullTTL         time.Duration    `yaml:"null_ttl"`       // unknown ids
+	SoldOutPoll     time.Duration    `yaml:"sold_out_poll"`  // how often flagged items are rechecked
+	MaxBodyBytes    int              `yaml:"max_body_bytes"` // shoppers' bodies
 	// ReadTimeout bounds reading one request, and a new connection's wait for
 	// its first request; WriteTimeout writing one answer; IdleTimeout a
 	// keep-alive connection's wait for its next request.
@@ -80,6 +101,9 @@ type Config struct {
 	// on. 0: four a core, at least 8; -1: leave GOMAXPROCS alone (as when the
 	// GOMAXPROCS environment variable is set).
 	Procs int `yaml:"procs"`
+	// RPCSecrets are the credentials of the calls to the backends (backend.rpc_secret
+	// and backend.rpc_operator_secret, which the composition hands over).
+	RPCSecrets rpcauth.Secrets `yaml:"-"`
 	// GCPercent is the garbage collector's GOGC the gateway sets: a plugin upload
 	// allocates megabytes at once, and at the default 100 the collections it sets off
 	// stall requests (mark assists). 0: 400; -1: leave it (as when the GOGC
@@ -200,6 +224,9 @@ type Main struct {
 	cancel  context.CancelFunc
 	closers []func() error
 	conns   *connLimit
+	// extraRoutes, when set (by the package's own tests), mounts routes after the API's,
+	// under the same middleware.
+	extraRoutes func(*server.Hertz)
 }
 
 // NewBackendClient returns a kitex client for the backends: TTHeader (so business
@@ -218,19 +245,20 @@ func NewBackendClient(cfg Config) (seckill.Client, error) {
 			return nil, err
 		}
 		find = client.WithLoadBalancer(loadbalance.NewWeightedRoundRobinBalancer(), &lbcache.Options{RefreshInterval: cfg.BackendRefresh, Cacheable: true})
-		c, err := newClient(cfg.RPCTimeout, client.WithResolver(r), find)
+		c, err := newClient(cfg, client.WithResolver(r), find)
 		return c, err
 	case len(cfg.BackendAddrs) > 0:
-		return newClient(cfg.RPCTimeout, client.WithHostPorts(cfg.BackendAddrs...))
+		return newClient(cfg, client.WithHostPorts(cfg.BackendAddrs...))
 	}
 	return nil, errors.New("no backend configured: set gateway.backend_addrs or gateway.backend_service")
 }
 
-func newClient(timeout time.Duration, find ...client.Option) (seckill.Client, error) {
+func newClient(cfg Config, find ...client.Option) (seckill.Client, error) {
 	c, err := seckill.NewClient("seckill.backend", append(find,
 		client.WithTransportProtocol(transport.TTHeader),
 		client.WithMetaHandler(transmeta.ClientTTHeaderHandler),
-		client.WithRPCTimeout(timeout),
+		client.WithMiddleware(rpcauth.ClientMiddleware(cfg.RPCSecrets)),
+		client.WithRPCTimeout(cfg.RPCTimeout),
 		client.WithConnectTimeout(300*time.Millisecond),
 		client.WithLongConnection(connpool.IdleConfig{MaxIdlePerAddress: 256, MaxIdleGlobal: 1024, MaxIdleTimeout: time.Minute}),
 	)...)
@@ -241,11 +269,12 @@ func newClient(timeout time.Duration, find ...client.Option) (seckill.Client, er
 }
 
 // Open builds the gateway; Start serves it.
-func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
+func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	cfg.defaults()
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
+	deps.Log = slog.New(reqid.Handler(deps.Log.Handler())) // records logged with a request's context name it
 	_, envSet := os.LookupEnv("GOMAXPROCS")
 	if n, was := procsFor(cfg.Procs, runtime.NumCPU(), envSet), runtime.GOMAXPROCS(0); n > was {
 		runtime.GOMAXPROCS(n)
@@ -261,13 +290,32 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		deps.Registry = prometheus.NewRegistry()
 		deps.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	verifier, err := auth.NewVerifier([]byte(cfg.JWTSecret))
+	m := &Main{cfg: cfg, deps: deps}
+	defer func() {
+		if err != nil {
+			m.Close() // what was made before the failure
+		}
+	}()
+	verifier, err := m.verifier(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w (set SECKILL_JWT_SECRET)", err)
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := secret.Check(SettingAdminToken, cfg.AdminToken); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.AdminToken == cfg.JWTSecret {
+		return nil, fmt.Errorf("gateway: %s and %s must differ", SettingAdminToken, SettingJWTSecret)
+	}
+	if err := cfg.RPCSecrets.Check(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	admin, err := auth.NewAdminCheck(cfg.AdminToken)
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w (set SECKILL_ADMIN_TOKEN)", err)
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	ips, err := newClientIPs(cfg.TrustedProxies, cfg.ForwardedHeader)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	cl, err := NewBackendClient(cfg)
 	if err != nil {
@@ -277,7 +325,6 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	m := &Main{cfg: cfg, deps: deps}
 	if deps.Plugins == nil {
 		counters := deps.Counters
 		if counters == nil {
@@ -297,7 +344,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		deps.Registry.MustRegister(wasm.NewCollector(pm))
 	}
 	gw := &Gateway{
-		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log,
+		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log, ips: ips,
 		limiter:  ratelimit.New(cfg.Limits, cfg.MaxKeys),
 		edge:     newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
 		shed:     newShedCounter(deps.Registry, deps.Tallies, deps.Log),
@@ -307,7 +354,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		shared:   deps.SharedLimits,
 		keys:     deps.Keys,
 		room:     rm,
+		failLog:  rate.NewLimiter(failLogRate, failLogRate),
 	}
+	gw.shed.known = gw.edge.knownActivity
 	gw.fleet = fleet.New(fleet.Options{Backend: cl, Plugins: deps.Plugins, Limiter: gw.limiter, Defaults: cfg.Limits, Bus: deps.Bus,
 		Poll: cfg.ControlPoll, ReportEvery: cfg.ReportEvery, Log: deps.Log})
 	deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_gateway_fleet_size",
@@ -320,6 +369,55 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Main, error) {
 		Help: "Client connections open (counted against gateway.max_connections)."},
 		func() float64 { return float64(m.conns.open.Load()) }))
 	return m, nil
+}
+
+// The settings of the gateway's secrets, as errors name them.
+const (
+	SettingJWTSecret  = "gateway.jwt_secret (SECKILL_JWT_SECRET)"
+	SettingAdminToken = "gateway.admin_token (SECKILL_ADMIN_TOKEN)"
+)
+
+// verifier checks the token settings and returns the shoppers' token check: HS256
+// with the secret, RS256/ES256 with the JWKS's keys, or both.
+func (m *Main) verifier(ctx context.Context) (*auth.Verifier, error) {
+	cfg := m.cfg
+	opts := auth.Options{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, MaxAge: cfg.JWTMaxAge}
+	if cfg.JWTSecret != "" || cfg.JWKSURL == "" {
+		if err := secret.Check(SettingJWTSecret, cfg.JWTSecret); err != nil {
+			return nil, err
+		}
+		opts.Secret = []byte(cfg.JWTSecret)
+	}
+	if cfg.JWTMaxAge < 0 {
+		return nil, fmt.Errorf("gateway.jwt_max_age must not be negative, not %s", cfg.JWTMaxAge)
+	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("gateway.jwks_url must be an http(s) URL, not %q", cfg.JWKSURL)
+		}
+		// The key set is fetched now (a failure is logged, not fatal: the identity
+		// provider may come up later), again every 15 minutes, and at once for a kid
+		// it does not have, at most once in 5 minutes; a token of an unknown kid
+		// waits at most 2 s for that refresh, never for the rate limit.
+		jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		log := m.deps.Log
+		kf, err := keyfunc.NewDefaultOverrideCtx(jctx, []string{cfg.JWKSURL}, keyfunc.Override{
+			HTTPTimeout: 5 * time.Second, RateLimitWaitMax: 2 * time.Second, RefreshInterval: 15 * time.Minute,
+			RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+				return func(ctx context.Context, err error) {
+					log.WarnContext(ctx, "fetch the JWK Set of gateway.jwks_url", "url", u, "err", err)
+				}
+			},
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("gateway.jwks_url: %w", err)
+		}
+		m.closers = append(m.closers, func() error { cancel(); return nil })
+		opts.JWKS = kf.Keyfunc
+	}
+	return auth.NewVerifierWith(opts)
 }
 
 // Gateway is the request handling of a Main, for tests that drive it in process.
@@ -346,9 +444,20 @@ func (m *Main) Start(ctx context.Context) error {
 		server.WithOnAccept(fr.onAccept),
 		server.WithExitWaitTime(5*time.Second),
 		server.WithDisablePrintRoute(true),
+		// A path asked with a method it does not take is 405, not 404; a path
+		// with a stray trailing slash is 404, not a redirect hertz would answer
+		// before any middleware (no request id, no metrics).
+		server.WithHandleMethodNotAllowed(true),
+		server.WithRedirectTrailingSlash(false),
 	)
+	// Anything that asks hertz for the client's address gets the gateway's answer,
+	// never hertz's own (which believes any X-Forwarded-For).
+	m.h.SetClientIPFunc(func(c *app.RequestContext) string { return m.gw.clientIP(c).String() })
 	m.h.Use(fr.served)
 	m.gw.Register(m.h)
+	if m.extraRoutes != nil {
+		m.extraRoutes(m.h)
+	}
 	if err := m.serveOps(); err != nil {
 		ln.Close()
 		return err

@@ -5,35 +5,51 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 )
 
-// observe times every request into the histogram of its route, method and status.
+// observe times every request into the histogram of its route, method and status,
+// each from a bounded set (methodLabel, routeLabel): made-up methods and paths cannot
+// add series.
 func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 	start := time.Now()
 	c.Next(ctx)
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
-	}
-	g.metrics.requests.WithLabelValues(route, string(c.Method()), strconv.Itoa(c.Response.StatusCode())).Observe(time.Since(start).Seconds())
+	status := c.Response.StatusCode()
+	g.metrics.requests.WithLabelValues(routeLabel(c), methodLabel(string(c.Method())), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	g.logFailure(ctx, c, status)
 }
 
-// stripTrusted drops trusted-context headers a client sent.
+// stripTrusted drops trusted-context headers a client sent and sets X-Real-IP to
+// the client's address (clientIPs: the peer unless it is a trusted proxy).
 func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
 	for _, h := range trustedHeaders {
 		c.Request.Header.Del(h)
 	}
-	c.Request.Header.Set(HeaderRealIP, c.ClientIP())
+	c.Request.Header.Set(HeaderRealIP, g.clientIP(c).String())
 	c.Next(ctx)
 }
+
+// clientIP is the client's address of c's request, found once per request.
+func (g *Gateway) clientIP(c *app.RequestContext) netip.Addr {
+	if v, ok := c.Get(keyClientIP); ok {
+		return v.(netip.Addr)
+	}
+	a := g.ips.of(c)
+	c.Set(keyClientIP, a)
+	return a
+}
+
+// keyClientIP keeps a request's client address in its context.
+const keyClientIP = "client_ip"
 
 // shopper requires a shopper's token and puts the user id in the trusted header.
 func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
@@ -59,37 +75,90 @@ func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
 }
 
 // operator requires the admin token; a shopper's token is forbidden.
+// The backend calls of the request carry the operator credential from here on.
 func (g *Gateway) operator(ctx context.Context, c *app.RequestContext) {
+	if g.isOperator(c) {
+		c.Next(rpcauth.AsOperator(ctx))
+	}
+}
+
+// isOperator reports whether the request carries the admin token; if not, it has
+// answered 401 (403 for a shopper's token).
+func (g *Gateway) isOperator(c *app.RequestContext) bool {
 	tok, err := auth.Bearer(string(c.GetHeader("Authorization")))
 	if err != nil {
 		fail(c, eUnauthorized, "the admin token is required")
-		return
+		return false
 	}
 	if g.admin.Is(tok) {
-		c.Next(ctx)
-		return
+		return true
 	}
 	if _, err := g.verifier.UserID(tok); err == nil {
 		fail(c, domain.EForbidden, "shoppers may not use the admin API")
-		return
+		return false
 	}
 	fail(c, eUnauthorized, "the admin token is required")
+	return false
 }
 
 // userOf is the shopper the shopper middleware identified.
 func userOf(c *app.RequestContext) int64 { return c.GetInt64("user") }
 
-// limitIP applies the global and per-IP rate limits to the public reads.
+// limitIP applies the read and per-IP rate limits to the public reads.
 func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
-	if ok, wait := g.limiter.Allow(ratelimit.Global, ""); !ok {
-		g.shed.add(0, layerRateLimit, "global")
-		rateLimited(c, "global", wait)
-		return
-	}
-	if ok, wait := g.limiter.Allow(ratelimit.IP, c.ClientIP()); !ok {
-		g.shed.add(0, layerRateLimit, "ip")
-		rateLimited(c, "per-IP", wait)
+	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.IP, limiterKey(g.clientIP(c))) {
 		return
 	}
 	c.Next(ctx)
+}
+
+// limitReads applies the read and the shopper's read limits to a shopper's reads of
+// orders and tickets.
+func (g *Gateway) limitReads(ctx context.Context, c *app.RequestContext) {
+	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.UserRead, strconv.FormatInt(userOf(c), 10)) {
+		return
+	}
+	c.Next(ctx)
+}
+
+// limitChanges applies the global and the shopper's limits to a change of an order
+// (cancel, pay): the same buckets as placing one.
+func (g *Gateway) limitChanges(ctx context.Context, c *app.RequestContext) {
+	if g.limited(ctx, c, 0, ratelimit.Global, "") || g.limited(ctx, c, 0, ratelimit.User, strconv.FormatInt(userOf(c), 10)) {
+		return
+	}
+	c.Next(ctx)
+}
+
+// limitWhat names each kind of limit in a 429's message.
+var limitWhat = map[ratelimit.Kind]string{ratelimit.Global: "global", ratelimit.Read: "read", ratelimit.User: "per-user",
+	ratelimit.UserRead: "per-user read", ratelimit.Item: "per-item", ratelimit.IP: "per-IP"}
+
+// sharedPrefix keys a per-user kind's buckets in the fleet's shared store.
+var sharedPrefix = map[ratelimit.Kind]string{ratelimit.User: "u:", ratelimit.UserRead: "ur:"}
+
+// limited takes a token of kind's bucket for key; when there is none it counts the
+// shed (under activityID, 0 for none), answers 429 with Retry-After and reports true.
+//
+// A shopper's limits hold across the fleet: checked here first at the rule's full
+// rate (no round trip for a shopper flooding one gateway), then in the shared store.
+// When that store fails, this gateway's check stands alone.
+func (g *Gateway) limited(ctx context.Context, c *app.RequestContext, activityID int64, kind ratelimit.Kind, key string) bool {
+	ok, wait := g.limiter.Allow(kind, key)
+	if prefix, isUser := sharedPrefix[kind]; ok && isUser && g.shared != nil {
+		l := g.limiter.Limits()
+		if r := l.Rule(kind); r.RPS > 0 {
+			var err error
+			if ok, wait, err = g.shared.Allow(ctx, prefix+key, r.RPS, r.Burst); err != nil {
+				g.log.WarnContext(ctx, "shared rate limit unavailable; this gateway's alone applies", "err", err)
+				ok = true
+			}
+		}
+	}
+	if ok {
+		return false
+	}
+	g.shed.add(activityID, layerRateLimit, string(kind))
+	rateLimited(c, limitWhat[kind], wait)
+	return true
 }

@@ -5,21 +5,118 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
+// MaxTicketWait bounds a ticket poll's ?wait=.
+const MaxTicketWait = 10 * time.Second
+
+// Between two looks at a waited-on ticket the gateway sleeps ticketPollFirst, doubling
+// up to ticketPollMost: a ticket that ends soon is answered within milliseconds, and
+// a long wait costs the backend a few calls a second, not a client's spin.
+const (
+	ticketPollFirst = 20 * time.Millisecond
+	ticketPollMost  = 250 * time.Millisecond
+	// maxWaitsPerUser bounds one shopper's waits at once; past it a poll does not
+	// wait (it is still one request of the shopper's read bucket).
+	maxWaitsPerUser = 2
+)
+
+// parseWait reads ?wait= of a ticket poll: "" none, a Go duration ("2s", "500ms") or
+// whole seconds ("5"), at most MaxTicketWait.
+func parseWait(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		n, nerr := strconv.ParseUint(s, 10, 8)
+		if nerr != nil {
+			return 0, domain.Errorf(domain.EBadRequest, "wait must be a duration of at most %s, like 5s or 500ms", MaxTicketWait)
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > MaxTicketWait {
+		return 0, domain.Errorf(domain.EBadRequest, "wait must be 0 to %s, not %s", MaxTicketWait, s)
+	}
+	return d, nil
+}
+
+// getTicket answers a ticket's state. With ?wait=d, a pending ticket is asked again
+// until it ends or d has passed, so a client waits in one request instead of polling.
 func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
-	t, err := g.backend.GetTicket(ctx, &rpc.TicketReq{UserId: userOf(c), Ticket: c.Param("ticket")})
-	if err = rpcerr.FromRPC(err); err != nil {
+	wait, err := parseWait(c.Query("wait"))
+	if err != nil {
 		failErr(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, api.Ticket{Status: t.Status, OrderID: t.OrderId, Reason: t.Reason})
+	user := userOf(c)
+	if wait > 0 {
+		if g.waits.take(user) {
+			defer g.waits.give(user)
+		} else {
+			wait = 0
+		}
+	}
+	deadline := time.Now().Add(wait)
+	req := &rpc.TicketReq{UserId: user, Ticket: c.Param("ticket")}
+	for pause := ticketPollFirst; ; pause = min(2*pause, ticketPollMost) {
+		t, err := g.backend.GetTicket(ctx, req)
+		if err = rpcerr.FromRPC(err); err != nil {
+			failErr(c, err)
+			return
+		}
+		left := time.Until(deadline)
+		if t.Status != string(domain.TicketPending) || left <= 0 {
+			c.JSON(http.StatusOK, api.Ticket{Status: t.Status, OrderID: t.OrderId, Reason: t.Reason})
+			return
+		}
+		timer := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			c.JSON(http.StatusOK, api.Ticket{Status: t.Status, OrderID: t.OrderId, Reason: t.Reason})
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// waiters counts each shopper's ticket waits at once.
+type waiters struct {
+	mu sync.Mutex
+	n  map[int64]int
+}
+
+// take reserves a wait for user; false when the user has maxWaitsPerUser already.
+func (w *waiters) take(user int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n[user] >= maxWaitsPerUser {
+		return false
+	}
+	if w.n == nil {
+		w.n = map[int64]int{}
+	}
+	w.n[user]++
+	return true
+}
+
+func (w *waiters) give(user int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n[user]--; w.n[user] <= 0 {
+		delete(w.n, user)
+	}
 }
 
 // orderOut is an order as shoppers see it.

@@ -94,34 +94,10 @@ func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
 // limitOrder applies the global, per-user and per-item rate limits.
 func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
 	b := orderOf(c)
-	checks := []struct {
-		kind ratelimit.Kind
-		key  string
-		what string
-	}{
-		{ratelimit.Global, "", "global"},
-		{ratelimit.User, strconv.FormatInt(userOf(c), 10), "per-user"},
-		{ratelimit.Item, strconv.FormatInt(b.ItemID, 10), "per-item"},
-	}
-	for _, ch := range checks {
-		ok, wait := g.limiter.Allow(ch.kind, ch.key)
-		if ok && ch.kind == ratelimit.User && g.shared != nil {
-			// The user's limit holds across the fleet: checked here first at the
-			// rule's full rate (no round trip for a shopper flooding one gateway),
-			// then in the shared store. When that store fails, this gateway's check
-			// stands alone.
-			r := g.limiter.Limits().User
-			var err error
-			if ok, wait, err = g.shared.Allow(ctx, "u:"+ch.key, r.RPS, r.Burst); err != nil {
-				g.log.Warn("shared rate limit unavailable; this gateway's alone applies", "err", err)
-				ok = true
-			}
-		}
-		if !ok {
-			g.shed.add(b.ActivityID, layerRateLimit, string(ch.kind))
-			rateLimited(c, ch.what, wait)
-			return
-		}
+	if g.limited(ctx, c, b.ActivityID, ratelimit.Global, "") ||
+		g.limited(ctx, c, b.ActivityID, ratelimit.User, strconv.FormatInt(userOf(c), 10)) ||
+		g.limited(ctx, c, b.ActivityID, ratelimit.Item, strconv.FormatInt(b.ItemID, 10)) {
+		return
 	}
 	c.Next(ctx)
 }
@@ -252,7 +228,7 @@ func (g *Gateway) isRetry(ctx context.Context, b api.PlaceOrderRequest, user int
 	}
 	seen, err := g.keys.KeySeen(ctx, b.ActivityID, b.ItemID, user, key)
 	if err != nil {
-		g.log.Warn("look up an idempotency key; forwarding the order", "err", err)
+		g.log.WarnContext(ctx, "look up an idempotency key; forwarding the order", "err", err)
 		return true
 	}
 	return seen

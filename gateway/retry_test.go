@@ -34,7 +34,7 @@ func (s *slowFirst) PlaceOrder(ctx context.Context, req *rpc.PlaceOrderReq) (*rp
 func TestBackendClientRetries(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	stub := &slowFirst{stubBackend: stubBackend{calls: map[string]int{}, remaining: 5}, delay: 3 * timeout}
-	c, err := gateway.NewBackendClient(gateway.Config{BackendAddrs: []string{serveBackend(t, stub)}, RPCTimeout: timeout})
+	c, err := gateway.NewBackendClient(gateway.Config{BackendAddrs: []string{serveBackend(t, stub)}, RPCTimeout: timeout, RPCSecrets: rpcSecrets})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestBackendClientRetries(t *testing.T) {
 // TestBackendByDNSName: a client that finds its backend by name reaches it.
 func TestBackendByDNSName(t *testing.T) {
 	stub := &stubBackend{calls: map[string]int{}}
-	c, err := gateway.NewBackendClient(gateway.Config{BackendService: serveBackend(t, stub), BackendRefresh: 100 * time.Millisecond, RPCTimeout: time.Second})
+	c, err := gateway.NewBackendClient(gateway.Config{BackendService: serveBackend(t, stub), BackendRefresh: 100 * time.Millisecond, RPCTimeout: time.Second, RPCSecrets: rpcSecrets})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"strings"
+
 	"github.com/cloudwego/hertz/pkg/app/server"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -10,7 +12,7 @@ import (
 // Register mounts the API of API.md on h: every route, with the middleware
 // its group runs first.
 func (g *Gateway) Register(h *server.Hertz) {
-	h.Use(g.observe, g.boundBody, g.stripTrusted)
+	h.Use(g.requestID, g.observe, g.recoverPanic, g.knownMethod, g.boundBody, g.stripTrusted)
 	h.GET("/healthz", healthz)
 	h.GET("/readyz", g.ready)
 
@@ -21,12 +23,12 @@ func (g *Gateway) Register(h *server.Hertz) {
 
 	shop := h.Group("/api/v1/orders", g.shopper)
 	shop.POST("", g.parseOrder, g.edgeOrder, g.limitOrder, g.admit(hertzhost.Middleware(g.plugins)), g.waitRoom(g.placeOrder))
-	shop.GET("", g.listOrders)
-	shop.GET("/tickets/:ticket", g.getTicket)
-	shop.GET("/:id", g.getOrder)
-	shop.POST("/:id/cancel", g.cancelOrder)
-	shop.POST("/:id/pay", g.payOrder)
-	shop.DELETE("/:id", g.deleteOrder)
+	shop.GET("", g.limitReads, g.listOrders)
+	shop.GET("/tickets/:ticket", g.limitReads, g.getTicket)
+	shop.GET("/:id", g.limitReads, g.getOrder)
+	shop.POST("/:id/cancel", g.limitChanges, g.cancelOrder)
+	shop.POST("/:id/pay", g.limitChanges, g.payOrder)
+	shop.DELETE("/:id", g.limitChanges, g.deleteOrder)
 
 	adm := h.Group("/admin/v1", g.operator, g.readBody)
 	adm.POST("/activities", g.createActivity)
@@ -48,5 +50,9 @@ func (g *Gateway) Register(h *server.Hertz) {
 	adm.DELETE("/plugins/:name", g.deletePlugin)
 	adm.POST("/plugins/:name/rollback", g.rollbackPlugin)
 	adm.GET("/plugins/:name/history", g.pluginHistory)
-	h.NoRoute(noRoute)
+	h.NoRoute(g.noRoute)
+	h.NoMethod(g.noMethod)
+	for _, r := range h.Routes() {
+		g.routes = append(g.routes, routeOf{method: r.Method, segs: strings.Split(r.Path, "/")})
+	}
 }

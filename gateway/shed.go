@@ -25,12 +25,14 @@ const (
 )
 
 // shedCounter counts what each layer shed, by reason: as a Prometheus series, per
-// activity for the activity stats (this gateway's, bounded by LRU so made-up ids cannot
-// push real activities out), and in deltas handed to the fleet's tallies, so the stats
-// are the fleet's sums.
+// activity for the activity stats (this gateway's), and in deltas handed to the
+// fleet's tallies, so the stats are the fleet's sums. Only activities the backend
+// knows are counted apart (known), so made-up ids neither add entries nor push real
+// activities' counts out of the LRU or into Redis.
 type shedCounter struct {
 	vec     *prometheus.CounterVec
 	per     *lru.Cache[int64, *sync.Map] // activity -> "layer/reason" -> *atomic.Int64
+	known   func(activityID int64) bool  // nil: every positive id
 	tallies Tallies                      // nil: this gateway's counts alone
 	deltas  tally.Counts
 	log     *slog.Logger
@@ -59,8 +61,8 @@ func newShedCounter(reg prometheus.Registerer, tallies Tallies, log *slog.Logger
 
 func (s *shedCounter) add(activityID int64, layer, reason string) {
 	s.vec.WithLabelValues(layer, reason).Inc()
-	if activityID <= 0 || reason == domain.ENotFound { // an id no activity has: nothing to count it under
-		return
+	if activityID <= 0 || reason == domain.ENotFound || s.known != nil && !s.known(activityID) {
+		return // an id no activity has: nothing to count it under
 	}
 	key := layer + "/" + reason
 	m, ok := s.per.Get(activityID)

@@ -3,6 +3,12 @@
 // Errors: a refused call returns a kitex business status error whose code is one of
 // the ErrorCode values below and whose message is for humans (see backend/domain).
 // Times are unix milliseconds; money is integer cents; order ids are decimal strings.
+//
+// Authentication: every call carries a credential in its TTHeader metadata, the
+// service credential or, on operators' calls, the operator credential
+// (backend/rpcauth); a call without the one it needs is refused UNAUTHENTICATED
+// before any handler runs. Calls on a shopper's orders and tickets name the shopper:
+// user_id must be positive, and only the owner's order or ticket is found.
 namespace go rpc
 
 enum ErrorCode {
@@ -21,6 +27,9 @@ enum ErrorCode {
     // The change may or may not have been made (a store did not say); a retry with the
     // same idempotency key learns which.
     OUTCOME_UNKNOWN = 1012
+    // The call carries no service credential, or a wrong one (backend.rpc_secret), or
+    // a shopper's credential on an operator's call (backend.rpc_operator_secret).
+    UNAUTHENTICATED = 1013
 }
 
 struct Item {

@@ -36,6 +36,11 @@ const (
 // answer "nothing was taken".
 var ErrOutcomeUnknown = errors.New("outcome unknown")
 
+// ErrNotSent marks a dependency's failure before the request left this process (no
+// connection could be made, none came free in time): nothing was changed, so the
+// caller may answer "nothing was taken" without cleaning up.
+var ErrNotSent = errors.New("not sent")
+
 // ErrFenced refuses a background duty's write made under a lease that another holder
 // has taken since (its fencing token is lower than one the data has seen): the duty
 // stops and leaves the work to the new holder.

@@ -73,8 +73,9 @@ type OrderStore interface {
 	Orders(ctx context.Context, q OrderQuery) ([]Order, error)
 	// EndOrder moves a created order to cancelled or expired and gives its units back
 	// to the stock row and the buyer, in one transaction; it reports whether this call
-	// changed the order (an ended or paid order comes back as it is). userID 0 skips
-	// the owner check (expiry).
+	// changed the order (an ended or paid order comes back as it is). Only the owner
+	// ends an order: another user's, or user 0's, is not_found (expiry names the
+	// order's own user).
 	EndOrder(ctx context.Context, userID, id int64, to OrderStatus) (Order, bool, error)
 	// PayOrder marks a created order paid; conflict when it is cancelled, expired or
 	// deleted (Transition).

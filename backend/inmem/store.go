@@ -567,9 +567,9 @@ func (s *Store) OrderByTicket(_ context.Context, ticket string) (domain.Order, e
 
 // order returns order id if user holds it (any user's when anyUser is set); the
 // caller holds mu.
-func (s *Store) order(userID, id int64, anyUser bool) (*domain.Order, error) {
+func (s *Store) order(userID, id int64) (*domain.Order, error) {
 	o, ok := s.orders[id]
-	if !ok || o.Status == domain.OrderVoid || !anyUser && o.UserID != userID {
+	if !ok || o.Status == domain.OrderVoid || o.UserID != userID {
 		return nil, domain.Errorf(domain.ENotFound, "order %d not found", id)
 	}
 	return o, nil
@@ -579,7 +579,7 @@ func (s *Store) order(userID, id int64, anyUser bool) (*domain.Order, error) {
 func (s *Store) Order(_ context.Context, userID, id int64) (domain.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.order(userID, id, false)
+	o, err := s.order(userID, id)
 	if err != nil {
 		return domain.Order{}, err
 	}
@@ -621,14 +621,14 @@ func (s *Store) Orders(_ context.Context, q domain.OrderQuery) ([]domain.Order, 
 
 // EndOrder moves a created order to to and gives its units back to the stock row and
 // the buyer, all or nothing; it reports whether this call changed the order. An order
-// no longer created comes back as it is. userID 0 skips the owner check.
+// no longer created comes back as it is. Only the owner's order is ended.
 func (s *Store) EndOrder(_ context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, bool, error) {
 	if to != domain.OrderCancelled && to != domain.OrderExpired {
 		return domain.Order{}, false, domain.Errorf(domain.EBadRequest, "an order ends cancelled or expired, not %s", to)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.order(userID, id, userID == 0)
+	o, err := s.order(userID, id)
 	if err != nil {
 		return domain.Order{}, false, err
 	}
@@ -664,7 +664,7 @@ func (s *Store) DeleteOrder(_ context.Context, userID, id int64) (domain.Order, 
 func (s *Store) moveOrder(userID, id int64, act string) (domain.Order, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o, err := s.order(userID, id, false)
+	o, err := s.order(userID, id)
 	if err != nil {
 		return domain.Order{}, err
 	}

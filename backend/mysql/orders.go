@@ -283,7 +283,8 @@ func (s *Store) Orders(ctx context.Context, q domain.OrderQuery) ([]domain.Order
 // EndOrder moves a created order to cancelled or expired and gives its units back to
 // the stock rows and the user's purchases, in one transaction. It reports whether this
 // call changed the order; an order already ended (or paid) is returned as it is, so
-// ending twice is not an error. userID 0 skips the owner check (expiry).
+// ending twice is not an error. Only the owner's order is ended: another user's, or
+// user 0's, is not found.
 func (s *Store) EndOrder(ctx context.Context, userID, id int64, to domain.OrderStatus) (domain.Order, bool, error) {
 	if to != domain.OrderCancelled && to != domain.OrderExpired {
 		return domain.Order{}, false, domain.Errorf(domain.EBadRequest, "an order ends cancelled or expired, not %s", to)
@@ -291,14 +292,9 @@ func (s *Store) EndOrder(ctx context.Context, userID, id int64, to domain.OrderS
 	var o domain.Order
 	var changed bool
 	err := s.inTx(ctx, fmt.Sprintf("end order %d", id), func(tx *sql.Tx) error {
-		q := `SELECT ` + orderCols + ` FROM orders WHERE id = ? AND status <> 'void' FOR UPDATE`
-		args := []any{id}
-		if userID != 0 {
-			q = `SELECT ` + orderCols + ` FROM orders WHERE id = ? AND user_id = ? AND status <> 'void' FOR UPDATE`
-			args = append(args, userID)
-		}
+		q := `SELECT ` + orderCols + ` FROM orders WHERE id = ? AND user_id = ? AND status <> 'void' FOR UPDATE`
 		var err error
-		o, err = scanOrder(tx.QueryRowContext(ctx, q, args...))
+		o, err = scanOrder(tx.QueryRowContext(ctx, q, id, userID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return domain.Errorf(domain.ENotFound, "order %d not found", id)
 		}

@@ -130,7 +130,7 @@ func (s *Stock) DeductBatch(ctx context.Context, ds []domain.Deduction) (out []d
 	}
 	res, err := deductScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return nil, nil, fmt.Errorf("deduct item %d: %w", d0.ItemID, err)
+		return nil, nil, fmt.Errorf("deduct item %d: %w", d0.ItemID, notSent(err))
 	}
 	if len(res) != 2*len(ds) {
 		return nil, nil, fmt.Errorf("deduct item %d: unexpected script result %v", d0.ItemID, res)

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,5 +140,49 @@ func TestSoldOutAnnounced(t *testing.T) {
 			}
 			expect("sold out again", "soldout")
 		})
+	}
+}
+
+// TestDeductNotSent: a deduction that cannot reach Redis (nothing listens, or the
+// pool has no connection to give in time) says it was never sent, so the sale can
+// answer "nothing was taken" without ending a ticket it would also fail to reach;
+// one that reached Redis and was cut off does not.
+func TestDeductNotSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens here now
+	d := domain.Deduction{ActivityID: 1, ItemID: 1, UserID: 1, Quantity: 1, Ticket: "t-1", Buckets: 1}
+	down := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	defer down.Close()
+	_, err = redis.NewStock(down, time.Hour).Deduct(context.Background(), d)
+	if !errors.Is(err, domain.ErrNotSent) {
+		t.Errorf("deduct with nothing listening: got %v, want ErrNotSent", err)
+	}
+
+	// A server that accepts and then drops the connection: the script may have run.
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 512)
+			c.Read(buf)
+			c.Close()
+		}
+	}()
+	cut := goredis.NewClient(&goredis.Options{Addr: ln.Addr().String(), MaxRetries: -1, Protocol: 2, DisableIdentity: true})
+	defer cut.Close()
+	_, err = redis.NewStock(cut, time.Hour).Deduct(context.Background(), d)
+	if err == nil || errors.Is(err, domain.ErrNotSent) {
+		t.Errorf("deduct cut off after sending: got %v, want an error that is not ErrNotSent", err)
 	}
 }

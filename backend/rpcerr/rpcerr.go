@@ -52,6 +52,11 @@ func FromRPC(err error) error {
 		return nil
 	}
 	if be, ok := kerrors.FromBizStatusError(err); ok {
+		if rpc.ErrorCode(be.BizStatusCode()) == rpc.ErrorCode_UNAUTHENTICATED {
+			// The caller's credential was refused before anything ran: to its
+			// client the backend is unavailable (the caller's readiness says why).
+			return &domain.Error{Code: domain.EUnavailable, Message: "the backend is unavailable; nothing was taken"}
+		}
 		if code, ok := fromCode[rpc.ErrorCode(be.BizStatusCode())]; ok {
 			return &domain.Error{Code: code, Message: be.BizMessage()}
 		}

@@ -16,8 +16,8 @@ import (
 // state (every state but deleted when none, never deleted ones) and activity. next
 // is the cursor of the next page, 0 when this one is the last.
 func (s *Service) ShopperOrders(ctx context.Context, userID int64, q domain.OrderQuery) (page []domain.Order, next int64, err error) {
-	if userID <= 0 {
-		return nil, 0, domain.Errorf(domain.EBadRequest, "user id must be positive")
+	if err := owner(userID); err != nil {
+		return nil, 0, err
 	}
 	if slices.Contains(q.Statuses, domain.OrderDeleted) {
 		return nil, 0, domain.Errorf(domain.EBadRequest, "deleted orders are not listed; the operators keep them")
@@ -100,6 +100,9 @@ func (s *Service) Activities(ctx context.Context, q domain.ActivityQuery) (page 
 // shopper's list, kept for operators. Deleting it again is not an error; an unpaid or
 // paid order is refused with conflict.
 func (s *Service) Delete(ctx context.Context, userID, id int64) (domain.Order, error) {
+	if err := owner(userID); err != nil {
+		return domain.Order{}, err
+	}
 	o, err := s.orders.DeleteOrder(ctx, userID, id)
 	return o, s.unavailable(err)
 }

@@ -332,6 +332,11 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 		return got, err
 	}
 	s.metrics.Lua.WithLabelValues("error").Inc()
+	if errors.Is(err, domain.ErrNotSent) {
+		// The script never left: nothing can have been taken, nothing to end.
+		s.log.Warn("deduct not sent; the stock store is unreachable", "ticket", d.Ticket, "err", err)
+		return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the stock store is unreachable; nothing was taken")
+	}
 	s.log.Warn("deduct failed; ending its ticket in case the script ran", "ticket", d.Ticket, "err", err)
 	t := domain.Ticket{ID: d.Ticket, UserID: d.UserID, Status: domain.TicketFailed, Reason: "deduct_failed"}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -692,8 +697,20 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 
 // Ticket tells a ticket's owner where it stands.
 func (s *Service) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	if err := owner(userID); err != nil {
+		return domain.Ticket{}, err
+	}
 	t, err := s.ticket(ctx, userID, ticket)
 	return t, s.unavailable(err)
+}
+
+// owner refuses a call on a shopper's orders or tickets that names no shopper: there
+// is no "any owner".
+func owner(userID int64) error {
+	if userID <= 0 {
+		return domain.Errorf(domain.EBadRequest, "user id must be positive, not %d", userID)
+	}
+	return nil
 }
 
 // ticket reads a ticket from the ledger, and when the ledger does not know it (Redis
@@ -721,6 +738,9 @@ func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (doma
 
 // Order returns one of a user's orders.
 func (s *Service) Order(ctx context.Context, userID, id int64) (domain.Order, error) {
+	if err := owner(userID); err != nil {
+		return domain.Order{}, err
+	}
 	o, err := s.orders.Order(ctx, userID, id)
 	return o, s.unavailable(err)
 }
@@ -728,6 +748,9 @@ func (s *Service) Order(ctx context.Context, userID, id int64) (domain.Order, er
 // Cancel cancels a user's unpaid order and gives its stock back; cancelling twice is
 // not an error.
 func (s *Service) Cancel(ctx context.Context, userID, id int64) (domain.Order, error) {
+	if err := owner(userID); err != nil {
+		return domain.Order{}, err
+	}
 	return s.end(ctx, userID, id, domain.OrderCancelled)
 }
 
@@ -757,6 +780,9 @@ func (s *Service) end(ctx context.Context, userID, id int64, to domain.OrderStat
 // Pay marks an order paid (the payment itself is out of scope), so the unpaid-order
 // timeout leaves it alone.
 func (s *Service) Pay(ctx context.Context, userID, id int64) (domain.Order, error) {
+	if err := owner(userID); err != nil {
+		return domain.Order{}, err
+	}
 	o, err := s.orders.PayOrder(ctx, userID, id)
 	return o, s.unavailable(err)
 }
@@ -771,7 +797,7 @@ func (s *Service) ExpireUnpaid(ctx context.Context, timeout time.Duration) (int,
 	n := 0
 	var errs []error
 	for _, o := range stale {
-		if _, err := s.end(ctx, 0, o.ID, domain.OrderExpired); err != nil {
+		if _, err := s.end(ctx, o.UserID, o.ID, domain.OrderExpired); err != nil {
 			errs = append(errs, fmt.Errorf("expire order %d: %w", o.ID, err))
 			continue // one order's failure holds back no other
 		}

@@ -16,8 +16,8 @@ import (
 )
 
 const (
-	jwtSecret  = "cli-test-secret-0123456789abcdef"
-	adminToken = "cli-test-admin-token-0123456789"
+	jwtSecret  = "cli-test-jwt-secret-eccbc87e4b5ce2fe"
+	adminToken = "cli-test-admin-token-a87ff679a2f3e71d"
 )
 
 // TestAdminCLI drives the operator CLI against the embedded stack.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/app"
+	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/bench"
 	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/internal/randhex"
@@ -85,7 +86,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.StringVar(&f.jwt, "jwt-secret", "", "with -url: the shoppers' HS256 secret (default $SECKILL_JWT_SECRET)")
 	fs.StringVar(&f.mysqlDSN, "mysql-dsn", "", "with -url: the deployment's MySQL, for the direct SQL checks and the MySQL baseline")
 	fs.StringVar(&f.redisAddr, "redis-addr", "", "with -url: a Redis for the EVALSHA baseline")
-	fs.StringVar(&f.backendAddr, "backend-addr", "", "with -url: a kitex backend for the hertz -> kitex baseline")
+	fs.StringVar(&f.backendAddr, "backend-addr", "", "with -url: a kitex backend for the hertz -> kitex baseline (its credential from $SECKILL_BACKEND_RPC_SECRET)")
 	fs.BoolVar(&f.embedded, "embedded", false, "start the system on the embedded stand-ins wherever no server is configured, instead of the real services")
 	fs.StringVar(&f.out, "out", filepath.Join("bench", "results"), "directory of the results")
 	fs.StringVar(&f.name, "name", "latest", "file name of the results: NAME.json, NAME.md, NAME-*.svg")
@@ -149,7 +150,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	app.QuietFrameworks(loadLogLevel("warn"))
+	app.FrameworkLogs(app.NewLogger(config.LogConfig{Level: "warn"}, stderr), loadLogLevel("warn"))
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -213,7 +214,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // urlTarget benches a running deployment.
 func urlTarget(f *benchFlags) (*bench.Target, error) {
-	t := &bench.Target{URL: f.url, Explicit: true, AdminToken: f.adminToken, JWTSecret: f.jwt, MySQLDSN: f.mysqlDSN, BackendAddr: f.backendAddr}
+	t := &bench.Target{URL: f.url, Explicit: true, AdminToken: f.adminToken, JWTSecret: f.jwt, MySQLDSN: f.mysqlDSN, BackendAddr: f.backendAddr,
+		RPCSecrets: rpcauth.Secrets{Service: os.Getenv("SECKILL_BACKEND_RPC_SECRET")}}
 	if t.AdminToken == "" {
 		t.AdminToken = os.Getenv("SECKILL_ADMIN_TOKEN")
 	}
@@ -320,7 +322,7 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 		cfg.Log.Level = "warn"
 	}
 	log := app.NewLogger(cfg.Log, stderr)
-	app.QuietFrameworks(loadLogLevel(cfg.Log.Level))
+	app.FrameworkLogs(log, loadLogLevel(cfg.Log.Level))
 	s, err := app.Start(ctx, cfg, app.Options{Embedded: f.embedded, Log: log})
 	if err != nil {
 		cleanup(nil)
@@ -328,7 +330,7 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 	}
 	t := &bench.Target{URL: s.URL(), AdminToken: cfg.Gateway.AdminToken, JWTSecret: cfg.Gateway.JWTSecret,
 		MySQLDSN: s.Config.MySQL.DSN, RedisAddrs: s.Config.Redis.Addrs, RedisPassword: s.Config.Redis.Password,
-		RedisCluster: s.Config.Redis.Cluster || len(s.Config.Redis.Addrs) > 1, BackendAddr: s.Backend.Addr().String(),
+		RedisCluster: s.Config.Redis.Cluster || len(s.Config.Redis.Addrs) > 1, BackendAddr: s.Backend.Addr().String(), RPCSecrets: s.Config.Backend.Secrets(),
 		InProcess: true, StandIns: s.Embedded}
 	if len(s.Embedded) < 3 {
 		var skipped []string

@@ -85,7 +85,7 @@ func demo(ctx context.Context, a demoArgs, stdout, stderr io.Writer) error {
 		cfg.Log.Level = "warn"
 	}
 	log := app.NewLogger(cfg.Log, stderr)
-	app.QuietFrameworks(loadLogLevel(cfg.Log.Level))
+	app.FrameworkLogs(log, loadLogLevel(cfg.Log.Level))
 	start := time.Now()
 	s, err := app.Start(ctx, cfg, app.Options{Embedded: true, Log: log})
 	if err != nil {

@@ -32,7 +32,7 @@ func serveCommand(name string, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := app.NewLogger(cfg.Log, stderr)
-	app.QuietFrameworks(cfg.Log.Level)
+	app.FrameworkLogs(log, cfg.Log.Level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, name, cfg, log); err != nil {
@@ -45,7 +45,7 @@ func serveCommand(name string, args []string, stdout, stderr io.Writer) int {
 func serve(ctx context.Context, name string, cfg config.Config, log *slog.Logger) error {
 	all := name == "all"
 	if all && (cfg.Gateway.JWTSecret == "" || cfg.Gateway.AdminToken == "") {
-		return errors.New("all: set SECKILL_JWT_SECRET and SECKILL_ADMIN_TOKEN (16+ bytes each)")
+		return errors.New("all: set SECKILL_JWT_SECRET and SECKILL_ADMIN_TOKEN (32+ random bytes each, e.g. `openssl rand -hex 32`)")
 	}
 	shutdownTracing, err := telemetry.Setup(ctx, "seckill-"+name, cfg.Tracing)
 	if err != nil {

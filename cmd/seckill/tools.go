@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/mysql"
+	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/internal/buildinfo"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 // migrateCommand applies the schema migrations: a command, never a side effect of
@@ -57,21 +59,29 @@ func tokenCommand(name string, args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if err := mintToken(stdout, cfg.Gateway.JWTSecret, user, ttl); err != nil {
+	if err := mintToken(stdout, cfg.Gateway, user, ttl); err != nil {
 		fmt.Fprintln(stderr, "seckill:", err)
 		return 1
 	}
 	return 0
 }
 
-func mintToken(w io.Writer, secret string, user int64, ttl time.Duration) error {
+// mintToken signs a token for user that lives ttl (more than 0, at most
+// auth.MaxTokenTTL), with the issuer and audience the gateway checks.
+func mintToken(w io.Writer, cfg gateway.Config, user int64, ttl time.Duration) error {
 	if user <= 0 {
 		return errors.New("token: -user must be a positive user id")
 	}
-	if secret == "" {
-		return errors.New("token: no secret; set SECKILL_JWT_SECRET or gateway.jwt_secret")
+	if ttl <= 0 || ttl > auth.MaxTokenTTL {
+		return fmt.Errorf("token: -ttl must be more than 0 and at most %s (30 days), not %s", auth.MaxTokenTTL, ttl)
 	}
-	tok, err := auth.Mint([]byte(secret), user, ttl)
+	if cfg.JWTMaxAge > 0 && ttl > cfg.JWTMaxAge {
+		return fmt.Errorf("token: -ttl %s is longer than gateway.jwt_max_age %s; the gateway would refuse the token before it expires", ttl, cfg.JWTMaxAge)
+	}
+	if err := secret.Check(gateway.SettingJWTSecret, cfg.JWTSecret); err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	tok, err := auth.MintFor([]byte(cfg.JWTSecret), user, ttl, cfg.JWTIssuer, cfg.JWTAudience)
 	if err != nil {
 		return err
 	}

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # deploy/k8s/make-secrets.sh — create the Secret the manifests read, apart from them
 # (no manifest holds a secret value):
-#   SECKILL_JWT_SECRET, SECKILL_ADMIN_TOKEN  generated: 32 random bytes each (openssl, hex)
+#   SECKILL_JWT_SECRET, SECKILL_ADMIN_TOKEN,
+#   SECKILL_BACKEND_RPC_SECRET, SECKILL_BACKEND_RPC_OPERATOR_SECRET
+#                                            generated: 32 random bytes each (openssl, hex)
 #   SECKILL_MYSQL_DSN                        from the environment, or asked for
 #   SECKILL_REDIS_PASSWORD                   from the environment, or asked for (may be empty)
 #
 #   SECKILL_MYSQL_DSN='seckill:PASS@tcp(mysql:3306)/seckill' SECKILL_REDIS_PASSWORD=PASS \
 #     deploy/k8s/make-secrets.sh            create it with kubectl (refuses if it exists)
 #   deploy/k8s/make-secrets.sh --force      replace it: new JWT secret (every shopper's
-#                                           token stops working) and a new admin token
+#                                           token stops working), admin token and RPC
+#                                           credentials (restart every pod together)
 #   deploy/k8s/make-secrets.sh --dry-run    print the Secret's YAML instead of applying it:
 #                                           ... --dry-run | kubectl apply -f -
 #   deploy/k8s/make-secrets.sh --dotenv deploy/.env
@@ -74,6 +77,8 @@ if [[ "$MODE" == dotenv ]]; then
 # Keep this file out of version control (deploy/.gitignore lists it).
 SECKILL_JWT_SECRET=$(random)
 SECKILL_ADMIN_TOKEN=$(random)
+SECKILL_BACKEND_RPC_SECRET=$(random)
+SECKILL_BACKEND_RPC_OPERATOR_SECRET=$(random)
 SECKILL_REDIS_PASSWORD=$(random)
 MYSQL_PASSWORD=$(random)
 GRAFANA_ADMIN_PASSWORD=$(random)
@@ -109,6 +114,8 @@ type: Opaque
 data:
   SECKILL_JWT_SECRET: "$(b64 "$(random)")"
   SECKILL_ADMIN_TOKEN: "$(b64 "$(random)")"
+  SECKILL_BACKEND_RPC_SECRET: "$(b64 "$(random)")"
+  SECKILL_BACKEND_RPC_OPERATOR_SECRET: "$(b64 "$(random)")"
   SECKILL_MYSQL_DSN: "$(b64 "$dsn")"
   SECKILL_REDIS_PASSWORD: "$(b64 "$redis_password")"
 YAML

@@ -89,7 +89,7 @@ func TestRequests(t *testing.T) {
 			seen{"GET", "/admin/v1/activities/7/stats", "Bearer adm", "", "", ""}},
 		{"admin body", func() error { _, err := c.SetLimits(ctx, api.Limits{User: api.Rule{RPS: 2, Burst: 3}}); return err },
 			seen{"PUT", "/admin/v1/limits", "Bearer adm", "", "application/json",
-				`{"global":{"rps":0,"burst":0},"user":{"rps":2,"burst":3},"item":{"rps":0,"burst":0},"ip":{"rps":0,"burst":0}}`}},
+				`{"global":{"rps":0,"burst":0},"read":{"rps":0,"burst":0},"user":{"rps":2,"burst":3},"user_read":{"rps":0,"burst":0},"item":{"rps":0,"burst":0},"ip":{"rps":0,"burst":0}}`}},
 		{"plugin name escaped", func() error { return c.DeletePlugin(ctx, "a b") },
 			seen{"DELETE", "/admin/v1/plugins/a%20b", "Bearer adm", "", "", ""}},
 		{"order with a key", func() error {

@@ -2,15 +2,18 @@ package api
 
 import "time"
 
-// Limits are the fleet's rate limits (GET and PUT /admin/v1/limits): one global
-// token bucket, and one per user, per item and per client IP. A PUT changes only the
-// rules and fields it names. The answer also says which version of the limits the
-// fleet stores and which each live gateway applies.
+// Limits are the fleet's rate limits (GET and PUT /admin/v1/limits): a global token
+// bucket of changes (orders, cancels, payments) and one of reads, and buckets per user
+// (changes, and reads of orders and tickets), per item and per client IP. A PUT
+// changes only the rules and fields it names. The answer also says which version of
+// the limits the fleet stores and which each live gateway applies.
 type Limits struct {
-	Global Rule `json:"global"`
-	User   Rule `json:"user"`
-	Item   Rule `json:"item"`
-	IP     Rule `json:"ip"`
+	Global   Rule `json:"global"`
+	Read     Rule `json:"read"`
+	User     Rule `json:"user"`
+	UserRead Rule `json:"user_read"`
+	Item     Rule `json:"item"`
+	IP       Rule `json:"ip"`
 
 	Version   int64           `json:"version,omitempty"`    // counts the stored changes; 0: the configured limits
 	UpdatedBy string          `json:"updated_by,omitempty"` // who made the last change

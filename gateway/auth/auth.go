@@ -1,5 +1,6 @@
-// Package auth checks who is calling the gateway: shoppers by an HS256 JWT whose sub
-// is their decimal user id, operators by a separate bearer token.
+// Package auth checks who is calling the gateway: shoppers by a JWT whose sub is
+// their decimal user id (HS256 with the gateway's secret, or RS256/ES256 with a key of
+// a storefront's JWKS), operators by a separate bearer token.
 package auth
 
 import (
@@ -41,19 +42,70 @@ func Bearer(header string) (string, error) {
 
 // Verifier checks shoppers' tokens.
 type Verifier struct {
-	secret []byte
+	opts   Options
 	parser *jwt.Parser
 }
 
-// NewVerifier returns a Verifier for tokens signed with secret.
-func NewVerifier(secret []byte) (*Verifier, error) {
-	if len(secret) < 16 {
-		return nil, errors.New("jwt secret must be at least 16 bytes")
+// Options say which shoppers' tokens a Verifier accepts.
+type Options struct {
+	// Secret verifies HS256 tokens (the gateway's own, `seckill token`); nil: none.
+	Secret []byte
+	// JWKS verifies RS256 and ES256 tokens by their kid (a storefront's identity
+	// provider, through github.com/MicahParks/keyfunc); nil: none.
+	JWKS jwt.Keyfunc
+	// Issuer and Audience, when set, must be the token's iss and among its aud.
+	Issuer, Audience string
+	// MaxAge, when positive, refuses a token issued (iat, then required) longer ago,
+	// whatever its exp says: a stolen long-lived token stops working.
+	MaxAge time.Duration
+}
+
+// leeway is the clock skew allowed on exp, nbf, iat and MaxAge.
+const leeway = 5 * time.Second
+
+// NewVerifier returns a Verifier for HS256 tokens signed with secret.
+func NewVerifier(secret []byte) (*Verifier, error) { return NewVerifierWith(Options{Secret: secret}) }
+
+// NewVerifierWith returns a Verifier of opts; it needs a secret or a JWKS.
+func NewVerifierWith(opts Options) (*Verifier, error) {
+	var algs []string
+	if len(opts.Secret) > 0 {
+		if len(opts.Secret) < 16 {
+			return nil, errors.New("jwt secret must be at least 16 bytes")
+		}
+		algs = append(algs, "HS256")
 	}
-	return &Verifier{
-		secret: secret,
-		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second)),
-	}, nil
+	if opts.JWKS != nil {
+		algs = append(algs, "RS256", "ES256")
+	}
+	if len(algs) == 0 {
+		return nil, errors.New("no way to check shoppers' tokens: set a jwt secret or a JWKS URL")
+	}
+	po := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway), jwt.WithIssuedAt()}
+	if opts.Issuer != "" {
+		po = append(po, jwt.WithIssuer(opts.Issuer))
+	}
+	if opts.Audience != "" {
+		po = append(po, jwt.WithAudience(opts.Audience))
+	}
+	return &Verifier{opts: opts, parser: jwt.NewParser(po...)}, nil
+}
+
+// key picks the key of a token by its algorithm: the secret for HS256, the JWKS for
+// RS256 and ES256 (the parser accepts only the algorithms configured), so a token
+// cannot have its signature checked with the wrong kind of key.
+func (v *Verifier) key(t *jwt.Token) (any, error) {
+	switch t.Method.Alg() {
+	case "HS256":
+		if len(v.opts.Secret) > 0 {
+			return v.opts.Secret, nil
+		}
+	case "RS256", "ES256":
+		if v.opts.JWKS != nil {
+			return v.opts.JWKS(t)
+		}
+	}
+	return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
 }
 
 // UserID checks a token and returns the user id in its sub.
@@ -62,12 +114,20 @@ func (v *Verifier) UserID(token string) (int64, error) {
 		return 0, ErrInvalid
 	}
 	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.secret, nil })
+	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
 	if errors.Is(err, jwt.ErrTokenExpired) {
 		return 0, ErrExpired
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if v.opts.MaxAge > 0 {
+		if claims.IssuedAt == nil {
+			return 0, fmt.Errorf("%w: iat is required", ErrInvalid)
+		}
+		if time.Since(claims.IssuedAt.Time) > v.opts.MaxAge+leeway {
+			return 0, fmt.Errorf("%w: issued more than %s ago", ErrExpired, v.opts.MaxAge)
+		}
 	}
 	id, err := strconv.ParseInt(claims.Subject, 10, 64)
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != claims.Subject {
@@ -78,14 +138,27 @@ func (v *Verifier) UserID(token string) (int64, error) {
 
 // Mint signs a shopper token for userID that expires after ttl.
 func Mint(secret []byte, userID int64, ttl time.Duration) (string, error) {
+	return MintFor(secret, userID, ttl, "", "")
+}
+
+// MaxTokenTTL is the longest life `seckill token` gives a token.
+const MaxTokenTTL = 30 * 24 * time.Hour
+
+// MintFor is Mint with an issuer and an audience ("" leaves one out), for a gateway
+// that checks them.
+func MintFor(secret []byte, userID int64, ttl time.Duration, issuer, audience string) (string, error) {
 	if userID <= 0 {
 		return "", errors.New("user id must be positive")
 	}
 	now := time.Now()
 	claims := jwt.RegisteredClaims{
 		Subject:   strconv.FormatInt(userID, 10),
+		Issuer:    issuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}
+	if audience != "" {
+		claims.Audience = jwt.ClaimStrings{audience}
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }

@@ -352,7 +352,9 @@ func (a *Agent) Limits(l *rpc.LimitsState) (ratelimit.Limits, error) {
 	if l.Body == "" {
 		return a.opts.Defaults, nil
 	}
-	var out ratelimit.Limits
+	// Over the configured limits: a rule the stored body does not name (one stored
+	// before the rule existed) keeps its configured value, not 0 (off).
+	out := a.opts.Defaults
 	if err := json.Unmarshal([]byte(l.Body), &out); err != nil {
 		return a.opts.Defaults, fmt.Errorf("stored limits version %d: %w", l.Version, err)
 	}

@@ -1,5 +1,7 @@
-// Package ratelimit sheds traffic with token buckets (golang.org/x/time/rate): one
-// global bucket, and one per user, per item and per client IP. Per-key buckets live in
+// Package ratelimit sheds traffic with token buckets (golang.org/x/time/rate): a
+// global bucket of changes (orders, cancels, payments) and one of reads, and buckets
+// per user (one for changes, one for reads), per item and per client IP. Per-key
+// buckets live in
 // size-bounded LRU maps, so a flood of distinct keys evicts the idle ones instead of
 // growing memory.
 package ratelimit
@@ -17,11 +19,16 @@ import (
 type Kind string
 
 const (
-	Global Kind = "global"
-	User   Kind = "user"
-	Item   Kind = "item"
-	IP     Kind = "ip"
+	Global   Kind = "global"    // every change a shopper asks for
+	Read     Kind = "read"      // every read: the catalog, a shopper's orders and tickets
+	User     Kind = "user"      // one shopper's changes: orders, cancels, payments
+	UserRead Kind = "user_read" // one shopper's reads of orders and tickets
+	Item     Kind = "item"      // orders of one item
+	IP       Kind = "ip"        // anonymous reads from one address
 )
+
+// Kinds are every kind of limit.
+var Kinds = []Kind{Global, Read, User, UserRead, Item, IP}
 
 // Rule is one token bucket: RPS tokens a second, up to Burst at once. RPS <= 0 turns
 // the limit off.
@@ -32,37 +39,58 @@ type Rule struct {
 
 // Limits are the rules of every kind.
 type Limits struct {
-	Global Rule `json:"global" yaml:"global"`
-	User   Rule `json:"user" yaml:"user"`
-	Item   Rule `json:"item" yaml:"item"`
-	IP     Rule `json:"ip" yaml:"ip"`
+	Global   Rule `json:"global" yaml:"global"`
+	Read     Rule `json:"read" yaml:"read"`
+	User     Rule `json:"user" yaml:"user"`
+	UserRead Rule `json:"user_read" yaml:"user_read"`
+	Item     Rule `json:"item" yaml:"item"`
+	IP       Rule `json:"ip" yaml:"ip"`
+}
+
+// Rule is the rule of kind k; nil for a kind there is none of.
+func (l *Limits) Rule(k Kind) *Rule {
+	switch k {
+	case Global:
+		return &l.Global
+	case Read:
+		return &l.Read
+	case User:
+		return &l.User
+	case UserRead:
+		return &l.UserRead
+	case Item:
+		return &l.Item
+	case IP:
+		return &l.IP
+	}
+	return nil
 }
 
 func (l Limits) rule(k Kind) Rule {
-	switch k {
-	case Global:
-		return l.Global
-	case User:
-		return l.User
-	case Item:
-		return l.Item
-	default:
-		return l.IP
+	if r := l.Rule(k); r != nil {
+		return *r
 	}
+	return Rule{}
 }
+
+// shared reports whether kind k is one bucket for all (its rate is split over the
+// fleet's gateways).
+func shared(k Kind) bool { return k == Global || k == Read || k == Item }
 
 // Limiter applies Limits. It is safe for concurrent use.
 //
-// In a fleet of n gateways the global and per-item limits hold for the fleet as a
-// whole: each gateway's buckets fill at 1/n of the rule (SetShare). Spread evenly
+// In a fleet of n gateways the global, read and per-item limits hold for the fleet as
+// a whole: each gateway's buckets fill at 1/n of the rule (SetShare). Spread evenly
 // over the gateways (a load balancer's round robin) the fleet admits the rule's rate;
-// spread unevenly, it admits less, never more. The per-user limit is checked here at
-// the rule's full rate (a shopper flooding one gateway is refused at once) and, for
-// the fleet, in a shared store (Shared). Per-IP limits are each gateway's own.
+// spread unevenly, it admits less, never more. The per-user limits are checked here
+// at the rule's full rate (a shopper flooding one gateway is refused at once) and, for
+// the fleet, in a shared store (the gateway's SharedLimiter). Per-IP limits are each
+// gateway's own.
 type Limiter struct {
 	limits  atomic.Pointer[Limits]
 	share   atomic.Int64 // the fleet's gateways, at least 1
 	global  atomic.Pointer[rate.Limiter]
+	read    atomic.Pointer[rate.Limiter]
 	mu      sync.Mutex // guards creating a key's bucket
 	perKey  map[Kind]*lru.Cache[string, *rate.Limiter]
 	maxKeys int
@@ -75,7 +103,7 @@ func New(l Limits, maxKeys int) *Limiter {
 	}
 	lim := &Limiter{perKey: map[Kind]*lru.Cache[string, *rate.Limiter]{}, maxKeys: maxKeys}
 	lim.share.Store(1)
-	for _, k := range []Kind{User, Item, IP} {
+	for _, k := range []Kind{User, UserRead, Item, IP} {
 		c, err := lru.New[string, *rate.Limiter](maxKeys)
 		if err != nil {
 			panic(err) // only for a non-positive size
@@ -98,12 +126,13 @@ func newBucket(r Rule) *rate.Limiter {
 func (l *Limiter) Set(n Limits) {
 	l.limits.Store(&n)
 	l.global.Store(newBucket(l.local(Global, n.Global)))
+	l.read.Store(newBucket(l.local(Read, n.Read)))
 	for _, c := range l.perKey {
 		c.Purge()
 	}
 }
 
-// SetShare sizes this gateway's global and per-item buckets for a fleet of n
+// SetShare sizes this gateway's global, read and per-item buckets for a fleet of n
 // gateways.
 func (l *Limiter) SetShare(n int) {
 	if n < 1 {
@@ -120,7 +149,7 @@ func (l *Limiter) Share() int { return int(l.share.Load()) }
 // local is this gateway's part of rule r of kind k.
 func (l *Limiter) local(k Kind, r Rule) Rule {
 	n := float64(l.share.Load())
-	if r.RPS <= 0 || n <= 1 || (k != Global && k != Item) {
+	if r.RPS <= 0 || n <= 1 || !shared(k) {
 		return r
 	}
 	return Rule{RPS: r.RPS / n, Burst: max(int(float64(r.Burst)/n), 1)}
@@ -129,17 +158,20 @@ func (l *Limiter) local(k Kind, r Rule) Rule {
 // Limits returns the limits in force.
 func (l *Limiter) Limits() Limits { return *l.limits.Load() }
 
-// Allow takes a token of kind's bucket for key (key is ignored for Global). When there
-// is none it returns false and how long until one is due.
+// Allow takes a token of kind's bucket for key (key is ignored for Global and Read).
+// When there is none it returns false and how long until one is due.
 func (l *Limiter) Allow(k Kind, key string) (bool, time.Duration) {
 	r := l.limits.Load().rule(k)
 	if r.RPS <= 0 {
 		return true, 0
 	}
 	var b *rate.Limiter
-	if k == Global {
+	switch k {
+	case Global:
 		b = l.global.Load()
-	} else {
+	case Read:
+		b = l.read.Load()
+	default:
 		b = l.bucket(k, key, r)
 	}
 	now := time.Now()

@@ -87,3 +87,36 @@ func BenchmarkAllow(b *testing.B) {
 		}
 	})
 }
+
+// TestReadsApartFromChanges: the read bucket and the changes' bucket are apart, each
+// split over the fleet; a shopper's read bucket is apart from their changes'.
+func TestReadsApartFromChanges(t *testing.T) {
+	l := New(Limits{Global: Rule{RPS: 1, Burst: 4}, Read: Rule{RPS: 1, Burst: 4}, User: Rule{RPS: 1, Burst: 1}, UserRead: Rule{RPS: 1, Burst: 2}}, 10)
+	l.SetShare(2) // two gateways: 2 of each global burst here
+	count := func(k Kind, key string) (n int) {
+		for range 10 {
+			if ok, _ := l.Allow(k, key); ok {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count(Read, ""); got != 2 {
+		t.Fatalf("reads: got %d admitted, want 2 (burst 4 over 2 gateways)", got)
+	}
+	if got := count(Global, ""); got != 2 {
+		t.Fatalf("changes after the reads: got %d admitted, want 2", got)
+	}
+	if got := count(UserRead, "u"); got != 2 {
+		t.Fatalf("a shopper's reads: got %d admitted, want 2 (per user, not split)", got)
+	}
+	if got := count(User, "u"); got != 1 {
+		t.Fatalf("the shopper's changes after their reads: got %d admitted, want 1", got)
+	}
+	var l2 Limits
+	for _, k := range Kinds {
+		if l2.Rule(k) == nil {
+			t.Errorf("kind %s has no rule", k)
+		}
+	}
+}

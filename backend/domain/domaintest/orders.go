@@ -320,10 +320,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 				f := newOrderFixture(t, newFn, 10, 2, 3)
 				o := f.write(t, f.req(1, 1, 2))
 				keep := f.write(t, f.req(1, 1, 1))
-				user := o.UserID
-				if to == domain.OrderExpired {
-					user = 0 // the expiry skips the owner check
-				}
+				user := o.UserID // the expiry names the owner too: there is no "any owner"
 				_, _, err := f.Orders.EndOrder(ctx, 2, o.ID, to)
 				wantCode(t, "someone else's order", err, domain.ENotFound)
 				_, _, err = f.Orders.EndOrder(ctx, 1, keep.ID+1000, to)
@@ -363,6 +360,12 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		ended := f.write(t, f.req(1, 0, 1))
 		_, err := f.Orders.PayOrder(ctx, 2, o.ID)
 		wantCode(t, "someone else's order", err, domain.ENotFound)
+		for _, u := range []int64{0, 2} { // no "any owner": user 0 is nobody's
+			unchanged := f.snap(t)
+			_, _, err = f.Orders.EndOrder(ctx, u, o.ID, domain.OrderCancelled)
+			wantCode(t, fmt.Sprintf("end an order as user %d", u), err, domain.ENotFound)
+			f.same(t, fmt.Sprintf("ending as user %d", u), unchanged)
+		}
 		_, err = f.Orders.PayOrder(ctx, 1, ended.ID+1000)
 		wantCode(t, "unknown order", err, domain.ENotFound)
 		want := o
@@ -373,7 +376,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 			sameOrder(t, fmt.Sprintf("pay %d", n), got, want)
 		}
 		before := f.snap(t)
-		got, changed, err := f.Orders.EndOrder(ctx, 0, o.ID, domain.OrderExpired)
+		got, changed, err := f.Orders.EndOrder(ctx, o.UserID, o.ID, domain.OrderExpired)
 		if err != nil || changed {
 			t.Fatalf("expire a paid order: got %v, %v; want unchanged", changed, err)
 		}
@@ -401,7 +404,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		}
 		_, err := f.Orders.PayOrder(ctx, os[1].UserID, os[1].ID)
 		must(t, err)
-		_, _, err = f.Orders.EndOrder(ctx, 0, os[2].ID, domain.OrderExpired)
+		_, _, err = f.Orders.EndOrder(ctx, os[2].UserID, os[2].ID, domain.OrderExpired)
 		must(t, err)
 		for _, tt := range []struct {
 			name   string
@@ -791,7 +794,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 				to = domain.OrderExpired
 			}
 			for {
-				_, changed, err := f.Orders.EndOrder(ctx, 0, o.ID, to)
+				_, changed, err := f.Orders.EndOrder(ctx, o.UserID, o.ID, to)
 				if transient(err) {
 					continue
 				}

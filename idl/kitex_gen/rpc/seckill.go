@@ -24,6 +24,7 @@ const (
 	ErrorCode_INTERNAL           ErrorCode = 1010
 	ErrorCode_INSUFFICIENT_STOCK ErrorCode = 1011
 	ErrorCode_OUTCOME_UNKNOWN    ErrorCode = 1012
+	ErrorCode_UNAUTHENTICATED    ErrorCode = 1013
 )
 
 func (p ErrorCode) String() string {
@@ -52,6 +53,8 @@ func (p ErrorCode) String() string {
 		return "INSUFFICIENT_STOCK"
 	case ErrorCode_OUTCOME_UNKNOWN:
 		return "OUTCOME_UNKNOWN"
+	case ErrorCode_UNAUTHENTICATED:
+		return "UNAUTHENTICATED"
 	}
 	return "<UNSET>"
 }
@@ -82,6 +85,8 @@ func ErrorCodeFromString(s string) (ErrorCode, error) {
 		return ErrorCode_INSUFFICIENT_STOCK, nil
 	case "OUTCOME_UNKNOWN":
 		return ErrorCode_OUTCOME_UNKNOWN, nil
+	case "UNAUTHENTICATED":
+		return ErrorCode_UNAUTHENTICATED, nil
 	}
 	return ErrorCode(0), fmt.Errorf("not a valid ErrorCode string")
 }

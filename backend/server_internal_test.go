@@ -1,0 +1,102 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/pkg/kerrors"
+	"github.com/cloudwego/kitex/pkg/transmeta"
+	"github.com/cloudwego/kitex/transport"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/seckill/flashsale/backend/rpcauth"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
+	"github.com/seckill/flashsale/internal/reqid"
+)
+
+// panicky panics in Ping and answers GetTicket.
+type panicky struct{ rpc.Seckill }
+
+func (*panicky) Ping(context.Context, *rpc.PingReq) (*rpc.PingResp, error) {
+	var m map[string]int
+	m["boom"]++
+	return nil, nil
+}
+
+func (*panicky) GetTicket(_ context.Context, req *rpc.TicketReq) (*rpc.TicketResp, error) {
+	return &rpc.TicketResp{Status: "pending"}, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestPanicIsAnInternalError: a handler's panic, on the backend's own server options
+// (recovery, then the credential check), is an INTERNAL business error to the
+// caller, whose next call goes on; it is counted and logged with the caller's
+// request id and the stack.
+func TestPanicIsAnInternalError(t *testing.T) {
+	creds := rpcauth.Secrets{Service: "backend-test-rpc-c20ad4d76fe97759aa", Operator: "backend-test-rpc-op-6512bd43d9caa6e02c"}
+	var logs syncBuffer
+	s := NewServer(Config{RPCSecret: creds.Service, RPCOperatorSecret: creds.Operator}, nil, nil,
+		slog.New(slog.NewJSONHandler(&logs, nil)), prometheus.NewRegistry())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := seckill.NewServer(&panicky{}, s.options(ln)...)
+	go srv.Run()
+	defer srv.Stop()
+	c, err := seckill.NewClient("seckill.backend", client.WithHostPorts(ln.Addr().String()), client.WithTransportProtocol(transport.TTHeader),
+		client.WithMetaHandler(transmeta.ClientTTHeaderHandler), client.WithMiddleware(rpcauth.ClientMiddleware(creds)),
+		client.WithRPCTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := reqid.With(context.Background(), "rpc-req-7")
+	var pingErr error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, pingErr = c.Ping(ctx, &rpc.PingReq{}); pingErr == nil || !kerrors.IsKitexError(pingErr) {
+			break // the server answers (it may take a moment to listen)
+		}
+	}
+	be, ok := kerrors.FromBizStatusError(pingErr)
+	if !ok || be.BizStatusCode() != int32(rpc.ErrorCode_INTERNAL) || !strings.Contains(be.BizMessage(), "rpc-req-7") {
+		t.Fatalf("a panicking call: got %v, want INTERNAL naming the request id", pingErr)
+	}
+	if tk, err := c.GetTicket(ctx, &rpc.TicketReq{UserId: 1, Ticket: "t"}); err != nil || tk.Status != "pending" {
+		t.Fatalf("the next call: got %v %v, want an answer", tk, err)
+	}
+	var m dto.Metric
+	if err := s.panics.Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+		t.Fatalf("got %v panics counted, want 1", m.GetCounter().GetValue())
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "panic serving an RPC call" {
+			found = rec["request_id"] == "rpc-req-7" && rec["method"] == "Ping" && strings.Contains(rec["stack"].(string), "server_internal_test.go")
+		}
+	}
+	if !found {
+		t.Fatalf("no panic record with the request id, the method and the stack in %s", logs.String())
+	}
+}

@@ -1,0 +1,112 @@
+package gateway_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/gateway"
+)
+
+// TestCatalogFloodReachesBackendOncePerID: the catalog reads come from the edge
+// cache: a flood of random activity and item ids, each asked many times, reaches the
+// backend once per id (null objects), the list once per TTL, and the real entries
+// stay cached through the flood.
+func TestCatalogFloodReachesBackendOncePerID(t *testing.T) {
+	f := startGateway(t, func(c *gateway.Config) { c.CacheTTL, c.NullTTL = time.Minute, time.Minute })
+	const ids, rounds = 300, 3
+	acts, items := make([]int64, ids), make([]int64, ids)
+	for i := range ids {
+		acts[i] = 1000 + rand.Int64N(1<<40)
+		items[i] = 1_000_000 + rand.Int64N(1<<40) // the stub knows no item from 1,000,000 up
+	}
+	for _, path := range []string{"/api/v1/activities/7", "/api/v1/items/70", "/api/v1/activities"} {
+		if r := f.do(t, "GET", path, "", ""); r.status != http.StatusOK {
+			t.Fatalf("GET %s: got %d %v, want 200", path, r.status, r.body)
+		}
+	}
+	before := map[string]int{}
+	for _, m := range []string{"GetActivity", "GetItem", "ListActivities:false"} {
+		before[m] = f.backend.n(m)
+	}
+	for round := range rounds {
+		for i := range ids {
+			for _, path := range []string{"/api/v1/activities/" + strconv.FormatInt(acts[i], 10), "/api/v1/items/" + strconv.FormatInt(items[i], 10)} {
+				if r := f.do(t, "GET", path, "", ""); r.status != http.StatusNotFound {
+					t.Fatalf("round %d GET %s: got %d %v, want 404", round, path, r.status, r.body)
+				}
+			}
+		}
+		for _, path := range []string{"/api/v1/activities/7", "/api/v1/items/70", "/api/v1/activities"} {
+			if r := f.do(t, "GET", path, "", ""); r.status != http.StatusOK {
+				t.Fatalf("round %d GET %s: got %d %v, want 200", round, path, r.status, r.body)
+			}
+		}
+	}
+	for m, want := range map[string]int{"GetActivity": ids, "GetItem": ids, "ListActivities:false": 0} {
+		if got := f.backend.n(m) - before[m]; got != want {
+			t.Errorf("%s: got %d backend calls for %d random ids asked %d times (and the real ones), want %d", m, got, ids, rounds, want)
+		}
+	}
+}
+
+// TestCatalogChangeDropsTheCache: an operator's change through a gateway drops the
+// activity, its items, the list and the null objects at once, so a new or changed
+// activity is seen without waiting for the TTL.
+func TestCatalogChangeDropsTheCache(t *testing.T) {
+	f := startGateway(t, func(c *gateway.Config) { c.CacheTTL, c.NullTTL = time.Minute, time.Minute })
+	for _, path := range []string{"/api/v1/activities", "/api/v1/items/70", "/api/v1/activities/8"} {
+		f.do(t, "GET", path, "", "")
+	}
+	calls := func() string {
+		return fmt.Sprint(f.backend.n("ListActivities:false"), f.backend.n("GetItem"), f.backend.n("GetActivity"))
+	}
+	was := calls()
+	for _, path := range []string{"/api/v1/activities", "/api/v1/items/70", "/api/v1/activities/8"} {
+		f.do(t, "GET", path, "", "")
+	}
+	if now := calls(); now != was {
+		t.Fatalf("cached reads: got backend calls %s, want still %s", now, was)
+	}
+	if r := f.do(t, "POST", "/admin/v1/activities/7/publish", admin, ""); r.status != http.StatusOK {
+		t.Fatalf("publish: got %d %v", r.status, r.body)
+	}
+	for _, path := range []string{"/api/v1/activities", "/api/v1/items/70", "/api/v1/activities/8"} {
+		f.do(t, "GET", path, "", "")
+	}
+	var l, i, a int
+	fmt.Sscan(was, &l, &i, &a)
+	if now, want := calls(), fmt.Sprint(l+1, i+1, a+1); now != want {
+		t.Fatalf("reads after a publish: got backend calls %s, want %s (each read once more)", now, want)
+	}
+}
+
+// TestShedStatsIgnoreMadeUpActivities: orders refused before the edge cache looked
+// their activity up (a bad Idempotency-Key) are counted per activity only for
+// activities the backend knows: made-up ids add no entries that could push real
+// activities' counts out.
+func TestShedStatsIgnoreMadeUpActivities(t *testing.T) {
+	f := startGateway(t)
+	f.do(t, "GET", "/api/v1/activities/7", "", "") // the gateway now knows activity 7
+	bad := []string{"Idempotency-Key", "key with spaces"}
+	for i := range 50 {
+		body := fmt.Sprintf(`{"activity_id": %d, "item_id": 1, "quantity": 1}`, 5000+i)
+		if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), body, bad...); r.status != http.StatusBadRequest {
+			t.Fatalf("got %d, want 400", r.status)
+		}
+	}
+	f.do(t, "POST", "/api/v1/orders", tok(t, 5), order, bad...)
+	for _, tt := range []struct {
+		id   int64
+		want float64
+	}{{5000, 0}, {5049, 0}, {7, 1}} {
+		r := f.do(t, "GET", fmt.Sprintf("/admin/v1/activities/%d/stats", tt.id), admin, "")
+		shed, _ := r.body["gateway_shed"].(map[string]any)
+		if got, _ := shed["input/bad_request"].(float64); got != tt.want || r.status != http.StatusOK {
+			t.Errorf("activity %d: got %d gateway_shed %v, want input/bad_request %v", tt.id, r.status, shed, tt.want)
+		}
+	}
+}

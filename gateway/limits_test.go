@@ -1,0 +1,178 @@
+package gateway_test
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/backend/redis"
+	"github.com/seckill/flashsale/backend/testenv"
+	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/gateway/ratelimit"
+)
+
+// TestShopperRoutesLimitedPerUser: every shopper route takes a token of the
+// shopper's bucket: reads of orders and tickets the read bucket, cancel and pay the
+// same bucket as placing orders. Past it the answer is 429 with Retry-After, the
+// backend is not called, and another shopper is not affected.
+func TestShopperRoutesLimitedPerUser(t *testing.T) {
+	f := start(t, ratelimit.Limits{User: ratelimit.Rule{RPS: 0.001, Burst: 2}, UserRead: ratelimit.Rule{RPS: 0.001, Burst: 3}})
+	for i, tt := range []struct {
+		method, path, backend string
+		burst                 int
+	}{
+		{"GET", "/api/v1/orders", "ListOrders", 3},
+		{"GET", "/api/v1/orders/o-%d", "order:created", 3},
+		{"GET", "/api/v1/orders/tickets/t-%d", "GetTicket", 3},
+		{"POST", "/api/v1/orders/o-%d/cancel", "order:cancelled", 2},
+		{"POST", "/api/v1/orders/o-%d/pay", "order:paid", 2},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			user := int64(100 + i)
+			path := pathOf(tt.path, user)
+			before := f.backend.n(tt.backend)
+			ok := 0
+			for n := range 6 {
+				r := f.do(t, tt.method, path, tok(t, user), "")
+				switch r.status {
+				case http.StatusOK:
+					ok++
+				case http.StatusTooManyRequests:
+					if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 {
+						t.Fatalf("request %d: got 429 with Retry-After %q, want whole seconds of at least 1", n, r.header.Get("Retry-After"))
+					}
+				default:
+					t.Fatalf("request %d: got %d %v", n, r.status, r.body)
+				}
+			}
+			if ok != tt.burst {
+				t.Fatalf("got %d of 6 answered, want %d (the bucket's burst)", ok, tt.burst)
+			}
+			if got := f.backend.n(tt.backend) - before; got != tt.burst {
+				t.Fatalf("got %d backend calls, want %d: a refused request must not reach it", got, tt.burst)
+			}
+			other := user + 1000
+			if r := f.do(t, tt.method, pathOf(tt.path, other), tok(t, other), ""); r.status != http.StatusOK {
+				t.Fatalf("another shopper: got %d %v, want 200", r.status, r.body)
+			}
+		})
+	}
+	// Cancel and pay share the bucket of placing orders.
+	user := int64(300)
+	for range 2 {
+		f.do(t, "POST", fmt.Sprintf("/api/v1/orders/o-%d/cancel", user), tok(t, user), "")
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, user), order); r.status != http.StatusTooManyRequests {
+		t.Fatalf("an order after two cancels: got %d %v, want 429 (one bucket of changes)", r.status, r.body)
+	}
+}
+
+// pathOf puts user in a path with a %d.
+func pathOf(path string, user int64) string {
+	if strings.Contains(path, "%d") {
+		return fmt.Sprintf(path, user)
+	}
+	return path
+}
+
+// TestReadFloodDoesNotStarveOrders: reads take their own global bucket, so an
+// anonymous read flood that empties it leaves the orders' bucket alone.
+func TestReadFloodDoesNotStarveOrders(t *testing.T) {
+	f := start(t, ratelimit.Limits{Global: ratelimit.Rule{RPS: 0.001, Burst: 2}, Read: ratelimit.Rule{RPS: 0.001, Burst: 5}})
+	refused := 0
+	for range 20 {
+		r := f.do(t, "GET", "/api/v1/activities/7", "", "")
+		if r.status == http.StatusTooManyRequests {
+			refused++
+			if msg, _ := r.body["message"].(string); !strings.Contains(msg, "read") {
+				t.Fatalf("got 429 %q, want the read limit named", msg)
+			}
+		}
+	}
+	if refused != 15 {
+		t.Fatalf("got %d of 20 reads refused, want 15 (read burst 5)", refused)
+	}
+	for n := range 2 {
+		if r := f.do(t, "POST", "/api/v1/orders", tok(t, int64(5+n)), order); r.status != http.StatusAccepted {
+			t.Fatalf("order %d after the read flood: got %d %v, want 202", n, r.status, r.body)
+		}
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 9), order); r.status != http.StatusTooManyRequests {
+		t.Fatalf("third order: got %d, want 429 (global burst 2)", r.status)
+	}
+}
+
+// TestShopperLimitsAcrossTheFleet: two gateways sharing Redis (the fleet's shared
+// limiter) hold one shopper to one bucket of reads and one of changes, wherever
+// the load balancer sends each request.
+func TestShopperLimitsAcrossTheFleet(t *testing.T) {
+	rdb := testenv.Redis(t)
+	shared := redis.NewSharedLimiter(rdb, "test-"+testenv.ID())
+	limits := func(c *gateway.Config) {
+		c.Limits = ratelimit.Limits{User: ratelimit.Rule{RPS: 0.001, Burst: 2}, UserRead: ratelimit.Rule{RPS: 0.001, Burst: 3}}
+	}
+	withShared := func(d *gateway.Deps) { d.SharedLimits = shared }
+	gws := []*fixture{startGatewayDeps(t, withShared, limits), startGatewayDeps(t, withShared, limits)}
+	for _, tt := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/api/v1/orders/tickets/t-%d", 3},
+		{"POST", "/api/v1/orders/o-%d/pay", 2},
+	} {
+		user := time.Now().UnixNano() % 1_000_000_000
+		ok := 0
+		for n := range 8 {
+			if r := gws[n%2].do(t, tt.method, fmt.Sprintf(tt.path, user), tok(t, user), ""); r.status == http.StatusOK {
+				ok++
+			}
+		}
+		if ok != tt.want {
+			t.Fatalf("%s %s over two gateways: got %d of 8 answered, want %d (one bucket for the fleet)", tt.method, tt.path, ok, tt.want)
+		}
+	}
+}
+
+// TestTicketLongPoll: ?wait= holds a poll of a pending ticket until the ticket ends
+// (then answers at once) or the wait is over (then answers pending), asking the
+// backend a few times a second rather than as often as a client could; waits are
+// bounded and malformed ones refused.
+func TestTicketLongPoll(t *testing.T) {
+	f := startGateway(t)
+	const user = 9
+	f.backend.setPending("t-9", true)
+	time.AfterFunc(300*time.Millisecond, func() { f.backend.setPending("t-9", false) })
+	start := time.Now()
+	r := f.do(t, "GET", "/api/v1/orders/tickets/t-9?wait=5s", tok(t, user), "")
+	if took := time.Since(start); r.status != http.StatusOK || r.body["status"] != "created" || took < 300*time.Millisecond || took >= 5*time.Second {
+		t.Fatalf("wait for a ticket that ends after 300ms: got %d %v after %s, want 200 created after it ended, before the wait was over", r.status, r.body, took)
+	}
+
+	f.backend.setPending("t-10", true)
+	before := f.backend.n("GetTicket")
+	start = time.Now()
+	r = f.do(t, "GET", "/api/v1/orders/tickets/t-10?wait=1", tok(t, 10), "")
+	if took := time.Since(start); r.status != http.StatusOK || r.body["status"] != "pending" || took < time.Second {
+		t.Fatalf("wait 1s for a ticket that stays pending: got %d %v after %s, want 200 pending after 1s", r.status, r.body, took)
+	}
+	if calls := f.backend.n("GetTicket") - before; calls < 2 || calls > 12 {
+		t.Fatalf("got %d backend calls in a 1s wait, want a few (the gateway backs off to 4 a second)", calls)
+	}
+
+	for _, w := range []string{"11s", "1m", "-1s", "soon", "1e3", "99999999999"} {
+		r := f.do(t, "GET", "/api/v1/orders/tickets/t-10?wait="+w, tok(t, 10), "")
+		if code, _ := r.body["error"].(string); r.status != http.StatusBadRequest || code != "bad_request" {
+			t.Errorf("wait=%s: got %d %v, want 400 bad_request", w, r.status, r.body)
+		}
+	}
+	before = f.backend.n("GetTicket")
+	if r := f.do(t, "GET", "/api/v1/orders/tickets/t-10?wait=0", tok(t, 10), ""); r.status != http.StatusOK || r.body["status"] != "pending" {
+		t.Fatalf("wait=0: got %d %v, want 200 pending", r.status, r.body)
+	}
+	if calls := f.backend.n("GetTicket") - before; calls != 1 {
+		t.Fatalf("wait=0: got %d backend calls, want 1 (no waiting)", calls)
+	}
+}

@@ -1,0 +1,68 @@
+// Package reqid carries a request's id through a context, to answers, logs and the
+// backend, so one request can be followed from the gateway's answer to every log line
+// it caused.
+package reqid
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/seckill/flashsale/internal/randhex"
+)
+
+// MaxLen is the longest id accepted from a client.
+const MaxLen = 64
+
+// New is a fresh id: 16 random bytes in hex.
+func New() string { return randhex.String(16) }
+
+// Valid reports whether a client's id may be used as it is: 1 to MaxLen characters
+// of letters, digits, '-', '_', '.' and ':' (nothing that could forge a log line or a
+// header).
+func Valid(id string) bool {
+	if id == "" || len(id) > MaxLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+type key struct{}
+
+// With returns ctx carrying id.
+func With(ctx context.Context, id string) context.Context { return context.WithValue(ctx, key{}, id) }
+
+// From is the id ctx carries, or "".
+func From(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	id, _ := ctx.Value(key{}).(string)
+	return id
+}
+
+// Handler adds request_id to every record logged with a context that carries one.
+func Handler(h slog.Handler) slog.Handler {
+	if _, ok := h.(handler); ok {
+		return h
+	}
+	return handler{h}
+}
+
+type handler struct{ slog.Handler }
+
+func (h handler) Handle(ctx context.Context, r slog.Record) error {
+	if id := From(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h handler) WithAttrs(as []slog.Attr) slog.Handler { return handler{h.Handler.WithAttrs(as)} }
+func (h handler) WithGroup(name string) slog.Handler    { return handler{h.Handler.WithGroup(name)} }
