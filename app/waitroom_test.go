@@ -25,6 +25,7 @@ import (
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 // The waiting room on the real services, through the gateways' HTTP API: one backend
@@ -45,6 +46,8 @@ func startRoomStack(t *testing.T, gateways int) *roomStack {
 	cfg.Gateway.WaitingRoom = gateway.RoomConfig{PlaceTTL: 3 * time.Second, PollMin: 5 * time.Millisecond, PollMax: 60 * time.Millisecond}
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 10_000, Burst: 10_000}
 	cfg.Gateway.Limits.Item = ratelimit.Rule{RPS: 1_000_000, Burst: 1_000_000}
+	// The gateways call the backend's process: they all need its credentials.
+	cfg.Backend.RPCSecret, cfg.Backend.RPCOperatorSecret = secret.Generate(), secret.Generate()
 	rs := &roomStack{reg: app.NewRegistry(), db: db}
 	rs.be = start(t, cfg, app.Options{Roles: []app.Role{app.Backend, app.Worker}, Registry: rs.reg})
 	gcfg := cfg
