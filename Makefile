@@ -20,6 +20,9 @@ demo: ## run a sale on the embedded stand-ins and print the result (no servers n
 bench: ## load-test every scenario and strategy on the real services (started if not up); results in bench/results/ (BENCH_FLAGS="-scenario hot ...")
 	$(GO) run ./cmd/seckill bench $(BENCH_FLAGS)
 
+bench-flood: ## the flood scenario (demand 100x the stock) with the waiting room off and on; results in bench/results/flood.* (BENCH_FLAGS="-flood-stock 50 ...")
+	$(GO) run ./cmd/seckill bench -scenario flood -baselines=false -name flood $(BENCH_FLAGS)
+
 run: ## run gateway, backend and worker in one process (embedded stand-ins unless addresses are set)
 	$(GO) run ./cmd/seckill all
 

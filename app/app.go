@@ -302,8 +302,12 @@ func (s *System) startGateway(ctx context.Context, cfg *config.Config, res *reso
 	if len(cfg.Gateway.BackendAddrs) == 0 {
 		cfg.Gateway.BackendAddrs = []string{cfg.Backend.Listen}
 	}
+	line := redis.NewLine(res.rdb)
+	if err := line.Load(ctx); err != nil {
+		return err
+	}
 	cfg.Gateway.RPCSecrets = cfg.Backend.Secrets()
-	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: opts.Registry, Log: opts.Log,
+	g, err := gateway.Open(ctx, cfg.Gateway, gateway.Deps{Registry: opts.Registry, Log: opts.Log, Line: line,
 		Counters: redis.NewPluginCounters(res.rdb, "sk:wasm:"+cfg.Fleet+":"), Bus: redis.NewEvents(res.rdb, cfg.Fleet), SharedLimits: redis.NewSharedLimiter(res.rdb, cfg.Fleet),
 		Keys: res.stock, Tallies: redis.NewTallies(redis.NewEvents(res.rdb, cfg.Fleet))})
 	if err != nil {

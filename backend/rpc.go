@@ -24,6 +24,7 @@ func activityOut(a *domain.Activity) *rpc.Activity {
 	out := &rpc.Activity{
 		Id: a.ID, Name: a.Name, StartMs: a.Start.UnixMilli(), EndMs: a.End.UnixMilli(), State: string(a.State),
 		Strategy: string(a.Strategy), PerUserLimit: int32(a.PerUserLimit), BucketCount: int32(a.BucketCount), Version: a.Version,
+		WaitingRoom: a.Room.On, AdmissionFactor: a.Room.Factor,
 	}
 	for _, it := range a.Items {
 		out.Items = append(out.Items, itemOut(it, -1))
@@ -142,7 +143,11 @@ func (h *handler) PayOrder(ctx context.Context, req *rpc.OrderReq) (*rpc.Order, 
 
 func (h *handler) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq) (*rpc.Activity, error) {
 	a := &domain.Activity{Name: req.Name, Start: time.UnixMilli(req.StartMs).UTC(), End: time.UnixMilli(req.EndMs).UTC(),
-		Strategy: domain.Strategy(req.Strategy), PerUserLimit: int(req.PerUserLimit), BucketCount: int(req.BucketCount)}
+		Strategy: domain.Strategy(req.Strategy), PerUserLimit: int(req.PerUserLimit), BucketCount: int(req.BucketCount),
+		Room: domain.Room{On: req.GetWaitingRoom(), Factor: domain.DefaultRoomFactor}}
+	if req.AdmissionFactor != nil {
+		a.Room.Factor = *req.AdmissionFactor // a given 0 is refused, not read as the default
+	}
 	for _, it := range req.Items {
 		a.Items = append(a.Items, itemIn(it))
 	}
@@ -156,7 +161,7 @@ func (h *handler) UpdateActivity(ctx context.Context, req *rpc.UpdateActivityReq
 	if req.Strategy != nil {
 		return nil, rpcerr.ToBiz(domain.Errorf(domain.EBadRequest, "the strategy is fixed once an activity is created"))
 	}
-	c := domain.ActivityChange{Name: req.Name}
+	c := domain.ActivityChange{Name: req.Name, RoomOn: req.WaitingRoom, RoomFactor: req.AdmissionFactor}
 	if req.StartMs != nil {
 		t := time.UnixMilli(*req.StartMs).UTC()
 		c.Start = &t

@@ -10,10 +10,13 @@ import (
 
 // createSale creates and publishes, through the operator API, an activity that
 // is on sale now.
-func createSale(ctx context.Context, op *api.Client, name, strategy string, buckets, perUser int, items []api.ItemSpec) (*api.Activity, error) {
+func createSale(ctx context.Context, op *api.Client, name, strategy string, buckets, perUser int, items []api.ItemSpec, room ...api.WaitingRoomChange) (*api.Activity, error) {
 	now := time.Now()
 	in := api.CreateActivityRequest{Name: name, Start: now.Add(-time.Minute).UTC().Format(time.RFC3339), End: now.Add(6 * time.Hour).UTC().Format(time.RFC3339),
 		Strategy: strategy, PerUserLimit: int32(perUser), Items: items}
+	if len(room) > 0 {
+		in.WaitingRoom = &room[0]
+	}
 	if strategy == "bucket" {
 		in.BucketCount = int32(buckets)
 	}

@@ -156,6 +156,8 @@ type RunReport struct {
 	Ratios     map[string]float64 `json:"ratios,omitempty"`
 	Invariants []Check            `json:"invariants"`
 	OK         bool               `json:"ok"`
+	// Flood is the flood scenario's own figures (flood.go).
+	Flood *FloodReport `json:"flood,omitempty"`
 
 	// Around are the hertz -> kitex and MySQL hot-row baselines measured just before
 	// and just after the run (capacity), ops/s by name; the run's ratios to them are
@@ -215,8 +217,8 @@ func (o *Options) defaults() error {
 		}
 	}
 	for _, s := range o.Scenarios {
-		if !slices.Contains(Scenarios, s) {
-			return fmt.Errorf("unknown scenario %q (want hot, mixed, sustained or capacity)", s)
+		if !slices.Contains(Scenarios, s) && s != Flood {
+			return fmt.Errorf("unknown scenario %q (want hot, mixed, sustained, capacity or flood)", s)
 		}
 	}
 	if o.Buckets <= 0 {
@@ -324,16 +326,25 @@ func Run(ctx context.Context, opts Options, target *Target) (*Report, error) {
 			if err := ctx.Err(); err != nil {
 				return r, err
 			}
-			rr, err := b.runOne(ctx, sc, strategy)
+			var rrs []RunReport
+			if sc.name == Flood {
+				rrs, err = b.runFlood(ctx, sc, strategy) // the waiting room off, then on
+			} else {
+				var rr RunReport
+				rr, err = b.runOne(ctx, sc, strategy)
+				rrs = []RunReport{rr}
+			}
 			if err != nil {
 				return r, fmt.Errorf("%s/%s: %w", sc.name, strategy, err)
 			}
-			r.Runs = append(r.Runs, rr)
-			if !rr.OK {
-				r.OK = false
-				for _, c := range rr.Invariants {
-					if !c.OK {
-						r.Failures = append(r.Failures, fmt.Sprintf("%s/%s: %s: %s", rr.Scenario, rr.Strategy, c.Name, c.Detail))
+			for _, rr := range rrs {
+				r.Runs = append(r.Runs, rr)
+				if !rr.OK {
+					r.OK = false
+					for _, c := range rr.Invariants {
+						if !c.OK {
+							r.Failures = append(r.Failures, fmt.Sprintf("%s/%s: %s: %s", rr.Scenario, rr.Strategy, c.Name, c.Detail))
+						}
 					}
 				}
 			}

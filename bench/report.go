@@ -376,6 +376,8 @@ func TablesMarkdown(r *Report) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", rr.Scenario, rr.Strategy, kv(rr.Answers), tk, polls)
 	}
 
+	b.WriteString(floodMarkdown(r))
+
 	b.WriteString("\n## Resources\n\nCPU seconds during the run (load + settle) and, in parentheses, cores busy on average; peaks of memory.\n\n")
 	svc := map[string]bool{}
 	for _, rr := range r.Runs {

@@ -56,6 +56,15 @@ type Sizes struct {
 	// measures the admitted path's rate, not the edge's shedding.
 	CapacityAttempts    int
 	CapacityConcurrency int
+
+	// flood: one item of FloodStock units and FloodDemand shoppers per unit arriving
+	// at FloodRate a second, each following the waiting room (k FloodK) until a final
+	// answer or FloodPatience; run with the waiting room off and on (flood.go).
+	FloodStock    int64
+	FloodDemand   int
+	FloodRate     float64
+	FloodK        float64
+	FloodPatience time.Duration
 }
 
 // DefaultSizes are what `make bench` runs.
@@ -66,6 +75,7 @@ func DefaultSizes() Sizes {
 		MixedAttempts: 30_000, MixedUsers: 10_000, MixedConcurrency: 128,
 		Rate: 200, Duration: 60 * time.Second, MaxInFlight: 2048,
 		CapacityAttempts: 20_000, CapacityConcurrency: 128,
+		FloodStock: 100, FloodDemand: 100, FloodRate: 4000, FloodK: 1.5, FloodPatience: time.Minute,
 	}
 }
 
@@ -128,6 +138,8 @@ func buildScenario(name string, z Sizes) (*scenario, error) {
 				return i % users, sort.SearchFloat64s(cdf, u)
 			},
 		}, nil
+	case Flood:
+		return floodScenario(z)
 	case Sustained:
 		if z.Rate <= 0 || z.Duration <= 0 {
 			return nil, fmt.Errorf("sustained: rate and duration must be positive")
@@ -158,7 +170,7 @@ func buildScenario(name string, z Sizes) (*scenario, error) {
 			pick: func(i int) (int, int) { return i, 0 },
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown scenario %q (want %s, %s, %s or %s)", name, Hot, Mixed, Sustained, Capacity)
+	return nil, fmt.Errorf("unknown scenario %q (want %s, %s, %s, %s or %s)", name, Hot, Mixed, Sustained, Capacity, Flood)
 }
 
 // zipfCDF is the cumulative distribution of P(k) ~ 1/(k+1)^s over n items.

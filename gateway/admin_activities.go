@@ -42,6 +42,9 @@ func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	req := &rpc.CreateActivityReq{Name: b.Name, StartMs: start, EndMs: end, Strategy: b.Strategy, PerUserLimit: b.PerUserLimit, BucketCount: b.BucketCount}
+	if w := b.WaitingRoom; w != nil {
+		req.WaitingRoom, req.AdmissionFactor = w.Enabled, w.K
+	}
 	for _, it := range b.Items {
 		spec, err := itemSpecIn(it)
 		if err != nil {
@@ -69,6 +72,9 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	req := &rpc.UpdateActivityReq{Id: id, Name: b.Name, PerUserLimit: b.PerUserLimit, Strategy: b.Strategy, BucketCount: b.BucketCount}
+	if w := b.WaitingRoom; w != nil {
+		req.WaitingRoom, req.AdmissionFactor = w.Enabled, w.K
+	}
 	for field, s := range map[string]*string{"start": b.Start, "end": b.End} {
 		if s == nil {
 			continue
@@ -148,7 +154,20 @@ func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {
 	if be == nil {
 		be = map[string]int64{}
 	}
-	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: each(st.Items, itemStatsOut), PendingTickets: st.PendingTickets,
+	items := each(st.Items, itemStatsOut)
+	if g.room.line != nil {
+		a, err := g.backend.AdminGetActivity(ctx, &rpc.IDReq{Id: id})
+		if err = rpcerr.FromRPC(err); err != nil {
+			failErr(c, err)
+			return
+		}
+		if err := g.roomStats(ctx, activityRoom{id: id, on: a.WaitingRoom, factor: a.AdmissionFactor, buckets: int(a.BucketCount)}, items); err != nil {
+			g.log.Warn("read the waiting room's lines", "activity", id, "err", err)
+			fail(c, domain.EUnavailable, "the waiting room's lines cannot be read")
+			return
+		}
+	}
+	c.JSON(http.StatusOK, api.Stats{ActivityID: id, Items: items, PendingTickets: st.PendingTickets,
 		BackendShed: be, GatewayShed: gw})
 }
 

@@ -42,7 +42,8 @@ func itemOut(it *rpc.Item) api.Item {
 // activityOut is an activity as the API shows it, its items always a list.
 func activityOut(a *rpc.Activity) api.Activity {
 	return api.Activity{ID: a.Id, Name: a.Name, Start: fmtMs(a.StartMs), End: fmtMs(a.EndMs), State: a.State, Strategy: a.Strategy,
-		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: each(a.Items, itemOut)}
+		PerUserLimit: a.PerUserLimit, BucketCount: a.BucketCount, Version: a.Version, Items: each(a.Items, itemOut),
+		WaitingRoom: api.WaitingRoom{Enabled: a.WaitingRoom, K: a.AdmissionFactor}}
 }
 
 // listActivities lists a page of the activities on sale, from the edge cache.

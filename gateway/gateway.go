@@ -47,6 +47,7 @@ type Gateway struct {
 	fleet    *fleet.Agent
 	shared   SharedLimiter // nil: per-user limits are this gateway's own
 	keys     KeyChecker    // nil: retries are known by this gateway's own memory
+	room     *room         // the waiting room (waitroom.go)
 	log      *slog.Logger
 }
 

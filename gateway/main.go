@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/time/rate"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/fleet"
@@ -109,6 +110,8 @@ type Config struct {
 	// environment variable is set). The gateway's live heap is small, so 400 costs
 	// tens of MB.
 	GCPercent int `yaml:"gc_percent"`
+	// WaitingRoom tunes the waiting room of activities that have it on.
+	WaitingRoom RoomConfig `yaml:"waiting_room"`
 }
 
 // procsFor is the GOMAXPROCS a gateway configured with procs wants on cpus cores, or
@@ -199,6 +202,9 @@ type Deps struct {
 	// so a retry reaches the backend (and learns its first outcome) even where the
 	// item is flagged sold out; nil: only the keys this gateway forwarded.
 	Keys KeyChecker
+	// Line is the waiting room's line, shared by the fleet (Redis); nil: activities
+	// with the waiting room on are served without it.
+	Line domain.Line
 }
 
 // KeyChecker looks up admitted idempotency keys (backend/redis.Stock).
@@ -315,6 +321,10 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	rm, err := newRoom(deps.Line, cfg.WaitingRoom, cfg.JWTSecret, cfg.RPCTimeout, deps.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if deps.Plugins == nil {
 		counters := deps.Counters
 		if counters == nil {
@@ -343,6 +353,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 		plugins:  deps.Plugins,
 		shared:   deps.SharedLimits,
 		keys:     deps.Keys,
+		room:     rm,
 		failLog:  rate.NewLimiter(failLogRate, failLogRate),
 	}
 	gw.shed.known = gw.edge.knownActivity

@@ -22,7 +22,7 @@ func (g *Gateway) Register(h *server.Hertz) {
 	pub.GET("/items/:id", g.getItem)
 
 	shop := h.Group("/api/v1/orders", g.shopper)
-	shop.POST("", g.parseOrder, g.edgeOrder, g.limitOrder, g.admit(hertzhost.Middleware(g.plugins)), g.placeOrder)
+	shop.POST("", g.parseOrder, g.edgeOrder, g.limitOrder, g.admit(hertzhost.Middleware(g.plugins)), g.waitRoom(g.placeOrder))
 	shop.GET("", g.limitReads, g.listOrders)
 	shop.GET("/tickets/:ticket", g.limitReads, g.getTicket)
 	shop.GET("/:id", g.limitReads, g.getOrder)

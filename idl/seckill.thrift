@@ -60,6 +60,11 @@ struct Activity {
     8: i32 bucket_count
     9: list<Item> items
     10: i64 version
+    // The waiting room (docs/WAITING_ROOM.md): on or off, and k, the orders in flight
+    // the gateways forward per unit left. Numbered apart from the fields above so
+    // other additions do not collide.
+    40: bool waiting_room
+    41: double admission_factor
 }
 
 struct ItemSpec {
@@ -81,6 +86,9 @@ struct CreateActivityReq {
     5: i32 per_user_limit
     6: i32 bucket_count
     7: list<ItemSpec> items
+    // Unset: off, k 1.5.
+    40: optional bool waiting_room
+    41: optional double admission_factor
 }
 
 // Changes to an activity; unset fields keep their value.
@@ -118,6 +126,8 @@ struct UpdateActivityReq {
     6: optional i32 per_user_limit
     7: optional i32 bucket_count
     8: list<ItemChange> items
+    40: optional bool waiting_room
+    41: optional double admission_factor
 }
 
 struct IDReq {

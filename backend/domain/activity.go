@@ -57,7 +57,23 @@ type Activity struct {
 	BucketCount  int // 1 unless the strategy is bucket
 	Version      int64
 	Items        []Item
+	Room         Room // the waiting room: admission that follows the stock
 }
+
+// Room is an activity's waiting room. While it is on, the gateways forward at most
+// about Factor x the remaining stock of orders in flight per item, fleet-wide, and
+// give every other shopper a place in a line (docs/WAITING_ROOM.md).
+type Room struct {
+	On     bool
+	Factor float64 // k: orders in flight per unit left; 0 at creation means DefaultRoomFactor
+}
+
+// Bounds of the waiting room's k.
+const (
+	DefaultRoomFactor = 1.5
+	MinRoomFactor     = 0.1
+	MaxRoomFactor     = 100
+)
 
 // Item is one product on sale in an activity.
 type Item struct {
@@ -161,6 +177,8 @@ func (a *Activity) Validate() error {
 		return Errorf(EBadRequest, "bucket_count must be 1 to %d", MaxBuckets)
 	case a.Strategy != StrategyBucket && a.BucketCount != 1:
 		return Errorf(EBadRequest, "bucket_count applies to the bucket strategy only")
+	case !(a.Room.Factor >= MinRoomFactor && a.Room.Factor <= MaxRoomFactor):
+		return Errorf(EBadRequest, "waiting_room.k must be %g to %g", float64(MinRoomFactor), float64(MaxRoomFactor))
 	case len(a.Items) == 0 || len(a.Items) > MaxItems:
 		return Errorf(EBadRequest, "an activity has 1 to %d items", MaxItems)
 	}

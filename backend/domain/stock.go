@@ -127,6 +127,10 @@ type ActivityChange struct {
 	PerUserLimit *int
 	BucketCount  *int
 	Items        []ItemChange
+	// RoomOn and RoomFactor change the waiting room (live: the gateways read the
+	// activity again within their cache's life).
+	RoomOn     *bool
+	RoomFactor *float64
 }
 
 // ItemChange changes an item; nil fields stay.

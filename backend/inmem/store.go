@@ -83,6 +83,9 @@ func (s *Store) CreateActivity(_ context.Context, a *domain.Activity) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a.State, a.Version = domain.StateDraft, 1
+	if a.Room.Factor == 0 {
+		a.Room.Factor = domain.DefaultRoomFactor // as MySQL's column default
+	}
 	s.lastActivity++
 	a.ID = s.lastActivity
 	row := *a
@@ -231,6 +234,12 @@ func (s *Store) UpdateActivity(_ context.Context, id int64, c domain.ActivityCha
 	}
 	if c.PerUserLimit != nil {
 		a.PerUserLimit = *c.PerUserLimit
+	}
+	if c.RoomOn != nil {
+		a.Room.On = *c.RoomOn
+	}
+	if c.RoomFactor != nil {
+		a.Room.Factor = *c.RoomFactor
 	}
 	if c.BucketCount != nil {
 		a.BucketCount = *c.BucketCount

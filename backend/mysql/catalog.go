@@ -16,8 +16,11 @@ import (
 func (s *Store) CreateActivity(ctx context.Context, a *domain.Activity) error {
 	return s.inTx(ctx, "create activity", func(tx *sql.Tx) error {
 		a.State, a.Version = domain.StateDraft, 1
-		res, err := tx.ExecContext(ctx, `INSERT INTO activities (name, start_at, end_at, state, strategy, per_user_limit, bucket_count, version)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 1)`, a.Name, dbTime(a.Start), dbTime(a.End), a.State, a.Strategy, a.PerUserLimit, a.BucketCount)
+		if a.Room.Factor == 0 {
+			a.Room.Factor = domain.DefaultRoomFactor
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO activities (name, start_at, end_at, state, strategy, per_user_limit, bucket_count, version, waiting_room, admission_factor)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`, a.Name, dbTime(a.Start), dbTime(a.End), a.State, a.Strategy, a.PerUserLimit, a.BucketCount, a.Room.On, a.Room.Factor)
 		if err != nil {
 			return fmt.Errorf("insert activity: %w", err)
 		}
@@ -105,12 +108,12 @@ func (s *Store) AddItem(ctx context.Context, activityID int64, it *domain.Item) 
 	})
 }
 
-const activityCols = `id, name, start_at, end_at, state, strategy, per_user_limit, bucket_count, version`
+const activityCols = `id, name, start_at, end_at, state, strategy, per_user_limit, bucket_count, version, waiting_room, admission_factor`
 
 func scanActivity(sc interface{ Scan(...any) error }) (*domain.Activity, error) {
 	a := &domain.Activity{}
 	var state, strategy string
-	if err := sc.Scan(&a.ID, &a.Name, &a.Start, &a.End, &state, &strategy, &a.PerUserLimit, &a.BucketCount, &a.Version); err != nil {
+	if err := sc.Scan(&a.ID, &a.Name, &a.Start, &a.End, &state, &strategy, &a.PerUserLimit, &a.BucketCount, &a.Version, &a.Room.On, &a.Room.Factor); err != nil {
 		return nil, err
 	}
 	a.State, a.Strategy = domain.State(state), domain.Strategy(strategy)
@@ -258,6 +261,12 @@ func (s *Store) UpdateActivity(ctx context.Context, id int64, c domain.ActivityC
 		}
 		if c.BucketCount != nil {
 			sets, args = append(sets, "bucket_count = ?"), append(args, *c.BucketCount)
+		}
+		if c.RoomOn != nil {
+			sets, args = append(sets, "waiting_room = ?"), append(args, *c.RoomOn)
+		}
+		if c.RoomFactor != nil {
+			sets, args = append(sets, "admission_factor = ?"), append(args, *c.RoomFactor)
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE activities SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
 		if err != nil {

@@ -18,6 +18,9 @@ func (s *Service) CreateActivity(ctx context.Context, a *domain.Activity) error 
 	if a.PerUserLimit == 0 {
 		a.PerUserLimit = 1
 	}
+	if a.Room.Factor == 0 {
+		a.Room.Factor = domain.DefaultRoomFactor
+	}
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -184,6 +187,12 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 			return nil, domain.Errorf(domain.EBadRequest, "bucket_count applies to the bucket strategy only")
 		}
 		next.BucketCount = *c.BucketCount
+	}
+	if c.RoomOn != nil {
+		next.Room.On = *c.RoomOn
+	}
+	if c.RoomFactor != nil {
+		next.Room.Factor = *c.RoomFactor
 	}
 	next.Items = slices.Clone(a.Items)
 	seen := map[int64]bool{}

@@ -90,6 +90,7 @@ type OrderRequest struct {
 	ItemID     int64
 	Quantity   int
 	Key        string // Idempotency-Key; the same on every try
+	QueueToken string // a waiting room's token from an earlier answer (Queue-Token header)
 }
 
 // OrderAnswer is the last answer to an order attempt.
@@ -100,6 +101,10 @@ type OrderAnswer struct {
 	OrderID string
 	Tries   int
 	Err     error // transport error of the last try
+	// A waiting room's 202 queued answer: the place, when to ask again, the token.
+	Position   int64
+	RetryAfter time.Duration
+	QueueToken string
 }
 
 // Label names the answer for counting: "202 pending", "409 sold_out", "error timeout".
@@ -139,6 +144,10 @@ type answerBody struct {
 	Ticket  string `json:"ticket"`
 	OrderID string `json:"order_id"`
 	Reason  string `json:"reason"`
+	// A waiting room's queued answer.
+	Position     int64  `json:"position"`
+	RetryAfterMs int64  `json:"retry_after_ms"`
+	QueueToken   string `json:"queue_token"`
 }
 
 // do sends one request and decodes a JSON answer (bodies are read to the end so the
@@ -201,10 +210,14 @@ func (s *Shop) PlaceOrder(ctx context.Context, o OrderRequest) OrderAnswer {
 	if o.Key != "" {
 		hdr["Idempotency-Key"] = o.Key
 	}
+	if o.QueueToken != "" {
+		hdr["Queue-Token"] = o.QueueToken
+	}
 	var a OrderAnswer
 	for try := 1; ; try++ {
 		status, out, err := s.do(ctx, http.MethodPost, "/api/v1/orders", o.Token, body, hdr, timeout)
-		a = OrderAnswer{Status: status, Tries: try, Err: err, Ticket: out.Ticket, OrderID: out.OrderID}
+		a = OrderAnswer{Status: status, Tries: try, Err: err, Ticket: out.Ticket, OrderID: out.OrderID,
+			Position: out.Position, RetryAfter: time.Duration(out.RetryAfterMs) * time.Millisecond, QueueToken: out.QueueToken}
 		switch {
 		case err != nil:
 			a.Code = errCode(ctx, err)

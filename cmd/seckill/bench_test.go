@@ -94,3 +94,62 @@ func TestBenchCommandRefusesRemoteTargets(t *testing.T) {
 		t.Fatal("-url without the secrets: got exit 0")
 	}
 }
+
+// TestBenchCommandFlood runs the flood scenario, tiny, on the real services: the
+// waiting room off and on side by side, every unit sold once, the invariants checked
+// (the room's own included), and the flood's figures and table written.
+func TestBenchCommandFlood(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "-scenario", "flood", "-strategy", "sync,async",
+		"-flood-stock", "8", "-flood-demand", "25", "-flood-rate", "1000", "-flood-patience", "30s",
+		"-baselines=false", "-settle-timeout", "60s", "-out", dir, "-name", "f", "-quiet"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("got exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "f.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || len(rep.Runs) != 4 {
+		t.Fatalf("got ok=%v with %d runs, want ok with 4 (sync and async, each with the room off and on); failures: %v", rep.OK, len(rep.Runs), rep.Failures)
+	}
+	for k, rr := range rep.Runs {
+		f := rr.Flood
+		if rr.Scenario != bench.Flood || f == nil {
+			t.Fatalf("run %d: got scenario %s with flood figures %v", k, rr.Scenario, f)
+		}
+		if on := k%2 == 1; f.WaitingRoom != on || strings.HasSuffix(rr.Strategy, "+room") != on {
+			t.Errorf("run %d (%s): got the room on=%v, want %v (off, then on)", k, rr.Strategy, f.WaitingRoom, on)
+		}
+		if f.Shoppers != 200 || f.Stock != 8 || f.UnitsSold != 8 || f.Buyers != 8 || rr.Orders != 8 {
+			t.Errorf("%s: got %d shoppers, %d buyers, %d units sold in %d orders; want 200 shoppers and all 8 units sold to 8 buyers", rr.Strategy, f.Shoppers, f.Buyers, f.UnitsSold, rr.Orders)
+		}
+		if f.Requests < int64(f.Shoppers) || f.Wasted != f.Requests-int64(f.Shoppers)+f.GaveUp || f.BackendCalls < f.UnitsSold ||
+			f.KendallTau < -1 || f.KendallTau > 1 || int64(f.Request.Count) != f.Requests {
+			t.Errorf("%s: figures do not add up: %+v", rr.Strategy, f)
+		}
+		names := map[string]bool{}
+		for _, c := range rr.Invariants {
+			names[c.Name] = true
+			if !c.OK {
+				t.Errorf("%s: %s: %s", rr.Strategy, c.Name, c.Detail)
+			}
+		}
+		for _, n := range []string{"no oversell (SQL)", "redis stock = mysql stock (SQL)", "per-user limit (SQL)", "flood: buyers = units sold"} {
+			if !names[n] {
+				t.Errorf("%s: the check %q was not made", rr.Strategy, n)
+			}
+		}
+		if f.WaitingRoom && !names["room: no admission left in flight"] {
+			t.Errorf("%s: the room's check was not made", rr.Strategy)
+		}
+	}
+	if !strings.Contains(out.String(), "## Flood: the waiting room off and on") || !strings.Contains(out.String(), "| sync+room | on, k 1.5 |") {
+		t.Errorf("the printed tables lack the flood's:\n%s", out.String())
+	}
+}

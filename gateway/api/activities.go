@@ -13,6 +13,22 @@ type Activity struct {
 	BucketCount  int32  `json:"bucket_count"`
 	Version      int64  `json:"version"`
 	Items        []Item `json:"items"`
+	// WaitingRoom is the activity's waiting room (docs/WAITING_ROOM.md).
+	WaitingRoom WaitingRoom `json:"waiting_room"`
+}
+
+// WaitingRoom is an activity's waiting room: on or off, and K, the orders in flight
+// the gateways forward per unit left.
+type WaitingRoom struct {
+	Enabled bool    `json:"enabled"`
+	K       float64 `json:"k"`
+}
+
+// WaitingRoomChange sets an activity's waiting room; a field left out keeps its
+// value (at creation: off, k 1.5).
+type WaitingRoomChange struct {
+	Enabled *bool    `json:"enabled,omitempty"`
+	K       *float64 `json:"k,omitempty"`
 }
 
 // Item is one item of an activity. Remaining is the approximate stock left,
@@ -49,6 +65,8 @@ type CreateActivityRequest struct {
 	PerUserLimit int32      `json:"per_user_limit"`
 	BucketCount  int32      `json:"bucket_count"`
 	Items        []ItemSpec `json:"items"`
+	// WaitingRoom: omitted, off with k 1.5.
+	WaitingRoom *WaitingRoomChange `json:"waiting_room,omitempty"`
 }
 
 // ItemSpec is one item of a new activity with its stock, and the body of POST
@@ -73,6 +91,8 @@ type UpdateActivityRequest struct {
 	Strategy     *string      `json:"strategy,omitempty"`
 	BucketCount  *int32       `json:"bucket_count,omitempty"`
 	Items        []ItemChange `json:"items,omitempty"`
+	// WaitingRoom changes the waiting room live.
+	WaitingRoom *WaitingRoomChange `json:"waiting_room,omitempty"`
 }
 
 // ItemChange changes one item of an activity, named by ID (in the body of PUT
@@ -112,4 +132,6 @@ type ItemStats struct {
 	RedisStock     int64 `json:"redis_stock"`
 	TotalStock     int64 `json:"total_stock"`
 	UnitsSold      int64 `json:"units_sold"`
+	// WaitingRoom is the item's waiting room, when the gateway has one.
+	WaitingRoom *RoomStats `json:"waiting_room,omitempty"`
 }

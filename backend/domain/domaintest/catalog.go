@@ -70,7 +70,7 @@ func sameActivity(tb testing.TB, what string, got, want *domain.Activity) {
 	tb.Helper()
 	if got.ID != want.ID || got.Name != want.Name || !got.Start.Equal(want.Start) || !got.End.Equal(want.End) ||
 		got.State != want.State || got.Strategy != want.Strategy || got.PerUserLimit != want.PerUserLimit ||
-		got.BucketCount != want.BucketCount || got.Version != want.Version || !slices.Equal(got.Items, want.Items) {
+		got.BucketCount != want.BucketCount || got.Version != want.Version || !slices.Equal(got.Items, want.Items) || got.Room != want.Room {
 		tb.Fatalf("%s: got %+v, want %+v", what, *got, *want)
 	}
 }
@@ -88,6 +88,9 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		create(t, s.Catalog, a)
 		if a.ID <= 0 || a.State != domain.StateDraft || a.Version != 1 {
 			t.Fatalf("got id %d, state %q, version %d; want a positive id, draft, 1", a.ID, a.State, a.Version)
+		}
+		if a.Room != (domain.Room{Factor: domain.DefaultRoomFactor}) {
+			t.Fatalf("got waiting room %+v; want off with the default k %g", a.Room, domain.DefaultRoomFactor)
 		}
 		seen := map[int64]bool{}
 		for n, it := range a.Items {
@@ -219,6 +222,7 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		a := create(t, s.Catalog, newActivity(domain.StrategySync, 1, 1, 1))
 		name, limit := "renamed", 5
 		start, end := a.Start.Add(time.Minute), a.End.Add(time.Minute)
+		on, off, k := true, false, 2.25
 		for _, tt := range []struct {
 			name   string
 			change domain.ActivityChange
@@ -228,6 +232,8 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 			{"name", domain.ActivityChange{Name: &name}, func(a *domain.Activity) { a.Name = name }},
 			{"window", domain.ActivityChange{Start: &start, End: &end}, func(a *domain.Activity) { a.Start, a.End = start, end }},
 			{"limit", domain.ActivityChange{PerUserLimit: &limit}, func(a *domain.Activity) { a.PerUserLimit = limit }},
+			{"waiting room on, k", domain.ActivityChange{RoomOn: &on, RoomFactor: &k}, func(a *domain.Activity) { a.Room = domain.Room{On: true, Factor: k} }},
+			{"waiting room off", domain.ActivityChange{RoomOn: &off}, func(a *domain.Activity) { a.Room.On = false }},
 		} {
 			must(t, s.Catalog.UpdateActivity(ctx, a.ID, tt.change))
 			tt.apply(a)

@@ -208,16 +208,18 @@ var fieldIDToName_Item = map[int16]string{
 }
 
 type Activity struct {
-	Id           int64   `thrift:"id,1" frugal:"1,default,i64" json:"id"`
-	Name         string  `thrift:"name,2" frugal:"2,default,string" json:"name"`
-	StartMs      int64   `thrift:"start_ms,3" frugal:"3,default,i64" json:"start_ms"`
-	EndMs        int64   `thrift:"end_ms,4" frugal:"4,default,i64" json:"end_ms"`
-	State        string  `thrift:"state,5" frugal:"5,default,string" json:"state"`
-	Strategy     string  `thrift:"strategy,6" frugal:"6,default,string" json:"strategy"`
-	PerUserLimit int32   `thrift:"per_user_limit,7" frugal:"7,default,i32" json:"per_user_limit"`
-	BucketCount  int32   `thrift:"bucket_count,8" frugal:"8,default,i32" json:"bucket_count"`
-	Items        []*Item `thrift:"items,9" frugal:"9,default,list<Item>" json:"items"`
-	Version      int64   `thrift:"version,10" frugal:"10,default,i64" json:"version"`
+	Id              int64   `thrift:"id,1" frugal:"1,default,i64" json:"id"`
+	Name            string  `thrift:"name,2" frugal:"2,default,string" json:"name"`
+	StartMs         int64   `thrift:"start_ms,3" frugal:"3,default,i64" json:"start_ms"`
+	EndMs           int64   `thrift:"end_ms,4" frugal:"4,default,i64" json:"end_ms"`
+	State           string  `thrift:"state,5" frugal:"5,default,string" json:"state"`
+	Strategy        string  `thrift:"strategy,6" frugal:"6,default,string" json:"strategy"`
+	PerUserLimit    int32   `thrift:"per_user_limit,7" frugal:"7,default,i32" json:"per_user_limit"`
+	BucketCount     int32   `thrift:"bucket_count,8" frugal:"8,default,i32" json:"bucket_count"`
+	Items           []*Item `thrift:"items,9" frugal:"9,default,list<Item>" json:"items"`
+	Version         int64   `thrift:"version,10" frugal:"10,default,i64" json:"version"`
+	WaitingRoom     bool    `thrift:"waiting_room,40" frugal:"40,default,bool" json:"waiting_room"`
+	AdmissionFactor float64 `thrift:"admission_factor,41" frugal:"41,default,double" json:"admission_factor"`
 }
 
 func NewActivity() *Activity {
@@ -266,6 +268,14 @@ func (p *Activity) GetItems() (v []*Item) {
 func (p *Activity) GetVersion() (v int64) {
 	return p.Version
 }
+
+func (p *Activity) GetWaitingRoom() (v bool) {
+	return p.WaitingRoom
+}
+
+func (p *Activity) GetAdmissionFactor() (v float64) {
+	return p.AdmissionFactor
+}
 func (p *Activity) SetId(val int64) {
 	p.Id = val
 }
@@ -296,6 +306,12 @@ func (p *Activity) SetItems(val []*Item) {
 func (p *Activity) SetVersion(val int64) {
 	p.Version = val
 }
+func (p *Activity) SetWaitingRoom(val bool) {
+	p.WaitingRoom = val
+}
+func (p *Activity) SetAdmissionFactor(val float64) {
+	p.AdmissionFactor = val
+}
 
 func (p *Activity) String() string {
 	if p == nil {
@@ -315,6 +331,8 @@ var fieldIDToName_Activity = map[int16]string{
 	8:  "bucket_count",
 	9:  "items",
 	10: "version",
+	40: "waiting_room",
+	41: "admission_factor",
 }
 
 type ItemSpec struct {
@@ -392,13 +410,15 @@ var fieldIDToName_ItemSpec = map[int16]string{
 }
 
 type CreateActivityReq struct {
-	Name         string      `thrift:"name,1" frugal:"1,default,string" json:"name"`
-	StartMs      int64       `thrift:"start_ms,2" frugal:"2,default,i64" json:"start_ms"`
-	EndMs        int64       `thrift:"end_ms,3" frugal:"3,default,i64" json:"end_ms"`
-	Strategy     string      `thrift:"strategy,4" frugal:"4,default,string" json:"strategy"`
-	PerUserLimit int32       `thrift:"per_user_limit,5" frugal:"5,default,i32" json:"per_user_limit"`
-	BucketCount  int32       `thrift:"bucket_count,6" frugal:"6,default,i32" json:"bucket_count"`
-	Items        []*ItemSpec `thrift:"items,7" frugal:"7,default,list<ItemSpec>" json:"items"`
+	Name            string      `thrift:"name,1" frugal:"1,default,string" json:"name"`
+	StartMs         int64       `thrift:"start_ms,2" frugal:"2,default,i64" json:"start_ms"`
+	EndMs           int64       `thrift:"end_ms,3" frugal:"3,default,i64" json:"end_ms"`
+	Strategy        string      `thrift:"strategy,4" frugal:"4,default,string" json:"strategy"`
+	PerUserLimit    int32       `thrift:"per_user_limit,5" frugal:"5,default,i32" json:"per_user_limit"`
+	BucketCount     int32       `thrift:"bucket_count,6" frugal:"6,default,i32" json:"bucket_count"`
+	Items           []*ItemSpec `thrift:"items,7" frugal:"7,default,list<ItemSpec>" json:"items"`
+	WaitingRoom     *bool       `thrift:"waiting_room,40,optional" frugal:"40,optional,bool" json:"waiting_room,omitempty"`
+	AdmissionFactor *float64    `thrift:"admission_factor,41,optional" frugal:"41,optional,double" json:"admission_factor,omitempty"`
 }
 
 func NewCreateActivityReq() *CreateActivityReq {
@@ -435,6 +455,24 @@ func (p *CreateActivityReq) GetBucketCount() (v int32) {
 func (p *CreateActivityReq) GetItems() (v []*ItemSpec) {
 	return p.Items
 }
+
+var CreateActivityReq_WaitingRoom_DEFAULT bool
+
+func (p *CreateActivityReq) GetWaitingRoom() (v bool) {
+	if !p.IsSetWaitingRoom() {
+		return CreateActivityReq_WaitingRoom_DEFAULT
+	}
+	return *p.WaitingRoom
+}
+
+var CreateActivityReq_AdmissionFactor_DEFAULT float64
+
+func (p *CreateActivityReq) GetAdmissionFactor() (v float64) {
+	if !p.IsSetAdmissionFactor() {
+		return CreateActivityReq_AdmissionFactor_DEFAULT
+	}
+	return *p.AdmissionFactor
+}
 func (p *CreateActivityReq) SetName(val string) {
 	p.Name = val
 }
@@ -456,6 +494,20 @@ func (p *CreateActivityReq) SetBucketCount(val int32) {
 func (p *CreateActivityReq) SetItems(val []*ItemSpec) {
 	p.Items = val
 }
+func (p *CreateActivityReq) SetWaitingRoom(val *bool) {
+	p.WaitingRoom = val
+}
+func (p *CreateActivityReq) SetAdmissionFactor(val *float64) {
+	p.AdmissionFactor = val
+}
+
+func (p *CreateActivityReq) IsSetWaitingRoom() bool {
+	return p.WaitingRoom != nil
+}
+
+func (p *CreateActivityReq) IsSetAdmissionFactor() bool {
+	return p.AdmissionFactor != nil
+}
 
 func (p *CreateActivityReq) String() string {
 	if p == nil {
@@ -465,13 +517,15 @@ func (p *CreateActivityReq) String() string {
 }
 
 var fieldIDToName_CreateActivityReq = map[int16]string{
-	1: "name",
-	2: "start_ms",
-	3: "end_ms",
-	4: "strategy",
-	5: "per_user_limit",
-	6: "bucket_count",
-	7: "items",
+	1:  "name",
+	2:  "start_ms",
+	3:  "end_ms",
+	4:  "strategy",
+	5:  "per_user_limit",
+	6:  "bucket_count",
+	7:  "items",
+	40: "waiting_room",
+	41: "admission_factor",
 }
 
 type ItemChange struct {
@@ -706,14 +760,16 @@ var fieldIDToName_ItemStateReq = map[int16]string{
 }
 
 type UpdateActivityReq struct {
-	Id           int64         `thrift:"id,1" frugal:"1,default,i64" json:"id"`
-	Name         *string       `thrift:"name,2,optional" frugal:"2,optional,string" json:"name,omitempty"`
-	StartMs      *int64        `thrift:"start_ms,3,optional" frugal:"3,optional,i64" json:"start_ms,omitempty"`
-	EndMs        *int64        `thrift:"end_ms,4,optional" frugal:"4,optional,i64" json:"end_ms,omitempty"`
-	Strategy     *string       `thrift:"strategy,5,optional" frugal:"5,optional,string" json:"strategy,omitempty"`
-	PerUserLimit *int32        `thrift:"per_user_limit,6,optional" frugal:"6,optional,i32" json:"per_user_limit,omitempty"`
-	BucketCount  *int32        `thrift:"bucket_count,7,optional" frugal:"7,optional,i32" json:"bucket_count,omitempty"`
-	Items        []*ItemChange `thrift:"items,8" frugal:"8,default,list<ItemChange>" json:"items"`
+	Id              int64         `thrift:"id,1" frugal:"1,default,i64" json:"id"`
+	Name            *string       `thrift:"name,2,optional" frugal:"2,optional,string" json:"name,omitempty"`
+	StartMs         *int64        `thrift:"start_ms,3,optional" frugal:"3,optional,i64" json:"start_ms,omitempty"`
+	EndMs           *int64        `thrift:"end_ms,4,optional" frugal:"4,optional,i64" json:"end_ms,omitempty"`
+	Strategy        *string       `thrift:"strategy,5,optional" frugal:"5,optional,string" json:"strategy,omitempty"`
+	PerUserLimit    *int32        `thrift:"per_user_limit,6,optional" frugal:"6,optional,i32" json:"per_user_limit,omitempty"`
+	BucketCount     *int32        `thrift:"bucket_count,7,optional" frugal:"7,optional,i32" json:"bucket_count,omitempty"`
+	Items           []*ItemChange `thrift:"items,8" frugal:"8,default,list<ItemChange>" json:"items"`
+	WaitingRoom     *bool         `thrift:"waiting_room,40,optional" frugal:"40,optional,bool" json:"waiting_room,omitempty"`
+	AdmissionFactor *float64      `thrift:"admission_factor,41,optional" frugal:"41,optional,double" json:"admission_factor,omitempty"`
 }
 
 func NewUpdateActivityReq() *UpdateActivityReq {
@@ -784,6 +840,24 @@ func (p *UpdateActivityReq) GetBucketCount() (v int32) {
 func (p *UpdateActivityReq) GetItems() (v []*ItemChange) {
 	return p.Items
 }
+
+var UpdateActivityReq_WaitingRoom_DEFAULT bool
+
+func (p *UpdateActivityReq) GetWaitingRoom() (v bool) {
+	if !p.IsSetWaitingRoom() {
+		return UpdateActivityReq_WaitingRoom_DEFAULT
+	}
+	return *p.WaitingRoom
+}
+
+var UpdateActivityReq_AdmissionFactor_DEFAULT float64
+
+func (p *UpdateActivityReq) GetAdmissionFactor() (v float64) {
+	if !p.IsSetAdmissionFactor() {
+		return UpdateActivityReq_AdmissionFactor_DEFAULT
+	}
+	return *p.AdmissionFactor
+}
 func (p *UpdateActivityReq) SetId(val int64) {
 	p.Id = val
 }
@@ -807,6 +881,12 @@ func (p *UpdateActivityReq) SetBucketCount(val *int32) {
 }
 func (p *UpdateActivityReq) SetItems(val []*ItemChange) {
 	p.Items = val
+}
+func (p *UpdateActivityReq) SetWaitingRoom(val *bool) {
+	p.WaitingRoom = val
+}
+func (p *UpdateActivityReq) SetAdmissionFactor(val *float64) {
+	p.AdmissionFactor = val
 }
 
 func (p *UpdateActivityReq) IsSetName() bool {
@@ -833,6 +913,14 @@ func (p *UpdateActivityReq) IsSetBucketCount() bool {
 	return p.BucketCount != nil
 }
 
+func (p *UpdateActivityReq) IsSetWaitingRoom() bool {
+	return p.WaitingRoom != nil
+}
+
+func (p *UpdateActivityReq) IsSetAdmissionFactor() bool {
+	return p.AdmissionFactor != nil
+}
+
 func (p *UpdateActivityReq) String() string {
 	if p == nil {
 		return "<nil>"
@@ -841,14 +929,16 @@ func (p *UpdateActivityReq) String() string {
 }
 
 var fieldIDToName_UpdateActivityReq = map[int16]string{
-	1: "id",
-	2: "name",
-	3: "start_ms",
-	4: "end_ms",
-	5: "strategy",
-	6: "per_user_limit",
-	7: "bucket_count",
-	8: "items",
+	1:  "id",
+	2:  "name",
+	3:  "start_ms",
+	4:  "end_ms",
+	5:  "strategy",
+	6:  "per_user_limit",
+	7:  "bucket_count",
+	8:  "items",
+	40: "waiting_room",
+	41: "admission_factor",
 }
 
 type IDReq struct {

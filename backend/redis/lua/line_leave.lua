@@ -1,0 +1,18 @@
+-- Ends a waiting-room admission once the backend answered (docs/WAITING_ROOM.md).
+--
+-- KEYS[1] line, KEYS[2] seen, KEYS[3] joined, KEYS[4] used, KEYS[5] lease
+-- ARGV[1] user, ARGV[2] the admission's place, ARGV[3] "1" to put the shopper back at
+-- that place (the backend took nothing and the shopper may retry), else "0"
+--
+-- Returns 1 when the admission was in flight, 0 when it had been dropped.
+local removed = redis.call('ZREM', KEYS[5], ARGV[1])
+local seq = tonumber(ARGV[2]) or 0
+if ARGV[3] == '1' and seq > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[1], 'NX', seq, ARGV[1])
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('HSETNX', KEYS[3], ARGV[1], now)
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
+return removed

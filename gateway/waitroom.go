@@ -1,0 +1,266 @@
+// The waiting room of POST /api/v1/orders (docs/WAITING_ROOM.md): for an activity that
+// has it on, it runs after the plugins and before the call to the backend, and
+// either lets the order go on (then frees its slot once the backend answered) or
+// answers with the shopper's place in line.
+
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/gateway/api"
+)
+
+// RoomConfig tunes the waiting room of the activities that have it on.
+type RoomConfig struct {
+	// Secret is the HMAC key of queue tokens, the same on every gateway of the fleet;
+	// "": derived from JWTSecret.
+	Secret string `yaml:"secret"`
+	// PlaceTTL: a place nobody asked about for this long lapses (and its token no
+	// longer gives it back). 0: 30 s.
+	PlaceTTL time.Duration `yaml:"place_ttl"`
+	// PollMin and PollMax bound the retry_after a queued shopper is given. 0: 250 ms
+	// and 5 s.
+	PollMin time.Duration `yaml:"poll_min"`
+	PollMax time.Duration `yaml:"poll_max"`
+}
+
+func (c *RoomConfig) defaults() {
+	if c.PlaceTTL <= 0 {
+		c.PlaceTTL = 30 * time.Second
+	}
+	if c.PollMin <= 0 {
+		c.PollMin = 250 * time.Millisecond
+	}
+	if c.PollMax <= 0 {
+		c.PollMax = 5 * time.Second
+	}
+	c.PollMax = max(c.PollMax, c.PollMin)
+}
+
+// HeaderQueueToken carries a queued shopper's token on the next try of the same order.
+const HeaderQueueToken = "Queue-Token"
+
+// layerRoom is the waiting room's layer in the shed counts.
+const layerRoom = "room"
+
+// room is the gateway's side of the waiting room.
+type room struct {
+	line    domain.Line // nil: no line; activities with the room on are served without it
+	cfg     RoomConfig
+	key     []byte // queue tokens' HMAC key
+	lease   time.Duration
+	metrics *roomMetrics
+}
+
+func newRoom(line domain.Line, cfg RoomConfig, jwtSecret string, rpcTimeout time.Duration, reg prometheus.Registerer) (*room, error) {
+	cfg.defaults()
+	secret := cfg.Secret
+	if secret == "" {
+		secret = jwtSecret
+	}
+	if len(secret) < 16 {
+		return nil, fmt.Errorf("the waiting room's token secret must be 16+ bytes (set gateway.waiting_room.secret or gateway.jwt_secret)")
+	}
+	if cfg.PlaceTTL < 2*cfg.PollMax {
+		return nil, fmt.Errorf("gateway.waiting_room.place_ttl (%s) must be at least twice poll_max (%s): a shopper who polls as told must keep the place", cfg.PlaceTTL, cfg.PollMax)
+	}
+	return &room{line: line, cfg: cfg, key: queueKey(secret), lease: rpcTimeout + 2*time.Second, metrics: newRoomMetrics(reg)}, nil
+}
+
+// waitRoom runs the waiting room in front of next, the call to the backend.
+func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
+	return func(ctx context.Context, c *app.RequestContext) {
+		if c.IsAborted() {
+			return
+		}
+		// Past the plugins: whatever the room answers is not a plugin's refusal.
+		c.Set("forwarded", true)
+		b := orderOf(c)
+		a, _, err := g.edge.activity(ctx, b.ActivityID)
+		if err != nil {
+			failErr(c, err)
+			return
+		}
+		if !a.WaitingRoom || g.room.line == nil {
+			next(ctx, c)
+			return
+		}
+		e := domain.LineEntry{ActivityID: b.ActivityID, ItemID: b.ItemID, UserID: userOf(c), Buckets: int(a.BucketCount),
+			Factor: a.AdmissionFactor, PlaceTTL: g.room.cfg.PlaceTTL, Lease: g.room.lease}
+		if raw := c.GetHeader(HeaderQueueToken); len(raw) > 0 {
+			t, err := parseQueueToken(g.room.key, string(raw))
+			if err != nil {
+				g.shed.add(b.ActivityID, layerInput, "bad_request")
+				fail(c, domain.EBadRequest, "invalid queue token")
+				return
+			}
+			if t.UserID != e.UserID || t.ActivityID != e.ActivityID || t.ItemID != e.ItemID {
+				g.shed.add(b.ActivityID, layerInput, "bad_request")
+				fail(c, domain.EBadRequest, "the queue token is for another shopper or item")
+				return
+			}
+			e.Seq, e.Issued = t.Seq, t.Issued
+		}
+		d, err := g.room.line.Enter(ctx, e)
+		if err != nil {
+			g.log.Warn("waiting room unavailable; refusing the order", "activity", b.ActivityID, "item", b.ItemID, "err", err)
+			g.room.metrics.decisions.WithLabelValues("error").Inc()
+			g.shed.add(b.ActivityID, layerRoom, domain.EUnavailable)
+			fail(c, domain.EUnavailable, "the waiting room is unavailable; nothing was taken")
+			return
+		}
+		g.room.metrics.seen(b.ActivityID, b.ItemID, d)
+		outcome := d.Outcome.String()
+		if d.Outcome == domain.LineAdmitted && d.Waited > 0 {
+			outcome = "admitted_from_line"
+			g.room.metrics.wait.Observe(d.Waited.Seconds())
+		}
+		g.room.metrics.decisions.WithLabelValues(outcome).Inc()
+		switch d.Outcome {
+		case domain.LineOpen:
+			next(ctx, c)
+		case domain.LineAdmitted:
+			next(ctx, c)
+			// The backend answered (or the call failed): the slot frees. An answer
+			// that took nothing and may be retried puts the shopper back at the place.
+			st := c.Response.StatusCode()
+			back := st == http.StatusServiceUnavailable || st == http.StatusGatewayTimeout
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := g.room.line.Leave(lctx, e.ActivityID, e.ItemID, e.UserID, d.Seq, back); err != nil {
+				g.log.Warn("free a waiting-room slot; it frees when its lease ends", "item", e.ItemID, "err", err)
+			}
+			cancel()
+		case domain.LineQueued:
+			g.shed.add(b.ActivityID, layerRoom, "queued")
+			wait := g.room.retryAfter(d)
+			c.Header("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			c.JSON(http.StatusAccepted, api.Queued{Status: "queued", Position: d.Position, RetryAfterMs: wait.Milliseconds(),
+				QueueToken: queueToken{ActivityID: e.ActivityID, ItemID: e.ItemID, UserID: e.UserID, Seq: d.Seq, Issued: d.Now}.sign(g.room.key)})
+		case domain.LineSoldOut:
+			if g.isRetry(ctx, b, e.UserID, c.GetString("idem")) {
+				// A retry of an order the backend admitted: it answers with the first
+				// outcome and takes nothing.
+				next(ctx, c)
+				return
+			}
+			g.shed.add(b.ActivityID, layerRoom, domain.ESoldOut)
+			fail(c, domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID))
+		case domain.LineBusy:
+			g.shed.add(b.ActivityID, layerRoom, "busy")
+			c.Header("Retry-After", "1")
+			fail(c, domain.EConflict, "an order of yours for this item is being placed; ask again when it is answered")
+		}
+	}
+}
+
+// retryAfter is how long a queued shopper should wait before asking again: about half
+// the time the line needs to reach them at its admission rate, within the bounds.
+func (r *room) retryAfter(d domain.LineDecision) time.Duration {
+	var wait time.Duration
+	if d.Rate > 0 {
+		wait = time.Duration(float64(d.Position) / d.Rate / 2 * float64(time.Second))
+	} else {
+		wait = time.Duration(d.Position) * 10 * time.Millisecond
+	}
+	return min(max(wait, r.cfg.PollMin), r.cfg.PollMax)
+}
+
+// roomStats adds each item's line to an activity's stats.
+func (g *Gateway) roomStats(ctx context.Context, a activityRoom, items []api.ItemStats) error {
+	if g.room.line == nil {
+		return nil
+	}
+	for k := range items {
+		st, err := g.room.line.Stats(ctx, a.id, items[k].ItemID, a.buckets, a.factor)
+		if err != nil {
+			return err
+		}
+		items[k].WaitingRoom = &api.RoomStats{Enabled: a.on, K: a.factor, QueueLength: st.Length, InFlight: st.InFlight,
+			Capacity: st.Capacity, Places: st.Places, Admitted: st.Admitted, AdmittedFromLine: st.AdmittedFromLine,
+			SoldOutTold: st.SoldOutTold, Lapsed: st.Lapsed, AdmissionRate: float64(int64(st.Rate*100)) / 100,
+			AvgWaitMs: st.AvgWait.Milliseconds(), HeadWaitMs: st.HeadWait.Milliseconds()}
+	}
+	return nil
+}
+
+// activityRoom is what the stats need of an activity's waiting room.
+type activityRoom struct {
+	id      int64
+	on      bool
+	factor  float64
+	buckets int
+}
+
+// roomMetrics are the waiting room's Prometheus series.
+type roomMetrics struct {
+	decisions *prometheus.CounterVec
+	wait      prometheus.Histogram
+
+	mu    sync.Mutex
+	items map[[2]int64]lineSeen // what this gateway last saw of each line
+}
+
+type lineSeen struct {
+	d  domain.LineDecision
+	at time.Time
+}
+
+func newRoomMetrics(reg prometheus.Registerer) *roomMetrics {
+	m := &roomMetrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_gateway_room_decisions_total",
+			Help: "Waiting-room steps by outcome: admitted (at once), admitted_from_line, queued, sold_out, busy, open (no sale state: unbounded), error."}, []string{"outcome"}),
+		wait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "seckill_gateway_room_wait_seconds",
+			Help: "How long shoppers admitted from a waiting room's line waited.", Buckets: prometheus.ExponentialBuckets(0.05, 2, 14)}),
+		items: map[[2]int64]lineSeen{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.decisions, m.wait, m)
+	}
+	return m
+}
+
+func (m *roomMetrics) seen(activityID, itemID int64, d domain.LineDecision) {
+	m.mu.Lock()
+	m.items[[2]int64{activityID, itemID}] = lineSeen{d: d, at: time.Now()}
+	m.mu.Unlock()
+}
+
+var (
+	roomLengthDesc   = prometheus.NewDesc("seckill_gateway_room_queue_length", "Places in a waiting room's line, as this gateway last saw it (the line is the fleet's: take the max over gateways).", []string{"activity", "item"}, nil)
+	roomInFlightDesc = prometheus.NewDesc("seckill_gateway_room_in_flight", "A waiting room's admissions in flight to the backend, fleet-wide, as this gateway last saw them.", []string{"activity", "item"}, nil)
+	roomCapDesc      = prometheus.NewDesc("seckill_gateway_room_capacity", "A waiting room's bound on admissions in flight, ceil(k x stock left), as this gateway last saw it.", []string{"activity", "item"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (m *roomMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- roomLengthDesc
+	ch <- roomInFlightDesc
+	ch <- roomCapDesc
+}
+
+// Collect implements prometheus.Collector: the lines this gateway saw in the last
+// minute.
+func (m *roomMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, s := range m.items {
+		if time.Since(s.at) > time.Minute {
+			delete(m.items, k)
+			continue
+		}
+		a, i := strconv.FormatInt(k[0], 10), strconv.FormatInt(k[1], 10)
+		ch <- prometheus.MustNewConstMetric(roomLengthDesc, prometheus.GaugeValue, float64(s.d.Length), a, i)
+		ch <- prometheus.MustNewConstMetric(roomInFlightDesc, prometheus.GaugeValue, float64(s.d.InFlight), a, i)
+		ch <- prometheus.MustNewConstMetric(roomCapDesc, prometheus.GaugeValue, float64(s.d.Capacity), a, i)
+	}
+}

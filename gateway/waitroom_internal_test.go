@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/seckill/flashsale/backend/domain"
+)
+
+// TestQueueToken: a token reads back as it was signed; a change to any character,
+// another gateway fleet's key, or something that is not a token is refused.
+func TestQueueToken(t *testing.T) {
+	key := queueKey("waiting-room-test-secret-0123456789")
+	want := queueToken{ActivityID: 12, ItemID: 345, UserID: 6789, Seq: 1001, Issued: time.UnixMilli(1_800_000_000_123)}
+	s := want.sign(key)
+	got, err := parseQueueToken(key, s)
+	if err != nil || got != want {
+		t.Fatalf("round trip: got %+v, %v; want %+v", got, err, want)
+	}
+	for i := range len(s) {
+		for _, c := range []byte{'A', 'z', '0', '.', '-'} {
+			if s[i] == c {
+				continue
+			}
+			changed := s[:i] + string(c) + s[i+1:]
+			if _, err := parseQueueToken(key, changed); err == nil {
+				t.Fatalf("a token with character %d changed to %q was accepted: %s", i, c, changed)
+			}
+		}
+	}
+	for name, bad := range map[string]string{
+		"another key":   want.sign(queueKey("another-fleet-secret-0123456789")),
+		"empty":         "",
+		"no mac":        s[:len(s)-44],
+		"a JWT":         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+		"too long":      s + string(make([]byte, maxQueueToken)),
+		"zero place":    queueToken{ActivityID: 1, ItemID: 1, UserID: 1, Issued: time.UnixMilli(1)}.sign(key),
+		"other version": "q2" + s[2:],
+	} {
+		if _, err := parseQueueToken(key, bad); err == nil {
+			t.Errorf("%s: accepted %q", name, bad)
+		}
+	}
+}
+
+// TestRetryAfter: a queued shopper is told to come back after about half the time the
+// line needs to reach them, within the bounds.
+func TestRetryAfter(t *testing.T) {
+	r := &room{cfg: RoomConfig{PollMin: 250 * time.Millisecond, PollMax: 5 * time.Second}}
+	for _, tt := range []struct {
+		position int64
+		rate     float64
+		want     time.Duration
+	}{
+		{1, 100, 250 * time.Millisecond}, // next: as soon as allowed
+		{200, 100, time.Second},          // 2 s away: ask in 1 s
+		{100_000, 100, 5 * time.Second},  // far back: the longest
+		{50, 0, 500 * time.Millisecond},  // no admission lately: by position
+		{10_000, 0, 5 * time.Second},     // far back, nothing moving
+		{3, 0.5, 3 * time.Second},        // a slow line
+		{1, 1_000_000, 250 * time.Millisecond},
+	} {
+		if got := r.retryAfter(domain.LineDecision{Position: tt.position, Rate: tt.rate}); got != tt.want {
+			t.Errorf("position %d at %g/s: got %s, want %s", tt.position, tt.rate, got, tt.want)
+		}
+	}
+}
