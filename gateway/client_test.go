@@ -191,6 +191,16 @@ func TestAPIClient(t *testing.T) {
 			&api.Stats{ActivityID: 8, BackendShed: map[string]int64{}, GatewayShed: map[string]int64{}, Items: []api.ItemStats{}}},
 		{"SetLimits", func() (any, error) { return rulesOf(op.SetLimits(ctx, limits)) }, limits},
 		{"Limits", func() (any, error) { return rulesOf(op.Limits(ctx)) }, limits},
+		{"SetLimits of limits as read (version, gateways and all)", func() (any, error) {
+			read, err := op.Limits(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if read.Version == 0 {
+				return nil, fmt.Errorf("limits read after a change have version 0")
+			}
+			return rulesOf(op.SetLimits(ctx, *read))
+		}, limits},
 		{"Do, the answer as sent", func() (any, error) {
 			var raw json.RawMessage
 			err := op.Do(ctx, "GET", "/admin/v1/limits", nil, &raw)

@@ -209,9 +209,12 @@ func (c *Client) Limits(ctx context.Context) (*Limits, error) {
 	return answer[Limits](ctx, c, http.MethodGet, "/admin/v1/limits", nil, nil)
 }
 
-// SetLimits replaces the gateway's rate limits at run time.
+// SetLimits replaces the gateway's rate limits at run time: all six rules, whatever
+// l's read-only fields (version, updated_by, gateways) say, so limits read with
+// Limits can be put back as they were.
 func (c *Client) SetLimits(ctx context.Context, l Limits) (*Limits, error) {
-	return answer[Limits](ctx, c, http.MethodPut, "/admin/v1/limits", nil, l)
+	rules := Limits{Global: l.Global, Read: l.Read, User: l.User, UserRead: l.UserRead, Item: l.Item, IP: l.IP}
+	return answer[Limits](ctx, c, http.MethodPut, "/admin/v1/limits", nil, rules)
 }
 
 // Plugins lists the loaded admission plugins in chain order.
