@@ -38,7 +38,9 @@ type verified struct {
 	until time.Time
 }
 
-type tokenCache struct{ lru *shardlru.Cache[string, verified] }
+type tokenCache struct {
+	lru *shardlru.Cache[string, verified]
+}
 
 func newTokenCache(size int) *tokenCache {
 	return &tokenCache{lru: shardlru.New[string, verified](size)}
