@@ -119,7 +119,7 @@ func TestMethodsAndRoutesBounded(t *testing.T) {
 		allow        string
 	}{
 		{"DELETE", "/api/v1/activities", 405, "GET"},
-		{"PUT", "/api/v1/orders/12", 405, "GET"},
+		{"PUT", "/api/v1/orders/12", 405, "DELETE, GET"},
 		{"GET", "/api/v1/orders/12/pay", 405, "POST"},
 		{"PATCH", "/api/v1/items/3", 405, "GET"},
 		{"GET", "/api/v1/activities/", 404, ""},
