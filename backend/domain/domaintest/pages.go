@@ -26,7 +26,7 @@ func testOrderStates(t *testing.T, newFn func(t *testing.T) Stores) {
 		must(t, err)
 		_, _, err = f.Orders.EndOrder(ctx, 1, cancelled.ID, domain.OrderCancelled)
 		must(t, err)
-		_, _, err = f.Orders.EndOrder(ctx, 0, expired.ID, domain.OrderExpired)
+		_, _, err = f.Orders.EndOrder(ctx, 1, expired.ID, domain.OrderExpired)
 		must(t, err)
 		before := f.want(t, "before", []int64{8}, map[int64]int64{1: 2}, domain.ItemCounts{Orders: 2, Units: 2})
 		for _, tt := range []struct {
