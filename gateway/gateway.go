@@ -36,6 +36,7 @@ type Gateway struct {
 	admin    *auth.AdminCheck
 	limiter  *ratelimit.Limiter
 	edge     *edgeCache
+	tickets  *endedTickets // ended tickets' results, by owner (tickets.go)
 	ips      *clientIPs
 	routes   []routeOf     // what Register mounted, for Allow
 	waits    waiters       // shoppers' ticket waits at once

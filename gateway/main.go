@@ -347,6 +347,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 		cfg: cfg, backend: cl, verifier: verifier, admin: admin, log: deps.Log, ips: ips,
 		limiter:  ratelimit.New(cfg.Limits, cfg.MaxKeys),
 		edge:     newEdgeCache(cl, cfg.CacheTTL, cfg.NullTTL, cfg.SoldOutPoll, deps.Log),
+		tickets:  newEndedTickets(ticketEntries),
 		shed:     newShedCounter(deps.Registry, deps.Tallies, deps.Log),
 		metrics:  newHTTPMetrics(deps.Registry),
 		registry: deps.Registry,

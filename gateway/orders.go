@@ -53,6 +53,8 @@ func parseWait(s string) (time.Duration, error) {
 
 // getTicket answers a ticket's state. With ?wait=d, a pending ticket is asked again
 // until it ends or d has passed, so a client waits in one request instead of polling.
+// An ended ticket's result is answered from the edge (tickets.go) once its owner
+// has been answered it.
 func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 	wait, err := parseWait(c.Query("wait"))
 	if err != nil {
@@ -60,6 +62,11 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	user := userOf(c)
+	tk := c.Param("ticket")
+	if t, ok := g.tickets.get(user, tk); ok {
+		c.JSON(http.StatusOK, t)
+		return
+	}
 	if wait > 0 {
 		if g.waits.take(user) {
 			defer g.waits.give(user)
@@ -68,7 +75,7 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		}
 	}
 	deadline := time.Now().Add(wait)
-	req := &rpc.TicketReq{UserId: user, Ticket: c.Param("ticket")}
+	req := &rpc.TicketReq{UserId: user, Ticket: tk}
 	for pause := ticketPollFirst; ; pause = min(2*pause, ticketPollMost) {
 		t, err := g.backend.GetTicket(ctx, req)
 		if err = rpcerr.FromRPC(err); err != nil {
@@ -77,7 +84,9 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		}
 		left := time.Until(deadline)
 		if t.Status != string(domain.TicketPending) || left <= 0 {
-			c.JSON(http.StatusOK, api.Ticket{Status: t.Status, OrderID: t.OrderId, Reason: t.Reason})
+			out := api.Ticket{Status: t.Status, OrderID: t.OrderId, Reason: t.Reason}
+			g.tickets.put(user, tk, out)
+			c.JSON(http.StatusOK, out)
 			return
 		}
 		timer := time.NewTimer(min(pause, left))

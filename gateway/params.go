@@ -25,14 +25,16 @@ func parseID(c *app.RequestContext) (int64, bool) {
 	return id, true
 }
 
-// decodeStrict decodes exactly one JSON value with no unknown fields.
+// decodeStrict decodes exactly one JSON value with no unknown fields, and
+// nothing but whitespace after it. (The Decoder's More, used before, says no
+// more for a stray '}' or ']', so `{...}}` passed.)
 func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)
 	}
-	if dec.More() {
+	if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 		return errors.New("malformed JSON: data after the object")
 	}
 	return nil

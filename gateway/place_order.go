@@ -25,10 +25,11 @@ import (
 	"github.com/seckill/flashsale/internal/randhex"
 )
 
-// DecodeOrder parses and validates an order body.
+// DecodeOrder parses (as decodeStrict would, without reflection: order_body.go)
+// and validates an order body.
 func DecodeOrder(body []byte) (api.PlaceOrderRequest, error) {
-	var b api.PlaceOrderRequest
-	if err := decodeStrict(body, &b); err != nil {
+	b, err := decodeOrderBody(body)
+	if err != nil {
 		return b, domain.Errorf(domain.EBadRequest, "%v", err)
 	}
 	switch {

@@ -44,6 +44,8 @@ func Bearer(header string) (string, error) {
 type Verifier struct {
 	opts   Options
 	parser *jwt.Parser
+	cache  *tokenCache      // tokens accepted (cache.go); nil: none
+	now    func() time.Time // the clock of every time check; tests move it
 }
 
 // Options say which shoppers' tokens a Verifier accepts.
@@ -81,14 +83,17 @@ func NewVerifierWith(opts Options) (*Verifier, error) {
 	if len(algs) == 0 {
 		return nil, errors.New("no way to check shoppers' tokens: set a jwt secret or a JWKS URL")
 	}
-	po := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway), jwt.WithIssuedAt()}
+	v := &Verifier{opts: opts, cache: newTokenCache(cachedTokens), now: time.Now}
+	po := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway), jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return v.now() })}
 	if opts.Issuer != "" {
 		po = append(po, jwt.WithIssuer(opts.Issuer))
 	}
 	if opts.Audience != "" {
 		po = append(po, jwt.WithAudience(opts.Audience))
 	}
-	return &Verifier{opts: opts, parser: jwt.NewParser(po...)}, nil
+	v.parser = jwt.NewParser(po...)
+	return v, nil
 }
 
 // key picks the key of a token by its algorithm: the secret for HS256, the JWKS for
@@ -108,32 +113,63 @@ func (v *Verifier) key(t *jwt.Token) (any, error) {
 	return nil, fmt.Errorf("algorithm %s is not accepted", t.Method.Alg())
 }
 
-// UserID checks a token and returns the user id in its sub.
+// UserID checks a token and returns the user id in its sub; a token accepted
+// before is answered from the cache while the answer holds (cache.go).
 func (v *Verifier) UserID(token string) (int64, error) {
 	if len(token) > MaxTokenLen {
 		return 0, ErrInvalid
 	}
+	now := v.now()
+	if v.cache != nil {
+		if id, ok := v.cache.get(token, now); ok {
+			return id, nil
+		}
+	}
+	id, until, err := v.verify(token, now)
+	if err == nil && v.cache != nil {
+		v.cache.put(token, id, until)
+	}
+	return id, err
+}
+
+// verify checks a token at now and returns its user and until when
+// (exclusive) the same check would accept it.
+func (v *Verifier) verify(token string, now time.Time) (int64, time.Time, error) {
 	var claims jwt.RegisteredClaims
-	_, err := v.parser.ParseWithClaims(token, &claims, v.key)
+	t, err := v.parser.ParseWithClaims(token, &claims, v.key)
 	if errors.Is(err, jwt.ErrTokenExpired) {
-		return 0, ErrExpired
+		return 0, time.Time{}, ErrExpired
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return 0, time.Time{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	// The parser accepts while now < exp+leeway (exp is required).
+	until := claims.ExpiresAt.Add(leeway)
 	if v.opts.MaxAge > 0 {
 		if claims.IssuedAt == nil {
-			return 0, fmt.Errorf("%w: iat is required", ErrInvalid)
+			return 0, time.Time{}, fmt.Errorf("%w: iat is required", ErrInvalid)
 		}
-		if time.Since(claims.IssuedAt.Time) > v.opts.MaxAge+leeway {
-			return 0, fmt.Errorf("%w: issued more than %s ago", ErrExpired, v.opts.MaxAge)
+		last := claims.IssuedAt.Add(v.opts.MaxAge + leeway) // accepted up to and at last
+		if now.After(last) {
+			return 0, time.Time{}, fmt.Errorf("%w: issued more than %s ago", ErrExpired, v.opts.MaxAge)
 		}
+		until = earliest(until, last.Add(time.Nanosecond))
 	}
 	id, err := strconv.ParseInt(claims.Subject, 10, 64)
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != claims.Subject {
-		return 0, fmt.Errorf("%w: sub must be a positive decimal user id", ErrInvalid)
+		return 0, time.Time{}, fmt.Errorf("%w: sub must be a positive decimal user id", ErrInvalid)
 	}
-	return id, nil
+	if t.Method.Alg() != "HS256" { // a JWKS key: see jwksLife
+		until = earliest(until, now.Add(jwksLife))
+	}
+	return id, until, nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // Mint signs a shopper token for userID that expires after ttl.

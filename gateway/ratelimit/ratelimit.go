@@ -1,18 +1,19 @@
 // Package ratelimit sheds traffic with token buckets (golang.org/x/time/rate): a
 // global bucket of changes (orders, cancels, payments) and one of reads, and buckets
 // per user (one for changes, one for reads), per item and per client IP. Per-key
-// buckets live in
-// size-bounded LRU maps, so a flood of distinct keys evicts the idle ones instead of
-// growing memory.
+// buckets live in size-bounded LRU maps, so a flood of distinct keys evicts the idle
+// ones instead of growing memory. The maps are sharded (internal/shardlru): every
+// request looks a bucket up, and one lock for all of them was the limiter's only
+// point where requests for different keys waited on one another.
 package ratelimit
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
+
+	"github.com/seckill/flashsale/internal/shardlru"
 )
 
 // Kind names a limit.
@@ -91,8 +92,7 @@ type Limiter struct {
 	share   atomic.Int64 // the fleet's gateways, at least 1
 	global  atomic.Pointer[rate.Limiter]
 	read    atomic.Pointer[rate.Limiter]
-	mu      sync.Mutex // guards creating a key's bucket
-	perKey  map[Kind]*lru.Cache[string, *rate.Limiter]
+	perKey  map[Kind]*shardlru.Cache[string, *rate.Limiter] // written only by New
 	maxKeys int
 }
 
@@ -101,14 +101,10 @@ func New(l Limits, maxKeys int) *Limiter {
 	if maxKeys <= 0 {
 		maxKeys = 100_000
 	}
-	lim := &Limiter{perKey: map[Kind]*lru.Cache[string, *rate.Limiter]{}, maxKeys: maxKeys}
+	lim := &Limiter{perKey: map[Kind]*shardlru.Cache[string, *rate.Limiter]{}, maxKeys: maxKeys}
 	lim.share.Store(1)
 	for _, k := range []Kind{User, UserRead, Item, IP} {
-		c, err := lru.New[string, *rate.Limiter](maxKeys)
-		if err != nil {
-			panic(err) // only for a non-positive size
-		}
-		lim.perKey[k] = c
+		lim.perKey[k] = shardlru.New[string, *rate.Limiter](maxKeys)
 	}
 	lim.Set(l)
 	return lim
@@ -186,19 +182,14 @@ func (l *Limiter) Allow(k Kind, key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// bucket is key's bucket of kind k, made under rule r if there is none; two
+// requests making the first bucket of a key at once share the one kept.
 func (l *Limiter) bucket(k Kind, key string, r Rule) *rate.Limiter {
 	c := l.perKey[k]
 	if b, ok := c.Get(key); ok {
 		return b
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if b, ok := c.Get(key); ok {
-		return b
-	}
-	b := newBucket(l.local(k, r))
-	c.Add(key, b)
-	return b
+	return c.ContainsOrAdd(key, newBucket(l.local(k, r)))
 }
 
 // Len is how many buckets of a kind are held.

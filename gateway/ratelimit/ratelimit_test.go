@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"testing"
@@ -119,4 +120,26 @@ func TestReadsApartFromChanges(t *testing.T) {
 			t.Errorf("kind %s has no rule", k)
 		}
 	}
+}
+
+// BenchmarkAllowPerUser takes tokens of 10,000 users' buckets from parallel
+// goroutines, as the order route does: the per-key maps' locking is what it shows.
+//
+//	go test -run '^$' -bench AllowPerUser -cpu 1,2,4 ./gateway/ratelimit/
+func BenchmarkAllowPerUser(b *testing.B) {
+	l := New(Limits{User: Rule{RPS: 1e9, Burst: 1e6}}, 100_000)
+	keys := make([]string, 10_000)
+	for i := range keys {
+		keys[i] = strconv.Itoa(i)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(len(keys))
+		for pb.Next() {
+			if ok, _ := l.Allow(User, keys[i%len(keys)]); !ok {
+				b.Error("refused")
+				return
+			}
+			i++
+		}
+	})
 }
