@@ -17,6 +17,7 @@ import (
 	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 const (
@@ -44,6 +45,8 @@ func realConfig(t *testing.T) (config.Config, *testenv.DB) {
 	cfg.RocketMQ = config.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
 	cfg.AnyPorts()
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
+	// Parts started apart (a backend alone, a second gateway) share these.
+	cfg.Backend.RPCSecret, cfg.Backend.RPCOperatorSecret = secret.Generate(), secret.Generate()
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 100, Burst: 100}
 	cfg.Gateway.Limits.UserRead = ratelimit.Rule{RPS: 1000, Burst: 1000} // tests poll tickets in a loop
 	cfg.Worker.Goroutines, cfg.Worker.BatchSize, cfg.Worker.MaxAttempts = 8, 1, 5

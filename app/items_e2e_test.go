@@ -14,7 +14,6 @@ import (
 	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/ratelimit"
-	"github.com/seckill/flashsale/internal/secret"
 )
 
 // twoGateways is the whole system on the real services and a second gateway on the
@@ -23,8 +22,6 @@ func twoGateways(t *testing.T) (one, two *stack) {
 	t.Helper()
 	cfg, db := realConfig(t)
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 10_000, Burst: 10_000}
-	// The second gateway calls the first process's backend: both need its credentials.
-	cfg.Backend.RPCSecret, cfg.Backend.RPCOperatorSecret = secret.Generate(), secret.Generate()
 	one = start(t, cfg, app.Options{})
 	one.db = db
 	gcfg := cfg
