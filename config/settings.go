@@ -112,7 +112,7 @@ var rows = []row{
 	{key: "gateway.report_every", unset: "2s", help: "how often a gateway reports what it runs to the fleet; a report older than three intervals is a dead gateway's"},
 	{key: "gateway.procs", unset: "4 a core, at least 8", help: "Go processors (GOMAXPROCS) the gateway asks for at least, so plugin guests that cannot be preempted do not hold the cores; -1 leaves GOMAXPROCS alone"},
 	{key: "gateway.gc_percent", unset: "400", help: "GOGC the gateway sets, so a plugin upload's allocations do not stall requests; -1 leaves it alone"},
-	{key: "gateway.waiting_room.secret", help: "HMAC key of the waiting room's queue tokens, 16+ bytes, the same on every gateway; empty: derived from gateway.jwt_secret", hide: blank},
+	{key: "gateway.waiting_room.secret", help: "HMAC key of the waiting room's queue tokens, the same on every gateway: at least 32 random bytes; empty: derived from gateway.jwt_secret (set it when shoppers' tokens come only from a JWKS)", hide: blank},
 	{key: "gateway.waiting_room.place_ttl", unset: "30s", help: "a place in a waiting room's line that nobody asked about for this long lapses; at least twice poll_max"},
 	{key: "gateway.waiting_room.poll_min", unset: "250ms", help: "shortest retry_after_ms a queued shopper is given"},
 	{key: "gateway.waiting_room.poll_max", unset: "5s", help: "longest retry_after_ms a queued shopper is given"},

@@ -376,6 +376,7 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 const (
 	SettingJWTSecret  = "gateway.jwt_secret (SECKILL_JWT_SECRET)"
 	SettingAdminToken = "gateway.admin_token (SECKILL_ADMIN_TOKEN)"
+	SettingRoomSecret = "gateway.waiting_room.secret (SECKILL_GATEWAY_WAITING_ROOM_SECRET)"
 )
 
 // verifier checks the token settings and returns the shoppers' token check: HS256

@@ -18,6 +18,7 @@ import (
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/gateway/api"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 // RoomConfig tunes the waiting room of the activities that have it on.
@@ -64,17 +65,22 @@ type room struct {
 
 func newRoom(line domain.Line, cfg RoomConfig, jwtSecret string, rpcTimeout time.Duration, reg prometheus.Registerer) (*room, error) {
 	cfg.defaults()
-	secret := cfg.Secret
-	if secret == "" {
-		secret = jwtSecret
+	key := cfg.Secret
+	if key != "" {
+		// Whoever guesses it can mint a place at the head of every line.
+		if err := secret.Check(SettingRoomSecret, key); err != nil {
+			return nil, err
+		}
+	} else {
+		key = jwtSecret // checked as gateway.jwt_secret
 	}
-	if len(secret) < 16 {
-		return nil, fmt.Errorf("the waiting room's token secret must be 16+ bytes (set gateway.waiting_room.secret or gateway.jwt_secret)")
+	if key == "" {
+		return nil, fmt.Errorf("the waiting room needs a key for its queue tokens: set %s (or gateway.jwt_secret, from which it is derived)", SettingRoomSecret)
 	}
 	if cfg.PlaceTTL < 2*cfg.PollMax {
 		return nil, fmt.Errorf("gateway.waiting_room.place_ttl (%s) must be at least twice poll_max (%s): a shopper who polls as told must keep the place", cfg.PlaceTTL, cfg.PollMax)
 	}
-	return &room{line: line, cfg: cfg, key: queueKey(secret), lease: rpcTimeout + 2*time.Second, metrics: newRoomMetrics(reg)}, nil
+	return &room{line: line, cfg: cfg, key: queueKey(key), lease: rpcTimeout + 2*time.Second, metrics: newRoomMetrics(reg)}, nil
 }
 
 // waitRoom runs the waiting room in front of next, the call to the backend.

@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/flashsale/backend/domain"
 )
@@ -62,6 +65,31 @@ func TestRetryAfter(t *testing.T) {
 	} {
 		if got := r.retryAfter(domain.LineDecision{Position: tt.position, Rate: tt.rate}); got != tt.want {
 			t.Errorf("position %d at %g/s: got %s, want %s", tt.position, tt.rate, got, tt.want)
+		}
+	}
+}
+
+// TestRoomSecretChecked: a waiting room's own key is held to the rule of every other
+// secret (a guessed one mints places at the head of each line), and a room with no
+// key at all (shoppers' tokens from a JWKS only) refuses to start.
+func TestRoomSecretChecked(t *testing.T) {
+	strong := "9f4c2a7e1b8d3f6a0c5e2b7d4a1f8c3e"
+	for _, tt := range []struct {
+		name, room, jwt string
+		ok              bool
+	}{
+		{"its own strong key", strong, "", true},
+		{"derived from the JWT secret", "", strong, true},
+		{"a weak key of its own", strings.Repeat("ab", 16), strong, false},
+		{"a placeholder", "change-me-change-me-change-me-change-me", strong, false},
+		{"no key at all", "", "", false},
+	} {
+		_, err := newRoom(nil, RoomConfig{Secret: tt.room}, tt.jwt, time.Second, prometheus.NewRegistry())
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: got %v, want ok %v", tt.name, err, tt.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "gateway.waiting_room.secret") {
+			t.Errorf("%s: %v does not name the setting", tt.name, err)
 		}
 	}
 }
