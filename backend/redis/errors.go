@@ -13,6 +13,8 @@ import (
 // notSent wraps err with domain.ErrNotSent when the command never left this process:
 // no connection could be dialled, none came free from the pool in time, or the
 // client was closed. Any other failure may have reached Redis and is returned as is.
+// It holds only for a client that sends each command once: one that resends returns
+// its last attempt's error, which says nothing of the first.
 func notSent(err error) error {
 	if err == nil {
 		return nil

@@ -62,6 +62,10 @@ var (
 type Stock struct {
 	rdb       goredis.UniversalClient
 	resultTTL time.Duration
+	// sendsOnce: the client never resends a command (a single node with retries
+	// off), so a failure to dial means the script never ran. A cluster client
+	// resends on its own (to the same node, then another) whatever MaxRetries says.
+	sendsOnce bool
 }
 
 var _ domain.StockLedger = (*Stock)(nil)
@@ -73,7 +77,8 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 		resultTTL = 24 * time.Hour
 	}
 	resultTTL = max(resultTTL.Round(time.Second), time.Second)
-	return &Stock{rdb: rdb, resultTTL: resultTTL}
+	c, single := rdb.(*goredis.Client)
+	return &Stock{rdb: rdb, resultTTL: resultTTL, sendsOnce: single && c.Options().MaxRetries == 0}
 }
 
 // Load puts the scripts into the script cache of every node so the first calls of a
@@ -130,7 +135,10 @@ func (s *Stock) DeductBatch(ctx context.Context, ds []domain.Deduction) (out []d
 	}
 	res, err := deductScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return nil, nil, fmt.Errorf("deduct item %d: %w", d0.ItemID, notSent(err))
+		if s.sendsOnce {
+			err = notSent(err)
+		}
+		return nil, nil, fmt.Errorf("deduct item %d: %w", d0.ItemID, err)
 	}
 	if len(res) != 2*len(ds) {
 		return nil, nil, fmt.Errorf("deduct item %d: unexpected script result %v", d0.ItemID, res)
@@ -570,8 +578,13 @@ func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int,
 // Open returns a client for one Redis node, or for a Redis Cluster when cluster is set
 // or more than one address is given, and checks that it answers.
 func Open(ctx context.Context, addrs []string, password string, cluster bool) (goredis.UniversalClient, error) {
+	// MaxRetries -1: go-redis must not resend a command whose connection broke after
+	// it was written. The ledger's scripts take stock by deltas, and tallies count by
+	// increments; a resend would run them twice, and would leave the last attempt's
+	// error (a refused dial, say) to stand for a first attempt that did run. Callers
+	// decide what a failure means instead (sale.Service ends an unanswered ticket).
 	opts := &goredis.UniversalOptions{Addrs: addrs, Password: password, IsClusterMode: cluster || len(addrs) > 1,
-		PoolSize: 64, MinIdleConns: 4, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
+		PoolSize: 64, MinIdleConns: 4, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: -1}
 	rdb := goredis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

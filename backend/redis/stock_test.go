@@ -72,6 +72,47 @@ func TestDeductAndSettleBatch(t *testing.T) {
 	}
 }
 
+// TestDeductSentTwice: the same request sent again (its answer lost on the way back,
+// and the call repeated by a client or a pipeline) gets its first answer again and
+// takes nothing more: the units, the buyer's count and the in-flight record stay
+// those of one deduction.
+func TestDeductSentTwice(t *testing.T) {
+	ctx := context.Background()
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			st := redis.NewStock(rdb, time.Hour)
+			a, i := nextID.Add(1), nextID.Add(1)
+			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
+				End: time.Now().Add(time.Hour), PerUserLimit: 3, BucketStock: []int64{1, 4}}, true); err != nil {
+				t.Fatal(err)
+			}
+			for _, key := range []string{"", "k"} {
+				d := domain.Deduction{ActivityID: a, ItemID: i, UserID: 7, Quantity: 1, IdempotencyKey: key,
+					Ticket: domain.NewTicket(a, i, fmt.Sprint("twice", nextID.Add(1))), Buckets: 2, HomeBucket: 1}
+				first, err := st.Deduct(ctx, d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				again, err := st.Deduct(ctx, d)
+				if err != nil || again.Replayed || again.Ticket != d.Ticket || again.Bucket != first.Bucket {
+					t.Fatalf("key %q: sent again: got %+v, %v; want %+v", key, again, err, first)
+				}
+			}
+			if n, _, err := st.Available(ctx, a, i, 2); err != nil || n != 3 {
+				t.Fatalf("got %d units left, %v; want 3 (two deductions of one unit, each sent twice)", n, err)
+			}
+			// The buyer holds 2 of 3: a third unit is still allowed, a fourth is not.
+			for j, want := range []string{"", domain.ELimitExceeded} {
+				_, err := st.Deduct(ctx, domain.Deduction{ActivityID: a, ItemID: i, UserID: 7, Quantity: 1,
+					Ticket: domain.NewTicket(a, i, fmt.Sprint("more", nextID.Add(1))), Buckets: 2})
+				if got := domain.ErrorCode(err); got != want {
+					t.Fatalf("order %d after the resends: got %q (%v), want %q", j+3, got, err, want)
+				}
+			}
+		})
+	}
+}
+
 // TestSoldOutAnnounced: the deduction that takes an item's last unit announces the
 // item sold out, once; units coming back announce it again on sale, and the next
 // sell-out is announced again.
@@ -143,8 +184,8 @@ func TestSoldOutAnnounced(t *testing.T) {
 	}
 }
 
-// TestDeductNotSent: a deduction that cannot reach Redis (nothing listens, or the
-// pool has no connection to give in time) says it was never sent, so the sale can
+// TestDeductNotSent: a deduction by a client that sends once that cannot reach Redis
+// (nothing listens, or the pool has no connection to give in time) says it was never sent, so the sale can
 // answer "nothing was taken" without ending a ticket it would also fail to reach;
 // one that reached Redis and was cut off does not.
 func TestDeductNotSent(t *testing.T) {
@@ -160,6 +201,13 @@ func TestDeductNotSent(t *testing.T) {
 	_, err = redis.NewStock(down, time.Hour).Deduct(context.Background(), d)
 	if !errors.Is(err, domain.ErrNotSent) {
 		t.Errorf("deduct with nothing listening: got %v, want ErrNotSent", err)
+	}
+	// A client that resends reports its last attempt, which says nothing of the first.
+	resends := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer resends.Close()
+	_, err = redis.NewStock(resends, time.Hour).Deduct(context.Background(), d)
+	if err == nil || errors.Is(err, domain.ErrNotSent) {
+		t.Errorf("deduct by a client that resends: got %v, want an error that is not ErrNotSent", err)
 	}
 
 	// A server that accepts and then drops the connection: the script may have run.

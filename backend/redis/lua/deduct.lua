@@ -18,12 +18,14 @@
 --   9 insufficient stock (units are left, fewer than asked)
 --   10 the ticket has a result already: it was ended before this call ran (a caller
 --      whose call timed out ended it, and Redis ran that first); nothing taken
+-- A request whose ticket is in flight already (the same call sent twice) gets 0 and
+-- the parts it took the first time, and takes nothing more.
 -- The deduction that takes an item's last unit (or else its first sold-out answer) is
 -- announced on sk:stock as "soldout <activity> <item>", so every gateway flags the
 -- item at once; the marker "<meta key without :meta>:soldout" says it was, so it is
 -- said once. Scripts that give units back clear the marker and announce "stock
 -- <activity> <item>", and the next sell-out is announced again.
--- Order of checks: decided, replay, state, window, quantity, buyer limit, stock. The buyer check
+-- Order of checks: decided, resent, replay, state, window, quantity, buyer limit, stock. The buyer check
 -- comes before any deduction, and the stock check covers the whole quantity: from the
 -- home bucket when it holds it, else from the first bucket after it that does, else
 -- from several buckets in turn.
@@ -48,6 +50,10 @@ end
 
 local function admit(r, user, qty, idem, ticket, home)
   if redis.call('EXISTS', KEYS[5 + r]) == 1 then return 10, '' end
+  -- Tickets are new for each request: one already in flight is this very request,
+  -- sent again after its answer was lost. It gets its answer again, and takes nothing.
+  local rec = redis.call('HGET', KEYS[4], ticket)
+  if rec then return 0, string.match(rec, '^[^|]*|[^|]*|([^|]*)') end
   if idem ~= '' then
     local prev = redis.call('HGET', KEYS[3], idem)
     if prev then return 1, prev end
