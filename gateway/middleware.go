@@ -31,10 +31,13 @@ func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 // stripTrusted drops trusted-context headers a client sent and sets X-Real-IP to
 // the client's address (clientIPs: the peer unless it is a trusted proxy).
 func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
+	// The address first: a trusted proxy may name the client in X-Real-IP, one of
+	// the headers dropped next.
+	ip := g.clientIP(c)
 	for _, h := range trustedHeaders {
 		c.Request.Header.Del(h)
 	}
-	c.Request.Header.Set(HeaderRealIP, g.clientIP(c).String())
+	c.Request.Header.Set(HeaderRealIP, ip.String())
 	c.Next(ctx)
 }
 
