@@ -8,6 +8,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -136,16 +137,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 		case domain.LineOpen:
 			next(ctx, c)
 		case domain.LineAdmitted:
-			next(ctx, c)
-			// The backend answered (or the call failed): the slot frees. An answer
-			// that took nothing and may be retried puts the shopper back at the place.
-			st := c.Response.StatusCode()
-			back := st == http.StatusServiceUnavailable || st == http.StatusGatewayTimeout
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			if err := g.room.line.Leave(lctx, e.ActivityID, e.ItemID, e.UserID, d.Seq, back); err != nil {
-				g.log.Warn("free a waiting-room slot; it frees when its lease ends", "item", e.ItemID, "err", err)
-			}
-			cancel()
+			g.room.admitted(ctx, c, e, d.Seq, next, g.log)
 		case domain.LineQueued:
 			g.shed.add(b.ActivityID, layerRoom, "queued")
 			wait := g.room.retryAfter(d)
@@ -167,6 +159,30 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			fail(c, domain.EConflict, "an order of yours for this item is being placed; ask again when it is answered")
 		}
 	}
+}
+
+// admitted runs an admitted order on to the backend and then frees its slot in the
+// line, even when next panics (the recovery middleware answers 500 further out):
+//   - 503 took nothing: the shopper goes back to the place, to retry at the head;
+//   - 504 may have taken a unit, and the backend may still be working on it: the slot
+//     stays held until its lease ends, so the fleet's bound on orders in flight
+//     holds while the backend is slow; a retry meanwhile is told the order is being
+//     placed, and after that learns its outcome with its idempotency key;
+//   - any other answer (or a panic) frees the slot.
+func (r *room) admitted(ctx context.Context, c *app.RequestContext, e domain.LineEntry, seq int64, next app.HandlerFunc, log *slog.Logger) {
+	status := 0
+	defer func() {
+		if status == http.StatusGatewayTimeout {
+			return
+		}
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := r.line.Leave(lctx, e.ActivityID, e.ItemID, e.UserID, seq, status == http.StatusServiceUnavailable); err != nil {
+			log.Warn("free a waiting-room slot; it frees when its lease ends", "item", e.ItemID, "err", err)
+		}
+	}()
+	next(ctx, c)
+	status = c.Response.StatusCode()
 }
 
 // retryAfter is how long a queued shopper should wait before asking again: about half

@@ -1,10 +1,15 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seckill/flashsale/backend/domain"
@@ -90,6 +95,57 @@ func TestRoomSecretChecked(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "gateway.waiting_room.secret") {
 			t.Errorf("%s: %v does not name the setting", tt.name, err)
+		}
+	}
+}
+
+// leaves records a line's Leave calls.
+type leaves struct {
+	domain.Line
+	calls []bool // back, per call
+}
+
+func (l *leaves) Leave(_ context.Context, _, _, _, _ int64, back bool) error {
+	l.calls = append(l.calls, back)
+	return nil
+}
+
+// TestAdmittedFreesItsSlot: an admitted order's slot frees when the backend answers,
+// back at the place only when nothing was taken (503); a 504, which may have taken a
+// unit while the backend still works on it, keeps the slot until its lease ends; a
+// panic in the handler still frees it.
+func TestAdmittedFreesItsSlot(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		panics bool
+		want   []bool
+	}{
+		{"placed", http.StatusAccepted, false, []bool{false}},
+		{"sold out", http.StatusConflict, false, []bool{false}},
+		{"nothing taken", http.StatusServiceUnavailable, false, []bool{true}},
+		{"outcome unknown", http.StatusGatewayTimeout, false, nil},
+		{"a panic", 0, true, []bool{false}},
+	} {
+		l := &leaves{}
+		r := &room{line: l}
+		c := app.NewContext(0)
+		next := func(context.Context, *app.RequestContext) {
+			if tt.panics {
+				panic("handler bug")
+			}
+			c.Response.SetStatusCode(tt.status)
+		}
+		func() {
+			defer func() {
+				if p := recover(); (p != nil) != tt.panics {
+					t.Errorf("%s: recovered %v", tt.name, p)
+				}
+			}()
+			r.admitted(context.Background(), c, domain.LineEntry{ActivityID: 1, ItemID: 2, UserID: 3}, 9, next, slog.New(slog.DiscardHandler))
+		}()
+		if !slices.Equal(l.calls, tt.want) {
+			t.Errorf("%s: Leave calls (back) %v, want %v", tt.name, l.calls, tt.want)
 		}
 	}
 }
