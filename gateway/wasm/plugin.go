@@ -54,6 +54,9 @@ type plugin struct {
 	// growFailed is when an instantiation of the refiller last failed
 	// (unix nanoseconds): requests waiting since then stop counting on it.
 	growFailed atomic.Int64
+	// arriving counts instances the refiller has counted live and not yet put
+	// in the pool.
+	arriving atomic.Int32
 	refill     chan struct{}
 	done       chan struct{} // closed by close: stops the refiller and waiters
 	refills    sync.WaitGroup
@@ -203,7 +206,7 @@ func (p *plugin) acquire(ctx context.Context, start time.Time) (*instance, error
 			// asked for, and has not failed meanwhile) is worth waiting
 			// for: it takes milliseconds, and the deadline is for the
 			// guest's call, not for the pool's growth.
-			if p.live.Load() < p.want.Load() && p.growFailed.Load() < start.UnixNano() {
+			if (p.live.Load() < p.want.Load() || p.arriving.Load() > 0) && p.growFailed.Load() < start.UnixNano() {
 				t.Reset(p.spec.Timeout)
 				continue
 			}
@@ -372,11 +375,14 @@ func (p *plugin) startRefiller() {
 					return
 				default:
 				}
-				// Into the pool before it counts as live: a request whose
-				// wait ends now and finds live == want must find it idle.
+				// Counted live before it goes idle (a request that takes it
+				// at once sees it counted); arriving covers the moment in
+				// between, for a request whose wait ends then.
+				p.arriving.Add(1)
+				p.live.Add(1)
 				p.stats.created.Add(1)
 				p.release(in)
-				p.live.Add(1)
+				p.arriving.Add(-1)
 			}
 		}
 	}()
