@@ -57,9 +57,9 @@ type plugin struct {
 	// arriving counts instances the refiller has counted live and not yet put
 	// in the pool.
 	arriving atomic.Int32
-	refill     chan struct{}
-	done       chan struct{} // closed by close: stops the refiller and waiters
-	refills    sync.WaitGroup
+	refill   chan struct{}
+	done     chan struct{} // closed by close: stops the refiller and waiters
+	refills  sync.WaitGroup
 
 	// inflight counts requests inside the plugin; closingBit marks it
 	// retired: no new request may enter.
