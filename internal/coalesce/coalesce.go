@@ -49,14 +49,31 @@ type batch[T, R any] struct {
 	out     []R
 	started bool          // its leader has been told to run it
 	start   chan struct{} // closed to tell the leader
-	done    chan struct{} // closed when out is filled
+	done    chan struct{} // closed when out is filled, or run panicked
+	// panicked is what run panicked with: every caller of the batch panics with it.
+	panicked any
+	// deadline is the latest of its callers' deadlines; unbounded when one had none.
+	deadline  time.Time
+	unbounded bool
+}
+
+// join records a caller's deadline in bt. The caller holds mu.
+func (bt *batch[T, R]) join(ctx context.Context) {
+	dl, ok := ctx.Deadline()
+	switch {
+	case !ok:
+		bt.unbounded = true
+	case dl.After(bt.deadline):
+		bt.deadline = dl
+	}
 }
 
 // New returns a Batcher that runs batches with run. run gets the items in the order
 // their calls joined and must return one result for each, in the same order. A batch
 // of several callers runs with its first caller's context without its cancellation
-// (the others wait on it), so run must bound its own time; a lone caller's call runs
-// with its own context.
+// (the others wait on it) and with the latest of their deadlines (none when one of
+// them had none); a lone caller's call runs with its own context. When run panics,
+// every caller of the batch panics with the same value, and the key runs on.
 func New[K comparable, T, R any](cfg Config, run func(ctx context.Context, key K, items []T) []R) *Batcher[K, T, R] {
 	cfg.Size = max(cfg.Size, 1)
 	return &Batcher[K, T, R]{run: run, cfg: cfg, keys: map[K]*keyState[T, R]{}}
@@ -75,12 +92,16 @@ func (b *Batcher[K, T, R]) Do(ctx context.Context, key K, item T) R {
 	if bt := ks.open; bt != nil {
 		i := len(bt.items)
 		bt.items = append(bt.items, item)
+		bt.join(ctx)
 		if len(bt.items) >= b.cfg.Size {
 			ks.open = nil
 			b.ready(ks, bt)
 		}
 		b.mu.Unlock()
 		<-bt.done
+		if bt.panicked != nil {
+			panic(bt.panicked)
+		}
 		return bt.out[i]
 	}
 	if ks.running == 0 && len(ks.queued) == 0 {
@@ -89,6 +110,7 @@ func (b *Batcher[K, T, R]) Do(ctx context.Context, key K, item T) R {
 		return b.exec(ctx, key, ks, []T{item})[0]
 	}
 	bt := &batch[T, R]{items: []T{item}, start: make(chan struct{}), done: make(chan struct{})}
+	bt.join(ctx)
 	if b.cfg.Size <= 1 {
 		b.ready(ks, bt)
 	} else {
@@ -114,8 +136,21 @@ func (b *Batcher[K, T, R]) Do(ctx context.Context, key K, item T) R {
 	if !bt.started { // waited long enough: run alongside the running ones
 		b.begin(ks, bt)
 	}
-	b.mu.Unlock()
+	// No caller joins once it started: its deadline is final.
 	ctx = context.WithoutCancel(ctx)
+	if !bt.unbounded {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, bt.deadline)
+		defer cancel()
+	}
+	b.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			bt.panicked = p
+			close(bt.done)
+			panic(p)
+		}
+	}()
 	bt.out = b.exec(ctx, key, ks, bt.items)
 	close(bt.done)
 	return bt.out[0]
@@ -138,12 +173,19 @@ func (b *Batcher[K, T, R]) begin(ks *keyState[T, R], bt *batch[T, R]) {
 	close(bt.start)
 }
 
-// exec runs items and hands the key's next batch on.
+// exec runs items and hands the key's next batch on, also when run panics (the
+// panic goes on to the callers).
 func (b *Batcher[K, T, R]) exec(ctx context.Context, key K, ks *keyState[T, R], items []T) []R {
+	defer b.finish(key, ks)
 	out := b.run(ctx, key, items)
 	if len(out) != len(items) {
 		panic(fmt.Sprintf("coalesce: run returned %d results for %d items", len(out), len(items)))
 	}
+	return out
+}
+
+// finish ends a run of key: the next batch waiting its turn, if any, runs.
+func (b *Batcher[K, T, R]) finish(key K, ks *keyState[T, R]) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ks.running--
@@ -160,5 +202,4 @@ func (b *Batcher[K, T, R]) exec(ctx context.Context, key K, ks *keyState[T, R], 
 	if ks.running == 0 && ks.open == nil && len(ks.queued) == 0 {
 		delete(b.keys, key)
 	}
-	return out
 }

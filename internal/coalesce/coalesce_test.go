@@ -101,6 +101,32 @@ func busy(t *testing.T, b *Batcher[string, int, int], r *recorder, key string, i
 	return func() { close(r.gate) }, result
 }
 
+// waitWaiting waits until n callers of key wait in its open and queued batches.
+func waitWaiting(t *testing.T, b *Batcher[string, int, int], key string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		got := 0
+		if ks := b.keys[key]; ks != nil {
+			if ks.open != nil {
+				got = len(ks.open.items)
+			}
+			for _, q := range ks.queued {
+				got += len(q.items)
+			}
+		}
+		b.mu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("key %q: got %d callers waiting, want %d", key, got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // waitOpen waits until key's open batch holds n items.
 func waitOpen(t *testing.T, b *Batcher[string, int, int], key string, n int) {
 	t.Helper()
@@ -132,6 +158,7 @@ func TestCallersGatherBehindARunningBatch(t *testing.T) {
 		go func() { results[i] <- b.Do(context.Background(), "k", i) }()
 	}
 	// 10 callers behind a running batch, 4 a batch: two full batches queued, two in the open one.
+	waitWaiting(t, b, "k", 10)
 	waitOpen(t, b, "k", 2)
 	if got := r.sizes("k"); !slices.Equal(got, []int{1}) {
 		t.Fatalf("while the first runs: got batches %v, want only the first (one at a time)", got)
@@ -268,5 +295,105 @@ func TestCancelledCallerStillGetsItsResult(t *testing.T) {
 	<-first
 	if v := <-got; v != 20 {
 		t.Fatalf("got %d, want 20: a caller whose context ended must still learn its item's result", v)
+	}
+}
+
+// TestPanicReachesEveryCaller: a run that panics makes each caller of its batch panic
+// with its value (none waits forever), and the key's next batches still run.
+func TestPanicReachesEveryCaller(t *testing.T) {
+	var calls atomic.Int64
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	b := New(Config{Size: 8}, func(_ context.Context, _ string, items []int) []int {
+		entered <- struct{}{}
+		<-gate
+		if calls.Add(1) == 2 {
+			panic("run bug")
+		}
+		return slices.Clone(items)
+	})
+	do := func(i int) (got int, p any) {
+		defer func() { p = recover() }()
+		return b.Do(context.Background(), "k", i), nil
+	}
+	type res struct {
+		got int
+		p   any
+	}
+	out := make(chan res, 4)
+	go func() { g, p := do(0); out <- res{g, p} }()
+	<-entered // the first runs alone; three gather behind it and panic together
+	for i := 1; i <= 3; i++ {
+		go func() { g, p := do(i); out <- res{g, p} }()
+	}
+	waitOpen(t, b, "k", 3)
+	close(gate)
+	panics := 0
+	for range 4 {
+		select {
+		case r := <-out:
+			if r.p != nil {
+				if r.p != "run bug" {
+					t.Fatalf("got panic %v, want the run's", r.p)
+				}
+				panics++
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a caller of the panicking batch still waits")
+		}
+	}
+	if panics != 3 {
+		t.Fatalf("got %d callers panicking, want the 3 of the batch", panics)
+	}
+	if got, p := do(9); p != nil || got != 9 {
+		t.Fatalf("after the panic: got %d, %v; want the key to run on", got, p)
+	}
+}
+
+// TestBatchKeepsItsCallersDeadline: a batch runs with the latest of its callers'
+// deadlines, and with none when one of them has none.
+func TestBatchKeepsItsCallersDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		late   bool // the late joiner has a deadline
+		wantDL bool
+	}{{"all bounded", true, true}, {"one unbounded", false, false}} {
+		gate := make(chan struct{})
+		entered := make(chan struct{}, 8)
+		var got []time.Time
+		var mu sync.Mutex
+		b := New(Config{Size: 8}, func(ctx context.Context, _ string, items []int) []int {
+			entered <- struct{}{}
+			<-gate
+			dl, _ := ctx.Deadline()
+			mu.Lock()
+			got = append(got, dl)
+			mu.Unlock()
+			return items
+		})
+		go b.Do(context.Background(), "k", 0) // runs alone, holds the key
+		<-entered
+		soon, cancel1 := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel1()
+		later := context.Background()
+		if tt.late {
+			var cancel2 context.CancelFunc
+			later, cancel2 = context.WithTimeout(context.Background(), time.Hour)
+			defer cancel2()
+		}
+		done := make(chan struct{}, 2)
+		go func() { b.Do(soon, "k", 1); done <- struct{}{} }()
+		waitOpen(t, b, "k", 1)
+		go func() { b.Do(later, "k", 2); done <- struct{}{} }()
+		waitOpen(t, b, "k", 2)
+		close(gate)
+		<-done
+		<-done
+		mu.Lock()
+		dl := got[1]
+		mu.Unlock()
+		if tt.wantDL != !dl.IsZero() || tt.wantDL && time.Until(dl) < 50*time.Minute {
+			t.Errorf("%s: the batch ran with deadline %v, want the latest caller's (an hour) or none", tt.name, dl)
+		}
 	}
 }
