@@ -416,6 +416,16 @@ func TestBackendTooSlow(t *testing.T) {
 	}
 	// A refusal before the request leaves (nobody listening) is still 503 unavailable:
 	// TestBackendDown.
+
+	// A backend that failed inside the call (a panic it recovered, INTERNAL) may have
+	// taken a unit first: the same answer, with the key.
+	f.backend.mu.Lock()
+	f.backend.placeDelay, f.backend.placeErr = 0, domain.Errorf(domain.EInternal, "panic")
+	f.backend.mu.Unlock()
+	r := f.do(t, "POST", "/api/v1/orders", tok(t, 6), order)
+	if r.status != 504 || r.body["error"] != "outcome_unknown" || r.header.Get("Idempotency-Key") == "" {
+		t.Fatalf("backend INTERNAL: got %d %v, key %q; want 504 outcome_unknown with a key", r.status, r.body, r.header.Get("Idempotency-Key"))
+	}
 }
 
 func FuzzDecodeOrder(f *testing.F) {

@@ -194,11 +194,16 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	if err = rpcerr.FromRPCChange(err); err != nil {
 		span.SetStatus(codes.Error, domain.ErrorCode(err))
 		code := domain.ErrorCode(err)
+		if code == domain.EInternal {
+			// The backend failed inside the call (a panic it recovered): it may have
+			// taken a unit first, so this is no "nothing was taken" either.
+			code = domain.EOutcomeUnknown
+		}
 		if code == domain.EOutcomeUnknown {
 			// The order may exist: the same key gets its outcome (and never a second
 			// order), so the answer hands the key over, the gateway's own included.
 			c.Header("Idempotency-Key", key)
-			err = domain.Errorf(code, "the backend did not answer in time; the order may have been placed: retry with Idempotency-Key %s to learn its outcome", key)
+			err = domain.Errorf(code, "the backend did not complete the call; the order may have been placed: retry with Idempotency-Key %s to learn its outcome", key)
 		}
 		if code == domain.ESoldOut {
 			g.edge.markSoldOut(b.ActivityID, b.ItemID)
