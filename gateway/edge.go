@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -134,6 +135,9 @@ type lookups[V any] struct {
 	found   *lru.Cache[int64, fresh[V]]
 	missing *lru.Cache[int64, time.Time] // id -> until when it is unknown
 	sf      singleflight.Group
+	// gen counts the drops: a load that began before one may carry what the drop
+	// was for, so its answer is not cached (nor shared with loads begun after).
+	gen atomic.Uint64
 }
 
 // fresh is a cached value and until when it is.
@@ -170,14 +174,19 @@ func (l *lookups[V]) get(ctx context.Context, id int64) (V, bool, error) {
 	if until, ok := l.missing.Get(id); ok && now.Before(until) {
 		return zero, true, l.notFound(id)
 	}
-	v, err, _ := l.sf.Do(strconv.FormatInt(id, 10), func() (any, error) {
+	gen := l.gen.Load()
+	v, err, _ := l.sf.Do(strconv.FormatInt(id, 10)+"/"+strconv.FormatUint(gen, 10), func() (any, error) {
 		v, err := l.load(ctx, id)
-		switch err = rpcerr.FromRPC(err); {
-		case domain.IsCode(err, domain.ENotFound):
+		err = rpcerr.FromRPC(err)
+		if err != nil && !domain.IsCode(err, domain.ENotFound) {
+			return nil, err
+		}
+		if l.gen.Load() != gen { // dropped meanwhile: answer, keep nothing
+			return v, err
+		}
+		if err != nil {
 			l.found.Remove(id)
 			l.missing.Add(id, time.Now().Add(l.nullTTL(id)))
-			return nil, err
-		case err != nil:
 			return nil, err
 		}
 		l.missing.Remove(id)
@@ -195,12 +204,14 @@ func (l *lookups[V]) known(id int64) bool { return l.found.Contains(id) }
 
 // forget drops id, known or not.
 func (l *lookups[V]) forget(id int64) {
+	l.gen.Add(1)
 	l.found.Remove(id)
 	l.missing.Remove(id)
 }
 
 // forgetIf drops the known entries drop says to.
 func (l *lookups[V]) forgetIf(drop func(V) bool) {
+	l.gen.Add(1)
 	for _, id := range l.found.Keys() {
 		if f, ok := l.found.Peek(id); ok && drop(f.v) {
 			l.found.Remove(id)
@@ -210,7 +221,10 @@ func (l *lookups[V]) forgetIf(drop func(V) bool) {
 
 // forgetUnknown drops every null object: ids the backend did not know may be
 // known now (an operator made or published an activity).
-func (l *lookups[V]) forgetUnknown() { l.missing.Purge() }
+func (l *lookups[V]) forgetUnknown() {
+	l.gen.Add(1)
+	l.missing.Purge()
+}
 
 // listPage is a page of the list of activities on sale, and the next page's cursor.
 type listPage struct {

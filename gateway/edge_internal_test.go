@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,5 +43,36 @@ func TestLookupsEvictOnlyTheirKind(t *testing.T) {
 	}
 	if n := l.missing.Len(); n != 5 {
 		t.Fatalf("got %d null objects, want the LRU's 5", n)
+	}
+}
+
+// TestLoadAcrossADropIsNotKept: a load that began before the entry was dropped (an
+// operator's change announced while the backend answered) answers its caller but is
+// not cached: the next read loads the changed value, not the old one for a TTL.
+func TestLoadAcrossADropIsNotKept(t *testing.T) {
+	var version atomic.Int64
+	version.Store(1)
+	entered, gate := make(chan struct{}, 1), make(chan struct{})
+	var loads atomic.Int64
+	l := newLookups("activity", time.Hour, func(int64) time.Duration { return time.Hour }, 10, 10, func(_ context.Context, id int64) (int64, error) {
+		v := version.Load() // read before the change lands
+		if loads.Add(1) == 1 {
+			entered <- struct{}{}
+			<-gate
+		}
+		return v, nil
+	})
+	first := make(chan int64)
+	go func() { v, _, _ := l.get(context.Background(), 7); first <- v }()
+	<-entered
+	version.Store(2) // the change, and its announcement, while the load is out
+	l.forget(7)
+	close(gate)
+	if v := <-first; v != 1 {
+		t.Fatalf("the load begun before the change: got %d, want the old 1 (it answers its caller)", v)
+	}
+	v, cached, err := l.get(context.Background(), 7)
+	if err != nil || cached || v != 2 {
+		t.Fatalf("next read: got %d (cached %v), %v; want 2 loaded again", v, cached, err)
 	}
 }
