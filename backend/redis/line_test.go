@@ -221,6 +221,31 @@ func TestLinePlacesAndTokens(t *testing.T) {
 	}
 }
 
+// TestLineLateLeaveFreesOnlyItsOwn: an admission whose lease lapsed (its gateway was
+// slow to answer) and whose shopper was admitted again since ends late: that end must
+// not free the newer admission's slot, or the bound on orders in flight breaks.
+func TestLineLateLeaveFreesOnlyItsOwn(t *testing.T) {
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			r := newLineRig(t, rdb, 1, 1) // one slot
+			e := r.entry(1)
+			e.Lease = 50 * time.Millisecond
+			old := r.enterWith(e)
+			want(t, "user 1", old, domain.LineAdmitted, 0)
+			time.Sleep(120 * time.Millisecond) // the lease lapses
+			again := r.enter(1)
+			want(t, "user 1 again", again, domain.LineAdmitted, 0)
+			if again.Seq == old.Seq {
+				t.Fatalf("the second admission has the first's place %d", old.Seq)
+			}
+			r.leave(1, old.Seq, false) // the first one's late end
+			want(t, "user 2 while user 1's second admission is in flight", r.enter(2), domain.LineQueued, 1)
+			r.leave(1, again.Seq, false)
+			want(t, "user 2 once it ended", r.enter(2), domain.LineAdmitted, 0)
+		})
+	}
+}
+
 // TestLineOpenWithoutSaleState: an item the ledger does not hold, or holds offline,
 // is not bounded: the backend restores or refuses it.
 func TestLineOpenWithoutSaleState(t *testing.T) {

@@ -4,9 +4,14 @@
 -- ARGV[1] user, ARGV[2] the admission's place, ARGV[3] "1" to put the shopper back at
 -- that place (the backend took nothing and the shopper may retry), else "0"
 --
--- Returns 1 when the admission was in flight, 0 when it had been dropped.
-local removed = redis.call('ZREM', KEYS[5], ARGV[1])
+-- Returns 1 when the admission was in flight, 0 when it had been dropped. An end of an
+-- older admission (its lease lapsed, and the shopper was admitted again since, at a
+-- new place) changes nothing: it must not free the newer one's slot.
 local seq = tonumber(ARGV[2]) or 0
+if seq > 0 and tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0') ~= seq then
+  return 0
+end
+local removed = redis.call('ZREM', KEYS[5], ARGV[1])
 if ARGV[3] == '1' and seq > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
