@@ -540,39 +540,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		lag := res.SendLag.Summary()
 		rr.SendLag = &lag
 	}
-	loadS := res.Ended.Sub(res.Started).Seconds()
-	rr.LoadSeconds = round2(loadS)
-	if loadS > 0 {
-		rr.AttemptsPerSec = round1(float64(res.Sent) / loadS)
-	}
-	for code, n := range res.Codes {
-		if strings.HasPrefix(code, "201 ") || strings.HasPrefix(code, "202 ") {
-			rr.Admitted += n
-		}
-	}
-	rr.Orders, rr.UnitsSold, _, _, _ = totals(st)
-	rr.SettleSeconds = round2(settledAt.Sub(res.Ended).Seconds())
-	if span := settledAt.Sub(res.Started).Seconds(); span > 0 {
-		rr.OrdersPerSec = round1(float64(rr.Orders) / span)
-	}
-	rr.Answer = res.Latency.Summary()
-	if followed.Load() > 0 {
-		tk := poller.Completion.Summary()
-		rr.Ticket = &tk
-		rr.TicketPolls = polls
-		for _, f := range finals {
-			switch f.Status {
-			case "created":
-				rr.TicketsCreated++
-			case "failed":
-				rr.TicketsFailed++
-			}
-		}
-	}
-	for k, n := range st.GatewayShed {
-		layer, _, _ := strings.Cut(k, "/")
-		rr.ShedByLayer[layer] += n
-	}
+	rr.measured(res, st, settledAt, followed.Load() > 0, poller, finals, polls)
 	if before != nil {
 		after := b.bracket(ctx, label, "baselines after")
 		rr.Around = map[string][2]float64{}
@@ -614,6 +582,44 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 // finalStats reads the stats once more, retrying a busy backend for a while; if it
 // still does not answer, the last snapshot of the settle wait stands in (the run is
 // then unsettled and fails its checks) so one swamped run does not end the bench.
+// measured fills in what a run's load, its final stats and its tickets say: rates,
+// orders, answers' latency, tickets (when some were followed) and the shed by layer.
+func (rr *RunReport) measured(res *load.Result, st *api.Stats, settledAt time.Time, followed bool, poller *load.Poller, finals []load.Final, polls int64) {
+	loadS := res.Ended.Sub(res.Started).Seconds()
+	rr.LoadSeconds = round2(loadS)
+	if loadS > 0 {
+		rr.AttemptsPerSec = round1(float64(res.Sent) / loadS)
+	}
+	for code, n := range res.Codes {
+		if strings.HasPrefix(code, "201 ") || strings.HasPrefix(code, "202 ") && code != "202 queued" {
+			rr.Admitted += n
+		}
+	}
+	rr.Orders, rr.UnitsSold, _, _, _ = totals(st)
+	rr.SettleSeconds = round2(settledAt.Sub(res.Ended).Seconds())
+	if span := settledAt.Sub(res.Started).Seconds(); span > 0 {
+		rr.OrdersPerSec = round1(float64(rr.Orders) / span)
+	}
+	rr.Answer = res.Latency.Summary()
+	if followed {
+		tk := poller.Completion.Summary()
+		rr.Ticket = &tk
+		rr.TicketPolls = polls
+		for _, f := range finals {
+			switch f.Status {
+			case "created":
+				rr.TicketsCreated++
+			case "failed":
+				rr.TicketsFailed++
+			}
+		}
+	}
+	for k, n := range st.GatewayShed {
+		layer, _, _ := strings.Cut(k, "/")
+		rr.ShedByLayer[layer] += n
+	}
+}
+
 func (b *bencher) finalStats(ctx context.Context, id int64, last *api.Stats) (*api.Stats, error) {
 	var err error
 	for try := 0; try < 8; try++ {

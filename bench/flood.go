@@ -205,34 +205,7 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 		GatewayShed: st.GatewayShed, BackendShed: st.BackendShed, ShedByLayer: map[string]int64{}, Usage: usage}
 	lag := res.SendLag.Summary()
 	rr.SendLag = &lag
-	loadS := res.Ended.Sub(res.Started).Seconds()
-	rr.LoadSeconds = round2(loadS)
-	if loadS > 0 {
-		rr.AttemptsPerSec = round1(float64(res.Sent) / loadS)
-	}
-	rr.Orders, rr.UnitsSold, _, _, _ = totals(st)
-	rr.SettleSeconds = round2(settledAt.Sub(res.Ended).Seconds())
-	if span := settledAt.Sub(res.Started).Seconds(); span > 0 {
-		rr.OrdersPerSec = round1(float64(rr.Orders) / span)
-	}
-	rr.Answer = res.Latency.Summary()
-	if followed.Load() > 0 {
-		tk := poller.Completion.Summary()
-		rr.Ticket = &tk
-		rr.TicketPolls = polls
-		for _, f := range finals {
-			switch f.Status {
-			case "created":
-				rr.TicketsCreated++
-			case "failed":
-				rr.TicketsFailed++
-			}
-		}
-	}
-	for key, n := range st.GatewayShed {
-		layer, _, _ := strings.Cut(key, "/")
-		rr.ShedByLayer[layer] += n
-	}
+	rr.measured(res, st, settledAt, followed.Load() > 0, poller, finals, polls)
 
 	fr := &FloodReport{WaitingRoom: room, Shoppers: len(shoppers), Stock: sc.stock(), UnitsSold: rr.UnitsSold,
 		Request: reqLat.Summary(), Final: res.Latency.Summary()}
