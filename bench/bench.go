@@ -493,42 +493,13 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	}
 
 	// Settle: wait until nothing is pending or in flight and Redis agrees with MySQL.
-	var last atomic.Pointer[api.Stats]
-	b.prog.begin(label, "settle", 0, nil, func() string {
-		s := pending()
-		if st := last.Load(); st != nil {
-			o, _, rs, ms, fl := totals(st)
-			s += fmt.Sprintf(" pending %d in flight %d orders %d redis %d mysql %d", st.PendingTickets, fl, o, rs, ms)
-		}
-		return s
-	})
-	settled := false
-	deadline := time.Now().Add(b.opts.SettleTimeout)
-	for {
-		st, err := b.admin.Stats(ctx, act.ID)
-		if err == nil {
-			last.Store(st)
-			if isSettled(st) && poller.Outstanding() == 0 {
-				settled = true
-				break
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	settledAt := time.Now()
+	st, settled, settledAt := b.settle(ctx, label, act.ID, poller)
 	stopProfile()
-	b.prog.end()
-	var finals []load.Final
-	var polls int64
-	finals = poller.Stop()
-	polls = poller.Polls.Load()
+	finals := poller.Stop()
+	polls := poller.Polls.Load()
 	usage := m.stop()
-	st, err := b.finalStats(ctx, act.ID, last.Load())
-	if err != nil {
-		return RunReport{}, fmt.Errorf("read the stats after the run: %w", err)
+	if st == nil {
+		return RunReport{}, fmt.Errorf("read the stats after the run: no answer")
 	}
 
 	rr := RunReport{Scenario: sc.name, Strategy: strategy, Description: sc.description, ActivityID: act.ID, Mode: string(sc.pace.Mode),
