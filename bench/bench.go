@@ -535,16 +535,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	}
 	rr.Invariants = checkInvariants(ctx, checkInput{sc: sc, act: act, stats: st, recs: recs, finals: finals, async: followed.Load() > 0,
 		db: db, settled: settled, settleIn: b.opts.SettleTimeout.String(), userBase: b.opts.UserBase})
-	rr.OK = true
-	for _, c := range rr.Invariants {
-		if !c.OK {
-			rr.OK = false
-		}
-	}
-	verdict := "invariants hold"
-	if !rr.OK {
-		verdict = "INVARIANT BROKEN"
-	}
+	verdict := rr.judge()
 	b.prog.say("%-18s %d attempts %.0f/s, %d orders %.0f/s, answer p50 %.1f ms p99 %.1f ms, settled in %.2fs: %s",
 		label, rr.Sent, rr.AttemptsPerSec, rr.Orders, rr.OrdersPerSec, rr.Answer.P50, rr.Answer.P99, rr.SettleSeconds, verdict)
 	return rr, nil
@@ -553,6 +544,20 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 // finalStats reads the stats once more, retrying a busy backend for a while; if it
 // still does not answer, the last snapshot of the settle wait stands in (the run is
 // then unsettled and fails its checks) so one swamped run does not end the bench.
+// judge sets OK from the run's invariant checks and says the verdict.
+func (rr *RunReport) judge() string {
+	rr.OK = true
+	for _, c := range rr.Invariants {
+		if !c.OK {
+			rr.OK = false
+		}
+	}
+	if !rr.OK {
+		return "INVARIANT BROKEN"
+	}
+	return "invariants hold"
+}
+
 // measured fills in what a run's load, its final stats and its tickets say: rates,
 // orders, answers' latency, tickets (when some were followed) and the shed by layer.
 func (rr *RunReport) measured(res *load.Result, st *api.Stats, settledAt time.Time, followed bool, poller *load.Poller, finals []load.Final, polls int64) {

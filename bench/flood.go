@@ -286,16 +286,7 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 	rr.Invariants = checkInvariants(ctx, checkInput{sc: sc, act: act, stats: st, recs: recs, finals: finals, async: followed.Load() > 0,
 		db: db, settled: settled, settleIn: b.opts.SettleTimeout.String(), userBase: b.opts.UserBase})
 	rr.Invariants = append(rr.Invariants, roomChecks(st, room, fr)...)
-	rr.OK = true
-	for _, c := range rr.Invariants {
-		if !c.OK {
-			rr.OK = false
-		}
-	}
-	verdict := "invariants hold"
-	if !rr.OK {
-		verdict = "INVARIANT BROKEN"
-	}
+	verdict := rr.judge()
 	b.prog.say("%-18s %d shoppers, %d sold, %.2f backend calls a unit, request p99 %.1f ms, %d wasted requests, Kendall's tau %.3f: %s",
 		runLabel, fr.Shoppers, fr.UnitsSold, fr.CallsPerUnit, fr.Request.P99, fr.Wasted, fr.KendallTau, verdict)
 	return rr, nil

@@ -49,18 +49,7 @@ func NewLine(rdb goredis.UniversalClient) *Line { return &Line{rdb: rdb} }
 
 // Load puts the line's scripts into the script cache of every node.
 func (l *Line) Load(ctx context.Context) error {
-	load := func(ctx context.Context, c goredis.Scripter) error {
-		for _, sc := range []*goredis.Script{lineScript, lineLeaveScript, lineStatsScript} {
-			if err := sc.Load(ctx, c).Err(); err != nil {
-				return fmt.Errorf("load line script: %w", err)
-			}
-		}
-		return nil
-	}
-	if cc, ok := l.rdb.(*goredis.ClusterClient); ok {
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return load(ctx, c) })
-	}
-	return load(ctx, l.rdb)
+	return loadScripts(ctx, l.rdb, lineScript, lineLeaveScript, lineStatsScript)
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }

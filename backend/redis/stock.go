@@ -83,7 +83,11 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 
 // Load puts the scripts into the script cache of every node so the first calls of a
 // sale go by SHA.
-func (s *Stock) Load(ctx context.Context) error {
+func (s *Stock) Load(ctx context.Context) error { return loadScripts(ctx, s.rdb, scripts...) }
+
+// loadScripts puts scripts into the script cache of rdb's node, or of every master of
+// a cluster.
+func loadScripts(ctx context.Context, rdb goredis.UniversalClient, scripts ...*goredis.Script) error {
 	load := func(ctx context.Context, c goredis.Scripter) error {
 		for _, sc := range scripts {
 			if err := sc.Load(ctx, c).Err(); err != nil {
@@ -92,10 +96,10 @@ func (s *Stock) Load(ctx context.Context) error {
 		}
 		return nil
 	}
-	if cc, ok := s.rdb.(*goredis.ClusterClient); ok {
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return load(ctx, c) })
 	}
-	return load(ctx, s.rdb)
+	return load(ctx, rdb)
 }
 
 // Deduct runs the pre-deduction script for one request. A refusal comes back as a
