@@ -8,6 +8,7 @@
 package ratelimit
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,6 +89,7 @@ func shared(k Kind) bool { return k == Global || k == Read || k == Item }
 // the fleet, in a shared store (the gateway's SharedLimiter). Per-IP limits are each
 // gateway's own.
 type Limiter struct {
+	mu      sync.Mutex // serialises Set and SetShare (the control path)
 	limits  atomic.Pointer[Limits]
 	share   atomic.Int64 // the fleet's gateways, at least 1
 	global  atomic.Pointer[rate.Limiter]
@@ -120,6 +122,14 @@ func newBucket(r Rule) *rate.Limiter {
 // Set replaces the limits at run time. Buckets start afresh under the new rules (a
 // raised limit takes effect at once, not after the old buckets refill).
 func (l *Limiter) Set(n Limits) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.set(n)
+}
+
+// set installs n; the caller holds mu. Every call stores a new pointer, which the
+// per-key buckets made meanwhile are checked against (bucket).
+func (l *Limiter) set(n Limits) {
 	l.limits.Store(&n)
 	l.global.Store(newBucket(l.local(Global, n.Global)))
 	l.read.Store(newBucket(l.local(Read, n.Read)))
@@ -134,8 +144,12 @@ func (l *Limiter) SetShare(n int) {
 	if n < 1 {
 		n = 1
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Under mu: a Set between reading the limits and writing them back would be
+	// undone, and the fleet agent, which applied it, would never apply it again.
 	if l.share.Swap(int64(n)) != int64(n) {
-		l.Set(*l.limits.Load())
+		l.set(*l.limits.Load())
 	}
 }
 
@@ -157,7 +171,8 @@ func (l *Limiter) Limits() Limits { return *l.limits.Load() }
 // Allow takes a token of kind's bucket for key (key is ignored for Global and Read).
 // When there is none it returns false and how long until one is due.
 func (l *Limiter) Allow(k Kind, key string) (bool, time.Duration) {
-	r := l.limits.Load().rule(k)
+	lim := l.limits.Load()
+	r := lim.rule(k)
 	if r.RPS <= 0 {
 		return true, 0
 	}
@@ -168,7 +183,7 @@ func (l *Limiter) Allow(k Kind, key string) (bool, time.Duration) {
 	case Read:
 		b = l.read.Load()
 	default:
-		b = l.bucket(k, key, r)
+		b = l.bucket(k, key, lim, r)
 	}
 	now := time.Now()
 	res := b.ReserveN(now, 1)
@@ -182,14 +197,20 @@ func (l *Limiter) Allow(k Kind, key string) (bool, time.Duration) {
 	return true, 0
 }
 
-// bucket is key's bucket of kind k, made under rule r if there is none; two
-// requests making the first bucket of a key at once share the one kept.
-func (l *Limiter) bucket(k Kind, key string, r Rule) *rate.Limiter {
+// bucket is key's bucket of kind k, made under rule r of lim if there is none; two
+// requests making the first bucket of a key at once share the one kept. A bucket made
+// under limits that were replaced meanwhile (after Set purged the buckets) is not
+// kept: the next request makes one under the new rule.
+func (l *Limiter) bucket(k Kind, key string, lim *Limits, r Rule) *rate.Limiter {
 	c := l.perKey[k]
 	if b, ok := c.Get(key); ok {
 		return b
 	}
-	return c.ContainsOrAdd(key, newBucket(l.local(k, r)))
+	b := c.ContainsOrAdd(key, newBucket(l.local(k, r)))
+	if l.limits.Load() != lim {
+		c.Remove(key)
+	}
+	return b
 }
 
 // Len is how many buckets of a kind are held.

@@ -143,3 +143,21 @@ func BenchmarkAllowPerUser(b *testing.B) {
 		}
 	})
 }
+
+// TestSetRacesSetShare: a change of the fleet's size at the moment of a change of the
+// limits (a gateway starting: its report sizes the buckets while its first sync sets
+// the limits) never puts the old limits back.
+func TestSetRacesSetShare(t *testing.T) {
+	for i := range 5000 {
+		l := New(Limits{User: Rule{RPS: 1, Burst: 1}}, 10)
+		want := Limits{User: Rule{RPS: float64(i + 2), Burst: 3}}
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); l.SetShare(2 + i%3) }()
+		go func() { defer wg.Done(); l.Set(want) }()
+		wg.Wait()
+		if got := l.Limits(); got != want {
+			t.Fatalf("run %d: got %+v after Set and SetShare at once, want %+v", i, got, want)
+		}
+	}
+}
