@@ -174,3 +174,31 @@ func TestHotSwapUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d requests during 20 swaps", total.Load())
 }
+
+// TestSyncPutsBackALocalChange: a plugin changed on this gateway alone (its module the
+// same, its config another; the change the fleet's store then refused) is put back to
+// what the fleet stores at the next sync, not left running because its module matches.
+func TestSyncPutsBackALocalChange(t *testing.T) {
+	ctx := context.Background()
+	m := wasmtest.NewManager(t, wasm.Options{})
+	g := newControlGateway(t, m)
+	e := route.NewEngine(config.NewOptions(nil))
+	e.PUT("/admin/v1/plugins/:name", g.putPlugin)
+	mod := wasmtest.ReadModule(t, probeWasm)
+	body := `{"wasm_base64":"` + base64.StdEncoding.EncodeToString(mod) + `","config":{"v":"stored"},"fail_policy":"open"}`
+	w := ut.PerformRequest(e, http.MethodPut, "/admin/v1/plugins/probe", &ut.Body{Body: strings.NewReader(body), Len: len(body)},
+		ut.Header{Key: "Content-Type", Value: "application/json"})
+	if w.Code != 200 {
+		t.Fatalf("PUT: got %d %s", w.Code, w.Body.String())
+	}
+	if _, err := m.Put(ctx, "probe", wasm.Spec{Wasm: mod, Config: []byte(`{"v":"local"}`), FailPolicy: wasm.FailClosed}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.fleet.SyncChain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := m.List()
+	if len(got) != 1 || string(got[0].Config) != `{"v":"stored"}` || got[0].FailPolicy != wasm.FailOpen {
+		t.Fatalf("after a sync: got %+v, want the stored config and fail policy back", got)
+	}
+}

@@ -265,7 +265,9 @@ func (a *Agent) applyChain(ctx context.Context, chain *rpc.PluginChain) error {
 		a.mu.Lock()
 		r, ok := a.running[p.Name]
 		a.mu.Unlock()
-		if ok && r.Version == p.Version && r.Error == "" && loaded[p.Name].SHA256 == p.Sha256 {
+		// The whole spec, not only the module: a local change the fleet's store then
+		// refused (same module, another config or policy) must be put back.
+		if ok && r.Version == p.Version && r.Error == "" && runs(loaded[p.Name], p) {
 			continue
 		}
 		if in, ok := loaded[p.Name]; ok && runs(in, p) {
