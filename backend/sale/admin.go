@@ -147,9 +147,14 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 	if err := s.activities.SetState(ctx, id, domain.StateOffline); err != nil {
 		return nil, s.unavailable(err)
 	}
+	// Read again: the ledger takes the state at the version it is now, so a change
+	// that read the activity before (an update, a restore) cannot put it back on sale.
+	if a, err = s.activities.Activity(ctx, id); err != nil {
+		return nil, s.unavailable(err)
+	}
 	for _, it := range a.Items {
 		// Only a loaded item has a state to change; one never published stays unloaded.
-		if err := s.ledger.SetState(ctx, a.ID, it.ID, domain.StateOffline); err != nil {
+		if err := s.applySale(ctx, a, it.ID); err != nil {
 			return nil, s.unavailable(err)
 		}
 	}

@@ -638,6 +638,37 @@ func TestRulesPublishOffline(t *testing.T) {
 	}
 }
 
+// TestRulesOfflineHoldsAgainstALateChange: a change that read the activity while it
+// was on sale (an update, a restore) and reaches the ledger after the offline cannot
+// put the item back on sale: the offline is written at its own, newer version.
+func TestRulesOfflineHoldsAgainstALateChange(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategySync, 10, 5, 1)
+	// An update committed in the store while on sale...
+	name := "renamed"
+	if err := r.store.UpdateActivity(ctx, a.ID, domain.ActivityChange{Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.store.Activity(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it := a.Items[0]
+	start, end := a.ItemWindow(it)
+	// ...its ledger write of that version, held up until after the offline.
+	late := domain.SaleState{ActivityID: a.ID, ItemID: it.ID, State: domain.StatePublished, Start: start, End: end,
+		PerUserLimit: a.PerUserLimit, Version: a.Version, BucketStock: make([]int64, a.BucketCount)}
+	if _, err := r.svc.Offline(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ledger.SetSale(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.ledger.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: it.ID, UserID: 2, Quantity: 1, Ticket: domain.NewTicket(a.ID, it.ID, "late"), Buckets: 1})
+	wantErr(t, "the ledger after a late change of the published version", err, domain.ENotFound)
+}
+
 // TestRulesLedgerLost: a ledger that lost the sale (a Redis restart) is restored from
 // the store by the first order.
 func TestRulesLedgerLost(t *testing.T) {
