@@ -253,7 +253,7 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 	events := redis.NewEvents(res.rdb, cfg.Fleet)
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
 		Publisher: pub, Tallies: redis.NewTallies(events), Changes: events, Leases: redis.NewLeases(res.rdb), Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log},
-		sale.Config{BatchSize: cfg.Backend.BatchSize, BatchWait: cfg.Backend.BatchWait})
+		sale.Config{BatchSize: cfg.Backend.BatchSize, BatchWait: cfg.Backend.BatchWait, OrdersSettle: cfg.Backend.OrdersSettle})
 	ctl := control.NewService(res.store, events, opts.Log)
 	bcfg := cfg.Backend
 	bcfg.Lease = "duties:" + cfg.Fleet

@@ -22,6 +22,7 @@ func twoGateways(t *testing.T) (one, two *stack) {
 	t.Helper()
 	cfg, db := realConfig(t)
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 10_000, Burst: 10_000}
+	cfg.Backend.OrdersSettle = ordersSettle
 	one = start(t, cfg, app.Options{})
 	one.db = db
 	gcfg := cfg
@@ -29,6 +30,9 @@ func twoGateways(t *testing.T) (one, two *stack) {
 	two = start(t, gcfg, app.Options{Roles: []app.Role{app.Gateway}})
 	return one, two
 }
+
+// ordersSettle is how long the operators' pages hold new orders back in these tests.
+const ordersSettle = 300 * time.Millisecond
 
 func (s *stack) operator() *api.Client {
 	return &api.Client{BaseURL: s.url, AdminToken: adminToken, Timeout: 30 * time.Second}
@@ -219,7 +223,9 @@ func TestItemLifecycleEndToEnd(t *testing.T) {
 		t.Fatalf("the mug: got %+v, want all 12 sold", m)
 	}
 
-	// The operators see every order, the deleted one too, and export them.
+	// The operators see every order, the deleted one too, and export them (once the
+	// last ones are older than the pages hold back).
+	time.Sleep(ordersSettle + 100*time.Millisecond)
 	view, err := op.ActivityOrders(ctx, a.ID, api.OrderQuery{Status: []string{"deleted"}})
 	if err != nil || len(view.Orders) != 1 || view.Orders[0].ID != mugOrder || view.Orders[0].UserID != 1 {
 		t.Fatalf("the deleted order, as operators see it: got %+v, %v", view, err)
@@ -286,6 +292,7 @@ func TestOrderPagesWhileWriting(t *testing.T) {
 	for n := 0; n < 40; n++ {
 		before = append(before, write())
 	}
+	time.Sleep(ordersSettle + 100*time.Millisecond) // the operators' pages show them now
 	for _, tt := range []struct {
 		name string
 		page func(after string) ([]api.Order, string, error)

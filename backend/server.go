@@ -40,6 +40,7 @@ type Config struct {
 	LeaseTTL          time.Duration `yaml:"lease_ttl"`          // the background duties' lease; 0: 10s
 	BatchSize         int           `yaml:"batch_size"`         // requests of one item per script call, send or sync transaction; 1: no batching
 	BatchWait         time.Duration `yaml:"batch_wait"`         // how long a batch waits behind its item's calls in progress
+	OrdersSettle      time.Duration `yaml:"orders_settle"`      // orders this recent are held back from the operators' pages
 	Lease             string        `yaml:"-"`                  // the lease's name (the fleet's)
 	// RPCSecret is the service credential every kitex call must carry (gateways
 	// send it); RPCOperatorSecret the one operators' calls must carry (gateways send

@@ -60,6 +60,7 @@ var rows = []row{
 	{key: "backend.republish_after", unset: "30s", help: "a queued sale's ticket in flight this long is sent to the queue again, once (its backend may have died before sending it); the worker writes it once"},
 	{key: "backend.stale_sync_ticket", unset: "30s", help: "the same for sync sales, whose orders are written within the request: a ticket in flight longer was left by a backend that died mid-order"},
 	{key: "backend.batch_size", unset: "64", help: "most concurrent requests of one item that share one stock script call, one queue send, one settle, and for sync one transaction; 1 turns batching off"},
+	{key: "backend.orders_settle", unset: "5s", help: "orders written this recently are not yet in the operators' pages and export of an activity's orders, so a walk during a sale never skips one still committing; negative: none"},
 	{key: "backend.batch_wait", unset: "1ms", help: "how long a batch of an item's requests waits behind the item's calls in progress before it goes alongside them; a request that finds its item idle never waits"},
 	{key: "backend.lease_ttl", unset: "10s", help: "life of the lease under which one backend of the fleet runs the reconciler, rebalancer and expiry; another takes over within it plus a third"},
 	{key: "backend.rpc_secret", help: "the service credential every kitex call to the backend carries (gateways send it; backends require it): at least 32 random bytes; needed by backends and gateways alike; generated per process when gateway and backend run in one (seckill all)", hide: blank},

@@ -175,6 +175,11 @@ type OrderQuery struct {
 	After      int64         // the cursor: the last id of the previous page (0: from the first)
 	Oldest     bool          // ascending ids
 	Limit      int           // at most this many (0: 100)
+	// WrittenBefore keeps only orders written before it (zero: all). Ids are taken
+	// when an order is inserted and its transaction commits later, so a page read
+	// while orders are written could hold id n+1 and not n, and its cursor would pass
+	// n for good; orders written longer ago than any write takes have all committed.
+	WrittenBefore time.Time
 }
 
 // notCommitted marks a write that failed before its commit was sent.

@@ -601,6 +601,7 @@ func (s *Store) Orders(_ context.Context, q domain.OrderQuery) ([]domain.Order, 
 			q.ActivityID != 0 && o.ActivityID != q.ActivityID,
 			q.ItemID != 0 && o.ItemID != q.ItemID,
 			len(q.Statuses) > 0 && !slices.Contains(q.Statuses, o.Status),
+			!q.WrittenBefore.IsZero() && !o.CreatedAt.Before(q.WrittenBefore),
 			q.After > 0 && !q.Oldest && o.ID >= q.After,
 			q.After > 0 && q.Oldest && o.ID <= q.After:
 			continue

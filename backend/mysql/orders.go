@@ -261,6 +261,9 @@ func (s *Store) Orders(ctx context.Context, q domain.OrderQuery) ([]domain.Order
 			args = append(args, st)
 		}
 	}
+	if !q.WrittenBefore.IsZero() {
+		where, args = append(where, `created_at < ?`), append(args, q.WrittenBefore.UTC())
+	}
 	order := ` ORDER BY id DESC`
 	if q.After > 0 {
 		where, args = append(where, `id < ?`), append(args, q.After)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/sale"
 )
 
 // TestRulesShopperOrders: a shopper's pages, filters and deleted orders.
@@ -230,5 +231,24 @@ func TestRulesActivityPages(t *testing.T) {
 	for _, q := range []domain.ActivityQuery{{State: domain.StateDraft}, {All: true, State: "closed"}, {Limit: domain.ActivitiesPage.Max + 1}, {Before: -1}} {
 		_, _, err := r.svc.Activities(ctx, q)
 		wantErr(t, fmt.Sprintf("%+v", q), err, domain.EBadRequest)
+	}
+}
+
+// TestRulesActivityOrdersSettle: the operators' pages hold back orders written in the
+// last Config.OrdersSettle (an order still committing could otherwise be passed by
+// the cursor for good); older ones are listed.
+func TestRulesActivityOrdersSettle(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	svc := sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: r.ledger, Cache: r.cache, Log: testLog(t)},
+		sale.Config{OrdersSettle: time.Minute})
+	a := r.sale(t, domain.StrategySync, 10, 5, 1)
+	r.clock.Set(time.Now().Add(-2 * time.Minute))
+	old := r.buy(t, a, 1, 1, "")
+	r.clock.Set(time.Now())
+	r.buy(t, a, 2, 1, "")
+	page, next, err := svc.ActivityOrders(ctx, a.ID, domain.OrderQuery{})
+	if err != nil || next != 0 || len(page) != 1 || page[0].ID != old.OrderID {
+		t.Fatalf("got %+v (next %d), %v; want only the order written two minutes ago", page, next, err)
 	}
 }

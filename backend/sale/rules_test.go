@@ -50,7 +50,7 @@ func newRig(t *testing.T) *rig {
 // and publisher.
 func (r *rig) service(t *testing.T, ledger domain.StockLedger, pub domain.Publisher) *sale.Service {
 	return sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: ledger, Cache: r.cache, Publisher: pub, Log: testLog(t)},
-		sale.Config{PublishAttempts: 2, ReplayWait: 30 * time.Millisecond})
+		sale.Config{PublishAttempts: 2, ReplayWait: 30 * time.Millisecond, OrdersSettle: -1})
 }
 
 // sale creates and publishes an activity of one item, open from two hours ago for four

@@ -46,6 +46,11 @@ type Config struct {
 	// request that finds its item idle never waits; sync writes of an item go one
 	// transaction at a time whatever the wait.
 	BatchWait time.Duration
+	// OrdersSettle holds orders written this recently back from the operators' pages
+	// of an activity's orders (domain.OrderQuery.WrittenBefore), so a walk through them
+	// during a sale never skips one that was still committing. Default 5 s; negative:
+	// none.
+	OrdersSettle time.Duration
 }
 
 // Deps are the ports a Service works through.
@@ -116,6 +121,9 @@ func New(d Deps, cfg Config) *Service {
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 64
+	}
+	if cfg.OrdersSettle == 0 {
+		cfg.OrdersSettle = 5 * time.Second
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = time.Millisecond

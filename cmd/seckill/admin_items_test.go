@@ -34,6 +34,7 @@ func TestAdminCLIItemsAndOrders(t *testing.T) {
 	cfg.Redis = config.RedisConfig{Addrs: []string{testenv.RedisAddr()}}
 	cfg.RocketMQ = config.RocketMQConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Group: "g_" + tag, Tag: tag}
 	cfg.Gateway.JWTSecret, cfg.Gateway.AdminToken = jwtSecret, adminToken
+	cfg.Backend.OrdersSettle = -1 // orders are listed the moment they are written
 	cfg.AnyPorts()
 	s, err := app.Start(ctx, cfg, app.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -166,6 +166,9 @@ func testOrderPages(t *testing.T, newFn func(t *testing.T) Stores) {
 			{"deleted ones", domain.OrderQuery{Statuses: []domain.OrderStatus{domain.OrderDeleted}, Oldest: true},
 				func(o domain.Order) bool { return o.Status == domain.OrderDeleted }},
 			{"nobody's", domain.OrderQuery{UserID: 99}, func(domain.Order) bool { return false }},
+			{"written before the first", domain.OrderQuery{ActivityID: a.ID, WrittenBefore: all[0].CreatedAt}, func(domain.Order) bool { return false }},
+			{"written before now and then", domain.OrderQuery{ActivityID: a.ID, WrittenBefore: all[len(all)-1].CreatedAt.Add(time.Hour)},
+				func(o domain.Order) bool { return o.ActivityID == a.ID }},
 		} {
 			want := pick(tt.keep, tt.q.Oldest)
 			for _, limit := range []int{1, 2, 5, 100} {
