@@ -13,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/internal/coalesce"
 )
 
 var (
@@ -66,6 +67,7 @@ type Stock struct {
 	// off), so a failure to dial means the script never ran. A cluster client
 	// resends on its own (to the same node, then another) whatever MaxRetries says.
 	sendsOnce bool
+	seen      *coalesce.Batcher[itemKey, string, seenResult]
 }
 
 var _ domain.StockLedger = (*Stock)(nil)
@@ -78,7 +80,9 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 	}
 	resultTTL = max(resultTTL.Round(time.Second), time.Second)
 	c, single := rdb.(*goredis.Client)
-	return &Stock{rdb: rdb, resultTTL: resultTTL, sendsOnce: single && c.Options().MaxRetries == 0}
+	s := &Stock{rdb: rdb, resultTTL: resultTTL, sendsOnce: single && c.Options().MaxRetries == 0}
+	s.seen = coalesce.New(coalesce.Config{Size: 256, Overlap: true, Wait: time.Millisecond}, s.keysSeen)
+	return s
 }
 
 // Load puts the scripts into the script cache of every node so the first calls of a
@@ -642,11 +646,33 @@ func (s *Stock) Available(ctx context.Context, activityID, itemID int64, buckets
 
 // KeySeen reports whether the ledger holds an admission of user's idempotency key for
 // an item: a retry with it is answered with the first attempt's outcome, not refused
-// at the edge as sold out.
+// at the edge as sold out. A gateway asks it for every keyed attempt at a sold-out
+// item, so the lookups of one item that arrive together share one HMGET.
 func (s *Stock) KeySeen(ctx context.Context, activityID, itemID, userID int64, key string) (bool, error) {
-	ok, err := s.rdb.HExists(ctx, keysFor(activityID, itemID).idem(), idemField(userID, key)).Result()
-	if err != nil {
-		return false, fmt.Errorf("look up key of item %d: %w", itemID, err)
+	r := s.seen.Do(ctx, itemKey{activityID, itemID}, idemField(userID, key))
+	if r.err != nil {
+		return false, fmt.Errorf("look up key of item %d: %w", itemID, r.err)
 	}
-	return ok, nil
+	return r.seen, nil
+}
+
+type itemKey struct{ activity, item int64 }
+
+type seenResult struct {
+	seen bool
+	err  error
+}
+
+// keysSeen looks up idempotency fields of one item in one call.
+func (s *Stock) keysSeen(ctx context.Context, k itemKey, fields []string) []seenResult {
+	out := make([]seenResult, len(fields))
+	vals, err := s.rdb.HMGet(ctx, keysFor(k.activity, k.item).idem(), fields...).Result()
+	for i := range out {
+		if err != nil {
+			out[i].err = err
+		} else {
+			out[i].seen = i < len(vals) && vals[i] != nil
+		}
+	}
+	return out
 }

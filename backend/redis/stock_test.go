@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,5 +233,43 @@ func TestDeductNotSent(t *testing.T) {
 	_, err = redis.NewStock(cut, time.Hour).Deduct(context.Background(), d)
 	if err == nil || errors.Is(err, domain.ErrNotSent) {
 		t.Errorf("deduct cut off after sending: got %v, want an error that is not ErrNotSent", err)
+	}
+}
+
+// TestKeySeen: a key the ledger admitted is seen, any other not, also when many
+// lookups of one item arrive together and share one call.
+func TestKeySeen(t *testing.T) {
+	ctx := context.Background()
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			st := redis.NewStock(rdb, time.Hour)
+			a, i := nextID.Add(1), nextID.Add(1)
+			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
+				End: time.Now().Add(time.Hour), PerUserLimit: 1, BucketStock: []int64{100}}, true); err != nil {
+				t.Fatal(err)
+			}
+			for u := int64(1); u <= 10; u++ {
+				if _, err := st.Deduct(ctx, domain.Deduction{ActivityID: a, ItemID: i, UserID: u, Quantity: 1, IdempotencyKey: fmt.Sprint("k", u),
+					Ticket: domain.NewTicket(a, i, fmt.Sprint("s", nextID.Add(1))), Buckets: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var wg sync.WaitGroup
+			for n := range 200 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					u, key := int64(1+n%20), fmt.Sprint("k", 1+n%20)
+					if n%3 == 0 {
+						key = "other"
+					}
+					want := u <= 10 && key != "other"
+					if got, err := st.KeySeen(ctx, a, i, u, key); err != nil || got != want {
+						t.Errorf("user %d key %q: got %v, %v; want %v", u, key, got, err, want)
+					}
+				}()
+			}
+			wg.Wait()
+		})
 	}
 }
