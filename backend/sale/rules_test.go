@@ -57,32 +57,19 @@ func (r *rig) service(t *testing.T, ledger domain.StockLedger, pub domain.Publis
 // hours.
 func (r *rig) sale(t *testing.T, strategy domain.Strategy, stock int64, limit, buckets int) *domain.Activity {
 	t.Helper()
-	ctx := context.Background()
 	now := time.Now()
-	a := &domain.Activity{Name: "rules", Start: now.Add(-2 * time.Hour), End: now.Add(2 * time.Hour), Strategy: strategy,
-		PerUserLimit: limit, BucketCount: buckets, Items: []domain.Item{{Name: "phone", PriceCents: 250, TotalStock: stock}}}
-	if err := r.svc.CreateActivity(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	a, err := r.svc.Publish(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return openSale(t, r.svc, &domain.Activity{Name: "rules", Start: now.Add(-2 * time.Hour), End: now.Add(2 * time.Hour), Strategy: strategy,
+		PerUserLimit: limit, BucketCount: buckets, Items: []domain.Item{{Name: "phone", PriceCents: 250, TotalStock: stock}}})
 }
 
 func (r *rig) place(a *domain.Activity, user int64, qty int, key string) (sale.Placed, error) {
-	return r.svc.PlaceOrder(context.Background(), sale.PlaceOrder{UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: qty, IdempotencyKey: key})
+	return placeOne(r.svc, a, user, qty, key)
 }
 
 // buy places an order and fails unless it is admitted.
 func (r *rig) buy(t *testing.T, a *domain.Activity, user int64, qty int, key string) sale.Placed {
 	t.Helper()
-	p, err := r.place(a, user, qty, key)
-	if err != nil {
-		t.Fatalf("user %d buys %d: %v", user, qty, err)
-	}
-	return p
+	return mustBuy(t, r.svc, a, user, qty, key)
 }
 
 // deliver hands reqs to the worker, in order, or when none are given, the requests
@@ -92,8 +79,43 @@ func (r *rig) deliver(t *testing.T, reqs ...domain.OrderRequest) {
 	if len(reqs) == 0 {
 		reqs = r.pub.take()
 	}
+	deliverInOrder(t, r.worker, reqs)
+}
+
+// openSale creates a and publishes it.
+func openSale(t *testing.T, svc *sale.Service, a *domain.Activity) *domain.Activity {
+	t.Helper()
+	ctx := context.Background()
+	if err := svc.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a, err := svc.Publish(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// placeOne places user's order of qty units of a's first item.
+func placeOne(svc *sale.Service, a *domain.Activity, user int64, qty int, key string) (sale.Placed, error) {
+	return svc.PlaceOrder(context.Background(), sale.PlaceOrder{UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: qty, IdempotencyKey: key})
+}
+
+// mustBuy places an order and fails unless it is admitted.
+func mustBuy(t *testing.T, svc *sale.Service, a *domain.Activity, user int64, qty int, key string) sale.Placed {
+	t.Helper()
+	p, err := placeOne(svc, a, user, qty, key)
+	if err != nil {
+		t.Fatalf("user %d buys %d: %v", user, qty, err)
+	}
+	return p
+}
+
+// deliverInOrder hands reqs to w as final deliveries, one at a time, in order.
+func deliverInOrder(t *testing.T, w *worker.Worker, reqs []domain.OrderRequest) {
+	t.Helper()
 	for _, req := range reqs {
-		if err := r.worker.Handle(context.Background(), []domain.Delivery{{ID: req.Ticket, Request: req, Attempt: 1, Last: true}}); err != nil {
+		if err := w.Handle(context.Background(), []domain.Delivery{{ID: req.Ticket, Request: req, Attempt: 1, Last: true}}); err != nil {
 			t.Fatalf("deliver %s: %v", req.Ticket, err)
 		}
 	}

@@ -274,31 +274,18 @@ func newSQ(t *testing.T, o sqOpts) *sq {
 // sale creates and publishes an activity of one item open from a minute ago for an hour.
 func (e *sq) sale(t *testing.T, strategy domain.Strategy, stock int64, limit, buckets int) *domain.Activity {
 	t.Helper()
-	ctx := context.Background()
-	a := &domain.Activity{Name: "sequence", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour),
+	return openSale(t, e.svc, &domain.Activity{Name: "sequence", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour),
 		Strategy: strategy, PerUserLimit: limit, BucketCount: buckets,
-		Items: []domain.Item{{Name: "phone", PriceCents: 100, TotalStock: stock}}}
-	if err := e.svc.CreateActivity(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	a, err := e.svc.Publish(ctx, a.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
+		Items: []domain.Item{{Name: "phone", PriceCents: 100, TotalStock: stock}}})
 }
 
 func (e *sq) place(a *domain.Activity, user int64, qty int, key string) (sale.Placed, error) {
-	return e.svc.PlaceOrder(context.Background(), sale.PlaceOrder{UserID: user, ActivityID: a.ID, ItemID: a.Items[0].ID, Quantity: qty, IdempotencyKey: key})
+	return placeOne(e.svc, a, user, qty, key)
 }
 
 func (e *sq) buy(t *testing.T, a *domain.Activity, user int64, qty int, key string) sale.Placed {
 	t.Helper()
-	p, err := e.place(a, user, qty, key)
-	if err != nil {
-		t.Fatalf("user %d buys %d: %v", user, qty, err)
-	}
-	return p
+	return mustBuy(t, e.svc, a, user, qty, key)
 }
 
 // deliver hands reqs (or, when none are given, whatever was published since the last
@@ -308,11 +295,7 @@ func (e *sq) deliver(t *testing.T, reqs ...domain.OrderRequest) {
 	if len(reqs) == 0 {
 		reqs = e.pub.take()
 	}
-	for _, r := range reqs {
-		if err := e.worker.Handle(context.Background(), []domain.Delivery{{ID: r.Ticket, Request: r, Attempt: 1, Last: true}}); err != nil {
-			t.Fatalf("deliver %s: %v", r.Ticket, err)
-		}
-	}
+	deliverInOrder(t, e.worker, reqs)
 }
 
 // ticket reads a ticket straight from Redis.
