@@ -69,6 +69,22 @@ func settled(t *testing.T, c *api.Client, ticket string) string {
 	}
 }
 
+// seesItem waits until gw's shoppers read the item as ok says, within 2 s.
+func seesItem(t *testing.T, gw *stack, item int64, ok func(*api.Item) bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		it, err := gw.shopper(t, 1).Item(context.Background(), item)
+		if err == nil && ok(it) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("item %d at the other gateway after 2 s: %+v, %v", item, it, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestItemLifecycleEndToEnd: through two gateways on the real services, an operator
 // adds an item to a running sale, gives one a window of its own, takes an item
 // offline (the other gateway, which had it cached, refuses it from the answer on)
@@ -142,11 +158,15 @@ func TestItemLifecycleEndToEnd(t *testing.T) {
 	if _, err := op.UpdateItem(ctx, a.ID, capID, api.ItemChange{Start: &later}); err != nil {
 		t.Fatal(err)
 	}
+	// A window change reaches the other gateway by the activity's announcement, within
+	// milliseconds; its cache answers from then on.
+	seesItem(t, two, capID, func(it *api.Item) bool { return it.Start == later })
 	_, err = buy(two, 2, capID)
 	wantAPIError(t, "the cap before its own window", err, 409, "not_started")
 	if _, err := op.UpdateItem(ctx, a.ID, capID, api.ItemChange{Start: ptr("")}); err != nil {
 		t.Fatal(err)
 	}
+	seesItem(t, two, capID, func(it *api.Item) bool { return it.Start == "" })
 	if _, err := buy(two, 2, capID); err != nil {
 		t.Fatalf("the cap with its window dropped: %v", err)
 	}

@@ -110,3 +110,28 @@ func TestShedStatsIgnoreMadeUpActivities(t *testing.T) {
 		}
 	}
 }
+
+// TestOrderForAnItemAddedElsewhere: an order for an item its activity's cached copy
+// lacks (an operator added it through another gateway, whose announcement has not
+// arrived) is not refused from the stale copy: the item is looked up on its own and
+// the order goes on. A made-up item id asked many times reaches the backend once.
+func TestOrderForAnItemAddedElsewhere(t *testing.T) {
+	f := startGateway(t, func(c *gateway.Config) { c.CacheTTL, c.NullTTL = time.Minute, time.Minute })
+	if r := f.do(t, "GET", "/api/v1/activities/7", "", ""); r.status != http.StatusOK {
+		t.Fatalf("GET the activity: got %d %v", r.status, r.body)
+	}
+	added := `{"activity_id": 7, "item_id": 71, "quantity": 1}` // the stub's GetItem knows it in activity 7
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), added); r.status != http.StatusAccepted {
+		t.Fatalf("order for the added item: got %d %v, want 202", r.status, r.body)
+	}
+	before := f.backend.n("GetItem")
+	madeUp := fmt.Sprintf(`{"activity_id": 7, "item_id": %d, "quantity": 1}`, unknownItems+5)
+	for i := range 20 {
+		if r := f.do(t, "POST", "/api/v1/orders", tok(t, int64(100+i)), madeUp); r.status != http.StatusNotFound {
+			t.Fatalf("order %d for a made-up item: got %d %v, want 404", i, r.status, r.body)
+		}
+	}
+	if got := f.backend.n("GetItem") - before; got != 1 {
+		t.Fatalf("20 orders for one made-up item: got %d item lookups, want 1", got)
+	}
+}

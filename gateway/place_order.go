@@ -122,6 +122,9 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 			break
 		}
 	}
+	if item == nil {
+		item = g.addedItem(ctx, a, b.ItemID)
+	}
 	reason, msg := "", ""
 	now := time.Now().UnixMilli()
 	start, end := a.StartMs, a.EndMs
@@ -238,4 +241,18 @@ func (g *Gateway) isRetry(ctx context.Context, b api.PlaceOrderRequest, user int
 		return true
 	}
 	return seen
+}
+
+// addedItem looks up an item that the cached copy of its activity lacks: an operator
+// may have added it through another gateway a moment ago, before the announcement
+// reached this one. The item lookup keeps a null object per id, so made-up item ids
+// reach the backend at most once per id per null TTL. An item found in the activity
+// drops the stale copy.
+func (g *Gateway) addedItem(ctx context.Context, a *rpc.Activity, itemID int64) *rpc.Item {
+	it, _, err := g.edge.item(ctx, itemID)
+	if err != nil || it.ActivityId != a.Id {
+		return nil
+	}
+	g.edge.acts.forget(a.Id)
+	return it
 }
