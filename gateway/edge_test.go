@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/seckill/flashsale/gateway"
+	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 )
 
 // TestCatalogFloodReachesBackendOncePerID: the catalog reads come from the edge
@@ -120,7 +122,12 @@ func TestOrderForAnItemAddedElsewhere(t *testing.T) {
 	if r := f.do(t, "GET", "/api/v1/activities/7", "", ""); r.status != http.StatusOK {
 		t.Fatalf("GET the activity: got %d %v", r.status, r.body)
 	}
-	added := `{"activity_id": 7, "item_id": 71, "quantity": 1}` // the stub's GetItem knows it in activity 7
+	f.backend.mu.Lock() // added at the backend; the gateway's copy of activity 7 lacks it
+	added71 := *f.backend.activity // a copy: the old one may be being sent
+	added71.Items = append(slices.Clone(added71.Items), &rpc.Item{Id: 71, ActivityId: 7})
+	f.backend.activity = &added71
+	f.backend.mu.Unlock()
+	added := `{"activity_id": 7, "item_id": 71, "quantity": 1}`
 	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), added); r.status != http.StatusAccepted {
 		t.Fatalf("order for the added item: got %d %v, want 202", r.status, r.body)
 	}

@@ -80,7 +80,8 @@ func (s *stubBackend) GetActivity(_ context.Context, req *rpc.IDReq) (*rpc.Activ
 	return s.activity, nil
 }
 
-// GetItem answers any id below unknownItems, with the stub's remaining stock.
+// GetItem answers any id below unknownItems, with the stub's remaining stock: the
+// items of the stub's activity in it, the others in another activity (otherActivity).
 func (s *stubBackend) GetItem(_ context.Context, req *rpc.IDReq) (*rpc.Item, error) {
 	s.count("GetItem")
 	if req.Id >= unknownItems {
@@ -88,8 +89,19 @@ func (s *stubBackend) GetItem(_ context.Context, req *rpc.IDReq) (*rpc.Item, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return &rpc.Item{Id: req.Id, ActivityId: 7, Remaining: s.remaining}, nil
+	in := int64(otherActivity)
+	if s.activity != nil {
+		for _, it := range s.activity.Items {
+			if it.Id == req.Id {
+				in = s.activity.Id
+			}
+		}
+	}
+	return &rpc.Item{Id: req.Id, ActivityId: in, Remaining: s.remaining}, nil
 }
+
+// otherActivity is the activity of the stub's items outside its own activity.
+const otherActivity = 9
 
 // unknownItems is where the stub's unknown item ids start.
 const unknownItems = 1_000_000
