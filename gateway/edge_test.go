@@ -122,7 +122,7 @@ func TestOrderForAnItemAddedElsewhere(t *testing.T) {
 	if r := f.do(t, "GET", "/api/v1/activities/7", "", ""); r.status != http.StatusOK {
 		t.Fatalf("GET the activity: got %d %v", r.status, r.body)
 	}
-	f.backend.mu.Lock() // added at the backend; the gateway's copy of activity 7 lacks it
+	f.backend.mu.Lock()            // added at the backend; the gateway's copy of activity 7 lacks it
 	added71 := *f.backend.activity // a copy: the old one may be being sent
 	added71.Items = append(slices.Clone(added71.Items), &rpc.Item{Id: 71, ActivityId: 7})
 	f.backend.activity = &added71
