@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LeaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seckill_backend_lease_held",
 			Help: "1 while this backend holds the lease of the background duties (reconciler, rebalancer, expiry)."}),
 		Batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "seckill_backend_batch_size",
-			Help:    "Requests of one item sharing one call, by stage (deduct, settle, publish, write).",
+			Help:    "Requests of one item sharing one call, by stage (deduct, settle, publish, write, ticket).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}, []string{"stage"}),
 	}
 	if reg != nil {

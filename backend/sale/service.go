@@ -91,6 +91,7 @@ type Service struct {
 	settles *coalesce.Batcher[settleKey, domain.Ticket, error]
 	sends   *coalesce.Batcher[sendKey, domain.OrderRequest, error] // nil also when the queue has no batch send
 	writes  *coalesce.Batcher[writeKey, domain.OrderRequest, writeResult]
+	reads   *coalesce.Batcher[itemKey, domain.Ticket, ticketRead] // shoppers' ticket polls
 }
 
 // Tallies sum counts over the fleet (backend/redis.Tallies): the backends' refusals
@@ -143,6 +144,7 @@ func New(d Deps, cfg Config) *Service {
 		overlap := coalesce.Config{Size: cfg.BatchSize, Overlap: true, Wait: cfg.BatchWait}
 		s.deducts = coalesce.New(overlap, s.runDeducts)
 		s.settles = coalesce.New(overlap, s.runSettles)
+		s.reads = coalesce.New(overlap, s.runReads)
 		if bp, ok := d.Publisher.(domain.BatchPublisher); ok {
 			s.sends = coalesce.New(overlap, func(ctx context.Context, _ sendKey, rs []domain.OrderRequest) []error {
 				return s.runSends(ctx, bp, rs)
@@ -725,7 +727,7 @@ func owner(userID int64) error {
 // lost its data, or the result expired) from the order store, which keeps every
 // ticket decided there: created when its order exists, failed when it was voided.
 func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
-	t, err := s.ledger.Ticket(ctx, userID, ticket)
+	t, err := s.ledgerTicket(ctx, userID, ticket)
 	if !domain.IsCode(err, domain.ENotFound) {
 		return t, err
 	}
@@ -742,6 +744,47 @@ func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (doma
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
 	}
 	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID}, nil
+}
+
+// ledgerTicket reads a ticket from the ledger, in one call with the item's other
+// ticket reads of the moment (shoppers poll their tickets together).
+func (s *Service) ledgerTicket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	a, i, err := domain.ParseTicket(ticket)
+	if s.reads == nil || err != nil {
+		return s.ledger.Ticket(ctx, userID, ticket)
+	}
+	r := s.reads.Do(ctx, itemKey{activity: a, item: i}, domain.Ticket{ID: ticket, UserID: userID})
+	return r.t, r.err
+}
+
+type itemKey struct{ activity, item int64 }
+
+type ticketRead struct {
+	t   domain.Ticket
+	err error
+}
+
+// runReads reads one batch of an item's tickets: a lone one as Ticket, more in one
+// Tickets call, whose failure is each read's.
+func (s *Service) runReads(ctx context.Context, _ itemKey, q []domain.Ticket) []ticketRead {
+	s.metrics.Batch.WithLabelValues("ticket").Observe(float64(len(q)))
+	out := make([]ticketRead, len(q))
+	if len(q) == 1 {
+		out[0].t, out[0].err = s.ledger.Ticket(ctx, q[0].UserID, q[0].ID)
+		return out
+	}
+	got, err := s.ledger.Tickets(ctx, q)
+	for j := range out {
+		switch {
+		case err != nil:
+			out[j].err = err
+		case got[j].Status == "":
+			out[j].err = domain.Errorf(domain.ENotFound, "unknown ticket")
+		default:
+			out[j].t = got[j]
+		}
+	}
+	return out
 }
 
 // Order returns one of a user's orders.
