@@ -4,6 +4,7 @@
 package rocketmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,28 +88,69 @@ func (p *Producer) Publish(ctx context.Context, r domain.OrderRequest) error {
 	return p.send(ctx, "publish order "+r.Ticket, msg)
 }
 
-// PublishBatch sends order requests of one item and bucket in one batch (one request
-// to the broker, which stores them together) and returns once the broker stored
-// them. The messages stay apart: each is delivered, retried and acknowledged on its
-// own.
+// PublishBatch sends order requests of one item and bucket and returns once the broker
+// stored them. They travel together in envelopes (one message of up to envelopeMax
+// requests, a JSON array), all in one request to the broker: the broker's work is per
+// message, so an envelope of n orders costs it about what one order did. An envelope
+// is delivered, retried and acknowledged as a whole, as a batch of messages handed to
+// the handler together is; the handler is idempotent per request either way.
+//
+// Workers read envelopes and single messages alike; backends that send envelopes
+// need workers that read them (upgrade the workers first).
 func (p *Producer) PublishBatch(ctx context.Context, rs []domain.OrderRequest) error {
 	if len(rs) == 1 {
 		return p.Publish(ctx, rs[0])
 	}
-	msgs := make([]*primitive.Message, len(rs))
+	what := fmt.Sprintf("publish %d orders of item %d", len(rs), rs[0].ItemID)
+	msgs := make([]*primitive.Message, 0, (len(rs)+envelopeMax-1)/envelopeMax)
+	for rest := rs; len(rest) > 0; {
+		n := min(len(rest), envelopeMax)
+		msg, err := p.envelope(rest[:n])
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, msg)
+		rest = rest[n:]
+	}
+	if len(msgs) > 1 {
+		// The batch of envelopes goes to the queue of their sharding key, as each
+		// would alone.
+		ctx = context.WithValue(ctx, shardingKeyCtx{}, shardingKey(rs[0]))
+	}
+	return p.send(ctx, what, msgs...)
+}
+
+// envelopeMax bounds the requests of one envelope, and so its size (a request is
+// a few hundred bytes) and its keys property (a ticket each; the broker caps a
+// message's properties at 32 KiB).
+const envelopeMax = 64
+
+// envelope is one message holding rs, of one item and bucket: their JSON array, keyed
+// by their tickets so an operator finds each with the broker's tools.
+func (p *Producer) envelope(rs []domain.OrderRequest) (*primitive.Message, error) {
+	tickets := make([]string, len(rs))
 	for i, r := range rs {
 		if r.ItemID != rs[0].ItemID || r.Bucket != rs[0].Bucket {
 			panic("rocketmq: PublishBatch needs requests of one item and bucket") // a caller's bug
 		}
-		var err error
-		if msgs[i], err = p.message(r); err != nil {
-			return err
-		}
+		tickets[i] = r.Ticket
 	}
-	// The batch goes to the queue of its sharding key, as each of its messages would.
-	ctx = context.WithValue(ctx, shardingKeyCtx{}, shardingKey(rs[0]))
-	return p.send(ctx, fmt.Sprintf("publish %d orders of item %d", len(rs), rs[0].ItemID), msgs...)
+	body, err := json.Marshal(rs)
+	if err != nil {
+		return nil, fmt.Errorf("encode %d orders of item %d: %w", len(rs), rs[0].ItemID, err)
+	}
+	msg := primitive.NewMessage(p.topic, body)
+	msg.WithKeys(tickets)
+	msg.WithProperty(propOrders, strconv.Itoa(len(rs)))
+	if p.tag != "" {
+		msg.WithTag(p.tag)
+	}
+	msg.WithShardingKey(shardingKey(rs[0]))
+	return msg, nil
 }
+
+// propOrders is the user property of an envelope: how many requests it holds.
+const propOrders = "seckill_orders"
 
 func (p *Producer) message(r domain.OrderRequest) (*primitive.Message, error) {
 	body, err := json.Marshal(r)
@@ -230,15 +272,9 @@ func (c *Consumer) consume(ctx context.Context, h domain.Handler, msgs []*primit
 	batch := make([]domain.Delivery, 0, len(msgs))
 	maxAttempt := 0
 	for _, m := range msgs {
-		d := domain.Delivery{ID: m.MsgId, Attempt: int(m.ReconsumeTimes) + 1}
-		d.Last = d.Attempt >= c.cfg.MaxAttempts
-		if err := json.Unmarshal(m.Body, &d.Request); err != nil {
-			d.Malformed = fmt.Errorf("decode message %s: %w", m.MsgId, err)
-		} else if err := d.Request.Validate(); err != nil {
-			d.Malformed = fmt.Errorf("message %s: %w", m.MsgId, err)
-		}
-		maxAttempt = max(maxAttempt, d.Attempt)
-		batch = append(batch, d)
+		attempt := int(m.ReconsumeTimes) + 1
+		maxAttempt = max(maxAttempt, attempt)
+		batch = c.deliveries(batch, m, attempt)
 	}
 	if err := h.Handle(ctx, batch); err != nil {
 		// Redeliver soon: delay level 1 (1 s) after the first failure, level 2 (5 s)
@@ -250,6 +286,40 @@ func (c *Consumer) consume(ctx context.Context, h domain.Handler, msgs []*primit
 		return consumer.ConsumeRetryLater, err
 	}
 	return consumer.ConsumeSuccess, nil
+}
+
+// deliveries appends what message m holds: one request, or an envelope's (a JSON
+// array, PublishBatch), each a delivery of its own with the message's attempt. What
+// does not decode is one malformed delivery; a request of an envelope that does not
+// validate is malformed alone.
+func (c *Consumer) deliveries(out []domain.Delivery, m *primitive.MessageExt, attempt int) []domain.Delivery {
+	d := domain.Delivery{ID: m.MsgId, Attempt: attempt, Last: attempt >= c.cfg.MaxAttempts}
+	body := bytes.TrimLeft(m.Body, " \t\r\n")
+	if len(body) == 0 || body[0] != '[' {
+		if err := json.Unmarshal(m.Body, &d.Request); err != nil {
+			d.Malformed = fmt.Errorf("decode message %s: %w", m.MsgId, err)
+		} else if err := d.Request.Validate(); err != nil {
+			d.Malformed = fmt.Errorf("message %s: %w", m.MsgId, err)
+		}
+		return append(out, d)
+	}
+	var rs []domain.OrderRequest
+	if err := json.Unmarshal(body, &rs); err != nil || len(rs) == 0 {
+		if err == nil {
+			err = errors.New("an empty envelope")
+		}
+		d.Malformed = fmt.Errorf("decode envelope %s: %w", m.MsgId, err)
+		return append(out, d)
+	}
+	for i, r := range rs {
+		e := d
+		e.ID, e.Request = m.MsgId+"#"+strconv.Itoa(i), r
+		if err := r.Validate(); err != nil {
+			e.Malformed = fmt.Errorf("envelope %s, order %d: %w", m.MsgId, i, err)
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // Close stops consuming; batches being handled finish first.

@@ -41,7 +41,8 @@ func (s *seen) get(ticket string) []domain.Delivery {
 // TestPublishConsume on the real broker: every published request reaches the handler
 // intact (trace context included); a request whose batch keeps failing is delivered
 // again, MaxAttempts times in all, the last marked Last, and never after the handler
-// acknowledged it; a request that does not validate arrives marked Malformed.
+// acknowledged it; a request that does not validate arrives marked Malformed. An
+// envelope's requests arrive each as a delivery, the envelope retried as a whole.
 func TestPublishConsume(t *testing.T) {
 	tag := "rq" + testenv.ID()
 	p, err := rocketmq.NewProducer(rocketmq.ProducerConfig{NameServers: testenv.NameServers(), Topic: testenv.TestTopic(), Tag: tag, Group: "p_" + tag})
@@ -56,7 +57,7 @@ func TestPublishConsume(t *testing.T) {
 			got.add(d)
 		}
 		for _, d := range batch {
-			if d.Request.UserID == 666 && !d.Last {
+			if d.Request.UserID >= 666 && !d.Last {
 				return errors.New("injected: the database is down")
 			}
 		}
@@ -86,6 +87,24 @@ func TestPublishConsume(t *testing.T) {
 		}
 	}
 
+	// An envelope (PublishBatch): one message of several requests of one item and
+	// bucket, one of them malformed, one failing until its last delivery.
+	var envelope []domain.OrderRequest
+	for i := range 6 {
+		r := domain.OrderRequest{Ticket: fmt.Sprintf("%s-e%d", tag, i), UserID: int64(100 + i), ActivityID: 7, ItemID: 90,
+			Quantity: 1, AmountCents: 100, AdmittedAt: time.Now().UnixMilli()}
+		switch i {
+		case 2:
+			r.UserID = 667
+		case 5:
+			r.Quantity = 0
+		}
+		envelope = append(envelope, r)
+	}
+	if err := p.PublishBatch(ctx, envelope); err != nil {
+		t.Fatal(err)
+	}
+
 	failing := tag + "-39"
 	published := time.Now()
 	deadline := time.Now().Add(90 * time.Second)
@@ -96,7 +115,7 @@ func TestPublishConsume(t *testing.T) {
 				missing++
 			}
 		}
-		if missing == 0 && len(got.get(failing)) >= attempts && len(got.get(bad.Ticket)) > 0 {
+		if missing == 0 && len(got.get(failing)) >= attempts && len(got.get(bad.Ticket)) > 0 && len(got.get(envelope[2].Ticket)) >= attempts {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -115,16 +134,29 @@ func TestPublishConsume(t *testing.T) {
 	if d := got.get(bad.Ticket)[0]; d.Malformed == nil {
 		t.Errorf("the request without a quantity arrived unmarked: %+v", d)
 	}
+	// The envelope's requests arrive each as a delivery of its own, the malformed one
+	// marked alone; the envelope is delivered again as a whole while one of it fails.
+	for i, r := range envelope {
+		ds := got.get(r.Ticket)
+		if len(ds) == 0 {
+			t.Fatalf("envelope request %d never delivered", i)
+		}
+		if d := ds[0]; (d.Malformed != nil) != (i == 5) || d.Attempt != 1 || i != 5 && !equalRequest(d.Request, r) {
+			t.Errorf("envelope request %d: got %+v, want %+v on its first attempt, malformed only if it is the one without a quantity", i, d, r)
+		}
+	}
 	// The failing one: attempts 1..MaxAttempts, only the last marked Last, and nothing
 	// more once it was acknowledged.
 	time.Sleep(3 * time.Second)
-	ds := got.get(failing)
-	if len(ds) != attempts {
-		t.Fatalf("the failing request was delivered %d times, want %d", len(ds), attempts)
-	}
-	for i, d := range ds {
-		if d.Attempt != i+1 || d.Last != (i == attempts-1) {
-			t.Errorf("delivery %d of the failing request: attempt %d, last %v", i+1, d.Attempt, d.Last)
+	for _, ticket := range []string{failing, envelope[2].Ticket, envelope[0].Ticket} {
+		ds := got.get(ticket)
+		if len(ds) != attempts {
+			t.Fatalf("%s was delivered %d times, want %d", ticket, len(ds), attempts)
+		}
+		for i, d := range ds {
+			if d.Attempt != i+1 || d.Last != (i == attempts-1) {
+				t.Errorf("delivery %d of %s: attempt %d, last %v", i+1, ticket, d.Attempt, d.Last)
+			}
 		}
 	}
 }
@@ -135,8 +167,8 @@ func equalRequest(a, b domain.OrderRequest) bool {
 		maps.Equal(a.Trace, b.Trace)
 }
 
-// TestPublishBatch on the real broker: a batch's requests arrive intact, each as a
-// message of its own, once; and a batch goes to the queue its sharding key (item and
+// TestPublishBatch on the real broker: a batch's requests arrive intact, once, in one
+// message (an envelope); and a batch goes to the queue its sharding key (item and
 // bucket) names, the one a lone request of the same key goes to, so a worker's batch
 // holds the orders it can write together.
 func TestPublishBatch(t *testing.T) {
@@ -158,12 +190,24 @@ func TestPublishBatch(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range msgs {
-			var r domain.OrderRequest
-			if err := json.Unmarshal(m.Body, &r); err != nil {
-				t.Errorf("message %s: %v", m.MsgId, err)
-				continue
+			var rs []domain.OrderRequest
+			if m.Body[0] == '[' { // an envelope
+				if err := json.Unmarshal(m.Body, &rs); err != nil {
+					t.Errorf("envelope %s: %v", m.MsgId, err)
+				}
+				if m.GetProperty("seckill_orders") != fmt.Sprint(len(rs)) || m.GetKeys() == "" {
+					t.Errorf("envelope %s of %d orders: property %q, keys %q", m.MsgId, len(rs), m.GetProperty("seckill_orders"), m.GetKeys())
+				}
+			} else {
+				rs = make([]domain.OrderRequest, 1)
+				if err := json.Unmarshal(m.Body, &rs[0]); err != nil {
+					t.Errorf("message %s: %v", m.MsgId, err)
+					continue
+				}
 			}
-			got.add(domain.Delivery{ID: m.MsgId, Request: r})
+			for _, r := range rs {
+				got.add(domain.Delivery{ID: m.MsgId, Request: r})
+			}
 			key := m.GetShardingKey()
 			if queues[key] == nil {
 				queues[key] = map[int]int{}
@@ -230,8 +274,8 @@ func TestPublishBatch(t *testing.T) {
 		t.Fatalf("got sharding keys %v, want 6", queues)
 	}
 	for key, qs := range queues {
-		if len(qs) != 1 {
-			t.Errorf("sharding key %s: messages on queues %v, want the batch on its lone request's queue", key, qs)
+		if len(qs) != 1 || slices.Collect(maps.Values(qs))[0] != 2 {
+			t.Errorf("sharding key %s: messages on queues %v, want two (the lone request, the envelope of the batch) on one queue", key, qs)
 		}
 	}
 }
