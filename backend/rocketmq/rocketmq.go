@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -207,7 +208,8 @@ type ConsumerConfig struct {
 	Group       string
 	// Goroutines bounds how many batches are handled at once.
 	Goroutines int
-	// BatchSize is the most messages handed to the handler at once.
+	// BatchSize is the most messages taken at once, and the most requests handed to
+	// the handler at once (an envelope holds several).
 	BatchSize int
 	// MaxAttempts is how many deliveries a message gets before it is handed to the
 	// handler as its last (Delivery.Last), after which it is never redelivered.
@@ -276,7 +278,16 @@ func (c *Consumer) consume(ctx context.Context, h domain.Handler, msgs []*primit
 		maxAttempt = max(maxAttempt, attempt)
 		batch = c.deliveries(batch, m, attempt)
 	}
-	if err := h.Handle(ctx, batch); err != nil {
+	// The requests go to the handler BatchSize at a time: messages that are envelopes
+	// would otherwise make one call of thousands. Every part is handled, even after
+	// one failed: on a last delivery each must be settled.
+	var errs []error
+	for part := range slices.Chunk(batch, c.cfg.BatchSize) {
+		if err := h.Handle(ctx, part); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		// Redeliver soon: delay level 1 (1 s) after the first failure, level 2 (5 s)
 		// after the others. The handler already retried in process, and a sale wants
 		// its orders written as soon as the database is back, not minutes later.

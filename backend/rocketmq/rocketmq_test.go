@@ -53,6 +53,9 @@ func TestPublishConsume(t *testing.T) {
 	const attempts = 3
 	got := &seen{deliveries: map[string][]domain.Delivery{}}
 	h := domain.HandlerFunc(func(_ context.Context, batch []domain.Delivery) error {
+		if len(batch) > 1 { // BatchSize 1, envelopes too
+			t.Errorf("the handler got %d requests at once, want at most 1", len(batch))
+		}
 		for _, d := range batch {
 			got.add(d)
 		}
