@@ -2,14 +2,15 @@ package redis
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/seckill/flashsale/internal/coalesce"
 )
 
 // fleetKey holds the fleet's gateways' reports: one field a gateway,
@@ -51,27 +52,107 @@ func (e *Events) List(ctx context.Context, ttl time.Duration) (map[string][]byte
 }
 
 // SharedLimiter keeps one fleet's rate limits in Redis so they hold across its
-// gateways: GCRA, one script call per check (go-redis/redis_rate).
+// gateways: GCRA (lua/gcra.lua), one script call per check. The checks that arrive
+// together share one round trip: a pipeline of their script calls. It is safe for
+// concurrent use.
 type SharedLimiter struct {
-	lim   *redis_rate.Limiter
-	fleet string
+	rdb    goredis.UniversalClient
+	fleet  string
+	checks *coalesce.Batcher[struct{}, check, checked]
 }
+
+type check struct {
+	key   string
+	rps   float64
+	burst int
+}
+
+type checked struct {
+	ok    bool
+	retry time.Duration
+	err   error
+}
+
+var (
+	//go:embed lua/gcra.lua
+	gcraLua    string
+	gcraScript = goredis.NewScript(gcraLua)
+)
 
 // NewSharedLimiter returns the SharedLimiter of the fleet named fleet on rdb.
 func NewSharedLimiter(rdb goredis.UniversalClient, fleet string) *SharedLimiter {
-	return &SharedLimiter{lim: redis_rate.NewLimiter(rdb), fleet: fleet}
+	s := &SharedLimiter{rdb: rdb, fleet: fleet}
+	// A lone check goes at once; those that arrive while one is out wait for it, or
+	// limitWait at most, and go together.
+	s.checks = coalesce.New(coalesce.Config{Size: limitBatch, Overlap: true, Wait: limitWait}, s.run)
+	return s
 }
 
+const (
+	limitBatch = 128
+	limitWait  = 500 * time.Microsecond
+)
+
 // Allow takes a token of key's bucket of rps tokens a second, burst at once; when there
-// is none it says how long until one is due.
+// is none it says how long until one is due. A rate of 0 or less is no limit. When
+// Redis fails it allows, with the error.
 func (s *SharedLimiter) Allow(ctx context.Context, key string, rps float64, burst int) (bool, time.Duration, error) {
-	limit := redis_rate.Limit{Rate: int(math.Round(rps)), Burst: max(burst, 1), Period: time.Second}
-	if rps != math.Trunc(rps) || rps < 1 { // a fractional rate, counted by the minute
-		limit.Rate, limit.Period = max(int(math.Round(rps*60)), 1), time.Minute
+	if !(rps > 0) {
+		return true, 0, nil
 	}
-	res, err := s.lim.Allow(ctx, "sk:{rl:"+s.fleet+":"+key+"}", limit)
-	if err != nil {
-		return true, 0, fmt.Errorf("shared rate limit %s: %w", key, err)
+	r := s.checks.Do(ctx, struct{}{}, check{key: "sk:{rl:" + s.fleet + ":" + key + "}", rps: rps, burst: max(burst, 1)})
+	if r.err != nil {
+		return true, 0, fmt.Errorf("shared rate limit %s: %w", key, r.err)
 	}
-	return res.Allowed > 0, res.RetryAfter, nil
+	return r.ok, r.retry, nil
+}
+
+// run checks a batch in one pipeline, one script call a key (a cluster's pipeline
+// splits by node; each key is in its own slot). A batch's failure is each check's.
+func (s *SharedLimiter) run(ctx context.Context, _ struct{}, cs []check) []checked {
+	out := make([]checked, len(cs))
+	todo := make([]int, len(cs))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*goredis.Cmd, len(todo))
+		for j, i := range todo {
+			cmds[j] = gcraScript.EvalSha(ctx, pipe, []string{cs[i].key}, cs[i].rps, cs[i].burst)
+		}
+		_, _ = pipe.Exec(ctx) // each command holds its own error
+		var again []int
+		for j, i := range todo {
+			// NOSCRIPT: the script did not run, so it runs again once loaded (on a
+			// cluster, some nodes may have it and others not).
+			if attempt == 0 && goredis.HasErrorPrefix(cmds[j].Err(), "NOSCRIPT") {
+				again = append(again, i)
+				continue
+			}
+			out[i] = result(cmds[j])
+		}
+		if len(again) > 0 {
+			if err := loadScripts(ctx, s.rdb, gcraScript); err != nil {
+				for _, i := range again {
+					out[i] = checked{ok: true, err: err}
+				}
+				return out
+			}
+		}
+		todo = again
+	}
+	return out
+}
+
+// result reads a script call's answer: {allowed, microseconds until a token is due}.
+func result(cmd *goredis.Cmd) checked {
+	v, err := cmd.Int64Slice()
+	switch {
+	case err != nil:
+		return checked{ok: true, err: err}
+	case len(v) != 2:
+		return checked{ok: true, err: fmt.Errorf("unexpected answer %v", v)}
+	}
+	return checked{ok: v[0] == 1, retry: time.Duration(v[1]) * time.Microsecond}
 }

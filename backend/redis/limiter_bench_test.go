@@ -12,8 +12,8 @@ import (
 
 // BenchmarkLimiterCost is what one rate-limit check costs a gateway, side by side:
 // a local token bucket (the global and per-item limits, each gateway holding its share
-// of the fleet's rate) against the shared per-user bucket in Redis (redis_rate, one
-// round trip). Run:
+// of the fleet's rate) against the shared per-user bucket in Redis (a GCRA script; the
+// checks that arrive together share one pipeline). Run:
 //
 //	go test -run '^$' -bench LimiterCost -benchtime 2s ./backend/redis/
 func BenchmarkLimiterCost(b *testing.B) {
@@ -25,15 +25,22 @@ func BenchmarkLimiterCost(b *testing.B) {
 			}
 		})
 	})
-	b.Run("shared redis", func(b *testing.B) {
-		s := redis.NewSharedLimiter(testenv.Redis(b), "bench-"+testenv.ID())
-		ctx := context.Background()
-		b.RunParallel(func(pb *testing.PB) {
-			for i := 0; pb.Next(); i++ {
-				if _, _, err := s.Allow(ctx, "u:"+strconv.Itoa(i%50_000), 1e6, 1e6); err != nil {
-					b.Fatal(err)
+	for _, par := range []int{1, 32} {
+		name := "shared redis"
+		if par > 1 {
+			name += " x" + strconv.Itoa(par) // par callers a core at once, as a gateway under load
+		}
+		b.Run(name, func(b *testing.B) {
+			s := redis.NewSharedLimiter(testenv.Redis(b), "bench-"+testenv.ID())
+			ctx := context.Background()
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					if _, _, err := s.Allow(ctx, "u:"+strconv.Itoa(i%50_000), 1e6, 1e6); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
 		})
-	})
+	}
 }
