@@ -50,12 +50,13 @@ func wantAPIError(t *testing.T, what string, err error, status int, code string)
 	}
 }
 
-// settled waits until a ticket is created and returns its order.
+// settled waits until a ticket is created and returns its order (long polls: the
+// backend waits on the ticket).
 func settled(t *testing.T, c *api.Client, ticket string) string {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		tk, err := c.Ticket(context.Background(), ticket)
+		tk, err := c.WaitTicket(context.Background(), ticket, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +66,6 @@ func settled(t *testing.T, c *api.Client, ticket string) string {
 		case tk.Status != "pending" || time.Now().After(deadline):
 			t.Fatalf("ticket %s: got %+v", ticket, tk)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

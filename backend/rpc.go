@@ -68,7 +68,7 @@ func (h *handler) PlaceOrder(ctx context.Context, req *rpc.PlaceOrderReq) (*rpc.
 }
 
 func (h *handler) GetTicket(ctx context.Context, req *rpc.TicketReq) (*rpc.TicketResp, error) {
-	t, err := h.svc.Ticket(ctx, req.UserId, req.Ticket)
+	t, err := h.svc.WaitTicket(ctx, req.UserId, req.Ticket, time.Duration(req.WaitMs)*time.Millisecond)
 	if err != nil {
 		return nil, rpcerr.ToBiz(err)
 	}

@@ -92,9 +92,12 @@ func stubOrder(user int64, status string) *rpc.Order {
 }
 
 // GetTicket answers t-<user> of its user: pending while the stub's pending says so,
-// else created.
+// else created, at once whatever wait_ms asks (as a backend that does not know it).
 func (s *stubBackend) GetTicket(_ context.Context, req *rpc.TicketReq) (*rpc.TicketResp, error) {
 	s.count("GetTicket")
+	s.mu.Lock()
+	s.waits = append(s.waits, req.WaitMs)
+	s.mu.Unlock()
 	if req.Ticket != fmt.Sprintf("t-%d", req.UserId) {
 		return nil, notFound("ticket " + req.Ticket)
 	}

@@ -52,6 +52,7 @@ type stubBackend struct {
 	items               itemsStub       // items, lists and exports (items_test.go)
 	pending             map[string]bool // tickets GetTicket answers pending
 	lastRequestID       string          // the request id of the last PlaceOrder
+	waits               []int64         // the wait_ms of each GetTicket
 }
 
 // fallback puts the service's methods one level below the stub's own and the

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,6 +162,15 @@ func TestTicketLongPoll(t *testing.T) {
 	if calls := f.backend.n("GetTicket") - before; calls < 2 || calls > 12 {
 		t.Fatalf("got %d backend calls in a 1s wait, want a few (the gateway backs off to 4 a second)", calls)
 	}
+	// Each call hands the backend what is left of the wait, so a backend that knows
+	// wait_ms waits itself, in one call.
+	n := f.backend.n("GetTicket") - before
+	f.backend.mu.Lock()
+	waits := slices.Clone(f.backend.waits[len(f.backend.waits)-n:])
+	f.backend.mu.Unlock()
+	if waits[0] < 900 || waits[0] > 1000 || !isDescending(waits) {
+		t.Fatalf("wait_ms of the calls of a 1s wait: %v, want what was left of it each time, from about 1000 down", waits)
+	}
 
 	for _, w := range []string{"11s", "1m", "-1s", "soon", "1e3", "99999999999"} {
 		r := f.do(t, "GET", "/api/v1/orders/tickets/t-10?wait="+w, tok(t, 10), "")
@@ -175,4 +185,14 @@ func TestTicketLongPoll(t *testing.T) {
 	if calls := f.backend.n("GetTicket") - before; calls != 1 {
 		t.Fatalf("wait=0: got %d backend calls, want 1 (no waiting)", calls)
 	}
+}
+
+// isDescending reports whether each of xs is at most the one before.
+func isDescending(xs []int64) bool {
+	for i := 1; i < len(xs); i++ {
+		if xs[i] > xs[i-1] {
+			return false
+		}
+	}
+	return true
 }

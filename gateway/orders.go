@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	kcallopt "github.com/cloudwego/kitex/client/callopt"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcerr"
@@ -20,9 +21,9 @@ import (
 // MaxTicketWait bounds a ticket poll's ?wait=.
 const MaxTicketWait = 10 * time.Second
 
-// Between two looks at a waited-on ticket the gateway sleeps ticketPollFirst, doubling
-// up to ticketPollMost: a ticket that ends soon is answered within milliseconds, and
-// a long wait costs the backend a few calls a second, not a client's spin.
+// The backend waits on a ticket for the gateway (wait_ms). A backend that answers a
+// pending ticket before the wait is over is asked again after ticketPollFirst,
+// doubling up to ticketPollMost.
 const (
 	ticketPollFirst = 20 * time.Millisecond
 	ticketPollMost  = 250 * time.Millisecond
@@ -77,7 +78,16 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 	deadline := time.Now().Add(wait)
 	req := &rpc.TicketReq{UserId: user, Ticket: tk}
 	for pause := ticketPollFirst; ; pause = min(2*pause, ticketPollMost) {
-		t, err := g.backend.GetTicket(ctx, req)
+		// The backend waits (one call for the whole wait); one that answers a pending
+		// ticket early, not knowing wait_ms, is asked again after a pause.
+		var opts []callopt
+		if left := time.Until(deadline); left > 0 {
+			req.WaitMs = left.Milliseconds()
+			opts = append(opts, kcallopt.WithRPCTimeout(left+g.cfg.RPCTimeout))
+		} else {
+			req.WaitMs = 0
+		}
+		t, err := g.backend.GetTicket(ctx, req, opts...)
 		if err = rpcerr.FromRPC(err); err != nil {
 			failErr(c, err)
 			return

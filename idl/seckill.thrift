@@ -173,6 +173,9 @@ struct PlaceOrderResp {
 struct TicketReq {
     1: i64 user_id
     2: string ticket
+    // > 0: answer once the ticket ends or after this many milliseconds (at most
+    // 10,000), whichever is first; a backend that does not know it answers at once.
+    3: i64 wait_ms
 }
 
 struct TicketResp {

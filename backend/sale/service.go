@@ -714,6 +714,38 @@ func (s *Service) Ticket(ctx context.Context, userID int64, ticket string) (doma
 	return t, s.unavailable(err)
 }
 
+// MaxTicketWait bounds WaitTicket's wait.
+const MaxTicketWait = 10 * time.Second
+
+// Between two looks at a waited-on ticket WaitTicket sleeps ticketLookFirst, doubling
+// up to ticketLookMost: a ticket that ends soon is answered within milliseconds, and
+// the looks of an item's waiters at the moment share one ledger read (ledgerTicket).
+const (
+	ticketLookFirst = 20 * time.Millisecond
+	ticketLookMost  = 250 * time.Millisecond
+)
+
+// WaitTicket is Ticket, answered once the ticket ends or wait (at most MaxTicketWait)
+// has passed, or ctx ends, whichever is first: a shopper's long poll costs the gateway
+// one call.
+func (s *Service) WaitTicket(ctx context.Context, userID int64, ticket string, wait time.Duration) (domain.Ticket, error) {
+	deadline := time.Now().Add(min(wait, MaxTicketWait))
+	for pause := ticketLookFirst; ; pause = min(2*pause, ticketLookMost) {
+		t, err := s.Ticket(ctx, userID, ticket)
+		left := time.Until(deadline)
+		if err != nil || t.Status != domain.TicketPending || left <= 0 {
+			return t, err
+		}
+		timer := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return t, nil
+		case <-timer.C:
+		}
+	}
+}
+
 // owner refuses a call on a shopper's orders or tickets that names no shopper: there
 // is no "any owner".
 func owner(userID int64) error {

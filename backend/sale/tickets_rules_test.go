@@ -82,3 +82,62 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestRulesWaitTicket: a waited-on ticket is answered as soon as it ends (not after
+// the wait), pending once the wait is over, at once when the caller goes away; the
+// waiters of an item share the ledger's reads while they wait.
+func TestRulesWaitTicket(t *testing.T) {
+	r := newRig(t)
+	ledger := &slowReads{StockLedger: r.ledger}
+	svc := r.service(t, ledger, r.pub)
+	a := r.sale(t, domain.StrategyAsync, 100, 1, 1)
+	const waiters = 20
+	tickets := make([]string, waiters)
+	for u := range waiters {
+		tickets[u] = mustBuy(t, svc, a, int64(u+1), 1, "").Ticket
+	}
+	ledger.calls.Store(0)
+	delivered := make(chan time.Time, 1)
+	time.AfterFunc(300*time.Millisecond, func() {
+		r.deliver(t)
+		delivered <- time.Now()
+	})
+	start := time.Now()
+	var wg sync.WaitGroup
+	ended := make([]time.Time, waiters)
+	for u := range waiters {
+		wg.Go(func() {
+			got, err := svc.WaitTicket(context.Background(), int64(u+1), tickets[u], 5*time.Second)
+			ended[u] = time.Now()
+			if err != nil || got.Status != domain.TicketCreated || got.OrderID <= 0 {
+				t.Errorf("waiter %d: got %+v, %v, want created", u, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	at := <-delivered
+	for u, e := range ended {
+		if e.Before(at) || e.Sub(start) >= 5*time.Second {
+			t.Errorf("waiter %d answered %s after the start, the tickets ended after %s: want after they ended, before the wait was over", u, e.Sub(start), at.Sub(start))
+		}
+	}
+	// Each waiter looked at least at 0, 20, 40, 80 and 160 ms and once more after 300 ms:
+	// about 6 looks each, 120 in all if each looked alone.
+	if n := ledger.calls.Load(); n >= 6*waiters/2 {
+		t.Errorf("%d waiters for about 300 ms: got %d ledger reads, want them shared (fewer than %d)", waiters, n, 6*waiters/2)
+	}
+
+	p := mustBuy(t, svc, a, 999, 1, "")
+	start = time.Now()
+	got, err := svc.WaitTicket(context.Background(), 999, p.Ticket, 200*time.Millisecond)
+	if took := time.Since(start); err != nil || got.Status != domain.TicketPending || took < 200*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("a wait of 200 ms on a ticket that stays pending: got %+v, %v after %s", got, err, took)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	got, err = svc.WaitTicket(ctx, 999, p.Ticket, 5*time.Second)
+	if took := time.Since(start); err != nil || got.Status != domain.TicketPending || took > 2*time.Second {
+		t.Fatalf("a wait whose caller went away after 100 ms: got %+v, %v after %s", got, err, took)
+	}
+}

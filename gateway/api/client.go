@@ -271,6 +271,13 @@ func (c *Client) Ticket(ctx context.Context, ticket string) (*Ticket, error) {
 	return answer[Ticket](ctx, c, http.MethodGet, "/api/v1/orders/tickets/"+url.PathEscape(ticket), nil, nil)
 }
 
+// WaitTicket is Ticket with ?wait=: the answer comes once the ticket ends or wait
+// (at most 10 s, whole milliseconds) has passed.
+func (c *Client) WaitTicket(ctx context.Context, ticket string, wait time.Duration) (*Ticket, error) {
+	q := "?wait=" + strconv.FormatInt(wait.Milliseconds(), 10) + "ms"
+	return answer[Ticket](ctx, c, http.MethodGet, "/api/v1/orders/tickets/"+url.PathEscape(ticket)+q, nil, nil)
+}
+
 // Orders lists the shopper's orders, newest first, reading every page.
 func (c *Client) Orders(ctx context.Context) ([]Order, error) {
 	return allPages(func(after string) ([]Order, string, error) {

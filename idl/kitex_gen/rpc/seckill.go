@@ -1197,6 +1197,7 @@ var fieldIDToName_PlaceOrderResp = map[int16]string{
 type TicketReq struct {
 	UserId int64  `thrift:"user_id,1" frugal:"1,default,i64" json:"user_id"`
 	Ticket string `thrift:"ticket,2" frugal:"2,default,string" json:"ticket"`
+	WaitMs int64  `thrift:"wait_ms,3" frugal:"3,default,i64" json:"wait_ms"`
 }
 
 func NewTicketReq() *TicketReq {
@@ -1213,11 +1214,18 @@ func (p *TicketReq) GetUserId() (v int64) {
 func (p *TicketReq) GetTicket() (v string) {
 	return p.Ticket
 }
+
+func (p *TicketReq) GetWaitMs() (v int64) {
+	return p.WaitMs
+}
 func (p *TicketReq) SetUserId(val int64) {
 	p.UserId = val
 }
 func (p *TicketReq) SetTicket(val string) {
 	p.Ticket = val
+}
+func (p *TicketReq) SetWaitMs(val int64) {
+	p.WaitMs = val
 }
 
 func (p *TicketReq) String() string {
@@ -1230,6 +1238,7 @@ func (p *TicketReq) String() string {
 var fieldIDToName_TicketReq = map[int16]string{
 	1: "user_id",
 	2: "ticket",
+	3: "wait_ms",
 }
 
 type TicketResp struct {
