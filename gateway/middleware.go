@@ -24,7 +24,7 @@ func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 	start := time.Now()
 	c.Next(ctx)
 	status := c.Response.StatusCode()
-	g.metrics.requests.WithLabelValues(routeLabel(c), methodLabel(string(c.Method())), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	g.metrics.observer(routeLabel(c), methodLabel(string(c.Method())), status).Observe(time.Since(start).Seconds())
 	g.logFailure(ctx, c, status)
 }
 
