@@ -144,7 +144,13 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 	case now >= end:
 		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
 	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), c.GetString("idem")):
-		reason, msg = domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID)
+		// The answer of every order in a sell-out's rush: its message is built on
+		// the stack.
+		g.shed.add(b.ActivityID, layerCache, domain.ESoldOut)
+		var buf [48]byte
+		msg := strconv.AppendInt(append(buf[:0], "item "...), b.ItemID, 10)
+		failMsg(c, domain.ESoldOut, append(msg, " is sold out"...))
+		return
 	}
 	if reason != "" {
 		g.shed.add(b.ActivityID, layerCache, reason)
