@@ -8,8 +8,10 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/protocol"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcauth"
@@ -37,8 +39,15 @@ func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
 	for _, h := range trustedHeaders {
 		c.Request.Header.Del(h)
 	}
-	c.Request.Header.Set(HeaderRealIP, ip.String())
+	var buf [64]byte // an address's text on the stack
+	setHeader(&c.Request.Header, HeaderRealIP, ip.AppendTo(buf[:0]))
 	c.Next(ctx)
+}
+
+// setHeader sets a request header to the text in b, which may be on the stack:
+// Header.Set copies the value and keeps no reference to the string.
+func setHeader(h *protocol.RequestHeader, key string, b []byte) {
+	h.Set(key, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 // clientIP is the client's address of c's request, found once per request.
@@ -61,7 +70,8 @@ func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
 		var uid int64
 		if uid, err = g.verifier.UserID(tok); err == nil {
 			c.Set("user", uid)
-			c.Request.Header.Set(HeaderUser, strconv.FormatInt(uid, 10))
+			var buf [20]byte
+			setHeader(&c.Request.Header, HeaderUser, strconv.AppendInt(buf[:0], uid, 10))
 			c.Next(ctx)
 			return
 		}

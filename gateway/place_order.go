@@ -80,8 +80,9 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 	}
 	c.Set("order", b)
 	c.Set("idem", key)
-	c.Request.Header.Set(HeaderActivity, strconv.FormatInt(b.ActivityID, 10))
-	c.Request.Header.Set(HeaderItem, strconv.FormatInt(b.ItemID, 10))
+	var buf [20]byte
+	setHeader(&c.Request.Header, HeaderActivity, strconv.AppendInt(buf[:0], b.ActivityID, 10))
+	setHeader(&c.Request.Header, HeaderItem, strconv.AppendInt(buf[:0], b.ItemID, 10))
 	c.Next(ctx)
 }
 
