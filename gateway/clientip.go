@@ -210,8 +210,11 @@ func unquote(s string) string {
 }
 
 // peerAddr is the TCP peer's address; the unspecified address if it cannot be read.
-func peerAddr(c *app.RequestContext) netip.Addr {
-	ra := c.RemoteAddr()
+func peerAddr(c *app.RequestContext) netip.Addr { return addrOf(c.RemoteAddr()) }
+
+// addrOf is the address of a peer, unmapped; the unspecified address if it has
+// none: what ParseAddrPort reads in its String.
+func addrOf(ra net.Addr) netip.Addr {
 	// A TCP peer's address is read as it is, not formatted to be parsed back; a
 	// zone, or what the string's parse would refuse, goes the long way.
 	if ta, ok := ra.(*net.TCPAddr); ok && ta.Zone == "" && ta.Port >= 0 && ta.Port <= 0xffff {
