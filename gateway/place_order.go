@@ -78,8 +78,8 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 		fail(c, domain.EBadRequest, "Idempotency-Key must be at most 128 printable characters")
 		return
 	}
-	c.Set("order", b)
-	c.Set("idem", key)
+	st := stateOf(c)
+	st.order, st.idem = b, key
 	var buf [20]byte
 	setHeader(&c.Request.Header, HeaderActivity, strconv.AppendInt(buf[:0], b.ActivityID, 10))
 	setHeader(&c.Request.Header, HeaderItem, strconv.AppendInt(buf[:0], b.ItemID, 10))
@@ -88,9 +88,18 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 
 // orderOf is the order parseOrder kept.
 func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
-	v, _ := c.Get("order")
-	b, _ := v.(api.PlaceOrderRequest)
-	return b
+	if st := peekState(c); st != nil {
+		return st.order
+	}
+	return api.PlaceOrderRequest{}
+}
+
+// idemOf is the Idempotency-Key parseOrder kept.
+func idemOf(c *app.RequestContext) string {
+	if st := peekState(c); st != nil {
+		return st.idem
+	}
+	return ""
 }
 
 // limitOrder applies the global, per-user and per-item rate limits.
@@ -144,7 +153,7 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		reason, msg = domain.ENotStarted, fmt.Sprintf("item %d of activity %d goes on sale at %s", b.ItemID, a.Id, time.UnixMilli(start).UTC().Format(time.RFC3339))
 	case now >= end:
 		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
-	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), c.GetString("idem")):
+	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), idemOf(c)):
 		// The answer of every order in a sell-out's rush: its message is built on
 		// the stack.
 		g.shed.add(b.ActivityID, layerCache, domain.ESoldOut)
@@ -180,7 +189,7 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	}
 	c.Set("forwarded", true)
 	b := orderOf(c)
-	key := c.GetString("idem")
+	key := idemOf(c)
 	if key == "" {
 		// A key of the gateway's own makes the call idempotent: a 504 hands it over
 		// for the client's retry.
