@@ -60,7 +60,7 @@ func validIdemKey(k string) bool {
 // bad Idempotency-Key; it keeps the order for the next steps and sets the
 // trusted activity and item headers plugins read.
 func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
-	body := c.Request.Body()
+	body := requestBody(&c.Request)
 	if len(body) > g.cfg.MaxBodyBytes {
 		g.shed.add(0, layerInput, "too_large")
 		fail(c, eTooLarge, fmt.Sprintf("the body is over %d bytes", g.cfg.MaxBodyBytes))
