@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/protocol"
 
 	"github.com/seckill/flashsale/backend/domain"
 )
@@ -99,6 +100,34 @@ func (g *Gateway) tooLarge(c *app.RequestContext, limit int) {
 	}
 	c.Response.SetConnectionClose()
 	fail(c, eTooLarge, fmt.Sprintf("the body is over %d bytes", limit))
+}
+
+// requestBody is the request's body, as r.Body() reads it. A body the server streams
+// (all of an order is read ahead: boundBody) is copied from the stream into the
+// request's pooled body buffer here, where hertz's Body copies it through a writer
+// of its own: two allocations an order.
+func requestBody(r *protocol.Request) []byte {
+	if !r.IsBodyStream() {
+		return r.Body()
+	}
+	bb := r.BodyBuffer()
+	bb.Reset()
+	b, s := bb.B, r.BodyStream()
+	var err error
+	for err == nil {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		var n int
+		n, err = s.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+	}
+	bb.B = b
+	_ = r.CloseBodyStream() // as Body: what was read counts
+	if err != io.EOF {
+		return nil // as Body on an error
+	}
+	return r.BodyBytes()
 }
 
 // maxDrain is the longest refused body read to its end (see tooLarge).

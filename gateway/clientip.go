@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -209,8 +210,20 @@ func unquote(s string) string {
 }
 
 // peerAddr is the TCP peer's address; the unspecified address if it cannot be read.
-func peerAddr(c *app.RequestContext) netip.Addr {
-	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+func peerAddr(c *app.RequestContext) netip.Addr { return addrOf(c.RemoteAddr()) }
+
+// addrOf is the address of a peer, unmapped; the unspecified address if it has
+// none: what ParseAddrPort reads in its String.
+func addrOf(ra net.Addr) netip.Addr {
+	// A TCP peer's address is read as it is, not formatted to be parsed back; a
+	// zone, or what the string's parse would refuse, goes the long way.
+	if ta, ok := ra.(*net.TCPAddr); ok && ta.Zone == "" && ta.Port >= 0 && ta.Port <= 0xffff {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+		return netip.IPv4Unspecified() // no address: the string (":port") does not parse
+	}
+	ap, err := netip.ParseAddrPort(ra.String())
 	if err != nil {
 		return netip.IPv4Unspecified()
 	}

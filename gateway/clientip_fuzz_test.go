@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -111,4 +112,38 @@ func TestTrustedProxiesConfig(t *testing.T) {
 	if !p.isTrusted(netip.MustParseAddr("10.1.2.3")) {
 		t.Errorf("an IPv4-mapped prefix does not hold its IPv4 addresses")
 	}
+}
+
+// TestAddrOfTCPPeers: a TCP peer's address read as it is equals what the parse
+// of its String gives.
+func TestAddrOfTCPPeers(t *testing.T) {
+	for _, a := range []*net.TCPAddr{
+		{IP: net.IPv4(192, 0, 2, 1), Port: 80}, {IP: net.IP{192, 0, 2, 1}, Port: 1}, {IP: net.ParseIP("2001:db8::1"), Port: 443},
+		{IP: net.ParseIP("::ffff:10.0.0.1"), Port: 8080}, {IP: net.IPv4zero}, {IP: net.IPv6zero, Port: 65535}, {},
+		{IP: net.IP{1, 2, 3, 4, 5}, Port: 9}, {IP: net.ParseIP("fe80::1"), Port: 22, Zone: "eth0"},
+		{IP: net.IPv4(10, 0, 0, 1), Zone: "eth0"}, {IP: net.IPv4(10, 0, 0, 1), Port: -1}, {IP: net.IPv4(10, 0, 0, 1), Port: 70000},
+	} {
+		want := netip.IPv4Unspecified()
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			want = ap.Addr().Unmap()
+		}
+		if got := addrOf(a); got != want {
+			t.Errorf("addrOf(%v) = %v, want %v", a, got, want)
+		}
+	}
+}
+
+func FuzzAddrOf(f *testing.F) {
+	f.Add([]byte{192, 0, 2, 1}, 80, "")
+	f.Add([]byte(net.ParseIP("fe80::1")), 22, "eth0")
+	f.Fuzz(func(t *testing.T, ip []byte, port int, zone string) {
+		a := &net.TCPAddr{IP: ip, Port: port, Zone: zone}
+		want := netip.IPv4Unspecified()
+		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+			want = ap.Addr().Unmap()
+		}
+		if got := addrOf(a); got != want {
+			t.Errorf("addrOf(%v) = %v, want %v", a, got, want)
+		}
+	})
 }

@@ -51,10 +51,16 @@ type edgeCache struct {
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
 
-	// forwarded remembers the idempotency keys (user:key) this gateway sent on, so a
+	// forwarded remembers the idempotency keys (user, key) this gateway sent on, so a
 	// client's retry of an order that went through is answered by the backend (with
 	// the first answer), not refused here as sold out.
-	forwarded *lru.Cache[string, struct{}]
+	forwarded *lru.Cache[retryKey, struct{}]
+}
+
+// retryKey is a shopper's idempotency key: a struct, so a lookup builds no string.
+type retryKey struct {
+	user int64
+	key  string
 }
 
 // Sizes of the edge cache's LRUs: entries the backend knows (activities and items an
@@ -65,7 +71,7 @@ const (
 )
 
 func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *slog.Logger) *edgeCache {
-	fw, err := lru.New[string, struct{}](200_000)
+	fw, err := lru.New[retryKey, struct{}](200_000)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
@@ -88,12 +94,12 @@ func newEdgeCache(client seckill.Client, ttl, nullTTL, poll time.Duration, log *
 // retryOf reports whether a request with this user and key is a retry of one this
 // gateway forwarded.
 func (e *edgeCache) retryOf(user int64, key string) bool {
-	return key != "" && e.forwarded.Contains(strconv.FormatInt(user, 10)+":"+key)
+	return key != "" && e.forwarded.Contains(retryKey{user, key})
 }
 
 func (e *edgeCache) remember(user int64, key string) {
 	if key != "" {
-		e.forwarded.Add(strconv.FormatInt(user, 10)+":"+key, struct{}{})
+		e.forwarded.Add(retryKey{user, key}, struct{}{})
 	}
 }
 

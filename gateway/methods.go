@@ -19,10 +19,13 @@ import (
 var methods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 	http.MethodDelete, http.MethodOptions}
 
-// methodLabel is the metrics' label of a request method.
+// methodLabel is the metrics' label of a request method: one of methods' strings,
+// never m itself, so m may be a request's bytes seen as a string.
 func methodLabel(m string) string {
-	if slices.Contains(methods, m) {
-		return m
+	for _, k := range methods {
+		if k == m {
+			return k
+		}
 	}
 	return "other"
 }

@@ -1,12 +1,28 @@
 package gateway
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // httpMetrics counts requests by route and status, and times them; and counts the
 // panics the gateway turned into 500s.
 type httpMetrics struct {
 	requests *prometheus.HistogramVec
 	panics   prometheus.Counter
+	// observers holds each (route, method, status)'s series once resolved: a
+	// lookup without WithLabelValues' hashing, status formatting and slice. The
+	// labels come from bounded sets (observe), so the map stays small.
+	observers atomic.Pointer[map[observerKey]prometheus.Observer]
+	mu        sync.Mutex // held to add to observers
+}
+
+type observerKey struct {
+	route, method string
+	status        int
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -18,4 +34,32 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		reg.MustRegister(m.requests, m.panics)
 	}
 	return m
+}
+
+// observer is the histogram series of a route, method and status.
+func (m *httpMetrics) observer(route, method string, status int) prometheus.Observer {
+	k := observerKey{route, method, status}
+	if p := m.observers.Load(); p != nil {
+		if o, ok := (*p)[k]; ok {
+			return o
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var next map[observerKey]prometheus.Observer
+	if p := m.observers.Load(); p != nil {
+		if o, ok := (*p)[k]; ok {
+			return o
+		}
+		next = make(map[observerKey]prometheus.Observer, len(*p)+1)
+		for k, o := range *p {
+			next[k] = o
+		}
+	} else {
+		next = map[observerKey]prometheus.Observer{}
+	}
+	o := m.requests.WithLabelValues(route, method, strconv.Itoa(status))
+	next[k] = o
+	m.observers.Store(&next)
+	return o
 }

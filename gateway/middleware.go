@@ -8,11 +8,14 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/protocol"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcauth"
+	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
 )
@@ -24,7 +27,7 @@ func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 	start := time.Now()
 	c.Next(ctx)
 	status := c.Response.StatusCode()
-	g.metrics.requests.WithLabelValues(routeLabel(c), methodLabel(string(c.Method())), strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	g.metrics.observer(routeLabel(c), methodLabel(string(c.Method())), status).Observe(time.Since(start).Seconds())
 	g.logFailure(ctx, c, status)
 }
 
@@ -37,22 +40,55 @@ func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
 	for _, h := range trustedHeaders {
 		c.Request.Header.Del(h)
 	}
-	c.Request.Header.Set(HeaderRealIP, ip.String())
+	var buf [64]byte // an address's text on the stack
+	setHeader(&c.Request.Header, HeaderRealIP, ip.AppendTo(buf[:0]))
 	c.Next(ctx)
+}
+
+// setHeader sets a request header to the text in b, which may be on the stack:
+// Header.Set copies the value and keeps no reference to the string.
+func setHeader(h *protocol.RequestHeader, key string, b []byte) {
+	h.Set(key, unsafe.String(unsafe.SliceData(b), len(b)))
 }
 
 // clientIP is the client's address of c's request, found once per request.
 func (g *Gateway) clientIP(c *app.RequestContext) netip.Addr {
-	if v, ok := c.Get(keyClientIP); ok {
-		return v.(netip.Addr)
+	st := stateOf(c)
+	if !st.hasIP {
+		st.ip, st.hasIP = g.ips.of(c), true
 	}
-	a := g.ips.of(c)
-	c.Set(keyClientIP, a)
-	return a
+	return st.ip
 }
 
-// keyClientIP keeps a request's client address in its context.
-const keyClientIP = "client_ip"
+// reqState is what the middleware learns of a request for the steps after it,
+// under one key of c: one allocation, where each value boxed into c.Keys was one.
+type reqState struct {
+	ip    netip.Addr // clientIP's answer, when hasIP
+	hasIP bool
+	user  int64 // the shopper, once shopper has checked the token
+	order api.PlaceOrderRequest
+	idem  string // the order's Idempotency-Key
+}
+
+// keyState keeps a request's reqState in c.
+const keyState = "gateway_state"
+
+// stateOf is c's reqState, made on first use.
+func stateOf(c *app.RequestContext) *reqState {
+	if st := peekState(c); st != nil {
+		return st
+	}
+	st := &reqState{}
+	c.Set(keyState, st)
+	return st
+}
+
+// peekState is c's reqState, or nil if nothing has been kept.
+func peekState(c *app.RequestContext) *reqState {
+	v, _ := c.Get(keyState)
+	st, _ := v.(*reqState)
+	return st
+}
 
 // shopper requires a shopper's token and puts the user id in the trusted header.
 func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
@@ -60,8 +96,9 @@ func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
 	if err == nil {
 		var uid int64
 		if uid, err = g.verifier.UserID(tok); err == nil {
-			c.Set("user", uid)
-			c.Request.Header.Set(HeaderUser, strconv.FormatInt(uid, 10))
+			stateOf(c).user = uid
+			var buf [20]byte
+			setHeader(&c.Request.Header, HeaderUser, strconv.AppendInt(buf[:0], uid, 10))
 			c.Next(ctx)
 			return
 		}
@@ -105,7 +142,12 @@ func (g *Gateway) isOperator(c *app.RequestContext) bool {
 }
 
 // userOf is the shopper the shopper middleware identified.
-func userOf(c *app.RequestContext) int64 { return c.GetInt64("user") }
+func userOf(c *app.RequestContext) int64 {
+	if st := peekState(c); st != nil {
+		return st.user
+	}
+	return 0
+}
 
 // limitIP applies the read and per-IP rate limits to the public reads.
 func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {

@@ -60,7 +60,7 @@ func validIdemKey(k string) bool {
 // bad Idempotency-Key; it keeps the order for the next steps and sets the
 // trusted activity and item headers plugins read.
 func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
-	body := c.Request.Body()
+	body := requestBody(&c.Request)
 	if len(body) > g.cfg.MaxBodyBytes {
 		g.shed.add(0, layerInput, "too_large")
 		fail(c, eTooLarge, fmt.Sprintf("the body is over %d bytes", g.cfg.MaxBodyBytes))
@@ -78,18 +78,28 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 		fail(c, domain.EBadRequest, "Idempotency-Key must be at most 128 printable characters")
 		return
 	}
-	c.Set("order", b)
-	c.Set("idem", key)
-	c.Request.Header.Set(HeaderActivity, strconv.FormatInt(b.ActivityID, 10))
-	c.Request.Header.Set(HeaderItem, strconv.FormatInt(b.ItemID, 10))
+	st := stateOf(c)
+	st.order, st.idem = b, key
+	var buf [20]byte
+	setHeader(&c.Request.Header, HeaderActivity, strconv.AppendInt(buf[:0], b.ActivityID, 10))
+	setHeader(&c.Request.Header, HeaderItem, strconv.AppendInt(buf[:0], b.ItemID, 10))
 	c.Next(ctx)
 }
 
 // orderOf is the order parseOrder kept.
 func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
-	v, _ := c.Get("order")
-	b, _ := v.(api.PlaceOrderRequest)
-	return b
+	if st := peekState(c); st != nil {
+		return st.order
+	}
+	return api.PlaceOrderRequest{}
+}
+
+// idemOf is the Idempotency-Key parseOrder kept.
+func idemOf(c *app.RequestContext) string {
+	if st := peekState(c); st != nil {
+		return st.idem
+	}
+	return ""
 }
 
 // limitOrder applies the global, per-user and per-item rate limits.
@@ -143,8 +153,14 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		reason, msg = domain.ENotStarted, fmt.Sprintf("item %d of activity %d goes on sale at %s", b.ItemID, a.Id, time.UnixMilli(start).UTC().Format(time.RFC3339))
 	case now >= end:
 		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
-	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), c.GetString("idem")):
-		reason, msg = domain.ESoldOut, fmt.Sprintf("item %d is sold out", b.ItemID)
+	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), idemOf(c)):
+		// The answer of every order in a sell-out's rush: its message is built on
+		// the stack.
+		g.shed.add(b.ActivityID, layerCache, domain.ESoldOut)
+		var buf [48]byte
+		msg := strconv.AppendInt(append(buf[:0], "item "...), b.ItemID, 10)
+		failMsg(c, domain.ESoldOut, append(msg, " is sold out"...))
+		return
 	}
 	if reason != "" {
 		g.shed.add(b.ActivityID, layerCache, reason)
@@ -173,7 +189,7 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 	}
 	c.Set("forwarded", true)
 	b := orderOf(c)
-	key := c.GetString("idem")
+	key := idemOf(c)
 	if key == "" {
 		// A key of the gateway's own makes the call idempotent: a 504 hands it over
 		// for the client's retry.

@@ -22,12 +22,14 @@ const HeaderRequestID = "X-Request-Id"
 // so does ctx: into the logs (request_id) and the backend calls.
 func (g *Gateway) requestID(ctx context.Context, c *app.RequestContext) {
 	id := string(c.GetHeader(HeaderRequestID))
-	if !reqid.Valid(id) {
-		id = reqid.New()
+	if reqid.Valid(id) {
+		ctx = reqid.With(ctx, id)
+	} else {
+		ctx, id = reqid.NewContext(ctx)
 	}
 	c.Request.Header.Set(HeaderRequestID, id) // plugins see the id in force
 	c.Header(HeaderRequestID, id)
-	c.Next(reqid.With(ctx, id))
+	c.Next(ctx)
 }
 
 // recoverPanic turns a panic in what follows into a logged, counted 500 with the usual

@@ -31,9 +31,11 @@ const (
 // activities' counts out of the LRU or into Redis.
 type shedCounter struct {
 	vec     *prometheus.CounterVec
-	per     *lru.Cache[int64, *sync.Map] // activity -> "layer/reason" -> *atomic.Int64
-	known   func(activityID int64) bool  // nil: every positive id
-	tallies Tallies                      // nil: this gateway's counts alone
+	per     *lru.Cache[int64, *sync.Map] // activity -> *shedKind -> *atomic.Int64
+	kinds   atomic.Pointer[map[[2]string]*shedKind]
+	kindsMu sync.Mutex                  // held to add to kinds
+	known   func(activityID int64) bool // nil: every positive id
+	tallies Tallies                     // nil: this gateway's counts alone
 	deltas  tally.Counts
 	log     *slog.Logger
 }
@@ -59,12 +61,44 @@ func newShedCounter(reg prometheus.Registerer, tallies Tallies, log *slog.Logger
 	return s
 }
 
+// shedKind is a layer and reason's series and its key in the activity stats,
+// resolved once: a shed costs no label hashing nor string building. Layers and
+// reasons come from fixed sets, so kinds stays small.
+type shedKind struct {
+	ctr prometheus.Counter
+	key string // "layer/reason"
+}
+
+func (s *shedCounter) kind(layer, reason string) *shedKind {
+	k := [2]string{layer, reason}
+	if p := s.kinds.Load(); p != nil {
+		if sk, ok := (*p)[k]; ok {
+			return sk
+		}
+	}
+	s.kindsMu.Lock()
+	defer s.kindsMu.Unlock()
+	next := map[[2]string]*shedKind{}
+	if p := s.kinds.Load(); p != nil {
+		if sk, ok := (*p)[k]; ok {
+			return sk
+		}
+		for k, sk := range *p {
+			next[k] = sk
+		}
+	}
+	sk := &shedKind{ctr: s.vec.WithLabelValues(layer, reason), key: layer + "/" + reason}
+	next[k] = sk
+	s.kinds.Store(&next)
+	return sk
+}
+
 func (s *shedCounter) add(activityID int64, layer, reason string) {
-	s.vec.WithLabelValues(layer, reason).Inc()
+	sk := s.kind(layer, reason)
+	sk.ctr.Inc()
 	if activityID <= 0 || reason == domain.ENotFound || s.known != nil && !s.known(activityID) {
 		return // an id no activity has: nothing to count it under
 	}
-	key := layer + "/" + reason
 	m, ok := s.per.Get(activityID)
 	if !ok {
 		fresh := &sync.Map{}
@@ -74,10 +108,13 @@ func (s *shedCounter) add(activityID int64, layer, reason string) {
 			m = fresh
 		}
 	}
-	c, _ := m.LoadOrStore(key, &atomic.Int64{})
+	c, ok := m.Load(sk) // a pointer key: no boxing
+	if !ok {
+		c, _ = m.LoadOrStore(sk, &atomic.Int64{})
+	}
 	c.(*atomic.Int64).Add(1)
 	if s.tallies != nil {
-		s.deltas.Add(activityID, key, 1)
+		s.deltas.Add(activityID, sk.key, 1)
 	}
 }
 
@@ -85,7 +122,7 @@ func (s *shedCounter) of(activityID int64) map[string]int64 {
 	out := map[string]int64{}
 	if m, ok := s.per.Peek(activityID); ok {
 		m.Range(func(k, v any) bool {
-			out[k.(string)] = v.(*atomic.Int64).Load()
+			out[k.(*shedKind).key] = v.(*atomic.Int64).Load()
 			return true
 		})
 	}

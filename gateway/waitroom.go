@@ -145,7 +145,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			c.JSON(http.StatusAccepted, api.Queued{Status: "queued", Position: d.Position, RetryAfterMs: wait.Milliseconds(),
 				QueueToken: queueToken{ActivityID: e.ActivityID, ItemID: e.ItemID, UserID: e.UserID, Seq: d.Seq, Issued: d.Now}.sign(g.room.key)})
 		case domain.LineSoldOut:
-			if g.isRetry(ctx, b, e.UserID, c.GetString("idem")) {
+			if g.isRetry(ctx, b, e.UserID, idemOf(c)) {
 				// A retry of an order the backend admitted: it answers with the first
 				// outcome and takes nothing.
 				next(ctx, c)

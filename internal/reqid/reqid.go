@@ -5,7 +5,10 @@ package reqid
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
+	"unsafe"
 
 	"github.com/seckill/flashsale/internal/randhex"
 )
@@ -14,7 +17,7 @@ import (
 const MaxLen = 64
 
 // New is a fresh id: 16 random bytes in hex.
-func New() string { return randhex.String(16) }
+func New() string { return randhex.String(newLen) }
 
 // Valid reports whether a client's id may be used as it is: 1 to MaxLen characters
 // of letters, digits, '-', '_', '.' and ':' (nothing that could forge a log line or a
@@ -35,16 +38,49 @@ func Valid(id string) bool {
 
 type key struct{}
 
+// idCtx is a context carrying an id: one allocation where context.WithValue takes
+// two (the context and the boxed string), and, for a fresh id, its digits too. Every
+// request gets one.
+type idCtx struct {
+	context.Context
+	id  string
+	hex [2 * newLen]byte // a fresh id's digits (id points into them)
+}
+
+// newLen is how many random bytes a fresh id has.
+const newLen = 16
+
+// Value answers the id as a *string: a pointer into c, not a string boxed anew.
+func (c *idCtx) Value(k any) any {
+	if _, ok := k.(key); ok {
+		return &c.id
+	}
+	return c.Context.Value(k)
+}
+
 // With returns ctx carrying id.
-func With(ctx context.Context, id string) context.Context { return context.WithValue(ctx, key{}, id) }
+func With(ctx context.Context, id string) context.Context { return &idCtx{Context: ctx, id: id} }
+
+// NewContext returns ctx carrying a fresh id (as New makes), and the id.
+func NewContext(ctx context.Context) (context.Context, string) {
+	c := &idCtx{Context: ctx}
+	var b [newLen]byte
+	rand.Read(b[:]) // does not fail (see randhex)
+	hex.Encode(c.hex[:], b[:])
+	// The digits are never written again, so the string may share them.
+	c.id = unsafe.String(&c.hex[0], len(c.hex))
+	return c, c.id
+}
 
 // From is the id ctx carries, or "".
 func From(ctx context.Context) string {
 	if ctx == nil {
 		return ""
 	}
-	id, _ := ctx.Value(key{}).(string)
-	return id
+	if id, ok := ctx.Value(key{}).(*string); ok {
+		return *id
+	}
+	return ""
 }
 
 // Handler adds request_id to every record logged with a context that carries one.

@@ -1,0 +1,5 @@
+//go:build !race
+
+package reqid
+
+const raceEnabled = false
