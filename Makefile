@@ -29,7 +29,7 @@ run: ## run gateway, backend and worker in one process (embedded stand-ins unles
 test: ## run every test, unit and against the real MySQL, Redis and RocketMQ (started if not up)
 	$(WITH_SERVICES) $(GO) test -race -count=1 -timeout 20m $(PKGS)
 	# Allocation and memory figures the race detector would distort (they skip under -race):
-	$(GO) test -count=1 -run 'TestGuestCallsAllocateNothing|TestSwapsReleaseMemory|TestChainAllocatesNothing' ./gateway/wasm/...
+	$(GO) test -count=1 -run 'TestGuestCallsAllocateNothing|TestSwapsReleaseMemory|TestChainAllocatesNothing|TestSoldOutAllocations|TestNewContextAllocatesOnce' ./gateway/... ./internal/reqid/
 
 test-faults: ## run the fault suite on the real services (kills and cuts servers during sales)
 	$(WITH_SERVICES) $(GO) test -tags faults -run TestFault -count=1 -timeout 15m -v ./app/
