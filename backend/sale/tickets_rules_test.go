@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seckill/flashsale/backend/domain"
+	"github.com/seckill/flashsale/backend/sale"
 )
 
 // slowReads is a ledger whose ticket reads take a moment and are counted, so
@@ -29,21 +30,30 @@ func (l *slowReads) Tickets(ctx context.Context, q []domain.Ticket) ([]domain.Ti
 	return l.StockLedger.Tickets(ctx, q)
 }
 
+// pendingTickets opens an async sale of 100 units on a rig whose service reads
+// tickets through slowReads, and buys one unit for each of users 1 to n: their
+// tickets, in flight.
+func pendingTickets(t *testing.T, n int) (*rig, *slowReads, *sale.Service, *domain.Activity, []string) {
+	t.Helper()
+	r := newRig(t)
+	ledger := &slowReads{StockLedger: r.ledger}
+	svc := r.service(t, ledger, r.pub)
+	a := r.sale(t, domain.StrategyAsync, 100, 1, 1)
+	tickets := make([]string, n)
+	for u := range n {
+		tickets[u] = mustBuy(t, svc, a, int64(u+1), 1, "").Ticket
+	}
+	return r, ledger, svc, a, tickets
+}
+
 // TestRulesTicketPollsShareReads: shoppers polling their tickets at once share the
 // ledger's reads (one call for the item's polls of the moment), and each learns only
 // of its own ticket: pending while in flight, created once written, not_found for
 // another shopper's.
 func TestRulesTicketPollsShareReads(t *testing.T) {
 	ctx := context.Background()
-	r := newRig(t)
-	ledger := &slowReads{StockLedger: r.ledger}
-	svc := r.service(t, ledger, r.pub)
-	a := r.sale(t, domain.StrategyAsync, 100, 1, 1)
 	const shoppers = 40
-	tickets := make([]string, shoppers)
-	for u := range shoppers {
-		tickets[u] = mustBuy(t, svc, a, int64(u+1), 1, "").Ticket
-	}
+	r, ledger, svc, _, tickets := pendingTickets(t, shoppers)
 	poll := func(want domain.TicketStatus) {
 		t.Helper()
 		ledger.calls.Store(0)
@@ -87,15 +97,8 @@ func errString(err error) string {
 // the wait), pending once the wait is over, at once when the caller goes away; the
 // waiters of an item share the ledger's reads while they wait.
 func TestRulesWaitTicket(t *testing.T) {
-	r := newRig(t)
-	ledger := &slowReads{StockLedger: r.ledger}
-	svc := r.service(t, ledger, r.pub)
-	a := r.sale(t, domain.StrategyAsync, 100, 1, 1)
 	const waiters = 20
-	tickets := make([]string, waiters)
-	for u := range waiters {
-		tickets[u] = mustBuy(t, svc, a, int64(u+1), 1, "").Ticket
-	}
+	r, ledger, svc, a, tickets := pendingTickets(t, waiters)
 	ledger.calls.Store(0)
 	delivered := make(chan time.Time, 1)
 	time.AfterFunc(300*time.Millisecond, func() {
