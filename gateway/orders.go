@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -21,9 +22,10 @@ import (
 // MaxTicketWait bounds a ticket poll's ?wait=.
 const MaxTicketWait = 10 * time.Second
 
-// The backend waits on a ticket for the gateway (wait_ms). A backend that answers a
-// pending ticket before the wait is over is asked again after ticketPollFirst,
-// doubling up to ticketPollMost.
+// The backend waits on a ticket for the gateway (wait_ms), up to maxHeldWaits at once.
+// A backend that answers a pending ticket before the wait is over (an older one, or
+// asked not to wait) is asked again after ticketPollFirst, doubling up to
+// ticketPollMost.
 const (
 	ticketPollFirst = 20 * time.Millisecond
 	ticketPollMost  = 250 * time.Millisecond
@@ -81,13 +83,15 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		// The backend waits (one call for the whole wait); one that answers a pending
 		// ticket early, not knowing wait_ms, is asked again after a pause.
 		var opts []callopt
-		if left := time.Until(deadline); left > 0 {
+		req.WaitMs = 0
+		if left := time.Until(deadline); left > 0 && g.waits.hold() {
 			req.WaitMs = left.Milliseconds()
 			opts = append(opts, kcallopt.WithRPCTimeout(left+g.cfg.RPCTimeout))
-		} else {
-			req.WaitMs = 0
 		}
 		t, err := g.backend.GetTicket(ctx, req, opts...)
+		if req.WaitMs > 0 {
+			g.waits.unhold()
+		}
 		if err = rpcerr.FromRPC(err); err != nil {
 			failErr(c, err)
 			return
@@ -110,11 +114,32 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 	}
 }
 
-// waiters counts each shopper's ticket waits at once.
+// waiters counts each shopper's ticket waits at once, and the waits the backend holds
+// for this gateway.
 type waiters struct {
 	mu sync.Mutex
 	n  map[int64]int
+	// held counts the calls the backend holds open (one kitex connection each), up
+	// to maxHeldWaits; past it a wait asks the backend without waiting, as often as
+	// an older backend is asked, so many waiters never mean as many connections.
+	held atomic.Int32
 }
+
+// maxHeldWaits bounds the waits the backend holds for a gateway at once: below the
+// client's idle connections per backend (256), so the held calls and the short
+// ones reuse pooled connections.
+const maxHeldWaits = 128
+
+// hold reserves a wait held at the backend; false when maxHeldWaits are held.
+func (w *waiters) hold() bool {
+	if w.held.Add(1) > maxHeldWaits {
+		w.held.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (w *waiters) unhold() { w.held.Add(-1) }
 
 // take reserves a wait for user; false when the user has maxWaitsPerUser already.
 func (w *waiters) take(user int64) bool {
