@@ -1,35 +1,22 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/seckill/flashsale/app"
 	"github.com/seckill/flashsale/config"
+	"github.com/seckill/flashsale/internal/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestLogsStayJSON: with JSON logs, hertz's and kitex's own records come through
 // slog too: every line the system writes, the frameworks' included, is one JSON
 // record, and a failed request's record names its request id.
 func TestLogsStayJSON(t *testing.T) {
-	var buf lockedBuffer
+	var buf syncbuf.Buffer
 	log := app.NewLogger(config.LogConfig{Level: "debug", Format: "json"}, &buf)
 	app.FrameworkLogs(log, "debug")
 	t.Cleanup(func() { app.FrameworkLogs(slog.Default(), "warn") })

@@ -1,13 +1,11 @@
 package backend
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 	"github.com/seckill/flashsale/internal/reqid"
+	"github.com/seckill/flashsale/internal/syncbuf"
 )
 
 // panicky panics in Ping and answers GetTicket.
@@ -37,25 +36,13 @@ func (*panicky) GetTicket(_ context.Context, req *rpc.TicketReq) (*rpc.TicketRes
 	return &rpc.TicketResp{Status: "pending"}, nil
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // TestPanicIsAnInternalError: a handler's panic, on the backend's own server options
 // (recovery, then the credential check), is an INTERNAL business error to the
 // caller, whose next call goes on; it is counted and logged with the caller's
 // request id and the stack.
 func TestPanicIsAnInternalError(t *testing.T) {
 	creds := rpcauth.Secrets{Service: "backend-test-rpc-c20ad4d76fe97759aa", Operator: "backend-test-rpc-op-6512bd43d9caa6e02c"}
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	s := NewServer(Config{RPCSecret: creds.Service, RPCOperatorSecret: creds.Operator}, nil, nil,
 		slog.New(slog.NewJSONHandler(&logs, nil)), prometheus.NewRegistry())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,32 +18,15 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/seckill/flashsale/backend/rpcauth"
+	"github.com/seckill/flashsale/internal/syncbuf"
 )
-
-// syncBuffer is a log destination the server's goroutines and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestPanicIsAnAnswer: a handler that panics, even after writing part of an answer,
 // gets the client a 500 with the usual error body and its request id, on a
 // connection that still serves the next request; the panic is counted, and logged
 // (JSON) with the request id and the stack.
 func TestPanicIsAnAnswer(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	reg := prometheus.NewRegistry()
 	m, err := Open(context.Background(), Config{Listen: "127.0.0.1:0", BackendAddrs: []string{"127.0.0.1:1"},
 		JWTSecret: "robust-test-jwt-secret-1f0e3dad9990", AdminToken: "robust-test-admin-token-98f13708210",
