@@ -34,12 +34,7 @@ func TestDeductAndSettleBatch(t *testing.T) {
 	ctx := context.Background()
 	for name, rdb := range clients(t) {
 		t.Run(name, func(t *testing.T) {
-			st := redis.NewStock(rdb, time.Hour)
-			a, i := nextID.Add(1), nextID.Add(1)
-			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
-				End: time.Now().Add(time.Hour), PerUserLimit: 2, BucketStock: []int64{2, 1}}, true); err != nil {
-				t.Fatal(err)
-			}
+			st, a, i := openItem(t, rdb, 2, 2, 1)
 			d := func(user int64, qty int, key string) domain.Deduction {
 				return domain.Deduction{ActivityID: a, ItemID: i, UserID: user, Quantity: qty, IdempotencyKey: key,
 					Ticket: domain.NewTicket(a, i, fmt.Sprint("b", nextID.Add(1))), Buckets: 2}
@@ -81,12 +76,7 @@ func TestDeductSentTwice(t *testing.T) {
 	ctx := context.Background()
 	for name, rdb := range clients(t) {
 		t.Run(name, func(t *testing.T) {
-			st := redis.NewStock(rdb, time.Hour)
-			a, i := nextID.Add(1), nextID.Add(1)
-			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
-				End: time.Now().Add(time.Hour), PerUserLimit: 3, BucketStock: []int64{1, 4}}, true); err != nil {
-				t.Fatal(err)
-			}
+			st, a, i := openItem(t, rdb, 3, 1, 4)
 			for _, key := range []string{"", "k"} {
 				d := domain.Deduction{ActivityID: a, ItemID: i, UserID: 7, Quantity: 1, IdempotencyKey: key,
 					Ticket: domain.NewTicket(a, i, fmt.Sprint("twice", nextID.Add(1))), Buckets: 2, HomeBucket: 1}
@@ -242,12 +232,7 @@ func TestKeySeen(t *testing.T) {
 	ctx := context.Background()
 	for name, rdb := range clients(t) {
 		t.Run(name, func(t *testing.T) {
-			st := redis.NewStock(rdb, time.Hour)
-			a, i := nextID.Add(1), nextID.Add(1)
-			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
-				End: time.Now().Add(time.Hour), PerUserLimit: 1, BucketStock: []int64{100}}, true); err != nil {
-				t.Fatal(err)
-			}
+			st, a, i := openItem(t, rdb, 1, 100)
 			for u := int64(1); u <= 10; u++ {
 				if _, err := st.Deduct(ctx, domain.Deduction{ActivityID: a, ItemID: i, UserID: u, Quantity: 1, IdempotencyKey: fmt.Sprint("k", u),
 					Ticket: domain.NewTicket(a, i, fmt.Sprint("s", nextID.Add(1))), Buckets: 1}); err != nil {
@@ -272,4 +257,17 @@ func TestKeySeen(t *testing.T) {
 			wg.Wait()
 		})
 	}
+}
+
+// openItem warms a new item of a new activity on sale from a minute ago for an hour,
+// with a per-user limit and the stock of each bucket: the stock and its ids.
+func openItem(t *testing.T, rdb goredis.UniversalClient, limit int, buckets ...int64) (*redis.Stock, int64, int64) {
+	t.Helper()
+	st := redis.NewStock(rdb, time.Hour)
+	a, i := nextID.Add(1), nextID.Add(1)
+	if err := st.Warm(context.Background(), domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished,
+		Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), PerUserLimit: limit, BucketStock: buckets}, true); err != nil {
+		t.Fatal(err)
+	}
+	return st, a, i
 }
