@@ -38,6 +38,7 @@ type roomStack struct {
 	gws  []*prometheus.Registry // each gateway's
 	db   *testenv.DB
 	be   *stack
+	link *testenv.Proxy // between the gateways and the backend
 }
 
 func startRoomStack(t *testing.T, gateways int) *roomStack {
@@ -50,8 +51,9 @@ func startRoomStack(t *testing.T, gateways int) *roomStack {
 	cfg.Backend.RPCSecret, cfg.Backend.RPCOperatorSecret = secret.Generate(), secret.Generate()
 	rs := &roomStack{reg: app.NewRegistry(), db: db}
 	rs.be = start(t, cfg, app.Options{Roles: []app.Role{app.Backend, app.Worker}, Registry: rs.reg})
+	rs.link = testenv.NewProxy(t, rs.be.sys.Backend.Addr().String())
 	gcfg := cfg
-	gcfg.Gateway.BackendAddrs = []string{rs.be.sys.Backend.Addr().String()}
+	gcfg.Gateway.BackendAddrs = []string{rs.link.Addr()}
 	for range gateways {
 		reg := app.NewRegistry()
 		rs.gws = append(rs.gws, reg)
@@ -284,6 +286,10 @@ func TestWaitingRoomFleet(t *testing.T) {
 		t.Run(tc.strategy, func(t *testing.T) {
 			rs := startRoomStack(t, tc.gateways)
 			aid, iid := rs.roomSale(t, tc.strategy, tc.stock, tc.k, tc.buckets)
+			// The backend answers 100 ms late, as a busy one would: the admitted orders
+			// stay in flight while the other shoppers arrive, so a line forms however
+			// fast this machine serves them.
+			rs.link.Delay(100 * time.Millisecond)
 			before := placeCalls(t, rs.reg)
 			js := make([]journey, tc.shoppers)
 			var wg sync.WaitGroup
