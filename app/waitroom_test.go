@@ -478,6 +478,96 @@ func TestWaitingRoomLine(t *testing.T) {
 	}
 }
 
+// TestWaitingRoomLongPoll: a queued shopper who asks with ?wait= is held in the
+// request and answered when the line admits them or the item sells out, not when the
+// wait ends; one whose wait ends first is still queued, with a fresh token.
+func TestWaitingRoomLongPoll(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 2)
+	aid, iid := rs.roomSale(t, "sync", 2, 1, 1)
+	line := redis.NewLine(testenv.Redis(t))
+	var held []int64 // both slots (k 1, 2 units), held by shoppers who never order
+	for _, u := range []int64{9001, 9002} {
+		d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
+			PlaceTTL: time.Minute, Lease: time.Minute})
+		if err != nil || d.Outcome != domain.LineAdmitted {
+			t.Fatalf("hold a slot for user %d: got %+v %v", u, d, err)
+		}
+		held = append(held, d.Seq)
+	}
+	type answer struct {
+		code int
+		out  map[string]any
+		took time.Duration
+	}
+	order := func(gw int, user int64, query, qtok string) answer {
+		tok, _ := mint(user)
+		hdr := map[string]string{}
+		if qtok != "" {
+			hdr["Queue-Token"] = qtok
+		}
+		start := time.Now()
+		code, out, err := call("POST", rs.urls[gw]+"/api/v1/orders"+query, tok, map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, hdr)
+		if err != nil {
+			t.Error(err)
+		}
+		return answer{code, out, time.Since(start)}
+	}
+	queue := func(gw int, user int64) string {
+		t.Helper()
+		a := order(gw, user, "", "")
+		if a.code != http.StatusAccepted || a.out["status"] != "queued" {
+			t.Fatalf("user %d: got %d %v, want queued", user, a.code, a.out)
+		}
+		return a.out["queue_token"].(string)
+	}
+	tok2, tok3 := queue(0, 2), queue(1, 3)
+
+	if a := order(0, 2, "?wait=forever", tok2); a.code != http.StatusBadRequest {
+		t.Fatalf("a wait that is no duration: got %d %v, want 400", a.code, a.out)
+	}
+	if a := order(0, 2, "?wait=1h", tok2); a.code != http.StatusBadRequest {
+		t.Fatalf("a wait past the bound: got %d %v, want 400", a.code, a.out)
+	}
+	// A wait that ends first: still queued, in the same place, with a fresh token.
+	a := order(1, 2, "?wait=300ms", tok2)
+	if a.code != http.StatusAccepted || a.out["status"] != "queued" || a.out["position"] != 1.0 || a.took < 300*time.Millisecond {
+		t.Fatalf("a wait that ends first: got %d %v after %v, want queued at 1 after 300ms", a.code, a.out, a.took)
+	}
+	tok2 = a.out["queue_token"].(string)
+
+	// Both wait 8 s; a slot frees: the head is admitted in that request.
+	answers := make(chan answer, 2)
+	go func() { answers <- order(0, 2, "?wait=8s", tok2) }()
+	time.Sleep(200 * time.Millisecond)
+	go func() { answers <- order(1, 3, "?wait=8s", tok3) }()
+	time.Sleep(300 * time.Millisecond)
+	if err := line.Leave(ctx, aid, iid, 9001, held[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-answers; a.code != http.StatusCreated || a.out["order_id"] == "" {
+		t.Fatalf("the head when a slot frees: got %d %v after %v, want 201 with an order", a.code, a.out, a.took)
+	}
+	// The operator lets orders past the room and another shopper takes the last unit:
+	// the shopper still held hears sold_out then, not when the wait ends.
+	if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
+		map[string]any{"waiting_room": map[string]any{"enabled": false}}, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("turn the room off: got %d %v %v", code, out, err)
+	}
+	var last answer
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
+		if last = order(1, 4, "", ""); last.code != http.StatusAccepted { // queued while gateway 1's copy is old
+			break
+		}
+	}
+	if last.code != http.StatusCreated {
+		t.Fatalf("an order past the room: got %d %v, want 201", last.code, last.out)
+	}
+	if a := <-answers; a.code != http.StatusConflict || a.out["error"] != domain.ESoldOut || a.took >= 8*time.Second {
+		t.Fatalf("the shopper held when the item sold out: got %d %v after %v, want 409 sold_out before the wait ends", a.code, a.out, a.took)
+	}
+}
+
 // TestWaitingRoomBotsDoNotJumpTheLine: the plugins run before a place is given, so a
 // shopper a plugin refuses never takes one; and one shopper holds one place per item,
 // however many requests they send at once through however many gateways.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/seckill/flashsale/backend/mysql"
 	"github.com/seckill/flashsale/bench/load"
+	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/api"
 )
 
@@ -29,6 +30,13 @@ func floodScenario(z Sizes) (*scenario, error) {
 	if z.FloodK < 0.1 || z.FloodK > 100 {
 		return nil, fmt.Errorf("flood: k must be 0.1 to 100")
 	}
+	if z.FloodWait < 0 || z.FloodWait > gateway.MaxTicketWait {
+		return nil, fmt.Errorf("flood: wait must be 0 to %s", gateway.MaxTicketWait)
+	}
+	how := "asks again with its token after retry_after_ms"
+	if z.FloodWait > 0 {
+		how = fmt.Sprintf("asks again with its token and waits at the gateway (?wait=%s) until admitted, sold out or the wait ends", z.FloodWait)
+	}
 	n := int(z.FloodStock) * z.FloodDemand
 	if n > load.MaxCount {
 		return nil, fmt.Errorf("flood: %d shoppers is over the bound of %d", n, load.MaxCount)
@@ -36,8 +44,8 @@ func floodScenario(z Sizes) (*scenario, error) {
 	return &scenario{
 		name: Flood,
 		description: fmt.Sprintf("one item of %d units, %d shoppers (%dx the stock) arriving at %.0f/s, each until a final answer or %s: "+
-			"with the waiting room on (k %g) a queued shopper asks again with its token after retry_after_ms; with it off a shopper retries a 429 or 5xx blindly",
-			z.FloodStock, n, z.FloodDemand, z.FloodRate, z.FloodPatience, z.FloodK),
+			"with the waiting room on (k %g) a queued shopper %s; with it off a shopper retries a 429 or 5xx blindly",
+			z.FloodStock, n, z.FloodDemand, z.FloodRate, z.FloodPatience, z.FloodK, how),
 		items: []api.ItemSpec{{Name: "flood item", PriceCents: 29900, Stock: z.FloodStock}},
 		users: n, perUser: 1,
 		// Every shopper may wait at once: the open loop's bound on attempts in flight
@@ -142,14 +150,21 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 				s.arrived = start.UnixNano()
 			}
 			ans = shop.PlaceOrder(ctx, o)
-			reqLat.Record(time.Since(start))
+			took := time.Since(start)
+			reqLat.Record(took)
 			s.requests++
 			var wait time.Duration
 			switch {
 			case ans.Status == http.StatusAccepted && ans.Code == "queued":
 				s.queued = true
 				o.QueueToken = ans.QueueToken
-				wait = ans.RetryAfter
+				o.Wait = z.FloodWait
+				// A held request that came back early (the gateway holds no
+				// more) is asked again after retry_after, as without a wait.
+				wait = max(ans.RetryAfter-took, 0)
+				if z.FloodWait <= 0 {
+					wait = ans.RetryAfter
+				}
 			case ans.Status == http.StatusTooManyRequests, ans.Status == http.StatusConflict && ans.Code == "conflict":
 				// Rate-limited, or an admission of the shopper is still in flight:
 				// Retry-After is at least a second.

@@ -65,6 +65,9 @@ type Sizes struct {
 	FloodRate     float64
 	FloodK        float64
 	FloodPatience time.Duration
+	// FloodWait: a queued shopper's next try waits at the gateway this long (?wait=);
+	// 0: it asks again after retry_after_ms.
+	FloodWait time.Duration
 }
 
 // DefaultSizes are what `make bench` runs.
@@ -75,7 +78,7 @@ func DefaultSizes() Sizes {
 		MixedAttempts: 30_000, MixedUsers: 10_000, MixedConcurrency: 128,
 		Rate: 200, Duration: 60 * time.Second, MaxInFlight: 2048,
 		CapacityAttempts: 20_000, CapacityConcurrency: 128,
-		FloodStock: 100, FloodDemand: 100, FloodRate: 4000, FloodK: 1.5, FloodPatience: time.Minute,
+		FloodStock: 100, FloodDemand: 100, FloodRate: 4000, FloodK: 1.5, FloodPatience: time.Minute, FloodWait: 5 * time.Second,
 	}
 }
 

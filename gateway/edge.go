@@ -49,7 +49,8 @@ type edgeCache struct {
 	lastChanged time.Time           // the last announcement of any
 
 	soldMu  sync.Mutex
-	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
+	soldOut map[[2]int64]time.Time     // (activity, item) -> when flagged
+	soldSig map[[2]int64]chan struct{} // closed when the item is flagged (soldOutSignal)
 
 	// forwarded remembers the idempotency keys (user, key) this gateway sent on, so a
 	// client's retry of an order that went through is answered by the backend (with
@@ -343,11 +344,39 @@ func (e *edgeCache) forget(id int64) {
 }
 
 func (e *edgeCache) markSoldOut(activityID, itemID int64) {
+	k := [2]int64{activityID, itemID}
 	e.soldMu.Lock()
-	if _, ok := e.soldOut[[2]int64{activityID, itemID}]; !ok {
-		e.soldOut[[2]int64{activityID, itemID}] = time.Now()
+	if _, ok := e.soldOut[k]; !ok {
+		e.soldOut[k] = time.Now()
+	}
+	if ch, ok := e.soldSig[k]; ok {
+		close(ch)
+		delete(e.soldSig, k)
 	}
 	e.soldMu.Unlock()
+}
+
+// closedSignal is the signal of an item flagged already.
+var closedSignal = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// soldOutSignal is closed when the item is flagged sold out (at once if it is):
+// requests held for the item (a queued shopper's long-poll) wake on it.
+func (e *edgeCache) soldOutSignal(activityID, itemID int64) <-chan struct{} {
+	k := [2]int64{activityID, itemID}
+	e.soldMu.Lock()
+	defer e.soldMu.Unlock()
+	if _, ok := e.soldOut[k]; ok {
+		return closedSignal
+	}
+	ch, ok := e.soldSig[k]
+	if !ok {
+		if e.soldSig == nil {
+			e.soldSig = map[[2]int64]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		e.soldSig[k] = ch
+	}
+	return ch
 }
 
 // clearSoldOut drops an item's flag (units came back).

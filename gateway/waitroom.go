@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -62,6 +63,7 @@ type room struct {
 	key     []byte // queue tokens' HMAC key
 	lease   time.Duration
 	metrics *roomMetrics
+	held    atomic.Int32 // queued shoppers held at once (holdInLine)
 }
 
 func newRoom(line domain.Line, cfg RoomConfig, jwtSecret string, rpcTimeout time.Duration, reg prometheus.Registerer) (*room, error) {
@@ -102,6 +104,12 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			next(ctx, c)
 			return
 		}
+		wait, err := parseWait(c.Query("wait")) // how long a queued shopper waits in this request
+		if err != nil {
+			g.shed.add(b.ActivityID, layerInput, "bad_request")
+			failErr(c, err)
+			return
+		}
 		e := domain.LineEntry{ActivityID: b.ActivityID, ItemID: b.ItemID, UserID: userOf(c), Buckets: int(a.BucketCount),
 			Factor: a.AdmissionFactor, PlaceTTL: g.room.cfg.PlaceTTL, Lease: g.room.lease}
 		if raw := c.GetHeader(HeaderQueueToken); len(raw) > 0 {
@@ -118,21 +126,16 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			}
 			e.Seq, e.Issued = t.Seq, t.Issued
 		}
-		d, err := g.room.line.Enter(ctx, e)
+		d, err := g.enterLine(ctx, e)
+		if err == nil && d.Outcome == domain.LineQueued && wait > 0 {
+			d, err = g.holdInLine(ctx, e, d, wait)
+		}
 		if err != nil {
 			g.log.Warn("waiting room unavailable; refusing the order", "activity", b.ActivityID, "item", b.ItemID, "err", err)
-			g.room.metrics.decisions.WithLabelValues("error").Inc()
 			g.shed.add(b.ActivityID, layerRoom, domain.EUnavailable)
 			fail(c, domain.EUnavailable, "the waiting room is unavailable; nothing was taken")
 			return
 		}
-		g.room.metrics.seen(b.ActivityID, b.ItemID, d)
-		outcome := d.Outcome.String()
-		if d.Outcome == domain.LineAdmitted && d.Waited > 0 {
-			outcome = "admitted_from_line"
-			g.room.metrics.wait.Observe(d.Waited.Seconds())
-		}
-		g.room.metrics.decisions.WithLabelValues(outcome).Inc()
 		switch d.Outcome {
 		case domain.LineOpen:
 			next(ctx, c)
@@ -159,6 +162,73 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			fail(c, domain.EConflict, "an order of yours for this item is being placed; ask again when it is answered")
 		}
 	}
+}
+
+// enterLine takes or asks after e's place in its line, counting the decision.
+func (g *Gateway) enterLine(ctx context.Context, e domain.LineEntry) (domain.LineDecision, error) {
+	d, err := g.room.line.Enter(ctx, e)
+	if err != nil {
+		g.room.metrics.decisions.WithLabelValues("error").Inc()
+		return d, err
+	}
+	g.room.metrics.seen(e.ActivityID, e.ItemID, d)
+	outcome := d.Outcome.String()
+	if d.Outcome == domain.LineAdmitted && d.Waited > 0 {
+		outcome = "admitted_from_line"
+		g.room.metrics.wait.Observe(d.Waited.Seconds())
+	}
+	g.room.metrics.decisions.WithLabelValues(outcome).Inc()
+	return d, nil
+}
+
+// maxLineWaits bounds the queued shoppers a gateway holds at once (?wait=); past it
+// they are answered at once, to ask again after retry_after_ms. A held shopper costs
+// a goroutine and the line's look at each pause, as a poll would.
+const maxLineWaits = 10_000
+
+// linePauseMost bounds a held shopper's pause between looks at the line.
+const linePauseMost = time.Second
+
+// holdInLine keeps a queued shopper who asked to wait (?wait=, at most MaxTicketWait)
+// in the request: it asks after the place again as a poll with its token would (after
+// retry_after, at most linePauseMost), and at once when this gateway hears the item
+// sell out, until the shopper is admitted, the item is sold out, or the wait ends
+// (then the shopper is still queued, with a fresh token). Past the bounds on held
+// waits (the gateway's, the shopper's) the shopper gets d back at once.
+func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.LineDecision, wait time.Duration) (domain.LineDecision, error) {
+	if g.room.held.Add(1) > maxLineWaits {
+		g.room.held.Add(-1)
+		return d, nil
+	}
+	defer g.room.held.Add(-1)
+	if !g.waits.take(e.UserID) {
+		return d, nil
+	}
+	defer g.waits.give(e.UserID)
+	deadline := time.Now().Add(wait)
+	soldOut := g.edge.soldOutSignal(e.ActivityID, e.ItemID)
+	for d.Outcome == domain.LineQueued {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return d, nil
+		}
+		timer := time.NewTimer(min(g.room.retryAfter(d), linePauseMost, left))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return d, nil
+		case <-soldOut:
+			timer.Stop()
+			soldOut = nil // asked once; the line says what it says
+		case <-timer.C:
+		}
+		e.Seq, e.Issued = d.Seq, d.Now // the place the shopper holds
+		var err error
+		if d, err = g.enterLine(ctx, e); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // admitted runs an admitted order on to the backend and then frees its slot in the

@@ -91,6 +91,9 @@ type OrderRequest struct {
 	Quantity   int
 	Key        string // Idempotency-Key; the same on every try
 	QueueToken string // a waiting room's token from an earlier answer (Queue-Token header)
+	// Wait, when queued, is held at the gateway until admitted, sold out or it ends
+	// (?wait=); 0: answered at once.
+	Wait time.Duration
 }
 
 // OrderAnswer is the last answer to an order attempt.
@@ -213,9 +216,14 @@ func (s *Shop) PlaceOrder(ctx context.Context, o OrderRequest) OrderAnswer {
 	if o.QueueToken != "" {
 		hdr["Queue-Token"] = o.QueueToken
 	}
+	path := "/api/v1/orders"
+	if o.Wait > 0 {
+		path += "?wait=" + o.Wait.String()
+		timeout += o.Wait
+	}
 	var a OrderAnswer
 	for try := 1; ; try++ {
-		status, out, err := s.do(ctx, http.MethodPost, "/api/v1/orders", o.Token, body, hdr, timeout)
+		status, out, err := s.do(ctx, http.MethodPost, path, o.Token, body, hdr, timeout)
 		a = OrderAnswer{Status: status, Tries: try, Err: err, Ticket: out.Ticket, OrderID: out.OrderID,
 			Position: out.Position, RetryAfter: time.Duration(out.RetryAfterMs) * time.Millisecond, QueueToken: out.QueueToken}
 		switch {

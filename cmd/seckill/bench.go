@@ -75,6 +75,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.Float64Var(&z.FloodRate, "flood-rate", z.FloodRate, "shoppers arriving per second in the flood scenario")
 	fs.Float64Var(&z.FloodK, "flood-k", z.FloodK, "the waiting room's k in the flood scenario's run with it on")
 	fs.DurationVar(&z.FloodPatience, "flood-patience", z.FloodPatience, "how long a flood shopper keeps asking before giving up")
+	fs.DurationVar(&z.FloodWait, "flood-wait", z.FloodWait, "a queued flood shopper's next try waits at the gateway this long (?wait=, at most 10s); 0: it asks again after retry_after_ms")
 	fs.IntVar(&f.buckets, "buckets", 4, "bucket count of the bucket strategy")
 	fs.IntVar(&f.retries, "retries", 2, "retries of an order that timed out or met 502/503/504 (same Idempotency-Key)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "timeout of one try")
