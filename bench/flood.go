@@ -158,13 +158,15 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 			case ans.Status == http.StatusAccepted && ans.Code == "queued":
 				s.queued = true
 				o.QueueToken = ans.QueueToken
-				o.Wait = z.FloodWait
-				// A held request that came back early (the gateway holds no
-				// more) is asked again after retry_after, as without a wait.
-				wait = max(ans.RetryAfter-took, 0)
-				if z.FloodWait <= 0 {
+				switch {
+				case z.FloodWait <= 0:
 					wait = ans.RetryAfter
+				case o.Wait > 0:
+					// A held request that came back early (the gateway holds no
+					// more) is asked again after retry_after, as without a wait.
+					wait = max(ans.RetryAfter-took, 0)
 				}
+				o.Wait = z.FloodWait // the next try waits at the gateway
 			case ans.Status == http.StatusTooManyRequests, ans.Status == http.StatusConflict && ans.Code == "conflict":
 				// Rate-limited, or an admission of the shopper is still in flight:
 				// Retry-After is at least a second.
