@@ -22,6 +22,7 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/redis"
 	"github.com/seckill/flashsale/backend/testenv"
+	"github.com/seckill/flashsale/config"
 	"github.com/seckill/flashsale/gateway"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
@@ -41,9 +42,12 @@ type roomStack struct {
 	link *testenv.Proxy // between the gateways and the backend
 }
 
-func startRoomStack(t *testing.T, gateways int) *roomStack {
+func startRoomStack(t *testing.T, gateways int, change ...func(*config.Config)) *roomStack {
 	t.Helper()
 	cfg, db := realConfig(t)
+	for _, f := range change {
+		f(&cfg)
+	}
 	cfg.Gateway.WaitingRoom = gateway.RoomConfig{PlaceTTL: 3 * time.Second, PollMin: 5 * time.Millisecond, PollMax: 60 * time.Millisecond}
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 10_000, Burst: 10_000}
 	cfg.Gateway.Limits.Item = ratelimit.Rule{RPS: 1_000_000, Burst: 1_000_000}
@@ -565,6 +569,94 @@ func TestWaitingRoomLongPoll(t *testing.T) {
 	}
 	if a := <-answers; a.code != http.StatusConflict || a.out["error"] != domain.ESoldOut || a.took >= 8*time.Second {
 		t.Fatalf("the shopper held when the item sold out: got %d %v after %v, want 409 sold_out before the wait ends", a.code, a.out, a.took)
+	}
+}
+
+// TestWaitingRoomExpiryGoesToTheHead: a unit an unpaid order gives back when it
+// expires goes to the shopper who kept a place in line, not to one who came after
+// the item sold out, however eagerly they ask.
+func TestWaitingRoomExpiryGoesToTheHead(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 2, func(c *config.Config) {
+		c.Backend.UnpaidTimeout = 2 * time.Second
+		c.Backend.ReconcileInterval = 300 * time.Millisecond
+	})
+	aid, iid := rs.roomSale(t, "sync", 1, 1, 1)
+	body := map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}
+	order := func(gw int, user int64, qtok string) (int, map[string]any) {
+		t.Helper()
+		tok, _ := mint(user)
+		hdr := map[string]string{}
+		if qtok != "" {
+			hdr["Queue-Token"] = qtok
+		}
+		code, out, err := call("POST", rs.urls[gw]+"/api/v1/orders", tok, body, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, out
+	}
+	room := func(on bool) {
+		t.Helper()
+		if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
+			map[string]any{"waiting_room": map[string]any{"enabled": on}}, nil); err != nil || code != http.StatusOK {
+			t.Fatalf("turn the room %v: got %d %v %v", on, code, out, err)
+		}
+	}
+	// The one slot is held, so user 2 takes a place in line.
+	line := redis.NewLine(testenv.Redis(t))
+	d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 1,
+		PlaceTTL: time.Minute, Lease: time.Minute})
+	if err != nil || d.Outcome != domain.LineAdmitted {
+		t.Fatalf("hold the slot: got %+v %v", d, err)
+	}
+	code, q := order(0, 2, "")
+	if code != http.StatusAccepted || q["status"] != "queued" {
+		t.Fatalf("user 2: got %d %v, want queued", code, q)
+	}
+	tok2 := q["queue_token"].(string)
+	// User 1 buys the unit past the room (the operator turned it off a moment), and
+	// leaves the order unpaid.
+	room(false)
+	var first map[string]any
+	for start := time.Now(); code != http.StatusCreated; time.Sleep(20 * time.Millisecond) {
+		if code, first = order(1, 1, ""); time.Since(start) > 5*time.Second {
+			t.Fatalf("user 1 past the room: got %d %v, want 201", code, first)
+		}
+	}
+	room(true)
+	if err := line.Leave(ctx, aid, iid, 9001, d.Seq, false); err != nil {
+		t.Fatal(err)
+	}
+	// Until the order expires both are told sold_out; then the unit is user 2's. User 3
+	// asks first each round.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired order's unit was not sold again within 15 s")
+		}
+		code3, out3 := order(0, 3, "")
+		if code3 == http.StatusCreated {
+			t.Fatalf("user 3, who came after the item sold out, took the returned unit")
+		}
+		if code3 != http.StatusConflict && code3 != http.StatusAccepted {
+			t.Fatalf("user 3: got %d %v", code3, out3)
+		}
+		code2, out2 := order(1, 2, tok2)
+		if code2 == http.StatusCreated {
+			break
+		}
+		if code2 == http.StatusAccepted {
+			tok2 = out2["queue_token"].(string)
+		} else if code2 != http.StatusConflict {
+			t.Fatalf("user 2: got %d %v", code2, out2)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tok1, _ := mint(1)
+	code, o, err := call("GET", rs.urls[0]+"/api/v1/orders/"+first["order_id"].(string), tok1, nil, nil)
+	if err != nil || code != http.StatusOK || o["status"] != "expired" {
+		t.Fatalf("the first order: got %d %v %v, want expired", code, o, err)
 	}
 }
 
