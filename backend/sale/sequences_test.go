@@ -188,6 +188,47 @@ func TestSeqAmbiguousDeduct(t *testing.T) {
 		e.buy(t, a, 1, 1, "k")
 		e.invariants(t, a, sqCheck{sold: 1})
 	})
+	t.Run("script ran, Redis cut, the order written meanwhile: ended created", func(t *testing.T) {
+		// The reconciler may send an in-doubt ticket on (its republish) while the
+		// backend that lost the answer keeps trying to end it, and a worker writes the
+		// order. Fails before the fix: the late ending settled the ticket failed (its
+		// unit back in Redis, its key free) while its order stood in MySQL.
+		e := newSQ(t, sqOpts{redisProxy: true})
+		a := e.sale(t, domain.StrategyAsync, 10, 1, 1)
+		var d domain.Deduction
+		e.ledger.deduct.set(func(dd domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error) {
+			d = dd
+			if _, err := next(); err != nil {
+				return domain.Deducted{}, err
+			}
+			e.proxy.Cut()
+			return domain.Deducted{}, errLost
+		})
+		_, err := e.place(a, 1, 1, "k")
+		answered := time.Now()
+		e.ledger.deduct.clear()
+		wantErr(t, "lost answer, ledger down", err, domain.EOutcomeUnknown)
+		// The republished request reaches a worker, which writes the order; its own
+		// settle cannot reach Redis either.
+		r := domain.OrderRequest{Ticket: d.Ticket, UserID: d.UserID, ActivityID: d.ActivityID, ItemID: d.ItemID,
+			Quantity: d.Quantity, AmountCents: a.Items[0].PriceCents, IdemKey: d.IdempotencyKey, AdmittedAt: time.Now().UnixMilli()}
+		if _, err := e.orders.OrderStore.WriteOrder(ctx, r, 1); err != nil {
+			t.Fatalf("the worker's write: %v", err)
+		}
+		e.proxy.Restore()
+		for e.ticket(t, 1, d.Ticket).Status == domain.TicketPending {
+			if time.Since(answered) > e.cfg.EndWithin {
+				t.Fatalf("ticket %s still in flight %v after the answer", d.Ticket, time.Since(answered))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.wantTicket(t, "ended", 1, d.Ticket, domain.TicketCreated)
+		// The key gives the order's ticket back, not a new order.
+		if p := e.buy(t, a, 1, 1, "k"); !p.Replayed || p.Ticket != d.Ticket {
+			t.Fatalf("retry with the key: got %+v, want ticket %s replayed", p, d.Ticket)
+		}
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
 	t.Run("script lands after the ending settle", func(t *testing.T) {
 		// The call times out while Redis is stalled; Redis then runs the ending settle
 		// (sent on another connection) before the deduction it had not read yet.

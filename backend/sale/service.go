@@ -355,7 +355,8 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 	if serr == nil {
 		return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the stock could not be reserved; nothing was taken")
 	}
-	go s.settleSoon(t, a.BucketCount)
+	r := domain.OrderRequest{Ticket: d.Ticket, UserID: d.UserID, ActivityID: d.ActivityID, ItemID: d.ItemID, Quantity: d.Quantity}
+	go s.settleSoon(t, a.BucketCount, r)
 	return domain.Deducted{}, domain.Errorf(domain.EOutcomeUnknown,
 		"the stock store did not answer; the order may have been reserved and will be released within %s", s.cfg.EndWithin)
 }
@@ -501,15 +502,29 @@ func (s *Service) runWrites(ctx context.Context, k writeKey, rs []domain.OrderRe
 	return out
 }
 
-// settleSoon settles t, trying again until it takes or cfg.EndWithin passes (then the
-// reconciler's stale-ticket pass ends it).
-func (s *Service) settleSoon(t domain.Ticket, buckets int) {
+// settleSoon ends t, a ticket whose deduction may have run, trying again until it
+// takes or cfg.EndWithin passes (then the reconciler's stale-ticket pass ends it).
+// By then the reconciler may have sent the ticket on again (its republish), so it is
+// decided in the order store first, as decide does: a void mark fences a write still
+// to come, and an order already written makes the ticket created, never failed.
+func (s *Service) settleSoon(t domain.Ticket, buckets int, r domain.OrderRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EndWithin)
 	defer cancel()
+	decided := false
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		if _, err := s.ledger.Settle(ctx, t, buckets); err == nil {
-			s.metrics.StaleSettle.WithLabelValues("ended_unknown").Inc()
-			return
+		if !decided {
+			if o, voided, err := s.orders.VoidTicket(ctx, r); err == nil {
+				decided = true
+				if !voided && o.Status != domain.OrderVoid {
+					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID}
+				}
+			}
+		}
+		if decided {
+			if _, err := s.ledger.Settle(ctx, t, buckets); err == nil {
+				s.metrics.StaleSettle.WithLabelValues("ended_unknown").Inc()
+				return
+			}
 		}
 		select {
 		case <-ctx.Done():
