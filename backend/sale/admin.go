@@ -240,7 +240,12 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		change.Items[k].Stock = deltas
 	}
 	if err := s.activities.UpdateActivity(ctx, id, change); err != nil {
-		undo()
+		// A commit whose outcome is unknown may have taken the units in MySQL too:
+		// they stay out of the ledger (short, never over) until the reconciler
+		// reads the rows.
+		if !errors.Is(err, domain.ErrOutcomeUnknown) {
+			undo()
+		}
 		return nil, s.unavailable(err)
 	}
 	for _, ic := range change.Items {

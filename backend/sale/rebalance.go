@@ -21,8 +21,8 @@ import (
 // bucket (units are taken from Redis before MySQL and given to Redis after MySQL), so
 // no shopper is ever admitted against a unit that is not in MySQL: no oversell. The
 // units taken in step 1 came out of A's counter, which never counts A's in-flight
-// orders, so A's row keeps enough for them. If step 2 fails, the units go back to A;
-// if step 3 fails, B's counter is short and the reconciler, which compares each bucket
+// orders, so A's row keeps enough for them. If step 2 fails, the units go back to A
+// (unless its commit's outcome is unknown: then they stay parked); if step 3 fails, B's counter is short and the reconciler, which compares each bucket
 // with its row, gives them back: a unit can be parked for a while, never lost.
 
 // Rebalance evens out the buckets of an item when some have drained while others hold
@@ -98,6 +98,13 @@ func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, fr
 		return 0, err
 	}
 	if err := s.orders.MoveStock(ctx, itemID, from, to, got); err != nil {
+		if errors.Is(err, domain.ErrOutcomeUnknown) {
+			// The move may have committed: giving the units back to A could put
+			// more in A's counter than its row holds. They stay parked; the
+			// reconciler gives each bucket what its row says.
+			s.log.Warn("moving units between buckets: outcome unknown; the reconciler restores the counters", "item", itemID, "units", got, "err", err)
+			return 0, fmt.Errorf("move %d units of item %d from bucket %d to %d: %w", got, itemID, from, to, err)
+		}
 		if _, uerr := s.ledger.Adjust(ctx, a.ID, itemID, from, got); uerr != nil {
 			s.log.Error("give taken units back to their bucket; the reconciler will", "item", itemID, "bucket", from, "err", uerr)
 		}

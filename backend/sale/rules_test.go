@@ -251,6 +251,7 @@ type faultyOrders struct {
 	lostAnswer  atomic.Bool // writes commit, then fail as if the answer was lost
 	failLookup  atomic.Bool // OrderByTicket, OrdersByTickets and VoidTicket fail
 	failStockOp atomic.Bool // AddStock, MoveStock and stock changes of UpdateActivity fail
+	lostStockOp atomic.Bool // stock changes of UpdateActivity commit, then fail as if the answer was lost
 	writes      atomic.Int64
 }
 
@@ -328,6 +329,12 @@ func (f faultyCatalog) UpdateActivity(ctx context.Context, id int64, c domain.Ac
 	for _, ic := range c.Items {
 		if len(ic.Stock) > 0 && f.orders.failStockOp.Load() {
 			return domain.NotCommitted(errInjected)
+		}
+		if len(ic.Stock) > 0 && f.orders.lostStockOp.Load() {
+			if err := f.Catalog.UpdateActivity(ctx, id, c); err != nil {
+				return err
+			}
+			return fmt.Errorf("commit: %w: %w", domain.ErrOutcomeUnknown, errInjected)
 		}
 	}
 	return f.Catalog.UpdateActivity(ctx, id, c)
@@ -756,6 +763,22 @@ func TestRulesChangeStock(t *testing.T) {
 	r.orders.failStockOp.Store(false)
 	r.wantStock(t, "the store failing", a, 1, 4, 4)
 	wantTotal(t, r, a, 14)
+	// The commit's answer lost (it took): the units stay out of the ledger, which then
+	// holds less than the store, never more, until the reconciler reads the rows.
+	// Before the fix they went back: 9 units in the ledger against 6 in the store.
+	r.orders.lostStockOp.Store(true)
+	wantErr(t, "take, the answer lost", update(r, a, 11), domain.EOutcomeUnknown)
+	r.orders.lostStockOp.Store(false)
+	wantTotal(t, r, a, 11)
+	if n, _, err := r.ledger.Available(ctx, a.ID, a.Items[0].ID, 3); err != nil || n > 6 {
+		t.Fatalf("the answer lost: the ledger holds %d units (%v), the store 6", n, err)
+	}
+	if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Hour, StaleSync: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := r.ledger.Available(ctx, a.ID, a.Items[0].ID, 3); err != nil || n != 6 {
+		t.Fatalf("after the reconciler: the ledger holds %d units (%v), want 6", n, err)
+	}
 
 	// Before publishing, only the store holds stock; publishing loads it.
 	d := newRig(t)

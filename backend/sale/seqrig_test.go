@@ -48,6 +48,7 @@ type sqOrders struct {
 	void       hook[func(r domain.OrderRequest, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
 	end        hook[func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
 	stock      hook[func(itemID int64, next func() ([]domain.StockRow, error)) ([]domain.StockRow, error)]
+	move       hook[func(next func() error) error]
 	// down: MySQL cannot be reached for looking orders up or voiding tickets.
 	down atomic.Bool
 }
@@ -64,6 +65,14 @@ func (o *sqOrders) OrdersByTickets(ctx context.Context, tickets []string) (map[s
 		return nil, errDown
 	}
 	return o.OrderStore.OrdersByTickets(ctx, tickets)
+}
+
+func (o *sqOrders) MoveStock(ctx context.Context, itemID int64, from, to int, n int64) error {
+	next := func() error { return o.OrderStore.MoveStock(ctx, itemID, from, to, n) }
+	if f, ok := o.move.get(); ok {
+		return f(next)
+	}
+	return next()
 }
 
 func (o *sqOrders) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {

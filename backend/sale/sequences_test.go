@@ -3,6 +3,7 @@ package sale_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -1024,4 +1025,48 @@ func TestSeqReplayAfterGroupReset(t *testing.T) {
 	t.Logf("the new group replayed both in %v", time.Since(start).Round(time.Millisecond))
 	e.wantNoOrder(t, "refused, replayed", refused.Ticket)
 	e.invariants(t, a, sqCheck{sold: 1, repairs: true})
+}
+
+// TestSeqMoveCommitUnknown: a bucket move whose commit's answer is lost may have moved
+// the units in MySQL, so they are not given back to the bucket they left (that bucket's
+// counter would pass its row, and shoppers would be admitted against units it no
+// longer holds); the reconciler restores both counters from the rows.
+// Fails before the fix: the units went back to the first bucket as well.
+func TestSeqMoveCommitUnknown(t *testing.T) {
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyBucket, 10, 5, 2)
+	e.buy(t, a, 1, 5, "") // one bucket runs dry
+	e.orders.move.set(func(next func() error) error {
+		if err := next(); err != nil {
+			return err
+		}
+		return fmt.Errorf("commit: %w: connection lost", domain.ErrOutcomeUnknown)
+	})
+	_, err := e.svc.Rebalance(context.Background(), a, a.Items[0].ID)
+	e.orders.move.clear()
+	if !errors.Is(err, domain.ErrOutcomeUnknown) {
+		t.Fatalf("rebalance: got %v, want the commit's unknown outcome", err)
+	}
+	check := func(what string) (held int64) {
+		t.Helper()
+		rows, st := e.rows(t, a.Items[0].ID), e.redisStock(t, a, 2)
+		for b, n := range rows {
+			if st.BucketStock[b] > n {
+				t.Fatalf("%s: bucket %d holds %d in Redis, its row %d (Redis %v, MySQL %v)", what, b, st.BucketStock[b], n, st.BucketStock, rows)
+			}
+			held += st.BucketStock[b]
+		}
+		return held
+	}
+	if check("after the lost commit") != 5 {
+		e.reconcileOnce(t, time.Hour)
+	}
+	if got := check("after the reconciler"); got != 5 {
+		t.Fatalf("after the reconciler Redis holds %d units, want the 5 left", got)
+	}
+	for u := int64(2); u <= 6; u++ {
+		e.buy(t, a, u, 1, "")
+	}
+	e.deliver(t)
+	e.invariants(t, a, sqCheck{sold: 10})
 }
