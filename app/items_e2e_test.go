@@ -393,3 +393,72 @@ func orders(l *api.OrderList, err error) ([]api.Order, string, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRetryAfterItemOffSale: a shopper whose answer was lost retries with the same
+// key after the operator took the item offline, or after the item's window closed:
+// the retry gets the first attempt's outcome (API.md: the same key, the same
+// outcome), through either gateway; a new key, or another shopper, is refused.
+// Fails before the fix: the retry was refused 404 not_found (409 ended).
+func TestRetryAfterItemOffSale(t *testing.T) {
+	ctx := context.Background()
+	one, two := twoGateways(t)
+	op := one.operator()
+	for _, strategy := range []string{"sync", "async"} {
+		for _, how := range []string{"offline", "ended"} {
+			t.Run(strategy+" "+how, func(t *testing.T) {
+				now := time.Now().UTC()
+				a, err := op.CreateActivity(ctx, api.CreateActivityRequest{Name: "retry " + how, Start: now.Add(-time.Minute).Format(time.RFC3339),
+					End: now.Add(time.Hour).Format(time.RFC3339), Strategy: strategy, PerUserLimit: 1,
+					Items: []api.ItemSpec{{Name: "lamp", PriceCents: 900, Stock: 5}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := op.Publish(ctx, a.ID); err != nil {
+					t.Fatal(err)
+				}
+				lamp := a.Items[0].ID
+				buy := func(gw *stack, user int64, key string) (*api.PlaceOrderResponse, error) {
+					return gw.shopper(t, user).PlaceOrder(ctx, api.PlaceOrderRequest{ActivityID: a.ID, ItemID: lamp, Quantity: 1}, key)
+				}
+				first, err := buy(one, 1, "k-first")
+				if err != nil {
+					t.Fatal(err)
+				}
+				refusal := 404
+				switch how {
+				case "offline":
+					if _, err := op.ItemOffline(ctx, a.ID, lamp); err != nil {
+						t.Fatal(err)
+					}
+				case "ended":
+					end := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+					if _, err := op.UpdateItem(ctx, a.ID, lamp, api.ItemChange{End: &end}); err != nil {
+						t.Fatal(err)
+					}
+					time.Sleep(2 * time.Second)
+					refusal = 409
+				}
+				for _, gw := range []*stack{one, two} {
+					var again *api.PlaceOrderResponse
+					// The gateway's copy follows the change's announcement.
+					for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+						if again, err = buy(gw, 1, "k-first"); err == nil || time.Since(start) > 3*time.Second {
+							break
+						}
+					}
+					if err != nil || again.Ticket != first.Ticket || again.OrderID != first.OrderID {
+						t.Fatalf("the retry: got %+v, %v; want the first answer %+v", again, err, first)
+					}
+				}
+				_, err = buy(two, 1, "k-new")
+				if e := new(api.Error); !errors.As(err, &e) || e.Status != refusal {
+					t.Fatalf("a new key: got %v, want %d", err, refusal)
+				}
+				_, err = buy(one, 2, "k-first")
+				if e := new(api.Error); !errors.As(err, &e) || e.Status != refusal {
+					t.Fatalf("another shopper with the same key: got %v, want %d", err, refusal)
+				}
+			})
+		}
+	}
+}

@@ -68,6 +68,7 @@ type reqState struct {
 	user  int64 // the shopper, once shopper has checked the token
 	order api.PlaceOrderRequest
 	idem  string // the order's Idempotency-Key
+	retry bool   // the edge let the order past its refusal as a retry of an admitted one
 }
 
 // keyState keeps a request's reqState in c.

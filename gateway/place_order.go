@@ -153,7 +153,11 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		reason, msg = domain.ENotStarted, fmt.Sprintf("item %d of activity %d goes on sale at %s", b.ItemID, a.Id, time.UnixMilli(start).UTC().Format(time.RFC3339))
 	case now >= end:
 		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
-	case g.edge.isSoldOut(b.ActivityID, b.ItemID) && !g.isRetry(ctx, b, userOf(c), idemOf(c)):
+	case g.edge.isSoldOut(b.ActivityID, b.ItemID):
+		if g.isRetry(ctx, b, userOf(c), idemOf(c)) {
+			stateOf(c).retry = true
+			break
+		}
 		// The answer of every order in a sell-out's rush: its message is built on
 		// the stack.
 		g.shed.add(b.ActivityID, layerCache, domain.ESoldOut)
@@ -161,6 +165,11 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		msg := strconv.AppendInt(append(buf[:0], "item "...), b.ItemID, 10)
 		failMsg(c, domain.ESoldOut, append(msg, " is sold out"...))
 		return
+	}
+	if reason != "" && item != nil && g.isRetry(ctx, b, userOf(c), idemOf(c)) {
+		// A retry of an order admitted before the item went offline or its window
+		// closed: the backend answers with the first attempt's outcome.
+		stateOf(c).retry, reason = true, ""
 	}
 	if reason != "" {
 		g.shed.add(b.ActivityID, layerCache, reason)

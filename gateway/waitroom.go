@@ -100,7 +100,9 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			failErr(c, err)
 			return
 		}
-		if !a.WaitingRoom || g.room.line == nil {
+		if !a.WaitingRoom || g.room.line == nil || stateOf(c).retry {
+			// A retry of an admitted order takes no place: the backend answers it
+			// with the first attempt's outcome and takes nothing.
 			next(ctx, c)
 			return
 		}

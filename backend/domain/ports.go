@@ -142,6 +142,9 @@ type StockLedger interface {
 	// Ticket returns where a user's ticket stands: its result, pending while in
 	// flight, not_found otherwise (unknown, expired, or another user's).
 	Ticket(ctx context.Context, userID int64, ticket string) (Ticket, error)
+	// KeyTicket returns the ticket an admission of the user's idempotency key took
+	// for the item, if the ledger holds one (a retry is answered with its outcome).
+	KeyTicket(ctx context.Context, activityID, itemID, userID int64, key string) (ticket string, ok bool, err error)
 	// Tickets reads tickets of one item (q[i].ID, owned by q[i].UserID) in one step:
 	// out[i] is what Ticket says of q[i], with an empty Status where it says
 	// not_found.

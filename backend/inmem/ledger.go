@@ -351,6 +351,21 @@ func (l *Ledger) Ticket(_ context.Context, userID int64, ticket string) (domain.
 	return l.ticket(l.item(a, i), userID, ticket)
 }
 
+// KeyTicket returns the ticket the user's idempotency key took for the item, if any.
+func (l *Ledger) KeyTicket(_ context.Context, activityID, itemID, userID int64, key string) (string, bool, error) {
+	if key == "" {
+		return "", false, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.items[ledgerKey{activityID, itemID}]
+	if it == nil {
+		return "", false, nil
+	}
+	tk, ok := it.idem[strconv.FormatInt(userID, 10)+":"+key]
+	return tk, ok, nil
+}
+
 // Tickets reads tickets of one item in one step (ticket.lua); an unknown one comes back
 // with an empty Status.
 func (l *Ledger) Tickets(_ context.Context, q []domain.Ticket) ([]domain.Ticket, error) {

@@ -329,6 +329,22 @@ func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 	return n == 1, nil
 }
 
+// KeyTicket returns the ticket the user's idempotency key took for the item, if the
+// ledger holds one.
+func (s *Stock) KeyTicket(ctx context.Context, activityID, itemID, userID int64, key string) (string, bool, error) {
+	if key == "" {
+		return "", false, nil
+	}
+	tk, err := s.rdb.HGet(ctx, keysFor(activityID, itemID).idem(), idemField(userID, key)).Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("look up key of item %d: %w", itemID, err)
+	}
+	return tk, true, nil
+}
+
 // Ticket returns where a ticket stands: its result when settled, pending while in
 // flight, not_found otherwise (unknown, expired, or another user's).
 func (s *Stock) Ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {

@@ -273,6 +273,16 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 		// The local copy may predate another backend's create or publish.
 		a, item, err = s.onSale(ctx, p.ActivityID, p.ItemID, s.catalog.Recheck)
 	}
+	if domain.IsCode(err, domain.ENotFound) && a != nil && p.IdempotencyKey != "" {
+		// An item taken off sale (or an activity taken offline) after the first
+		// attempt with this key was admitted: the retry gets that attempt's outcome.
+		if _, known := a.Item(p.ItemID); known {
+			tk, ok, kerr := s.ledger.KeyTicket(ctx, a.ID, p.ItemID, p.UserID, p.IdempotencyKey)
+			if kerr == nil && ok {
+				return s.replay(ctx, p.UserID, a, tk)
+			}
+		}
+	}
 	if err != nil {
 		return Placed{}, err
 	}
@@ -299,7 +309,7 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 }
 
 // onSale returns the activity and item of an order, or not_found when the item is not
-// on sale.
+// on sale (with the activity, when it was read).
 func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read func(context.Context, int64) (*domain.Activity, error)) (*domain.Activity, domain.Item, error) {
 	a, err := read(ctx, activityID)
 	if err != nil {
@@ -307,7 +317,7 @@ func (s *Service) onSale(ctx context.Context, activityID, itemID int64, read fun
 	}
 	item, err := a.OnSale(itemID)
 	if err != nil {
-		return nil, domain.Item{}, err
+		return a, domain.Item{}, err // the activity as read, for a retry's replay
 	}
 	return a, item, nil
 }

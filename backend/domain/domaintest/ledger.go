@@ -288,7 +288,19 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if again, err = f.deduct(9, 1, "key", 1); err != nil || again.Ticket != first.Ticket {
 			t.Fatalf("replay offline: got %+v, %v", again, err)
 		}
+		// KeyTicket finds the admission without taking part in the sale (offline too).
+		if tk, ok, err := f.KeyTicket(ctx, f.a, f.i, 9, "key"); err != nil || !ok || tk != first.Ticket {
+			t.Fatalf("KeyTicket: got %q, %v, %v; want %s", tk, ok, err, first.Ticket)
+		}
 		must(t, f.SetState(ctx, f.a, f.i, domain.StatePublished))
+		for _, q := range []struct {
+			user int64
+			key  string
+		}{{8, "key"}, {9, "other"}, {9, ""}} {
+			if tk, ok, err := f.KeyTicket(ctx, f.a, f.i, q.user, q.key); err != nil || ok {
+				t.Fatalf("KeyTicket of user %d key %q: got %q, %v, %v; want none", q.user, q.key, tk, ok, err)
+			}
+		}
 		other := f.admit(t, f.deduction(8, 1, "key", 1))
 		if other.Ticket == first.Ticket {
 			t.Fatal("another user's key is another key")
