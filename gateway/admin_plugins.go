@@ -165,13 +165,26 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	}
 	spec := wasm.Spec{Wasm: wasmBytes, Order: req.Order, Config: req.Config, FailPolicy: wasm.FailPolicy(req.FailPolicy),
 		Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, MemoryLimitPages: req.MemoryLimitPages, PoolSize: req.PoolSize}
-	if wasmBytes != nil {
-		// Loading it here checks the module (it compiles, has the ABI's exports,
-		// initializes) before the fleet stores it.
-		if _, err := g.plugins.Put(ctx, name, spec); err != nil {
-			failManagerErr(c, err)
+	if wasmBytes == nil {
+		// A change of order, config or limits: checked as a whole plugin is, on the
+		// module the fleet stores, so a bad policy, limit or config is refused here
+		// and never stored for every gateway to fail on.
+		module, ok, err := g.fleet.StoredModule(ctx, name)
+		switch {
+		case err != nil:
+			failErr(c, err)
+			return
+		case !ok:
+			fail(c, domain.EBadRequest, "wasm_base64 is required: plugin "+name+" is not loaded")
 			return
 		}
+		spec.Wasm = module
+	}
+	// Loading it here checks the plugin (the module compiles, has the ABI's exports,
+	// and initializes with the config, within the limits) before the fleet stores it.
+	if _, err := g.plugins.Put(ctx, name, spec); err != nil {
+		failManagerErr(c, err)
+		return
 	}
 	stored, err := g.backend.PutPlugin(ctx, &rpc.PutPluginReq{Module: wasmBytes, Spec: &rpc.PluginSpec{Name: name, Order: int32(req.Order),
 		Config: string(req.Config), FailPolicy: string(spec.FailPolicy), TimeoutMs: req.TimeoutMS, MemoryLimitPages: int32(req.MemoryLimitPages),

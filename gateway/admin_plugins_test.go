@@ -88,6 +88,11 @@ func TestAdmin(t *testing.T) {
 		{"bad policy", "probe", `{"wasm_base64":"` + probe + `","fail_policy":"sometimes"}`, 400, "fail policy"},
 		{"bad name", "Probe!", `{"wasm_base64":"` + probe + `"}`, 400, "plugin name"},
 		{"negative pages", "probe", `{"wasm_base64":"` + probe + `","memory_limit_pages":-1}`, 400, "body"},
+		// A change without a module is checked as a whole plugin is, on the stored
+		// module (before the fix these were stored for every gateway to fail on).
+		{"bad policy, no module", "probe", `{"fail_policy":"maybe"}`, 400, "fail policy"},
+		{"pool too large, no module", "probe", `{"pool_size":100000}`, 400, "pool size"},
+		{"memory too large, no module", "probe", `{"memory_limit_pages":9999999}`, 400, "memory limit"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
