@@ -37,7 +37,7 @@ type row struct {
 var rows = []row{
 	{key: "port_base", help: "first port of the listeners' defaults: gateway base, its ops base+1, backend base+2, its ops base+3, worker ops base+4; give each process on one host its own base (ops listeners are loopback)"},
 
-	{key: "fleet", help: "the deployment's name: its processes share control announcements, gateway reports and rate-limit buckets in Redis under it, apart from other fleets on the same Redis"},
+	{key: "fleet", help: "the deployment's name: its processes share control announcements, gateway reports and rate-limit buckets in Redis under it. A fleet needs a Redis of its own: sale state is keyed by activity and item ids, which another fleet numbers alike"},
 
 	{key: "mysql.dsn", help: "MySQL DSN, user:pass@tcp(host:port)/db; empty: the embedded stand-in (all-in-one only)", hide: redactDSN},
 	{key: "mysql.max_conns", unset: "32", help: "connections in each process's MySQL pool"},

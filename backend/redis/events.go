@@ -25,8 +25,8 @@ const (
 )
 
 // Events publishes and receives the announcements of one fleet, and keeps its
-// gateways' reports. Several fleets may share a Redis: each has its own name, so none
-// hears another's control changes or counts another's gateways.
+// gateways' reports, under the fleet's name. (A fleet still needs a Redis of its own:
+// the sale's keys are named by activity and item ids alone.)
 type Events struct {
 	rdb   goredis.UniversalClient
 	fleet string
