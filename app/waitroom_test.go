@@ -660,6 +660,95 @@ func TestWaitingRoomExpiryGoesToTheHead(t *testing.T) {
 	}
 }
 
+// TestWaitingRoomPlaceKeptWhileSoldOut: a queued shopper who keeps asking after the
+// item sold out keeps their place past place_ttl (their asks reach the line, not only
+// the edge's sold-out flag), so a unit that comes back is theirs, not a newcomer's.
+// Fails before the fix: the edge answered the asks, the place lapsed, the newcomer
+// bought the unit.
+func TestWaitingRoomPlaceKeptWhileSoldOut(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 2) // place_ttl 3 s
+	aid, iid := rs.roomSale(t, "sync", 1, 1, 1)
+	body := map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}
+	order := func(gw int, user int64, qtok string) (int, map[string]any) {
+		t.Helper()
+		tok, _ := mint(user)
+		hdr := map[string]string{}
+		if qtok != "" {
+			hdr["Queue-Token"] = qtok
+		}
+		code, out, err := call("POST", rs.urls[gw]+"/api/v1/orders", tok, body, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, out
+	}
+	room := func(on bool) {
+		t.Helper()
+		if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
+			map[string]any{"waiting_room": map[string]any{"enabled": on}}, nil); err != nil || code != http.StatusOK {
+			t.Fatalf("turn the room %v: got %d %v %v", on, code, out, err)
+		}
+	}
+	line := redis.NewLine(testenv.Redis(t))
+	d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 1,
+		PlaceTTL: time.Minute, Lease: time.Minute})
+	if err != nil || d.Outcome != domain.LineAdmitted {
+		t.Fatalf("hold the slot: got %+v %v", d, err)
+	}
+	code, q := order(0, 2, "")
+	if code != http.StatusAccepted || q["status"] != "queued" {
+		t.Fatalf("user 2: got %d %v, want queued", code, q)
+	}
+	tok2 := q["queue_token"].(string)
+	room(false)
+	var first map[string]any
+	for start := time.Now(); code != http.StatusCreated; time.Sleep(20 * time.Millisecond) {
+		if code, first = order(1, 1, ""); time.Since(start) > 5*time.Second {
+			t.Fatalf("user 1 past the room: got %d %v, want 201", code, first)
+		}
+	}
+	room(true)
+	if err := line.Leave(ctx, aid, iid, 9001, d.Seq, false); err != nil {
+		t.Fatal(err)
+	}
+	// User 2 asks, as told, for longer than place_ttl, through the gateway that
+	// flagged the item sold out (the operator's changed the activity through the
+	// other, which dropped its flags); every answer is sold_out.
+	for start := time.Now(); time.Since(start) < 4*time.Second; time.Sleep(400 * time.Millisecond) {
+		if code, out := order(0, 2, tok2); code != http.StatusConflict {
+			t.Fatalf("user 2 while sold out: got %d %v, want 409", code, out)
+		}
+	}
+	tok1, _ := mint(1)
+	if code, out, err := call("POST", rs.urls[0]+"/api/v1/orders/"+first["order_id"].(string)+"/cancel", tok1, nil, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("cancel: got %d %v %v", code, out, err)
+	}
+	// The unit is back: a newcomer, once they hear of it, is queued behind user 2,
+	// who takes it.
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		code3, out3 := order(0, 3, "")
+		if code3 == http.StatusCreated {
+			t.Fatalf("the newcomer took the unit user 2 kept a place for")
+		}
+		if code3 == http.StatusAccepted && out3["position"] == 2.0 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("after the cancel: the newcomer got %d %v, want queued behind user 2", code3, out3)
+		}
+	}
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		code2, out2 := order(1, 2, tok2)
+		if code2 == http.StatusCreated {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("after the cancel: user 2 got %d %v, want the unit", code2, out2)
+		}
+	}
+}
+
 // TestWaitingRoomBotsDoNotJumpTheLine: the plugins run before a place is given, so a
 // shopper a plugin refuses never takes one; and one shopper holds one place per item,
 // however many requests they send at once through however many gateways.

@@ -158,6 +158,11 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 			stateOf(c).retry = true
 			break
 		}
+		if a.WaitingRoom && len(c.GetHeader(HeaderQueueToken)) > 0 {
+			// A queued shopper asking after their place: the line answers (sold_out
+			// too), so the place stays theirs for units that come back.
+			break
+		}
 		// The answer of every order in a sell-out's rush: its message is built on
 		// the stack.
 		g.shed.add(b.ActivityID, layerCache, domain.ESoldOut)
