@@ -471,6 +471,20 @@ func TestWaitingRoomLine(t *testing.T) {
 		map[string]any{"waiting_room": map[string]any{"k": 0}}, nil); code != http.StatusBadRequest {
 		t.Fatalf("k 0: got %d %v, want 400", code, out)
 	}
+	// At creation too: a given k is checked as given, not read as the default.
+	if code, out, _ := call("POST", rs.urls[0]+"/admin/v1/activities", adminToken, map[string]any{
+		"name": "k 0", "start": time.Now().Format(time.RFC3339), "end": time.Now().Add(time.Hour).Format(time.RFC3339),
+		"strategy": "sync", "waiting_room": map[string]any{"enabled": true, "k": 0},
+		"items": []map[string]any{{"name": "x", "price_cents": 1, "stock": 1}}}, nil); code != http.StatusBadRequest {
+		t.Fatalf("k 0 at creation: got %d %v, want 400", code, out)
+	}
+	// An item change without the item's id, and a price past the bound.
+	for _, items := range [][]map[string]any{{{"total_stock": 3}}, {{"id": iid, "price_cents": int64(1) << 62}}} {
+		if code, out, _ := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[0], aid), adminToken,
+			map[string]any{"items": items}, nil); code != http.StatusBadRequest {
+			t.Fatalf("items %v: got %d %v, want 400", items, code, out)
+		}
+	}
 	code, st, err := call("GET", fmt.Sprintf("%s/admin/v1/activities/%d/stats", rs.urls[1], aid), adminToken, nil, nil)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("stats: got %d %v %v", code, st, err)

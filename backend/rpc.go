@@ -146,7 +146,11 @@ func (h *handler) CreateActivity(ctx context.Context, req *rpc.CreateActivityReq
 		Strategy: domain.Strategy(req.Strategy), PerUserLimit: int(req.PerUserLimit), BucketCount: int(req.BucketCount),
 		Room: domain.Room{On: req.GetWaitingRoom(), Factor: domain.DefaultRoomFactor}}
 	if req.AdmissionFactor != nil {
-		a.Room.Factor = *req.AdmissionFactor // a given 0 is refused, not read as the default
+		// A given k is checked as given: 0 is refused, not read as the default.
+		if k := *req.AdmissionFactor; !(k >= domain.MinRoomFactor && k <= domain.MaxRoomFactor) {
+			return nil, rpcerr.ToBiz(domain.Errorf(domain.EBadRequest, "waiting_room.k must be %g to %g", float64(domain.MinRoomFactor), float64(domain.MaxRoomFactor)))
+		}
+		a.Room.Factor = *req.AdmissionFactor
 	}
 	for _, it := range req.Items {
 		a.Items = append(a.Items, itemIn(it))

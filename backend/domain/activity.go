@@ -44,6 +44,10 @@ const (
 	MaxPerUserLimit = 1000
 	MaxQuantity     = 1000
 	MaxNameLen      = 200
+	// MaxPriceCents and MaxStock keep an order's amount (price x quantity) and the
+	// ledger's counters (Lua numbers are doubles) exact.
+	MaxPriceCents = 1_000_000_000_000 // ten billion in the currency's units
+	MaxStock      = 1_000_000_000
 )
 
 // Activity is a sale: a window, a strategy and its items.
@@ -200,10 +204,10 @@ func (a *Activity) ValidateItem(it Item) error {
 	switch {
 	case strings.TrimSpace(it.Name) == "" || len(it.Name) > MaxNameLen:
 		return Errorf(EBadRequest, "%s: name must be 1 to %d characters", what, MaxNameLen)
-	case it.PriceCents < 0:
-		return Errorf(EBadRequest, "%s: price must not be negative", what)
-	case it.TotalStock < 0:
-		return Errorf(EBadRequest, "%s: stock must not be negative", what)
+	case it.PriceCents < 0 || it.PriceCents > MaxPriceCents:
+		return Errorf(EBadRequest, "%s: price_cents must be 0 to %d", what, int64(MaxPriceCents))
+	case it.TotalStock < 0 || it.TotalStock > MaxStock:
+		return Errorf(EBadRequest, "%s: stock must be 0 to %d", what, int64(MaxStock))
 	case !it.State.Valid():
 		return Errorf(EBadRequest, "%s: state must be online or offline, not %q", what, it.State)
 	}

@@ -202,6 +202,9 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 	next.Items = slices.Clone(a.Items)
 	seen := map[int64]bool{}
 	for _, ic := range c.Items {
+		if ic.ItemID <= 0 {
+			return nil, domain.Errorf(domain.EBadRequest, "each item change needs the item's id")
+		}
 		k := slices.IndexFunc(next.Items, func(it domain.Item) bool { return it.ID == ic.ItemID })
 		if k < 0 {
 			return nil, domain.Errorf(domain.ENotFound, "item %d is not in activity %d", ic.ItemID, id)
