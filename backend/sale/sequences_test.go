@@ -205,6 +205,14 @@ func TestSeqAmbiguousDeduct(t *testing.T) {
 			e.proxy.Cut()
 			return domain.Deducted{}, errLost
 		})
+		// The backend's late ending reaches MySQL only after the worker's write (in
+		// the other order its void mark fences the write, which is the other half of
+		// the promise: TestSeqVoidFencesLateWrite).
+		written := make(chan struct{})
+		e.orders.void.set(func(r domain.OrderRequest, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
+			<-written
+			return next()
+		})
 		_, err := e.place(a, 1, 1, "k")
 		answered := time.Now()
 		e.ledger.deduct.clear()
@@ -216,6 +224,7 @@ func TestSeqAmbiguousDeduct(t *testing.T) {
 		if _, err := e.orders.OrderStore.WriteOrder(ctx, r, 1); err != nil {
 			t.Fatalf("the worker's write: %v", err)
 		}
+		close(written)
 		e.proxy.Restore()
 		for e.ticket(t, 1, d.Ticket).Status == domain.TicketPending {
 			if time.Since(answered) > e.cfg.EndWithin {
@@ -223,6 +232,7 @@ func TestSeqAmbiguousDeduct(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		e.orders.void.clear()
 		e.wantTicket(t, "ended", 1, d.Ticket, domain.TicketCreated)
 		// The key gives the order's ticket back, not a new order.
 		if p := e.buy(t, a, 1, 1, "k"); !p.Replayed || p.Ticket != d.Ticket {
