@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
@@ -19,7 +18,7 @@ import (
 
 // parseItemID reads the route's positive item id as parseID does.
 func parseItemID(c *app.RequestContext) (int64, bool) {
-	id, err := strconv.ParseInt(c.Param("item"), 10, 64)
+	id, err := canonicalID(c.Param("item"))
 	if err != nil || id <= 0 {
 		fail(c, domain.ENotFound, fmt.Sprintf("%q is not a known item id", c.Param("item")))
 		return 0, false

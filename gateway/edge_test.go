@@ -142,3 +142,20 @@ func TestOrderForAnItemAddedElsewhere(t *testing.T) {
 		t.Fatalf("20 orders for one made-up item: got %d item lookups, want 1", got)
 	}
 }
+
+// TestCanonicalIDs: an id in a path is written one way (digits, no sign, no leading
+// zero), so one activity has one path and one cache entry.
+func TestCanonicalIDs(t *testing.T) {
+	f := startGateway(t)
+	for path, want := range map[string]int{
+		"/api/v1/activities/7": http.StatusOK, "/api/v1/items/70": http.StatusOK,
+		"/api/v1/activities/07": http.StatusNotFound, "/api/v1/activities/+7": http.StatusNotFound,
+		"/api/v1/activities/-7": http.StatusNotFound, "/api/v1/activities/7x": http.StatusNotFound,
+		"/api/v1/items/070": http.StatusNotFound, "/api/v1/activities/0": http.StatusNotFound,
+		"/api/v1/activities/99999999999999999999": http.StatusNotFound,
+	} {
+		if got := f.do(t, "GET", path, "", ""); got.status != want {
+			t.Errorf("GET %s: got %d %v, want %d", path, got.status, got.body, want)
+		}
+	}
+}

@@ -17,12 +17,21 @@ import (
 // parseID reads the route's positive id; anything else is answered 404, and
 // the handler stops when ok is false.
 func parseID(c *app.RequestContext) (int64, bool) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	id, err := canonicalID(c.Param("id"))
 	if err != nil || id <= 0 {
 		fail(c, domain.ENotFound, fmt.Sprintf("%q is not a known id", c.Param("id")))
 		return 0, false
 	}
 	return id, true
+}
+
+// canonicalID reads an id written as ids are written: digits only, no sign and no
+// leading zero, so one id has one path (`+6` and `06` are not 6).
+func canonicalID(s string) (int64, error) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields, and
