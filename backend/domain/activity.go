@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Strategy is how an activity turns admitted requests into orders.
@@ -171,7 +173,11 @@ func (a *Activity) Validate() error {
 	switch {
 	case strings.TrimSpace(a.Name) == "" || len(a.Name) > MaxNameLen:
 		return Errorf(EBadRequest, "name must be 1 to %d characters", MaxNameLen)
-	case a.Start.IsZero() || a.End.IsZero() || !a.End.After(a.Start):
+	case !printable(a.Name):
+		return Errorf(EBadRequest, "name must be valid UTF-8 without control characters")
+	case !plausible(a.Start) || !plausible(a.End):
+		return Errorf(EBadRequest, "start and end must be times from %d to %d", minYear, maxYear-1)
+	case !a.End.After(a.Start):
 		return Errorf(EBadRequest, "end must be after start")
 	case !a.Strategy.Valid():
 		return Errorf(EBadRequest, "strategy must be sync, async or bucket, not %q", a.Strategy)
@@ -204,6 +210,8 @@ func (a *Activity) ValidateItem(it Item) error {
 	switch {
 	case strings.TrimSpace(it.Name) == "" || len(it.Name) > MaxNameLen:
 		return Errorf(EBadRequest, "%s: name must be 1 to %d characters", what, MaxNameLen)
+	case !printable(it.Name):
+		return Errorf(EBadRequest, "%s: name must be valid UTF-8 without control characters", what)
 	case it.PriceCents < 0 || it.PriceCents > MaxPriceCents:
 		return Errorf(EBadRequest, "%s: price_cents must be 0 to %d", what, int64(MaxPriceCents))
 	case it.TotalStock < 0 || it.TotalStock > MaxStock:
@@ -240,3 +248,18 @@ func SplitStock(n int64, buckets int) []int64 {
 	}
 	return out
 }
+
+// printable reports whether a name is valid UTF-8 without control characters (a NUL,
+// a newline, an escape sequence), which storefronts and CSV exports would pass on.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// The years a sale's window may fall in: a year-1 or year-9999 time is a mistake (or
+// an attack on the arithmetic of windows), not a sale.
+const (
+	minYear = 2000
+	maxYear = 2200
+)
+
+func plausible(t time.Time) bool { return t.Year() >= minYear && t.Year() < maxYear }
