@@ -13,6 +13,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/common/hlog"
 	"github.com/cloudwego/kitex/pkg/klog"
 	"github.com/cloudwego/netpoll"
+	"golang.org/x/time/rate"
 
 	"github.com/seckill/flashsale/internal/reqid"
 )
@@ -23,8 +24,8 @@ import (
 // RPC, a slow dial, a client gone mid-request) come by the thousand.
 func FrameworkLogs(log *slog.Logger, level string) {
 	log = slog.New(reqid.Handler(log.Handler()))
-	h := &hertzLog{frameworkLog{log: log.With("framework", "hertz")}}
-	k := &kitexLog{frameworkLog{log: log.With("framework", "kitex")}}
+	h := &hertzLog{newFrameworkLog(log.With("framework", "hertz"))}
+	k := &kitexLog{newFrameworkLog(log.With("framework", "kitex"))}
 	hlog.SetLogger(h)
 	klog.SetLogger(k)
 	netpoll.SetLoggerOutput(lineWriter{log: log.With("framework", "netpoll")})
@@ -67,17 +68,39 @@ func slogLevel(l int32) slog.Level {
 }
 
 // frameworkLog is what hlog.FullLogger and klog.FullLogger have in common, over slog.
+// Its records are bounded (frameworkLogRate): a client sending malformed requests gets
+// hertz to log each one, and must not fill the disk; what was left out is counted in
+// the next record.
 type frameworkLog struct {
-	log   *slog.Logger
-	level atomic.Int32
+	log     *slog.Logger
+	level   atomic.Int32
+	limit   *rate.Limiter
+	dropped atomic.Int64
+}
+
+// The records a framework may log a second, and at once.
+const (
+	frameworkLogRate  = 20
+	frameworkLogBurst = 100
+)
+
+func newFrameworkLog(log *slog.Logger) frameworkLog {
+	return frameworkLog{log: log, limit: rate.NewLimiter(frameworkLogRate, frameworkLogBurst)}
 }
 
 func (f *frameworkLog) out(ctx context.Context, l int32, msg string) {
 	if l < f.level.Load() {
 		return
 	}
+	if l < fwFatal && !f.limit.Allow() {
+		f.dropped.Add(1)
+		return
+	}
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if n := f.dropped.Swap(0); n > 0 {
+		f.log.Log(ctx, slog.LevelWarn, fmt.Sprintf("%d framework log records left out (over %d a second)", n, frameworkLogRate), "left_out", n)
 	}
 	f.log.Log(ctx, slogLevel(l), strings.TrimSpace(msg))
 	if l == fwFatal {

@@ -1,0 +1,28 @@
+package app
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFrameworkLogsBounded: a flood of framework records (hertz logs each malformed
+// request) is cut to the bound, and the next record says how many were left out.
+func TestFrameworkLogsBounded(t *testing.T) {
+	var buf bytes.Buffer
+	h := &hertzLog{newFrameworkLog(slog.New(slog.NewTextHandler(&buf, nil)))}
+	for i := 0; i < 1000; i++ {
+		h.Errorf("HERTZ: Error=malformed request %d", i)
+	}
+	if n := strings.Count(buf.String(), "malformed request"); n < frameworkLogBurst || n > frameworkLogBurst+5 {
+		t.Fatalf("%d of 1000 records logged, want about the burst of %d", n, frameworkLogBurst)
+	}
+	time.Sleep(100 * time.Millisecond) // a token or two back
+	buf.Reset()
+	h.Errorf("HERTZ: Error=one more")
+	if out := buf.String(); !strings.Contains(out, "framework log records left out") || !strings.Contains(out, "one more") {
+		t.Fatalf("after the flood: got %q, want the count left out and the record", out)
+	}
+}
