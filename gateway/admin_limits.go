@@ -60,8 +60,8 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 	var patch map[string]map[string]json.Number
 	dec := json.NewDecoder(bytes.NewReader(c.Request.Body()))
 	dec.UseNumber()
-	if err := dec.Decode(&patch); err != nil || dec.More() {
-		fail(c, domain.EBadRequest, "the body must be one JSON object of rules, like {\"user\": {\"rps\": 5, \"burst\": 10}}")
+	if err := dec.Decode(&patch); err != nil || dec.More() || quotedNumber(c.Request.Body()) {
+		fail(c, domain.EBadRequest, "the body must be one JSON object of rules, like {\"user\": {\"rps\": 5, \"burst\": 10}}, with numbers as numbers")
 		return
 	}
 	st, err := g.backend.GetLimits(ctx, &rpc.EmptyReq{})
@@ -131,4 +131,21 @@ func applyPatch(cur ratelimit.Limits, patch map[string]map[string]json.Number) (
 func limitsOut(l ratelimit.Limits) api.Limits {
 	return api.Limits{Global: api.Rule(l.Global), Read: api.Rule(l.Read), User: api.Rule(l.User), UserRead: api.Rule(l.UserRead),
 		Item: api.Rule(l.Item), IP: api.Rule(l.IP)}
+}
+
+// quotedNumber reports whether a rule's value in body is a string ("7"), which
+// json.Number would take as the number.
+func quotedNumber(body []byte) bool {
+	var raw map[string]map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil {
+		return false // the strict decode above answers it
+	}
+	for _, rule := range raw {
+		for _, v := range rule {
+			if len(v) > 0 && v[0] == '"' {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -276,6 +276,7 @@ func TestAPIClient(t *testing.T) {
 			return err
 		}, 400, "bad_request"},
 		{"bad body", func() error { return op.Do(ctx, "PUT", "/admin/v1/limits", []byte(`{"user": {"rps": -1}}`), nil) }, 400, "bad_request"},
+		{"a number in a string", func() error { return op.Do(ctx, "PUT", "/admin/v1/limits", []byte(`{"user": {"rps": "7"}}`), nil) }, 400, "bad_request"},
 		{"zero quantity", func() error {
 			_, err := shop.PlaceOrder(ctx, api.PlaceOrderRequest{ActivityID: 7, ItemID: 70}, "")
 			return err
