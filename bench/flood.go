@@ -35,7 +35,7 @@ func floodScenario(z Sizes) (*scenario, error) {
 	}
 	how := "asks again with its token after retry_after_ms"
 	if z.FloodWait > 0 {
-		how = fmt.Sprintf("asks again with its token and waits at the gateway (?wait=%s) until admitted, sold out or the wait ends", z.FloodWait)
+		how = fmt.Sprintf("orders with ?wait=%s, so a queued shopper waits at the gateway until admitted, sold out or the wait ends, then asks again with its token", z.FloodWait)
 	}
 	n := int(z.FloodStock) * z.FloodDemand
 	if n > load.MaxCount {
@@ -143,6 +143,9 @@ func (b *bencher) floodRun(ctx context.Context, sc *scenario, strategy string, r
 		s := &shoppers[i]
 		tok := b.tokens[i]
 		o := load.OrderRequest{Token: tok, ActivityID: act.ID, ItemID: item, Quantity: 1, Key: fmt.Sprintf("%s-%d-%d", b.opts.Tag, act.ID, i)}
+		if room {
+			o.Wait = z.FloodWait // from the first try: an order let through at once ignores it
+		}
 		var ans load.OrderAnswer
 		for {
 			start := time.Now()
