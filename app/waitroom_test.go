@@ -586,77 +586,96 @@ func TestWaitingRoomLongPoll(t *testing.T) {
 	}
 }
 
-// TestWaitingRoomExpiryGoesToTheHead: a unit an unpaid order gives back when it
-// expires goes to the shopper who kept a place in line, not to one who came after
-// the item sold out, however eagerly they ask.
-func TestWaitingRoomExpiryGoesToTheHead(t *testing.T) {
+// queuedThenSoldOut is a sale of one unit with the room on (k 1) where user 2 holds a
+// place in line and user 1 bought the unit past the room (the operator turned it off
+// a moment), leaving the order unpaid: the start of the tests of units that come back.
+type queuedThenSoldOut struct {
+	rs       *roomStack
+	aid, iid int64
+	tok2     string // user 2's queue token
+	first    string // user 1's order
+}
+
+func newQueuedThenSoldOut(t *testing.T, rs *roomStack) *queuedThenSoldOut {
+	t.Helper()
 	ctx := context.Background()
-	rs := startRoomStack(t, 2, func(c *config.Config) {
-		c.Backend.UnpaidTimeout = 2 * time.Second
-		c.Backend.ReconcileInterval = 300 * time.Millisecond
-	})
-	aid, iid := rs.roomSale(t, "sync", 1, 1, 1)
-	body := map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}
-	order := func(gw int, user int64, qtok string) (int, map[string]any) {
-		t.Helper()
-		tok, _ := mint(user)
-		hdr := map[string]string{}
-		if qtok != "" {
-			hdr["Queue-Token"] = qtok
-		}
-		code, out, err := call("POST", rs.urls[gw]+"/api/v1/orders", tok, body, hdr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return code, out
-	}
-	room := func(on bool) {
-		t.Helper()
-		if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
-			map[string]any{"waiting_room": map[string]any{"enabled": on}}, nil); err != nil || code != http.StatusOK {
-			t.Fatalf("turn the room %v: got %d %v %v", on, code, out, err)
-		}
-	}
+	q := &queuedThenSoldOut{rs: rs}
+	q.aid, q.iid = rs.roomSale(t, "sync", 1, 1, 1)
 	// The one slot is held, so user 2 takes a place in line.
 	line := redis.NewLine(testenv.Redis(t))
-	d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 1,
+	d, err := line.Enter(ctx, domain.LineEntry{ActivityID: q.aid, ItemID: q.iid, UserID: 9001, Buckets: 1, Factor: 1,
 		PlaceTTL: time.Minute, Lease: time.Minute})
 	if err != nil || d.Outcome != domain.LineAdmitted {
 		t.Fatalf("hold the slot: got %+v %v", d, err)
 	}
-	code, q := order(0, 2, "")
-	if code != http.StatusAccepted || q["status"] != "queued" {
-		t.Fatalf("user 2: got %d %v, want queued", code, q)
+	code, out := q.order(t, 0, 2, "")
+	if code != http.StatusAccepted || out["status"] != "queued" {
+		t.Fatalf("user 2: got %d %v, want queued", code, out)
 	}
-	tok2 := q["queue_token"].(string)
-	// User 1 buys the unit past the room (the operator turned it off a moment), and
-	// leaves the order unpaid.
-	room(false)
-	var first map[string]any
+	q.tok2 = out["queue_token"].(string)
+	q.room(t, false)
 	for start := time.Now(); code != http.StatusCreated; time.Sleep(20 * time.Millisecond) {
-		if code, first = order(1, 1, ""); time.Since(start) > 5*time.Second {
-			t.Fatalf("user 1 past the room: got %d %v, want 201", code, first)
+		if code, out = q.order(t, 1, 1, ""); time.Since(start) > 5*time.Second {
+			t.Fatalf("user 1 past the room: got %d %v, want 201", code, out)
 		}
 	}
-	room(true)
-	if err := line.Leave(ctx, aid, iid, 9001, d.Seq, false); err != nil {
+	q.first = out["order_id"].(string)
+	q.room(t, true)
+	if err := line.Leave(ctx, q.aid, q.iid, 9001, d.Seq, false); err != nil {
 		t.Fatal(err)
 	}
+	return q
+}
+
+// order places user's order of the unit through gateway gw, with a queue token if any.
+func (q *queuedThenSoldOut) order(t *testing.T, gw int, user int64, qtok string) (int, map[string]any) {
+	t.Helper()
+	tok, _ := mint(user)
+	hdr := map[string]string{}
+	if qtok != "" {
+		hdr["Queue-Token"] = qtok
+	}
+	code, out, err := call("POST", q.rs.urls[gw]+"/api/v1/orders", tok, map[string]any{"activity_id": q.aid, "item_id": q.iid, "quantity": 1}, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, out
+}
+
+// room turns the waiting room on or off through gateway 1 (which drops its sold-out
+// flags: gateway 0 keeps them).
+func (q *queuedThenSoldOut) room(t *testing.T, on bool) {
+	t.Helper()
+	if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", q.rs.urls[1], q.aid), adminToken,
+		map[string]any{"waiting_room": map[string]any{"enabled": on}}, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("turn the room %v: got %d %v %v", on, code, out, err)
+	}
+}
+
+// TestWaitingRoomExpiryGoesToTheHead: a unit an unpaid order gives back when it
+// expires goes to the shopper who kept a place in line, not to one who came after
+// the item sold out, however eagerly they ask.
+func TestWaitingRoomExpiryGoesToTheHead(t *testing.T) {
+	q := newQueuedThenSoldOut(t, startRoomStack(t, 2, func(c *config.Config) {
+		c.Backend.UnpaidTimeout = 2 * time.Second
+		c.Backend.ReconcileInterval = 300 * time.Millisecond
+	}))
 	// Until the order expires both are told sold_out; then the unit is user 2's. User 3
 	// asks first each round.
+	tok2 := q.tok2
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if time.Now().After(deadline) {
 			t.Fatal("the expired order's unit was not sold again within 15 s")
 		}
-		code3, out3 := order(0, 3, "")
+		code3, out3 := q.order(t, 0, 3, "")
 		if code3 == http.StatusCreated {
 			t.Fatalf("user 3, who came after the item sold out, took the returned unit")
 		}
 		if code3 != http.StatusConflict && code3 != http.StatusAccepted {
 			t.Fatalf("user 3: got %d %v", code3, out3)
 		}
-		code2, out2 := order(1, 2, tok2)
+		code2, out2 := q.order(t, 1, 2, tok2)
 		if code2 == http.StatusCreated {
 			break
 		}
@@ -668,7 +687,7 @@ func TestWaitingRoomExpiryGoesToTheHead(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	tok1, _ := mint(1)
-	code, o, err := call("GET", rs.urls[0]+"/api/v1/orders/"+first["order_id"].(string), tok1, nil, nil)
+	code, o, err := call("GET", q.rs.urls[0]+"/api/v1/orders/"+q.first, tok1, nil, nil)
 	if err != nil || code != http.StatusOK || o["status"] != "expired" {
 		t.Fatalf("the first order: got %d %v %v, want expired", code, o, err)
 	}
@@ -680,68 +699,22 @@ func TestWaitingRoomExpiryGoesToTheHead(t *testing.T) {
 // Fails before the fix: the edge answered the asks, the place lapsed, the newcomer
 // bought the unit.
 func TestWaitingRoomPlaceKeptWhileSoldOut(t *testing.T) {
-	ctx := context.Background()
-	rs := startRoomStack(t, 2) // place_ttl 3 s
-	aid, iid := rs.roomSale(t, "sync", 1, 1, 1)
-	body := map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}
-	order := func(gw int, user int64, qtok string) (int, map[string]any) {
-		t.Helper()
-		tok, _ := mint(user)
-		hdr := map[string]string{}
-		if qtok != "" {
-			hdr["Queue-Token"] = qtok
-		}
-		code, out, err := call("POST", rs.urls[gw]+"/api/v1/orders", tok, body, hdr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return code, out
-	}
-	room := func(on bool) {
-		t.Helper()
-		if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
-			map[string]any{"waiting_room": map[string]any{"enabled": on}}, nil); err != nil || code != http.StatusOK {
-			t.Fatalf("turn the room %v: got %d %v %v", on, code, out, err)
-		}
-	}
-	line := redis.NewLine(testenv.Redis(t))
-	d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 1,
-		PlaceTTL: time.Minute, Lease: time.Minute})
-	if err != nil || d.Outcome != domain.LineAdmitted {
-		t.Fatalf("hold the slot: got %+v %v", d, err)
-	}
-	code, q := order(0, 2, "")
-	if code != http.StatusAccepted || q["status"] != "queued" {
-		t.Fatalf("user 2: got %d %v, want queued", code, q)
-	}
-	tok2 := q["queue_token"].(string)
-	room(false)
-	var first map[string]any
-	for start := time.Now(); code != http.StatusCreated; time.Sleep(20 * time.Millisecond) {
-		if code, first = order(1, 1, ""); time.Since(start) > 5*time.Second {
-			t.Fatalf("user 1 past the room: got %d %v, want 201", code, first)
-		}
-	}
-	room(true)
-	if err := line.Leave(ctx, aid, iid, 9001, d.Seq, false); err != nil {
-		t.Fatal(err)
-	}
+	q := newQueuedThenSoldOut(t, startRoomStack(t, 2)) // place_ttl 3 s
 	// User 2 asks, as told, for longer than place_ttl, through the gateway that
-	// flagged the item sold out (the operator's changed the activity through the
-	// other, which dropped its flags); every answer is sold_out.
+	// flagged the item sold out; every answer is sold_out.
 	for start := time.Now(); time.Since(start) < 4*time.Second; time.Sleep(400 * time.Millisecond) {
-		if code, out := order(0, 2, tok2); code != http.StatusConflict {
+		if code, out := q.order(t, 0, 2, q.tok2); code != http.StatusConflict {
 			t.Fatalf("user 2 while sold out: got %d %v, want 409", code, out)
 		}
 	}
 	tok1, _ := mint(1)
-	if code, out, err := call("POST", rs.urls[0]+"/api/v1/orders/"+first["order_id"].(string)+"/cancel", tok1, nil, nil); err != nil || code != http.StatusOK {
+	if code, out, err := call("POST", q.rs.urls[0]+"/api/v1/orders/"+q.first+"/cancel", tok1, nil, nil); err != nil || code != http.StatusOK {
 		t.Fatalf("cancel: got %d %v %v", code, out, err)
 	}
 	// The unit is back: a newcomer, once they hear of it, is queued behind user 2,
 	// who takes it.
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		code3, out3 := order(0, 3, "")
+		code3, out3 := q.order(t, 0, 3, "")
 		if code3 == http.StatusCreated {
 			t.Fatalf("the newcomer took the unit user 2 kept a place for")
 		}
@@ -753,7 +726,7 @@ func TestWaitingRoomPlaceKeptWhileSoldOut(t *testing.T) {
 		}
 	}
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
-		code2, out2 := order(1, 2, tok2)
+		code2, out2 := q.order(t, 1, 2, q.tok2)
 		if code2 == http.StatusCreated {
 			break
 		}
