@@ -79,6 +79,12 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 		fail(c, domain.EBadRequest, err.Error())
 		return
 	}
+	if next == cur {
+		// Nothing changes ({}, null, or the values in force): no new version, no
+		// announcement to every gateway.
+		g.answerLimits(ctx, c, st)
+		return
+	}
 	body, err := json.Marshal(next)
 	if err != nil {
 		fail(c, domain.EInternal, err.Error())

@@ -204,6 +204,22 @@ func TestAPIClient(t *testing.T) {
 			}
 			return rulesOf(op.SetLimits(ctx, *read))
 		}, limits},
+		{"a change that changes nothing stores no version", func() (any, error) {
+			before, err := op.Limits(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for _, body := range []string{`{}`, `null`, `{"user": {"rps": 100}}`} {
+				var after api.Limits
+				if err := op.Do(ctx, "PUT", "/admin/v1/limits", []byte(body), &after); err != nil {
+					return nil, err
+				}
+				if after.Version != before.Version {
+					return nil, fmt.Errorf("%s: version %d -> %d", body, before.Version, after.Version)
+				}
+			}
+			return "same version", nil
+		}, "same version"},
 		{"Do, the answer as sent", func() (any, error) {
 			var raw json.RawMessage
 			err := op.Do(ctx, "GET", "/admin/v1/limits", nil, &raw)
