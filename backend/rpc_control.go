@@ -29,7 +29,7 @@ func pluginOut(p control.Plugin) *rpc.PluginSpec {
 
 func pluginIn(s *rpc.PluginSpec) control.Plugin {
 	p := control.Plugin{Name: s.Name, Order: int(s.Order), FailPolicy: s.FailPolicy, TimeoutMS: s.TimeoutMs,
-		MemoryPages: uint32(max(s.MemoryLimitPages, 0)), PoolSize: int(s.PoolSize), UpdatedBy: s.UpdatedBy}
+		MemoryPages: uint32(max(s.MemoryLimitPages, 0)), PoolSize: int(s.PoolSize), UpdatedBy: s.UpdatedBy, SHA256: s.Sha256}
 	if s.Config != "" {
 		p.Config = json.RawMessage(s.Config)
 	}

@@ -165,11 +165,12 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	}
 	spec := wasm.Spec{Wasm: wasmBytes, Order: req.Order, Config: req.Config, FailPolicy: wasm.FailPolicy(req.FailPolicy),
 		Timeout: time.Duration(req.TimeoutMS) * time.Millisecond, MemoryLimitPages: req.MemoryLimitPages, PoolSize: req.PoolSize}
+	checked := "" // the stored module a change without one was checked on
 	if wasmBytes == nil {
 		// A change of order, config or limits: checked as a whole plugin is, on the
 		// module the fleet stores, so a bad policy, limit or config is refused here
 		// and never stored for every gateway to fail on.
-		module, ok, err := g.fleet.StoredModule(ctx, name)
+		module, sum, ok, err := g.fleet.StoredModule(ctx, name)
 		switch {
 		case err != nil:
 			failErr(c, err)
@@ -178,7 +179,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 			fail(c, domain.EBadRequest, "wasm_base64 is required: plugin "+name+" is not loaded")
 			return
 		}
-		spec.Wasm = module
+		spec.Wasm, checked = module, sum
 	}
 	// Loading it here checks the plugin (the module compiles, has the ABI's exports,
 	// and initializes with the config, within the limits) before the fleet stores it.
@@ -188,7 +189,7 @@ func (g *Gateway) putPlugin(ctx context.Context, c *app.RequestContext) {
 	}
 	stored, err := g.backend.PutPlugin(ctx, &rpc.PutPluginReq{Module: wasmBytes, Spec: &rpc.PluginSpec{Name: name, Order: int32(req.Order),
 		Config: string(req.Config), FailPolicy: string(spec.FailPolicy), TimeoutMs: req.TimeoutMS, MemoryLimitPages: int32(req.MemoryLimitPages),
-		PoolSize: int32(req.PoolSize), UpdatedBy: g.operatorOf(c)}}, controlCall)
+		PoolSize: int32(req.PoolSize), UpdatedBy: g.operatorOf(c), Sha256: checked}}, controlCall)
 	if err = rpcerr.FromRPCChange(err); err != nil {
 		g.fleet.SyncChain(ctx) // back to what the fleet stores
 		if wasmBytes == nil && domain.IsCode(err, domain.ENotFound) {

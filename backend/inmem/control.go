@@ -87,6 +87,9 @@ func (s *ControlStore) PutPlugin(_ context.Context, p control.Plugin, module []b
 		if !ok {
 			return control.Plugin{}, domain.Errorf(domain.ENotFound, "plugin %s is not loaded: send its module", p.Name)
 		}
+		if p.SHA256 != "" && p.SHA256 != cur.SHA256 {
+			return control.Plugin{}, domain.Errorf(domain.EConflict, "plugin %s's module changed while this change was checked: send it again", p.Name)
+		}
 		p.SHA256, p.SizeBytes = cur.SHA256, cur.SizeBytes
 	} else {
 		sum := sha256.Sum256(module)

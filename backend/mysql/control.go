@@ -155,6 +155,9 @@ func (s *Store) PutPlugin(ctx context.Context, p control.Plugin, module []byte) 
 			if err != nil {
 				return fmt.Errorf("read plugin %s: %w", p.Name, err)
 			}
+			if p.SHA256 != "" && p.SHA256 != cur.SHA256 {
+				return domain.Errorf(domain.EConflict, "plugin %s's module changed while this change was checked: send it again", p.Name)
+			}
 			p.SHA256, p.SizeBytes = cur.SHA256, cur.SizeBytes
 		} else {
 			sum := sha256.Sum256(module)

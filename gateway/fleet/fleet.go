@@ -340,12 +340,13 @@ func (a *Agent) setRunning(name string, r Running) {
 	a.mu.Unlock()
 }
 
-// StoredModule returns the module the fleet stores for the plugin name (false when it
-// stores no such plugin): kept here when this gateway loaded it, else fetched.
-func (a *Agent) StoredModule(ctx context.Context, name string) ([]byte, bool, error) {
+// StoredModule returns the module the fleet stores for the plugin name, and its
+// sha256 (false when it stores no such plugin): kept here when this gateway loaded it,
+// else fetched.
+func (a *Agent) StoredModule(ctx context.Context, name string) ([]byte, string, bool, error) {
 	chain, err := a.opts.Backend.GetPlugins(ctx, &rpc.EmptyReq{}, controlTimeout)
 	if err = rpcerr.FromRPC(err); err != nil {
-		return nil, false, fmt.Errorf("read the plugin chain: %w", err)
+		return nil, "", false, fmt.Errorf("read the plugin chain: %w", err)
 	}
 	for _, p := range chain.Plugins {
 		if p.Name != name {
@@ -355,15 +356,15 @@ func (a *Agent) StoredModule(ctx context.Context, name string) ([]byte, bool, er
 		module := a.modules[p.Sha256]
 		a.mu.Unlock()
 		if module != nil {
-			return module, true, nil
+			return module, p.Sha256, true, nil
 		}
 		resp, err := a.opts.Backend.GetPluginModule(ctx, &rpc.PluginModuleReq{Sha256: p.Sha256}, controlTimeout)
 		if err = rpcerr.FromRPC(err); err != nil {
-			return nil, false, fmt.Errorf("fetch plugin %s's module: %w", name, err)
+			return nil, "", false, fmt.Errorf("fetch plugin %s's module: %w", name, err)
 		}
-		return resp.Module, true, nil
+		return resp.Module, p.Sha256, true, nil
 	}
-	return nil, false, nil
+	return nil, "", false, nil
 }
 
 // KeepModule remembers a module this gateway loaded for an operator, so applying the

@@ -88,6 +88,18 @@ func TestStore(t *testing.T, newFn func(t *testing.T) control.Store) {
 		if v, names := chain(t, s); v != 3 || fmt.Sprint(names) != "[alpha@1 beta@2]" {
 			t.Fatalf("chain after the reorder: got %d %v", v, names)
 		}
+		// A change checked on one module is refused once another is stored (a PUT of
+		// another module came between the check and the store).
+		_, err = s.PutPlugin(ctx, control.Plugin{Name: "beta", Order: 4, UpdatedBy: "op", SHA256: sum([]byte("other"))}, nil)
+		if !domain.IsCode(err, domain.EConflict) {
+			t.Fatalf("a change checked on another module: got %v, want conflict", err)
+		}
+		if b3, err := s.PutPlugin(ctx, control.Plugin{Name: "beta", Order: 3, FailPolicy: "closed", UpdatedBy: "op", SHA256: b2.SHA256}, nil); err != nil || b3.Version != 3 {
+			t.Fatalf("a change checked on the stored module: got %+v, %v", b3, err)
+		}
+		if v, names := chain(t, s); v != 4 || fmt.Sprint(names) != "[alpha@1 beta@3]" {
+			t.Fatalf("chain after the checked change: got %d %v", v, names)
+		}
 		_, err = s.PutPlugin(ctx, control.Plugin{Name: "gamma"}, nil)
 		if !domain.IsCode(err, domain.ENotFound) {
 			t.Fatalf("a new plugin without a module: got %v, want not_found", err)
