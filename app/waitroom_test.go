@@ -566,23 +566,38 @@ func TestWaitingRoomLongPoll(t *testing.T) {
 	if a := <-answers; a.code != http.StatusCreated || a.out["order_id"] == "" {
 		t.Fatalf("the head when a slot frees: got %d %v after %v, want 201 with an order", a.code, a.out, a.took)
 	}
-	// The operator lets orders past the room and another shopper takes the last unit:
-	// the shopper still held hears sold_out then, not when the wait ends.
+	// The operator takes the unsold unit away (the total down to what is sold): the
+	// shopper still held hears sold_out then, not when the wait ends.
 	if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
-		map[string]any{"waiting_room": map[string]any{"enabled": false}}, nil); err != nil || code != http.StatusOK {
-		t.Fatalf("turn the room off: got %d %v %v", code, out, err)
-	}
-	var last answer
-	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(50 * time.Millisecond) {
-		if last = order(1, 4, "", ""); last.code != http.StatusAccepted { // queued while gateway 1's copy is old
-			break
-		}
-	}
-	if last.code != http.StatusCreated {
-		t.Fatalf("an order past the room: got %d %v, want 201", last.code, last.out)
+		map[string]any{"items": []map[string]any{{"id": iid, "total_stock": 1}}}, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("lower the stock: got %d %v %v", code, out, err)
 	}
 	if a := <-answers; a.code != http.StatusConflict || a.out["error"] != domain.ESoldOut || a.took >= 8*time.Second {
 		t.Fatalf("the shopper held when the item sold out: got %d %v after %v, want 409 sold_out before the wait ends", a.code, a.out, a.took)
+	}
+
+	// Held again (the unit back), and the operator turns the room off: the shopper
+	// goes on to the backend as every order now does, and buys.
+	if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[1], aid), adminToken,
+		map[string]any{"items": []map[string]any{{"id": iid, "total_stock": 2}}}, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("raise the stock: got %d %v %v", code, out, err)
+	}
+	tok5 := ""
+	for start := time.Now(); tok5 == ""; time.Sleep(50 * time.Millisecond) { // the slot is still held by 9002
+		if a := order(0, 5, "", ""); a.code == http.StatusAccepted && a.out["status"] == "queued" {
+			tok5 = a.out["queue_token"].(string)
+		} else if time.Since(start) > 5*time.Second {
+			t.Fatalf("user 5: got %d %v, want queued", a.code, a.out)
+		}
+	}
+	go func() { answers <- order(0, 5, "?wait=8s", tok5) }()
+	time.Sleep(300 * time.Millisecond)
+	if code, out, err := call("PUT", fmt.Sprintf("%s/admin/v1/activities/%d", rs.urls[0], aid), adminToken,
+		map[string]any{"waiting_room": map[string]any{"enabled": false}}, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("turn the room off: got %d %v %v", code, out, err)
+	}
+	if a := <-answers; a.code != http.StatusCreated || a.took >= 8*time.Second {
+		t.Fatalf("the shopper held when the room went off: got %d %v after %v, want 201", a.code, a.out, a.took)
 	}
 }
 
@@ -705,6 +720,13 @@ func TestWaitingRoomPlaceKeptWhileSoldOut(t *testing.T) {
 	for start := time.Now(); time.Since(start) < 4*time.Second; time.Sleep(400 * time.Millisecond) {
 		if code, out := q.order(t, 0, 2, q.tok2); code != http.StatusConflict {
 			t.Fatalf("user 2 while sold out: got %d %v, want 409", code, out)
+		}
+	}
+	// Only a token that verifies for its shopper passes the edge's flag: another's, or
+	// a made-up one, is answered there (409), not by the room (400).
+	for _, tok := range []string{q.tok2, "x"} {
+		if code, out := q.order(t, 0, 3, tok); code != http.StatusConflict || out["error"] != domain.ESoldOut {
+			t.Fatalf("user 3 with token %.10q while sold out: got %d %v, want 409 sold_out from the edge", tok, code, out)
 		}
 	}
 	tok1, _ := mint(1)

@@ -155,12 +155,15 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
 	case g.edge.isSoldOut(b.ActivityID, b.ItemID):
 		if g.isRetry(ctx, b, userOf(c), idemOf(c)) {
-			stateOf(c).retry = true
+			// Past the flag; past the line too only when the ledger holds the
+			// key (a key this gateway merely forwarded may have been refused).
+			stateOf(c).retry = g.keyAdmitted(ctx, b, userOf(c), idemOf(c))
 			break
 		}
-		if a.WaitingRoom && len(c.GetHeader(HeaderQueueToken)) > 0 {
-			// A queued shopper asking after their place: the line answers (sold_out
-			// too), so the place stays theirs for units that come back.
+		if a.WaitingRoom && g.room.line != nil && g.placeHolder(c, b) {
+			// A queued shopper asking after their place with a token that verifies:
+			// the line answers (sold_out too), so the place stays theirs for units
+			// that come back.
 			break
 		}
 		// The answer of every order in a sell-out's rush: its message is built on
@@ -171,7 +174,7 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		failMsg(c, domain.ESoldOut, append(msg, " is sold out"...))
 		return
 	}
-	if reason != "" && item != nil && g.isRetry(ctx, b, userOf(c), idemOf(c)) {
+	if (reason == domain.ENotFound || reason == domain.EEnded) && item != nil && g.keyAdmitted(ctx, b, userOf(c), idemOf(c)) {
 		// A retry of an order admitted before the item went offline or its window
 		// closed: the backend answers with the first attempt's outcome.
 		stateOf(c).retry, reason = true, ""
@@ -271,6 +274,28 @@ func (g *Gateway) isRetry(ctx context.Context, b api.PlaceOrderRequest, user int
 		return true
 	}
 	return seen
+}
+
+// keyAdmitted reports whether the ledger holds an admission of this key: only then
+// does a request pass a refusal of the item's state or window, or skip the line. When
+// the ledger cannot say, the refusal stands.
+func (g *Gateway) keyAdmitted(ctx context.Context, b api.PlaceOrderRequest, user int64, key string) bool {
+	if key == "" || g.keys == nil {
+		return false
+	}
+	seen, err := g.keys.KeySeen(ctx, b.ActivityID, b.ItemID, user, key)
+	return err == nil && seen
+}
+
+// placeHolder reports whether the order carries a queue token that verifies for this
+// shopper and item (an HMAC, no call out).
+func (g *Gateway) placeHolder(c *app.RequestContext, b api.PlaceOrderRequest) bool {
+	raw := c.GetHeader(HeaderQueueToken)
+	if len(raw) == 0 {
+		return false
+	}
+	t, err := parseQueueToken(g.room.key, string(raw))
+	return err == nil && t.UserID == userOf(c) && t.ActivityID == b.ActivityID && t.ItemID == b.ItemID
 }
 
 // addedItem looks up an item that the cached copy of its activity lacks: an operator

@@ -224,6 +224,12 @@ func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.L
 			soldOut = nil // asked once; the line says what it says
 		case <-timer.C:
 		}
+		if a, _, err := g.edge.activity(ctx, e.ActivityID); err == nil && !a.WaitingRoom {
+			// The operator turned the room off meanwhile: on to the backend, as
+			// every other order now goes.
+			d.Outcome = domain.LineOpen
+			return d, nil
+		}
 		e.Seq, e.Issued = d.Seq, d.Now // the place the shopper holds
 		var err error
 		if d, err = g.enterLine(ctx, e); err != nil {

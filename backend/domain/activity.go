@@ -262,4 +262,4 @@ const (
 	maxYear = 2200
 )
 
-func plausible(t time.Time) bool { return t.Year() >= minYear && t.Year() < maxYear }
+func plausible(t time.Time) bool { y := t.UTC().Year(); return y >= minYear && y < maxYear }

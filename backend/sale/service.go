@@ -274,11 +274,14 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 		a, item, err = s.onSale(ctx, p.ActivityID, p.ItemID, s.catalog.Recheck)
 	}
 	if domain.IsCode(err, domain.ENotFound) && a != nil && p.IdempotencyKey != "" {
-		// An item taken off sale (or an activity taken offline) after the first
-		// attempt with this key was admitted: the retry gets that attempt's outcome.
+		// An item taken off sale after the first attempt with this key was admitted:
+		// the retry gets that attempt's outcome.
 		if _, known := a.Item(p.ItemID); known {
 			tk, ok, kerr := s.ledger.KeyTicket(ctx, a.ID, p.ItemID, p.UserID, p.IdempotencyKey)
-			if kerr == nil && ok {
+			switch {
+			case kerr != nil:
+				return Placed{}, s.unavailable(kerr) // it may be a retry: no definite refusal
+			case ok:
 				return s.replay(ctx, p.UserID, a, tk)
 			}
 		}
@@ -368,7 +371,7 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 	r := domain.OrderRequest{Ticket: d.Ticket, UserID: d.UserID, ActivityID: d.ActivityID, ItemID: d.ItemID, Quantity: d.Quantity}
 	go s.settleSoon(t, a.BucketCount, r)
 	return domain.Deducted{}, domain.Errorf(domain.EOutcomeUnknown,
-		"the stock store did not answer; the order may have been reserved and will be released within %s", s.cfg.EndWithin)
+		"the stock store did not answer; the order may have been reserved: retry with the same key to learn the outcome (a reservation is ended within %s, or by the reconciler while the stores cannot be reached)", s.cfg.EndWithin)
 }
 
 // deductCall runs the ledger's pre-deduction of d, in one script call with the item's
