@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/seckill/flashsale/bench/load"
 	"github.com/seckill/flashsale/gateway/api"
+	"github.com/seckill/flashsale/internal/syncbuf"
 )
 
 func TestScenariosAreDeterministicAndSkewed(t *testing.T) {
@@ -249,8 +249,8 @@ func TestRunRefusesRemoteTargets(t *testing.T) {
 
 func TestProgressNeverHangs(t *testing.T) {
 	for _, tty := range []bool{false, true} {
-		var b strings.Builder
-		p := newProgress(&syncWriter{w: &b}, tty)
+		var b syncbuf.Buffer
+		p := newProgress(&b, tty)
 		live := &load.Live{}
 		for i := range 200 {
 			p.begin("x", "phase", int64(i), live, func() string { return "extra" })
@@ -260,21 +260,10 @@ func TestProgressNeverHangs(t *testing.T) {
 		}
 		p.end()
 		p.end()
-		if !strings.Contains(b.String(), "line 198") {
-			t.Fatalf("tty=%v: got %q", tty, b.String()[:min(200, b.Len())])
+		if out := b.String(); !strings.Contains(out, "line 198") {
+			t.Fatalf("tty=%v: got %q", tty, out[:min(200, len(out))])
 		}
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // TestRatiosUseTheBaselinesAroundARun: a run bracketed by baselines is compared with
