@@ -46,7 +46,12 @@ func orderOut(o domain.Order) *rpc.Order {
 		AmountCents: o.AmountCents, Status: string(o.Status), CreatedMs: o.CreatedAt.UnixMilli(), Ticket: o.Ticket}
 }
 
+// parseOrderID reads an order id as ids are written: digits with no sign or leading
+// zero, so one order has one spelling.
 func parseOrderID(s string) (int64, error) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, domain.Errorf(domain.ENotFound, "order %q not found", s)
+	}
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
 		return 0, domain.Errorf(domain.ENotFound, "order %q not found", s)

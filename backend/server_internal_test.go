@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/rpcauth"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
@@ -85,5 +86,20 @@ func TestPanicIsAnInternalError(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no panic record with the request id, the method and the stack in %s", logs.String())
+	}
+}
+
+// TestOrderIDsHaveOneSpelling: an order id in a path is digits with no sign or leading
+// zero; `+156` and `0156` are no order, so they cannot read, pay or cancel order 156.
+func TestOrderIDsHaveOneSpelling(t *testing.T) {
+	for s, want := range map[string]int64{"156": 156, "1": 1, "9223372036854775807": 1<<63 - 1} {
+		if id, err := parseOrderID(s); err != nil || id != want {
+			t.Errorf("%q: got %d, %v; want %d", s, id, err, want)
+		}
+	}
+	for _, s := range []string{"+156", "0156", "-156", "0", "", "156x", " 156", "9223372036854775808", "o-5"} {
+		if id, err := parseOrderID(s); !domain.IsCode(err, domain.ENotFound) {
+			t.Errorf("%q: got %d, %v; want not_found", s, id, err)
+		}
 	}
 }
