@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -404,7 +405,7 @@ func TestRetryAfterItemOffSale(t *testing.T) {
 	one, two := twoGateways(t)
 	op := one.operator()
 	for _, strategy := range []string{"sync", "async"} {
-		for _, how := range []string{"offline", "ended"} {
+		for _, how := range []string{"offline", "ended", "moved later"} {
 			t.Run(strategy+" "+how, func(t *testing.T) {
 				now := time.Now().UTC()
 				a, err := op.CreateActivity(ctx, api.CreateActivityRequest{Name: "retry " + how, Start: now.Add(-time.Minute).Format(time.RFC3339),
@@ -437,8 +438,30 @@ func TestRetryAfterItemOffSale(t *testing.T) {
 					}
 					time.Sleep(2 * time.Second)
 					refusal = 409
+				case "moved later":
+					start := time.Now().Add(30 * time.Minute).UTC().Format(time.RFC3339)
+					if _, err := op.UpdateItem(ctx, a.ID, lamp, api.ItemChange{Start: &start}); err != nil {
+						t.Fatal(err)
+					}
+					refusal = 409
 				}
-				for _, gw := range []*stack{one, two} {
+				gws := []*stack{one, two}
+				if how == "moved later" {
+					// Before a window opens only a gateway that forwarded the key
+					// looks it up (API.md). Once it refuses new orders not_started:
+					for u := int64(100); ; u++ {
+						_, err := buy(one, u, fmt.Sprintf("k-%d", u))
+						if e := new(api.Error); errors.As(err, &e) && e.Code == "not_started" {
+							break
+						}
+						if u > 200 {
+							t.Fatalf("gateway one still sells after the start moved: %v", err)
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+					gws = gws[:1]
+				}
+				for _, gw := range gws {
 					var again *api.PlaceOrderResponse
 					// The gateway's copy follows the change's announcement.
 					for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {

@@ -174,9 +174,9 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		failMsg(c, domain.ESoldOut, append(msg, " is sold out"...))
 		return
 	}
-	if (reason == domain.ENotFound || reason == domain.EEnded) && item != nil && g.keyAdmitted(ctx, b, userOf(c), idemOf(c)) {
+	if item != nil && g.pastRefusal(ctx, reason, b, userOf(c), idemOf(c)) {
 		// A retry of an order admitted before the item went offline or its window
-		// closed: the backend answers with the first attempt's outcome.
+		// closed or moved: the backend answers with the first attempt's outcome.
 		stateOf(c).retry, reason = true, ""
 	}
 	if reason != "" {
@@ -274,6 +274,21 @@ func (g *Gateway) isRetry(ctx context.Context, b api.PlaceOrderRequest, user int
 		return true
 	}
 	return seen
+}
+
+// pastRefusal reports whether a refusal of an existing item's state or window lets
+// this order pass as a retry of an admitted one. Before the window opens no order can
+// have been admitted unless the operator moved the start later, so a key is looked up
+// only when this gateway forwarded it: a flood of keyed orders before a sale costs no
+// Redis call.
+func (g *Gateway) pastRefusal(ctx context.Context, reason string, b api.PlaceOrderRequest, user int64, key string) bool {
+	switch reason {
+	case domain.ENotFound, domain.EEnded:
+		return g.keyAdmitted(ctx, b, user, key)
+	case domain.ENotStarted:
+		return key != "" && g.edge.retryOf(user, key) && g.keyAdmitted(ctx, b, user, key)
+	}
+	return false
 }
 
 // keyAdmitted reports whether the ledger holds an admission of this key: only then
