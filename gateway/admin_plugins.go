@@ -96,6 +96,9 @@ func desiredOut(p *rpc.PluginSpec, local wasm.Info, fleet []fleet.Report) api.Pl
 	out := pluginOut(local)
 	spec := specOf(p)
 	out.Name, out.Order, out.FailPolicy, out.SHA256, out.SizeBytes = p.Name, int(p.Order), p.FailPolicy, p.Sha256, int(p.SizeBytes)
+	if out.FailPolicy == "" {
+		out.FailPolicy = string(wasm.FailOpen) // stored as the default, shown as what it means
+	}
 	out.Config = json.RawMessage("null")
 	if p.Config != "" {
 		out.Config = json.RawMessage(p.Config)
@@ -239,6 +242,10 @@ func (g *Gateway) pluginHistory(ctx context.Context, c *app.RequestContext) {
 	h, err := g.backend.GetPluginHistory(ctx, &rpc.PluginNameReq{Name: c.Param("name")})
 	if err = rpcerr.FromRPC(err); err != nil {
 		failErr(c, err)
+		return
+	}
+	if len(h.Changes) == 0 {
+		fail(c, domain.ENotFound, "plugin "+c.Param("name")+" has no history")
 		return
 	}
 	out := api.PluginHistory{Changes: []api.PluginChange{}}

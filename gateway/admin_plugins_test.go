@@ -42,6 +42,7 @@ func newPluginEngine(tb testing.TB, m *wasm.Manager) *route.Engine {
 	adm.GET("/plugins", g.listPlugins)
 	adm.PUT("/plugins/:name", g.putPlugin)
 	adm.DELETE("/plugins/:name", g.deletePlugin)
+	adm.GET("/plugins/:name/history", g.pluginHistory)
 	return e
 }
 
@@ -123,6 +124,20 @@ func TestAdmin(t *testing.T) {
 	w = ut.PerformRequest(e, http.MethodGet, "/admin/v1/plugins", nil)
 	if got := decode[api.PluginList](t, w.Body.Bytes()).Plugins[0].Counters; got.Calls != 1 || got.Admitted != 1 {
 		t.Errorf("got counters %+v, want 1 call admitted", got)
+	}
+
+	// A change without a module and without a policy: the default, shown as "open";
+	// the history lists both changes, newest first; a plugin never stored has none.
+	if status, body := put("probe", `{"order":6}`); status != 200 || decode[api.Plugin](t, body).FailPolicy != "open" {
+		t.Fatalf("PUT without a policy: got %d %s, want 200 with fail_policy open", status, body)
+	}
+	w = ut.PerformRequest(e, http.MethodGet, "/admin/v1/plugins/probe/history", nil)
+	if h := decode[api.PluginHistory](t, w.Body.Bytes()); w.Code != 200 || len(h.Changes) != 2 || h.Changes[0].Plugin.Order != 6 || h.Changes[1].Plugin.FailPolicy != "closed" {
+		t.Fatalf("history: got %d %s, want the two changes, newest first", w.Code, w.Body.Bytes())
+	}
+	w = ut.PerformRequest(e, http.MethodGet, "/admin/v1/plugins/never/history", nil)
+	if got := decode[api.Error](t, w.Body.Bytes()); w.Code != 404 || got.Code != "not_found" {
+		t.Fatalf("history of a plugin never stored: got %d %+v, want 404", w.Code, got)
 	}
 
 	w = ut.PerformRequest(e, http.MethodDelete, "/admin/v1/plugins/probe", nil)

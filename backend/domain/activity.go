@@ -174,7 +174,7 @@ func (a *Activity) Validate() error {
 	case strings.TrimSpace(a.Name) == "" || len(a.Name) > MaxNameLen:
 		return Errorf(EBadRequest, "name must be 1 to %d characters", MaxNameLen)
 	case !printable(a.Name):
-		return Errorf(EBadRequest, "name must be valid UTF-8 without control characters")
+		return Errorf(EBadRequest, "name must be valid UTF-8 without control or invisible format characters")
 	case !plausible(a.Start) || !plausible(a.End):
 		return Errorf(EBadRequest, "start and end must be times from %d to %d", minYear, maxYear-1)
 	case !a.End.After(a.Start):
@@ -211,7 +211,7 @@ func (a *Activity) ValidateItem(it Item) error {
 	case strings.TrimSpace(it.Name) == "" || len(it.Name) > MaxNameLen:
 		return Errorf(EBadRequest, "%s: name must be 1 to %d characters", what, MaxNameLen)
 	case !printable(it.Name):
-		return Errorf(EBadRequest, "%s: name must be valid UTF-8 without control characters", what)
+		return Errorf(EBadRequest, "%s: name must be valid UTF-8 without control or invisible format characters", what)
 	case it.PriceCents < 0 || it.PriceCents > MaxPriceCents:
 		return Errorf(EBadRequest, "%s: price_cents must be 0 to %d", what, int64(MaxPriceCents))
 	case it.TotalStock < 0 || it.TotalStock > MaxStock:
@@ -250,9 +250,13 @@ func SplitStock(n int64, buckets int) []int64 {
 }
 
 // printable reports whether a name is valid UTF-8 without control characters (a NUL,
-// a newline, an escape sequence), which storefronts and CSV exports would pass on.
+// a newline, an escape sequence) or invisible format characters (a right-to-left
+// override, a zero-width space; the zero-width joiner of emoji stays), which
+// storefronts and CSV exports would pass on.
 func printable(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != '\u200d')
+	})
 }
 
 // The years a sale's window may fall in: a year-1 or year-9999 time is a mistake (or

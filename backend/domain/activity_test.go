@@ -37,7 +37,7 @@ func TestValidateItemBounds(t *testing.T) {
 func TestNamesArePrintable(t *testing.T) {
 	a := &Activity{Name: "a", Start: time.Now(), End: time.Now().Add(time.Hour), Strategy: StrategySync, PerUserLimit: 1, BucketCount: 1,
 		Items: []Item{{Name: "mug", TotalStock: 1}}}
-	for _, name := range []string{"nul\x00", "line\nbreak", "esc\x1b[31m", "bad \xff utf-8"} {
+	for _, name := range []string{"nul\x00", "line\nbreak", "esc\x1b[31m", "bad \xff utf-8", "\u200b", "gift\u202ecod.exe", "\ufeffbom"} {
 		b := *a
 		b.Name = name
 		if err := b.Validate(); !IsCode(err, EBadRequest) {
@@ -47,7 +47,7 @@ func TestNamesArePrintable(t *testing.T) {
 			t.Errorf("item name %q: got %v, want bad_request", name, err)
 		}
 	}
-	for _, name := range []string{"Summer sale", "été — 夏", "50% off!"} {
+	for _, name := range []string{"Summer sale", "été — 夏", "50% off!", "family 👨\u200d👩\u200d👧"} {
 		if err := a.ValidateItem(Item{Name: name, TotalStock: 1}); err != nil {
 			t.Errorf("item name %q: got %v", name, err)
 		}
