@@ -45,12 +45,12 @@ type roomStack struct {
 func startRoomStack(t *testing.T, gateways int, change ...func(*config.Config)) *roomStack {
 	t.Helper()
 	cfg, db := realConfig(t)
-	for _, f := range change {
-		f(&cfg)
-	}
 	cfg.Gateway.WaitingRoom = gateway.RoomConfig{PlaceTTL: 3 * time.Second, PollMin: 5 * time.Millisecond, PollMax: 60 * time.Millisecond}
 	cfg.Gateway.Limits.User = ratelimit.Rule{RPS: 10_000, Burst: 10_000}
 	cfg.Gateway.Limits.Item = ratelimit.Rule{RPS: 1_000_000, Burst: 1_000_000}
+	for _, f := range change {
+		f(&cfg)
+	}
 	// The gateways call the backend's process: they all need its credentials.
 	cfg.Backend.RPCSecret, cfg.Backend.RPCOperatorSecret = secret.Generate(), secret.Generate()
 	rs := &roomStack{reg: app.NewRegistry(), db: db}
@@ -598,6 +598,50 @@ func TestWaitingRoomLongPoll(t *testing.T) {
 	}
 	if a := <-answers; a.code != http.StatusCreated || a.took >= 8*time.Second {
 		t.Fatalf("the shopper held when the room went off: got %d %v after %v, want 201", a.code, a.out, a.took)
+	}
+}
+
+// TestWaitingRoomHeadWokenWhenASlotFrees: a shopper held at the head of the line is
+// admitted as soon as a slot frees anywhere in the fleet (the "freed" announcement),
+// not at their next look, which the gateways here put 3 s apart.
+func TestWaitingRoomHeadWokenWhenASlotFrees(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 2, func(c *config.Config) {
+		c.Gateway.WaitingRoom = gateway.RoomConfig{PlaceTTL: 20 * time.Second, PollMin: 3 * time.Second, PollMax: 5 * time.Second}
+	})
+	aid, iid := rs.roomSale(t, "sync", 2, 0.5, 1) // k 0.5: one slot for 2 units
+	line := redis.NewLine(testenv.Redis(t))
+	d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 0.5,
+		PlaceTTL: time.Minute, Lease: time.Minute})
+	if err != nil || d.Outcome != domain.LineAdmitted {
+		t.Fatalf("hold the slot: got %+v %v", d, err)
+	}
+	tok, _ := mint(2)
+	type answer struct {
+		code int
+		out  map[string]any
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		code, out, err := call("POST", rs.urls[0]+"/api/v1/orders?wait=8s", tok, map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, nil)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- answer{code, out, time.Since(start)}
+	}()
+	time.Sleep(300 * time.Millisecond) // queued and held at gateway 0
+	if err := line.Leave(ctx, aid, iid, 9001, d.Seq, false); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	a := <-got
+	if a.code != http.StatusCreated {
+		t.Fatalf("the held head: got %d %v, want 201", a.code, a.out)
+	}
+	if waited := time.Since(freed); waited > 2*time.Second {
+		t.Fatalf("the held head was admitted %v after the slot freed, want it woken (its next look was 3 s away)", waited)
 	}
 }
 

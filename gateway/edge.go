@@ -51,6 +51,7 @@ type edgeCache struct {
 	soldMu  sync.Mutex
 	soldOut map[[2]int64]time.Time     // (activity, item) -> when flagged
 	soldSig map[[2]int64]chan struct{} // closed when the item is flagged (soldOutSignal)
+	freeSig map[[2]int64]chan struct{} // closed when a slot of the item's line frees (freedSignal)
 
 	// forwarded remembers the idempotency keys (user, key) this gateway sent on, so a
 	// client's retry of an order that went through is answered by the backend (with
@@ -356,6 +357,34 @@ func (e *edgeCache) markSoldOut(activityID, itemID int64) {
 	e.soldMu.Unlock()
 }
 
+// freedSignal is closed when the next slot of the item's waiting-room line frees
+// anywhere in the fleet (the "freed" announcement): the heads of the line held here
+// ask again at once.
+func (e *edgeCache) freedSignal(activityID, itemID int64) <-chan struct{} {
+	k := [2]int64{activityID, itemID}
+	e.soldMu.Lock()
+	defer e.soldMu.Unlock()
+	ch, ok := e.freeSig[k]
+	if !ok {
+		if e.freeSig == nil {
+			e.freeSig = map[[2]int64]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		e.freeSig[k] = ch
+	}
+	return ch
+}
+
+func (e *edgeCache) markFreed(activityID, itemID int64) {
+	k := [2]int64{activityID, itemID}
+	e.soldMu.Lock()
+	if ch, ok := e.freeSig[k]; ok {
+		close(ch)
+		delete(e.freeSig, k)
+	}
+	e.soldMu.Unlock()
+}
+
 // closedSignal is the signal of an item flagged already.
 var closedSignal = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
@@ -405,6 +434,8 @@ func (e *edgeCache) onStock(_ string, f []string) {
 		e.markSoldOut(a, i)
 	case "stock":
 		e.clearSoldOut(a, i)
+	case "freed":
+		e.markFreed(a, i)
 	case "activity":
 		// An operator changed activity a (i is its version) through some gateway.
 		// The copy is dropped now, and again shortly: a read racing the

@@ -188,13 +188,16 @@ func (g *Gateway) enterLine(ctx context.Context, e domain.LineEntry) (domain.Lin
 // a goroutine and the line's look at each pause, as a poll would.
 const maxLineWaits = 10_000
 
-// linePauseMost bounds a held shopper's pause between looks at the line.
-const linePauseMost = time.Second
+// wakePositions: shoppers held this near the head ask again as soon as a slot frees
+// anywhere in the fleet; those further back keep to their pace (a freed slot wakes a
+// few, not the whole line).
+const wakePositions = 16
 
 // holdInLine keeps a queued shopper who asked to wait (?wait=, at most MaxTicketWait)
 // in the request: it asks after the place again as a poll with its token would (after
-// retry_after, at most linePauseMost), and at once when this gateway hears the item
-// sell out, until the shopper is admitted, the item is sold out, or the wait ends
+// retry_after), at once when this gateway hears the item sell out, and, near the
+// head, when a slot of the line frees anywhere in the fleet, until the shopper is
+// admitted, the item is sold out, or the wait ends
 // (then the shopper is still queued, with a fresh token). Past the bounds on held
 // waits (the gateway's, the shopper's) the shopper gets d back at once.
 func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.LineDecision, wait time.Duration) (domain.LineDecision, error) {
@@ -214,7 +217,11 @@ func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.L
 		if left <= 0 {
 			return d, nil
 		}
-		timer := time.NewTimer(min(g.room.retryAfter(d), linePauseMost, left))
+		var freed <-chan struct{} // nil: never ready
+		if d.Position <= wakePositions {
+			freed = g.edge.freedSignal(e.ActivityID, e.ItemID)
+		}
+		timer := time.NewTimer(min(g.room.retryAfter(d), left))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -222,6 +229,8 @@ func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.L
 		case <-soldOut:
 			timer.Stop()
 			soldOut = nil // asked once; the line says what it says
+		case <-freed:
+			timer.Stop()
 		case <-timer.C:
 		}
 		if a, _, err := g.edge.activity(ctx, e.ActivityID); err == nil && !a.WaitingRoom {
