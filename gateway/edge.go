@@ -49,9 +49,9 @@ type edgeCache struct {
 	lastChanged time.Time           // the last announcement of any
 
 	soldMu  sync.Mutex
-	soldOut map[[2]int64]time.Time     // (activity, item) -> when flagged
-	soldSig map[[2]int64]chan struct{} // closed when the item is flagged (soldOutSignal)
-	freeSig map[[2]int64]chan struct{} // closed when a slot of the item's line frees (freedSignal)
+	soldOut map[[2]int64]time.Time // (activity, item) -> when flagged
+	soldSig signals                // fired when the item is flagged (soldOutSignal)
+	freeSig signals                // fired when a slot of the item's line frees (freedSignal)
 
 	// forwarded remembers the idempotency keys (user, key) this gateway sent on, so a
 	// client's retry of an order that went through is answered by the backend (with
@@ -350,38 +350,45 @@ func (e *edgeCache) markSoldOut(activityID, itemID int64) {
 	if _, ok := e.soldOut[k]; !ok {
 		e.soldOut[k] = time.Now()
 	}
-	if ch, ok := e.soldSig[k]; ok {
-		close(ch)
-		delete(e.soldSig, k)
-	}
+	e.soldSig.fire(k)
 	e.soldMu.Unlock()
+}
+
+// signals are one-shot wake-ups per item: wait's channel is closed by the next fire.
+// The caller holds the lock that guards them.
+type signals map[[2]int64]chan struct{}
+
+func (s *signals) wait(k [2]int64) <-chan struct{} {
+	ch, ok := (*s)[k]
+	if !ok {
+		if *s == nil {
+			*s = signals{}
+		}
+		ch = make(chan struct{})
+		(*s)[k] = ch
+	}
+	return ch
+}
+
+func (s signals) fire(k [2]int64) {
+	if ch, ok := s[k]; ok {
+		close(ch)
+		delete(s, k)
+	}
 }
 
 // freedSignal is closed when the next slot of the item's waiting-room line frees
 // anywhere in the fleet (the "freed" announcement): the heads of the line held here
 // ask again at once.
 func (e *edgeCache) freedSignal(activityID, itemID int64) <-chan struct{} {
-	k := [2]int64{activityID, itemID}
 	e.soldMu.Lock()
 	defer e.soldMu.Unlock()
-	ch, ok := e.freeSig[k]
-	if !ok {
-		if e.freeSig == nil {
-			e.freeSig = map[[2]int64]chan struct{}{}
-		}
-		ch = make(chan struct{})
-		e.freeSig[k] = ch
-	}
-	return ch
+	return e.freeSig.wait([2]int64{activityID, itemID})
 }
 
 func (e *edgeCache) markFreed(activityID, itemID int64) {
-	k := [2]int64{activityID, itemID}
 	e.soldMu.Lock()
-	if ch, ok := e.freeSig[k]; ok {
-		close(ch)
-		delete(e.freeSig, k)
-	}
+	e.freeSig.fire([2]int64{activityID, itemID})
 	e.soldMu.Unlock()
 }
 
@@ -397,15 +404,7 @@ func (e *edgeCache) soldOutSignal(activityID, itemID int64) <-chan struct{} {
 	if _, ok := e.soldOut[k]; ok {
 		return closedSignal
 	}
-	ch, ok := e.soldSig[k]
-	if !ok {
-		if e.soldSig == nil {
-			e.soldSig = map[[2]int64]chan struct{}{}
-		}
-		ch = make(chan struct{})
-		e.soldSig[k] = ch
-	}
-	return ch
+	return e.soldSig.wait(k)
 }
 
 // clearSoldOut drops an item's flag (units came back).
