@@ -52,9 +52,10 @@ func (e *Events) List(ctx context.Context, ttl time.Duration) (map[string][]byte
 }
 
 // SharedLimiter keeps one fleet's rate limits in Redis so they hold across its
-// gateways: GCRA (lua/gcra.lua), one script call per check. The checks that arrive
-// together share one round trip: a pipeline of their script calls. It is safe for
-// concurrent use.
+// gateways: GCRA (lua/gcra.lua). The checks that arrive together share one round
+// trip: on one Redis node one script call checks them all (lua/gcra_many.lua); on a
+// cluster, whose keys of different users lie in different slots, a pipeline of a
+// script call each. It is safe for concurrent use.
 type SharedLimiter struct {
 	rdb    goredis.UniversalClient
 	fleet  string
@@ -77,6 +78,9 @@ var (
 	//go:embed lua/gcra.lua
 	gcraLua    string
 	gcraScript = goredis.NewScript(gcraLua)
+	//go:embed lua/gcra_many.lua
+	gcraManyLua    string
+	gcraManyScript = goredis.NewScript(gcraManyLua)
 )
 
 // NewSharedLimiter returns the SharedLimiter of the fleet named fleet on rdb.
@@ -107,9 +111,40 @@ func (s *SharedLimiter) Allow(ctx context.Context, key string, rps float64, burs
 	return r.ok, r.retry, nil
 }
 
-// run checks a batch in one pipeline, one script call a key (a cluster's pipeline
-// splits by node; each key is in its own slot). A batch's failure is each check's.
+// run checks a batch in one round trip. A batch's failure is each check's.
 func (s *SharedLimiter) run(ctx context.Context, _ struct{}, cs []check) []checked {
+	if _, cluster := s.rdb.(*goredis.ClusterClient); !cluster && len(cs) > 1 {
+		return s.runOne(ctx, cs)
+	}
+	return s.runPipelined(ctx, cs)
+}
+
+// runOne checks a batch in one script call.
+func (s *SharedLimiter) runOne(ctx context.Context, cs []check) []checked {
+	out := make([]checked, len(cs))
+	keys := make([]string, len(cs))
+	args := make([]any, 0, 2*len(cs))
+	for i, c := range cs {
+		keys[i] = c.key
+		args = append(args, c.rps, c.burst)
+	}
+	v, err := gcraManyScript.Run(ctx, s.rdb, keys, args...).Int64Slice() // EVALSHA, EVAL once on NOSCRIPT
+	if err == nil && len(v) != 2*len(cs) {
+		err = fmt.Errorf("unexpected answer of %d values to %d checks", len(v), len(cs))
+	}
+	for i := range out {
+		if err != nil {
+			out[i] = checked{ok: true, err: err}
+			continue
+		}
+		out[i] = checked{ok: v[2*i] == 1, retry: time.Duration(v[2*i+1]) * time.Microsecond}
+	}
+	return out
+}
+
+// runPipelined checks a batch in one pipeline, one script call a key (a cluster's
+// pipeline splits by node; each key is in its own slot).
+func (s *SharedLimiter) runPipelined(ctx context.Context, cs []check) []checked {
 	out := make([]checked, len(cs))
 	todo := make([]int, len(cs))
 	for i := range todo {

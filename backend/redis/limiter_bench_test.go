@@ -12,8 +12,9 @@ import (
 
 // BenchmarkLimiterCost is what one rate-limit check costs a gateway, side by side:
 // a local token bucket (the global and per-item limits, each gateway holding its share
-// of the fleet's rate) against the shared per-user bucket in Redis (a GCRA script; the
-// checks that arrive together share one pipeline). Run:
+// of the fleet's rate) against the shared per-user bucket in Redis (GCRA; the checks
+// that arrive together share one script call on one node, one pipeline on a cluster).
+// Run:
 //
 //	go test -run '^$' -bench LimiterCost -benchtime 2s ./backend/redis/
 func BenchmarkLimiterCost(b *testing.B) {
