@@ -240,6 +240,12 @@ func TestExamplePlugins(t *testing.T) {
 			[]string{"X-Seckill-User", "7", "X-Real-IP", "198.51.100.9"}, false, 403, "blocklist: ip 198.51.100.9 is blocked"},
 		{"blocklist other", blocklistWasm, `{"users":["42"],"ips":["203.0.113.7","198.51.100.0/24"]}`,
 			[]string{"X-Seckill-User", "7", "X-Real-IP", "192.0.2.1"}, true, 0, ""},
+		{"blocklist mapped ip", blocklistWasm, `{"users":["42"],"ips":["198.51.100.0/24"]}`,
+			[]string{"X-Seckill-User", "7", "X-Real-IP", "::ffff:198.51.100.9"}, false, 403, "blocklist: ip 198.51.100.9 is blocked"},
+		{"blocklist anonymous", blocklistWasm, `{"users":["42"],"ips":["198.51.100.0/24"]}`,
+			[]string{"X-Real-IP", "192.0.2.1"}, true, 0, ""},
+		{"blocklist user not a number", blocklistWasm, `{"users":["42"]}`,
+			[]string{"X-Seckill-User", "42x"}, true, 0, ""},
 		{"blocklist status", blocklistWasm, `{"users":["42"],"status":451}`,
 			[]string{"X-Seckill-User", "42"}, false, 451, "blocklist: user 42 is blocked"},
 		{"powcheck missing", powcheckWasm, `{"difficulty":8}`,
@@ -299,6 +305,33 @@ func TestAttemptLimit(t *testing.T) {
 	}
 	if v, _ := handle(m, newTestHost("X-Seckill-User", "43")); !v.Admitted {
 		t.Errorf("another user: got %+v, want admitted", v)
+	}
+}
+
+// TestAttemptLimitPerItem: with per_item, a user's attempts at one item do not
+// count against another; anonymous requests count by client IP.
+func TestAttemptLimitPerItem(t *testing.T) {
+	m := newTestManager(t, Options{})
+	mustPut(t, m, "attemptlimit", Spec{Wasm: mustReadWasm(t, attemptlimitWasm), Config: json.RawMessage(`{"max":2,"window_ms":10000,"per_item":true}`)})
+	admitted := func(header ...string) bool {
+		v, _ := handle(m, newTestHost(header...))
+		return v.Admitted
+	}
+	for i, want := range []bool{true, true, false} {
+		if got := admitted("X-Seckill-User", "42", "X-Seckill-Item", "9"); got != want {
+			t.Fatalf("user 42, item 9, attempt %d: got admitted=%v, want %v", i+1, got, want)
+		}
+	}
+	if !admitted("X-Seckill-User", "42", "X-Seckill-Item", "10") {
+		t.Errorf("user 42, item 10: refused, want admitted (items count apart)")
+	}
+	for i, want := range []bool{true, true, false} {
+		if got := admitted("X-Real-IP", "192.0.2.7", "X-Seckill-Item", "9"); got != want {
+			t.Fatalf("anonymous 192.0.2.7, attempt %d: got admitted=%v, want %v", i+1, got, want)
+		}
+	}
+	if !admitted("X-Real-IP", "192.0.2.8", "X-Seckill-Item", "9") {
+		t.Errorf("anonymous 192.0.2.8: refused, want admitted (addresses count apart)")
 	}
 }
 
@@ -412,6 +445,7 @@ func TestPut_Invalid(t *testing.T) {
 		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
 		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
 		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
+		{"user of example not an id", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"users":["alice"]}`)}, "instantiate"},
 		{"wazero panics", "probe", Spec{Wasm: wazeroPanics()}, "does not compile"},
 	}
 	for _, tt := range tests {

@@ -27,6 +27,7 @@ package sdk
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"time"
 	"unsafe"
@@ -258,6 +259,13 @@ func (Request) HeaderNames() []string { return headerNames(kindRequest) }
 // Header is the first value of the request header name, or "".
 func (Request) Header(name string) string { return firstValue(kindRequest, name) }
 
+// HeaderBytes is the first value of the request header name, or nil, without
+// copying it out of the SDK's buffer: it is valid only until the next call of
+// a Request, Response or sdk function, which may overwrite it (as
+// bufio.Scanner.Bytes is). Header's string costs the guest an allocation a
+// call; a check such as users[string(b)] makes none.
+func (Request) HeaderBytes(name string) []byte { return firstValueBytes(kindRequest, name) }
+
 // HeaderValues lists all values of the request header name.
 func (Request) HeaderValues(name string) []string { return headerValues(kindRequest, name) }
 
@@ -285,6 +293,12 @@ func (Request) SourceAddr() string { return readString(hostGetSourceAddr) }
 // "" for anonymous requests.
 func (r Request) UserID() string { return r.Header(HeaderUser) }
 
+// User is the authenticated user id as a number, read without allocating;
+// false for anonymous requests.
+func (r Request) User() (int64, bool) {
+	return parseID(r.HeaderBytes(HeaderUser))
+}
+
 // ActivityID is the activity id the gateway put in X-Seckill-Activity, or "".
 func (r Request) ActivityID() string { return r.Header(HeaderActivity) }
 
@@ -298,6 +312,38 @@ func (r Request) ClientIP() string {
 		return ip
 	}
 	return hostOf(r.SourceAddr())
+}
+
+// ClientAddr is ClientIP parsed, without allocating when the gateway set
+// X-Real-IP (it always does for the requests it forwards); the zero Addr
+// (!IsValid) when there is no address.
+func (r Request) ClientAddr() netip.Addr {
+	if b := r.HeaderBytes(HeaderRealIP); len(b) > 0 {
+		// The string is read by ParseAddr alone and not kept (a zone is copied).
+		a, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(b), len(b)))
+		if err == nil {
+			return a
+		}
+		return netip.Addr{}
+	}
+	a, _ := netip.ParseAddr(r.ClientIP())
+	return a
+}
+
+// parseID reads a positive decimal id of at most 18 digits, the form of the
+// gateway's trusted ids.
+func parseID(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, n > 0
 }
 
 // hostOf strips the port of "ip:port" or "[ipv6]:port" (the net package
@@ -385,6 +431,12 @@ func headerValues(kind uint32, name string) []string {
 // IP), and building the list of all values cost each read a slice and a
 // string per value.
 func firstValue(kind uint32, name string) string {
+	return string(firstValueBytes(kind, name))
+}
+
+// firstValueBytes is firstValue in buf, not copied; nil when the header has no
+// value.
+func firstValueBytes(kind uint32, name string) []byte {
 	np, nn := strPtr(name)
 	countLen := hostGetHeaderValues(kind, np, nn, bufPtr(), uint32(len(buf)))
 	if n := uint32(countLen); n > uint32(len(buf)) {
@@ -393,10 +445,10 @@ func firstValue(kind uint32, name string) string {
 	}
 	for i, c := range buf[:uint32(countLen)] {
 		if c == 0 {
-			return string(buf[:i])
+			return buf[:i:i]
 		}
 	}
-	return ""
+	return nil
 }
 
 func setHeader(kind uint32, name, value string) {

@@ -16,3 +16,30 @@ func TestHostOf(t *testing.T) {
 		}
 	}
 }
+
+func TestParseID(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"42", 42, true},
+		{"999999999999999999", 999999999999999999, true},
+		{"1000000000000000000", 0, false}, // 19 digits: not an id the gateway writes
+		{"0", 0, false},
+		{"", 0, false},
+		{"-4", 0, false},
+		{"4 ", 0, false},
+		{"+4", 0, false},
+		{"4x", 0, false},
+	}
+	for _, tt := range tests {
+		var b []byte
+		if tt.in != "" {
+			b = []byte(tt.in)
+		}
+		if got, ok := parseID(b); got != tt.want || ok != tt.ok {
+			t.Errorf("parseID(%q): got %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
