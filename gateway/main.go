@@ -454,7 +454,7 @@ func (m *Main) Start(ctx context.Context) error {
 	)
 	// Anything that asks hertz for the client's address gets the gateway's answer,
 	// never hertz's own (which believes any X-Forwarded-For).
-	m.h.SetClientIPFunc(func(c *app.RequestContext) string { return m.gw.clientIP(c).String() })
+	m.h.SetClientIPFunc(func(c *app.RequestContext) string { return m.gw.ips.of(c).String() })
 	m.h.Use(fr.served)
 	m.gw.Register(m.h)
 	if m.extraRoutes != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/seckill/flashsale/gateway/api"
 	"github.com/seckill/flashsale/gateway/auth"
 	"github.com/seckill/flashsale/gateway/ratelimit"
+	"github.com/seckill/flashsale/internal/reqid"
 )
 
 // observe times every request into the histogram of its route, method and status,
@@ -36,7 +37,7 @@ func (g *Gateway) observe(ctx context.Context, c *app.RequestContext) {
 func (g *Gateway) stripTrusted(ctx context.Context, c *app.RequestContext) {
 	// The address first: a trusted proxy may name the client in X-Real-IP, one of
 	// the headers dropped next.
-	ip := g.clientIP(c)
+	ip := g.clientIP(ctx, c)
 	for _, h := range trustedHeaders {
 		c.Request.Header.Del(h)
 	}
@@ -52,16 +53,18 @@ func setHeader(h *protocol.RequestHeader, key string, b []byte) {
 }
 
 // clientIP is the client's address of c's request, found once per request.
-func (g *Gateway) clientIP(c *app.RequestContext) netip.Addr {
-	st := stateOf(c)
+func (g *Gateway) clientIP(ctx context.Context, c *app.RequestContext) netip.Addr {
+	st := stateOf(ctx, c)
 	if !st.hasIP {
 		st.ip, st.hasIP = g.ips.of(c), true
 	}
 	return st.ip
 }
 
-// reqState is what the middleware learns of a request for the steps after it,
-// under one key of c: one allocation, where each value boxed into c.Keys was one.
+// reqState is what the middleware learns of a request for the steps after it. The
+// request's context carries it from requestID on, in the allocation of the
+// request id (reqid.Carrier): kept in hertz's c.Keys it cost three allocations of
+// every request, a sold-out answer's included.
 type reqState struct {
 	ip    netip.Addr // clientIP's answer, when hasIP
 	hasIP bool
@@ -71,12 +74,13 @@ type reqState struct {
 	retry bool   // the edge let the order past its refusal as a retry of an admitted one
 }
 
-// keyState keeps a request's reqState in c.
+// keyState keeps a request's reqState in c when its context has none (a route
+// without requestID).
 const keyState = "gateway_state"
 
-// stateOf is c's reqState, made on first use.
-func stateOf(c *app.RequestContext) *reqState {
-	if st := peekState(c); st != nil {
+// stateOf is the request's reqState: its context's, else c's, made on first use.
+func stateOf(ctx context.Context, c *app.RequestContext) *reqState {
+	if st := peekState(ctx, c); st != nil {
 		return st
 	}
 	st := &reqState{}
@@ -84,8 +88,11 @@ func stateOf(c *app.RequestContext) *reqState {
 	return st
 }
 
-// peekState is c's reqState, or nil if nothing has been kept.
-func peekState(c *app.RequestContext) *reqState {
+// peekState is the request's reqState, or nil if it has none yet.
+func peekState(ctx context.Context, c *app.RequestContext) *reqState {
+	if st := reqid.Carried[reqState](ctx); st != nil {
+		return st
+	}
 	v, _ := c.Get(keyState)
 	st, _ := v.(*reqState)
 	return st
@@ -93,11 +100,13 @@ func peekState(c *app.RequestContext) *reqState {
 
 // shopper requires a shopper's token and puts the user id in the trusted header.
 func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
-	tok, err := auth.Bearer(string(c.GetHeader("Authorization")))
+	// A view of the header, not a copy: the verifier copies a token it keeps.
+	h := c.GetHeader("Authorization")
+	tok, err := auth.Bearer(unsafe.String(unsafe.SliceData(h), len(h)))
 	if err == nil {
 		var uid int64
 		if uid, err = g.verifier.UserID(tok); err == nil {
-			stateOf(c).user = uid
+			stateOf(ctx, c).user = uid
 			var buf [20]byte
 			setHeader(&c.Request.Header, HeaderUser, strconv.AppendInt(buf[:0], uid, 10))
 			c.Next(ctx)
@@ -143,8 +152,8 @@ func (g *Gateway) isOperator(c *app.RequestContext) bool {
 }
 
 // userOf is the shopper the shopper middleware identified.
-func userOf(c *app.RequestContext) int64 {
-	if st := peekState(c); st != nil {
+func userOf(ctx context.Context, c *app.RequestContext) int64 {
+	if st := peekState(ctx, c); st != nil {
 		return st.user
 	}
 	return 0
@@ -152,7 +161,7 @@ func userOf(c *app.RequestContext) int64 {
 
 // limitIP applies the read and per-IP rate limits to the public reads.
 func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
-	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.IP, limiterKey(g.clientIP(c))) {
+	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.IP, limiterKey(g.clientIP(ctx, c))) {
 		return
 	}
 	c.Next(ctx)
@@ -161,7 +170,7 @@ func (g *Gateway) limitIP(ctx context.Context, c *app.RequestContext) {
 // limitReads applies the read and the shopper's read limits to a shopper's reads of
 // orders and tickets.
 func (g *Gateway) limitReads(ctx context.Context, c *app.RequestContext) {
-	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.UserRead, strconv.FormatInt(userOf(c), 10)) {
+	if g.limited(ctx, c, 0, ratelimit.Read, "") || g.limited(ctx, c, 0, ratelimit.UserRead, strconv.FormatInt(userOf(ctx, c), 10)) {
 		return
 	}
 	c.Next(ctx)
@@ -170,7 +179,7 @@ func (g *Gateway) limitReads(ctx context.Context, c *app.RequestContext) {
 // limitChanges applies the global and the shopper's limits to a change of an order
 // (cancel, pay): the same buckets as placing one.
 func (g *Gateway) limitChanges(ctx context.Context, c *app.RequestContext) {
-	if g.limited(ctx, c, 0, ratelimit.Global, "") || g.limited(ctx, c, 0, ratelimit.User, strconv.FormatInt(userOf(c), 10)) {
+	if g.limited(ctx, c, 0, ratelimit.Global, "") || g.limited(ctx, c, 0, ratelimit.User, strconv.FormatInt(userOf(ctx, c), 10)) {
 		return
 	}
 	c.Next(ctx)

@@ -64,7 +64,7 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		failErr(c, err)
 		return
 	}
-	user := userOf(c)
+	user := userOf(ctx, c)
 	tk := c.Param("ticket")
 	if t, ok := g.tickets.get(user, tk); ok {
 		c.JSON(http.StatusOK, t)
@@ -176,7 +176,7 @@ func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
 	if !ok {
 		return
 	}
-	resp, err := g.backend.ListOrders(ctx, &rpc.ListOrdersReq{UserId: userOf(c), After: q.after, Limit: int32(q.limit),
+	resp, err := g.backend.ListOrders(ctx, &rpc.ListOrdersReq{UserId: userOf(ctx, c), After: q.after, Limit: int32(q.limit),
 		Statuses: q.statuses, ActivityId: q.activityID})
 	if err = rpcerr.FromRPC(err); err != nil {
 		failErr(c, err)
@@ -189,7 +189,7 @@ func (g *Gateway) listOrders(ctx context.Context, c *app.RequestContext) {
 // changes the order, so a timeout's outcome is unknown (retrying it is safe: ending or
 // paying an order twice is not an error).
 func (g *Gateway) orderCall(ctx context.Context, c *app.RequestContext, change bool, call func(context.Context, *rpc.OrderReq, ...callopt) (*rpc.Order, error)) {
-	o, err := call(ctx, &rpc.OrderReq{UserId: userOf(c), OrderId: c.Param("id")})
+	o, err := call(ctx, &rpc.OrderReq{UserId: userOf(ctx, c), OrderId: c.Param("id")})
 	if change {
 		err = rpcerr.FromRPCChange(err)
 	} else {

@@ -78,7 +78,7 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 		fail(c, domain.EBadRequest, "Idempotency-Key must be at most 128 printable characters")
 		return
 	}
-	st := stateOf(c)
+	st := stateOf(ctx, c)
 	st.order, st.idem = b, key
 	var buf [20]byte
 	setHeader(&c.Request.Header, HeaderActivity, strconv.AppendInt(buf[:0], b.ActivityID, 10))
@@ -87,16 +87,16 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 }
 
 // orderOf is the order parseOrder kept.
-func orderOf(c *app.RequestContext) api.PlaceOrderRequest {
-	if st := peekState(c); st != nil {
+func orderOf(ctx context.Context, c *app.RequestContext) api.PlaceOrderRequest {
+	if st := peekState(ctx, c); st != nil {
 		return st.order
 	}
 	return api.PlaceOrderRequest{}
 }
 
 // idemOf is the Idempotency-Key parseOrder kept.
-func idemOf(c *app.RequestContext) string {
-	if st := peekState(c); st != nil {
+func idemOf(ctx context.Context, c *app.RequestContext) string {
+	if st := peekState(ctx, c); st != nil {
 		return st.idem
 	}
 	return ""
@@ -104,9 +104,9 @@ func idemOf(c *app.RequestContext) string {
 
 // limitOrder applies the global, per-user and per-item rate limits.
 func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
-	b := orderOf(c)
+	b := orderOf(ctx, c)
 	if g.limited(ctx, c, b.ActivityID, ratelimit.Global, "") ||
-		g.limited(ctx, c, b.ActivityID, ratelimit.User, strconv.FormatInt(userOf(c), 10)) ||
+		g.limited(ctx, c, b.ActivityID, ratelimit.User, strconv.FormatInt(userOf(ctx, c), 10)) ||
 		g.limited(ctx, c, b.ActivityID, ratelimit.Item, strconv.FormatInt(b.ItemID, 10)) {
 		return
 	}
@@ -116,7 +116,7 @@ func (g *Gateway) limitOrder(ctx context.Context, c *app.RequestContext) {
 // edgeOrder answers from the edge cache: unknown activity or item, an item
 // offline, outside the item's window (its own, or its activity's), sold out.
 func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
-	b := orderOf(c)
+	b := orderOf(ctx, c)
 	a, _, err := g.edge.activity(ctx, b.ActivityID)
 	if err != nil {
 		if domain.IsCode(err, domain.ENotFound) {
@@ -154,13 +154,13 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 	case now >= end:
 		reason, msg = domain.EEnded, fmt.Sprintf("item %d of activity %d is no longer on sale", b.ItemID, a.Id)
 	case g.edge.isSoldOut(b.ActivityID, b.ItemID):
-		if g.isRetry(ctx, b, userOf(c), idemOf(c)) {
+		if g.isRetry(ctx, b, userOf(ctx, c), idemOf(ctx, c)) {
 			// Past the flag; past the line too only when the ledger holds the
 			// key (a key this gateway merely forwarded may have been refused).
-			stateOf(c).retry = g.keyAdmitted(ctx, b, userOf(c), idemOf(c))
+			stateOf(ctx, c).retry = g.keyAdmitted(ctx, b, userOf(ctx, c), idemOf(ctx, c))
 			break
 		}
-		if a.WaitingRoom && g.room.line != nil && g.placeHolder(c, b) {
+		if a.WaitingRoom && g.room.line != nil && g.placeHolder(ctx, c, b) {
 			// A queued shopper asking after their place with a token that verifies:
 			// the line answers (sold_out too), so the place stays theirs for units
 			// that come back.
@@ -174,10 +174,10 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 		failMsg(c, domain.ESoldOut, append(msg, " is sold out"...))
 		return
 	}
-	if item != nil && g.pastRefusal(ctx, reason, b, userOf(c), idemOf(c)) {
+	if item != nil && g.pastRefusal(ctx, reason, b, userOf(ctx, c), idemOf(ctx, c)) {
 		// A retry of an order admitted before the item went offline or its window
 		// closed or moved: the backend answers with the first attempt's outcome.
-		stateOf(c).retry, reason = true, ""
+		stateOf(ctx, c).retry, reason = true, ""
 	}
 	if reason != "" {
 		g.shed.add(b.ActivityID, layerCache, reason)
@@ -193,7 +193,7 @@ func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 		h(ctx, c)
 		// Aborted before the order went on: a plugin said no (or failed closed).
 		if c.IsAborted() && !c.GetBool("forwarded") {
-			g.shed.add(orderOf(c).ActivityID, layerPlugin, "rejected")
+			g.shed.add(orderOf(ctx, c).ActivityID, layerPlugin, "rejected")
 		}
 	}
 }
@@ -205,14 +205,14 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	c.Set("forwarded", true)
-	b := orderOf(c)
-	key := idemOf(c)
+	b := orderOf(ctx, c)
+	key := idemOf(ctx, c)
 	if key == "" {
 		// A key of the gateway's own makes the call idempotent: a 504 hands it over
 		// for the client's retry.
 		key = "gw-" + randhex.String(16)
 	} else {
-		g.edge.remember(userOf(c), key)
+		g.edge.remember(userOf(ctx, c), key)
 	}
 	// The trace goes on from the client's traceparent, if it sent one, to the backend
 	// (in the request) and from there to the worker (in the queued message).
@@ -223,9 +223,9 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 		}
 	}
 	ctx, span := telemetry.Tracer().Start(telemetry.Extract(ctx, incoming), "gateway.place_order", trace.WithAttributes(
-		attribute.Int64("seckill.user", userOf(c)), attribute.Int64("seckill.activity", b.ActivityID), attribute.Int64("seckill.item", b.ItemID)))
+		attribute.Int64("seckill.user", userOf(ctx, c)), attribute.Int64("seckill.activity", b.ActivityID), attribute.Int64("seckill.item", b.ItemID)))
 	defer span.End()
-	resp, err := g.backend.PlaceOrder(ctx, &rpc.PlaceOrderReq{UserId: userOf(c), ActivityId: b.ActivityID, ItemId: b.ItemID,
+	resp, err := g.backend.PlaceOrder(ctx, &rpc.PlaceOrderReq{UserId: userOf(ctx, c), ActivityId: b.ActivityID, ItemId: b.ItemID,
 		Quantity: int32(b.Quantity), IdempotencyKey: key, Trace: telemetry.Inject(ctx, nil)})
 	if err = rpcerr.FromRPCChange(err); err != nil {
 		span.SetStatus(codes.Error, domain.ErrorCode(err))
@@ -304,13 +304,13 @@ func (g *Gateway) keyAdmitted(ctx context.Context, b api.PlaceOrderRequest, user
 
 // placeHolder reports whether the order carries a queue token that verifies for this
 // shopper and item (an HMAC, no call out).
-func (g *Gateway) placeHolder(c *app.RequestContext, b api.PlaceOrderRequest) bool {
+func (g *Gateway) placeHolder(ctx context.Context, c *app.RequestContext, b api.PlaceOrderRequest) bool {
 	raw := c.GetHeader(HeaderQueueToken)
 	if len(raw) == 0 {
 		return false
 	}
 	t, err := parseQueueToken(g.room.key, string(raw))
-	return err == nil && t.UserID == userOf(c) && t.ActivityID == b.ActivityID && t.ItemID == b.ItemID
+	return err == nil && t.UserID == userOf(ctx, c) && t.ActivityID == b.ActivityID && t.ItemID == b.ItemID
 }
 
 // addedItem looks up an item that the cached copy of its activity lacks: an operator

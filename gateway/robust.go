@@ -22,14 +22,15 @@ const HeaderRequestID = "X-Request-Id"
 // so does ctx: into the logs (request_id) and the backend calls.
 func (g *Gateway) requestID(ctx context.Context, c *app.RequestContext) {
 	id := string(c.GetHeader(HeaderRequestID))
-	if reqid.Valid(id) {
-		ctx = reqid.With(ctx, id)
-	} else {
-		ctx, id = reqid.NewContext(ctx)
+	if !reqid.Valid(id) {
+		id = "" // a fresh one
 	}
+	// The context carries the request's state too (reqState), in the same
+	// allocation.
+	rc, id := reqid.NewCarrier[reqState](ctx, id)
 	c.Request.Header.Set(HeaderRequestID, id) // plugins see the id in force
 	c.Header(HeaderRequestID, id)
-	c.Next(ctx)
+	c.Next(rc)
 }
 
 // recoverPanic turns a panic in what follows into a logged, counted 500 with the usual
@@ -43,7 +44,7 @@ func (g *Gateway) recoverPanic(ctx context.Context, c *app.RequestContext) {
 		}
 		g.metrics.panics.Inc()
 		g.log.ErrorContext(ctx, "panic serving a request", "panic", fmt.Sprint(r), "route", routeLabel(c),
-			"method", methodLabel(string(c.Method())), "client_ip", g.clientIP(c).String(), "stack", string(debug.Stack()))
+			"method", methodLabel(string(c.Method())), "client_ip", g.clientIP(ctx, c).String(), "stack", string(debug.Stack()))
 		// Whatever the handler wrote is dropped; the id stays.
 		c.Response.Reset()
 		c.Header(HeaderRequestID, reqid.From(ctx))
@@ -63,7 +64,7 @@ func (g *Gateway) logFailure(ctx context.Context, c *app.RequestContext, status 
 		body = body[:200]
 	}
 	g.log.WarnContext(ctx, "request failed", "status", strconv.Itoa(status), "route", routeLabel(c),
-		"method", methodLabel(string(c.Method())), "client_ip", g.clientIP(c).String(), "answer", string(body))
+		"method", methodLabel(string(c.Method())), "client_ip", g.clientIP(ctx, c).String(), "answer", string(body))
 }
 
 // failLogRate is how many failed requests a second are logged.

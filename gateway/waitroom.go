@@ -94,13 +94,13 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 		}
 		// Past the plugins: whatever the room answers is not a plugin's refusal.
 		c.Set("forwarded", true)
-		b := orderOf(c)
+		b := orderOf(ctx, c)
 		a, _, err := g.edge.activity(ctx, b.ActivityID)
 		if err != nil {
 			failErr(c, err)
 			return
 		}
-		if !a.WaitingRoom || g.room.line == nil || stateOf(c).retry {
+		if !a.WaitingRoom || g.room.line == nil || stateOf(ctx, c).retry {
 			// A retry of an admitted order takes no place: the backend answers it
 			// with the first attempt's outcome and takes nothing.
 			next(ctx, c)
@@ -112,7 +112,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			failErr(c, err)
 			return
 		}
-		e := domain.LineEntry{ActivityID: b.ActivityID, ItemID: b.ItemID, UserID: userOf(c), Buckets: int(a.BucketCount),
+		e := domain.LineEntry{ActivityID: b.ActivityID, ItemID: b.ItemID, UserID: userOf(ctx, c), Buckets: int(a.BucketCount),
 			Factor: a.AdmissionFactor, PlaceTTL: g.room.cfg.PlaceTTL, Lease: g.room.lease}
 		if raw := c.GetHeader(HeaderQueueToken); len(raw) > 0 {
 			t, err := parseQueueToken(g.room.key, string(raw))
@@ -150,7 +150,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			c.JSON(http.StatusAccepted, api.Queued{Status: "queued", Position: d.Position, RetryAfterMs: wait.Milliseconds(),
 				QueueToken: queueToken{ActivityID: e.ActivityID, ItemID: e.ItemID, UserID: e.UserID, Seq: d.Seq, Issued: d.Now}.sign(g.room.key)})
 		case domain.LineSoldOut:
-			if g.isRetry(ctx, b, e.UserID, idemOf(c)) {
+			if g.isRetry(ctx, b, e.UserID, idemOf(ctx, c)) {
 				// A retry of an order the backend admitted: it answers with the first
 				// outcome and takes nothing.
 				next(ctx, c)

@@ -127,7 +127,9 @@ func (v *Verifier) UserID(token string) (int64, error) {
 	}
 	id, until, err := v.verify(token, now)
 	if err == nil && v.cache != nil {
-		v.cache.put(token, id, until)
+		// A copy: token may be a view of the request's buffer (the gateway
+		// reads the header without copying it; the cache outlives the request).
+		v.cache.put(strings.Clone(token), id, until)
 	}
 	return id, err
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -109,5 +110,41 @@ func TestCacheBounded(t *testing.T) {
 	}
 	if n := small.lru.Len(); n > 64 {
 		t.Fatalf("holds %d tokens, want at most 64", n)
+	}
+}
+
+// TestCacheKeepsItsOwnCopy: a token handed over as a view of a buffer (the
+// gateway reads the Authorization header without copying it) is copied into the
+// cache: when the buffer is reused for another shopper's token, that shopper is
+// verified, and the first token is still found in the cache (a key that changed
+// under the cache's map could no longer be found, nor evicted).
+func TestCacheKeepsItsOwnCopy(t *testing.T) {
+	secret := []byte("cache-copy-test-secret-0123456789")
+	v, err := NewVerifier(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Mint(secret, 1001, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Mint(secret, 1002, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != len(b) {
+		t.Fatalf("tokens of %d and %d bytes; the test needs two of one length", len(a), len(b))
+	}
+	buf := []byte(a)
+	view := unsafe.String(unsafe.SliceData(buf), len(buf))
+	if id, err := v.UserID(view); err != nil || id != 1001 {
+		t.Fatalf("first shopper: got %d, %v; want 1001", id, err)
+	}
+	copy(buf, b) // the next request's header in the same buffer
+	if id, err := v.UserID(view); err != nil || id != 1002 {
+		t.Fatalf("second shopper in the reused buffer: got %d, %v; want 1002", id, err)
+	}
+	if id, ok := v.cache.get(a, time.Now()); !ok || id != 1001 {
+		t.Fatalf("first shopper's token in the cache after its buffer was reused: got %d, %v; want 1001, found", id, ok)
 	}
 }

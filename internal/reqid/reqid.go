@@ -64,12 +64,54 @@ func With(ctx context.Context, id string) context.Context { return &idCtx{Contex
 // NewContext returns ctx carrying a fresh id (as New makes), and the id.
 func NewContext(ctx context.Context) (context.Context, string) {
 	c := &idCtx{Context: ctx}
+	c.fresh()
+	return c, c.id
+}
+
+// fresh gives c a fresh id.
+func (c *idCtx) fresh() {
 	var b [newLen]byte
 	rand.Read(b[:]) // does not fail (see randhex)
 	hex.Encode(c.hex[:], b[:])
 	// The digits are never written again, so the string may share them.
 	c.id = unsafe.String(&c.hex[0], len(c.hex))
+}
+
+// Carrier is a context carrying an id and a value of type T, in one allocation:
+// a request's id and the state its handlers share (the gateway's request state,
+// which in hertz's c.Keys cost three allocations a request more).
+type Carrier[T any] struct {
+	idCtx
+	v T
+}
+
+type valueKey[T any] struct{}
+
+// Value answers the id, and the carried value as a *T.
+func (c *Carrier[T]) Value(k any) any {
+	if _, ok := k.(valueKey[T]); ok {
+		return &c.v
+	}
+	return c.idCtx.Value(k)
+}
+
+// NewCarrier returns ctx carrying id, or a fresh one (as New makes) when id is
+// "", and a zero T; and the id.
+func NewCarrier[T any](ctx context.Context, id string) (*Carrier[T], string) {
+	c := &Carrier[T]{idCtx: idCtx{Context: ctx, id: id}}
+	if id == "" {
+		c.fresh()
+	}
 	return c, c.id
+}
+
+// Carried is the *T a Carrier in ctx carries, or nil.
+func Carried[T any](ctx context.Context) *T {
+	if ctx == nil {
+		return nil
+	}
+	v, _ := ctx.Value(valueKey[T]{}).(*T)
+	return v
 }
 
 // From is the id ctx carries, or "".

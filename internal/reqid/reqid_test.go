@@ -69,3 +69,36 @@ func TestNewContextAllocatesOnce(t *testing.T) {
 		t.Fatalf("NewContext: %v allocations, want 1", n)
 	}
 }
+
+// TestCarrier: a Carrier answers its id and its value through contexts made from
+// it, keeps a client's id or makes a fresh one, and carries values of different
+// types apart.
+func TestCarrier(t *testing.T) {
+	type state struct{ user int64 }
+	type other struct{ n int }
+	type parentKey struct{}
+	base := context.WithValue(context.Background(), parentKey{}, "v")
+	c, id := NewCarrier[state](base, "client-id-1")
+	if id != "client-id-1" || From(c) != "client-id-1" {
+		t.Fatalf("got id %q, From %q; want the client's", id, From(c))
+	}
+	Carried[state](c).user = 42
+	inner, cancel := context.WithCancel(c)
+	defer cancel()
+	if st := Carried[state](inner); st == nil || st.user != 42 {
+		t.Fatalf("got %+v through a derived context, want the state set on the carrier", st)
+	}
+	if From(inner) != "client-id-1" || inner.Value(parentKey{}) != "v" {
+		t.Errorf("derived context: id %q, parent's value %v; want both", From(inner), inner.Value("k"))
+	}
+	if Carried[other](inner) != nil {
+		t.Errorf("a value of another type is carried, want none")
+	}
+	if Carried[state](base) != nil || Carried[state](nil) != nil {
+		t.Errorf("a context without a carrier carries a state")
+	}
+	f, fid := NewCarrier[state](context.Background(), "")
+	if len(fid) != 2*newLen || From(f) != fid || fid == id {
+		t.Errorf("fresh id %q (From %q), want %d hex digits of its own", fid, From(f), 2*newLen)
+	}
+}
