@@ -159,10 +159,10 @@ type RunReport struct {
 	// Flood is the flood scenario's own figures (flood.go).
 	Flood *FloodReport `json:"flood,omitempty"`
 
-	// Around are the hertz -> kitex and MySQL hot-row baselines measured just before
-	// and just after the run (capacity), ops/s by name; the run's ratios to them are
-	// to their mean, since a shared machine's load moves between the report's
-	// baselines and a run.
+	// Around are the baselines measured just before and just after the run, ops/s by
+	// name (hot: bare hertz; capacity: hertz -> kitex and the MySQL hot row); the
+	// run's ratios to them are to their mean, since a shared machine's load moves
+	// between the report's baselines and a run.
 	Around map[string][2]float64 `json:"baselines_around,omitempty"`
 }
 
@@ -447,8 +447,8 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 		itemIDs[k] = it.ID
 	}
 	var before map[string]float64
-	if sc.name == Capacity && b.opts.Baselines {
-		before = b.bracket(ctx, label, "baselines before")
+	if bracketed[sc.name] && b.opts.Baselines {
+		before = b.bracket(ctx, sc.name, label, "baselines before")
 	}
 	// Every 202 is followed, whatever the strategy: a sync order whose transaction
 	// is slow may be answered with a ticket too.
@@ -513,7 +513,7 @@ func (b *bencher) runOne(ctx context.Context, sc *scenario, strategy string) (Ru
 	}
 	rr.measured(res, st, settledAt, followed.Load() > 0, poller, finals, polls)
 	if before != nil {
-		after := b.bracket(ctx, label, "baselines after")
+		after := b.bracket(ctx, sc.name, label, "baselines after")
 		rr.Around = map[string][2]float64{}
 		for name, ops := range before {
 			if a, ok := after[name]; ok {
@@ -630,17 +630,26 @@ func commitWindow(ctx context.Context, db *sql.DB, activityID int64) (secs, perS
 	return round2(secs), round1(float64(n) / secs)
 }
 
-// bracket measures the hertz -> kitex and MySQL hot-row baselines, for a run's ratios;
-// it returns the ops/s of those that ran.
-func (b *bencher) bracket(ctx context.Context, label, what string) map[string]float64 {
+// bracketed are the scenarios whose runs are bracketed by the baselines their ratios
+// are to: hot (nearly all sold-out answers) by the bare hertz handler, capacity by the
+// hertz -> kitex echo and the MySQL hot-row loop.
+var bracketed = map[string]bool{Hot: true, Capacity: true}
+
+// bracket measures the baselines of scenario's ratios; it returns the ops/s of those
+// that ran.
+func (b *bencher) bracket(ctx context.Context, scenario, label, what string) map[string]float64 {
 	b.prog.begin(label, what, 0, nil, nil)
 	defer b.prog.end()
-	d := b.opts.BaselineDuration
+	d, conc := b.opts.BaselineDuration, b.opts.BaselineConcurrency
+	var reps []BaselineReport
+	if scenario == Hot {
+		reps = append(reps, baselineHertz(ctx, b.shop.HTTP, conc, d))
+	} else {
+		reps = append(reps, baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.target.RPCSecrets, conc, d),
+			baselineMySQL(ctx, b.target.MySQLDSN, d))
+	}
 	out := map[string]float64{}
-	for _, rep := range []BaselineReport{
-		baselineHertzKitex(ctx, b.shop.HTTP, b.target.BackendAddr, b.target.RPCSecrets, b.opts.BaselineConcurrency, d),
-		baselineMySQL(ctx, b.target.MySQLDSN, d),
-	} {
+	for _, rep := range reps {
 		if rep.ok() {
 			out[rep.Name] = rep.OpsPerSec
 		}
@@ -663,11 +672,11 @@ func (b *bencher) baseline(rr *RunReport, name string) (float64, bool) {
 // ratios put a run's figures next to the baselines.
 func (b *bencher) ratios(rr *RunReport) map[string]float64 {
 	out := map[string]float64{}
-	if h := b.base[BaseHertz]; h.ok() {
-		out["attempts_vs_bare_hertz"] = round3(rr.AttemptsPerSec / h.OpsPerSec)
-		if h.Latency.P50 > 0 {
-			out["answer_p50_vs_bare_hertz"] = round1(rr.Answer.P50 / h.Latency.P50)
-		}
+	if h, ok := b.baseline(rr, BaseHertz); ok {
+		out["attempts_vs_bare_hertz"] = round3(rr.AttemptsPerSec / h)
+	}
+	if h := b.base[BaseHertz]; h.ok() && h.Latency.P50 > 0 {
+		out["answer_p50_vs_bare_hertz"] = round1(rr.Answer.P50 / h.Latency.P50)
 	}
 	if k, ok := b.baseline(rr, BaseHertzKitex); ok {
 		out["attempts_vs_hertz_kitex"] = round3(rr.AttemptsPerSec / k)

@@ -270,6 +270,7 @@ func TestProgressNeverHangs(t *testing.T) {
 // their mean, not with the report's baselines taken minutes earlier.
 func TestRatiosUseTheBaselinesAroundARun(t *testing.T) {
 	b := &bencher{base: map[string]*BaselineReport{
+		BaseHertz:      {Name: BaseHertz, OpsPerSec: 40_000},
 		BaseHertzKitex: {Name: BaseHertzKitex, OpsPerSec: 10_000},
 		BaseMySQL:      {Name: BaseMySQL, OpsPerSec: 8_000},
 	}}
@@ -283,7 +284,17 @@ func TestRatiosUseTheBaselinesAroundARun(t *testing.T) {
 		t.Fatalf("with baselines around: got %v, want 0.5 and 0.5 (to the mean of before and after)", got)
 	}
 	md := TablesMarkdown(&Report{Runs: []RunReport{{Scenario: Capacity, Strategy: "sync", Around: around.Around, Ratios: b.ratios(around)}}})
-	if !strings.Contains(md, "| capacity | sync | 3000 | 5000 | 1500 | 2500 |") {
+	if !strings.Contains(md, "| capacity | sync | – | – | 3000 | 5000 | 1500 | 2500 |") {
 		t.Fatalf("the report lacks the baselines around the run:\n%s", md)
+	}
+
+	// A hot run is bracketed by the bare hertz handler alone.
+	hot := &RunReport{AttemptsPerSec: 30_000, Around: map[string][2]float64{BaseHertz: {35_000, 25_000}}}
+	if got := b.ratios(hot); got["attempts_vs_bare_hertz"] != 1 || got["attempts_vs_hertz_kitex"] != 3 {
+		t.Fatalf("hot run with bare hertz around: got %v, want 1 (to the mean around) and 3 (to the report's echo)", got)
+	}
+	md = TablesMarkdown(&Report{Runs: []RunReport{{Scenario: Hot, Strategy: "async", Around: hot.Around, Ratios: b.ratios(hot)}}})
+	if !strings.Contains(md, "| hot | async | 35000 | 25000 | – | – | – | – |") {
+		t.Fatalf("the report lacks the bare hertz around the hot run:\n%s", md)
 	}
 }

@@ -336,12 +336,13 @@ func TablesMarkdown(r *Report) string {
 		}
 	}
 	if len(around) > 0 {
-		b.WriteString("\nThe machine's load moves between the baselines above and a long run, so each capacity run is also bracketed: " +
-			"the hertz→kitex echo and the MySQL hot-row loop measured just before and just after it; its × hertz→kitex and × MySQL hot row are to their mean.\n\n")
-		b.WriteString("| scenario | strategy | hertz→kitex before | after | hot row before | after |\n|---|---|--:|--:|--:|--:|\n")
+		b.WriteString("\nThe machine's load moves between the baselines above and a run, so the hot and capacity runs are also bracketed: " +
+			"the baselines of their ratios measured just before and just after each (hot: bare hertz; capacity: the hertz→kitex echo and the MySQL hot-row loop); " +
+			"their × columns are to the mean.\n\n")
+		b.WriteString("| scenario | strategy | bare hertz before | after | hertz→kitex before | after | hot row before | after |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
 		for _, rr := range around {
-			k, m := rr.Around[BaseHertzKitex], rr.Around[BaseMySQL]
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f | %.0f |\n", rr.Scenario, rr.Strategy, k[0], k[1], m[0], m[1])
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", rr.Scenario, rr.Strategy,
+				aroundCells(rr.Around, BaseHertz), aroundCells(rr.Around, BaseHertzKitex), aroundCells(rr.Around, BaseMySQL))
 		}
 	}
 	b.WriteString("\n## Latency (ms)\n\n| scenario | strategy | answer p50 | p90 | p99 | p99.9 | max | × bare hertz p50 | ticket p50 | p90 | p99 | p99.9 | max |\n")
@@ -470,4 +471,13 @@ func kv(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// aroundCells is a bracketed baseline's before and after cells, or dashes.
+func aroundCells(around map[string][2]float64, name string) string {
+	a, ok := around[name]
+	if !ok {
+		return "– | –"
+	}
+	return fmt.Sprintf("%.0f | %.0f", a[0], a[1])
 }
