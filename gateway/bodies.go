@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/protocol"
+	"github.com/cloudwego/hertz/pkg/protocol/http1/ext"
 
 	"github.com/seckill/flashsale/backend/domain"
 )
@@ -62,8 +63,18 @@ func (g *Gateway) readBody(ctx context.Context, c *app.RequestContext) {
 // request is refused. It reports whether the handler chain may go on.
 func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 	n := c.Request.Header.ContentLength()
-	if !c.Request.IsBodyStream() || n >= 0 && n <= g.cfg.MaxBodyBytes {
-		return true // read ahead already
+	if !c.Request.IsBodyStream() {
+		return true
+	}
+	if n >= 0 && n <= g.cfg.MaxBodyBytes {
+		// Read ahead already: the whole body is in the request's buffer. It is
+		// an ordinary body from here on, and hertz's stream goes back to its
+		// pool: reading the body through the stream would copy it and drop the
+		// stream, which cost every request a new one.
+		s := c.Request.BodyStream()
+		c.Request.CloseBodyStream() // forgets it (the stream has no Close)
+		_ = ext.ReleaseBodyStream(s) // nothing left to skip: n bytes were read ahead
+		return true
 	}
 	var body []byte
 	var err error
