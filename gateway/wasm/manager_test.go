@@ -240,6 +240,8 @@ func TestExamplePlugins(t *testing.T) {
 			[]string{"X-Seckill-User", "7", "X-Real-IP", "198.51.100.9"}, false, 403, "blocklist: ip 198.51.100.9 is blocked"},
 		{"blocklist other", blocklistWasm, `{"users":["42"],"ips":["203.0.113.7","198.51.100.0/24"]}`,
 			[]string{"X-Seckill-User", "7", "X-Real-IP", "192.0.2.1"}, true, 0, ""},
+		{"blocklist snowflake user", blocklistWasm, `{"users":["9223372036854775807"]}`,
+			[]string{"X-Seckill-User", "9223372036854775807"}, false, 403, "blocklist: user 9223372036854775807 is blocked"},
 		{"blocklist mapped ip", blocklistWasm, `{"users":["42"],"ips":["198.51.100.0/24"]}`,
 			[]string{"X-Seckill-User", "7", "X-Real-IP", "::ffff:198.51.100.9"}, false, 403, "blocklist: ip 198.51.100.9 is blocked"},
 		{"blocklist anonymous", blocklistWasm, `{"users":["42"],"ips":["198.51.100.0/24"]}`,
@@ -332,6 +334,14 @@ func TestAttemptLimitPerItem(t *testing.T) {
 	}
 	if !admitted("X-Real-IP", "192.0.2.8", "X-Seckill-Item", "9") {
 		t.Errorf("anonymous 192.0.2.8: refused, want admitted (addresses count apart)")
+	}
+	// Users with 19-digit ids behind one address count apart, as users.
+	for _, u := range []string{"1234567890123456789", "1234567890123456788"} {
+		for i, want := range []bool{true, true, false} {
+			if got := admitted("X-Seckill-User", u, "X-Real-IP", "192.0.2.9", "X-Seckill-Item", "9"); got != want {
+				t.Fatalf("user %s, attempt %d: got admitted=%v, want %v", u, i+1, got, want)
+			}
+		}
 	}
 }
 

@@ -27,6 +27,7 @@ package sdk
 
 import (
 	"errors"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -330,20 +331,24 @@ func (r Request) ClientAddr() netip.Addr {
 	return a
 }
 
-// parseID reads a positive decimal id of at most 18 digits, the form of the
-// gateway's trusted ids.
+// parseID reads a positive decimal int64, the form of the gateway's trusted ids
+// (a token's sub may be any positive int64: 19 digits for an identity provider's
+// snowflake ids).
 func parseID(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 || len(b) > 19 {
 		return 0, false
 	}
-	var n int64
+	var n uint64
 	for _, c := range b {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
+		n = n*10 + uint64(c-'0') // 19 digits fit in a uint64
 	}
-	return n, n > 0
+	if n == 0 || n > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(n), true
 }
 
 // hostOf strips the port of "ip:port" or "[ipv6]:port" (the net package
