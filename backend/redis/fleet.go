@@ -113,7 +113,10 @@ func (s *SharedLimiter) Allow(ctx context.Context, key string, rps float64, burs
 
 // run checks a batch in one round trip. A batch's failure is each check's.
 func (s *SharedLimiter) run(ctx context.Context, _ struct{}, cs []check) []checked {
-	if _, cluster := s.rdb.(*goredis.ClusterClient); !cluster && len(cs) > 1 {
+	// One script call only on a plain client: every key on one node. A cluster's
+	// keys lie in different slots, and a ring (or a proxy) would send the call to
+	// the first key's shard alone.
+	if _, node := s.rdb.(*goredis.Client); node && len(cs) > 1 {
 		return s.runOne(ctx, cs)
 	}
 	return s.runPipelined(ctx, cs)
