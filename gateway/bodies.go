@@ -72,7 +72,7 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 		// pool: reading the body through the stream would copy it and drop the
 		// stream, which cost every request a new one.
 		s := c.Request.BodyStream()
-		c.Request.CloseBodyStream() // forgets it (the stream has no Close)
+		c.Request.CloseBodyStream()  // forgets it (the stream has no Close)
 		_ = ext.ReleaseBodyStream(s) // nothing left to skip: n bytes were read ahead
 		return true
 	}
