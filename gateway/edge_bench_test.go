@@ -39,6 +39,9 @@ import (
 // The clients write the same request bytes and read answers without
 // allocating (rawConn), so their own cost is small and equal for every
 // case. Ratios of ns/op between cases are the figures of bench/README.md.
+// Each case also reports cpu-ns/op, the process's CPU time (servers and
+// clients) per request: on shared cores, where wall time moves with the
+// neighbours' load, the steadier figure of what a request costs.
 //
 //	go test -run '^$' -bench Edge -benchtime 3s -count 5 ./gateway/
 func BenchmarkEdge(b *testing.B) {
@@ -106,6 +109,12 @@ var benchUsers atomic.Int64
 func drive(b *testing.B, addr string, want int, req func(token string) []byte) {
 	b.SetParallelism(benchConns)
 	b.ReportAllocs()
+	cpu := processCPU()
+	defer func() {
+		if b.N > 0 {
+			b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+		}
+	}()
 	b.RunParallel(func(pb *testing.PB) {
 		rc, err := dialRaw(addr, req(tok(b, 1000+benchUsers.Add(1))))
 		if err != nil {
