@@ -496,6 +496,104 @@ func TestWaitingRoomLine(t *testing.T) {
 	}
 }
 
+// TestWaitingRoomLetsGoOfAHungUpShopper: a shopper held in line (?wait=) who hangs
+// up is let go: their share of held waits is free again within a second, and a slot
+// that frees afterwards goes to a shopper still waiting, not to one who left.
+func TestWaitingRoomLetsGoOfAHungUpShopper(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 1)
+	aid, iid := rs.roomSale(t, "sync", 2, 1, 1)
+	line := redis.NewLine(testenv.Redis(t))
+	var held []int64 // both slots, held by shoppers who never order
+	for _, u := range []int64{9101, 9102} {
+		d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
+			PlaceTTL: time.Minute, Lease: time.Minute})
+		if err != nil || d.Outcome != domain.LineAdmitted {
+			t.Fatalf("hold a slot for user %d: got %+v %v", u, d, err)
+		}
+		held = append(held, d.Seq)
+	}
+	body, _ := json.Marshal(map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1})
+	order := func(ctx context.Context, user int64, query, qtok string) (int, map[string]any, time.Duration, error) {
+		tok, _ := mint(user)
+		req, err := http.NewRequestWithContext(ctx, "POST", rs.urls[0]+"/api/v1/orders"+query, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, 0, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if qtok != "" {
+			req.Header.Set("Queue-Token", qtok)
+		}
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil, time.Since(start), err
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out, time.Since(start), nil
+	}
+	queue := func(user int64) string {
+		t.Helper()
+		code, out, _, err := order(ctx, user, "", "")
+		if err != nil || code != http.StatusAccepted || out["status"] != "queued" {
+			t.Fatalf("user %d: got %d %v %v, want queued", user, code, out, err)
+		}
+		return out["queue_token"].(string)
+	}
+	tok2 := queue(2) // first in line
+	tok3 := queue(3)
+
+	// User 2 waits twice (a shopper's whole share) and hangs up both.
+	hang, cancel := context.WithCancel(ctx)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, _, _, err := order(hang, 2, "?wait=8s", tok2)
+			done <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	for range 2 {
+		if err := <-done; err == nil {
+			t.Fatal("a hung-up wait was answered, want the client's cancellation")
+		}
+	}
+	time.Sleep(1200 * time.Millisecond) // two looks at the connection
+	// Their share is free again: a new wait is held, not answered at once.
+	if code, out, took, err := order(ctx, 2, "?wait=1500ms", tok2); err != nil || code != http.StatusAccepted || took < time.Second {
+		t.Fatalf("user 2 after hanging up: got %d %v after %v (%v), want held (queued after about 1.5 s)", code, out, took, err)
+	}
+
+	// User 2 holds the head and hangs up; user 3 waits. A slot frees: user 3 buys it.
+	hang, cancel = context.WithCancel(ctx)
+	go func() {
+		_, _, _, err := order(hang, 2, "?wait=8s", tok2)
+		done <- err
+	}()
+	answers := make(chan int, 1)
+	go func() {
+		code, _, _, _ := order(ctx, 3, "?wait=8s", tok3)
+		answers <- code
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	time.Sleep(1200 * time.Millisecond)
+	if err := line.Leave(ctx, aid, iid, 9101, held[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-answers; code != http.StatusCreated {
+		t.Fatalf("the shopper still waiting when a slot freed behind a head who left: got %d, want 201", code)
+	}
+	var n int
+	if err := rs.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders WHERE item_id = ? AND user_id = 2", iid).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("orders of the shopper who hung up: %d (%v), want none", n, err)
+	}
+}
+
 // TestWaitingRoomLongPoll: a queued shopper who asks with ?wait= is held in the
 // request and answered when the line admits them or the item sells out, not when the
 // wait ends; one whose wait ends first is still queued, with a fresh token.

@@ -108,3 +108,17 @@ func (l *connLimit) admit(conn net.Conn) bool {
 	}
 	return true
 }
+
+// connAlive reports, as the request goes on, whether the client of c still holds its
+// connection: false once the peer has closed it (netpoll marks it inactive); always
+// true on a transport that cannot tell.
+func connAlive(c *app.RequestContext) func() bool {
+	conn := any(c.GetConn())
+	if w, ok := conn.(*hnetpoll.Conn); ok {
+		conn = w.Conn
+	}
+	if a, ok := conn.(interface{ IsActive() bool }); ok {
+		return a.IsActive
+	}
+	return func() bool { return true }
+}

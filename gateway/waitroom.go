@@ -130,7 +130,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 		}
 		d, err := g.enterLine(ctx, e)
 		if err == nil && d.Outcome == domain.LineQueued && wait > 0 {
-			d, err = g.holdInLine(ctx, e, d, wait)
+			d, err = g.holdInLine(ctx, e, d, wait, connAlive(c))
 		}
 		if err != nil {
 			g.log.Warn("waiting room unavailable; refusing the order", "activity", b.ActivityID, "item", b.ItemID, "err", err)
@@ -188,6 +188,10 @@ func (g *Gateway) enterLine(ctx context.Context, e domain.LineEntry) (domain.Lin
 // a goroutine and the line's look at each pause, as a poll would.
 const maxLineWaits = 10_000
 
+// hangUpCheck is how often a held shopper's connection is looked at: hertz does not
+// end a request's context when its client hangs up.
+const hangUpCheck = 500 * time.Millisecond
+
 // wakePositions: shoppers held this near the head ask again as soon as a slot frees
 // anywhere in the fleet; those further back keep to their pace (a freed slot wakes a
 // few, not the whole line).
@@ -199,8 +203,10 @@ const wakePositions = 16
 // head, when a slot of the line frees anywhere in the fleet, until the shopper is
 // admitted, the item is sold out, or the wait ends
 // (then the shopper is still queued, with a fresh token). Past the bounds on held
-// waits (the gateway's, the shopper's) the shopper gets d back at once.
-func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.LineDecision, wait time.Duration) (domain.LineDecision, error) {
+// waits (the gateway's, the shopper's) the shopper gets d back at once. A shopper
+// who hangs up is let go within hangUpCheck (alive): the hold and the shopper's
+// share of waits are free again, and the place stays theirs for the token's life.
+func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.LineDecision, wait time.Duration, alive func() bool) (domain.LineDecision, error) {
 	if g.room.held.Add(1) > maxLineWaits {
 		g.room.held.Add(-1)
 		return d, nil
@@ -212,6 +218,8 @@ func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.L
 	defer g.waits.give(e.UserID)
 	deadline := time.Now().Add(wait)
 	soldOut := g.edge.soldOutSignal(e.ActivityID, e.ItemID)
+	check := time.NewTicker(hangUpCheck)
+	defer check.Stop()
 	for d.Outcome == domain.LineQueued {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -222,16 +230,26 @@ func (g *Gateway) holdInLine(ctx context.Context, e domain.LineEntry, d domain.L
 			freed = g.edge.freedSignal(e.ActivityID, e.ItemID)
 		}
 		timer := time.NewTimer(min(g.room.retryAfter(d), left))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return d, nil
-		case <-soldOut:
-			timer.Stop()
-			soldOut = nil // asked once; the line says what it says
-		case <-freed:
-			timer.Stop()
-		case <-timer.C:
+	pause:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return d, nil
+			case <-check.C:
+				if !alive() {
+					timer.Stop()
+					return d, nil // nobody to admit: the slot goes to one who waits
+				}
+				continue
+			case <-soldOut:
+				timer.Stop()
+				soldOut = nil // asked once; the line says what it says
+			case <-freed:
+				timer.Stop()
+			case <-timer.C:
+			}
+			break pause
 		}
 		if a, _, err := g.edge.activity(ctx, e.ActivityID); err == nil && !a.WaitingRoom {
 			// The operator turned the room off meanwhile: on to the backend, as
