@@ -197,6 +197,65 @@ func TestOversizedBodies(t *testing.T) {
 	mustServe(t, f, "after the oversized bodies")
 }
 
+// TestBodiesPastTheReadAhead: with a shopper body limit over hertz's 8 KiB
+// read-ahead, bodies between the two are read whole (the read-ahead alone cut
+// them to 8 KiB: "the body ends too soon"), for shoppers and operators alike,
+// and the request after them on the connection is answered as its own.
+func TestBodiesPastTheReadAhead(t *testing.T) {
+	f := startGateway(t, func(c *gateway.Config) { c.MaxBodyBytes = 16 << 10 })
+	// The padding goes first, so a body cut short loses its JSON.
+	leading := func(n int, body string) string { return strings.Repeat(" ", n-len(body)) + body }
+	for _, n := range []int{8 << 10, 8<<10 + 1, 10_000, 16 << 10} {
+		if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), leading(n, order)); r.status != 202 {
+			t.Fatalf("an order of %d bytes: got %d %v, want 202", n, r.status, r.body)
+		}
+		// An activity without a window: refused for what it says, once read whole.
+		body := leading(n, `{"name":"`+strings.Repeat("a", 100)+`"}`)
+		r := f.do(t, "POST", "/admin/v1/activities", admin, body)
+		if msg, _ := r.body["message"].(string); r.status != 400 || !strings.Contains(msg, "start") {
+			t.Fatalf("an activity of %d bytes without a start: got %d %v, want 400 about its start (the body read whole)", n, r.status, r.body)
+		}
+	}
+	// Two orders of 10,000 bytes in one write: each answered as itself.
+	c := dial(t, f)
+	req := orderHead(tok(t, 5), 10_000) + leading(10_000, order)
+	if _, err := io.WriteString(c, req+req); err != nil {
+		t.Fatal(err)
+	}
+	rd := bufio.NewReader(c)
+	for i := range 2 {
+		c.SetReadDeadline(time.Now().Add(3 * readTimeout))
+		r, err := http.ReadResponse(rd, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		if r.StatusCode != 202 {
+			t.Fatalf("pipelined order %d: got %d, want 202", i+1, r.StatusCode)
+		}
+	}
+}
+
+// TestMultipartNotReadAhead: a multipart body is refused on its length like any
+// other, before it is read: hertz parsed multipart forms whole (to temporary
+// files) before any handler, so a stranger could make the gateway take hundreds
+// of megabytes to disk before its 413.
+func TestMultipartNotReadAhead(t *testing.T) {
+	f := startGateway(t)
+	c := dial(t, f)
+	head := fmt.Sprintf("POST /api/v1/orders HTTP/1.1\r\nHost: gateway\r\n"+
+		"Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: %d\r\n\r\n", 100<<20)
+	part := "--xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n" + strings.Repeat("A", 64<<10)
+	if _, err := io.WriteString(c, head+part); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := answerOn(c, 3*readTimeout); err != nil || a.status != 413 || a.code != "too_large" {
+		t.Fatalf("a 100 MiB multipart body after 64 KiB of it: got %+v %v, want 413 too_large at once", a, err)
+	}
+	mustServe(t, f, "after the multipart body")
+}
+
 // TestSlowClients: a client that sends its headers and then its body slower
 // than the read timeout allows is cut off, while other clients are served.
 // The timeout bounds the whole request, not each read: a trickle of a byte

@@ -66,11 +66,12 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 	if !c.Request.IsBodyStream() {
 		return true
 	}
-	if n >= 0 && n <= g.cfg.MaxBodyBytes {
-		// Read ahead already: the whole body is in the request's buffer. It is
-		// an ordinary body from here on, and hertz's stream goes back to its
-		// pool: reading the body through the stream would copy it and drop the
-		// stream, which cost every request a new one.
+	if n >= 0 && len(c.Request.BodyBytes()) == n {
+		// Read ahead already: the whole body is in the request's buffer (hertz
+		// reads ahead up to the server's body size, at most 8 KiB). It is an
+		// ordinary body from here on, and hertz's stream goes back to its pool:
+		// reading the body through the stream would copy it and drop the stream,
+		// which cost every request a new one.
 		s := c.Request.BodyStream()
 		c.Request.CloseBodyStream()  // forgets it (the stream has no Close)
 		_ = ext.ReleaseBodyStream(s) // nothing left to skip: n bytes were read ahead

@@ -439,6 +439,9 @@ func (m *Main) Start(ctx context.Context) error {
 		// ahead, so each route decides on its own limit (boundBody) before
 		// reading them: plugin uploads take megabytes, orders a few bytes.
 		server.WithStreamBody(true),
+		// No API takes a multipart form; parsed ahead, one was read whole (to
+		// temporary files) before any limit or token was checked.
+		server.WithDisablePreParseMultipartForm(true),
 		server.WithMaxRequestBodySize(m.cfg.MaxBodyBytes),
 		server.WithReadTimeout(m.cfg.ReadTimeout),
 		server.WithWriteTimeout(m.cfg.WriteTimeout),
