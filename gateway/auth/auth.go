@@ -84,8 +84,11 @@ func NewVerifierWith(opts Options) (*Verifier, error) {
 		return nil, errors.New("no way to check shoppers' tokens: set a jwt secret or a JWKS URL")
 	}
 	v := &Verifier{opts: opts, cache: newTokenCache(cachedTokens), now: time.Now}
+	// Strict base64: a signature's last character has unused bits, and lenient
+	// decoding took four spellings of every token (four cache entries, and a
+	// list of tokens could be walked around).
 	po := []jwt.ParserOption{jwt.WithValidMethods(algs), jwt.WithExpirationRequired(), jwt.WithLeeway(leeway), jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return v.now() })}
+		jwt.WithStrictDecoding(), jwt.WithTimeFunc(func() time.Time { return v.now() })}
 	if opts.Issuer != "" {
 		po = append(po, jwt.WithIssuer(opts.Issuer))
 	}

@@ -30,6 +30,11 @@ func TestUserID(t *testing.T) {
 		t.Fatal(err)
 	}
 	future := time.Now().Add(time.Hour).Unix()
+	// The signature's last character with another of its unused low bits: the
+	// same bytes to a lenient decoder, another spelling of the token.
+	const b64url = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(b64url, good[len(good)-1])
+	respelled := good[:len(good)-1] + string(b64url[last^1])
 	tests := []struct {
 		name    string
 		token   string
@@ -45,6 +50,7 @@ func TestUserID(t *testing.T) {
 		{"sub not a number", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "alice", "exp": future}), 0, ErrInvalid},
 		{"sub zero", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "0", "exp": future}), 0, ErrInvalid},
 		{"sub padded", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "042", "exp": future}), 0, ErrInvalid},
+		{"signature respelled", respelled, 0, ErrInvalid},
 		{"garbage", "not.a.token", 0, ErrInvalid},
 		{"huge", strings.Repeat("a", MaxTokenLen+1), 0, ErrInvalid},
 	}
