@@ -455,7 +455,7 @@ func TestPut_Invalid(t *testing.T) {
 		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
 		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
 		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
-		{"user of example not an id", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"users":["alice"]}`)}, "instantiate"},
+		{"user of example not an id", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"users":["alice"]}`)}, `the guest said: panic: blocklist: bad user "alice" (a user id is a positive decimal number)`},
 		{"wazero panics", "probe", Spec{Wasm: wazeroPanics()}, "does not compile"},
 	}
 	for _, tt := range tests {

@@ -147,13 +147,14 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	ctx = experimental.WithMemoryAllocator(&inst.cs, memoryAllocator(inst, p.mod.image))
 
 	id := strconv.FormatUint(p.mod.nextID.Add(1), 10)
+	stderr := &guestOutput{log: p.m.log, plugin: p.name, level: slog.LevelWarn}
 	cfg := wazero.NewModuleConfig().
 		WithName(p.name + "#" + id).
 		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader).
 		WithStdout(&guestOutput{log: p.m.log, plugin: p.name, level: slog.LevelInfo}).
-		WithStderr(&guestOutput{log: p.m.log, plugin: p.name, level: slog.LevelWarn})
+		WithStderr(stderr)
 	if p.startFn != "" {
 		cfg = cfg.WithStartFunctions(p.startFn)
 	} else {
@@ -162,6 +163,11 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	mod, err := p.mod.runtime.InstantiateModule(ctx, p.mod.compiled, cfg)
 	inst.cs.watch.end()
 	if err != nil {
+		if said := stderr.said(); said != "" {
+			// What the guest said first (a Go guest's panic: "panic: bad config
+			// ..."), before the trap it ended in: the operator's reason.
+			return nil, fmt.Errorf("the guest said: %s: %w", said, err)
+		}
 		return nil, err
 	}
 	if mod.IsClosed() { // the start function exited with code 0
@@ -472,6 +478,15 @@ type guestOutput struct {
 	level  slog.Level
 	buf    []byte
 	lines  int
+	first  string // the first line written, sanitized
+}
+
+// said is the first line the guest wrote, or "" (the line being written counts).
+func (w *guestOutput) said() string {
+	if w.first == "" && len(bytes.TrimSpace(w.buf)) > 0 {
+		return sanitize(w.buf)
+	}
+	return w.first
 }
 
 const (
@@ -491,7 +506,11 @@ func (w *guestOutput) Write(b []byte) (int, error) {
 		b = b[i+1:]
 		if len(bytes.TrimSpace(w.buf)) > 0 {
 			w.lines++
-			w.log.Log(context.Background(), w.level, "wasm guest output", "plugin", w.plugin, "line", sanitize(w.buf))
+			line := sanitize(w.buf)
+			if w.first == "" {
+				w.first = line
+			}
+			w.log.Log(context.Background(), w.level, "wasm guest output", "plugin", w.plugin, "line", line)
 		}
 		w.buf = w.buf[:0]
 	}
