@@ -455,6 +455,11 @@ func TestPut_Invalid(t *testing.T) {
 		{"init panics", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{"panic_on_init":true}`)}, "instantiate"},
 		{"memory too small", "probe", Spec{Wasm: probe, MemoryLimitPages: 4}, ""},
 		{"bad config of example", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"ips":["nope"]}`)}, "instantiate"},
+		{"user of example spelled twice", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"users":["042"]}`)}, `bad user "042"`},
+		{"status of example not an error", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"users":["42"],"status":200}`)}, "status must be a 4xx or 5xx code"},
+		{"status of attemptlimit 0", "attemptlimit", Spec{Wasm: mustReadWasm(t, attemptlimitWasm), Config: json.RawMessage(`{"status":0}`)}, "status must be a 4xx or 5xx code"},
+		{"status of timewindow 302", "timewindow", Spec{Wasm: mustReadWasm(t, timewindowWasm), Config: json.RawMessage(`{"status":302}`)}, "status must be a 4xx or 5xx code"},
+		{"status of powcheck 99999", "powcheck", Spec{Wasm: mustReadWasm(t, powcheckWasm), Config: json.RawMessage(`{"status":99999}`)}, "status must be a 4xx or 5xx code"},
 		{"user of example not an id", "blocklist", Spec{Wasm: mustReadWasm(t, blocklistWasm), Config: json.RawMessage(`{"users":["alice"]}`)}, `the guest said: panic: blocklist: bad user "alice" (a user id is a positive decimal number)`},
 		{"wazero panics", "probe", Spec{Wasm: wazeroPanics()}, "does not compile"},
 	}

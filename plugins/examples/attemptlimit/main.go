@@ -34,6 +34,9 @@ func init() {
 	if cfg.Max <= 0 || cfg.WindowMS <= 0 {
 		panic("attemptlimit: max and window_ms must be positive")
 	}
+	if cfg.Status < 400 || cfg.Status > 599 {
+		panic("attemptlimit: status must be a 4xx or 5xx code")
+	}
 	sdk.HandleRequest(handle)
 }
 

@@ -34,7 +34,7 @@ func init() {
 	}
 	for _, u := range cfg.Users {
 		id, err := strconv.ParseInt(u, 10, 64)
-		if err != nil || id <= 0 {
+		if err != nil || id <= 0 || strconv.FormatInt(id, 10) != u { // one spelling, as the gateway writes ids
 			panic("blocklist: bad user " + strconv.Quote(u) + " (a user id is a positive decimal number)")
 		}
 		users[id] = true
@@ -55,6 +55,9 @@ func init() {
 		prefixes = append(prefixes, p.Masked())
 	}
 	if cfg.Status != 0 {
+		if cfg.Status < 400 || cfg.Status > 599 {
+			panic("blocklist: status must be a 4xx or 5xx code")
+		}
 		status = cfg.Status
 	}
 	sdk.HandleRequest(handle)

@@ -30,6 +30,9 @@ func init() {
 	if cfg.Difficulty < 0 || cfg.Difficulty > 256 {
 		panic("powcheck: difficulty must be within 0..256")
 	}
+	if cfg.Status < 400 || cfg.Status > 599 {
+		panic("powcheck: status must be a 4xx or 5xx code")
+	}
 	sdk.HandleRequest(handle)
 }
 

@@ -28,6 +28,9 @@ func init() {
 	if cfg.EndMS != 0 && cfg.EndMS <= cfg.StartMS {
 		panic("timewindow: end_ms must be after start_ms")
 	}
+	if cfg.Status < 400 || cfg.Status > 599 {
+		panic("timewindow: status must be a 4xx or 5xx code")
+	}
 	sdk.HandleRequest(handle)
 }
 
