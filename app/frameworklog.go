@@ -102,10 +102,21 @@ func (f *frameworkLog) out(ctx context.Context, l int32, msg string) {
 	if n := f.dropped.Swap(0); n > 0 {
 		f.log.Log(ctx, slog.LevelWarn, fmt.Sprintf("%d framework log records left out (over %d a second)", n, frameworkLogRate), "left_out", n)
 	}
-	f.log.Log(ctx, slogLevel(l), strings.TrimSpace(msg))
+	f.log.Log(ctx, slogLevel(l), strings.TrimSpace(withoutRequestBytes(msg)))
 	if l == fwFatal {
 		os.Exit(1) // what the frameworks' own loggers do after a fatal record
 	}
+}
+
+// withoutRequestBytes drops the raw request bytes hertz quotes when it cannot parse
+// a request ("... Buffer size=N, contents: "...""): they may hold a credential
+// (the tail of a bearer token).
+func withoutRequestBytes(msg string) string {
+	const quoted = "contents: "
+	if i := strings.Index(msg, quoted); i >= 0 {
+		return msg[:i+len(quoted)] + "(left out: a request's bytes may hold credentials)"
+	}
+	return msg
 }
 
 func (f *frameworkLog) print(l int32, v ...any) { f.out(nil, l, fmt.Sprint(v...)) }

@@ -26,3 +26,19 @@ func TestFrameworkLogsBounded(t *testing.T) {
 		t.Fatalf("after the flood: got %q, want the count left out and the record", out)
 	}
 }
+
+// TestFrameworkLogsLeaveOutRequestBytes: hertz's record of a request it cannot
+// parse quotes the request's bytes, which may end in a bearer token's signature;
+// the record keeps what went wrong and leaves the bytes out.
+func TestFrameworkLogsLeaveOutRequestBytes(t *testing.T) {
+	var buf bytes.Buffer
+	h := &hertzLog{newFrameworkLog(slog.New(slog.NewTextHandler(&buf, nil)))}
+	h.Errorf(`HERTZ: Error=error when reading request headers: invalid header. Buffer size=212, contents: "POST /api/v1/orders "...%q`, "Bearer eyJ.x.SIGNATURE")
+	out := buf.String()
+	if strings.Contains(out, "SIGNATURE") || strings.Contains(out, "POST /api") {
+		t.Fatalf("the record quotes the request: %s", out)
+	}
+	if !strings.Contains(out, "invalid header. Buffer size=212") {
+		t.Fatalf("the record lost what went wrong: %s", out)
+	}
+}
