@@ -256,6 +256,56 @@ func TestMultipartNotReadAhead(t *testing.T) {
 	mustServe(t, f, "after the multipart body")
 }
 
+// TestAmbiguousFraming: a request whose headers frame its body two ways (two
+// Content-Lengths that differ, Content-Length with Transfer-Encoding, a transfer
+// coding other than chunked) is 400 and its connection closed, so what a proxy in
+// front counted as part of the body is never read as a request of its own; one
+// framed once, or with the same Content-Length repeated, is served.
+func TestAmbiguousFraming(t *testing.T) {
+	f := startGateway(t)
+	token := tok(t, 5)
+	head := "POST /api/v1/orders HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + token + "\r\nContent-Type: application/json\r\n"
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(order), order)
+	smuggled := "GET /api/v1/activities/7 HTTP/1.1\r\nHost: gateway\r\n\r\n"
+	tests := []struct {
+		name, req  string
+		wantStatus int
+	}{
+		{"two lengths", head + fmt.Sprintf("Content-Length: %d\r\nContent-Length: %d\r\n\r\n", len(order)+len(smuggled), len(order)) + order + smuggled, 400},
+		{"length and chunked", head + fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(chunked)) + chunked + smuggled, 400},
+		{"gzip, chunked", head + "Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked, 400},
+		{"the same length twice", head + fmt.Sprintf("Content-Length: %d\r\ncontent-length: %d\r\n\r\n", len(order), len(order)) + order, 202},
+		{"chunked", head + "Transfer-Encoding: chunked\r\n\r\n" + chunked, 202},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, f)
+			if _, err := io.WriteString(c, tt.req); err != nil {
+				t.Fatal(err)
+			}
+			rd := bufio.NewReader(c)
+			c.SetReadDeadline(time.Now().Add(3 * readTimeout))
+			r, err := http.ReadResponse(rd, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode != tt.wantStatus {
+				t.Fatalf("got %d, want %d", r.StatusCode, tt.wantStatus)
+			}
+			if tt.wantStatus != 400 {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(readTimeout))
+			if r, err := http.ReadResponse(rd, nil); err == nil {
+				t.Fatalf("a second answer on the connection (%d): the rest was read as a request", r.StatusCode)
+			}
+		})
+	}
+	mustServe(t, f, "after the ambiguous requests")
+}
+
 // TestSlowClients: a client that sends its headers and then its body slower
 // than the read timeout allows is cut off, while other clients are served.
 // The timeout bounds the whole request, not each read: a trickle of a byte

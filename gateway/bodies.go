@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -38,6 +39,15 @@ func (g *Gateway) bodyLimit(c *app.RequestContext) (limit int, admin bool) {
 // sent chunked are read here up to the limit; operators' in readBody, after
 // their token.
 func (g *Gateway) boundBody(ctx context.Context, c *app.RequestContext) {
+	if reason := ambiguousFraming(c.Request.Header.RawHeaders()); reason != "" {
+		// A proxy in front may have framed the body otherwise: what follows on
+		// the connection could be another request smuggled in. Answered and
+		// closed, nothing after it is read.
+		g.shed.add(0, layerInput, "bad_request")
+		c.Response.SetConnectionClose()
+		fail(c, domain.EBadRequest, reason)
+		return
+	}
 	limit, admin := g.bodyLimit(c)
 	if n := c.Request.Header.ContentLength(); n > limit {
 		g.tooLarge(c, limit)
@@ -144,3 +154,45 @@ func requestBody(r *protocol.Request) []byte {
 
 // maxDrain is the longest refused body read to its end (see tooLarge).
 const maxDrain = MaxPluginBody
+
+// ambiguousFraming says why a request's headers (raw, as received) frame its body
+// ambiguously, or "": Content-Length given twice with different values, or with
+// Transfer-Encoding, or a transfer coding other than chunked (hertz reads such a
+// body as chunked and leaves, say, gzip undone). A Content-Length repeated with the
+// same value is one.
+func ambiguousFraming(raw []byte) string {
+	var length []byte
+	lengths, codings := 0, 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) < 15 || line[0]|0x20 != 'c' && line[0]|0x20 != 't' { // quick: not one of the two
+			continue
+		}
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		value = bytes.TrimSpace(value)
+		switch {
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if lengths > 0 && !bytes.Equal(value, length) {
+				return "Content-Length is given twice, with different values"
+			}
+			length, lengths = value, lengths+1
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			codings++
+			if codings > 1 || !bytes.EqualFold(value, []byte("chunked")) {
+				return "the only transfer coding taken is chunked, once"
+			}
+		}
+	}
+	if lengths > 0 && codings > 0 {
+		return "Content-Length and Transfer-Encoding together"
+	}
+	return ""
+}
