@@ -143,6 +143,11 @@ func (v *Verifier) verify(token string, now time.Time) (int64, time.Time, error)
 	var claims jwt.RegisteredClaims
 	t, err := v.parser.ParseWithClaims(token, &claims, v.key)
 	if errors.Is(err, jwt.ErrTokenExpired) {
+		if claims.ExpiresAt != nil && claims.ExpiresAt.Unix() < 0 {
+			// An exp past what a time holds (1e300) wraps to the far past: not a
+			// token that expired, one no issuer meant.
+			return 0, time.Time{}, fmt.Errorf("%w: exp out of range", ErrInvalid)
+		}
 		return 0, time.Time{}, ErrExpired
 	}
 	if err != nil {

@@ -51,6 +51,7 @@ func TestUserID(t *testing.T) {
 		{"sub zero", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "0", "exp": future}), 0, ErrInvalid},
 		{"sub padded", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "042", "exp": future}), 0, ErrInvalid},
 		{"signature respelled", respelled, 0, ErrInvalid},
+		{"exp out of range", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": 1e300}), 0, ErrInvalid},
 		{"garbage", "not.a.token", 0, ErrInvalid},
 		{"huge", strings.Repeat("a", MaxTokenLen+1), 0, ErrInvalid},
 	}
