@@ -122,28 +122,3 @@ func connAlive(c *app.RequestContext) func() bool {
 	}
 	return func() bool { return true }
 }
-
-// untilHangUp is ctx, ended as well when the client of c hangs up (looked at every
-// hangUpCheck; hertz does not end a request's context then): for a request held
-// long (a ticket's ?wait=), so a client gone does not keep its share of waits and a
-// backend call. stop releases the watcher.
-func untilHangUp(ctx context.Context, c *app.RequestContext) (_ context.Context, stop func()) {
-	alive := connAlive(c)
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		tick := time.NewTicker(hangUpCheck)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if !alive() {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return ctx, cancel
-}

@@ -73,9 +73,6 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 	if wait > 0 {
 		if g.waits.take(user) {
 			defer g.waits.give(user)
-			var stop func()
-			ctx, stop = untilHangUp(ctx, c)
-			defer stop()
 		} else {
 			wait = 0
 		}
