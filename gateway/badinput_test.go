@@ -274,6 +274,7 @@ func TestAmbiguousFraming(t *testing.T) {
 		{"two lengths", head + fmt.Sprintf("Content-Length: %d\r\nContent-Length: %d\r\n\r\n", len(order)+len(smuggled), len(order)) + order + smuggled, 400},
 		{"length and chunked", head + fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(chunked)) + chunked + smuggled, 400},
 		{"gzip, chunked", head + "Transfer-Encoding: gzip, chunked\r\n\r\n" + chunked, 400},
+		{"an unknown method", strings.Replace(head, "POST", "FOO", 1) + fmt.Sprintf("Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n", len(chunked)) + chunked + smuggled, 400},
 		{"the same length twice", head + fmt.Sprintf("Content-Length: %d\r\ncontent-length: %d\r\n\r\n", len(order), len(order)) + order, 202},
 		{"chunked", head + "Transfer-Encoding: chunked\r\n\r\n" + chunked, 202},
 	}

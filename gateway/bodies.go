@@ -39,15 +39,6 @@ func (g *Gateway) bodyLimit(c *app.RequestContext) (limit int, admin bool) {
 // sent chunked are read here up to the limit; operators' in readBody, after
 // their token.
 func (g *Gateway) boundBody(ctx context.Context, c *app.RequestContext) {
-	if reason := ambiguousFraming(c.Request.Header.RawHeaders()); reason != "" {
-		// A proxy in front may have framed the body otherwise: what follows on
-		// the connection could be another request smuggled in. Answered and
-		// closed, nothing after it is read.
-		g.shed.add(0, layerInput, "bad_request")
-		c.Response.SetConnectionClose()
-		fail(c, domain.EBadRequest, reason)
-		return
-	}
 	limit, admin := g.bodyLimit(c)
 	if n := c.Request.Header.ContentLength(); n > limit {
 		g.tooLarge(c, limit)
@@ -154,6 +145,20 @@ func requestBody(r *protocol.Request) []byte {
 
 // maxDrain is the longest refused body read to its end (see tooLarge).
 const maxDrain = MaxPluginBody
+
+// framing refuses a request whose body is framed two ways (ambiguousFraming), before
+// anything else answers it (an unknown method's 405 kept the connection): a proxy in
+// front may have framed the body otherwise, and what follows on the connection could
+// be another request smuggled in. Answered and closed, nothing after it is read.
+func (g *Gateway) framing(ctx context.Context, c *app.RequestContext) {
+	if reason := ambiguousFraming(c.Request.Header.RawHeaders()); reason != "" {
+		g.shed.add(0, layerInput, "bad_request")
+		c.Response.SetConnectionClose()
+		fail(c, domain.EBadRequest, reason)
+		return
+	}
+	c.Next(ctx)
+}
 
 // ambiguousFraming says why a request's headers (raw, as received) frame its body
 // ambiguously, or "": Content-Length given twice with different values, or with

@@ -12,7 +12,7 @@ import (
 // Register mounts the API of API.md on h: every route, with the middleware
 // its group runs first.
 func (g *Gateway) Register(h *server.Hertz) {
-	h.Use(g.requestID, g.observe, g.recoverPanic, g.knownMethod, g.boundBody, g.stripTrusted)
+	h.Use(g.requestID, g.observe, g.recoverPanic, g.framing, g.knownMethod, g.boundBody, g.stripTrusted)
 	h.GET("/healthz", healthz)
 	h.GET("/readyz", g.ready)
 
