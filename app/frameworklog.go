@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 
@@ -108,16 +109,17 @@ func (f *frameworkLog) out(ctx context.Context, l int32, msg string) {
 	}
 }
 
-// withoutRequestBytes drops the raw request bytes hertz quotes when it cannot parse
-// a request ("... Buffer size=N, contents: "...""): they may hold a credential
-// (the tail of a bearer token).
+// withoutRequestBytes drops the request bytes hertz quotes when it cannot parse a
+// request ("invalid header value "..."", "Buffer size=N, contents: "..."..."..."): they
+// may hold a credential (a bearer token). What went wrong, and what follows (the
+// peer's address), stay.
 func withoutRequestBytes(msg string) string {
-	const quoted = "contents: "
-	if i := strings.Index(msg, quoted); i >= 0 {
-		return msg[:i+len(quoted)] + "(left out: a request's bytes may hold credentials)"
-	}
-	return msg
+	return quotedRequestBytes.ReplaceAllString(msg, "$1(left out: a request's bytes may hold credentials)")
 }
+
+// quotedRequestBytes is a %q-quoted value after "header value " or "contents: ",
+// and the second half of a snippet ("..."...").
+var quotedRequestBytes = regexp.MustCompile(`(header value |contents: )"(?:[^"\\]|\\.)*"(?:\.\.\."(?:[^"\\]|\\.)*")?`)
 
 func (f *frameworkLog) print(l int32, v ...any) { f.out(nil, l, fmt.Sprint(v...)) }
 func (f *frameworkLog) printf(ctx context.Context, l int32, format string, v ...any) {

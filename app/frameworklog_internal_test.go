@@ -41,4 +41,9 @@ func TestFrameworkLogsLeaveOutRequestBytes(t *testing.T) {
 	if !strings.Contains(out, "invalid header. Buffer size=212") {
 		t.Fatalf("the record lost what went wrong: %s", out)
 	}
+	buf.Reset()
+	h.Errorf(`HERTZ: Error=invalid header value %q, remoteAddr=192.0.2.7:5000`, "Bearer eyJ.x.SECRET\x01")
+	if out := buf.String(); strings.Contains(out, "SECRET") || !strings.Contains(out, "remoteAddr=192.0.2.7:5000") {
+		t.Fatalf("a quoted header value: got %s, want it left out and the peer kept", out)
+	}
 }
