@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
@@ -638,11 +639,13 @@ func (m *Manager) sFail(ctx context.Context, mod wapi.Module, stack []uint64) {
 	cs.failReason = sanitize(msg)
 }
 
-// sanitize turns guest bytes into a short, printable, valid UTF-8 string.
+// sanitize turns guest bytes into a short, printable, valid UTF-8 string: control
+// characters (C0, DEL, C1) and invisible format characters (a right-to-left
+// override could make an operator's message read otherwise) become spaces.
 func sanitize(b []byte) string {
 	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f || unicode.Is(unicode.Cf, r) {
 			return ' '
 		}
 		return r
