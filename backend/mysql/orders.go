@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -364,7 +365,9 @@ func (s *Store) DeleteOrder(ctx context.Context, userID, id int64) (domain.Order
 
 // moveOrder applies act (domain.Transition) to a user's order in one conditional
 // update, from any of the states from: an order that another call moved first is read
-// back and answered as Transition says.
+// back and answered as Transition says. An order that was in none of them when the
+// update ran but is in one when read back (a cancel landed in between, and act is a
+// delete) is tried again: answering it as it was read would say the act was done.
 func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, from ...domain.OrderStatus) (domain.Order, error) {
 	to, _, err := domain.Transition(id, from[0], act)
 	if err != nil {
@@ -374,20 +377,29 @@ func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, fro
 	for _, st := range from {
 		args = append(args, st)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status IN (`+placeholders(len(from))+`)`, args...)
-	if err != nil {
-		return domain.Order{}, fmt.Errorf("%s order %d: %w", act, id, err)
-	}
-	o, err := s.Order(ctx, userID, id)
-	if err != nil {
-		return o, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	for try := 0; ; try++ {
+		res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status IN (`+placeholders(len(from))+`)`, args...)
+		if err != nil {
+			return domain.Order{}, fmt.Errorf("%s order %d: %w", act, id, err)
+		}
+		o, err := s.Order(ctx, userID, id)
+		if err != nil {
+			return o, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 || o.Status == to {
+			return o, nil
+		}
+		if slices.Contains(from, o.Status) { // moved into a state act applies to since the update
+			if try < 3 {
+				continue
+			}
+			return o, domain.Errorf(domain.EConflict, "order %d is changing; ask again", id)
+		}
 		if _, _, err := domain.Transition(id, o.Status, act); err != nil {
 			return o, err
 		}
+		return o, nil
 	}
-	return o, nil
 }
 
 // KeyTickets returns the idempotency keys an item's orders hold, with their tickets.

@@ -252,3 +252,44 @@ func TestRulesActivityOrdersSettle(t *testing.T) {
 		t.Fatalf("got %+v (next %d), %v; want only the order written two minutes ago", page, next, err)
 	}
 }
+
+// TestRulesDeleteRacingCancel: a delete that races the cancel of the order answers
+// deleted (it waited for the cancel) or conflict (it came first), never "cancelled"
+// with no error: a delete that missed the cancelled state by a moment and read it
+// back after the cancel answered success without deleting.
+func TestRulesDeleteRacingCancel(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategySync, 200, 200, 1)
+	const n = 60
+	for i := range n {
+		user := int64(1000 + i)
+		id := r.buy(t, a, user, 1, "").OrderID
+		start := make(chan struct{})
+		type answer struct {
+			o   domain.Order
+			err error
+		}
+		deletes := make(chan answer, 2)
+		for range 2 {
+			go func() {
+				<-start
+				o, err := r.svc.Delete(ctx, user, id)
+				deletes <- answer{o, err}
+			}()
+		}
+		close(start)
+		if _, err := r.svc.Cancel(ctx, user, id); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			d := <-deletes
+			if d.err == nil && d.o.Status != domain.OrderDeleted {
+				t.Fatalf("order %d: a delete answered %q without an error, want deleted or a conflict", id, d.o.Status)
+			}
+			if d.err != nil && !domain.IsCode(d.err, domain.EConflict) {
+				t.Fatalf("order %d: a delete failed: %v", id, d.err)
+			}
+		}
+	}
+}

@@ -392,6 +392,41 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		f.want(t, "after", []int64{9}, map[int64]int64{1: 1}, domain.ItemCounts{Orders: 1, Units: 1})
 	})
 
+	t.Run("DeleteOrder racing the cancel answers deleted or conflict", func(t *testing.T) {
+		// A delete that missed the cancelled state by a moment, and read the order
+		// back once the cancel had landed, answered success without deleting.
+		f := newOrderFixture(t, newFn, 100, 1, 100)
+		for i := range 40 {
+			o := f.write(t, f.req(int64(100+i), 0, 1))
+			start := make(chan struct{})
+			type answer struct {
+				o   domain.Order
+				err error
+			}
+			deletes := make(chan answer, 3)
+			for range 3 {
+				go func() {
+					<-start
+					got, err := f.Orders.DeleteOrder(ctx, o.UserID, o.ID)
+					deletes <- answer{got, err}
+				}()
+			}
+			close(start)
+			if _, _, err := f.Orders.EndOrder(ctx, o.UserID, o.ID, domain.OrderCancelled); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				d := <-deletes
+				switch {
+				case d.err == nil && d.o.Status != domain.OrderDeleted:
+					t.Fatalf("order %d: a delete answered %q without an error, want deleted or a conflict", o.ID, d.o.Status)
+				case d.err != nil && !domain.IsCode(d.err, domain.EConflict):
+					t.Fatalf("order %d: a delete failed: %v", o.ID, d.err)
+				}
+			}
+		}
+	})
+
 	t.Run("StaleOrders", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 1, 10)
 		var os []domain.Order
