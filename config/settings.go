@@ -85,7 +85,7 @@ var rows = []row{
 	{key: "gateway.jwt_max_age", help: "when set, shopper tokens issued (iat, then required) longer ago are refused, whatever their exp; 0: no limit"},
 	{key: "gateway.trusted_proxies", help: "proxies (CIDRs or addresses, comma-separated) whose forwarding header names the client; the right-most hop that is not one of them is the client; empty: no header is read, the TCP peer is the client"},
 	{key: "gateway.forwarded_header", unset: "X-Forwarded-For", help: "the one header the trusted proxies name the client in: X-Forwarded-For, Forwarded (RFC 7239) or X-Real-IP"},
-	{key: "gateway.limits.global.rps", help: "changes a second the fleet admits in all (orders, cancels, payments; a token bucket split over the gateways); 0 turns the limit off; PUT /admin/v1/limits changes the limits live"},
+	{key: "gateway.limits.global.rps", help: "changes a second the fleet admits in all (orders, cancels, payments; a token bucket split over the gateways); 0 turns the limit off; every rate is 0 or from 1/86400 (one a day) to 1e9, every burst 0 to 2^30; PUT /admin/v1/limits changes the limits live"},
 	{key: "gateway.limits.global.burst", help: "changes the global bucket admits at once"},
 	{key: "gateway.limits.read.rps", help: "reads a second the fleet admits in all (the catalog, shoppers' orders and tickets), apart from the changes' bucket so a read flood cannot starve buyers; 0 turns the limit off"},
 	{key: "gateway.limits.read.burst", help: "reads the read bucket admits at once"},

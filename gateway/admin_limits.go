@@ -102,6 +102,33 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 	g.answerLimits(ctx, c, stored)
 }
 
+// The bounds of a rule: rates the buckets can run (one a day up to a billion a second;
+// past them the shared bucket's arithmetic fails, and each gateway then applies the
+// limit alone, N times over, with a retry-after that means nothing) and bursts up to
+// 2^30.
+const (
+	minRPS   = 1.0 / 86400
+	maxRPS   = 1e9
+	maxBurst = 1 << 30
+)
+
+// checkLimits refuses configured rules outside the bounds a PUT is held to.
+func checkLimits(l ratelimit.Limits) error {
+	for _, k := range ratelimit.Kinds {
+		r := l.Rule(k)
+		if r == nil {
+			continue
+		}
+		if r.RPS != 0 && (r.RPS < minRPS || r.RPS > maxRPS) {
+			return fmt.Errorf("%s.rps must be 0 (no limit) or from %g (one a day) to %g, not %g", k, minRPS, maxRPS, r.RPS)
+		}
+		if r.Burst < 0 || r.Burst > maxBurst {
+			return fmt.Errorf("%s.burst must be a whole number from 0 to %d, not %d", k, maxBurst, r.Burst)
+		}
+	}
+	return nil
+}
+
 // applyPatch sets the fields patch names over cur, refusing unknown rules or fields,
 // negative values and a fractional burst.
 func applyPatch(cur ratelimit.Limits, patch map[string]map[string]json.Number) (ratelimit.Limits, error) {
@@ -114,14 +141,14 @@ func applyPatch(cur ratelimit.Limits, patch map[string]map[string]json.Number) (
 			switch field {
 			case "rps":
 				f, err := v.Float64()
-				if err != nil || f < 0 {
-					return cur, fmt.Errorf("%s.rps must be a number of at least 0, not %s", kind, v)
+				if err != nil || f != 0 && (f < minRPS || f > maxRPS) {
+					return cur, fmt.Errorf("%s.rps must be 0 (no limit) or from %g (one a day) to %g, not %s", kind, minRPS, maxRPS, v)
 				}
 				r.RPS = f
 			case "burst":
 				n, err := v.Int64()
-				if err != nil || n < 0 || n > 1<<30 {
-					return cur, fmt.Errorf("%s.burst must be a whole number of at least 0, not %s", kind, v)
+				if err != nil || n < 0 || n > maxBurst {
+					return cur, fmt.Errorf("%s.burst must be a whole number from 0 to %d, not %s", kind, maxBurst, v)
 				}
 				r.Burst = int(n)
 			default:

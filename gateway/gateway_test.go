@@ -263,6 +263,19 @@ func TestRateLimitsAndRunTimeChange(t *testing.T) {
 	if r := f.do(t, "PUT", "/admin/v1/limits", admin, `{"user": {"rps": -1}}`); r.status != 400 {
 		t.Fatalf("negative limit: got %d, want 400", r.status)
 	}
+	// Rates the buckets cannot run (the shared bucket's arithmetic fails past them, and
+	// each gateway then applies the limit alone) and bursts past 2^30 are refused.
+	for _, body := range []string{`{"user": {"rps": 1e308}}`, `{"user": {"rps": 1e-300}}`, `{"user": {"rps": 1e-6}}`,
+		`{"global": {"rps": 2e9}}`, `{"user": {"burst": 9223372036854775807}}`} {
+		if r := f.do(t, "PUT", "/admin/v1/limits", admin, body); r.status != 400 || !strings.Contains(fmt.Sprint(r.body["message"]), "must be") {
+			t.Fatalf("%s: got %d %v, want 400 naming the bounds", body, r.status, r.body)
+		}
+	}
+	for _, body := range []string{`{"user": {"rps": 0}}`, `{"user": {"rps": 0.0001, "burst": 1}}`, `{"global": {"rps": 1e9, "burst": 1073741824}}`} {
+		if r := f.do(t, "PUT", "/admin/v1/limits", admin, body); r.status != 200 {
+			t.Fatalf("%s: got %d %v, want 200", body, r.status, r.body)
+		}
+	}
 }
 
 func TestEdgeCache(t *testing.T) {

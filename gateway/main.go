@@ -309,6 +309,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 	if err := cfg.RPCSecrets.Check(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if err := checkLimits(cfg.Limits); err != nil {
+		return nil, fmt.Errorf("gateway.limits: %w", err)
+	}
 	admin, err := auth.NewAdminCheck(cfg.AdminToken)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
