@@ -54,7 +54,7 @@ func (g *Gateway) createActivity(ctx context.Context, c *app.RequestContext) {
 		req.Items = append(req.Items, spec)
 	}
 	a, err := g.backend.CreateActivity(ctx, req)
-	if err = rpcerr.FromRPC(err); err != nil {
+	if err = rpcerr.FromRPCChange(err); err != nil { // a late answer: it may exist
 		failErr(c, err)
 		return
 	}
@@ -99,7 +99,7 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 		req.Items = append(req.Items, ch)
 	}
 	a, err := g.backend.UpdateActivity(ctx, req)
-	if err = rpcerr.FromRPC(err); err != nil {
+	if err = rpcerr.FromRPCChange(err); err != nil {
 		failErr(c, err)
 		return
 	}
@@ -109,13 +109,18 @@ func (g *Gateway) updateActivity(ctx context.Context, c *app.RequestContext) {
 
 // adminCall runs an operator's call on the route's activity and answers it;
 // the edge cache forgets the activity, which the call may have changed.
-func (g *Gateway) adminCall(ctx context.Context, c *app.RequestContext, call func(context.Context, *rpc.IDReq, ...callopt) (*rpc.Activity, error)) {
+func (g *Gateway) adminCall(ctx context.Context, c *app.RequestContext, change bool, call func(context.Context, *rpc.IDReq, ...callopt) (*rpc.Activity, error)) {
 	id, ok := parseID(c)
 	if !ok {
 		return
 	}
 	a, err := call(ctx, &rpc.IDReq{Id: id})
-	if err = rpcerr.FromRPC(err); err != nil {
+	if change {
+		err = rpcerr.FromRPCChange(err) // a late answer: it may have been made
+	} else {
+		err = rpcerr.FromRPC(err)
+	}
+	if err != nil {
 		failErr(c, err)
 		return
 	}
@@ -124,15 +129,15 @@ func (g *Gateway) adminCall(ctx context.Context, c *app.RequestContext, call fun
 }
 
 func (g *Gateway) adminGetActivity(ctx context.Context, c *app.RequestContext) {
-	g.adminCall(ctx, c, g.backend.AdminGetActivity)
+	g.adminCall(ctx, c, false, g.backend.AdminGetActivity)
 }
 
 func (g *Gateway) publish(ctx context.Context, c *app.RequestContext) {
-	g.adminCall(ctx, c, g.backend.PublishActivity)
+	g.adminCall(ctx, c, true, g.backend.PublishActivity)
 }
 
 func (g *Gateway) offline(ctx context.Context, c *app.RequestContext) {
-	g.adminCall(ctx, c, g.backend.OfflineActivity)
+	g.adminCall(ctx, c, true, g.backend.OfflineActivity)
 }
 
 func (g *Gateway) stats(ctx context.Context, c *app.RequestContext) {

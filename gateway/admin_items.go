@@ -70,7 +70,7 @@ func itemChangeIn(id int64, it api.ItemChange) (*rpc.ItemChange, error) {
 // answerActivity answers an operator's change of activity id with the activity
 // as it is now, which this gateway's edge cache drops.
 func (g *Gateway) answerActivity(c *app.RequestContext, id int64, status int, a *rpc.Activity, err error) {
-	if err = rpcerr.FromRPC(err); err != nil {
+	if err = rpcerr.FromRPCChange(err); err != nil {
 		failErr(c, err)
 		return
 	}

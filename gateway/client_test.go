@@ -36,6 +36,10 @@ func notFound(what string) error {
 }
 
 func (s *stubBackend) CreateActivity(_ context.Context, req *rpc.CreateActivityReq) (*rpc.Activity, error) {
+	s.mu.Lock()
+	d := s.adminDelay
+	s.mu.Unlock()
+	time.Sleep(d)
 	a := &rpc.Activity{Id: 8, Name: req.Name, StartMs: req.StartMs, EndMs: req.EndMs, State: "draft", Strategy: req.Strategy,
 		PerUserLimit: req.PerUserLimit, BucketCount: req.BucketCount, Version: 1}
 	for i, it := range req.Items {

@@ -48,6 +48,7 @@ type stubBackend struct {
 	calls               map[string]int
 	lastUser            int64
 	placeDelay          time.Duration   // PlaceOrder answers this late (after taking the order)
+	adminDelay          time.Duration   // CreateActivity answers this late (after creating it)
 	keys                []string        // the idempotency keys PlaceOrder saw
 	items               itemsStub       // items, lists and exports (items_test.go)
 	pending             map[string]bool // tickets GetTicket answers pending
@@ -440,6 +441,19 @@ func TestBackendTooSlow(t *testing.T) {
 			t.Fatalf("the backend saw key %q, the answer says %q", seen, key)
 		}
 	}
+	// An operator's change the backend makes but answers late: the activity may exist,
+	// so the answer is 504 outcome_unknown, not 503 "nothing was taken".
+	f.backend.mu.Lock()
+	f.backend.adminDelay = time.Second
+	f.backend.mu.Unlock()
+	r := f.do(t, "POST", "/admin/v1/activities", admin, `{"name":"late","start":"2030-01-01T00:00:00Z","end":"2030-01-02T00:00:00Z","strategy":"sync","per_user_limit":1,"items":[{"name":"x","price_cents":1,"stock":1}]}`)
+	if r.status != 504 || r.body["error"] != "outcome_unknown" {
+		t.Fatalf("a create answered late: got %d %v, want 504 outcome_unknown", r.status, r.body)
+	}
+	f.backend.mu.Lock()
+	f.backend.adminDelay = 0
+	f.backend.mu.Unlock()
+
 	// A refusal before the request leaves (nobody listening) is still 503 unavailable:
 	// TestBackendDown.
 
@@ -448,7 +462,7 @@ func TestBackendTooSlow(t *testing.T) {
 	f.backend.mu.Lock()
 	f.backend.placeDelay, f.backend.placeErr = 0, domain.Errorf(domain.EInternal, "panic")
 	f.backend.mu.Unlock()
-	r := f.do(t, "POST", "/api/v1/orders", tok(t, 6), order)
+	r = f.do(t, "POST", "/api/v1/orders", tok(t, 6), order)
 	if r.status != 504 || r.body["error"] != "outcome_unknown" || r.header.Get("Idempotency-Key") == "" {
 		t.Fatalf("backend INTERNAL: got %d %v, key %q; want 504 outcome_unknown with a key", r.status, r.body, r.header.Get("Idempotency-Key"))
 	}
