@@ -496,6 +496,22 @@ func TestWaitingRoomLine(t *testing.T) {
 	}
 }
 
+// holdSlots takes a slot of the item's line for each user, as shoppers who never order
+// would, and returns their seqs.
+func holdSlots(t *testing.T, line *redis.Line, aid, iid int64, users ...int64) []int64 {
+	t.Helper()
+	var held []int64
+	for _, u := range users {
+		d, err := line.Enter(context.Background(), domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
+			PlaceTTL: time.Minute, Lease: time.Minute})
+		if err != nil || d.Outcome != domain.LineAdmitted {
+			t.Fatalf("hold a slot for user %d: got %+v %v", u, d, err)
+		}
+		held = append(held, d.Seq)
+	}
+	return held
+}
+
 // TestWaitingRoomLetsGoOfAHungUpShopper: a shopper held in line (?wait=) who hangs
 // up is let go: their share of held waits is free again within a second, and a slot
 // that frees afterwards goes to a shopper still waiting, not to one who left.
@@ -504,15 +520,7 @@ func TestWaitingRoomLetsGoOfAHungUpShopper(t *testing.T) {
 	rs := startRoomStack(t, 1)
 	aid, iid := rs.roomSale(t, "sync", 2, 1, 1)
 	line := redis.NewLine(testenv.Redis(t))
-	var held []int64 // both slots, held by shoppers who never order
-	for _, u := range []int64{9101, 9102} {
-		d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
-			PlaceTTL: time.Minute, Lease: time.Minute})
-		if err != nil || d.Outcome != domain.LineAdmitted {
-			t.Fatalf("hold a slot for user %d: got %+v %v", u, d, err)
-		}
-		held = append(held, d.Seq)
-	}
+	held := holdSlots(t, line, aid, iid, 9101, 9102) // both slots, held by shoppers who never order
 	body, _ := json.Marshal(map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1})
 	order := func(ctx context.Context, user int64, query, qtok string) (int, map[string]any, time.Duration, error) {
 		tok, _ := mint(user)
@@ -602,15 +610,7 @@ func TestWaitingRoomLongPoll(t *testing.T) {
 	rs := startRoomStack(t, 2)
 	aid, iid := rs.roomSale(t, "sync", 2, 1, 1)
 	line := redis.NewLine(testenv.Redis(t))
-	var held []int64 // both slots (k 1, 2 units), held by shoppers who never order
-	for _, u := range []int64{9001, 9002} {
-		d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
-			PlaceTTL: time.Minute, Lease: time.Minute})
-		if err != nil || d.Outcome != domain.LineAdmitted {
-			t.Fatalf("hold a slot for user %d: got %+v %v", u, d, err)
-		}
-		held = append(held, d.Seq)
-	}
+	held := holdSlots(t, line, aid, iid, 9001, 9002) // both slots (k 1, 2 units), held by shoppers who never order
 	type answer struct {
 		code int
 		out  map[string]any
