@@ -92,6 +92,9 @@ type OrderStore interface {
 	// KeyTickets returns the idempotency keys an item's orders hold (ended ones too;
 	// void marks hold none), each with its order's ticket.
 	KeyTickets(ctx context.Context, itemID int64) ([]KeyTicket, error)
+	// EndedOrders returns an item's orders ended (cancelled or expired, and deleted
+	// since) at or after since: their units are back in its stock rows.
+	EndedOrders(ctx context.Context, itemID int64, since time.Time) ([]Order, error)
 	// Stock returns an item's stock rows by bucket.
 	Stock(ctx context.Context, itemID int64) ([]StockRow, error)
 	// AddStock adds delta units (negative: takes them, refused with sold_out past

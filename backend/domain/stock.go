@@ -41,6 +41,10 @@ type SaleState struct {
 	BucketStock []int64         // available units per bucket, the order store's view
 	Buyers      map[int64]int64 // units held per user, from the order store
 	Keys        []KeyTicket     // the idempotency keys orders hold, from the order store
+	// Released are the tickets of orders ended lately, whose units BucketStock holds
+	// already: when the warm writes the stock counters, a release of one of them that
+	// lands afterwards gives nothing back a second time.
+	Released []string
 }
 
 // KeyTicket is a shopper's idempotency key and the ticket of the order that holds it.

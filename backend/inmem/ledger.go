@@ -427,9 +427,17 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version == 0 || s.Version > held {
 		writeSale(it.meta, s, len(s.BucketStock))
 	}
+	wroteAll := true
 	for b, n := range s.BucketStock {
 		if _, ok := it.stock[b]; overwrite || !ok {
 			it.stock[b] = n
+		} else {
+			wroteAll = false
+		}
+	}
+	if wroteAll {
+		for _, t := range s.Released {
+			it.released[t] = true
 		}
 	}
 	for u, n := range s.Buyers {

@@ -28,6 +28,7 @@ type Store struct {
 	byTicket                          map[string]int64
 	byKey                             map[keyOf]int64 // shopper, item and idempotency key -> order
 	purchases                         map[purchaseKey]*purchase
+	endedAt                           map[int64]time.Time // order -> when EndOrder ended it
 }
 
 type purchaseKey struct{ item, user int64 }
@@ -59,6 +60,7 @@ func NewStore(opts ...Option) *Store {
 		byTicket:   map[string]int64{},
 		byKey:      map[keyOf]int64{},
 		purchases:  map[purchaseKey]*purchase{},
+		endedAt:    map[int64]time.Time{},
 	}
 }
 
@@ -642,6 +644,7 @@ func (s *Store) EndOrder(_ context.Context, userID, id int64, to domain.OrderSta
 		return copyOrder(*o), false, err
 	}
 	o.Status = to
+	s.endedAt[o.ID] = s.now()
 	if p, ok := s.purchases[purchaseKey{o.ItemID, o.UserID}]; ok {
 		p.units -= int64(o.Quantity)
 		p.orders--
@@ -675,6 +678,21 @@ func (s *Store) moveOrder(userID, id int64, act string) (domain.Order, error) {
 	}
 	o.Status = to
 	return copyOrder(*o), nil
+}
+
+// EndedOrders returns an item's orders ended (cancelled, expired, or deleted after
+// either) at or after since.
+func (s *Store) EndedOrders(_ context.Context, itemID int64, since time.Time) ([]domain.Order, error) {
+	since = since.Truncate(time.Microsecond) // what the driver sends
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []domain.Order
+	for id, at := range s.endedAt {
+		if o := s.orders[id]; o != nil && o.ItemID == itemID && !at.Before(since) {
+			out = append(out, copyOrder(*o))
+		}
+	}
+	return out, nil
 }
 
 // StaleOrders returns up to limit orders still created that were created before t,

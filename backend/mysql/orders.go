@@ -163,6 +163,11 @@ func addPurchase(ctx context.Context, tx *sql.Tx, itemID, userID int64, units, l
 
 const orderCols = `id, ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, idem_key, created_at`
 
+// orderColsOf is orderCols, each qualified by the table alias.
+func orderColsOf(alias string) string {
+	return alias + "." + strings.ReplaceAll(orderCols, ", ", ", "+alias+".")
+}
+
 func scanOrder(sc interface{ Scan(...any) error }) (domain.Order, error) {
 	var o domain.Order
 	var st string
@@ -423,6 +428,20 @@ func (s *Store) KeyTickets(ctx context.Context, itemID int64) ([]domain.KeyTicke
 		out = append(out, k)
 	}
 	return out, rows.Err()
+}
+
+// EndedOrders returns an item's orders ended (cancelled, expired, or deleted after
+// either) at or after since, found through the buyers as KeyTickets does.
+func (s *Store) EndedOrders(ctx context.Context, itemID int64, since time.Time) ([]domain.Order, error) {
+	var out []domain.Order
+	err := s.queryOrders(ctx, func(o domain.Order) { out = append(out, o) },
+		`SELECT `+orderColsOf("o")+` FROM purchases p
+		JOIN orders o ON o.user_id = p.user_id AND o.item_id = p.item_id
+		WHERE p.item_id = ? AND o.status IN ('cancelled', 'expired', 'deleted') AND o.updated_at >= ?`, itemID, since.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("read ended orders of item %d: %w", itemID, err)
+	}
+	return out, nil
 }
 
 // Buyers returns the units each user holds of an item.

@@ -446,22 +446,26 @@ func parseInflight(v string) (inflight, error) {
 }
 
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
-// set; buyer and idempotency records are added only where missing.
+// set; buyer and idempotency records are added only where missing; the released
+// tickets are marked released when every stock counter is written (warm.lua).
 func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool) error {
 	k := keysFor(sale.ActivityID, sale.ItemID)
-	keys := append([]string{k.meta(), k.buyers(), k.idem()}, k.buckets(len(sale.BucketStock))...)
+	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.released()}, k.buckets(len(sale.BucketStock))...)
 	ow := "0"
 	if overwrite {
 		ow = "1"
 	}
-	args := make([]any, 0, 8+len(sale.BucketStock)+2*len(sale.Buyers)+2*len(sale.Keys))
+	args := make([]any, 0, 10+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
 	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers),
-		sale.Version)
+		sale.Version, len(sale.Released), int(s.resultTTL/time.Second))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
 	for u, n := range sale.Buyers {
 		args = append(args, u, n)
+	}
+	for _, t := range sale.Released {
+		args = append(args, t)
 	}
 	for _, kt := range sale.Keys {
 		args = append(args, idemField(kt.UserID, kt.Key), kt.Ticket)

@@ -552,6 +552,53 @@ func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
 		e.wantStock(t, "restored", a, 9)
 		e.invariants(t, a, sqCheck{sold: 1})
 	})
+	for _, tt := range []struct {
+		strategy domain.Strategy
+		buckets  int
+	}{{domain.StrategySync, 1}, {domain.StrategyBucket, 3}} {
+		t.Run("release lands after a restore/"+string(tt.strategy), func(t *testing.T) {
+			// Redis restarts empty after a cancel commits in MySQL and before its release
+			// reaches Redis; another shopper's order restores the sale from MySQL, which
+			// has the units back. Fails before the fix: the late release added the units
+			// a second time (redis 2 over MySQL) and took the canceller's count below
+			// what they hold.
+			e := newSQ(t, sqOpts{})
+			a := e.sale(t, tt.strategy, 10, 2, tt.buckets)
+			p := e.buy(t, a, 1, 2, "")
+			e.deliver(t)
+			o := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated).OrderID
+			e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
+				ended, changed, err := next()
+				if err == nil {
+					if ferr := e.flush(a); ferr != nil {
+						return ended, changed, ferr
+					}
+					if _, perr := e.place(a, 2, 1, ""); perr != nil {
+						return ended, changed, perr
+					}
+				}
+				return ended, changed, err
+			})
+			ended, err := e.svc.Cancel(ctx, 1, o)
+			e.orders.end.clear()
+			if err != nil || ended.Status != domain.OrderCancelled {
+				t.Fatalf("cancel: got %+v, %v", ended, err)
+			}
+			e.deliver(t)
+			rows := e.rows(t, a.Items[0].ID)
+			e.wantStock(t, "released after the restore", a, rows...)
+			if st := e.redisStock(t, a, tt.buckets); st.Available() != 9 {
+				t.Fatalf("got %d available, want 9", st.Available())
+			}
+			// The canceller holds nothing now: the limit of 2 lets them buy 2 again, not 3.
+			e.buy(t, a, 1, 2, "")
+			if _, err := e.place(a, 1, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
+				t.Fatalf("a third unit for the canceller: got %v, want limit_exceeded", err)
+			}
+			e.deliver(t)
+			e.invariants(t, a, sqCheck{sold: 3})
+		})
+	}
 }
 
 // Sequence 6: a cancel or a stock change before a restarted (flushed) Redis is warmed

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -704,6 +705,11 @@ func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID in
 	return err
 }
 
+// releaseWithin bounds how long after an order's end its release may still reach the
+// ledger: a release is one ledger call made right after the end commits (Service.end),
+// so minutes are a wide margin. A warm marks the orders ended within it released.
+const releaseWithin = 10 * time.Minute
+
 // warmItem writes what Redis needs to sell an item, from MySQL: its sale state, stock,
 // buyers, and the idempotency keys its orders hold (so a retry after Redis lost its
 // data replays the first order's ticket, whatever the limit or the stock left).
@@ -720,6 +726,14 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	if err != nil {
 		return err
 	}
+	// Read after the stock: an order ended before the stock read has its units in it,
+	// and its release, if it lands after this warm, must not add them again; one ended
+	// between the two reads is marked too and its units come back with the
+	// reconciler's next pass (the error is an undersell, never an oversell).
+	ended, err := s.orders.EndedOrders(ctx, itemID, time.Now().Add(-releaseWithin))
+	if err != nil {
+		return err
+	}
 	st, err := saleState(a, itemID) // the item's own state and window, at a's version
 	if err != nil {
 		return err
@@ -730,6 +744,13 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 		}
 	}
 	st.Buyers, st.Keys = buyers, keys
+	for _, o := range ended {
+		// An order with units in a bucket past the warmed ones (the bucket count went
+		// down) is left to its release: the warm does not hold that bucket's units.
+		if !slices.ContainsFunc(o.Units(), func(p domain.Part) bool { return p.Bucket >= len(st.BucketStock) }) {
+			st.Released = append(st.Released, o.Ticket)
+		}
+	}
 	return s.ledger.Warm(ctx, st, overwrite)
 }
 

@@ -464,6 +464,51 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		}
 	})
 
+	t.Run("EndedOrders", func(t *testing.T) {
+		f := newOrderFixture(t, newFn, 10, 1, 10)
+		var os []domain.Order
+		for n := 0; n < 4; n++ {
+			os = append(os, f.write(t, f.req(int64(n+1), 0, 1)))
+		}
+		_, err := f.Orders.PayOrder(ctx, os[1].UserID, os[1].ID)
+		must(t, err)
+		time.Sleep(3 * time.Millisecond)
+		first := time.Now()
+		time.Sleep(3 * time.Millisecond)
+		_, _, err = f.Orders.EndOrder(ctx, os[2].UserID, os[2].ID, domain.OrderCancelled)
+		must(t, err)
+		time.Sleep(3 * time.Millisecond)
+		second := time.Now()
+		time.Sleep(3 * time.Millisecond)
+		_, _, err = f.Orders.EndOrder(ctx, os[3].UserID, os[3].ID, domain.OrderExpired)
+		must(t, err)
+		_, err = f.Orders.DeleteOrder(ctx, os[3].UserID, os[3].ID)
+		must(t, err)
+		for _, tt := range []struct {
+			name  string
+			item  int64
+			since time.Time
+			want  []int
+		}{
+			{"since before both", f.item, first, []int{2, 3}},
+			{"since between", f.item, second, []int{3}},
+			{"since after both", f.item, time.Now().Add(time.Second), nil},
+			{"another item", f.item + 1000, first, nil},
+		} {
+			got, err := f.Orders.EndedOrders(ctx, tt.item, tt.since)
+			must(t, err)
+			slices.SortFunc(got, func(a, b domain.Order) int { return cmp.Compare(a.ID, b.ID) })
+			if len(got) != len(tt.want) {
+				t.Fatalf("%s: got %+v, want orders %v", tt.name, got, tt.want)
+			}
+			for k, n := range tt.want {
+				if got[k].ID != os[n].ID || got[k].Ticket != os[n].Ticket || got[k].Quantity != os[n].Quantity {
+					t.Fatalf("%s: got %+v, want %+v", tt.name, got[k], os[n])
+				}
+			}
+		}
+	})
+
 	t.Run("reads of an unknown item", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 1, 1)
 		if rows := stockRows(t, f.Orders, f.item+1000); len(rows) != 0 {

@@ -1,39 +1,54 @@
 -- Loads an item's sale state into Redis from MySQL's view.
 --
--- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4..] bucket stock counters
+-- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4] released set, KEYS[5..] bucket
+-- stock counters
 -- ARGV[1] state, ARGV[2] start ms, ARGV[3] end ms, ARGV[4] limit, ARGV[5] buckets,
 -- ARGV[6] "1" to overwrite stock counters, "0" to set only missing ones,
 -- ARGV[7] the number of buyers m, ARGV[8] the activity's version the state was read
--- at (0: unversioned),
--- ARGV[9..] the stock of each bucket, then m pairs of user id and units held, then
--- pairs of idempotency field ("<user>:<key>") and the ticket of the order holding it
+-- at (0: unversioned), ARGV[9] the number of released tickets r, ARGV[10] the released
+-- set's TTL s,
+-- ARGV[11..] the stock of each bucket, then m pairs of user id and units held, then
+-- the r released tickets, then pairs of idempotency field ("<user>:<key>") and the
+-- ticket of the order holding it
 --
 -- The meta fields (state, window, limit, buckets) are kept when the meta holds this
 -- version or a newer one: a warm that read MySQL before an operator's change must not
 -- undo it. Stock counters that exist are kept unless asked (they are live during a
 -- sale); buyer and idempotency records are added only where Redis has none (Redis
 -- restarted empty), so a retry with the key of an order written before replays its
--- ticket.
-local n = #KEYS - 3
+-- ticket. When this call writes every stock counter, the released tickets (orders
+-- ended lately, whose units the stock read holds) join the released set: a release of
+-- one landing after the warm gives nothing back twice (release.lua). When some counter
+-- was kept, it does not hold those units, and their releases still add them.
+local n = #KEYS - 4
 local version = tonumber(ARGV[8])
 local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version == 0 or version > held then
   redis.call('HSET', KEYS[1], 'state', ARGV[1], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'buckets', ARGV[5])
   if version > 0 then redis.call('HSET', KEYS[1], 'version', ARGV[8]) end
 end
+local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[3 + i], ARGV[8 + i])
-  else
-    redis.call('SETNX', KEYS[3 + i], ARGV[8 + i])
+    redis.call('SET', KEYS[4 + i], ARGV[10 + i])
+  elseif redis.call('SETNX', KEYS[4 + i], ARGV[10 + i]) == 0 then
+    wrote_all = false
   end
 end
-local i = 9 + n
+local i = 11 + n
 local keys = i + 2 * tonumber(ARGV[7])
 while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
+local released = i + tonumber(ARGV[9])
+if wrote_all and released > i then
+  for j = i, released - 1, 1000 do
+    redis.call('SADD', KEYS[4], unpack(ARGV, j, math.min(j + 999, released - 1)))
+  end
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))
+end
+i = released
 while i < #ARGV do
   redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
   i = i + 2
