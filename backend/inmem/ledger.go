@@ -537,7 +537,7 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 }
 
 // Reset sets a bucket counter to want if it still holds was (reset.lua).
-func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error) {
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, released []string) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
@@ -551,6 +551,9 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 		return false, nil
 	}
 	it.stock[bucket] = want
+	for _, t := range released {
+		it.released[t] = true
+	}
 	return true, nil
 }
 

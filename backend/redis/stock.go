@@ -591,9 +591,14 @@ func (s *Stock) Mark(ctx context.Context, activityID, itemID int64, ticket, what
 
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it
 // reports whether it did.
-func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64) (bool, error) {
+func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, released []string) (bool, error) {
 	k := keysFor(activityID, itemID)
-	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, was, want, fence).Int()
+	args := make([]any, 0, 4+len(released))
+	args = append(args, was, want, fence, int(s.resultTTL/time.Second))
+	for _, t := range released {
+		args = append(args, t)
+	}
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released()}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
 	}

@@ -306,6 +306,8 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 	}
 	var repairs []Repair
 	var drift int64
+	var ended []domain.Order
+	endedRead := false
 	for _, r := range rows {
 		if r.Bucket >= a.BucketCount {
 			continue
@@ -317,7 +319,23 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 		if have == want {
 			continue
 		}
-		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence)
+		// The orders ended lately have their units in the rows read above; a release
+		// of one still on its way must not add them again once Redis is set to them.
+		// (Read after the rows: one ended in between is marked without being counted,
+		// and the next pass raises Redis by its units.)
+		if !endedRead {
+			if ended, err = s.orders.EndedOrders(ctx, it.itemID, time.Now().Add(-releaseWithin)); err != nil {
+				return repairs, err
+			}
+			endedRead = true
+		}
+		var released []string
+		for _, o := range ended {
+			if slices.ContainsFunc(o.Units(), func(p domain.Part) bool { return p.Bucket == r.Bucket }) {
+				released = append(released, o.Ticket)
+			}
+		}
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, released)
 		if err != nil {
 			return repairs, err
 		}

@@ -601,6 +601,47 @@ func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
 	}
 }
 
+// A release held up after its end committed (a slow or exhausted Redis pool) lands
+// after a reconciler's pass raised Redis to MySQL's count, which has the units back.
+func TestSeqReleaseAfterReconcilerReset(t *testing.T) {
+	// Fails before the fix: the late release added the units a second time (redis 2 over MySQL).
+	ctx := context.Background()
+	for _, tt := range []struct {
+		strategy domain.Strategy
+		buckets  int
+	}{{domain.StrategySync, 1}, {domain.StrategyBucket, 3}} {
+		t.Run(string(tt.strategy), func(t *testing.T) {
+			e := newSQ(t, sqOpts{})
+			a := e.sale(t, tt.strategy, 10, 2, tt.buckets)
+			p := e.buy(t, a, 1, 2, "")
+			e.deliver(t)
+			o := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated).OrderID
+			var reps []sale.Repair
+			e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
+				ended, changed, err := next()
+				if err == nil {
+					reps = e.reconcileOnce(t, time.Hour)
+				}
+				return ended, changed, err
+			})
+			ended, err := e.svc.Cancel(ctx, 1, o)
+			e.orders.end.clear()
+			if err != nil || ended.Status != domain.OrderCancelled {
+				t.Fatalf("cancel: got %+v, %v", ended, err)
+			}
+			if len(reps) == 0 {
+				t.Fatalf("the reconciler repaired nothing; want Redis raised to MySQL's count")
+			}
+			rows := e.rows(t, a.Items[0].ID)
+			e.wantStock(t, "released after the reset", a, rows...)
+			if st := e.redisStock(t, a, tt.buckets); st.Available() != 10 {
+				t.Fatalf("got %d available, want 10", st.Available())
+			}
+			e.invariants(t, a, sqCheck{sold: 0})
+		})
+	}
+}
+
 // Sequence 6: a cancel or a stock change before a restarted (flushed) Redis is warmed
 // again does not poison the restore.
 func TestSeqChangesBeforeRewarm(t *testing.T) {

@@ -198,7 +198,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if n, err := f.Take(ctx, f.a, f.i, 0, 4, 0); err != nil || n != 0 {
 			t.Fatalf("Take: got %d, %v; want 0", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0, nil); err != nil || ok {
 			t.Fatalf("Reset: got %v, %v; want false", ok, err)
 		}
 		if ok, err := f.Release(ctx, domain.Order{Ticket: f.ticket(), UserID: 1, ActivityID: f.a, ItemID: f.i, Quantity: 2}); err != nil || ok {
@@ -754,6 +754,28 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		g.wantStock(t, "after the release", 3, 6)
 	})
 
+	t.Run("Reset marks released the orders its count holds back", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(2, 3, 4), false)
+		o := domain.Order{ID: 1, Ticket: f.ticket(), UserID: 5, ActivityID: f.a, ItemID: f.i, Bucket: 1, Quantity: 2, Status: domain.OrderCancelled}
+		other := domain.Order{ID: 2, Ticket: f.ticket(), UserID: 6, ActivityID: f.a, ItemID: f.i, Bucket: 1, Quantity: 1, Status: domain.OrderCancelled}
+		// A reset that finds the counter moved writes nothing and marks nothing.
+		if ok, err := f.Reset(ctx, f.a, f.i, 1, 9, 6, 0, []string{other.Ticket}); err != nil || ok {
+			t.Fatalf("a reset of a moved counter: got %v, %v; want false", ok, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 1, 4, 6, 0, []string{o.Ticket}); err != nil || !ok {
+			t.Fatalf("reset: got %v, %v; want true", ok, err)
+		}
+		if ok, err := f.Release(ctx, o); err != nil || ok {
+			t.Fatalf("a release after the reset: got %v, %v; want false", ok, err)
+		}
+		f.wantStock(t, "after the reset and the release", 3, 6)
+		if ok, err := f.Release(ctx, other); err != nil || !ok {
+			t.Fatalf("a release not marked: got %v, %v; want true", ok, err)
+		}
+		f.wantStock(t, "after the other release", 3, 7)
+	})
+
 	t.Run("SetState", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 5), true)
@@ -787,9 +809,9 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5, 0) }, 0, "", []int64{3, 0, 0}},
 			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0, 0) }, 0, "", []int64{3, 0, 0}},
 			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2, 0) }, 0, "", []int64{3, 0, 0}},
-			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0)) }, 1, "", []int64{8, 0, 0}},
-			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0)) }, 0, "", []int64{8, 0, 0}},
-			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0)) }, 1, "", []int64{8, 0, 0, 4}},
+			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0, nil)) }, 1, "", []int64{8, 0, 0}},
+			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0, nil)) }, 0, "", []int64{8, 0, 0}},
+			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0, nil)) }, 1, "", []int64{8, 0, 0, 4}},
 		} {
 			got, err := tt.op()
 			wantCode(t, tt.name, err, tt.err)
@@ -803,13 +825,13 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 	t.Run("a fenced Take or Reset below the highest token seen is refused", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 10), true)
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7, nil); err != nil || !ok {
 			t.Fatalf("reset under token 7: got %v, %v; want done", ok, err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 7); err != nil || n != 1 {
 			t.Fatalf("take under the same token: got %d, %v; want 1", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6); !errors.Is(err, domain.ErrFenced) || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6, nil); !errors.Is(err, domain.ErrFenced) || ok {
 			t.Fatalf("reset under an older token: got %v, %v; want ErrFenced", ok, err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 6); !errors.Is(err, domain.ErrFenced) || n != 0 {
@@ -819,10 +841,10 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 0); err != nil || n != 1 {
 			t.Fatalf("an operator's take (no token): got %d, %v; want 1", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9, nil); err != nil || !ok {
 			t.Fatalf("reset under a newer token: got %v, %v; want done", ok, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7); !errors.Is(err, domain.ErrFenced) || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7, nil); !errors.Is(err, domain.ErrFenced) || ok {
 			t.Fatalf("reset under the token before: got %v, %v; want ErrFenced", ok, err)
 		}
 		f.wantStock(t, "at the end", 8)
