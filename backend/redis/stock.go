@@ -502,7 +502,7 @@ func (s *Stock) SetState(ctx context.Context, activityID, itemID int64, st domai
 // state for the item (nothing changed: the next warm reads MySQL).
 func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error) {
 	k := keysFor(activityID, itemID)
-	n, err := adjustScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, delta).Int64()
+	n, err := adjustScript.Run(ctx, once{s.rdb}, []string{k.meta(), k.bucket(bucket)}, delta).Int64()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("adjust item %d bucket %d: %w", itemID, bucket, err)
@@ -632,7 +632,7 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 // the item is not loaded).
 func (s *Stock) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error) {
 	k := keysFor(activityID, itemID)
-	got, err := takeScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket)}, n, fence).Int64()
+	got, err := takeScript.Run(ctx, once{s.rdb}, []string{k.meta(), k.bucket(bucket)}, n, fence).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("take from item %d bucket %d: %w", itemID, bucket, err)
 	}
