@@ -87,14 +87,12 @@ type OrderStore interface {
 	StaleOrders(ctx context.Context, before time.Time, limit int) ([]Order, error)
 	// Counts returns an item's live orders and units.
 	Counts(ctx context.Context, itemID int64) (ItemCounts, error)
-	// Buyers returns the units each user holds of an item.
-	Buyers(ctx context.Context, itemID int64) (map[int64]int64, error)
-	// KeyTickets returns the idempotency keys an item's orders hold (ended ones too;
-	// void marks hold none), each with its order's ticket.
-	KeyTickets(ctx context.Context, itemID int64) ([]KeyTicket, error)
-	// EndedOrders returns an item's orders ended (cancelled or expired, and deleted
-	// since) at or after since: their units are back in its stock rows.
-	EndedOrders(ctx context.Context, itemID int64, since time.Time) ([]Order, error)
+	// View reads an item's stock rows and its orders ended (cancelled or expired, and
+	// deleted since) at or after endedSince, and with full the units each user holds
+	// and the idempotency keys its orders hold (ended ones too; void marks hold none),
+	// all in one consistent snapshot: an order's end, which changes the order, its
+	// buyer's units and the stock rows in one transaction, is in all of them or none.
+	View(ctx context.Context, itemID int64, endedSince time.Time, full bool) (ItemView, error)
 	// Stock returns an item's stock rows by bucket.
 	Stock(ctx context.Context, itemID int64) ([]StockRow, error)
 	// AddStock adds delta units (negative: takes them, refused with sold_out past
@@ -167,9 +165,16 @@ type StockLedger interface {
 	SetSale(ctx context.Context, s SaleState) (loaded bool, err error)
 	// SetBuckets records a new bucket count in a loaded item's sale state.
 	SetBuckets(ctx context.Context, activityID, itemID int64, n int) error
+	// Epoch names the item's load in the ledger: a Warm that writes every counter
+	// (the item loaded anew, as after a restart) starts a new one. "" when the item is
+	// not loaded, or was loaded before epochs were kept.
+	Epoch(ctx context.Context, activityID, itemID int64) (string, error)
 	// Adjust adds delta units to a bucket and returns the new count; conflict when it
-	// would go below zero, ErrNotLoaded when the item is not loaded.
-	Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error)
+	// would go below zero, ErrNotLoaded when the item is not loaded or its epoch is no
+	// longer epoch: a delta that follows a change committed in the order store is
+	// refused once the ledger was loaded anew meanwhile, whose load may have read
+	// the change already (the reconciler raises a counter left short).
+	Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64, epoch string) (int64, error)
 	// Take removes up to n units from a bucket and returns how many it removed.
 	// A background duty passes its lease's fencing token (0: none, an operator's
 	// call): a token lower than one the item has seen is refused with ErrFenced.

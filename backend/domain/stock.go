@@ -38,13 +38,32 @@ type SaleState struct {
 	// replaces the state of a newer version with an older one (0: unversioned,
 	// always written).
 	Version     int64
-	BucketStock []int64         // available units per bucket, the order store's view
-	Buyers      map[int64]int64 // units held per user, from the order store
-	Keys        []KeyTicket     // the idempotency keys orders hold, from the order store
+	BucketStock []int64 // available units per bucket, the order store's view
+	// Buckets is how many buckets sell (0: len(BucketStock)); BucketStock may hold
+	// more, the buckets past a lowered count, whose units the rebalancer moves.
+	Buckets int
+	Buyers  map[int64]int64 // units held per user, from the order store
+	Keys    []KeyTicket     // the idempotency keys orders hold, from the order store
 	// Released are the tickets of orders ended lately, whose units BucketStock holds
 	// already: when the warm writes the stock counters, a release of one of them that
 	// lands afterwards gives nothing back a second time.
 	Released []string
+}
+
+// ItemView is what the order store holds of an item, read at one moment (View).
+type ItemView struct {
+	Stock  []StockRow
+	Ended  []Order         // orders ended since the time asked: their units are in Stock
+	Buyers map[int64]int64 // units held per user (full views)
+	Keys   []KeyTicket     // idempotency keys orders hold (full views)
+}
+
+// LiveBuckets is how many buckets sell.
+func (s SaleState) LiveBuckets() int {
+	if s.Buckets > 0 {
+		return s.Buckets
+	}
+	return len(s.BucketStock)
 }
 
 // KeyTicket is a shopper's idempotency key and the ticket of the order that holds it.

@@ -213,10 +213,11 @@ func TestStoreWriteOrder(t *testing.T) {
 	}
 
 	assertStock(t, s, item, 0, 4)
-	buyers, err := s.Buyers(ctx, item)
+	v, err := s.View(ctx, item, time.Now(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	buyers := v.Buyers
 	if want := map[int64]int64{7: 2, 8: 2, 9: 1}; !mapsEqual(buyers, want) {
 		t.Errorf("got buyers %v, want %v", buyers, want)
 	}

@@ -25,8 +25,9 @@ type Ledger struct {
 	now       func() time.Time
 	resultTTL time.Duration
 
-	mu    sync.Mutex
-	items map[ledgerKey]*ledgerItem
+	mu     sync.Mutex
+	items  map[ledgerKey]*ledgerItem
+	epochs int64 // loads so far: each load's epoch is its number
 }
 
 var _ domain.StockLedger = (*Ledger)(nil)
@@ -425,7 +426,7 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		it.meta = map[string]string{}
 	}
 	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version == 0 || s.Version > held {
-		writeSale(it.meta, s, len(s.BucketStock))
+		writeSale(it.meta, s, s.LiveBuckets())
 	}
 	wroteAll := true
 	for b, n := range s.BucketStock {
@@ -436,6 +437,8 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		}
 	}
 	if wroteAll {
+		l.epochs++
+		it.meta["epoch"] = strconv.FormatInt(l.epochs, 10)
 		for _, t := range s.Released {
 			it.released[t] = true
 		}
@@ -503,11 +506,11 @@ func (l *Ledger) SetBuckets(_ context.Context, activityID, itemID int64, n int) 
 }
 
 // Adjust adds delta units to a bucket, refusing to go below zero (adjust.lua).
-func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error) {
+func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int, delta int64, epoch string) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	if it.meta == nil {
+	if it.meta == nil || it.meta["epoch"] != epoch {
 		return 0, domain.ErrNotLoaded
 	}
 	if it.stock[bucket]+delta < 0 {
@@ -515,6 +518,16 @@ func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int,
 	}
 	it.stock[bucket] += delta
 	return it.stock[bucket], nil
+}
+
+// Epoch names the item's load (warm.lua).
+func (l *Ledger) Epoch(_ context.Context, activityID, itemID int64) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if it := l.item(activityID, itemID); it.meta != nil {
+		return it.meta["epoch"], nil
+	}
+	return "", nil
 }
 
 // Take removes up to n units from a bucket and returns how many it removed (take.lua).

@@ -28,7 +28,7 @@ type Store struct {
 	byTicket                          map[string]int64
 	byKey                             map[keyOf]int64 // shopper, item and idempotency key -> order
 	purchases                         map[purchaseKey]*purchase
-	endedAt                           map[int64]time.Time // order -> when EndOrder ended it
+	endedAt                           map[int64]time.Time // order -> when it was ended, or deleted after
 }
 
 type purchaseKey struct{ item, user int64 }
@@ -306,38 +306,46 @@ func (s *Store) updateItem(tx *txn, activityID int64, ic domain.ItemChange) erro
 func (s *Store) Stock(_ context.Context, itemID int64) ([]domain.StockRow, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.stockRows(itemID), nil
+}
+
+func (s *Store) stockRows(itemID int64) []domain.StockRow {
 	var out []domain.StockRow
 	for _, r := range s.stock[itemID] {
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b domain.StockRow) int { return cmp.Compare(a.Bucket, b.Bucket) })
-	return out, nil
+	return out
 }
 
-// Buyers returns the units each user holds of an item.
-func (s *Store) Buyers(_ context.Context, itemID int64) (map[int64]int64, error) {
+// View reads an item's stock rows, its orders ended (cancelled, expired, or deleted
+// after either) at or after endedSince and, with full, its buyers and the idempotency
+// keys its orders hold, under one lock.
+func (s *Store) View(_ context.Context, itemID int64, endedSince time.Time, full bool) (domain.ItemView, error) {
+	endedSince = endedSince.Truncate(time.Microsecond) // what the driver sends
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[int64]int64{}
+	v := domain.ItemView{Stock: s.stockRows(itemID)}
+	for id, at := range s.endedAt {
+		if o := s.orders[id]; o != nil && o.ItemID == itemID && !at.Before(endedSince) {
+			v.Ended = append(v.Ended, copyOrder(*o))
+		}
+	}
+	if !full {
+		return v, nil
+	}
+	v.Buyers = map[int64]int64{}
 	for k, p := range s.purchases {
 		if k.item == itemID && p.units > 0 {
-			out[k.user] = p.units
+			v.Buyers[k.user] = p.units
 		}
 	}
-	return out, nil
-}
-
-// KeyTickets returns the idempotency keys an item's orders hold, with their tickets.
-func (s *Store) KeyTickets(_ context.Context, itemID int64) ([]domain.KeyTicket, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []domain.KeyTicket
 	for _, o := range s.orders {
 		if o.ItemID == itemID && o.IdemKey != "" && o.Status != domain.OrderVoid {
-			out = append(out, domain.KeyTicket{UserID: o.UserID, Key: o.IdemKey, Ticket: o.Ticket})
+			v.Keys = append(v.Keys, domain.KeyTicket{UserID: o.UserID, Key: o.IdemKey, Ticket: o.Ticket})
 		}
 	}
-	return out, nil
+	return v, nil
 }
 
 // Counts returns the live orders and units of an item, from its buyers' rows.
@@ -676,23 +684,11 @@ func (s *Store) moveOrder(userID, id int64, act string) (domain.Order, error) {
 	if err != nil {
 		return copyOrder(*o), err
 	}
+	if to != o.Status && to == domain.OrderDeleted {
+		s.endedAt[o.ID] = s.now() // as MySQL's updated_at: a deleted order was ended
+	}
 	o.Status = to
 	return copyOrder(*o), nil
-}
-
-// EndedOrders returns an item's orders ended (cancelled, expired, or deleted after
-// either) at or after since.
-func (s *Store) EndedOrders(_ context.Context, itemID int64, since time.Time) ([]domain.Order, error) {
-	since = since.Truncate(time.Microsecond) // what the driver sends
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []domain.Order
-	for id, at := range s.endedAt {
-		if o := s.orders[id]; o != nil && o.ItemID == itemID && !at.Before(since) {
-			out = append(out, copyOrder(*o))
-		}
-	}
-	return out, nil
 }
 
 // StaleOrders returns up to limit orders still created that were created before t,

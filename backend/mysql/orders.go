@@ -218,7 +218,11 @@ func (s *Store) OrdersByTickets(ctx context.Context, tickets []string) (map[stri
 
 // queryOrders calls each with every order q selects.
 func (s *Store) queryOrders(ctx context.Context, each func(domain.Order), q string, args ...any) error {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	return queryOrdersOn(ctx, s.db, each, q, args...)
+}
+
+func queryOrdersOn(ctx context.Context, db querier, each func(domain.Order), q string, args ...any) error {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("read orders: %w", err)
 	}
@@ -407,12 +411,12 @@ func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, fro
 	}
 }
 
-// KeyTickets returns the idempotency keys an item's orders hold, with their tickets.
+// keyTickets reads the idempotency keys an item's orders hold, with their tickets.
 // Every order has its buyer's purchases row, so the orders are found through the
 // buyers (the purchases key, then the orders' key on user, item and idempotency key)
 // rather than by scanning orders, which have no index on the item.
-func (s *Store) KeyTickets(ctx context.Context, itemID int64) ([]domain.KeyTicket, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT o.user_id, o.idem_key, o.ticket FROM purchases p
+func keyTickets(ctx context.Context, q querier, itemID int64) ([]domain.KeyTicket, error) {
+	rows, err := q.QueryContext(ctx, `SELECT o.user_id, o.idem_key, o.ticket FROM purchases p
 		JOIN orders o ON o.user_id = p.user_id AND o.item_id = p.item_id
 		WHERE p.item_id = ? AND o.idem_key IS NOT NULL`, itemID)
 	if err != nil {
@@ -430,23 +434,41 @@ func (s *Store) KeyTickets(ctx context.Context, itemID int64) ([]domain.KeyTicke
 	return out, rows.Err()
 }
 
-// EndedOrders returns an item's orders ended (cancelled, expired, or deleted after
-// either) at or after since, found through the buyers as KeyTickets does.
-func (s *Store) EndedOrders(ctx context.Context, itemID int64, since time.Time) ([]domain.Order, error) {
-	var out []domain.Order
-	err := s.queryOrders(ctx, func(o domain.Order) { out = append(out, o) },
+// View reads an item's stock rows, its orders ended since endedSince and, with full,
+// its buyers and keys, in one read-only REPEATABLE READ transaction: every read sees
+// the snapshot of the first.
+func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, full bool) (domain.ItemView, error) {
+	var v domain.ItemView
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return v, fmt.Errorf("view item %d: %w", itemID, err)
+	}
+	defer tx.Rollback()
+	if v.Stock, err = stockRows(ctx, tx, itemID); err != nil {
+		return v, err
+	}
+	if full {
+		if v.Buyers, err = buyers(ctx, tx, itemID); err != nil {
+			return v, err
+		}
+		if v.Keys, err = keyTickets(ctx, tx, itemID); err != nil {
+			return v, err
+		}
+	}
+	// The ended orders are found through the buyers, as the keys are.
+	err = queryOrdersOn(ctx, tx, func(o domain.Order) { v.Ended = append(v.Ended, o) },
 		`SELECT `+orderColsOf("o")+` FROM purchases p
 		JOIN orders o ON o.user_id = p.user_id AND o.item_id = p.item_id
-		WHERE p.item_id = ? AND o.status IN ('cancelled', 'expired', 'deleted') AND o.updated_at >= ?`, itemID, since.UTC())
+		WHERE p.item_id = ? AND o.status IN ('cancelled', 'expired', 'deleted') AND o.updated_at >= ?`, itemID, endedSince.UTC())
 	if err != nil {
-		return nil, fmt.Errorf("read ended orders of item %d: %w", itemID, err)
+		return v, fmt.Errorf("read ended orders of item %d: %w", itemID, err)
 	}
-	return out, nil
+	return v, tx.Commit()
 }
 
-// Buyers returns the units each user holds of an item.
-func (s *Store) Buyers(ctx context.Context, itemID int64) (map[int64]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT user_id, units FROM purchases WHERE item_id = ? AND units > 0`, itemID)
+// buyers reads the units each user holds of an item.
+func buyers(ctx context.Context, q querier, itemID int64) (map[int64]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT user_id, units FROM purchases WHERE item_id = ? AND units > 0`, itemID)
 	if err != nil {
 		return nil, fmt.Errorf("read buyers of item %d: %w", itemID, err)
 	}

@@ -8,9 +8,18 @@ import (
 	"github.com/seckill/flashsale/backend/domain"
 )
 
+// querier is a connection pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // Stock returns the stock rows of an item, by bucket.
 func (s *Store) Stock(ctx context.Context, itemID int64) ([]domain.StockRow, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT bucket, available, version FROM item_stock WHERE item_id = ? ORDER BY bucket`, itemID)
+	return stockRows(ctx, s.db, itemID)
+}
+
+func stockRows(ctx context.Context, q querier, itemID int64) ([]domain.StockRow, error) {
+	rows, err := q.QueryContext(ctx, `SELECT bucket, available, version FROM item_stock WHERE item_id = ? ORDER BY bucket`, itemID)
 	if err != nil {
 		return nil, fmt.Errorf("read stock of item %d: %w", itemID, err)
 	}

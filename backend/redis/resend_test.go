@@ -60,15 +60,19 @@ func TestScriptsNotResentByTheCluster(t *testing.T) {
 		t.Fatalf("redis cluster: %v", err)
 	}
 	st, a, i := openItem(t, rdb, 5, 10)
+	epoch, err := st.Epoch(ctx, a, i)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Each script is loaded on the node first, so the call armed is its EVALSHA.
-	if _, err := st.Adjust(ctx, a, i, 0, 0); err != nil {
+	if _, err := st.Adjust(ctx, a, i, 0, 0, epoch); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Take(ctx, a, i, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
 	armed.Store(true)
-	if _, err := st.Adjust(ctx, a, i, 0, 3); err == nil {
+	if _, err := st.Adjust(ctx, a, i, 0, 3, epoch); err == nil {
 		t.Fatalf("adjust with its answer lost: got no error, want one (the outcome is unknown)")
 	}
 	if n, _, err := st.Available(ctx, a, i, 1); err != nil || n != 13 {

@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -445,6 +447,13 @@ func parseInflight(v string) (inflight, error) {
 	return inflight{user: u, qty: q, parts: parts, admitted: time.UnixMilli(ms), idemKey: key}, nil
 }
 
+// newEpoch is a name no other load of an item has.
+func newEpoch() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 // Warm loads an item's sale state. Live stock counters are kept unless overwrite is
 // set; buyer and idempotency records are added only where missing; the released
 // tickets are marked released when every stock counter is written (warm.lua).
@@ -456,8 +465,8 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 		ow = "1"
 	}
 	args := make([]any, 0, 10+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
-	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, len(sale.BucketStock), ow, len(sale.Buyers),
-		sale.Version, len(sale.Released), int(s.resultTTL/time.Second))
+	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, sale.LiveBuckets(), ow, len(sale.Buyers),
+		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch())
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
@@ -500,9 +509,9 @@ func (s *Stock) SetState(ctx context.Context, activityID, itemID int64, st domai
 // Adjust adds delta units to one bucket, refusing to go below zero; it returns the new
 // count, a conflict error when refused, domain.ErrNotLoaded when Redis holds no sale
 // state for the item (nothing changed: the next warm reads MySQL).
-func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64) (int64, error) {
+func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64, epoch string) (int64, error) {
 	k := keysFor(activityID, itemID)
-	n, err := adjustScript.Run(ctx, once{s.rdb}, []string{k.meta(), k.bucket(bucket)}, delta).Int64()
+	n, err := adjustScript.Run(ctx, once{s.rdb}, []string{k.meta(), k.bucket(bucket)}, delta, epoch).Int64()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("adjust item %d bucket %d: %w", itemID, bucket, err)
@@ -512,6 +521,15 @@ func (s *Stock) Adjust(ctx context.Context, activityID, itemID int64, bucket int
 		return 0, domain.Errorf(domain.EConflict, "item %d bucket %d has fewer than %d units left", itemID, bucket, -delta)
 	}
 	return n, nil
+}
+
+// Epoch names the item's load: warm.lua starts a new one when it writes every counter.
+func (s *Stock) Epoch(ctx context.Context, activityID, itemID int64) (string, error) {
+	e, err := s.rdb.HGet(ctx, keysFor(activityID, itemID).meta(), "epoch").Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return "", fmt.Errorf("read the epoch of item %d: %w", itemID, err)
+	}
+	return e, nil
 }
 
 // State reads an item's counters and in-flight tickets.

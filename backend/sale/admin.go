@@ -221,10 +221,18 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 	}
 	change := c
 	change.Items = slices.Clone(c.Items)
+	// Each changed item's epoch, before anything moves: a delta to the ledger after
+	// MySQL's commit applies only to the load it was read from (see ledgerEpoch).
+	epochs := map[int64]string{}
+	for _, ic := range change.Items {
+		if ic.TotalStock != nil {
+			epochs[ic.ItemID] = s.ledgerEpoch(ctx, a.ID, ic.ItemID)
+		}
+	}
 	var taken []stockMove // units out of the ledger, to give back if MySQL refuses
 	undo := func() {
 		for _, m := range taken {
-			if _, err := s.ledger.Adjust(context.WithoutCancel(ctx), a.ID, m.item, m.bucket, m.n); err != nil && !errors.Is(err, domain.ErrNotLoaded) {
+			if _, err := s.ledger.Adjust(context.WithoutCancel(ctx), a.ID, m.item, m.bucket, m.n, epochs[m.item]); err != nil && !errors.Is(err, domain.ErrNotLoaded) {
 				s.log.Error("give taken units back to the ledger; the reconciler will", "item", m.item, "bucket", m.bucket, "err", err)
 			}
 		}
@@ -252,12 +260,20 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		return nil, s.unavailable(err)
 	}
 	for _, ic := range change.Items {
+		reloaded := len(ic.Stock) > 0 && s.ledgerEpoch(ctx, a.ID, ic.ItemID) != epochs[ic.ItemID]
 		for _, d := range ic.Stock {
-			if d.Delta <= 0 {
-				continue
-			}
-			if _, err := s.ledger.Adjust(ctx, a.ID, ic.ItemID, d.Bucket, d.Delta); err != nil && !errors.Is(err, domain.ErrNotLoaded) {
-				s.log.Error("add stock to the ledger; the reconciler will", "item", ic.ItemID, "err", err)
+			switch {
+			case d.Delta > 0:
+				if _, err := s.ledger.Adjust(ctx, a.ID, ic.ItemID, d.Bucket, d.Delta, epochs[ic.ItemID]); err != nil && !errors.Is(err, domain.ErrNotLoaded) {
+					s.log.Error("add stock to the ledger; the reconciler will", "item", ic.ItemID, "err", err)
+				}
+			case d.Delta < 0 && reloaded:
+				// Loaded anew since the units were taken: the load may have read MySQL
+				// before this commit, units and all. Take them again (short at worst,
+				// which the reconciler raises; never over).
+				if _, err := s.ledger.Take(ctx, a.ID, ic.ItemID, d.Bucket, -d.Delta, 0); err != nil {
+					s.log.Error("take lowered stock out of a reloaded ledger; the reconciler will", "item", ic.ItemID, "err", err)
+				}
 			}
 		}
 	}
@@ -310,6 +326,16 @@ func applyItemChange(it *domain.Item, ic domain.ItemChange) {
 }
 
 // stockMove is n units of an item's bucket taken out of the ledger.
+// ledgerEpoch is the item's epoch in the ledger, or one no load has when it cannot be
+// read: a delta under it is refused, and the reconciler raises the counter left short.
+func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) string {
+	e, err := s.ledger.Epoch(ctx, activityID, itemID)
+	if err != nil {
+		return "unknown"
+	}
+	return e
+}
+
 type stockMove struct {
 	item   int64
 	bucket int

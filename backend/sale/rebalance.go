@@ -93,6 +93,7 @@ func (s *Service) rebalance(ctx context.Context, a *domain.Activity, itemID int6
 
 // move moves up to n units from one bucket to another (see the top of this file).
 func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, from, to int, n int64, fence int64) (int64, error) {
+	epoch := s.ledgerEpoch(ctx, a.ID, itemID)
 	got, err := s.ledger.Take(ctx, a.ID, itemID, from, n, fence)
 	if err != nil || got == 0 {
 		return 0, err
@@ -105,12 +106,21 @@ func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, fr
 			s.log.Warn("moving units between buckets: outcome unknown; the reconciler restores the counters", "item", itemID, "units", got, "err", err)
 			return 0, fmt.Errorf("move %d units of item %d from bucket %d to %d: %w", got, itemID, from, to, err)
 		}
-		if _, uerr := s.ledger.Adjust(ctx, a.ID, itemID, from, got); uerr != nil {
+		if _, uerr := s.ledger.Adjust(ctx, a.ID, itemID, from, got, epoch); uerr != nil {
 			s.log.Error("give taken units back to their bucket; the reconciler will", "item", itemID, "bucket", from, "err", uerr)
 		}
 		return 0, fmt.Errorf("move %d units of item %d from bucket %d to %d: %w", got, itemID, from, to, err)
 	}
-	if _, err := s.ledger.Adjust(ctx, a.ID, itemID, to, got); err != nil {
+	if s.ledgerEpoch(ctx, a.ID, itemID) != epoch {
+		// Loaded anew since the take: the load may have read the rows before the move,
+		// the units still in A. Take them out of A again and leave B short (the
+		// reconciler raises it); never more in Redis than in MySQL.
+		if _, err := s.ledger.Take(ctx, a.ID, itemID, from, got, fence); err != nil {
+			s.log.Error("take moved units out of a reloaded ledger; the reconciler will", "item", itemID, "bucket", from, "err", err)
+		}
+		return got, nil
+	}
+	if _, err := s.ledger.Adjust(ctx, a.ID, itemID, to, got, epoch); err != nil {
 		s.log.Error("add moved units to their bucket; the reconciler will", "item", itemID, "bucket", to, "err", err)
 	}
 	return got, nil

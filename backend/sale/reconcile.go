@@ -321,13 +321,13 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 		}
 		// The orders ended lately have their units in the rows read above; a release
 		// of one still on its way must not add them again once Redis is set to them.
-		// (Read after the rows: one ended in between is marked without being counted,
-		// and the next pass raises Redis by its units.)
+		// They are read with the rows in one snapshot, which must still be the rows.
 		if !endedRead {
-			if ended, err = s.orders.EndedOrders(ctx, it.itemID, time.Now().Add(-releaseWithin)); err != nil {
-				return repairs, err
+			v, err := s.orders.View(ctx, it.itemID, time.Now().Add(-releaseWithin), false)
+			if err != nil || !slices.Equal(v.Stock, rows) {
+				return repairs, err // moved meanwhile; next pass
 			}
-			endedRead = true
+			ended, endedRead = v.Ended, true
 		}
 		var released []string
 		for _, o := range ended {

@@ -873,7 +873,11 @@ func TestRulesReconcile(t *testing.T) {
 		a := r.sale(t, domain.StrategySync, 20, 1, 1)
 		r.buy(t, a, 1, 1, "")
 		for _, drift := range []int64{-5, 3} {
-			if _, err := r.ledger.Adjust(ctx, a.ID, a.Items[0].ID, 0, drift); err != nil {
+			epoch, err := r.ledger.Epoch(ctx, a.ID, a.Items[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.ledger.Adjust(ctx, a.ID, a.Items[0].ID, 0, drift, epoch); err != nil {
 				t.Fatal(err)
 			}
 			reps, err := r.svc.Reconcile(ctx, quick)
@@ -1176,10 +1180,11 @@ func (r *rig) invariants(t *testing.T, a *domain.Activity, admitted map[string]i
 		t.Fatalf("got %d units sold and %d left of %d, want all sold", counts.Units, left, item.TotalStock)
 	}
 	// 3: the limit, and one order per ticket.
-	buyers, err := r.store.Buyers(ctx, item.ID)
+	v, err := r.store.View(ctx, item.ID, time.Now(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
+	buyers := v.Buyers
 	for u, n := range buyers {
 		if n > int64(a.PerUserLimit) {
 			t.Fatalf("user %d holds %d units, limit %d", u, n, a.PerUserLimit)

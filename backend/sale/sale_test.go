@@ -462,7 +462,11 @@ func TestReconcilerRepairsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Drift: Redis loses 5 units that MySQL still has.
-	if _, err := e.stock.Adjust(ctx, a.ID, a.Items[0].ID, 0, -5); err != nil {
+	epoch, err := e.stock.Epoch(ctx, a.ID, a.Items[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.stock.Adjust(ctx, a.ID, a.Items[0].ID, 0, -5, epoch); err != nil {
 		t.Fatal(err)
 	}
 	reps, err := e.svc().Reconcile(ctx, sale.ReconcileConfig{Quiet: 100 * time.Millisecond})

@@ -127,6 +127,15 @@ type sqLedger struct {
 	settleBatch hook[func(ts []domain.Ticket, next func() ([]bool, error)) ([]bool, error)]
 	release     hook[func(o domain.Order, next func() (bool, error)) (bool, error)]
 	inFlight    hook[func(itemID int64, next func() ([]domain.Flight, error)) ([]domain.Flight, error)]
+	adjust      hook[func(bucket int, delta int64, next func() (int64, error)) (int64, error)]
+}
+
+func (l *sqLedger) Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64, epoch string) (int64, error) {
+	next := func() (int64, error) { return l.StockLedger.Adjust(ctx, activityID, itemID, bucket, delta, epoch) }
+	if f, ok := l.adjust.get(); ok {
+		return f(bucket, delta, next)
+	}
+	return next()
 }
 
 func (l *sqLedger) Deduct(ctx context.Context, d domain.Deduction) (domain.Deducted, error) {

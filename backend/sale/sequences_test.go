@@ -642,6 +642,123 @@ func TestSeqReleaseAfterReconcilerReset(t *testing.T) {
 	}
 }
 
+// An order spread over buckets, some past a lowered bucket count, is cancelled; Redis
+// restarts empty before the release lands, and the sale is restored from MySQL.
+func TestSeqReleaseAfterRestoreWithFewerBuckets(t *testing.T) {
+	// Fails before the fix: the restore warmed only the live buckets and left the order to
+	// its release, which gave its live bucket's units a second time; the units of the
+	// buckets past the count stayed in MySQL, never sold.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyBucket, 12, 6, 4)
+	big := e.buy(t, a, 1, 6, "")
+	e.deliver(t)
+	o, ok := e.orderOf(t, big.Ticket)
+	if !ok || len(o.Units()) < 2 {
+		t.Fatalf("6 units: got order %+v, want it spread over buckets", o)
+	}
+	live := false
+	for _, p := range o.Units() {
+		live = live || p.Bucket == 0
+	}
+	if !live {
+		t.Fatalf("order %+v: want a part in bucket 0", o)
+	}
+	if _, err := e.svc.SetBuckets(ctx, a.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
+		ended, changed, err := next()
+		if err == nil {
+			if ferr := e.flush(a); ferr != nil {
+				return ended, changed, ferr
+			}
+			if _, perr := e.place(a, 2, 1, ""); perr != nil {
+				return ended, changed, perr
+			}
+		}
+		return ended, changed, err
+	})
+	ended, err := e.svc.Cancel(ctx, 1, o.ID)
+	e.orders.end.clear()
+	if err != nil || ended.Status != domain.OrderCancelled {
+		t.Fatalf("cancel: got %+v, %v", ended, err)
+	}
+	e.deliver(t)
+	rows := e.rows(t, a.Items[0].ID)
+	e.wantStock(t, "released after the restore", a, rows...)
+	if st := e.redisStock(t, a, 4); st.Available() != 11 {
+		t.Fatalf("got %d available over all buckets, want 11", st.Available())
+	}
+	// The rebalancer moves what the buckets past the count hold into the live one.
+	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock(t, "swept", a, 11, 0, 0, 0)
+	e.invariants(t, a, sqCheck{sold: 1})
+}
+
+// Redis restarts empty after a change of stock commits in MySQL and before its delta
+// reaches Redis, and the sale is restored from MySQL meanwhile: an operator's added
+// stock, a bucket move of the rebalancer.
+func TestSeqDeltaAfterRestore(t *testing.T) {
+	// Fails before the fix: the delta landed on the restored counters, which held it
+	// already (redis 5 over MySQL for the added stock, 2 over in the move's bucket).
+	ctx := context.Background()
+	restoreFirst := func(e *sq, a *domain.Activity, user int64) func(int, int64, func() (int64, error)) (int64, error) {
+		return func(bucket int, delta int64, next func() (int64, error)) (int64, error) {
+			if err := e.flush(a); err != nil {
+				return 0, err
+			}
+			if _, err := e.place(a, user, 1, ""); err != nil {
+				return 0, err
+			}
+			return next()
+		}
+	}
+	t.Run("stock added", func(t *testing.T) {
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 2, 1)
+		e.buy(t, a, 1, 1, "")
+		e.ledger.adjust.set(restoreFirst(e, a, 2))
+		total := int64(15)
+		_, err := e.svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
+		e.ledger.adjust.clear()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.wantStock(t, "added once", a, 13)
+		e.invariants(t, a, sqCheck{sold: 2})
+	})
+	t.Run("units moved between buckets", func(t *testing.T) {
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyBucket, 8, 4, 2)
+		for u := int64(1); u <= 4; u++ { // bucket 0 drained, bucket 1 untouched
+			e.buy(t, a, homeUser(0, 2, u*10), 1, "")
+		}
+		e.deliver(t)
+		e.wantStock(t, "bucket 0 drained", a, 0, 4)
+		e.ledger.adjust.set(restoreFirst(e, a, homeUser(1, 2, 100)))
+		moved, err := e.svc.Rebalance(ctx, a, a.Items[0].ID)
+		e.ledger.adjust.clear()
+		e.deliver(t)
+		if err != nil || moved == 0 {
+			t.Fatalf("rebalance: moved %d, %v; want units moved", moved, err)
+		}
+		rows := e.rows(t, a.Items[0].ID)
+		st := e.redisStock(t, a, 2)
+		for b := range rows {
+			if st.BucketStock[b] > rows[b] {
+				t.Fatalf("after the move: got redis %v over mysql %v", st.BucketStock, rows)
+			}
+		}
+		// The reconciler gives the bucket left short its units.
+		e.reconcileOnce(t, time.Hour)
+		e.wantStock(t, "reconciled", a, e.rows(t, a.Items[0].ID)...)
+		e.invariants(t, a, sqCheck{sold: 5})
+	})
+}
+
 // Sequence 6: a cancel or a stock change before a restarted (flushed) Redis is warmed
 // again does not poison the restore.
 func TestSeqChangesBeforeRewarm(t *testing.T) {

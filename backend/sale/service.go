@@ -714,23 +714,11 @@ const releaseWithin = 10 * time.Minute
 // buyers, and the idempotency keys its orders hold (so a retry after Redis lost its
 // data replays the first order's ticket, whatever the limit or the stock left).
 func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64, overwrite bool) error {
-	rows, err := s.orders.Stock(ctx, itemID)
-	if err != nil {
-		return err
-	}
-	buyers, err := s.orders.Buyers(ctx, itemID)
-	if err != nil {
-		return err
-	}
-	keys, err := s.orders.KeyTickets(ctx, itemID)
-	if err != nil {
-		return err
-	}
-	// Read after the stock: an order ended before the stock read has its units in it,
-	// and its release, if it lands after this warm, must not add them again; one ended
-	// between the two reads is marked too and its units come back with the
-	// reconciler's next pass (the error is an undersell, never an oversell).
-	ended, err := s.orders.EndedOrders(ctx, itemID, time.Now().Add(-releaseWithin))
+	// One snapshot: an order ended before it has its units in the stock and its
+	// buyer's count lowered, and is marked released so its release, if it lands after
+	// this warm, does not give them again; one ended after it is in none of them, and
+	// its release gives them.
+	v, err := s.orders.View(ctx, itemID, time.Now().Add(-releaseWithin), true)
 	if err != nil {
 		return err
 	}
@@ -738,15 +726,19 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	if err != nil {
 		return err
 	}
-	for _, r := range rows {
-		if r.Bucket < len(st.BucketStock) {
-			st.BucketStock[r.Bucket] = r.Available
+	// Every row gets its counter, the buckets past a lowered count too: their units
+	// wait there for the rebalancer, and an ended order's units are all counted.
+	st.Buckets = len(st.BucketStock)
+	for _, r := range v.Stock {
+		for len(st.BucketStock) <= r.Bucket {
+			st.BucketStock = append(st.BucketStock, 0)
 		}
+		st.BucketStock[r.Bucket] = r.Available
 	}
-	st.Buyers, st.Keys = buyers, keys
-	for _, o := range ended {
-		// An order with units in a bucket past the warmed ones (the bucket count went
-		// down) is left to its release: the warm does not hold that bucket's units.
+	st.Buyers, st.Keys = v.Buyers, v.Keys
+	for _, o := range v.Ended {
+		// An order with units in a bucket that has no row (none should) is left to
+		// its release: the warm holds nothing of that bucket.
 		if !slices.ContainsFunc(o.Units(), func(p domain.Part) bool { return p.Bucket >= len(st.BucketStock) }) {
 			st.Released = append(st.Released, o.Ticket)
 		}

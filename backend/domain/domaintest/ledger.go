@@ -43,6 +43,14 @@ func (f *ledgerFixture) warm(tb testing.TB, s domain.SaleState, overwrite bool) 
 	must(tb, f.Warm(context.Background(), s, overwrite))
 }
 
+// epoch is the item's epoch in the ledger.
+func (f *ledgerFixture) epoch(tb testing.TB) string {
+	tb.Helper()
+	e, err := f.Epoch(context.Background(), f.a, f.i)
+	must(tb, err)
+	return e
+}
+
 func (f *ledgerFixture) ticket() string {
 	return domain.NewTicket(f.a, f.i, fmt.Sprintf("lt%d", f.seq.Add(1)))
 }
@@ -192,7 +200,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		// that a later Warm would keep: the next Warm reads the order store whole.
 		must(t, f.SetBuckets(ctx, f.a, f.i, 3))
 		must(t, f.SetState(ctx, f.a, f.i, domain.StatePublished))
-		if _, err := f.Adjust(ctx, f.a, f.i, 0, 4); !errors.Is(err, domain.ErrNotLoaded) {
+		if _, err := f.Adjust(ctx, f.a, f.i, 0, 4, ""); !errors.Is(err, domain.ErrNotLoaded) {
 			t.Fatalf("Adjust: got %v, want ErrNotLoaded", err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 4, 0); err != nil || n != 0 {
@@ -754,6 +762,42 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		g.wantStock(t, "after the release", 3, 6)
 	})
 
+	t.Run("Epoch: a load anew refuses the deltas read before it", func(t *testing.T) {
+		f := fixture(t)
+		if e := f.epoch(t); e != "" {
+			t.Fatalf("not loaded: got epoch %q, want none", e)
+		}
+		f.warm(t, f.sale(2, 3, 4), false)
+		first := f.epoch(t)
+		if first == "" {
+			t.Fatalf("loaded: got no epoch")
+		}
+		// A warm that keeps live counters is the same load.
+		f.warm(t, f.sale(2, 3, 4, 5), false)
+		if e := f.epoch(t); e != first {
+			t.Fatalf("a warm that kept counters: got epoch %q, want %q", e, first)
+		}
+		if n, err := f.Adjust(ctx, f.a, f.i, 0, 2, first); err != nil || n != 5 {
+			t.Fatalf("adjust under the epoch: got %d, %v; want 5", n, err)
+		}
+		// Lost and loaded anew: the new load has its own epoch, and a delta read under
+		// the old one is refused, whatever its sign.
+		g := fixture(t)
+		g.warm(t, g.sale(2, 3), false)
+		old := g.epoch(t)
+		g.warm(t, g.sale(2, 7), true)
+		now := g.epoch(t)
+		if now == "" || now == old {
+			t.Fatalf("loaded anew: got epoch %q, want a new one (was %q)", now, old)
+		}
+		for _, d := range []int64{2, -2} {
+			if _, err := g.Adjust(ctx, g.a, g.i, 0, d, old); !errors.Is(err, domain.ErrNotLoaded) {
+				t.Fatalf("adjust %d under the old epoch: got %v, want ErrNotLoaded", d, err)
+			}
+		}
+		g.wantStock(t, "after the refused deltas", 7)
+	})
+
 	t.Run("Reset marks released the orders its count holds back", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(2, 3, 4), false)
@@ -799,11 +843,11 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			err   string
 			stock []int64
 		}{
-			{"add", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 1, 3) }, 3, "", []int64{5, 3}},
-			{"take to zero", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 1, -3) }, 0, "", []int64{5, 0}},
-			{"take below zero", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, -6) }, 0, domain.EConflict, []int64{5, 0}},
-			{"add to a bucket never set", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 2, 2) }, 2, "", []int64{5, 0, 2}},
-			{"add nothing", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, 0) }, 5, "", []int64{5, 0, 2}},
+			{"add", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 1, 3, f.epoch(t)) }, 3, "", []int64{5, 3}},
+			{"take to zero", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 1, -3, f.epoch(t)) }, 0, "", []int64{5, 0}},
+			{"take below zero", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, -6, f.epoch(t)) }, 0, domain.EConflict, []int64{5, 0}},
+			{"add to a bucket never set", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 2, 2, f.epoch(t)) }, 2, "", []int64{5, 0, 2}},
+			{"add nothing", func() (int64, error) { return f.Adjust(ctx, f.a, f.i, 0, 0, f.epoch(t)) }, 5, "", []int64{5, 0, 2}},
 			{"take some", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 2, 0) }, 2, "", []int64{3, 0, 2}},
 			{"take more than there is", func() (int64, error) { return f.Take(ctx, f.a, f.i, 2, 5, 0) }, 2, "", []int64{3, 0, 0}},
 			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5, 0) }, 0, "", []int64{3, 0, 0}},
@@ -1040,13 +1084,14 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 	t.Run("hammer: moving units never makes or loses any", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(1000, 50, 50), true)
+		epoch := f.epoch(t)
 		hammer(40, func(g int) string {
 			var err error
 			switch g % 4 {
 			case 0, 1: // take from one bucket and give to the other
 				var n int64
 				if n, err = f.Take(ctx, f.a, f.i, g%2, 7, 0); err == nil && n > 0 {
-					_, err = f.Adjust(ctx, f.a, f.i, 1-g%2, n)
+					_, err = f.Adjust(ctx, f.a, f.i, 1-g%2, n, epoch)
 				}
 			case 2: // buy and fail
 				var got domain.Deducted
@@ -1057,8 +1102,8 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 					err = nil
 				}
 			case 3:
-				if _, err = f.Adjust(ctx, f.a, f.i, 0, -3); err == nil {
-					_, err = f.Adjust(ctx, f.a, f.i, 1, 3)
+				if _, err = f.Adjust(ctx, f.a, f.i, 0, -3, epoch); err == nil {
+					_, err = f.Adjust(ctx, f.a, f.i, 1, 3, epoch)
 				} else if domain.IsCode(err, domain.EConflict) {
 					err = nil
 				}

@@ -64,8 +64,9 @@ func (f *orderFixture) snap(tb testing.TB) snapshot {
 	var s snapshot
 	var err error
 	s.rows = stockRows(tb, f.Orders, f.item)
-	s.buyers, err = f.Orders.Buyers(ctx, f.item)
+	v, err := f.Orders.View(ctx, f.item, time.Now(), true)
 	must(tb, err)
+	s.buyers = v.Buyers
 	s.counts, err = f.Orders.Counts(ctx, f.item)
 	must(tb, err)
 	it, err := f.Catalog.Item(ctx, f.item)
@@ -464,7 +465,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		}
 	})
 
-	t.Run("EndedOrders", func(t *testing.T) {
+	t.Run("View: ended orders", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 1, 10)
 		var os []domain.Order
 		for n := 0; n < 4; n++ {
@@ -495,8 +496,15 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 			{"since after both", f.item, time.Now().Add(time.Second), nil},
 			{"another item", f.item + 1000, first, nil},
 		} {
-			got, err := f.Orders.EndedOrders(ctx, tt.item, tt.since)
+			v, err := f.Orders.View(ctx, tt.item, tt.since, false)
 			must(t, err)
+			got := v.Ended
+			if v.Buyers != nil || v.Keys != nil {
+				t.Fatalf("%s: a view not full: got buyers %v, keys %v", tt.name, v.Buyers, v.Keys)
+			}
+			if rows := stockRows(t, f.Orders, tt.item); !slices.Equal(v.Stock, rows) {
+				t.Fatalf("%s: got stock %v, want %v", tt.name, v.Stock, rows)
+			}
 			slices.SortFunc(got, func(a, b domain.Order) int { return cmp.Compare(a.ID, b.ID) })
 			if len(got) != len(tt.want) {
 				t.Fatalf("%s: got %+v, want orders %v", tt.name, got, tt.want)
@@ -514,9 +522,9 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		if rows := stockRows(t, f.Orders, f.item+1000); len(rows) != 0 {
 			t.Fatalf("stock: got %v", rows)
 		}
-		b, err := f.Orders.Buyers(ctx, f.item+1000)
-		if err != nil || b == nil || len(b) != 0 {
-			t.Fatalf("buyers: got %v, %v; want an empty map", b, err)
+		v, err := f.Orders.View(ctx, f.item+1000, time.Time{}, true)
+		if err != nil || len(v.Stock) != 0 || v.Buyers == nil || len(v.Buyers) != 0 || len(v.Keys) != 0 || len(v.Ended) != 0 {
+			t.Fatalf("view: got %+v, %v; want nothing, buyers an empty map", v, err)
 		}
 		c, err := f.Orders.Counts(ctx, f.item+1000)
 		if err != nil || c != (domain.ItemCounts{}) {
@@ -943,8 +951,9 @@ func writeRetrying(tb testing.TB, o domain.OrderStore, r domain.OrderRequest, li
 // order.
 func wantKeys(tb testing.TB, o domain.OrderStore, itemID int64, want ...domain.KeyTicket) {
 	tb.Helper()
-	got, err := o.KeyTickets(context.Background(), itemID)
+	v, err := o.View(context.Background(), itemID, time.Now(), true)
 	must(tb, err)
+	got := v.Keys
 	order := func(a, b domain.KeyTicket) int { return strings.Compare(a.Ticket, b.Ticket) }
 	slices.SortFunc(got, order)
 	slices.SortFunc(want, order)

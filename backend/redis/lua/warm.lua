@@ -6,8 +6,8 @@
 -- ARGV[6] "1" to overwrite stock counters, "0" to set only missing ones,
 -- ARGV[7] the number of buyers m, ARGV[8] the activity's version the state was read
 -- at (0: unversioned), ARGV[9] the number of released tickets r, ARGV[10] the released
--- set's TTL s,
--- ARGV[11..] the stock of each bucket, then m pairs of user id and units held, then
+-- set's TTL s, ARGV[11] a new epoch,
+-- ARGV[12..] the stock of each bucket, then m pairs of user id and units held, then
 -- the r released tickets, then pairs of idempotency field ("<user>:<key>") and the
 -- ticket of the order holding it
 --
@@ -18,8 +18,10 @@
 -- restarted empty), so a retry with the key of an order written before replays its
 -- ticket. When this call writes every stock counter, the released tickets (orders
 -- ended lately, whose units the stock read holds) join the released set: a release of
--- one landing after the warm gives nothing back twice (release.lua). When some counter
--- was kept, it does not hold those units, and their releases still add them.
+-- one landing after the warm gives nothing back twice (release.lua), and the item gets
+-- the new epoch: a delta of a change committed before this load (adjust.lua) is
+-- refused, as the load may hold it. When some counter was kept, it does not hold
+-- those units, and their releases and deltas still add them.
 local n = #KEYS - 4
 local version = tonumber(ARGV[8])
 local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -30,18 +32,19 @@ end
 local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[4 + i], ARGV[10 + i])
-  elseif redis.call('SETNX', KEYS[4 + i], ARGV[10 + i]) == 0 then
+    redis.call('SET', KEYS[4 + i], ARGV[11 + i])
+  elseif redis.call('SETNX', KEYS[4 + i], ARGV[11 + i]) == 0 then
     wrote_all = false
   end
 end
-local i = 11 + n
+local i = 12 + n
 local keys = i + 2 * tonumber(ARGV[7])
 while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 local released = i + tonumber(ARGV[9])
+if wrote_all then redis.call('HSET', KEYS[1], 'epoch', ARGV[11]) end
 if wrote_all and released > i then
   for j = i, released - 1, 1000 do
     redis.call('SADD', KEYS[4], unpack(ARGV, j, math.min(j + 999, released - 1)))
