@@ -180,10 +180,11 @@ type StockLedger interface {
 	// call): a token lower than one the item has seen is refused with ErrFenced.
 	Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error)
 	// Reset sets a bucket counter to want if it still holds was; it reports whether
-	// it did. fence as for Take. When it does, the tickets of released (orders ended
-	// lately, whose units want counts) are marked released: a release of one landing
-	// afterwards gives nothing back a second time.
-	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, released []string) (bool, error)
+	// it did. fence as for Take. When it does, the orders of ended (ended lately,
+	// their units counted in want) are released: each not released before is marked
+	// so, and its buyer's units go back, as its release would have done; a release
+	// of one landing afterwards does nothing.
+	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, ended []Order) (bool, error)
 	// State reads an item's counters and in-flight tickets over buckets buckets.
 	State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error)
 	// Mark records that what was done to an in-flight ticket (the reconciler's

@@ -550,7 +550,7 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 }
 
 // Reset sets a bucket counter to want if it still holds was (reset.lua).
-func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, released []string) (bool, error) {
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, ended []domain.Order) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
@@ -564,8 +564,11 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 		return false, nil
 	}
 	it.stock[bucket] = want
-	for _, t := range released {
-		it.released[t] = true
+	for _, o := range ended {
+		if !it.released[o.Ticket] {
+			it.released[o.Ticket] = true
+			it.giveBack(o.UserID, int64(o.Quantity))
+		}
 	}
 	return true, nil
 }

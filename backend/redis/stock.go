@@ -609,14 +609,14 @@ func (s *Stock) Mark(ctx context.Context, activityID, itemID int64, ticket, what
 
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it
 // reports whether it did.
-func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, released []string) (bool, error) {
+func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, ended []domain.Order) (bool, error) {
 	k := keysFor(activityID, itemID)
-	args := make([]any, 0, 4+len(released))
+	args := make([]any, 0, 4+3*len(ended))
 	args = append(args, was, want, fence, int(s.resultTTL/time.Second))
-	for _, t := range released {
-		args = append(args, t)
+	for _, o := range ended {
+		args = append(args, o.Ticket, o.UserID, o.Quantity)
 	}
-	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released()}, args...).Int()
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released(), k.buyers()}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
 	}

@@ -260,7 +260,7 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		return nil, s.unavailable(err)
 	}
 	for _, ic := range change.Items {
-		reloaded := len(ic.Stock) > 0 && s.ledgerEpoch(ctx, a.ID, ic.ItemID) != epochs[ic.ItemID]
+		reloaded := len(ic.Stock) > 0 && s.reloaded(ctx, a.ID, ic.ItemID, epochs[ic.ItemID])
 		for _, d := range ic.Stock {
 			switch {
 			case d.Delta > 0:
@@ -334,6 +334,23 @@ func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) str
 		return "unknown"
 	}
 	return e
+}
+
+// reloaded reports whether the item was loaded anew in the ledger since its epoch
+// read epoch. An item loaded then and not loaded now lost its data, and a restore may
+// be on its way (MySQL read, its script not yet run): it waits up to a second for one
+// to land, so a caller taking units out again finds them.
+func (s *Service) reloaded(ctx context.Context, activityID, itemID int64, epoch string) bool {
+	now := s.ledgerEpoch(ctx, activityID, itemID)
+	for i := 0; now == "" && epoch != "" && i < 40; i++ {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-time.After(25 * time.Millisecond):
+		}
+		now = s.ledgerEpoch(ctx, activityID, itemID)
+	}
+	return now != epoch
 }
 
 type stockMove struct {

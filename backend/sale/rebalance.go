@@ -111,14 +111,15 @@ func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, fr
 		}
 		return 0, fmt.Errorf("move %d units of item %d from bucket %d to %d: %w", got, itemID, from, to, err)
 	}
-	if s.ledgerEpoch(ctx, a.ID, itemID) != epoch {
+	if s.reloaded(ctx, a.ID, itemID, epoch) {
 		// Loaded anew since the take: the load may have read the rows before the move,
 		// the units still in A. Take them out of A again and leave B short (the
-		// reconciler raises it); never more in Redis than in MySQL.
+		// reconciler raises it); never more in Redis than in MySQL. Nothing moved in
+		// Redis: the pass's own count of the buckets no longer holds.
 		if _, err := s.ledger.Take(ctx, a.ID, itemID, from, got, fence); err != nil {
-			s.log.Error("take moved units out of a reloaded ledger; the reconciler will", "item", itemID, "bucket", from, "err", err)
+			return 0, fmt.Errorf("take moved units out of a reloaded ledger: %w", err)
 		}
-		return got, nil
+		return 0, fmt.Errorf("item %d was loaded anew during a move; the next pass starts over", itemID)
 	}
 	if _, err := s.ledger.Adjust(ctx, a.ID, itemID, to, got, epoch); err != nil {
 		s.log.Error("add moved units to their bucket; the reconciler will", "item", itemID, "bucket", to, "err", err)

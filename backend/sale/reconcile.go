@@ -72,6 +72,7 @@ type reconItem struct {
 	itemID int64
 	before domain.ItemState
 	rows   []domain.StockRow
+	width  int  // buckets compared: the live ones and any past a lowered count with a row
 	quiet  bool // nothing in flight was written meanwhile; compare after the quiet wait
 }
 
@@ -170,16 +171,17 @@ func (s *Service) reconcileTickets(ctx context.Context, it *reconItem, cfg Recon
 			repairs = append(repairs, *r)
 		}
 	}
-	if it.before, err = s.ledger.State(ctx, a.ID, it.itemID, a.BucketCount); err != nil || !it.before.Loaded {
+	if it.rows, err = s.orders.Stock(ctx, it.itemID); err != nil {
+		return repairs, err
+	}
+	it.width = max(a.BucketCount, len(it.rows))
+	if it.before, err = s.ledger.State(ctx, a.ID, it.itemID, it.width); err != nil || !it.before.Loaded {
 		return repairs, err // not loaded: the next order restores it from MySQL
 	}
 	if r, err := s.reconcileSale(ctx, a, it.itemID, it.before); err != nil {
 		return repairs, err
 	} else if r != nil {
 		repairs = append(repairs, *r)
-	}
-	if it.rows, err = s.orders.Stock(ctx, it.itemID); err != nil {
-		return repairs, err
 	}
 	it.quiet = true
 	return repairs, nil
@@ -284,7 +286,7 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 		return nil, nil
 	}
 	a := it.a
-	after, err := s.ledger.State(ctx, a.ID, it.itemID, a.BucketCount)
+	after, err := s.ledger.State(ctx, a.ID, it.itemID, it.width)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +311,9 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 	var ended []domain.Order
 	endedRead := false
 	for _, r := range rows {
-		if r.Bucket >= a.BucketCount {
+		// Buckets past a lowered count too: their units wait for the rebalancer,
+		// which moves what Redis says they hold.
+		if r.Bucket >= it.width {
 			continue
 		}
 		flying := after.InFlightBy[r.Bucket]
@@ -329,10 +333,10 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 			}
 			ended, endedRead = v.Ended, true
 		}
-		var released []string
+		var released []domain.Order
 		for _, o := range ended {
 			if slices.ContainsFunc(o.Units(), func(p domain.Part) bool { return p.Bucket == r.Bucket }) {
-				released = append(released, o.Ticket)
+				released = append(released, o)
 			}
 		}
 		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, released)

@@ -637,7 +637,14 @@ func TestSeqReleaseAfterReconcilerReset(t *testing.T) {
 			if st := e.redisStock(t, a, tt.buckets); st.Available() != 10 {
 				t.Fatalf("got %d available, want 10", st.Available())
 			}
-			e.invariants(t, a, sqCheck{sold: 0})
+			// The canceller holds nothing: the limit of 2 lets them buy 2 again, not
+			// fewer (the reset gave their units back with the stock), nor 3.
+			e.buy(t, a, 1, 2, "")
+			if _, err := e.place(a, 1, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
+				t.Fatalf("a third unit for the canceller: got %v, want limit_exceeded", err)
+			}
+			e.deliver(t)
+			e.invariants(t, a, sqCheck{sold: 2})
 		})
 	}
 }
@@ -757,6 +764,91 @@ func TestSeqDeltaAfterRestore(t *testing.T) {
 		e.wantStock(t, "reconciled", a, e.rows(t, a.Items[0].ID)...)
 		e.invariants(t, a, sqCheck{sold: 5})
 	})
+	for _, restoreBefore := range []bool{true, false} {
+		t.Run(fmt.Sprintf("a restore during the move's commit, reading before it %v", restoreBefore), func(t *testing.T) {
+			e := newSQ(t, sqOpts{})
+			a := e.sale(t, domain.StrategyBucket, 8, 4, 2)
+			for u := int64(1); u <= 4; u++ {
+				e.buy(t, a, homeUser(0, 2, u*10), 1, "")
+			}
+			e.deliver(t)
+			restore := func() error {
+				if err := e.flush(a); err != nil {
+					return err
+				}
+				_, err := e.place(a, homeUser(1, 2, 100), 1, "")
+				return err
+			}
+			e.orders.move.set(func(next func() error) error {
+				if restoreBefore {
+					if err := restore(); err != nil {
+						return err
+					}
+					return next()
+				}
+				if err := next(); err != nil {
+					return err
+				}
+				return restore()
+			})
+			_, err := e.svc.Rebalance(ctx, a, a.Items[0].ID)
+			e.orders.move.clear()
+			e.deliver(t)
+			rows := e.rows(t, a.Items[0].ID)
+			st := e.redisStock(t, a, 2)
+			for b := range rows {
+				if st.BucketStock[b] > rows[b] {
+					t.Fatalf("after the move: got redis %v over mysql %v", st.BucketStock, rows)
+				}
+			}
+			if err == nil {
+				t.Fatalf("rebalance: got no error, want the move stopped by the load anew")
+			}
+			e.reconcileOnce(t, time.Hour)
+			e.wantStock(t, "reconciled", a, e.rows(t, a.Items[0].ID)...)
+			e.invariants(t, a, sqCheck{sold: 5})
+		})
+	}
+}
+
+// A bucket past a lowered count whose Redis counter is short of its row (a move whose
+// commit's outcome was unknown, a release skipped by a repair) is repaired like the
+// live ones, and the rebalancer then moves its units to the live buckets.
+func TestSeqReconcilerCoversBucketsPastTheCount(t *testing.T) {
+	// Fails before the fix: the reconciler compared the live buckets only; the units of
+	// bucket 2's row were never sold again.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyBucket, 9, 3, 3)
+	buyer := homeUser(2, 3, 1)
+	p := e.buy(t, a, buyer, 2, "")
+	e.deliver(t)
+	o := e.wantTicket(t, "written", buyer, p.Ticket, domain.TicketCreated).OrderID
+	if _, err := e.svc.SetBuckets(ctx, a.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock(t, "one bucket", a, 7, 0, 0)
+	if _, err := e.svc.Cancel(ctx, buyer, o); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock(t, "cancelled into bucket 2", a, 7, 0, 2)
+	// Redis loses bucket 2's units (as a move of unknown outcome leaves them).
+	if err := e.rdb.Set(ctx, fmt.Sprintf("sk:{a%d:i%d}:stock:2", a.ID, a.Items[0].ID), 0, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reps := e.reconcileOnce(t, time.Hour)
+	if len(reps) != 1 || reps[0].Bucket != 2 {
+		t.Fatalf("reconcile: got %v, want bucket 2 repaired", kinds(reps))
+	}
+	e.wantStock(t, "repaired", a, 7, 0, 2)
+	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock(t, "moved to the live bucket", a, 9, 0, 0)
+	e.invariants(t, a, sqCheck{sold: 0})
 }
 
 // Sequence 6: a cancel or a stock change before a restarted (flushed) Redis is warmed

@@ -798,26 +798,38 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		g.wantStock(t, "after the refused deltas", 7)
 	})
 
-	t.Run("Reset marks released the orders its count holds back", func(t *testing.T) {
+	t.Run("Reset releases the ended orders its count holds back", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(2, 3, 4), false)
-		o := domain.Order{ID: 1, Ticket: f.ticket(), UserID: 5, ActivityID: f.a, ItemID: f.i, Bucket: 1, Quantity: 2, Status: domain.OrderCancelled}
-		other := domain.Order{ID: 2, Ticket: f.ticket(), UserID: 6, ActivityID: f.a, ItemID: f.i, Bucket: 1, Quantity: 1, Status: domain.OrderCancelled}
-		// A reset that finds the counter moved writes nothing and marks nothing.
-		if ok, err := f.Reset(ctx, f.a, f.i, 1, 9, 6, 0, []string{other.Ticket}); err != nil || ok {
+		// User 5 holds 2 units of an order ended in MySQL whose release has not landed.
+		held := f.admit(t, f.deduction(5, 2, "", 2))
+		must2(t, f.settle(t, domain.Ticket{ID: held.Ticket, UserID: 5, Status: domain.TicketCreated, OrderID: 1}, 2), "settle")
+		o := domain.Order{ID: 1, Ticket: held.Ticket, UserID: 5, ActivityID: f.a, ItemID: f.i, Bucket: held.Bucket, Quantity: 2, Status: domain.OrderCancelled}
+		other := domain.Order{ID: 2, Ticket: f.ticket(), UserID: 6, ActivityID: f.a, ItemID: f.i, Bucket: held.Bucket, Quantity: 1, Status: domain.OrderCancelled}
+		st := f.state(t, 2)
+		have := st.BucketStock[held.Bucket]
+		// A reset that finds the counter moved writes nothing and releases nothing.
+		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have+5, have+2, 0, []domain.Order{o}); err != nil || ok {
 			t.Fatalf("a reset of a moved counter: got %v, %v; want false", ok, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 1, 4, 6, 0, []string{o.Ticket}); err != nil || !ok {
+		_, err := f.deduct(5, 1, "", 2)
+		wantCode(t, "the buyer still holds 2", err, domain.ELimitExceeded)
+		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have, have+2, 0, []domain.Order{o}); err != nil || !ok {
 			t.Fatalf("reset: got %v, %v; want true", ok, err)
 		}
 		if ok, err := f.Release(ctx, o); err != nil || ok {
 			t.Fatalf("a release after the reset: got %v, %v; want false", ok, err)
 		}
-		f.wantStock(t, "after the reset and the release", 3, 6)
+		want := slices.Clone(st.BucketStock)
+		want[held.Bucket] += 2
+		f.wantStock(t, "after the reset and the release", want...)
+		// The reset gave the buyer's units back (once): 2 more, not 3.
+		f.admit(t, f.deduction(5, 2, "", 2))
+		_, err = f.deduct(5, 1, "", 2)
+		wantCode(t, "past the limit again", err, domain.ELimitExceeded)
 		if ok, err := f.Release(ctx, other); err != nil || !ok {
-			t.Fatalf("a release not marked: got %v, %v; want true", ok, err)
+			t.Fatalf("a release not reset: got %v, %v; want true", ok, err)
 		}
-		f.wantStock(t, "after the other release", 3, 7)
 	})
 
 	t.Run("SetState", func(t *testing.T) {

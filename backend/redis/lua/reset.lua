@@ -3,21 +3,22 @@
 -- the item's sale state is loaded. A fencing token above 0 (the background lease's)
 -- is checked against the highest the item has seen: a lower one is refused (-1), so a
 -- reconciler that lost its lease mid-pass writes nothing after its successor has.
--- When the counter is set, the tickets passed (orders ended lately, whose units the
--- new value counts) join the released set, so a release of one landing afterwards
--- gives nothing back twice (release.lua).
--- KEYS[1] meta, KEYS[2] bucket counter, KEYS[3] released set; ARGV[1] expected
--- current value, ARGV[2] new value, ARGV[3] fencing token, ARGV[4] the released set's
--- TTL s, ARGV[5..] released tickets.
+-- When the counter is set, the orders passed (ended lately, their units counted in the
+-- new value) are released: each not in the released set joins it and its buyer's
+-- units go back, as its release would have done, so a release of one landing
+-- afterwards gives nothing back twice (release.lua).
+-- KEYS[1] meta, KEYS[2] bucket counter, KEYS[3] released set, KEYS[4] buyers;
+-- ARGV[1] expected current value, ARGV[2] new value, ARGV[3] fencing token, ARGV[4]
+-- the released set's TTL s, ARGV[5..] triples of ticket, user id and quantity.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if not fenced_ok(KEYS[1], ARGV[3]) then return -1 end
 local cur = redis.call('GET', KEYS[2]) or '0'
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
-if #ARGV >= 5 then
-  for j = 5, #ARGV, 1000 do
-    redis.call('SADD', KEYS[3], unpack(ARGV, j, math.min(j + 999, #ARGV)))
+for j = 5, #ARGV - 2, 3 do
+  if redis.call('SADD', KEYS[3], ARGV[j]) == 1 then
+    if redis.call('HINCRBY', KEYS[4], ARGV[j + 1], -tonumber(ARGV[j + 2])) <= 0 then redis.call('HDEL', KEYS[4], ARGV[j + 1]) end
   end
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 end
+if #ARGV >= 5 then redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4])) end
 return 1
