@@ -137,8 +137,10 @@ type StockLedger interface {
 	// would; done[i] is Settle's answer for tickets[i].
 	SettleBatch(ctx context.Context, tickets []Ticket, buckets int) (done []bool, err error)
 	// Release gives back the stock and buyer units of a committed order that was
-	// cancelled or expired, once per order; it reports whether this call did (false
-	// also when the item is not loaded).
+	// cancelled or expired, once per order; it reports whether this call did. On an
+	// item not loaded it reports false and leaves the release pending for
+	// PendingReleaseTTL: the next Warm that writes every counter gives it back unless
+	// its Released holds the order (the order store it read had the units back).
 	Release(ctx context.Context, o Order) (bool, error)
 	// Ticket returns where a user's ticket stands: its result, pending while in
 	// flight, not_found otherwise (unknown, expired, or another user's).

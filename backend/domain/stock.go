@@ -50,6 +50,17 @@ type SaleState struct {
 	Released []string
 }
 
+// ReleaseWithin bounds how long after an order's end its release may still reach the
+// ledger: a release is one ledger call made right after the end commits, so minutes
+// are a wide margin. A load of an item marks the orders ended within it released (its
+// snapshot holds their units), and a reconciler's reset those of its bucket.
+const ReleaseWithin = 10 * time.Minute
+
+// PendingReleaseTTL is how long a release that found its item not loaded waits for
+// the item's next load. Under ReleaseWithin, so that load's snapshot lists every order
+// ended before it whose release is still pending.
+const PendingReleaseTTL = ReleaseWithin / 2
+
 // ItemView is what the order store holds of an item, read at one moment (View).
 type ItemView struct {
 	Stock  []StockRow

@@ -44,7 +44,8 @@ type ledgerItem struct {
 	idem     map[string]string // "<user>:<key>" -> ticket
 	marks    map[string]bool   // "<ticket>:<what>"
 	inflight map[string]flight
-	released map[string]bool // tickets of orders whose stock was released
+	released map[string]bool         // tickets of orders whose stock was released
+	pending  map[string]domain.Order // releases that found the item not loaded
 	results  map[string]result
 }
 
@@ -79,7 +80,7 @@ func (l *Ledger) item(activityID, itemID int64) *ledgerItem {
 	it := l.items[k]
 	if it == nil {
 		it = &ledgerItem{stock: map[int]int64{}, buyers: map[int64]int64{}, idem: map[string]string{},
-			inflight: map[string]flight{}, released: map[string]bool{}, results: map[string]result{}}
+			inflight: map[string]flight{}, released: map[string]bool{}, pending: map[string]domain.Order{}, results: map[string]result{}}
 		l.items[k] = it
 	}
 	return it
@@ -325,20 +326,30 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket) (bool, error) {
 }
 
 // Release gives back the stock of a committed order that was cancelled or expired,
-// once per order, on a loaded item (release.lua).
+// once per order, on a loaded item; on one not loaded it waits for the next load
+// (release.lua).
 func (l *Ledger) Release(_ context.Context, o domain.Order) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(o.ActivityID, o.ItemID)
-	if it.meta == nil || it.released[o.Ticket] {
+	if it.meta == nil {
+		it.pending[o.Ticket] = o
 		return false, nil
+	}
+	return it.release(o), nil
+}
+
+// release gives an order's units back unless it was released before.
+func (it *ledgerItem) release(o domain.Order) bool {
+	if it.released[o.Ticket] {
+		return false
 	}
 	it.released[o.Ticket] = true
 	for _, p := range o.Units() {
 		it.stock[p.Bucket] += int64(p.Quantity)
 	}
 	it.giveBack(o.UserID, int64(o.Quantity))
-	return true, nil
+	return true
 }
 
 // Ticket returns where a user's ticket stands (ticket.lua).
@@ -436,13 +447,6 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 			wroteAll = false
 		}
 	}
-	if wroteAll {
-		l.epochs++
-		it.meta["epoch"] = strconv.FormatInt(l.epochs, 10)
-		for _, t := range s.Released {
-			it.released[t] = true
-		}
-	}
 	for u, n := range s.Buyers {
 		if _, ok := it.buyers[u]; !ok {
 			it.buyers[u] = n
@@ -453,6 +457,18 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		if _, ok := it.idem[f]; !ok {
 			it.idem[f] = k.Ticket
 		}
+	}
+	// After the buyers: a pending release lowers its buyer's count as loaded.
+	if wroteAll {
+		l.epochs++
+		it.meta["epoch"] = strconv.FormatInt(l.epochs, 10)
+		for _, t := range s.Released {
+			it.released[t] = true
+		}
+		for _, o := range it.pending {
+			it.release(o)
+		}
+		clear(it.pending)
 	}
 	return nil
 }

@@ -49,7 +49,7 @@ var (
 	deductScript  = goredis.NewScript(deductLua)
 	settleScript  = goredis.NewScript(partsLua + settleLua)
 	releaseScript = goredis.NewScript(partsLua + releaseLua)
-	warmScript    = goredis.NewScript(warmLua)
+	warmScript    = goredis.NewScript(partsLua + warmLua)
 	adjustScript  = goredis.NewScript(partsLua + adjustLua)
 	resetScript   = goredis.NewScript(fenceLua + resetLua)
 	takeScript    = goredis.NewScript(fenceLua + takeLua)
@@ -319,8 +319,9 @@ func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 	for _, p := range units {
 		width = max(width, p.Bucket+1)
 	}
-	keys := append([]string{k.meta(), k.buyers(), k.released()}, k.buckets(width)...)
-	res, err := releaseScript.Run(ctx, s.rdb, keys, o.Ticket, o.UserID, o.Quantity, domain.FormatParts(units), int(s.resultTTL/time.Second)).Result()
+	keys := append([]string{k.meta(), k.buyers(), k.released(), k.pending()}, k.buckets(width)...)
+	res, err := releaseScript.Run(ctx, s.rdb, keys, o.Ticket, o.UserID, o.Quantity, domain.FormatParts(units), int(s.resultTTL/time.Second),
+		int(domain.PendingReleaseTTL/time.Second)).Result()
 	if err != nil {
 		return false, fmt.Errorf("release order %d: %w", o.ID, err)
 	}
@@ -459,7 +460,7 @@ func newEpoch() string {
 // tickets are marked released when every stock counter is written (warm.lua).
 func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool) error {
 	k := keysFor(sale.ActivityID, sale.ItemID)
-	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.released()}, k.buckets(len(sale.BucketStock))...)
+	keys := append([]string{k.meta(), k.buyers(), k.idem(), k.released(), k.pending()}, k.buckets(len(sale.BucketStock))...)
 	ow := "0"
 	if overwrite {
 		ow = "1"

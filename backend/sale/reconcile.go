@@ -327,7 +327,7 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 		// of one still on its way must not add them again once Redis is set to them.
 		// They are read with the rows in one snapshot, which must still be the rows.
 		if !endedRead {
-			v, err := s.orders.View(ctx, it.itemID, time.Now().Add(-releaseWithin), false)
+			v, err := s.orders.View(ctx, it.itemID, time.Now().Add(-domain.ReleaseWithin), false)
 			if err != nil || !slices.Equal(v.Stock, rows) {
 				return repairs, err // moved meanwhile; next pass
 			}

@@ -128,6 +128,15 @@ type sqLedger struct {
 	release     hook[func(o domain.Order, next func() (bool, error)) (bool, error)]
 	inFlight    hook[func(itemID int64, next func() ([]domain.Flight, error)) ([]domain.Flight, error)]
 	adjust      hook[func(bucket int, delta int64, next func() (int64, error)) (int64, error)]
+	warm        hook[func(s domain.SaleState, next func() error) error]
+}
+
+func (l *sqLedger) Warm(ctx context.Context, s domain.SaleState, overwrite bool) error {
+	next := func() error { return l.StockLedger.Warm(ctx, s, overwrite) }
+	if f, ok := l.warm.get(); ok {
+		return f(s, next)
+	}
+	return next()
 }
 
 func (l *sqLedger) Adjust(ctx context.Context, activityID, itemID int64, bucket int, delta int64, epoch string) (int64, error) {

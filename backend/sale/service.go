@@ -705,11 +705,6 @@ func (s *Service) restoreItem(ctx context.Context, a *domain.Activity, itemID in
 	return err
 }
 
-// releaseWithin bounds how long after an order's end its release may still reach the
-// ledger: a release is one ledger call made right after the end commits (Service.end),
-// so minutes are a wide margin. A warm marks the orders ended within it released.
-const releaseWithin = 10 * time.Minute
-
 // warmItem writes what Redis needs to sell an item, from MySQL: its sale state, stock,
 // buyers, and the idempotency keys its orders hold (so a retry after Redis lost its
 // data replays the first order's ticket, whatever the limit or the stock left).
@@ -718,7 +713,7 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	// buyer's count lowered, and is marked released so its release, if it lands after
 	// this warm, does not give them again; one ended after it is in none of them, and
 	// its release gives them.
-	v, err := s.orders.View(ctx, itemID, time.Now().Add(-releaseWithin), true)
+	v, err := s.orders.View(ctx, itemID, time.Now().Add(-domain.ReleaseWithin), true)
 	if err != nil {
 		return err
 	}

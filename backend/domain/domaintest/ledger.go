@@ -209,7 +209,10 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0, nil); err != nil || ok {
 			t.Fatalf("Reset: got %v, %v; want false", ok, err)
 		}
-		if ok, err := f.Release(ctx, domain.Order{Ticket: f.ticket(), UserID: 1, ActivityID: f.a, ItemID: f.i, Quantity: 2}); err != nil || ok {
+		// A release waits for the next load, which lists the order as released: the
+		// order store it read had the units back.
+		ended := domain.Order{Ticket: f.ticket(), UserID: 1, ActivityID: f.a, ItemID: f.i, Quantity: 2}
+		if ok, err := f.Release(ctx, ended); err != nil || ok {
 			t.Fatalf("Release: got %v, %v; want false", ok, err)
 		}
 		if _, err := f.deduct(1, 1, "k", 1); !errors.Is(err, domain.ErrNotLoaded) {
@@ -218,8 +221,34 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if st := f.state(t, 2); st.Loaded || st.Available() != 0 {
 			t.Fatalf("after them: got %+v, want not loaded, nothing", st)
 		}
-		f.warm(t, f.sale(1, 10), false)
+		s := f.sale(1, 10)
+		s.Released = []string{ended.Ticket}
+		f.warm(t, s, false)
 		f.wantStock(t, "warmed afterwards", 10)
+	})
+
+	t.Run("a release pending when the item was not loaded", func(t *testing.T) {
+		// The order's end committed after the load read the order store, and its
+		// release reached the ledger before the load did: the load gives it back.
+		f := fixture(t)
+		o := domain.Order{Ticket: f.ticket(), UserID: 5, ActivityID: f.a, ItemID: f.i, Bucket: 1, Quantity: 2, Status: domain.OrderCancelled}
+		if ok, err := f.Release(ctx, o); err != nil || ok {
+			t.Fatalf("Release: got %v, %v; want false", ok, err)
+		}
+		s := f.sale(2, 3, 4)
+		s.Buyers = map[int64]int64{5: 2} // read before the end: the order's 2 units held
+		f.warm(t, s, false)
+		f.wantStock(t, "loaded with the release", 3, 6)
+		if ok, err := f.Release(ctx, o); err != nil || ok {
+			t.Fatalf("Release again: got %v, %v; want false", ok, err)
+		}
+		f.wantStock(t, "released once", 3, 6)
+		f.admit(t, f.deduction(5, 2, "", 2)) // the buyer's units came back
+		_, err := f.deduct(5, 1, "", 2)
+		wantCode(t, "past the limit", err, domain.ELimitExceeded)
+		// Another warm does not give it again.
+		f.warm(t, f.sale(2, 3, 4), false)
+		f.wantStock(t, "after another warm", 1, 6)
 	})
 
 	t.Run("buckets: home first, then the next that holds the whole quantity", func(t *testing.T) {

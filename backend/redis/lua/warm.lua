@@ -1,7 +1,7 @@
 -- Loads an item's sale state into Redis from MySQL's view.
 --
--- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4] released set, KEYS[5..] bucket
--- stock counters
+-- KEYS[1] meta, KEYS[2] buyers, KEYS[3] idem, KEYS[4] released set, KEYS[5] pending
+-- releases, KEYS[6..] bucket stock counters
 -- ARGV[1] state, ARGV[2] start ms, ARGV[3] end ms, ARGV[4] limit, ARGV[5] buckets,
 -- ARGV[6] "1" to overwrite stock counters, "0" to set only missing ones,
 -- ARGV[7] the number of buyers m, ARGV[8] the activity's version the state was read
@@ -20,9 +20,12 @@
 -- ended lately, whose units the stock read holds) join the released set: a release of
 -- one landing after the warm gives nothing back twice (release.lua), and the item gets
 -- the new epoch: a delta of a change committed before this load (adjust.lua) is
--- refused, as the load may hold it. When some counter was kept, it does not hold
+-- refused, as the load may hold it. Releases that found the item not loaded
+-- (release.lua's pending hash) are given back now unless released already: an order
+-- ended before the snapshot is in the released tickets, one ended after it is not, and
+-- its units are not in the stock read. When some counter was kept, it does not hold
 -- those units, and their releases and deltas still add them.
-local n = #KEYS - 4
+local n = #KEYS - 5
 local version = tonumber(ARGV[8])
 local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if version == 0 or version > held then
@@ -32,8 +35,8 @@ end
 local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[4 + i], ARGV[11 + i])
-  elseif redis.call('SETNX', KEYS[4 + i], ARGV[11 + i]) == 0 then
+    redis.call('SET', KEYS[5 + i], ARGV[11 + i])
+  elseif redis.call('SETNX', KEYS[5 + i], ARGV[11 + i]) == 0 then
     wrote_all = false
   end
 end
@@ -50,6 +53,21 @@ if wrote_all and released > i then
     redis.call('SADD', KEYS[4], unpack(ARGV, j, math.min(j + 999, released - 1)))
   end
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))
+end
+if wrote_all then
+  local pending = redis.call('HGETALL', KEYS[5])
+  for j = 1, #pending, 2 do
+    local user, qty, ps = string.match(pending[j + 1], '^([^|]*)|([^|]*)|(.*)$')
+    local parts = parse_parts(ps, qty)
+    if max_bucket(parts) < n and redis.call('SADD', KEYS[4], pending[j]) == 1 then
+      for _, p in ipairs(parts) do redis.call('INCRBY', KEYS[6 + p[1]], p[2]) end
+      if redis.call('HINCRBY', KEYS[2], user, -tonumber(qty)) <= 0 then redis.call('HDEL', KEYS[2], user) end
+    end
+  end
+  if #pending > 0 then
+    redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))
+    redis.call('DEL', KEYS[5])
+  end
 end
 i = released
 while i < #ARGV do
