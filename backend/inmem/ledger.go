@@ -47,6 +47,8 @@ type ledgerItem struct {
 	released map[string]bool         // tickets of orders whose stock was released
 	pending  map[string]domain.Order // releases that found the item not loaded
 	results  map[string]result
+	holds    int       // changes in progress that hold resets (HoldResets)
+	holdTill time.Time // when the holds lapse
 }
 
 // flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
@@ -576,7 +578,7 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 	if !it.fencedOK(fence) {
 		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
-	if it.stock[bucket] != was {
+	if it.stock[bucket] != was || it.holds > 0 && l.now().Before(it.holdTill) {
 		return false, nil
 	}
 	it.stock[bucket] = want
@@ -587,6 +589,29 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 		}
 	}
 	return true, nil
+}
+
+// HoldResets counts one more change in progress on the item (reset.lua's holds).
+func (l *Ledger) HoldResets(_ context.Context, activityID, itemID int64, ttl time.Duration) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.item(activityID, itemID)
+	if !l.now().Before(it.holdTill) {
+		it.holds = 0
+	}
+	it.holds++
+	it.holdTill = l.now().Add(ttl)
+	return nil
+}
+
+// LetResets ends one hold.
+func (l *Ledger) LetResets(_ context.Context, activityID, itemID int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if it := l.item(activityID, itemID); it.holds > 0 {
+		it.holds--
+	}
+	return nil
 }
 
 // fencedOK is fence.lua's check: a token above 0 lower than the highest the item has

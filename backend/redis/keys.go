@@ -24,6 +24,7 @@ func (k itemKeys) idem() string     { return k.tag + ":idem" }
 func (k itemKeys) inflight() string { return k.tag + ":inflight" }
 func (k itemKeys) released() string { return k.tag + ":released" }
 func (k itemKeys) pending() string  { return k.tag + ":pending" }
+func (k itemKeys) holds() string    { return k.tag + ":holds" }
 func (k itemKeys) marks() string    { return k.tag + ":marks" }
 func (k itemKeys) bucket(b int) string {
 	return k.tag + ":stock:" + strconv.Itoa(b)

@@ -56,9 +56,10 @@ var (
 	ticketScript  = goredis.NewScript(ticketLua)
 	setMetaScript = goredis.NewScript(setMetaLua)
 	saleScript    = goredis.NewScript(saleLua)
+	letScript     = goredis.NewScript(`if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end return 1`)
 
 	scripts = []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript,
-		takeScript, ticketScript, setMetaScript, saleScript}
+		takeScript, ticketScript, setMetaScript, saleScript, letScript}
 )
 
 // Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
@@ -617,7 +618,7 @@ func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int,
 	for _, o := range ended {
 		args = append(args, o.Ticket, o.UserID, o.Quantity)
 	}
-	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released(), k.buyers()}, args...).Int()
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released(), k.buyers(), k.holds()}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
 	}
@@ -625,6 +626,27 @@ func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int,
 		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	return n == 1, nil
+}
+
+// HoldResets counts one more change in progress on the item; Reset refuses its
+// counters while any is, for ttl at most after the last hold.
+func (s *Stock) HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) error {
+	k := keysFor(activityID, itemID).holds()
+	pipe := s.rdb.TxPipeline()
+	pipe.Incr(ctx, k)
+	pipe.PExpire(ctx, k, ttl)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("hold resets of item %d: %w", itemID, err)
+	}
+	return nil
+}
+
+// LetResets ends one hold of HoldResets.
+func (s *Stock) LetResets(ctx context.Context, activityID, itemID int64) error {
+	if err := letScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).holds()}).Err(); err != nil {
+		return fmt.Errorf("let resets of item %d: %w", itemID, err)
+	}
+	return nil
 }
 
 // Open returns a client for one Redis node, or for a Redis Cluster when cluster is set

@@ -221,11 +221,13 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 	}
 	change := c
 	change.Items = slices.Clone(c.Items)
-	// Each changed item's epoch, before anything moves: a delta to the ledger after
-	// MySQL's commit applies only to the load it was read from (see ledgerEpoch).
+	// Each changed item's resets held and its epoch read, before anything moves: the
+	// reconciler must not give back units taken before the commit, and a delta to the
+	// ledger after the commit applies only to the load it was read from.
 	epochs := map[int64]string{}
 	for _, ic := range change.Items {
 		if ic.TotalStock != nil {
+			defer s.holdResets(ctx, a.ID, ic.ItemID)()
 			epochs[ic.ItemID] = s.ledgerEpoch(ctx, a.ID, ic.ItemID)
 		}
 	}
@@ -334,6 +336,26 @@ func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) str
 		return "unknown"
 	}
 	return e
+}
+
+// resetsHeld bounds how long a change holds the reconciler's resets of an item (a
+// change that dies holding them lets them go then).
+const resetsHeld = 30 * time.Second
+
+// holdResets holds the reconciler's resets of an item while a change takes units out
+// of the ledger before its MySQL commit (between the two the counter is short of the
+// row by design, and a reset would give the units back, to be over once MySQL
+// commits). It returns the call that lets them go again.
+func (s *Service) holdResets(ctx context.Context, activityID, itemID int64) (let func()) {
+	if err := s.ledger.HoldResets(ctx, activityID, itemID, resetsHeld); err != nil {
+		s.log.Warn("hold the reconciler's resets during a change; a repair meanwhile is undone by its next pass", "item", itemID, "err", err)
+		return func() {}
+	}
+	return func() {
+		if err := s.ledger.LetResets(context.WithoutCancel(ctx), activityID, itemID); err != nil {
+			s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", resetsHeld, "err", err)
+		}
+	}
 }
 
 // reloaded reports whether the item was loaded anew in the ledger since its epoch

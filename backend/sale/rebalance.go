@@ -93,6 +93,7 @@ func (s *Service) rebalance(ctx context.Context, a *domain.Activity, itemID int6
 
 // move moves up to n units from one bucket to another (see the top of this file).
 func (s *Service) move(ctx context.Context, a *domain.Activity, itemID int64, from, to int, n int64, fence int64) (int64, error) {
+	defer s.holdResets(ctx, a.ID, itemID)()
 	epoch := s.ledgerEpoch(ctx, a.ID, itemID)
 	got, err := s.ledger.Take(ctx, a.ID, itemID, from, n, fence)
 	if err != nil || got == 0 {

@@ -129,6 +129,15 @@ type sqLedger struct {
 	inFlight    hook[func(itemID int64, next func() ([]domain.Flight, error)) ([]domain.Flight, error)]
 	adjust      hook[func(bucket int, delta int64, next func() (int64, error)) (int64, error)]
 	warm        hook[func(s domain.SaleState, next func() error) error]
+	take        hook[func(bucket int, n int64, next func() (int64, error)) (int64, error)]
+}
+
+func (l *sqLedger) Take(ctx context.Context, activityID, itemID int64, bucket int, n int64, fence int64) (int64, error) {
+	next := func() (int64, error) { return l.StockLedger.Take(ctx, activityID, itemID, bucket, n, fence) }
+	if f, ok := l.take.get(); ok {
+		return f(bucket, n, next)
+	}
+	return next()
 }
 
 func (l *sqLedger) Warm(ctx context.Context, s domain.SaleState, overwrite bool) error {

@@ -877,6 +877,60 @@ func TestSeqReconcilerCoversBucketsPastTheCount(t *testing.T) {
 	e.invariants(t, a, sqCheck{sold: 0})
 }
 
+// The reconciler passes while an operator's lower stock is taken out of Redis and not
+// yet committed in MySQL (its transaction waits for the stock rows' locks), and while a
+// rebalancer's move is half way.
+func TestSeqReconcilerDuringAChange(t *testing.T) {
+	// Fails before the fix: the reconciler gave the taken units back to Redis, and once
+	// MySQL committed Redis was over it by them (redis 9 over MySQL 6).
+	ctx := context.Background()
+	t.Run("stock lowered", func(t *testing.T) {
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategySync, 10, 2, 1)
+		e.buy(t, a, 1, 1, "")
+		var reps []sale.Repair
+		e.ledger.take.set(func(bucket int, n int64, next func() (int64, error)) (int64, error) {
+			got, err := next()
+			reps = e.reconcileOnce(t, time.Hour)
+			return got, err
+		})
+		total := int64(7)
+		_, err := e.svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
+		e.ledger.take.clear()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(reps) != 0 {
+			t.Fatalf("the reconciler during the change: got %v, want no repair", kinds(reps))
+		}
+		e.wantStock(t, "lowered", a, 6)
+		e.invariants(t, a, sqCheck{sold: 1})
+	})
+	t.Run("units moved between buckets", func(t *testing.T) {
+		e := newSQ(t, sqOpts{})
+		a := e.sale(t, domain.StrategyBucket, 8, 4, 2)
+		for u := int64(1); u <= 4; u++ {
+			e.buy(t, a, homeUser(0, 2, u*10), 1, "")
+		}
+		e.deliver(t)
+		var reps []sale.Repair
+		e.orders.move.set(func(next func() error) error {
+			reps = e.reconcileOnce(t, time.Hour)
+			return next()
+		})
+		moved, err := e.svc.Rebalance(ctx, a, a.Items[0].ID)
+		e.orders.move.clear()
+		if err != nil || moved == 0 {
+			t.Fatalf("rebalance: moved %d, %v", moved, err)
+		}
+		if len(reps) != 0 {
+			t.Fatalf("the reconciler during the move: got %v, want no repair", kinds(reps))
+		}
+		e.wantStock(t, "moved", a, e.rows(t, a.Items[0].ID)...)
+		e.invariants(t, a, sqCheck{sold: 4})
+	})
+}
+
 // Sequence 6: a cancel or a stock change before a restarted (flushed) Redis is warmed
 // again does not poison the restore.
 func TestSeqChangesBeforeRewarm(t *testing.T) {

@@ -827,6 +827,40 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		g.wantStock(t, "after the refused deltas", 7)
 	})
 
+	t.Run("HoldResets: no reset while a change holds the item", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(2, 3, 4), false)
+		reset := func(was, want int64) bool {
+			t.Helper()
+			ok, err := f.Reset(ctx, f.a, f.i, 0, was, want, 0, nil)
+			must(t, err)
+			return ok
+		}
+		must(t, f.HoldResets(ctx, f.a, f.i, time.Minute))
+		must(t, f.HoldResets(ctx, f.a, f.i, time.Minute)) // two changes at once
+		if reset(3, 5) {
+			t.Fatalf("a reset while held: got done, want refused")
+		}
+		must(t, f.LetResets(ctx, f.a, f.i))
+		if reset(3, 5) {
+			t.Fatalf("a reset while the other change holds: got done, want refused")
+		}
+		must(t, f.LetResets(ctx, f.a, f.i))
+		if !reset(3, 5) {
+			t.Fatalf("a reset after both let go: got refused")
+		}
+		f.wantStock(t, "reset", 5, 4)
+		// A change that dies holding the item lets go when its hold lapses.
+		must(t, f.HoldResets(ctx, f.a, f.i, 300*time.Millisecond))
+		if reset(5, 6) {
+			t.Fatalf("a reset while held: got done, want refused")
+		}
+		f.Sleep(500 * time.Millisecond)
+		if !reset(5, 6) {
+			t.Fatalf("a reset after the hold lapsed: got refused")
+		}
+	})
+
 	t.Run("Reset releases the ended orders its count holds back", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(2, 3, 4), false)
