@@ -187,11 +187,12 @@ type StockLedger interface {
 	// so, and its buyer's units go back, as its release would have done; a release
 	// of one landing afterwards does nothing.
 	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, ended []Order) (bool, error)
-	// HoldResets makes Reset refuse the item's counters until as many LetResets
-	// come, or ttl passes: a change that takes units out of the ledger before its
-	// MySQL commit holds them, so the reconciler does not give them back meanwhile.
-	HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) error
-	LetResets(ctx context.Context, activityID, itemID int64) error
+	// HoldResets makes Reset refuse the item's counters until LetResets lets this hold
+	// go or ttl passes (each hold lapses on its own): a change that takes units out of
+	// the ledger before its MySQL commit holds them, so the reconciler does not give
+	// them back meanwhile.
+	HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) (hold string, err error)
+	LetResets(ctx context.Context, activityID, itemID int64, hold string) error
 	// State reads an item's counters and in-flight tickets over buckets buckets.
 	State(ctx context.Context, activityID, itemID int64, buckets int) (ItemState, error)
 	// Mark records that what was done to an in-flight ticket (the reconciler's

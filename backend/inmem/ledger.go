@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ type Ledger struct {
 	mu     sync.Mutex
 	items  map[ledgerKey]*ledgerItem
 	epochs int64 // loads so far: each load's epoch is its number
+	holds  int64 // holds so far: each hold's name is its number
 }
 
 var _ domain.StockLedger = (*Ledger)(nil)
@@ -44,11 +46,10 @@ type ledgerItem struct {
 	idem     map[string]string // "<user>:<key>" -> ticket
 	marks    map[string]bool   // "<ticket>:<what>"
 	inflight map[string]flight
-	released map[string]bool         // tickets of orders whose stock was released
-	pending  map[string]domain.Order // releases that found the item not loaded
+	released map[string]bool           // tickets of orders whose stock was released
+	pending  map[string]pendingRelease // releases that found the item not loaded
 	results  map[string]result
-	holds    int       // changes in progress that hold resets (HoldResets)
-	holdTill time.Time // when the holds lapse
+	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
 }
 
 // flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
@@ -82,7 +83,7 @@ func (l *Ledger) item(activityID, itemID int64) *ledgerItem {
 	it := l.items[k]
 	if it == nil {
 		it = &ledgerItem{stock: map[int]int64{}, buyers: map[int64]int64{}, idem: map[string]string{},
-			inflight: map[string]flight{}, released: map[string]bool{}, pending: map[string]domain.Order{}, results: map[string]result{}}
+			inflight: map[string]flight{}, released: map[string]bool{}, pending: map[string]pendingRelease{}, holds: map[string]time.Time{}, results: map[string]result{}}
 		l.items[k] = it
 	}
 	return it
@@ -335,10 +336,16 @@ func (l *Ledger) Release(_ context.Context, o domain.Order) (bool, error) {
 	defer l.mu.Unlock()
 	it := l.item(o.ActivityID, o.ItemID)
 	if it.meta == nil {
-		it.pending[o.Ticket] = o
+		it.pending[o.Ticket] = pendingRelease{o, l.now()}
 		return false, nil
 	}
 	return it.release(o), nil
+}
+
+// pendingRelease is a release that found its item not loaded, and when.
+type pendingRelease struct {
+	domain.Order
+	at time.Time
 }
 
 // release gives an order's units back unless it was released before.
@@ -467,8 +474,11 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		for _, t := range s.Released {
 			it.released[t] = true
 		}
-		for _, o := range it.pending {
-			it.release(o)
+		for _, p := range it.pending {
+			fits := !slices.ContainsFunc(p.Units(), func(u domain.Part) bool { return u.Bucket >= len(s.BucketStock) })
+			if fits && l.now().Sub(p.at) <= domain.PendingReleaseTTL {
+				it.release(p.Order)
+			}
 		}
 		clear(it.pending)
 	}
@@ -578,7 +588,8 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 	if !it.fencedOK(fence) {
 		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
-	if it.stock[bucket] != was || it.holds > 0 && l.now().Before(it.holdTill) {
+	maps.DeleteFunc(it.holds, func(_ string, till time.Time) bool { return !l.now().Before(till) })
+	if it.stock[bucket] != was || len(it.holds) > 0 {
 		return false, nil
 	}
 	it.stock[bucket] = want
@@ -591,26 +602,22 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 	return true, nil
 }
 
-// HoldResets counts one more change in progress on the item (reset.lua's holds).
-func (l *Ledger) HoldResets(_ context.Context, activityID, itemID int64, ttl time.Duration) error {
+// HoldResets adds a hold of the item's resets, lapsing after ttl (reset.lua's holds).
+func (l *Ledger) HoldResets(_ context.Context, activityID, itemID int64, ttl time.Duration) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	if !l.now().Before(it.holdTill) {
-		it.holds = 0
-	}
-	it.holds++
-	it.holdTill = l.now().Add(ttl)
-	return nil
+	l.holds++
+	hold := strconv.FormatInt(l.holds, 10)
+	it.holds[hold] = l.now().Add(ttl)
+	return hold, nil
 }
 
-// LetResets ends one hold.
-func (l *Ledger) LetResets(_ context.Context, activityID, itemID int64) error {
+// LetResets ends a hold.
+func (l *Ledger) LetResets(_ context.Context, activityID, itemID int64, hold string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if it := l.item(activityID, itemID); it.holds > 0 {
-		it.holds--
-	}
+	delete(l.item(activityID, itemID).holds, hold)
 	return nil
 }
 

@@ -56,10 +56,17 @@ var (
 	ticketScript  = goredis.NewScript(ticketLua)
 	setMetaScript = goredis.NewScript(setMetaLua)
 	saleScript    = goredis.NewScript(saleLua)
-	letScript     = goredis.NewScript(`if redis.call('DECR', KEYS[1]) <= 0 then redis.call('DEL', KEYS[1]) end return 1`)
+	// Adds hold ARGV[1] to the holds of KEYS[1] (a sorted set by deadline, Redis's
+	// clock), lapsing in ARGV[2] ms; the set lives as long as its last hold.
+	holdScript = goredis.NewScript(`local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`)
 
 	scripts = []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript,
-		takeScript, ticketScript, setMetaScript, saleScript, letScript}
+		takeScript, ticketScript, setMetaScript, saleScript, holdScript}
 )
 
 // Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
@@ -466,9 +473,9 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	if overwrite {
 		ow = "1"
 	}
-	args := make([]any, 0, 10+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
+	args := make([]any, 0, 12+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
 	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, sale.LiveBuckets(), ow, len(sale.Buyers),
-		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch())
+		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(domain.PendingReleaseTTL/time.Second))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
@@ -628,22 +635,18 @@ func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int,
 	return n == 1, nil
 }
 
-// HoldResets counts one more change in progress on the item; Reset refuses its
-// counters while any is, for ttl at most after the last hold.
-func (s *Stock) HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) error {
-	k := keysFor(activityID, itemID).holds()
-	pipe := s.rdb.TxPipeline()
-	pipe.Incr(ctx, k)
-	pipe.PExpire(ctx, k, ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("hold resets of item %d: %w", itemID, err)
+// HoldResets adds a hold of the item's resets, lapsing after ttl by Redis's clock.
+func (s *Stock) HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) (string, error) {
+	hold := newEpoch()
+	if err := holdScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).holds()}, hold, ttl.Milliseconds()).Err(); err != nil {
+		return "", fmt.Errorf("hold resets of item %d: %w", itemID, err)
 	}
-	return nil
+	return hold, nil
 }
 
-// LetResets ends one hold of HoldResets.
-func (s *Stock) LetResets(ctx context.Context, activityID, itemID int64) error {
-	if err := letScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).holds()}).Err(); err != nil {
+// LetResets ends a hold of HoldResets.
+func (s *Stock) LetResets(ctx context.Context, activityID, itemID int64, hold string) error {
+	if err := s.rdb.ZRem(ctx, keysFor(activityID, itemID).holds(), hold).Err(); err != nil {
 		return fmt.Errorf("let resets of item %d: %w", itemID, err)
 	}
 	return nil

@@ -339,20 +339,22 @@ func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) str
 }
 
 // resetsHeld bounds how long a change holds the reconciler's resets of an item (a
-// change that dies holding them lets them go then).
-const resetsHeld = 30 * time.Second
+// change that dies holding them lets them go then): past a commit that waits for row
+// locks three times (InnoDB's lock wait is 50 s, and a transaction is tried thrice).
+const resetsHeld = 3 * time.Minute
 
 // holdResets holds the reconciler's resets of an item while a change takes units out
 // of the ledger before its MySQL commit (between the two the counter is short of the
 // row by design, and a reset would give the units back, to be over once MySQL
 // commits). It returns the call that lets them go again.
 func (s *Service) holdResets(ctx context.Context, activityID, itemID int64) (let func()) {
-	if err := s.ledger.HoldResets(ctx, activityID, itemID, resetsHeld); err != nil {
+	hold, err := s.ledger.HoldResets(ctx, activityID, itemID, resetsHeld)
+	if err != nil {
 		s.log.Warn("hold the reconciler's resets during a change; a repair meanwhile is undone by its next pass", "item", itemID, "err", err)
 		return func() {}
 	}
 	return func() {
-		if err := s.ledger.LetResets(context.WithoutCancel(ctx), activityID, itemID); err != nil {
+		if err := s.ledger.LetResets(context.WithoutCancel(ctx), activityID, itemID, hold); err != nil {
 			s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", resetsHeld, "err", err)
 		}
 	}

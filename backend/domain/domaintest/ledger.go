@@ -836,28 +836,40 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			must(t, err)
 			return ok
 		}
-		must(t, f.HoldResets(ctx, f.a, f.i, time.Minute))
-		must(t, f.HoldResets(ctx, f.a, f.i, time.Minute)) // two changes at once
+		hold := func(ttl time.Duration) string {
+			t.Helper()
+			h, err := f.HoldResets(ctx, f.a, f.i, ttl)
+			must(t, err)
+			return h
+		}
+		a, b := hold(time.Minute), hold(time.Minute) // two changes at once
 		if reset(3, 5) {
 			t.Fatalf("a reset while held: got done, want refused")
 		}
-		must(t, f.LetResets(ctx, f.a, f.i))
+		must(t, f.LetResets(ctx, f.a, f.i, a))
+		must(t, f.LetResets(ctx, f.a, f.i, a)) // let twice: still b's
 		if reset(3, 5) {
 			t.Fatalf("a reset while the other change holds: got done, want refused")
 		}
-		must(t, f.LetResets(ctx, f.a, f.i))
+		must(t, f.LetResets(ctx, f.a, f.i, b))
 		if !reset(3, 5) {
 			t.Fatalf("a reset after both let go: got refused")
 		}
 		f.wantStock(t, "reset", 5, 4)
-		// A change that dies holding the item lets go when its hold lapses.
-		must(t, f.HoldResets(ctx, f.a, f.i, 300*time.Millisecond))
+		// A change that dies holding the item lets go when its hold lapses; a late let
+		// of a lapsed hold does not let another change's hold go.
+		late := hold(300 * time.Millisecond)
 		if reset(5, 6) {
 			t.Fatalf("a reset while held: got done, want refused")
 		}
 		f.Sleep(500 * time.Millisecond)
 		if !reset(5, 6) {
 			t.Fatalf("a reset after the hold lapsed: got refused")
+		}
+		hold(time.Minute)
+		must(t, f.LetResets(ctx, f.a, f.i, late))
+		if reset(6, 7) {
+			t.Fatalf("a reset while held, after another's late let: got done, want refused")
 		}
 	})
 

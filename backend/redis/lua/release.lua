@@ -5,7 +5,8 @@
 -- KEYS[1] meta, KEYS[2] buyers, KEYS[3] released set, KEYS[4] pending releases,
 -- KEYS[5..] bucket stock counters
 -- ARGV[1] ticket, ARGV[2] user id, ARGV[3] quantity, ARGV[4] parts, ARGV[5] set TTL s,
--- ARGV[6] pending TTL s
+-- ARGV[6] pending TTL s (each record carries the time it was made, by Redis's clock:
+-- the warm lets one older than the TTL lapse, whatever the hash's expiry says)
 --
 -- Returns 1 when the stock was given back now, 0 when it had been before, -1 when
 -- Redis holds no sale state for the item (it restarted empty): the release waits in
@@ -13,7 +14,9 @@
 -- had the units back already (warm.lua); {-2, highest bucket} when a part names a
 -- bucket past the counters passed (nothing written: call again with more).
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4])
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4] .. '|' .. ms)
   redis.call('EXPIRE', KEYS[4], tonumber(ARGV[6]))
   return -1
 end

@@ -8,14 +8,17 @@
 -- units go back, as its release would have done, so a release of one landing
 -- afterwards gives nothing back twice (release.lua).
 -- While a change that took units out before its MySQL commit holds the item (KEYS[5],
--- HoldResets), nothing is set (0): the counter is short of the row by design.
+-- a sorted set of holds by deadline; HoldResets), nothing is set (0): the counter is
+-- short of the row by design. Holds past their deadline are dropped.
 -- KEYS[1] meta, KEYS[2] bucket counter, KEYS[3] released set, KEYS[4] buyers, KEYS[5]
 -- holds;
 -- ARGV[1] expected current value, ARGV[2] new value, ARGV[3] fencing token, ARGV[4]
 -- the released set's TTL s, ARGV[5..] triples of ticket, user id and quantity.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if not fenced_ok(KEYS[1], ARGV[3]) then return -1 end
-if tonumber(redis.call('GET', KEYS[5]) or '0') > 0 then return 0 end
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+if redis.call('ZCARD', KEYS[5]) > 0 then return 0 end
 local cur = redis.call('GET', KEYS[2]) or '0'
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])

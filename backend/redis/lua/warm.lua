@@ -6,8 +6,8 @@
 -- ARGV[6] "1" to overwrite stock counters, "0" to set only missing ones,
 -- ARGV[7] the number of buyers m, ARGV[8] the activity's version the state was read
 -- at (0: unversioned), ARGV[9] the number of released tickets r, ARGV[10] the released
--- set's TTL s, ARGV[11] a new epoch,
--- ARGV[12..] the stock of each bucket, then m pairs of user id and units held, then
+-- set's TTL s, ARGV[11] a new epoch, ARGV[12] the pending releases' TTL s,
+-- ARGV[13..] the stock of each bucket, then m pairs of user id and units held, then
 -- the r released tickets, then pairs of idempotency field ("<user>:<key>") and the
 -- ticket of the order holding it
 --
@@ -35,12 +35,12 @@ end
 local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[5 + i], ARGV[11 + i])
-  elseif redis.call('SETNX', KEYS[5 + i], ARGV[11 + i]) == 0 then
+    redis.call('SET', KEYS[5 + i], ARGV[12 + i])
+  elseif redis.call('SETNX', KEYS[5 + i], ARGV[12 + i]) == 0 then
     wrote_all = false
   end
 end
-local i = 12 + n
+local i = 13 + n
 local keys = i + 2 * tonumber(ARGV[7])
 while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
@@ -56,10 +56,14 @@ if wrote_all and released > i then
 end
 if wrote_all then
   local pending = redis.call('HGETALL', KEYS[5])
+  local t = redis.call('TIME')
+  local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - 1000 * tonumber(ARGV[12])
   for j = 1, #pending, 2 do
-    local user, qty, ps = string.match(pending[j + 1], '^([^|]*)|([^|]*)|(.*)$')
-    local parts = parse_parts(ps, qty)
-    if max_bucket(parts) < n and redis.call('SADD', KEYS[4], pending[j]) == 1 then
+    -- A record older than the TTL lapses: its order ended long enough ago that the
+    -- released tickets may not list it, and the MySQL read has its units.
+    local user, qty, ps, at = string.match(pending[j + 1], '^([^|]*)|([^|]*)|([^|]*)|(%d+)$')
+    local parts = parse_parts(ps or '0', qty or '0')
+    if at and tonumber(at) >= oldest and max_bucket(parts) < n and redis.call('SADD', KEYS[4], pending[j]) == 1 then
       for _, p in ipairs(parts) do redis.call('INCRBY', KEYS[6 + p[1]], p[2]) end
       if redis.call('HINCRBY', KEYS[2], user, -tonumber(qty)) <= 0 then redis.call('HDEL', KEYS[2], user) end
     end
