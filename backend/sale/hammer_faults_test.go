@@ -3,10 +3,13 @@ package sale_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/inmem"
@@ -35,22 +38,36 @@ func TestHammerInterleavings(t *testing.T) {
 		return err
 	}
 	flush := func(e *sq, a *domain.Activity, step int) error { return e.flush(a) }
+	// Cancels of live orders, stock changed up and down by an operator, reconciler
+	// passes and moves between buckets, and with flush Redis flushed now and then
+	// while nothing is in flight: releases and deltas meet repairs, and restores.
+	// Redis, once settled, must never be over MySQL, nor count a buyer's units wrong.
+	ends := func(flush bool) func(e *sq, a *domain.Activity, step int) error {
+		return func(e *sq, a *domain.Activity, step int) error {
+			return endsStep(e, a, step, flush)
+		}
+	}
 	for _, tt := range []struct {
 		name     string
 		strategy domain.Strategy
 		buckets  int
 		disturb  func(e *sq, a *domain.Activity, step int) error
+		exact    bool // Redis never loses the item: once settled it is never over MySQL (notOver)
 	}{
-		{"quantities above 1", domain.StrategyBucket, 4, nil},
-		{"quantities above 1, async", domain.StrategyAsync, 1, nil},
-		{"bucket counts change", domain.StrategyBucket, 4, changeBuckets},
-		{"offline and online", domain.StrategyBucket, 4, offlineOnline},
-		{"redis flushed", domain.StrategyBucket, 4, flush},
-		{"redis flushed, async", domain.StrategyAsync, 1, flush},
-		{"redis flushed, sync", domain.StrategySync, 1, flush},
+		{"quantities above 1", domain.StrategyBucket, 4, nil, true},
+		{"quantities above 1, async", domain.StrategyAsync, 1, nil, true},
+		{"bucket counts change", domain.StrategyBucket, 4, changeBuckets, true},
+		{"offline and online", domain.StrategyBucket, 4, offlineOnline, true},
+		{"redis flushed", domain.StrategyBucket, 4, flush, false},
+		{"redis flushed, async", domain.StrategyAsync, 1, flush, false},
+		{"redis flushed, sync", domain.StrategySync, 1, flush, false},
+		{"ends, stock changes and repairs", domain.StrategyBucket, 4, ends(false), true},
+		{"ends, stock changes and repairs, sync", domain.StrategySync, 1, ends(false), true},
+		{"ends, stock changes and repairs, redis flushed", domain.StrategyBucket, 4, ends(true), true},
+		{"ends, stock changes and repairs, redis flushed, sync", domain.StrategySync, 1, ends(true), true},
 		{"all at once", domain.StrategyBucket, 4, func(e *sq, a *domain.Activity, step int) error {
 			return []func(*sq, *domain.Activity, int) error{changeBuckets, offlineOnline, flush}[step%3](e, a, step/3)
-		}},
+		}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
@@ -81,11 +98,77 @@ func TestHammerInterleavings(t *testing.T) {
 			if _, err := e.svc.Publish(context.Background(), a.ID); err != nil { // it may have been left offline
 				t.Fatal(err)
 			}
+			h.settle(t, q)
+			if tt.exact {
+				h.notOver(t)
+			}
 			h.finish(t, q)
-			e.invariants(t, a, sqCheck{sold: stock})
+			e.invariants(t, a, sqCheck{sold: -1})
+			if left := e.rows(t, a.Items[0].ID); slices.ContainsFunc(left, func(n int64) bool { return n != 0 }) {
+				t.Fatalf("sold out, yet MySQL holds %v", left)
+			}
 			h.tickets(t)
 			t.Logf("%v: %d disturbances; outcomes %v; %d admitted; queue %+v", time.Since(start).Round(time.Millisecond), steps.Load(), h.codes, len(h.admitted), q.Stats())
 		})
+	}
+}
+
+// endsStep is one disturbance of the "ends" hammers (see TestHammerInterleavings).
+func endsStep(e *sq, a *domain.Activity, step int, flush bool) error {
+	ctx := context.Background()
+	cancel := func() error {
+		rows, err := e.db.QueryContext(ctx, `SELECT id, user_id FROM orders WHERE item_id = ? AND status = 'created' ORDER BY id DESC LIMIT 4`, a.Items[0].ID)
+		if err != nil {
+			return err
+		}
+		var live [][2]int64
+		for rows.Next() {
+			var o [2]int64
+			if err := rows.Scan(&o[0], &o[1]); err != nil {
+				rows.Close()
+				return err
+			}
+			live = append(live, o)
+		}
+		rows.Close()
+		var g errgroup.Group
+		for _, o := range live {
+			g.Go(func() error {
+				if _, err := e.svc.Cancel(ctx, o[1], o[0]); err != nil && !domain.IsCode(err, domain.EConflict) {
+					return fmt.Errorf("cancel order %d: %w", o[0], err)
+				}
+				return nil
+			})
+		}
+		return g.Wait()
+	}
+	switch step % 6 {
+	case 0, 4: // Redis lost while orders are cancelled
+		var g errgroup.Group
+		if flush {
+			g.Go(func() error { return e.flushIdle(a) })
+		}
+		g.Go(cancel)
+		return g.Wait()
+	case 1:
+		return cancel()
+	case 2:
+		cur, err := e.db.Store.Activity(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		item, _ := cur.Item(a.Items[0].ID)
+		total := item.TotalStock + []int64{6, -4}[(step/6)%2]
+		_, err = e.svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: item.ID, TotalStock: &total}}})
+		if domain.IsCode(err, domain.EConflict) || domain.IsCode(err, domain.EUnavailable) {
+			return nil // fewer units left than asked, or Redis lost meanwhile: refused whole
+		}
+		return err
+	case 3:
+		_, err := e.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: 5 * time.Millisecond})
+		return err
+	default:
+		return e.svc.RebalanceAll(ctx, 0)
 	}
 }
 
@@ -160,6 +243,38 @@ func (h *hammerRun) run(t *testing.T, users, perUser int, disturb func(step int)
 		jobs = jobs[n:]
 	}
 	h.next = int64(users) + 1000
+}
+
+// notOver fails when Redis, once settled and before any repair, holds more of a
+// bucket than MySQL, or counts a buyer's units above what their live orders hold:
+// whatever restores, releases, deltas and repairs met, Redis errs short, never over.
+func (h *hammerRun) notOver(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	rows := h.e.rows(t, h.a.Items[0].ID)
+	st := h.e.redisStock(t, h.a, len(rows))
+	if !st.Loaded {
+		return // flushed last: the next order loads MySQL's
+	}
+	for b := range rows {
+		if st.BucketStock[b] > rows[b] {
+			t.Fatalf("settled: redis %v over mysql %v", st.BucketStock, rows)
+		}
+	}
+	held, err := h.e.rdb.HGetAll(ctx, fmt.Sprintf("sk:{a%d:i%d}:buyers", h.a.ID, h.a.Items[0].ID)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u, n := range held {
+		var units int64
+		if err := h.e.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE item_id = ? AND user_id = ? AND status IN ('created', 'paid')`,
+			h.a.Items[0].ID, u).Scan(&units); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(units) != n {
+			t.Errorf("settled: redis counts user %s holding %s units, their live orders %d", u, n, units)
+		}
+	}
 }
 
 // settle waits until the queue holds nothing and no ticket is in flight.

@@ -405,6 +405,17 @@ for i = 1, #ks, 1000 do redis.call('DEL', unpack(ks, i, math.min(i + 999, #ks)))
 return #ks`, nil, fmt.Sprintf("sk:{a%d:i%d}*", a.ID, a.Items[0].ID)).Err()
 }
 
+// flushIdle is flush when no ticket of the item is in flight (else it does nothing):
+// a restore then reads MySQL with every admitted order written, so Redis, once
+// settled, is never over MySQL.
+func (e *sq) flushIdle(a *domain.Activity) error {
+	tag := fmt.Sprintf("sk:{a%d:i%d}", a.ID, a.Items[0].ID)
+	return e.rdb.Eval(context.Background(), `if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
+local ks = redis.call('KEYS', ARGV[1])
+for i = 1, #ks, 1000 do redis.call('DEL', unpack(ks, i, math.min(i + 999, #ks))) end
+return #ks`, []string{tag + ":inflight"}, tag+"*").Err()
+}
+
 // dropResult deletes a ticket's result in Redis, as its TTL would.
 func (e *sq) dropResult(t *testing.T, a *domain.Activity, ticket string) {
 	t.Helper()
