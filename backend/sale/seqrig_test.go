@@ -405,6 +405,54 @@ for i = 1, #ks, 1000 do redis.call('DEL', unpack(ks, i, math.min(i + 999, #ks)))
 return #ks`, nil, fmt.Sprintf("sk:{a%d:i%d}*", a.ID, a.Items[0].ID)).Err()
 }
 
+// sweep runs the rebalancer over every item and fails unless the item's stock is then
+// want in MySQL and Redis alike.
+func (e *sq) sweep(t *testing.T, a *domain.Activity, want ...int64) {
+	t.Helper()
+	if err := e.svc.RebalanceAll(context.Background(), 0); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStock(t, "swept", a, want...)
+}
+
+// cancelThen cancels a user's order with after run once the cancel has committed in
+// MySQL and before its release reaches Redis, and fails unless the order is cancelled.
+func (e *sq) cancelThen(t *testing.T, user, orderID int64, after func() error) {
+	t.Helper()
+	e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
+		ended, changed, err := next()
+		if err == nil {
+			err = after()
+		}
+		return ended, changed, err
+	})
+	ended, err := e.svc.Cancel(context.Background(), user, orderID)
+	e.orders.end.clear()
+	if err != nil || ended.Status != domain.OrderCancelled {
+		t.Fatalf("cancel: got %+v, %v", ended, err)
+	}
+}
+
+// restore loses the item in Redis and has another shopper's order restore it from
+// MySQL.
+func (e *sq) restore(a *domain.Activity, user int64) error {
+	if err := e.flush(a); err != nil {
+		return err
+	}
+	_, err := e.place(a, user, 1, "")
+	return err
+}
+
+// wantLimitLeft buys n units for user and fails unless one more is past their limit:
+// Redis counts what they hold, no more and no less.
+func (e *sq) wantLimitLeft(t *testing.T, a *domain.Activity, user int64, n int) {
+	t.Helper()
+	e.buy(t, a, user, n, "")
+	if _, err := e.place(a, user, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
+		t.Fatalf("one more unit for user %d past %d: got %v, want limit_exceeded", user, n, err)
+	}
+}
+
 // flushIdle is flush when no ticket of the item is in flight (else it does nothing):
 // a restore then reads MySQL with every admitted order written, so Redis, once
 // settled, is never over MySQL.

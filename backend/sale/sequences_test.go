@@ -572,10 +572,7 @@ func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
 		})
 		e.buy(t, a, 2, 1, "") // restores the sale from MySQL
 		e.wantStock(t, "restored with the release", a, 9)
-		e.buy(t, a, 1, 2, "")
-		if _, err := e.place(a, 1, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
-			t.Fatalf("a third unit for the canceller: got %v, want limit_exceeded", err)
-		}
+		e.wantLimitLeft(t, a, 1, 2)
 		e.invariants(t, a, sqCheck{sold: 3})
 	})
 	for _, tt := range []struct {
@@ -593,34 +590,13 @@ func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
 			p := e.buy(t, a, 1, 2, "")
 			e.deliver(t)
 			o := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated).OrderID
-			e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
-				ended, changed, err := next()
-				if err == nil {
-					if ferr := e.flush(a); ferr != nil {
-						return ended, changed, ferr
-					}
-					if _, perr := e.place(a, 2, 1, ""); perr != nil {
-						return ended, changed, perr
-					}
-				}
-				return ended, changed, err
-			})
-			ended, err := e.svc.Cancel(ctx, 1, o)
-			e.orders.end.clear()
-			if err != nil || ended.Status != domain.OrderCancelled {
-				t.Fatalf("cancel: got %+v, %v", ended, err)
-			}
+			e.cancelThen(t, 1, o, func() error { return e.restore(a, 2) })
 			e.deliver(t)
-			rows := e.rows(t, a.Items[0].ID)
-			e.wantStock(t, "released after the restore", a, rows...)
+			e.wantStock(t, "released after the restore", a, e.rows(t, a.Items[0].ID)...)
 			if st := e.redisStock(t, a, tt.buckets); st.Available() != 9 {
 				t.Fatalf("got %d available, want 9", st.Available())
 			}
-			// The canceller holds nothing now: the limit of 2 lets them buy 2 again, not 3.
-			e.buy(t, a, 1, 2, "")
-			if _, err := e.place(a, 1, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
-				t.Fatalf("a third unit for the canceller: got %v, want limit_exceeded", err)
-			}
+			e.wantLimitLeft(t, a, 1, 2) // the canceller holds nothing now
 			e.deliver(t)
 			e.invariants(t, a, sqCheck{sold: 3})
 		})
@@ -631,7 +607,6 @@ func TestSeqIdempotencyOutlivesRedis(t *testing.T) {
 // after a reconciler's pass raised Redis to MySQL's count, which has the units back.
 func TestSeqReleaseAfterReconcilerReset(t *testing.T) {
 	// Fails before the fix: the late release added the units a second time (redis 2 over MySQL).
-	ctx := context.Background()
 	for _, tt := range []struct {
 		strategy domain.Strategy
 		buckets  int
@@ -643,18 +618,7 @@ func TestSeqReleaseAfterReconcilerReset(t *testing.T) {
 			e.deliver(t)
 			o := e.wantTicket(t, "written", 1, p.Ticket, domain.TicketCreated).OrderID
 			var reps []sale.Repair
-			e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
-				ended, changed, err := next()
-				if err == nil {
-					reps = e.reconcileOnce(t, time.Hour)
-				}
-				return ended, changed, err
-			})
-			ended, err := e.svc.Cancel(ctx, 1, o)
-			e.orders.end.clear()
-			if err != nil || ended.Status != domain.OrderCancelled {
-				t.Fatalf("cancel: got %+v, %v", ended, err)
-			}
+			e.cancelThen(t, 1, o, func() error { reps = e.reconcileOnce(t, time.Hour); return nil })
 			if len(reps) == 0 {
 				t.Fatalf("the reconciler repaired nothing; want Redis raised to MySQL's count")
 			}
@@ -663,12 +627,8 @@ func TestSeqReleaseAfterReconcilerReset(t *testing.T) {
 			if st := e.redisStock(t, a, tt.buckets); st.Available() != 10 {
 				t.Fatalf("got %d available, want 10", st.Available())
 			}
-			// The canceller holds nothing: the limit of 2 lets them buy 2 again, not
-			// fewer (the reset gave their units back with the stock), nor 3.
-			e.buy(t, a, 1, 2, "")
-			if _, err := e.place(a, 1, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
-				t.Fatalf("a third unit for the canceller: got %v, want limit_exceeded", err)
-			}
+			// The canceller holds nothing: the reset gave their units back with the stock.
+			e.wantLimitLeft(t, a, 1, 2)
 			e.deliver(t)
 			e.invariants(t, a, sqCheck{sold: 2})
 		})
@@ -700,23 +660,7 @@ func TestSeqReleaseAfterRestoreWithFewerBuckets(t *testing.T) {
 	if _, err := e.svc.SetBuckets(ctx, a.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	e.orders.end.set(func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error) {
-		ended, changed, err := next()
-		if err == nil {
-			if ferr := e.flush(a); ferr != nil {
-				return ended, changed, ferr
-			}
-			if _, perr := e.place(a, 2, 1, ""); perr != nil {
-				return ended, changed, perr
-			}
-		}
-		return ended, changed, err
-	})
-	ended, err := e.svc.Cancel(ctx, 1, o.ID)
-	e.orders.end.clear()
-	if err != nil || ended.Status != domain.OrderCancelled {
-		t.Fatalf("cancel: got %+v, %v", ended, err)
-	}
+	e.cancelThen(t, 1, o.ID, func() error { return e.restore(a, 2) })
 	e.deliver(t)
 	rows := e.rows(t, a.Items[0].ID)
 	e.wantStock(t, "released after the restore", a, rows...)
@@ -724,10 +668,7 @@ func TestSeqReleaseAfterRestoreWithFewerBuckets(t *testing.T) {
 		t.Fatalf("got %d available over all buckets, want 11", st.Available())
 	}
 	// The rebalancer moves what the buckets past the count hold into the live one.
-	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	e.wantStock(t, "swept", a, 11, 0, 0, 0)
+	e.sweep(t, a, 11, 0, 0, 0)
 	e.invariants(t, a, sqCheck{sold: 1})
 }
 
@@ -740,10 +681,7 @@ func TestSeqDeltaAfterRestore(t *testing.T) {
 	ctx := context.Background()
 	restoreFirst := func(e *sq, a *domain.Activity, user int64) func(int, int64, func() (int64, error)) (int64, error) {
 		return func(bucket int, delta int64, next func() (int64, error)) (int64, error) {
-			if err := e.flush(a); err != nil {
-				return 0, err
-			}
-			if _, err := e.place(a, user, 1, ""); err != nil {
+			if err := e.restore(a, user); err != nil {
 				return 0, err
 			}
 			return next()
@@ -798,13 +736,7 @@ func TestSeqDeltaAfterRestore(t *testing.T) {
 				e.buy(t, a, homeUser(0, 2, u*10), 1, "")
 			}
 			e.deliver(t)
-			restore := func() error {
-				if err := e.flush(a); err != nil {
-					return err
-				}
-				_, err := e.place(a, homeUser(1, 2, 100), 1, "")
-				return err
-			}
+			restore := func() error { return e.restore(a, homeUser(1, 2, 100)) }
 			e.orders.move.set(func(next func() error) error {
 				if restoreBefore {
 					if err := restore(); err != nil {
@@ -853,10 +785,7 @@ func TestSeqReconcilerCoversBucketsPastTheCount(t *testing.T) {
 	if _, err := e.svc.SetBuckets(ctx, a.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	e.wantStock(t, "one bucket", a, 7, 0, 0)
+	e.sweep(t, a, 7, 0, 0)
 	if _, err := e.svc.Cancel(ctx, buyer, o); err != nil {
 		t.Fatal(err)
 	}
@@ -870,10 +799,7 @@ func TestSeqReconcilerCoversBucketsPastTheCount(t *testing.T) {
 		t.Fatalf("reconcile: got %v, want bucket 2 repaired", kinds(reps))
 	}
 	e.wantStock(t, "repaired", a, 7, 0, 2)
-	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	e.wantStock(t, "moved to the live bucket", a, 9, 0, 0)
+	e.sweep(t, a, 9, 0, 0)
 	e.invariants(t, a, sqCheck{sold: 0})
 }
 
@@ -1072,10 +998,7 @@ func TestSeqLowerBucketCountInFlight(t *testing.T) {
 		t.Fatalf("retry with the key: got %+v, want a new admission", again)
 	}
 	e.deliver(t)
-	if err := e.svc.RebalanceAll(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	e.wantStock(t, "swept", a, 20, 19, 0, 0)
+	e.sweep(t, a, 20, 19, 0, 0)
 	e.invariants(t, a, sqCheck{sold: 1})
 }
 
