@@ -908,8 +908,11 @@ func TestWaitingRoomBotsDoNotJumpTheLine(t *testing.T) {
 	rs := startRoomStack(t, 2)
 	aid, iid := rs.roomSale(t, "async", 1, 1, 1)
 	line := redis.NewLine(testenv.Redis(t))
+	// Held for longer than the test can last: were it to lapse while the plugin is on
+	// its way (a CI run on loaded cores took 94 s), the bot would take it and buy the
+	// only unit, and be answered sold_out by the edge instead of rejected.
 	if d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: 9001, Buckets: 1, Factor: 1,
-		PlaceTTL: time.Minute, Lease: time.Minute}); err != nil || d.Outcome != domain.LineAdmitted {
+		PlaceTTL: 10 * time.Minute, Lease: 10 * time.Minute}); err != nil || d.Outcome != domain.LineAdmitted {
 		t.Fatalf("hold the only slot: got %+v %v", d, err)
 	}
 	module, err := os.ReadFile("../plugins/examples/blocklist/blocklist.wasm")
@@ -931,8 +934,10 @@ func TestWaitingRoomBotsDoNotJumpTheLine(t *testing.T) {
 	}
 	body := map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}
 	bot, _ := mint(13)
-	deadline := time.Now().Add(60 * time.Second)
-	for _, url := range rs.urls { // the fleet applies the plugin on every gateway
+	// The fleet applies the plugin on every gateway; a Go module's compile under -race on
+	// loaded cores can take a while.
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, url := range rs.urls {
 		for {
 			code, out, err := call("POST", url+"/api/v1/orders", bot, body, nil)
 			if err != nil {
