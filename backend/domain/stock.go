@@ -95,6 +95,10 @@ type ItemState struct {
 	InFlight    int64   // units pre-deducted but not yet settled
 	InFlightBy  []int64 // the same, by bucket
 	Tickets     int     // tickets in flight
+	// Holds counts the holds of the item's resets ever taken and let go (HoldResets,
+	// LetResets): a Reset passing the count it read is refused once a hold came or
+	// went since (that change may have moved units after the read).
+	Holds int64
 }
 
 // Available is the sum of the bucket counters.

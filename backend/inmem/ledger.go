@@ -50,6 +50,7 @@ type ledgerItem struct {
 	pending  map[string]pendingRelease // releases that found the item not loaded
 	results  map[string]result
 	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
+	held     int64                // holds ever taken or let go
 }
 
 // flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
@@ -578,7 +579,7 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 }
 
 // Reset sets a bucket counter to want if it still holds was (reset.lua).
-func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, ended []domain.Order) (bool, error) {
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, ended []domain.Order) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
@@ -589,7 +590,7 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	maps.DeleteFunc(it.holds, func(_ string, till time.Time) bool { return !l.now().Before(till) })
-	if it.stock[bucket] != was || len(it.holds) > 0 {
+	if it.stock[bucket] != was || len(it.holds) > 0 || it.held != holds {
 		return false, nil
 	}
 	it.stock[bucket] = want
@@ -610,6 +611,7 @@ func (l *Ledger) HoldResets(_ context.Context, activityID, itemID int64, ttl tim
 	l.holds++
 	hold := strconv.FormatInt(l.holds, 10)
 	it.holds[hold] = l.now().Add(ttl)
+	it.held++
 	return hold, nil
 }
 
@@ -617,7 +619,9 @@ func (l *Ledger) HoldResets(_ context.Context, activityID, itemID int64, ttl tim
 func (l *Ledger) LetResets(_ context.Context, activityID, itemID int64, hold string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.item(activityID, itemID).holds, hold)
+	it := l.item(activityID, itemID)
+	delete(it.holds, hold)
+	it.held++
 	return nil
 }
 
@@ -646,7 +650,7 @@ func (l *Ledger) State(_ context.Context, activityID, itemID int64, buckets int)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets), Holds: it.held}
 	if st.Loaded {
 		start, _ := strconv.ParseInt(it.meta["start"], 10, 64)
 		end, _ := strconv.ParseInt(it.meta["end"], 10, 64)

@@ -18,14 +18,15 @@ func keysFor(activityID, itemID int64) itemKeys {
 	return itemKeys{tag: fmt.Sprintf("sk:{a%d:i%d}", activityID, itemID)}
 }
 
-func (k itemKeys) meta() string     { return k.tag + ":meta" }
-func (k itemKeys) buyers() string   { return k.tag + ":buyers" }
-func (k itemKeys) idem() string     { return k.tag + ":idem" }
-func (k itemKeys) inflight() string { return k.tag + ":inflight" }
-func (k itemKeys) released() string { return k.tag + ":released" }
-func (k itemKeys) pending() string  { return k.tag + ":pending" }
-func (k itemKeys) holds() string    { return k.tag + ":holds" }
-func (k itemKeys) marks() string    { return k.tag + ":marks" }
+func (k itemKeys) meta() string      { return k.tag + ":meta" }
+func (k itemKeys) buyers() string    { return k.tag + ":buyers" }
+func (k itemKeys) idem() string      { return k.tag + ":idem" }
+func (k itemKeys) inflight() string  { return k.tag + ":inflight" }
+func (k itemKeys) released() string  { return k.tag + ":released" }
+func (k itemKeys) pending() string   { return k.tag + ":pending" }
+func (k itemKeys) holds() string     { return k.tag + ":holds" }
+func (k itemKeys) holdsSeen() string { return k.tag + ":holds:seen" }
+func (k itemKeys) marks() string     { return k.tag + ":marks" }
 func (k itemKeys) bucket(b int) string {
 	return k.tag + ":stock:" + strconv.Itoa(b)
 }

@@ -57,8 +57,14 @@ var (
 	setMetaScript = goredis.NewScript(setMetaLua)
 	saleScript    = goredis.NewScript(saleLua)
 	// Adds hold ARGV[1] to the holds of KEYS[1] (a sorted set by deadline, Redis's
-	// clock), lapsing in ARGV[2] ms; the set lives as long as its last hold.
-	holdScript = goredis.NewScript(`local t = redis.call('TIME')
+	// clock), lapsing in ARGV[2] ms, and counts it in KEYS[2]; the set lives as long
+	// as its last hold.
+	// Lets hold ARGV[1] of KEYS[1] go, and counts that in KEYS[2] too.
+	letScript = goredis.NewScript(`redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[2])
+return 1`)
+	holdScript = goredis.NewScript(`redis.call('INCR', KEYS[2])
+local t = redis.call('TIME')
 local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
 redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[2]), ARGV[1])
@@ -66,7 +72,7 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return 1`)
 
 	scripts = []*goredis.Script{deductScript, settleScript, releaseScript, warmScript, adjustScript, resetScript,
-		takeScript, ticketScript, setMetaScript, saleScript, holdScript}
+		takeScript, ticketScript, setMetaScript, saleScript, holdScript, letScript}
 )
 
 // Stock is the Redis side of a sale: the stock ledger. It is safe for concurrent use.
@@ -548,10 +554,12 @@ func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int
 	meta := pipe.HMGet(ctx, k.meta(), "state", "start", "end", "limit")
 	stock := pipe.MGet(ctx, k.buckets(buckets)...)
 	fl := pipe.HVals(ctx, k.inflight())
+	holds := pipe.Get(ctx, k.holdsSeen())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return domain.ItemState{}, fmt.Errorf("read state of item %d: %w", itemID, err)
 	}
 	st := domain.ItemState{BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
+	st.Holds, _ = strconv.ParseInt(holds.Val(), 10, 64)
 	if m := meta.Val(); len(m) == 4 && m[0] != nil {
 		st.Loaded = true
 		st.State = domain.State(fmt.Sprint(m[0]))
@@ -618,14 +626,14 @@ func (s *Stock) Mark(ctx context.Context, activityID, itemID int64, ticket, what
 
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it
 // reports whether it did.
-func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, ended []domain.Order) (bool, error) {
+func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, ended []domain.Order) (bool, error) {
 	k := keysFor(activityID, itemID)
-	args := make([]any, 0, 4+3*len(ended))
-	args = append(args, was, want, fence, int(s.resultTTL/time.Second))
+	args := make([]any, 0, 5+3*len(ended))
+	args = append(args, was, want, fence, int(s.resultTTL/time.Second), holds)
 	for _, o := range ended {
 		args = append(args, o.Ticket, o.UserID, o.Quantity)
 	}
-	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released(), k.buyers(), k.holds()}, args...).Int()
+	n, err := resetScript.Run(ctx, s.rdb, []string{k.meta(), k.bucket(bucket), k.released(), k.buyers(), k.holds(), k.holdsSeen()}, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("reset item %d bucket %d: %w", itemID, bucket, err)
 	}
@@ -637,16 +645,19 @@ func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int,
 
 // HoldResets adds a hold of the item's resets, lapsing after ttl by Redis's clock.
 func (s *Stock) HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) (string, error) {
+	k := keysFor(activityID, itemID)
 	hold := newEpoch()
-	if err := holdScript.Run(ctx, s.rdb, []string{keysFor(activityID, itemID).holds()}, hold, ttl.Milliseconds()).Err(); err != nil {
-		return "", fmt.Errorf("hold resets of item %d: %w", itemID, err)
+	if err := holdScript.Run(ctx, s.rdb, []string{k.holds(), k.holdsSeen()}, hold, ttl.Milliseconds()).Err(); err != nil {
+		// The hold may have been taken (an answer lost): its name lets it go.
+		return hold, fmt.Errorf("hold resets of item %d: %w", itemID, err)
 	}
 	return hold, nil
 }
 
 // LetResets ends a hold of HoldResets.
 func (s *Stock) LetResets(ctx context.Context, activityID, itemID int64, hold string) error {
-	if err := s.rdb.ZRem(ctx, keysFor(activityID, itemID).holds(), hold).Err(); err != nil {
+	k := keysFor(activityID, itemID)
+	if err := letScript.Run(ctx, s.rdb, []string{k.holds(), k.holdsSeen()}, hold).Err(); err != nil {
 		return fmt.Errorf("let resets of item %d: %w", itemID, err)
 	}
 	return nil

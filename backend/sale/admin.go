@@ -351,9 +351,8 @@ func (s *Service) holdResets(ctx context.Context, activityID, itemID int64) (let
 	hold, err := s.ledger.HoldResets(ctx, activityID, itemID, resetsHeld)
 	if err != nil {
 		s.log.Warn("hold the reconciler's resets during a change; a repair meanwhile is undone by its next pass", "item", itemID, "err", err)
-		return func() {}
 	}
-	return func() {
+	return func() { // let go even after an error: the hold may have been taken
 		if err := s.ledger.LetResets(context.WithoutCancel(ctx), activityID, itemID, hold); err != nil {
 			s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", resetsHeld, "err", err)
 		}

@@ -339,7 +339,7 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 				released = append(released, o)
 			}
 		}
-		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, released)
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, it.before.Holds, released)
 		if err != nil {
 			return repairs, err
 		}

@@ -49,6 +49,7 @@ type sqOrders struct {
 	end        hook[func(id int64, next func() (domain.Order, bool, error)) (domain.Order, bool, error)]
 	stock      hook[func(itemID int64, next func() ([]domain.StockRow, error)) ([]domain.StockRow, error)]
 	move       hook[func(next func() error) error]
+	view       hook[func(next func() (domain.ItemView, error)) (domain.ItemView, error)]
 	// down: MySQL cannot be reached for looking orders up or voiding tickets.
 	down atomic.Bool
 }
@@ -65,6 +66,14 @@ func (o *sqOrders) OrdersByTickets(ctx context.Context, tickets []string) (map[s
 		return nil, errDown
 	}
 	return o.OrderStore.OrdersByTickets(ctx, tickets)
+}
+
+func (o *sqOrders) View(ctx context.Context, itemID int64, endedSince time.Time, full bool) (domain.ItemView, error) {
+	next := func() (domain.ItemView, error) { return o.OrderStore.View(ctx, itemID, endedSince, full) }
+	if f, ok := o.view.get(); ok {
+		return f(next)
+	}
+	return next()
 }
 
 func (o *sqOrders) MoveStock(ctx context.Context, itemID int64, from, to int, n int64) error {

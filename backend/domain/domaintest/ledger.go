@@ -43,6 +43,12 @@ func (f *ledgerFixture) warm(tb testing.TB, s domain.SaleState, overwrite bool) 
 	must(tb, f.Warm(context.Background(), s, overwrite))
 }
 
+// holds is the count of the item's reset holds ever taken, as a reconciler reads it.
+func (f *ledgerFixture) holds(tb testing.TB) int64 {
+	tb.Helper()
+	return f.state(tb, 1).Holds
+}
+
 // epoch is the item's epoch in the ledger.
 func (f *ledgerFixture) epoch(tb testing.TB) string {
 	tb.Helper()
@@ -206,7 +212,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if n, err := f.Take(ctx, f.a, f.i, 0, 4, 0); err != nil || n != 0 {
 			t.Fatalf("Take: got %d, %v; want 0", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0, nil); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0, f.holds(t), nil); err != nil || ok {
 			t.Fatalf("Reset: got %v, %v; want false", ok, err)
 		}
 		// A release waits for the next load, which lists the order as released: the
@@ -832,7 +838,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		f.warm(t, f.sale(2, 3, 4), false)
 		reset := func(was, want int64) bool {
 			t.Helper()
-			ok, err := f.Reset(ctx, f.a, f.i, 0, was, want, 0, nil)
+			ok, err := f.Reset(ctx, f.a, f.i, 0, was, want, 0, f.holds(t), nil)
 			must(t, err)
 			return ok
 		}
@@ -866,10 +872,22 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if !reset(5, 6) {
 			t.Fatalf("a reset after the hold lapsed: got refused")
 		}
-		hold(time.Minute)
+		held := hold(time.Minute)
 		must(t, f.LetResets(ctx, f.a, f.i, late))
 		if reset(6, 7) {
 			t.Fatalf("a reset while held, after another's late let: got done, want refused")
+		}
+		// A reset that read the item before a hold came is refused even once the hold
+		// is let go: that change may have moved units after the read.
+		seen := f.holds(t)
+		must(t, f.LetResets(ctx, f.a, f.i, held))
+		again := hold(time.Minute)
+		must(t, f.LetResets(ctx, f.a, f.i, again))
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 6, 7, 0, seen, nil); err != nil || ok {
+			t.Fatalf("a reset that read before a hold came and went: got %v, %v; want refused", ok, err)
+		}
+		if !reset(6, 7) {
+			t.Fatalf("a reset that read after the hold went: got refused")
 		}
 	})
 
@@ -884,12 +902,12 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		st := f.state(t, 2)
 		have := st.BucketStock[held.Bucket]
 		// A reset that finds the counter moved writes nothing and releases nothing.
-		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have+5, have+2, 0, []domain.Order{o}); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have+5, have+2, 0, f.holds(t), []domain.Order{o}); err != nil || ok {
 			t.Fatalf("a reset of a moved counter: got %v, %v; want false", ok, err)
 		}
 		_, err := f.deduct(5, 1, "", 2)
 		wantCode(t, "the buyer still holds 2", err, domain.ELimitExceeded)
-		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have, have+2, 0, []domain.Order{o}); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have, have+2, 0, f.holds(t), []domain.Order{o}); err != nil || !ok {
 			t.Fatalf("reset: got %v, %v; want true", ok, err)
 		}
 		if ok, err := f.Release(ctx, o); err != nil || ok {
@@ -940,9 +958,9 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5, 0) }, 0, "", []int64{3, 0, 0}},
 			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0, 0) }, 0, "", []int64{3, 0, 0}},
 			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2, 0) }, 0, "", []int64{3, 0, 0}},
-			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0, nil)) }, 1, "", []int64{8, 0, 0}},
-			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0, nil)) }, 0, "", []int64{8, 0, 0}},
-			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0, nil)) }, 1, "", []int64{8, 0, 0, 4}},
+			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0, f.holds(t), nil)) }, 1, "", []int64{8, 0, 0}},
+			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0, f.holds(t), nil)) }, 0, "", []int64{8, 0, 0}},
+			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0, f.holds(t), nil)) }, 1, "", []int64{8, 0, 0, 4}},
 		} {
 			got, err := tt.op()
 			wantCode(t, tt.name, err, tt.err)
@@ -956,13 +974,13 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 	t.Run("a fenced Take or Reset below the highest token seen is refused", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 10), true)
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7, nil); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7, f.holds(t), nil); err != nil || !ok {
 			t.Fatalf("reset under token 7: got %v, %v; want done", ok, err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 7); err != nil || n != 1 {
 			t.Fatalf("take under the same token: got %d, %v; want 1", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6, nil); !errors.Is(err, domain.ErrFenced) || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6, f.holds(t), nil); !errors.Is(err, domain.ErrFenced) || ok {
 			t.Fatalf("reset under an older token: got %v, %v; want ErrFenced", ok, err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 6); !errors.Is(err, domain.ErrFenced) || n != 0 {
@@ -972,10 +990,10 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 0); err != nil || n != 1 {
 			t.Fatalf("an operator's take (no token): got %d, %v; want 1", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9, nil); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9, f.holds(t), nil); err != nil || !ok {
 			t.Fatalf("reset under a newer token: got %v, %v; want done", ok, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7, nil); !errors.Is(err, domain.ErrFenced) || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7, f.holds(t), nil); !errors.Is(err, domain.ErrFenced) || ok {
 			t.Fatalf("reset under the token before: got %v, %v; want ErrFenced", ok, err)
 		}
 		f.wantStock(t, "at the end", 8)
