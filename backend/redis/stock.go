@@ -79,6 +79,9 @@ return 1`)
 type Stock struct {
 	rdb       goredis.UniversalClient
 	resultTTL time.Duration
+	// pendingTTL is how long a release that found its item not loaded waits for the
+	// next load (domain.PendingReleaseTTL; tests shorten it).
+	pendingTTL time.Duration
 	// sendsOnce: the client never resends a command (a single node with retries
 	// off), so a failure to dial means the script never ran. A cluster client
 	// resends on its own (to the same node, then another) whatever MaxRetries says.
@@ -96,7 +99,7 @@ func NewStock(rdb goredis.UniversalClient, resultTTL time.Duration) *Stock {
 	}
 	resultTTL = max(resultTTL.Round(time.Second), time.Second)
 	c, single := rdb.(*goredis.Client)
-	s := &Stock{rdb: rdb, resultTTL: resultTTL, sendsOnce: single && c.Options().MaxRetries == 0}
+	s := &Stock{rdb: rdb, resultTTL: resultTTL, pendingTTL: domain.PendingReleaseTTL, sendsOnce: single && c.Options().MaxRetries == 0}
 	s.seen = coalesce.New(coalesce.Config{Size: 256, Overlap: true, Wait: time.Millisecond}, s.keysSeen)
 	return s
 }
@@ -335,7 +338,7 @@ func (s *Stock) Release(ctx context.Context, o domain.Order) (bool, error) {
 	}
 	keys := append([]string{k.meta(), k.buyers(), k.released(), k.pending()}, k.buckets(width)...)
 	res, err := releaseScript.Run(ctx, s.rdb, keys, o.Ticket, o.UserID, o.Quantity, domain.FormatParts(units), int(s.resultTTL/time.Second),
-		int(domain.PendingReleaseTTL/time.Second)).Result()
+		int(s.pendingTTL/time.Second)).Result()
 	if err != nil {
 		return false, fmt.Errorf("release order %d: %w", o.ID, err)
 	}
@@ -481,7 +484,7 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	}
 	args := make([]any, 0, 12+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
 	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, sale.LiveBuckets(), ow, len(sale.Buyers),
-		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(domain.PendingReleaseTTL/time.Second))
+		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(s.pendingTTL/time.Second))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}

@@ -271,3 +271,40 @@ func openItem(t *testing.T, rdb goredis.UniversalClient, limit int, buckets ...i
 	}
 	return st, a, i
 }
+
+// TestPendingReleaseLapses: a release that found its item not loaded waits for the
+// next load for the pending TTL counted from its own time, however often later
+// releases renew the pending hash: a load after that no longer gives it back (its
+// order ended long enough ago for the load's released tickets not to list it, and the
+// MySQL the load read has its units). Fails before the fix: the hash's expiry, renewed
+// by the later releases, kept the first, and the load gave all three (13, not 12).
+func TestPendingReleaseLapses(t *testing.T) {
+	ctx := context.Background()
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			st := redis.NewStock(rdb, time.Hour)
+			redis.SetPendingTTL(st, 2*time.Second)
+			a, i := nextID.Add(1), nextID.Add(1)
+			// Three releases 1.5 s apart, each renewing the pending hash's two seconds;
+			// the load comes just after the last: the first has waited 3 s and lapsed,
+			// the other two (1.5 s and a moment) are given back.
+			for n := int64(1); n <= 3; n++ {
+				if n > 1 {
+					time.Sleep(1500 * time.Millisecond)
+				}
+				o := domain.Order{ID: n, Ticket: domain.NewTicket(a, i, fmt.Sprint("p", nextID.Add(1))), UserID: n,
+					ActivityID: a, ItemID: i, Quantity: 1, Status: domain.OrderCancelled}
+				if ok, err := st.Release(ctx, o); err != nil || ok {
+					t.Fatalf("release on an item not loaded: got %v, %v", ok, err)
+				}
+			}
+			if err := st.Warm(ctx, domain.SaleState{ActivityID: a, ItemID: i, State: domain.StatePublished, Start: time.Now().Add(-time.Minute),
+				End: time.Now().Add(time.Hour), PerUserLimit: 5, BucketStock: []int64{10}}, false); err != nil {
+				t.Fatal(err)
+			}
+			if n, _, err := st.Available(ctx, a, i, 1); err != nil || n != 12 {
+				t.Fatalf("after the load: got %d, %v; want 12 (the two recent releases, not the first)", n, err)
+			}
+		})
+	}
+}
