@@ -327,7 +327,6 @@ func applyItemChange(it *domain.Item, ic domain.ItemChange) {
 	}
 }
 
-// stockMove is n units of an item's bucket taken out of the ledger.
 // ledgerEpoch is the item's epoch in the ledger, or one no load has when it cannot be
 // read: a delta under it is refused, and the reconciler raises the counter left short.
 func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) string {
@@ -376,6 +375,7 @@ func (s *Service) reloaded(ctx context.Context, activityID, itemID int64, epoch 
 	return now != epoch
 }
 
+// stockMove is n units of an item's bucket taken out of the ledger.
 type stockMove struct {
 	item   int64
 	bucket int
