@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -184,6 +185,47 @@ func TestTicketLongPoll(t *testing.T) {
 	}
 	if calls := f.backend.n("GetTicket") - before; calls != 1 {
 		t.Fatalf("wait=0: got %d backend calls, want 1 (no waiting)", calls)
+	}
+}
+
+// TestTicketLongPollHangUp: a shopper who hangs up ticket waits is let go within a
+// look at the connection (half a second): the gateway stops asking the backend for
+// them, and the shopper's share of waits is free again.
+func TestTicketLongPollHangUp(t *testing.T) {
+	f := startGateway(t)
+	const user = 11
+	f.backend.setPending("t-11", true)
+	bearer := "Bearer " + tok(t, user)
+	hang, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	for range 2 { // the shopper's whole share of waits
+		go func() {
+			req, _ := http.NewRequestWithContext(hang, "GET", f.url+"/api/v1/orders/tickets/t-11?wait=8s", nil)
+			req.Header.Set("Authorization", bearer)
+			r, err := http.DefaultClient.Do(req)
+			if err == nil {
+				r.Body.Close()
+			}
+			done <- err
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel() // net/http closes a cancelled request's connection
+	for range 2 {
+		if err := <-done; err == nil {
+			t.Fatal("a hung-up wait was answered, want the client's cancellation")
+		}
+	}
+	time.Sleep(1200 * time.Millisecond) // two looks at the connections
+	before := f.backend.n("GetTicket")
+	time.Sleep(800 * time.Millisecond)
+	if n := f.backend.n("GetTicket") - before; n != 0 {
+		t.Fatalf("the gateway asked the backend %d times in 800ms for waits hung up 2s ago, want none", n)
+	}
+	start := time.Now()
+	r := f.do(t, "GET", "/api/v1/orders/tickets/t-11?wait=1s", tok(t, user), "")
+	if took := time.Since(start); r.status != http.StatusOK || r.body["status"] != "pending" || took < time.Second {
+		t.Fatalf("a wait after hanging up two: got %d %v after %s, want held (pending after 1s): the share is free again", r.status, r.body, took)
 	}
 }
 

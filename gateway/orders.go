@@ -73,6 +73,11 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 	if wait > 0 {
 		if g.waits.take(user) {
 			defer g.waits.give(user)
+			// A shopper who hangs up is let go within hangUpCheck: the call held at
+			// the backend ends, and the shopper's share of waits is free again.
+			var stop context.CancelFunc
+			ctx, stop = untilHangUp(ctx, connAlive(c))
+			defer stop()
 		} else {
 			wait = 0
 		}
@@ -112,6 +117,28 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		case <-timer.C:
 		}
 	}
+}
+
+// untilHangUp is ctx, ended when alive says the client has hung up (looked at every
+// hangUpCheck: hertz does not end a request's context then) or when stop is called.
+func untilHangUp(ctx context.Context, alive func() bool) (_ context.Context, stop context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		check := time.NewTicker(hangUpCheck)
+		defer check.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-check.C:
+				if !alive() {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return ctx, cancel
 }
 
 // waiters counts each shopper's ticket waits at once, and the waits the backend holds
