@@ -492,6 +492,80 @@ func TestSilentConnection(t *testing.T) {
 	}
 }
 
+// TestConnectionCapPerAddress: one address holds at most
+// gateway.max_connections_per_ip connections; the next from it is answered 429 and
+// closed, while another address is still taken, and so is a trusted proxy past
+// the cap (its connections carry many clients).
+func TestConnectionCapPerAddress(t *testing.T) {
+	const most = 2
+	from := func(t *testing.T, f *fixture, local string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		c, err := d.Dial("tcp", f.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	serve := func(t *testing.T, c net.Conn, user int64) {
+		t.Helper()
+		if _, err := io.WriteString(c, orderHead(tok(t, user), len(order))+order); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := answerOn(c, 10*time.Second); err != nil || r.status != http.StatusAccepted {
+			t.Fatalf("got %+v %v, want 202", r, err)
+		}
+	}
+	t.Run("capped", func(t *testing.T) {
+		f := startGateway(t, func(c *gateway.Config) { c.MaxConnectionsPerIP = most })
+		http.DefaultClient.CloseIdleConnections() // the fixture's own
+		for i := range most {
+			serve(t, from(t, f, "127.0.0.1"), int64(20+i))
+		}
+		over := from(t, f, "127.0.0.1")
+		r, err := answerOn(over, 10*time.Second)
+		if err != nil || r.status != http.StatusTooManyRequests || r.code != "rate_limited" {
+			t.Fatalf("connection over its address's cap: got %+v %v, want 429 rate_limited", r, err)
+		}
+		if _, err := io.ReadAll(over); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("connection over its address's cap: %v, want it closed", err)
+		}
+		serve(t, from(t, f, "127.0.0.2"), 30) // another address
+	})
+	t.Run("trusted proxy", func(t *testing.T) {
+		f := startGateway(t, func(c *gateway.Config) {
+			c.MaxConnectionsPerIP = most
+			c.TrustedProxies = []string{"127.0.0.1"}
+		})
+		for i := range most + 2 {
+			serve(t, from(t, f, "127.0.0.1"), int64(40+i))
+		}
+	})
+}
+
+// TestHeaderCap: a request whose headers pass gateway.max_header_bytes is answered
+// 431 and its connection closed, without the gateway reading on; one under it is
+// served.
+func TestHeaderCap(t *testing.T) {
+	f := startGateway(t, func(c *gateway.Config) { c.MaxHeaderBytes = 8 << 10 })
+	c := dial(t, f)
+	head := "GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: " + strings.Repeat("a", 6<<10) + "\r\n\r\n"
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := statusLine(c, 10*time.Second); line != "HTTP/1.1 200 OK" {
+		t.Fatalf("headers under the cap: got %q %v, want 200", line, err)
+	}
+	c = dial(t, f)
+	// Headers that never end: the gateway stops at the cap rather than buffering on.
+	go io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Big: "+strings.Repeat("a", 64<<10))
+	if line, err := statusLine(c, 10*time.Second); line != "HTTP/1.1 431 Request Header Fields Too Large" {
+		t.Fatalf("headers over the cap: got %q %v, want 431", line, err)
+	}
+	mustServe(t, f, "after a request over the header cap")
+}
+
 // TestConnectionCap: with gateway.max_connections open, a new connection is
 // answered 503 and closed before it is read, the ones open keep being
 // served, and once one closes a new one is taken again.

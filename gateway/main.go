@@ -87,6 +87,15 @@ type Config struct {
 	// files limit less 1024 (kept for backends, Redis and logs) if that is
 	// lower; -1: no cap.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP caps the connections open at once from one address (an
+	// IPv6 client's /64), so one client cannot take every connection: one over it
+	// is answered 429 and closed as it is accepted. Trusted proxies are not capped
+	// (their connections carry many clients). 0: a sixteenth of max_connections, at
+	// least 64; -1: no cap.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// MaxHeaderBytes caps a request's line and headers; past it the request is
+	// answered 431 and the connection closed. 0: 16 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// PluginTimeout and PluginMemoryPages are the defaults of plugins loaded without.
 	PluginTimeout     time.Duration `yaml:"plugin_timeout"`
 	PluginMemoryPages uint32        `yaml:"plugin_memory_pages"`
@@ -156,6 +165,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxConnections == 0 {
 		c.MaxConnections = defaultMaxConnections(openFilesLimit())
+	}
+	if c.MaxConnectionsPerIP == 0 {
+		c.MaxConnectionsPerIP = max(c.MaxConnections/16, 64)
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 16 << 10
 	}
 }
 
@@ -367,8 +382,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Main, err error) {
 		Help: "Live gateways of the fleet, as this one last counted (its global and per-item buckets are this share)."},
 		func() float64 { return float64(gw.fleet.Gateways()) }))
 	m.deps, m.gw = deps, gw
-	m.conns = &connLimit{max: int64(max(m.cfg.MaxConnections, 0)),
-		refused: func() { gw.shed.add(0, layerInput, "too_many_connections") }}
+	m.conns = &connLimit{max: int64(max(m.cfg.MaxConnections, 0)), perPeer: int32(max(m.cfg.MaxConnectionsPerIP, 0)),
+		exempt:  gw.ips.isTrusted,
+		refused: func(reason string) { gw.shed.add(0, layerInput, reason) }}
 	deps.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seckill_gateway_connections_open",
 		Help: "Client connections open (counted against gateway.max_connections)."},
 		func() float64 { return float64(m.conns.open.Load()) }))
@@ -446,6 +462,7 @@ func (m *Main) Start(ctx context.Context) error {
 		// temporary files) before any limit or token was checked.
 		server.WithDisablePreParseMultipartForm(true),
 		server.WithMaxRequestBodySize(m.cfg.MaxBodyBytes),
+		server.WithMaxHeaderBytes(m.cfg.MaxHeaderBytes),
 		server.WithReadTimeout(m.cfg.ReadTimeout),
 		server.WithWriteTimeout(m.cfg.WriteTimeout),
 		server.WithIdleTimeout(m.cfg.IdleTimeout),

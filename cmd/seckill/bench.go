@@ -289,6 +289,11 @@ func startBenchStack(ctx context.Context, f *benchFlags, stderr io.Writer) (*ben
 		}
 		say("no JWT secret or admin token configured: random ones made for this run (not shown)")
 	}
+	if cfg.Gateway.MaxConnectionsPerIP == 0 {
+		// Every shopper of the load comes from this host's one address.
+		cfg.Gateway.MaxConnectionsPerIP = -1
+		say("connections per address not capped (gateway.max_connections_per_ip -1): the load comes from one address")
+	}
 	id := bench.RandomID()
 	var cleanups []func([]int64) // run last to first
 	cleanup := func(ids []int64) {
