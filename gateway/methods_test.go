@@ -118,10 +118,10 @@ func TestMethodsAndRoutesBounded(t *testing.T) {
 		want         int
 		allow        string
 	}{
-		{"DELETE", "/api/v1/activities", 405, "GET"},
-		{"PUT", "/api/v1/orders/12", 405, "DELETE, GET"},
+		{"DELETE", "/api/v1/activities", 405, "GET, HEAD"},
+		{"PUT", "/api/v1/orders/12", 405, "DELETE, GET, HEAD"},
 		{"GET", "/api/v1/orders/12/pay", 405, "POST"},
-		{"PATCH", "/api/v1/items/3", 405, "GET"},
+		{"PATCH", "/api/v1/items/3", 405, "GET, HEAD"},
 		{"GET", "/api/v1/activities/", 404, ""},
 		{"POST", "/api/v1/orders/", 404, ""},
 	} {
@@ -147,8 +147,8 @@ func TestUnknownAdminPathsAskForTheToken(t *testing.T) {
 		{"GET", "/admin", "", "", 404},
 		{"POST", "/admin/v2/activities", "", "", 404},
 		{"GET", "/admin/v1/activities/1/secrets", "", "", 404},
-		{"DELETE", "/admin/v1/limits", "", "GET, PUT", 405},
-		{"BREW", "/admin/v1/limits", "", "GET, PUT", 405},
+		{"DELETE", "/admin/v1/limits", "", "GET, HEAD, PUT", 405},
+		{"BREW", "/admin/v1/limits", "", "GET, HEAD, PUT", 405},
 	} {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
 			if got, _ := rawRequest(t, addr, tt.method, tt.path); got != http.StatusUnauthorized {
@@ -201,4 +201,43 @@ func FuzzMethodRoute(f *testing.F) {
 		}
 		checkBounded(t, fx)
 	})
+}
+
+// TestHeadOfEveryGet: every GET route takes HEAD (load balancers' probes among
+// others): the GET's status and headers, no body, and the connection goes on framed
+// (the next request on it is answered as its own).
+func TestHeadOfEveryGet(t *testing.T) {
+	f := startGateway(t)
+	c := dial(t, f)
+	r := bufio.NewReader(c)
+	for _, tt := range []struct{ path, token string }{
+		{"/healthz", ""},
+		{"/readyz", ""},
+		{"/api/v1/activities/7", ""},
+		{"/api/v1/activities/999", ""},
+		{"/api/v1/orders", tok(t, 5)},
+		{"/admin/v1/limits", admin},
+	} {
+		get, _ := rawRequest(t, f.gw.Addr().String(), "GET", tt.path, "Authorization", "Bearer "+tt.token)
+		req := fmt.Sprintf("HEAD %s HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer %s\r\n\r\n", tt.path, tt.token)
+		if _, err := io.WriteString(c, req); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(r, &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatalf("HEAD %s: %v", tt.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != get || resp.StatusCode == http.StatusMethodNotAllowed {
+			t.Errorf("HEAD %s: got %d, want GET's %d", tt.path, resp.StatusCode, get)
+		}
+	}
+	// No body was sent after any HEAD: the next answer's status line comes first.
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := r.ReadString('\n'); strings.TrimSpace(line) != "HTTP/1.1 200 OK" {
+		t.Fatalf("GET after the HEADs on one connection: got %q %v, want its own 200 status line", line, err)
+	}
 }
