@@ -77,7 +77,8 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("seckill admin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:8080", "the gateway's base URL")
-	token := fs.String("token", os.Getenv("SECKILL_ADMIN_TOKEN"), "the operators' token")
+	// Not the flag's default: usage would print the token.
+	token := fs.String("token", "", "the operators' token (default $SECKILL_ADMIN_TOKEN)")
 	timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for an answer (a plugin load compiles the module first)")
 	fs.Usage = func() { fmt.Fprint(stderr, adminUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -87,6 +88,9 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 	if len(rest) < 2 {
 		fs.Usage()
 		return errors.New("admin: say what to do")
+	}
+	if *token == "" {
+		*token = os.Getenv("SECKILL_ADMIN_TOKEN")
 	}
 	if *token == "" {
 		return errors.New("admin: no token; set SECKILL_ADMIN_TOKEN or -token")

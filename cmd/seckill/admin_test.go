@@ -59,3 +59,20 @@ func TestAdminCLI(t *testing.T) {
 		t.Fatal("wrong token: exit 0, want an error")
 	}
 }
+
+// TestAdminUsageHidesTheToken: a mistyped flag prints the usage, which must not show
+// the token taken from the environment (it would land in terminals and CI logs).
+func TestAdminUsageHidesTheToken(t *testing.T) {
+	const token = "usage-must-not-show-this-0123456789abcdef"
+	t.Setenv("SECKILL_ADMIN_TOKEN", token)
+	var out, errw strings.Builder
+	if err := runAdmin([]string{"-badflag"}, &out, &errw); err == nil {
+		t.Fatal("a bad flag: got no error")
+	}
+	if strings.Contains(errw.String()+out.String(), token) {
+		t.Fatalf("usage shows the admin token:\n%s", errw.String())
+	}
+	if !strings.Contains(errw.String(), "-token") {
+		t.Fatalf("usage does not list -token:\n%s", errw.String())
+	}
+}
