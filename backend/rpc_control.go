@@ -130,7 +130,11 @@ func (h *ControlRPC) GetLimits(ctx context.Context, _ *rpc.EmptyReq) (*rpc.Limit
 }
 
 func (h *ControlRPC) PutLimits(ctx context.Context, req *rpc.PutLimitsReq) (*rpc.LimitsState, error) {
-	l, err := h.ctl.PutLimits(ctx, json.RawMessage(req.Body), req.Who)
+	ifVersion := int64(control.AnyVersion)
+	if req.IfVersion != nil {
+		ifVersion = max(*req.IfVersion, 0)
+	}
+	l, err := h.ctl.PutLimits(ctx, json.RawMessage(req.Body), req.Who, ifVersion)
 	if err != nil {
 		return nil, rpcerr.ToBiz(unavailable(err))
 	}

@@ -64,36 +64,47 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 		fail(c, domain.EBadRequest, "the body must be one JSON object of rules, like {\"user\": {\"rps\": 5, \"burst\": 10}}, with numbers as numbers")
 		return
 	}
-	st, err := g.backend.GetLimits(ctx, &rpc.EmptyReq{})
-	if err = rpcerr.FromRPC(err); err != nil {
-		failErr(c, err)
-		return
-	}
-	cur, err := g.fleet.Limits(st)
-	if err != nil {
-		fail(c, domain.EInternal, err.Error())
-		return
-	}
-	next, err := applyPatch(cur, patch)
-	if err != nil {
-		fail(c, domain.EBadRequest, err.Error())
-		return
-	}
-	if next == cur {
-		// Nothing changes ({}, null, or the values in force): no new version, no
-		// announcement to every gateway.
-		g.answerLimits(ctx, c, st)
-		return
-	}
-	body, err := json.Marshal(next)
-	if err != nil {
-		fail(c, domain.EInternal, err.Error())
-		return
-	}
-	stored, err := g.backend.PutLimits(ctx, &rpc.PutLimitsReq{Body: string(body), Who: g.operatorOf(c)})
-	if err = rpcerr.FromRPCChange(err); err != nil {
-		failErr(c, err)
-		return
+	// Read, patch, and store from the version read; a change stored meanwhile (through
+	// this or another gateway) makes the store refuse, and the patch is applied again
+	// over it, so changes made at once never lose one another.
+	var stored *rpc.LimitsState
+	var next ratelimit.Limits
+	for try := 1; ; try++ {
+		st, err := g.backend.GetLimits(ctx, &rpc.EmptyReq{})
+		if err = rpcerr.FromRPC(err); err != nil {
+			failErr(c, err)
+			return
+		}
+		cur, err := g.fleet.Limits(st)
+		if err != nil {
+			fail(c, domain.EInternal, err.Error())
+			return
+		}
+		if next, err = applyPatch(cur, patch); err != nil {
+			fail(c, domain.EBadRequest, err.Error())
+			return
+		}
+		if next == cur {
+			// Nothing changes ({}, null, or the values in force): no new version, no
+			// announcement to every gateway.
+			g.answerLimits(ctx, c, st)
+			return
+		}
+		body, err := json.Marshal(next)
+		if err != nil {
+			fail(c, domain.EInternal, err.Error())
+			return
+		}
+		version := st.Version
+		stored, err = g.backend.PutLimits(ctx, &rpc.PutLimitsReq{Body: string(body), Who: g.operatorOf(c), IfVersion: &version})
+		err = rpcerr.FromRPCChange(err)
+		if err == nil {
+			break
+		}
+		if !domain.IsCode(err, domain.EConflict) || try == maxLimitTries {
+			failErr(c, err)
+			return
+		}
 	}
 	g.log.InfoContext(ctx, "rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)
 	if err := g.fleet.SyncLimits(ctx); err != nil {
@@ -101,6 +112,10 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 	}
 	g.answerLimits(ctx, c, stored)
 }
+
+// maxLimitTries bounds a change's rounds of read, patch and store when other changes
+// keep landing between its read and its store.
+const maxLimitTries = 8
 
 // The bounds of a rule: rates the buckets can run (one a day up to a billion a second;
 // past them the shared bucket's arithmetic fails, and each gateway then applies the

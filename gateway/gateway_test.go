@@ -242,6 +242,35 @@ func TestAdminIdentity(t *testing.T) {
 	}
 }
 
+// TestLimitChangesAtOnce: changes of different rules made at once all land: each
+// is applied over the limits as stored, not over what was read before another
+// change was stored (through this gateway or another of the fleet).
+func TestLimitChangesAtOnce(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	kinds := []string{"global", "read", "user", "user_read", "item", "ip"}
+	for round := range 5 {
+		var wg sync.WaitGroup
+		for i, k := range kinds {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := fmt.Sprintf(`{%q: {"rps": %d, "burst": %d}}`, k, 100+round, 10+i)
+				if r := f.do(t, "PUT", "/admin/v1/limits", admin, body); r.status != 200 {
+					t.Errorf("round %d %s: got %d %v", round, body, r.status, r.body)
+				}
+			}()
+		}
+		wg.Wait()
+		r := f.do(t, "GET", "/admin/v1/limits", admin, "")
+		for i, k := range kinds {
+			rule, _ := r.body[k].(map[string]any)
+			if rule["rps"] != float64(100+round) || rule["burst"] != float64(10+i) {
+				t.Fatalf("round %d: %s is %v after changes made at once, want rps %d burst %d (a change was lost)", round, k, rule, 100+round, 10+i)
+			}
+		}
+	}
+}
+
 func TestRateLimitsAndRunTimeChange(t *testing.T) {
 	f := start(t, ratelimit.Limits{User: ratelimit.Rule{RPS: 0.5, Burst: 1}})
 	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order); r.status != 202 {

@@ -324,6 +324,10 @@ struct LimitsState {
 struct PutLimitsReq {
     1: string body
     2: string who
+    // When set, the limits are stored only if their stored version is this one (0:
+    // none stored yet); otherwise the call fails with conflict, and the caller
+    // reads them again: two changes made at once never lose one another.
+    3: optional i64 if_version
 }
 
 struct EmptyReq {

@@ -80,8 +80,17 @@ type Store interface {
 	History(ctx context.Context, name string, limit int) ([]Change, error)
 	// Limits returns the stored limits.
 	Limits(ctx context.Context) (Limits, error)
-	// PutLimits stores new limits and bumps their version.
-	PutLimits(ctx context.Context, body json.RawMessage, who string) (Limits, error)
+	// PutLimits stores new limits and bumps their version; with ifVersion at least
+	// 0, only if the stored version is ifVersion (0: none stored), else EConflict.
+	PutLimits(ctx context.Context, body json.RawMessage, who string, ifVersion int64) (Limits, error)
+}
+
+// AnyVersion is PutLimits' ifVersion that stores whatever the stored version.
+const AnyVersion = -1
+
+// ErrLimitsMoved is PutLimits' error when the stored version is not the one asked.
+func ErrLimitsMoved(stored, asked int64) error {
+	return domain.Errorf(domain.EConflict, "the limits changed meanwhile (version %d, not %d): read them again", stored, asked)
 }
 
 // Announcer tells every gateway that a kind of control state changed.
@@ -181,11 +190,11 @@ func (s *Service) History(ctx context.Context, name string) ([]Change, error) {
 func (s *Service) Limits(ctx context.Context) (Limits, error) { return s.store.Limits(ctx) }
 
 // PutLimits stores the limits (the gateway checked them) and announces them.
-func (s *Service) PutLimits(ctx context.Context, body json.RawMessage, who string) (Limits, error) {
+func (s *Service) PutLimits(ctx context.Context, body json.RawMessage, who string, ifVersion int64) (Limits, error) {
 	if !json.Valid(body) {
 		return Limits{}, domain.Errorf(domain.EBadRequest, "limits are not valid JSON")
 	}
-	l, err := s.store.PutLimits(ctx, body, who)
+	l, err := s.store.PutLimits(ctx, body, who, ifVersion)
 	if err != nil {
 		return Limits{}, err
 	}

@@ -158,9 +158,12 @@ func (s *ControlStore) Limits(context.Context) (control.Limits, error) {
 }
 
 // PutLimits stores new limits and bumps their version.
-func (s *ControlStore) PutLimits(_ context.Context, body json.RawMessage, who string) (control.Limits, error) {
+func (s *ControlStore) PutLimits(_ context.Context, body json.RawMessage, who string, ifVersion int64) (control.Limits, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ifVersion >= 0 && s.limits.Version != ifVersion {
+		return control.Limits{}, control.ErrLimitsMoved(s.limits.Version, ifVersion)
+	}
 	s.limits = control.Limits{Version: s.limits.Version + 1, Body: bytes.Clone(body), UpdatedBy: who, UpdatedAt: dbTime(s.now())}
 	l := s.limits
 	l.Body = bytes.Clone(l.Body)

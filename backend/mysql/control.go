@@ -321,9 +321,20 @@ func (s *Store) Limits(ctx context.Context) (control.Limits, error) {
 	return l, nil
 }
 
-// PutLimits stores new limits and bumps their version.
-func (s *Store) PutLimits(ctx context.Context, body json.RawMessage, who string) (control.Limits, error) {
+// PutLimits stores new limits and bumps their version (with ifVersion at least 0,
+// only from that version).
+func (s *Store) PutLimits(ctx context.Context, body json.RawMessage, who string, ifVersion int64) (control.Limits, error) {
 	err := s.inTx(ctx, "put limits", func(tx *sql.Tx) error {
+		if ifVersion >= 0 {
+			var v int64
+			err := tx.QueryRowContext(ctx, `SELECT version FROM control_versions WHERE kind = ? FOR UPDATE`, control.KindLimits).Scan(&v)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("read limits version: %w", err)
+			}
+			if v != ifVersion {
+				return control.ErrLimitsMoved(v, ifVersion)
+			}
+		}
 		_, err := bumpControl(ctx, tx, control.KindLimits, body, who)
 		return err
 	})

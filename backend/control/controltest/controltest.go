@@ -159,13 +159,66 @@ func TestStore(t *testing.T, newFn func(t *testing.T) control.Store) {
 	t.Run("limits", func(t *testing.T) {
 		s := newFn(t)
 		for n, body := range []string{`{"global": {"rps": 10}}`, `{"global": {"rps": 20}}`} {
-			l, err := s.PutLimits(ctx, json.RawMessage(body), "op")
+			l, err := s.PutLimits(ctx, json.RawMessage(body), "op", control.AnyVersion)
 			if err != nil || l.Version != int64(n+1) || string(l.Body) != body || l.UpdatedBy != "op" {
 				t.Fatalf("put %d: got %+v, %v", n, l, err)
 			}
 		}
 		if v, _ := chain(t, s); v != 0 {
 			t.Fatalf("the chain's version moved with the limits: %d", v)
+		}
+	})
+
+	t.Run("limits put only from the version asked", func(t *testing.T) {
+		s := newFn(t)
+		if _, err := s.PutLimits(ctx, json.RawMessage(`{"a": 1}`), "op", 1); !domain.IsCode(err, domain.EConflict) {
+			t.Fatalf("put from version 1 when none is stored: got %v, want conflict", err)
+		}
+		if l, err := s.PutLimits(ctx, json.RawMessage(`{"a": 1}`), "op", 0); err != nil || l.Version != 1 {
+			t.Fatalf("put from version 0 when none is stored: got %+v %v, want version 1", l, err)
+		}
+		if _, err := s.PutLimits(ctx, json.RawMessage(`{"a": 2}`), "op", 0); !domain.IsCode(err, domain.EConflict) {
+			t.Fatalf("put from version 0 when 1 is stored: got %v, want conflict", err)
+		}
+		if l, err := s.Limits(ctx); err != nil || l.Version != 1 || string(l.Body) != `{"a": 1}` {
+			t.Fatalf("after a refused put: got %+v %v, want version 1 unchanged", l, err)
+		}
+		// Read, change, put from what was read: changes made at once all land.
+		const n = 8
+		var wg sync.WaitGroup
+		for g := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					cur, err := s.Limits(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					var m map[string]int
+					must(t, json.Unmarshal(cur.Body, &m))
+					m[fmt.Sprint("k", g)] = g
+					body, _ := json.Marshal(m)
+					_, err = s.PutLimits(ctx, body, "op", cur.Version)
+					if err == nil {
+						return
+					}
+					if !domain.IsCode(err, domain.EConflict) {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		l, err := s.Limits(ctx)
+		var m map[string]int
+		if err == nil {
+			err = json.Unmarshal(l.Body, &m)
+		}
+		if err != nil || len(m) != n+1 || l.Version != n+1 {
+			t.Fatalf("after %d changes at once: got version %d, %v (%v), want version %d with every change", n, l.Version, m, err, n+1)
 		}
 	})
 

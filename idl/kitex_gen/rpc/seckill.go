@@ -2221,8 +2221,9 @@ var fieldIDToName_LimitsState = map[int16]string{
 }
 
 type PutLimitsReq struct {
-	Body string `thrift:"body,1" frugal:"1,default,string" json:"body"`
-	Who  string `thrift:"who,2" frugal:"2,default,string" json:"who"`
+	Body      string `thrift:"body,1" frugal:"1,default,string" json:"body"`
+	Who       string `thrift:"who,2" frugal:"2,default,string" json:"who"`
+	IfVersion *int64 `thrift:"if_version,3,optional" frugal:"3,optional,i64" json:"if_version,omitempty"`
 }
 
 func NewPutLimitsReq() *PutLimitsReq {
@@ -2239,11 +2240,27 @@ func (p *PutLimitsReq) GetBody() (v string) {
 func (p *PutLimitsReq) GetWho() (v string) {
 	return p.Who
 }
+
+var PutLimitsReq_IfVersion_DEFAULT int64
+
+func (p *PutLimitsReq) GetIfVersion() (v int64) {
+	if !p.IsSetIfVersion() {
+		return PutLimitsReq_IfVersion_DEFAULT
+	}
+	return *p.IfVersion
+}
 func (p *PutLimitsReq) SetBody(val string) {
 	p.Body = val
 }
 func (p *PutLimitsReq) SetWho(val string) {
 	p.Who = val
+}
+func (p *PutLimitsReq) SetIfVersion(val *int64) {
+	p.IfVersion = val
+}
+
+func (p *PutLimitsReq) IsSetIfVersion() bool {
+	return p.IfVersion != nil
 }
 
 func (p *PutLimitsReq) String() string {
@@ -2256,6 +2273,7 @@ func (p *PutLimitsReq) String() string {
 var fieldIDToName_PutLimitsReq = map[int16]string{
 	1: "body",
 	2: "who",
+	3: "if_version",
 }
 
 type EmptyReq struct {
