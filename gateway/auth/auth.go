@@ -5,6 +5,8 @@ package auth
 
 import (
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -153,6 +155,13 @@ func (v *Verifier) verify(token string, now time.Time) (int64, time.Time, error)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 4.1.11: extensions the token says must be understood; none are.
+		return 0, time.Time{}, fmt.Errorf("%w: crit names extensions this gateway does not understand", ErrInvalid)
+	}
+	if err := numericDates(token); err != nil {
+		return 0, time.Time{}, err
+	}
 	// The parser accepts while now < exp+leeway (exp is required).
 	until := claims.ExpiresAt.Add(leeway)
 	if v.opts.MaxAge > 0 {
@@ -173,6 +182,28 @@ func (v *Verifier) verify(token string, now time.Time) (int64, time.Time, error)
 		until = earliest(until, now.Add(jwksLife))
 	}
 	return id, until, nil
+}
+
+// numericDates refuses a token whose exp, nbf or iat is not a JSON number (RFC 7519
+// NumericDate): the parser also reads a number in a string.
+func numericDates(token string) error {
+	_, rest, _ := strings.Cut(token, ".")
+	payload, _, _ := strings.Cut(rest, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return fmt.Errorf("%w: payload: %v", ErrInvalid, err)
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		return fmt.Errorf("%w: payload: %v", ErrInvalid, err)
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		v, ok := claims[name]
+		if ok && (len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+			return fmt.Errorf("%w: %s must be a number of seconds", ErrInvalid, name)
+		}
+	}
+	return nil
 }
 
 func earliest(a, b time.Time) time.Time {

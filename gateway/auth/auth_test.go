@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,19 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 func sign(tb testing.TB, method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 	tb.Helper()
 	s, err := jwt.NewWithClaims(method, claims).SignedString(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// critical signs claims with a crit header naming an extension.
+func critical(tb testing.TB, claims jwt.MapClaims) string {
+	tb.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	tok.Header["crit"] = []string{"exp-ext"}
+	tok.Header["exp-ext"] = true
+	s, err := tok.SignedString(secret)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -52,6 +66,10 @@ func TestUserID(t *testing.T) {
 		{"sub padded", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "042", "exp": future}), 0, ErrInvalid},
 		{"signature respelled", respelled, 0, ErrInvalid},
 		{"exp out of range", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": 1e300}), 0, ErrInvalid},
+		{"exp in a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": strconv.FormatInt(future, 10)}), 0, ErrInvalid},
+		{"iat in a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": future, "iat": "1"}), 0, ErrInvalid},
+		{"crit", critical(t, jwt.MapClaims{"sub": "42", "exp": future}), 0, ErrInvalid},
+		{"exp a fraction", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": float64(future) + 0.5}), 42, nil},
 		{"garbage", "not.a.token", 0, ErrInvalid},
 		{"huge", strings.Repeat("a", MaxTokenLen+1), 0, ErrInvalid},
 	}
