@@ -188,6 +188,30 @@ func TestTicketLongPoll(t *testing.T) {
 	}
 }
 
+// TestWaitQueryStrict: the order and ticket routes take one query parameter, wait; a
+// malformed, repeated or unknown one is 400 whether or not the activity has a waiting
+// room, and the order is not placed.
+func TestWaitQueryStrict(t *testing.T) {
+	f := startGateway(t)
+	f.backend.setPending("t-12", true)
+	for _, q := range []string{"?wait=abc", "?wait=1s&wait=2s", "?foo=bar", "?wait=1s&foo=", "?wait=11s"} {
+		before := f.backend.n("PlaceOrder")
+		r := f.do(t, "POST", "/api/v1/orders"+q, tok(t, 12), order)
+		if r.status != http.StatusBadRequest || r.body["error"] != "bad_request" {
+			t.Errorf("POST /api/v1/orders%s: got %d %v, want 400 bad_request", q, r.status, r.body)
+		}
+		if n := f.backend.n("PlaceOrder") - before; n != 0 {
+			t.Errorf("POST /api/v1/orders%s: the order reached the backend", q)
+		}
+		if r := f.do(t, "GET", "/api/v1/orders/tickets/t-12"+q, tok(t, 12), ""); r.status != http.StatusBadRequest {
+			t.Errorf("GET ticket%s: got %d %v, want 400", q, r.status, r.body)
+		}
+	}
+	if r := f.do(t, "POST", "/api/v1/orders?wait=2s", tok(t, 12), order); r.status != http.StatusAccepted {
+		t.Fatalf("an order with a wait, no waiting room: got %d %v, want 202 (the wait has nothing to do)", r.status, r.body)
+	}
+}
+
 // TestTicketLongPollHangUp: a shopper who hangs up ticket waits is let go within a
 // look at the connection (half a second): the gateway stops asking the backend for
 // them, and the shopper's share of waits is free again.

@@ -70,8 +70,9 @@ type reqState struct {
 	hasIP bool
 	user  int64 // the shopper, once shopper has checked the token
 	order api.PlaceOrderRequest
-	idem  string // the order's Idempotency-Key
-	retry bool   // the edge let the order past its refusal as a retry of an admitted one
+	idem  string        // the order's Idempotency-Key
+	retry bool          // the edge let the order past its refusal as a retry of an admitted one
+	wait  time.Duration // the order's ?wait= (a queued shopper's wait in the request)
 }
 
 // keyState keeps a request's reqState in c when its context has none (a route

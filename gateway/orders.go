@@ -54,12 +54,37 @@ func parseWait(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// waitQuery reads the query string of a route whose one parameter is ?wait=
+// (parseWait): any other, or wait given twice, is bad_request.
+func waitQuery(c *app.RequestContext) (time.Duration, error) {
+	args := c.QueryArgs()
+	if args.Len() == 0 {
+		return 0, nil
+	}
+	var err error
+	n := 0
+	args.VisitAll(func(k, _ []byte) {
+		switch {
+		case err != nil:
+		case string(k) != "wait":
+			err = domain.Errorf(domain.EBadRequest, "unknown query parameter %q; this route takes wait", k)
+		case n > 0:
+			err = domain.Errorf(domain.EBadRequest, "query parameter \"wait\" is given twice")
+		}
+		n++
+	})
+	if err != nil {
+		return 0, err
+	}
+	return parseWait(string(args.Peek("wait")))
+}
+
 // getTicket answers a ticket's state. With ?wait=d, a pending ticket is asked again
 // until it ends or d has passed, so a client waits in one request instead of polling.
 // An ended ticket's result is answered from the edge (tickets.go) once its owner
 // has been answered it.
 func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
-	wait, err := parseWait(c.Query("wait"))
+	wait, err := waitQuery(c)
 	if err != nil {
 		failErr(c, err)
 		return

@@ -78,8 +78,14 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 		fail(c, domain.EBadRequest, "Idempotency-Key must be at most 128 printable characters")
 		return
 	}
+	wait, err := waitQuery(c) // read whether or not the activity has a room, so a bad one is always 400
+	if err != nil {
+		g.shed.add(b.ActivityID, layerInput, "bad_request")
+		failErr(c, err)
+		return
+	}
 	st := stateOf(ctx, c)
-	st.order, st.idem = b, key
+	st.order, st.idem, st.wait = b, key, wait
 	var buf [20]byte
 	setHeader(&c.Request.Header, HeaderActivity, strconv.AppendInt(buf[:0], b.ActivityID, 10))
 	setHeader(&c.Request.Header, HeaderItem, strconv.AppendInt(buf[:0], b.ItemID, 10))

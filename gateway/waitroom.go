@@ -106,12 +106,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			next(ctx, c)
 			return
 		}
-		wait, err := parseWait(c.Query("wait")) // how long a queued shopper waits in this request
-		if err != nil {
-			g.shed.add(b.ActivityID, layerInput, "bad_request")
-			failErr(c, err)
-			return
-		}
+		wait := stateOf(ctx, c).wait // how long a queued shopper waits in this request
 		e := domain.LineEntry{ActivityID: b.ActivityID, ItemID: b.ItemID, UserID: userOf(ctx, c), Buckets: int(a.BucketCount),
 			Factor: a.AdmissionFactor, PlaceTTL: g.room.cfg.PlaceTTL, Lease: g.room.lease}
 		if raw := c.GetHeader(HeaderQueueToken); len(raw) > 0 {
