@@ -290,7 +290,11 @@ func (w *Worker) write(j *job) {
 			case written.Replay:
 				res, reason = "replayed", domain.ReasonReplayed
 			}
-			j.toSettle(ticketOf(r, domain.TicketCreated, written.Order.ID, reason), res)
+			t := ticketOf(r, domain.TicketCreated, written.Order.ID, reason)
+			if res == "created" {
+				t.Wrote = &r // written now: a ledger that lost the ticket takes its units
+			}
+			j.toSettle(t, res)
 			return
 		}
 		var de *domain.Error

@@ -136,6 +136,13 @@ type Ticket struct {
 	Status  TicketStatus
 	OrderID int64
 	Reason  string
+	// Wrote is set on a created ticket whose order the settling caller has just
+	// written (not found written before): when the ledger holds the item but neither
+	// the ticket in flight nor a result of it, it lost the ticket with its state and
+	// loaded the item since from the order store, before this order was there, so
+	// the load counted its units as unsold; the settle takes them (and the buyer's
+	// units and key), so the ledger does not sell them twice.
+	Wrote *OrderRequest
 }
 
 // OrderRequest is an admitted request: stock is pre-deducted in Redis and what remains

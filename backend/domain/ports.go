@@ -130,8 +130,10 @@ type StockLedger interface {
 	// ledger counted), its buyer units and its idempotency record; a created ticket
 	// with reason ReasonReplayed gives back its stock and buyer units and keeps the
 	// key. It reports whether this call settled it; a ticket not in flight keeps the
-	// result it has, or gets this one if it has none. buckets is the item's bucket
-	// count; a ticket that took from a bucket past it is settled all the same.
+	// result it has, or gets this one if it has none (and, when it had none and the
+	// ticket says what its caller Wrote, the ledger takes those units: see Ticket).
+	// buckets is the item's bucket count; a ticket that took from a bucket past it is
+	// settled all the same.
 	Settle(ctx context.Context, t Ticket, buckets int) (bool, error)
 	// SettleBatch settles tickets of one item in one atomic step, each as Settle
 	// would; done[i] is Settle's answer for tickets[i].

@@ -249,6 +249,33 @@ func (l *Ledger) getResult(it *ledgerItem, ticket string) (result, bool) {
 }
 
 // giveBack takes a user's units off their buyer record, dropping it at zero.
+// takeLost takes the units of an order written after the load that lost its ticket
+// (settle.lua's mode 4): from its buckets, then any, as many as there are; and the
+// buyer's units and key.
+func (it *ledgerItem) takeLost(w *domain.OrderRequest) {
+	left := int64(w.Quantity)
+	take := func(b int, most int64) {
+		t := min(it.stock[b], most, left)
+		if t > 0 {
+			it.stock[b] -= t
+			left -= t
+		}
+	}
+	for _, p := range w.Units() {
+		take(p.Bucket, int64(p.Quantity))
+	}
+	for _, b := range slices.Sorted(maps.Keys(it.stock)) {
+		take(b, left)
+	}
+	it.buyers[w.UserID] += int64(w.Quantity)
+	if w.IdemKey != "" {
+		f := strconv.FormatInt(w.UserID, 10) + ":" + w.IdemKey
+		if _, ok := it.idem[f]; !ok {
+			it.idem[f] = w.Ticket
+		}
+	}
+}
+
 func (it *ledgerItem) giveBack(user, qty int64) {
 	it.buyers[user] -= qty
 	if it.buyers[user] <= 0 {
@@ -308,6 +335,9 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket) (bool, error) {
 	if !ok {
 		if _, had := l.getResult(it, t.ID); !had {
 			it.results[t.ID] = rec
+			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta != nil {
+				it.takeLost(w)
+			}
 		}
 		return false, nil
 	}

@@ -236,6 +236,19 @@ func settleMode(t domain.Ticket) string {
 	switch {
 	case t.Status == domain.TicketCreated && t.Reason == domain.ReasonReplayed:
 		return "3"
+	case t.Status == domain.TicketCreated && t.Wrote != nil:
+		w := t.Wrote
+		var b strings.Builder
+		fmt.Fprintf(&b, "4|%d|%d|", w.UserID, w.Quantity)
+		for i, p := range w.Units() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%d:%d", p.Bucket, p.Quantity)
+		}
+		b.WriteByte('|')
+		b.WriteString(idemField(w.UserID, w.IdemKey))
+		return b.String()
 	case t.Status != domain.TicketFailed:
 		return "0"
 	case t.Reason == domain.ESoldOut:

@@ -580,8 +580,11 @@ func (s *Service) settle(ctx context.Context, a *domain.Activity, t domain.Ticke
 // created is the ticket of r written as w.
 func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
 	t := domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}
-	if w.Replay {
+	switch {
+	case w.Replay:
 		t.Reason = domain.ReasonReplayed
+	case !w.Duplicate:
+		t.Wrote = &r // written now: a ledger that lost the ticket takes its units
 	}
 	return t
 }

@@ -433,6 +433,50 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		wantCode(t, "a malformed ticket", err, domain.ENotFound)
 	})
 
+	t.Run("Settle created of a ticket the ledger lost takes what its caller wrote", func(t *testing.T) {
+		// The ledger lost the ticket with its state and loaded the item since, before
+		// the order was written: the load counted its units as unsold.
+		f := fixture(t)
+		f.warm(t, f.sale(3, 5, 1), true)
+		id := f.ticket()
+		w := &domain.OrderRequest{Ticket: id, UserID: 7, ActivityID: f.a, ItemID: f.i, Bucket: 1,
+			Parts: []domain.Part{{Bucket: 1, Quantity: 2}, {Bucket: 0, Quantity: 1}}, Quantity: 3, IdemKey: "w"}
+		created := domain.Ticket{ID: id, UserID: 7, Status: domain.TicketCreated, OrderID: 11, Wrote: w}
+		if f.settle(t, created, 2) {
+			t.Fatal("settle of a ticket not in flight: got true, want false")
+		}
+		created.Wrote = nil
+		f.wantTicket(t, "recorded", 7, id, created)
+		// Its buckets first, as many as they hold, then any other.
+		f.wantStock(t, "taken", 3, 0)
+		_, err := f.deduct(7, 1, "", 2)
+		wantCode(t, "the buyer holds the order's units", err, domain.ELimitExceeded)
+		if got, err := f.deduct(7, 1, "w", 2); err != nil || !got.Replayed || got.Ticket != id {
+			t.Fatalf("a retry with the order's key: got %+v, %v; want ticket %s replayed", got, err, id)
+		}
+		created.Wrote = w
+		if f.settle(t, created, 2) {
+			t.Fatal("settle again: got true, want false")
+		}
+		f.wantStock(t, "taken once", 3, 0)
+
+		// A ticket in flight is settled as always: its units were taken when admitted.
+		d := f.admit(t, f.deduction(8, 1, "", 2))
+		inflight := domain.Ticket{ID: d.Ticket, UserID: 8, Status: domain.TicketCreated, OrderID: 12,
+			Wrote: &domain.OrderRequest{Ticket: d.Ticket, UserID: 8, ActivityID: f.a, ItemID: f.i, Quantity: 1}}
+		must2(t, f.settle(t, inflight, 2), "settle in flight")
+		f.wantStock(t, "taken when admitted only", 2, 0)
+
+		// Not loaded: the next load reads the order store, which holds the order.
+		g := fixture(t)
+		lost := domain.Ticket{ID: g.ticket(), UserID: 7, Status: domain.TicketCreated, OrderID: 13,
+			Wrote: &domain.OrderRequest{UserID: 7, ActivityID: g.a, ItemID: g.i, Quantity: 1}}
+		g.settle(t, lost, 1)
+		if st := g.state(t, 1); st.Loaded || st.Available() != 0 {
+			t.Fatalf("not loaded: got %+v, want nothing taken or loaded", st)
+		}
+	})
+
 	t.Run("Deduct of a ticket ended before takes nothing", func(t *testing.T) {
 		// A caller's Deduct failed in doubt and it ended the ticket; the Deduct lands
 		// after the end (the ledger ran the two in that order): it is refused.

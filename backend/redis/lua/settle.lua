@@ -11,6 +11,12 @@
 --           units than Redis): give back the buyer units and the key, not the stock;
 --      "3": replayed: another ticket of the same key wrote the order: give back the
 --           stock and buyer units, keep the key.
+--      "4|<user>|<qty>|<parts>|<idem field>": as "0", and the caller has just written
+--           the order: when the item is loaded and the ticket is neither in flight nor
+--           has a result, Redis lost it with its state and loaded the item from MySQL
+--           before the order was there; the load counted its units as unsold, so they
+--           are taken now (from its buckets, then any; as many as there are), with the
+--           buyer's units and the key.
 --
 -- Returns n values: 1 when this call settled the ticket, 0 when it was not in flight
 -- (settled before, or Redis lost it: then the result is recorded if none is). When a
@@ -41,7 +47,24 @@ for r = 0, n - 1 do
   if ended[ticket] then rec = nil end
   ended[ticket] = true
   if not rec then
-    redis.call('SET', rk, result, 'EX', ttl, 'NX')
+    local first = redis.call('SET', rk, result, 'EX', ttl, 'NX')
+    if first and loaded and string.sub(mode, 1, 2) == '4|' then
+      local user, qty, ps, idem = string.match(mode, '^4|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      local left = tonumber(qty)
+      local function take(k, most)
+        local t = math.min(tonumber(redis.call('GET', k) or '0'), most, left)
+        if t > 0 then
+          redis.call('DECRBY', k, t)
+          left = left - t
+        end
+      end
+      for _, p in ipairs(parse_parts(ps, qty)) do
+        if p[1] < nb then take(KEYS[5 + n + p[1]], p[2]) end
+      end
+      for b = 0, nb - 1 do take(KEYS[5 + n + b], left) end
+      redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
+      if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
+    end
     out[#out + 1] = 0
   else
     redis.call('HDEL', KEYS[4], ticket)
