@@ -291,8 +291,13 @@ func (w *Worker) write(j *job) {
 				res, reason = "replayed", domain.ReasonReplayed
 			}
 			t := ticketOf(r, domain.TicketCreated, written.Order.ID, reason)
-			if res == "created" {
+			switch res {
+			case "created":
 				t.Wrote = &r // written now: a ledger that lost the ticket takes its units
+			case "duplicate":
+				// Written by a delivery whose settle did not land: taken if written
+				// after the ledger's load (see Ticket.WrittenAt).
+				t.Wrote, t.WrittenAt = &r, written.Order.CreatedAt
 			}
 			j.toSettle(t, res)
 			return

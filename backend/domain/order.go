@@ -136,13 +136,17 @@ type Ticket struct {
 	Status  TicketStatus
 	OrderID int64
 	Reason  string
-	// Wrote is set on a created ticket whose order the settling caller has just
-	// written (not found written before): when the ledger holds the item but neither
-	// the ticket in flight nor a result of it, it lost the ticket with its state and
-	// loaded the item since from the order store, before this order was there, so
-	// the load counted its units as unsold; the settle takes them (and the buyer's
-	// units and key), so the ledger does not sell them twice.
+	// Wrote is set on a created ticket whose order the settling caller wrote: when
+	// the ledger holds the item but neither the ticket in flight nor a result of it,
+	// and the request was admitted (Wrote.AdmittedAt) before the item's last load, it
+	// lost the ticket with its state and loaded the item from the order store, before
+	// this order was there, so the load counted its units as unsold; the settle takes
+	// them (and the buyer's units and key), so the ledger does not sell them twice.
 	Wrote *OrderRequest
+	// WrittenAt is when an earlier delivery wrote Wrote (the caller found it written,
+	// a duplicate; zero: written just now). Its units are taken only if it was written
+	// after the item's load, which otherwise counted them already.
+	WrittenAt time.Time
 }
 
 // OrderRequest is an admitted request: stock is pre-deducted in Redis and what remains

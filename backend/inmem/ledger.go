@@ -51,6 +51,7 @@ type ledgerItem struct {
 	results  map[string]result
 	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
 	held     int64                // holds ever taken or let go
+	loadedMS int64                // when a load last wrote every counter (warm.lua's 'loaded')
 }
 
 // flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
@@ -252,7 +253,7 @@ func (l *Ledger) getResult(it *ledgerItem, ticket string) (result, bool) {
 // takeLost takes the units of an order written after the load that lost its ticket
 // (settle.lua's mode 4): from its buckets, then any, as many as there are; and the
 // buyer's units and key.
-func (it *ledgerItem) takeLost(w *domain.OrderRequest) {
+func (it *ledgerItem) takeLost(w *domain.OrderRequest, buckets int) {
 	left := int64(w.Quantity)
 	take := func(b int, most int64) {
 		t := min(it.stock[b], most, left)
@@ -261,10 +262,12 @@ func (it *ledgerItem) takeLost(w *domain.OrderRequest) {
 			left -= t
 		}
 	}
+	width := max(buckets, 1) // as settle.lua: the counters passed, more when a part is past them
 	for _, p := range w.Units() {
 		take(p.Bucket, int64(p.Quantity))
+		width = max(width, p.Bucket+1)
 	}
-	for _, b := range slices.Sorted(maps.Keys(it.stock)) {
+	for b := range width {
 		take(b, left)
 	}
 	it.buyers[w.UserID] += int64(w.Quantity)
@@ -291,7 +294,7 @@ func (l *Ledger) Settle(_ context.Context, t domain.Ticket, buckets int) (bool, 
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.settle(l.item(a, i), t)
+	return l.settle(l.item(a, i), t, buckets)
 }
 
 // SettleBatch settles tickets of one item in one step, as settle.lua does for a batch.
@@ -317,7 +320,7 @@ func (l *Ledger) SettleBatch(_ context.Context, tickets []domain.Ticket, buckets
 	it := l.item(a, i)
 	done := make([]bool, len(tickets))
 	for j, t := range tickets {
-		if done[j], err = l.settle(it, t); err != nil {
+		if done[j], err = l.settle(it, t, buckets); err != nil {
 			return nil, err
 		}
 	}
@@ -325,7 +328,7 @@ func (l *Ledger) SettleBatch(_ context.Context, tickets []domain.Ticket, buckets
 }
 
 // settle is Settle on the ticket's item; the caller holds mu.
-func (l *Ledger) settle(it *ledgerItem, t domain.Ticket) (bool, error) {
+func (l *Ledger) settle(it *ledgerItem, t domain.Ticket, buckets int) (bool, error) {
 	var err error
 	rec := result{rec: domain.Ticket{UserID: t.UserID, Status: t.Status, OrderID: t.OrderID, Reason: t.Reason}}
 	if rec.expires, err = l.resultExpiry(); err != nil {
@@ -335,8 +338,9 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket) (bool, error) {
 	if !ok {
 		if _, had := l.getResult(it, t.ID); !had {
 			it.results[t.ID] = rec
-			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta != nil {
-				it.takeLost(w)
+			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta != nil &&
+				it.loadedMS > 0 && w.AdmittedAt < it.loadedMS && (t.WrittenAt.IsZero() || t.WrittenAt.UnixMilli() >= it.loadedMS) {
+				it.takeLost(w, buckets)
 			}
 		}
 		return false, nil
@@ -502,6 +506,7 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if wroteAll {
 		l.epochs++
 		it.meta["epoch"] = strconv.FormatInt(l.epochs, 10)
+		it.loadedMS = l.now().UnixMilli()
 		for _, t := range s.Released {
 			it.released[t] = true
 		}

@@ -246,7 +246,11 @@ func settleMode(t domain.Ticket) string {
 			}
 			fmt.Fprintf(&b, "%d:%d", p.Bucket, p.Quantity)
 		}
-		b.WriteByte('|')
+		var at int64
+		if !t.WrittenAt.IsZero() {
+			at = max(t.WrittenAt.UnixMilli(), 1)
+		}
+		fmt.Fprintf(&b, "|%d|%d|", w.AdmittedAt, at)
 		b.WriteString(idemField(w.UserID, w.IdemKey))
 		return b.String()
 	case t.Status != domain.TicketFailed:

@@ -585,6 +585,8 @@ func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
 		t.Reason = domain.ReasonReplayed
 	case !w.Duplicate:
 		t.Wrote = &r // written now: a ledger that lost the ticket takes its units
+	default:
+		t.Wrote, t.WrittenAt = &r, w.Order.CreatedAt // see Ticket.WrittenAt
 	}
 	return t
 }

@@ -460,12 +460,38 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		}
 		f.wantStock(t, "taken once", 3, 0)
 
-		// A ticket in flight is settled as always: its units were taken when admitted.
-		d := f.admit(t, f.deduction(8, 1, "", 2))
+		// A ticket in flight is settled as always: its units were taken when admitted,
+		// and the buyer keeps them and the key.
+		d := f.admit(t, f.deduction(8, 3, "k8", 2))
 		inflight := domain.Ticket{ID: d.Ticket, UserID: 8, Status: domain.TicketCreated, OrderID: 12,
-			Wrote: &domain.OrderRequest{Ticket: d.Ticket, UserID: 8, ActivityID: f.a, ItemID: f.i, Quantity: 1}}
+			Wrote: &domain.OrderRequest{Ticket: d.Ticket, UserID: 8, ActivityID: f.a, ItemID: f.i, Quantity: 3, IdemKey: "k8"}}
 		must2(t, f.settle(t, inflight, 2), "settle in flight")
-		f.wantStock(t, "taken when admitted only", 2, 0)
+		f.wantStock(t, "taken when admitted only", 0, 0)
+		_, err = f.deduct(8, 1, "", 2)
+		wantCode(t, "the buyer in flight keeps the units", err, domain.ELimitExceeded)
+		if got, err := f.deduct(8, 1, "k8", 2); err != nil || !got.Replayed || got.Ticket != d.Ticket {
+			t.Fatalf("a retry with the key of the order settled in flight: got %+v, %v; want ticket %s replayed", got, err, d.Ticket)
+		}
+
+		// Written by an earlier delivery (a duplicate): taken only if written after
+		// the load, which otherwise counted it; a part past the buckets passed too.
+		h := fixture(t)
+		h.warm(t, h.sale(5, 4, 4, 4), true)
+		dup := func(user int64, at time.Time) domain.Ticket {
+			id := h.ticket()
+			return domain.Ticket{ID: id, UserID: user, Status: domain.TicketCreated, OrderID: 20 + user, WrittenAt: at,
+				Wrote: &domain.OrderRequest{Ticket: id, UserID: user, ActivityID: h.a, ItemID: h.i, Bucket: 2, Quantity: 1}}
+		}
+		h.settle(t, dup(1, time.Now().Add(-time.Hour)), 1)
+		h.wantStock(t, "written before the load", 4, 4, 4)
+		h.settle(t, dup(2, time.Now().Add(time.Minute)), 1)
+		h.wantStock(t, "written after the load, in a bucket past those passed", 4, 4, 3)
+		// Admitted after the load: it was in flight until settled, and its result
+		// expired; the load did not count it.
+		late := dup(3, time.Time{})
+		late.Wrote.AdmittedAt = time.Now().Add(time.Minute).UnixMilli()
+		h.settle(t, late, 3)
+		h.wantStock(t, "admitted after the load", 4, 4, 3)
 
 		// Not loaded: the next load reads the order store, which holds the order.
 		g := fixture(t)

@@ -11,12 +11,16 @@
 --           units than Redis): give back the buyer units and the key, not the stock;
 --      "3": replayed: another ticket of the same key wrote the order: give back the
 --           stock and buyer units, keep the key.
---      "4|<user>|<qty>|<parts>|<idem field>": as "0", and the caller has just written
---           the order: when the item is loaded and the ticket is neither in flight nor
---           has a result, Redis lost it with its state and loaded the item from MySQL
---           before the order was there; the load counted its units as unsold, so they
---           are taken now (from its buckets, then any; as many as there are), with the
---           buyer's units and the key.
+--      "4|<user>|<qty>|<parts>|<admitted ms>|<written ms>|<idem field>": as "0",
+--           and the caller wrote the order (just now: written ms 0; else a delivery
+--           before this one did, at written ms by MySQL's clock). When the item is
+--           loaded, the ticket is neither in flight nor has a result, and it was
+--           admitted before the item's load (the meta's 'loaded' ms, which warm.lua
+--           writes), Redis lost it with its state; when the order was written after
+--           that load (always for one written just now), the load counted its units as
+--           unsold, so they are taken now (from its buckets, then any; as many as there
+--           are), with the buyer's units and the key. (A ticket admitted after the load
+--           was in flight until settled: with no result now, its result expired.)
 --
 -- Returns n values: 1 when this call settled the ticket, 0 when it was not in flight
 -- (settled before, or Redis lost it: then the result is recorded if none is). When a
@@ -35,22 +39,31 @@ for r = 0, n - 1 do
     local parts = parse_parts(ps, qty)
     if max_bucket(parts) >= nb then return {-1, max_bucket(parts)} end
     recs[r] = {user, tonumber(qty), parts, idem}
+  elseif string.sub(ARGV[5 + r * 3], 1, 2) == '4|' then
+    local _, qty, ps = string.match(ARGV[5 + r * 3], '^4|([^|]*)|([^|]*)|([^|]*)|')
+    local m = max_bucket(parse_parts(ps, qty))
+    if m >= nb then return {-1, m} end
   end
 end
+local since = tonumber(redis.call('HGET', KEYS[1], 'loaded') or '0')
 local out = {}
 local ended = {} -- tickets this call settled: a ticket named twice is settled once
 for r = 0, n - 1 do
   local a = 3 + r * 3
   local ticket, result, mode = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local wrote = string.sub(mode, 1, 2) == '4|'
+  if wrote then mode = '0' end -- in flight, a written order keeps everything
   local rk = KEYS[5 + r]
   local rec = recs[r]
   if ended[ticket] then rec = nil end
   ended[ticket] = true
   if not rec then
     local first = redis.call('SET', rk, result, 'EX', ttl, 'NX')
-    if first and loaded and string.sub(mode, 1, 2) == '4|' then
-      local user, qty, ps, idem = string.match(mode, '^4|([^|]*)|([^|]*)|([^|]*)|(.*)$')
-      local left = tonumber(qty)
+    if first and loaded and wrote then
+      local user, qty, ps, admitted, at, idem = string.match(ARGV[a + 2], '^4|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      admitted, at = tonumber(admitted), tonumber(at)
+      local left = 0
+      if since > 0 and admitted < since and (at == 0 or at >= since) then left = tonumber(qty) end
       local function take(k, most)
         local t = math.min(tonumber(redis.call('GET', k) or '0'), most, left)
         if t > 0 then
@@ -58,12 +71,12 @@ for r = 0, n - 1 do
           left = left - t
         end
       end
-      for _, p in ipairs(parse_parts(ps, qty)) do
-        if p[1] < nb then take(KEYS[5 + n + p[1]], p[2]) end
+      if left > 0 then
+        for _, p in ipairs(parse_parts(ps, qty)) do take(KEYS[5 + n + p[1]], p[2]) end
+        for b = 0, nb - 1 do take(KEYS[5 + n + b], left) end
+        redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
+        if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
       end
-      for b = 0, nb - 1 do take(KEYS[5 + n + b], left) end
-      redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
-      if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
     end
     out[#out + 1] = 0
   else

@@ -47,7 +47,10 @@ while i < keys do
   i = i + 2
 end
 local released = i + tonumber(ARGV[9])
-if wrote_all then redis.call('HSET', KEYS[1], 'epoch', ARGV[11]) end
+if wrote_all then
+  local now = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[11], 'loaded', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+end
 if wrote_all and released > i then
   for j = i, released - 1, 1000 do
     redis.call('SADD', KEYS[4], unpack(ARGV, j, math.min(j + 999, released - 1)))
