@@ -92,7 +92,9 @@ type OrderStore interface {
 	// and the idempotency keys its orders hold (ended ones too; void marks hold none),
 	// all in one consistent snapshot: an order's end, which changes the order, its
 	// buyer's units and the stock rows in one transaction, is in all of them or none.
-	View(ctx context.Context, itemID int64, endedSince time.Time, full bool) (ItemView, error)
+	// Of tickets, it says which have an order that took its units (Written: any order
+	// but a void mark), in the same snapshot.
+	View(ctx context.Context, itemID int64, endedSince time.Time, full bool, tickets ...string) (ItemView, error)
 	// Stock returns an item's stock rows by bucket.
 	Stock(ctx context.Context, itemID int64) ([]StockRow, error)
 	// AddStock adds delta units (negative: takes them, refused with sold_out past

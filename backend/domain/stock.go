@@ -67,6 +67,9 @@ type ItemView struct {
 	Ended  []Order         // orders ended since the time asked: their units are in Stock
 	Buyers map[int64]int64 // units held per user (full views)
 	Keys   []KeyTicket     // idempotency keys orders hold (full views)
+	// Written are the tickets asked of that have an order (not a void mark): its
+	// units are out of Stock.
+	Written map[string]bool
 }
 
 // LiveBuckets is how many buckets sell.

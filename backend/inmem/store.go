@@ -321,11 +321,16 @@ func (s *Store) stockRows(itemID int64) []domain.StockRow {
 // View reads an item's stock rows, its orders ended (cancelled, expired, or deleted
 // after either) at or after endedSince and, with full, its buyers and the idempotency
 // keys its orders hold, under one lock.
-func (s *Store) View(_ context.Context, itemID int64, endedSince time.Time, full bool) (domain.ItemView, error) {
+func (s *Store) View(_ context.Context, itemID int64, endedSince time.Time, full bool, tickets ...string) (domain.ItemView, error) {
 	endedSince = endedSince.Truncate(time.Microsecond) // what the driver sends
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := domain.ItemView{Stock: s.stockRows(itemID)}
+	v := domain.ItemView{Stock: s.stockRows(itemID), Written: map[string]bool{}}
+	for _, t := range tickets {
+		if id, ok := s.byTicket[t]; ok && s.orders[id].Status != domain.OrderVoid {
+			v.Written[t] = true
+		}
+	}
 	for id, at := range s.endedAt {
 		if o := s.orders[id]; o != nil && o.ItemID == itemID && !at.Before(endedSince) {
 			v.Ended = append(v.Ended, copyOrder(*o))

@@ -437,7 +437,7 @@ func keyTickets(ctx context.Context, q querier, itemID int64) ([]domain.KeyTicke
 // View reads an item's stock rows, its orders ended since endedSince and, with full,
 // its buyers and keys, in one read-only REPEATABLE READ transaction: every read sees
 // the snapshot of the first.
-func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, full bool) (domain.ItemView, error) {
+func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, full bool, tickets ...string) (domain.ItemView, error) {
 	var v domain.ItemView
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -463,7 +463,40 @@ func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, fu
 	if err != nil {
 		return v, fmt.Errorf("read ended orders of item %d: %w", itemID, err)
 	}
+	if v.Written, err = written(ctx, tx, tickets); err != nil {
+		return v, fmt.Errorf("read the orders of item %d's tickets: %w", itemID, err)
+	}
 	return v, tx.Commit()
+}
+
+// written is which of tickets have an order that is not a void mark.
+func written(ctx context.Context, q querier, tickets []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(tickets) > 0 {
+		chunk := tickets[:min(len(tickets), 500)]
+		tickets = tickets[len(chunk):]
+		args := make([]any, len(chunk))
+		for i, t := range chunk {
+			args[i] = t
+		}
+		rows, err := q.QueryContext(ctx, `SELECT ticket FROM orders WHERE ticket IN (`+placeholders(len(chunk))+`) AND status <> 'void'`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[t] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // buyers reads the units each user holds of an item.

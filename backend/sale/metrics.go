@@ -12,6 +12,7 @@ type Metrics struct {
 	Repairs     *prometheus.CounterVec   // what the reconciler repaired
 	StockDrift  *prometheus.GaugeVec     // item: redis+in-flight minus mysql, last seen
 	StaleSettle *prometheus.CounterVec   // in-flight tickets the reconciler settled
+	Uncompared  prometheus.Counter       // items the reconciler could not compare (their state kept moving)
 	LeaseHeld   prometheus.Gauge         // 1 while this backend holds the duties' lease
 	Batch       *prometheus.HistogramVec // requests per call, by stage: deduct, settle, publish, write
 }
@@ -36,6 +37,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Redis stock plus in-flight units minus MySQL stock, as last seen."}, []string{"item"}),
 		StaleSettle: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seckill_reconciler_stale_tickets_total",
 			Help: "In-flight tickets left behind that the reconciler settled."}, []string{"status"}),
+		Uncompared: prometheus.NewCounter(prometheus.CounterOpts{Name: "seckill_reconciler_uncompared_total",
+			Help: "Items a reconciler pass could not compare with MySQL: their Redis state moved between every two looks."}),
 		LeaseHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "seckill_backend_lease_held",
 			Help: "1 while this backend holds the lease of the background duties (reconciler, rebalancer, expiry)."}),
 		Batch: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "seckill_backend_batch_size",
@@ -43,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128}}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Place, m.Refused, m.Lua, m.Publish, m.Ended, m.Repairs, m.StockDrift, m.StaleSettle, m.LeaseHeld, m.Batch)
+		reg.MustRegister(m.Place, m.Refused, m.Lua, m.Publish, m.Ended, m.Repairs, m.StockDrift, m.StaleSettle, m.Uncompared, m.LeaseHeld, m.Batch)
 	}
 	return m
 }

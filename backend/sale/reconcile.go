@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +86,8 @@ type reconItem struct {
 //     decided from MySQL's record;
 //   - where an item stays quiet for cfg.Quiet, each bucket's Redis stock plus the
 //     units in flight is compared with MySQL's available stock, and Redis is repaired
-//     from MySQL where they differ.
+//     from MySQL where they differ; an item that moved meanwhile (a sale under way) is
+//     compared as reconcileBusy says, so steady traffic does not keep drift for good.
 //
 // One item's failure is logged and holds back no other. Every repair is logged,
 // counted and returned.
@@ -291,24 +293,119 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 		return nil, err
 	}
 	if !slices.Equal(it.before.BucketStock, after.BucketStock) || !slices.Equal(it.before.InFlightBy, after.InFlightBy) {
-		return nil, nil // not quiet; try again on the next pass
+		return s.reconcileBusy(ctx, it, fence) // not quiet
 	}
 	// A ticket written since the first look would be counted twice (in flight and in
-	// MySQL): such an item is not quiet; the next pass settles the ticket.
+	// MySQL): such an item is not quiet.
 	flights, written, err := s.flights(ctx, a.ID, it.itemID)
-	if err != nil || len(written) > 0 || len(flights) != after.Tickets {
+	if err != nil {
 		return nil, err
+	}
+	if len(written) > 0 || len(flights) != after.Tickets {
+		return s.reconcileBusy(ctx, it, fence)
 	}
 	rows, err := s.orders.Stock(ctx, it.itemID)
 	if err != nil {
 		return nil, err
 	}
 	if !slices.Equal(it.rows, rows) {
-		return nil, nil
+		return s.reconcileBusy(ctx, it, fence)
 	}
+	// The orders ended lately have their units in the rows read above; a release of
+	// one still on its way must not add them again once Redis is set to them. They are
+	// read with the rows in one snapshot, which must still be the rows.
+	ended := func() ([]domain.Order, bool, error) {
+		v, err := s.orders.View(ctx, it.itemID, time.Now().Add(-domain.ReleaseWithin), false)
+		if err != nil || !slices.Equal(v.Stock, rows) {
+			return nil, false, err // moved meanwhile; next pass
+		}
+		return v.Ended, true, nil
+	}
+	return s.resetBuckets(ctx, it, fence, after, after.InFlightBy, it.before.Holds, rows, ended)
+}
+
+// Tries of reconcileBusy, a pause apart.
+const (
+	busyTries = 3
+	busyPause = 20 * time.Millisecond
+)
+
+// reconcileBusy compares an item that did not stay quiet (a sale under way): one
+// snapshot of MySQL reads the stock rows, the orders ended lately and which of the
+// tickets in flight are written, between two looks at Redis that find the same
+// counters and tickets in flight. A ticket written and not yet settled has its units
+// out of MySQL's rows already, so it is not counted in flight; any other change lands
+// in Redis too, and the looks would differ. A few tries; else the next pass.
+func (s *Service) reconcileBusy(ctx context.Context, it *reconItem, fence int64) ([]Repair, error) {
+	a := it.a
+	look := func() (domain.ItemState, []domain.Flight, error) {
+		st, err := s.ledger.State(ctx, a.ID, it.itemID, it.width)
+		if err != nil {
+			return st, nil, err
+		}
+		fl, err := s.ledger.InFlight(ctx, a.ID, it.itemID)
+		slices.SortFunc(fl, func(x, y domain.Flight) int { return strings.Compare(x.Ticket, y.Ticket) })
+		return st, fl, err
+	}
+	sameTickets := func(x, y []domain.Flight) bool {
+		return slices.EqualFunc(x, y, func(p, q domain.Flight) bool { return p.Ticket == q.Ticket })
+	}
+	for try := range busyTries {
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(busyPause):
+			}
+		}
+		first, flights, err := look()
+		if err != nil || !first.Loaded {
+			return nil, err
+		}
+		tickets := make([]string, len(flights))
+		for i, f := range flights {
+			tickets[i] = f.Ticket
+		}
+		v, err := s.orders.View(ctx, it.itemID, time.Now().Add(-domain.ReleaseWithin), false, tickets...)
+		if err != nil {
+			return nil, err
+		}
+		again, flightsAgain, err := look()
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Equal(first.BucketStock, again.BucketStock) || !slices.Equal(first.InFlightBy, again.InFlightBy) ||
+			first.Holds != again.Holds || !again.Loaded || !sameTickets(flights, flightsAgain) {
+			continue
+		}
+		flying := slices.Clone(again.InFlightBy)
+		for _, f := range flights {
+			if !v.Written[f.Ticket] {
+				continue
+			}
+			for _, p := range f.Parts {
+				if p.Bucket < len(flying) {
+					flying[p.Bucket] -= int64(p.Quantity)
+				}
+			}
+		}
+		ended := func() ([]domain.Order, bool, error) { return v.Ended, true, nil }
+		return s.resetBuckets(ctx, it, fence, again, flying, first.Holds, v.Stock, ended)
+	}
+	s.metrics.Uncompared.Inc()
+	return nil, nil
+}
+
+// resetBuckets sets each bucket's counter of st (its counters as read) to its row's
+// units less those in flight (flying, by bucket), where they differ; ended reads the
+// orders ended lately with the rows (false: the rows moved since), whose late
+// releases must not add their units again. holds is the count of holds read first.
+func (s *Service) resetBuckets(ctx context.Context, it *reconItem, fence int64, st domain.ItemState, flying []int64, holds int64,
+	rows []domain.StockRow, ended func() ([]domain.Order, bool, error)) ([]Repair, error) {
+	a := it.a
 	var repairs []Repair
 	var drift int64
-	var ended []domain.Order
+	var endedOrders []domain.Order
 	endedRead := false
 	for _, r := range rows {
 		// Buckets past a lowered count too: their units wait for the rebalancer,
@@ -316,30 +413,28 @@ func (s *Service) reconcileStock(ctx context.Context, it *reconItem, fence int64
 		if r.Bucket >= it.width {
 			continue
 		}
-		flying := after.InFlightBy[r.Bucket]
+		flying := flying[r.Bucket]
 		want := max(r.Available-flying, 0) // more in flight than MySQL holds: those writes will fail and give back
-		have := after.BucketStock[r.Bucket]
+		have := st.BucketStock[r.Bucket]
 		drift += have + flying - r.Available
 		if have == want {
 			continue
 		}
-		// The orders ended lately have their units in the rows read above; a release
-		// of one still on its way must not add them again once Redis is set to them.
-		// They are read with the rows in one snapshot, which must still be the rows.
 		if !endedRead {
-			v, err := s.orders.View(ctx, it.itemID, time.Now().Add(-domain.ReleaseWithin), false)
-			if err != nil || !slices.Equal(v.Stock, rows) {
+			var ok bool
+			var err error
+			if endedOrders, ok, err = ended(); err != nil || !ok {
 				return repairs, err // moved meanwhile; next pass
 			}
-			ended, endedRead = v.Ended, true
+			endedRead = true
 		}
 		var released []domain.Order
-		for _, o := range ended {
+		for _, o := range endedOrders {
 			if slices.ContainsFunc(o.Units(), func(p domain.Part) bool { return p.Bucket == r.Bucket }) {
 				released = append(released, o)
 			}
 		}
-		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, it.before.Holds, released)
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, holds, released)
 		if err != nil {
 			return repairs, err
 		}

@@ -68,8 +68,8 @@ func (o *sqOrders) OrdersByTickets(ctx context.Context, tickets []string) (map[s
 	return o.OrderStore.OrdersByTickets(ctx, tickets)
 }
 
-func (o *sqOrders) View(ctx context.Context, itemID int64, endedSince time.Time, full bool) (domain.ItemView, error) {
-	next := func() (domain.ItemView, error) { return o.OrderStore.View(ctx, itemID, endedSince, full) }
+func (o *sqOrders) View(ctx context.Context, itemID int64, endedSince time.Time, full bool, tickets ...string) (domain.ItemView, error) {
+	next := func() (domain.ItemView, error) { return o.OrderStore.View(ctx, itemID, endedSince, full, tickets...) }
 	if f, ok := o.view.get(); ok {
 		return f(next)
 	}
