@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -101,9 +102,21 @@ func (g *Gateway) putLimits(ctx context.Context, c *app.RequestContext) {
 		if err == nil {
 			break
 		}
-		if !domain.IsCode(err, domain.EConflict) || try == maxLimitTries {
+		if !domain.IsCode(err, domain.EConflict) {
 			failErr(c, err)
 			return
+		}
+		if try == maxLimitTries {
+			fail(c, domain.EUnavailable, "the limits kept changing under this change; nothing was stored, try again")
+			return
+		}
+		// Others are changing them too: a pause, longer each time, and apart from theirs.
+		pause := time.Duration(try) * 5 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			failErr(c, ctx.Err())
+			return
+		case <-time.After(pause + time.Duration(rand.Int64N(int64(pause)))):
 		}
 	}
 	g.log.InfoContext(ctx, "rate limits changed", "limits", fmt.Sprintf("%+v", next), "version", stored.Version)

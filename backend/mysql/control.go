@@ -334,6 +334,19 @@ func (s *Store) PutLimits(ctx context.Context, body json.RawMessage, who string,
 			if v != ifVersion {
 				return control.ErrLimitsMoved(v, ifVersion)
 			}
+			if v == 0 {
+				// No row to lock (READ COMMITTED takes no gap lock): the first store
+				// inserts it, and one made meanwhile meets the key.
+				_, err := tx.ExecContext(ctx, `INSERT INTO control_versions (kind, version, body, updated_by, updated_at)
+					VALUES (?, 1, ?, ?, CURRENT_TIMESTAMP(3))`, control.KindLimits, string(body), who)
+				if isDuplicate(err) {
+					return control.ErrLimitsMoved(1, 0)
+				}
+				if err != nil {
+					return fmt.Errorf("store limits: %w", err)
+				}
+				return nil
+			}
 		}
 		_, err := bumpControl(ctx, tx, control.KindLimits, body, who)
 		return err

@@ -169,6 +169,33 @@ func TestStore(t *testing.T, newFn func(t *testing.T) control.Store) {
 		}
 	})
 
+	t.Run("first limits put at once: one lands", func(t *testing.T) {
+		s := newFn(t)
+		const n = 8
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		landed := 0
+		for g := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.PutLimits(ctx, json.RawMessage(fmt.Sprintf(`{"g": %d}`, g)), "op", 0)
+				switch {
+				case err == nil:
+					mu.Lock()
+					landed++
+					mu.Unlock()
+				case !domain.IsCode(err, domain.EConflict):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if l, err := s.Limits(ctx); err != nil || landed != 1 || l.Version != 1 {
+			t.Fatalf("%d first puts from version 0 at once: %d landed, version %d (%v); want one, version 1", n, landed, l.Version, err)
+		}
+	})
+
 	t.Run("limits put only from the version asked", func(t *testing.T) {
 		s := newFn(t)
 		if _, err := s.PutLimits(ctx, json.RawMessage(`{"a": 1}`), "op", 1); !domain.IsCode(err, domain.EConflict) {
