@@ -107,7 +107,7 @@ var rows = []row{
 	{key: "gateway.write_timeout", unset: "10s", help: "bound on writing one answer"},
 	{key: "gateway.idle_timeout", unset: "2m", help: "how long a keep-alive connection may wait for its next request"},
 	{key: "gateway.max_connections", unset: "16384, or the open files limit less 1024 if lower", help: "client connections open at once; one over it gets 503 and is closed; -1: no cap"},
-	{key: "gateway.max_connections_per_ip", unset: "a sixteenth of max_connections, at least 64", help: "client connections open at once from one address (an IPv6 client's /64); one over it gets 429 and is closed; trusted proxies are not capped; -1: no cap"},
+	{key: "gateway.max_connections_per_ip", unset: "a sixteenth of max_connections, at least 64; 1024 when that is -1", help: "client connections open at once from one address (an IPv6 client's /64); one over it gets 429 and is closed; trusted proxies are not capped; -1: no cap"},
 	{key: "gateway.max_header_bytes", unset: "16384", help: "largest request line and headers; past it the request gets 431 and the connection is closed"},
 	{key: "gateway.plugin_timeout", unset: "10ms", help: "per-call deadline of plugins loaded without one, waiting for an instance included"},
 	{key: "gateway.plugin_memory_pages", unset: "512 (32 MiB)", help: "memory limit of plugins loaded without one, in 64 KiB pages"},

@@ -91,7 +91,7 @@ type Config struct {
 	// IPv6 client's /64), so one client cannot take every connection: one over it
 	// is answered 429 and closed as it is accepted. Trusted proxies are not capped
 	// (their connections carry many clients). 0: a sixteenth of max_connections, at
-	// least 64; -1: no cap.
+	// least 64 (1024 when max_connections is -1); -1: no cap.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// MaxHeaderBytes caps a request's line and headers; past it the request is
 	// answered 431 and the connection closed. 0: 16 KiB.
@@ -167,7 +167,10 @@ func (c *Config) defaults() {
 		c.MaxConnections = defaultMaxConnections(openFilesLimit())
 	}
 	if c.MaxConnectionsPerIP == 0 {
-		c.MaxConnectionsPerIP = max(c.MaxConnections/16, 64)
+		c.MaxConnectionsPerIP = 1024 // what a sixteenth of the default cap is
+		if c.MaxConnections > 0 {
+			c.MaxConnectionsPerIP = max(c.MaxConnections/16, 64)
+		}
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 16 << 10

@@ -122,6 +122,9 @@ func (g *Gateway) getTicket(ctx context.Context, c *app.RequestContext) {
 		if req.WaitMs > 0 {
 			g.waits.unhold()
 		}
+		if err != nil && ctx.Err() != nil {
+			return // the shopper hung up: nobody to answer, nothing failed
+		}
 		if err = rpcerr.FromRPC(err); err != nil {
 			failErr(c, err)
 			return

@@ -197,10 +197,14 @@ func numericDates(token string) error {
 	if err := json.Unmarshal(raw, &claims); err != nil {
 		return fmt.Errorf("%w: payload: %v", ErrInvalid, err)
 	}
-	for _, name := range []string{"exp", "nbf", "iat"} {
-		v, ok := claims[name]
-		if ok && (len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
-			return fmt.Errorf("%w: %s must be a number of seconds", ErrInvalid, name)
+	// Any spelling: the claims are decoded into a struct, whose fields match keys
+	// whatever their case.
+	for name, v := range claims {
+		switch strings.ToLower(name) {
+		case "exp", "nbf", "iat":
+			if len(v) == 0 || v[0] != '-' && (v[0] < '0' || v[0] > '9') {
+				return fmt.Errorf("%w: %s must be a number of seconds", ErrInvalid, name)
+			}
 		}
 	}
 	return nil

@@ -67,6 +67,7 @@ func TestUserID(t *testing.T) {
 		{"signature respelled", respelled, 0, ErrInvalid},
 		{"exp out of range", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": 1e300}), 0, ErrInvalid},
 		{"exp in a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": strconv.FormatInt(future, 10)}), 0, ErrInvalid},
+		{"Exp in a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "Exp": strconv.FormatInt(future, 10)}), 0, ErrInvalid},
 		{"iat in a string", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": future, "iat": "1"}), 0, ErrInvalid},
 		{"crit", critical(t, jwt.MapClaims{"sub": "42", "exp": future}), 0, ErrInvalid},
 		{"exp a fraction", sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"sub": "42", "exp": float64(future) + 0.5}), 42, nil},
