@@ -290,20 +290,24 @@ func TestWaitingRoomFleet(t *testing.T) {
 		t.Run(tc.strategy, func(t *testing.T) {
 			rs := startRoomStack(t, tc.gateways)
 			aid, iid := rs.roomSale(t, tc.strategy, tc.stock, tc.k, tc.buckets)
-			// The backend answers 100 ms late, as a busy one would: the admitted orders
+			// The backend answers 300 ms late, as a busy one would: the admitted orders
 			// stay in flight while the other shoppers arrive, so a line forms however
-			// fast this machine serves them.
-			rs.link.Delay(100 * time.Millisecond)
+			// fast this machine serves them (under -race on loaded cores the gateways
+			// took over 100 ms to let 150 shoppers in, and no line formed).
+			rs.link.Delay(300 * time.Millisecond)
 			before := placeCalls(t, rs.reg)
 			js := make([]journey, tc.shoppers)
 			var wg sync.WaitGroup
+			start := make(chan struct{}) // all at once, however slowly goroutines start on loaded cores
 			for n := range js {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					<-start
 					js[n] = rs.shopper(int64(n+1), aid, iid)
 				}()
 			}
+			close(start)
 			wg.Wait()
 			calls := placeCalls(t, rs.reg) - before
 			queued, soldOut, requests := 0, 0, 0
