@@ -102,6 +102,10 @@ type ItemState struct {
 	// LetResets): a Reset passing the count it read is refused once a hold came or
 	// went since (that change may have moved units after the read).
 	Holds int64
+	// Changes counts the changes of the item's counters and tickets in flight since
+	// its meta was made (every script that makes one adds one): two reads that find
+	// the same count saw the item unchanged between them, whatever came and went.
+	Changes int64
 }
 
 // Available is the sum of the bucket counters.

@@ -52,6 +52,7 @@ type ledgerItem struct {
 	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
 	held     int64                // holds ever taken or let go
 	loadedMS int64                // when a load last wrote every counter (warm.lua's 'loaded')
+	changes  int64                // changes of counters and tickets in flight (ItemState.Changes)
 }
 
 // flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
@@ -189,6 +190,7 @@ func (l *Ledger) deduct(d domain.Deduction) (domain.Deducted, error) {
 		it.idem[idem] = d.Ticket
 	}
 	it.inflight[d.Ticket] = flight{user: d.UserID, qty: qty, parts: parts, admittedMS: now, idem: idem}
+	it.changes++
 	out := domain.Deducted{Ticket: d.Ticket, Bucket: parts[0].Bucket}
 	if len(parts) > 1 {
 		out.Parts = parts
@@ -254,6 +256,7 @@ func (l *Ledger) getResult(it *ledgerItem, ticket string) (result, bool) {
 // (settle.lua's mode 4): from its buckets, then any, as many as there are; and the
 // buyer's units and key.
 func (it *ledgerItem) takeLost(w *domain.OrderRequest, buckets int) {
+	it.changes++
 	left := int64(w.Quantity)
 	take := func(b int, most int64) {
 		t := min(it.stock[b], most, left)
@@ -347,6 +350,9 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket, buckets int) (bool, err
 	}
 	delete(it.inflight, t.ID)
 	it.results[t.ID] = rec
+	if it.meta != nil {
+		it.changes++
+	}
 	replayed := t.Status == domain.TicketCreated && t.Reason == domain.ReasonReplayed
 	if t.Status != domain.TicketFailed && !replayed {
 		return true, nil
@@ -393,6 +399,7 @@ func (it *ledgerItem) release(o domain.Order) bool {
 		it.stock[p.Bucket] += int64(p.Quantity)
 	}
 	it.giveBack(o.UserID, int64(o.Quantity))
+	it.changes++
 	return true
 }
 
@@ -480,6 +487,7 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if it.meta == nil {
 		it.meta = map[string]string{}
 	}
+	it.changes++
 	if held, _ := strconv.ParseInt(it.meta["version"], 10, 64); s.Version == 0 || s.Version > held {
 		writeSale(it.meta, s, s.LiveBuckets())
 	}
@@ -581,6 +589,7 @@ func (l *Ledger) Adjust(_ context.Context, activityID, itemID int64, bucket int,
 		return 0, domain.Errorf(domain.EConflict, "item %d bucket %d has fewer than %d units left", itemID, bucket, -delta)
 	}
 	it.stock[bucket] += delta
+	it.changes++
 	return it.stock[bucket], nil
 }
 
@@ -610,6 +619,7 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 		return 0, nil
 	}
 	it.stock[bucket] -= got
+	it.changes++
 	return got, nil
 }
 
@@ -629,6 +639,7 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 		return false, nil
 	}
 	it.stock[bucket] = want
+	it.changes++
 	for _, o := range ended {
 		if !it.released[o.Ticket] {
 			it.released[o.Ticket] = true
@@ -685,7 +696,7 @@ func (l *Ledger) State(_ context.Context, activityID, itemID int64, buckets int)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
-	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets), Holds: it.held}
+	st := domain.ItemState{Loaded: it.meta != nil, BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets), Holds: it.held, Changes: it.changes}
 	if st.Loaded {
 		start, _ := strconv.ParseInt(it.meta["start"], 10, 64)
 		end, _ := strconv.ParseInt(it.meta["end"], 10, 64)

@@ -571,7 +571,7 @@ func (s *Stock) Epoch(ctx context.Context, activityID, itemID int64) (string, er
 func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int) (domain.ItemState, error) {
 	k := keysFor(activityID, itemID)
 	pipe := s.rdb.Pipeline()
-	meta := pipe.HMGet(ctx, k.meta(), "state", "start", "end", "limit")
+	meta := pipe.HMGet(ctx, k.meta(), "state", "start", "end", "limit", "changes")
 	stock := pipe.MGet(ctx, k.buckets(buckets)...)
 	fl := pipe.HVals(ctx, k.inflight())
 	holds := pipe.Get(ctx, k.holdsSeen())
@@ -580,11 +580,12 @@ func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int
 	}
 	st := domain.ItemState{BucketStock: make([]int64, buckets), InFlightBy: make([]int64, buckets)}
 	st.Holds, _ = strconv.ParseInt(holds.Val(), 10, 64)
-	if m := meta.Val(); len(m) == 4 && m[0] != nil {
+	if m := meta.Val(); len(m) == 5 && m[0] != nil {
 		st.Loaded = true
 		st.State = domain.State(fmt.Sprint(m[0]))
 		st.Start, st.End = time.UnixMilli(metaInt(m[1])), time.UnixMilli(metaInt(m[2]))
 		st.PerUserLimit = int(metaInt(m[3]))
+		st.Changes = metaInt(m[4])
 	}
 	for i, v := range stock.Val() {
 		if sv, ok := v.(string); ok {

@@ -332,10 +332,11 @@ const (
 
 // reconcileBusy compares an item that did not stay quiet (a sale under way): one
 // snapshot of MySQL reads the stock rows, the orders ended lately and which of the
-// tickets in flight are written, between two looks at Redis that find the same
-// counters and tickets in flight. A ticket written and not yet settled has its units
-// out of MySQL's rows already, so it is not counted in flight; any other change lands
-// in Redis too, and the looks would differ. A few tries; else the next pass.
+// tickets in flight are written, between two looks at Redis that find the same count
+// of changes (ItemState.Changes), counters and tickets in flight. A ticket written
+// and not yet settled has its units out of MySQL's rows already, so it is not counted
+// in flight; any other change lands in Redis too, and the looks would differ. A few
+// tries; else the next pass.
 func (s *Service) reconcileBusy(ctx context.Context, it *reconItem, fence int64) ([]Repair, error) {
 	a := it.a
 	look := func() (domain.ItemState, []domain.Flight, error) {
@@ -374,7 +375,10 @@ func (s *Service) reconcileBusy(ctx context.Context, it *reconItem, fence int64)
 		if err != nil {
 			return nil, err
 		}
-		if !slices.Equal(first.BucketStock, again.BucketStock) || !slices.Equal(first.InFlightBy, again.InFlightBy) ||
+		// The count of changes catches what came and went between the looks (a
+		// release and a sale that put a counter back where it was); the values are
+		// compared too, in case a ledger does not count.
+		if first.Changes != again.Changes || !slices.Equal(first.BucketStock, again.BucketStock) || !slices.Equal(first.InFlightBy, again.InFlightBy) ||
 			first.Holds != again.Holds || !again.Loaded || !sameTickets(flights, flightsAgain) {
 			continue
 		}

@@ -10,5 +10,6 @@ local v = tonumber(redis.call('GET', KEYS[2]) or '0')
 local d = tonumber(ARGV[1])
 if v + d < 0 then return -1 end
 local n = redis.call('INCRBY', KEYS[2], d)
+redis.call('HINCRBY', KEYS[1], 'changes', 1)
 if d > 0 then announce_stock(KEYS[1]) end
 return n

@@ -115,6 +115,7 @@ local function admit(r, user, qty, idem, ticket, home)
   redis.call('HINCRBY', KEYS[2], user, qty)
   if idem ~= '' then redis.call('HSET', KEYS[3], idem, ticket) end
   redis.call('HSET', KEYS[4], ticket, user .. '|' .. qty .. '|' .. pstr .. '|' .. now .. '|' .. idem)
+  redis.call('HINCRBY', KEYS[1], 'changes', 1) -- counters or tickets in flight changed: see ItemState.Changes
   return 0, pstr
 end
 

@@ -25,6 +25,7 @@ if max_bucket(parts) >= #KEYS - 4 then return {-2, max_bucket(parts)} end
 if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
 for _, p in ipairs(parts) do redis.call('INCRBY', KEYS[5 + p[1]], p[2]) end
+redis.call('HINCRBY', KEYS[1], 'changes', 1)
 announce_stock(KEYS[1])
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -tonumber(ARGV[3])) <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
 return 1

@@ -26,6 +26,7 @@ if tonumber(redis.call('GET', KEYS[6]) or '0') ~= tonumber(ARGV[5]) then return 
 local cur = redis.call('GET', KEYS[2]) or '0'
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HINCRBY', KEYS[1], 'changes', 1)
 for j = 6, #ARGV - 2, 3 do
   if redis.call('SADD', KEYS[3], ARGV[j]) == 1 then
     if redis.call('HINCRBY', KEYS[4], ARGV[j + 1], -tonumber(ARGV[j + 2])) <= 0 then redis.call('HDEL', KEYS[4], ARGV[j + 1]) end

@@ -72,6 +72,7 @@ for r = 0, n - 1 do
         end
       end
       if left > 0 then
+        redis.call('HINCRBY', KEYS[1], 'changes', 1)
         for _, p in ipairs(parse_parts(ps, qty)) do take(KEYS[5 + n + p[1]], p[2]) end
         for b = 0, nb - 1 do take(KEYS[5 + n + b], left) end
         redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
@@ -82,6 +83,7 @@ for r = 0, n - 1 do
   else
     redis.call('HDEL', KEYS[4], ticket)
     redis.call('SET', rk, result, 'EX', ttl)
+    if loaded then redis.call('HINCRBY', KEYS[1], 'changes', 1) end
     if mode ~= '0' then
       if (mode == '1' or mode == '3') and loaded then
         for _, p in ipairs(rec[3]) do redis.call('INCRBY', KEYS[5 + n + p[1]], p[2]) end

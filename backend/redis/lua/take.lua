@@ -8,4 +8,5 @@ local v = tonumber(redis.call('GET', KEYS[2]) or '0')
 local n = math.min(v, tonumber(ARGV[1]))
 if n <= 0 then return 0 end
 redis.call('DECRBY', KEYS[2], n)
+redis.call('HINCRBY', KEYS[1], 'changes', 1)
 return n

@@ -32,6 +32,7 @@ if version == 0 or version > held then
   redis.call('HSET', KEYS[1], 'state', ARGV[1], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'buckets', ARGV[5])
   if version > 0 then redis.call('HSET', KEYS[1], 'version', ARGV[8]) end
 end
+redis.call('HINCRBY', KEYS[1], 'changes', 1)
 local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
