@@ -346,7 +346,9 @@ func (w *Worker) refuse(j *job, reason string) {
 	case err != nil:
 		j.finish("retry", err)
 	case o.Status != domain.OrderVoid:
-		j.toSettle(ticketOf(r, domain.TicketCreated, o.ID, ""), "created")
+		t := ticketOf(r, domain.TicketCreated, o.ID, "")
+		t.Wrote, t.WrittenAt = &r, o.CreatedAt // another delivery wrote it: see domain.Ticket.Wrote
+		j.toSettle(t, "created")
 	default:
 		j.toSettle(ticketOf(r, domain.TicketFailed, 0, reason), "failed_"+reason)
 	}

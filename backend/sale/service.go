@@ -530,7 +530,7 @@ func (s *Service) settleSoon(t domain.Ticket, buckets int, r domain.OrderRequest
 			if o, voided, err := s.orders.VoidTicket(ctx, r); err == nil {
 				decided = true
 				if !voided && o.Status != domain.OrderVoid {
-					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID}
+					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r, WrittenAt: o.CreatedAt}
 				}
 			}
 		}
@@ -628,7 +628,9 @@ func (s *Service) decide(ctx context.Context, a *domain.Activity, r domain.Order
 		return Placed{}, domain.Errorf(domain.EOutcomeUnknown, "the order store did not say whether the order was written; retry to learn")
 	}
 	if !voided && o.Status != domain.OrderVoid {
-		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID})
+		// Written: a ledger that lost the ticket takes its units if it was written
+		// after the ledger's load (see domain.Ticket.Wrote).
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r, WrittenAt: o.CreatedAt})
 		if a.Strategy.Queued() {
 			return Placed{Status: domain.TicketPending, Ticket: r.Ticket}, nil
 		}
