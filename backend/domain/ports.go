@@ -137,6 +137,10 @@ type StockLedger interface {
 	// buckets is the item's bucket count; a ticket that took from a bucket past it is
 	// settled all the same.
 	Settle(ctx context.Context, t Ticket, buckets int) (bool, error)
+	// PendingTakes are the tickets of written orders whose settle found the item not
+	// loaded (Ticket.Wrote): the next load takes their units unless its view of the
+	// order store holds the orders (SaleState.Counted).
+	PendingTakes(ctx context.Context, activityID, itemID int64) ([]string, error)
 	// SettleBatch settles tickets of one item in one atomic step, each as Settle
 	// would; done[i] is Settle's answer for tickets[i].
 	SettleBatch(ctx context.Context, tickets []Ticket, buckets int) (done []bool, err error)

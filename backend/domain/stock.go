@@ -48,6 +48,10 @@ type SaleState struct {
 	// already: when the warm writes the stock counters, a release of one of them that
 	// lands afterwards gives nothing back a second time.
 	Released []string
+	// Counted are the tickets of the ledger's pending takes (PendingTakes) whose
+	// orders the order store's view holds: their units are out of BucketStock
+	// already, and the load takes nothing for them. It takes the others'.
+	Counted []string
 }
 
 // ReleaseWithin bounds how long after an order's end its release may still reach the

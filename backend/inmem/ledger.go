@@ -48,6 +48,7 @@ type ledgerItem struct {
 	inflight map[string]flight
 	released map[string]bool           // tickets of orders whose stock was released
 	pending  map[string]pendingRelease // releases that found the item not loaded
+	takes    map[string]pendingTake    // settles of written orders that found it not loaded
 	results  map[string]result
 	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
 	held     int64                // holds ever taken or let go
@@ -86,7 +87,7 @@ func (l *Ledger) item(activityID, itemID int64) *ledgerItem {
 	it := l.items[k]
 	if it == nil {
 		it = &ledgerItem{stock: map[int]int64{}, buyers: map[int64]int64{}, idem: map[string]string{},
-			inflight: map[string]flight{}, released: map[string]bool{}, pending: map[string]pendingRelease{}, holds: map[string]time.Time{}, results: map[string]result{}}
+			inflight: map[string]flight{}, released: map[string]bool{}, pending: map[string]pendingRelease{}, takes: map[string]pendingTake{}, holds: map[string]time.Time{}, results: map[string]result{}}
 		l.items[k] = it
 	}
 	return it
@@ -341,6 +342,9 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket, buckets int) (bool, err
 	if !ok {
 		if _, had := l.getResult(it, t.ID); !had {
 			it.results[t.ID] = rec
+			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta == nil {
+				it.takes[t.ID] = pendingTake{w, l.now()} // the next load decides (settle.lua)
+			}
 			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta != nil &&
 				it.loadedMS > 0 && w.AdmittedAt < it.loadedMS && (t.WrittenAt.IsZero() || t.WrittenAt.UnixMilli() >= it.loadedMS) {
 				it.takeLost(w, buckets)
@@ -381,6 +385,20 @@ func (l *Ledger) Release(_ context.Context, o domain.Order) (bool, error) {
 		return false, nil
 	}
 	return it.release(o), nil
+}
+
+// pendingTake is the settle of a written order that found its item not loaded, and
+// when (settle.lua's "take:" records).
+type pendingTake struct {
+	w  *domain.OrderRequest
+	at time.Time
+}
+
+// PendingTakes lists the tickets of the item's pending takes.
+func (l *Ledger) PendingTakes(_ context.Context, activityID, itemID int64) ([]string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Sorted(maps.Keys(l.item(activityID, itemID).takes)), nil
 }
 
 // pendingRelease is a release that found its item not loaded, and when.
@@ -525,6 +543,12 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 			}
 		}
 		clear(it.pending)
+		for t, p := range it.takes {
+			if l.now().Sub(p.at) <= domain.PendingReleaseTTL && !slices.Contains(s.Counted, t) {
+				it.takeLost(p.w, len(s.BucketStock))
+			}
+		}
+		clear(it.takes)
 	}
 	return nil
 }

@@ -501,7 +501,7 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	}
 	args := make([]any, 0, 12+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
 	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, sale.LiveBuckets(), ow, len(sale.Buyers),
-		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(s.pendingTTL/time.Second))
+		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(s.pendingTTL/time.Second), len(sale.Counted))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
@@ -513,6 +513,9 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	}
 	for _, kt := range sale.Keys {
 		args = append(args, idemField(kt.UserID, kt.Key), kt.Ticket)
+	}
+	for _, t := range sale.Counted {
+		args = append(args, t)
 	}
 	if err := warmScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)
@@ -613,6 +616,21 @@ func metaInt(v any) int64 {
 	s, _ := v.(string)
 	n, _ := strconv.ParseInt(s, 10, 64)
 	return n
+}
+
+// PendingTakes lists the tickets of the item's pending takes (settle.lua).
+func (s *Stock) PendingTakes(ctx context.Context, activityID, itemID int64) ([]string, error) {
+	fields, err := s.rdb.HKeys(ctx, keysFor(activityID, itemID).pending()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list pending takes of item %d: %w", itemID, err)
+	}
+	var out []string
+	for _, f := range fields {
+		if t, ok := strings.CutPrefix(f, "take:"); ok {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // InFlight lists the tickets of an item that are pre-deducted but not settled.

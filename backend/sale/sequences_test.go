@@ -1591,3 +1591,48 @@ func TestSeqReconcilerLooksMeetTheSameCounter(t *testing.T) {
 	e.wantStock(t, "after the pass", a, 9)
 	e.invariants(t, a, sqCheck{sold: 1})
 }
+
+// Redis restarts empty while an admitted order waits in the queue, and the worker
+// writes it while the item is not loaded: before a restore, or while one is on its way.
+func TestSeqQueuedOrderWrittenWhileNotLoaded(t *testing.T) {
+	// Fails before the fix: the settle found nothing loaded and recorded the result
+	// only; a restore whose MySQL read came before the write counted the units as
+	// unsold (redis 9 over MySQL 7).
+	for _, tc := range []struct {
+		name    string
+		restore func(t *testing.T, e *sq, a *domain.Activity, queued []domain.OrderRequest)
+	}{
+		{"while a restore is on its way", func(t *testing.T, e *sq, a *domain.Activity, queued []domain.OrderRequest) {
+			e.orders.view.set(func(next func() (domain.ItemView, error)) (domain.ItemView, error) {
+				e.orders.view.clear()
+				v, err := next() // read before the queued order is written
+				e.deliver(t, queued...)
+				return v, err
+			})
+			e.buy(t, a, 3, 1, "") // loads the sale
+		}},
+		{"before the restore", func(t *testing.T, e *sq, a *domain.Activity, queued []domain.OrderRequest) {
+			e.deliver(t, queued...)
+			e.buy(t, a, 3, 1, "") // loads the sale; its read has the order
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newSQ(t, sqOpts{})
+			a := e.sale(t, domain.StrategyAsync, 10, 2, 1)
+			one := e.buy(t, a, 1, 2, "k1")
+			queued := e.pub.take()
+			e.flushItem(t, a)
+			tc.restore(t, e, a, queued)
+			e.deliver(t)
+			e.wantStock(t, "after the restore", a, 7)
+			if _, err := e.place(a, 1, 1, ""); !domain.IsCode(err, domain.ELimitExceeded) {
+				t.Fatalf("user 1, who holds 2 of 2, orders one more: got %v, want limit_exceeded", err)
+			}
+			again, err := e.place(a, 1, 2, "k1")
+			if err != nil || !again.Replayed || again.Ticket != one.Ticket {
+				t.Fatalf("user 1 retries with the key of the queued order: got %+v, %v; want its ticket %s replayed", again, err, one.Ticket)
+			}
+			e.invariants(t, a, sqCheck{sold: 3})
+		})
+	}
+}

@@ -719,8 +719,14 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 	// One snapshot: an order ended before it has its units in the stock and its
 	// buyer's count lowered, and is marked released so its release, if it lands after
 	// this warm, does not give them again; one ended after it is in none of them, and
-	// its release gives them.
-	v, err := s.orders.View(ctx, itemID, time.Now().Add(-domain.ReleaseWithin), true)
+	// its release gives them. Orders written while the item was not loaded wait as
+	// pending takes: the view says which it holds (their units are out of its stock);
+	// the warm takes the others', and those of takes that come after this read.
+	pending, err := s.ledger.PendingTakes(ctx, a.ID, itemID)
+	if err != nil {
+		return err
+	}
+	v, err := s.orders.View(ctx, itemID, time.Now().Add(-domain.ReleaseWithin), true, pending...)
 	if err != nil {
 		return err
 	}
@@ -738,6 +744,11 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 		st.BucketStock[r.Bucket] = r.Available
 	}
 	st.Buyers, st.Keys = v.Buyers, v.Keys
+	for _, t := range pending {
+		if v.Written[t] {
+			st.Counted = append(st.Counted, t)
+		}
+	}
 	for _, o := range v.Ended {
 		// An order with units in a bucket that has no row (none should) is left to
 		// its release: the warm holds nothing of that bucket.

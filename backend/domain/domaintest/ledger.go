@@ -493,13 +493,38 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		h.settle(t, late, 3)
 		h.wantStock(t, "admitted after the load", 4, 4, 3)
 
-		// Not loaded: the next load reads the order store, which holds the order.
+		// Not loaded: the take waits for the next load, which takes it unless its view
+		// of the order store holds the order (Counted).
 		g := fixture(t)
-		lost := domain.Ticket{ID: g.ticket(), UserID: 7, Status: domain.TicketCreated, OrderID: 13,
-			Wrote: &domain.OrderRequest{UserID: 7, ActivityID: g.a, ItemID: g.i, Quantity: 1}}
-		g.settle(t, lost, 1)
+		lost := func(user int64) domain.Ticket {
+			id := g.ticket()
+			return domain.Ticket{ID: id, UserID: user, Status: domain.TicketCreated, OrderID: 30 + user,
+				Wrote: &domain.OrderRequest{Ticket: id, UserID: user, ActivityID: g.a, ItemID: g.i, Quantity: 2, IdemKey: "p"}}
+		}
+		held, after := lost(1), lost(2)
+		g.settle(t, held, 1)
+		g.settle(t, after, 1)
 		if st := g.state(t, 1); st.Loaded || st.Available() != 0 {
 			t.Fatalf("not loaded: got %+v, want nothing taken or loaded", st)
+		}
+		pending, err := g.PendingTakes(ctx, g.a, g.i)
+		slices.Sort(pending)
+		want := []string{held.ID, after.ID}
+		slices.Sort(want)
+		if err != nil || !slices.Equal(pending, want) {
+			t.Fatalf("pending takes: got %v, %v; want %v", pending, err, want)
+		}
+		s := g.sale(2, 10)
+		s.Counted = []string{held.ID} // the view holds that order: its units are out of the 10
+		g.warm(t, s, true)
+		g.wantStock(t, "the load took the order its view did not hold", 8)
+		if got, err := g.deduct(2, 1, "p", 1); err != nil || !got.Replayed || got.Ticket != after.ID {
+			t.Fatalf("a retry with the key of the order taken at the load: got %+v, %v; want ticket %s replayed", got, err, after.ID)
+		}
+		_, err = g.deduct(2, 1, "", 1)
+		wantCode(t, "the buyer holds the order's units", err, domain.ELimitExceeded)
+		if pending, err := g.PendingTakes(ctx, g.a, g.i); err != nil || len(pending) != 0 {
+			t.Fatalf("pending takes after the load: got %v, %v; want none", pending, err)
 		}
 	})
 

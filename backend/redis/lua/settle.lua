@@ -21,6 +21,9 @@
 --           unsold, so they are taken now (from its buckets, then any; as many as there
 --           are), with the buyer's units and the key. (A ticket admitted after the load
 --           was in flight until settled: with no result now, its result expired.)
+--           When the item is not loaded, the take waits in the pending hash
+--           ("take:<ticket>" -> "<user>|<qty>|<parts>|<ms>|<idem field>") for the
+--           next load, which takes it unless its view of MySQL holds the order.
 --
 -- Returns n values: 1 when this call settled the ticket, 0 when it was not in flight
 -- (settled before, or Redis lost it: then the result is recorded if none is). When a
@@ -59,7 +62,15 @@ for r = 0, n - 1 do
   ended[ticket] = true
   if not rec then
     local first = redis.call('SET', rk, result, 'EX', ttl, 'NX')
-    if first and loaded and wrote then
+    if first and wrote and not loaded then
+      -- A load is to come, perhaps on its way with a view read before this order was
+      -- written: it takes the units unless its view holds the order (warm.lua).
+      local user, qty, ps, _, _, idem = string.match(ARGV[a + 2], '^4|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      local t = redis.call('TIME')
+      local pk = string.gsub(KEYS[1], ':meta$', ':pending')
+      redis.call('HSET', pk, 'take:' .. ticket, user .. '|' .. qty .. '|' .. ps .. '|' .. (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '|' .. idem)
+      if redis.call('TTL', pk) < 600 then redis.call('EXPIRE', pk, 600) end
+    elseif first and loaded and wrote then
       local user, qty, ps, admitted, at, idem = string.match(ARGV[a + 2], '^4|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
       admitted, at = tonumber(admitted), tonumber(at)
       local left = 0

@@ -6,10 +6,12 @@
 -- ARGV[6] "1" to overwrite stock counters, "0" to set only missing ones,
 -- ARGV[7] the number of buyers m, ARGV[8] the activity's version the state was read
 -- at (0: unversioned), ARGV[9] the number of released tickets r, ARGV[10] the released
--- set's TTL s, ARGV[11] a new epoch, ARGV[12] the pending releases' TTL s,
--- ARGV[13..] the stock of each bucket, then m pairs of user id and units held, then
+-- set's TTL s, ARGV[11] a new epoch, ARGV[12] the pending releases' TTL s, ARGV[13]
+-- the number c of counted tickets,
+-- ARGV[14..] the stock of each bucket, then m pairs of user id and units held, then
 -- the r released tickets, then pairs of idempotency field ("<user>:<key>") and the
--- ticket of the order holding it
+-- ticket of the order holding it, then the c counted tickets: pending takes
+-- (settle.lua) whose orders the MySQL read holds
 --
 -- The meta fields (state, window, limit, buckets) are kept when the meta holds this
 -- version or a newer one: a warm that read MySQL before an operator's change must not
@@ -36,13 +38,15 @@ redis.call('HINCRBY', KEYS[1], 'changes', 1)
 local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[5 + i], ARGV[12 + i])
-  elseif redis.call('SETNX', KEYS[5 + i], ARGV[12 + i]) == 0 then
+    redis.call('SET', KEYS[5 + i], ARGV[13 + i])
+  elseif redis.call('SETNX', KEYS[5 + i], ARGV[13 + i]) == 0 then
     wrote_all = false
   end
 end
-local i = 13 + n
+local i = 14 + n
 local keys = i + 2 * tonumber(ARGV[7])
+local counted = {}
+for j = #ARGV - tonumber(ARGV[13]) + 1, #ARGV do counted[ARGV[j]] = true end
 while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -63,6 +67,28 @@ if wrote_all then
   local t = redis.call('TIME')
   local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - 1000 * tonumber(ARGV[12])
   for j = 1, #pending, 2 do
+    if string.sub(pending[j], 1, 5) == 'take:' then
+      -- A written order whose settle found the item not loaded: taken unless the
+      -- MySQL read holds it (counted) or the record lapsed (then the read does).
+      local ticket = string.sub(pending[j], 6)
+      local user, qty, ps, at, idem = string.match(pending[j + 1], '^([^|]*)|([^|]*)|([^|]*)|(%d+)|(.*)$')
+      if at and tonumber(at) >= oldest and not counted[ticket] then
+        local left = tonumber(qty)
+        local function take(k, most)
+          local got = math.min(tonumber(redis.call('GET', k) or '0'), most, left)
+          if got > 0 then
+            redis.call('DECRBY', k, got)
+            left = left - got
+          end
+        end
+        for _, p in ipairs(parse_parts(ps, qty)) do
+          if p[1] < n then take(KEYS[6 + p[1]], p[2]) end
+        end
+        for b = 0, n - 1 do take(KEYS[6 + b], left) end
+        redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
+        if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
+      end
+    else
     -- A record older than the TTL lapses: its order ended long enough ago that the
     -- released tickets may not list it, and the MySQL read has its units.
     local user, qty, ps, at = string.match(pending[j + 1], '^([^|]*)|([^|]*)|([^|]*)|(%d+)$')
@@ -71,6 +97,7 @@ if wrote_all then
       for _, p in ipairs(parts) do redis.call('INCRBY', KEYS[6 + p[1]], p[2]) end
       if redis.call('HINCRBY', KEYS[2], user, -tonumber(qty)) <= 0 then redis.call('HDEL', KEYS[2], user) end
     end
+    end
   end
   if #pending > 0 then
     redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10]))
@@ -78,7 +105,7 @@ if wrote_all then
   end
 end
 i = released
-while i < #ARGV do
+while i < #ARGV - tonumber(ARGV[13]) do
   redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
