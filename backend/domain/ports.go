@@ -195,7 +195,7 @@ type StockLedger interface {
 	// so, and its buyer's units go back, as its release would have done; a release
 	// of one landing afterwards does nothing.
 	// holds is ItemState.Holds as read with was: a hold taken since refuses it.
-	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, ended []Order) (bool, error)
+	Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, changes int64, ended []Order) (bool, error)
 	// HoldResets makes Reset refuse the item's counters until LetResets lets this hold
 	// go or ttl passes (each hold lapses on its own): a change that takes units out of
 	// the ledger before its MySQL commit holds them, so the reconciler does not give

@@ -536,6 +536,14 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		for _, t := range s.Released {
 			it.released[t] = true
 		}
+		// Takes first, as warm.lua: a release of the same order then lowers the count
+		// the take raised.
+		for t, p := range it.takes {
+			if l.now().Sub(p.at) <= domain.PendingReleaseTTL && !slices.Contains(s.Counted, t) {
+				it.takeLost(p.w, len(s.BucketStock))
+			}
+		}
+		clear(it.takes)
 		for _, p := range it.pending {
 			fits := !slices.ContainsFunc(p.Units(), func(u domain.Part) bool { return u.Bucket >= len(s.BucketStock) })
 			if fits && l.now().Sub(p.at) <= domain.PendingReleaseTTL {
@@ -543,12 +551,6 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 			}
 		}
 		clear(it.pending)
-		for t, p := range it.takes {
-			if l.now().Sub(p.at) <= domain.PendingReleaseTTL && !slices.Contains(s.Counted, t) {
-				it.takeLost(p.w, len(s.BucketStock))
-			}
-		}
-		clear(it.takes)
 	}
 	return nil
 }
@@ -648,7 +650,7 @@ func (l *Ledger) Take(_ context.Context, activityID, itemID int64, bucket int, n
 }
 
 // Reset sets a bucket counter to want if it still holds was (reset.lua).
-func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, ended []domain.Order) (bool, error) {
+func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, changes int64, ended []domain.Order) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.item(activityID, itemID)
@@ -659,7 +661,7 @@ func (l *Ledger) Reset(_ context.Context, activityID, itemID int64, bucket int, 
 		return false, fmt.Errorf("reset item %d bucket %d under fence %d: %w", itemID, bucket, fence, domain.ErrFenced)
 	}
 	maps.DeleteFunc(it.holds, func(_ string, till time.Time) bool { return !l.now().Before(till) })
-	if it.stock[bucket] != was || len(it.holds) > 0 || it.held != holds {
+	if it.stock[bucket] != was || len(it.holds) > 0 || it.held != holds || changes >= 0 && it.changes != changes {
 		return false, nil
 	}
 	it.stock[bucket] = want

@@ -573,7 +573,7 @@ func (s *Stock) Epoch(ctx context.Context, activityID, itemID int64) (string, er
 // State reads an item's counters and in-flight tickets.
 func (s *Stock) State(ctx context.Context, activityID, itemID int64, buckets int) (domain.ItemState, error) {
 	k := keysFor(activityID, itemID)
-	pipe := s.rdb.Pipeline()
+	pipe := s.rdb.TxPipeline() // one step: the count of changes goes with the counters read
 	meta := pipe.HMGet(ctx, k.meta(), "state", "start", "end", "limit", "changes")
 	stock := pipe.MGet(ctx, k.buckets(buckets)...)
 	fl := pipe.HVals(ctx, k.inflight())
@@ -665,10 +665,10 @@ func (s *Stock) Mark(ctx context.Context, activityID, itemID int64, ticket, what
 
 // Reset sets a bucket counter to want if it still holds was and the item is loaded; it
 // reports whether it did.
-func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, ended []domain.Order) (bool, error) {
+func (s *Stock) Reset(ctx context.Context, activityID, itemID int64, bucket int, was, want int64, fence int64, holds int64, changes int64, ended []domain.Order) (bool, error) {
 	k := keysFor(activityID, itemID)
-	args := make([]any, 0, 5+3*len(ended))
-	args = append(args, was, want, fence, int(s.resultTTL/time.Second), holds)
+	args := make([]any, 0, 6+3*len(ended))
+	args = append(args, was, want, fence, int(s.resultTTL/time.Second), holds, changes)
 	for _, o := range ended {
 		args = append(args, o.Ticket, o.UserID, o.Quantity)
 	}

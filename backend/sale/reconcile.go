@@ -411,6 +411,7 @@ func (s *Service) resetBuckets(ctx context.Context, it *reconItem, fence int64, 
 	var drift int64
 	var endedOrders []domain.Order
 	endedRead := false
+	changes := st.Changes // a reset is refused once anything changed since st was read
 	for _, r := range rows {
 		// Buckets past a lowered count too: their units wait for the rebalancer,
 		// which moves what Redis says they hold.
@@ -438,13 +439,14 @@ func (s *Service) resetBuckets(ctx context.Context, it *reconItem, fence int64, 
 				released = append(released, o)
 			}
 		}
-		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, holds, released)
+		ok, err := s.ledger.Reset(ctx, a.ID, it.itemID, r.Bucket, have, want, fence, holds, changes, released)
 		if err != nil {
 			return repairs, err
 		}
 		if !ok {
 			continue // moved meanwhile; next pass
 		}
+		changes++ // the reset's own
 		rep := Repair{ActivityID: a.ID, ItemID: it.itemID, Bucket: r.Bucket, Kind: "stock",
 			Detail: fmt.Sprintf("redis %d -> %d (mysql %d, in flight %d)", have, want, r.Available, flying)}
 		s.log.Warn("reconciler repaired redis stock", "activity", a.ID, "item", it.itemID, "bucket", r.Bucket, "detail", rep.Detail)

@@ -530,7 +530,9 @@ func (s *Service) settleSoon(t domain.Ticket, buckets int, r domain.OrderRequest
 			if o, voided, err := s.orders.VoidTicket(ctx, r); err == nil {
 				decided = true
 				if !voided && o.Status != domain.OrderVoid {
-					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r, WrittenAt: o.CreatedAt}
+					w := domain.OrderRequest{Ticket: o.Ticket, UserID: o.UserID, ActivityID: o.ActivityID, ItemID: o.ItemID, Bucket: o.Bucket,
+						Parts: o.Parts, Quantity: o.Quantity, IdemKey: o.IdemKey, AdmittedAt: r.AdmittedAt} // what was written, where
+					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &w, WrittenAt: o.CreatedAt}
 				}
 			}
 		}
@@ -628,9 +630,10 @@ func (s *Service) decide(ctx context.Context, a *domain.Activity, r domain.Order
 		return Placed{}, domain.Errorf(domain.EOutcomeUnknown, "the order store did not say whether the order was written; retry to learn")
 	}
 	if !voided && o.Status != domain.OrderVoid {
-		// Written: a ledger that lost the ticket takes its units if it was written
-		// after the ledger's load (see domain.Ticket.Wrote).
-		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r, WrittenAt: o.CreatedAt})
+		// Written, by this request's own write whose commit was in doubt (or a
+		// worker's copy): as written just now, a ledger that lost the ticket takes its
+		// units (see domain.Ticket.Wrote; at worst it errs short).
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r})
 		if a.Strategy.Queued() {
 			return Placed{Status: domain.TicketPending, Ticket: r.Ticket}, nil
 		}

@@ -212,7 +212,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if n, err := f.Take(ctx, f.a, f.i, 0, 4, 0); err != nil || n != 0 {
 			t.Fatalf("Take: got %d, %v; want 0", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0, f.holds(t), nil); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 0, 4, 0, f.holds(t), -1, nil); err != nil || ok {
 			t.Fatalf("Reset: got %v, %v; want false", ok, err)
 		}
 		// A release waits for the next load, which lists the order as released: the
@@ -933,7 +933,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		f.warm(t, f.sale(2, 3, 4), false)
 		reset := func(was, want int64) bool {
 			t.Helper()
-			ok, err := f.Reset(ctx, f.a, f.i, 0, was, want, 0, f.holds(t), nil)
+			ok, err := f.Reset(ctx, f.a, f.i, 0, was, want, 0, f.holds(t), -1, nil)
 			must(t, err)
 			return ok
 		}
@@ -978,7 +978,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		must(t, f.LetResets(ctx, f.a, f.i, held))
 		again := hold(time.Minute)
 		must(t, f.LetResets(ctx, f.a, f.i, again))
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 6, 7, 0, seen, nil); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 6, 7, 0, seen, -1, nil); err != nil || ok {
 			t.Fatalf("a reset that read before a hold came and went: got %v, %v; want refused", ok, err)
 		}
 		if !reset(6, 7) {
@@ -997,12 +997,12 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		st := f.state(t, 2)
 		have := st.BucketStock[held.Bucket]
 		// A reset that finds the counter moved writes nothing and releases nothing.
-		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have+5, have+2, 0, f.holds(t), []domain.Order{o}); err != nil || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have+5, have+2, 0, f.holds(t), -1, []domain.Order{o}); err != nil || ok {
 			t.Fatalf("a reset of a moved counter: got %v, %v; want false", ok, err)
 		}
 		_, err := f.deduct(5, 1, "", 2)
 		wantCode(t, "the buyer still holds 2", err, domain.ELimitExceeded)
-		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have, have+2, 0, f.holds(t), []domain.Order{o}); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, held.Bucket, have, have+2, 0, f.holds(t), -1, []domain.Order{o}); err != nil || !ok {
 			t.Fatalf("reset: got %v, %v; want true", ok, err)
 		}
 		if ok, err := f.Release(ctx, o); err != nil || ok {
@@ -1053,9 +1053,9 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			{"take from nothing", func() (int64, error) { return f.Take(ctx, f.a, f.i, 1, 5, 0) }, 0, "", []int64{3, 0, 0}},
 			{"take none", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, 0, 0) }, 0, "", []int64{3, 0, 0}},
 			{"take a negative number", func() (int64, error) { return f.Take(ctx, f.a, f.i, 0, -2, 0) }, 0, "", []int64{3, 0, 0}},
-			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0, f.holds(t), nil)) }, 1, "", []int64{8, 0, 0}},
-			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0, f.holds(t), nil)) }, 0, "", []int64{8, 0, 0}},
-			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0, f.holds(t), nil)) }, 1, "", []int64{8, 0, 0, 4}},
+			{"reset what is there", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 8, 0, f.holds(t), -1, nil)) }, 1, "", []int64{8, 0, 0}},
+			{"reset what is not", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 0, 3, 1, 0, f.holds(t), -1, nil)) }, 0, "", []int64{8, 0, 0}},
+			{"reset a bucket never set", func() (int64, error) { return boolInt(f.Reset(ctx, f.a, f.i, 3, 0, 4, 0, f.holds(t), -1, nil)) }, 1, "", []int64{8, 0, 0, 4}},
 		} {
 			got, err := tt.op()
 			wantCode(t, tt.name, err, tt.err)
@@ -1066,16 +1066,53 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		}
 	})
 
+	t.Run("a Reset is refused once the item changed since the count it was given", func(t *testing.T) {
+		f := fixture(t)
+		f.warm(t, f.sale(5, 10), true)
+		c := f.state(t, 1).Changes
+		d := f.admit(t, f.deduction(1, 1, "", 1)) // 9
+		must2(t, f.settle(t, domain.Ticket{ID: d.Ticket, UserID: 1, Status: domain.TicketFailed, Reason: "write_failed"}, 1), "settle")
+		after := f.state(t, 1) // 10 again: the counter came back, the count did not
+		if after.BucketStock[0] != 10 || after.Changes < c+2 {
+			t.Fatalf("after a deduction and its failure: got %+v, want 10 and at least 2 changes past %d", after, c)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 7, 0, f.holds(t), c, nil); err != nil || ok {
+			t.Fatalf("reset at the count before the changes: got %v, %v; want refused", ok, err)
+		}
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 7, 0, f.holds(t), after.Changes, nil); err != nil || !ok {
+			t.Fatalf("reset at the count now: got %v, %v; want done", ok, err)
+		}
+		if st := f.state(t, 1); st.Changes <= after.Changes {
+			t.Fatalf("a reset counts as a change: got %d, want past %d", st.Changes, after.Changes)
+		}
+		f.wantStock(t, "reset", 7)
+	})
+
+	t.Run("a load takes a pending take before it gives a pending release of the same order", func(t *testing.T) {
+		f := fixture(t)
+		id := f.ticket()
+		w := &domain.OrderRequest{Ticket: id, UserID: 4, ActivityID: f.a, ItemID: f.i, Quantity: 2}
+		// The cancel's release lands first, then the write's settle (its answer was slow).
+		if _, err := f.Release(ctx, domain.Order{ID: 40, Ticket: id, UserID: 4, ActivityID: f.a, ItemID: f.i, Quantity: 2, Status: domain.OrderCancelled}); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t, domain.Ticket{ID: id, UserID: 4, Status: domain.TicketCreated, OrderID: 40, Wrote: w}, 1) // written, not loaded
+		// The load read MySQL before the order was written and cancelled.
+		f.warm(t, f.sale(2, 10), true)
+		f.wantStock(t, "taken and given back", 10)
+		f.admit(t, f.deduction(4, 2, "", 1)) // the buyer holds nothing
+	})
+
 	t.Run("a fenced Take or Reset below the highest token seen is refused", func(t *testing.T) {
 		f := fixture(t)
 		f.warm(t, f.sale(5, 10), true)
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7, f.holds(t), nil); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 10, 9, 7, f.holds(t), -1, nil); err != nil || !ok {
 			t.Fatalf("reset under token 7: got %v, %v; want done", ok, err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 7); err != nil || n != 1 {
 			t.Fatalf("take under the same token: got %d, %v; want 1", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6, f.holds(t), nil); !errors.Is(err, domain.ErrFenced) || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 1, 6, f.holds(t), -1, nil); !errors.Is(err, domain.ErrFenced) || ok {
 			t.Fatalf("reset under an older token: got %v, %v; want ErrFenced", ok, err)
 		}
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 6); !errors.Is(err, domain.ErrFenced) || n != 0 {
@@ -1085,10 +1122,10 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if n, err := f.Take(ctx, f.a, f.i, 0, 1, 0); err != nil || n != 1 {
 			t.Fatalf("an operator's take (no token): got %d, %v; want 1", n, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9, f.holds(t), nil); err != nil || !ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 7, 8, 9, f.holds(t), -1, nil); err != nil || !ok {
 			t.Fatalf("reset under a newer token: got %v, %v; want done", ok, err)
 		}
-		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7, f.holds(t), nil); !errors.Is(err, domain.ErrFenced) || ok {
+		if ok, err := f.Reset(ctx, f.a, f.i, 0, 8, 2, 7, f.holds(t), -1, nil); !errors.Is(err, domain.ErrFenced) || ok {
 			t.Fatalf("reset under the token before: got %v, %v; want ErrFenced", ok, err)
 		}
 		f.wantStock(t, "at the end", 8)

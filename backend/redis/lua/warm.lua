@@ -66,6 +66,8 @@ if wrote_all then
   local pending = redis.call('HGETALL', KEYS[5])
   local t = redis.call('TIME')
   local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - 1000 * tonumber(ARGV[12])
+  -- Takes first: a release of the same order then lowers the buyer's count the take
+  -- raised, rather than a count it found missing.
   for j = 1, #pending, 2 do
     if string.sub(pending[j], 1, 5) == 'take:' then
       -- A written order whose settle found the item not loaded: taken unless the
@@ -88,15 +90,16 @@ if wrote_all then
         redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
         if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
       end
-    else
+    end
+  end
+  for j = 1, #pending, 2 do
     -- A record older than the TTL lapses: its order ended long enough ago that the
     -- released tickets may not list it, and the MySQL read has its units.
     local user, qty, ps, at = string.match(pending[j + 1], '^([^|]*)|([^|]*)|([^|]*)|(%d+)$')
     local parts = parse_parts(ps or '0', qty or '0')
-    if at and tonumber(at) >= oldest and max_bucket(parts) < n and redis.call('SADD', KEYS[4], pending[j]) == 1 then
+    if string.sub(pending[j], 1, 5) ~= 'take:' and at and tonumber(at) >= oldest and max_bucket(parts) < n and redis.call('SADD', KEYS[4], pending[j]) == 1 then
       for _, p in ipairs(parts) do redis.call('INCRBY', KEYS[6 + p[1]], p[2]) end
       if redis.call('HINCRBY', KEYS[2], user, -tonumber(qty)) <= 0 then redis.call('HDEL', KEYS[2], user) end
-    end
     end
   end
   if #pending > 0 then
