@@ -34,6 +34,13 @@ if version == 0 or version > held then
   redis.call('HSET', KEYS[1], 'state', ARGV[1], 'start', ARGV[2], 'end', ARGV[3], 'limit', ARGV[4], 'buckets', ARGV[5])
   if version > 0 then redis.call('HSET', KEYS[1], 'version', ARGV[8]) end
 end
+-- The count of changes starts from Redis's clock in microseconds when the meta is new
+-- (Redis lost the item): a count read before the loss is never met again, as no item
+-- changes once a microsecond.
+if redis.call('HEXISTS', KEYS[1], 'changes') == 0 then
+  local now = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'changes', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+end
 redis.call('HINCRBY', KEYS[1], 'changes', 1)
 local wrote_all = true
 for i = 1, n do
