@@ -201,6 +201,16 @@ func (s *Store) OrderByTicket(ctx context.Context, ticket string) (domain.Order,
 // marks), by ticket.
 func (s *Store) OrdersByTickets(ctx context.Context, tickets []string) (map[string]domain.Order, error) {
 	out := map[string]domain.Order{}
+	err := byTickets(ctx, s.db, tickets, "", func(o domain.Order) { out[o.Ticket] = o })
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// byTickets calls each with every row of tickets (AND where, when not empty), reading
+// them at most 500 tickets a query.
+func byTickets(ctx context.Context, db querier, tickets []string, where string, each func(domain.Order)) error {
 	for len(tickets) > 0 {
 		chunk := tickets[:min(len(tickets), 500)]
 		tickets = tickets[len(chunk):]
@@ -208,12 +218,15 @@ func (s *Store) OrdersByTickets(ctx context.Context, tickets []string) (map[stri
 		for i, t := range chunk {
 			args[i] = t
 		}
-		if err := s.queryOrders(ctx, func(o domain.Order) { out[o.Ticket] = o },
-			`SELECT `+orderCols+` FROM orders WHERE ticket IN (`+placeholders(len(chunk))+`)`, args...); err != nil {
-			return nil, err
+		q := `SELECT ` + orderCols + ` FROM orders WHERE ticket IN (` + placeholders(len(chunk)) + `)`
+		if where != "" {
+			q += ` AND ` + where
+		}
+		if err := queryOrdersOn(ctx, db, each, q, args...); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // queryOrders calls each with every order q selects.
@@ -472,29 +485,8 @@ func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, fu
 // written is which of tickets have an order that is not a void mark.
 func written(ctx context.Context, q querier, tickets []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	for len(tickets) > 0 {
-		chunk := tickets[:min(len(tickets), 500)]
-		tickets = tickets[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, t := range chunk {
-			args[i] = t
-		}
-		rows, err := q.QueryContext(ctx, `SELECT ticket FROM orders WHERE ticket IN (`+placeholders(len(chunk))+`) AND status <> 'void'`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var t string
-			if err := rows.Scan(&t); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			out[t] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
+	if err := byTickets(ctx, q, tickets, `status <> 'void'`, func(o domain.Order) { out[o.Ticket] = true }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -498,6 +498,9 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		} {
 			v, err := f.Orders.View(ctx, tt.item, tt.since, false)
 			must(t, err)
+			if len(v.Written) != 0 {
+				t.Fatalf("%s: no tickets asked, got written %v", tt.name, v.Written)
+			}
 			got := v.Ended
 			if v.Buyers != nil || v.Keys != nil {
 				t.Fatalf("%s: a view not full: got buyers %v, keys %v", tt.name, v.Buyers, v.Keys)
@@ -514,6 +517,23 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 					t.Fatalf("%s: got %+v, want %+v", tt.name, got[k], os[n])
 				}
 			}
+		}
+	})
+
+	t.Run("View says which tickets asked have an order", func(t *testing.T) {
+		f := newOrderFixture(t, newFn, 10, 1, 1)
+		live := f.write(t, f.req(1, 0, 1))
+		ended := f.write(t, f.req(2, 0, 1))
+		_, _, err := f.Orders.EndOrder(ctx, ended.UserID, ended.ID, domain.OrderCancelled)
+		must(t, err)
+		void := f.req(3, 0, 1)
+		_, _, err = f.Orders.VoidTicket(ctx, void)
+		must(t, err)
+		v, err := f.Orders.View(ctx, f.item, time.Now(), false, live.Ticket, ended.Ticket, void.Ticket, "never-written")
+		must(t, err)
+		want := map[string]bool{live.Ticket: true, ended.Ticket: true}
+		if !maps.Equal(v.Written, want) {
+			t.Fatalf("written: got %v, want %v (a void mark and an unknown ticket are not)", v.Written, want)
 		}
 	})
 

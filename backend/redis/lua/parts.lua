@@ -1,5 +1,5 @@
--- Shared by the scripts that read an in-flight record or give units back (prepended
--- to them at load): parts "<bucket>:<units>,..." as a list of {bucket, units}; a bare
+-- Shared by the scripts that read an in-flight record or give units back or take them
+-- (prepended to them at load): parts "<bucket>:<units>,..." as a list of {bucket, units}; a bare
 -- bucket number (a record written before parts existed) holds all of qty.
 local function parse_parts(s, qty)
   local out = {}
@@ -29,4 +29,21 @@ local function announce_stock(m)
     local a, i = string.match(m, '{a(%d+):i(%d+)}')
     redis.call('PUBLISH', 'sk:stock', 'stock ' .. a .. ' ' .. i)
   end
+end
+
+-- Takes an order's qty units (parts ps) that a load counted as unsold: from its parts'
+-- counters, then from any, as many as there are. counter(b) is bucket b's key of nb.
+local function take_units(counter, nb, ps, qty)
+  local left = tonumber(qty)
+  local function take(k, most)
+    local got = math.min(tonumber(redis.call('GET', k) or '0'), most, left)
+    if got > 0 then
+      redis.call('DECRBY', k, got)
+      left = left - got
+    end
+  end
+  for _, p in ipairs(parse_parts(ps, qty)) do
+    if p[1] < nb then take(counter(p[1]), p[2]) end
+  end
+  for b = 0, nb - 1 do take(counter(b), left) end
 end

@@ -73,19 +73,9 @@ for r = 0, n - 1 do
     elseif first and loaded and wrote then
       local user, qty, ps, admitted, at, idem = string.match(ARGV[a + 2], '^4|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
       admitted, at = tonumber(admitted), tonumber(at)
-      local left = 0
-      if since > 0 and admitted < since and (at == 0 or at >= since) then left = tonumber(qty) end
-      local function take(k, most)
-        local t = math.min(tonumber(redis.call('GET', k) or '0'), most, left)
-        if t > 0 then
-          redis.call('DECRBY', k, t)
-          left = left - t
-        end
-      end
-      if left > 0 then
+      if since > 0 and admitted < since and (at == 0 or at >= since) then
         redis.call('HINCRBY', KEYS[1], 'changes', 1)
-        for _, p in ipairs(parse_parts(ps, qty)) do take(KEYS[5 + n + p[1]], p[2]) end
-        for b = 0, nb - 1 do take(KEYS[5 + n + b], left) end
+        take_units(function(b) return KEYS[5 + n + b] end, nb, ps, qty)
         redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
         if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
       end

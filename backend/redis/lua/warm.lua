@@ -82,18 +82,7 @@ if wrote_all then
       local ticket = string.sub(pending[j], 6)
       local user, qty, ps, at, idem = string.match(pending[j + 1], '^([^|]*)|([^|]*)|([^|]*)|(%d+)|(.*)$')
       if at and tonumber(at) >= oldest and not counted[ticket] then
-        local left = tonumber(qty)
-        local function take(k, most)
-          local got = math.min(tonumber(redis.call('GET', k) or '0'), most, left)
-          if got > 0 then
-            redis.call('DECRBY', k, got)
-            left = left - got
-          end
-        end
-        for _, p in ipairs(parse_parts(ps, qty)) do
-          if p[1] < n then take(KEYS[6 + p[1]], p[2]) end
-        end
-        for b = 0, n - 1 do take(KEYS[6 + b], left) end
+        take_units(function(b) return KEYS[6 + b] end, n, ps, qty)
         redis.call('HINCRBY', KEYS[2], user, tonumber(qty))
         if idem ~= '' then redis.call('HSETNX', KEYS[3], idem, ticket) end
       end
