@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/cloudwego/kitex/pkg/endpoint"
@@ -63,6 +64,7 @@ type Server struct {
 	srv    server.Server
 	addr   net.Addr
 	cancel context.CancelFunc
+	bg     sync.WaitGroup // the background duties Start began
 	done   chan error
 	panics prometheus.Counter
 }
@@ -149,15 +151,16 @@ func (s *Server) Start(ctx context.Context) error {
 	s.srv = seckill.NewServer(&handler{ControlRPC: NewControlRPC(s.ctl), svc: s.svc}, s.options(ln)...)
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	go s.svc.FlushTallies(bg, time.Second)
+	s.bg.Go(func() { s.svc.FlushTallies(bg, time.Second) })
 	if err := s.svc.FollowChanges(bg); err != nil {
 		// Copies then live out their few seconds; orders refused on a stale copy
 		// are rechecked against the shared one.
 		s.log.Warn("not following the fleet's activity changes", "err", err)
 	}
 	if s.cfg.ReconcileInterval >= 0 {
-		go s.svc.Run(bg, sale.Duties{Interval: s.cfg.ReconcileInterval, Reconcile: sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket, StaleSync: s.cfg.StaleSyncTicket, Republish: s.cfg.RepublishAfter},
-			UnpaidTimeout: s.cfg.UnpaidTimeout, Lease: s.cfg.Lease, LeaseTTL: s.cfg.LeaseTTL, Holder: "backend@" + s.addr.String()})
+		duties := sale.Duties{Interval: s.cfg.ReconcileInterval, Reconcile: sale.ReconcileConfig{StaleTicket: s.cfg.StaleTicket, StaleSync: s.cfg.StaleSyncTicket, Republish: s.cfg.RepublishAfter},
+			UnpaidTimeout: s.cfg.UnpaidTimeout, Lease: s.cfg.Lease, LeaseTTL: s.cfg.LeaseTTL, Holder: "backend@" + s.addr.String()}
+		s.bg.Go(func() { s.svc.Run(bg, duties) })
 	}
 	s.done = make(chan error, 1)
 	go func() { s.done <- s.srv.Run() }()
@@ -171,11 +174,13 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // Done receives the server's error when it stops serving on its own.
 func (s *Server) Done() <-chan error { return s.done }
 
-// Close stops the background duties and serving (requests in flight finish).
+// Close stops the background duties and serving (requests in flight finish), and
+// returns once the duties have ended.
 func (s *Server) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	defer s.bg.Wait()
 	if s.srv == nil {
 		return nil
 	}

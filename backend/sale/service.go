@@ -208,7 +208,10 @@ func (s *Service) FlushTallies(ctx context.Context, every time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.flushTallies(context.WithoutCancel(ctx))
+			// The last hand-over: bounded, as the caller waits for it.
+			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			s.flushTallies(last)
+			cancel()
 			return
 		case <-t.C:
 		}
