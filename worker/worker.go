@@ -281,6 +281,7 @@ func (w *Worker) write(j *job) {
 	first := time.Now()
 	wait := w.cfg.RetryBackoff
 	for attempt := 1; w.cfg.WriteAttempts <= 0 || attempt <= w.cfg.WriteAttempts; attempt++ {
+		began := time.Now()
 		written, err := w.writeOrder(ctx, r, a.PerUserLimit)
 		if err == nil {
 			res, reason := "created", ""
@@ -293,10 +294,10 @@ func (w *Worker) write(j *job) {
 			t := ticketOf(r, domain.TicketCreated, written.Order.ID, reason)
 			switch res {
 			case "created":
-				t.Wrote = &r // written now: a ledger that lost the ticket takes its units
-			case "duplicate":
-				// Written by a delivery whose settle did not land: taken if written
-				// after the ledger's load (see Ticket.WrittenAt).
+				// A ledger that lost the ticket takes its units if this write began
+				// after its load (see domain.Ticket.Wrote).
+				t.Wrote, t.WrittenAt = &r, began
+			case "duplicate": // written by a delivery whose settle did not land
 				t.Wrote, t.WrittenAt = &r, written.Order.CreatedAt
 			}
 			j.toSettle(t, res)

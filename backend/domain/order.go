@@ -143,9 +143,11 @@ type Ticket struct {
 	// this order was there, so the load counted its units as unsold; the settle takes
 	// them (and the buyer's units and key), so the ledger does not sell them twice.
 	Wrote *OrderRequest
-	// WrittenAt is when an earlier delivery wrote Wrote (the caller found it written,
-	// a duplicate; zero: written just now). Its units are taken only if it was written
-	// after the item's load, which otherwise counted them already.
+	// WrittenAt is a time before Wrote's commit: when the caller began to write it, or
+	// the order's CreatedAt, which the order store sets in its transaction (zero: not
+	// known). Its units are taken only
+	// if it is past the item's load, which read the order store before that and so did
+	// not count them; an order the load may have counted is not taken.
 	WrittenAt time.Time
 }
 

@@ -52,7 +52,7 @@ type ledgerItem struct {
 	results  map[string]result
 	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
 	held     int64                // holds ever taken or let go
-	loadedMS int64                // when a load last wrote every counter (warm.lua's 'loaded')
+	loadedUS int64                // when a load last wrote every counter (warm.lua's 'loaded_us')
 	changes  int64                // changes of counters and tickets in flight (ItemState.Changes)
 }
 
@@ -346,7 +346,7 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket, buckets int) (bool, err
 				it.takes[t.ID] = pendingTake{w, l.now()} // the next load decides (settle.lua)
 			}
 			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta != nil &&
-				it.loadedMS > 0 && w.AdmittedAt < it.loadedMS && (t.WrittenAt.IsZero() || t.WrittenAt.UnixMilli() >= it.loadedMS) {
+				it.loadedUS > 0 && w.AdmittedAt < it.loadedUS/1000 && !t.WrittenAt.IsZero() && t.WrittenAt.UnixMicro() > it.loadedUS {
 				it.takeLost(w, buckets)
 			}
 		}
@@ -532,7 +532,7 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if wroteAll {
 		l.epochs++
 		it.meta["epoch"] = strconv.FormatInt(l.epochs, 10)
-		it.loadedMS = l.now().UnixMilli()
+		it.loadedUS = l.now().UnixMicro()
 		for _, t := range s.Released {
 			it.released[t] = true
 		}

@@ -248,7 +248,7 @@ func settleMode(t domain.Ticket) string {
 		}
 		var at int64
 		if !t.WrittenAt.IsZero() {
-			at = max(t.WrittenAt.UnixMilli(), 1)
+			at = max(t.WrittenAt.UnixMicro(), 1)
 		}
 		fmt.Fprintf(&b, "|%d|%d|", w.AdmittedAt, at)
 		b.WriteString(idemField(w.UserID, w.IdemKey))

@@ -582,16 +582,17 @@ func (s *Service) settle(ctx context.Context, a *domain.Activity, t domain.Ticke
 	}
 }
 
-// created is the ticket of r written as w.
-func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
+// created is the ticket of r written as w by a write that began at began: a ledger
+// that lost the ticket takes its units if written after its load (domain.Ticket.Wrote).
+func created(r domain.OrderRequest, w domain.Written, began time.Time) domain.Ticket {
 	t := domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}
 	switch {
 	case w.Replay:
 		t.Reason = domain.ReasonReplayed
-	case !w.Duplicate:
-		t.Wrote = &r // written now: a ledger that lost the ticket takes its units
-	default:
-		t.Wrote, t.WrittenAt = &r, w.Order.CreatedAt // see Ticket.WrittenAt
+	case !w.Duplicate: // written now, by a write that began at began
+		t.Wrote, t.WrittenAt = &r, began
+	default: // by an earlier try
+		t.Wrote, t.WrittenAt = &r, w.Order.CreatedAt
 	}
 	return t
 }
@@ -599,12 +600,13 @@ func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
 // writeNow writes a sync order in the request.
 func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
 	wctx, span := telemetry.Tracer().Start(ctx, "mysql.write_order")
+	began := time.Now()
 	w, err := s.write(wctx, r, a.PerUserLimit)
 	span.End()
 	var de *domain.Error
 	switch {
 	case err == nil:
-		s.settle(ctx, a, created(r, w))
+		s.settle(ctx, a, created(r, w, began))
 		return Placed{Status: domain.TicketCreated, OrderID: w.Order.ID, Ticket: r.Ticket, Replayed: w.Replay}, nil
 	case errors.As(err, &de):
 		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: de.Code})

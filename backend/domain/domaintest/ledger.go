@@ -442,10 +442,20 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		w := &domain.OrderRequest{Ticket: id, UserID: 7, ActivityID: f.a, ItemID: f.i, Bucket: 1,
 			Parts: []domain.Part{{Bucket: 1, Quantity: 2}, {Bucket: 0, Quantity: 1}}, Quantity: 3, IdemKey: "w"}
 		created := domain.Ticket{ID: id, UserID: 7, Status: domain.TicketCreated, OrderID: 11, Wrote: w}
+		// Written at a time not known: the load may have counted it, so nothing is
+		// taken (a ticket of its own: a ticket's first result is the one it keeps).
+		unknown := f.ticket()
+		uw := *w
+		uw.Ticket, uw.UserID, uw.IdemKey = unknown, 17, ""
+		if f.settle(t, domain.Ticket{ID: unknown, UserID: 17, Status: domain.TicketCreated, OrderID: 21, Wrote: &uw}, 2) {
+			t.Fatal("settle of a ticket not in flight: got true, want false")
+		}
+		f.wantStock(t, "written at a time not known", 5, 1)
+		created.WrittenAt = time.Now().Add(time.Second) // written after the load
 		if f.settle(t, created, 2) {
 			t.Fatal("settle of a ticket not in flight: got true, want false")
 		}
-		created.Wrote = nil
+		created.Wrote, created.WrittenAt = nil, time.Time{}
 		f.wantTicket(t, "recorded", 7, id, created)
 		// Its buckets first, as many as they hold, then any other.
 		f.wantStock(t, "taken", 3, 0)
@@ -454,7 +464,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if got, err := f.deduct(7, 1, "w", 2); err != nil || !got.Replayed || got.Ticket != id {
 			t.Fatalf("a retry with the order's key: got %+v, %v; want ticket %s replayed", got, err, id)
 		}
-		created.Wrote = w
+		created.Wrote, created.WrittenAt = w, time.Now().Add(time.Second)
 		if f.settle(t, created, 2) {
 			t.Fatal("settle again: got true, want false")
 		}

@@ -61,7 +61,7 @@ end
 local released = i + tonumber(ARGV[9])
 if wrote_all then
   local now = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[11], 'loaded', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[11], 'loaded_us', tonumber(now[1]) * 1000000 + tonumber(now[2]))
 end
 if wrote_all and released > i then
   for j = i, released - 1, 1000 do
