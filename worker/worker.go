@@ -281,7 +281,6 @@ func (w *Worker) write(j *job) {
 	first := time.Now()
 	wait := w.cfg.RetryBackoff
 	for attempt := 1; w.cfg.WriteAttempts <= 0 || attempt <= w.cfg.WriteAttempts; attempt++ {
-		began := time.Now()
 		written, err := w.writeOrder(ctx, r, a.PerUserLimit)
 		if err == nil {
 			res, reason := "created", ""
@@ -292,12 +291,10 @@ func (w *Worker) write(j *job) {
 				res, reason = "replayed", domain.ReasonReplayed
 			}
 			t := ticketOf(r, domain.TicketCreated, written.Order.ID, reason)
-			switch res {
-			case "created":
-				// A ledger that lost the ticket takes its units if this write began
-				// after its load (see domain.Ticket.Wrote).
-				t.Wrote, t.WrittenAt = &r, began
-			case "duplicate": // written by a delivery whose settle did not land
+			if res != "replayed" {
+				// Written now, or by a delivery whose settle did not land: a ledger that
+				// lost the ticket takes its units unless its load counted them (see
+				// domain.Ticket.Wrote).
 				t.Wrote, t.WrittenAt = &r, written.Order.CreatedAt
 			}
 			j.toSettle(t, res)

@@ -136,18 +136,15 @@ type Ticket struct {
 	Status  TicketStatus
 	OrderID int64
 	Reason  string
-	// Wrote is set on a created ticket whose order the settling caller wrote: when
-	// the ledger holds the item but neither the ticket in flight nor a result of it,
-	// and the request was admitted (Wrote.AdmittedAt) before the item's last load, it
-	// lost the ticket with its state and loaded the item from the order store, before
-	// this order was there, so the load counted its units as unsold; the settle takes
-	// them (and the buyer's units and key), so the ledger does not sell them twice.
+	// Wrote is set on a created ticket whose order the settling caller wrote (or found
+	// written): when the ledger holds the item but neither the ticket in flight nor a
+	// result of it, and the request was admitted (Wrote.AdmittedAt) before the item's
+	// last load, it lost the ticket with its state and loaded the item from the order
+	// store since. Unless that load's view held the order (SaleState.Recent, or created
+	// before SaleState.RecentSince), the load counted its units as unsold: the settle
+	// takes them (and the buyer's units and key), so the ledger does not sell them twice.
 	Wrote *OrderRequest
-	// WrittenAt is a time before Wrote's commit: when the caller began to write it, or
-	// the order's CreatedAt, which the order store sets in its transaction (zero: not
-	// known). Its units are taken only
-	// if it is past the item's load, which read the order store before that and so did
-	// not count them; an order the load may have counted is not taken.
+	// WrittenAt is the order's CreatedAt (zero: not known; nothing is taken).
 	WrittenAt time.Time
 }
 

@@ -52,7 +52,19 @@ type SaleState struct {
 	// orders the order store's view holds: their units are out of BucketStock
 	// already, and the load takes nothing for them. It takes the others'.
 	Counted []string
+	// Recent are the tickets of the orders created since RecentSince that the order
+	// store's view holds. An order whose ticket the ledger lost (it restarted empty)
+	// and whose writer settles it after this load was counted by the load if it is
+	// among them or was created before RecentSince; else the settle takes its units
+	// (domain.Ticket.Wrote). A zero RecentSince: not known, the load counted them all.
+	Recent      []string
+	RecentSince time.Time
 }
+
+// RecentWindow is how far before a full view it lists the item's recent orders
+// (ItemView.Recent): longer than any write transaction lasts (the order store bounds
+// them well under it), so an order created before it had committed before the view.
+const RecentWindow = 5 * time.Minute
 
 // ReleaseWithin bounds how long after an order's end its release may still reach the
 // ledger: a release is one ledger call made right after the end commits, so minutes
@@ -74,6 +86,10 @@ type ItemView struct {
 	// Written are the tickets asked of that have an order (not a void mark): its
 	// units are out of Stock.
 	Written map[string]bool
+	// Recent are the tickets of the orders (not void marks) created at or after
+	// RecentSince, RecentWindow before the view (full views).
+	Recent      []string
+	RecentSince time.Time
 }
 
 // LiveBuckets is how many buckets sell.

@@ -52,8 +52,12 @@ type ledgerItem struct {
 	results  map[string]result
 	holds    map[string]time.Time // changes in progress that hold resets, by deadline (HoldResets)
 	held     int64                // holds ever taken or let go
-	loadedUS int64                // when a load last wrote every counter (warm.lua's 'loaded_us')
-	changes  int64                // changes of counters and tickets in flight (ItemState.Changes)
+	loadedMS int64                // when a load last wrote every counter (warm.lua's 'loaded')
+	// The last such load's recent orders (SaleState.Recent) and since when (ms; -1:
+	// none): warm.lua's recent set and 'recent_since'.
+	recent      map[string]bool
+	recentSince int64
+	changes     int64 // changes of counters and tickets in flight (ItemState.Changes)
 }
 
 // flight is an in-flight record: "<user>|<qty>|<parts>|<admitted ms>|<idem field>".
@@ -253,6 +257,13 @@ func (l *Ledger) getResult(it *ledgerItem, ticket string) (result, bool) {
 }
 
 // giveBack takes a user's units off their buyer record, dropping it at zero.
+// counted reports whether the last load counted the units of t's written order (its
+// view held it), as settle.lua decides: not known (no recent orders, or no time the
+// order was created) counts as counted.
+func (it *ledgerItem) counted(t domain.Ticket) bool {
+	return it.recent == nil || t.WrittenAt.IsZero() || t.WrittenAt.UnixMilli() < it.recentSince || it.recent[t.ID]
+}
+
 // takeLost takes the units of an order written after the load that lost its ticket
 // (settle.lua's mode 4): from its buckets, then any, as many as there are; and the
 // buyer's units and key.
@@ -346,7 +357,7 @@ func (l *Ledger) settle(it *ledgerItem, t domain.Ticket, buckets int) (bool, err
 				it.takes[t.ID] = pendingTake{w, l.now()} // the next load decides (settle.lua)
 			}
 			if w := t.Wrote; w != nil && t.Status == domain.TicketCreated && t.Reason != domain.ReasonReplayed && it.meta != nil &&
-				it.loadedUS > 0 && w.AdmittedAt < it.loadedUS/1000 && !t.WrittenAt.IsZero() && t.WrittenAt.UnixMicro() > it.loadedUS {
+				it.loadedMS > 0 && w.AdmittedAt < it.loadedMS && !it.counted(t) {
 				it.takeLost(w, buckets)
 			}
 		}
@@ -532,7 +543,14 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 	if wroteAll {
 		l.epochs++
 		it.meta["epoch"] = strconv.FormatInt(l.epochs, 10)
-		it.loadedUS = l.now().UnixMicro()
+		it.loadedMS = l.now().UnixMilli()
+		it.recent = nil // not known: every lost ticket's order counted
+		if !s.RecentSince.IsZero() {
+			it.recentSince, it.recent = s.RecentSince.UnixMilli(), map[string]bool{}
+			for _, t := range s.Recent {
+				it.recent[t] = true
+			}
+		}
 		for _, t := range s.Released {
 			it.released[t] = true
 		}

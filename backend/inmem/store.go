@@ -345,9 +345,13 @@ func (s *Store) View(_ context.Context, itemID int64, endedSince time.Time, full
 			v.Buyers[k.user] = p.units
 		}
 	}
+	v.RecentSince = dbTime(s.now().Add(-domain.RecentWindow))
 	for _, o := range s.orders {
 		if o.ItemID == itemID && o.IdemKey != "" && o.Status != domain.OrderVoid {
 			v.Keys = append(v.Keys, domain.KeyTicket{UserID: o.UserID, Key: o.IdemKey, Ticket: o.Ticket})
+		}
+		if o.ItemID == itemID && o.Status != domain.OrderVoid && !o.CreatedAt.Before(v.RecentSince) {
+			v.Recent = append(v.Recent, o.Ticket)
 		}
 	}
 	return v, nil

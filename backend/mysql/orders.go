@@ -467,6 +467,10 @@ func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, fu
 		if v.Keys, err = keyTickets(ctx, tx, itemID); err != nil {
 			return v, err
 		}
+		v.RecentSince = time.Now().Add(-domain.RecentWindow).UTC().Truncate(time.Millisecond)
+		if v.Recent, err = recentTickets(ctx, tx, itemID, v.RecentSince); err != nil {
+			return v, err
+		}
 	}
 	// The ended orders are found through the buyers, as the keys are.
 	err = queryOrdersOn(ctx, tx, func(o domain.Order) { v.Ended = append(v.Ended, o) },
@@ -480,6 +484,25 @@ func (s *Store) View(ctx context.Context, itemID int64, endedSince time.Time, fu
 		return v, fmt.Errorf("read the orders of item %d's tickets: %w", itemID, err)
 	}
 	return v, tx.Commit()
+}
+
+// recentTickets are the tickets of an item's orders (not void marks) created at or
+// after since.
+func recentTickets(ctx context.Context, q querier, itemID int64, since time.Time) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT ticket FROM orders WHERE item_id = ? AND created_at >= ? AND status <> 'void'`, itemID, since)
+	if err != nil {
+		return nil, fmt.Errorf("read recent orders of item %d: %w", itemID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
 }
 
 // written is which of tickets have an order that is not a void mark.

@@ -114,7 +114,14 @@ func (s *Store) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error)
 	}
 }
 
+// maxTx bounds a write transaction: an order's created_at, set in its transaction, is
+// then less than this before its commit, well under domain.RecentWindow (a restore of
+// the item into the ledger relies on it).
+const maxTx = time.Minute
+
 func (s *Store) tryTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, maxTx)
+	defer cancel()
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)

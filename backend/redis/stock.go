@@ -248,7 +248,7 @@ func settleMode(t domain.Ticket) string {
 		}
 		var at int64
 		if !t.WrittenAt.IsZero() {
-			at = max(t.WrittenAt.UnixMicro(), 1)
+			at = max(t.WrittenAt.UnixMilli(), 1)
 		}
 		fmt.Fprintf(&b, "|%d|%d|", w.AdmittedAt, at)
 		b.WriteString(idemField(w.UserID, w.IdemKey))
@@ -499,9 +499,10 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	if overwrite {
 		ow = "1"
 	}
-	args := make([]any, 0, 12+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys))
+	args := make([]any, 0, 15+len(sale.BucketStock)+2*len(sale.Buyers)+len(sale.Released)+2*len(sale.Keys)+len(sale.Counted)+len(sale.Recent))
 	args = append(args, string(sale.State), sale.Start.UnixMilli(), sale.End.UnixMilli(), sale.PerUserLimit, sale.LiveBuckets(), ow, len(sale.Buyers),
-		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(s.pendingTTL/time.Second), len(sale.Counted))
+		sale.Version, len(sale.Released), int(s.resultTTL/time.Second), newEpoch(), int(s.pendingTTL/time.Second), len(sale.Counted),
+		len(sale.Recent), recentSince(sale))
 	for _, n := range sale.BucketStock {
 		args = append(args, n)
 	}
@@ -517,10 +518,22 @@ func (s *Stock) Warm(ctx context.Context, sale domain.SaleState, overwrite bool)
 	for _, t := range sale.Counted {
 		args = append(args, t)
 	}
+	for _, t := range sale.Recent {
+		args = append(args, t)
+	}
 	if err := warmScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		return fmt.Errorf("warm item %d: %w", sale.ItemID, err)
 	}
 	return nil
+}
+
+// recentSince is warm.lua's ARGV for sale.RecentSince: -1 when not known (a load
+// that lists no recent orders counts every lost ticket's order).
+func recentSince(sale domain.SaleState) int64 {
+	if sale.RecentSince.IsZero() {
+		return -1
+	}
+	return sale.RecentSince.UnixMilli()
 }
 
 // SetSale writes a loaded item's state, window, limit and bucket count (len of

@@ -247,7 +247,7 @@ func (h *hammerRun) run(t *testing.T, users, perUser int, disturb func(step int)
 // bucket than MySQL, or (with buyers) counts a buyer's units other than their live
 // orders hold: whatever restores, releases, deltas and repairs met, Redis errs short,
 // never over. Redis flushed with tickets in flight may count a buyer twice (a take
-// of a lost ticket that the restore's view held already), so buyers is off then.
+// of a lost ticket that a reconciler's repair counted already), so buyers is off then.
 func (h *hammerRun) notOver(t *testing.T, buyers bool) {
 	t.Helper()
 	ctx := context.Background()

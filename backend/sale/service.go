@@ -582,16 +582,14 @@ func (s *Service) settle(ctx context.Context, a *domain.Activity, t domain.Ticke
 	}
 }
 
-// created is the ticket of r written as w by a write that began at began: a ledger
-// that lost the ticket takes its units if written after its load (domain.Ticket.Wrote).
-func created(r domain.OrderRequest, w domain.Written, began time.Time) domain.Ticket {
+// created is the ticket of r written as w: a ledger that lost the ticket takes its
+// units unless its load counted them (domain.Ticket.Wrote).
+func created(r domain.OrderRequest, w domain.Written) domain.Ticket {
 	t := domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: w.Order.ID}
 	switch {
 	case w.Replay:
 		t.Reason = domain.ReasonReplayed
-	case !w.Duplicate: // written now, by a write that began at began
-		t.Wrote, t.WrittenAt = &r, began
-	default: // by an earlier try
+	default: // written now or by an earlier try
 		t.Wrote, t.WrittenAt = &r, w.Order.CreatedAt
 	}
 	return t
@@ -600,13 +598,12 @@ func created(r domain.OrderRequest, w domain.Written, began time.Time) domain.Ti
 // writeNow writes a sync order in the request.
 func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.OrderRequest) (Placed, error) {
 	wctx, span := telemetry.Tracer().Start(ctx, "mysql.write_order")
-	began := time.Now()
 	w, err := s.write(wctx, r, a.PerUserLimit)
 	span.End()
 	var de *domain.Error
 	switch {
 	case err == nil:
-		s.settle(ctx, a, created(r, w, began))
+		s.settle(ctx, a, created(r, w))
 		return Placed{Status: domain.TicketCreated, OrderID: w.Order.ID, Ticket: r.Ticket, Replayed: w.Replay}, nil
 	case errors.As(err, &de):
 		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: de.Code})
@@ -636,9 +633,9 @@ func (s *Service) decide(ctx context.Context, a *domain.Activity, r domain.Order
 	}
 	if !voided && o.Status != domain.OrderVoid {
 		// Written, by this request's own write whose commit was in doubt (or a
-		// worker's copy): as written just now, a ledger that lost the ticket takes its
-		// units (see domain.Ticket.Wrote; at worst it errs short).
-		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r})
+		// worker's copy): a ledger that lost the ticket takes its units unless its
+		// load counted them (see domain.Ticket.Wrote).
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &r, WrittenAt: o.CreatedAt})
 		if a.Strategy.Queued() {
 			return Placed{Status: domain.TicketPending, Ticket: r.Ticket}, nil
 		}
@@ -751,7 +748,7 @@ func (s *Service) warmItem(ctx context.Context, a *domain.Activity, itemID int64
 		}
 		st.BucketStock[r.Bucket] = r.Available
 	}
-	st.Buyers, st.Keys = v.Buyers, v.Keys
+	st.Buyers, st.Keys, st.Recent, st.RecentSince = v.Buyers, v.Keys, v.Recent, v.RecentSince
 	for _, t := range pending {
 		if v.Written[t] {
 			st.Counted = append(st.Counted, t)

@@ -434,24 +434,33 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 	})
 
 	t.Run("Settle created of a ticket the ledger lost takes what its caller wrote", func(t *testing.T) {
-		// The ledger lost the ticket with its state and loaded the item since, before
-		// the order was written: the load counted its units as unsold.
+		// The ledger lost the ticket with its state and loaded the item since, and the
+		// load's view did not hold the order: it counted its units as unsold.
 		f := fixture(t)
-		f.warm(t, f.sale(3, 5, 1), true)
+		seen := f.ticket()
+		fs := f.sale(3, 5, 1)
+		fs.Recent, fs.RecentSince = []string{seen}, f.Now().Add(-domain.RecentWindow)
+		f.warm(t, fs, true)
 		id := f.ticket()
 		w := &domain.OrderRequest{Ticket: id, UserID: 7, ActivityID: f.a, ItemID: f.i, Bucket: 1,
 			Parts: []domain.Part{{Bucket: 1, Quantity: 2}, {Bucket: 0, Quantity: 1}}, Quantity: 3, IdemKey: "w"}
 		created := domain.Ticket{ID: id, UserID: 7, Status: domain.TicketCreated, OrderID: 11, Wrote: w}
-		// Written at a time not known: the load may have counted it, so nothing is
-		// taken (a ticket of its own: a ticket's first result is the one it keeps).
-		unknown := f.ticket()
-		uw := *w
-		uw.Ticket, uw.UserID, uw.IdemKey = unknown, 17, ""
-		if f.settle(t, domain.Ticket{ID: unknown, UserID: 17, Status: domain.TicketCreated, OrderID: 21, Wrote: &uw}, 2) {
-			t.Fatal("settle of a ticket not in flight: got true, want false")
+		// Orders the load counted: one its view held (among the recent), one created
+		// before the recent ones (committed before the view), one created at a time
+		// not known; nothing is taken (each a ticket of its own: a ticket's first
+		// result is the one it keeps).
+		for i, c := range []struct {
+			ticket string
+			at     time.Time
+		}{{seen, f.Now()}, {f.ticket(), f.Now().Add(-domain.RecentWindow - time.Second)}, {f.ticket(), time.Time{}}} {
+			cw := *w
+			cw.Ticket, cw.UserID, cw.IdemKey = c.ticket, int64(17+i), ""
+			if f.settle(t, domain.Ticket{ID: c.ticket, UserID: cw.UserID, Status: domain.TicketCreated, OrderID: int64(21 + i), Wrote: &cw, WrittenAt: c.at}, 2) {
+				t.Fatal("settle of a ticket not in flight: got true, want false")
+			}
+			f.wantStock(t, fmt.Sprintf("counted by the load (%d)", i), 5, 1)
 		}
-		f.wantStock(t, "written at a time not known", 5, 1)
-		created.WrittenAt = time.Now().Add(time.Second) // written after the load
+		created.WrittenAt = f.Now() // not in the load's view
 		if f.settle(t, created, 2) {
 			t.Fatal("settle of a ticket not in flight: got true, want false")
 		}
@@ -464,7 +473,7 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 		if got, err := f.deduct(7, 1, "w", 2); err != nil || !got.Replayed || got.Ticket != id {
 			t.Fatalf("a retry with the order's key: got %+v, %v; want ticket %s replayed", got, err, id)
 		}
-		created.Wrote, created.WrittenAt = w, time.Now().Add(time.Second)
+		created.Wrote, created.WrittenAt = w, f.Now()
 		if f.settle(t, created, 2) {
 			t.Fatal("settle again: got true, want false")
 		}
@@ -483,23 +492,26 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			t.Fatalf("a retry with the key of the order settled in flight: got %+v, %v; want ticket %s replayed", got, err, d.Ticket)
 		}
 
-		// Written by an earlier delivery (a duplicate): taken only if written after
-		// the load, which otherwise counted it; a part past the buckets passed too.
+		// Written by an earlier delivery (a duplicate): taken only if created among
+		// the load's recent orders and not in its view; a part past the buckets
+		// passed too.
 		h := fixture(t)
-		h.warm(t, h.sale(5, 4, 4, 4), true)
+		hs := h.sale(5, 4, 4, 4)
+		hs.RecentSince = h.Now().Add(-domain.RecentWindow)
+		h.warm(t, hs, true)
 		dup := func(user int64, at time.Time) domain.Ticket {
 			id := h.ticket()
 			return domain.Ticket{ID: id, UserID: user, Status: domain.TicketCreated, OrderID: 20 + user, WrittenAt: at,
 				Wrote: &domain.OrderRequest{Ticket: id, UserID: user, ActivityID: h.a, ItemID: h.i, Bucket: 2, Quantity: 1}}
 		}
-		h.settle(t, dup(1, time.Now().Add(-time.Hour)), 1)
-		h.wantStock(t, "written before the load", 4, 4, 4)
-		h.settle(t, dup(2, time.Now().Add(time.Minute)), 1)
+		h.settle(t, dup(1, h.Now().Add(-time.Hour)), 1)
+		h.wantStock(t, "written long before the load", 4, 4, 4)
+		h.settle(t, dup(2, h.Now()), 1)
 		h.wantStock(t, "written after the load, in a bucket past those passed", 4, 4, 3)
 		// Admitted after the load: it was in flight until settled, and its result
-		// expired; the load did not count it.
-		late := dup(3, time.Time{})
-		late.Wrote.AdmittedAt = time.Now().Add(time.Minute).UnixMilli()
+		// expired; the load did not count it, and its units were taken when admitted.
+		late := dup(3, h.Now())
+		late.Wrote.AdmittedAt = h.Now().Add(time.Minute).UnixMilli()
 		h.settle(t, late, 3)
 		h.wantStock(t, "admitted after the load", 4, 4, 3)
 

@@ -535,6 +535,20 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		if !maps.Equal(v.Written, want) {
 			t.Fatalf("written: got %v, want %v (a void mark and an unknown ticket are not)", v.Written, want)
 		}
+		if v.Recent != nil || !v.RecentSince.IsZero() {
+			t.Fatalf("a view not full: got recent %v since %v, want none", v.Recent, v.RecentSince)
+		}
+		before := time.Now()
+		v, err = f.Orders.View(ctx, f.item, time.Now(), true)
+		must(t, err)
+		recent := slices.Sorted(slices.Values(v.Recent))
+		wantRecent := slices.Sorted(slices.Values([]string{live.Ticket, ended.Ticket}))
+		if !slices.Equal(recent, wantRecent) {
+			t.Fatalf("recent: got %v, want %v (the orders, not the void mark)", recent, wantRecent)
+		}
+		if lo, hi := before.Add(-domain.RecentWindow-time.Millisecond), time.Now().Add(-domain.RecentWindow); v.RecentSince.Before(lo) || v.RecentSince.After(hi) {
+			t.Fatalf("recent since: got %v, want the window before the view (%v to %v)", v.RecentSince, lo, hi)
+		}
 	})
 
 	t.Run("reads of an unknown item", func(t *testing.T) {

@@ -11,21 +11,18 @@
 --           units than Redis): give back the buyer units and the key, not the stock;
 --      "3": replayed: another ticket of the same key wrote the order: give back the
 --           stock and buyer units, keep the key.
---      "4|<user>|<qty>|<parts>|<admitted ms>|<written us>|<idem field>": as "0",
---           and the caller (or a delivery before it) wrote the order; written us is
---           a time before its commit (when the writer began, or the order's
---           created_at, set in its transaction; 0: not known). When the item is
---           loaded, the ticket is neither in flight nor has a result, and it was
---           admitted before the item's load (the meta's 'loaded_us', which warm.lua
---           writes after reading MySQL; admitted in the load's own millisecond is not
---           before it), Redis lost it with its state; when the order was written after that load,
---           the load did not count it and counted its units as unsold, so they are
---           taken now (from its buckets, then any; as many as there are), with the
---           buyer's units and the key. An order written in the load's own
---           microsecond or before, or at an unknown time, may have been counted: it
---           is not taken (Redis errs under MySQL's sold units, never over; the
---           reconciler repairs the stock). (A ticket admitted after the load was in
---           flight until settled: with no result now, its result expired.)
+--      "4|<user>|<qty>|<parts>|<admitted ms>|<created ms>|<idem field>": as "0",
+--           and the caller (or a delivery before it) wrote the order, created at
+--           created ms (its created_at; 0: not known). When the item is loaded, the
+--           ticket is neither in flight nor has a result, and it was admitted before
+--           the item's load (the meta's 'loaded' ms, which warm.lua writes), Redis
+--           lost it with its state. The load counted the order's units as sold if
+--           its MySQL read held the order: the order is in the item's recent set, or
+--           was created before the meta's 'recent_since' (minutes before the read,
+--           longer than any write transaction lasts). Otherwise its units are taken
+--           now (from its buckets, then any; as many as there are), with the buyer's
+--           units and the key. (A ticket admitted after the load was in flight until
+--           settled: with no result now, its result expired.)
 --           When the item is not loaded, the take waits in the pending hash
 --           ("take:<ticket>" -> "<user>|<qty>|<parts>|<ms>|<idem field>") for the
 --           next load, which takes it unless its view of MySQL holds the order.
@@ -53,7 +50,9 @@ for r = 0, n - 1 do
     if m >= nb then return {-1, m} end
   end
 end
-local since = tonumber(redis.call('HGET', KEYS[1], 'loaded_us') or '0')
+local lm = redis.call('HMGET', KEYS[1], 'loaded', 'recent_since')
+local since, recent_since = tonumber(lm[1] or '0'), tonumber(lm[2] or '-1')
+local recent = string.gsub(KEYS[1], ':meta$', ':recent')
 local out = {}
 local ended = {} -- tickets this call settled: a ticket named twice is settled once
 for r = 0, n - 1 do
@@ -78,7 +77,8 @@ for r = 0, n - 1 do
     elseif first and loaded and wrote then
       local user, qty, ps, admitted, at, idem = string.match(ARGV[a + 2], '^4|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
       admitted, at = tonumber(admitted), tonumber(at)
-      if since > 0 and admitted < math.floor(since / 1000) and at > since then
+      if since > 0 and admitted < since and recent_since >= 0 and at >= recent_since and
+          redis.call('SISMEMBER', recent, ticket) == 0 then
         redis.call('HINCRBY', KEYS[1], 'changes', 1)
         take_units(function(b) return KEYS[5 + n + b] end, nb, ps, qty)
         redis.call('HINCRBY', KEYS[2], user, tonumber(qty))

@@ -7,11 +7,13 @@
 -- ARGV[7] the number of buyers m, ARGV[8] the activity's version the state was read
 -- at (0: unversioned), ARGV[9] the number of released tickets r, ARGV[10] the released
 -- set's TTL s, ARGV[11] a new epoch, ARGV[12] the pending releases' TTL s, ARGV[13]
--- the number c of counted tickets,
--- ARGV[14..] the stock of each bucket, then m pairs of user id and units held, then
+-- the number c of counted tickets, ARGV[14] the number q of recent tickets, ARGV[15]
+-- since when they are recent (ms, by the orders' created_at),
+-- ARGV[16..] the stock of each bucket, then m pairs of user id and units held, then
 -- the r released tickets, then pairs of idempotency field ("<user>:<key>") and the
 -- ticket of the order holding it, then the c counted tickets: pending takes
--- (settle.lua) whose orders the MySQL read holds
+-- (settle.lua) whose orders the MySQL read holds, then the q recent tickets: those of
+-- the orders created since ARGV[15] that the MySQL read holds
 --
 -- The meta fields (state, window, limit, buckets) are kept when the meta holds this
 -- version or a newer one: a warm that read MySQL before an operator's change must not
@@ -26,7 +28,10 @@
 -- (release.lua's pending hash) are given back now unless released already: an order
 -- ended before the snapshot is in the released tickets, one ended after it is not, and
 -- its units are not in the stock read. When some counter was kept, it does not hold
--- those units, and their releases and deltas still add them.
+-- those units, and their releases and deltas still add them. The recent tickets go to
+-- the item's recent set (the meta's key with :recent for :meta) and ARGV[15] to the
+-- meta's 'recent_since': a written order whose ticket Redis lost is counted by this
+-- load if it is in the set or was created before then (settle.lua).
 local n = #KEYS - 5
 local version = tonumber(ARGV[8])
 local held = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
@@ -45,15 +50,16 @@ redis.call('HINCRBY', KEYS[1], 'changes', 1)
 local wrote_all = true
 for i = 1, n do
   if ARGV[6] == '1' then
-    redis.call('SET', KEYS[5 + i], ARGV[13 + i])
-  elseif redis.call('SETNX', KEYS[5 + i], ARGV[13 + i]) == 0 then
+    redis.call('SET', KEYS[5 + i], ARGV[15 + i])
+  elseif redis.call('SETNX', KEYS[5 + i], ARGV[15 + i]) == 0 then
     wrote_all = false
   end
 end
-local i = 14 + n
+local i = 16 + n
+local q = tonumber(ARGV[14])
 local keys = i + 2 * tonumber(ARGV[7])
 local counted = {}
-for j = #ARGV - tonumber(ARGV[13]) + 1, #ARGV do counted[ARGV[j]] = true end
+for j = #ARGV - q - tonumber(ARGV[13]) + 1, #ARGV - q do counted[ARGV[j]] = true end
 while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -61,7 +67,14 @@ end
 local released = i + tonumber(ARGV[9])
 if wrote_all then
   local now = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[11], 'loaded_us', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[11], 'loaded', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000),
+    'recent_since', ARGV[15])
+  local recent = string.gsub(KEYS[1], ':meta$', ':recent')
+  redis.call('DEL', recent)
+  for j = #ARGV - q + 1, #ARGV, 1000 do
+    redis.call('SADD', recent, unpack(ARGV, j, math.min(j + 999, #ARGV)))
+  end
+  if q > 0 then redis.call('EXPIRE', recent, 86400) end
 end
 if wrote_all and released > i then
   for j = i, released - 1, 1000 do
@@ -104,7 +117,7 @@ if wrote_all then
   end
 end
 i = released
-while i < #ARGV - tonumber(ARGV[13]) do
+while i < #ARGV - tonumber(ARGV[13]) - q do
   redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
