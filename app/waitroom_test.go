@@ -1037,10 +1037,10 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string, want map[stri
 func TestWaitingRoomSteeredLive(t *testing.T) {
 	ctx := context.Background()
 	rs := startRoomStack(t, 2)
-	aid, iid := rs.roomSale(t, "sync", 2, 1, 1)
+	aid, iid := rs.roomSale(t, "sync", 3, 1, 1)
 	line := redis.NewLine(testenv.Redis(t))
-	// Two slots held, as by admissions in flight elsewhere: 2 units, k 1, none free.
-	for _, u := range []int64{9001, 9002} {
+	// Three slots held, as by admissions in flight elsewhere: 3 units, k 1, none free.
+	for _, u := range []int64{9001, 9002, 9003} {
 		d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 1,
 			PlaceTTL: time.Minute, Lease: time.Minute})
 		if err != nil || d.Outcome != domain.LineAdmitted {
@@ -1103,31 +1103,39 @@ func TestWaitingRoomSteeredLive(t *testing.T) {
 	// Off: the order goes straight to the backend, around the held slots.
 	steer(map[string]any{"enabled": false})
 	until("the room turned off", 1, created, queued)
-	// On again, k 1: 1 unit left, 2 in flight: a line. User 1, who bought, probes the
-	// change without buying again: refused by the backend while the room is off, given
-	// a place once it is on.
+	// On again, k 1: 2 units left, 3 in flight: a line. User 1, who bought, probes the
+	// change without buying again: refused by the backend while the room is off, by the
+	// room (which counts it at its limit, with no place) once it is on.
 	steer(map[string]any{"enabled": true, "k": 1})
-	until("the room turned on", 1, queued, refused)
-	if code, out := order(2); !queued(code, out) || out["position"].(float64) != 2 {
-		t.Fatalf("user 2 behind user 1: got %d %v, want queued at 2", code, out)
+	toldLimit := func() float64 {
+		n, _ := gathered(t, rs.gws[0], "seckill_gateway_room_decisions_total", map[string]string{"outcome": "limit_exceeded"})
+		return n
 	}
-	// k 4: 4 slots for the unit left, 2 held: user 1 (refused by the backend, having
-	// bought) and user 2 go through.
+	before := toldLimit()
+	until("the room turned on", 1, func(code int, out map[string]any) bool {
+		return code == http.StatusConflict && out["error"] == domain.ELimitExceeded && toldLimit() > before
+	}, refused)
+	for _, u := range []int64{2, 3} {
+		if code, out := order(u); !queued(code, out) || out["position"].(float64) != float64(u-1) {
+			t.Fatalf("user %d: got %d %v, want queued at %d", u, code, out, u-1)
+		}
+	}
+	// k 4: 8 slots for the 2 units left, 3 held: users 2 and 3 go through.
 	steer(map[string]any{"k": 4})
-	until("k raised", 1, func(code int, out map[string]any) bool { return refused(code, out) }, queued)
 	until("k raised", 2, created, queued)
+	until("k raised", 3, created, queued)
 
 	code, st, err := call("GET", fmt.Sprintf("%s/admin/v1/activities/%d/stats", rs.urls[0], aid), adminToken, nil, nil)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("stats: got %d %v %v", code, st, err)
 	}
 	wr := st["items"].([]any)[0].(map[string]any)["waiting_room"].(map[string]any)
-	if wr["enabled"] != true || wr["k"] != 4.0 || wr["in_flight"] != 2.0 || wr["queue_length"] != 0.0 || wr["admitted_from_line"].(float64) < 2 {
-		t.Fatalf("stats' waiting room: got %v, want on, k 4, the 2 held slots in flight, nobody in line, 2+ admitted from it", wr)
+	if wr["enabled"] != true || wr["k"] != 4.0 || wr["in_flight"] != 3.0 || wr["queue_length"] != 0.0 || wr["admitted_from_line"].(float64) < 2 {
+		t.Fatalf("stats' waiting room: got %v, want on, k 4, the 3 held slots in flight, nobody in line, 2+ admitted from it", wr)
 	}
 	// The gateway that served the shoppers counted its steps and saw the line.
 	reg := rs.gws[0]
-	for _, outcome := range []string{"queued", "admitted_from_line"} {
+	for _, outcome := range []string{"queued", "admitted_from_line", "limit_exceeded"} {
 		if n, _ := gathered(t, reg, "seckill_gateway_room_decisions_total", map[string]string{"outcome": outcome}); n < 1 {
 			t.Errorf("seckill_gateway_room_decisions_total{outcome=%q}: got %v, want 1+", outcome, n)
 		}
@@ -1143,5 +1151,57 @@ func TestWaitingRoomSteeredLive(t *testing.T) {
 	}
 	if n, _ := gathered(t, reg, "seckill_gateway_room_capacity", item); n != 4 {
 		t.Errorf("seckill_gateway_room_capacity: got %v, want 4 (k 4 x 1 unit left when last seen)", n)
+	}
+}
+
+// TestWaitingRoomShopperAtTheLimit: a shopper who holds the per-user limit is told so
+// by the room, without a place in line or a slot in flight; a retry of their admitted
+// order (its idempotency key) still gets its first answer. Fails before the fix: the
+// shopper took a place behind the held slot (202 queued), and the newcomer queued
+// behind them.
+func TestWaitingRoomShopperAtTheLimit(t *testing.T) {
+	ctx := context.Background()
+	rs := startRoomStack(t, 1)
+	aid, iid := rs.roomSale(t, "sync", 4, 0.5, 1) // limit 1; 2 in flight at once
+	order := func(user int64, key string) (int, map[string]any) {
+		t.Helper()
+		tok, _ := mint(user)
+		hdr := map[string]string{}
+		if key != "" {
+			hdr["Idempotency-Key"] = key
+		}
+		code, out, err := call("POST", rs.urls[0]+"/api/v1/orders", tok, map[string]any{"activity_id": aid, "item_id": iid, "quantity": 1}, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, out
+	}
+	code, first := order(1, "k1")
+	if code != http.StatusCreated {
+		t.Fatalf("user 1: got %d %v, want 201", code, first)
+	}
+	// 3 left: capacity 2, both held.
+	line := redis.NewLine(testenv.Redis(t))
+	for u := int64(9001); u <= 9002; u++ {
+		if d, err := line.Enter(ctx, domain.LineEntry{ActivityID: aid, ItemID: iid, UserID: u, Buckets: 1, Factor: 0.5,
+			PlaceTTL: time.Minute, Lease: time.Minute}); err != nil || d.Outcome != domain.LineAdmitted {
+			t.Fatalf("hold a slot: got %+v %v", d, err)
+		}
+	}
+	if code, out := order(1, ""); code != http.StatusConflict || out["error"] != domain.ELimitExceeded {
+		t.Fatalf("user 1 again, with the line full: got %d %v, want 409 limit_exceeded", code, out)
+	}
+	if code, out := order(1, "k1"); code != http.StatusCreated || out["order_id"] != first["order_id"] {
+		t.Fatalf("user 1's retry of the first order: got %d %v, want 201 with order %v", code, out, first["order_id"])
+	}
+	if code, out := order(3, ""); code != http.StatusAccepted || out["position"] != 1.0 {
+		t.Fatalf("a newcomer: got %d %v, want queued at the head", code, out)
+	}
+	st, err := line.Stats(ctx, aid, iid, 1, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Length != 1 || st.Places != 4 { // user 1's first, the two held, the newcomer's
+		t.Fatalf("the line: got %+v, want the newcomer alone in it and 4 places given", st)
 	}
 }

@@ -108,7 +108,7 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 		}
 		wait := stateOf(ctx, c).wait // how long a queued shopper waits in this request
 		e := domain.LineEntry{ActivityID: b.ActivityID, ItemID: b.ItemID, UserID: userOf(ctx, c), Buckets: int(a.BucketCount),
-			Factor: a.AdmissionFactor, PlaceTTL: g.room.cfg.PlaceTTL, Lease: g.room.lease}
+			Factor: a.AdmissionFactor, PlaceTTL: g.room.cfg.PlaceTTL, Lease: g.room.lease, Quantity: b.Quantity}
 		if raw := c.GetHeader(HeaderQueueToken); len(raw) > 0 {
 			t, err := parseQueueToken(g.room.key, string(raw))
 			if err != nil {
@@ -144,11 +144,16 @@ func (g *Gateway) waitRoom(next app.HandlerFunc) app.HandlerFunc {
 			c.Header("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 			c.JSON(http.StatusAccepted, api.Queued{Status: "queued", Position: d.Position, RetryAfterMs: wait.Milliseconds(),
 				QueueToken: queueToken{ActivityID: e.ActivityID, ItemID: e.ItemID, UserID: e.UserID, Seq: d.Seq, Issued: d.Now}.sign(g.room.key)})
-		case domain.LineSoldOut:
+		case domain.LineSoldOut, domain.LineLimit:
 			if g.isRetry(ctx, b, e.UserID, idemOf(ctx, c)) {
 				// A retry of an order the backend admitted: it answers with the first
 				// outcome and takes nothing.
 				next(ctx, c)
+				return
+			}
+			if d.Outcome == domain.LineLimit {
+				g.shed.add(b.ActivityID, layerRoom, domain.ELimitExceeded)
+				fail(c, domain.ELimitExceeded, fmt.Sprintf("you already hold the per-user limit of item %d", b.ItemID))
 				return
 			}
 			g.shed.add(b.ActivityID, layerRoom, domain.ESoldOut)

@@ -39,6 +39,9 @@ type LineEntry struct {
 	// left within this long is dropped (its gateway died).
 	PlaceTTL time.Duration
 	Lease    time.Duration
+	// Quantity is the units the shopper orders (0: not known): a shopper it would take
+	// past the per-user limit is answered LineLimit.
+	Quantity int
 }
 
 // LineOutcome is what Enter decided.
@@ -57,6 +60,9 @@ const (
 	// LineOpen: the store holds no sale state for the item (not loaded, or not on
 	// sale): go on without a bound or a Leave; the backend restores or refuses it.
 	LineOpen
+	// LineLimit: the shopper holds so many units that the order would pass the
+	// per-user limit; no place is given, and one held is given up.
+	LineLimit
 )
 
 func (o LineOutcome) String() string {
@@ -71,6 +77,8 @@ func (o LineOutcome) String() string {
 		return "busy"
 	case LineOpen:
 		return "open"
+	case LineLimit:
+		return "limit_exceeded"
 	}
 	return "unknown"
 }

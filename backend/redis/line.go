@@ -64,10 +64,10 @@ func (l *Line) Enter(ctx context.Context, e domain.LineEntry) (domain.LineDecisi
 	if e.Seq > 0 {
 		issued = e.Issued.UnixMilli()
 	}
-	args := []any{e.UserID, e.Seq, issued, strconv.FormatFloat(e.Factor, 'g', -1, 64), ms(e.PlaceTTL), ms(e.Lease)}
+	args := []any{e.UserID, e.Seq, issued, strconv.FormatFloat(e.Factor, 'g', -1, 64), ms(e.PlaceTTL), ms(e.Lease), max(e.Quantity, 0)}
 	width := max(e.Buckets, 1)
 	for {
-		keys := append([]string{k.meta(), k.line(), k.lineSeen(), k.lineJoin(), k.lineUsed(), k.lineLease(), k.lineInfo()}, k.buckets(width)...)
+		keys := append([]string{k.meta(), k.line(), k.lineSeen(), k.lineJoin(), k.lineUsed(), k.lineLease(), k.lineInfo(), k.buyers()}, k.buckets(width)...)
 		res, err := lineScript.Run(ctx, l.rdb, keys, args...).Int64Slice()
 		if err != nil {
 			return domain.LineDecision{}, fmt.Errorf("line of item %d: %w", e.ItemID, err)
@@ -95,6 +95,8 @@ func (l *Line) Enter(ctx context.Context, e domain.LineEntry) (domain.LineDecisi
 			d.Outcome = domain.LineBusy
 		case 4:
 			d.Outcome = domain.LineOpen
+		case 5:
+			d.Outcome = domain.LineLimit
 		default:
 			return domain.LineDecision{}, fmt.Errorf("line of item %d: unexpected script code %d", e.ItemID, res[0])
 		}

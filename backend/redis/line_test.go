@@ -368,3 +368,44 @@ func TestLineHammer(t *testing.T) {
 		}
 	}
 }
+
+// TestLineRefusesShoppersAtTheirLimit: a shopper whose order would pass the per-user
+// limit (units held, in flight or sold) gets no place and no slot in flight, and gives
+// up a place they held: the one behind becomes the head.
+func TestLineRefusesShoppersAtTheirLimit(t *testing.T) {
+	for name, rdb := range clients(t) {
+		t.Run(name, func(t *testing.T) {
+			r := newLineRig(t, rdb, 1, 20) // limit 5; capacity 20
+			withQty := func(user int64, qty int) domain.LineDecision {
+				e := r.entry(user)
+				e.Quantity = qty
+				return r.enterWith(e)
+			}
+			r.deduct(1, 5)
+			r.deduct(2, 3)
+			d := withQty(1, 1)
+			want(t, "user 1, who holds 5 of 5, orders 1", d, domain.LineLimit, 0)
+			if d.Length != 0 || d.InFlight != 0 || d.Seq != 0 {
+				t.Fatalf("user 1 at the limit: got length %d, in flight %d, place %d; want nothing given", d.Length, d.InFlight, d.Seq)
+			}
+			want(t, "user 2, who holds 3 of 5, orders 3", withQty(2, 3), domain.LineLimit, 0)
+			want(t, "user 2 orders 2", withQty(2, 2), domain.LineAdmitted, 0)
+			want(t, "user 1 with the quantity not known", r.enter(1), domain.LineAdmitted, 0)
+
+			// A shopper in line who reaches the limit meanwhile gives the place up.
+			q := newLineRig(t, rdb, 0.1, 10) // capacity 1
+			want(t, "user 3 takes the only slot", q.enter(3), domain.LineAdmitted, 0)
+			want(t, "user 4 queued", q.enter(4), domain.LineQueued, 1)
+			want(t, "user 5 queued", q.enter(5), domain.LineQueued, 2)
+			q.deduct(4, 5) // orders of user 4's that went another way (the room was off)
+			e := q.entry(4)
+			e.Quantity = 1
+			d = q.enterWith(e)
+			want(t, "user 4 at the limit", d, domain.LineLimit, 0)
+			if d.Seq != 0 || d.Length != 1 {
+				t.Fatalf("user 4 at the limit: got place %d, length %d; want the place given up", d.Seq, d.Length)
+			}
+			want(t, "user 5 now the head", q.enter(5), domain.LineQueued, 1)
+		})
+	}
+}

@@ -4,34 +4,40 @@
 -- left, or gives or keeps their place in line. All in one atomic step, so the bound
 -- and the order hold whichever gateway calls.
 --
--- KEYS[1] meta      the ledger's hash (state, buckets): absent when the item is not loaded
+-- KEYS[1] meta      the ledger's hash (state, buckets, limit): absent when the item is
+--                   not loaded
 -- KEYS[2] line      zset user -> place (arrival number)
 -- KEYS[3] seen      zset user -> when the place was last asked about (ms)
 -- KEYS[4] joined    hash user -> when the place was taken (ms)
 -- KEYS[5] used      hash user -> the place an admission used (no rejoining it)
 -- KEYS[6] lease     zset user -> when the admission in flight is dropped (ms)
 -- KEYS[7] info      hash: seq (last place given), counters, rate, rate_t
--- KEYS[8..] the ledger's bucket stock counters, bucket 0 first
+-- KEYS[8] buyers    the ledger's hash: user -> units held (in flight or sold)
+-- KEYS[9..] the ledger's bucket stock counters, bucket 0 first
 -- ARGV[1] user, ARGV[2] the place a token names (0: none), ARGV[3] when the token was
--- issued (ms), ARGV[4] k, ARGV[5] place ttl (ms), ARGV[6] lease (ms)
+-- issued (ms), ARGV[4] k, ARGV[5] place ttl (ms), ARGV[6] lease (ms), ARGV[7] the
+-- units the shopper orders (0: not known, no limit check)
 --
 -- Returns {code, place, position, length, in flight, capacity, stock left, waited ms,
 -- now ms, rate x 1000}; code 0 admitted, 1 queued, 2 sold out, 3 busy (an admission
--- of the shopper is in flight), 4 open (no sale state, or not on sale: no bound);
+-- of the shopper is in flight), 4 open (no sale state, or not on sale: no bound),
+-- 5 limit (the shopper holds so many units that the order would pass the per-user
+-- limit: no place is given, and one held is given up: a head that cannot buy would
+-- hold a slot's worth of the line);
 -- {-1, buckets} when the item has more bucket counters than passed (nothing written).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local user = ARGV[1]
 local ttl = tonumber(ARGV[5])
-local nb = #KEYS - 7
-local meta = redis.call('HMGET', KEYS[1], 'state', 'buckets')
+local nb = #KEYS - 8
+local meta = redis.call('HMGET', KEYS[1], 'state', 'buckets', 'limit')
 if not meta[1] or meta[1] ~= 'published' then
   return {4, 0, 0, 0, 0, 0, 0, 0, now, 0}
 end
 local buckets = tonumber(meta[2] or '1') or 1
 if buckets > nb then return {-1, buckets} end
 local left = 0
-for b = 1, nb do left = left + tonumber(redis.call('GET', KEYS[7 + b]) or '0') end
+for b = 1, nb do left = left + tonumber(redis.call('GET', KEYS[8 + b]) or '0') end
 
 -- The rate of admissions: a decaying average over about five seconds.
 local tau = 5000
@@ -57,6 +63,17 @@ local cap = 0
 if left > 0 then cap = math.ceil(tonumber(ARGV[4]) * left - 1e-9) end
 if redis.call('ZSCORE', KEYS[6], user) then
   return {3, 0, 0, redis.call('ZCARD', KEYS[2]), inflight, cap, left, 0, now, math.floor(rate_now() * 1000)}
+end
+-- A shopper the order would take past the limit is told so here: a place and a slot
+-- in flight would only carry the order to the backend's refusal.
+local qty, limit = tonumber(ARGV[7] or '0') or 0, tonumber(meta[3] or '0') or 0
+if qty > 0 and limit > 0 and tonumber(redis.call('HGET', KEYS[8], user) or '0') + qty > limit then
+  redis.call('HINCRBY', KEYS[7], 'limit_told', 1)
+  if redis.call('ZREM', KEYS[2], user) == 1 then
+    redis.call('ZREM', KEYS[3], user)
+    redis.call('HDEL', KEYS[4], user)
+  end
+  return {5, 0, 0, redis.call('ZCARD', KEYS[2]), inflight, cap, left, 0, now, math.floor(rate_now() * 1000)}
 end
 
 local seq = tonumber(redis.call('ZSCORE', KEYS[2], user))
