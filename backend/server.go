@@ -186,6 +186,7 @@ func (s *Server) Close() error {
 	}
 	err := s.srv.Stop()
 	s.srv = nil
+	s.svc.Close() // after the last request: none starts work for it
 	if err != nil {
 		return fmt.Errorf("stop kitex server: %w", err)
 	}

@@ -49,8 +49,10 @@ func newRig(t *testing.T) *rig {
 // service returns another replica on the rig's store and cache, with its own ledger
 // and publisher.
 func (r *rig) service(t *testing.T, ledger domain.StockLedger, pub domain.Publisher) *sale.Service {
-	return sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: ledger, Cache: r.cache, Publisher: pub, Log: testLog(t)},
+	svc := sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: ledger, Cache: r.cache, Publisher: pub, Log: testLog(t)},
 		sale.Config{PublishAttempts: 2, ReplayWait: 30 * time.Millisecond, OrdersSettle: -1})
+	t.Cleanup(svc.Close) // its tickets' late ends log to t
+	return svc
 }
 
 // sale creates and publishes an activity of one item, open from two hours ago for four

@@ -312,6 +312,7 @@ func newSQ(t *testing.T, o sqOpts) *sq {
 	e.cfg = sale.Config{PublishAttempts: 2, ReplayWait: 300 * time.Millisecond, EndWithin: 3 * time.Second}
 	e.svc = sale.New(sale.Deps{Catalog: e.db.Store, Orders: e.orders, Ledger: e.ledger, Cache: redis.NewCache(e.rdb),
 		Publisher: e.pub, Log: testLog(t)}, e.cfg)
+	t.Cleanup(e.svc.Close) // its tickets' late ends log to t
 	e.worker = worker.New(e.orders, e.ledger, e.db.Store, worker.Config{WriteAttempts: 1, RetryFor: time.Millisecond}, nil, testLog(t))
 	return e
 }

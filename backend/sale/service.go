@@ -93,6 +93,12 @@ type Service struct {
 	sends   *coalesce.Batcher[sendKey, domain.OrderRequest, error] // nil also when the queue has no batch send
 	writes  *coalesce.Batcher[writeKey, domain.OrderRequest, writeResult]
 	reads   *coalesce.Batcher[itemKey, domain.Ticket, ticketRead] // shoppers' ticket polls
+
+	// Work the service carries on after a request's answer (settleSoon): life is
+	// stopped and bg waited for in Close.
+	life context.Context
+	stop context.CancelFunc
+	bg   sync.WaitGroup
 }
 
 // Tallies sum counts over the fleet (backend/redis.Tallies): the backends' refusals
@@ -141,6 +147,7 @@ func New(d Deps, cfg Config) *Service {
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 	}
+	s.life, s.stop = context.WithCancel(context.Background())
 	if cfg.BatchSize > 1 {
 		overlap := coalesce.Config{Size: cfg.BatchSize, Overlap: true, Wait: cfg.BatchWait}
 		s.deducts = coalesce.New(overlap, s.runDeducts)
@@ -156,6 +163,14 @@ func New(d Deps, cfg Config) *Service {
 		s.writes = coalesce.New(coalesce.Config{Size: cfg.BatchSize}, s.runWrites)
 	}
 	return s
+}
+
+// Close stops the work the service carries on after answering (the ends of tickets
+// whose deduction may have run: the reconciler ends those it leaves) and returns once
+// it has stopped. Call it after the last request.
+func (s *Service) Close() {
+	s.stop()
+	s.bg.Wait()
 }
 
 // Catalog is the service's read path of activities.
@@ -373,7 +388,7 @@ func (s *Service) deduct(ctx context.Context, a *domain.Activity, d domain.Deduc
 		return domain.Deducted{}, domain.Errorf(domain.EUnavailable, "the stock could not be reserved; nothing was taken")
 	}
 	r := domain.OrderRequest{Ticket: d.Ticket, UserID: d.UserID, ActivityID: d.ActivityID, ItemID: d.ItemID, Quantity: d.Quantity}
-	go s.settleSoon(t, a.BucketCount, r)
+	s.bg.Go(func() { s.settleSoon(t, a.BucketCount, r) })
 	return domain.Deducted{}, domain.Errorf(domain.EOutcomeUnknown,
 		"the stock store did not answer; the order may have been reserved: retry with the same key to learn the outcome (a reservation is ended within %s, or by the reconciler while the stores cannot be reached)", s.cfg.EndWithin)
 }
@@ -525,7 +540,7 @@ func (s *Service) runWrites(ctx context.Context, k writeKey, rs []domain.OrderRe
 // decided in the order store first, as decide does: a void mark fences a write still
 // to come, and an order already written makes the ticket created, never failed.
 func (s *Service) settleSoon(t domain.Ticket, buckets int, r domain.OrderRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.EndWithin)
+	ctx, cancel := context.WithTimeout(s.life, s.cfg.EndWithin)
 	defer cancel()
 	decided := false
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
@@ -547,7 +562,11 @@ func (s *Service) settleSoon(t domain.Ticket, buckets int, r domain.OrderRequest
 		}
 		select {
 		case <-ctx.Done():
-			s.log.Error("could not end a ticket whose deduction may have run; the reconciler will", "ticket", t.ID)
+			if s.life.Err() != nil {
+				s.log.Warn("stopping before a ticket whose deduction may have run was ended; the reconciler will", "ticket", t.ID)
+			} else {
+				s.log.Error("could not end a ticket whose deduction may have run; the reconciler will", "ticket", t.ID)
+			}
 			return
 		case <-time.After(wait):
 		}
