@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -240,6 +241,7 @@ type Main struct {
 	ops     *http.Server
 	opsAddr net.Addr
 	cancel  context.CancelFunc
+	bg      sync.WaitGroup // the background loops Start began (Close waits)
 	closers []func() error
 	conns   *connLimit
 	// extraRoutes, when set (by the package's own tests), mounts routes after the API's,
@@ -507,8 +509,8 @@ func (m *Main) Start(ctx context.Context) error {
 		}
 		m.closers = append(m.closers, stop)
 	}
-	go m.gw.edge.run(bg)
-	go m.gw.shed.run(bg)
+	m.bg.Go(func() { m.gw.edge.run(bg) })
+	m.bg.Go(func() { m.gw.shed.run(bg) })
 	go func() {
 		if err := m.h.Run(); err != nil {
 			m.deps.Log.Error("gateway stopped", "err", err)
@@ -581,6 +583,8 @@ func (m *Main) Close() error {
 	}
 	if m.cancel != nil {
 		m.cancel()
+		m.bg.Wait()
+		m.gw.fleet.Wait()
 	}
 	if m.ops != nil {
 		errs = append(errs, m.ops.Close())

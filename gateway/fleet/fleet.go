@@ -96,6 +96,7 @@ type Agent struct {
 	gateways      atomic.Int64 // live gateways, this one included
 	wakeChain     chan struct{}
 	wakeLimits    chan struct{}
+	loops         sync.WaitGroup // what Start began (Wait)
 }
 
 // New returns an Agent; Start runs it.
@@ -132,14 +133,18 @@ func (a *Agent) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		go func() { <-ctx.Done(); stop() }()
-		go a.reportLoop(ctx)
+		a.loops.Go(func() { <-ctx.Done(); stop() })
+		a.loops.Go(func() { a.reportLoop(ctx) })
 	}
 	// Apart, so a module compiling for seconds never holds back a change of limits.
-	go a.syncLoop(ctx, a.wakeChain, a.SyncChain)
-	go a.syncLoop(ctx, a.wakeLimits, a.SyncLimits)
+	a.loops.Go(func() { a.syncLoop(ctx, a.wakeChain, a.SyncChain) })
+	a.loops.Go(func() { a.syncLoop(ctx, a.wakeLimits, a.SyncLimits) })
 	return nil
 }
+
+// Wait returns once what Start began has ended (its ctx ended): a sync under way
+// finishes first.
+func (a *Agent) Wait() { a.loops.Wait() }
 
 // onAnnounce wakes the sync loop for an announced change newer than what runs here.
 func (a *Agent) onAnnounce(_ string, f []string) {
