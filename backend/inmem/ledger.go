@@ -256,7 +256,6 @@ func (l *Ledger) getResult(it *ledgerItem, ticket string) (result, bool) {
 	return r, ok
 }
 
-// giveBack takes a user's units off their buyer record, dropping it at zero.
 // counted reports whether the last load counted the units of t's written order (its
 // view held it), as settle.lua decides: not known (no recent orders, or no time the
 // order was created) counts as counted.
@@ -264,7 +263,7 @@ func (it *ledgerItem) counted(t domain.Ticket) bool {
 	return it.recent == nil || t.WrittenAt.IsZero() || t.WrittenAt.UnixMilli() < it.recentSince || it.recent[t.ID]
 }
 
-// takeLost takes the units of an order written after the load that lost its ticket
+// takeLost takes the units of an order the load that lost its ticket did not count
 // (settle.lua's mode 4): from its buckets, then any, as many as there are; and the
 // buyer's units and key.
 func (it *ledgerItem) takeLost(w *domain.OrderRequest, buckets int) {
@@ -557,7 +556,7 @@ func (l *Ledger) Warm(_ context.Context, s domain.SaleState, overwrite bool) err
 		// Takes first, as warm.lua: a release of the same order then lowers the count
 		// the take raised.
 		for t, p := range it.takes {
-			if l.now().Sub(p.at) <= domain.PendingReleaseTTL && !slices.Contains(s.Counted, t) {
+			if l.now().Sub(p.at) <= domain.PendingReleaseTTL && !slices.Contains(s.Counted, t) && !slices.Contains(s.Recent, t) {
 				it.takeLost(p.w, len(s.BucketStock))
 			}
 		}

@@ -427,7 +427,7 @@ func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, fro
 // keyTickets reads the idempotency keys an item's orders hold, with their tickets.
 // Every order has its buyer's purchases row, so the orders are found through the
 // buyers (the purchases key, then the orders' key on user, item and idempotency key)
-// rather than by scanning orders, which have no index on the item.
+// rather than by scanning the item's orders, most of which hold no key.
 func keyTickets(ctx context.Context, q querier, itemID int64) ([]domain.KeyTicket, error) {
 	rows, err := q.QueryContext(ctx, `SELECT o.user_id, o.idem_key, o.ticket FROM purchases p
 		JOIN orders o ON o.user_id = p.user_id AND o.item_id = p.item_id

@@ -114,9 +114,11 @@ func (s *Store) inTx(ctx context.Context, what string, f func(tx *sql.Tx) error)
 	}
 }
 
-// maxTx bounds a write transaction: an order's created_at, set in its transaction, is
-// then less than this before its commit, well under domain.RecentWindow (a restore of
-// the item into the ledger relies on it).
+// maxTx bounds a write transaction: when it runs out the transaction is rolled back
+// once the statement under way returns (a lock wait ends within MariaDB's
+// innodb_lock_wait_timeout, 50 s by default), so an order's created_at, set in its
+// transaction, is at most about two minutes before its commit, well under
+// domain.RecentWindow (a restore of the item into the ledger relies on it).
 const maxTx = time.Minute
 
 func (s *Store) tryTx(ctx context.Context, what string, f func(tx *sql.Tx) error) error {

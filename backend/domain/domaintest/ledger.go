@@ -523,21 +523,25 @@ func TestStockLedger(t *testing.T, newFn func(t *testing.T, resultTTL time.Durat
 			return domain.Ticket{ID: id, UserID: user, Status: domain.TicketCreated, OrderID: 30 + user,
 				Wrote: &domain.OrderRequest{Ticket: id, UserID: user, ActivityID: g.a, ItemID: g.i, Quantity: 2, IdemKey: "p"}}
 		}
-		held, after := lost(1), lost(2)
+		held, after, late := lost(1), lost(2), lost(3)
 		g.settle(t, held, 1)
 		g.settle(t, after, 1)
+		g.settle(t, late, 1) // as if after the load read the pending takes
 		if st := g.state(t, 1); st.Loaded || st.Available() != 0 {
 			t.Fatalf("not loaded: got %+v, want nothing taken or loaded", st)
 		}
 		pending, err := g.PendingTakes(ctx, g.a, g.i)
 		slices.Sort(pending)
-		want := []string{held.ID, after.ID}
+		want := []string{held.ID, after.ID, late.ID}
 		slices.Sort(want)
 		if err != nil || !slices.Equal(pending, want) {
 			t.Fatalf("pending takes: got %v, %v; want %v", pending, err, want)
 		}
 		s := g.sale(2, 10)
 		s.Counted = []string{held.ID} // the view holds that order: its units are out of the 10
+		// The view holds the late one too, among its recent orders: the take landed
+		// after the load asked which pending takes its view holds.
+		s.Recent, s.RecentSince = []string{late.ID}, g.Now().Add(-domain.RecentWindow)
 		g.warm(t, s, true)
 		g.wantStock(t, "the load took the order its view did not hold", 8)
 		if got, err := g.deduct(2, 1, "p", 1); err != nil || !got.Replayed || got.Ticket != after.ID {

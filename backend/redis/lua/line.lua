@@ -68,7 +68,6 @@ end
 -- in flight would only carry the order to the backend's refusal.
 local qty, limit = tonumber(ARGV[7] or '0') or 0, tonumber(meta[3] or '0') or 0
 if qty > 0 and limit > 0 and tonumber(redis.call('HGET', KEYS[8], user) or '0') + qty > limit then
-  redis.call('HINCRBY', KEYS[7], 'limit_told', 1)
   if redis.call('ZREM', KEYS[2], user) == 1 then
     redis.call('ZREM', KEYS[3], user)
     redis.call('HDEL', KEYS[4], user)

@@ -58,8 +58,10 @@ end
 local i = 16 + n
 local q = tonumber(ARGV[14])
 local keys = i + 2 * tonumber(ARGV[7])
+-- Pending takes the MySQL read holds: those it was asked about (counted), and any of its
+-- recent orders (a take recorded after the restore read the pending takes).
 local counted = {}
-for j = #ARGV - q - tonumber(ARGV[13]) + 1, #ARGV - q do counted[ARGV[j]] = true end
+for j = #ARGV - q - tonumber(ARGV[13]) + 1, #ARGV do counted[ARGV[j]] = true end
 while i < keys do
   redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -91,7 +93,8 @@ if wrote_all then
   for j = 1, #pending, 2 do
     if string.sub(pending[j], 1, 5) == 'take:' then
       -- A written order whose settle found the item not loaded: taken unless the
-      -- MySQL read holds it (counted) or the record lapsed (then the read does).
+      -- MySQL read holds it (counted, or among its recent orders) or the record
+      -- lapsed (then the read does).
       local ticket = string.sub(pending[j], 6)
       local user, qty, ps, at, idem = string.match(pending[j + 1], '^([^|]*)|([^|]*)|([^|]*)|(%d+)|(.*)$')
       if at and tonumber(at) >= oldest and not counted[ticket] then
