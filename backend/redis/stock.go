@@ -726,14 +726,29 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 	opts := &goredis.UniversalOptions{Addrs: addrs, Password: password, IsClusterMode: cluster || len(addrs) > 1,
 		PoolSize: 64, MinIdleConns: 4, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: -1}
 	rdb := goredis.NewUniversalClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		rdb.Close()
-		return nil, fmt.Errorf("ping redis at %v: %w", addrs, err)
+	// A Redis restarting (refused, EOF, loading) is waited for: a process that exits
+	// then needs someone to start it again.
+	deadline := time.Now().Add(OpenWait)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := rdb.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			return rdb, nil
+		}
+		if time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
+			rdb.Close()
+			return nil, fmt.Errorf("ping redis at %v (for %v): %w", addrs, OpenWait, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
-	return rdb, nil
 }
+
+// OpenWait is how long Open waits for Redis to answer.
+var OpenWait = 30 * time.Second
 
 // Take removes up to n units from a bucket and returns how many it removed (none when
 // the item is not loaded).
