@@ -59,6 +59,10 @@ type OrderStore interface {
 	// OrderByTicket returns a ticket's row: its order, or its void mark; not_found
 	// when it has none.
 	OrderByTicket(ctx context.Context, ticket string) (Order, error)
+	// ReplayOf returns the order a ticket replayed: a ticket whose write met another
+	// ticket's order of the same idempotency key (Written.Replay) keeps that order;
+	// not_found for any other ticket.
+	ReplayOf(ctx context.Context, ticket string) (Order, error)
 	// OrdersByTickets returns the rows of the tickets that have one, by ticket.
 	OrdersByTickets(ctx context.Context, tickets []string) (map[string]Order, error)
 	// VoidTicket decides a ticket as not written unless it was written before: it

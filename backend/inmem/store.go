@@ -26,7 +26,8 @@ type Store struct {
 	stock                             map[int64]map[int]*domain.StockRow // item -> bucket -> row
 	orders                            map[int64]*domain.Order
 	byTicket                          map[string]int64
-	byKey                             map[keyOf]int64 // shopper, item and idempotency key -> order
+	byKey                             map[keyOf]int64  // shopper, item and idempotency key -> order
+	replays                           map[string]int64 // ticket -> the order it replayed (ReplayOf)
 	purchases                         map[purchaseKey]*purchase
 	endedAt                           map[int64]time.Time // order -> when it was ended, or deleted after
 }
@@ -58,6 +59,7 @@ func NewStore(opts ...Option) *Store {
 		stock:      map[int64]map[int]*domain.StockRow{},
 		orders:     map[int64]*domain.Order{},
 		byTicket:   map[string]int64{},
+		replays:    map[string]int64{},
 		byKey:      map[keyOf]int64{},
 		purchases:  map[purchaseKey]*purchase{},
 		endedAt:    map[int64]time.Time{},
@@ -451,6 +453,7 @@ func (s *Store) writeOrder(r domain.OrderRequest, limit int) (domain.Written, er
 	}
 	k := keyOf{r.UserID, r.ItemID, r.IdemKey}
 	if id, ok := s.byKey[k]; ok && r.IdemKey != "" {
+		s.replays[r.Ticket] = id
 		return domain.Written{Order: *s.orders[id], Replay: true}, nil
 	}
 	s.lastOrder++ // an auto-increment value is used up even when the insert rolls back
@@ -582,6 +585,16 @@ func (s *Store) OrderByTicket(_ context.Context, ticket string) (domain.Order, e
 		return copyOrder(*s.orders[id]), nil
 	}
 	return domain.Order{}, domain.Errorf(domain.ENotFound, "no order for ticket %s", ticket)
+}
+
+// ReplayOf returns the order a ticket replayed.
+func (s *Store) ReplayOf(_ context.Context, ticket string) (domain.Order, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.replays[ticket]; ok {
+		return copyOrder(*s.orders[id]), nil
+	}
+	return domain.Order{}, domain.Errorf(domain.ENotFound, "ticket %s replayed no order", ticket)
 }
 
 // order returns order id if user holds it (any user's when anyUser is set); the

@@ -82,6 +82,11 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 		prev, err = scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderCols+` FROM orders WHERE user_id = ? AND item_id = ? AND idem_key = ?`,
 			r.UserID, r.ItemID, r.IdemKey))
 		if err == nil {
+			// The ticket ends created with the other's order: kept here, as its result
+			// in Redis may be lost (ReplayOf).
+			if _, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO ticket_replays (ticket, order_id) VALUES (?, ?)`, r.Ticket, prev.ID); err != nil {
+				return domain.Written{}, domain.NotCommitted(fmt.Errorf("record ticket %s replaying order %d: %w", r.Ticket, prev.ID, err))
+			}
 			return domain.Written{Order: prev, Replay: true}, nil
 		}
 	}
@@ -193,6 +198,18 @@ func (s *Store) OrderByTicket(ctx context.Context, ticket string) (domain.Order,
 	}
 	if err != nil {
 		return o, fmt.Errorf("read order of ticket %s: %w", ticket, err)
+	}
+	return o, nil
+}
+
+// ReplayOf returns the order a ticket replayed (see decided).
+func (s *Store) ReplayOf(ctx context.Context, ticket string) (domain.Order, error) {
+	o, err := scanOrder(s.db.QueryRowContext(ctx, `SELECT `+orderColsOf("o")+` FROM ticket_replays r JOIN orders o ON o.id = r.order_id WHERE r.ticket = ?`, ticket))
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, domain.Errorf(domain.ENotFound, "ticket %s replayed no order", ticket)
+	}
+	if err != nil {
+		return o, fmt.Errorf("read the order ticket %s replayed: %w", ticket, err)
 	}
 	return o, nil
 }

@@ -1799,3 +1799,43 @@ func uncommittedOrders(t *testing.T, e *sq, itemID, user int64) int {
 	}
 	return n
 }
+
+// A ticket that replayed another ticket's order of its key keeps reading created after
+// Redis, which held its result, restarts empty.
+func TestSeqReplayedTicketOutlivesRedis(t *testing.T) {
+	// Fails before the fix: the replayed ticket's result lived only in Redis, so it
+	// read not_found for good (a probe: every replayed ticket after a second loss).
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyAsync, 10, 2, 1)
+	first := e.buy(t, a, 1, 1, "k1") // queued
+	e.flushItem(t, a)                // Redis loses the key with the ticket
+	again := e.buy(t, a, 1, 1, "k1") // a new ticket of the key
+	if again.Ticket == first.Ticket {
+		t.Fatalf("the retry after the loss: got the first ticket %s, want a new one", first.Ticket)
+	}
+	e.deliver(t) // the first is written; the second replays it
+	want := func(what, ticket string, reason string) int64 {
+		t.Helper()
+		tk, err := e.svc.Ticket(ctx, 1, ticket)
+		if err != nil || tk.Status != domain.TicketCreated || tk.OrderID == 0 || tk.Reason != reason {
+			t.Fatalf("%s: ticket %s: got %+v, %v; want created (reason %q)", what, ticket, tk, err, reason)
+		}
+		return tk.OrderID
+	}
+	order := want("before the second loss", first.Ticket, "")
+	if got := want("before the second loss", again.Ticket, domain.ReasonReplayed); got != order {
+		t.Fatalf("the replayed ticket's order: got %d, want %d", got, order)
+	}
+	e.flushItem(t, a)
+	want("after the second loss", first.Ticket, "")
+	if got := want("after the second loss", again.Ticket, domain.ReasonReplayed); got != order {
+		t.Fatalf("the replayed ticket's order after the loss: got %d, want %d", got, order)
+	}
+	if _, err := e.svc.Ticket(ctx, 2, again.Ticket); !domain.IsCode(err, domain.ENotFound) {
+		t.Fatalf("another shopper reads the replayed ticket: got %v, want not_found", err)
+	}
+	e.buy(t, a, 3, 1, "") // loads the item again
+	e.deliver(t)
+	e.invariants(t, a, sqCheck{sold: 2})
+}

@@ -845,6 +845,14 @@ func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (doma
 		return t, err
 	}
 	o, oerr := s.orders.OrderByTicket(ctx, ticket)
+	if domain.IsCode(oerr, domain.ENotFound) {
+		// A ticket that replayed another's order of its key has no row of its own.
+		if o, rerr := s.orders.ReplayOf(ctx, ticket); rerr == nil && o.UserID == userID {
+			return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID, Reason: domain.ReasonReplayed}, nil
+		} else if rerr != nil && !domain.IsCode(rerr, domain.ENotFound) {
+			return t, rerr
+		}
+	}
 	switch {
 	case domain.IsCode(oerr, domain.ENotFound) || oerr == nil && o.UserID != userID:
 		return t, err

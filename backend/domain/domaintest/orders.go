@@ -710,6 +710,17 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		if _, err := f.Orders.OrderByTicket(ctx, again.Ticket); !domain.IsCode(err, domain.ENotFound) {
 			t.Fatalf("the replayed ticket: got %v, want no row", err)
 		}
+		// The replay is kept: the ticket's result may live only in the ledger.
+		if got, err := f.Orders.ReplayOf(ctx, again.Ticket); err != nil {
+			t.Fatalf("the order the ticket replayed: %v", err)
+		} else {
+			sameOrder(t, "ReplayOf", got, o)
+		}
+		for _, tk := range []string{r.Ticket, "never-written"} {
+			if _, err := f.Orders.ReplayOf(ctx, tk); !domain.IsCode(err, domain.ENotFound) {
+				t.Fatalf("ReplayOf %s, which replayed nothing: got %v, want not_found", tk, err)
+			}
+		}
 		other := f.req(2, 0, 1) // another shopper, same key
 		other.IdemKey = "k1"
 		f.write(t, other)
