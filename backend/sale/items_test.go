@@ -93,6 +93,8 @@ func TestHammerItemOffline(t *testing.T) {
 				changed  atomic.Bool // the operator's call has returned
 				stop     atomic.Bool
 				admitted atomic.Int64 // of item A
+				refusedA atomic.Int64 // attempts on A refused after the change
+				soldBNow atomic.Int64 // attempts on B admitted after the change
 				mu       sync.Mutex
 				attempts []attempt
 				wg       sync.WaitGroup
@@ -109,8 +111,13 @@ func TestHammerItemOffline(t *testing.T) {
 						p, err := backends[g%3].PlaceOrder(ctx, sale.PlaceOrder{UserID: at.user, ActivityID: a.ID,
 							ItemID: a.Items[at.item].ID, Quantity: 1, IdempotencyKey: "k"})
 						at.placed, at.code = p, domain.ErrorCode(err)
-						if err == nil && at.item == 0 {
+						switch {
+						case err == nil && at.item == 0:
 							admitted.Add(1)
+						case at.afterChange && at.item == 0 && at.code == domain.ENotFound:
+							refusedA.Add(1)
+						case at.afterChange && at.item == 1 && err == nil:
+							soldBNow.Add(1)
 						}
 						mu.Lock()
 						attempts = append(attempts, at)
@@ -125,7 +132,12 @@ func TestHammerItemOffline(t *testing.T) {
 				t.Fatal(err)
 			}
 			changed.Store(true)
-			time.Sleep(300 * time.Millisecond)
+			// On until both items have answered after the change (on loaded cores a
+			// fixed pause may see neither).
+			for deadline := time.Now().Add(10 * time.Second); (refusedA.Load() == 0 || soldBNow.Load() == 0) && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond)
 			stop.Store(true)
 			wg.Wait()
 
