@@ -85,7 +85,9 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 			// The ticket ends created with the other's order: kept here, as its result
 			// in Redis may be lost (ReplayOf).
 			if _, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO ticket_replays (ticket, order_id) VALUES (?, ?)`, r.Ticket, prev.ID); err != nil {
-				return domain.Written{}, domain.NotCommitted(fmt.Errorf("record ticket %s replaying order %d: %w", r.Ticket, prev.ID, err))
+				// The row may have landed (a connection lost after the insert): the
+				// caller decides the ticket (a void mark, which reads win over it).
+				return domain.Written{}, fmt.Errorf("record ticket %s replaying order %d: %w: %w", r.Ticket, prev.ID, errUnknownOutcome, err)
 			}
 			return domain.Written{Order: prev, Replay: true}, nil
 		}

@@ -736,6 +736,9 @@ func Open(ctx context.Context, addrs []string, password string, cluster bool) (g
 		if err == nil {
 			return rdb, nil
 		}
+		if refused := err.Error(); strings.Contains(refused, "NOAUTH") || strings.Contains(refused, "WRONGPASS") {
+			deadline = time.Time{} // Redis answered: no wait changes a refused password
+		}
 		if time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
 			rdb.Close()
 			return nil, fmt.Errorf("ping redis at %v (for %v): %w", addrs, OpenWait, err)
