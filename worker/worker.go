@@ -343,6 +343,8 @@ func (w *Worker) refuse(j *job, reason string) {
 		j.finish("dead_letter", nil)
 	case err != nil:
 		j.finish("retry", err)
+	case o.Replayed(r.Ticket): // an earlier delivery met the key's order and replayed it
+		j.toSettle(ticketOf(r, domain.TicketCreated, o.ID, domain.ReasonReplayed), "replayed")
 	case o.Status != domain.OrderVoid:
 		t := ticketOf(r, domain.TicketCreated, o.ID, "")
 		t.Wrote, t.WrittenAt = &r, o.CreatedAt // another delivery wrote it: see domain.Ticket.Wrote

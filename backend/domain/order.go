@@ -148,6 +148,11 @@ type Ticket struct {
 	WrittenAt time.Time
 }
 
+// Replayed reports whether o, the row VoidTicket or ReplayOf gave for ticket, is another
+// ticket's order of the same idempotency key that ticket replayed (OrderStore.ReplayOf):
+// the ticket ends created with reason replayed, and gives back what it held.
+func (o Order) Replayed(ticket string) bool { return o.Ticket != "" && o.Ticket != ticket }
+
 // OrderRequest is an admitted request: stock is pre-deducted in Redis and what remains
 // is to write it to MySQL. It is what travels through the queue.
 type OrderRequest struct {

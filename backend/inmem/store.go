@@ -506,6 +506,9 @@ func (s *Store) VoidTicket(_ context.Context, r domain.OrderRequest) (domain.Ord
 	if id, ok := s.byTicket[r.Ticket]; ok {
 		return copyOrder(*s.orders[id]), false, nil
 	}
+	if id, ok := s.replays[r.Ticket]; ok { // decided: it replayed another's order
+		return copyOrder(*s.orders[id]), false, nil
+	}
 	s.lastOrder++
 	o := domain.Order{ID: s.lastOrder, Ticket: r.Ticket, UserID: r.UserID, ActivityID: r.ActivityID, ItemID: r.ItemID, Bucket: r.Bucket,
 		Parts: slices.Clone(r.Parts), Quantity: r.Quantity, Status: domain.OrderVoid, CreatedAt: dbTime(s.now())}

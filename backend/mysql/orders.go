@@ -89,6 +89,11 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 				// caller decides the ticket (a void mark, which reads win over it).
 				return domain.Written{}, fmt.Errorf("record ticket %s replaying order %d: %w: %w", r.Ticket, prev.ID, errUnknownOutcome, err)
 			}
+			// A void mark that landed meanwhile decided the ticket first (reads go by
+			// the ticket's own row).
+			if own, err := s.OrderByTicket(ctx, r.Ticket); err == nil && own.Status == domain.OrderVoid {
+				return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
+			}
 			return domain.Written{Order: prev, Replay: true}, nil
 		}
 	}
@@ -100,6 +105,12 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 // failed, a redelivered or replayed message) writes nothing. It returns the ticket's
 // row, and whether this call voided it (false: the row was there, void or an order).
 func (s *Store) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.Order, bool, error) {
+	// A ticket that replayed another's order has no row of its own: it is decided.
+	if prev, err := s.ReplayOf(ctx, r.Ticket); err == nil {
+		return prev, false, nil
+	} else if !domain.IsCode(err, domain.ENotFound) {
+		return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)
+	}
 	o := orderOf(r, domain.OrderVoid, time.Now())
 	o.IdemKey, o.AmountCents = "", 0
 	res, err := s.db.ExecContext(ctx, `INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, created_at, updated_at)

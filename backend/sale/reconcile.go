@@ -270,8 +270,11 @@ func (s *Service) endFlight(ctx context.Context, a *domain.Activity, itemID int6
 		}
 	}
 	t := domain.Ticket{ID: f.Ticket, UserID: f.UserID, Status: domain.TicketCreated, OrderID: o.ID}
-	if o.Status == domain.OrderVoid {
+	switch {
+	case o.Status == domain.OrderVoid:
 		t = domain.Ticket{ID: f.Ticket, UserID: f.UserID, Status: domain.TicketFailed, Reason: "stale"}
+	case o.Replayed(f.Ticket):
+		t.Reason = domain.ReasonReplayed // its units go back; the key stays the order's
 	}
 	ok, err := s.ledger.Settle(ctx, t, a.BucketCount)
 	if err != nil || !ok {

@@ -1839,3 +1839,39 @@ func TestSeqReplayedTicketOutlivesRedis(t *testing.T) {
 	e.deliver(t)
 	e.invariants(t, a, sqCheck{sold: 2})
 }
+
+// A ticket whose write replayed its key's order, left in flight (its settle never
+// landed), is ended by the reconciler as replayed, not voided.
+func TestSeqReplayedTicketLeftInFlight(t *testing.T) {
+	// Fails before the fix: the reconciler voided it (no row of its own) and it read
+	// failed stale while its key's order existed, and its key was given back.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyAsync, 10, 2, 1)
+	first := e.buy(t, a, 1, 1, "k1")
+	e.flushItem(t, a)
+	again := e.buy(t, a, 1, 1, "k1") // a new ticket of the key
+	reqs := e.pub.take()
+	if len(reqs) != 2 || reqs[1].Ticket != again.Ticket {
+		t.Fatalf("published: got %d requests, want the two tickets", len(reqs))
+	}
+	e.deliver(t, reqs[0])
+	// The worker's write of the second meets the key's order; its settle never lands.
+	if w, err := e.db.Store.WriteOrder(ctx, reqs[1], a.PerUserLimit); err != nil || !w.Replay {
+		t.Fatalf("the second ticket's write: got %+v, %v; want a replay", w, err)
+	}
+	e.reconcileOnce(t, time.Nanosecond)
+	tk, err := e.svc.Ticket(ctx, 1, again.Ticket)
+	if err != nil || tk.Status != domain.TicketCreated || tk.Reason != domain.ReasonReplayed {
+		t.Fatalf("the replayed ticket after the reconciler: got %+v, %v; want created, replayed", tk, err)
+	}
+	if one, err := e.svc.Ticket(ctx, 1, first.Ticket); err != nil || one.OrderID != tk.OrderID {
+		t.Fatalf("the first ticket: got %+v, %v; want the order %d", one, err, tk.OrderID)
+	}
+	if got, err := e.place(a, 1, 1, "k1"); err != nil || !got.Replayed {
+		t.Fatalf("the key again: got %+v, %v; want a replay (the key stays the order's)", got, err)
+	}
+	e.wantLimitLeft(t, a, 1, 1)
+	e.deliver(t)
+	e.invariants(t, a, sqCheck{sold: 2})
+}

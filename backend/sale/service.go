@@ -547,7 +547,10 @@ func (s *Service) settleSoon(t domain.Ticket, buckets int, r domain.OrderRequest
 		if !decided {
 			if o, voided, err := s.orders.VoidTicket(ctx, r); err == nil {
 				decided = true
-				if !voided && o.Status != domain.OrderVoid {
+				switch {
+				case !voided && o.Replayed(r.Ticket):
+					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID, Reason: domain.ReasonReplayed}
+				case !voided && o.Status != domain.OrderVoid:
 					w := domain.OrderRequest{Ticket: o.Ticket, UserID: o.UserID, ActivityID: o.ActivityID, ItemID: o.ItemID, Bucket: o.Bucket,
 						Parts: o.Parts, Quantity: o.Quantity, IdemKey: o.IdemKey, AdmittedAt: r.AdmittedAt} // what was written, where
 					t = domain.Ticket{ID: t.ID, UserID: t.UserID, Status: domain.TicketCreated, OrderID: o.ID, Wrote: &w, WrittenAt: o.CreatedAt}
@@ -649,6 +652,14 @@ func (s *Service) decide(ctx context.Context, a *domain.Activity, r domain.Order
 	if err != nil {
 		s.log.Error("could not decide an admitted request; left in flight for the reconciler", "ticket", r.Ticket, "err", err)
 		return Placed{}, domain.Errorf(domain.EOutcomeUnknown, "the order store did not say whether the order was written; retry to learn")
+	}
+	if !voided && o.Replayed(r.Ticket) {
+		// A worker's copy met the key's order and replayed it: so does this request.
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketCreated, OrderID: o.ID, Reason: domain.ReasonReplayed})
+		if a.Strategy.Queued() {
+			return Placed{Status: domain.TicketPending, Ticket: r.Ticket, Replayed: true}, nil
+		}
+		return Placed{Status: domain.TicketCreated, OrderID: o.ID, Ticket: r.Ticket, Replayed: true}, nil
 	}
 	if !voided && o.Status != domain.OrderVoid {
 		// Written, by this request's own write whose commit was in doubt (or a

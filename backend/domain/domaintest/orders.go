@@ -721,6 +721,13 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 				t.Fatalf("ReplayOf %s, which replayed nothing: got %v, want not_found", tk, err)
 			}
 		}
+		// It is decided: a void of it finds the order it replayed and marks nothing.
+		if got, voided, err := f.Orders.VoidTicket(ctx, again); err != nil || voided || !got.Replayed(again.Ticket) || got.ID != o.ID {
+			t.Fatalf("void of the replayed ticket: got %+v, voided %v, %v; want order %d, not voided", got, voided, err, o.ID)
+		}
+		if _, err := f.Orders.OrderByTicket(ctx, again.Ticket); !domain.IsCode(err, domain.ENotFound) {
+			t.Fatalf("the replayed ticket after a void: got %v, want still no row", err)
+		}
 		other := f.req(2, 0, 1) // another shopper, same key
 		other.IdemKey = "k1"
 		f.write(t, other)
