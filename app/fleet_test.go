@@ -107,15 +107,22 @@ func (f *testFleet) ticketEnd(t *testing.T, via *fleetProc, u int64, ticket stri
 	return "pending"
 }
 
+// Fleet processes take ports from 11000-16999: below the kernel's ephemeral range
+// (32768 up), from which outgoing connections and port-0 listeners of other tests take
+// theirs (one took a restarted worker's ops port once), clear of the services' ports
+// (the broker's 10909-10912, the cluster's bus 17001-17003) and of the deploy tests'
+// fleets (20000-32399).
+const fleetPortsLow, fleetPortsSpan = 11000, 6000
+
 var fleetPorts atomic.Int64
 
-func init() { fleetPorts.Store(int64(21000 + rand.IntN(300)*100)) }
+func init() { fleetPorts.Store(int64(rand.IntN(fleetPortsSpan))) }
 
 // freeBase finds five free ports in a row.
 func freeBase(t *testing.T) int {
 	t.Helper()
 	for range 200 {
-		b := int(fleetPorts.Add(10))
+		b := fleetPortsLow + int(fleetPorts.Add(10))%(fleetPortsSpan-10)
 		ok := true
 		for p := b; p < b+5 && ok; p++ {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
@@ -228,11 +235,17 @@ func (f *testFleet) start(name, role string, extra ...string) *fleetProc {
 	}
 }
 
-// restart runs p again, on its ports and settings.
+// restart runs p again, on its ports and settings. A port another test holds for a
+// moment (a freeness check) is waited for: up to five tries a second apart.
 func (f *testFleet) restart(p *fleetProc) {
 	f.t.Helper()
-	p.done = make(chan struct{})
-	f.run(p, false)
+	for try := 0; ; try++ {
+		p.done = make(chan struct{})
+		if f.run(p, try < 5) {
+			return
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // run starts p and waits until it is ready. With portRetry, a process that exits
@@ -242,6 +255,10 @@ func (f *testFleet) run(p *fleetProc, portRetry bool) bool {
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	var logged int64 // what earlier runs of p wrote
+	if st, err := logf.Stat(); err == nil {
+		logged = st.Size()
 	}
 	p.cmd = exec.Command(f.bin, p.role)
 	p.cmd.Env = p.env
@@ -268,8 +285,8 @@ func (f *testFleet) run(p *fleetProc, portRetry bool) bool {
 			}
 		}
 		if !p.alive() && portRetry {
-			if b, _ := os.ReadFile(p.log); strings.Contains(string(b), "address already in use") {
-				f.t.Logf("%s: a port of base %d was taken meanwhile; trying others", p.name, p.base)
+			if b, _ := os.ReadFile(p.log); strings.Contains(string(b[logged:]), "address already in use") {
+				f.t.Logf("%s: a port of base %d was taken meanwhile; trying again", p.name, p.base)
 				return false
 			}
 		}
