@@ -288,6 +288,9 @@ type sqOpts struct {
 	// redisProxy: the service and the worker reach Redis through a proxy the test can
 	// cut (the rig's own looks go straight).
 	redisProxy bool
+	// stale: the service's window for tickets lost with Redis (sale.Config.StaleTicket
+	// and StaleSync); 0: the defaults.
+	stale time.Duration
 }
 
 func newSQ(t *testing.T, o sqOpts) *sq {
@@ -309,7 +312,8 @@ func newSQ(t *testing.T, o sqOpts) *sq {
 	e.orders = &sqOrders{OrderStore: e.db.Store}
 	e.ledger = &sqLedger{StockLedger: ledger}
 	e.catalog = e.db.Store
-	e.cfg = sale.Config{PublishAttempts: 2, ReplayWait: 300 * time.Millisecond, EndWithin: 3 * time.Second}
+	e.cfg = sale.Config{PublishAttempts: 2, ReplayWait: 300 * time.Millisecond, EndWithin: 3 * time.Second,
+		TicketSecret: []byte("the fleet's secret"), StaleTicket: o.stale, StaleSync: o.stale}
 	e.svc = sale.New(sale.Deps{Catalog: e.db.Store, Orders: e.orders, Ledger: e.ledger, Cache: redis.NewCache(e.rdb),
 		Publisher: e.pub, Log: testLog(t)}, e.cfg)
 	t.Cleanup(e.svc.Close) // its tickets' late ends log to t

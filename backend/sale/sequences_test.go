@@ -1875,3 +1875,141 @@ func TestSeqReplayedTicketLeftInFlight(t *testing.T) {
 	e.deliver(t)
 	e.invariants(t, a, sqCheck{sold: 2})
 }
+
+// A queued ticket Redis lost with its data before its order was written reads pending
+// while its message may still come, and created once the worker writes it.
+func TestSeqLostTicketReadsPendingUntilWritten(t *testing.T) {
+	// Fails before the fix: the ticket read not_found until its order was written.
+	for _, strategy := range []domain.Strategy{domain.StrategyAsync, domain.StrategyBucket} {
+		t.Run(string(strategy), func(t *testing.T) {
+			ctx := context.Background()
+			e := newSQ(t, sqOpts{})
+			buckets := 1
+			if strategy == domain.StrategyBucket {
+				buckets = 2
+			}
+			a := e.sale(t, strategy, 10, 2, buckets)
+			first := e.buy(t, a, 1, 1, "k1") // queued, its message not yet handed on
+			e.flushItem(t, a)
+			tk, err := e.svc.Ticket(ctx, 1, first.Ticket)
+			if err != nil || tk.Status != domain.TicketPending {
+				t.Fatalf("the lost ticket while its message waits: got %+v, %v; want pending", tk, err)
+			}
+			if _, err := e.svc.Ticket(ctx, 2, first.Ticket); !domain.IsCode(err, domain.ENotFound) {
+				t.Fatalf("another shopper reads the lost ticket: got %v, want not_found", err)
+			}
+			e.deliver(t)
+			tk, err = e.svc.Ticket(ctx, 1, first.Ticket)
+			if err != nil || tk.Status != domain.TicketCreated || tk.OrderID == 0 {
+				t.Fatalf("the lost ticket once written: got %+v, %v; want created", tk, err)
+			}
+			e.buy(t, a, 3, 1, "") // loads the item again
+			e.deliver(t)
+			e.invariants(t, a, sqCheck{sold: 2})
+		})
+	}
+}
+
+// A queued ticket Redis lost whose order never came in the window (its backend died
+// before the send) is voided at its read: it reads failed, its late message writes
+// nothing, and no unit is lost or counted twice.
+func TestSeqLostTicketVoidedAfterTheWindow(t *testing.T) {
+	// Fails before the fix: the ticket read not_found for good, and a late message
+	// wrote an order the shopper had been told nothing of.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{stale: 200 * time.Millisecond})
+	a := e.sale(t, domain.StrategyAsync, 3, 2, 1)
+	first := e.buy(t, a, 1, 1, "")
+	late := e.pub.take() // the message is late
+	e.flushItem(t, a)
+	if tk, err := e.svc.Ticket(ctx, 1, first.Ticket); err != nil || tk.Status != domain.TicketPending {
+		t.Fatalf("in the window: got %+v, %v; want pending", tk, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	tk, err := e.svc.Ticket(ctx, 1, first.Ticket)
+	if err != nil || tk.Status != domain.TicketFailed || tk.Reason != domain.EVoided {
+		t.Fatalf("past the window: got %+v, %v; want failed, voided", tk, err)
+	}
+	e.deliver(t, late...) // the worker meets the void mark
+	if tk, err := e.svc.Ticket(ctx, 1, first.Ticket); err != nil || tk.Status != domain.TicketFailed {
+		t.Fatalf("after the late message: got %+v, %v; want failed still", tk, err)
+	}
+	for u := int64(2); u <= 4; u++ { // the whole stock sells to others
+		e.buy(t, a, u, 1, "")
+	}
+	e.deliver(t)
+	if _, err := e.place(a, 5, 1, ""); !domain.IsCode(err, domain.ESoldOut) {
+		t.Fatalf("a fourth unit of three: got %v, want sold_out", err)
+	}
+	e.invariants(t, a, sqCheck{sold: 3})
+}
+
+// A sync retry that replays a ticket Redis then loses while its write is under way
+// answers pending with the ticket, which reads created once the write lands.
+func TestSeqSyncReplayOfALostTicket(t *testing.T) {
+	// Fails before the fix: the retry was answered not_found ("unknown ticket"), a
+	// probe's 404 during a Redis restart.
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategySync, 10, 2, 1)
+	writing, letGo := make(chan struct{}), make(chan struct{})
+	e.orders.write.set(func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error) {
+		close(writing)
+		<-letGo
+		return next()
+	})
+	e.orders.writeBatch.set(func(rs []domain.OrderRequest, next func() ([]domain.Written, []error)) ([]domain.Written, []error) {
+		close(writing)
+		<-letGo
+		return next()
+	})
+	type placed struct {
+		p   sale.Placed
+		err error
+	}
+	firstDone := make(chan placed, 1)
+	go func() {
+		p, err := e.place(a, 1, 1, "k1")
+		firstDone <- placed{p, err}
+	}()
+	<-writing
+	e.orders.write.clear()
+	e.orders.writeBatch.clear()
+	// The retry's deduction finds the key; Redis loses everything right after.
+	flushed := func(d domain.Deducted) {
+		if d.Replayed {
+			if err := e.flush(a); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	e.ledger.deduct.set(func(d domain.Deduction, next func() (domain.Deducted, error)) (domain.Deducted, error) {
+		got, err := next()
+		flushed(got)
+		return got, err
+	})
+	e.ledger.deductBatch.set(func(ds []domain.Deduction, next func() ([]domain.Deducted, []error, error)) ([]domain.Deducted, []error, error) {
+		got, errs, err := next()
+		for _, d := range got {
+			flushed(d)
+		}
+		return got, errs, err
+	})
+	retry, err := e.place(a, 1, 1, "k1")
+	e.ledger.deduct.clear()
+	e.ledger.deductBatch.clear()
+	if err != nil || !retry.Replayed || retry.Status != domain.TicketPending || retry.Ticket == "" {
+		t.Fatalf("the retry: got %+v, %v; want the first's ticket, pending", retry, err)
+	}
+	close(letGo)
+	first := <-firstDone
+	if first.err != nil || first.p.Status != domain.TicketCreated || first.p.Ticket != retry.Ticket {
+		t.Fatalf("the first: got %+v, %v; want created, ticket %s", first.p, first.err, retry.Ticket)
+	}
+	tk, err := e.svc.Ticket(ctx, 1, retry.Ticket)
+	if err != nil || tk.Status != domain.TicketCreated || tk.OrderID != first.p.OrderID {
+		t.Fatalf("the ticket once written: got %+v, %v; want created, order %d", tk, err, first.p.OrderID)
+	}
+	e.buy(t, a, 3, 1, "")
+	e.invariants(t, a, sqCheck{sold: 2})
+}

@@ -5,6 +5,9 @@ package sale
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -47,6 +50,17 @@ type Config struct {
 	// request that finds its item idle never waits; sync writes of an item go one
 	// transaction at a time whatever the wait.
 	BatchWait time.Duration
+	// TicketSecret is the secret every backend of a fleet shares from which the key
+	// of its tickets is derived (domain.TicketKey; the server gives its RPC secret).
+	// Empty: a random key of this process's own, so a ticket another backend admitted
+	// that Redis and MySQL have both lost reads not_found here.
+	TicketSecret []byte
+	// StaleTicket and StaleSync are how long after its admission a ticket lost with
+	// Redis's data (known to neither Redis nor MySQL) may still be written: until
+	// then it reads pending, after it is voided at its read and reads failed. The
+	// reconciler's windows for tickets in flight (ReconcileConfig): 15 min and 30 s
+	// by default.
+	StaleTicket, StaleSync time.Duration
 	// OrdersSettle holds orders written this recently back from the operators' pages
 	// of an activity's orders (domain.OrderQuery.WrittenBefore), so a walk through them
 	// during a sale never skips one that was still committing. Default 5 s; negative:
@@ -84,6 +98,7 @@ type Service struct {
 	changes Changes
 	leases  domain.Leases
 	refused tally.Counts // since the last hand-over to tallies
+	tickets *domain.TicketKey
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
 
@@ -136,6 +151,15 @@ func New(d Deps, cfg Config) *Service {
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = time.Millisecond
 	}
+	stale := ReconcileConfig{StaleTicket: cfg.StaleTicket, StaleSync: cfg.StaleSync}
+	stale.defaults()
+	cfg.StaleTicket, cfg.StaleSync = stale.StaleTicket, stale.StaleSync
+	secret := cfg.TicketSecret
+	if len(secret) == 0 {
+		secret = []byte(randhex.String(32))
+	}
+	derive := hmac.New(sha256.New, secret)
+	derive.Write([]byte("seckill ticket key v1"))
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
@@ -146,6 +170,7 @@ func New(d Deps, cfg Config) *Service {
 		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, leases: d.Leases, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
+		tickets: domain.NewTicketKey(derive.Sum(nil)),
 	}
 	s.life, s.stop = context.WithCancel(context.Background())
 	if cfg.BatchSize > 1 {
@@ -245,8 +270,11 @@ func (s *Service) flushTallies(ctx context.Context) {
 	}
 }
 
-func newTicket(activityID, itemID int64) string {
-	return domain.NewTicket(activityID, itemID, randhex.String(12))
+// newTicket mints the ticket of an attempt of userID admitted now.
+func (s *Service) newTicket(activityID, itemID, userID int64) string {
+	var random [8]byte
+	rand.Read(random[:])
+	return s.tickets.Mint(activityID, itemID, userID, time.Now(), random[:])
 }
 
 func homeBucket(userID int64, buckets int) int {
@@ -310,7 +338,7 @@ func (s *Service) placeOrder(ctx context.Context, p PlaceOrder) (Placed, error) 
 	}
 	d := domain.Deduction{
 		ActivityID: a.ID, ItemID: item.ID, UserID: p.UserID, Quantity: p.Quantity,
-		IdempotencyKey: p.IdempotencyKey, Ticket: newTicket(a.ID, item.ID),
+		IdempotencyKey: p.IdempotencyKey, Ticket: s.newTicket(a.ID, item.ID, p.UserID),
 		Buckets: a.BucketCount, HomeBucket: homeBucket(p.UserID, a.BucketCount),
 	}
 	got, err := s.deduct(ctx, a, d)
@@ -865,10 +893,61 @@ func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (doma
 		}
 	}
 	switch {
-	case domain.IsCode(oerr, domain.ENotFound) || oerr == nil && o.UserID != userID:
+	case domain.IsCode(oerr, domain.ENotFound):
+		return s.lostTicket(ctx, userID, ticket)
+	case oerr == nil && o.UserID != userID:
 		return t, err
 	case oerr != nil:
 		return t, oerr
+	case o.Status == domain.OrderVoid:
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
+	}
+	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID}, nil
+}
+
+// lostTicket answers a read of a ticket that neither the ledger nor the order store
+// knows. One this fleet minted for userID was admitted, and Redis lost it with its
+// data before its order was written: its message may still be on its way to a
+// worker, its sync write under way. It reads pending while its order may still be
+// written (the reconciler's window for a ticket in flight), and after that it is
+// voided here, as the reconciler ends a ticket left in flight: it reads failed, and a
+// late write of it writes nothing. No unit is held for it: the load that followed
+// the loss counted from MySQL, which never had its order. Anything else (another
+// shopper's ticket, a forgery, one of the older form) is not_found.
+func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	unknown := domain.Errorf(domain.ENotFound, "unknown ticket")
+	at, ok := s.tickets.Admitted(ticket, userID)
+	if !ok {
+		return domain.Ticket{}, unknown
+	}
+	activityID, itemID, _ := domain.ParseTicket(ticket)
+	a, err := s.catalog.Activity(ctx, activityID)
+	switch {
+	case domain.IsCode(err, domain.ENotFound):
+		return domain.Ticket{}, unknown
+	case err != nil:
+		return domain.Ticket{}, err
+	}
+	stale := s.cfg.StaleTicket
+	if !a.Strategy.Queued() {
+		stale = s.cfg.StaleSync
+	}
+	if time.Since(at) < stale {
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
+	}
+	o, voided, err := s.orders.VoidTicket(ctx, domain.OrderRequest{Ticket: ticket, UserID: userID, ActivityID: activityID, ItemID: itemID})
+	if err != nil {
+		return domain.Ticket{}, err
+	}
+	if voided {
+		s.log.Warn("ticket lost with Redis's data and not written in time: voided", "ticket", ticket, "admitted", at)
+		s.metrics.Repairs.WithLabelValues("lost_ticket").Inc()
+	}
+	switch {
+	case o.UserID != userID:
+		return domain.Ticket{}, unknown
+	case o.Replayed(ticket):
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID, Reason: domain.ReasonReplayed}, nil
 	case o.Status == domain.OrderVoid:
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
 	}
