@@ -83,14 +83,18 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 			r.UserID, r.ItemID, r.IdemKey))
 		if err == nil {
 			// The ticket ends created with the other's order: kept here, as its result
-			// in Redis may be lost (ReplayOf).
-			if _, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO ticket_replays (ticket, order_id) VALUES (?, ?)`, r.Ticket, prev.ID); err != nil {
+			// in Redis may be lost (ReplayOf), unless a void of it claimed it first.
+			held, _, err := s.claimTicket(ctx, r.Ticket, prev.ID)
+			if err != nil {
 				// The row may have landed (a connection lost after the insert): the
 				// caller decides the ticket (a void mark, which reads win over it).
 				return domain.Written{}, fmt.Errorf("record ticket %s replaying order %d: %w: %w", r.Ticket, prev.ID, errUnknownOutcome, err)
 			}
-			// A void mark that landed meanwhile decided the ticket first (reads go by
-			// the ticket's own row).
+			if held != prev.ID {
+				return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
+			}
+			// A void mark of a version that kept no claim decided the ticket first
+			// (reads go by the ticket's own row).
 			if own, err := s.OrderByTicket(ctx, r.Ticket); err == nil && own.Status == domain.OrderVoid {
 				return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
 			}
@@ -106,15 +110,28 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 // row, and whether this call voided it (false: the row was there, void or an order).
 func (s *Store) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.Order, bool, error) {
 	// A ticket that replayed another's order has no row of its own: it is decided.
-	if prev, err := s.ReplayOf(ctx, r.Ticket); err == nil {
-		return prev, false, nil
-	} else if !domain.IsCode(err, domain.ENotFound) {
+	// The claim decides a void racing the replay's record.
+	held, _, err := s.claimTicket(ctx, r.Ticket, 0)
+	if err != nil {
 		return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)
+	}
+	if held != 0 {
+		prev, err := s.ReplayOf(ctx, r.Ticket)
+		if err != nil {
+			return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)
+		}
+		return prev, false, nil
 	}
 	o := orderOf(r, domain.OrderVoid, time.Now())
 	o.IdemKey, o.AmountCents = "", 0
-	res, err := s.db.ExecContext(ctx, `INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, created_at, updated_at)
+	var res sql.Result
+	for attempt := 1; ; attempt++ {
+		res, err = s.db.ExecContext(ctx, `INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, parts, quantity, amount_cents, status, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, 0, 'void', ?, ?)`, o.Ticket, o.UserID, o.ActivityID, o.ItemID, o.Bucket, partsCol(o.Parts), o.Quantity, o.CreatedAt, o.CreatedAt)
+		if !retriable(err) || attempt == 3 {
+			break
+		}
+	}
 	if isDuplicate(err) {
 		prev, err := s.OrderByTicket(ctx, r.Ticket)
 		return prev, false, err
@@ -124,6 +141,32 @@ func (s *Store) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.O
 	}
 	o.ID, _ = res.LastInsertId()
 	return o, true, nil
+}
+
+// claimTicket decides between a replay of ticket (a write that met another ticket's
+// order of its key, orderID that order) and a void of it (orderID 0), which may race: a
+// writer meeting the key's order while the reconciler, a read or another writer ends the
+// ticket. Both take the ticket's one row of ticket_replays, and the first holds it. It
+// returns the order id the row holds (0: a void's claim), and whether this call wrote it.
+// A void's claim stays when the ticket turns out written (its own order): reads go by
+// the ticket's own row first, and a ticket with its own order never replays.
+func (s *Store) claimTicket(ctx context.Context, ticket string, orderID int64) (held int64, claimed bool, err error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.db.ExecContext(ctx, `INSERT IGNORE INTO ticket_replays (ticket, order_id) VALUES (?, ?)`, ticket, orderID)
+		if err == nil {
+			if n, err := res.RowsAffected(); err == nil && n == 1 {
+				return orderID, true, nil
+			}
+			break
+		}
+		if !retriable(err) || attempt == 3 {
+			return 0, false, err
+		}
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT order_id FROM ticket_replays WHERE ticket = ?`, ticket).Scan(&held); err != nil {
+		return 0, false, fmt.Errorf("read the claim of ticket %s: %w", ticket, err)
+	}
+	return held, false, nil
 }
 
 // orderOf is the row of r in status st, created at now.

@@ -822,6 +822,56 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		f.want(t, "after", []int64{int64(100 - written)}, buyers, domain.ItemCounts{Orders: int64(written), Units: int64(written)})
 	})
 
+	t.Run("hammer: a replay and a void of one ticket, one wins", func(t *testing.T) {
+		f := newOrderFixture(t, newFn, 100, 1, 100)
+		first := f.req(1, 0, 1)
+		first.IdemKey = "k"
+		o := f.write(t, first) // the key's order
+		const n = 40
+		var mu sync.Mutex
+		won := map[string]string{}
+		hammer(2*n, func(g int) string {
+			r := f.req(1, 0, 1)
+			r.IdemKey = "k"
+			r.Ticket = domain.NewTicket(f.a.ID, f.item, fmt.Sprintf("again%d", g/2))
+			var what string
+			if g%2 == 0 {
+				if w, err := writeRetryingW(t, f.Orders, r, 100); err == nil && w.Replay && w.Order.ID == o.ID {
+					what = "replayed"
+				} else if !domain.IsCode(err, domain.EVoided) {
+					t.Errorf("write %s: got %+v, %v; want a replay or voided", r.Ticket, w, err)
+				}
+			} else if got, voided, err := f.Orders.VoidTicket(ctx, r); err == nil && voided {
+				what = "voided"
+			} else if err != nil || got.ID != o.ID {
+				t.Errorf("void %s: got %+v, %v; want voided or the key's order", r.Ticket, got, err)
+			}
+			if what != "" {
+				mu.Lock()
+				if prev, ok := won[r.Ticket]; ok {
+					t.Errorf("ticket %s: %s and %s", r.Ticket, prev, what)
+				}
+				won[r.Ticket] = what
+				mu.Unlock()
+			}
+			return what
+		})
+		if len(won) != n {
+			t.Fatalf("got %d tickets decided, want %d", len(won), n)
+		}
+		for ticket, w := range won {
+			own, oerr := f.Orders.OrderByTicket(ctx, ticket)
+			rep, rerr := f.Orders.ReplayOf(ctx, ticket)
+			switch {
+			case w == "voided" && (oerr != nil || own.Status != domain.OrderVoid):
+				t.Errorf("ticket %s voided: its row %+v, %v", ticket, own, oerr)
+			case w == "replayed" && (rerr != nil || rep.ID != o.ID || !domain.IsCode(oerr, domain.ENotFound)):
+				t.Errorf("ticket %s replayed: ReplayOf %+v, %v; its own row %+v, %v", ticket, rep, rerr, own, oerr)
+			}
+		}
+		f.want(t, "after", []int64{99}, map[int64]int64{1: 1}, domain.ItemCounts{Orders: 1, Units: 1})
+	})
+
 	t.Run("values are copies", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 1, 5)
 		o := f.write(t, f.req(1, 0, 1))
