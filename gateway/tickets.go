@@ -16,8 +16,8 @@ import (
 // this user, so only this user is answered from it; anyone else's poll of the
 // ticket goes to the backend, which refuses it as before. A pending result is
 // never kept. Entries live ticketTTL, well within the backend's own keeping
-// of results (backend.ticket_ttl, 24 h by default), so a result the backend
-// has dropped is 404 here too, at most ticketTTL later. Tickets come from
+// of results in Redis (backend.ticket_ttl, 24 h by default); the backend
+// answers from MySQL after that. Tickets come from
 // clients, but only those the backend answered for their owner are kept, in
 // an LRU as the catalog's (edge.go).
 type endedTickets struct {

@@ -52,9 +52,12 @@ type sqOrders struct {
 	view       hook[func(next func() (domain.ItemView, error)) (domain.ItemView, error)]
 	// down: MySQL cannot be reached for looking orders up or voiding tickets.
 	down atomic.Bool
+	// byTicket counts OrderByTicket's calls.
+	byTicket atomic.Int64
 }
 
 func (o *sqOrders) OrderByTicket(ctx context.Context, ticket string) (domain.Order, error) {
+	o.byTicket.Add(1)
 	if o.down.Load() {
 		return domain.Order{}, errDown
 	}

@@ -1917,15 +1917,29 @@ func TestSeqLostTicketVoidedAfterTheWindow(t *testing.T) {
 	// Fails before the fix: the ticket read not_found for good, and a late message
 	// wrote an order the shopper had been told nothing of.
 	ctx := context.Background()
-	e := newSQ(t, sqOpts{stale: 200 * time.Millisecond})
+	const window = 2 * time.Second
+	e := newSQ(t, sqOpts{stale: window})
 	a := e.sale(t, domain.StrategyAsync, 3, 2, 1)
+	start := time.Now()
 	first := e.buy(t, a, 1, 1, "")
 	late := e.pub.take() // the message is late
 	e.flushItem(t, a)
 	if tk, err := e.svc.Ticket(ctx, 1, first.Ticket); err != nil || tk.Status != domain.TicketPending {
-		t.Fatalf("in the window: got %+v, %v; want pending", tk, err)
+		if time.Since(start) < window {
+			t.Fatalf("in the window: got %+v, %v; want pending", tk, err)
+		}
 	}
-	time.Sleep(300 * time.Millisecond)
+	// A waiter's looks within the window ask MySQL once a second, not every look.
+	before := e.orders.byTicket.Load()
+	if tk, err := e.svc.WaitTicket(ctx, 1, first.Ticket, 1100*time.Millisecond); err != nil || tk.Status != domain.TicketPending {
+		if time.Since(start) < window {
+			t.Fatalf("waiting in the window: got %+v, %v; want pending", tk, err)
+		}
+	}
+	if n := e.orders.byTicket.Load() - before; n > 2 {
+		t.Errorf("a wait of 1.1 s on a lost ticket read MySQL %d times, want at most 2", n)
+	}
+	time.Sleep(time.Until(start.Add(window + 100*time.Millisecond)))
 	tk, err := e.svc.Ticket(ctx, 1, first.Ticket)
 	if err != nil || tk.Status != domain.TicketFailed || tk.Reason != domain.EVoided {
 		t.Fatalf("past the window: got %+v, %v; want failed, voided", tk, err)
@@ -2012,4 +2026,43 @@ func TestSeqSyncReplayOfALostTicket(t *testing.T) {
 	}
 	e.buy(t, a, 3, 1, "")
 	e.invariants(t, a, sqCheck{sold: 2})
+}
+
+// A sync ticket MySQL refused keeps a void mark: once Redis forgets its result it
+// still reads failed, not pending as a lost ticket.
+func TestSeqSyncRefusalOutlivesRedis(t *testing.T) {
+	// Fails before the fix: the refusal lived only in Redis, and the ticket read
+	// pending after the loss (a replayed request's shopper may hold it).
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategySync, 5, 2, 1)
+	var ticket atomic.Value
+	refuse := func(r domain.OrderRequest) error {
+		ticket.Store(r.Ticket)
+		return domain.Errorf(domain.ESoldOut, "MySQL has none left")
+	}
+	e.orders.write.set(func(r domain.OrderRequest, _ func() (domain.Written, error)) (domain.Written, error) {
+		return domain.Written{}, refuse(r)
+	})
+	e.orders.writeBatch.set(func(rs []domain.OrderRequest, _ func() ([]domain.Written, []error)) ([]domain.Written, []error) {
+		errs := make([]error, len(rs))
+		for i, r := range rs {
+			errs[i] = refuse(r)
+		}
+		return make([]domain.Written, len(rs)), errs
+	})
+	if _, err := e.place(a, 1, 1, "k1"); !domain.IsCode(err, domain.ESoldOut) {
+		t.Fatalf("the refused write: got %v, want sold_out", err)
+	}
+	e.orders.write.clear()
+	e.orders.writeBatch.clear()
+	tk := ticket.Load().(string)
+	e.wantTicket(t, "in Redis", 1, tk, domain.TicketFailed)
+	e.flushItem(t, a)
+	got, err := e.svc.Ticket(ctx, 1, tk)
+	if err != nil || got.Status != domain.TicketFailed {
+		t.Fatalf("after Redis lost it: got %+v, %v; want failed", got, err)
+	}
+	e.buy(t, a, 1, 1, "k1") // the key was given back: a fresh attempt
+	e.invariants(t, a, sqCheck{sold: 1})
 }

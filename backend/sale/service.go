@@ -26,6 +26,7 @@ import (
 	"github.com/seckill/flashsale/backend/telemetry"
 	"github.com/seckill/flashsale/internal/coalesce"
 	"github.com/seckill/flashsale/internal/randhex"
+	"github.com/seckill/flashsale/internal/shardlru"
 	"github.com/seckill/flashsale/internal/tally"
 )
 
@@ -99,6 +100,7 @@ type Service struct {
 	leases  domain.Leases
 	refused tally.Counts // since the last hand-over to tallies
 	tickets *domain.TicketKey
+	lost    *shardlru.Cache[lostKey, time.Time] // tickets lostTicket found lost, until when to believe it
 	shedMu  sync.Mutex
 	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
 
@@ -171,6 +173,7 @@ func New(d Deps, cfg Config) *Service {
 		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:    map[int64]map[string]*atomic.Int64{},
 		tickets: domain.NewTicketKey(derive.Sum(nil)),
+		lost:    shardlru.New[lostKey, time.Time](4096),
 	}
 	s.life, s.stop = context.WithCancel(context.Background())
 	if cfg.BatchSize > 1 {
@@ -655,13 +658,26 @@ func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.Ord
 	case err == nil:
 		s.settle(ctx, a, created(r, w))
 		return Placed{Status: domain.TicketCreated, OrderID: w.Order.ID, Ticket: r.Ticket, Replayed: w.Replay}, nil
-	case errors.As(err, &de):
-		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: de.Code})
-		return Placed{}, err
-	case domain.IsNotCommitted(err):
-		s.log.Warn("write order failed before commit; stock given back", "ticket", r.Ticket, "err", err)
-		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: "write_failed"})
-		return Placed{}, s.unavailable(err)
+	case errors.As(err, &de) || domain.IsNotCommitted(err):
+		reason, answer := "write_failed", s.unavailable(err)
+		if de != nil {
+			reason, answer = de.Code, err
+		} else {
+			s.log.Warn("write order failed before commit; stock given back", "ticket", r.Ticket, "err", err)
+		}
+		if de == nil || de.Code != domain.EVoided {
+			// A void mark keeps the failure once Redis forgets it: a ticket neither
+			// knows reads pending (lostTicket), and a replayed request may hold it.
+			// Best effort: without it the ticket reads failed from Redis meanwhile.
+			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			o, voided, verr := s.orders.VoidTicket(vctx, r)
+			cancel()
+			if verr == nil && !voided && o.Status != domain.OrderVoid {
+				return s.decide(ctx, a, r, reason) // written after all (a replay): decide answers it
+			}
+		}
+		s.settle(ctx, a, domain.Ticket{ID: r.Ticket, UserID: r.UserID, Status: domain.TicketFailed, Reason: reason})
+		return Placed{}, answer
 	}
 	// The commit's outcome is unknown: the void mark decides, against a commit still
 	// landing (its insert holds the ticket's key until it ends).
@@ -737,8 +753,8 @@ func (s *Service) replay(ctx context.Context, userID int64, a *domain.Activity, 
 		return Placed{Status: domain.TicketPending, Ticket: ticket, Replayed: true}, nil
 	}
 	deadline := time.Now().Add(s.cfg.ReplayWait)
-	for {
-		t, err := s.ticket(ctx, userID, ticket)
+	for again := false; ; again = true {
+		t, err := s.lookTicket(ctx, userID, ticket, again)
 		if err != nil {
 			return Placed{}, s.unavailable(err)
 		}
@@ -846,9 +862,13 @@ const (
 // has passed, or ctx ends, whichever is first: a shopper's long poll costs the gateway
 // one call.
 func (s *Service) WaitTicket(ctx context.Context, userID int64, ticket string, wait time.Duration) (domain.Ticket, error) {
+	if err := owner(userID); err != nil {
+		return domain.Ticket{}, err
+	}
 	deadline := time.Now().Add(min(wait, MaxTicketWait))
-	for pause := ticketLookFirst; ; pause = min(2*pause, ticketLookMost) {
-		t, err := s.Ticket(ctx, userID, ticket)
+	for pause, again := ticketLookFirst, false; ; pause, again = min(2*pause, ticketLookMost), true {
+		t, err := s.lookTicket(ctx, userID, ticket, again)
+		err = s.unavailable(err)
 		left := time.Until(deadline)
 		if err != nil || t.Status != domain.TicketPending || left <= 0 {
 			return t, err
@@ -876,12 +896,22 @@ func owner(userID int64) error {
 // lost its data, or the result expired) from the order store, which keeps every
 // ticket decided there: created when its order exists, failed when it was voided.
 func (s *Service) ticket(ctx context.Context, userID int64, ticket string) (domain.Ticket, error) {
+	return s.lookTicket(ctx, userID, ticket, false)
+}
+
+// lookTicket is ticket; again, it is a waiter's look after its first, and a ticket
+// found lost (lostTicket) reads pending from memory for lostRecheck, not costing the
+// order store two reads a look.
+func (s *Service) lookTicket(ctx context.Context, userID int64, ticket string, again bool) (domain.Ticket, error) {
 	t, err := s.ledgerTicket(ctx, userID, ticket)
 	if !domain.IsCode(err, domain.ENotFound) {
 		return t, err
 	}
 	if _, _, perr := domain.ParseTicket(ticket); perr != nil {
 		return t, err
+	}
+	if until, ok := s.lost.Get(lostKey{userID, ticket}); again && ok && time.Now().Before(until) {
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil // lostTicket said so just now
 	}
 	o, oerr := s.orders.OrderByTicket(ctx, ticket)
 	if domain.IsCode(oerr, domain.ENotFound) {
@@ -933,6 +963,8 @@ func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (
 		stale = s.cfg.StaleSync
 	}
 	if time.Since(at) < stale {
+		// A waiter's next looks within lostRecheck are answered from memory.
+		s.lost.Add(lostKey{userID, ticket}, time.Now().Add(lostRecheck))
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 	}
 	o, voided, err := s.orders.VoidTicket(ctx, domain.OrderRequest{Ticket: ticket, UserID: userID, ActivityID: activityID, ItemID: itemID})
@@ -952,6 +984,15 @@ func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketFailed, Reason: domain.EVoided}, nil
 	}
 	return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketCreated, OrderID: o.ID}, nil
+}
+
+// lostRecheck is how long a ticket found lost (lostTicket) reads pending from memory
+// before the order store is asked again.
+const lostRecheck = time.Second
+
+type lostKey struct {
+	user   int64
+	ticket string
 }
 
 // ledgerTicket reads a ticket from the ledger, in one call with the item's other
