@@ -17,6 +17,16 @@ func TestParseTicket(t *testing.T) {
 		{"12-34", 0, 0, true},
 		{"-1-34-abc", 0, 0, true},
 		{"", 0, 0, true},
+		// MySQL's collation would take these for 12-34-abc: not tickets.
+		{"12-34-ABC", 0, 0, true},
+		{"12-34-abc ", 0, 0, true},
+		{"12-34-abc\t", 0, 0, true},
+		{"+12-34-abc", 0, 0, true},
+		{"012-34-abc", 0, 0, true},
+		{"12-034-abc", 0, 0, true},
+		{"12-34-ab-c", 0, 0, true},
+		{"12-34-\u00e1bc", 0, 0, true},
+		{"12-34-mx2logw2.477fbbaefb02.9d49194b363c5a1e", 12, 34, false},
 	}
 	for _, tt := range tests {
 		a, i, err := ParseTicket(tt.in)
