@@ -742,6 +742,29 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		wantKeys(t, f.Orders, f.item, domain.KeyTicket{UserID: 1, Key: "k1", Ticket: r.Ticket}, domain.KeyTicket{UserID: 2, Key: "k1", Ticket: other.Ticket})
 	})
 
+	t.Run("keys and tickets compare exactly", func(t *testing.T) {
+		// The ledger tells "k" from "K": so must the store, or the second shopper's
+		// order would replay the first.
+		f := newOrderFixture(t, newFn, 10, 1, 5)
+		var written []domain.Order
+		for _, key := range []string{"k", "K", "k "} {
+			r := f.req(1, 0, 1)
+			r.IdemKey = key
+			w, err := f.Orders.WriteOrder(ctx, r, 5)
+			if err != nil || w.Replay || w.Duplicate || w.Order.IdemKey != key {
+				t.Fatalf("key %q after %d others: got %+v, %v; want an order of its own", key, len(written), w, err)
+			}
+			written = append(written, w.Order)
+		}
+		tk := written[0].Ticket
+		for _, alias := range []string{strings.ToUpper(tk), tk + " "} {
+			if _, err := f.Orders.OrderByTicket(ctx, alias); !domain.IsCode(err, domain.ENotFound) {
+				t.Errorf("OrderByTicket(%q) of ticket %q: got %v, want not_found", alias, tk, err)
+			}
+		}
+		f.want(t, "after", []int64{7}, map[int64]int64{1: 3}, domain.ItemCounts{Orders: 3, Units: 3})
+	})
+
 	t.Run("VoidTicket fences late writes", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 10, 1, 5)
 		r := f.req(1, 0, 2)
