@@ -84,19 +84,32 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 		if err == nil {
 			// The ticket ends created with the other's order: kept here, as its result
 			// in Redis may be lost (ReplayOf), unless a void of it claimed it first.
-			held, _, err := s.claimTicket(ctx, r.Ticket, prev.ID)
+			held, claimed, err := s.claimTicket(ctx, r.Ticket, prev.ID)
 			if err != nil {
 				// The row may have landed (a connection lost after the insert): the
 				// caller decides the ticket (a void mark, which reads win over it).
 				return domain.Written{}, fmt.Errorf("record ticket %s replaying order %d: %w: %w", r.Ticket, prev.ID, errUnknownOutcome, err)
 			}
+			voided := domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
 			if held != prev.ID {
-				return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
+				// A void claimed it first. Its mark may not have landed (the void
+				// failed after its claim): the ticket is void, so mark it, or reads
+				// would find nothing.
+				if _, _, err := s.VoidTicket(ctx, r); err != nil {
+					return domain.Written{}, fmt.Errorf("mark ticket %s void: %w: %w", r.Ticket, errUnknownOutcome, err)
+				}
+				return domain.Written{}, voided
 			}
 			// A void mark of a version that kept no claim decided the ticket first
-			// (reads go by the ticket's own row).
+			// (reads go by the ticket's own row): the claim this call made goes, so a
+			// later void finds the mark, not a replay.
 			if own, err := s.OrderByTicket(ctx, r.Ticket); err == nil && own.Status == domain.OrderVoid {
-				return domain.Written{}, domain.Errorf(domain.EVoided, "ticket %s was decided as not written", r.Ticket)
+				if claimed {
+					if _, err := s.db.ExecContext(ctx, `DELETE FROM ticket_replays WHERE ticket = ? AND order_id = ?`, r.Ticket, prev.ID); err != nil {
+						return domain.Written{}, fmt.Errorf("drop the claim of void ticket %s: %w: %w", r.Ticket, errUnknownOutcome, err)
+					}
+				}
+				return domain.Written{}, voided
 			}
 			return domain.Written{Order: prev, Replay: true}, nil
 		}
@@ -116,6 +129,13 @@ func (s *Store) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.O
 		return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)
 	}
 	if held != 0 {
+		// Reads go by the ticket's own row first (a void mark of a version that
+		// kept no claim may stand beside a replay's claim).
+		if own, err := s.OrderByTicket(ctx, r.Ticket); err == nil {
+			return own, false, nil
+		} else if !domain.IsCode(err, domain.ENotFound) {
+			return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)
+		}
 		prev, err := s.ReplayOf(ctx, r.Ticket)
 		if err != nil {
 			return domain.Order{}, false, fmt.Errorf("void ticket %s: %w", r.Ticket, err)

@@ -143,3 +143,54 @@ func TestWriteBatchIDs(t *testing.T) {
 		t.Fatalf("%d units left, want 0", left)
 	}
 }
+
+// Rows a void or a replay left half way (a void mark of a release that kept no claim;
+// a void's claim whose mark never landed) decide a later replay and void alike: the
+// ticket reads void, and a void of it never answers a replay.
+func TestClaimsLeftHalfWay(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	a := newActivity(t, db.Store, 10, 1, 5)
+	first := request(a, 1, "1-1-first", 1)
+	first.IdemKey = "k"
+	o, err := db.Store.WriteOrder(ctx, first, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVoid := func(what string, r domain.OrderRequest, replayKept bool) {
+		t.Helper()
+		if w, err := db.Store.WriteOrder(ctx, r, 5); !domain.IsCode(err, domain.EVoided) {
+			t.Fatalf("%s: the replaying write: got %+v, %v; want voided", what, w, err)
+		}
+		if own, err := db.Store.OrderByTicket(ctx, r.Ticket); err != nil || own.Status != domain.OrderVoid {
+			t.Fatalf("%s: the ticket's row: got %+v, %v; want its void mark", what, own, err)
+		}
+		if got, voided, err := db.Store.VoidTicket(ctx, r); err != nil || voided || got.Status != domain.OrderVoid || got.Ticket != r.Ticket {
+			t.Fatalf("%s: a void after: got %+v, voided %v, %v; want the void mark", what, got, voided, err)
+		}
+		if got, err := db.Store.ReplayOf(ctx, r.Ticket); !replayKept && !domain.IsCode(err, domain.ENotFound) {
+			t.Fatalf("%s: ReplayOf: got %+v, %v; want not_found", what, got, err)
+		}
+	}
+	// A void mark of an older release (no claim) that landed beside a replay's claim.
+	old := request(a, 1, "1-1-old", 1)
+	old.IdemKey = "k"
+	if _, err := db.ExecContext(ctx, `INSERT INTO orders (ticket, user_id, activity_id, item_id, bucket, quantity, amount_cents, status, created_at, updated_at)
+		VALUES (?, 1, ?, ?, 0, 1, 0, 'void', NOW(3), NOW(3))`, old.Ticket, a.ID, a.Items[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO ticket_replays (ticket, order_id) VALUES (?, ?)`, old.Ticket, o.Order.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantVoid("a void mark beside a replay's claim", old, true)
+	// A void's claim whose mark never landed.
+	half := request(a, 1, "1-1-half", 1)
+	half.IdemKey = "k"
+	if _, err := db.ExecContext(ctx, `INSERT INTO ticket_replays (ticket, order_id) VALUES (?, 0)`, half.Ticket); err != nil {
+		t.Fatal(err)
+	}
+	wantVoid("a claim without its mark", half, false)
+	if got := available(t, db.Store, a.Items[0].ID); got != 9 {
+		t.Fatalf("available: got %d, want 9 (the key's one order, %d)", got, o.Order.ID)
+	}
+}

@@ -669,7 +669,7 @@ func (s *Service) writeNow(ctx context.Context, a *domain.Activity, r domain.Ord
 			// A void mark keeps the failure once Redis forgets it: a ticket neither
 			// knows reads pending (lostTicket), and a replayed request may hold it.
 			// Best effort: without it the ticket reads failed from Redis meanwhile.
-			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			o, voided, verr := s.orders.VoidTicket(vctx, r)
 			cancel()
 			if verr == nil && !voided && o.Status != domain.OrderVoid {
@@ -964,7 +964,11 @@ func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (
 	}
 	if time.Since(at) < stale {
 		// A waiter's next looks within lostRecheck are answered from memory.
-		s.lost.Add(lostKey{userID, ticket}, time.Now().Add(lostRecheck))
+		until := time.Now().Add(lostRecheck)
+		if end := at.Add(stale); end.Before(until) {
+			until = end // past its window it is voided at its next look
+		}
+		s.lost.Add(lostKey{userID, ticket}, until)
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 	}
 	o, voided, err := s.orders.VoidTicket(ctx, domain.OrderRequest{Ticket: ticket, UserID: userID, ActivityID: activityID, ItemID: itemID})
