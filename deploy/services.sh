@@ -560,8 +560,12 @@ storePathCommitLog=$RMQ_DIR/store/commitlog
 mappedFileSizeCommitLog=67108864
 mappedFileSizeConsumeQueue=60000
 mappedFileSizeTimerLog=16777216
-# Keep accepting writes on a fairly full disk; clean old files early.
+# Keep accepting writes on a fairly full (shared) disk: by default the broker refuses
+# every message once the disk is 90% full ("the broker's disk is full"); clean old
+# files early.
 diskMaxUsedSpaceRatio=95
+diskSpaceWarningLevelRatio=98
+diskSpaceCleanForciblyRatio=95
 fileReservedTime=24
 # Arbitrary-delay ("timer") messages: TIMER_DELIVER_MS / TIMER_DELAY_SEC / TIMER_DELAY_MS properties.
 timerWheelEnable=true
@@ -672,9 +676,18 @@ with_lock() {
   if ! flock -w 900 9; then die "another services.sh has held $STATE/.lock for 15 min"; fi
 }
 
+disk_check() { # warn when the disk under $STATE is nearly full
+  local pct
+  pct=$(df -P "$STATE" 2>/dev/null | awk 'NR == 2 { sub("%", "", $5); print $5 }')
+  if [[ "$pct" =~ ^[0-9]+$ ]] && ((pct >= 90)); then
+    warn "the disk holding $STATE is ${pct}% full: the RocketMQ broker refuses messages at 98% (diskSpaceWarningLevelRatio) and cleans its files early; free some space (go clean -cache, old clones)"
+  fi
+}
+
 cmd_up() {
   local t0; t0=$(now)
   mkdir -p "$STATE"
+  disk_check
   install_packages
   with_lock
   mariadb_up
