@@ -864,7 +864,8 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 				} else if !domain.IsCode(err, domain.EVoided) {
 					t.Errorf("write %s: got %+v, %v; want a replay or voided", r.Ticket, w, err)
 				}
-			} else if got, voided, err := f.Orders.VoidTicket(ctx, r); err == nil && voided {
+			} else if got, voided, err := f.Orders.VoidTicket(ctx, r); err == nil && (voided || got.Ticket == r.Ticket && got.Status == domain.OrderVoid) {
+				// A write that met this void's claim may have landed its mark first.
 				what = "voided"
 			} else if err != nil || got.ID != o.ID {
 				t.Errorf("void %s: got %+v, %v; want voided or the key's order", r.Ticket, got, err)
