@@ -2075,3 +2075,81 @@ func TestSeqSyncRefusalOutlivesRedis(t *testing.T) {
 	e.buy(t, a, 1, 1, "k1") // the key was given back: a fresh attempt
 	e.invariants(t, a, sqCheck{sold: 1})
 }
+
+// A lost sync ticket whose write still holds its key past the window (the write waits
+// on a lock) reads pending, not blocked behind the write; once the write commits it
+// reads created.
+func TestSeqLostSyncTicketHeldByItsWrite(t *testing.T) {
+	// Fails before the fix: the read's void waited on the write's key until the test
+	// let the write go (8 s), then read created (a probe saw 503 after 6 s).
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{stale: 500 * time.Millisecond})
+	a := e.sale(t, domain.StrategySync, 10, 2, 1)
+	lock, err := e.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `SELECT available FROM item_stock WHERE item_id = ? AND bucket = 0 FOR UPDATE`, a.Items[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	go func() { time.Sleep(8 * time.Second); lock.Rollback() }() // lets the write go whatever happens
+	var ticket atomic.Value
+	e.orders.write.set(func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error) {
+		ticket.Store(r.Ticket)
+		return next()
+	})
+	e.orders.writeBatch.set(func(rs []domain.OrderRequest, next func() ([]domain.Written, []error)) ([]domain.Written, []error) {
+		ticket.Store(rs[0].Ticket)
+		return next()
+	})
+	written := make(chan sale.Placed, 1)
+	go func() {
+		p, err := e.place(a, 1, 1, "k1")
+		if err != nil {
+			t.Errorf("the held write: %v", err)
+		}
+		written <- p
+	}()
+	for deadline := time.Now().Add(10 * time.Second); uncommittedOrders(t, e, a.Items[0].ID, 1) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the write never inserted its order")
+		}
+	}
+	tk := ticket.Load().(string)
+	e.flushItem(t, a)
+	time.Sleep(600 * time.Millisecond) // past the window
+	reads := make(chan domain.Ticket, 2)
+	for range 2 {
+		go func() {
+			got, err := e.svc.Ticket(ctx, 1, tk)
+			if err != nil {
+				t.Errorf("a read while the write holds the ticket: %v", err)
+			}
+			reads <- got
+		}()
+	}
+	for range 2 {
+		if got := <-reads; got.Status != domain.TicketPending {
+			t.Errorf("a read while the write holds the ticket: got %+v, want pending", got)
+		}
+	}
+	lock.Rollback()
+	p := <-written
+	if p.Status != domain.TicketCreated {
+		t.Fatalf("the write once let go: got %+v, want created", p)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := e.svc.Ticket(ctx, 1, tk)
+		if err == nil && got.Status == domain.TicketCreated && got.OrderID == p.OrderID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ticket after the write: got %+v, %v; want created, order %d", got, err, p.OrderID)
+		}
+	}
+	e.orders.write.clear()
+	e.orders.writeBatch.clear()
+	e.buy(t, a, 3, 1, "") // loads the item again
+	e.invariants(t, a, sqCheck{sold: 2})
+}

@@ -95,6 +95,7 @@ type Service struct {
 	metrics    *Metrics
 
 	restore singleflight.Group
+	voids   singleflight.Group // lostTicket's voids, by ticket
 	tallies Tallies
 	changes Changes
 	leases  domain.Leases
@@ -971,14 +972,34 @@ func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (
 		s.lost.Add(lostKey{userID, ticket}, until)
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 	}
-	o, voided, err := s.orders.VoidTicket(ctx, domain.OrderRequest{Ticket: ticket, UserID: userID, ActivityID: activityID, ItemID: itemID})
-	if err != nil {
-		return domain.Ticket{}, err
+	// One void a ticket at a time in this process, and a read waits for it at most
+	// lostVoidWait: a write still holding the ticket's key (a sync write blocked past
+	// its window) holds the void's insert until it ends, and the ticket is pending
+	// until then.
+	ch := s.voids.DoChan(ticket, func() (any, error) {
+		vctx, cancel := context.WithTimeout(s.life, maxVoidWait)
+		defer cancel()
+		o, voided, err := s.orders.VoidTicket(vctx, domain.OrderRequest{Ticket: ticket, UserID: userID, ActivityID: activityID, ItemID: itemID})
+		if voided {
+			s.log.Warn("ticket lost with Redis's data and not written in time: voided", "ticket", ticket, "admitted", at)
+			s.metrics.Repairs.WithLabelValues("lost_ticket").Inc()
+		}
+		return o, err
+	})
+	var res singleflight.Result
+	timer := time.NewTimer(lostVoidWait)
+	defer timer.Stop()
+	select {
+	case res = <-ch:
+	case <-timer.C:
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
+	case <-ctx.Done():
+		return domain.Ticket{}, ctx.Err()
 	}
-	if voided {
-		s.log.Warn("ticket lost with Redis's data and not written in time: voided", "ticket", ticket, "admitted", at)
-		s.metrics.Repairs.WithLabelValues("lost_ticket").Inc()
+	if res.Err != nil {
+		return domain.Ticket{}, res.Err
 	}
+	o := res.Val.(domain.Order)
 	switch {
 	case o.UserID != userID:
 		return domain.Ticket{}, unknown
@@ -991,8 +1012,14 @@ func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (
 }
 
 // lostRecheck is how long a ticket found lost (lostTicket) reads pending from memory
-// before the order store is asked again.
-const lostRecheck = time.Second
+// before the order store is asked again. lostVoidWait is how long a read waits for the
+// void of a lost ticket past its window before it answers pending; maxVoidWait bounds
+// that void (a write's transaction, which may hold it, is bounded alike).
+const (
+	lostRecheck  = time.Second
+	lostVoidWait = time.Second
+	maxVoidWait  = 2 * time.Minute
+)
 
 type lostKey struct {
 	user   int64
