@@ -94,16 +94,17 @@ type Service struct {
 	log        *slog.Logger
 	metrics    *Metrics
 
-	restore singleflight.Group
-	voids   singleflight.Group // lostTicket's voids, by ticket
-	tallies Tallies
-	changes Changes
-	leases  domain.Leases
-	refused tally.Counts // since the last hand-over to tallies
-	tickets *domain.TicketKey
-	lost    *shardlru.Cache[lostKey, time.Time] // tickets lostTicket found lost, until when to believe it
-	shedMu  sync.Mutex
-	shed    map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
+	restore   singleflight.Group
+	voids     singleflight.Group // lostTicket's voids, by ticket
+	voidSlots chan struct{}      // lostTicket's voids under way, at most maxVoids
+	tallies   Tallies
+	changes   Changes
+	leases    domain.Leases
+	refused   tally.Counts // since the last hand-over to tallies
+	tickets   *domain.TicketKey
+	lost      *shardlru.Cache[lostKey, time.Time] // tickets lostTicket found lost, until when to believe it
+	shedMu    sync.Mutex
+	shed      map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
 
 	// Batches of concurrent requests of one item (nil: batching off).
 	deducts *coalesce.Batcher[deductKey, domain.Deduction, deductResult]
@@ -171,10 +172,11 @@ func New(d Deps, cfg Config) *Service {
 	}
 	s := &Service{
 		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, leases: d.Leases, cfg: cfg, log: d.Log, metrics: d.Metrics,
-		catalog: NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
-		shed:    map[int64]map[string]*atomic.Int64{},
-		tickets: domain.NewTicketKey(derive.Sum(nil)),
-		lost:    shardlru.New[lostKey, time.Time](4096),
+		catalog:   NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
+		shed:      map[int64]map[string]*atomic.Int64{},
+		tickets:   domain.NewTicketKey(derive.Sum(nil)),
+		lost:      shardlru.New[lostKey, time.Time](4096),
+		voidSlots: make(chan struct{}, maxVoids),
 	}
 	s.life, s.stop = context.WithCancel(context.Background())
 	if cfg.BatchSize > 1 {
@@ -972,29 +974,45 @@ func (s *Service) lostTicket(ctx context.Context, userID int64, ticket string) (
 		s.lost.Add(lostKey{userID, ticket}, until)
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 	}
-	// One void a ticket at a time in this process, and a read waits for it at most
-	// lostVoidWait: a write still holding the ticket's key (a sync write blocked past
-	// its window) holds the void's insert until it ends, and the ticket is pending
-	// until then.
+	// One void a ticket at a time in this process, at most maxVoids at once (each may
+	// hold a MySQL connection while a write holds the ticket's key), and a read waits
+	// for it at most lostVoidWait: a write still holding the key (a sync write blocked
+	// past its window) holds the void's insert until it ends, and the ticket is
+	// pending until then.
 	ch := s.voids.DoChan(ticket, func() (any, error) {
+		select {
+		case s.voidSlots <- struct{}{}:
+			defer func() { <-s.voidSlots }()
+		default:
+			return domain.Order{}, errVoidsBusy
+		}
 		vctx, cancel := context.WithTimeout(s.life, maxVoidWait)
 		defer cancel()
 		o, voided, err := s.orders.VoidTicket(vctx, domain.OrderRequest{Ticket: ticket, UserID: userID, ActivityID: activityID, ItemID: itemID})
-		if voided {
+		switch {
+		case err != nil && s.life.Err() == nil:
+			s.log.Warn("void a lost ticket past its window; a later read tries again", "ticket", ticket, "err", err)
+		case voided:
 			s.log.Warn("ticket lost with Redis's data and not written in time: voided", "ticket", ticket, "admitted", at)
 			s.metrics.Repairs.WithLabelValues("lost_ticket").Inc()
 		}
 		return o, err
 	})
-	var res singleflight.Result
+	out := make(chan singleflight.Result, 1)
+	s.bg.Go(func() { out <- <-ch }) // Close waits for the void, which it cancels
 	timer := time.NewTimer(lostVoidWait)
 	defer timer.Stop()
+	var res singleflight.Result
 	select {
-	case res = <-ch:
+	case res = <-out:
 	case <-timer.C:
+		s.lost.Add(lostKey{userID, ticket}, time.Now().Add(lostRecheck))
 		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 	case <-ctx.Done():
 		return domain.Ticket{}, ctx.Err()
+	}
+	if errors.Is(res.Err, errVoidsBusy) {
+		return domain.Ticket{ID: ticket, UserID: userID, Status: domain.TicketPending}, nil
 	}
 	if res.Err != nil {
 		return domain.Ticket{}, res.Err
@@ -1019,7 +1037,11 @@ const (
 	lostRecheck  = time.Second
 	lostVoidWait = time.Second
 	maxVoidWait  = 2 * time.Minute
+	maxVoids     = 8
 )
+
+// errVoidsBusy: maxVoids voids of lost tickets are under way; the ticket is pending.
+var errVoidsBusy = errors.New("voids of lost tickets busy")
 
 type lostKey struct {
 	user   int64
