@@ -571,7 +571,11 @@ func (s *Store) WriteBatch(_ context.Context, reqs []domain.OrderRequest, limit 
 	first := map[string]int{}
 	for i, r := range reqs {
 		if j, ok := first[r.Ticket]; ok {
-			out[i], errs[i] = domain.Written{Order: out[j].Order, Duplicate: true}, errs[j]
+			// The first's outcome, as a redelivery of it: its order (a duplicate), or
+			// the key's order it replayed (a replay again, whose units go back).
+			w := out[j]
+			w.Duplicate = !w.Replay
+			out[i], errs[i] = w, errs[j]
 			continue
 		}
 		first[r.Ticket] = i

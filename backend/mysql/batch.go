@@ -79,7 +79,11 @@ func (s *Store) WriteBatch(ctx context.Context, reqs []domain.OrderRequest, limi
 	}
 	for i := range reqs {
 		if first[i] != i {
-			out[i], errs[i] = domain.Written{Order: out[first[i]].Order, Duplicate: true}, errs[first[i]]
+			// The first's outcome, as a redelivery of it: its order (a duplicate), or
+			// the key's order it replayed (a replay again, whose units go back).
+			w := out[first[i]]
+			w.Duplicate = !w.Replay
+			out[i], errs[i] = w, errs[first[i]]
 		}
 	}
 	return out, errs

@@ -287,6 +287,23 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		if w, e := g.Orders.WriteBatch(ctx, nil, 1); len(w) != 0 || len(e) != 0 {
 			t.Fatalf("empty batch: got %v, %v", w, e)
 		}
+
+		// Two copies of a ticket that replays its key's order (a message and the
+		// reconciler's copy of it in one batch): both are the replay, so the ledger
+		// gives its units back whichever settles first.
+		h := newOrderFixture(t, newFn, 5, 1, 5)
+		keyed := h.req(1, 0, 1)
+		keyed.IdemKey = "k"
+		keyOrder := h.write(t, keyed)
+		again := h.req(1, 0, 1)
+		again.IdemKey = "k"
+		written, errs = h.Orders.WriteBatch(ctx, []domain.OrderRequest{again, again, h.req(2, 0, 1)}, 5)
+		for i := range 2 {
+			if errs[i] != nil || !written[i].Replay || written[i].Duplicate || written[i].Order.ID != keyOrder.ID {
+				t.Fatalf("copy %d of the replaying ticket: got %+v, %v; want a replay of order %d", i, written[i], errs[i], keyOrder.ID)
+			}
+		}
+		h.want(t, "replayed twice", []int64{3}, map[int64]int64{1: 1, 2: 1}, domain.ItemCounts{Orders: 2, Units: 2})
 	})
 
 	t.Run("OrderByTicket, Order and Orders", func(t *testing.T) {
