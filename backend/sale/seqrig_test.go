@@ -2,6 +2,7 @@ package sale_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -349,6 +350,23 @@ func (e *sq) deliver(t *testing.T, reqs ...domain.OrderRequest) {
 		reqs = e.pub.take()
 	}
 	deliverInOrder(t, e.worker, reqs)
+}
+
+// lockStockRow holds the stock row of a's item (bucket 0) in a transaction of the
+// test's until it ends (rolled back at the test's end at the latest): a write of the
+// item inserts its order and waits for the row, uncommitted.
+func (e *sq) lockStockRow(t *testing.T, a *domain.Activity) *sql.Tx {
+	t.Helper()
+	ctx := context.Background()
+	lock, err := e.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Rollback() })
+	if _, err := lock.ExecContext(ctx, `SELECT available FROM item_stock WHERE item_id = ? AND bucket = 0 FOR UPDATE`, a.Items[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	return lock
 }
 
 // ticket reads a ticket straight from Redis.

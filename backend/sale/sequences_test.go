@@ -1726,14 +1726,7 @@ func TestSeqOrderCommittedAfterTheRestoreRead(t *testing.T) {
 			e.deliver(t)
 			// The test's transaction holds the stock row: user 1's write inserts its
 			// order (its created_at set) and waits for the row, uncommitted.
-			lock, err := e.db.BeginTx(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer lock.Rollback()
-			if _, err := lock.ExecContext(ctx, `SELECT available FROM item_stock WHERE item_id = ? AND bucket = 0 FOR UPDATE`, a.Items[0].ID); err != nil {
-				t.Fatal(err)
-			}
+			lock := e.lockStockRow(t, a)
 			written := make(chan error, 1)
 			if strategy == domain.StrategySync {
 				go func() { _, err := e.place(a, 1, 1, "k1"); written <- err }()
@@ -2085,14 +2078,7 @@ func TestSeqLostSyncTicketHeldByItsWrite(t *testing.T) {
 	ctx := context.Background()
 	e := newSQ(t, sqOpts{stale: 500 * time.Millisecond})
 	a := e.sale(t, domain.StrategySync, 10, 2, 1)
-	lock, err := e.db.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Rollback()
-	if _, err := lock.ExecContext(ctx, `SELECT available FROM item_stock WHERE item_id = ? AND bucket = 0 FOR UPDATE`, a.Items[0].ID); err != nil {
-		t.Fatal(err)
-	}
+	lock := e.lockStockRow(t, a)
 	go func() { time.Sleep(8 * time.Second); lock.Rollback() }() // lets the write go whatever happens
 	var ticket atomic.Value
 	e.orders.write.set(func(r domain.OrderRequest, next func() (domain.Written, error)) (domain.Written, error) {

@@ -822,8 +822,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 	t.Run("hammer: a write and a void of one ticket, one wins", func(t *testing.T) {
 		f := newOrderFixture(t, newFn, 100, 1, 100)
 		const n = 40
-		var mu sync.Mutex
-		won := map[string]string{}
+		w := &oneWinner{won: map[string]string{}}
 		hammer(2*n, func(g int) string {
 			r := f.req(1, 0, 1)
 			r.Ticket = domain.NewTicket(f.a.ID, f.item, fmt.Sprintf("race%d", g/2))
@@ -836,16 +835,10 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 			} else if _, voided, err := f.Orders.VoidTicket(ctx, r); err == nil && voided {
 				what = "voided"
 			}
-			if what != "" {
-				mu.Lock()
-				if prev, ok := won[r.Ticket]; ok {
-					t.Errorf("ticket %s: %s and %s", r.Ticket, prev, what)
-				}
-				won[r.Ticket] = what
-				mu.Unlock()
-			}
+			w.record(t, r.Ticket, what)
 			return what
 		})
+		won := w.won
 		if len(won) != n {
 			t.Fatalf("got %d tickets decided, want %d", len(won), n)
 		}
@@ -868,8 +861,7 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 		first.IdemKey = "k"
 		o := f.write(t, first) // the key's order
 		const n = 40
-		var mu sync.Mutex
-		won := map[string]string{}
+		w := &oneWinner{won: map[string]string{}}
 		hammer(2*n, func(g int) string {
 			r := f.req(1, 0, 1)
 			r.IdemKey = "k"
@@ -887,16 +879,10 @@ func TestOrderStore(t *testing.T, newFn func(t *testing.T) Stores) {
 			} else if err != nil || got.ID != o.ID {
 				t.Errorf("void %s: got %+v, %v; want voided or the key's order", r.Ticket, got, err)
 			}
-			if what != "" {
-				mu.Lock()
-				if prev, ok := won[r.Ticket]; ok {
-					t.Errorf("ticket %s: %s and %s", r.Ticket, prev, what)
-				}
-				won[r.Ticket] = what
-				mu.Unlock()
-			}
+			w.record(t, r.Ticket, what)
 			return what
 		})
+		won := w.won
 		if len(won) != n {
 			t.Fatalf("got %d tickets decided, want %d", len(won), n)
 		}
@@ -1065,6 +1051,25 @@ func hammer(n int, f func(g int) string) map[string]int {
 	close(startGate)
 	wg.Wait()
 	return codes
+}
+
+// oneWinner records which of two racers decided each ticket ("" none), and fails a
+// ticket two decided.
+type oneWinner struct {
+	mu  sync.Mutex
+	won map[string]string
+}
+
+func (w *oneWinner) record(t *testing.T, ticket, what string) {
+	if what == "" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if prev, ok := w.won[ticket]; ok {
+		t.Errorf("ticket %s: %s and %s", ticket, prev, what)
+	}
+	w.won[ticket] = what
 }
 
 // writeRetryingW writes r, trying again after a failure the store marks as leaving
