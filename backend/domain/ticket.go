@@ -15,8 +15,9 @@ func NewTicket(activityID, itemID int64, random string) string {
 // ParseTicket returns the activity and item a ticket belongs to; not_found for
 // anything that is not a ticket. A ticket is canonical: its ids are decimal digits
 // without a sign or a leading zero, and the rest is lower-case letters, digits and
-// dots, so no other string names it where tickets are compared loosely (MySQL's
-// collation folds case and ignores trailing spaces).
+// dots, so a ticket has one spelling (before migration 0010 MySQL's collation folded
+// case and padded spaces, and took other spellings for the ticket; the check stays as
+// a guard).
 func ParseTicket(ticket string) (activityID, itemID int64, err error) {
 	parts := strings.SplitN(ticket, "-", 3)
 	if len(parts) != 3 || parts[2] == "" || len(ticket) > 80 || !canonical(parts[0], false) || !canonical(parts[1], false) || !canonical(parts[2], true) {

@@ -16,10 +16,11 @@ import (
 // ticket, and by shopper, item and idempotency key), the user's purchase units
 // (checked against limit) and the versioned update of each stock row it takes from.
 // A ticket decided before comes back as Duplicate (its order), or refused when it was
-// voided; a key whose order another ticket wrote comes back as Replay. A refusal that
-// retrying cannot change (sold_out in MySQL, limit_exceeded, not_found, voided) is a
-// *domain.Error; a failure known to have left nothing is marked domain.NotCommitted;
-// any other error has an unknown outcome.
+// voided; a key whose order another ticket wrote comes back as Replay, unless a void
+// claimed or marked the ticket first (voided). A refusal that retrying cannot change
+// (sold_out in MySQL, limit_exceeded, not_found, voided) is a *domain.Error; a failure
+// known to have left nothing is marked domain.NotCommitted; any other error has an
+// unknown outcome.
 func (s *Store) WriteOrder(ctx context.Context, r domain.OrderRequest, limit int) (domain.Written, error) {
 	if r.Quantity <= 0 || r.Quantity > domain.MaxQuantity {
 		return domain.Written{}, domain.Errorf(domain.EBadRequest, "order %s: quantity %d", r.Ticket, r.Quantity)
@@ -67,7 +68,8 @@ func (s *Store) writeOrder(ctx context.Context, tx *sql.Tx, r domain.OrderReques
 
 // decided answers a write whose order insert met a unique key: the ticket's own row (a
 // redelivery: Duplicate, or refused when the ticket was voided), else the order another
-// ticket of the same key wrote (Replay).
+// ticket of the same key wrote (Replay), unless a void claimed or marked the ticket
+// first (voided: claimTicket).
 func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Written, error) {
 	prev, err := s.OrderByTicket(ctx, r.Ticket)
 	switch {
@@ -120,7 +122,8 @@ func (s *Store) decided(ctx context.Context, r domain.OrderRequest) (domain.Writ
 // VoidTicket decides a ticket as not written, unless it was written before: it keeps
 // a row of status void for the ticket, so a late write of it (a send that looked
 // failed, a redelivered or replayed message) writes nothing. It returns the ticket's
-// row, and whether this call voided it (false: the row was there, void or an order).
+// row, or the order it replayed (Order.Replayed), and whether this call voided it
+// (false: the ticket was decided before, void, written or replayed).
 func (s *Store) VoidTicket(ctx context.Context, r domain.OrderRequest) (domain.Order, bool, error) {
 	// A ticket that replayed another's order has no row of its own: it is decided.
 	// The claim decides a void racing the replay's record.
