@@ -251,12 +251,13 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 		pub = p
 	}
 	events := redis.NewEvents(res.rdb, cfg.Fleet)
+	ticketSecret, previousTicketSecret := cfg.Backend.TicketSecrets()
 	svc := sale.New(sale.Deps{Catalog: res.store, Orders: res.store, Ledger: res.stock, Cache: redis.NewCache(res.rdb),
 		Publisher: pub, Tallies: redis.NewTallies(events), Changes: events, Leases: redis.NewLeases(res.rdb), Metrics: sale.NewMetrics(opts.Registry), Log: opts.Log},
 		sale.Config{BatchSize: cfg.Backend.BatchSize, BatchWait: cfg.Backend.BatchWait, OrdersSettle: cfg.Backend.OrdersSettle,
-			// Every backend of the fleet holds the RPC secret: a ticket one admitted
+			// Every backend of the fleet holds the ticket secret: a ticket one admitted
 			// reads the same at another after Redis lost it.
-			TicketSecret: []byte(cfg.Backend.RPCSecret), StaleTicket: cfg.Backend.StaleTicket, StaleSync: cfg.Backend.StaleSyncTicket})
+			TicketSecret: ticketSecret, PreviousTicketSecret: previousTicketSecret, StaleTicket: cfg.Backend.StaleTicket, StaleSync: cfg.Backend.StaleSyncTicket})
 	ctl := control.NewService(res.store, events, opts.Log)
 	bcfg := cfg.Backend
 	bcfg.Lease = "duties:" + cfg.Fleet

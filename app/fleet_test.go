@@ -185,7 +185,8 @@ func newTestFleet(t *testing.T, opts ...fleetOpts) *testFleet {
 		"SECKILL_ROCKETMQ_NAMESRV="+strings.Join(testenv.NameServers(), ","), "SECKILL_ROCKETMQ_TOPIC="+testenv.TestTopic(),
 		"SECKILL_ROCKETMQ_GROUP=g_fleettest_"+id, "SECKILL_ROCKETMQ_TAG=fleettest_"+id,
 		"SECKILL_JWT_SECRET="+f.jwt, "SECKILL_ADMIN_TOKEN="+f.admin, "SECKILL_LOG_LEVEL=info",
-		"SECKILL_BACKEND_RPC_SECRET="+randhex.String(32), "SECKILL_BACKEND_RPC_OPERATOR_SECRET="+randhex.String(32))
+		"SECKILL_BACKEND_RPC_SECRET="+randhex.String(32), "SECKILL_BACKEND_RPC_OPERATOR_SECRET="+randhex.String(32),
+		"SECKILL_BACKEND_TICKET_SECRET="+randhex.String(32))
 	t.Cleanup(func() {
 		for _, p := range f.procs {
 			if p.alive() {

@@ -26,6 +26,7 @@ import (
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc/seckill"
 	"github.com/seckill/flashsale/internal/reqid"
+	"github.com/seckill/flashsale/internal/secret"
 )
 
 // Config configures the backend.
@@ -48,11 +49,57 @@ type Config struct {
 	// it only after checking the admin token). See backend/rpcauth. Never logged.
 	RPCSecret         string `yaml:"rpc_secret"`
 	RPCOperatorSecret string `yaml:"rpc_operator_secret"`
+	// TicketSecret is the secret the key of the backends' tickets is derived from
+	// (sale.Config.TicketSecret); empty: RPCSecret, which gateways hold too.
+	// PreviousTicketSecret is the one it replaced (tickets of that key still read as
+	// the fleet's): the previous TicketSecret, or RPCSecret's previous value while
+	// TicketSecret is empty. Never logged.
+	TicketSecret         string `yaml:"ticket_secret"`
+	PreviousTicketSecret string `yaml:"previous_ticket_secret"`
 }
+
+// The ticket secrets' settings, as errors name them.
+const (
+	SettingTicketSecret         = "backend.ticket_secret (SECKILL_BACKEND_TICKET_SECRET)"
+	SettingPreviousTicketSecret = "backend.previous_ticket_secret (SECKILL_BACKEND_PREVIOUS_TICKET_SECRET)"
+)
 
 // Secrets are the RPC credentials of c.
 func (c Config) Secrets() rpcauth.Secrets {
 	return rpcauth.Secrets{Service: c.RPCSecret, Operator: c.RPCOperatorSecret}
+}
+
+// TicketSecrets are the secrets the key of tickets is derived from, the current and
+// the previous (nil when unset).
+func (c Config) TicketSecrets() (current, previous []byte) {
+	current = []byte(c.TicketSecret)
+	if c.TicketSecret == "" {
+		current = []byte(c.RPCSecret)
+	}
+	if c.PreviousTicketSecret != "" {
+		previous = []byte(c.PreviousTicketSecret)
+	}
+	return current, previous
+}
+
+// checkTicketSecrets refuses guessable ticket secrets, and a ticket secret that is one
+// of the RPC credentials (gateways hold those: the point of a ticket secret is that
+// they do not).
+func (c Config) checkTicketSecrets() error {
+	if c.TicketSecret != "" {
+		if err := secret.Check(SettingTicketSecret, c.TicketSecret); err != nil {
+			return err
+		}
+		if c.TicketSecret == c.RPCSecret || c.TicketSecret == c.RPCOperatorSecret {
+			return fmt.Errorf("%s must differ from %s and %s: gateways hold those", SettingTicketSecret, rpcauth.SettingService, rpcauth.SettingOperator)
+		}
+	}
+	if c.PreviousTicketSecret != "" {
+		if err := secret.Check(SettingPreviousTicketSecret, c.PreviousTicketSecret); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Server is a running backend: the kitex server and the background duties.
@@ -141,6 +188,9 @@ func (s *Server) Service() *sale.Service { return s.svc }
 // Start listens and serves in the background; Addr is valid once it returns.
 func (s *Server) Start(ctx context.Context) error {
 	if err := s.cfg.Secrets().Check(); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+	if err := s.cfg.checkTicketSecrets(); err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
 	ln, err := net.Listen("tcp", s.cfg.Listen)

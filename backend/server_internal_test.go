@@ -103,3 +103,48 @@ func TestOrderIDsHaveOneSpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestTicketSecretsChecked: a backend refuses to start on a guessable ticket secret,
+// or on one that is an RPC credential (which gateways hold); and the key of tickets
+// comes from the ticket secret when set, from the RPC secret when not.
+func TestTicketSecretsChecked(t *testing.T) {
+	rpcSecret, operator := "5c0f1e6b7a2d4c8e9f3b1a7d6e2c4f80", "a93e7d1c5b2f4086e1d7c3b9a5f20e64"
+	ticket, previous := "0d4e9b2a7c6f1e3b8a5d9c2f4e7b1a60", "e2b7c4f19a3d6e8b0c5f2a7d1e9b4c38"
+	for _, c := range []struct {
+		name             string
+		ticket, previous string
+		want             string // in the error; "" none
+	}{
+		{"unset", "", "", ""},
+		{"both set", ticket, previous, ""},
+		{"short", "0123abcd", "", "backend.ticket_secret"},
+		{"the rpc secret", rpcSecret, "", "must differ"},
+		{"the operator secret", operator, "", "must differ"},
+		{"a placeholder previous one", ticket, "change-me-change-me-change-me-change-me", "backend.previous_ticket_secret"},
+	} {
+		cfg := Config{RPCSecret: rpcSecret, RPCOperatorSecret: operator, TicketSecret: c.ticket, PreviousTicketSecret: c.previous}
+		err := cfg.checkTicketSecrets()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: got %v, want an error naming %q", c.name, err, c.want)
+		case err != nil && (strings.Contains(err.Error(), c.ticket) || c.previous != "" && strings.Contains(err.Error(), c.previous)):
+			t.Errorf("%s: the error shows the secret: %v", c.name, err)
+		}
+		if c.want != "" {
+			if err := NewServer(Config{Listen: "127.0.0.1:0", RPCSecret: rpcSecret, RPCOperatorSecret: operator, TicketSecret: c.ticket,
+				PreviousTicketSecret: c.previous}, nil, nil, nil, nil).Start(context.Background()); err == nil {
+				t.Errorf("%s: the backend started", c.name)
+			}
+		}
+	}
+	cur, prev := Config{RPCSecret: rpcSecret}.TicketSecrets()
+	if string(cur) != rpcSecret || prev != nil {
+		t.Errorf("without a ticket secret: got %q, %q; want the rpc secret and none", cur, prev)
+	}
+	cur, prev = Config{RPCSecret: rpcSecret, TicketSecret: ticket, PreviousTicketSecret: previous}.TicketSecrets()
+	if string(cur) != ticket || string(prev) != previous {
+		t.Errorf("with both: got %q, %q; want %q, %q", cur, prev, ticket, previous)
+	}
+}

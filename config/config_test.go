@@ -82,7 +82,7 @@ func TestSecretsMarked(t *testing.T) {
 	for _, s := range Settings() {
 		secret[s.Key] = s.Secret
 	}
-	for _, key := range []string{"mysql.dsn", "redis.password", "gateway.jwt_secret", "gateway.admin_token"} {
+	for _, key := range []string{"mysql.dsn", "redis.password", "gateway.jwt_secret", "gateway.admin_token", "backend.ticket_secret", "backend.previous_ticket_secret"} {
 		if !secret[key] {
 			t.Errorf("%s: got not secret, want secret", key)
 		}

@@ -175,7 +175,7 @@ func TestSettingsAreKnown(t *testing.T) {
 
 // secretNames are the variables whose values are secrets, in the binary, compose and
 // the images compose runs.
-const secretNames = `SECKILL_JWT_SECRET|SECKILL_ADMIN_TOKEN|SECKILL_BACKEND_RPC_SECRET|SECKILL_BACKEND_RPC_OPERATOR_SECRET|` +
+const secretNames = `SECKILL_JWT_SECRET|SECKILL_ADMIN_TOKEN|SECKILL_BACKEND_RPC_SECRET|SECKILL_BACKEND_RPC_OPERATOR_SECRET|SECKILL_BACKEND_TICKET_SECRET|` +
 	`SECKILL_REDIS_PASSWORD|MYSQL_PASSWORD|MARIADB_PASSWORD|` +
 	`MARIADB_ROOT_PASSWORD|MYSQL_ROOT_PASSWORD|GRAFANA_ADMIN_PASSWORD|GF_SECURITY_ADMIN_PASSWORD|REDISCLI_AUTH`
 
@@ -239,7 +239,8 @@ func TestNoSecretValues(t *testing.T) {
 			t.Errorf("%s carries a secret value: %s", f, m)
 		}
 	}
-	interp := regexp.MustCompile(`^\$\{[A-Z_]+(:?\?[^}]*)?\}$`)
+	// ${VAR}, ${VAR:?message}, or ${VAR:-} (empty when unset; never a default value).
+	interp := regexp.MustCompile(`^\$\{[A-Z_]+(:?\?[^}]*|:-)?\}$`)
 	secret := regexp.MustCompile(`^(?:` + secretNames + `)$`)
 	for name, svc := range composeServices(t) {
 		for k, v := range env(t, name, svc) {
@@ -386,6 +387,9 @@ func TestCompose(t *testing.T) {
 		has := e["SECKILL_BACKEND_RPC_SECRET"] != "" && e["SECKILL_BACKEND_RPC_OPERATOR_SECRET"] != ""
 		if want := name == "gateway" || name == "backend"; has != want {
 			t.Errorf("%s: has the RPC credentials %v, want %v", name, has, want)
+		}
+		if _, has := e["SECKILL_BACKEND_TICKET_SECRET"]; has != (name == "backend") {
+			t.Errorf("%s: has the ticket secret %v, want %v (backends only)", name, has, name == "backend")
 		}
 	}
 	if gw["SECKILL_GATEWAY_TRUSTED_PROXIES"] == "" {
@@ -722,6 +726,9 @@ func checkContainer(t *testing.T, kind string, pod any, c map[string]any, cm, ke
 	if want := role == "gateway" || role == "backend"; rpc != want || rpcOp != want {
 		t.Errorf("%s: has the RPC credentials %v %v, want %v (gateways send them, backends check them)", role, rpc, rpcOp, want)
 	}
+	if _, has := envs["SECKILL_BACKEND_TICKET_SECRET"]; has != (role == "backend") {
+		t.Errorf("%s: has the ticket secret %v, want %v (backends only)", role, has, role == "backend")
+	}
 	checkMemLimit(t, role, envs["GOMEMLIMIT"], memBytes(t, str(at(c, "resources", "limits", "memory"))))
 	if kind == "Job" {
 		return
@@ -811,7 +818,7 @@ func TestHAProxyConfig(t *testing.T) {
 func TestMakeSecrets(t *testing.T) {
 	t.Run("dry-run", func(t *testing.T) {
 		a, b := secretKeys(t), secretKeys(t)
-		for _, k := range []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_BACKEND_RPC_SECRET", "SECKILL_BACKEND_RPC_OPERATOR_SECRET"} {
+		for _, k := range []string{"SECKILL_JWT_SECRET", "SECKILL_ADMIN_TOKEN", "SECKILL_BACKEND_RPC_SECRET", "SECKILL_BACKEND_RPC_OPERATOR_SECRET", "SECKILL_BACKEND_TICKET_SECRET"} {
 			raw, err := hex.DecodeString(a[k])
 			if err != nil || len(raw) < 32 {
 				t.Errorf("%s: %q is not 32+ bytes in hex", k, a[k])
@@ -820,7 +827,8 @@ func TestMakeSecrets(t *testing.T) {
 				t.Errorf("%s: two runs made the same value", k)
 			}
 		}
-		if a["SECKILL_JWT_SECRET"] == a["SECKILL_ADMIN_TOKEN"] || a["SECKILL_BACKEND_RPC_SECRET"] == a["SECKILL_BACKEND_RPC_OPERATOR_SECRET"] {
+		if a["SECKILL_JWT_SECRET"] == a["SECKILL_ADMIN_TOKEN"] || a["SECKILL_BACKEND_RPC_SECRET"] == a["SECKILL_BACKEND_RPC_OPERATOR_SECRET"] ||
+			a["SECKILL_BACKEND_TICKET_SECRET"] == a["SECKILL_BACKEND_RPC_SECRET"] {
 			t.Errorf("two secrets are the same")
 		}
 		if a["SECKILL_MYSQL_DSN"] != "seckill:pw@tcp(mysql:3306)/seckill" || a["SECKILL_REDIS_PASSWORD"] != "redis-pw" {

@@ -200,7 +200,7 @@ services_env() {
 # A secret missing from an older file is added to it.
 secrets() {
   local f="$STATE/secrets.env" k missing=()
-  for k in SECKILL_JWT_SECRET SECKILL_ADMIN_TOKEN SECKILL_BACKEND_RPC_SECRET SECKILL_BACKEND_RPC_OPERATOR_SECRET; do
+  for k in SECKILL_JWT_SECRET SECKILL_ADMIN_TOKEN SECKILL_BACKEND_RPC_SECRET SECKILL_BACKEND_RPC_OPERATOR_SECRET SECKILL_BACKEND_TICKET_SECRET; do
     grep -qs "^$k=" "$f" || missing+=("$k")
   done
   if ((${#missing[@]})); then

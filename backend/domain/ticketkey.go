@@ -19,15 +19,29 @@ import (
 // one that never was: it is in flight while its order may still be written, and is
 // decided after that (Service.ticket). Nobody can mint one that passes, for themselves
 // or for another shopper. Tickets are at most 80 bytes (the orders' column).
+//
+// A key may keep the one it replaced: tickets minted with that still read as this
+// fleet's (Admitted), new ones are minted with the key itself, so the key can change
+// during a sale.
 type TicketKey struct {
-	macs sync.Pool // of hash.Hash, HMAC-SHA256 with the key
+	macs     sync.Pool // of hash.Hash, HMAC-SHA256 with the key
+	previous *TicketKey
 }
 
 // ticketMACLen is the MAC's length in bytes; ticketRandLen the random part's.
 const ticketMACLen, ticketRandLen = 8, 6
 
-// NewTicketKey returns the key of secret (at least 16 bytes: callers derive it).
-func NewTicketKey(secret []byte) *TicketKey {
+// NewTicketKey returns the key of secret (at least 16 bytes: callers derive it),
+// keeping previous (none when empty) for the tickets it minted.
+func NewTicketKey(secret, previous []byte) *TicketKey {
+	k := newKey(secret)
+	if len(previous) > 0 {
+		k.previous = newKey(previous)
+	}
+	return k
+}
+
+func newKey(secret []byte) *TicketKey {
 	k := &TicketKey{}
 	secret = append([]byte(nil), secret...)
 	k.macs.New = func() any { return hmac.New(sha256.New, secret) }
@@ -51,9 +65,9 @@ func (k *TicketKey) Mint(activityID, itemID, userID int64, at time.Time, random 
 	return string(b)
 }
 
-// Admitted returns when ticket was admitted, if k minted it for userID; false for
-// any other string (another key's, another shopper's, a ticket of the older form
-// without a time, a forgery).
+// Admitted returns when ticket was admitted, if k (or the key it replaced) minted it
+// for userID; false for any other string (another key's, another shopper's, a
+// ticket of the older form without a time, a forgery).
 func (k *TicketKey) Admitted(ticket string, userID int64) (time.Time, bool) {
 	if _, _, err := ParseTicket(ticket); err != nil {
 		return time.Time{}, false
@@ -72,11 +86,13 @@ func (k *TicketKey) Admitted(ticket string, userID int64) (time.Time, bool) {
 	if err != nil || ms <= 0 {
 		return time.Time{}, false
 	}
-	var buf [2 * ticketMACLen]byte
-	if !hmac.Equal(k.appendMAC(buf[:0], []byte(body), userID), []byte(mac)) {
-		return time.Time{}, false
+	for key := k; key != nil; key = key.previous {
+		var buf [2 * ticketMACLen]byte
+		if hmac.Equal(key.appendMAC(buf[:0], []byte(body), userID), []byte(mac)) {
+			return time.UnixMilli(ms), true
+		}
 	}
-	return time.UnixMilli(ms), true
+	return time.Time{}, false
 }
 
 // appendMAC appends the hex MAC of body for userID to b.

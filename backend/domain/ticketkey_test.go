@@ -10,7 +10,7 @@ import (
 )
 
 func TestTicketKey(t *testing.T) {
-	k := domain.NewTicketKey([]byte("a key of the fleet, 32 bytes....."))
+	k := domain.NewTicketKey([]byte("a key of the fleet, 32 bytes....."), nil)
 	at := time.UnixMilli(1796002773122)
 	random := make([]byte, 16)
 	rand.Read(random)
@@ -40,7 +40,7 @@ func TestTicketKey(t *testing.T) {
 		}
 		return string(b)
 	}
-	other := domain.NewTicketKey([]byte("another fleet's key, 32 bytes..."))
+	other := domain.NewTicketKey([]byte("another fleet's key, 32 bytes..."), nil)
 	dots := strings.Index(tk, ".")
 	for _, c := range []struct {
 		name   string
@@ -65,8 +65,38 @@ func TestTicketKey(t *testing.T) {
 	}
 }
 
+// A key that replaced another reads the tickets the other minted and mints its own;
+// the key it replaced does not read those.
+func TestTicketKeyChanged(t *testing.T) {
+	old := []byte("the fleet's key until today, 32 bytes")
+	oldKey := domain.NewTicketKey(old, nil)
+	next := domain.NewTicketKey([]byte("the fleet's key from today, 32 bytes"), old)
+	random := make([]byte, 6)
+	at := time.UnixMilli(1796002773122)
+	before := oldKey.Mint(1, 2, 3, at, random)
+	if got, ok := next.Admitted(before, 3); !ok || !got.Equal(at) {
+		t.Errorf("the new key reads a ticket of the old one: got %v, %v; want %v, true", got, ok, at)
+	}
+	if _, ok := next.Admitted(before, 4); ok {
+		t.Errorf("the new key reads the old key's ticket as another shopper's")
+	}
+	after := next.Mint(1, 2, 3, at, random)
+	if after == before {
+		t.Fatalf("the new key minted the old key's ticket %q", after)
+	}
+	if _, ok := oldKey.Admitted(after, 3); ok {
+		t.Errorf("the new key minted with the old one: %q", after)
+	}
+	if _, ok := next.Admitted(after, 3); !ok {
+		t.Errorf("the new key does not read its own ticket %q", after)
+	}
+	if _, ok := domain.NewTicketKey([]byte("the fleet's key from today, 32 bytes"), nil).Admitted(before, 3); ok {
+		t.Errorf("a key that keeps no previous one reads the old key's ticket")
+	}
+}
+
 func BenchmarkTicketMint(b *testing.B) {
-	k := domain.NewTicketKey([]byte("a key of the fleet, 32 bytes....."))
+	k := domain.NewTicketKey([]byte("a key of the fleet, 32 bytes....."), nil)
 	random := make([]byte, 6)
 	now := time.Now()
 	b.ReportAllocs()

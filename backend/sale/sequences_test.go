@@ -1913,6 +1913,60 @@ func TestSeqLostTicketReadsPendingUntilWritten(t *testing.T) {
 	}
 }
 
+// The fleet's ticket secret changes during a sale (backend.previous_ticket_secret):
+// a ticket minted with the old secret that Redis lost still reads as the fleet's at a
+// backend of the new one, while its order may still be written; at a backend that
+// kept no previous secret it is unknown.
+func TestSeqLostTicketAfterTheSecretChanged(t *testing.T) {
+	ctx := context.Background()
+	e := newSQ(t, sqOpts{})
+	a := e.sale(t, domain.StrategyAsync, 10, 2, 1)
+	first := e.buy(t, a, 1, 1, "") // minted with the old secret, its message waiting
+	e.flushItem(t, a)
+	backend := func(secret, previous string) *sale.Service {
+		cfg := e.cfg
+		cfg.TicketSecret, cfg.PreviousTicketSecret = []byte(secret), []byte(previous)
+		svc := sale.New(sale.Deps{Catalog: e.db.Store, Orders: e.orders, Ledger: e.ledger, Cache: redis.NewCache(e.rdb),
+			Publisher: e.pub, Log: testLog(t)}, cfg)
+		t.Cleanup(svc.Close)
+		return svc
+	}
+	rotated := backend("the fleet's next secret", string(e.cfg.TicketSecret))
+	if tk, err := rotated.Ticket(ctx, 1, first.Ticket); err != nil || tk.Status != domain.TicketPending {
+		t.Fatalf("the old secret's lost ticket at a backend that keeps it: got %+v, %v; want pending", tk, err)
+	}
+	if _, err := rotated.Ticket(ctx, 2, first.Ticket); !domain.IsCode(err, domain.ENotFound) {
+		t.Fatalf("another shopper reads it: got %v, want not_found", err)
+	}
+	if _, err := backend("the fleet's next secret", "").Ticket(ctx, 1, first.Ticket); !domain.IsCode(err, domain.ENotFound) {
+		t.Fatalf("at a backend without the old secret: got %v, want not_found", err)
+	}
+	// The new secret's tickets read at a backend of the new secret only.
+	second, err := placeOne(rotated, a, 2, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.flushItem(t, a)
+	if tk, err := backend("the fleet's next secret", "").Ticket(ctx, 2, second.Ticket); err != nil || tk.Status != domain.TicketPending {
+		t.Fatalf("the new secret's lost ticket: got %+v, %v; want pending", tk, err)
+	}
+	if _, err := e.svc.Ticket(ctx, 2, second.Ticket); !domain.IsCode(err, domain.ENotFound) {
+		t.Fatalf("the new secret's lost ticket at a backend of the old one: got %v, want not_found", err)
+	}
+	e.deliver(t)
+	for _, c := range []struct {
+		user   int64
+		ticket string
+	}{{1, first.Ticket}, {2, second.Ticket}} {
+		if tk, err := rotated.Ticket(ctx, c.user, c.ticket); err != nil || tk.Status != domain.TicketCreated {
+			t.Errorf("shopper %d's ticket once written: got %+v, %v; want created", c.user, tk, err)
+		}
+	}
+	e.buy(t, a, 3, 1, "") // loads the item again
+	e.deliver(t)
+	e.invariants(t, a, sqCheck{sold: 3})
+}
+
 // A queued ticket Redis lost whose order never came in the window (its backend died
 // before the send) is voided at its read: it reads failed, its late message writes
 // nothing, and no unit is lost or counted twice.

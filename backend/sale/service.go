@@ -52,10 +52,12 @@ type Config struct {
 	// transaction at a time whatever the wait.
 	BatchWait time.Duration
 	// TicketSecret is the secret every backend of a fleet shares from which the key
-	// of its tickets is derived (domain.TicketKey; the server gives its RPC secret).
-	// Empty: a random key of this process's own, so a ticket another backend admitted
-	// that Redis and MySQL have both lost reads not_found here.
-	TicketSecret []byte
+	// of its tickets is derived (domain.TicketKey; the server gives backend.ticket_secret,
+	// or its RPC secret when that is unset). Empty: a random key of this process's
+	// own, so a ticket another backend admitted that Redis and MySQL have both lost
+	// reads not_found here. PreviousTicketSecret is the one it replaced (none when
+	// empty): tickets of that key still read as this fleet's.
+	TicketSecret, PreviousTicketSecret []byte
 	// StaleTicket and StaleSync are how long after its admission a ticket lost with
 	// Redis's data (known to neither Redis nor MySQL) may still be written: until
 	// then it reads pending, after it is voided at its read and reads failed. The
@@ -135,6 +137,16 @@ type Changes interface {
 	WatchActivities(ctx context.Context, changed func(id, version int64)) (stop func() error, err error)
 }
 
+// ticketKey derives the key of tickets from a fleet's secret (nil for none).
+func ticketKey(secret []byte) []byte {
+	if len(secret) == 0 {
+		return nil
+	}
+	derive := hmac.New(sha256.New, secret)
+	derive.Write([]byte("seckill ticket key v1"))
+	return derive.Sum(nil)
+}
+
 // New returns a Service on d's ports.
 func New(d Deps, cfg Config) *Service {
 	if cfg.PublishAttempts <= 0 {
@@ -162,8 +174,6 @@ func New(d Deps, cfg Config) *Service {
 	if len(secret) == 0 {
 		secret = []byte(randhex.String(32))
 	}
-	derive := hmac.New(sha256.New, secret)
-	derive.Write([]byte("seckill ticket key v1"))
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
@@ -174,7 +184,7 @@ func New(d Deps, cfg Config) *Service {
 		activities: d.Catalog, orders: d.Orders, ledger: d.Ledger, pub: d.Publisher, tallies: d.Tallies, changes: d.Changes, leases: d.Leases, cfg: cfg, log: d.Log, metrics: d.Metrics,
 		catalog:   NewCatalog(d.Catalog, d.Cache, cfg.Catalog, d.Log),
 		shed:      map[int64]map[string]*atomic.Int64{},
-		tickets:   domain.NewTicketKey(derive.Sum(nil)),
+		tickets:   domain.NewTicketKey(ticketKey(secret), ticketKey(cfg.PreviousTicketSecret)),
 		lost:      shardlru.New[lostKey, time.Time](4096),
 		voidSlots: make(chan struct{}, maxVoids),
 	}

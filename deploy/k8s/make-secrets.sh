@@ -2,7 +2,7 @@
 # deploy/k8s/make-secrets.sh — create the Secret the manifests read, apart from them
 # (no manifest holds a secret value):
 #   SECKILL_JWT_SECRET, SECKILL_ADMIN_TOKEN,
-#   SECKILL_BACKEND_RPC_SECRET, SECKILL_BACKEND_RPC_OPERATOR_SECRET
+#   SECKILL_BACKEND_RPC_SECRET, SECKILL_BACKEND_RPC_OPERATOR_SECRET, SECKILL_BACKEND_TICKET_SECRET
 #                                            generated: 32 random bytes each (openssl, hex)
 #   SECKILL_MYSQL_DSN                        from the environment, or asked for
 #   SECKILL_REDIS_PASSWORD                   from the environment, or asked for (may be empty)
@@ -79,6 +79,7 @@ SECKILL_JWT_SECRET=$(random)
 SECKILL_ADMIN_TOKEN=$(random)
 SECKILL_BACKEND_RPC_SECRET=$(random)
 SECKILL_BACKEND_RPC_OPERATOR_SECRET=$(random)
+SECKILL_BACKEND_TICKET_SECRET=$(random)
 SECKILL_REDIS_PASSWORD=$(random)
 MYSQL_PASSWORD=$(random)
 GRAFANA_ADMIN_PASSWORD=$(random)
@@ -116,6 +117,7 @@ data:
   SECKILL_ADMIN_TOKEN: "$(b64 "$(random)")"
   SECKILL_BACKEND_RPC_SECRET: "$(b64 "$(random)")"
   SECKILL_BACKEND_RPC_OPERATOR_SECRET: "$(b64 "$(random)")"
+  SECKILL_BACKEND_TICKET_SECRET: "$(b64 "$(random)")"
   SECKILL_MYSQL_DSN: "$(b64 "$dsn")"
   SECKILL_REDIS_PASSWORD: "$(b64 "$redis_password")"
 YAML
