@@ -194,7 +194,7 @@ func (s *System) standIns(ctx context.Context, cfg *config.Config, n needs, opts
 		s.Embedded = append(s.Embedded, "mysql (go-mysql-server)")
 	}
 	if n.redis && len(cfg.Redis.Addrs) == 0 {
-		cfg.Redis = config.RedisConfig{Addrs: []string{emb.RedisAddr}}
+		cfg.Redis = config.RedisConfig{Addrs: []string{emb.RedisAddr}, Password: emb.RedisPassword}
 		s.Embedded = append(s.Embedded, "redis (miniredis)")
 	}
 	if n.queue && len(cfg.RocketMQ.NameServers) == 0 {

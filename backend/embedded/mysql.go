@@ -15,6 +15,8 @@ import (
 	"github.com/dolthub/vitess/go/sqltypes"
 	querypb "github.com/dolthub/vitess/go/vt/proto/query"
 	"github.com/sirupsen/logrus"
+
+	"github.com/seckill/flashsale/internal/randhex"
 )
 
 // Database is the name of the database StartMySQL serves.
@@ -22,7 +24,8 @@ const Database = "seckill"
 
 // StartMySQL starts go-mysql-server with an empty in-memory database named seckill on a
 // free 127.0.0.1 port, speaking the MySQL protocol, and returns a DSN for
-// go-sql-driver/mysql (user root, no password) and the function that stops it. The
+// go-sql-driver/mysql (user root with a random password: another user of the host
+// reaches loopback too) and the function that stops it. The
 // schema is not created: run mysql.Migrate on it (Start does).
 //
 // go-mysql-server's in-memory engine keeps no isolation between transactions: a
@@ -50,6 +53,11 @@ func StartMySQL(ctx context.Context) (dsn string, stop func(), err error) {
 	db.EnablePrimaryKeyIndexes()
 	pro := memory.NewDBProvider(db)
 	engine := sqle.NewDefault(pro)
+	password := randhex.String(16)
+	users := engine.Analyzer.Catalog.MySQLDb
+	ed := users.Editor()
+	users.AddSuperUser(ed, "root", "localhost", password)
+	ed.Close()
 
 	gate := &gate{token: make(chan struct{}, 1), conns: map[uint32]*connState{}}
 	newSession := memory.NewSessionBuilder(pro)
@@ -84,7 +92,7 @@ func StartMySQL(ctx context.Context) (dsn string, stop func(), err error) {
 			engine.Close()
 		})
 	}
-	return fmt.Sprintf("root@tcp(%s)/%s", ln.Addr(), Database), stop, nil
+	return fmt.Sprintf("root:%s@tcp(%s)/%s", password, ln.Addr(), Database), stop, nil
 }
 
 var (

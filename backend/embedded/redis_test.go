@@ -18,12 +18,12 @@ import (
 // test ends.
 func mustStartRedis(tb testing.TB) goredis.UniversalClient {
 	tb.Helper()
-	addr, stop, err := StartRedis()
+	addr, password, stop, err := StartRedis()
 	if err != nil {
 		tb.Fatalf("start redis: %v", err)
 	}
 	tb.Cleanup(stop)
-	rdb, err := redis.Open(context.Background(), []string{addr}, "", false)
+	rdb, err := redis.Open(context.Background(), []string{addr}, password, false)
 	if err != nil {
 		tb.Fatalf("open redis: %v", err)
 	}

@@ -17,9 +17,10 @@ type Config struct {
 // Stack is the set of stand-ins one embedded process runs: MySQL with the schema
 // migrated, Redis and the queue.
 type Stack struct {
-	MySQLDSN  string // go-sql-driver/mysql syntax, for mysql.Open
-	RedisAddr string // for redis.Open
-	Queue     *inmem.Queue
+	MySQLDSN      string // go-sql-driver/mysql syntax, for mysql.Open
+	RedisAddr     string // for redis.Open
+	RedisPassword string
+	Queue         *inmem.Queue
 
 	stops []func()
 }
@@ -44,11 +45,11 @@ func StartWith(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := migrate(ctx, dsn); err != nil {
 		return nil, err
 	}
-	addr, stop, err := StartRedis()
+	addr, password, stop, err := StartRedis()
 	if err != nil {
 		return nil, err
 	}
-	s.RedisAddr, s.stops = addr, append(s.stops, stop)
+	s.RedisAddr, s.RedisPassword, s.stops = addr, password, append(s.stops, stop)
 	s.Queue = inmem.New(cfg.Queue)
 	return s, nil
 }

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/inmem"
@@ -44,7 +46,7 @@ func TestStackAsyncSale(t *testing.T) {
 	if applied, err := mysql.Migrate(ctx, db); err != nil || len(applied) != 0 {
 		t.Errorf("migrate a started stack: applied %v, %v; want nothing left to apply", applied, err)
 	}
-	rdb, err := redis.Open(ctx, []string{s.RedisAddr}, "", false)
+	rdb, err := redis.Open(ctx, []string{s.RedisAddr}, s.RedisPassword, false)
 	if err != nil {
 		t.Fatalf("open redis: %v", err)
 	}
@@ -167,5 +169,59 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 			tb.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestStandInsRequirePasswords: another user of the host reaches loopback too, so the
+// stand-ins refuse a client without the stack's passwords, and take one with them.
+func TestStandInsRequirePasswords(t *testing.T) {
+	ctx := context.Background()
+	s, err := Start(ctx)
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	cfg, err := gomysql.ParseDSN(s.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Passwd == "" {
+		t.Fatalf("the stack's DSN has no password: %s", s.MySQLDSN)
+	}
+	for _, pass := range []string{"", "wrong"} {
+		bad := cfg.Clone()
+		bad.Passwd = pass
+		db, err := sql.Open("mysql", bad.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PingContext(ctx); err == nil {
+			t.Errorf("mysql with the password %q: connected, want refused", pass)
+		}
+		db.Close()
+	}
+	db, err := sql.Open("mysql", s.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM orders").Scan(&n); err != nil {
+		t.Errorf("mysql with the stack's password: %v", err)
+	}
+	if s.RedisPassword == "" {
+		t.Fatalf("the stack's Redis has no password")
+	}
+	for _, pass := range []string{"", "wrong"} {
+		rdb := goredis.NewClient(&goredis.Options{Addr: s.RedisAddr, Password: pass, MaxRetries: -1})
+		if err := rdb.Set(ctx, "k", "v", 0).Err(); err == nil {
+			t.Errorf("redis with the password %q: SET took, want refused", pass)
+		}
+		rdb.Close()
+	}
+	rdb := goredis.NewClient(&goredis.Options{Addr: s.RedisAddr, Password: s.RedisPassword})
+	defer rdb.Close()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Errorf("redis with the stack's password: %v", err)
 	}
 }
