@@ -275,6 +275,14 @@ func (s *System) startBackend(ctx context.Context, cfg *config.Config, res *reso
 
 func (s *System) startWorker(ctx context.Context, cfg config.Config, res *resources, opts Options) error {
 	catalog := sale.NewCatalog(res.store, redis.NewCache(res.rdb), sale.CatalogConfig{}, opts.Log)
+	// The worker's copies of activities are dropped when a backend announces a change,
+	// as the backends' are: a raised per-user limit must not refuse orders the ledger
+	// admitted under it (the worker also rechecks before such a refusal).
+	if stop, err := redis.NewEvents(res.rdb, cfg.Fleet).WatchActivities(context.WithoutCancel(ctx), catalog.Forget); err != nil {
+		opts.Log.Warn("worker: not following the fleet's activity changes", "err", err)
+	} else {
+		s.onClose(stop)
+	}
 	s.Worker = worker.New(res.store, res.stock, catalog, worker.Config{BatchSize: cfg.Worker.BatchSize, BatchWindow: cfg.Worker.BatchWindow},
 		worker.NewMetrics(opts.Registry), opts.Log)
 	opts.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "seckill_worker_db_retries_total",

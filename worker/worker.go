@@ -20,9 +20,16 @@ import (
 )
 
 // Activities gives a worker the activity an order belongs to (its per-user limit and
-// bucket count).
+// bucket count). Activity may answer from a copy a few seconds old; Recheck, when the
+// implementation has it, reads the shared copy (sale.Catalog): before refusing an
+// order over the per-user limit the worker asks it, since an operator may have raised
+// the limit within the copy's life, and the ledger admitted the order under the new one.
 type Activities interface {
 	Activity(ctx context.Context, id int64) (*domain.Activity, error)
+}
+
+type rechecker interface {
+	Recheck(ctx context.Context, id int64) (*domain.Activity, error)
 }
 
 // Config tunes a worker.
@@ -276,12 +283,12 @@ func (w *Worker) confirm(ctx context.Context, jobs []*job) {
 // write writes a job's order, retrying transient failures for up to RetryFor, and
 // leaves it with its ticket to settle, or done.
 func (w *Worker) write(j *job) {
-	ctx, r, a := j.ctx, j.d.Request, j.a
+	ctx, r := j.ctx, j.d.Request
 	var werr error
 	first := time.Now()
 	wait := w.cfg.RetryBackoff
 	for attempt := 1; w.cfg.WriteAttempts <= 0 || attempt <= w.cfg.WriteAttempts; attempt++ {
-		written, err := w.writeOrder(ctx, r, a.PerUserLimit)
+		written, err := w.writeOrder(ctx, r, j.a.PerUserLimit)
 		if err == nil {
 			res, reason := "created", ""
 			switch {
@@ -302,6 +309,10 @@ func (w *Worker) write(j *job) {
 		}
 		var de *domain.Error
 		if errors.As(err, &de) {
+			if de.Code == domain.ELimitExceeded && w.raised(j) {
+				attempt-- // not a failure: the write goes again under the raised limit
+				continue
+			}
 			w.refuse(j, de.Code)
 			return
 		}
@@ -327,6 +338,22 @@ func (w *Worker) write(j *job) {
 	w.m.DeadLetters.WithLabelValues("write_failed").Inc()
 	j.deadLetter, j.werr = true, werr
 	w.refuse(j, "write_failed")
+}
+
+// raised reports whether the activity's per-user limit is now higher than the one j's
+// write was refused under (j.a, a copy), and takes the newer activity.
+func (w *Worker) raised(j *job) bool {
+	rc, ok := w.activities.(rechecker)
+	if !ok {
+		return false
+	}
+	a, err := rc.Recheck(j.ctx, j.a.ID)
+	if err != nil || a.PerUserLimit <= j.a.PerUserLimit {
+		return false
+	}
+	w.log.Info("the per-user limit was raised since the worker's copy; writing again", "activity", a.ID, "limit", a.PerUserLimit, "ticket", j.d.Request.Ticket)
+	j.a = a
+	return true
 }
 
 // refuse ends a ticket whose order was not written: a void mark first, so a later

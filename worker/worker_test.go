@@ -438,3 +438,61 @@ func TestHandleBatchEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestRaisedLimitWritesAgain: an operator raises the per-user limit while the worker
+// holds a copy of the activity; the ledger admits a shopper's second unit under the new
+// limit. The worker's write, refused under its copy's limit, asks the shared copy and
+// writes the order instead of failing it (it failed limit_exceeded before).
+func TestRaisedLimitWritesAgain(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	rdb := testenv.Redis(t)
+	stock := redis.NewStock(rdb, time.Hour)
+	svc := sale.New(sale.Deps{Catalog: db.Store, Orders: db.Store, Ledger: stock, Cache: redis.NewCache(rdb), Log: quiet}, sale.Config{})
+	t.Cleanup(svc.Close)
+	for _, batch := range []int{1, 4} {
+		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
+			a := &domain.Activity{Name: "raised", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
+				PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: 5}}}
+			if err := svc.CreateActivity(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Publish(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+			catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{LocalTTL: time.Hour}, quiet)
+			w := New(db.Store, stock, catalog, Config{BatchSize: batch}, nil, quiet)
+			admit := func(n int) domain.Delivery {
+				d, err := stock.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: 7, Quantity: 1,
+					Ticket: domain.NewTicket(a.ID, a.Items[0].ID, fmt.Sprint("raised", n)), Buckets: 1})
+				if err != nil {
+					t.Fatalf("admit unit %d: %v", n, err)
+				}
+				return domain.Delivery{ID: d.Ticket, Attempt: 1, Request: domain.OrderRequest{Ticket: d.Ticket, UserID: 7, ActivityID: a.ID,
+					ItemID: a.Items[0].ID, Quantity: 1}}
+			}
+			if err := w.Handle(ctx, []domain.Delivery{admit(1)}); err != nil { // the worker's copy: limit 1
+				t.Fatal(err)
+			}
+			three := 3
+			if _, err := svc.Update(ctx, a.ID, domain.ActivityChange{PerUserLimit: &three}); err != nil {
+				t.Fatal(err)
+			}
+			second := admit(2) // the ledger admits it under the new limit
+			if err := w.Handle(ctx, []domain.Delivery{second}); err != nil {
+				t.Fatal(err)
+			}
+			tk, err := stock.Ticket(ctx, 7, second.Request.Ticket)
+			if err != nil || tk.Status != domain.TicketCreated {
+				t.Fatalf("the second unit under the raised limit: got %+v, %v; want created", tk, err)
+			}
+			var units int
+			if err := db.QueryRowContext(ctx, "SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE activity_id = ? AND user_id = 7", a.ID).Scan(&units); err != nil {
+				t.Fatal(err)
+			}
+			if units != 2 {
+				t.Fatalf("MySQL holds %d units of the shopper, want 2", units)
+			}
+		})
+	}
+}
