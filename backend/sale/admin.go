@@ -27,8 +27,24 @@ func (s *Service) CreateActivity(ctx context.Context, a *domain.Activity) error 
 	if err := s.activities.CreateActivity(ctx, a); err != nil {
 		return s.unavailable(err)
 	}
-	_, err := s.refresh(ctx, a.ID) // drop a cached null object for the new id
-	return s.unavailable(err)
+	// Drop a cached null object for the new id. The activity exists whatever this
+	// does, so a failure is no failure of the call (an error would invite a second
+	// activity): a draft sells nothing, and publishing refreshes the caches again.
+	if _, err := s.refresh(ctx, a.ID); err != nil {
+		s.log.Warn("created an activity; its caches were not refreshed", "activity", a.ID, "err", err)
+	}
+	return nil
+}
+
+// made answers a failure after an operator's change committed: the change is made,
+// and the ledger or the caches follow it within a reconciler pass (or their life);
+// doing it again is safe and tries again. Never "nothing was taken".
+func (s *Service) made(err error) error {
+	if err == nil {
+		return nil
+	}
+	s.log.Error("an operator's change is made; the sale has not followed it yet", "err", err)
+	return domain.Errorf(domain.EUnavailable, "the change is made; the sale follows it within a reconciler pass (%v)", err)
 }
 
 // refresh reloads an activity into the caches after an operator's change and tells
@@ -126,16 +142,16 @@ func (s *Service) Publish(ctx context.Context, id int64) (*domain.Activity, erro
 	}
 	// Read again: the ledger takes the state at the version it is now.
 	if a, err = s.activities.Activity(ctx, id); err != nil {
-		return nil, s.unavailable(err)
+		return nil, s.made(err)
 	}
 	for _, it := range a.Items {
 		// Live counters of a sale that was taken offline and back are kept.
 		if err := s.warmItem(ctx, a, it.ID, false); err != nil {
-			return nil, s.unavailable(fmt.Errorf("publish activity %d: %w", id, err))
+			return nil, s.made(fmt.Errorf("publish activity %d: %w", id, err))
 		}
 	}
 	a, err = s.refresh(ctx, id)
-	return a, s.unavailable(err)
+	return a, s.made(err)
 }
 
 // Offline takes an activity off sale; orders in flight still complete.
@@ -150,16 +166,16 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 	// Read again: the ledger takes the state at the version it is now, so a change
 	// that read the activity before (an update, a restore) cannot put it back on sale.
 	if a, err = s.activities.Activity(ctx, id); err != nil {
-		return nil, s.unavailable(err)
+		return nil, s.made(err)
 	}
 	for _, it := range a.Items {
 		// Only a loaded item has a state to change; one never published stays unloaded.
 		if err := s.applySale(ctx, a, it.ID); err != nil {
-			return nil, s.unavailable(err)
+			return nil, s.made(fmt.Errorf("take activity %d offline: %w", id, err))
 		}
 	}
 	a, err = s.refresh(ctx, id)
-	return a, s.unavailable(err)
+	return a, s.made(err)
 }
 
 // Update applies an operator's change, all of it or nothing: every field is checked

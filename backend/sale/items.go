@@ -2,7 +2,7 @@ package sale
 
 import (
 	"context"
-	"fmt"
+	"slices"
 
 	"github.com/seckill/flashsale/backend/domain"
 )
@@ -64,16 +64,27 @@ func (s *Service) AddItem(ctx context.Context, activityID int64, it domain.Item)
 	if err := s.activities.AddItem(ctx, activityID, &it); err != nil {
 		return nil, s.unavailable(err)
 	}
+	// The item exists from here on, whatever follows: the answer is the activity with
+	// it, never an error that would invite a second item. The ledger loads an item it
+	// lacks from MySQL at its first order, and the caches follow within their life.
+	before := a
 	if a, err = s.activities.Activity(ctx, activityID); err != nil {
-		return nil, s.unavailable(err)
+		s.log.Warn("added an item; reading its activity back failed", "activity", activityID, "item", it.ID, "err", err)
+		with := *before
+		with.Items = append(slices.Clone(before.Items), it)
+		return &with, nil
 	}
 	if a.State != domain.StateDraft {
 		if err := s.applySale(ctx, a, it.ID); err != nil {
-			return nil, s.unavailable(fmt.Errorf("add item %d to activity %d: %w", it.ID, activityID, err))
+			s.log.Warn("added an item; the ledger takes it at its first order", "activity", activityID, "item", it.ID, "err", err)
 		}
 	}
-	a, err = s.refresh(ctx, activityID)
-	return a, s.unavailable(err)
+	if got, err := s.refresh(ctx, activityID); err != nil {
+		s.log.Warn("added an item; its activity's caches were not refreshed", "activity", activityID, "item", it.ID, "err", err)
+	} else {
+		a = got
+	}
+	return a, nil
 }
 
 // SetItemState takes an item offline or puts it back online, while its activity stays

@@ -1401,6 +1401,79 @@ func TestLeftTicketRepublishedOnce(t *testing.T) {
 	r.wantStock(t, "one unit sold", a, 2)
 }
 
+// downCache is a cache whose writes fail (Redis down under the catalog cache).
+type downCache struct{ domain.Cache }
+
+func (downCache) Put(context.Context, string, int64, []byte, time.Duration) (bool, error) {
+	return false, errInjected
+}
+func (downCache) Del(context.Context, ...string) error { return errInjected }
+
+// Operators' changes that MySQL committed but Redis did not follow never answer
+// "nothing was taken" (an operator would make them again): publish and offline say the
+// change is made (doing them again is safe), and a created activity or an added item,
+// which a retry would make twice, are answered as made; the item sells at its first
+// order. Before, all four answered 503 "nothing was taken" (a fleet probe added an item
+// twice so).
+func TestChangesMadeAreAnsweredSo(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	made := func(what string, err error) {
+		t.Helper()
+		wantErr(t, what, err, domain.EUnavailable)
+		if !strings.Contains(err.Error(), "the change is made") || strings.Contains(err.Error(), "nothing was taken") {
+			t.Fatalf("%s: got %v, want it to say the change is made", what, err)
+		}
+	}
+
+	a := r.sale(t, domain.StrategySync, 10, 1, 1)
+	r.ledger.failSetSale.Store(1)
+	_, err := r.svc.Offline(ctx, a.ID)
+	made("offline, Redis refusing", err)
+	if got, _ := r.store.Activity(ctx, a.ID); got.State != domain.StateOffline {
+		t.Fatalf("MySQL's state: got %s, want offline", got.State)
+	}
+	if _, err := r.svc.Offline(ctx, a.ID); err != nil {
+		t.Fatalf("offline again: %v", err)
+	}
+	_, err = r.place(a, 1, 1, "")
+	wantErr(t, "an order once offline", err, domain.ENotFound)
+
+	r.ledger.failWarm.Store(1)
+	_, err = r.svc.Publish(ctx, a.ID)
+	made("publish, Redis refusing", err)
+	if got, _ := r.store.Activity(ctx, a.ID); got.State != domain.StatePublished {
+		t.Fatalf("MySQL's state: got %s, want published", got.State)
+	}
+
+	r.ledger.failWarm.Store(1)
+	got, err := r.svc.AddItem(ctx, a.ID, domain.Item{Name: "cap", PriceCents: 5, TotalStock: 3})
+	if err != nil {
+		t.Fatalf("add an item, Redis refusing: got %v, want the activity with it", err)
+	}
+	if len(got.Items) != 2 || got.Items[1].Name != "cap" || got.Items[1].ID == 0 {
+		t.Fatalf("the answer's items: got %+v, want the new item last", got.Items)
+	}
+	if stored, _ := r.store.Activity(ctx, a.ID); len(stored.Items) != 2 {
+		t.Fatalf("MySQL holds %d items, want 2", len(stored.Items))
+	}
+	cap := &domain.Activity{ID: a.ID, Items: got.Items[1:]}
+	r.buy(t, cap, 2, 1, "") // the ledger loads the item at its first order
+	for u := int64(3); u <= 4; u++ {
+		r.buy(t, cap, u, 1, "")
+	}
+	_, err = r.place(cap, 5, 1, "")
+	wantErr(t, "the new item's fourth unit", err, domain.ESoldOut)
+
+	svc := sale.New(sale.Deps{Catalog: r.store, Orders: r.orders, Ledger: r.ledger, Cache: downCache{r.cache}, Publisher: r.pub, Log: testLog(t)}, sale.Config{})
+	t.Cleanup(svc.Close)
+	draft := &domain.Activity{Name: "cache down", Start: time.Now(), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
+		Items: []domain.Item{{Name: "mug", PriceCents: 1, TotalStock: 1}}}
+	if err := svc.CreateActivity(ctx, draft); err != nil || draft.ID == 0 {
+		t.Fatalf("create with the catalog cache down: got %v (id %d), want the activity created", err, draft.ID)
+	}
+}
+
 // An operator's change committed in MySQL whose warming of Redis failed is answered
 // as made-but-unfinished, and the reconciler's next pass brings the sale to it: an
 // order after the new end is refused.
