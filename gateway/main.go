@@ -516,9 +516,17 @@ func (m *Main) Start(ctx context.Context) error {
 			m.deps.Log.Error("gateway stopped", "err", err)
 		}
 	}()
-	m.deps.Log.Info("gateway serving", "addr", m.addr.String())
+	// Orders wait for the fleet's plugin chain and limits (503 until then): give the
+	// first load a moment before returning, so a caller that sends at once is served.
+	for deadline := time.Now().Add(readyWait); !m.gw.fleet.Ready() && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.deps.Log.Info("gateway serving", "addr", m.addr.String(), "ready", m.gw.fleet.Ready())
 	return nil
 }
+
+// readyWait bounds how long Start waits for the fleet's control state.
+const readyWait = 3 * time.Second
 
 // StockChannel is where the ledger announces items sold out and units back
 // (backend/redis.StockChannel).

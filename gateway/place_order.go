@@ -196,7 +196,15 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 // admit runs the plugin chain h and counts its refusals as the plugin layer's.
 func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
-		h(ctx, c)
+		// A gateway that has not loaded the fleet's chain, or runs no version of a
+		// plugin that must fail closed, would let orders past the plugins.
+		if !g.fleet.Ready() {
+			fail(c, domain.EUnavailable, "this gateway has not loaded the fleet's admission plugins yet; nothing was taken")
+		} else if name := g.fleet.MissingClosed(); name != "" {
+			failMsg(c, domain.EUnavailable, "admission plugin "+name+" (fail_policy closed) does not run on this gateway; nothing was taken")
+		} else {
+			h(ctx, c)
+		}
 		// Aborted before the order went on: a plugin said no (or failed closed).
 		if c.IsAborted() && !c.GetBool("forwarded") {
 			g.shed.add(orderOf(ctx, c).ActivityID, layerPlugin, "rejected")

@@ -93,7 +93,8 @@ type Agent struct {
 	limitsVersion int64
 	chainReady    atomic.Bool
 	limitsReady   atomic.Bool
-	gateways      atomic.Int64 // live gateways, this one included
+	missing       atomic.Pointer[string] // a closed plugin the fleet wants that does not run here
+	gateways      atomic.Int64           // live gateways, this one included
 	wakeChain     chan struct{}
 	wakeLimits    chan struct{}
 	loops         sync.WaitGroup // what Start began (Wait)
@@ -121,6 +122,16 @@ func (a *Agent) SetID(id, addr string) { a.opts.ID, a.opts.Addr = id, addr }
 
 // Ready reports whether the fleet's control state was loaded whole at least once.
 func (a *Agent) Ready() bool { return a.chainReady.Load() && a.limitsReady.Load() }
+
+// MissingClosed names a plugin of fail policy closed that the fleet's chain holds and
+// this gateway runs no version of (it failed to load here, and none ran before), or
+// "". Orders are refused while there is one, as the plugin would refuse them failing.
+func (a *Agent) MissingClosed() string {
+	if p := a.missing.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // Gateways is the number of live gateways (this one included), as last reported.
 func (a *Agent) Gateways() int { return int(a.gateways.Load()) }
@@ -296,6 +307,7 @@ func (a *Agent) applyChain(ctx context.Context, chain *rpc.PluginChain) error {
 		a.mu.Unlock()
 		a.log.Info("plugin unloaded as the fleet wants", "plugin", name)
 	}
+	a.noteMissing(chain)
 	a.mu.Lock()
 	if chain.Version > current {
 		a.chainVersion = chain.Version
@@ -307,6 +319,26 @@ func (a *Agent) applyChain(ctx context.Context, chain *rpc.PluginChain) error {
 	maps.DeleteFunc(a.modules, func(sum string, _ []byte) bool { return !keep[sum] })
 	a.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// noteMissing records the first plugin of chain with fail policy closed that the
+// plugin host does not run (see MissingClosed).
+func (a *Agent) noteMissing(chain *rpc.PluginChain) {
+	loaded := map[string]bool{}
+	for _, in := range a.opts.Plugins.List() {
+		loaded[in.Name] = true
+	}
+	for _, p := range chain.Plugins {
+		if wasm.FailPolicy(p.FailPolicy) == wasm.FailClosed && !loaded[p.Name] {
+			if was := a.missing.Swap(&p.Name); was == nil || *was != p.Name {
+				a.log.Error("a plugin of fail policy closed does not run here: orders are refused until it loads", "plugin", p.Name, "version", p.Version)
+			}
+			return
+		}
+	}
+	if was := a.missing.Swap(nil); was != nil {
+		a.log.Info("every plugin of fail policy closed runs here again", "was_missing", *was)
+	}
 }
 
 // load fetches p's module (kept from an earlier load when it has one) and loads p.
