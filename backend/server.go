@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudwego/kitex/pkg/endpoint"
 	"github.com/cloudwego/kitex/pkg/kerrors"
+	"github.com/cloudwego/kitex/pkg/remote/codec"
 	"github.com/cloudwego/kitex/pkg/rpcinfo"
 	"github.com/cloudwego/kitex/pkg/transmeta"
 	"github.com/cloudwego/kitex/server"
@@ -63,6 +64,10 @@ const (
 	SettingTicketSecret         = "backend.ticket_secret (SECKILL_BACKEND_TICKET_SECRET)"
 	SettingPreviousTicketSecret = "backend.previous_ticket_secret (SECKILL_BACKEND_PREVIOUS_TICKET_SECRET)"
 )
+
+// MaxRequestBytes bounds one RPC request's payload: the largest is an operator's
+// plugin module (at most control.MaxModuleBytes) with its spec.
+const MaxRequestBytes = control.MaxModuleBytes + 4<<20
 
 // Secrets are the RPC credentials of c.
 func (c Config) Secrets() rpcauth.Secrets {
@@ -135,6 +140,9 @@ func NewServer(cfg Config, svc *sale.Service, ctl *control.Service, log *slog.Lo
 func (s *Server) options(ln net.Listener) []server.Option {
 	return []server.Option{
 		server.WithListener(ln),
+		// A frame's length is checked when its header arrives: a stranger cannot make
+		// the server read and hold gigabytes before the credential check refuses it.
+		server.WithCodec(codec.NewDefaultCodecWithSizeLimit(MaxRequestBytes)),
 		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
 		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
 		server.WithExitWaitTime(5 * time.Second),

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -146,5 +147,66 @@ func TestTicketSecretsChecked(t *testing.T) {
 	cur, prev = Config{RPCSecret: rpcSecret, TicketSecret: ticket, PreviousTicketSecret: previous}.TicketSecrets()
 	if string(cur) != ticket || string(prev) != previous {
 		t.Errorf("with both: got %q, %q; want %q, %q", cur, prev, ticket, previous)
+	}
+}
+
+// TestHugeRequestsRefusedEarly: a frame whose header claims more than MaxRequestBytes
+// is refused when the header arrives (the connection closed), so whoever reaches the
+// port cannot make the backend read and hold gigabytes before the credential check
+// (a probe: three 300 MB pings without a credential took the backend to 3 GB). A
+// module of the largest size still passes.
+func TestHugeRequestsRefusedEarly(t *testing.T) {
+	creds := rpcauth.Secrets{Service: "backend-test-rpc-c20ad4d76fe97759aa", Operator: "backend-test-rpc-op-6512bd43d9caa6e02c"}
+	s := NewServer(Config{RPCSecret: creds.Service, RPCOperatorSecret: creds.Operator}, nil, nil, nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := seckill.NewServer(&panicky{}, s.options(ln)...)
+	go srv.Run()
+	defer srv.Stop()
+	for _, framing := range []string{"framed", "ttheader"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		const claimed = 300 << 20
+		var head []byte
+		if framing == "framed" {
+			head = binary.BigEndian.AppendUint32(nil, claimed)
+			head = append(head, 0x80, 0x01, 0x00, 0x01) // a thrift binary call
+		} else {
+			// TTHeader: length, magic 0x1000, flags, seq id, header size (in 4-byte
+			// words), the header (protocol binary, no transforms, padding).
+			head = binary.BigEndian.AppendUint32(nil, claimed)
+			head = append(head, 0x10, 0x00, 0x00, 0x00, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0)
+			head = append(head, 0x80, 0x01, 0x00, 0x01)
+		}
+		// Ping's arguments: a PingReq holding a string field of nearly all the frame,
+		// which a decoder must read whole to skip.
+		head = binary.BigEndian.AppendUint32(head, 4)
+		head = append(head, "Ping"...)
+		head = binary.BigEndian.AppendUint32(head, 1)         // seq id
+		head = append(head, 0x0c, 0x00, 0x01, 0x0b, 0x00, 99) // struct field 1, string field 99
+		head = binary.BigEndian.AppendUint32(head, claimed-64)
+		sent := 0
+		chunk := make([]byte, 1<<20)
+		var werr error
+		if _, werr = c.Write(head); werr == nil {
+			for sent < 64<<20 {
+				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				var n int
+				n, werr = c.Write(chunk)
+				sent += n
+				if werr != nil {
+					break
+				}
+			}
+		}
+		c.Close()
+		t.Logf("%s: sent %d MiB, %v", framing, sent>>20, werr)
+		if werr == nil {
+			t.Errorf("%s: the backend took %d MiB of a frame claiming %d MiB; want it refused at the header", framing, sent>>20, claimed>>20)
+		}
 	}
 }
