@@ -669,3 +669,63 @@ func TestConnectionCap(t *testing.T) {
 		t.Errorf("refusals counted: %d, want %d to 201", shed, 1+refused.Load())
 	}
 }
+
+// TestTricklingBodyClosed: a body that trickles in (a chunk at a time, each within the
+// read timeout) is cut at the read timeout for the whole body: hertz's timeout bounds
+// each read only, and a chunked body of a byte every 9 s held its connection for as
+// long as the client liked (a probe held 40 so, every connection the gateway took).
+// Shoppers' bodies and operators' (read after the token) alike.
+func TestTricklingBodyClosed(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	f := startGateway(t, func(c *gateway.Config) { c.ReadTimeout = timeout })
+	for _, tc := range []struct{ name, head string }{
+		{"an order, chunked", "POST /api/v1/orders HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + tok(t, 5) +
+			"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"an operator's body, chunked", "POST /admin/v1/activities HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + admin +
+			"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"an operator's body past the read-ahead", "POST /admin/v1/activities HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer " + admin +
+			"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, f)
+			chunked := strings.Contains(tc.head, "chunked")
+			if _, err := io.WriteString(c, tc.head); err != nil {
+				t.Fatal(err)
+			}
+			if !chunked { // past hertz's read-ahead at once, then a trickle
+				if _, err := c.Write(bytes.Repeat([]byte(" "), 16<<10)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			closed := make(chan struct{})
+			go func() {
+				defer close(closed)
+				io.Copy(io.Discard, c) // returns when the gateway closes (or answers and closes)
+			}()
+			start := time.Now()
+			for time.Since(start) < 20*timeout {
+				piece := " "
+				if chunked {
+					piece = "1\r\n \r\n"
+				}
+				if _, err := io.WriteString(c, piece); err != nil {
+					break
+				}
+				select {
+				case <-closed:
+				case <-time.After(timeout / 5):
+					continue
+				}
+				break
+			}
+			select {
+			case <-closed:
+				if d := time.Since(start); d > 10*timeout {
+					t.Errorf("closed after %v, want about the read timeout of %v", d, timeout)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("the connection still open after %v of a trickling body", time.Since(start))
+			}
+		})
+	}
+}

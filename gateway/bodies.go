@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/protocol"
@@ -77,6 +78,14 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 		c.Request.CloseBodyStream()  // forgets it (the stream has no Close)
 		_ = ext.ReleaseBodyStream(s) // nothing left to skip: n bytes were read ahead
 		return true
+	}
+	// The whole body within the read timeout: hertz's applies to each read of the
+	// stream, so a body that trickles in (a chunk every few seconds) held the
+	// connection, and enough of them every connection the gateway takes. Past it the
+	// connection is closed under the read.
+	if conn := c.GetConn(); conn != nil && g.cfg.ReadTimeout > 0 {
+		cut := time.AfterFunc(g.cfg.ReadTimeout, func() { conn.Close() })
+		defer cut.Stop()
 	}
 	var body []byte
 	var err error
