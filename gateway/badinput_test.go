@@ -729,3 +729,25 @@ func TestTricklingBodyClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedIdempotencyKey: an order with Idempotency-Key on two header lines is
+// 400 and reaches no backend: the gateway read the first only, so an empty first line
+// made each retry of the second's key a new order (a probe: three retries, three units).
+func TestRepeatedIdempotencyKey(t *testing.T) {
+	f := startGateway(t)
+	for _, lines := range [][2]string{{"", "k1"}, {"k1", "k2"}, {"k1", "k1"}} {
+		c := dial(t, f)
+		head := strings.Replace(orderHead(tok(t, 5), len(order)), "\r\n\r\n",
+			"\r\nIdempotency-Key: "+lines[0]+"\r\nidempotency-key: "+lines[1]+"\r\n\r\n", 1)
+		before := f.backend.n("PlaceOrder")
+		if _, err := io.WriteString(c, head+order); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := answerOn(c, 10*time.Second); err != nil || r.status != http.StatusBadRequest || r.code != "bad_request" {
+			t.Errorf("keys %q: got %+v %v, want 400 bad_request", lines, r, err)
+		}
+		if n := f.backend.n("PlaceOrder") - before; n != 0 {
+			t.Errorf("keys %q: the backend got %d orders, want none", lines, n)
+		}
+	}
+}

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/protocol"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -73,6 +75,13 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	key := string(c.GetHeader("Idempotency-Key"))
+	if repeated(&c.Request.Header, "Idempotency-Key") {
+		// Which one is the key? An empty first line made the retries of a key new
+		// orders, each with a unit of its own.
+		g.shed.add(b.ActivityID, layerInput, "bad_request")
+		fail(c, domain.EBadRequest, "Idempotency-Key is given more than once")
+		return
+	}
 	if !validIdemKey(key) {
 		g.shed.add(b.ActivityID, layerInput, "bad_request")
 		fail(c, domain.EBadRequest, "Idempotency-Key must be at most 128 printable characters")
@@ -90,6 +99,17 @@ func (g *Gateway) parseOrder(ctx context.Context, c *app.RequestContext) {
 	setHeader(&c.Request.Header, HeaderActivity, strconv.AppendInt(buf[:0], b.ActivityID, 10))
 	setHeader(&c.Request.Header, HeaderItem, strconv.AppendInt(buf[:0], b.ItemID, 10))
 	c.Next(ctx)
+}
+
+// repeated reports whether h holds the header name (canonical form) more than once.
+func repeated(h *protocol.RequestHeader, name string) bool {
+	n := 0
+	h.VisitAll(func(k, _ []byte) {
+		if len(k) == len(name) && strings.EqualFold(string(k), name) {
+			n++
+		}
+	})
+	return n > 1
 }
 
 // orderOf is the order parseOrder kept.
