@@ -493,17 +493,28 @@ func (m *Manager) newPlugin(ctx context.Context, name string, spec Spec) (*plugi
 	// guest initializes (a bad config can make it panic here). At most
 	// Manager.instantiating at once: a swap under load must not take
 	// every core from the requests the old plugin is still serving.
+	// The first failure ends the fill: a guest whose start loops costs one
+	// instance's init deadline, not the pool's (a pool of 256 was 43 minutes of
+	// a core before the answer).
 	errs := make([]error, spec.PoolSize)
 	insts := make([]*instance, spec.PoolSize)
 	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for i := range spec.PoolSize {
-		wg.Add(1)
 		m.instantiating <- struct{}{}
+		if failed.Load() {
+			<-m.instantiating
+			break
+		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-m.instantiating }()
 			// A goroutine of its own is not on Put's background thread.
 			inBackground(func() { insts[i], errs[i] = p.newInstance(ctx) })
+			if errs[i] != nil {
+				failed.Store(true)
+			}
 			runtime.Gosched() // let requests have the core before the next one
 		}()
 	}

@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -141,7 +142,10 @@ func (c *slowInitCounters) Incr(ctx context.Context, _ string, delta int64, _ ti
 // slowInitModule is a guest whose _initialize and handle_request each call
 // seckill.counter_incr, with delta 2 and 1; it keeps its instance for
 // handle_response.
-func slowInitModule() []byte {
+func slowInitModule() []byte { return initModule(nil) }
+
+// initModule is slowInitModule with then code at the end of _initialize.
+func initModule(then []byte) []byte {
 	const i32, i64, funcType = 0x7f, 0x7e, 0x60
 	incr := func(delta byte) []byte {
 		return []byte{0x41, 0x00, 0x41, 0x01, 0x42, delta, 0x42, 0xe8, 0x07, 0x41, 0x08, 0x10, 0x00, 0x1a}
@@ -164,7 +168,7 @@ func slowInitModule() []byte {
 		wasmExport("memory", 0x02, 0),
 	))...)
 	request := append(append([]byte{0x00}, incr(1)...), 0x42, 0x01, 0x0b)
-	initialize := append(append([]byte{0x00}, incr(2)...), 0x0b)
+	initialize := append(append(append([]byte{0x00}, incr(2)...), then...), 0x0b)
 	return append(b, wasmSection(secCode, wasmVec(wasmBody(request), wasmBody([]byte{0x00, 0x0b}), wasmBody(initialize)))...)
 }
 
@@ -190,5 +194,32 @@ func TestWaitForGrowthKeepsTheDeadline(t *testing.T) {
 	}
 	if left := counters.left[1]; left <= 0 {
 		t.Errorf("the call after the wait had %v of its deadline left for its I/O, want some", left)
+	}
+}
+
+// countingInitCounters counts the initializations of loopInitModule.
+type countingInitCounters struct{ inits atomic.Int32 }
+
+func (c *countingInitCounters) Incr(context.Context, string, int64, time.Duration) (int64, error) {
+	c.inits.Add(1)
+	return 1, nil
+}
+
+// loopInitModule is slowInitModule whose _initialize, after its increment, loops
+// for ever.
+func loopInitModule() []byte { return initModule([]byte{0x03, 0x40, 0x0c, 0x00, 0x0b}) }
+
+// TestFailedFillStopsEarly: a guest whose initialization runs past its deadline fails
+// the Put after the instances already under way, not after every instance of the
+// pool: it tried each (a probe: a start that loops took pool size x 10 s, a core
+// spinning the while).
+func TestFailedFillStopsEarly(t *testing.T) {
+	counters := &countingInitCounters{}
+	m := newTestManager(t, Options{Counters: counters, InitTimeout: 50 * time.Millisecond})
+	if _, err := m.Put(context.Background(), "loopinit", Spec{Wasm: loopInitModule(), PoolSize: 16}); err == nil {
+		t.Fatal("Put of a guest whose init loops: got nil, want an error")
+	}
+	if n, most := counters.inits.Load(), int32(cap(m.instantiating)); n > most {
+		t.Errorf("%d instances initialized before the Put failed, want at most %d (the ones at once)", n, most)
 	}
 }
