@@ -571,3 +571,32 @@ func TestWrongRPCCredential(t *testing.T) {
 		t.Fatalf("the backend's handler ran %d times for a refused credential, want 0", n)
 	}
 }
+
+// TestPluginCannotRenameTheRequest: a rejecting plugin's response headers are kept
+// (Retry-After), but the answer's X-Request-Id stays the request's: a guest set it to
+// anything before (a probe), while the logs kept the real one.
+func TestPluginCannotRenameTheRequest(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	wasmBytes, err := os.ReadFile("wasm/testdata/probe.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"wasm_base64": base64.StdEncoding.EncodeToString(wasmBytes)})
+	if r := f.do(t, "PUT", "/admin/v1/plugins/probe", admin, string(body)); r.status != 200 {
+		t.Fatalf("load plugin: got %d %v", r.status, r.body)
+	}
+	r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order, "X-Probe", "reject-headers", gateway.HeaderRequestID, "client-chosen-id-1")
+	if r.status != 429 || r.body["error"] != "rejected" {
+		t.Fatalf("got %d %v, want 429 rejected", r.status, r.body)
+	}
+	if got := r.header.Values(gateway.HeaderRequestID); len(got) != 1 || got[0] != "client-chosen-id-1" {
+		t.Errorf("X-Request-Id: got %q, want the request's own", got)
+	}
+	if got := r.header.Get("Retry-After"); got != "7" {
+		t.Errorf("Retry-After: got %q, want the plugin's 7", got)
+	}
+	if r := f.do(t, "POST", "/api/v1/orders", tok(t, 5), order, gateway.HeaderRequestID, "client-chosen-id-2"); r.status != 202 ||
+		r.header.Get(gateway.HeaderRequestID) != "client-chosen-id-2" {
+		t.Fatalf("an admitted order: got %d %v %q, want 202 with its id", r.status, r.body, r.header.Get(gateway.HeaderRequestID))
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/seckill/flashsale/gateway/ratelimit"
 	"github.com/seckill/flashsale/idl/kitex_gen/rpc"
 	"github.com/seckill/flashsale/internal/randhex"
+	"github.com/seckill/flashsale/internal/reqid"
 )
 
 // DecodeOrder parses (as decodeStrict would, without reflection: order_body.go)
@@ -224,6 +225,9 @@ func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 			failMsg(c, domain.EUnavailable, "admission plugin "+name+" (fail_policy closed) does not run on this gateway; nothing was taken")
 		} else {
 			h(ctx, c)
+			// The answer names the request as every answer does, whatever header a
+			// guest set (a rejecting plugin could set X-Request-Id to anything).
+			c.Header(HeaderRequestID, reqid.From(ctx))
 		}
 		// Aborted before the order went on: a plugin said no (or failed closed).
 		if c.IsAborted() && !c.GetBool("forwarded") {

@@ -6,6 +6,8 @@
 //	               this instance) and X-Probe-Config (the config)
 //	reject         reject with status 429 and body "go away"
 //	reject-silent  reject without status or body
+//	reject-headers reject with 429, setting response headers X-Request-Id
+//	               ("forged") and Retry-After ("7")
 //	panic          panic (a trap: the Go runtime exits)
 //	loop           spin forever (the deadline must stop it)
 //	grow           allocate memory without end (the memory limit must stop it)
@@ -65,6 +67,10 @@ func handle(req sdk.Request, resp sdk.Response) bool {
 		return resp.Reject(429, "go away")
 	case "reject-silent":
 		return false
+	case "reject-headers":
+		resp.SetHeader("X-Request-Id", "forged")
+		resp.SetHeader("Retry-After", "7")
+		return resp.Reject(429, "go away")
 	case "panic":
 		panic("probe: boom")
 	case "loop":
