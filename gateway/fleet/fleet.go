@@ -467,7 +467,7 @@ func (a *Agent) reportLoop(ctx context.Context) {
 			a.log.Warn("report to the fleet", "err", err)
 		}
 		if fleet, err := a.Fleet(ctx); err == nil {
-			n := int64(max(len(fleet), 1))
+			n := int64(max(a.sharing(fleet, time.Now()), 1))
 			if a.gateways.Swap(n) != n {
 				a.opts.Limiter.SetShare(int(n))
 			}
@@ -478,6 +478,20 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// sharing counts the gateways of fleet that share the limits' rates: this one, the
+// ready ones, and those started within three report intervals (on their way to ready).
+// One that stays unready (it cannot reach a backend, say) serves no order and takes
+// no share: counted, it held the others to (n-1)/n of the rates for as long as it ran.
+func (a *Agent) sharing(fleet []Report, now time.Time) int {
+	n := 0
+	for _, r := range fleet {
+		if r.ID == a.opts.ID || r.Ready || now.Sub(time.UnixMilli(r.StartedMS)) < 3*a.opts.ReportEvery {
+			n++
+		}
+	}
+	return n
 }
 
 // Fleet returns the reports of the live gateways, by id order; without a bus, this
