@@ -600,3 +600,23 @@ func TestPluginCannotRenameTheRequest(t *testing.T) {
 		t.Fatalf("an admitted order: got %d %v %q, want 202 with its id", r.status, r.body, r.header.Get(gateway.HeaderRequestID))
 	}
 }
+
+// TestOfflineRefusalsInTheStats: an order for an offline item of a known activity is
+// counted in that activity's stats (cache/not_found): every not_found was left out, made-up
+// activity ids' and real ones' alike (a fleet probe).
+func TestOfflineRefusalsInTheStats(t *testing.T) {
+	f := start(t, ratelimit.Limits{})
+	f.backend.mu.Lock()
+	f.backend.activity.Items[0].State = "offline"
+	f.backend.mu.Unlock()
+	for i := range 3 {
+		if r := f.do(t, "POST", "/api/v1/orders", tok(t, int64(20+i)), order); r.status != 404 {
+			t.Fatalf("an offline item: got %d %v, want 404", r.status, r.body)
+		}
+	}
+	r := f.do(t, "GET", "/admin/v1/activities/7/stats", admin, "")
+	shed, _ := r.body["gateway_shed"].(map[string]any)
+	if got, _ := shed["cache/not_found"].(float64); got != 3 {
+		t.Fatalf("stats: got %v, want cache/not_found 3", r.body)
+	}
+}

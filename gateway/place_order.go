@@ -147,7 +147,7 @@ func (g *Gateway) edgeOrder(ctx context.Context, c *app.RequestContext) {
 	a, _, err := g.edge.activity(ctx, b.ActivityID)
 	if err != nil {
 		if domain.IsCode(err, domain.ENotFound) {
-			g.shed.add(b.ActivityID, layerCache, domain.ENotFound)
+			g.shed.add(0, layerCache, domain.ENotFound) // no such activity: nothing to count it under
 		}
 		failErr(c, err)
 		return
@@ -282,7 +282,11 @@ func (g *Gateway) placeOrder(ctx context.Context, c *app.RequestContext) {
 		if code == domain.ESoldOut {
 			g.edge.markSoldOut(b.ActivityID, b.ItemID)
 		}
-		g.shed.add(b.ActivityID, layerBackend, code)
+		counted := b.ActivityID
+		if code == domain.ENotFound {
+			counted = 0 // the activity may be none the backend knows
+		}
+		g.shed.add(counted, layerBackend, code)
 		failErr(c, err)
 		return
 	}

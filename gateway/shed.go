@@ -10,7 +10,6 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/internal/tally"
 )
 
@@ -96,8 +95,8 @@ func (s *shedCounter) kind(layer, reason string) *shedKind {
 func (s *shedCounter) add(activityID int64, layer, reason string) {
 	sk := s.kind(layer, reason)
 	sk.ctr.Inc()
-	if activityID <= 0 || reason == domain.ENotFound || s.known != nil && !s.known(activityID) {
-		return // an id no activity has: nothing to count it under
+	if activityID <= 0 || s.known != nil && !s.known(activityID) {
+		return // an id no activity has (callers pass 0 for one): nothing to count it under
 	}
 	m, ok := s.per.Get(activityID)
 	if !ok {
