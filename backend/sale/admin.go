@@ -353,23 +353,50 @@ func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) str
 	return e
 }
 
-// resetsHeld bounds how long a change holds the reconciler's resets of an item (a
-// change that dies holding them lets them go then): past a commit that waits for row
-// locks three times (InnoDB's lock wait is 50 s, and a transaction is tried thrice).
-const resetsHeld = 3 * time.Minute
-
 // holdResets holds the reconciler's resets of an item while a change takes units out
 // of the ledger before its MySQL commit (between the two the counter is short of the
 // row by design, and a reset would give the units back, to be over once MySQL
 // commits). It returns the call that lets them go again.
+//
+// A hold lapses after Config.ResetsHold unless renewed, and the change renews it
+// every third of that while it runs (a commit may wait on row locks for minutes): a
+// backend that dies mid-change blocks the item's repairs for ResetsHold at most, not
+// for the longest a change could take (three minutes before, with the units it took
+// unsellable the while).
 func (s *Service) holdResets(ctx context.Context, activityID, itemID int64) (let func()) {
-	hold, err := s.ledger.HoldResets(ctx, activityID, itemID, resetsHeld)
+	ttl := s.cfg.ResetsHold
+	bg := context.WithoutCancel(ctx)
+	hold, err := s.ledger.HoldResets(ctx, activityID, itemID, ttl)
 	if err != nil {
 		s.log.Warn("hold the reconciler's resets during a change; a repair meanwhile is undone by its next pass", "item", itemID, "err", err)
 	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			// A new hold before the old one goes: never a moment without one.
+			next, err := s.ledger.HoldResets(bg, activityID, itemID, ttl)
+			if err != nil {
+				s.log.Warn("renew the hold of the reconciler's resets during a change", "item", itemID, "err", err)
+			}
+			if lerr := s.ledger.LetResets(bg, activityID, itemID, hold); lerr != nil {
+				s.log.Warn("let a renewed hold of resets go; it lapses", "item", itemID, "lapses_in", ttl, "err", lerr)
+			}
+			hold = next
+		}
+	}()
 	return func() { // let go even after an error: the hold may have been taken
-		if err := s.ledger.LetResets(context.WithoutCancel(ctx), activityID, itemID, hold); err != nil {
-			s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", resetsHeld, "err", err)
+		close(stop)
+		<-done
+		if err := s.ledger.LetResets(bg, activityID, itemID, hold); err != nil {
+			s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", ttl, "err", err)
 		}
 	}
 }

@@ -250,10 +250,11 @@ type faultyOrders struct {
 	domain.OrderStore
 	// failWrite decides a write's fate by its call number (from 1): nil to go ahead.
 	failWrite   atomic.Pointer[func(n int64) error]
-	lostAnswer  atomic.Bool // writes commit, then fail as if the answer was lost
-	failLookup  atomic.Bool // OrderByTicket, OrdersByTickets and VoidTicket fail
-	failStockOp atomic.Bool // AddStock, MoveStock and stock changes of UpdateActivity fail
-	lostStockOp atomic.Bool // stock changes of UpdateActivity commit, then fail as if the answer was lost
+	lostAnswer  atomic.Bool  // writes commit, then fail as if the answer was lost
+	failLookup  atomic.Bool  // OrderByTicket, OrdersByTickets and VoidTicket fail
+	failStockOp atomic.Bool  // AddStock, MoveStock and stock changes of UpdateActivity fail
+	lostStockOp atomic.Bool  // stock changes of UpdateActivity commit, then fail as if the answer was lost
+	slowStockOp atomic.Int64 // stock changes of UpdateActivity wait this many ms before going to the store
 	writes      atomic.Int64
 }
 
@@ -329,6 +330,9 @@ type faultyCatalog struct {
 
 func (f faultyCatalog) UpdateActivity(ctx context.Context, id int64, c domain.ActivityChange) error {
 	for _, ic := range c.Items {
+		if ms := f.orders.slowStockOp.Load(); len(ic.Stock) > 0 && ms > 0 {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		}
 		if len(ic.Stock) > 0 && f.orders.failStockOp.Load() {
 			return domain.NotCommitted(errInjected)
 		}
@@ -362,6 +366,18 @@ type faultyLedger struct {
 	failRelease atomic.Int32
 	failWarm    atomic.Int32
 	failSetSale atomic.Int32
+	holdsTaken  atomic.Int32 // HoldResets calls
+	holdsLet    atomic.Int32 // LetResets calls
+}
+
+func (f *faultyLedger) HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) (string, error) {
+	f.holdsTaken.Add(1)
+	return f.StockLedger.HoldResets(ctx, activityID, itemID, ttl)
+}
+
+func (f *faultyLedger) LetResets(ctx context.Context, activityID, itemID int64, hold string) error {
+	f.holdsLet.Add(1)
+	return f.StockLedger.LetResets(ctx, activityID, itemID, hold)
 }
 
 func (f *faultyLedger) SetSale(ctx context.Context, st domain.SaleState) (bool, error) {
@@ -1399,6 +1415,47 @@ func TestLeftTicketRepublishedOnce(t *testing.T) {
 	r.deliver(t, sent...)
 	r.wantTicket(t, "the ticket sent again", 7, got.Ticket, domain.TicketCreated)
 	r.wantStock(t, "one unit sold", a, 2)
+}
+
+// A change that takes units out of the ledger holds the item's resets until its commit
+// and renews the hold while the commit waits: the hold lapses after
+// Config.ResetsHold otherwise (a backend that died mid-change blocked the item's repairs
+// for three minutes, its units unsellable the while: a fleet probe). The reconciler's
+// pass during a slow commit leaves the counter alone, and after the commit the ledger
+// holds what the store does.
+func TestChangeRenewsItsHoldOfResets(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	const hold = 300 * time.Millisecond
+	svc := sale.New(sale.Deps{Catalog: faultyCatalog{r.store, r.orders}, Orders: r.orders, Ledger: r.ledger, Cache: r.cache, Publisher: r.pub, Log: testLog(t)},
+		sale.Config{PublishAttempts: 2, ReplayWait: 30 * time.Millisecond, OrdersSettle: -1, ResetsHold: hold})
+	t.Cleanup(svc.Close)
+	a := r.sale(t, domain.StrategyAsync, 10, 1, 1)
+	taken := r.ledger.holdsTaken.Load()
+	r.orders.slowStockOp.Store(int64(4 * hold / time.Millisecond)) // the commit waits past the hold's life
+	total := int64(6)
+	done := make(chan error, 1)
+	go func() {
+		_, err := svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
+		done <- err
+	}()
+	time.Sleep(2 * hold) // past the first hold's life, the units out of the ledger, the row not yet changed
+	if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Hour, StaleSync: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.orders.slowStockOp.Store(0)
+	if n, _, err := r.ledger.Available(ctx, a.ID, a.Items[0].ID, 1); err != nil || n != 6 {
+		t.Fatalf("after the change: the ledger holds %d units (%v), want the store's 6", n, err)
+	}
+	if got := r.ledger.holdsTaken.Load() - taken; got < 3 {
+		t.Errorf("holds taken during a change of %v: %d, want renewals every %v", 4*hold, got, hold/3)
+	}
+	if took, let := r.ledger.holdsTaken.Load(), r.ledger.holdsLet.Load(); took != let {
+		t.Errorf("holds taken %d, let go %d: want every hold let go", took, let)
+	}
 }
 
 // downCache is a cache whose writes fail (Redis down under the catalog cache).

@@ -58,6 +58,11 @@ type Config struct {
 	// reads not_found here. PreviousTicketSecret is the one it replaced (none when
 	// empty): tickets of that key still read as this fleet's.
 	TicketSecret, PreviousTicketSecret []byte
+	// ResetsHold is how long an operator's change holds the reconciler's resets of an
+	// item it takes units from, unless renewed (the change renews it every third of
+	// this while it runs): a backend that dies mid-change blocks the item's repairs
+	// this long at most (default 15 s).
+	ResetsHold time.Duration
 	// StaleTicket and StaleSync are how long after its admission a ticket lost with
 	// Redis's data (known to neither Redis nor MySQL) may still be written: until
 	// then it reads pending, after it is voided at its read and reads failed. The
@@ -166,6 +171,9 @@ func New(d Deps, cfg Config) *Service {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = time.Millisecond
+	}
+	if cfg.ResetsHold <= 0 {
+		cfg.ResetsHold = 15 * time.Second
 	}
 	stale := ReconcileConfig{StaleTicket: cfg.StaleTicket, StaleSync: cfg.StaleSync}
 	stale.defaults()
