@@ -359,10 +359,10 @@ func (s *Service) ledgerEpoch(ctx context.Context, activityID, itemID int64) str
 // commits). It returns the call that lets them go again.
 //
 // A hold lapses after Config.ResetsHold unless renewed, and the change renews it
-// every third of that while it runs (a commit may wait on row locks for minutes): a
-// backend that dies mid-change blocks the item's repairs for ResetsHold at most, not
-// for the longest a change could take (three minutes before, with the units it took
-// unsellable the while).
+// every third of that while it runs (a commit may wait on row locks for minutes), for
+// up to maxResetsHeld: a backend that dies mid-change blocks the item's repairs for
+// ResetsHold at most, not for the longest a change could take (three minutes before,
+// with the units it took unsellable the while).
 func (s *Service) holdResets(ctx context.Context, activityID, itemID int64) (let func()) {
 	ttl := s.cfg.ResetsHold
 	bg := context.WithoutCancel(ctx)
@@ -370,36 +370,51 @@ func (s *Service) holdResets(ctx context.Context, activityID, itemID int64) (let
 	if err != nil {
 		s.log.Warn("hold the reconciler's resets during a change; a repair meanwhile is undone by its next pass", "item", itemID, "err", err)
 	}
+	holds := []string{hold} // every hold that may have been taken: all are let go
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		t := time.NewTicker(ttl / 3)
 		defer t.Stop()
-		for {
+		for until := time.Now().Add(maxResetsHeld); time.Now().Before(until); {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
 			}
-			// A new hold before the old one goes: never a moment without one.
+			// A new hold before the old ones go: never a moment without one. A
+			// renewal that failed may have been taken or not; the holds before it
+			// stay until one succeeds (or they lapse).
 			next, err := s.ledger.HoldResets(bg, activityID, itemID, ttl)
 			if err != nil {
 				s.log.Warn("renew the hold of the reconciler's resets during a change", "item", itemID, "err", err)
+				holds = append(holds, next)
+				continue
 			}
-			if lerr := s.ledger.LetResets(bg, activityID, itemID, hold); lerr != nil {
-				s.log.Warn("let a renewed hold of resets go; it lapses", "item", itemID, "lapses_in", ttl, "err", lerr)
+			for _, h := range holds {
+				if lerr := s.ledger.LetResets(bg, activityID, itemID, h); lerr != nil {
+					s.log.Warn("let a renewed hold of resets go; it lapses", "item", itemID, "lapses_in", ttl, "err", lerr)
+				}
 			}
-			hold = next
+			holds = append(holds[:0], next)
 		}
+		s.log.Warn("a change has held an item's resets for long; its hold now lapses", "item", itemID, "held_for", maxResetsHeld)
 	}()
 	return func() { // let go even after an error: the hold may have been taken
 		close(stop)
 		<-done
-		if err := s.ledger.LetResets(bg, activityID, itemID, hold); err != nil {
-			s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", ttl, "err", err)
+		for _, h := range holds {
+			if err := s.ledger.LetResets(bg, activityID, itemID, h); err != nil {
+				s.log.Warn("let the reconciler's resets go; they resume when the hold lapses", "item", itemID, "lapses_in", ttl, "err", err)
+			}
 		}
 	}
 }
+
+// maxResetsHeld bounds how long a change renews its hold of an item's resets: past a
+// commit that waits for row locks three times (InnoDB's lock wait is 50 s, and a
+// transaction is tried thrice). A backend stuck, not dead, holds them this long.
+const maxResetsHeld = 3 * time.Minute
 
 // reloaded reports whether the item was loaded anew in the ledger since its epoch
 // read epoch. An item loaded then and not loaded now lost its data, and a restore may

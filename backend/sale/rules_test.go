@@ -368,16 +368,41 @@ type faultyLedger struct {
 	failSetSale atomic.Int32
 	holdsTaken  atomic.Int32 // HoldResets calls
 	holdsLet    atomic.Int32 // LetResets calls
+	failHolds   atomic.Int32 // the next HoldResets calls fail, taking nothing
+	holdsMu     sync.Mutex
+	active      map[string]bool // holds taken and not let go
 }
 
 func (f *faultyLedger) HoldResets(ctx context.Context, activityID, itemID int64, ttl time.Duration) (string, error) {
 	f.holdsTaken.Add(1)
-	return f.StockLedger.HoldResets(ctx, activityID, itemID, ttl)
+	if f.failHolds.Add(-1) >= 0 {
+		return "never-taken", errInjected
+	}
+	h, err := f.StockLedger.HoldResets(ctx, activityID, itemID, ttl)
+	if err == nil {
+		f.holdsMu.Lock()
+		if f.active == nil {
+			f.active = map[string]bool{}
+		}
+		f.active[h] = true
+		f.holdsMu.Unlock()
+	}
+	return h, err
 }
 
 func (f *faultyLedger) LetResets(ctx context.Context, activityID, itemID int64, hold string) error {
 	f.holdsLet.Add(1)
+	f.holdsMu.Lock()
+	delete(f.active, hold)
+	f.holdsMu.Unlock()
 	return f.StockLedger.LetResets(ctx, activityID, itemID, hold)
+}
+
+// activeHolds is how many holds are taken and not let go.
+func (f *faultyLedger) activeHolds() int {
+	f.holdsMu.Lock()
+	defer f.holdsMu.Unlock()
+	return len(f.active)
 }
 
 func (f *faultyLedger) SetSale(ctx context.Context, st domain.SaleState) (bool, error) {
@@ -1435,15 +1460,42 @@ func TestChangeRenewsItsHoldOfResets(t *testing.T) {
 	r.orders.slowStockOp.Store(int64(4 * hold / time.Millisecond)) // the commit waits past the hold's life
 	total := int64(6)
 	done := make(chan error, 1)
+	started := make(chan struct{})
 	go func() {
+		close(started)
 		_, err := svc.Update(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{{ItemID: a.Items[0].ID, TotalStock: &total}}})
 		done <- err
 	}()
-	time.Sleep(2 * hold) // past the first hold's life, the units out of the ledger, the row not yet changed
-	if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Hour, StaleSync: time.Hour}); err != nil {
-		t.Fatal(err)
+	<-started
+	for r.ledger.activeHolds() == 0 { // the change takes its hold
+		time.Sleep(time.Millisecond)
 	}
-	if err := <-done; err != nil {
+	r.ledger.failHolds.Store(1) // the first renewal fails: the first hold must stay
+	// Never a moment without a hold until the change ends.
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			if r.ledger.activeHolds() == 0 {
+				select {
+				case err := <-done: // ended meanwhile
+					if err != nil {
+						t.Fatal(err)
+					}
+				default:
+					t.Fatal("the change runs with no hold of the item's resets")
+				}
+			} else {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+		}
+		break
+	}
+	if _, err := r.svc.Reconcile(ctx, sale.ReconcileConfig{Quiet: time.Millisecond, StaleTicket: time.Hour, StaleSync: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
 	r.orders.slowStockOp.Store(0)
@@ -1453,8 +1505,8 @@ func TestChangeRenewsItsHoldOfResets(t *testing.T) {
 	if got := r.ledger.holdsTaken.Load() - taken; got < 3 {
 		t.Errorf("holds taken during a change of %v: %d, want renewals every %v", 4*hold, got, hold/3)
 	}
-	if took, let := r.ledger.holdsTaken.Load(), r.ledger.holdsLet.Load(); took != let {
-		t.Errorf("holds taken %d, let go %d: want every hold let go", took, let)
+	if n := r.ledger.activeHolds(); n != 0 {
+		t.Errorf("%d holds left after the change, want every hold let go", n)
 	}
 }
 
