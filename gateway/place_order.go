@@ -227,6 +227,8 @@ func (g *Gateway) admit(h app.HandlerFunc) app.HandlerFunc {
 			h(ctx, c)
 			// The answer names the request as every answer does, whatever header a
 			// guest set (a rejecting plugin could set X-Request-Id to anything).
+			// Del first: a guest may have added lines of it, and Set replaces one.
+			c.Response.Header.Del(HeaderRequestID)
 			c.Header(HeaderRequestID, reqid.From(ctx))
 		}
 		// Aborted before the order went on: a plugin said no (or failed closed).

@@ -7,7 +7,7 @@
 //	reject         reject with status 429 and body "go away"
 //	reject-silent  reject without status or body
 //	reject-headers reject with 429, setting response headers X-Request-Id
-//	               ("forged") and Retry-After ("7")
+//	               ("forged", then a second line "forged-too") and Retry-After ("7")
 //	panic          panic (a trap: the Go runtime exits)
 //	loop           spin forever (the deadline must stop it)
 //	grow           allocate memory without end (the memory limit must stop it)
@@ -69,6 +69,7 @@ func handle(req sdk.Request, resp sdk.Response) bool {
 		return false
 	case "reject-headers":
 		resp.SetHeader("X-Request-Id", "forged")
+		resp.AddHeader("X-Request-Id", "forged-too")
 		resp.SetHeader("Retry-After", "7")
 		return resp.Reject(429, "go away")
 	case "panic":
