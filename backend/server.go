@@ -15,6 +15,7 @@ import (
 
 	"github.com/cloudwego/kitex/pkg/endpoint"
 	"github.com/cloudwego/kitex/pkg/kerrors"
+	"github.com/cloudwego/kitex/pkg/remote"
 	"github.com/cloudwego/kitex/pkg/remote/codec"
 	"github.com/cloudwego/kitex/pkg/rpcinfo"
 	"github.com/cloudwego/kitex/pkg/transmeta"
@@ -68,6 +69,40 @@ const (
 // MaxRequestBytes bounds one RPC request's payload: the largest is an operator's
 // plugin module (at most control.MaxModuleBytes) with its spec.
 const MaxRequestBytes = control.MaxModuleBytes + 4<<20
+
+// limitedDecodes is kitex's default codec with a size limit on what the backend reads
+// only: kitex's own limit applies to encoding too, and answers may be larger than any
+// request (a plugin chain with its configs, a plugin's history).
+type limitedDecodes struct {
+	remote.Codec // encodes, unlimited
+	in           interface {
+		remote.Codec
+		remote.MetaDecoder
+	}
+}
+
+func newLimitedDecodes(maxBytes int) remote.Codec {
+	in, ok := codec.NewDefaultCodecWithSizeLimit(maxBytes).(interface {
+		remote.Codec
+		remote.MetaDecoder
+	})
+	if !ok {
+		panic("kitex's default codec decodes in two stages no more")
+	}
+	return limitedDecodes{Codec: codec.NewDefaultCodec(), in: in}
+}
+
+func (c limitedDecodes) Decode(ctx context.Context, msg remote.Message, in remote.ByteBuffer) error {
+	return c.in.Decode(ctx, msg, in)
+}
+
+func (c limitedDecodes) DecodeMeta(ctx context.Context, msg remote.Message, in remote.ByteBuffer) error {
+	return c.in.DecodeMeta(ctx, msg, in)
+}
+
+func (c limitedDecodes) DecodePayload(ctx context.Context, msg remote.Message, in remote.ByteBuffer) error {
+	return c.in.DecodePayload(ctx, msg, in)
+}
 
 // Secrets are the RPC credentials of c.
 func (c Config) Secrets() rpcauth.Secrets {
@@ -142,7 +177,7 @@ func (s *Server) options(ln net.Listener) []server.Option {
 		server.WithListener(ln),
 		// A frame's length is checked when its header arrives: a stranger cannot make
 		// the server read and hold gigabytes before the credential check refuses it.
-		server.WithCodec(codec.NewDefaultCodecWithSizeLimit(MaxRequestBytes)),
+		server.WithCodec(newLimitedDecodes(MaxRequestBytes)),
 		server.WithServerBasicInfo(&rpcinfo.EndpointBasicInfo{ServiceName: "seckill.backend"}),
 		server.WithMetaHandler(transmeta.ServerTTHeaderHandler),
 		server.WithExitWaitTime(5 * time.Second),

@@ -38,6 +38,11 @@ func (*panicky) GetTicket(_ context.Context, req *rpc.TicketReq) (*rpc.TicketRes
 	return &rpc.TicketResp{Status: "pending"}, nil
 }
 
+// GetPlugins answers a chain larger than any request may be.
+func (*panicky) GetPlugins(context.Context, *rpc.EmptyReq) (*rpc.PluginChain, error) {
+	return &rpc.PluginChain{Plugins: []*rpc.PluginSpec{{Name: "big", Config: strings.Repeat("x", MaxRequestBytes+1<<20)}}}, nil
+}
+
 // TestPanicIsAnInternalError: a handler's panic, on the backend's own server options
 // (recovery, then the credential check), is an INTERNAL business error to the
 // caller, whose next call goes on; it is counted and logged with the caller's
@@ -208,5 +213,21 @@ func TestHugeRequestsRefusedEarly(t *testing.T) {
 		if werr == nil {
 			t.Errorf("%s: the backend took %d MiB of a frame claiming %d MiB; want it refused at the header", framing, sent>>20, claimed>>20)
 		}
+	}
+	// Answers are not limited: a chain larger than a request may be still comes back.
+	c, err := seckill.NewClient("seckill.backend", client.WithHostPorts(ln.Addr().String()), client.WithTransportProtocol(transport.TTHeader),
+		client.WithMetaHandler(transmeta.ClientTTHeaderHandler), client.WithMiddleware(rpcauth.ClientMiddleware(creds)),
+		client.WithRPCTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain *rpc.PluginChain
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if chain, err = c.GetPlugins(context.Background(), &rpc.EmptyReq{}); err == nil || !kerrors.IsKitexError(err) {
+			break
+		}
+	}
+	if err != nil || len(chain.Plugins) != 1 || len(chain.Plugins[0].Config) <= MaxRequestBytes {
+		t.Fatalf("an answer over the request limit: got %v; want the chain", err)
 	}
 }

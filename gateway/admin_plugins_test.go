@@ -94,6 +94,8 @@ func TestAdmin(t *testing.T) {
 		{"bad policy, no module", "probe", `{"fail_policy":"maybe"}`, 400, "fail policy"},
 		{"pool too large, no module", "probe", `{"pool_size":100000}`, 400, "pool size"},
 		{"memory too large, no module", "probe", `{"memory_limit_pages":9999999}`, 400, "memory limit"},
+		// A config travels with every read of the fleet's chain: at most 1 MiB.
+		{"config too large", "probe", `{"wasm_base64":"` + probe + `","config":"` + strings.Repeat("x", wasm.MaxConfigBytes) + `"}`, 400, "config of"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

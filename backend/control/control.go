@@ -116,8 +116,13 @@ func NewService(store Store, ann Announcer, log *slog.Logger) *Service {
 // namePattern is what the plugin host accepts as a name.
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// MaxModuleBytes bounds a stored module.
-const MaxModuleBytes = 16 << 20
+// MaxModuleBytes bounds a stored module; MaxConfigBytes a plugin's config (the
+// gateways' wasm.MaxConfigBytes), which travels with every read of the chain and its
+// history.
+const (
+	MaxModuleBytes = 16 << 20
+	MaxConfigBytes = 1 << 20
+)
 
 // announce tells the fleet, logging a failure: the gateways' polling heals it.
 func (s *Service) announce(ctx context.Context, kind string, version int64) {
@@ -150,6 +155,9 @@ func (s *Service) PutPlugin(ctx context.Context, p Plugin, module []byte) (Plugi
 	}
 	if len(module) > MaxModuleBytes {
 		return Plugin{}, domain.Errorf(domain.EBadRequest, "module of %d bytes over the limit of %d", len(module), MaxModuleBytes)
+	}
+	if len(p.Config) > MaxConfigBytes {
+		return Plugin{}, domain.Errorf(domain.EBadRequest, "plugin %s: config of %d bytes over the limit of %d", p.Name, len(p.Config), MaxConfigBytes)
 	}
 	if len(p.Config) > 0 && !json.Valid(p.Config) {
 		return Plugin{}, domain.Errorf(domain.EBadRequest, "plugin %s: config is not valid JSON", p.Name)

@@ -118,7 +118,10 @@ type Spec struct {
 
 // Limits on Spec values.
 const (
-	MaxTimeout     = 10 * time.Second
+	MaxTimeout = 10 * time.Second
+	// MaxConfigBytes bounds Spec.Config: a config travels with every read of the
+	// fleet's chain and history (backend/control.MaxConfigBytes).
+	MaxConfigBytes = 1 << 20
 	MaxPoolSize    = 256
 	MaxMemoryPages = 65536 // 4 GiB, the wasm32 limit
 )
@@ -270,6 +273,9 @@ func (m *Manager) normalize(name string, spec Spec) (Spec, error) {
 	case FailOpen, FailClosed:
 	default:
 		return spec, invalidf(nil, "plugin %s: fail policy %q: want %q or %q", name, spec.FailPolicy, FailOpen, FailClosed)
+	}
+	if len(spec.Config) > MaxConfigBytes {
+		return spec, invalidf(nil, "plugin %s: config of %d bytes over the limit of %d", name, len(spec.Config), MaxConfigBytes)
 	}
 	if len(spec.Config) > 0 && !json.Valid(spec.Config) {
 		return spec, invalidf(nil, "plugin %s: config is not valid JSON", name)

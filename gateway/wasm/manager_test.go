@@ -449,6 +449,7 @@ func TestPut_Invalid(t *testing.T) {
 		{"bad name", "Bad Name", Spec{Wasm: probe}, "plugin name"},
 		{"fail policy", "probe", Spec{Wasm: probe, FailPolicy: "maybe"}, "fail policy"},
 		{"config", "probe", Spec{Wasm: probe, Config: json.RawMessage(`{nope`)}, "config is not valid JSON"},
+		{"config too large", "probe", Spec{Wasm: probe, Config: json.RawMessage(`"` + strings.Repeat("x", MaxConfigBytes) + `"`)}, "over the limit"},
 		{"timeout", "probe", Spec{Wasm: probe, Timeout: time.Hour}, "timeout"},
 		{"pool", "probe", Spec{Wasm: probe, PoolSize: MaxPoolSize + 1}, "pool size"},
 		{"pool max", "probe", Spec{Wasm: probe, PoolSize: 4, PoolMax: 3}, "pool maximum"},
