@@ -45,7 +45,7 @@ func (g *Gateway) boundBody(ctx context.Context, c *app.RequestContext) {
 		g.tooLarge(c, limit)
 		return
 	}
-	if !admin && !g.readStream(c, limit) {
+	if !admin && !g.readStream(c, limit, g.cfg.ReadTimeout) {
 		return
 	}
 	c.Next(ctx)
@@ -55,15 +55,18 @@ func (g *Gateway) boundBody(ctx context.Context, c *app.RequestContext) {
 // operator has checked the token).
 func (g *Gateway) readBody(ctx context.Context, c *app.RequestContext) {
 	limit, _ := g.bodyLimit(c)
-	if g.readStream(c, limit) {
+	// An operator's upload (24 MiB at most) on a slow link: the read timeout and
+	// a second for every 64 KiB the route takes.
+	if g.readStream(c, limit, g.cfg.ReadTimeout+time.Duration(limit>>16)*time.Second) {
 		c.Next(ctx)
 	}
 }
 
 // readStream makes a body the server streams (longer than its read-ahead,
-// or chunked) an ordinary one, reading at most limit bytes; over that, the
-// request is refused. It reports whether the handler chain may go on.
-func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
+// or chunked) an ordinary one, reading at most limit bytes within within;
+// over that, the request is refused. It reports whether the handler chain
+// may go on.
+func (g *Gateway) readStream(c *app.RequestContext, limit int, within time.Duration) bool {
 	n := c.Request.Header.ContentLength()
 	if !c.Request.IsBodyStream() {
 		return true
@@ -79,13 +82,13 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 		_ = ext.ReleaseBodyStream(s) // nothing left to skip: n bytes were read ahead
 		return true
 	}
-	// The whole body within the read timeout: hertz's applies to each read of the
-	// stream, so a body that trickles in (a chunk every few seconds) held the
-	// connection, and enough of them every connection the gateway takes. Past it the
-	// connection is closed under the read.
-	if conn := c.GetConn(); conn != nil && g.cfg.ReadTimeout > 0 {
-		cut := time.AfterFunc(g.cfg.ReadTimeout, func() { conn.Close() })
-		defer cut.Stop()
+	// The whole body within a bound: hertz's read timeout applies to each read
+	// of the stream, so a body that trickles in (a chunk every few seconds) held
+	// the connection, and enough of them every connection the gateway takes. Past
+	// it the connection is closed under the read.
+	var cut *time.Timer
+	if conn := c.GetConn(); conn != nil && within > 0 {
+		cut = time.AfterFunc(within, func() { conn.Close() })
 	}
 	var body []byte
 	var err error
@@ -94,6 +97,10 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 		_, err = io.ReadFull(c.Request.BodyStream(), body)
 	} else {
 		body, err = io.ReadAll(io.LimitReader(c.Request.BodyStream(), int64(limit)+1))
+	}
+	if cut != nil && !cut.Stop() {
+		// Cut as the read ended: the connection is closing under the answer.
+		err = fmt.Errorf("the body took longer than %v", within)
 	}
 	switch {
 	case err != nil:
@@ -112,13 +119,18 @@ func (g *Gateway) readStream(c *app.RequestContext, limit int) bool {
 
 // tooLarge answers 413 and closes the connection after the answer. The
 // rest of a body of known length up to maxDrain is read and thrown away
-// after the answer (never buffered), so a client that writes its whole body
-// before reading gets the 413 rather than a reset connection; a longer or
-// chunked one is not read at all.
+// after the answer (never buffered, and for the read timeout at most), so a
+// client that writes its whole body before reading gets the 413 rather than
+// a reset connection; a longer or chunked one is not read at all.
 func (g *Gateway) tooLarge(c *app.RequestContext, limit int) {
 	g.shed.add(0, layerInput, "too_large")
 	if n := c.Request.Header.ContentLength(); n < 0 || n > maxDrain {
 		c.Request.ResetBody()
+	} else if conn := c.GetConn(); conn != nil && g.cfg.ReadTimeout > 0 {
+		// The server drains the rest after the answer, a read at a time: within
+		// the read timeout in all, then the connection closes (it closes after the
+		// drain anyway, so the cut can meet no later request).
+		time.AfterFunc(g.cfg.ReadTimeout, func() { conn.Close() })
 	}
 	c.Response.SetConnectionClose()
 	fail(c, eTooLarge, fmt.Sprintf("the body is over %d bytes", limit))

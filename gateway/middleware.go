@@ -130,6 +130,14 @@ func (g *Gateway) shopper(ctx context.Context, c *app.RequestContext) {
 func (g *Gateway) operator(ctx context.Context, c *app.RequestContext) {
 	if g.isOperator(c) {
 		c.Next(rpcauth.AsOperator(ctx))
+		return
+	}
+	if c.Request.IsBodyStream() {
+		// A stranger's body is never read: the connection closes after the answer
+		// rather than taking in the rest of it (it could trickle in for as long as
+		// they liked).
+		c.Request.ResetBody()
+		c.Response.SetConnectionClose()
 	}
 }
 
