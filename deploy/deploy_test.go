@@ -993,6 +993,17 @@ func TestFleet(t *testing.T) {
 	if len(running) != 6 {
 		t.Errorf("got pid files %v, want 6", running)
 	}
+	// The ticket secret is the backends' alone.
+	for file, pid := range running {
+		env, err := os.ReadFile("/proc/" + pid + "/environ")
+		if err != nil {
+			continue // not Linux, or gone
+		}
+		has := bytes.Contains(env, []byte("SECKILL_BACKEND_TICKET_SECRET="))
+		if want := strings.HasPrefix(file, "backend-"); has != want && !strings.HasPrefix(file, "haproxy") {
+			t.Errorf("%s: holds the ticket secret %v, want %v", file, has, want)
+		}
+	}
 
 	// Through HAProxy to a gateway, and both gateways are in HAProxy's rotation.
 	url := fmt.Sprintf("http://127.0.0.1:%d", lb)

@@ -197,17 +197,25 @@ services_env() {
 
 # The fleet's own secrets: the caller's, else generated once and kept in the state dir
 # (so tokens minted against the fleet stay valid across restarts).
-# A secret missing from an older file is added to it.
+# A secret missing from an older file is added to it; a ticket secret added to a fleet
+# that had none keeps the RPC secret, its tickets' key until then, as the previous one.
 secrets() {
-  local f="$STATE/secrets.env" k missing=()
+  local f="$STATE/secrets.env" k missing=() previous=""
   for k in SECKILL_JWT_SECRET SECKILL_ADMIN_TOKEN SECKILL_BACKEND_RPC_SECRET SECKILL_BACKEND_RPC_OPERATOR_SECRET SECKILL_BACKEND_TICKET_SECRET; do
     grep -qs "^$k=" "$f" || missing+=("$k")
   done
   if ((${#missing[@]})); then
     command -v openssl >/dev/null || die "needs openssl to generate the fleet's secrets"
+    if [[ -s "$f" && " ${missing[*]} " == *" SECKILL_BACKEND_TICKET_SECRET "* ]] && ! grep -qs '^SECKILL_BACKEND_PREVIOUS_TICKET_SECRET=' "$f"; then
+      previous=$(sed -n 's/^SECKILL_BACKEND_RPC_SECRET=//p' "$f" | head -n 1)
+    fi
     (
       umask 077
-      { [[ -s "$f" ]] && cat "$f"; for k in "${missing[@]}"; do printf '%s=%s\n' "$k" "$(openssl rand -hex 32)"; done; } >"$f.tmp"
+      {
+        [[ -s "$f" ]] && cat "$f"
+        for k in "${missing[@]}"; do printf '%s=%s\n' "$k" "$(openssl rand -hex 32)"; done
+        [[ -z "$previous" ]] || printf 'SECKILL_BACKEND_PREVIOUS_TICKET_SECRET=%s\n' "$previous"
+      } >"$f.tmp"
     )
     mv -f "$f.tmp" "$f"
   fi
@@ -336,14 +344,16 @@ start_role() {
     fi
     read -r port path <<<"$(health "$role" "$i")"
     tcp_open "$port" && die "$name: port $port is taken by another process (SECKILL_FLEET_PORT picks another)"
-    local extra=()
+    local extra=() unset=()
+    # The ticket secrets are the backends' alone.
+    [[ "$role" == backend ]] || unset=(-u SECKILL_BACKEND_TICKET_SECRET -u SECKILL_BACKEND_PREVIOUS_TICKET_SECRET)
     if [[ "$role" == gateway ]]; then
       extra=("SECKILL_BACKEND_ADDRS=$(backend_addrs)")
       backend_addrs >"$RUN/$name.backends"
     fi
     : >>"$LOGS/$name.log"
     bin_id >"$RUN/$name.bin"
-    spawn "$pidfile" "$LOGS/$name.log" env "SECKILL_PORT_BASE=$b" "${extra[@]}" "$BIN" "$role" ||
+    spawn "$pidfile" "$LOGS/$name.log" env "${unset[@]}" "SECKILL_PORT_BASE=$b" "${extra[@]}" "$BIN" "$role" ||
       die "could not start $name"
     started+=("$name")
     # A restart waits for its process before the next one stops: the role keeps
