@@ -211,7 +211,15 @@ type ItemChange struct {
 	// Stock is the change to each bucket's available units that makes TotalStock;
 	// the sale rules work it out, the store applies it with the versioned update.
 	Stock []StockDelta
+	// FromTotal, when set, is the item's total stock Stock was worked out from: the
+	// store refuses the whole change (NotCommitted, ErrStockChanged) when the item
+	// holds another, so a change sent twice, or two at once, cannot both move it.
+	FromTotal *int64
 }
+
+// ErrStockChanged refuses an ItemChange whose FromTotal is not the item's total stock
+// any more: another change committed since it was worked out. Nothing was written.
+var ErrStockChanged = errors.New("the item's total stock changed since the change was worked out")
 
 // StockDelta adds Delta units (negative: takes them) to one bucket.
 type StockDelta struct {

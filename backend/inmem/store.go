@@ -3,6 +3,7 @@ package inmem
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -271,6 +272,9 @@ func (s *Store) updateItem(tx *txn, activityID int64, ic domain.ItemChange) erro
 	it, ok := s.items[ic.ItemID]
 	if !ok || it.ActivityID != activityID {
 		return domain.Errorf(domain.ENotFound, "item %d is not in activity %d", ic.ItemID, activityID)
+	}
+	if ic.FromTotal != nil && it.TotalStock != *ic.FromTotal {
+		return domain.NotCommitted(fmt.Errorf("item %d holds %d units, not %d: %w", ic.ItemID, it.TotalStock, *ic.FromTotal, domain.ErrStockChanged))
 	}
 	was := *it
 	tx.onRollback(func() { *it = was })

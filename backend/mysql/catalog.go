@@ -294,6 +294,18 @@ func (s *Store) UpdateActivity(ctx context.Context, id int64, c domain.ActivityC
 }
 
 func updateItem(ctx context.Context, tx *sql.Tx, s *Store, activityID int64, ic domain.ItemChange) error {
+	if ic.FromTotal != nil {
+		var total int64
+		err := tx.QueryRowContext(ctx, `SELECT total_stock FROM items WHERE id = ? AND activity_id = ? FOR UPDATE`, ic.ItemID, activityID).Scan(&total)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return domain.Errorf(domain.ENotFound, "item %d is not in activity %d", ic.ItemID, activityID)
+		case err != nil:
+			return fmt.Errorf("read item %d's total stock: %w", ic.ItemID, err)
+		case total != *ic.FromTotal:
+			return domain.NotCommitted(fmt.Errorf("item %d holds %d units, not %d: %w", ic.ItemID, total, *ic.FromTotal, domain.ErrStockChanged))
+		}
+	}
 	sets := []string{}
 	var args []any
 	if ic.Name != nil {

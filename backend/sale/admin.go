@@ -185,7 +185,25 @@ func (s *Service) Offline(ctx context.Context, id int64) (*domain.Activity, erro
 // admitted against units going away) and go back if MySQL refuses; units added go to
 // the ledger after MySQL. The ledger is adjusted whenever it holds the item, published
 // or offline, so a change made offline holds when the sale is published again.
+//
+// Stock totals are absolute: the units moved are worked out from the total read, and
+// MySQL refuses them if another change committed meanwhile (ItemChange.FromTotal); the
+// change is then worked out again from the new total. So a change sent again after a
+// 504 (the first still waiting on a lock) moves nothing more; before, each added or
+// took its difference, and 100 -> 150 sent twice left 200.
 func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange) (*domain.Activity, error) {
+	for attempt := 1; ; attempt++ {
+		a, err := s.update(ctx, id, c)
+		if !errors.Is(err, domain.ErrStockChanged) {
+			return a, err
+		}
+		if attempt == 3 {
+			return nil, domain.Errorf(domain.EConflict, "the item's stock kept changing under this change (other changes at once); read the activity and try again")
+		}
+	}
+}
+
+func (s *Service) update(ctx context.Context, id int64, c domain.ActivityChange) (*domain.Activity, error) {
 	a, err := s.activities.Activity(ctx, id)
 	if err != nil {
 		return nil, s.unavailable(err)
@@ -267,6 +285,8 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 			return nil, err
 		}
 		change.Items[k].Stock = deltas
+		from := old.TotalStock
+		change.Items[k].FromTotal = &from
 	}
 	if err := s.activities.UpdateActivity(ctx, id, change); err != nil {
 		// A commit whose outcome is unknown may have taken the units in MySQL too:
@@ -274,6 +294,9 @@ func (s *Service) Update(ctx context.Context, id int64, c domain.ActivityChange)
 		// reads the rows.
 		if !errors.Is(err, domain.ErrOutcomeUnknown) {
 			undo()
+		}
+		if errors.Is(err, domain.ErrStockChanged) {
+			return nil, err // worked out again by Update
 		}
 		return nil, s.unavailable(err)
 	}

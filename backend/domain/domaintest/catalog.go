@@ -2,6 +2,7 @@ package domaintest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -267,6 +268,29 @@ func TestCatalog(t *testing.T, newFn func(t *testing.T) Stores) {
 		if got := available(t, s.Orders, a.Items[0].ID); !slices.Equal(got, []int64{0, 6}) {
 			t.Fatalf("stock after the refusal: got %v, want [0 6]", got)
 		}
+	})
+
+	t.Run("UpdateActivity refuses stock worked out from another total", func(t *testing.T) {
+		s := newFn(t)
+		a := create(t, s.Catalog, newActivity(domain.StrategySync, 1, 1, 5))
+		stale, total := int64(4), int64(5)
+		name := "never"
+		err := s.Catalog.UpdateActivity(ctx, a.ID, domain.ActivityChange{Name: &name, Items: []domain.ItemChange{
+			{ItemID: a.Items[0].ID, Stock: []domain.StockDelta{{Bucket: 0, Delta: 3}}, FromTotal: &stale},
+		}})
+		if !errors.Is(err, domain.ErrStockChanged) || !domain.IsNotCommitted(err) {
+			t.Fatalf("a change worked out from 4 units on an item of 5: got %v, want ErrStockChanged, not committed", err)
+		}
+		sameActivity(t, "after the refusal", readActivity(t, s.Catalog, a.ID), a)
+		if got := available(t, s.Orders, a.Items[0].ID); !slices.Equal(got, []int64{5}) {
+			t.Fatalf("stock after the refusal: got %v, want [5]", got)
+		}
+		must(t, s.Catalog.UpdateActivity(ctx, a.ID, domain.ActivityChange{Items: []domain.ItemChange{
+			{ItemID: a.Items[0].ID, Stock: []domain.StockDelta{{Bucket: 0, Delta: 3}}, FromTotal: &total},
+		}}))
+		a.Items[0].TotalStock = 8
+		a.Version++
+		sameActivity(t, "worked out from the right total", readActivity(t, s.Catalog, a.ID), a)
 	})
 
 	t.Run("a bucket count adds empty rows and keeps the ones past the count", func(t *testing.T) {
