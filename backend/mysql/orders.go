@@ -497,10 +497,18 @@ func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, fro
 	}
 	for try := 0; ; try++ {
 		res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status IN (`+placeholders(len(from))+`)`, args...)
+		if mayHaveRun(err) {
+			// A statement of its own commits as it runs: the server may have moved the
+			// order before the connection broke. Asking again learns which.
+			return domain.Order{}, fmt.Errorf("%s order %d: %w: %w", act, id, errUnknownOutcome, err)
+		}
 		if err != nil {
 			return domain.Order{}, fmt.Errorf("%s order %d: %w", act, id, err)
 		}
 		o, err := s.Order(ctx, userID, id)
+		if n, _ := res.RowsAffected(); err != nil && n > 0 && !domain.IsCode(err, domain.ENotFound) {
+			return o, fmt.Errorf("%s order %d: moved; reading it back: %w: %w", act, id, errUnknownOutcome, err)
+		}
 		if err != nil {
 			return o, err
 		}

@@ -7,6 +7,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -92,6 +93,16 @@ func isDuplicate(err error) bool {
 func duplicateOf(err error, key string) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1062 && strings.Contains(me.Message, key)
+}
+
+// mayHaveRun reports whether a statement that failed with err may still have run: the
+// server refused it (a MySQL error: read-only, a lock wait, a deadlock) or the
+// driver never sent it (driver.ErrBadConn) say no; anything else (the connection
+// broke while the answer was awaited, the context ended meanwhile) may hide a change
+// the server made.
+func mayHaveRun(err error) bool {
+	var me *mysql.MySQLError
+	return err != nil && !errors.As(err, &me) && !errors.Is(err, driver.ErrBadConn)
 }
 
 // retriable reports whether err is a deadlock or a lock wait timeout: InnoDB rolled

@@ -2,11 +2,14 @@ package mysql_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/seckill/flashsale/backend/domain"
 	"github.com/seckill/flashsale/backend/mysql"
@@ -193,4 +196,53 @@ func TestClaimsLeftHalfWay(t *testing.T) {
 	if got := available(t, db.Store, a.Items[0].ID); got != 9 {
 		t.Fatalf("available: got %d, want 9 (the key's one order, %d)", got, o.Order.ID)
 	}
+}
+
+// A pay whose connection breaks while MariaDB holds its statement (here: waiting on the
+// order's row lock) answers outcome unknown, not a plain failure the service turns into
+// 503 "nothing was taken": the server may run it once the lock is free, and did in a
+// probe that killed MariaDB under pays. Asking again learns the order's state.
+func TestPayCutMidStatementIsUnknown(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	a := newActivity(t, db.Store, 10, 1, 5)
+	o, err := db.Store.WriteOrder(ctx, request(a, 7, "1-1-paycut", 1), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, mustAddr(t, db.DSN))
+	cut, err := mysql.Open(ctx, strings.Replace(db.DSN, mustAddr(t, db.DSN), proxy.Addr(), 1), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cut.Close() })
+	lock, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `SELECT id FROM orders WHERE id = ? FOR UPDATE`, o.Order.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := mysql.NewStore(cut).PayOrder(ctx, 7, o.Order.ID)
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the UPDATE waits on the lock
+	proxy.Cut()
+	err = <-done
+	if !errors.Is(err, domain.ErrOutcomeUnknown) {
+		t.Fatalf("a pay cut mid-statement: got %v, want outcome unknown", err)
+	}
+}
+
+// mustAddr is the host:port of a DSN.
+func mustAddr(tb testing.TB, dsn string) string {
+	tb.Helper()
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg.Addr
 }
