@@ -48,6 +48,9 @@ func (s *Store) DB() *sql.DB { return s.db }
 // Retries is how many optimistic stock updates lost a race and were tried again.
 func (s *Store) Retries() int64 { return s.retries.Load() }
 
+// OpenWait is how long Open waits for MySQL to answer.
+var OpenWait = 30 * time.Second
+
 // Open opens a pool on dsn (go-sql-driver/mysql syntax) and checks it answers.
 func Open(ctx context.Context, dsn string, maxConns int) (*sql.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
@@ -75,13 +78,27 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sql.DB, error) {
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxLifetime(30 * time.Minute)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := db.PingContext(pctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("ping mysql at %s: %w", cfg.Addr, err)
+	// A MySQL restarting (refused, reset) is waited for, as Redis is: a process that
+	// exits then needs someone to start it again. MySQL's own refusal (a wrong
+	// password, an unknown database) is not.
+	deadline := time.Now().Add(OpenWait)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := db.PingContext(pctx)
+		cancel()
+		if err == nil {
+			return db, nil
+		}
+		var me *mysql.MySQLError
+		if errors.As(err, &me) || time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
+			db.Close()
+			return nil, fmt.Errorf("ping mysql at %s (for %v): %w", cfg.Addr, OpenWait, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
-	return db, nil
 }
 
 func isDuplicate(err error) bool {

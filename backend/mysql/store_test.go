@@ -246,3 +246,43 @@ func mustAddr(tb testing.TB, dsn string) string {
 	}
 	return cfg.Addr
 }
+
+// Open waits for a MySQL that is not answering yet (restarting): a backend or worker
+// started during an outage exited, and nobody started it again (a probe). A wrong
+// password is not waited for.
+func TestOpenWaitsForMySQL(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.MySQL(t)
+	addr := mustAddr(t, db.DSN)
+	proxy := testenv.NewProxy(t, addr)
+	proxy.Cut()
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		proxy.Restore()
+	}()
+	pool, err := mysql.Open(ctx, strings.Replace(db.DSN, addr, proxy.Addr(), 1), 2)
+	if err != nil {
+		t.Fatalf("open while MySQL is away for 0.7 s: %v", err)
+	}
+	pool.Close()
+
+	cfg, err := gomysql.ParseDSN(db.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Passwd = "not-the-password"
+	start := time.Now()
+	if _, err := mysql.Open(ctx, cfg.FormatDSN(), 1); err == nil {
+		t.Fatal("open with a wrong password: got no error")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a wrong password took %v to refuse, want at once", d)
+	}
+	was := mysql.OpenWait
+	mysql.OpenWait = 300 * time.Millisecond
+	defer func() { mysql.OpenWait = was }()
+	proxy.Cut()
+	if _, err := mysql.Open(ctx, strings.Replace(db.DSN, addr, proxy.Addr(), 1), 1); err == nil {
+		t.Fatal("open of a MySQL that never answers: got no error")
+	}
+}
