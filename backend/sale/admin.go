@@ -109,15 +109,27 @@ func (s *Service) Activity(ctx context.Context, id int64) (*domain.Activity, err
 
 // Item reads an item of a published activity.
 func (s *Service) Item(ctx context.Context, id int64) (domain.Item, *domain.Activity, error) {
-	it, err := s.activities.Item(ctx, id)
-	if err != nil {
-		return it, nil, s.unavailable(err)
+	activityID, known := s.itemOf.Get(id)
+	if !known {
+		it, err := s.activities.Item(ctx, id)
+		if err != nil {
+			return it, nil, s.unavailable(err)
+		}
+		activityID = it.ActivityID
+		s.itemOf.Add(id, activityID)
 	}
-	a, err := s.Activity(ctx, it.ActivityID)
-	if err != nil {
-		return it, nil, domain.Errorf(domain.ENotFound, "item %d not found", id)
+	a, err := s.Activity(ctx, activityID)
+	switch {
+	case domain.IsCode(err, domain.ENotFound):
+		return domain.Item{}, nil, domain.Errorf(domain.ENotFound, "item %d not found", id)
+	case err != nil:
+		// Not "not found": the gateway would keep that answer for its null TTL.
+		return domain.Item{}, nil, s.unavailable(err)
 	}
-	got, _ := a.Item(id)
+	got, ok := a.Item(id)
+	if !ok {
+		return domain.Item{}, nil, domain.Errorf(domain.ENotFound, "item %d not found", id)
+	}
 	return got, a, nil
 }
 

@@ -255,6 +255,7 @@ type faultyOrders struct {
 	failStockOp atomic.Bool  // AddStock, MoveStock and stock changes of UpdateActivity fail
 	lostStockOp atomic.Bool  // stock changes of UpdateActivity commit, then fail as if the answer was lost
 	slowStockOp atomic.Int64 // stock changes of UpdateActivity wait this many ms before going to the store
+	failItem    atomic.Bool  // the catalog's Item fails (MySQL away)
 	writes      atomic.Int64
 }
 
@@ -326,6 +327,13 @@ func (f *faultyOrders) VoidTicket(ctx context.Context, r domain.OrderRequest) (d
 type faultyCatalog struct {
 	domain.Catalog
 	orders *faultyOrders
+}
+
+func (f faultyCatalog) Item(ctx context.Context, id int64) (domain.Item, error) {
+	if f.orders.failItem.Load() {
+		return domain.Item{}, errInjected
+	}
+	return f.Catalog.Item(ctx, id)
 }
 
 func (f faultyCatalog) UpdateActivity(ctx context.Context, id int64, c domain.ActivityChange) error {
@@ -1508,6 +1516,27 @@ func TestChangeRenewsItsHoldOfResets(t *testing.T) {
 	if n := r.ledger.activeHolds(); n != 0 {
 		t.Errorf("%d holds left after the change, want every hold let go", n)
 	}
+}
+
+// An item read once is read again through its activity's caches: with MySQL away it
+// answered 503 while its activity read fine (a probe). An item id never seen still
+// asks MySQL, and a failure to is 503, not the 404 the gateway would keep.
+func TestItemReadsThroughTheCaches(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.sale(t, domain.StrategySync, 10, 1, 1)
+	if it, got, err := r.svc.Item(ctx, a.Items[0].ID); err != nil || it.ID != a.Items[0].ID || got.ID != a.ID {
+		t.Fatalf("an item: got %+v of %v, %v", it, got, err)
+	}
+	r.orders.failItem.Store(true)
+	if it, _, err := r.svc.Item(ctx, a.Items[0].ID); err != nil || it.ID != a.Items[0].ID {
+		t.Fatalf("the item again, MySQL away: got %+v, %v; want it from the caches", it, err)
+	}
+	_, _, err := r.svc.Item(ctx, a.Items[0].ID+1000)
+	wantErr(t, "an item never seen, MySQL away", err, domain.EUnavailable)
+	r.orders.failItem.Store(false)
+	_, _, err = r.svc.Item(ctx, a.Items[0].ID+1000)
+	wantErr(t, "an item that does not exist", err, domain.ENotFound)
 }
 
 // downCache is a cache whose writes fail (Redis down under the catalog cache).

@@ -110,8 +110,11 @@ type Service struct {
 	refused   tally.Counts // since the last hand-over to tallies
 	tickets   *domain.TicketKey
 	lost      *shardlru.Cache[lostKey, time.Time] // tickets lostTicket found lost, until when to believe it
-	shedMu    sync.Mutex
-	shed      map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
+	// itemOf maps item ids to their activity's (an item never moves), so an item's
+	// read goes through the activity's caches, not to MySQL each time.
+	itemOf *shardlru.Cache[int64, int64]
+	shedMu sync.Mutex
+	shed   map[int64]map[string]*atomic.Int64 // activity -> reason -> count, this process's
 
 	// Batches of concurrent requests of one item (nil: batching off).
 	deducts *coalesce.Batcher[deductKey, domain.Deduction, deductResult]
@@ -194,6 +197,7 @@ func New(d Deps, cfg Config) *Service {
 		shed:      map[int64]map[string]*atomic.Int64{},
 		tickets:   domain.NewTicketKey(ticketKey(secret), ticketKey(cfg.PreviousTicketSecret)),
 		lost:      shardlru.New[lostKey, time.Time](4096),
+		itemOf:    shardlru.New[int64, int64](1 << 16),
 		voidSlots: make(chan struct{}, maxVoids),
 	}
 	s.life, s.stop = context.WithCancel(context.Background())
