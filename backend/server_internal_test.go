@@ -48,23 +48,11 @@ func (*panicky) GetPlugins(context.Context, *rpc.EmptyReq) (*rpc.PluginChain, er
 // caller, whose next call goes on; it is counted and logged with the caller's
 // request id and the stack.
 func TestPanicIsAnInternalError(t *testing.T) {
-	creds := rpcauth.Secrets{Service: "backend-test-rpc-c20ad4d76fe97759aa", Operator: "backend-test-rpc-op-6512bd43d9caa6e02c"}
 	var logs syncbuf.Buffer
-	s := NewServer(Config{RPCSecret: creds.Service, RPCOperatorSecret: creds.Operator}, nil, nil,
+	s := NewServer(Config{RPCSecret: testCreds.Service, RPCOperatorSecret: testCreds.Operator}, nil, nil,
 		slog.New(slog.NewJSONHandler(&logs, nil)), prometheus.NewRegistry())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := seckill.NewServer(&panicky{}, s.options(ln)...)
-	go srv.Run()
-	defer srv.Stop()
-	c, err := seckill.NewClient("seckill.backend", client.WithHostPorts(ln.Addr().String()), client.WithTransportProtocol(transport.TTHeader),
-		client.WithMetaHandler(transmeta.ClientTTHeaderHandler), client.WithMiddleware(rpcauth.ClientMiddleware(creds)),
-		client.WithRPCTimeout(3*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := servePanicky(t, s)
+	c := testClient(t, addr, 3*time.Second)
 	ctx := reqid.With(context.Background(), "rpc-req-7")
 	var pingErr error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -161,17 +149,10 @@ func TestTicketSecretsChecked(t *testing.T) {
 // (a probe: three 300 MB pings without a credential took the backend to 3 GB). A
 // module of the largest size still passes.
 func TestHugeRequestsRefusedEarly(t *testing.T) {
-	creds := rpcauth.Secrets{Service: "backend-test-rpc-c20ad4d76fe97759aa", Operator: "backend-test-rpc-op-6512bd43d9caa6e02c"}
-	s := NewServer(Config{RPCSecret: creds.Service, RPCOperatorSecret: creds.Operator}, nil, nil, nil, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := seckill.NewServer(&panicky{}, s.options(ln)...)
-	go srv.Run()
-	defer srv.Stop()
+	s := NewServer(Config{RPCSecret: testCreds.Service, RPCOperatorSecret: testCreds.Operator}, nil, nil, nil, nil)
+	addr := servePanicky(t, s)
 	for _, framing := range []string{"framed", "ttheader"} {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,13 +196,9 @@ func TestHugeRequestsRefusedEarly(t *testing.T) {
 		}
 	}
 	// Answers are not limited: a chain larger than a request may be still comes back.
-	c, err := seckill.NewClient("seckill.backend", client.WithHostPorts(ln.Addr().String()), client.WithTransportProtocol(transport.TTHeader),
-		client.WithMetaHandler(transmeta.ClientTTHeaderHandler), client.WithMiddleware(rpcauth.ClientMiddleware(creds)),
-		client.WithRPCTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testClient(t, addr, 10*time.Second)
 	var chain *rpc.PluginChain
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if chain, err = c.GetPlugins(context.Background(), &rpc.EmptyReq{}); err == nil || !kerrors.IsKitexError(err) {
 			break
@@ -230,4 +207,33 @@ func TestHugeRequestsRefusedEarly(t *testing.T) {
 	if err != nil || len(chain.Plugins) != 1 || len(chain.Plugins[0].Config) <= MaxRequestBytes {
 		t.Fatalf("an answer over the request limit: got %v; want the chain", err)
 	}
+}
+
+// testCreds are the RPC credentials of the servers these tests start.
+var testCreds = rpcauth.Secrets{Service: "backend-test-rpc-c20ad4d76fe97759aa", Operator: "backend-test-rpc-op-6512bd43d9caa6e02c"}
+
+// servePanicky serves panicky with s's server options on a free port until the test
+// ends, and returns its address.
+func servePanicky(t *testing.T, s *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := seckill.NewServer(&panicky{}, s.options(ln)...)
+	go srv.Run()
+	t.Cleanup(func() { srv.Stop() })
+	return ln.Addr().String()
+}
+
+// testClient is a kitex client of addr with testCreds, as a gateway makes one.
+func testClient(t *testing.T, addr string, timeout time.Duration) seckill.Client {
+	t.Helper()
+	c, err := seckill.NewClient("seckill.backend", client.WithHostPorts(addr), client.WithTransportProtocol(transport.TTHeader),
+		client.WithMetaHandler(transmeta.ClientTTHeaderHandler), client.WithMiddleware(rpcauth.ClientMiddleware(testCreds)),
+		client.WithRPCTimeout(timeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -158,14 +158,7 @@ func TestHandleOutcomes(t *testing.T) {
 	rdb := testenv.Redis(t)
 	stock := redis.NewStock(rdb, time.Hour)
 	svc := sale.New(sale.Deps{Catalog: db.Store, Orders: db.Store, Ledger: stock, Cache: redis.NewCache(rdb), Log: quiet}, sale.Config{})
-	a := &domain.Activity{Name: "w", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
-		PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: 5}}}
-	if err := svc.CreateActivity(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.Publish(ctx, a.ID); err != nil {
-		t.Fatal(err)
-	}
+	a := openSale(t, svc, "w", 5)
 	catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{}, quiet)
 	admit := func(user int64) domain.Delivery {
 		d, err := stock.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: user, Quantity: 1,
@@ -452,14 +445,7 @@ func TestRaisedLimitWritesAgain(t *testing.T) {
 	t.Cleanup(svc.Close)
 	for _, batch := range []int{1, 4} {
 		t.Run(fmt.Sprint("batch ", batch), func(t *testing.T) {
-			a := &domain.Activity{Name: "raised", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
-				PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: 5}}}
-			if err := svc.CreateActivity(ctx, a); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := svc.Publish(ctx, a.ID); err != nil {
-				t.Fatal(err)
-			}
+			a := openSale(t, svc, "raised", 5)
 			catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{LocalTTL: time.Hour}, quiet)
 			w := New(db.Store, stock, catalog, Config{BatchSize: batch}, nil, quiet)
 			admit := func(n int) domain.Delivery {
@@ -495,4 +481,20 @@ func TestRaisedLimitWritesAgain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openSale creates and publishes an async sale of one item of stock units, limit 1,
+// open from a minute ago for an hour.
+func openSale(t *testing.T, svc *sale.Service, name string, stock int64) *domain.Activity {
+	t.Helper()
+	ctx := context.Background()
+	a := &domain.Activity{Name: name, Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
+		PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: stock}}}
+	if err := svc.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Publish(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
