@@ -320,17 +320,7 @@ func TestHandleBatchEndToEnd(t *testing.T) {
 	stock := redis.NewStock(rdb, time.Hour)
 	svc := sale.New(sale.Deps{Catalog: db.Store, Orders: db.Store, Ledger: stock, Cache: redis.NewCache(rdb), Log: quiet}, sale.Config{})
 	catalog := sale.NewCatalog(db.Store, redis.NewCache(rdb), sale.CatalogConfig{}, quiet)
-	newSale := func(stockN int64) *domain.Activity {
-		a := &domain.Activity{Name: "w", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), Strategy: domain.StrategyAsync,
-			PerUserLimit: 1, BucketCount: 1, Items: []domain.Item{{Name: "x", PriceCents: 1, TotalStock: stockN}}}
-		if err := svc.CreateActivity(ctx, a); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := svc.Publish(ctx, a.ID); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	newSale := func(stockN int64) *domain.Activity { return openSale(t, svc, "w", stockN) }
 	admit := func(a *domain.Activity, user int64) domain.Delivery {
 		d, err := stock.Deduct(ctx, domain.Deduction{ActivityID: a.ID, ItemID: a.Items[0].ID, UserID: user, Quantity: 1,
 			Ticket: domain.NewTicket(a.ID, a.Items[0].ID, fmt.Sprint("b", user)), Buckets: 1})
