@@ -458,6 +458,7 @@ func (a *Agent) Report() Report {
 func (a *Agent) reportLoop(ctx context.Context) {
 	t := time.NewTicker(a.opts.ReportEvery)
 	defer t.Stop()
+	seen := map[string]Report{} // the reports of the last lists, by id
 	for {
 		b, err := json.Marshal(a.Report())
 		if err == nil {
@@ -467,7 +468,7 @@ func (a *Agent) reportLoop(ctx context.Context) {
 			a.log.Warn("report to the fleet", "err", err)
 		}
 		if fleet, err := a.Fleet(ctx); err == nil {
-			n := int64(max(a.sharing(fleet, time.Now()), 1))
+			n := int64(max(a.sharing(remember(seen, fleet, time.Now(), 3*a.opts.ReportEvery), time.Now()), 1))
 			if a.gateways.Swap(n) != n {
 				a.opts.Limiter.SetShare(int(n))
 			}
@@ -478,6 +479,30 @@ func (a *Agent) reportLoop(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// remember merges fleet into seen and returns the gateways to count: those of fleet,
+// and those missing from it whose last report is younger than ttl. A report that
+// expired is old by then; one that vanished young went with Redis's data (a restart
+// empty), and its gateway reports again within an interval: counting only the
+// gateways that had reported since, each took a whole share of the rates, the fleet
+// running at about twice its limits until they all had (a fleet probe).
+func remember(seen map[string]Report, fleet []Report, now time.Time, ttl time.Duration) []Report {
+	in := map[string]bool{}
+	for _, r := range fleet {
+		seen[r.ID], in[r.ID] = r, true
+	}
+	out := fleet
+	for id, r := range seen {
+		switch {
+		case in[id]:
+		case now.Sub(time.UnixMilli(r.SeenMS)) < ttl:
+			out = append(out, r)
+		default:
+			delete(seen, id)
+		}
+	}
+	return out
 }
 
 // sharing counts the gateways of fleet that share the limits' rates: this one, the

@@ -26,3 +26,34 @@ func TestSharing(t *testing.T) {
 		t.Errorf("sharing of the stuck one alone: got %d, want 0", got)
 	}
 }
+
+// TestRememberOutlivesARedisRestart: a gateway whose report vanished while young (Redis
+// restarted empty) is still counted until its report would have expired; one whose
+// report expired is not.
+func TestRememberOutlivesARedisRestart(t *testing.T) {
+	const ttl = 3 * time.Second
+	now := time.Now()
+	seen := map[string]Report{}
+	three := []Report{{ID: "a", SeenMS: now.UnixMilli()}, {ID: "b", SeenMS: now.UnixMilli()}, {ID: "c", SeenMS: now.Add(-2 * time.Second).UnixMilli()}}
+	if got := remember(seen, three, now, ttl); len(got) != 3 {
+		t.Fatalf("three reports: got %d to count", len(got))
+	}
+	// Redis lost every report but the one just written again.
+	later := now.Add(500 * time.Millisecond)
+	got := remember(seen, []Report{{ID: "a", SeenMS: later.UnixMilli()}}, later, ttl)
+	if len(got) != 3 {
+		t.Fatalf("after Redis lost the reports: got %d to count, want 3", len(got))
+	}
+	// c's last report is now past its life (its gateway left); b's is not.
+	got = remember(seen, []Report{{ID: "a", SeenMS: later.UnixMilli()}}, now.Add(1500*time.Millisecond), ttl)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[r.ID] = true
+	}
+	if len(got) != 2 || !ids["a"] || !ids["b"] {
+		t.Fatalf("got %v, want a and b", got)
+	}
+	if _, kept := seen["c"]; kept {
+		t.Errorf("an expired report stays remembered")
+	}
+}
