@@ -228,10 +228,7 @@ func (s *Store) Activities(ctx context.Context, q domain.ActivityQuery) ([]*doma
 
 // SetState moves an activity to a new state and bumps its version.
 func (s *Store) SetState(ctx context.Context, id int64, st domain.State) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE activities SET state = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?`, st, id)
-	if mayHaveRun(err) { // a statement of its own commits as it runs
-		return fmt.Errorf("set state of activity %d: %w: %w", id, errUnknownOutcome, err)
-	}
+	res, err := s.execOnce(ctx, `UPDATE activities SET state = ?, version = version + 1, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ?`, st, id)
 	if err != nil {
 		return fmt.Errorf("set state of activity %d: %w", id, err)
 	}

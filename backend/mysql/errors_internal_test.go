@@ -3,7 +3,9 @@ package mysql
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -24,6 +26,8 @@ func TestMayHaveRun(t *testing.T) {
 		{mysql.ErrInvalidConn, true},
 		{fmt.Errorf("pay: %w", mysql.ErrInvalidConn), true},
 		{context.DeadlineExceeded, true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, false},
+		{&net.OpError{Op: "read", Net: "tcp", Err: errors.New("connection reset")}, true},
 	} {
 		if got := mayHaveRun(c.err); got != c.want {
 			t.Errorf("mayHaveRun(%v) = %v, want %v", c.err, got, c.want)

@@ -496,12 +496,9 @@ func (s *Store) moveOrder(ctx context.Context, userID, id int64, act string, fro
 		args = append(args, st)
 	}
 	for try := 0; ; try++ {
-		res, err := s.db.ExecContext(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status IN (`+placeholders(len(from))+`)`, args...)
-		if mayHaveRun(err) {
-			// A statement of its own commits as it runs: the server may have moved the
-			// order before the connection broke. Asking again learns which.
-			return domain.Order{}, fmt.Errorf("%s order %d: %w: %w", act, id, errUnknownOutcome, err)
-		}
+		// A statement of its own commits as it runs: the server may have moved the
+		// order before a connection broke (execOnce says so). Asking again learns which.
+		res, err := s.execOnce(ctx, `UPDATE orders SET status = ?, updated_at = CURRENT_TIMESTAMP(3) WHERE id = ? AND user_id = ? AND status IN (`+placeholders(len(from))+`)`, args...)
 		if err != nil {
 			return domain.Order{}, fmt.Errorf("%s order %d: %w", act, id, err)
 		}

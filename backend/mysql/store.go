@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -47,6 +48,14 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Retries is how many optimistic stock updates lost a race and were tried again.
 func (s *Store) Retries() int64 { return s.retries.Load() }
+
+// refusedForGood reports whether MySQL refused the connection for a reason no wait
+// changes: access denied (1044, 1045, 1698) or an unknown database (1049). Others
+// (shutting down, too many connections, refused dials) pass with a restart.
+func refusedForGood(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1044 || me.Number == 1045 || me.Number == 1049 || me.Number == 1698)
+}
 
 // OpenWait is how long Open waits for MySQL to answer.
 var OpenWait = 30 * time.Second
@@ -89,8 +98,7 @@ func Open(ctx context.Context, dsn string, maxConns int) (*sql.DB, error) {
 		if err == nil {
 			return db, nil
 		}
-		var me *mysql.MySQLError
-		if errors.As(err, &me) || time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
+		if refusedForGood(err) || time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
 			db.Close()
 			return nil, fmt.Errorf("ping mysql at %s (for %v): %w", cfg.Addr, OpenWait, err)
 		}
@@ -119,7 +127,31 @@ func duplicateOf(err error, key string) bool {
 // the server made.
 func mayHaveRun(err error) bool {
 	var me *mysql.MySQLError
-	return err != nil && !errors.As(err, &me) && !errors.Is(err, driver.ErrBadConn)
+	var oe *net.OpError
+	dial := errors.As(err, &oe) && oe.Op == "dial"
+	return err != nil && !errors.As(err, &me) && !errors.Is(err, driver.ErrBadConn) && !dial
+}
+
+// execOnce runs one statement of its own (committed as it runs) and marks a failure
+// after which it may have run with errUnknownOutcome. A failure to get a connection
+// (MySQL unreachable, the pool's wait ended) sent nothing and is not so marked, nor is
+// a connection found dead before the statement was written (tried again, twice).
+func (s *Store) execOnce(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	for try := 0; ; try++ {
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		res, err := conn.ExecContext(ctx, query, args...)
+		conn.Close()
+		switch {
+		case errors.Is(err, driver.ErrBadConn) && try < 2:
+			continue
+		case mayHaveRun(err):
+			return nil, fmt.Errorf("%w: %w", errUnknownOutcome, err)
+		}
+		return res, err
+	}
 }
 
 // retriable reports whether err is a deadlock or a lock wait timeout: InnoDB rolled

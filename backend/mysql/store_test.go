@@ -216,6 +216,12 @@ func TestPayCutMidStatementIsUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cut.Close() })
+	// MySQL unreachable: nothing was sent, and the answer says so (not unknown).
+	proxy.Cut()
+	if _, err := mysql.NewStore(cut).PayOrder(ctx, 7, o.Order.ID); err == nil || errors.Is(err, domain.ErrOutcomeUnknown) {
+		t.Fatalf("a pay with MySQL unreachable: got %v, want a failure that says nothing ran", err)
+	}
+	proxy.Restore()
 	lock, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

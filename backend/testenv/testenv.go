@@ -63,6 +63,10 @@ type DB struct {
 	Store *mysql.Store
 }
 
+// Tests do not wait for a MySQL that is not there: they fail at once with the hint
+// to start the services (mysql.Open waits 30 s for a restarting one otherwise).
+func init() { mysql.OpenWait = 2 * time.Second }
+
 // MySQL creates a database of its own for the test, applies the migrations, starts
 // its ids at a random offset (so Redis keys of concurrent test packages never meet),
 // and drops it when the test ends.
