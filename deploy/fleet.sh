@@ -197,32 +197,38 @@ services_env() {
 
 # The fleet's own secrets: the caller's, else generated once and kept in the state dir
 # (so tokens minted against the fleet stay valid across restarts).
-# A secret missing from an older file is added to it; a ticket secret added to a fleet
-# that had none keeps the RPC secret, its tickets' key until then, as the previous one.
+# A secret missing from an older file is added to it. A ticket secret added to a fleet
+# that had none keeps the RPC secret, its tickets' key until then, as the previous one
+# for a day (backend.stale_ticket is 15 min by default; after that the gateways, which
+# hold the RPC secret, must not mint tickets the backends take).
 secrets() {
-  local f="$STATE/secrets.env" k missing=() previous=""
+  local f="$STATE/secrets.env" prev="$STATE/previous-ticket-secret.env" k missing=() previous=""
   for k in SECKILL_JWT_SECRET SECKILL_ADMIN_TOKEN SECKILL_BACKEND_RPC_SECRET SECKILL_BACKEND_RPC_OPERATOR_SECRET SECKILL_BACKEND_TICKET_SECRET; do
     grep -qs "^$k=" "$f" || missing+=("$k")
   done
   if ((${#missing[@]})); then
     command -v openssl >/dev/null || die "needs openssl to generate the fleet's secrets"
-    if [[ -s "$f" && " ${missing[*]} " == *" SECKILL_BACKEND_TICKET_SECRET "* ]] && ! grep -qs '^SECKILL_BACKEND_PREVIOUS_TICKET_SECRET=' "$f"; then
-      previous=$(sed -n 's/^SECKILL_BACKEND_RPC_SECRET=//p' "$f" | head -n 1)
+    if [[ -s "$f" && -z "${SECKILL_BACKEND_TICKET_SECRET:-}" && " ${missing[*]} " == *" SECKILL_BACKEND_TICKET_SECRET "* ]]; then
+      previous=${SECKILL_BACKEND_RPC_SECRET:-$(sed -n 's/^SECKILL_BACKEND_RPC_SECRET=//p' "$f" | head -n 1)}
     fi
     (
       umask 077
       {
         [[ -s "$f" ]] && cat "$f"
         for k in "${missing[@]}"; do printf '%s=%s\n' "$k" "$(openssl rand -hex 32)"; done
-        [[ -z "$previous" ]] || printf 'SECKILL_BACKEND_PREVIOUS_TICKET_SECRET=%s\n' "$previous"
       } >"$f.tmp"
+      [[ -z "$previous" ]] || printf 'SECKILL_BACKEND_PREVIOUS_TICKET_SECRET=%s\n' "$previous" >"$prev"
     )
     mv -f "$f.tmp" "$f"
+  fi
+  # The previous ticket secret lapses a day after it was kept.
+  if [[ -f "$prev" ]] && [[ -n "$(find "$prev" -mmin +1440 2>/dev/null)" ]]; then
+    rm -f "$prev"
   fi
   local v
   while IFS='=' read -r k v; do
     [[ -n "${!k:-}" ]] || export "$k=$v"
-  done <"$f"
+  done < <(cat "$f" "$prev" 2>/dev/null)
 }
 
 # Settings a process must not take from the caller: the fleet sets the listeners
